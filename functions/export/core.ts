@@ -1,0 +1,83 @@
+/**
+ * Stage "Export dataset": writes the pool's machine-generated tasks with valid instances as a
+ * training dataset (JSON Lines with provenance, Alpaca JSON, and the seed-file format, which can seed
+ * another run), plus the run's summary, under `exports/<run>/`, and marks the run succeeded.
+ */
+
+import { toAlpaca, toRecords, toSeedFormat } from '../shared/formats.ts';
+import { exportKeys } from '../shared/keys.ts';
+import { toJsonLines } from '../shared/model-calls.ts';
+import type { ObjectStore, PoolStore } from '../shared/ports.ts';
+import type { RunState } from '../shared/schemas.ts';
+
+export interface RunSummary {
+  runId: string;
+  pool: string;
+  profile: string;
+  model: string;
+  stopReason: string;
+  iterations: number;
+  /** Tasks this run added; tasks in the pool (seeds included); tasks and records exported. */
+  added: number;
+  poolSize: number;
+  exportedTasks: number;
+  exportedRecords: number;
+  counts: Record<string, number>;
+  usage: { calls: number; inputTokens: number; outputTokens: number };
+  exportPrefix: string;
+  files: Record<'dataset' | 'alpaca' | 'tasks' | 'summary', string>;
+}
+
+/** Why the loop stopped, as the "Enough instructions?" choice decided. */
+export function stopReason({ config, progress }: RunState): string {
+  if (progress.added >= config.target)
+    return `target reached (${progress.added} ≥ ${config.target} new tasks)`;
+  return `iteration cap reached (${progress.iteration} of ${config.maxIterations}) with ${progress.added} of ${config.target} new tasks`;
+}
+
+export async function exportDataset(
+  state: RunState,
+  { objects, pool }: { objects: ObjectStore; pool: PoolStore },
+): Promise<RunSummary> {
+  const { runId, config, progress } = state;
+  const keys = exportKeys(runId);
+  const tasks = [];
+  for await (const task of pool.listTasks(config.pool)) {
+    if (task.source === 'machine' && task.status === 'complete') tasks.push(toSeedFormat(task));
+  }
+  // Oldest first: by run, then iteration, then id (DynamoDB returns id order).
+  tasks.sort(
+    (a, b) => (a.run_id ?? '').localeCompare(b.run_id ?? '') || (a.iteration ?? 0) - (b.iteration ?? 0),
+  );
+  const records = tasks.flatMap(toRecords);
+
+  await objects.put(keys.dataset, toJsonLines(records), 'application/jsonl');
+  await objects.put(keys.alpaca, `${JSON.stringify(toAlpaca(records), null, 2)}\n`, 'application/json');
+  await objects.put(keys.tasks, toJsonLines(tasks), 'application/jsonl');
+
+  const run = await pool.getRun(runId);
+  const summary: RunSummary = {
+    runId,
+    pool: config.pool,
+    profile: config.profile,
+    model: config.model,
+    stopReason: stopReason(state),
+    iterations: progress.iteration,
+    added: progress.added,
+    poolSize: progress.poolSize,
+    exportedTasks: tasks.length,
+    exportedRecords: records.length,
+    counts: run?.counts ?? {},
+    usage: run?.usage ?? { calls: 0, inputTokens: 0, outputTokens: 0 },
+    exportPrefix: keys.prefix,
+    files: { dataset: keys.dataset, alpaca: keys.alpaca, tasks: keys.tasks, summary: keys.summary },
+  };
+  await objects.put(keys.summary, `${JSON.stringify(summary, null, 2)}\n`, 'application/json');
+  await pool.finishRun(runId, {
+    status: 'SUCCEEDED',
+    stopReason: summary.stopReason,
+    exportPrefix: keys.prefix,
+    iteration: progress.iteration,
+  });
+  return summary;
+}

@@ -1,0 +1,153 @@
+/**
+ * Stage "Filter and deduplicate" (Self-Instruct step 4, for instructions): normalizes each candidate
+ * with the profile's rules, applies the profile's heuristic filters, then the ROUGE-L gate in order, so
+ * that each candidate is compared with the seeds and every instruction accepted before it, including
+ * earlier ones of the same batch. This sequential pass is the one place where order matters; the Map
+ * after it fans out the per-instruction work in chunks of ids.
+ */
+import pLimit from 'p-limit';
+import { z } from 'zod';
+import { checkInstruction, normalizeInstruction } from '../shared/engine/filters.ts';
+import { type GateResult, gate, RougeIndex } from '../shared/engine/gate.ts';
+import { poolKeys, runKeys } from '../shared/keys.ts';
+import { fromJsonLines, toJsonLines } from '../shared/model-calls.ts';
+import { instructionKey, taskId } from '../shared/pool-ids.ts';
+import { loadIndex } from '../shared/pool-index.ts';
+import type { ObjectStore, PoolStore } from '../shared/ports.ts';
+import { type Candidate, type Chunk, type Counts, RunState } from '../shared/schemas.ts';
+
+export const FilterInput = RunState.extend({ candidatesKey: z.string().min(1) });
+export type FilterInput = z.infer<typeof FilterInput>;
+
+/** One gate decision, as stored in `gate.jsonl` (field names follow the Self-Instruct code's records). */
+export interface GateDecision {
+  instruction: string;
+  raw: string;
+  status: 'accepted' | 'rejected';
+  reason: string | null;
+  id?: string;
+  max_similarity?: number;
+  most_similar?: Record<string, number>;
+  avg_similarity_score?: number;
+}
+
+export interface FilterResult {
+  chunks: Chunk[];
+  /** `generated`, `accepted`, and one key per rejection reason. */
+  counts: Counts;
+  decisionsKey: string;
+}
+
+export async function filterAndDeduplicate(
+  { runId, config, progress, candidatesKey }: FilterInput,
+  { objects, pool, now = () => new Date() }: { objects: ObjectStore; pool: PoolStore; now?: () => Date },
+): Promise<FilterResult> {
+  const iteration = progress.iteration + 1;
+  const keys = runKeys(runId, iteration);
+  const candidates = fromJsonLines<Candidate>(await objects.getText(candidatesKey));
+  // The pool's index as of the start of this iteration: "Save iteration" promotes ours, so a retry
+  // of this stage sees the same pool and reaches the same decisions.
+  const index = (await loadIndex(objects, poolKeys(config.pool).index)) ?? new RougeIndex();
+  const known = new Set(index.instructions.map(instructionKey));
+
+  const counts: Counts = { generated: candidates.length, accepted: 0 };
+  const reject = (reason: string) => {
+    counts[reason] = (counts[reason] ?? 0) + 1;
+  };
+  const decisions: GateDecision[] = [];
+  const accepted: { candidate: Candidate; decision: GateDecision }[] = [];
+
+  // Heuristic filters first (they don't depend on the pool), then the gate over the survivors in order.
+  const survivors: { candidate: Candidate; instruction: string; decision: number }[] = [];
+  for (const candidate of candidates) {
+    const instruction = normalizeInstruction(config.profile, candidate.instruction);
+    const filtered = checkInstruction(config.profile, instruction, { bannedWords: config.bannedWords });
+    decisions.push({ instruction, raw: candidate.instruction, status: 'rejected', reason: filtered });
+    if (filtered) reject(filtered);
+    else survivors.push({ candidate, instruction, decision: decisions.length - 1 });
+  }
+  const results = gate(
+    index,
+    survivors.map((survivor) => survivor.instruction),
+    { threshold: config.rougeThreshold },
+  );
+  survivors.forEach(({ candidate, instruction, decision: position }, i) => {
+    const score = results[i] as GateResult;
+    const key = instructionKey(instruction);
+    const decision: GateDecision = {
+      instruction,
+      raw: candidate.instruction,
+      status: 'accepted',
+      reason: null,
+      max_similarity: score.maxSimilarity,
+      most_similar: Object.fromEntries(score.mostSimilar.map((entry) => [entry.instruction, entry.score])),
+      avg_similarity_score: score.avgSimilarity,
+    };
+    if (!score.accepted) decision.reason = 'rouge';
+    // Only reachable with a threshold of 1: the same instruction is never stored twice.
+    else if (known.has(key)) decision.reason = 'duplicate';
+    decisions[position] = decision;
+    if (decision.reason) {
+      decision.status = 'rejected';
+      reject(decision.reason);
+      return;
+    }
+    known.add(key);
+    decision.id = taskId(instruction);
+    accepted.push({ candidate, decision });
+    counts.accepted = (counts.accepted ?? 0) + 1;
+  });
+
+  const createdAt = now().toISOString();
+  const limit = pLimit(16);
+  await Promise.all(
+    accepted.map(({ candidate, decision }) =>
+      limit(async () => {
+        const top = Object.entries(decision.most_similar ?? {})[0];
+        const stored = await pool.putTaskIfAbsent({
+          id: decision.id as string,
+          pool: config.pool,
+          instruction: decision.instruction,
+          source: 'machine',
+          status: 'pending',
+          instances: [],
+          proposed: {
+            input: candidate.input,
+            output: candidate.output,
+            isClassification: candidate.isClassification,
+          },
+          runId,
+          iteration,
+          maxSimilarity: decision.max_similarity,
+          mostSimilar: top ? { instruction: top[0], score: top[1] } : undefined,
+          avgSimilarity: decision.avg_similarity_score,
+          createdAt,
+        });
+        if (!stored) {
+          // Already there: from a retry of this very stage (fine), or stored by another run.
+          const [existing] = await pool.getTasks(config.pool, [decision.id as string]);
+          if (existing?.runId !== runId || existing.iteration !== iteration) {
+            decision.status = 'rejected';
+            decision.reason = 'duplicate';
+          }
+        }
+      }),
+    ),
+  );
+  const kept = accepted.filter(({ decision }) => decision.status === 'accepted');
+  const lateDuplicates = accepted.length - kept.length;
+  if (lateDuplicates > 0) {
+    counts.accepted = (counts.accepted ?? 0) - lateDuplicates;
+    counts.duplicate = (counts.duplicate ?? 0) + lateDuplicates;
+  }
+
+  await objects.put(keys.gate, toJsonLines(decisions), 'application/jsonl');
+  await objects.put(keys.index, index.toBuffer());
+
+  const ids = kept.map(({ decision }) => decision.id as string);
+  const chunks: Chunk[] = [];
+  for (let start = 0; start < ids.length; start += config.chunkSize) {
+    chunks.push({ index: chunks.length, ids: ids.slice(start, start + config.chunkSize) });
+  }
+  return { chunks, counts, decisionsKey: keys.gate };
+}

@@ -1,0 +1,94 @@
+/**
+ * Stage "Generate instructions" (Self-Instruct step 2): each call shows the model a few seed and
+ * machine-made tasks and asks for new ones; replies are parsed into candidates, which the next stage
+ * filters. The number of calls is sized from the remaining target and the last iteration's yield.
+ */
+import pLimit from 'p-limit';
+import { poolKeys, runKeys } from '../shared/keys.ts';
+import { fromJsonLines, ModelCalls, toJsonLines } from '../shared/model-calls.ts';
+import { loadIndex } from '../shared/pool-index.ts';
+import type { ObjectStore, TextModel } from '../shared/ports.ts';
+import { createRng } from '../shared/random.ts';
+import type { Candidate, RunState, SeedTask, Usage } from '../shared/schemas.ts';
+import { parseInstructionReply, renderInstructionRequest, selectDemonstrations } from './prompt.ts';
+
+/** Complete tasks per call assumed before a run has measured its own. */
+export const DEFAULT_YIELD_PER_PROMPT = 2;
+
+export interface GenerateInstructionsResult {
+  candidatesKey: string;
+  prompts: number;
+  candidates: number;
+  malformed: number;
+  droppedByTruncation: number;
+  usage: Usage;
+}
+
+/** How many instruction-generation calls this iteration makes. */
+export function promptsForIteration({ config, progress }: RunState): number {
+  if (config.promptsPerIteration) return config.promptsPerIteration;
+  const remaining = Math.max(1, config.target - progress.added);
+  const iterationsLeft = Math.max(1, config.maxIterations - progress.iteration);
+  const perIteration = Math.ceil(remaining / iterationsLeft);
+  const yieldPerPrompt = Math.max(0.25, progress.yieldPerPrompt ?? DEFAULT_YIELD_PER_PROMPT);
+  return Math.min(config.maxPromptsPerIteration, Math.max(1, Math.ceil(perIteration / yieldPerPrompt)));
+}
+
+export async function generateInstructions(
+  state: RunState,
+  { objects, model }: { objects: ObjectStore; model: TextModel },
+): Promise<GenerateInstructionsResult> {
+  const { runId, config, progress } = state;
+  const pool = poolKeys(config.pool);
+  const keys = runKeys(runId, progress.iteration + 1);
+
+  const seeds = fromJsonLines<SeedTask>(await objects.getText(pool.seeds));
+  const seedInstructions = new Set(seeds.map((task) => task.instruction.trim()));
+  const index = await loadIndex(objects, pool.index);
+  const machine = (index?.instructions ?? [])
+    .filter((instruction) => !seedInstructions.has(instruction))
+    .map((instruction) => ({ instruction }));
+  const seedDemos = seeds.map((task) => ({
+    instruction: task.instruction,
+    input: task.instances[0]?.input,
+    output: task.instances[0]?.output,
+  }));
+
+  const rng = createRng(`${config.seed}:iteration-${progress.iteration + 1}:instructions`);
+  const prompts = promptsForIteration(state);
+  const requests = Array.from({ length: prompts }, () => {
+    const demonstrations = selectDemonstrations(config.profile, seedDemos, machine, rng);
+    const request = renderInstructionRequest(config.profile, demonstrations);
+    return {
+      request: {
+        ...request,
+        temperature: config.temperature ?? request.temperature,
+        topP: config.topP ?? request.topP,
+      },
+      demonstrations: demonstrations.length,
+    };
+  });
+
+  const calls = new ModelCalls(model);
+  const limit = pLimit(config.callConcurrency);
+  const parsed = await Promise.all(
+    requests.map(({ request, demonstrations }) =>
+      limit(async () => parseInstructionReply(config.profile, await calls.call(request), { demonstrations })),
+    ),
+  );
+
+  const candidates: (Candidate & { call: number })[] = parsed.flatMap((reply, call) =>
+    reply.candidates.map((candidate) => ({ ...candidate, call })),
+  );
+  await objects.put(keys.candidates, toJsonLines(candidates), 'application/jsonl');
+  await objects.put(keys.raw('generate-instructions'), calls.toJsonLines(), 'application/jsonl');
+
+  return {
+    candidatesKey: keys.candidates,
+    prompts,
+    candidates: candidates.length,
+    malformed: parsed.reduce((sum, reply) => sum + reply.malformed, 0),
+    droppedByTruncation: parsed.reduce((sum, reply) => sum + reply.droppedByTruncation, 0),
+    usage: calls.usage,
+  };
+}

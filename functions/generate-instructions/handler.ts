@@ -1,0 +1,16 @@
+/** Lambda "Generate instructions": see `core.ts`. */
+import { S3ObjectStore } from '../shared/adapters/s3.ts';
+import { requireEnv } from '../shared/config.ts';
+import { stageHandler } from '../shared/lambda.ts';
+import { createTextModel } from '../shared/models/index.ts';
+import { RunState } from '../shared/schemas.ts';
+import { generateInstructions } from './core.ts';
+
+const objects = new S3ObjectStore(requireEnv('BUCKET_NAME'));
+
+export const handler = stageHandler('generate-instructions', RunState, async (state) =>
+  generateInstructions(state, {
+    objects,
+    model: await createTextModel(state.config.model, { seed: state.config.seed }),
+  }),
+);

@@ -1,0 +1,73 @@
+/**
+ * Stage "Save iteration" (Self-Instruct step 5): the accepted tasks join the pool. It promotes the
+ * iteration's ROUGE-L index to the pool's, writes the pool snapshot of the tasks the iteration added,
+ * adds the iteration's counts and token usage to the run record (once, even when retried) and returns
+ * the run's new progress, which the "Enough instructions?" choice reads. Its output replaces the
+ * whole execution state, so the state stays small however many iterations run.
+ */
+import { z } from 'zod';
+import { poolKeys, runKeys } from '../shared/keys.ts';
+import { addUsage, emptyUsage, fromJsonLines, toJsonLines } from '../shared/model-calls.ts';
+import type { ObjectStore, PoolStore } from '../shared/ports.ts';
+import { Chunk, Counts, RunState, Usage } from '../shared/schemas.ts';
+
+export const SaveInput = RunState.extend({
+  generated: z.object({
+    prompts: z.int(),
+    candidates: z.int(),
+    malformed: z.int(),
+    droppedByTruncation: z.int(),
+    usage: Usage,
+  }),
+  gated: z.object({ chunks: z.array(Chunk), counts: Counts }),
+  instances: z.array(z.object({ chunk: z.int(), counts: Counts, usage: Usage })),
+});
+export type SaveInput = z.infer<typeof SaveInput>;
+
+export async function saveIteration(
+  { runId, config, progress, generated, gated, instances }: SaveInput,
+  { objects, pool }: { objects: ObjectStore; pool: PoolStore },
+): Promise<RunState> {
+  const iteration = progress.iteration + 1;
+  const keys = runKeys(runId, iteration);
+  const poolPaths = poolKeys(config.pool);
+
+  const counts: Counts = {
+    prompts: generated.prompts,
+    'reply-malformed': generated.malformed,
+    'reply-truncated': generated.droppedByTruncation,
+  };
+  const add = (source: Counts, rename: (key: string) => string = (key) => key) => {
+    for (const [key, n] of Object.entries(source)) counts[rename(key)] = (counts[rename(key)] ?? 0) + n;
+  };
+  add(gated.counts);
+  for (const result of instances) add(result.counts);
+  const usage = instances.reduce(
+    (sum, result) => addUsage(sum, result.usage),
+    addUsage(emptyUsage(), generated.usage),
+  );
+  const complete = counts.complete ?? 0;
+
+  const tasks = (
+    await Promise.all(gated.chunks.map((chunk) => objects.getText(keys.chunkTasks(chunk.index))))
+  ).flatMap((text) => fromJsonLines(text));
+  await objects.put(poolPaths.snapshot(runId, iteration), toJsonLines(tasks), 'application/jsonl');
+  await objects.copy(keys.index, poolPaths.index);
+
+  // Once per iteration, even if this state is retried after a partial success.
+  const { estimated: _estimated, ...usageCounts } = usage;
+  if (await pool.addIteration(runId, iteration, counts, usageCounts)) {
+    await pool.addToPoolCount(config.pool, complete);
+  }
+
+  return {
+    runId,
+    config,
+    progress: {
+      iteration,
+      added: progress.added + complete,
+      poolSize: await pool.countComplete(config.pool),
+      yieldPerPrompt: generated.prompts > 0 ? complete / generated.prompts : progress.yieldPerPrompt,
+    },
+  };
+}

@@ -1,0 +1,39 @@
+/**
+ * What every stage handler shares: the structured logger, and `stageHandler`, which validates the
+ * event against the stage's zod schema at the boundary and tags every log line with run and stage.
+ */
+import { Logger } from '@aws-lambda-powertools/logger';
+import type { z } from 'zod';
+import { SelfInstructError } from './errors.ts';
+
+export const logger = new Logger({ serviceName: 'selfinstruct' });
+
+/** The event a stage received does not match its schema (a wiring error, not a user error). */
+export class StageInputInvalid extends SelfInstructError {}
+
+/** Wraps a stage's function as a Lambda handler. */
+export function stageHandler<S extends z.ZodType, R>(
+  stage: string,
+  schema: S,
+  run: (input: z.infer<S>) => Promise<R>,
+): (event: unknown) => Promise<R> {
+  return async (event) => {
+    const parsed = schema.safeParse(event);
+    if (!parsed.success) {
+      throw new StageInputInvalid(
+        `${stage}: unexpected input: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+      );
+    }
+    const input = parsed.data as { runId?: string; progress?: { iteration?: number } };
+    logger.resetKeys();
+    logger.appendKeys({ stage, runId: input.runId, iteration: input.progress?.iteration });
+    try {
+      const result = await run(parsed.data);
+      logger.info('stage done');
+      return result;
+    } catch (error) {
+      logger.error('stage failed', error as Error);
+      throw error;
+    }
+  };
+}

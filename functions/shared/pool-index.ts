@@ -1,0 +1,22 @@
+/** Loading and saving a pool's persisted ROUGE-L index (S3), so no Lambda re-tokenizes the pool. */
+import { RougeIndex } from './engine/gate.ts';
+import type { ObjectStore } from './ports.ts';
+
+/** The index stored at `key`, or `undefined` when there is none yet. */
+export async function loadIndex(objects: ObjectStore, key: string): Promise<RougeIndex | undefined> {
+  const bytes = await objects.getBytes(key);
+  return bytes === undefined ? undefined : RougeIndex.fromBuffer(bytes);
+}
+
+/** Adds `instructions` to `index` (a new one when undefined) and stores it at `key`. */
+export async function saveIndex(
+  objects: ObjectStore,
+  key: string,
+  index: RougeIndex | undefined,
+  instructions: readonly string[],
+): Promise<RougeIndex> {
+  const target = index ?? new RougeIndex();
+  for (const instruction of instructions) target.add(instruction);
+  await objects.put(key, target.toBuffer());
+  return target;
+}

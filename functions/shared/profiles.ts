@@ -1,0 +1,122 @@
+/**
+ * Profiles fix the prompts, parsers and filters of a run.
+ *
+ * - `self-instruct`: the released code of Wang et al. (2022), exactly: completion prompts with
+ *   8 numbered demonstrations (6 seed + 2 machine), the paper's filters and instance parsers.
+ * - `alpaca`: Stanford Alpaca's variant: 3 seed demonstrations, up to 20 tasks per reply with
+ *   instruction, input and output together, its 18-word banned list, no capitalization.
+ * - `default`: ours: chat prompts with JSON replies validated by zod, no lower-casing,
+ *   configurable banned words.
+ */
+import type { ProfileName } from './schemas.ts';
+
+/** Sampling parameters of one model call. */
+export interface CallParameters {
+  temperature: number;
+  topP: number;
+  maxTokens: number;
+  stop?: string[];
+}
+
+export interface Profile {
+  name: ProfileName;
+  /** Demonstrations per instruction-generation prompt taken from the seeds … */
+  seedDemonstrations: number;
+  /** … and from machine-generated tasks once the pool has them. */
+  machineDemonstrations: number;
+  /** Whether prompts are raw completions (continued by the model) or chat messages. */
+  promptKind: 'completion' | 'chat';
+  /** Whole-word, case-insensitive banned words/phrases of the instruction filter. */
+  bannedWords: readonly string[];
+  /** Apply Python's `str.capitalize()` to instructions (the paper's code does). */
+  capitalize: boolean;
+  /** On a reply cut by the token limit: drop the whole reply, or only its last item. */
+  onTruncation: 'drop-reply' | 'drop-last';
+  /** Instances kept per task at most. */
+  maxInstances: number;
+  /** Parameters per model call. */
+  parameters: {
+    instructions: CallParameters;
+    classify: CallParameters;
+    instances: CallParameters;
+  };
+}
+
+/** The 13 banned words/phrases of the Self-Instruct code. */
+export const SELF_INSTRUCT_BANNED = [
+  'image',
+  'images',
+  'graph',
+  'graphs',
+  'picture',
+  'pictures',
+  'file',
+  'files',
+  'map',
+  'maps',
+  'draw',
+  'plot',
+  'go to',
+] as const;
+
+/** Stanford Alpaca's 18: the Self-Instruct list plus video, audio, music, flowchart, diagram. */
+export const ALPACA_BANNED = [
+  ...SELF_INSTRUCT_BANNED,
+  'video',
+  'audio',
+  'music',
+  'flowchart',
+  'diagram',
+] as const;
+
+export const PROFILES: Record<ProfileName, Profile> = {
+  'self-instruct': {
+    name: 'self-instruct',
+    seedDemonstrations: 6,
+    machineDemonstrations: 2,
+    promptKind: 'completion',
+    bannedWords: SELF_INSTRUCT_BANNED,
+    capitalize: true,
+    onTruncation: 'drop-reply',
+    maxInstances: 5,
+    parameters: {
+      // bootstrap_instructions.py: davinci, temperature 0.7, top_p 0.5, 1024 tokens, stop at item 16.
+      instructions: { temperature: 0.7, topP: 0.5, maxTokens: 1024, stop: ['\n\n', '\n16', '16.', '16 .'] },
+      // identify_clf_or_not.py: greedy, 3 tokens.
+      classify: { temperature: 0, topP: 0, maxTokens: 3, stop: ['\n', 'Task'] },
+      // generate_instances.py: greedy, 300 tokens.
+      instances: { temperature: 0, topP: 0, maxTokens: 300, stop: ['Example 16', 'Task:'] },
+    },
+  },
+  alpaca: {
+    name: 'alpaca',
+    seedDemonstrations: 3,
+    machineDemonstrations: 0,
+    promptKind: 'completion',
+    bannedWords: ALPACA_BANNED,
+    capitalize: false,
+    onTruncation: 'drop-last',
+    maxInstances: 1,
+    parameters: {
+      // generate_instruction.py: temperature 1.0, top_p 1.0, 3072 tokens, stop at item 20.
+      instructions: { temperature: 1.0, topP: 1.0, maxTokens: 3072, stop: ['\n20', '20.', '20.'] },
+      classify: { temperature: 0, topP: 0, maxTokens: 3, stop: ['\n'] },
+      instances: { temperature: 0, topP: 0, maxTokens: 300 },
+    },
+  },
+  default: {
+    name: 'default',
+    seedDemonstrations: 6,
+    machineDemonstrations: 2,
+    promptKind: 'chat',
+    bannedWords: SELF_INSTRUCT_BANNED,
+    capitalize: false,
+    onTruncation: 'drop-last',
+    maxInstances: 5,
+    parameters: {
+      instructions: { temperature: 0.7, topP: 0.9, maxTokens: 1024 },
+      classify: { temperature: 0, topP: 1, maxTokens: 8 },
+      instances: { temperature: 0.3, topP: 0.9, maxTokens: 700 },
+    },
+  },
+};

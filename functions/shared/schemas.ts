@@ -1,0 +1,179 @@
+/**
+ * The zod schemas that are the single source of truth for seed files, pool records,
+ * run input and every stage's input and output. Types come from `z.infer`.
+ */
+import { z } from 'zod';
+
+/** The three prompt/parser/filter profiles (see `profiles.ts`). */
+export const ProfileName = z.enum(['self-instruct', 'alpaca', 'default']);
+export type ProfileName = z.infer<typeof ProfileName>;
+
+/** One input/output example of a task. */
+export const Instance = z.object({
+  input: z.string(),
+  output: z.string(),
+});
+export type Instance = z.infer<typeof Instance>;
+
+/**
+ * One line of a seed file in the original Self-Instruct format
+ * (`seed_tasks.jsonl`: id, name, instruction, instances, is_classification).
+ */
+export const SeedTask = z.object({
+  id: z.string().min(1),
+  name: z.string().min(1),
+  instruction: z.string().trim().min(1),
+  instances: z.array(Instance).min(1),
+  is_classification: z.boolean(),
+});
+export type SeedTask = z.infer<typeof SeedTask>;
+
+/**
+ * A task as a model proposed it, before filtering. Profiles that generate more than the
+ * instruction in one reply (Alpaca's batched generation, our JSON profile) fill the optional fields,
+ * and the instance stage then skips the model calls it no longer needs.
+ */
+export const Candidate = z.object({
+  instruction: z.string(),
+  input: z.string().optional(),
+  output: z.string().optional(),
+  isClassification: z.boolean().optional(),
+});
+export type Candidate = z.infer<typeof Candidate>;
+
+/** Pool names become S3 prefixes and DynamoDB keys: keep them simple. */
+export const PoolName = z
+  .string()
+  .regex(
+    /^[a-z0-9][a-z0-9-]{0,62}$/,
+    'use 1-63 lowercase letters, digits or dashes, starting with a letter or digit',
+  );
+
+/**
+ * The input of one run, as given in the Step Functions console, by the upload trigger, by the nightly
+ * schedule or by the CLI. Every field has a default, so `{}` is a valid input. Exported as
+ * `docs/run-input.schema.json`.
+ */
+export const RunInput = z
+  .object({
+    pool: PoolName.optional().describe(
+      'Name of the pool to grow. Default: derived from `seedKey` (`seeds/<pool>/…`), else "default".',
+    ),
+    seedKey: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'S3 key of the seed file (Self-Instruct JSON Lines or Alpaca JSON). Default: the bundled seeds.',
+      ),
+    profile: ProfileName.default('default').describe(
+      'Prompts, parsers and filters: self-instruct, alpaca or default.',
+    ),
+    model: z
+      .string()
+      .min(1)
+      .default('offline')
+      .describe('Model: "offline" (deterministic stand-in), "bedrock:<model id>", …'),
+    target: z.int().min(1).max(1_000_000).default(300).describe('New tasks to add to the pool in this run.'),
+    maxIterations: z.int().min(1).max(10_000).default(3).describe('Iteration cap.'),
+    promptsPerIteration: z
+      .int()
+      .min(1)
+      .max(5_000)
+      .optional()
+      .describe('Instruction-generation calls per iteration. Default: sized from the remaining target.'),
+    maxPromptsPerIteration: z
+      .int()
+      .min(1)
+      .max(5_000)
+      .default(200)
+      .describe('Upper bound of the adaptive size.'),
+    rougeThreshold: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0.7)
+      .describe('Reject a new instruction whose highest ROUGE-L F to the pool is strictly above this.'),
+    temperature: z
+      .number()
+      .min(0)
+      .max(2)
+      .optional()
+      .describe('Overrides the profile temperature of every call.'),
+    topP: z.number().min(0).max(1).optional().describe('Overrides the profile top-p of every call.'),
+    bannedWords: z
+      .array(z.string().min(1))
+      .optional()
+      .describe('Banned words of the default profile (the paper and Alpaca profiles fix theirs).'),
+    instanceRounds: z
+      .int()
+      .min(1)
+      .max(5)
+      .default(1)
+      .describe('Instance-generation calls per task; more rounds give more diverse instances.'),
+    mapConcurrency: z
+      .int()
+      .min(1)
+      .max(1000)
+      .default(10)
+      .describe('Map state MaxConcurrency (chunks at once).'),
+    chunkSize: z.int().min(1).max(500).default(40).describe('Instructions per Map item.'),
+    callConcurrency: z.int().min(1).max(64).default(8).describe('Model calls at once inside one Lambda.'),
+    seed: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Random seed for sampling and the offline model. Default: the run id.'),
+    trigger: z.enum(['console', 'upload', 'schedule', 'cli']).default('console'),
+  })
+  .strict();
+export type RunInput = z.input<typeof RunInput>;
+
+/** The validated, defaulted run configuration carried in the execution state. */
+export const RunConfig = RunInput.extend({
+  pool: PoolName,
+  seedKey: z.string().min(1),
+  seed: z.string().min(1),
+});
+export type RunConfig = z.infer<typeof RunConfig>;
+
+/** Token usage summed over calls. */
+export const Usage = z.object({
+  calls: z.int().nonnegative(),
+  inputTokens: z.int().nonnegative(),
+  outputTokens: z.int().nonnegative(),
+  estimated: z.boolean(),
+});
+export type Usage = z.infer<typeof Usage>;
+
+/** Counts by outcome; keys are reasons (`rouge`, `too-short`, …) or outcomes. */
+export const Counts = z.record(z.string(), z.int().nonnegative());
+export type Counts = z.infer<typeof Counts>;
+
+/** Where a run stands, carried from iteration to iteration (small: it is in every state's payload). */
+export const Progress = z.object({
+  /** Iterations completed. */
+  iteration: z.int().nonnegative(),
+  /** Tasks this run added to the pool (with valid instances). */
+  added: z.int().nonnegative(),
+  /** Tasks in the pool (seeds + machine tasks with valid instances). */
+  poolSize: z.int().nonnegative(),
+  /** Complete tasks per instruction-generation call in the last iteration (sizes the next one). */
+  yieldPerPrompt: z.number().nonnegative().optional(),
+});
+export type Progress = z.infer<typeof Progress>;
+
+/** The execution state between iterations: everything a stage needs besides S3 and DynamoDB. */
+export const RunState = z.object({
+  runId: z.string().min(1),
+  config: RunConfig,
+  progress: Progress,
+});
+export type RunState = z.infer<typeof RunState>;
+
+/** One Map item: a chunk of instruction ids of one iteration. */
+export const Chunk = z.object({
+  index: z.int().nonnegative(),
+  ids: z.array(z.string().min(1)).min(1),
+});
+export type Chunk = z.infer<typeof Chunk>;

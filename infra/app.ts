@@ -1,0 +1,34 @@
+/**
+ * The CDK app (`npx cdk deploy`). Configuration comes from CDK context (`cdk.json` or
+ * `-c selfinstruct:model=bedrock:amazon.nova-micro-v1:0`); see the README's "Configuration".
+ */
+import { App } from 'aws-cdk-lib';
+import { applyNag } from './nag.ts';
+import { SelfInstructStack, type SelfInstructStackProps } from './stack.ts';
+
+/** Reads the stack's props from CDK context keys `selfinstruct:<prop>`. */
+export function propsFromContext(app: App): SelfInstructStackProps {
+  const get = (key: string): unknown => app.node.tryGetContext(`selfinstruct:${key}`);
+  const num = (key: string) => (get(key) === undefined ? undefined : Number(get(key)));
+  const str = (key: string) => (get(key) === undefined ? undefined : String(get(key)));
+  return {
+    model: str('model'),
+    profile: str('profile') as SelfInstructStackProps['profile'],
+    nightlyGrowBy: num('nightlyGrowBy'),
+    nightlyPool: str('nightlyPool'),
+    nightlySchedule: str('nightlySchedule'),
+    mapConcurrency: num('mapConcurrency'),
+    rougeThreshold: num('rougeThreshold'),
+    retainData: get('retainData') === undefined ? undefined : String(get('retainData')) !== 'false',
+  };
+}
+
+/** Builds the app with its one stack; cdk-nag checks run at synthesis. */
+export function buildApp(app = new App()): { app: App; stack: SelfInstructStack } {
+  const stack = new SelfInstructStack(app, 'SelfInstruct', {
+    ...propsFromContext(app),
+    description: 'Self-Instruct instruction-dataset generator (Step Functions + Lambda + S3 + DynamoDB)',
+  });
+  applyNag(app, stack);
+  return { app, stack };
+}

@@ -1,0 +1,69 @@
+/**
+ * The `selfinstruct` command (`npm run cli -- <command>`; `npx selfinstruct` where installed).
+ * User errors print one line and exit 1; only unexpected failures show a stack trace.
+ */
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { z } from 'zod';
+import { SeedFileInvalid, SelfInstructError } from '../../functions/shared/errors.ts';
+import { parseRecords } from '../../functions/shared/input-files.ts';
+import { RunInput, SeedTask } from '../../functions/shared/schemas.ts';
+import { dedupCommand } from './dedup.ts';
+import { runCommand } from './run.ts';
+
+/** Alpaca's format: `{instruction, input, output}` records. */
+const AlpacaTask = z.object({ instruction: z.string().trim().min(1), input: z.string(), output: z.string() });
+
+export function program(): Command {
+  const cli = new Command('selfinstruct')
+    .description('Grow instruction-tuning datasets the Self-Instruct way, on AWS Step Functions or locally')
+    .showHelpAfterError()
+    .exitOverride();
+  cli.addCommand(runCommand());
+  cli.addCommand(dedupCommand());
+  cli
+    .command('schema')
+    .description('Print the JSON Schema of the run input (the Step Functions console input)')
+    .action(() => {
+      console.log(JSON.stringify(runInputJsonSchema(), null, 2));
+    });
+  const seeds = cli.command('seeds').description('Seed files');
+  seeds
+    .command('validate <file>')
+    .description(
+      'Check a seed file (Self-Instruct JSON Lines or Alpaca JSON) and list every problem with its line',
+    )
+    .action((file: string) => {
+      const text = readFileSync(file, 'utf8');
+      const schema = text.trimStart().startsWith('[') ? AlpacaTask : SeedTask;
+      const tasks = parseRecords(text, schema, file, (problems) => new SeedFileInvalid(problems));
+      console.log(`${file}: ${tasks.length} valid tasks`);
+    });
+  return cli;
+}
+
+/** The run input's JSON Schema, generated from the zod schema (also committed as docs/run-input.schema.json). */
+export function runInputJsonSchema() {
+  return {
+    title: 'Self-Instruct run input',
+    ...z.toJSONSchema(RunInput, { io: 'input' }),
+  };
+}
+
+export async function main(argv = process.argv): Promise<number> {
+  try {
+    await program().parseAsync(argv);
+    return Number(process.exitCode ?? 0);
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode;
+    if (error instanceof SelfInstructError || (error as { code?: string }).code === 'ENOENT') {
+      console.error(`error: ${(error as Error).message}`);
+      return 1;
+    }
+    throw error;
+  }
+}
+
+if (process.argv[1] && /main\.(ts|js|mjs)$/.test(process.argv[1])) {
+  process.exitCode = await main();
+}

@@ -1,0 +1,89 @@
+/**
+ * The local run's progress view: reads the execution's event log as it happens and prints the state
+ * being executed, the iteration, the counts of generated / rejected (by reason) / accepted tasks and
+ * the pool size. Plain lines, so it reads the same in a terminal and in CI logs.
+ */
+import type { EventLog } from '../local/stack.ts';
+
+type Out = (line: string) => void;
+
+interface StateEvent {
+  type: string;
+  state?: { name: string; input?: unknown; output?: unknown };
+}
+
+const fmt = (counts: Record<string, number>, skip: string[] = []) =>
+  Object.entries(counts)
+    .filter(([key, n]) => n > 0 && !skip.includes(key))
+    .sort((a, b) => b[1] - a[1])
+    .map(([key, n]) => `${key} ${n}`)
+    .join(', ');
+
+export function progressPrinter(out: Out): (event: EventLog) => void {
+  let iteration = 0;
+  let chunksDone = 0;
+  let chunksTotal = 0;
+  const started = performance.now();
+  const stamp = () => `[${((performance.now() - started) / 1000).toFixed(1).padStart(5)}s]`;
+
+  return (raw) => {
+    const event = raw as StateEvent;
+    const name = event.state?.name;
+    if (event.type === 'StateEntered' && name) {
+      if (name === 'Generate instructions') {
+        iteration++;
+        out(`${stamp()} iteration ${iteration}`);
+      }
+      if (name === 'Generate instances') {
+        chunksDone = 0;
+        chunksTotal = ((event.state?.input as { gated?: { chunks?: unknown[] } })?.gated?.chunks ?? [])
+          .length;
+      }
+      if (name !== 'Generate instances for a chunk' && name !== 'Enough instructions?')
+        out(`${stamp()}   ▸ ${name}`);
+      return;
+    }
+    if (event.type === 'MapIterationSucceeded') {
+      chunksDone++;
+      if (chunksDone === chunksTotal || chunksDone % 10 === 0)
+        out(`${stamp()}     chunks ${chunksDone}/${chunksTotal}`);
+      return;
+    }
+    if (event.type === 'StateRetried' && name) {
+      out(`${stamp()}     retrying "${name}"`);
+      return;
+    }
+    if (event.type !== 'StateExited' || !name) return;
+    const output = event.state?.output as Record<string, never> | undefined;
+    if (name === 'Generate instructions') {
+      const g = (
+        output as {
+          generated?: { prompts: number; candidates: number; malformed: number; droppedByTruncation: number };
+        }
+      )?.generated;
+      if (g) {
+        out(
+          `${stamp()}     ${g.prompts} calls → ${g.candidates} candidates (${g.malformed} malformed, ${g.droppedByTruncation} lost to truncation)`,
+        );
+      }
+    } else if (name === 'Filter and deduplicate') {
+      const counts = (output as { gated?: { counts: Record<string, number> } })?.gated?.counts ?? {};
+      out(
+        `${stamp()}     accepted ${counts.accepted ?? 0} of ${counts.generated ?? 0}; rejected: ${fmt(counts, ['accepted', 'generated']) || 'none'}`,
+      );
+    } else if (name === 'Generate instances') {
+      const results = (output as { instances?: { counts: Record<string, number> }[] })?.instances ?? [];
+      const sum: Record<string, number> = {};
+      for (const result of results)
+        for (const [k, n] of Object.entries(result.counts)) sum[k] = (sum[k] ?? 0) + n;
+      out(
+        `${stamp()}     tasks with valid instances ${sum.complete ?? 0}; dropped: ${fmt(sum, ['complete']) || 'none'}`,
+      );
+    } else if (name === 'Save iteration') {
+      const progress = (output as { progress?: { added: number; poolSize: number } })?.progress;
+      const target = (output as { config?: { target: number } })?.config?.target;
+      if (progress)
+        out(`${stamp()}     pool ${progress.poolSize} tasks; this run added ${progress.added} of ${target}`);
+    }
+  };
+}

@@ -1,0 +1,222 @@
+/**
+ * `selfinstruct run` (and `npm start`): runs the pipeline on the local stack, shows progress, prints a
+ * summary and copies the exported dataset from the local bucket to `./out/<run-id>/`.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { Command, Option } from 'commander';
+import type { RunSummary } from '../../functions/export/core.ts';
+import { parseRunInput } from '../../functions/prepare/core.ts';
+import { NotFound } from '../../functions/shared/errors.ts';
+import { exportKeys } from '../../functions/shared/keys.ts';
+import type { RunInput } from '../../functions/shared/schemas.ts';
+import { LocalStack } from '../local/stack.ts';
+import { progressPrinter } from './progress.ts';
+
+export interface RunOptions {
+  pool?: string;
+  profile?: string;
+  model?: string;
+  target?: string;
+  iterations?: string;
+  seeds?: string;
+  concurrency?: string;
+  callConcurrency?: string;
+  chunkSize?: string;
+  promptsPerIteration?: string;
+  threshold?: string;
+  temperature?: string;
+  seed?: string;
+  input?: string;
+  fresh?: boolean;
+  dataDir: string;
+  out: string;
+  verbose?: boolean;
+}
+
+const num = (value: string | undefined) => (value === undefined ? undefined : Number(value));
+
+/** The run input the flags describe (validated later by the same schema the console input uses). */
+export function runInputFromOptions(options: RunOptions): RunInput {
+  const base = options.input ? (JSON.parse(readFileSync(options.input, 'utf8')) as RunInput) : {};
+  const flags: Record<string, unknown> = {
+    pool: options.pool,
+    profile: options.profile,
+    model: options.model,
+    target: num(options.target),
+    maxIterations: num(options.iterations),
+    mapConcurrency: num(options.concurrency),
+    callConcurrency: num(options.callConcurrency),
+    chunkSize: num(options.chunkSize),
+    promptsPerIteration: num(options.promptsPerIteration),
+    rougeThreshold: num(options.threshold),
+    temperature: num(options.temperature),
+    seed: options.seed,
+  };
+  const defined = Object.fromEntries(Object.entries(flags).filter(([, value]) => value !== undefined));
+  return { trigger: 'cli', ...base, ...defined } as RunInput;
+}
+
+export function newRunId(now = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+  return `run-${stamp}-${Math.random().toString(36).slice(2, 6)}`;
+}
+
+export interface LocalRunResult {
+  runId: string;
+  status: 'SUCCEEDED' | 'FAILED';
+  summary?: RunSummary;
+  error?: string;
+  cause?: string;
+  outDir?: string;
+  timings: { totalMs: number; synthMs: number; executionMs: number };
+  events: Awaited<ReturnType<LocalStack['execute']>>['events'];
+}
+
+/** Runs one execution on the local stack. `out` receives the progress lines. */
+export async function runLocal(
+  options: RunOptions,
+  out: (line: string) => void = console.log,
+): Promise<LocalRunResult> {
+  const started = performance.now();
+  const input = runInputFromOptions(options);
+  const runId = newRunId();
+  // Fail fast on a bad flag, before starting anything (the prepare stage validates the same way).
+  parseRunInput({ ...input, seedKey: input.seedKey ?? (options.seeds ? 'seeds/x' : undefined) }, runId);
+
+  const model = input.model ?? 'offline';
+  out(`Model: ${model}`);
+  if (model === 'offline') {
+    out(
+      '  (the offline model is a deterministic stand-in for trying the pipeline: use a real model for training data)',
+    );
+  }
+
+  const stack = await LocalStack.start({
+    dataDir: options.dataDir,
+    fresh: options.fresh,
+    logLevel: options.verbose ? 'INFO' : 'SILENT',
+  });
+  try {
+    if (options.seeds) {
+      let text: string;
+      try {
+        text = readFileSync(options.seeds, 'utf8');
+      } catch {
+        throw new NotFound(`Seed file ${options.seeds} does not exist or can't be read`);
+      }
+      // As an upload in AWS would: the run reads the seed file from the bucket.
+      const key = `seeds/${input.pool ?? 'default'}/${path.basename(options.seeds)}`;
+      await stack.objects.put(key, text, 'application/jsonl');
+      input.seedKey = key;
+    }
+    out(
+      `Run ${runId} on pool "${input.pool ?? 'default'}" (stack synthesized in ${(stack.synthMs / 1000).toFixed(1)} s)`,
+    );
+    const executionStarted = performance.now();
+    const result = await stack.execute(input, { executionName: runId, onEvent: progressPrinter(out) });
+    const executionMs = performance.now() - executionStarted;
+    const timings = { totalMs: 0, synthMs: stack.synthMs, executionMs };
+
+    if (result.status === 'FAILED') {
+      timings.totalMs = performance.now() - started;
+      return {
+        runId,
+        status: 'FAILED',
+        error: result.error,
+        cause: result.cause,
+        timings,
+        events: result.events,
+      };
+    }
+    const summary = result.output as RunSummary;
+    const outDir = path.resolve(options.out, runId);
+    mkdirSync(outDir, { recursive: true });
+    const keys = exportKeys(runId);
+    for (const key of [keys.dataset, keys.alpaca, keys.tasks, keys.summary]) {
+      const text = await stack.objects.getText(key);
+      if (text !== undefined) writeFileSync(path.join(outDir, path.posix.basename(key)), text);
+    }
+    timings.totalMs = performance.now() - started;
+    return { runId, status: 'SUCCEEDED', summary, outDir, timings, events: result.events };
+  } finally {
+    await stack.close();
+  }
+}
+
+/** The end-of-run table. */
+export function formatSummary(result: LocalRunResult): string {
+  const s = result.summary;
+  if (!s) return '';
+  const rejected = Object.entries(s.counts)
+    .filter(([key]) => !['generated', 'accepted', 'complete', 'rejected', 'prompts'].includes(key))
+    .filter(([, n]) => n > 0)
+    .sort((a, b) => b[1] - a[1]);
+  const rows: [string, string | number][] = [
+    ['run', s.runId],
+    ['pool', `${s.pool} (${s.poolSize} tasks, seeds included)`],
+    ['profile / model', `${s.profile} / ${s.model}`],
+    ['stopped', s.stopReason],
+    ['iterations', s.iterations],
+    ['model calls', s.usage.calls],
+    [
+      'tokens in / out',
+      `${s.usage.inputTokens} / ${s.usage.outputTokens}${s.model === 'offline' ? ' (estimated)' : ''}`,
+    ],
+    ['candidates generated', s.counts.generated ?? 0],
+    ['passed filters and ROUGE-L', s.counts.accepted ?? 0],
+    ['tasks with valid instances', s.counts.complete ?? 0],
+    ['added by this run', s.added],
+    ...rejected.map(([key, n]) => [`  dropped: ${key}`, n] as [string, number]),
+    ['exported', `${s.exportedTasks} tasks, ${s.exportedRecords} records`],
+    [
+      'elapsed',
+      `${(result.timings.totalMs / 1000).toFixed(1)} s (synth ${(result.timings.synthMs / 1000).toFixed(1)} s)`,
+    ],
+    ['dataset', result.outDir ?? ''],
+  ];
+  const width = Math.max(...rows.map(([key]) => key.length));
+  return rows.map(([key, value]) => `  ${key.padEnd(width)}  ${value}`).join('\n');
+}
+
+export function runCommand(): Command {
+  return new Command('run')
+    .description('Run the pipeline on the local stack (local S3 + DynamoDB, the synthesized state machine)')
+    .addOption(new Option('--pool <name>', 'pool to grow (persists between runs)').env('SELFINSTRUCT_POOL'))
+    .addOption(
+      new Option('--profile <name>', 'prompts, parsers and filters')
+        .choices(['self-instruct', 'alpaca', 'default'])
+        .env('SELFINSTRUCT_PROFILE'),
+    )
+    .addOption(new Option('--model <id>', 'model: offline | bedrock:<model id>').env('SELFINSTRUCT_MODEL'))
+    .addOption(new Option('--target <n>', 'new tasks to add (default 300)').env('SELFINSTRUCT_TARGET'))
+    .addOption(new Option('--iterations <n>', 'iteration cap (default 3)').env('SELFINSTRUCT_ITERATIONS'))
+    .addOption(
+      new Option('--seeds <file>', 'seed file (Self-Instruct JSON Lines or Alpaca JSON)').env(
+        'SELFINSTRUCT_SEEDS',
+      ),
+    )
+    .addOption(
+      new Option('--concurrency <n>', 'Map state concurrency (default 10)').env('SELFINSTRUCT_CONCURRENCY'),
+    )
+    .option('--call-concurrency <n>', 'model calls at once inside one function (default 8)')
+    .option('--chunk-size <n>', 'instructions per Map item (default 40)')
+    .option('--prompts-per-iteration <n>', 'instruction-generation calls per iteration (default: adaptive)')
+    .option('--threshold <x>', 'ROUGE-L rejection threshold (default 0.7)')
+    .option('--temperature <x>', 'override the profile temperature')
+    .option('--seed <text>', 'random seed (default: the run id)')
+    .option('--input <file>', 'a run input JSON file, as given in the Step Functions console')
+    .option('--fresh', 'delete the local data first (all pools)')
+    .option('--data-dir <dir>', 'local S3/DynamoDB data', '.local/data')
+    .option('--out <dir>', 'where datasets are copied', 'out')
+    .option('--verbose', 'show the stage functions’ logs')
+    .action(async (options: RunOptions) => {
+      const result = await runLocal(options);
+      if (result.status === 'FAILED') {
+        console.error(`\nRun ${result.runId} failed: ${result.error}\n${result.cause}`);
+        process.exitCode = 1;
+        return;
+      }
+      console.log(`\nRun ${result.runId} succeeded\n${formatSummary(result)}`);
+    });
+}

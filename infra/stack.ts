@@ -1,0 +1,151 @@
+/**
+ * The deployable stack: an encrypted, private, versioned bucket; the DynamoDB table; the workflow; and
+ * the two triggers besides the console: an upload of a seed file under `seeds/` starts a run on that
+ * seed set, and a nightly schedule grows a pool by a configured number of tasks.
+ */
+import * as path from 'node:path';
+import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as s3deploy from 'aws-cdk-lib/aws-s3-deployment';
+import type { Construct } from 'constructs';
+import { DEFAULT_SEED_KEY, SEED_UPLOAD_PREFIX } from '../functions/shared/keys.ts';
+import { PROJECT_ROOT, SelfInstructWorkflow } from './workflow.ts';
+
+/** What a deployment can be configured with (CDK context keys `selfinstruct:<name>`, see README). */
+export interface SelfInstructStackProps extends StackProps {
+  /**
+   * Model of the nightly run, and the Bedrock model the functions may call: `offline` or `bedrock:<id>`.
+   * @default 'offline'
+   */
+  readonly model?: string;
+  /** @default 'default' */
+  readonly profile?: 'self-instruct' | 'alpaca' | 'default';
+  /**
+   * Tasks the nightly run adds to its pool.
+   * @default 200
+   */
+  readonly nightlyGrowBy?: number;
+  /**
+   * Pool the nightly run grows.
+   * @default 'default'
+   */
+  readonly nightlyPool?: string;
+  /**
+   * EventBridge schedule expression of the nightly run; an empty string disables it.
+   * @default 'cron(0 3 * * ? *)' (03:00 UTC)
+   */
+  readonly nightlySchedule?: string;
+  /** @default 10 */
+  readonly mapConcurrency?: number;
+  /** @default 0.7 */
+  readonly rougeThreshold?: number;
+  /**
+   * Keep the bucket and table when the stack is deleted.
+   * @default true
+   */
+  readonly retainData?: boolean;
+}
+
+export class SelfInstructStack extends Stack {
+  readonly bucket: s3.Bucket;
+  readonly table: dynamodb.TableV2;
+  readonly workflow: SelfInstructWorkflow;
+
+  constructor(scope: Construct, id: string, props: SelfInstructStackProps = {}) {
+    super(scope, id, props);
+    const removalPolicy = props.retainData === false ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN;
+    const model = props.model ?? 'offline';
+
+    this.bucket = new s3.Bucket(this, 'DataBucket', {
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      versioned: true,
+      eventBridgeEnabled: true,
+      removalPolicy,
+      autoDeleteObjects: props.retainData === false,
+      lifecycleRules: [{ noncurrentVersionExpiration: Duration.days(30) }],
+    });
+
+    this.table = new dynamodb.TableV2(this, 'PoolTable', {
+      partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
+      sortKey: { name: 'sk', type: dynamodb.AttributeType.STRING },
+      billing: dynamodb.Billing.onDemand(),
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      encryption: dynamodb.TableEncryptionV2.awsManagedKey(),
+      removalPolicy,
+    });
+
+    this.workflow = new SelfInstructWorkflow(this, 'Workflow', {
+      bucket: this.bucket,
+      table: this.table,
+      bedrockModelIds: model.startsWith('bedrock:') ? [model.slice('bedrock:'.length)] : [],
+    });
+    const { stateMachine } = this.workflow;
+
+    // The bundled seed set, where runs find it when their input names none.
+    new s3deploy.BucketDeployment(this, 'DefaultSeeds', {
+      sources: [
+        s3deploy.Source.asset(path.join(PROJECT_ROOT, 'seeds'), { exclude: ['*', '!seed_tasks.jsonl'] }),
+      ],
+      destinationBucket: this.bucket,
+      destinationKeyPrefix: path.posix.dirname(DEFAULT_SEED_KEY),
+      prune: false,
+      retainOnDelete: false,
+    });
+
+    const runDefaults = {
+      profile: props.profile ?? 'default',
+      model,
+      mapConcurrency: props.mapConcurrency ?? 10,
+      rougeThreshold: props.rougeThreshold ?? 0.7,
+    };
+
+    new events.Rule(this, 'SeedUploadStartsRun', {
+      description: `Starts a Self-Instruct run when a seed file is uploaded under ${SEED_UPLOAD_PREFIX}`,
+      eventPattern: {
+        source: ['aws.s3'],
+        detailType: ['Object Created'],
+        detail: {
+          bucket: { name: [this.bucket.bucketName] },
+          object: { key: [{ prefix: SEED_UPLOAD_PREFIX }] },
+        },
+      },
+      targets: [
+        new targets.SfnStateMachine(stateMachine, {
+          input: events.RuleTargetInput.fromObject({
+            ...runDefaults,
+            seedKey: events.EventField.fromPath('$.detail.object.key'),
+            trigger: 'upload',
+          }),
+        }),
+      ],
+    });
+
+    const schedule = props.nightlySchedule ?? 'cron(0 3 * * ? *)';
+    if (schedule !== '') {
+      new events.Rule(this, 'NightlyRun', {
+        description: 'Grows the pool every night',
+        schedule: events.Schedule.expression(schedule),
+        targets: [
+          new targets.SfnStateMachine(stateMachine, {
+            input: events.RuleTargetInput.fromObject({
+              ...runDefaults,
+              pool: props.nightlyPool ?? 'default',
+              target: props.nightlyGrowBy ?? 200,
+              maxIterations: 20,
+              trigger: 'schedule',
+            }),
+          }),
+        ],
+      });
+    }
+
+    new CfnOutput(this, 'StateMachineArn', { value: stateMachine.stateMachineArn });
+    new CfnOutput(this, 'BucketName', { value: this.bucket.bucketName });
+    new CfnOutput(this, 'TableName', { value: this.table.tableName });
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * End to end: the synthesized state machine runs on the local stack (local S3 and DynamoDB servers,
+ * the same handler modules) for two iterations; then everything it stored is read back with the
+ * real SDK clients and checked against the run's summary.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RunSummary } from '../../functions/export/core.ts';
+import { exportKeys, poolKeys, runKeys } from '../../functions/shared/keys.ts';
+import { fromJsonLines } from '../../functions/shared/model-calls.ts';
+import type { PoolTask } from '../../functions/shared/ports.ts';
+import { type LocalRunResult, runLocal } from '../../infra/cli/run.ts';
+import { MAX_HISTORY_EVENTS, MAX_PAYLOAD_BYTES, profileHistory, project } from '../../infra/local/history.ts';
+import { LocalStack } from '../../infra/local/stack.ts';
+
+const work = mkdtempSync(path.join(tmpdir(), 'selfinstruct-e2e-'));
+const dataDir = path.join(work, 'data');
+const seedCount = readFileSync('seeds/seed_tasks.jsonl', 'utf8').trim().split('\n').length;
+let first: LocalRunResult;
+let second: LocalRunResult;
+
+const options = { dataDir, out: path.join(work, 'out'), pool: 'e2e', iterations: '2', target: '80' };
+
+beforeAll(async () => {
+  first = await runLocal({ ...options, fresh: true }, () => {});
+  second = await runLocal({ ...options, target: '30', iterations: '1' }, () => {});
+}, 240_000);
+
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+describe('a local run of two iterations', () => {
+  it('succeeds and stops at the iteration cap or the target', () => {
+    expect(first.status, `${first.error}: ${first.cause}`).toBe('SUCCEEDED');
+    const summary = first.summary as RunSummary;
+    expect(summary.iterations).toBeGreaterThanOrEqual(1);
+    expect(summary.iterations).toBeLessThanOrEqual(2);
+    expect(summary.added > 0).toBe(true);
+    if (summary.iterations === 1) expect(summary.added).toBeGreaterThanOrEqual(80);
+  });
+
+  it('stores in S3 and DynamoDB exactly what its summary reports', async () => {
+    const summary = first.summary as RunSummary;
+    const stack = await LocalStack.start({ dataDir });
+    try {
+      const tasks: PoolTask[] = [];
+      for await (const task of stack.pool.listTasks('e2e')) tasks.push(task);
+      const seeds = tasks.filter((task) => task.source === 'seed');
+      const ofFirstRun = tasks.filter((task) => task.runId === summary.runId && task.source === 'machine');
+      const complete = ofFirstRun.filter((task) => task.status === 'complete');
+
+      // DynamoDB: one item per seed, one per accepted instruction; the run record's counters agree.
+      expect(seeds).toHaveLength(seedCount);
+      expect(complete).toHaveLength(summary.added);
+      expect(ofFirstRun).toHaveLength(summary.counts.accepted ?? -1);
+      expect(ofFirstRun.filter((task) => task.status === 'rejected')).toHaveLength(
+        summary.counts.rejected ?? 0,
+      );
+      expect(ofFirstRun.every((task) => task.status !== 'pending')).toBe(true);
+      for (const task of complete) {
+        expect(task.instances.length).toBeGreaterThan(0);
+        expect(task.instances.length).toBeLessThanOrEqual(5);
+      }
+      const run = await stack.pool.getRun(summary.runId);
+      expect(run?.status).toBe('SUCCEEDED');
+      expect(run?.counts?.complete).toBe(summary.added);
+      expect(run?.usage?.calls).toBe(summary.usage.calls);
+
+      // S3: snapshots of each iteration add up to the run's tasks; the gate log has a line per candidate.
+      let snapshotted = 0;
+      let decisions = 0;
+      for (let i = 1; i <= summary.iterations; i++) {
+        snapshotted += fromJsonLines(
+          await stack.objects.getText(poolKeys('e2e').snapshot(summary.runId, i)),
+        ).length;
+        decisions += fromJsonLines(await stack.objects.getText(runKeys(summary.runId, i).gate)).length;
+        const raw = fromJsonLines<{ stage: string }>(
+          await stack.objects.getText(runKeys(summary.runId, i).raw('generate-instructions')),
+        );
+        expect(raw.length).toBeGreaterThan(0);
+      }
+      expect(snapshotted).toBe(summary.added);
+      expect(decisions).toBe(summary.counts.generated);
+
+      // The export holds every machine task of the pool (only this run's, on a fresh pool).
+      const keys = exportKeys(summary.runId);
+      const records = fromJsonLines<{ instruction: string; input: string; output: string }>(
+        await stack.objects.getText(keys.dataset),
+      );
+      const exported = fromJsonLines(await stack.objects.getText(keys.tasks));
+      const alpaca = JSON.parse((await stack.objects.getText(keys.alpaca)) ?? '[]') as unknown[];
+      expect(exported).toHaveLength(summary.exportedTasks);
+      expect(summary.exportedTasks).toBe(summary.added);
+      expect(records).toHaveLength(summary.exportedRecords);
+      expect(alpaca).toHaveLength(summary.exportedRecords);
+      expect(records.reduce((sum, r) => sum + (r.output.length > 0 ? 1 : 0), 0)).toBe(records.length);
+    } finally {
+      await stack.close();
+    }
+  });
+
+  it('copies the dataset to the output folder', () => {
+    const dir = first.outDir as string;
+    const lines = readFileSync(path.join(dir, 'dataset.jsonl'), 'utf8').trim().split('\n');
+    expect(lines).toHaveLength((first.summary as RunSummary).exportedRecords);
+    expect(JSON.parse(readFileSync(path.join(dir, 'alpaca.json'), 'utf8'))).toHaveLength(lines.length);
+  });
+
+  it('grows the same pool on a later run', () => {
+    expect(second.status, `${second.error}: ${second.cause}`).toBe('SUCCEEDED');
+    const a = first.summary as RunSummary;
+    const b = second.summary as RunSummary;
+    expect(b.poolSize).toBe(a.poolSize + b.added);
+    expect(b.exportedTasks).toBe(a.exportedTasks + b.added);
+  });
+
+  it('fits Step Functions limits when extrapolated to a 52,000-task run', () => {
+    const profile = profileHistory(first.events);
+    expect(profile.iterations).toBe((first.summary as RunSummary).iterations);
+    expect(profile.chunks).toBeGreaterThan(0);
+    expect(profile.eventsPerChunk).toBeGreaterThanOrEqual(5);
+    const summary = first.summary as RunSummary;
+    const completeRate = (summary.counts.complete ?? 0) / (summary.counts.accepted ?? 1);
+    // A large run: the adaptive sizing's cap of 200 calls × ~10 tasks per call, all accepted (worst case).
+    const projection = project(profile, {
+      tasks: 52_000,
+      idsPerIteration: 2_000,
+      completeRate,
+      chunkSize: 40,
+    });
+    console.info('52k projection', JSON.stringify({ profile, projection }));
+    expect(projection.events).toBeLessThan(MAX_HISTORY_EVENTS);
+    expect(projection.largestPayloadBytes).toBeLessThan(MAX_PAYLOAD_BYTES);
+  });
+});

@@ -1,0 +1,235 @@
+import { App } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../../infra/app.ts';
+import { RETRYABLE_ERRORS } from '../../infra/workflow.ts';
+
+interface State {
+  Type: string;
+  Next?: string;
+  End?: boolean;
+  Default?: string;
+  Choices?: { Next: string; And?: unknown[] }[];
+  Retry?: { ErrorEquals: string[]; BackoffRate?: number; MaxAttempts?: number }[];
+  Catch?: { ErrorEquals: string[]; Next: string }[];
+  MaxConcurrencyPath?: string;
+  ItemProcessor?: { States: Record<string, State> };
+  ItemsPath?: string;
+  ItemSelector?: Record<string, string>;
+}
+
+let template: Template;
+let states: Record<string, State>;
+
+beforeAll(() => {
+  const { app, stack } = buildApp(new App({ context: { 'aws:cdk:bundling-stacks': [] } }));
+  app.synth(); // throws on any unacknowledged cdk-nag finding
+  template = Template.fromStack(stack);
+  const [machine] = Object.values(template.findResources('AWS::StepFunctions::StateMachine'));
+  if (!machine) throw new Error('no state machine in the template');
+  // The definition is an Fn::Join of strings and ARNs; the tokens are irrelevant to its shape.
+  const parts = (machine.Properties.DefinitionString['Fn::Join'][1] as unknown[]).map((part) =>
+    typeof part === 'string' ? part : 'arn:aws:lambda:region:account:function:x',
+  );
+  states = JSON.parse(parts.join('')).States;
+});
+
+describe('the state machine', () => {
+  it('runs the stages in the Self-Instruct order', () => {
+    const order = [
+      'Start run',
+      'Prepare run',
+      'Generate instructions',
+      'Filter and deduplicate',
+      'Generate instances',
+    ];
+    for (let i = 0; i < order.length - 1; i++) {
+      expect(states[order[i] as string]?.Next).toBe(order[i + 1]);
+    }
+    expect(states['Generate instances']?.Next).toBe('Save iteration');
+    expect(states['Save iteration']?.Next).toBe('Enough instructions?');
+  });
+
+  it('loops from "Enough instructions?" back to generation while below target and cap, else exports', () => {
+    const choice = states['Enough instructions?'];
+    expect(choice?.Type).toBe('Choice');
+    expect(choice?.Choices).toHaveLength(1);
+    expect(choice?.Choices?.[0]?.Next).toBe('Generate instructions');
+    expect(JSON.stringify(choice?.Choices?.[0]?.And)).toContain(
+      '"Variable":"$.progress.added","NumericLessThanPath":"$.config.target"',
+    );
+    expect(JSON.stringify(choice?.Choices?.[0]?.And)).toContain(
+      '"Variable":"$.progress.iteration","NumericLessThanPath":"$.config.maxIterations"',
+    );
+    expect(choice?.Default).toBe('Export dataset');
+    expect(states['Export dataset']?.Next).toBe('Done');
+  });
+
+  it('fans out instance generation in a Map over chunks of ids, its concurrency from the run input', () => {
+    const map = states['Generate instances'];
+    expect(map?.Type).toBe('Map');
+    expect(map?.ItemsPath).toBe('$.gated.chunks');
+    expect(map?.MaxConcurrencyPath).toBe('$.config.mapConcurrency');
+    expect(map?.ItemSelector?.['chunk.$']).toBe('$$.Map.Item.Value');
+    expect(Object.keys(map?.ItemProcessor?.States ?? {})).toEqual(['Generate instances for a chunk']);
+  });
+
+  it('retries transient errors with exponential backoff on every Lambda task', () => {
+    const tasks = [
+      ...Object.entries(states),
+      ...Object.entries(states['Generate instances']?.ItemProcessor?.States ?? {}),
+    ].filter(([, state]) => state.Type === 'Task');
+    expect(tasks.length).toBe(7);
+    for (const [, state] of tasks) {
+      const retry = state.Retry?.[0];
+      expect(retry?.ErrorEquals).toEqual(RETRYABLE_ERRORS);
+      expect(retry?.ErrorEquals).toContain('ModelThrottled');
+      expect(retry?.BackoffRate).toBe(2);
+      expect(retry?.MaxAttempts).toBeGreaterThan(1);
+    }
+  });
+
+  it('catches any stage error into "Record failure", then fails the run with a readable cause', () => {
+    for (const name of [
+      'Prepare run',
+      'Generate instructions',
+      'Filter and deduplicate',
+      'Generate instances',
+      'Save iteration',
+      'Export dataset',
+    ]) {
+      expect(states[name]?.Catch).toEqual([
+        { ErrorEquals: ['States.ALL'], Next: 'Record failure', ResultPath: '$.failure' },
+      ]);
+    }
+    expect(states['Record failure']?.Next).toBe('Run failed');
+    expect(states['Run failed']).toMatchObject({
+      Type: 'Fail',
+      ErrorPath: '$.Payload.error',
+      CausePath: '$.Payload.cause',
+    });
+  });
+
+  it('uses JSONPath and Lambda tasks only, so the same definition runs locally', () => {
+    const json = JSON.stringify(states);
+    expect(json).not.toContain('JSONata');
+    expect(json).not.toContain('"Assign"');
+    expect(json).not.toContain('arn:aws:states:::aws-sdk:');
+  });
+
+  it('is a Standard state machine with tracing and logging', () => {
+    template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
+      StateMachineType: 'STANDARD',
+      TracingConfiguration: { Enabled: true },
+      LoggingConfiguration: Match.objectLike({ Level: 'ALL' }),
+    });
+  });
+});
+
+describe('storage', () => {
+  it('keeps the bucket encrypted, private, versioned and TLS-only', () => {
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      BucketEncryption: Match.objectLike({}),
+      PublicAccessBlockConfiguration: {
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      },
+      VersioningConfiguration: { Status: 'Enabled' },
+    });
+    template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      PolicyDocument: Match.objectLike({
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+        ]),
+      }),
+    });
+  });
+
+  it('has an on-demand table with point-in-time recovery keyed by pk/sk', () => {
+    template.hasResourceProperties('AWS::DynamoDB::GlobalTable', {
+      BillingMode: 'PAY_PER_REQUEST',
+      KeySchema: [
+        { AttributeName: 'pk', KeyType: 'HASH' },
+        { AttributeName: 'sk', KeyType: 'RANGE' },
+      ],
+      Replicas: [
+        Match.objectLike({ PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true } }),
+      ],
+    });
+  });
+
+  it('runs one Node 22 function per stage', () => {
+    const functions = Object.values(template.findResources('AWS::Lambda::Function')).filter(
+      (fn) => fn.Metadata?.['SelfInstruct:Entry'],
+    );
+    expect(functions.map((fn) => fn.Metadata['SelfInstruct:Entry']).sort()).toEqual([
+      'functions/export/handler.ts',
+      'functions/filter/handler.ts',
+      'functions/generate-instances/handler.ts',
+      'functions/generate-instructions/handler.ts',
+      'functions/prepare/handler.ts',
+      'functions/record-failure/handler.ts',
+      'functions/save-iteration/handler.ts',
+    ]);
+    for (const fn of functions) expect(fn.Properties.Runtime).toBe('nodejs22.x');
+  });
+});
+
+describe('triggers', () => {
+  const machineTarget = Match.arrayWith([
+    Match.objectLike({ Arn: { Ref: Match.stringLikeRegexp('StateMachine') } }),
+  ]);
+
+  it('starts a run when a seed file is uploaded under seeds/', () => {
+    template.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: {
+        source: ['aws.s3'],
+        'detail-type': ['Object Created'],
+        detail: {
+          bucket: { name: [{ Ref: Match.stringLikeRegexp('DataBucket') }] },
+          object: { key: [{ prefix: 'seeds/' }] },
+        },
+      },
+      Targets: machineTarget,
+    });
+  });
+
+  it('passes the uploaded key to the run as its seed file', () => {
+    const [rule] = Object.values(
+      template.findResources('AWS::Events::Rule', { Properties: { EventPattern: Match.anyValue() } }),
+    );
+    const transformer = rule?.Properties.Targets[0].InputTransformer;
+    expect(transformer.InputPathsMap).toEqual({ 'detail-object-key': '$.detail.object.key' });
+    // EventBridge substitutes the key as a JSON string.
+    const input = JSON.parse(
+      transformer.InputTemplate.replace('<detail-object-key>', '"seeds/legal/tasks.jsonl"'),
+    );
+    expect(input).toMatchObject({ seedKey: 'seeds/legal/tasks.jsonl', trigger: 'upload' });
+  });
+
+  it('grows the pool every night on a schedule', () => {
+    template.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: 'cron(0 3 * * ? *)',
+      Targets: machineTarget,
+    });
+    const [rule] = Object.values(
+      template.findResources('AWS::Events::Rule', { Properties: { ScheduleExpression: Match.anyValue() } }),
+    );
+    expect(JSON.parse(rule?.Properties.Targets[0].Input)).toMatchObject({
+      trigger: 'schedule',
+      target: 200,
+      pool: 'default',
+    });
+  });
+});
+
+describe('cdk-nag', () => {
+  it('fails synthesis on an unacknowledged finding (so the zero-findings check above can fail)', () => {
+    const { app, stack } = buildApp(new App({ context: { 'aws:cdk:bundling-stacks': [] } }));
+    // A wildcard grant nobody acknowledged.
+    stack.bucket.grantRead(stack.workflow.functions.recordFailure);
+    expect(() => app.synth()).toThrow(/AwsSolutions-IAM5/);
+  });
+});

@@ -1,0 +1,227 @@
+import { describe, expect, it } from 'vitest';
+import { FilterInput, filterAndDeduplicate } from '../../functions/filter/core.ts';
+import { promptsForIteration } from '../../functions/generate-instructions/core.ts';
+import { parseRunInput, poolFromSeedKey, prepareRun } from '../../functions/prepare/core.ts';
+import { readableCause } from '../../functions/record-failure/core.ts';
+import { saveIteration } from '../../functions/save-iteration/core.ts';
+import { RunInputInvalid, SeedFileInvalid } from '../../functions/shared/errors.ts';
+import { poolKeys, runKeys } from '../../functions/shared/keys.ts';
+import { fromJsonLines, toJsonLines } from '../../functions/shared/model-calls.ts';
+import type { RunState } from '../../functions/shared/schemas.ts';
+import { MemoryObjects, MemoryPool } from './fakes.ts';
+
+const seed = (id: number, instruction: string) => ({
+  id: `seed_task_${id}`,
+  name: `task-${id}`,
+  instruction,
+  instances: [{ input: '', output: `answer ${id}` }],
+  is_classification: false,
+});
+const SEEDS = [
+  seed(0, 'Summarize the paragraph in one sentence for a busy reader.'),
+  seed(1, 'Translate the legal clause into plain everyday language.'),
+  seed(2, 'Suggest three names for a bakery that sells sourdough bread.'),
+];
+
+async function prepared(objects = new MemoryObjects(), pool = new MemoryPool(), input: object = {}) {
+  await objects.put('seeds/demo/seeds.jsonl', toJsonLines(SEEDS));
+  const state = await prepareRun(
+    { runId: 'run-1', input: { seedKey: 'seeds/demo/seeds.jsonl', ...input } },
+    { objects, pool },
+  );
+  return { objects, pool, state };
+}
+
+describe('prepare run', () => {
+  it('derives the pool from an uploaded seed key, else uses "default"', () => {
+    expect(poolFromSeedKey('seeds/legal/tasks.jsonl')).toBe('legal');
+    expect(poolFromSeedKey('seeds/tasks.jsonl')).toBe('default');
+    expect(poolFromSeedKey(undefined)).toBe('default');
+  });
+
+  it('rejects a run input with a bad field, naming it', () => {
+    expect(() => parseRunInput({ target: 0 }, 'r')).toThrow(RunInputInvalid);
+    expect(() => parseRunInput({ rougeThreshold: 1.5 }, 'r')).toThrow(/rougeThreshold/);
+  });
+
+  it('fills every default so that {} is a valid input', () => {
+    const config = parseRunInput({}, 'run-7');
+    expect(config).toMatchObject({
+      pool: 'default',
+      profile: 'default',
+      model: 'offline',
+      target: 300,
+      maxIterations: 3,
+    });
+    expect(config.seed).toBe('run-7');
+    expect(config.rougeThreshold).toBe(0.7);
+  });
+
+  it('seeds a new pool: tasks, index and seed list', async () => {
+    const { objects, pool, state } = await prepared();
+    expect(state.progress).toEqual({ iteration: 0, added: 0, poolSize: 3 });
+    expect(state.config.pool).toBe('demo');
+    expect([...pool.tasks.values()].map((task) => task.source)).toEqual(['seed', 'seed', 'seed']);
+    expect(fromJsonLines(await objects.getText(poolKeys('demo').seeds))).toHaveLength(3);
+    expect(objects.objects.has(poolKeys('demo').index)).toBe(true);
+  });
+
+  it('does not add the same seeds twice when a pool is grown again', async () => {
+    const { objects, pool } = await prepared();
+    const again = await prepareRun(
+      { runId: 'run-2', input: { seedKey: 'seeds/demo/seeds.jsonl' } },
+      { objects, pool },
+    );
+    expect(again.progress.poolSize).toBe(3);
+    expect(pool.tasks.size).toBe(3);
+  });
+
+  it('writes nothing when a seed line is invalid', async () => {
+    const objects = new MemoryObjects();
+    const pool = new MemoryPool();
+    await objects.put(
+      'seeds/demo/bad.jsonl',
+      `${JSON.stringify(SEEDS[0])}\n${JSON.stringify({ ...SEEDS[1], is_classification: 'no' })}\n`,
+    );
+    await expect(
+      prepareRun({ runId: 'r', input: { seedKey: 'seeds/demo/bad.jsonl' } }, { objects, pool }),
+    ).rejects.toThrow(SeedFileInvalid);
+    await expect(
+      prepareRun({ runId: 'r', input: { seedKey: 'seeds/demo/bad.jsonl' } }, { objects, pool }),
+    ).rejects.toThrow(/bad\.jsonl:2: is_classification: /);
+    expect(pool.tasks.size).toBe(0);
+    expect(pool.runs.size).toBe(0);
+    expect(objects.objects.size).toBe(1);
+  });
+});
+
+describe('filter and deduplicate', () => {
+  async function filter(candidates: string[], input: object = {}) {
+    const { objects, pool, state } = await prepared(undefined, undefined, input);
+    const key = runKeys(state.runId, 1).candidates;
+    await objects.put(key, toJsonLines(candidates.map((instruction) => ({ instruction }))));
+    const result = await filterAndDeduplicate(FilterInput.parse({ ...state, candidatesKey: key }), {
+      objects,
+      pool,
+    });
+    const decisions = fromJsonLines<{ status: string; reason: string | null; max_similarity?: number }>(
+      await objects.getText(result.decisionsKey),
+    );
+    return { result, decisions, pool };
+  }
+
+  it('drops an instruction whose ROUGE-L to the pool exceeds 0.7', async () => {
+    // 9 of 10 tokens shared with seed 0: F = 0.9.
+    const { decisions } = await filter(['Summarize the paragraph in one sentence for a busy manager.']);
+    expect(decisions[0]).toMatchObject({ status: 'rejected', reason: 'rouge' });
+    expect(decisions[0]?.max_similarity).toBeCloseTo(0.9, 10);
+  });
+
+  it('compares each candidate with those accepted before it in the same batch', async () => {
+    const { decisions, result } = await filter([
+      'Explain how tides are caused by the moon and the sun.',
+      'Explain how tides are caused by the moon and the earth.',
+    ]);
+    expect(decisions.map((d) => d.status)).toEqual(['accepted', 'rejected']);
+    expect(result.counts).toMatchObject({ generated: 2, accepted: 1, rouge: 1 });
+  });
+
+  it('counts heuristic rejections by reason and stores only accepted tasks, pending instances', async () => {
+    const { result, pool } = await filter([
+      'Draw a picture of a cat sitting on a mat.',
+      'Too short.',
+      'List four ways to keep houseplants alive during a long holiday.',
+    ]);
+    expect(result.counts).toMatchObject({ generated: 3, accepted: 1, 'banned-word': 1, 'too-short': 1 });
+    const machine = [...pool.tasks.values()].filter((task) => task.source === 'machine');
+    expect(machine).toHaveLength(1);
+    expect(machine[0]?.status).toBe('pending');
+  });
+
+  it('splits the accepted ids into Map items of chunkSize', async () => {
+    const { result } = await filter(
+      [
+        'Explain why volcanoes erupt to a ten year old child.',
+        'Compare two popular chess openings for beginners.',
+        'Describe how to keep a sourdough starter healthy.',
+        'Give reasons why birds migrate south in winter.',
+        'Recommend a weekly budget plan for a college student.',
+      ],
+      { chunkSize: 2 },
+    );
+    expect(result.chunks.map((chunk) => chunk.ids.length)).toEqual([2, 2, 1]);
+    expect(result.chunks.map((chunk) => chunk.index)).toEqual([0, 1, 2]);
+  });
+});
+
+describe('generate instructions', () => {
+  const state = (progress: Partial<RunState['progress']>, config: object = {}): RunState => ({
+    runId: 'r',
+    config: parseRunInput(config, 'r'),
+    progress: { iteration: 0, added: 0, poolSize: 175, ...progress },
+  });
+
+  it('sizes an iteration from the remaining target, the iterations left and the last yield', () => {
+    expect(promptsForIteration(state({}))).toBe(50); // 300 over 3 iterations at 2 tasks per call
+    expect(promptsForIteration(state({ iteration: 1, added: 200, yieldPerPrompt: 4 }))).toBe(13);
+    expect(promptsForIteration(state({}, { promptsPerIteration: 7 }))).toBe(7);
+    expect(promptsForIteration(state({}, { target: 100_000 }))).toBe(200);
+  });
+});
+
+describe('save iteration', () => {
+  it('adds an iteration to the run once, even when retried', async () => {
+    const { objects, pool, state } = await prepared();
+    await objects.put(runKeys('run-1', 1).index, new Uint8Array([1, 2, 3]));
+    await objects.put(runKeys('run-1', 1).chunkTasks(0), toJsonLines([{ id: 'a' }, { id: 'b' }]));
+    const input = {
+      ...state,
+      generated: {
+        prompts: 4,
+        candidates: 10,
+        malformed: 1,
+        droppedByTruncation: 0,
+        usage: { calls: 4, inputTokens: 400, outputTokens: 300, estimated: true },
+      },
+      gated: {
+        chunks: [{ index: 0, ids: ['a', 'b', 'c'] }],
+        counts: { generated: 10, accepted: 3, rouge: 7 },
+      },
+      instances: [
+        {
+          chunk: 0,
+          counts: { complete: 2, rejected: 1 },
+          usage: { calls: 6, inputTokens: 600, outputTokens: 500, estimated: true },
+        },
+      ],
+    };
+    const first = await saveIteration(input, { objects, pool });
+    const retried = await saveIteration(input, { objects, pool });
+
+    expect(first.progress).toEqual({ iteration: 1, added: 2, poolSize: 5, yieldPerPrompt: 0.5 });
+    expect(retried.progress.poolSize).toBe(5);
+    expect(pool.runs.get('run-1')?.counts).toMatchObject({
+      generated: 10,
+      accepted: 3,
+      rouge: 7,
+      complete: 2,
+      prompts: 4,
+    });
+    expect(pool.runs.get('run-1')?.usage).toMatchObject({ calls: 10, inputTokens: 1000, outputTokens: 800 });
+    expect(fromJsonLines(await objects.getText(poolKeys('demo').snapshot('run-1', 1)))).toHaveLength(2);
+    expect(objects.objects.get(poolKeys('demo').index)).toEqual(new Uint8Array([1, 2, 3]));
+  });
+});
+
+describe('record failure', () => {
+  it("keeps the message of a Lambda error's JSON cause", () => {
+    const cause = JSON.stringify({
+      errorType: 'SeedFileInvalid',
+      errorMessage: 'Seed file is invalid: x:2',
+      trace: [],
+    });
+    expect(readableCause('SeedFileInvalid', cause)).toBe('Seed file is invalid: x:2');
+    expect(readableCause('States.Timeout', 'Task timed out')).toBe('Task timed out');
+    expect(readableCause('States.Timeout', undefined)).toBe('States.Timeout');
+  });
+});
