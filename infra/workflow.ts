@@ -259,26 +259,25 @@ export class SelfInstructWorkflow extends Construct {
       return state;
     };
 
+    // The run state that goes round the loop, read from the state and from a stage's reply.
+    const runState = { 'runId.$': '$.runId', 'config.$': '$.config', 'progress.$': '$.progress' };
+    const runStateFromPayload = {
+      'runId.$': '$.Payload.runId',
+      'config.$': '$.Payload.config',
+      'progress.$': '$.Payload.progress',
+    };
+
     const start = new sfn.Pass(this, 'Start run', {
       parameters: { 'runId.$': '$$.Execution.Name', 'input.$': '$' },
     });
     const prepare = catchAll(
       invoke('Prepare run', f.prepare, STAGES.prepare.timeout, {
-        resultSelector: {
-          'runId.$': '$.Payload.runId',
-          'config.$': '$.Payload.config',
-          'progress.$': '$.Payload.progress',
-        },
-        resultPath: '$',
+        resultSelector: runStateFromPayload,
       }),
     );
     const generate = catchAll(
       invoke('Generate instructions', f.generateInstructions, STAGES.generateInstructions.timeout, {
-        payload: sfn.TaskInput.fromObject({
-          'runId.$': '$.runId',
-          'config.$': '$.config',
-          'progress.$': '$.progress',
-        }),
+        payload: sfn.TaskInput.fromObject(runState),
         resultSelector: {
           'candidatesKey.$': '$.Payload.candidatesKey',
           'prompts.$': '$.Payload.prompts',
@@ -293,9 +292,7 @@ export class SelfInstructWorkflow extends Construct {
     const filter = catchAll(
       invoke('Filter and deduplicate', f.filter, STAGES.filter.timeout, {
         payload: sfn.TaskInput.fromObject({
-          'runId.$': '$.runId',
-          'config.$': '$.config',
-          'progress.$': '$.progress',
+          ...runState,
           'candidatesKey.$': '$.generated.candidatesKey',
         }),
         resultSelector: { 'chunks.$': '$.Payload.chunks', 'counts.$': '$.Payload.counts' },
@@ -307,9 +304,7 @@ export class SelfInstructWorkflow extends Construct {
         itemsPath: '$.gated.chunks',
         maxConcurrencyPath: '$.config.mapConcurrency',
         itemSelector: {
-          'runId.$': '$.runId',
-          'config.$': '$.config',
-          'progress.$': '$.progress',
+          ...runState,
           'chunk.$': '$$.Map.Item.Value',
         },
         resultPath: '$.instances',
@@ -327,29 +322,18 @@ export class SelfInstructWorkflow extends Construct {
     const save = catchAll(
       invoke('Save iteration', f.saveIteration, STAGES.saveIteration.timeout, {
         payload: sfn.TaskInput.fromObject({
-          'runId.$': '$.runId',
-          'config.$': '$.config',
-          'progress.$': '$.progress',
+          ...runState,
           'generated.$': '$.generated',
           'gated.$': '$.gated',
           'instances.$': '$.instances',
         }),
         // Replaces the whole state: only runId, config and progress go round the loop.
-        resultSelector: {
-          'runId.$': '$.Payload.runId',
-          'config.$': '$.Payload.config',
-          'progress.$': '$.Payload.progress',
-        },
-        resultPath: '$',
+        resultSelector: runStateFromPayload,
       }),
     );
     const exportDataset = catchAll(
       invoke('Export dataset', f.exportDataset, STAGES.exportDataset.timeout, {
-        payload: sfn.TaskInput.fromObject({
-          'runId.$': '$.runId',
-          'config.$': '$.config',
-          'progress.$': '$.progress',
-        }),
+        payload: sfn.TaskInput.fromObject(runState),
         resultSelector: { 'summary.$': '$.Payload' },
         resultPath: '$.export',
       }),

@@ -13,7 +13,12 @@ import type { Candidate, RunState, SeedTask, Usage } from '../shared/schemas.ts'
 import { parseInstructionReply, renderInstructionRequest, selectDemonstrations } from './prompt.ts';
 
 /** Complete tasks per call assumed before a run has measured its own. */
-export const DEFAULT_YIELD_PER_PROMPT = 2;
+export const DEFAULT_YIELD_PER_PROMPT = 4;
+
+/** Calls are sized for this much more than the iteration's share of the remaining target. */
+export const SIZING_MARGIN = 1.2;
+/** … and the last iteration, which has no next one to make up a shortfall, for this much more. */
+export const LAST_ITERATION_MARGIN = 1.5;
 
 export interface GenerateInstructionsResult {
   candidatesKey: string;
@@ -31,7 +36,10 @@ export function promptsForIteration({ config, progress }: RunState): number {
   const iterationsLeft = Math.max(1, config.maxIterations - progress.iteration);
   const perIteration = Math.ceil(remaining / iterationsLeft);
   const yieldPerPrompt = Math.max(0.25, progress.yieldPerPrompt ?? DEFAULT_YIELD_PER_PROMPT);
-  return Math.min(config.maxPromptsPerIteration, Math.max(1, Math.ceil(perIteration / yieldPerPrompt)));
+  // Aim high: yields fall as the pool grows, and one more call is cheaper than missing the target.
+  const margin = iterationsLeft === 1 ? LAST_ITERATION_MARGIN : SIZING_MARGIN;
+  const prompts = Math.ceil((perIteration * margin) / yieldPerPrompt);
+  return Math.min(config.maxPromptsPerIteration, Math.max(1, prompts));
 }
 
 export async function generateInstructions(

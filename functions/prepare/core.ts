@@ -4,14 +4,14 @@
  * is called, unless both the input and the whole seed file are valid.
  */
 import { z } from 'zod';
-import { NotFound, RunInputInvalid, SeedFileInvalid } from '../shared/errors.ts';
+import { type FileProblem, NotFound, RunInputInvalid, SeedFileInvalid } from '../shared/errors.ts';
 import { parseRecords } from '../shared/input-files.ts';
 import { DEFAULT_SEED_KEY, poolKeys, SEED_UPLOAD_PREFIX } from '../shared/keys.ts';
 import { fromJsonLines, toJsonLines } from '../shared/model-calls.ts';
 import { taskId } from '../shared/pool-ids.ts';
 import { loadIndex, saveIndex } from '../shared/pool-index.ts';
 import type { ObjectStore, PoolStore, PoolTask } from '../shared/ports.ts';
-import { RunConfig, RunInput, type RunState, SeedTask } from '../shared/schemas.ts';
+import { AlpacaTask, RunConfig, RunInput, type RunState, SeedTask } from '../shared/schemas.ts';
 
 export interface PrepareDeps {
   objects: ObjectStore;
@@ -50,7 +50,19 @@ export function parseRunInput(input: unknown, runId: string): RunConfig {
 export async function readSeedFile(objects: ObjectStore, seedKey: string): Promise<SeedTask[]> {
   const text = await objects.getText(seedKey);
   if (text === undefined) throw new NotFound(`Seed file s3://…/${seedKey} does not exist`);
-  const tasks = parseRecords(text, SeedTask, seedKey, (problems) => new SeedFileInvalid(problems));
+  const fail = (problems: FileProblem[]) => new SeedFileInvalid(problems);
+  // Alpaca's JSON array: one instance per task, classification unknown (decided by the model later).
+  const tasks = text.trimStart().startsWith('[')
+    ? parseRecords(text, AlpacaTask, seedKey, fail).map(
+        (task, i): SeedTask => ({
+          id: `seed_task_${i}`,
+          name: `alpaca-${i}`,
+          instruction: task.instruction,
+          instances: [{ input: task.input, output: task.output }],
+          is_classification: false,
+        }),
+      )
+    : parseRecords(text, SeedTask, seedKey, fail);
   const seen = new Map<string, number>();
   const problems = tasks.flatMap((task, i) => {
     const first = seen.get(task.id);

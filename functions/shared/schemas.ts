@@ -28,6 +28,14 @@ export const SeedTask = z.object({
 });
 export type SeedTask = z.infer<typeof SeedTask>;
 
+/** A record of Stanford Alpaca's JSON format (`alpaca_data.json`), also accepted as a seed file. */
+export const AlpacaTask = z.object({
+  instruction: z.string().trim().min(1),
+  input: z.string(),
+  output: z.string().min(1),
+});
+export type AlpacaTask = z.infer<typeof AlpacaTask>;
+
 /**
  * A task as a model proposed it, before filtering. Profiles that generate more than the
  * instruction in one reply (Alpaca's batched generation, our JSON profile) fill the optional fields,

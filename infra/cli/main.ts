@@ -7,12 +7,9 @@ import { Command, CommanderError } from 'commander';
 import { z } from 'zod';
 import { SeedFileInvalid, SelfInstructError } from '../../functions/shared/errors.ts';
 import { parseRecords } from '../../functions/shared/input-files.ts';
-import { RunInput, SeedTask } from '../../functions/shared/schemas.ts';
+import { AlpacaTask, RunInput, SeedTask } from '../../functions/shared/schemas.ts';
 import { dedupCommand } from './dedup.ts';
 import { runCommand } from './run.ts';
-
-/** Alpaca's format: `{instruction, input, output}` records. */
-const AlpacaTask = z.object({ instruction: z.string().trim().min(1), input: z.string(), output: z.string() });
 
 export function program(): Command {
   const cli = new Command('selfinstruct')

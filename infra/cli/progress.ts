@@ -4,6 +4,7 @@
  * the pool size. Plain lines, so it reads the same in a terminal and in CI logs.
  */
 import type { EventLog } from '../local/stack.ts';
+import { formatEntries, groupCounts } from './counts.ts';
 
 type Out = (line: string) => void;
 
@@ -11,13 +12,6 @@ interface StateEvent {
   type: string;
   state?: { name: string; input?: unknown; output?: unknown };
 }
-
-const fmt = (counts: Record<string, number>, skip: string[] = []) =>
-  Object.entries(counts)
-    .filter(([key, n]) => n > 0 && !skip.includes(key))
-    .sort((a, b) => b[1] - a[1])
-    .map(([key, n]) => `${key} ${n}`)
-    .join(', ');
 
 export function progressPrinter(out: Out): (event: EventLog) => void {
   let iteration = 0;
@@ -68,17 +62,20 @@ export function progressPrinter(out: Out): (event: EventLog) => void {
       }
     } else if (name === 'Filter and deduplicate') {
       const counts = (output as { gated?: { counts: Record<string, number> } })?.gated?.counts ?? {};
+      const rejected = formatEntries(groupCounts(counts).instructions);
       out(
-        `${stamp()}     accepted ${counts.accepted ?? 0} of ${counts.generated ?? 0}; rejected: ${fmt(counts, ['accepted', 'generated']) || 'none'}`,
+        `${stamp()}     accepted ${counts.accepted ?? 0} of ${counts.generated ?? 0}; rejected: ${rejected}`,
       );
     } else if (name === 'Generate instances') {
       const results = (output as { instances?: { counts: Record<string, number> }[] })?.instances ?? [];
       const sum: Record<string, number> = {};
       for (const result of results)
         for (const [k, n] of Object.entries(result.counts)) sum[k] = (sum[k] ?? 0) + n;
+      const groups = groupCounts(sum);
       out(
-        `${stamp()}     tasks with valid instances ${sum.complete ?? 0}; dropped: ${fmt(sum, ['complete']) || 'none'}`,
+        `${stamp()}     tasks with valid instances ${sum.complete ?? 0}; tasks dropped: ${formatEntries(groups.tasks)}`,
       );
+      out(`${stamp()}     instances dropped: ${formatEntries(groups.instances)}`);
     } else if (name === 'Save iteration') {
       const progress = (output as { progress?: { added: number; poolSize: number } })?.progress;
       const target = (output as { config?: { target: number } })?.config?.target;

@@ -11,6 +11,7 @@ import { NotFound } from '../../functions/shared/errors.ts';
 import { exportKeys } from '../../functions/shared/keys.ts';
 import type { RunInput } from '../../functions/shared/schemas.ts';
 import { LocalStack } from '../local/stack.ts';
+import { formatEntries, groupCounts } from './counts.ts';
 import { progressPrinter } from './progress.ts';
 
 export interface RunOptions {
@@ -148,10 +149,7 @@ export async function runLocal(
 export function formatSummary(result: LocalRunResult): string {
   const s = result.summary;
   if (!s) return '';
-  const rejected = Object.entries(s.counts)
-    .filter(([key]) => !['generated', 'accepted', 'complete', 'rejected', 'prompts'].includes(key))
-    .filter(([, n]) => n > 0)
-    .sort((a, b) => b[1] - a[1]);
+  const groups = groupCounts(s.counts);
   const rows: [string, string | number][] = [
     ['run', s.runId],
     ['pool', `${s.pool} (${s.poolSize} tasks, seeds included)`],
@@ -164,10 +162,13 @@ export function formatSummary(result: LocalRunResult): string {
       `${s.usage.inputTokens} / ${s.usage.outputTokens}${s.model === 'offline' ? ' (estimated)' : ''}`,
     ],
     ['candidates generated', s.counts.generated ?? 0],
+    ['  rejected', formatEntries(groups.instructions)],
     ['passed filters and ROUGE-L', s.counts.accepted ?? 0],
+    ['  dropped at instances', formatEntries(groups.tasks)],
     ['tasks with valid instances', s.counts.complete ?? 0],
+    ['instances dropped', formatEntries(groups.instances)],
+    ['unusable replies', formatEntries(groups.replies)],
     ['added by this run', s.added],
-    ...rejected.map(([key, n]) => [`  dropped: ${key}`, n] as [string, number]),
     ['exported', `${s.exportedTasks} tasks, ${s.exportedRecords} records`],
     [
       'elapsed',

@@ -18,6 +18,12 @@ export interface LocalServers {
 /** s3rver accepts only this key pair. */
 export const LOCAL_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
 
+/**
+ * Ports of the servers this process started last. Handler modules build their SDK clients once, at
+ * import, like a warm Lambda: a stack restarted in the same process listens where they point.
+ */
+let lastPorts = { dynamodb: 0, s3: 0 };
+
 export async function startLocalServers(dataDir: string): Promise<LocalServers> {
   mkdirSync(path.join(dataDir, 's3'), { recursive: true });
   const dynamo = dynalite({
@@ -28,16 +34,17 @@ export async function startLocalServers(dataDir: string): Promise<LocalServers> 
   });
   await new Promise<void>((resolve, reject) => {
     dynamo.once('error', reject);
-    dynamo.listen(0, '127.0.0.1', () => resolve());
+    dynamo.listen(lastPorts.dynamodb, '127.0.0.1', () => resolve());
   });
   const s3 = new S3rver({
     address: '127.0.0.1',
-    port: 0,
+    port: lastPorts.s3,
     silent: true,
     directory: path.join(dataDir, 's3'),
   });
   const { port: s3Port } = (await s3.run()) as AddressInfo;
   const dynamoPort = (dynamo.address() as AddressInfo).port;
+  lastPorts = { dynamodb: dynamoPort, s3: s3Port };
   return {
     dynamodbEndpoint: `http://127.0.0.1:${dynamoPort}`,
     s3Endpoint: `http://127.0.0.1:${s3Port}`,

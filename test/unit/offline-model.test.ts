@@ -11,9 +11,14 @@ import {
   renderInstructionRequest,
   selectDemonstrations,
 } from '../../functions/generate-instructions/prompt.ts';
+import {
+  checkInstruction,
+  type FilterReason,
+  normalizeInstruction,
+} from '../../functions/shared/engine/filters.ts';
+import { rougeL } from '../../functions/shared/engine/rouge.ts';
 import { OfflineModel } from '../../functions/shared/models/offline.ts';
 import type { ModelRequest } from '../../functions/shared/ports.ts';
-import { ALPACA_BANNED } from '../../functions/shared/profiles.ts';
 import { createRng } from '../../functions/shared/random.ts';
 import type { Candidate, ProfileName } from '../../functions/shared/schemas.ts';
 
@@ -42,44 +47,21 @@ const SEEDS: DemoTask[] = [
 
 const PROFILES: ProfileName[] = ['self-instruct', 'alpaca', 'default'];
 
-/** ROUGE-L F as the paper's code computes it (see the notes on the reference algorithm). */
-function rougeL(a: string, b: string): number {
-  const tokens = (s: string) =>
-    s
-      .toLowerCase()
-      .replace(/[^a-z0-9]+/g, ' ')
-      .trim()
-      .split(/\s+/)
-      .filter((t) => /^[a-z0-9]+$/.test(t));
-  const x = tokens(a);
-  const y = tokens(b);
-  if (x.length === 0 || y.length === 0) return 0;
-  const row = new Array<number>(y.length + 1).fill(0);
-  for (const tx of x) {
-    let diagonal = 0;
-    for (let j = 1; j <= y.length; j++) {
-      const above = row[j] as number;
-      row[j] = tx === y[j - 1] ? diagonal + 1 : Math.max(above, row[j - 1] as number);
-      diagonal = above;
-    }
-  }
-  const lcs = row[y.length] as number;
-  if (lcs === 0) return 0;
-  const p = lcs / x.length;
-  const r = lcs / y.length;
-  return (2 * p * r) / (p + r);
-}
+/** The engine's filter reasons, grouped by the kind of noise the offline model injects. */
+const NOISE_KIND: Record<FilterReason, string> = {
+  empty: 'length',
+  'too-short': 'length',
+  'too-long': 'length',
+  'banned-word': 'banned',
+  'write-a-program': 'banned',
+  'starts-with-punctuation': 'punctuation',
+  'starts-with-non-ascii': 'non-ascii',
+};
 
-/** The paper's instruction filters, enough to tell the offline model's faults apart. */
+/** Which kind of noise the engine's filters (Alpaca's list, the widest) find in an instruction, if any. */
 function rejection(instruction: string): string | null {
-  const text = instruction.replace(/\s+/g, ' ').trim();
-  const words = text.split(' ').length;
-  if (words <= 3 || words > 150) return 'length';
-  if (ALPACA_BANNED.some((w) => new RegExp(`\\b${w}\\b`, 'i').test(text))) return 'banned';
-  if (text.startsWith('Write a program')) return 'banned';
-  if (/^[!-/:-@[-`{-~]/.test(text)) return 'punctuation';
-  if (!/^[\x20-\x7e]/.test(text)) return 'non-ascii';
-  return null;
+  const reason = checkInstruction('alpaca', normalizeInstruction('alpaca', instruction));
+  return reason ? NOISE_KIND[reason] : null;
 }
 
 interface Call {
@@ -320,22 +302,5 @@ describe('OfflineModel', () => {
 
     expect(rate).toBeGreaterThan(0.4);
     expect(rate).toBeLessThan(0.8);
-  });
-
-  it('answers thousands of requests a second', async () => {
-    const model = new OfflineModel();
-    const requests = [
-      renderClassifyRequest('self-instruct', 'Is the number even? Answer yes or no.'),
-      renderInstancesRequest('self-instruct', 'Summarize the following article about tides.', false),
-      renderInstancesRequest('default', 'Label each tweet about tea as polite or rude.', true),
-      renderInstructionRequest('default', SEEDS.slice(0, 8)),
-    ];
-    const started = performance.now();
-    for (let i = 0; i < 1000; i++) {
-      const request = requests[i % requests.length] as ModelRequest;
-      await model.generate({ ...request, prompt: `${request.prompt} ` });
-    }
-
-    expect(performance.now() - started).toBeLessThan(1000);
   });
 });

@@ -162,8 +162,8 @@ describe('generate instructions', () => {
   });
 
   it('sizes an iteration from the remaining target, the iterations left and the last yield', () => {
-    expect(promptsForIteration(state({}))).toBe(50); // 300 over 3 iterations at 2 tasks per call
-    expect(promptsForIteration(state({ iteration: 1, added: 200, yieldPerPrompt: 4 }))).toBe(13);
+    expect(promptsForIteration(state({}))).toBe(30); // 300 over 3 iterations at 4 tasks per call, +20%
+    expect(promptsForIteration(state({ iteration: 1, added: 200, yieldPerPrompt: 4 }))).toBe(15); // 50 × 1.2 / 4
     expect(promptsForIteration(state({}, { promptsPerIteration: 7 }))).toBe(7);
     expect(promptsForIteration(state({}, { target: 100_000 }))).toBe(200);
   });
@@ -223,5 +223,24 @@ describe('record failure', () => {
     expect(readableCause('SeedFileInvalid', cause)).toBe('Seed file is invalid: x:2');
     expect(readableCause('States.Timeout', 'Task timed out')).toBe('Task timed out');
     expect(readableCause('States.Timeout', undefined)).toBe('States.Timeout');
+  });
+});
+
+describe('seed files in Alpaca format', () => {
+  it('are read as one-instance tasks', async () => {
+    const objects = new MemoryObjects();
+    const pool = new MemoryPool();
+    await objects.put(
+      'seeds/alp/data.json',
+      JSON.stringify([
+        { instruction: 'Name three primary colors for a child.', input: '', output: 'Red, blue, yellow.' },
+      ]),
+    );
+    const state = await prepareRun(
+      { runId: 'r', input: { seedKey: 'seeds/alp/data.json' } },
+      { objects, pool },
+    );
+    expect(state.progress.poolSize).toBe(1);
+    expect([...pool.tasks.values()][0]?.instances).toEqual([{ input: '', output: 'Red, blue, yellow.' }]);
   });
 });

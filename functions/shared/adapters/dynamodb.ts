@@ -145,15 +145,17 @@ export class DynamoPoolStore implements PoolStore {
     counts: Record<string, number>,
     usage: { calls: number; inputTokens: number; outputTokens: number },
   ): Promise<boolean> {
-    const names: Record<string, string> = {};
+    // Every attribute through a placeholder: `usage` and friends are DynamoDB reserved words.
+    const names: Record<string, string> = { '#iteration': 'iteration', '#saved': 'savedIterations' };
     const values: Record<string, unknown> = { ':i': iteration, ':iset': new Set([iteration]), ':zero': 0 };
-    const sets = ['iteration = :i'];
+    const sets = ['#iteration = :i'];
     const add = (map: 'counts' | 'usage', entries: [string, number][]) => {
+      names[`#${map}`] = map;
       entries.forEach(([key, value], i) => {
-        const name = `#${map[0]}${i}`;
-        names[name] = key;
+        const path = `#${map}.#${map[0]}${i}`;
+        names[`#${map[0]}${i}`] = key;
         values[`:${map[0]}${i}`] = value;
-        sets.push(`${map}.${name} = if_not_exists(${map}.${name}, :zero) + :${map[0]}${i}`);
+        sets.push(`${path} = if_not_exists(${path}, :zero) + :${map[0]}${i}`);
       });
     };
     add('counts', Object.entries(counts));
@@ -163,9 +165,9 @@ export class DynamoPoolStore implements PoolStore {
         new UpdateCommand({
           TableName: this.table,
           Key: runKey(runId),
-          UpdateExpression: `SET ${sets.join(', ')} ADD savedIterations :iset`,
-          ConditionExpression: 'attribute_exists(pk) AND NOT contains(savedIterations, :i)',
-          ExpressionAttributeNames: Object.keys(names).length > 0 ? names : undefined,
+          UpdateExpression: `SET ${sets.join(', ')} ADD #saved :iset`,
+          ConditionExpression: 'attribute_exists(pk) AND NOT contains(#saved, :i)',
+          ExpressionAttributeNames: names,
           ExpressionAttributeValues: values,
         }),
       );

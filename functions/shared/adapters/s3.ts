@@ -32,7 +32,13 @@ export class S3ObjectStore implements ObjectStore {
 
   async put(key: string, body: string | Uint8Array, contentType = 'application/octet-stream'): Promise<void> {
     await this.client.send(
-      new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType }),
+      new PutObjectCommand({
+        Bucket: this.bucket,
+        Key: key,
+        // Bytes, so the SDK knows the length (an empty string would look like a stream).
+        Body: typeof body === 'string' ? Buffer.from(body) : body,
+        ContentType: contentType,
+      }),
     );
   }
 
