@@ -33,6 +33,7 @@ export interface RunOptions {
   dataDir: string;
   out: string;
   verbose?: boolean;
+  bundled?: boolean;
 }
 
 const num = (value: string | undefined) => (value === undefined ? undefined : Number(value));
@@ -97,6 +98,7 @@ export async function runLocal(
     dataDir: options.dataDir,
     fresh: options.fresh,
     logLevel: options.verbose ? 'INFO' : 'SILENT',
+    bundleTo: options.bundled ? path.join(options.dataDir, '..', 'cdk.out') : undefined,
   });
   try {
     if (options.seeds) {
@@ -211,6 +213,10 @@ export function runCommand(): Command {
     .option('--data-dir <dir>', 'local S3/DynamoDB data', '.local/data')
     .option('--out <dir>', 'where datasets are copied', 'out')
     .option('--verbose', 'show the stage functions’ logs')
+    .option(
+      '--bundled',
+      'run the esbuild bundles `cdk deploy` would upload instead of the TypeScript sources',
+    )
     .action(async (options: RunOptions) => {
       const result = await runLocal(options);
       if (result.status === 'FAILED') {

@@ -64,6 +64,11 @@ export interface LocalStackOptions {
   logLevel?: string;
   /** CDK context for synthesis (e.g. `selfinstruct:model`). */
   context?: Record<string, unknown>;
+  /**
+   * Run the esbuild bundles that would be deployed (`cdk.out`-style, in this folder) instead of the
+   * TypeScript sources: slower to start, and proof that the deployed artifacts work.
+   */
+  bundleTo?: string;
 }
 
 export interface ExecutionResult {
@@ -121,7 +126,7 @@ export class LocalStack {
       delete process.env.AWS_PROFILE;
 
       const started = performance.now();
-      const template = synthesizeTemplate(options.context);
+      const { template, outdir } = synthesizeTemplate(options.context, options.bundleTo);
       const synthMs = performance.now() - started;
 
       const [bucketId] = resourcesOfType(template, 'AWS::S3::Bucket').map(([id]) => id);
@@ -149,14 +154,18 @@ export class LocalStack {
 
       const functions = new Map<string, LocalFunction>();
       for (const [id, resource] of resourcesOfType(template, 'AWS::Lambda::Function')) {
-        const entry = resource.Metadata?.[ENTRY_METADATA];
-        if (typeof entry !== 'string') continue; // CDK's own custom-resource handlers
+        const source = resource.Metadata?.[ENTRY_METADATA];
+        if (typeof source !== 'string') continue; // CDK's own custom-resource handlers
+        const asset = resource.Metadata?.['aws:asset:path'];
+        const entry = options.bundleTo
+          ? path.join(outdir, String(asset), 'index.mjs')
+          : path.join(PROJECT_ROOT, source);
         const variables =
           (resource.Properties?.Environment as { Variables?: unknown } | undefined)?.Variables ?? {};
         const environment = resolveIntrinsics(variables, names) as Record<string, string>;
         functions.set(names.arn(id), {
           logicalId: id,
-          entry: path.join(PROJECT_ROOT, entry),
+          entry,
           environment: { ...environment, POWERTOOLS_LOG_LEVEL: options.logLevel ?? 'SILENT' },
         });
       }

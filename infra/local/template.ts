@@ -16,10 +16,28 @@ export interface CfnTemplate {
   Resources: Record<string, CfnResource>;
 }
 
-/** Synthesizes the stack and returns its template (takes a few seconds: it loads aws-cdk-lib). */
-export function synthesizeTemplate(context: Record<string, unknown> = {}): CfnTemplate {
-  const { app, stack } = buildApp(new App({ context: { 'aws:cdk:bundling-stacks': [], ...context } }));
-  return app.synth().getStackByName(stack.stackName).template as CfnTemplate;
+/**
+ * Synthesizes the stack and returns its template (takes a few seconds: it loads aws-cdk-lib).
+ * With `bundleTo`, the functions are bundled by esbuild into that folder, as `cdk deploy` would, and
+ * each function resource's `aws:asset:path` metadata names its bundle's folder.
+ */
+export function synthesizeTemplate(
+  context: Record<string, unknown> = {},
+  bundleTo?: string,
+): { template: CfnTemplate; outdir: string } {
+  const { app, stack } = buildApp(
+    new App({
+      outdir: bundleTo,
+      context: bundleTo
+        ? { 'aws:cdk:enable-asset-metadata': true, ...context }
+        : { 'aws:cdk:bundling-stacks': [], ...context },
+    }),
+  );
+  const assembly = app.synth();
+  return {
+    template: assembly.getStackByName(stack.stackName).template as CfnTemplate,
+    outdir: assembly.directory,
+  };
 }
 
 export const LOCAL_ACCOUNT = '000000000000';
