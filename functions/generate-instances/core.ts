@@ -58,7 +58,10 @@ export async function generateInstances(
       // A retried Map item finds the tasks it already finished.
       if (task.status !== 'pending') return task;
 
-      let isClassification = task.proposed?.isClassification;
+      // A task that arrived with its instance (Alpaca's batched generation) needs no classification:
+      // it only decides how instances are generated. Stanford Alpaca does not classify either.
+      const carriesInstance = task.proposed?.output !== undefined;
+      let isClassification = task.proposed?.isClassification ?? (carriesInstance ? false : undefined);
       if (isClassification === undefined) {
         const reply = await limit(() =>
           calls.call(withOverrides(renderClassifyRequest(config.profile, task.instruction))),
@@ -69,8 +72,8 @@ export async function generateInstances(
       }
 
       const raw: Instance[] = [];
-      if (task.proposed?.output !== undefined) {
-        raw.push({ input: task.proposed.input ?? '', output: task.proposed.output });
+      if (carriesInstance) {
+        raw.push({ input: task.proposed?.input ?? '', output: task.proposed?.output ?? '' });
       } else {
         for (let round = 0; round < config.instanceRounds; round++) {
           const request = withOverrides(
