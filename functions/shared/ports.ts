@@ -54,6 +54,8 @@ export interface ObjectStore {
   getBytes(key: string): Promise<Uint8Array | undefined>;
   put(key: string, body: string | Uint8Array, contentType?: string): Promise<void>;
   copy(fromKey: string, toKey: string): Promise<void>;
+  /** Every key under `prefix`, in key order. */
+  list(prefix: string): Promise<string[]>;
 }
 
 /** A task of the pool, one DynamoDB item. */

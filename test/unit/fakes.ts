@@ -18,6 +18,9 @@ export class MemoryObjects implements ObjectStore {
     if (!bytes) throw new Error(`no object ${from}`);
     this.objects.set(to, bytes);
   }
+  async list(prefix: string) {
+    return [...this.objects.keys()].filter((key) => key.startsWith(prefix)).sort();
+  }
 }
 
 export class MemoryPool implements PoolStore {
