@@ -19,6 +19,7 @@ export function propsFromContext(app: App): SelfInstructStackProps {
     nightlySchedule: str('nightlySchedule'),
     mapConcurrency: num('mapConcurrency'),
     rougeThreshold: num('rougeThreshold'),
+    apiKeySecretName: str('apiKeySecretName'),
     retainData: get('retainData') === undefined ? undefined : String(get('retainData')) !== 'false',
   };
 }

@@ -23,6 +23,12 @@ export function applyNag(app: App, stack: SelfInstructStack): void {
     'Access is through the stack roles only (public access blocked, TLS enforced); CloudTrail data events are the audit trail of choice, so no separate access-log bucket is created.',
   );
 
+  ack(
+    stack.apiKeySecret,
+    'SMG4',
+    'The secret holds a third-party provider API key, which AWS cannot rotate; rotate it at the provider and put the new value.',
+  );
+
   for (const fn of Object.values(stack.workflow.functions)) {
     ack(
       fn,

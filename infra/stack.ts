@@ -10,6 +10,7 @@ import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3deploy from 'aws-cdk-lib/aws-s3-deployment';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
 import { DEFAULT_SEED_KEY, SEED_UPLOAD_PREFIX } from '../functions/shared/keys.ts';
 import { PROJECT_ROOT, SelfInstructWorkflow } from './workflow.ts';
@@ -43,6 +44,11 @@ export interface SelfInstructStackProps extends StackProps {
   /** @default 0.7 */
   readonly rougeThreshold?: number;
   /**
+   * Name of an existing Secrets Manager secret with the API key of an OpenAI-compatible provider.
+   * @default - the stack creates an empty secret `SelfInstruct/ModelApiKey` to put the key in
+   */
+  readonly apiKeySecretName?: string;
+  /**
    * Keep the bucket and table when the stack is deleted.
    * @default true
    */
@@ -53,6 +59,7 @@ export class SelfInstructStack extends Stack {
   readonly bucket: s3.Bucket;
   readonly table: dynamodb.TableV2;
   readonly workflow: SelfInstructWorkflow;
+  readonly apiKeySecret: secretsmanager.ISecret;
 
   constructor(scope: Construct, id: string, props: SelfInstructStackProps = {}) {
     super(scope, id, props);
@@ -79,9 +86,18 @@ export class SelfInstructStack extends Stack {
       removalPolicy,
     });
 
+    // The key of an external model provider lives here, never in the code, the environment or the logs.
+    this.apiKeySecret = props.apiKeySecretName
+      ? secretsmanager.Secret.fromSecretNameV2(this, 'ModelApiKey', props.apiKeySecretName)
+      : new secretsmanager.Secret(this, 'ModelApiKey', {
+          secretName: 'SelfInstruct/ModelApiKey',
+          description: 'API key of the OpenAI-compatible model provider (set it after deploying)',
+        });
+
     this.workflow = new SelfInstructWorkflow(this, 'Workflow', {
       bucket: this.bucket,
       table: this.table,
+      apiKeySecret: this.apiKeySecret,
       bedrockModelIds: model.startsWith('bedrock:') ? [model.slice('bedrock:'.length)] : [],
     });
     const { stateMachine } = this.workflow;
@@ -147,5 +163,6 @@ export class SelfInstructStack extends Stack {
     new CfnOutput(this, 'StateMachineArn', { value: stateMachine.stateMachineArn });
     new CfnOutput(this, 'BucketName', { value: this.bucket.bucketName });
     new CfnOutput(this, 'TableName', { value: this.table.tableName });
+    new CfnOutput(this, 'ModelApiKeySecretArn', { value: this.apiKeySecret.secretArn });
   }
 }

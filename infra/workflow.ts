@@ -17,6 +17,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
+import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
@@ -49,6 +50,12 @@ export interface SelfInstructWorkflowProps {
    * @default - none: only the offline model can be used
    */
   readonly bedrockModelIds?: string[];
+  /**
+   * Secret holding the API key of an OpenAI-compatible provider; readable only by the stages that
+   * call the model, which find it through `MODEL_API_KEY_SECRET_ARN`.
+   * @default - none: only Bedrock and the offline model can be used
+   */
+  readonly apiKeySecret?: secretsmanager.ISecret;
   /**
    * Log retention of the functions and the state machine.
    * @default logs.RetentionDays.ONE_MONTH
@@ -175,6 +182,10 @@ export class SelfInstructWorkflow extends Construct {
         ENTRY_METADATA,
         path.relative(PROJECT_ROOT, entry).split(path.sep).join('/'),
       );
+      if (spec.callsModel && props.apiKeySecret) {
+        props.apiKeySecret.grantRead(fn);
+        fn.addEnvironment('MODEL_API_KEY_SECRET_ARN', props.apiKeySecret.secretArn);
+      }
       if (spec.callsModel && props.bedrockModelIds?.length) {
         fn.addToRolePolicy(
           new iam.PolicyStatement({

@@ -68,7 +68,11 @@ export async function exportDataset(
     exportedTasks: tasks.length,
     exportedRecords: records.length,
     counts: run?.counts ?? {},
-    usage: run?.usage ?? { calls: 0, inputTokens: 0, outputTokens: 0 },
+    usage: {
+      calls: run?.usage?.calls ?? 0,
+      inputTokens: run?.usage?.inputTokens ?? 0,
+      outputTokens: run?.usage?.outputTokens ?? 0,
+    },
     exportPrefix: keys.prefix,
     files: { dataset: keys.dataset, alpaca: keys.alpaca, tasks: keys.tasks, summary: keys.summary },
   };

@@ -11,10 +11,10 @@ import type { z } from 'zod';
 import { filterInstances } from '../shared/engine/instances.ts';
 import { toSeedFormat } from '../shared/formats.ts';
 import { runKeys } from '../shared/keys.ts';
-import { addUsage, emptyUsage, ModelCalls, toJsonLines } from '../shared/model-calls.ts';
+import { ModelCalls, toJsonLines } from '../shared/model-calls.ts';
 import type { ObjectStore, PoolStore, PoolTask, TextModel } from '../shared/ports.ts';
 import { PROFILES } from '../shared/profiles.ts';
-import { Chunk, type Counts, type Instance, RunState, type Usage } from '../shared/schemas.ts';
+import { Chunk, type Counts, type Instance, RunState, type UsageByStage } from '../shared/schemas.ts';
 import {
   parseClassifyReply,
   parseInstancesReply,
@@ -31,7 +31,7 @@ export interface InstancesResult {
   chunk: number;
   /** `complete`, `rejected`, one key per task rejection reason, and per-instance drop reasons. */
   counts: Counts;
-  usage: Usage;
+  usage: UsageByStage;
 }
 
 export async function generateInstances(
@@ -114,5 +114,5 @@ export async function generateInstances(
   if (calls.records.length > 0) {
     await objects.put(keys.raw('generate-instances', chunk.index), calls.toJsonLines(), 'application/jsonl');
   }
-  return { chunk: chunk.index, counts, usage: addUsage(emptyUsage(), calls.usage) };
+  return { chunk: chunk.index, counts, usage: calls.usage };
 }

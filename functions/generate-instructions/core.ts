@@ -9,7 +9,7 @@ import { fromJsonLines, ModelCalls, toJsonLines } from '../shared/model-calls.ts
 import { loadIndex } from '../shared/pool-index.ts';
 import type { ObjectStore, TextModel } from '../shared/ports.ts';
 import { createRng } from '../shared/random.ts';
-import type { Candidate, RunState, SeedTask, Usage } from '../shared/schemas.ts';
+import type { Candidate, RunState, SeedTask, UsageByStage } from '../shared/schemas.ts';
 import { parseInstructionReply, renderInstructionRequest, selectDemonstrations } from './prompt.ts';
 
 /** Complete tasks per call assumed before a run has measured its own. */
@@ -26,7 +26,7 @@ export interface GenerateInstructionsResult {
   candidates: number;
   malformed: number;
   droppedByTruncation: number;
-  usage: Usage;
+  usage: UsageByStage;
 }
 
 /** How many instruction-generation calls this iteration makes. */

@@ -8,6 +8,7 @@ import { type FileProblem, NotFound, RunInputInvalid, SeedFileInvalid } from '..
 import { parseRecords } from '../shared/input-files.ts';
 import { DEFAULT_SEED_KEY, poolKeys, SEED_UPLOAD_PREFIX } from '../shared/keys.ts';
 import { fromJsonLines, toJsonLines } from '../shared/model-calls.ts';
+import { parseReplayId } from '../shared/models/replay.ts';
 import { taskId } from '../shared/pool-ids.ts';
 import { loadIndex, saveIndex } from '../shared/pool-index.ts';
 import type { ObjectStore, PoolStore, PoolTask } from '../shared/ports.ts';
@@ -81,6 +82,7 @@ export async function prepareRun(
 ): Promise<RunState> {
   // Validate everything before writing anything.
   const config = parseRunInput(input, runId);
+  if (config.model.startsWith('replay:')) await inheritRecordedRun(config, input, pool);
   const seeds = await readSeedFile(objects, config.seedKey);
 
   await pool.putRun({
@@ -125,6 +127,20 @@ export async function prepareRun(
     config,
     progress: { iteration: 0, added: 0, poolSize: await pool.countComplete(config.pool) },
   };
+}
+
+/**
+ * A replay reproduces its recording only with the same prompts: unless the input says otherwise, it
+ * takes the recorded run's seed (which drives the sampling of demonstrations) and profile.
+ */
+async function inheritRecordedRun(config: RunConfig, input: unknown, pool: PoolStore): Promise<void> {
+  const { runId: recordedId } = parseReplayId(config.model);
+  const recorded = await pool.getRun(recordedId);
+  if (!recorded?.config) throw new NotFound(`Run ${recordedId} to replay is not recorded in this stack`);
+  const given = (input ?? {}) as { seed?: unknown; profile?: unknown };
+  const previous = RunConfig.partial().parse(recorded.config);
+  if (given.seed === undefined && previous.seed) config.seed = previous.seed;
+  if (given.profile === undefined && previous.profile) config.profile = previous.profile;
 }
 
 function seedToPoolTask(pool: string, task: SeedTask, runId: string, createdAt: string): PoolTask {

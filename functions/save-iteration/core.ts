@@ -7,9 +7,9 @@
  */
 import { z } from 'zod';
 import { poolKeys, runKeys } from '../shared/keys.ts';
-import { addUsage, emptyUsage, fromJsonLines, toJsonLines } from '../shared/model-calls.ts';
+import { addUsageByStage, fromJsonLines, toJsonLines, totalUsage } from '../shared/model-calls.ts';
 import type { ObjectStore, PoolStore } from '../shared/ports.ts';
-import { Chunk, Counts, RunState, Usage } from '../shared/schemas.ts';
+import { Chunk, Counts, RunState, UsageByStage } from '../shared/schemas.ts';
 
 export const SaveInput = RunState.extend({
   generated: z.object({
@@ -17,10 +17,10 @@ export const SaveInput = RunState.extend({
     candidates: z.int(),
     malformed: z.int(),
     droppedByTruncation: z.int(),
-    usage: Usage,
+    usage: UsageByStage,
   }),
   gated: z.object({ chunks: z.array(Chunk), counts: Counts }),
-  instances: z.array(z.object({ chunk: z.int(), counts: Counts, usage: Usage })),
+  instances: z.array(z.object({ chunk: z.int(), counts: Counts, usage: UsageByStage })),
 });
 export type SaveInput = z.infer<typeof SaveInput>;
 
@@ -42,9 +42,17 @@ export async function saveIteration(
   };
   add(gated.counts);
   for (const result of instances) add(result.counts);
-  const usage = instances.reduce(
-    (sum, result) => addUsage(sum, result.usage),
-    addUsage(emptyUsage(), generated.usage),
+  const byStage = instances.reduce(
+    (sum, result) => addUsageByStage(sum, result.usage),
+    addUsageByStage({}, generated.usage),
+  );
+  const { calls, inputTokens, outputTokens, estimated } = totalUsage(byStage);
+  const stageUsage = Object.fromEntries(
+    Object.entries(byStage).flatMap(([stage, usage]) => [
+      [`${stage}:calls`, usage.calls],
+      [`${stage}:inputTokens`, usage.inputTokens],
+      [`${stage}:outputTokens`, usage.outputTokens],
+    ]),
   );
   const complete = counts.complete ?? 0;
 
@@ -55,8 +63,11 @@ export async function saveIteration(
   await objects.copy(keys.index, poolPaths.index);
 
   // Once per iteration, even if this state is retried after a partial success.
-  const { estimated: _estimated, ...usageCounts } = usage;
-  if (await pool.addIteration(runId, iteration, counts, usageCounts)) {
+  const update = {
+    stats: { counts, usage: byStage, tokensEstimated: estimated },
+    increments: { counts, usage: { calls, inputTokens, outputTokens }, stageUsage },
+  };
+  if (await pool.addIteration(runId, iteration, update)) {
     await pool.addToPoolCount(config.pool, complete);
   }
 

@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { ModelReply, ModelRequest, TextModel } from './ports.ts';
-import type { Usage } from './schemas.ts';
+import type { Usage, UsageByStage } from './schemas.ts';
 
 /** One raw call as stored in `runs/<run>/iteration-<n>/raw/<stage>.jsonl`. */
 export interface CallRecord {
@@ -32,10 +32,28 @@ export function addUsage(a: Usage, b: Usage): Usage {
   return a;
 }
 
+/** Adds every stage of `b` into `a`, in place, and returns `a`. */
+export function addUsageByStage(a: UsageByStage, b: UsageByStage): UsageByStage {
+  for (const [stage, usage] of Object.entries(b)) a[stage] = addUsage(a[stage] ?? emptyUsage(), usage);
+  return a;
+}
+
+/** The usage of all stages together. */
+export const totalUsage = (byStage: UsageByStage): Usage =>
+  Object.values(byStage).reduce((sum, usage) => addUsage(sum, usage), emptyUsage());
+
+/** The hash a call's prompt is recorded and replayed under. */
+export const promptHash = ({ system, prompt }: Pick<ModelRequest, 'system' | 'prompt'>) =>
+  createHash('sha256')
+    .update(`${system ?? ''}\u0000${prompt}`)
+    .digest('hex')
+    .slice(0, 16);
+
 /** Calls a model and records every call. */
 export class ModelCalls {
   readonly records: CallRecord[] = [];
-  readonly usage = emptyUsage();
+  /** Token usage per pipeline step (`generate-instructions`, `classify`, `generate-instances`). */
+  readonly usage: UsageByStage = {};
 
   constructor(private readonly model: TextModel) {}
 
@@ -44,10 +62,7 @@ export class ModelCalls {
     const { stage, kind, temperature, topP, maxTokens, stop, json, system, prompt } = request;
     this.records.push({
       stage,
-      promptHash: createHash('sha256')
-        .update(`${system ?? ''}\u0000${prompt}`)
-        .digest('hex')
-        .slice(0, 16),
+      promptHash: promptHash(request),
       model: reply.model,
       parameters: { kind, temperature, topP, maxTokens, stop, json },
       system,
@@ -57,7 +72,7 @@ export class ModelCalls {
       usage: reply.usage,
       latencyMs: reply.latencyMs,
     });
-    addUsage(this.usage, {
+    this.usage[stage] = addUsage(this.usage[stage] ?? emptyUsage(), {
       calls: 1,
       inputTokens: reply.usage.inputTokens,
       outputTokens: reply.usage.outputTokens,

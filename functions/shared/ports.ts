@@ -81,6 +81,17 @@ export interface PoolTask {
   createdAt: string;
 }
 
+/** The run record's counter maps, each a flat map of name → number. */
+export type CounterMap = 'counts' | 'usage' | 'stageUsage' | 'cost';
+
+/** What "Save iteration" adds to a run record. */
+export interface IterationUpdate {
+  /** Stored as `iterations.<n>`. */
+  stats: Record<string, unknown>;
+  /** Added to the run's counter maps. */
+  increments: Partial<Record<CounterMap, Record<string, number>>>;
+}
+
 /** A run's record: status, configuration and counters. */
 export interface RunRecord {
   runId: string;
@@ -94,7 +105,14 @@ export interface RunRecord {
   error?: string;
   cause?: string;
   counts?: Record<string, number>;
-  usage?: { calls: number; inputTokens: number; outputTokens: number; estimated: boolean };
+  /** Calls and tokens of the whole run. */
+  usage?: Record<string, number>;
+  /** The same per pipeline step, keyed `<stage>:<calls|inputTokens|outputTokens>`. */
+  stageUsage?: Record<string, number>;
+  /** Estimated USD: `model`, `aws`, and `model:<stage>`. */
+  cost?: Record<string, number>;
+  /** Per iteration: counts, usage, cost. */
+  iterations?: Record<string, Record<string, unknown>>;
   exportPrefix?: string;
 }
 
@@ -112,15 +130,10 @@ export interface PoolStore {
   putRun(run: RunRecord): Promise<void>;
   getRun(runId: string): Promise<RunRecord | undefined>;
   /**
-   * Adds an iteration's counts and usage to the run, once: a retried call for the same iteration
-   * changes nothing and returns false.
+   * Adds an iteration to the run record, once: its stats under `iterations.<n>` and its `increments`
+   * to the run's counter maps. A retried call for the same iteration changes nothing and returns false.
    */
-  addIteration(
-    runId: string,
-    iteration: number,
-    counts: Record<string, number>,
-    usage: { calls: number; inputTokens: number; outputTokens: number },
-  ): Promise<boolean>;
+  addIteration(runId: string, iteration: number, update: IterationUpdate): Promise<boolean>;
   finishRun(
     runId: string,
     patch: Pick<RunRecord, 'status' | 'stopReason' | 'error' | 'cause' | 'exportPrefix' | 'iteration'>,

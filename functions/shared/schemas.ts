@@ -154,6 +154,10 @@ export const Usage = z.object({
 });
 export type Usage = z.infer<typeof Usage>;
 
+/** Usage per pipeline step that calls a model (`generate-instructions`, `classify`, `generate-instances`). */
+export const UsageByStage = z.record(z.string(), Usage);
+export type UsageByStage = z.infer<typeof UsageByStage>;
+
 /** Counts by outcome; keys are reasons (`rouge`, `too-short`, …) or outcomes. */
 export const Counts = z.record(z.string(), z.int().nonnegative());
 export type Counts = z.infer<typeof Counts>;

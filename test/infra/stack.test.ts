@@ -233,3 +233,21 @@ describe('cdk-nag', () => {
     expect(() => app.synth()).toThrow(/AwsSolutions-IAM5/);
   });
 });
+
+describe('the model API key', () => {
+  it('is a Secrets Manager secret readable only by the stages that call the model', () => {
+    const functions = template.findResources('AWS::Lambda::Function');
+    const withSecret = Object.values(functions)
+      .filter((fn) => fn.Properties.Environment?.Variables?.MODEL_API_KEY_SECRET_ARN)
+      .map((fn) => fn.Metadata['SelfInstruct:Entry'])
+      .sort();
+    expect(withSecret).toEqual([
+      'functions/generate-instances/handler.ts',
+      'functions/generate-instructions/handler.ts',
+    ]);
+    const readers = Object.values(template.findResources('AWS::IAM::Policy')).filter((policy) =>
+      JSON.stringify(policy.Properties.PolicyDocument).includes('secretsmanager:GetSecretValue'),
+    );
+    expect(readers).toHaveLength(2);
+  });
+});

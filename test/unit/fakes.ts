@@ -1,5 +1,12 @@
 /** In-memory ports for the pure stage tests (the end-to-end tests use the real servers). */
-import type { ObjectStore, PoolStore, PoolTask, RunRecord } from '../../functions/shared/ports.ts';
+import type {
+  CounterMap,
+  IterationUpdate,
+  ObjectStore,
+  PoolStore,
+  PoolTask,
+  RunRecord,
+} from '../../functions/shared/ports.ts';
 
 export class MemoryObjects implements ObjectStore {
   readonly objects = new Map<string, Uint8Array>();
@@ -55,34 +62,23 @@ export class MemoryPool implements PoolStore {
     this.poolCounts.set(pool, (this.poolCounts.get(pool) ?? 0) + n);
   }
   async putRun(run: RunRecord) {
-    this.runs.set(run.runId, {
-      counts: {},
-      usage: { calls: 0, inputTokens: 0, outputTokens: 0, estimated: false },
-      ...run,
-    });
+    this.runs.set(run.runId, { counts: {}, usage: {}, stageUsage: {}, cost: {}, iterations: {}, ...run });
   }
   async getRun(runId: string) {
     return this.runs.get(runId);
   }
-  async addIteration(
-    runId: string,
-    iteration: number,
-    counts: Record<string, number>,
-    usage: { calls: number; inputTokens: number; outputTokens: number },
-  ) {
+  async addIteration(runId: string, iteration: number, { stats, increments }: IterationUpdate) {
     const run = this.runs.get(runId);
     if (!run) return false;
     run.saved ??= new Set();
     if (run.saved.has(iteration)) return false;
     run.saved.add(iteration);
     run.iteration = iteration;
-    run.counts ??= {};
-    for (const [key, n] of Object.entries(counts)) run.counts[key] = (run.counts[key] ?? 0) + n;
-    run.usage ??= { calls: 0, inputTokens: 0, outputTokens: 0, estimated: false };
-    const total = run.usage;
-    total.calls += usage.calls;
-    total.inputTokens += usage.inputTokens;
-    total.outputTokens += usage.outputTokens;
+    run.iterations = { ...run.iterations, [String(iteration)]: stats };
+    for (const [map, entries] of Object.entries(increments) as [CounterMap, Record<string, number>][]) {
+      const target = (run[map] ??= {}) as Record<string, number>;
+      for (const [key, n] of Object.entries(entries)) target[key] = (target[key] ?? 0) + n;
+    }
     return true;
   }
   async finishRun(runId: string, patch: Partial<RunRecord>) {

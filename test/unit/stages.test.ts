@@ -181,7 +181,9 @@ describe('save iteration', () => {
         candidates: 10,
         malformed: 1,
         droppedByTruncation: 0,
-        usage: { calls: 4, inputTokens: 400, outputTokens: 300, estimated: true },
+        usage: {
+          'generate-instructions': { calls: 4, inputTokens: 400, outputTokens: 300, estimated: true },
+        },
       },
       gated: {
         chunks: [{ index: 0, ids: ['a', 'b', 'c'] }],
@@ -191,7 +193,10 @@ describe('save iteration', () => {
         {
           chunk: 0,
           counts: { complete: 2, rejected: 1 },
-          usage: { calls: 6, inputTokens: 600, outputTokens: 500, estimated: true },
+          usage: {
+            classify: { calls: 3, inputTokens: 300, outputTokens: 3, estimated: true },
+            'generate-instances': { calls: 3, inputTokens: 300, outputTokens: 497, estimated: true },
+          },
         },
       ],
     };
@@ -208,6 +213,12 @@ describe('save iteration', () => {
       prompts: 4,
     });
     expect(pool.runs.get('run-1')?.usage).toMatchObject({ calls: 10, inputTokens: 1000, outputTokens: 800 });
+    expect(pool.runs.get('run-1')?.stageUsage).toMatchObject({
+      'generate-instructions:calls': 4,
+      'classify:calls': 3,
+      'generate-instances:outputTokens': 497,
+    });
+    expect(pool.runs.get('run-1')?.iterations?.['1']).toMatchObject({ counts: { complete: 2 } });
     expect(fromJsonLines(await objects.getText(poolKeys('demo').snapshot('run-1', 1)))).toHaveLength(2);
     expect(objects.objects.get(poolKeys('demo').index)).toEqual(new Uint8Array([1, 2, 3]));
   });

@@ -15,7 +15,7 @@ import {
   QueryCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import type { PoolStore, PoolTask, RunRecord } from '../ports.ts';
+import type { IterationUpdate, PoolStore, PoolTask, RunRecord } from '../ports.ts';
 
 const taskKey = (pool: string, id: string) => ({ pk: `POOL#${pool}`, sk: `TASK#${id}` });
 const metaKey = (pool: string) => ({ pk: `POOL#${pool}`, sk: 'META' });
@@ -142,24 +142,33 @@ export class DynamoPoolStore implements PoolStore {
   async addIteration(
     runId: string,
     iteration: number,
-    counts: Record<string, number>,
-    usage: { calls: number; inputTokens: number; outputTokens: number },
+    { stats, increments }: IterationUpdate,
   ): Promise<boolean> {
     // Every attribute through a placeholder: `usage` and friends are DynamoDB reserved words.
-    const names: Record<string, string> = { '#iteration': 'iteration', '#saved': 'savedIterations' };
-    const values: Record<string, unknown> = { ':i': iteration, ':iset': new Set([iteration]), ':zero': 0 };
-    const sets = ['#iteration = :i'];
-    const add = (map: 'counts' | 'usage', entries: [string, number][]) => {
-      names[`#${map}`] = map;
-      entries.forEach(([key, value], i) => {
-        const path = `#${map}.#${map[0]}${i}`;
-        names[`#${map[0]}${i}`] = key;
-        values[`:${map[0]}${i}`] = value;
-        sets.push(`${path} = if_not_exists(${path}, :zero) + :${map[0]}${i}`);
-      });
+    const names: Record<string, string> = {
+      '#iteration': 'iteration',
+      '#saved': 'savedIterations',
+      '#its': 'iterations',
     };
-    add('counts', Object.entries(counts));
-    add('usage', Object.entries(usage));
+    const values: Record<string, unknown> = {
+      ':i': iteration,
+      ':iset': new Set([iteration]),
+      ':zero': 0,
+      ':stats': stats,
+    };
+    const sets = ['#iteration = :i', `#its.#n = :stats`];
+    names['#n'] = String(iteration);
+    let n = 0;
+    for (const [map, entries] of Object.entries(increments)) {
+      names[`#${map}`] = map;
+      for (const [key, value] of Object.entries(entries ?? {})) {
+        const path = `#${map}.#k${n}`;
+        names[`#k${n}`] = key;
+        values[`:v${n}`] = value;
+        sets.push(`${path} = if_not_exists(${path}, :zero) + :v${n}`);
+        n++;
+      }
+    }
     try {
       await this.doc.send(
         new UpdateCommand({
