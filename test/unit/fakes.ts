@@ -76,7 +76,8 @@ export class MemoryPool implements PoolStore {
     run.iteration = iteration;
     run.iterations = { ...run.iterations, [String(iteration)]: stats };
     for (const [map, entries] of Object.entries(increments) as [CounterMap, Record<string, number>][]) {
-      const target = (run[map] ??= {}) as Record<string, number>;
+      run[map] ??= {};
+      const target = run[map] as Record<string, number>;
       for (const [key, n] of Object.entries(entries)) target[key] = (target[key] ?? 0) + n;
     }
     return true;

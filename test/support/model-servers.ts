@@ -1,0 +1,494 @@
+/**
+ * Local stand-ins for the model providers, speaking their real wire protocols so that the adapters are
+ * tested through the real SDK clients: Amazon Bedrock's runtime API (HTTP/2 cleartext, as the Bedrock
+ * runtime client speaks HTTP/2 by default) and the OpenAI API (HTTP/1.1). Both listen on 127.0.0.1 on a
+ * free port, answer with the project's `OfflineModel` (so replies parse in the pipeline), report
+ * realistic token usage, record every request, and inject faults on demand.
+ *
+ * Faults come from a scripted queue (`faults`, one per request, first in first out, also refillable with
+ * `enqueue`), then from a function deciding per request (`fault`); a request without a fault gets a
+ * normal reply.
+ */
+import { createHash } from 'node:crypto';
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttp2Server, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { OfflineModel } from '../../functions/shared/models/offline.ts';
+import type { ModelRequest, ModelStage } from '../../functions/shared/ports.ts';
+
+/** What to do to one request instead of (or before) answering it normally. Fields combine. */
+export interface Fault {
+  /** Answer with this HTTP error status (the provider's error body and headers). */
+  status?: number;
+  /**
+   * Bedrock: the `x-amzn-errortype` header (default from `status`: 429 ThrottlingException, 500
+   * InternalServerException, 503 ServiceUnavailableException, 408 ModelTimeoutException, 400
+   * ValidationException, 403 AccessDeniedException, 404 ResourceNotFoundException); OpenAI: `error.type`.
+   */
+  errorType?: string;
+  /** The error message in the body. */
+  message?: string;
+  /** Wait this long before answering (whatever the answer is). */
+  latencyMs?: number;
+  /**
+   * A 200 reply whose text is garbage: every JSON and block parser of the stages counts it as malformed
+   * (the `self-instruct` list parser, which has no notion of malformed, passes it on and the
+   * punctuation filter drops it).
+   */
+  malformedText?: boolean;
+  /** A 200 reply whose HTTP body is not JSON at all. */
+  badBody?: boolean;
+  /** Reply with exactly this text instead of the offline model's. */
+  text?: string;
+  /** Report this finish reason instead of the offline model's. */
+  finish?: 'stop' | 'length';
+  /** Leave token usage out of the reply (OpenAI-compatible servers that don't report it). */
+  omitUsage?: boolean;
+}
+
+/** The garbage text of `malformedText`. */
+export const MALFORMED_TEXT = '<|garbled|> ~~ %% ??';
+
+/** A request as the stand-in received it. */
+export interface RecordedRequest {
+  method: string;
+  path: string;
+  /** The model id: from the path (Bedrock) or the body (OpenAI). */
+  model: string | undefined;
+  /** The parsed JSON body, or `undefined` when there was none or it was not JSON. */
+  body: Record<string, unknown> | undefined;
+  /** Request headers, lower-cased names. */
+  headers: Record<string, string>;
+  /** What the stand-in answered: HTTP status, and the text and usage of a model reply. */
+  reply?: { status: number; text?: string; usage?: { inputTokens: number; outputTokens: number } };
+}
+
+/** Options shared by both stand-ins. */
+export interface StandInOptions {
+  /** Faults for the next requests, in order: one per request. */
+  faults?: Fault[];
+  /** Decides a fault per request when the queue is empty; `undefined` for a normal reply. */
+  fault?: (request: RecordedRequest) => Fault | undefined;
+  /** Seed of the offline model behind the replies. @default 'stand-in' */
+  seed?: string;
+  /** Noise of the offline model (see `OfflineModelOptions`). @default 0.15 */
+  noise?: number;
+}
+
+/** Options of the OpenAI stand-in. */
+export interface OpenAIStandInOptions extends StandInOptions {
+  /** When set, every request must carry `Authorization: Bearer <apiKey>` or gets a 401. */
+  apiKey?: string;
+  /** What `GET /v1/models` lists. @default ['stand-in-chat', 'stand-in-embed'] */
+  models?: string[];
+  /** Dimensions of the embeddings when the request does not ask for a number. @default 256 */
+  dimensions?: number;
+}
+
+/** A running stand-in. */
+export interface StandIn {
+  /** Bedrock: the endpoint (for `AWS_ENDPOINT_URL_BEDROCK_RUNTIME`); OpenAI: the base URL, ending in `/v1`. */
+  url: string;
+  /** Every request received, in order. */
+  requests: RecordedRequest[];
+  /** Adds faults to the end of the scripted queue. */
+  enqueue(...faults: Fault[]): void;
+  close(): Promise<void>;
+}
+
+/** `n` copies of a fault, for the queue: `faults: times(2, { status: 429 })`. */
+export function times(n: number, fault: Fault): Fault[] {
+  return Array.from({ length: n }, () => ({ ...fault }));
+}
+
+/**
+ * A deterministic embedding: a hashed bag of words (lower-cased `[a-z0-9]+` tokens, each hashed to one
+ * dimension with a sign), L2-normalized. Texts sharing most words are close; unrelated texts are not.
+ */
+export function standInEmbedding(text: string, dimensions: number): number[] {
+  const vector = new Array<number>(dimensions).fill(0);
+  for (const token of text.toLowerCase().match(/[a-z0-9]+/g) ?? []) {
+    const hash = createHash('sha256').update(token).digest();
+    const index = hash.readUInt32BE(0) % dimensions;
+    vector[index] = (vector[index] ?? 0) + (hash[4] !== undefined && hash[4] & 1 ? -1 : 1);
+  }
+  const norm = Math.hypot(...vector);
+  return norm === 0 ? vector : vector.map((x) => x / norm);
+}
+
+/** A rough token count, as real tokenizers give for English: about four characters a token. */
+const tokens = (text: string) => Math.ceil(text.length / 4);
+
+/** The pipeline step a prompt belongs to, read from the prompt (a provider never gets the stage). */
+function stageOf(prompt: string): ModelStage {
+  if (/Is it classification\?\s*$/.test(prompt) || /Is this a classification task/.test(prompt)) {
+    return 'classify';
+  }
+  if (prompt.includes('{"instances"') || /^(Come up with examples|Given the classification task)/.test(prompt)) {
+    return 'generate-instances';
+  }
+  return 'generate-instructions';
+}
+
+const ERROR_TYPES: Record<number, string> = {
+  400: 'ValidationException',
+  403: 'AccessDeniedException',
+  404: 'ResourceNotFoundException',
+  408: 'ModelTimeoutException',
+  429: 'ThrottlingException',
+  500: 'InternalServerException',
+  503: 'ServiceUnavailableException',
+};
+
+type AnyRequest = IncomingMessage | Http2ServerRequest;
+type AnyResponse = ServerResponse | Http2ServerResponse;
+
+/** The fault machinery and request log both stand-ins share. */
+class Recorder {
+  readonly requests: RecordedRequest[] = [];
+  readonly queue: Fault[];
+  readonly model: OfflineModel;
+
+  constructor(private readonly options: StandInOptions) {
+    this.queue = [...(options.faults ?? [])];
+    this.model = new OfflineModel({ seed: options.seed ?? 'stand-in', noise: options.noise ?? 0.15 });
+  }
+
+  async receive(req: AnyRequest, modelFromPath?: string): Promise<RecordedRequest> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const raw = Buffer.concat(chunks).toString('utf8');
+    let body: Record<string, unknown> | undefined;
+    try {
+      body = raw === '' ? undefined : (JSON.parse(raw) as Record<string, unknown>);
+    } catch {
+      body = undefined;
+    }
+    const headers: Record<string, string> = {};
+    for (const [name, value] of Object.entries(req.headers)) {
+      if (typeof value === 'string' && !name.startsWith(':')) headers[name.toLowerCase()] = value;
+    }
+    const url = new URL(req.url ?? '/', 'http://stand-in');
+    const recorded: RecordedRequest = {
+      method: req.method ?? 'GET',
+      path: url.pathname,
+      model: modelFromPath ?? (typeof body?.model === 'string' ? body.model : undefined),
+      body,
+      headers,
+    };
+    this.requests.push(recorded);
+    return recorded;
+  }
+
+  faultFor(request: RecordedRequest): Fault {
+    return this.queue.shift() ?? this.options.fault?.(request) ?? {};
+  }
+}
+
+function send(res: AnyResponse, status: number, body: string, headers: Record<string, string> = {}): void {
+  if (res.destroyed || res.writableEnded) return;
+  res.writeHead(status, { 'content-type': 'application/json', ...headers });
+  res.end(body);
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Runs the offline model on a request rebuilt from the wire, then applies the fault's overrides. */
+async function answer(
+  recorder: Recorder,
+  request: Omit<ModelRequest, 'stage'>,
+  fault: Fault,
+): Promise<{ text: string; finish: 'stop' | 'length'; inputTokens: number; outputTokens: number }> {
+  const reply = await recorder.model.generate({ ...request, stage: stageOf(request.prompt) });
+  const text = fault.malformedText ? MALFORMED_TEXT : (fault.text ?? reply.text);
+  // Real tokenizers count the chat template's tokens too: a few per message on top of the text.
+  const messages = request.system ? 2 : 1;
+  return {
+    text,
+    finish: fault.finish ?? reply.finish,
+    inputTokens: tokens((request.system ?? '') + request.prompt) + 3 * messages,
+    outputTokens: tokens(text),
+  };
+}
+
+async function listen(
+  server: ReturnType<typeof createHttpServer> | ReturnType<typeof createHttp2Server>,
+): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  return (server.address() as AddressInfo).port;
+}
+
+/**
+ * Starts an Amazon Bedrock runtime stand-in (HTTP/2 cleartext): `POST /model/{modelId}/converse`
+ * (Converse, reply text from the offline model) and `POST /model/{modelId}/invoke` (Titan Text
+ * Embeddings V2: `{inputText, dimensions}` → `{embedding, inputTextTokenCount}`). Errors carry the
+ * `x-amzn-errortype` header and a `{"message"}` body, as Bedrock's do.
+ */
+export async function startBedrockStandIn(options: StandInOptions = {}): Promise<StandIn> {
+  const recorder = new Recorder(options);
+  const server = createHttp2Server();
+  const sessions = new Set<import('node:http2').ServerHttp2Session>();
+  server.on('session', (session) => {
+    sessions.add(session);
+    session.on('close', () => sessions.delete(session));
+  });
+  server.on('request', async (req: Http2ServerRequest, res: Http2ServerResponse) => {
+    const match = /^\/model\/([^/]+)\/(converse|invoke)$/.exec(new URL(req.url, 'http://x').pathname);
+    const recorded = await recorder.receive(req, match ? decodeURIComponent(match[1] ?? '') : undefined);
+    const reply = (status: number, body: string, headers: Record<string, string> = {}) => {
+      recorded.reply = { ...recorded.reply, status };
+      send(res, status, body, headers);
+    };
+    if (req.method !== 'POST' || !match) {
+      reply(404, JSON.stringify({ message: `No route ${req.method} ${req.url}` }), {
+        'x-amzn-errortype': 'UnknownOperationException',
+      });
+      return;
+    }
+    const fault = recorder.faultFor(recorded);
+    if (fault.latencyMs) await sleep(fault.latencyMs);
+    if (fault.status !== undefined && fault.status >= 400) {
+      const type = fault.errorType ?? ERROR_TYPES[fault.status] ?? 'InternalServerException';
+      reply(fault.status, JSON.stringify({ message: fault.message ?? `${type} from the stand-in` }), {
+        'x-amzn-errortype': `${type}:http://internal.amazon.com/coral/com.amazonaws.bedrock/`,
+      });
+      return;
+    }
+    if (fault.badBody) {
+      reply(200, '<html><body>Bad gateway</body></html>', { 'content-type': 'text/html' });
+      return;
+    }
+    const body = recorded.body ?? {};
+    if (match[2] === 'invoke') {
+      const inputText = String(body.inputText ?? '');
+      const dimensions = Number(body.dimensions ?? 1024);
+      reply(200, JSON.stringify({ embedding: standInEmbedding(inputText, dimensions), inputTextTokenCount: tokens(inputText) }));
+      return;
+    }
+    const messages = (body.messages ?? []) as { content?: { text?: string }[] }[];
+    const prompt = messages.flatMap((m) => m.content ?? []).map((c) => c.text ?? '').join('\n');
+    const system = ((body.system ?? []) as { text?: string }[]).map((s) => s.text ?? '').join('\n');
+    const config = (body.inferenceConfig ?? {}) as Record<string, unknown>;
+    const result = await answer(
+      recorder,
+      {
+        kind: system ? 'chat' : 'completion',
+        ...(system ? { system, json: true } : {}),
+        prompt,
+        temperature: Number(config.temperature ?? 1),
+        topP: Number(config.topP ?? 1),
+        maxTokens: Number(config.maxTokens ?? 4096),
+        ...(Array.isArray(config.stopSequences) ? { stop: config.stopSequences as string[] } : {}),
+      },
+      fault,
+    );
+    recorded.reply = {
+      status: 200,
+      text: result.text,
+      usage: { inputTokens: result.inputTokens, outputTokens: result.outputTokens },
+    };
+    reply(
+      200,
+      JSON.stringify({
+        output: { message: { role: 'assistant', content: [{ text: result.text }] } },
+        stopReason: result.finish === 'length' ? 'max_tokens' : 'end_turn',
+        usage: {
+          inputTokens: result.inputTokens,
+          outputTokens: result.outputTokens,
+          totalTokens: result.inputTokens + result.outputTokens,
+        },
+        metrics: { latencyMs: fault.latencyMs ?? 1 },
+      }),
+    );
+  });
+  const port = await listen(server);
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests: recorder.requests,
+    enqueue: (...faults) => recorder.queue.push(...faults),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const session of sessions) session.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** The OpenAI error body. */
+function openAIError(status: number, fault: Fault): string {
+  const type =
+    fault.errorType ??
+    (status === 401
+      ? 'invalid_request_error'
+      : status === 429
+        ? 'rate_limit_exceeded'
+        : status >= 500
+          ? 'server_error'
+          : 'invalid_request_error');
+  return JSON.stringify({
+    error: { message: fault.message ?? `Stand-in error ${status}`, type, param: null, code: null },
+  });
+}
+
+/**
+ * Starts an OpenAI API stand-in (HTTP/1.1) at `<url>` = `http://127.0.0.1:<port>/v1`:
+ * `POST /v1/chat/completions`, `POST /v1/completions`, `POST /v1/embeddings` (float or base64
+ * encoding) and `GET /v1/models`. With `apiKey` set, a request without `Authorization: Bearer <apiKey>`
+ * gets OpenAI's 401.
+ */
+export async function startOpenAIStandIn(options: OpenAIStandInOptions = {}): Promise<StandIn> {
+  const recorder = new Recorder(options);
+  const models = options.models ?? ['stand-in-chat', 'stand-in-embed'];
+  const server = createHttpServer(async (req, res) => {
+    const recorded = await recorder.receive(req);
+    const reply = (status: number, body: string, headers: Record<string, string> = {}) => {
+      recorded.reply = { ...recorded.reply, status };
+      send(res, status, body, headers);
+    };
+    const route = `${req.method} ${recorded.path}`;
+    const known = [
+      'POST /v1/chat/completions',
+      'POST /v1/completions',
+      'POST /v1/embeddings',
+      'GET /v1/models',
+    ];
+    if (!known.includes(route)) {
+      reply(404, openAIError(404, { message: `Unknown request URL: ${route}` }));
+      return;
+    }
+    if (options.apiKey !== undefined && recorded.headers.authorization !== `Bearer ${options.apiKey}`) {
+      reply(401, openAIError(401, { message: 'Incorrect API key provided.' }));
+      return;
+    }
+    const fault = recorder.faultFor(recorded);
+    if (fault.latencyMs) await sleep(fault.latencyMs);
+    if (fault.status !== undefined && fault.status >= 400) {
+      reply(fault.status, openAIError(fault.status, fault));
+      return;
+    }
+    if (fault.badBody) {
+      reply(200, '<html><body>Bad gateway</body></html>', { 'content-type': 'text/html' });
+      return;
+    }
+    const created = Math.floor(Date.now() / 1000);
+    if (route === 'GET /v1/models') {
+      reply(
+        200,
+        JSON.stringify({
+          object: 'list',
+          data: models.map((id) => ({ id, object: 'model', created, owned_by: 'stand-in' })),
+        }),
+      );
+      return;
+    }
+    const body = recorded.body ?? {};
+    if (route === 'POST /v1/embeddings') {
+      const inputs = Array.isArray(body.input) ? body.input.map(String) : [String(body.input ?? '')];
+      const dimensions = Number(body.dimensions ?? options.dimensions ?? 256);
+      const base64 = body.encoding_format === 'base64';
+      reply(
+        200,
+        JSON.stringify({
+          object: 'list',
+          model: body.model,
+          data: inputs.map((text, index) => {
+            const vector = standInEmbedding(text, dimensions);
+            return {
+              object: 'embedding',
+              index,
+              embedding: base64 ? Buffer.from(new Float32Array(vector).buffer).toString('base64') : vector,
+            };
+          }),
+          usage: {
+            prompt_tokens: inputs.reduce((sum, text) => sum + tokens(text), 0),
+            total_tokens: inputs.reduce((sum, text) => sum + tokens(text), 0),
+          },
+        }),
+      );
+      return;
+    }
+    const chat = route === 'POST /v1/chat/completions';
+    const messages = (chat ? (body.messages ?? []) : []) as { role?: string; content?: string }[];
+    const system = messages
+      .filter((m) => m.role === 'system')
+      .map((m) => m.content ?? '')
+      .join('\n');
+    const prompt = chat
+      ? messages
+          .filter((m) => m.role !== 'system')
+          .map((m) => m.content ?? '')
+          .join('\n')
+      : String(body.prompt ?? '');
+    const json = (body.response_format as { type?: string } | undefined)?.type === 'json_object';
+    const stop = typeof body.stop === 'string' ? [body.stop] : (body.stop as string[] | undefined);
+    const result = await answer(
+      recorder,
+      {
+        // A prompt sent as a lone user message is a completion-style prompt (the paper's profiles).
+        kind: system || json ? 'chat' : 'completion',
+        ...(system ? { system } : {}),
+        ...(json ? { json } : {}),
+        prompt,
+        temperature: Number(body.temperature ?? 1),
+        topP: Number(body.top_p ?? 1),
+        maxTokens: Number(body.max_tokens ?? body.max_completion_tokens ?? 4096),
+        ...(stop ? { stop } : {}),
+      },
+      fault,
+    );
+    recorded.reply = {
+      status: 200,
+      text: result.text,
+      ...(fault.omitUsage ? {} : { usage: { inputTokens: result.inputTokens, outputTokens: result.outputTokens } }),
+    };
+    const usage = fault.omitUsage
+      ? {}
+      : {
+          usage: {
+            prompt_tokens: result.inputTokens,
+            completion_tokens: result.outputTokens,
+            total_tokens: result.inputTokens + result.outputTokens,
+          },
+        };
+    const finish_reason = result.finish;
+    const id = `cmpl-${createHash('sha256').update(`${recorder.requests.length}`).digest('hex').slice(0, 12)}`;
+    reply(
+      200,
+      JSON.stringify(
+        chat
+          ? {
+              id,
+              object: 'chat.completion',
+              created,
+              model: body.model,
+              choices: [
+                { index: 0, message: { role: 'assistant', content: result.text }, finish_reason, logprobs: null },
+              ],
+              ...usage,
+            }
+          : {
+              id,
+              object: 'text_completion',
+              created,
+              model: body.model,
+              choices: [{ index: 0, text: result.text, finish_reason, logprobs: null }],
+              ...usage,
+            },
+      ),
+    );
+  });
+  const port = await listen(server);
+  return {
+    url: `http://127.0.0.1:${port}/v1`,
+    requests: recorder.requests,
+    enqueue: (...faults) => recorder.queue.push(...faults),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
