@@ -124,10 +124,14 @@ export class DynamoPoolStore implements PoolStore {
     await this.doc.send(
       new PutCommand({
         TableName: this.table,
+        // The counter maps exist from the start: updates add to their entries.
         Item: {
           ...runKey(run.runId),
           counts: {},
-          usage: { calls: 0, inputTokens: 0, outputTokens: 0 },
+          usage: {},
+          stageUsage: {},
+          cost: {},
+          iterations: {},
           ...run,
         },
       }),
@@ -153,7 +157,6 @@ export class DynamoPoolStore implements PoolStore {
     const values: Record<string, unknown> = {
       ':i': iteration,
       ':iset': new Set([iteration]),
-      ':zero': 0,
       ':stats': stats,
     };
     const sets = ['#iteration = :i', `#its.#n = :stats`];
@@ -165,6 +168,7 @@ export class DynamoPoolStore implements PoolStore {
         const path = `#${map}.#k${n}`;
         names[`#k${n}`] = key;
         values[`:v${n}`] = value;
+        values[':zero'] = 0;
         sets.push(`${path} = if_not_exists(${path}, :zero) + :v${n}`);
         n++;
       }
