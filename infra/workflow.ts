@@ -356,9 +356,11 @@ export class SelfInstructWorkflow extends Construct {
         sfn.Condition.and(
           sfn.Condition.numberLessThanJsonPath('$.progress.added', '$.config.target'),
           sfn.Condition.numberLessThanJsonPath('$.progress.iteration', '$.config.maxIterations'),
+          // The budget: false when one more iteration like the last would cross maxCostUsd.
+          sfn.Condition.booleanEquals('$.progress.withinBudget', true),
         ),
         generate,
-        { comment: 'Below the target and the iteration cap: another iteration' },
+        { comment: 'Below the target, the iteration cap and the budget: another iteration' },
       )
       .otherwise(exportDataset.next(done));
 

@@ -11,6 +11,6 @@ const objects = new S3ObjectStore(requireEnv('BUCKET_NAME'));
 export const handler = stageHandler('generate-instructions', RunState, async (state) =>
   generateInstructions(state, {
     objects,
-    model: await createTextModel(state.config.model, { seed: state.config.seed }),
+    model: await createTextModel(state.config.model, { seed: state.config.seed, objects }),
   }),
 );

@@ -12,6 +12,8 @@ import { parseReplayId } from '../shared/models/replay.ts';
 import { taskId } from '../shared/pool-ids.ts';
 import { loadIndex, saveIndex } from '../shared/pool-index.ts';
 import type { ObjectStore, PoolStore, PoolTask } from '../shared/ports.ts';
+import { modelCost } from '../shared/pricing/pricing.ts';
+import { priceTable } from '../shared/pricing/run-prices.ts';
 import { AlpacaTask, RunConfig, RunInput, type RunState, SeedTask } from '../shared/schemas.ts';
 
 export interface PrepareDeps {
@@ -83,6 +85,7 @@ export async function prepareRun(
   // Validate everything before writing anything.
   const config = parseRunInput(input, runId);
   if (config.model.startsWith('replay:')) await inheritRecordedRun(config, input, pool);
+  if (config.maxCostUsd !== undefined) await requirePrice(config, objects);
   const seeds = await readSeedFile(objects, config.seedKey);
 
   await pool.putRun({
@@ -125,7 +128,14 @@ export async function prepareRun(
   return {
     runId,
     config,
-    progress: { iteration: 0, added: 0, poolSize: await pool.countComplete(config.pool) },
+    progress: {
+      iteration: 0,
+      added: 0,
+      poolSize: await pool.countComplete(config.pool),
+      costUsd: 0,
+      projectedCostUsd: 0,
+      withinBudget: true,
+    },
   };
 }
 
@@ -141,6 +151,15 @@ async function inheritRecordedRun(config: RunConfig, input: unknown, pool: PoolS
   const previous = RunConfig.partial().parse(recorded.config);
   if (given.seed === undefined && previous.seed) config.seed = previous.seed;
   if (given.profile === undefined && previous.profile) config.profile = previous.profile;
+}
+
+/** A budget can only be held with a price for the model. */
+async function requirePrice(config: RunConfig, objects: ObjectStore): Promise<void> {
+  const price = modelCost(await priceTable(config.priceTableKey, objects), config.model, {
+    inputTokens: 0,
+    outputTokens: 0,
+  });
+  if (!price.priced) throw new RunInputInvalid(`maxCostUsd needs a price for the model: ${price.message}`);
 }
 
 function seedToPoolTask(pool: string, task: SeedTask, runId: string, createdAt: string): PoolTask {

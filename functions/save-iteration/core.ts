@@ -9,6 +9,9 @@ import { z } from 'zod';
 import { poolKeys, runKeys } from '../shared/keys.ts';
 import { addUsageByStage, fromJsonLines, toJsonLines, totalUsage } from '../shared/model-calls.ts';
 import type { ObjectStore, PoolStore } from '../shared/ports.ts';
+import { DEFAULT_USAGE_ASSUMPTIONS, iterationAwsUsage } from '../shared/pricing/aws-usage.ts';
+import { awsCost, modelCost } from '../shared/pricing/pricing.ts';
+import { priceTable } from '../shared/pricing/run-prices.ts';
 import { Chunk, Counts, RunState, UsageByStage } from '../shared/schemas.ts';
 
 export const SaveInput = RunState.extend({
@@ -63,9 +66,19 @@ export async function saveIteration(
   await objects.copy(keys.index, poolPaths.index);
 
   // Once per iteration, even if this state is retried after a partial success.
+  const cost = await iterationCost(
+    { config, byStage, poolSize: progress.poolSize },
+    { generated, accepted: counts.accepted ?? 0, mapItems: gated.chunks.length },
+    objects,
+  );
   const update = {
-    stats: { counts, usage: byStage, tokensEstimated: estimated },
-    increments: { counts, usage: { calls, inputTokens, outputTokens }, stageUsage },
+    stats: { counts, usage: byStage, tokensEstimated: estimated, cost },
+    increments: {
+      counts,
+      usage: { calls, inputTokens, outputTokens },
+      stageUsage,
+      cost: { modelUsd: cost.modelUsd, awsUsd: cost.awsUsd, totalUsd: cost.totalUsd },
+    },
   };
   if (await pool.addIteration(runId, iteration, update)) {
     await pool.addToPoolCount(config.pool, complete);
@@ -79,6 +92,56 @@ export async function saveIteration(
       added: progress.added + complete,
       poolSize: await pool.countComplete(config.pool),
       yieldPerPrompt: generated.prompts > 0 ? complete / generated.prompts : progress.yieldPerPrompt,
+      costUsd: progress.costUsd + cost.totalUsd,
+      // After one more iteration like this one: what "Enough instructions?" holds against the budget.
+      projectedCostUsd: progress.costUsd + 2 * cost.totalUsd,
+      withinBudget:
+        config.maxCostUsd === undefined || progress.costUsd + 2 * cost.totalUsd <= config.maxCostUsd,
     },
   };
+}
+
+/** Estimated cost of one iteration: its model tokens at the price table's rates, and its AWS usage. */
+export interface IterationCost {
+  modelUsd: number;
+  awsUsd: number;
+  totalUsd: number;
+  /** Model USD per step that calls the model. */
+  modelUsdByStage: Record<string, number>;
+  /** True when the model has no price in the table (its cost then counts as 0) . */
+  modelUnpriced: boolean;
+}
+
+async function iterationCost(
+  { config, byStage, poolSize }: { config: RunState['config']; byStage: UsageByStage; poolSize: number },
+  shape: { generated: SaveInput['generated']; accepted: number; mapItems: number },
+  objects: ObjectStore,
+): Promise<IterationCost> {
+  const table = await priceTable(config.priceTableKey, objects);
+  const modelUsdByStage: Record<string, number> = {};
+  let modelUnpriced = false;
+  for (const [stage, usage] of Object.entries(byStage)) {
+    const priced = modelCost(table, config.model, usage);
+    if (!priced.priced) modelUnpriced = true;
+    modelUsdByStage[stage] = priced.usd ?? 0;
+  }
+  const map = Object.entries(byStage).filter(([stage]) => stage !== 'generate-instructions');
+  const aws = awsCost(
+    table,
+    iterationAwsUsage(
+      {
+        instructionCalls: shape.generated.prompts,
+        instructionOutputTokens: byStage['generate-instructions']?.outputTokens ?? 0,
+        candidates: shape.generated.candidates,
+        acceptedInstructions: shape.accepted,
+        mapItems: shape.mapItems,
+        mapCalls: map.reduce((sum, [, usage]) => sum + usage.calls, 0),
+        mapOutputTokens: map.reduce((sum, [, usage]) => sum + usage.outputTokens, 0),
+        poolInstructions: poolSize,
+      },
+      { ...DEFAULT_USAGE_ASSUMPTIONS, callConcurrency: config.callConcurrency },
+    ),
+  );
+  const modelUsd = Object.values(modelUsdByStage).reduce((sum, usd) => sum + usd, 0);
+  return { modelUsd, awsUsd: aws.usd, totalUsd: modelUsd + aws.usd, modelUsdByStage, modelUnpriced };
 }

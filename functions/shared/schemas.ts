@@ -119,6 +119,20 @@ export const RunInput = z
       .max(5)
       .default(1)
       .describe('Instance-generation calls per task; more rounds give more diverse instances.'),
+    maxCostUsd: z
+      .number()
+      .positive()
+      .optional()
+      .describe(
+        'Budget in USD (model + AWS, estimated): the loop stops before an iteration that would cross it. Default: none.',
+      ),
+    priceTableKey: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'S3 key of a JSON price table merged over the shipped one (functions/shared/pricing/prices.json).',
+      ),
     mapConcurrency: z
       .int()
       .min(1)
@@ -172,6 +186,12 @@ export const Progress = z.object({
   poolSize: z.int().nonnegative(),
   /** Complete tasks per instruction-generation call in the last iteration (sizes the next one). */
   yieldPerPrompt: z.number().nonnegative().optional(),
+  /** Estimated USD spent so far (model + AWS). */
+  costUsd: z.number().nonnegative().default(0),
+  /** `costUsd` plus the last iteration's cost: what the run will have spent after one more like it. */
+  projectedCostUsd: z.number().nonnegative().default(0),
+  /** False when `projectedCostUsd` is over the run's `maxCostUsd`: "Enough instructions?" then stops. */
+  withinBudget: z.boolean().default(true),
 });
 export type Progress = z.infer<typeof Progress>;
 

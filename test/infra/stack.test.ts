@@ -50,7 +50,7 @@ describe('the state machine', () => {
     expect(states['Save iteration']?.Next).toBe('Enough instructions?');
   });
 
-  it('loops from "Enough instructions?" back to generation while below target and cap, else exports', () => {
+  it('loops from "Enough instructions?" back to generation while below target, cap and budget, else exports', () => {
     const choice = states['Enough instructions?'];
     expect(choice?.Type).toBe('Choice');
     expect(choice?.Choices).toHaveLength(1);
@@ -60,6 +60,9 @@ describe('the state machine', () => {
     );
     expect(JSON.stringify(choice?.Choices?.[0]?.And)).toContain(
       '"Variable":"$.progress.iteration","NumericLessThanPath":"$.config.maxIterations"',
+    );
+    expect(JSON.stringify(choice?.Choices?.[0]?.And)).toContain(
+      '{"Variable":"$.progress.withinBudget","BooleanEquals":true}',
     );
     expect(choice?.Default).toBe('Export dataset');
     expect(states['Export dataset']?.Next).toBe('Done');

@@ -8,11 +8,20 @@
  * Faults come from a scripted queue (`faults`, one per request, first in first out, also refillable with
  * `enqueue`), then from a function deciding per request (`fault`); a request without a fault gets a
  * normal reply.
+ *
+ * Embeddings are deterministic (`hashedEmbedding`: a normalized hashed bag of words), so a test can
+ * assert that near-duplicates are closer than unrelated texts.
  */
 import { createHash } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { createServer as createHttp2Server, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
+import {
+  createServer as createHttp2Server,
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+  type ServerHttp2Session,
+} from 'node:http2';
 import type { AddressInfo } from 'node:net';
+import { hashedEmbedding } from '../../functions/shared/models/embeddings.ts';
 import { OfflineModel } from '../../functions/shared/models/offline.ts';
 import type { ModelRequest, ModelStage } from '../../functions/shared/ports.ts';
 
@@ -93,27 +102,14 @@ export interface StandIn {
   requests: RecordedRequest[];
   /** Adds faults to the end of the scripted queue. */
   enqueue(...faults: Fault[]): void;
+  /** Forgets the recorded requests and the faults still queued (between tests). */
+  reset(): void;
   close(): Promise<void>;
 }
 
 /** `n` copies of a fault, for the queue: `faults: times(2, { status: 429 })`. */
 export function times(n: number, fault: Fault): Fault[] {
   return Array.from({ length: n }, () => ({ ...fault }));
-}
-
-/**
- * A deterministic embedding: a hashed bag of words (lower-cased `[a-z0-9]+` tokens, each hashed to one
- * dimension with a sign), L2-normalized. Texts sharing most words are close; unrelated texts are not.
- */
-export function standInEmbedding(text: string, dimensions: number): number[] {
-  const vector = new Array<number>(dimensions).fill(0);
-  for (const token of text.toLowerCase().match(/[a-z0-9]+/g) ?? []) {
-    const hash = createHash('sha256').update(token).digest();
-    const index = hash.readUInt32BE(0) % dimensions;
-    vector[index] = (vector[index] ?? 0) + (hash[4] !== undefined && hash[4] & 1 ? -1 : 1);
-  }
-  const norm = Math.hypot(...vector);
-  return norm === 0 ? vector : vector.map((x) => x / norm);
 }
 
 /** A rough token count, as real tokenizers give for English: about four characters a token. */
@@ -124,7 +120,10 @@ function stageOf(prompt: string): ModelStage {
   if (/Is it classification\?\s*$/.test(prompt) || /Is this a classification task/.test(prompt)) {
     return 'classify';
   }
-  if (prompt.includes('{"instances"') || /^(Come up with examples|Given the classification task)/.test(prompt)) {
+  if (
+    prompt.includes('{"instances"') ||
+    /^(Come up with examples|Given the classification task)/.test(prompt)
+  ) {
     return 'generate-instances';
   }
   return 'generate-instructions';
@@ -180,6 +179,11 @@ class Recorder {
     return recorded;
   }
 
+  reset(): void {
+    this.requests.length = 0;
+    this.queue.length = 0;
+  }
+
   faultFor(request: RecordedRequest): Fault {
     return this.queue.shift() ?? this.options.fault?.(request) ?? {};
   }
@@ -230,7 +234,7 @@ async function listen(
 export async function startBedrockStandIn(options: StandInOptions = {}): Promise<StandIn> {
   const recorder = new Recorder(options);
   const server = createHttp2Server();
-  const sessions = new Set<import('node:http2').ServerHttp2Session>();
+  const sessions = new Set<ServerHttp2Session>();
   server.on('session', (session) => {
     sessions.add(session);
     session.on('close', () => sessions.delete(session));
@@ -265,11 +269,20 @@ export async function startBedrockStandIn(options: StandInOptions = {}): Promise
     if (match[2] === 'invoke') {
       const inputText = String(body.inputText ?? '');
       const dimensions = Number(body.dimensions ?? 1024);
-      reply(200, JSON.stringify({ embedding: standInEmbedding(inputText, dimensions), inputTextTokenCount: tokens(inputText) }));
+      reply(
+        200,
+        JSON.stringify({
+          embedding: hashedEmbedding(inputText, dimensions),
+          inputTextTokenCount: tokens(inputText),
+        }),
+      );
       return;
     }
     const messages = (body.messages ?? []) as { content?: { text?: string }[] }[];
-    const prompt = messages.flatMap((m) => m.content ?? []).map((c) => c.text ?? '').join('\n');
+    const prompt = messages
+      .flatMap((m) => m.content ?? [])
+      .map((c) => c.text ?? '')
+      .join('\n');
     const system = ((body.system ?? []) as { text?: string }[]).map((s) => s.text ?? '').join('\n');
     const config = (body.inferenceConfig ?? {}) as Record<string, unknown>;
     const result = await answer(
@@ -309,6 +322,7 @@ export async function startBedrockStandIn(options: StandInOptions = {}): Promise
     url: `http://127.0.0.1:${port}`,
     requests: recorder.requests,
     enqueue: (...faults) => recorder.queue.push(...faults),
+    reset: () => recorder.reset(),
     close: () =>
       new Promise<void>((resolve) => {
         for (const session of sessions) session.destroy();
@@ -337,7 +351,7 @@ function openAIError(status: number, fault: Fault): string {
  * Starts an OpenAI API stand-in (HTTP/1.1) at `<url>` = `http://127.0.0.1:<port>/v1`:
  * `POST /v1/chat/completions`, `POST /v1/completions`, `POST /v1/embeddings` (float or base64
  * encoding) and `GET /v1/models`. With `apiKey` set, a request without `Authorization: Bearer <apiKey>`
- * gets OpenAI's 401.
+ * gets a 401 like OpenAI's, quoting the key it got.
  */
 export async function startOpenAIStandIn(options: OpenAIStandInOptions = {}): Promise<StandIn> {
   const recorder = new Recorder(options);
@@ -360,7 +374,9 @@ export async function startOpenAIStandIn(options: OpenAIStandInOptions = {}): Pr
       return;
     }
     if (options.apiKey !== undefined && recorded.headers.authorization !== `Bearer ${options.apiKey}`) {
-      reply(401, openAIError(401, { message: 'Incorrect API key provided.' }));
+      // Quotes the key it got, in full (OpenAI masks the middle): tests prove adapters never repeat it.
+      const got = recorded.headers.authorization?.replace(/^Bearer /, '') ?? '';
+      reply(401, openAIError(401, { message: `Incorrect API key provided: ${got}.` }));
       return;
     }
     const fault = recorder.faultFor(recorded);
@@ -395,7 +411,7 @@ export async function startOpenAIStandIn(options: OpenAIStandInOptions = {}): Pr
           object: 'list',
           model: body.model,
           data: inputs.map((text, index) => {
-            const vector = standInEmbedding(text, dimensions);
+            const vector = hashedEmbedding(text, dimensions);
             return {
               object: 'embedding',
               index,
@@ -442,7 +458,9 @@ export async function startOpenAIStandIn(options: OpenAIStandInOptions = {}): Pr
     recorded.reply = {
       status: 200,
       text: result.text,
-      ...(fault.omitUsage ? {} : { usage: { inputTokens: result.inputTokens, outputTokens: result.outputTokens } }),
+      ...(fault.omitUsage
+        ? {}
+        : { usage: { inputTokens: result.inputTokens, outputTokens: result.outputTokens } }),
     };
     const usage = fault.omitUsage
       ? {}
@@ -465,7 +483,12 @@ export async function startOpenAIStandIn(options: OpenAIStandInOptions = {}): Pr
               created,
               model: body.model,
               choices: [
-                { index: 0, message: { role: 'assistant', content: result.text }, finish_reason, logprobs: null },
+                {
+                  index: 0,
+                  message: { role: 'assistant', content: result.text },
+                  finish_reason,
+                  logprobs: null,
+                },
               ],
               ...usage,
             }
@@ -485,6 +508,7 @@ export async function startOpenAIStandIn(options: OpenAIStandInOptions = {}): Pr
     url: `http://127.0.0.1:${port}/v1`,
     requests: recorder.requests,
     enqueue: (...faults) => recorder.queue.push(...faults),
+    reset: () => recorder.reset(),
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

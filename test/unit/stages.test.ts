@@ -59,7 +59,14 @@ describe('prepare run', () => {
 
   it('seeds a new pool: tasks, index and seed list', async () => {
     const { objects, pool, state } = await prepared();
-    expect(state.progress).toEqual({ iteration: 0, added: 0, poolSize: 3 });
+    expect(state.progress).toEqual({
+      iteration: 0,
+      added: 0,
+      poolSize: 3,
+      costUsd: 0,
+      projectedCostUsd: 0,
+      withinBudget: true,
+    });
     expect(state.config.pool).toBe('demo');
     expect([...pool.tasks.values()].map((task) => task.source)).toEqual(['seed', 'seed', 'seed']);
     expect(fromJsonLines(await objects.getText(poolKeys('demo').seeds))).toHaveLength(3);
@@ -158,7 +165,15 @@ describe('generate instructions', () => {
   const state = (progress: Partial<RunState['progress']>, config: object = {}): RunState => ({
     runId: 'r',
     config: parseRunInput(config, 'r'),
-    progress: { iteration: 0, added: 0, poolSize: 175, ...progress },
+    progress: {
+      iteration: 0,
+      added: 0,
+      poolSize: 175,
+      costUsd: 0,
+      projectedCostUsd: 0,
+      withinBudget: true,
+      ...progress,
+    },
   });
 
   it('sizes an iteration from the remaining target, the iterations left and the last yield', () => {
@@ -203,7 +218,12 @@ describe('save iteration', () => {
     const first = await saveIteration(input, { objects, pool });
     const retried = await saveIteration(input, { objects, pool });
 
-    expect(first.progress).toEqual({ iteration: 1, added: 2, poolSize: 5, yieldPerPrompt: 0.5 });
+    expect(first.progress).toMatchObject({ iteration: 1, added: 2, poolSize: 5, yieldPerPrompt: 0.5 });
+    // The offline model costs nothing; the AWS side is estimated from the iteration's shape.
+    expect(first.progress.costUsd).toBeGreaterThan(0);
+    expect(first.progress.costUsd).toBeLessThan(0.01);
+    expect(first.progress.projectedCostUsd).toBeCloseTo(2 * first.progress.costUsd, 12);
+    expect(pool.runs.get('run-1')?.cost?.modelUsd).toBe(0);
     expect(retried.progress.poolSize).toBe(5);
     expect(pool.runs.get('run-1')?.counts).toMatchObject({
       generated: 10,

@@ -1,0 +1,272 @@
+/**
+ * The AWS usage of a run as a function of its shape, read off the state machine (`infra/workflow.ts`)
+ * and the stage cores, so it can estimate a run before it starts and account for one after it ended
+ * (from the run's counts). Pure: no AWS, no clock.
+ *
+ * What one iteration does (README "How it works"):
+ *
+ * | state                           | Lambda | DynamoDB                                   | S3 GET                | S3 PUT/COPY                   |
+ * | ------------------------------- | ------ | ------------------------------------------ | --------------------- | ----------------------------- |
+ * | Generate instructions           | 1      | –                                          | pool seeds, index     | candidates, raw replies       |
+ * | Filter and deduplicate          | 1      | 1 conditional put per accepted instruction | candidates, index     | gate log, iteration index     |
+ * | Generate instances (Map)        | –      | –                                          | –                     | –                             |
+ * | … for a chunk (per Map item)    | 1      | 1 BatchGet (≤ 100 ids) + 1 put per task    | –                     | chunk tasks, raw replies¹     |
+ * | Save iteration                  | 1      | run item update, pool META update, 1 get   | 1 per Map item        | snapshot, index copy          |
+ * | Enough instructions?            | –      | –                                          | –                     | –                             |
+ *
+ * Once per run: Start run (Pass), Prepare run (run item put, pool count get; on a new pool one put per
+ * seed, the META update, the index and seed list), Export dataset (Query over the whole pool, run get,
+ * run update, 4 objects), Done (Succeed).
+ *
+ * ¹ only when the chunk made model calls (Alpaca's tasks arrive with their instance and make none).
+ *
+ * Billing rules used: Step Functions Standard counts one state transition per state entered, the Map
+ * state once plus each state of each item, and each retry once more (no retries assumed). DynamoDB on
+ * demand: a write costs 1 WRU per KB of the item (rounded up, the larger of the old and new item for an
+ * update), an eventually consistent read 0.5 RRU per 4 KB (BatchGet, Get and Query use eventual
+ * consistency here), a Query sums the sizes of the items it returns before rounding. S3 COPY is billed
+ * as a PUT. Storage, CloudWatch Logs, X-Ray and data transfer are not counted.
+ */
+import type { AwsUsage } from './pricing.ts';
+
+/**
+ * Memory of each stage function in MB, by its folder under `functions/`. Mirrors `STAGES` in
+ * `infra/workflow.ts` (which the Lambda bundles can't import); a test checks the two agree.
+ */
+export const LAMBDA_MEMORY_MB = {
+  prepare: 1024,
+  'generate-instructions': 1024,
+  filter: 3008,
+  'generate-instances': 1024,
+  'save-iteration': 1024,
+  export: 2048,
+  'record-failure': 512,
+} as const satisfies Record<string, number>;
+
+/** The states an iteration enters, in order (each one state transition). */
+export const ITERATION_STATES = [
+  'Generate instructions',
+  'Filter and deduplicate',
+  'Generate instances',
+  'Save iteration',
+  'Enough instructions?',
+] as const;
+
+/** The states each Map item enters. */
+export const MAP_ITEM_STATES = ['Generate instances for a chunk'] as const;
+
+/** The states a successful run enters once. */
+export const RUN_ONCE_STATES = ['Start run', 'Prepare run', 'Export dataset', 'Done'] as const;
+
+/** What one iteration did (after a run) or is expected to do (before one). Counts may be fractional means. */
+export interface IterationShape {
+  /** Model calls of "Generate instructions". */
+  instructionCalls: number;
+  /** Output tokens of those calls, in total (they set the calls' duration). */
+  instructionOutputTokens: number;
+  /** Candidates the calls yielded (the gate compares each with the pool). */
+  candidates: number;
+  /** Instructions the gate accepted: one conditional put each, then one task in the Map. */
+  acceptedInstructions: number;
+  /** Map items (chunks of `chunkSize` ids). */
+  mapItems: number;
+  /** Model calls made inside the Map (classification and instances), in total. */
+  mapCalls: number;
+  /** Output tokens of those calls, in total. */
+  mapOutputTokens: number;
+  /** Instructions in the pool's ROUGE-L index when the iteration starts (seeds included). */
+  poolInstructions: number;
+}
+
+/** What a run does once, outside its iterations. */
+export interface RunOnceShape {
+  /** Seed tasks Prepare run adds to the pool (all of them on a new pool, 0 on a pool that has them). */
+  seedTasksAdded: number;
+  /** Task items the export reads: every task of the pool (seeds, complete and rejected machine tasks). */
+  poolItemsAtExport: number;
+}
+
+/** The assumptions that turn a shape into durations and request units. */
+export interface UsageAssumptions {
+  /** Model calls at once inside one function (run input `callConcurrency`). */
+  callConcurrency: number;
+  /** Seconds from sending a model call to its first output token. */
+  firstTokenSeconds: number;
+  /** Output tokens a second once a reply streams. */
+  outputTokensPerSecond: number;
+  /** Seconds a warm invocation spends besides model calls and the gate: start-up share, S3 and DynamoDB I/O. */
+  invocationOverheadSeconds: number;
+  /** ROUGE-L pairs the gate scores a second in the filter function. */
+  gatePairsPerSecond: number;
+  /** Seconds of one DynamoDB write; the filter makes 16 at once. */
+  dynamodbWriteSeconds: number;
+  /** Seconds the export spends per pool item (Query pages, formatting, the four uploads). */
+  exportSecondsPerItem: number;
+  /** WRUs of the pending task item the filter stores. */
+  pendingTaskWriteUnits: number;
+  /** WRUs of the finished task item (with its instances) the Map writes back. */
+  finishedTaskWriteUnits: number;
+  /** WRUs of a write of the run item (it holds the configuration, counters and per-iteration stats). */
+  runItemWriteUnits: number;
+  /** Average size of a task item in KB (for the export's Query). */
+  taskItemKb: number;
+}
+
+/** Defaults of the assumptions (see each field); an estimate prints the ones it used. */
+export const DEFAULT_USAGE_ASSUMPTIONS: UsageAssumptions = {
+  callConcurrency: 8,
+  firstTokenSeconds: 0.6,
+  outputTokensPerSecond: 80,
+  invocationOverheadSeconds: 0.3,
+  // README: 74 M pairs/s on a 2-core machine (WebAssembly SIMD); a 3,008 MB function has about 1.7 vCPU.
+  gatePairsPerSecond: 50_000_000,
+  dynamodbWriteSeconds: 0.01,
+  exportSecondsPerItem: 0.0002,
+  pendingTaskWriteUnits: 1,
+  finishedTaskWriteUnits: 2,
+  runItemWriteUnits: 2,
+  taskItemKb: 1.5,
+};
+
+const GB = (stage: keyof typeof LAMBDA_MEMORY_MB) => LAMBDA_MEMORY_MB[stage] / 1024;
+
+/** Seconds a function spends on `calls` calls of `outputTokens` in total, `callConcurrency` at a time. */
+function callSeconds(calls: number, outputTokens: number, a: UsageAssumptions): number {
+  if (calls <= 0) return 0;
+  const perCall = a.firstTokenSeconds + outputTokens / calls / a.outputTokensPerSecond;
+  return Math.ceil(calls / a.callConcurrency) * perCall;
+}
+
+/** Adds usages field by field. */
+export function addAwsUsage(...usages: AwsUsage[]): AwsUsage {
+  const sum: AwsUsage = {
+    stateTransitions: 0,
+    lambdaGbSeconds: 0,
+    lambdaRequests: 0,
+    dynamodbWriteUnits: 0,
+    dynamodbReadUnits: 0,
+    s3Puts: 0,
+    s3Gets: 0,
+  };
+  for (const usage of usages) {
+    for (const key of Object.keys(sum) as (keyof AwsUsage)[]) sum[key] += usage[key];
+  }
+  return sum;
+}
+
+/**
+ * The AWS usage of one iteration (see the module comment for where each count comes from).
+ * Lambda GB-seconds are memory × duration, durations from `assumptions`.
+ */
+export function iterationAwsUsage(shape: IterationShape, assumptions: UsageAssumptions): AwsUsage {
+  const a = assumptions;
+  const { acceptedInstructions: accepted, mapItems } = shape;
+  const callsPerItem = mapItems > 0 ? shape.mapCalls / mapItems : 0;
+  const outputPerItem = mapItems > 0 ? shape.mapOutputTokens / mapItems : 0;
+
+  const seconds = {
+    generate:
+      a.invocationOverheadSeconds + callSeconds(shape.instructionCalls, shape.instructionOutputTokens, a),
+    filter:
+      a.invocationOverheadSeconds +
+      (shape.candidates * shape.poolInstructions) / a.gatePairsPerSecond +
+      Math.ceil(accepted / 16) * a.dynamodbWriteSeconds,
+    mapItem: a.invocationOverheadSeconds + callSeconds(callsPerItem, outputPerItem, a),
+    save: a.invocationOverheadSeconds,
+  };
+  return {
+    stateTransitions: ITERATION_STATES.length + MAP_ITEM_STATES.length * mapItems,
+    lambdaRequests: 3 + mapItems,
+    lambdaGbSeconds:
+      GB('generate-instructions') * seconds.generate +
+      GB('filter') * seconds.filter +
+      GB('generate-instances') * seconds.mapItem * mapItems +
+      GB('save-iteration') * seconds.save,
+    dynamodbWriteUnits:
+      accepted * a.pendingTaskWriteUnits + // the filter's conditional puts
+      accepted * a.finishedTaskWriteUnits + // the Map's put of each finished task
+      a.runItemWriteUnits + // Save iteration: counters and usage on the run item
+      1, // Save iteration: ADD to the pool's META count
+    dynamodbReadUnits:
+      // One BatchGet per Map item (ids ≤ 100), 0.5 RRU per item read eventually consistently.
+      accepted * 0.5 +
+      // Save iteration: the pool's count.
+      0.5,
+    s3Gets:
+      2 + // Generate instructions: pool seeds, pool index
+      2 + // Filter: candidates, pool index
+      mapItems, // Save iteration: each chunk's tasks
+    s3Puts:
+      2 + // candidates, raw replies
+      2 + // gate log, iteration index
+      mapItems + // chunk tasks
+      (shape.mapCalls > 0 ? mapItems : 0) + // raw replies of each chunk that called the model
+      2, // snapshot, index copy
+  };
+}
+
+/** The AWS usage a run has once: Start run, Prepare run, Export dataset, Done. */
+export function runOnceAwsUsage(shape: RunOnceShape, assumptions: UsageAssumptions): AwsUsage {
+  const a = assumptions;
+  const newPool = shape.seedTasksAdded > 0;
+  return {
+    stateTransitions: RUN_ONCE_STATES.length,
+    lambdaRequests: 2,
+    lambdaGbSeconds:
+      GB('prepare') * a.invocationOverheadSeconds +
+      GB('export') * (a.invocationOverheadSeconds + shape.poolItemsAtExport * a.exportSecondsPerItem),
+    dynamodbWriteUnits:
+      a.runItemWriteUnits + // Prepare: the run item
+      a.runItemWriteUnits + // Export: the run's end
+      (newPool ? shape.seedTasksAdded * a.finishedTaskWriteUnits + 1 : 0), // seeds and the META count
+    dynamodbReadUnits:
+      0.5 + // Prepare: the pool's count
+      0.5 + // Export: the run item
+      Math.ceil((shape.poolItemsAtExport * a.taskItemKb) / 4) * 0.5, // Export: Query over the pool
+    s3Gets: 2 + (newPool ? 1 : 0), // seed file, pool seeds (and the index, when adding seeds)
+    s3Puts: 4 + (newPool ? 2 : 0), // dataset, alpaca, tasks, summary (and the index, seed list)
+  };
+}
+
+/** The AWS usage of a whole run: its iterations plus what it does once. */
+export function runAwsUsage(
+  iterations: readonly IterationShape[],
+  once: RunOnceShape,
+  assumptions: UsageAssumptions,
+): AwsUsage {
+  return addAwsUsage(
+    runOnceAwsUsage(once, assumptions),
+    ...iterations.map((shape) => iterationAwsUsage(shape, assumptions)),
+  );
+}
+
+/** Calls and output tokens of one model step, as a run records them (`UsageByStage`). */
+interface StageUsage {
+  calls: number;
+  outputTokens: number;
+}
+
+/**
+ * The shape of an iteration that has run, from what "Save iteration" knows: its counts (`prompts`,
+ * `generated`, `accepted`) and its usage per model step, so a finished iteration is accounted with the
+ * same model an estimate uses.
+ */
+export function iterationShapeFromCounts(
+  counts: Readonly<Record<string, number>>,
+  usageByStage: Readonly<Record<string, StageUsage>>,
+  { chunkSize, poolInstructions }: { chunkSize: number; poolInstructions: number },
+): IterationShape {
+  const stage = (name: string): StageUsage => usageByStage[name] ?? { calls: 0, outputTokens: 0 };
+  const accepted = counts.accepted ?? 0;
+  const map = [stage('classify'), stage('generate-instances')];
+  return {
+    instructionCalls: stage('generate-instructions').calls || (counts.prompts ?? 0),
+    instructionOutputTokens: stage('generate-instructions').outputTokens,
+    candidates: counts.generated ?? 0,
+    acceptedInstructions: accepted,
+    mapItems: Math.ceil(accepted / chunkSize),
+    mapCalls: map.reduce((sum, s) => sum + s.calls, 0),
+    mapOutputTokens: map.reduce((sum, s) => sum + s.outputTokens, 0),
+    poolInstructions,
+  };
+}

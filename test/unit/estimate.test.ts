@@ -1,0 +1,285 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { renderInstancesRequest } from '../../functions/generate-instances/prompt.ts';
+import { parseRecords } from '../../functions/shared/input-files.ts';
+import { shippedPrices } from '../../functions/shared/pricing/pricing.ts';
+import { SeedTask } from '../../functions/shared/schemas.ts';
+import {
+  approxTokens,
+  calibrate,
+  type Estimate,
+  estimateCommand,
+  estimateRun,
+  measurePrompts,
+  PROFILE_DEFAULTS,
+} from '../../infra/cli/estimate.ts';
+
+const seeds = parseRecords(
+  readFileSync('seeds/seed_tasks.jsonl', 'utf8'),
+  SeedTask,
+  'seeds/seed_tasks.jsonl',
+);
+const prices = shippedPrices();
+const nova = 'bedrock:amazon.nova-micro-v1:0';
+
+const estimate = (
+  target: number,
+  profile: 'self-instruct' | 'alpaca' | 'default' = 'default',
+  model = nova,
+) => estimateRun({ model, target, profile, prices, seeds });
+
+describe('estimateRun', () => {
+  it('costs more, in model and AWS, the more tasks the run adds', () => {
+    const [small, medium, large] = [300, 3_000, 30_000].map((target) => estimate(target));
+
+    for (const [a, b] of [
+      [small, medium],
+      [medium, large],
+    ] as [Estimate, Estimate][]) {
+      expect(b.run.instructionCalls).toBeGreaterThan(a.run.instructionCalls);
+      expect(b.tokens.input).toBeGreaterThan(a.tokens.input);
+      expect(b.summary.modelUsd).toBeGreaterThan(a.summary.modelUsd ?? Infinity);
+      expect(b.summary.awsUsd).toBeGreaterThan(a.summary.awsUsd);
+      expect(b.summary.totalUsd).toBeGreaterThan(a.summary.totalUsd ?? Infinity);
+    }
+  });
+
+  it('plans a run that reaches the target, and says when a given iteration cap does not', () => {
+    const reached = estimate(5_000);
+    const capped = estimateRun({
+      model: nova,
+      target: 5_000,
+      profile: 'default',
+      prices,
+      seeds,
+      maxIterations: 2,
+    });
+
+    expect(reached.run.reachesTarget).toBe(true);
+    expect(reached.run.addedTasks).toBeGreaterThanOrEqual(5_000);
+    expect(reached.summary.perAcceptedTaskUsd).toBeCloseTo(
+      (reached.summary.totalUsd ?? 0) / reached.run.addedTasks,
+      12,
+    );
+    expect(capped.run.iterations).toBe(2);
+    expect(capped.run.reachesTarget).toBe(false);
+    expect(capped.run.addedTasks).toBeLessThan(5_000);
+  });
+
+  it('follows the profile: the paper classifies every task, Alpaca makes no instance call', () => {
+    const paper = estimate(3_000, 'self-instruct');
+    const alpaca = estimate(3_000, 'alpaca');
+    const ours = estimate(3_000, 'default');
+    const calls = (e: Estimate, stage: string) => e.stages.find((s) => s.stage === stage)?.calls ?? -1;
+
+    expect(calls(paper, 'classify')).toBeCloseTo(paper.run.acceptedInstructions, 6);
+    expect(calls(alpaca, 'classify')).toBe(0);
+    expect(calls(alpaca, 'generate-instances')).toBe(0);
+    expect(calls(ours, 'classify')).toBe(0);
+    expect(calls(ours, 'generate-instances')).toBeGreaterThan(0);
+    expect(new Set([paper, alpaca, ours].map((e) => e.summary.totalUsd)).size).toBe(3);
+    expect(new Set([paper, alpaca, ours].map((e) => e.promptTokens['generate-instructions'])).size).toBe(3);
+  });
+
+  it('prices a dearer model higher for the same run, and the AWS part the same', () => {
+    const cheap = estimate(3_000, 'default', nova);
+    const dear = estimate(3_000, 'default', 'openai:gpt-4o');
+
+    expect(dear.tokens).toEqual(cheap.tokens);
+    expect(dear.summary.modelUsd).toBeGreaterThan(cheap.summary.modelUsd ?? Infinity);
+    expect(dear.summary.awsUsd).toBeCloseTo(cheap.summary.awsUsd, 12);
+    expect(dear.summary.awsShare).toBeLessThan(cheap.summary.awsShare ?? 0);
+  });
+
+  it('flags a model without a price and leaves the totals unknown', () => {
+    const e = estimate(300, 'default', 'bedrock:vendor.unpriced-v1:0');
+
+    expect(e.modelCost.priced).toBe(false);
+    expect(e.summary.modelUsd).toBeUndefined();
+    expect(e.summary.totalUsd).toBeUndefined();
+    expect(e.summary.awsUsd).toBeGreaterThan(0);
+    expect(e.assumptions.join('\n')).toMatch(/NONE for bedrock:vendor\.unpriced-v1:0/);
+  });
+});
+
+describe('measurePrompts', () => {
+  it('counts a rendered prompt as ceil(characters / 4) of its system and user messages', () => {
+    const task = seeds.find((t) => !t.is_classification) as SeedTask;
+    const request = renderInstancesRequest('default', task.instruction, false);
+
+    const measured = measurePrompts('default', [task]);
+
+    expect(measured['generate-instances']).toBe(approxTokens((request.system ?? '') + request.prompt));
+    expect(measured.classificationShare).toBe(0);
+  });
+
+  it('shows the paper profile more demonstrations than Alpaca, and longer instructions cost more', () => {
+    const long = seeds.map((t) => ({ ...t, instruction: `${t.instruction} ${t.instruction}` }));
+
+    expect(measurePrompts('alpaca', seeds)['generate-instructions']).toBeGreaterThan(0);
+    expect(measurePrompts('self-instruct', long).classify).toBeGreaterThan(
+      measurePrompts('self-instruct', seeds).classify,
+    );
+  });
+});
+
+describe('calibrate', () => {
+  const summary = {
+    profile: 'default' as const,
+    model: 'bedrock:amazon.nova-micro-v1:0',
+    counts: { prompts: 10, generated: 100, accepted: 80, complete: 60 },
+    usage: { calls: 90, inputTokens: 50_000, outputTokens: 10_000 },
+    exportedTasks: 60,
+    exportedRecords: 180,
+  };
+
+  it('reads the yields from a summary and scales the output tokens to its total', () => {
+    const c = calibrate('default', [summary], undefined, 'test');
+    const d = PROFILE_DEFAULTS.default.outputTokensPerCall;
+    // 10 instruction calls and 80 instance calls produced 10,000 tokens.
+    const scale = 10_000 / (10 * d['generate-instructions'] + 80 * d['generate-instances']);
+
+    expect(c.candidatesPerCall).toBe(10);
+    expect(c.acceptanceRate).toBe(0.8);
+    expect(c.completeShare).toBe(0.75);
+    expect(c.instanceCallsPerAccepted).toBe(1);
+    expect(c.instancesPerTask).toBe(3);
+    expect(c.outputTokensPerCall['generate-instances']).toBeCloseTo(d['generate-instances'] * scale, 9);
+  });
+
+  it('takes output tokens per step from call records when it has them', () => {
+    const c = calibrate(
+      'default',
+      [summary],
+      {
+        'generate-instructions': { calls: 10, outputTokens: 3_000 },
+        classify: { calls: 0, outputTokens: 0 },
+        'generate-instances': { calls: 80, outputTokens: 7_000 },
+      },
+      'test',
+    );
+
+    expect(c.outputTokensPerCall).toEqual({
+      'generate-instructions': 300,
+      classify: 0,
+      'generate-instances': 87.5,
+    });
+  });
+
+  it('refuses a run with nothing accepted', () => {
+    expect(() =>
+      calibrate(
+        'default',
+        [{ ...summary, counts: { prompts: 3, generated: 5, accepted: 0 } }],
+        undefined,
+        'x',
+      ),
+    ).toThrow(/no accepted instruction/);
+  });
+});
+
+describe('selfinstruct estimate', () => {
+  let dir: string;
+  let stdout: string[];
+  let stderr: string[];
+  const run = (...args: string[]) =>
+    estimateCommand({
+      stdout: { write: (text: string) => stdout.push(text) },
+      stderr: { write: (text: string) => stderr.push(text) },
+    }).parseAsync(args, { from: 'user' });
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'estimate-'));
+    stdout = [];
+    stderr = [];
+  });
+  afterEach(() => {
+    process.exitCode = undefined;
+  });
+
+  it('prints the estimate as JSON', async () => {
+    await run('--model', nova, '--target', '2000', '--profile', 'self-instruct', '--json');
+    const e = JSON.parse(stdout.join('')) as Estimate;
+
+    expect(e.profile).toBe('self-instruct');
+    expect(e.target).toBe(2000);
+    expect(e.run.addedTasks).toBeGreaterThanOrEqual(2000);
+    expect(e.summary.totalUsd).toBeCloseTo((e.summary.modelUsd ?? 0) + e.summary.awsUsd, 12);
+    expect(Object.keys(e.aws.breakdown)).toHaveLength(7);
+    expect(e.assumptions.length).toBeGreaterThan(5);
+  });
+
+  it('prints a table with the per-task figures and the assumptions', async () => {
+    await run('--model', nova, '--target', '500');
+    const text = stdout.join('');
+
+    expect(text).toMatch(/per 1,000 tasks\s+\$\d/);
+    expect(text).toMatch(/% of the total\)/);
+    expect(text).toMatch(/Assumptions\n {2}- Prices: table/);
+  });
+
+  it('prices a model from a prices file, and calibrates from a run summary', async () => {
+    const pricesFile = join(dir, 'prices.json');
+    writeFileSync(
+      pricesFile,
+      JSON.stringify({ models: { 'bedrock:my.model': { inputPer1M: 1, outputPer1M: 2 } } }),
+    );
+    const summaryFile = join(dir, 'summary.json');
+    writeFileSync(
+      summaryFile,
+      JSON.stringify({
+        runId: 'run-1',
+        profile: 'default',
+        model: 'bedrock:my.model',
+        counts: { prompts: 10, generated: 50, accepted: 25, complete: 20 },
+        usage: { calls: 35, inputTokens: 9_000, outputTokens: 6_000 },
+      }),
+    );
+
+    await run(
+      '--model',
+      'bedrock:my.model',
+      '--target',
+      '1000',
+      '--prices',
+      pricesFile,
+      '--from-run',
+      summaryFile,
+      '--json',
+    );
+    const e = JSON.parse(stdout.join('')) as Estimate;
+
+    expect(e.modelCost.priced).toBe(true);
+    expect(e.prices.version).toMatch(/\+override$/);
+    expect(e.calibration.candidatesPerCall).toBe(5);
+    expect(e.calibration.acceptanceRate).toBe(0.5);
+    expect(e.calibration.source).toMatch(/summary\.json/);
+  });
+
+  it('refuses a summary of another profile', async () => {
+    const summaryFile = join(dir, 'summary.json');
+    writeFileSync(
+      summaryFile,
+      JSON.stringify({
+        profile: 'alpaca',
+        model: 'offline',
+        counts: { prompts: 1, generated: 1, accepted: 1, complete: 1 },
+        usage: { calls: 1, inputTokens: 1, outputTokens: 1 },
+      }),
+    );
+
+    await expect(run('--model', nova, '--target', '100', '--from-run', summaryFile)).rejects.toThrow(
+      /alpaca run/,
+    );
+  });
+
+  it('exits with an error when the model has no price', async () => {
+    await run('--model', 'bedrock:vendor.unpriced-v1:0', '--target', '100');
+
+    expect(stdout.join('')).toMatch(/model\s+unknown/);
+    expect(stderr.join('')).toMatch(/No price for model "bedrock:vendor\.unpriced-v1:0"/);
+    expect(process.exitCode).toBe(1);
+  });
+});
