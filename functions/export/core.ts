@@ -7,7 +7,7 @@
 import { toAlpaca, toRecords, toSeedFormat } from '../shared/formats.ts';
 import { exportKeys } from '../shared/keys.ts';
 import { toJsonLines } from '../shared/model-calls.ts';
-import type { ObjectStore, PoolStore } from '../shared/ports.ts';
+import type { ObjectStore, PoolStore, RunRecord } from '../shared/ports.ts';
 import type { RunState } from '../shared/schemas.ts';
 
 export interface RunSummary {
@@ -24,14 +24,28 @@ export interface RunSummary {
   exportedRecords: number;
   counts: Record<string, number>;
   usage: { calls: number; inputTokens: number; outputTokens: number };
+  /** Estimated USD from the price table: model tokens, the AWS side, per task added and per 1,000. */
+  cost: {
+    modelUsd: number;
+    awsUsd: number;
+    totalUsd: number;
+    perTaskUsd: number | null;
+    per1000TasksUsd: number | null;
+    /** The model has no price in the table: `modelUsd` leaves it out. */
+    modelUnpriced: boolean;
+  };
   exportPrefix: string;
   files: Record<'dataset' | 'alpaca' | 'tasks' | 'summary', string>;
 }
 
 /** Why the loop stopped, as the "Enough instructions?" choice decided. */
 export function stopReason({ config, progress }: RunState): string {
-  if (progress.added >= config.target)
+  if (progress.added >= config.target) {
     return `target reached (${progress.added} ≥ ${config.target} new tasks)`;
+  }
+  if (!progress.withinBudget) {
+    return `budget: another iteration would bring the estimated cost to $${progress.projectedCostUsd.toFixed(4)}, over the $${config.maxCostUsd} limit (spent $${progress.costUsd.toFixed(4)}; ${progress.added} of ${config.target} new tasks)`;
+  }
   return `iteration cap reached (${progress.iteration} of ${config.maxIterations}) with ${progress.added} of ${config.target} new tasks`;
 }
 
@@ -73,6 +87,7 @@ export async function exportDataset(
       inputTokens: run?.usage?.inputTokens ?? 0,
       outputTokens: run?.usage?.outputTokens ?? 0,
     },
+    cost: runCost(run, progress.added),
     exportPrefix: keys.prefix,
     files: { dataset: keys.dataset, alpaca: keys.alpaca, tasks: keys.tasks, summary: keys.summary },
   };
@@ -84,4 +99,19 @@ export async function exportDataset(
     iteration: progress.iteration,
   });
   return summary;
+}
+
+function runCost(run: RunRecord | undefined, added: number): RunSummary['cost'] {
+  const modelUsd = run?.cost?.modelUsd ?? 0;
+  const awsUsd = run?.cost?.awsUsd ?? 0;
+  const totalUsd = modelUsd + awsUsd;
+  const iterations = Object.values(run?.iterations ?? {}) as { cost?: { modelUnpriced?: boolean } }[];
+  return {
+    modelUsd,
+    awsUsd,
+    totalUsd,
+    perTaskUsd: added > 0 ? totalUsd / added : null,
+    per1000TasksUsd: added > 0 ? (1000 * totalUsd) / added : null,
+    modelUnpriced: iterations.some((iteration) => iteration.cost?.modelUnpriced === true),
+  };
 }

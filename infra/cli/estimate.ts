@@ -10,7 +10,7 @@
  * pipeline's own adaptive sizing, and priced with the price table and the AWS usage model.
  */
 import { readFileSync } from 'node:fs';
-import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { z } from 'zod';
 import { renderClassifyRequest, renderInstancesRequest } from '../../functions/generate-instances/prompt.ts';
@@ -45,10 +45,12 @@ import {
 import { PROFILES } from '../../functions/shared/profiles.ts';
 import { createRng } from '../../functions/shared/random.ts';
 import { ProfileName, Progress, type RunState, SeedTask } from '../../functions/shared/schemas.ts';
-import { PROJECT_ROOT } from '../workflow.ts';
+
+/** The seed file the project ships (the one `npm start` seeds its pools with). */
+const BUNDLED_SEEDS = fileURLToPath(new URL('../../seeds/seed_tasks.jsonl', import.meta.url));
 
 /** The model steps, in pipeline order. */
-export const STAGES: readonly ModelStage[] = ['generate-instructions', 'classify', 'generate-instances'];
+export const MODEL_STEPS: readonly ModelStage[] = ['generate-instructions', 'classify', 'generate-instances'];
 
 /** The stated token approximation: no tokenizer package is installed, so ceil(characters / 4). */
 export const approxTokens = (text: string) => Math.ceil(text.length / 4);
@@ -84,39 +86,39 @@ export type Calibration = z.infer<typeof Calibration>;
 /**
  * Defaults per profile, measured on the offline model (2026-11-24) with
  * `npm start -- --fresh --data-dir .local/est-<profile> --profile <profile> --seed est --out .local/est-out`
- * (300 tasks, 3 iterations) and read back with `estimate --data-dir .local/est-<profile>`. The offline
+ * (target 300, at most 3 iterations) and read back with `estimate --data-dir .local/est-<profile>`. The offline
  * model's reply lengths are arbitrary, so calibrate with a real model's run (`--data-dir`, `--from-run`).
  */
 export const PROFILE_DEFAULTS: Record<ProfileName, Calibration> = {
   'self-instruct': {
-    source: 'defaults for self-instruct, measured on the offline model',
-    candidatesPerCall: 6.377,
-    acceptanceRate: 0.7932,
-    completeShare: 0.9255,
+    source: 'defaults for self-instruct, measured on the offline model (run-20261124-223319-q83t)',
+    candidatesPerCall: 6.506,
+    acceptanceRate: 0.7218,
+    completeShare: 0.8841,
     classifyCallsPerAccepted: 1,
     instanceCallsPerAccepted: 1,
-    outputTokensPerCall: { 'generate-instructions': 109, classify: 1, 'generate-instances': 108 },
-    instancesPerTask: 1.89,
+    outputTokensPerCall: { 'generate-instructions': 169.4, classify: 1.005, 'generate-instances': 96.72 },
+    instancesPerTask: 1.881,
   },
   alpaca: {
-    source: 'defaults for alpaca, measured on the offline model',
-    candidatesPerCall: 15.43,
-    acceptanceRate: 0.7624,
-    completeShare: 0.8612,
+    source: 'defaults for alpaca, measured on the offline model (run-20261124-223330-d7os)',
+    candidatesPerCall: 15.19,
+    acceptanceRate: 0.7771,
+    completeShare: 0.8415,
     classifyCallsPerAccepted: 0,
     instanceCallsPerAccepted: 0,
-    outputTokensPerCall: { 'generate-instructions': 1201, classify: 0, 'generate-instances': 0 },
+    outputTokensPerCall: { 'generate-instructions': 1158, classify: 0, 'generate-instances': 0 },
     instancesPerTask: 1,
   },
   default: {
-    source: 'defaults for default, measured on the offline model',
-    candidatesPerCall: 9.35,
-    acceptanceRate: 0.7843,
-    completeShare: 0.9306,
+    source: 'defaults for default, measured on the offline model (run-20261124-223339-w7eg)',
+    candidatesPerCall: 9.523,
+    acceptanceRate: 0.7733,
+    completeShare: 0.9352,
     classifyCallsPerAccepted: 0,
     instanceCallsPerAccepted: 1,
-    outputTokensPerCall: { 'generate-instructions': 288, classify: 0, 'generate-instances': 155 },
-    instancesPerTask: 2.9,
+    outputTokensPerCall: { 'generate-instructions': 368.6, classify: 0, 'generate-instances': 126.0 },
+    instancesPerTask: 2.35,
   },
 };
 
@@ -313,6 +315,7 @@ function defaultCap(input: EstimateInput, calibration: Calibration): number {
 }
 
 const fmtInt = (n: number) => Math.round(n).toLocaleString('en-US');
+const plural = (n: number, noun: string) => `${fmtInt(n)} ${noun}${Math.round(n) === 1 ? '' : 's'}`;
 
 /**
  * Estimates what a run that adds `target` tasks costs: model calls and tokens per step, model cost,
@@ -336,7 +339,7 @@ export function estimateRun(input: EstimateInput): Estimate {
     classify: accepted * calibration.classifyCallsPerAccepted,
     'generate-instances': accepted * calibration.instanceCallsPerAccepted,
   };
-  const stages: StageEstimate[] = STAGES.map((stage) => {
+  const stages: StageEstimate[] = MODEL_STEPS.map((stage) => {
     const inputTokens = calls[stage] * promptTokens[stage];
     const outputTokens = calls[stage] * calibration.outputTokensPerCall[stage];
     return {
@@ -385,14 +388,14 @@ export function estimateRun(input: EstimateInput): Estimate {
   const lines = [
     `Prices: table ${input.prices.version} (checked ${input.prices.date}), ${input.prices.aws.region} on-demand list prices; free tiers, batch and caching discounts not applied.`,
     price
-      ? `Model price: ${input.model} at $${price.inputPer1M} / $${price.outputPer1M} per million input / output tokens${price.notes ? ` (${price.notes})` : ''}.`
+      ? `Model price: ${input.model} at $${price.inputPer1M} / $${price.outputPer1M} per million input / output tokens.${price.notes ? ` Source: ${price.notes}` : ''}`
       : totalModelCost.priced
         ? `Model price: ${input.model} calls no provider and costs nothing.`
         : `Model price: NONE for ${input.model}: the model cost, total and per-task figures are unknown.`,
     'Input tokens: ceil(characters / 4) of the rendered system and user messages (no tokenizer package is installed; chat framing tokens not counted).',
     `Instruction prompts: ${promptTokens.samples} prompts of the ${input.profile} profile rendered with demonstrations sampled from the ${input.seeds.length} seed tasks (${profile.seedDemonstrations} seed + ${profile.machineDemonstrations} machine, machine ones stood in for by seed instructions): ${promptTokens['generate-instructions'].toFixed(0)} tokens each on average.`,
     `Classification and instance prompts: rendered for each seed instruction (${(promptTokens.classificationShare * 100).toFixed(0)}% classification): ${promptTokens.classify.toFixed(0)} and ${promptTokens['generate-instances'].toFixed(0)} tokens on average.`,
-    `Yields and output tokens (${calibration.source}): ${calibration.candidatesPerCall.toFixed(2)} candidates per call, ${(calibration.acceptanceRate * 100).toFixed(1)}% accepted, ${(calibration.completeShare * 100).toFixed(1)}% of those with valid instances, ${calibration.classifyCallsPerAccepted.toFixed(2)} classification + ${calibration.instanceCallsPerAccepted.toFixed(2)} instance calls per accepted instruction, ${calibration.instancesPerTask.toFixed(2)} instances per task; output tokens per call ${STAGES.map((s) => `${s} ${calibration.outputTokensPerCall[s].toFixed(0)}`).join(', ')}.`,
+    `Yields and output tokens (${calibration.source}): ${calibration.candidatesPerCall.toFixed(2)} candidates per call, ${(calibration.acceptanceRate * 100).toFixed(1)}% accepted, ${(calibration.completeShare * 100).toFixed(1)}% of those with valid instances, ${calibration.classifyCallsPerAccepted.toFixed(2)} classification + ${calibration.instanceCallsPerAccepted.toFixed(2)} instance calls per accepted instruction, ${calibration.instancesPerTask.toFixed(2)} instances per task; output tokens per call ${MODEL_STEPS.map((s) => `${s} ${calibration.outputTokensPerCall[s].toFixed(0)}`).join(', ')}.`,
     'Yields are held constant over the run; with a real model the acceptance rate falls as the pool grows, so a large run costs more per task than this.',
     `Sizing: the stage's adaptive sizing (at most ${config.maxPromptsPerIteration} calls per iteration), iteration cap ${maxIterations}${input.maxIterations ? ' (given)' : ' (the run input default, or the smallest cap that reaches the target)'}; chunks of ${config.chunkSize} ids; ${assumptions.callConcurrency} model calls at once per function.`,
     `The run adds ${fmtInt(added)} tasks for a target of ${fmtInt(input.target)} (the last iteration aims 1.5× high); per-task figures divide by the tasks added.`,
@@ -436,7 +439,7 @@ export function estimateRun(input: EstimateInput): Estimate {
 export class CalibrationInvalid extends SelfInstructError {}
 
 /** The parts of an exported `summary.json` the calibration reads (other fields are ignored). */
-const SummaryFile = z.looseObject({
+export const RunSummaryFile = z.looseObject({
   runId: z.string().optional(),
   profile: ProfileName,
   model: z.string(),
@@ -449,7 +452,7 @@ const SummaryFile = z.looseObject({
   exportedTasks: z.number().optional(),
   exportedRecords: z.number().optional(),
 });
-type SummaryFile = z.infer<typeof SummaryFile>;
+export type RunSummaryFile = z.infer<typeof RunSummaryFile>;
 
 /** Calls and output tokens of one model step over some runs. */
 export type StageTotals = Record<ModelStage, { calls: number; outputTokens: number }>;
@@ -463,7 +466,7 @@ const ratio = (a: number, b: number, fallback: number) => (b > 0 ? a / b : fallb
  */
 export function calibrate(
   profile: ProfileName,
-  summaries: readonly SummaryFile[],
+  summaries: readonly RunSummaryFile[],
   stageTotals: StageTotals | undefined,
   source: string,
 ): Calibration {
@@ -527,7 +530,7 @@ export function calibrate(
 }
 
 /** Reads and validates an exported `summary.json`. */
-export function readSummaryFile(file: string): SummaryFile {
+export function readSummaryFile(file: string): RunSummaryFile {
   let json: unknown;
   try {
     json = JSON.parse(readFileSync(file, 'utf8'));
@@ -535,7 +538,7 @@ export function readSummaryFile(file: string): SummaryFile {
     if ((error as { code?: string }).code === 'ENOENT') throw error;
     throw new CalibrationInvalid(`${file}: not valid JSON: ${(error as Error).message}`);
   }
-  const parsed = SummaryFile.safeParse(json);
+  const parsed = RunSummaryFile.safeParse(json);
   if (!parsed.success) {
     throw new CalibrationInvalid(
       `${file} is not a run summary: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
@@ -557,10 +560,10 @@ export async function calibrateFromDataDir(
   if (!hasLocalData(dataDir)) throw new CalibrationInvalid(`${dataDir} holds no local run data`);
   const stack = await LocalStack.start({ dataDir });
   try {
-    const summaries: SummaryFile[] = [];
+    const summaries: RunSummaryFile[] = [];
     for (const key of await stack.objects.list('exports/')) {
       if (!key.endsWith('/summary.json')) continue;
-      const parsed = SummaryFile.safeParse(JSON.parse((await stack.objects.getText(key)) ?? 'null'));
+      const parsed = RunSummaryFile.safeParse(JSON.parse((await stack.objects.getText(key)) ?? 'null'));
       if (parsed.success && parsed.data.profile === profile) summaries.push(parsed.data);
     }
     const sameModel = summaries.filter((s) => s.model === model);
@@ -663,7 +666,7 @@ export function formatEstimate(e: Estimate): string {
   const s = e.summary;
   const out = [
     `Estimate: a run adding ${fmtInt(e.target)} tasks, profile ${e.profile}, model ${e.model}`,
-    `  ${e.run.iterations} iterations (cap ${e.run.maxIterations}), ${fmtInt(e.run.candidates)} candidates, ${fmtInt(e.run.acceptedInstructions)} accepted instructions, ${fmtInt(e.run.mapItems)} Map items, ${fmtInt(e.run.addedTasks)} tasks added${e.run.reachesTarget ? '' : ' (BELOW the target: raise --iterations)'}`,
+    `  ${plural(e.run.iterations, 'iteration')} (cap ${e.run.maxIterations}), ${plural(e.run.candidates, 'candidate')}, ${plural(e.run.acceptedInstructions, 'accepted instruction')}, ${plural(e.run.mapItems, 'Map item')}, ${plural(e.run.addedTasks, 'task')} added${e.run.reachesTarget ? '' : ' (BELOW the target: raise --iterations)'}`,
     '',
     rows(
       [
@@ -771,11 +774,7 @@ export function estimateCommand(io: EstimateIo = process): Command {
       'seconds to the first token (default 0.6)',
       positiveNumber('--first-token-seconds'),
     )
-    .option(
-      '--seeds <file>',
-      'seed file whose tasks the prompts show',
-      path.join(PROJECT_ROOT, 'seeds', 'seed_tasks.jsonl'),
-    )
+    .option('--seeds <file>', 'seed file whose tasks the prompts show', BUNDLED_SEEDS)
     .option('--json', 'print the estimate as JSON')
     .action(async (options: EstimateOptions) => {
       const prices = loadPrices(options.prices);
@@ -822,7 +821,9 @@ export function estimateCommand(io: EstimateIo = process): Command {
           ...(options.firstTokenSeconds ? { firstTokenSeconds: options.firstTokenSeconds } : {}),
         },
       });
-      io.stdout.write(options.json ? `${JSON.stringify(estimate, null, 2)}\n` : formatEstimate(estimate));
+      // In JSON, an amount that could not be priced is null rather than missing.
+      const json = () => JSON.stringify(estimate, (_key, value) => (value === undefined ? null : value), 2);
+      io.stdout.write(options.json ? `${json()}\n` : formatEstimate(estimate));
       if (!estimate.modelCost.priced) {
         io.stderr.write(`error: ${estimate.modelCost.message}\n`);
         process.exitCode = 1;

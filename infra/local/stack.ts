@@ -163,6 +163,8 @@ export class LocalStack {
         const variables =
           (resource.Properties?.Environment as { Variables?: unknown } | undefined)?.Variables ?? {};
         const environment = resolveIntrinsics(variables, names) as Record<string, string>;
+        // There is no local Secrets Manager: locally, API keys come from the environment (README, Models).
+        delete environment.MODEL_API_KEY_SECRET_ARN;
         functions.set(names.arn(id), {
           logicalId: id,
           entry,

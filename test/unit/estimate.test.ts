@@ -277,8 +277,12 @@ describe('selfinstruct estimate', () => {
 
   it('exits with an error when the model has no price', async () => {
     await run('--model', 'bedrock:vendor.unpriced-v1:0', '--target', '100');
+    await run('--model', 'bedrock:vendor.unpriced-v1:0', '--target', '100', '--json');
+    const json = JSON.parse(stdout.slice(1).join('')) as Estimate;
 
-    expect(stdout.join('')).toMatch(/model\s+unknown/);
+    expect(stdout[0]).toMatch(/model\s+unknown/);
+    expect(json.summary.totalUsd).toBeNull();
+    expect(json.modelCost.priced).toBe(false);
     expect(stderr.join('')).toMatch(/No price for model "bedrock:vendor\.unpriced-v1:0"/);
     expect(process.exitCode).toBe(1);
   });

@@ -1,0 +1,214 @@
+/**
+ * Model providers through the whole state machine, against local stand-ins that speak the real wire
+ * protocols (Bedrock's Converse API over HTTP/2, the OpenAI API over HTTP/1.1): throttling retried by
+ * the state machine, a permanent error failing the run with a readable cause, malformed replies
+ * recorded and counted, token usage and cost accounted, a budget stopping the loop, and a replayed run
+ * reproducing its recording.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RunSummary } from '../../functions/export/core.ts';
+import { exportKeys, runKeys } from '../../functions/shared/keys.ts';
+import { type CallRecord, fromJsonLines } from '../../functions/shared/model-calls.ts';
+import { type ExecutionResult, LocalStack } from '../../infra/local/stack.ts';
+import {
+  MALFORMED_TEXT,
+  type StandIn,
+  startBedrockStandIn,
+  startOpenAIStandIn,
+  times,
+} from '../support/model-servers.ts';
+
+const KEY = 'sk-test-0123456789abcdef';
+const NOVA = 'bedrock:amazon.nova-micro-v1:0';
+const work = mkdtempSync(path.join(tmpdir(), 'selfinstruct-providers-'));
+let stack: LocalStack;
+let openai: StandIn;
+let bedrock: StandIn;
+
+const small = { target: 1000, maxIterations: 1, promptsPerIteration: 3, chunkSize: 10 };
+const retried = (result: ExecutionResult) =>
+  result.events.flatMap((event) => (event.type === 'StateRetried' ? [event.state.name] : []));
+const summaryOf = (result: ExecutionResult) => {
+  expect(result.status, `${result.error}: ${result.cause}`).toBe('SUCCEEDED');
+  return result.output as RunSummary;
+};
+
+beforeAll(async () => {
+  openai = await startOpenAIStandIn({ apiKey: KEY });
+  bedrock = await startBedrockStandIn();
+  process.env.SELFINSTRUCT_API_KEY = KEY;
+  process.env.AWS_ENDPOINT_URL_BEDROCK_RUNTIME = bedrock.url;
+  stack = await LocalStack.start({ dataDir: path.join(work, 'data'), fresh: true });
+}, 60_000);
+
+afterAll(async () => {
+  await stack.close();
+  await openai.close();
+  await bedrock.close();
+  rmSync(work, { recursive: true, force: true });
+});
+
+describe('a run on an OpenAI-compatible server', () => {
+  const model = () => `openai-compatible:stand-in-chat@${openai.url}`;
+
+  it('counts the tokens the server reports and records every call', async () => {
+    openai.reset();
+    const summary = summaryOf(
+      await stack.execute({ ...small, pool: 'oa', model: model() }, { retryIntervalMs: 10 }),
+    );
+    const calls = openai.requests.filter((request) => request.path === '/v1/chat/completions');
+    expect(summary.usage.calls).toBe(calls.length);
+    expect(summary.usage.inputTokens).toBe(
+      calls.reduce((sum, call) => sum + (call.reply?.usage?.inputTokens ?? 0), 0),
+    );
+    const raw = fromJsonLines<CallRecord>(
+      await stack.objects.getText(runKeys(summary.runId, 1).raw('generate-instructions')),
+    );
+    expect(raw).toHaveLength(3);
+    expect(raw.every((record) => record.usage.estimated === false)).toBe(true);
+  });
+
+  it('retries a 429 in the state machine, then succeeds', async () => {
+    openai.reset();
+    // The three calls go out at once: two 429s fail one attempt of the stage; the next attempt succeeds.
+    openai.enqueue(...times(2, { status: 429 }));
+    const result = await stack.execute({ ...small, pool: 'oa', model: model() }, { retryIntervalMs: 10 });
+    const summary = summaryOf(result);
+    expect(retried(result)).toEqual(['Generate instructions']);
+    expect(summary.added).toBeGreaterThan(0);
+    expect(openai.requests.filter((request) => request.reply?.status === 429)).toHaveLength(2);
+  });
+
+  it('fails the run with a readable cause on a permanent error, without leaking the key', async () => {
+    openai.reset();
+    openai.enqueue({ status: 401, message: `Incorrect API key provided: ${KEY}` });
+    const result = await stack.execute({ ...small, pool: 'oa', model: model() }, { retryIntervalMs: 10 });
+    expect(result.status).toBe('FAILED');
+    expect(result.error).toBe('ModelRequestFailed');
+    expect(result.cause).toMatch(/401/);
+    expect(result.cause).not.toContain(KEY);
+    expect(retried(result)).toEqual([]);
+    expect((await stack.pool.getRun(result.executionName))?.status).toBe('FAILED');
+  });
+
+  it('records and counts malformed replies without failing the run', async () => {
+    openai.reset();
+    openai.enqueue({ malformedText: true });
+    const summary = summaryOf(
+      await stack.execute(
+        { ...small, pool: 'oa', model: model(), profile: 'default' },
+        { retryIntervalMs: 10 },
+      ),
+    );
+    expect(summary.counts['reply-malformed']).toBeGreaterThanOrEqual(1);
+    const raw = fromJsonLines<CallRecord>(
+      await stack.objects.getText(runKeys(summary.runId, 1).raw('generate-instructions')),
+    );
+    expect(raw.map((record) => record.reply)).toContain(MALFORMED_TEXT);
+  });
+});
+
+describe('a run on Amazon Bedrock', () => {
+  it('prices the tokens Bedrock reports and writes the cost on the run record', async () => {
+    bedrock.reset();
+    const summary = summaryOf(
+      await stack.execute({ ...small, pool: 'bedrock', model: NOVA }, { retryIntervalMs: 10 }),
+    );
+    expect(
+      bedrock.requests.every((request) => request.path.startsWith('/model/amazon.nova-micro-v1%3A0/')),
+    ).toBe(true);
+    const run = await stack.pool.getRun(summary.runId);
+    // Nova Micro's list price in the shipped table, applied to the reported tokens.
+    const expected = (summary.usage.inputTokens * 0.035 + summary.usage.outputTokens * 0.14) / 1e6;
+    expect(run?.cost?.modelUsd).toBeCloseTo(expected, 10);
+    expect(run?.cost?.awsUsd).toBeGreaterThan(0);
+    expect(summary.cost.totalUsd).toBeCloseTo((run?.cost?.modelUsd ?? 0) + (run?.cost?.awsUsd ?? 0), 10);
+  });
+
+  it('retries throttling with backoff in the state machine', async () => {
+    bedrock.reset();
+    bedrock.enqueue({ status: 429 });
+    const result = await stack.execute({ ...small, pool: 'bedrock', model: NOVA }, { retryIntervalMs: 10 });
+    summaryOf(result);
+    expect(retried(result)).toEqual(['Generate instructions']);
+  });
+
+  it('stops the loop before an iteration that would cross the budget, and still exports', async () => {
+    const result = await stack.execute(
+      {
+        pool: 'budget',
+        model: NOVA,
+        target: 100_000,
+        maxIterations: 10,
+        promptsPerIteration: 3,
+        maxCostUsd: 0.000001,
+      },
+      { retryIntervalMs: 10 },
+    );
+    const summary = summaryOf(result);
+    expect(summary.iterations).toBe(1);
+    expect(summary.stopReason).toMatch(/^budget/);
+    expect(await stack.objects.getText(exportKeys(summary.runId).dataset)).toBeDefined();
+  });
+
+  it('refuses a budget for a model it has no price for, before any call', async () => {
+    bedrock.reset();
+    const result = await stack.execute({
+      pool: 'budget',
+      model: 'bedrock:some.unknown-model-v1:0',
+      maxCostUsd: 1,
+    });
+    expect(result.status).toBe('FAILED');
+    expect(result.error).toBe('RunInputInvalid');
+    expect(result.cause).toMatch(/No price for model "bedrock:some.unknown-model-v1:0"/);
+    expect(bedrock.requests).toHaveLength(0);
+  });
+});
+
+describe('a replayed run', () => {
+  it('reproduces the recorded run’s accepted tasks exactly, at no model cost', async () => {
+    const input = {
+      target: 1000,
+      maxIterations: 2,
+      promptsPerIteration: 4,
+      seed: 'replay-me',
+      profile: 'self-instruct',
+    };
+    const recorded = summaryOf(await stack.execute({ ...input, pool: 'original', model: 'offline' }));
+    const replayed = summaryOf(
+      await stack.execute({ ...input, pool: 'copy', model: `replay:${recorded.runId}`, seed: undefined }),
+    );
+    const tasks = async (summary: RunSummary) =>
+      fromJsonLines<{ instruction: string; instances: unknown[] }>(
+        await stack.objects.getText(exportKeys(summary.runId).tasks),
+      )
+        .map((task) => JSON.stringify([task.instruction, task.instances]))
+        .sort();
+    expect(await tasks(replayed)).toEqual(await tasks(recorded));
+    expect(replayed.added).toBe(recorded.added);
+    expect(replayed.usage.inputTokens + replayed.usage.outputTokens).toBe(0);
+  });
+
+  it('fails clearly on a prompt it has no recording for', async () => {
+    const input = { target: 1000, maxIterations: 1, promptsPerIteration: 2 };
+    const recorded = summaryOf(await stack.execute({ ...input, pool: 'rec2', model: 'offline', seed: 'a' }));
+    const result = await stack.execute({
+      ...input,
+      pool: 'rec3',
+      model: `replay:${recorded.runId}`,
+      seed: 'b',
+    });
+    expect(result.status).toBe('FAILED');
+    expect(result.cause).toMatch(/has no recorded reply for this generate-instructions prompt/);
+    const fallback = await stack.execute({
+      ...input,
+      pool: 'rec4',
+      model: `replay:${recorded.runId}+offline`,
+      seed: 'b',
+    });
+    expect(fallback.status).toBe('SUCCEEDED');
+  });
+});
