@@ -81,7 +81,9 @@ export const RunInput = z
       .string()
       .min(1)
       .default('offline')
-      .describe('Model: "offline" (deterministic stand-in), "bedrock:<model id>", …'),
+      .describe(
+        'Model: offline | bedrock:<model id> | openai:<model> | openai-compatible:<model>@<base URL> | openai-completions:<model>[@<base URL>] | replay:<run id>[+<fallback model>]',
+      ),
     target: z.int().min(1).max(1_000_000).default(300).describe('New tasks to add to the pool in this run.'),
     maxIterations: z.int().min(1).max(10_000).default(3).describe('Iteration cap.'),
     promptsPerIteration: z

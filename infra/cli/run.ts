@@ -9,6 +9,7 @@ import type { RunSummary } from '../../functions/export/core.ts';
 import { parseRunInput } from '../../functions/prepare/core.ts';
 import { NotFound } from '../../functions/shared/errors.ts';
 import { exportKeys } from '../../functions/shared/keys.ts';
+import { describeModel, ollamaHint } from '../../functions/shared/models/index.ts';
 import type { RunInput } from '../../functions/shared/schemas.ts';
 import { LocalStack } from '../local/stack.ts';
 import { formatEntries, groupCounts } from './counts.ts';
@@ -27,6 +28,8 @@ export interface RunOptions {
   promptsPerIteration?: string;
   threshold?: string;
   temperature?: string;
+  maxCost?: string;
+  prices?: string;
   seed?: string;
   input?: string;
   fresh?: boolean;
@@ -53,6 +56,7 @@ export function runInputFromOptions(options: RunOptions): RunInput {
     promptsPerIteration: num(options.promptsPerIteration),
     rougeThreshold: num(options.threshold),
     temperature: num(options.temperature),
+    maxCostUsd: num(options.maxCost),
     seed: options.seed,
   };
   const defined = Object.fromEntries(Object.entries(flags).filter(([, value]) => value !== undefined));
@@ -87,11 +91,11 @@ export async function runLocal(
   parseRunInput({ ...input, seedKey: input.seedKey ?? (options.seeds ? 'seeds/x' : undefined) }, runId);
 
   const model = input.model ?? 'offline';
-  out(`Model: ${model}`);
+  out(`Model: ${model}: ${describeModel(model)}`);
   if (model === 'offline') {
-    out(
-      '  (the offline model is a deterministic stand-in for trying the pipeline: use a real model for training data)',
-    );
+    out('  The offline model is a stand-in for trying the pipeline: use a real model for training data.');
+    const hint = await ollamaHint();
+    if (hint) out(`  ${hint}`);
   }
 
   const stack = await LocalStack.start({
@@ -163,6 +167,7 @@ export function formatSummary(result: LocalRunResult): string {
       'tokens in / out',
       `${s.usage.inputTokens} / ${s.usage.outputTokens}${s.model === 'offline' ? ' (estimated)' : ''}`,
     ],
+    ['cost (estimated)', formatCost(s)],
     ['candidates generated', s.counts.generated ?? 0],
     ['  rejected', formatEntries(groups.instructions)],
     ['passed filters and ROUGE-L', s.counts.accepted ?? 0],
@@ -182,6 +187,19 @@ export function formatSummary(result: LocalRunResult): string {
   return rows.map(([key, value]) => `  ${key.padEnd(width)}  ${value}`).join('\n');
 }
 
+const usd = (value: number) => `$${value < 0.01 ? value.toFixed(6) : value.toFixed(4)}`;
+
+/** Total, per task and per 1,000 tasks, split model / AWS; offline and unpriced models say so. */
+export function formatCost({ cost, model }: RunSummary): string {
+  const per = cost.per1000TasksUsd === null ? '' : `, ${usd(cost.per1000TasksUsd)} per 1,000 tasks`;
+  const note = cost.modelUnpriced
+    ? ` (no price for ${model}: model cost left out)`
+    : model === 'offline'
+      ? ' (the offline model is free; the AWS side is what the same run would cost deployed)'
+      : '';
+  return `${usd(cost.totalUsd)} = model ${usd(cost.modelUsd)} + AWS ${usd(cost.awsUsd)}${per}${note}`;
+}
+
 export function runCommand(): Command {
   return new Command('run')
     .description('Run the pipeline on the local stack (local S3 + DynamoDB, the synthesized state machine)')
@@ -191,7 +209,14 @@ export function runCommand(): Command {
         .choices(['self-instruct', 'alpaca', 'default'])
         .env('SELFINSTRUCT_PROFILE'),
     )
-    .addOption(new Option('--model <id>', 'model: offline | bedrock:<model id>').env('SELFINSTRUCT_MODEL'))
+    .addOption(
+      new Option(
+        '--model <id>',
+        'offline | bedrock:<id> | openai:<model> | openai-compatible:<model>@<url> | openai-completions:<model>[@<url>] | replay:<run id>[+<fallback>]',
+      ).env('SELFINSTRUCT_MODEL'),
+    )
+    .option('--max-cost <usd>', 'budget: stop before an iteration that would cross it')
+    .option('--prices <file>', 'a price table JSON merged over the shipped one')
     .addOption(new Option('--target <n>', 'new tasks to add (default 300)').env('SELFINSTRUCT_TARGET'))
     .addOption(new Option('--iterations <n>', 'iteration cap (default 3)').env('SELFINSTRUCT_ITERATIONS'))
     .addOption(
