@@ -9,6 +9,7 @@ import { SeedFileInvalid, SelfInstructError } from '../../functions/shared/error
 import { parseRecords } from '../../functions/shared/input-files.ts';
 import { AlpacaTask, RunInput, SeedTask } from '../../functions/shared/schemas.ts';
 import { dedupCommand } from './dedup.ts';
+import { estimateCommand } from './estimate.ts';
 import { runCommand } from './run.ts';
 
 export function program(): Command {
@@ -18,6 +19,7 @@ export function program(): Command {
     .exitOverride();
   cli.addCommand(runCommand());
   cli.addCommand(dedupCommand());
+  cli.addCommand(estimateCommand());
   cli
     .command('schema')
     .description('Print the JSON Schema of the run input (the Step Functions console input)')
@@ -48,6 +50,8 @@ export function runInputJsonSchema() {
 }
 
 export async function main(argv = process.argv): Promise<number> {
+  // The SDK's notice that its 2027 releases need Node 22 is in the README; not on every command.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   try {
     await program().parseAsync(argv);
     return Number(process.exitCode ?? 0);

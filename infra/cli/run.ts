@@ -13,6 +13,7 @@ import { describeModel, ollamaHint } from '../../functions/shared/models/index.t
 import type { RunInput } from '../../functions/shared/schemas.ts';
 import { LocalStack } from '../local/stack.ts';
 import { formatEntries, groupCounts } from './counts.ts';
+import { estimateCommand } from './estimate.ts';
 import { progressPrinter } from './progress.ts';
 
 export interface RunOptions {
@@ -37,6 +38,7 @@ export interface RunOptions {
   out: string;
   verbose?: boolean;
   bundled?: boolean;
+  dryRun?: boolean;
 }
 
 const num = (value: string | undefined) => (value === undefined ? undefined : Number(value));
@@ -116,6 +118,12 @@ export async function runLocal(
       const key = `seeds/${input.pool ?? 'default'}/${path.basename(options.seeds)}`;
       await stack.objects.put(key, text, 'application/jsonl');
       input.seedKey = key;
+    }
+    if (options.prices) {
+      // As in AWS, the run reads its price table from the bucket.
+      const key = `prices/${path.basename(options.prices)}`;
+      await stack.objects.put(key, readFileSync(options.prices), 'application/json');
+      input.priceTableKey = key;
     }
     out(
       `Run ${runId} on pool "${input.pool ?? 'default'}" (stack synthesized in ${(stack.synthMs / 1000).toFixed(1)} s)`,
@@ -217,6 +225,7 @@ export function runCommand(): Command {
     )
     .option('--max-cost <usd>', 'budget: stop before an iteration that would cross it')
     .option('--prices <file>', 'a price table JSON merged over the shipped one')
+    .option('--dry-run', 'print the estimated cost of this run (see `estimate`) and stop, before any call')
     .addOption(new Option('--target <n>', 'new tasks to add (default 300)').env('SELFINSTRUCT_TARGET'))
     .addOption(new Option('--iterations <n>', 'iteration cap (default 3)').env('SELFINSTRUCT_ITERATIONS'))
     .addOption(
@@ -243,6 +252,16 @@ export function runCommand(): Command {
       'run the esbuild bundles `cdk deploy` would upload instead of the TypeScript sources',
     )
     .action(async (options: RunOptions) => {
+      if (options.dryRun) {
+        const input = parseRunInput(runInputFromOptions(options), 'dry-run');
+        const args = ['--model', input.model, '--target', String(input.target), '--profile', input.profile];
+        args.push('--iterations', String(input.maxIterations), '--chunk-size', String(input.chunkSize));
+        args.push('--call-concurrency', String(input.callConcurrency), '--data-dir', options.dataDir);
+        if (options.prices) args.push('--prices', options.prices);
+        if (options.seeds) args.push('--seeds', options.seeds);
+        await estimateCommand().parseAsync(args, { from: 'user' });
+        return;
+      }
       const result = await runLocal(options);
       if (result.status === 'FAILED') {
         console.error(`\nRun ${result.runId} failed: ${result.error}\n${result.cause}`);
