@@ -9,8 +9,10 @@ import { SeedFileInvalid, SelfInstructError } from '../../functions/shared/error
 import { parseRecords } from '../../functions/shared/input-files.ts';
 import { AlpacaTask, RunInput, SeedTask } from '../../functions/shared/schemas.ts';
 import { dedupCommand } from './dedup.ts';
+import { resolveDeployed, serveCommand } from './deployed.ts';
 import { estimateCommand } from './estimate.ts';
 import { runCommand } from './run.ts';
+import { statusCommands } from './status.ts';
 
 export function program(): Command {
   const cli = new Command('selfinstruct')
@@ -20,6 +22,10 @@ export function program(): Command {
   cli.addCommand(runCommand());
   cli.addCommand(dedupCommand());
   cli.addCommand(estimateCommand());
+  for (const command of statusCommands(async (options) => (await resolveDeployed(options)).stateMachineArn)) {
+    cli.addCommand(command);
+  }
+  cli.addCommand(serveCommand());
   cli
     .command('schema')
     .description('Print the JSON Schema of the run input (the Step Functions console input)')

@@ -2,7 +2,7 @@
  * `selfinstruct run` (and `npm start`): runs the pipeline on the local stack, shows progress, prints a
  * summary and copies the exported dataset from the local bucket to `./out/<run-id>/`.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Command, Option } from 'commander';
 import type { RunSummary } from '../../functions/export/core.ts';
@@ -11,10 +11,12 @@ import { NotFound } from '../../functions/shared/errors.ts';
 import { exportKeys } from '../../functions/shared/keys.ts';
 import { describeModel, ollamaHint } from '../../functions/shared/models/index.ts';
 import type { RunInput } from '../../functions/shared/schemas.ts';
+import { toHistoryEvent } from '../local/history-events.ts';
 import { LocalStack } from '../local/stack.ts';
 import { formatEntries, groupCounts } from './counts.ts';
 import { estimateCommand } from './estimate.ts';
 import { progressPrinter } from './progress.ts';
+import { executionLogPath, formatStatus } from './status.ts';
 
 export interface RunOptions {
   pool?: string;
@@ -39,6 +41,10 @@ export interface RunOptions {
   verbose?: boolean;
   bundled?: boolean;
   dryRun?: boolean;
+  deployed?: boolean;
+  stateMachineArn?: string;
+  bucket?: string;
+  stack?: string;
 }
 
 const num = (value: string | undefined) => (value === undefined ? undefined : Number(value));
@@ -129,7 +135,18 @@ export async function runLocal(
       `Run ${runId} on pool "${input.pool ?? 'default'}" (stack synthesized in ${(stack.synthMs / 1000).toFixed(1)} s)`,
     );
     const executionStarted = performance.now();
-    const result = await stack.execute(input, { executionName: runId, onEvent: progressPrinter(out) });
+    // The history, as Step Functions would keep it, for `status` and `watch` from another terminal.
+    const historyFile = executionLogPath(options.dataDir, runId);
+    mkdirSync(path.dirname(historyFile), { recursive: true });
+    const print = progressPrinter(out);
+    let events = 0;
+    const result = await stack.execute(input, {
+      executionName: runId,
+      onEvent: (event) => {
+        print(event);
+        appendFileSync(historyFile, `${JSON.stringify(toHistoryEvent(event, ++events))}\n`);
+      },
+    });
     const executionMs = performance.now() - executionStarted;
     const timings = { totalMs: 0, synthMs: stack.synthMs, executionMs };
 
@@ -226,6 +243,13 @@ export function runCommand(): Command {
     .option('--max-cost <usd>', 'budget: stop before an iteration that would cross it')
     .option('--prices <file>', 'a price table JSON merged over the shipped one')
     .option('--dry-run', 'print the estimated cost of this run (see `estimate`) and stop, before any call')
+    .option('--deployed', 'start the run on the deployed stack (found from its outputs) and follow it')
+    .option('--state-machine-arn <arn>', 'with --deployed: the state machine (default: stack outputs)')
+    .option(
+      '--bucket <name>',
+      'with --deployed: the bucket to upload --seeds/--prices to (default: stack outputs)',
+    )
+    .option('--stack <name>', 'with --deployed: the stack name', 'SelfInstruct')
     .addOption(new Option('--target <n>', 'new tasks to add (default 300)').env('SELFINSTRUCT_TARGET'))
     .addOption(new Option('--iterations <n>', 'iteration cap (default 3)').env('SELFINSTRUCT_ITERATIONS'))
     .addOption(
@@ -260,6 +284,13 @@ export function runCommand(): Command {
         if (options.prices) args.push('--prices', options.prices);
         if (options.seeds) args.push('--seeds', options.seeds);
         await estimateCommand().parseAsync(args, { from: 'user' });
+        return;
+      }
+      if (options.deployed) {
+        const { runDeployed } = await import('./deployed.ts');
+        const status = await runDeployed(options);
+        console.log(`\n${formatStatus(status)}`);
+        if (status.status !== 'SUCCEEDED') process.exitCode = 1;
         return;
       }
       const result = await runLocal(options);

@@ -12,6 +12,7 @@ import { exportKeys, poolKeys, runKeys } from '../../functions/shared/keys.ts';
 import { fromJsonLines } from '../../functions/shared/model-calls.ts';
 import type { PoolTask } from '../../functions/shared/ports.ts';
 import { type LocalRunResult, runLocal } from '../../infra/cli/run.ts';
+import { localHistory, statusFromHistory } from '../../infra/cli/status.ts';
 import { MAX_HISTORY_EVENTS, MAX_PAYLOAD_BYTES, profileHistory, project } from '../../infra/local/history.ts';
 import { LocalStack } from '../../infra/local/stack.ts';
 
@@ -113,6 +114,18 @@ describe('a local run of two iterations', () => {
     const lines = readFileSync(path.join(dir, 'dataset.jsonl'), 'utf8').trim().split('\n');
     expect(lines).toHaveLength((first.summary as RunSummary).exportedRecords);
     expect(JSON.parse(readFileSync(path.join(dir, 'alpaca.json'), 'utf8'))).toHaveLength(lines.length);
+  });
+
+  it('leaves a history that `status` reads with the same numbers as the summary', async () => {
+    const summary = first.summary as RunSummary;
+    const status = statusFromHistory(first.runId, await localHistory(dataDir, first.runId).history());
+    expect(status.status).toBe('SUCCEEDED');
+    expect(status.iteration).toBe(2);
+    expect(status.added).toBe(summary.added);
+    expect(status.counts.complete).toBe(summary.counts.complete);
+    expect(status.counts.generated).toBe(summary.counts.generated);
+    expect(status.poolSize).toBe(summary.poolSize);
+    expect(status.costUsd).toBeGreaterThan(0);
   });
 
   it('grows the same pool on a later run', () => {

@@ -1,0 +1,154 @@
+/**
+ * zod schemas of the export: the task lines it reads from the bucket, the run summary it describes, the
+ * record of each format it writes (tests and users parse the files back with these), and its options.
+ */
+import { z } from 'zod';
+import { SelfInstructError } from '../errors.ts';
+import { Instance } from '../schemas.ts';
+
+/** The formats `selfinstruct export` writes. */
+export const EXPORT_FORMATS = ['jsonl', 'alpaca', 'messages', 'bedrock'] as const;
+export const ExportFormat = z.enum(EXPORT_FORMATS);
+export type ExportFormat = z.infer<typeof ExportFormat>;
+
+/** The two splits; `validation` only when the options ask for one and there are tasks enough. */
+export const SPLITS = ['train', 'validation'] as const;
+export type Split = (typeof SPLITS)[number];
+
+/**
+ * One task line of `exports/<run>/tasks.jsonl` and `pools/<pool>/snapshots/<run>/iteration-<n>.jsonl`:
+ * the Self-Instruct seed-file format plus provenance (`toSeedFormat`). Seed lines
+ * (`pools/<pool>/seeds.jsonl`) parse too, with `source` defaulting to what the reader says. Unknown
+ * fields are dropped; `quality_score` is read when a later stage writes one.
+ */
+export const ExportTask = z.object({
+  id: z.string().min(1),
+  name: z.string().min(1).optional(),
+  instruction: z.string().min(1),
+  instances: z.array(Instance).min(1),
+  is_classification: z.boolean().default(false),
+  source: z.enum(['seed', 'machine']).default('machine'),
+  run_id: z.string().optional(),
+  iteration: z.int().nonnegative().optional(),
+  most_similar_instruction: z.string().optional(),
+  most_similar_score: z.number().optional(),
+  avg_similarity_score: z.number().optional(),
+  quality_score: z.number().optional(),
+});
+export type ExportTask = z.infer<typeof ExportTask>;
+
+/**
+ * The fields of `exports/<run>/summary.json` (`RunSummary`) the export reads; other fields are kept.
+ * `config` is read when a summary records the run's configuration (thresholds, seed file).
+ */
+export const RunSummaryFile = z.looseObject({
+  runId: z.string().min(1),
+  pool: z.string().min(1),
+  profile: z.string(),
+  model: z.string(),
+  stopReason: z.string().optional(),
+  iterations: z.int().nonnegative(),
+  added: z.int().nonnegative().optional(),
+  poolSize: z.int().nonnegative().optional(),
+  exportedTasks: z.int().nonnegative(),
+  exportedRecords: z.int().nonnegative(),
+  cost: z
+    .looseObject({
+      modelUsd: z.number(),
+      awsUsd: z.number(),
+      totalUsd: z.number(),
+      perTaskUsd: z.number().nullable().optional(),
+      per1000TasksUsd: z.number().nullable().optional(),
+      modelUnpriced: z.boolean().optional(),
+    })
+    .optional(),
+  config: z
+    .looseObject({
+      rougeThreshold: z.number().optional(),
+      seedKey: z.string().optional(),
+      target: z.number().optional(),
+    })
+    .optional(),
+});
+export type RunSummaryFile = z.infer<typeof RunSummaryFile>;
+
+const text = z.string().min(1);
+
+/** `jsonl`: one record per instance, the instance plus where it came from (`toRecords`). */
+export const JsonlRecord = z.strictObject({
+  instruction: text,
+  input: z.string(),
+  output: text,
+  task_id: text,
+  is_classification: z.boolean(),
+  source: z.enum(['seed', 'machine']),
+  run_id: z.string().optional(),
+  iteration: z.int().nonnegative().optional(),
+  most_similar_instruction: z.string().optional(),
+  most_similar_score: z.number().optional(),
+  quality_score: z.number().optional(),
+});
+export type JsonlRecord = z.infer<typeof JsonlRecord>;
+
+/** `alpaca`: an element of Stanford Alpaca's JSON array (`alpaca_data.json`). */
+export const AlpacaRecord = z.strictObject({ instruction: text, input: z.string(), output: text });
+export type AlpacaRecord = z.infer<typeof AlpacaRecord>;
+
+const chatMessage = <R extends 'system' | 'user' | 'assistant'>(role: R) =>
+  z.strictObject({ role: z.literal(role), content: text });
+
+/** `messages`: one conversation per line, an optional system message, the user's turn, the answer. */
+export const MessagesRecord = z.strictObject({
+  messages: z.union([
+    z.tuple([chatMessage('system'), chatMessage('user'), chatMessage('assistant')]),
+    z.tuple([chatMessage('user'), chatMessage('assistant')]),
+  ]),
+});
+export type MessagesRecord = z.infer<typeof MessagesRecord>;
+
+const textBlock = z.strictObject({ text });
+const bedrockMessage = <R extends 'user' | 'assistant'>(role: R) =>
+  z.strictObject({ role: z.literal(role), content: z.tuple([textBlock]) });
+
+/** The `schemaVersion` of Amazon Bedrock's conversation format for fine-tuning. */
+export const BEDROCK_SCHEMA_VERSION = 'bedrock-conversation-2024';
+
+/** `bedrock`: one conversation per line in Amazon Bedrock's fine-tuning format (Converse API shapes). */
+export const BedrockRecord = z.strictObject({
+  schemaVersion: z.literal(BEDROCK_SCHEMA_VERSION),
+  system: z.tuple([textBlock]).optional(),
+  messages: z.tuple([bedrockMessage('user'), bedrockMessage('assistant')]),
+});
+export type BedrockRecord = z.infer<typeof BedrockRecord>;
+
+/** The schema of one record of each format. */
+export const RECORD_SCHEMAS = {
+  jsonl: JsonlRecord,
+  alpaca: AlpacaRecord,
+  messages: MessagesRecord,
+  bedrock: BedrockRecord,
+} as const satisfies Record<ExportFormat, z.ZodType>;
+
+/** What to export and how: the `export` command's flags, validated. */
+export const ExportOptions = z.object({
+  /** The formats to write. */
+  formats: z.array(ExportFormat).min(1).default([...EXPORT_FORMATS]),
+  /** Fraction of the tasks (not records) held out for validation; 0 writes no validation file. */
+  validation: z.number().min(0).max(0.5).default(0.1),
+  /** Seed of the shuffle that picks the validation tasks: the same seed and tasks give the same split. */
+  splitSeed: z.string().min(1).default('42'),
+  /** Export the pool's seed tasks too (they are not scored: `minQuality` does not apply to them). */
+  includeSeeds: z.boolean().default(false),
+  /** Only machine tasks with a `quality_score` at least this. */
+  minQuality: z.number().optional(),
+  /** A system message for the `messages` and `bedrock` formats. */
+  system: z.string().trim().min(1).optional(),
+});
+export type ExportOptions = z.infer<typeof ExportOptions>;
+export type ExportOptionsInput = z.input<typeof ExportOptions>;
+
+/** Export options that can't be used (bad values, a quality threshold on tasks that have no score). */
+export class ExportOptionsInvalid extends SelfInstructError {}
+
+/** The selection left nothing to export. */
+export class NothingToExport extends SelfInstructError {}

@@ -1,0 +1,156 @@
+/**
+ * A local endpoint speaking the Step Functions API (AWS JSON 1.0: StartExecution, DescribeExecution,
+ * GetExecutionHistory, ListExecutions) over the local stack's engine. Point the AWS SDK at it with
+ * `AWS_ENDPOINT_URL_SFN` and the CLI's deployed-run code path (`run --deployed`, `status`, `watch`)
+ * runs exactly as against AWS.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { HistoryEvent } from '@aws-sdk/client-sfn';
+import { toHistoryEvent } from './history-events.ts';
+import type { LocalStack } from './stack.ts';
+import { LOCAL_ACCOUNT, LOCAL_REGION } from './template.ts';
+
+/** The ARN the local endpoint gives the state machine. */
+export const LOCAL_STATE_MACHINE_ARN = `arn:aws:states:${LOCAL_REGION}:${LOCAL_ACCOUNT}:stateMachine:SelfInstruct`;
+
+interface Execution {
+  name: string;
+  input: string;
+  startDate: Date;
+  stopDate?: Date;
+  status: 'RUNNING' | 'SUCCEEDED' | 'FAILED';
+  output?: string;
+  error?: string;
+  cause?: string;
+  events: HistoryEvent[];
+}
+
+const executionArn = (name: string) =>
+  `arn:aws:states:${LOCAL_REGION}:${LOCAL_ACCOUNT}:execution:SelfInstruct:${name}`;
+
+class ApiError extends Error {
+  constructor(
+    readonly type: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface LocalStepFunctions {
+  url: string;
+  stateMachineArn: string;
+  /** Resolves when every execution started so far has ended. */
+  idle(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startLocalStepFunctions(stack: LocalStack): Promise<LocalStepFunctions> {
+  const executions = new Map<string, Execution>();
+  const running = new Set<Promise<unknown>>();
+
+  const find = (arn: unknown) => {
+    const name = String(arn).split(':').at(-1) ?? '';
+    const execution = executions.get(name);
+    if (!execution) throw new ApiError('ExecutionDoesNotExist', `Execution does not exist: '${String(arn)}'`);
+    return execution;
+  };
+
+  const operations: Record<string, (body: Record<string, unknown>) => unknown> = {
+    StartExecution(body) {
+      if (body.stateMachineArn !== LOCAL_STATE_MACHINE_ARN) {
+        throw new ApiError(
+          'StateMachineDoesNotExist',
+          `State Machine Does Not Exist: '${String(body.stateMachineArn)}'`,
+        );
+      }
+      const name = String(body.name ?? crypto.randomUUID());
+      if (executions.has(name))
+        throw new ApiError('ExecutionAlreadyExists', `Execution Already Exists: '${name}'`);
+      const input = String(body.input ?? '{}');
+      const execution: Execution = { name, input, startDate: new Date(), status: 'RUNNING', events: [] };
+      executions.set(name, execution);
+      const done = stack
+        .execute(JSON.parse(input), {
+          executionName: name,
+          onEvent: (event) => execution.events.push(toHistoryEvent(event, execution.events.length + 1)),
+        })
+        .then((result) => {
+          execution.status = result.status;
+          execution.stopDate = new Date();
+          execution.output = result.output === undefined ? undefined : JSON.stringify(result.output);
+          execution.error = result.error;
+          execution.cause = result.cause;
+        });
+      running.add(done);
+      void done.finally(() => running.delete(done));
+      return { executionArn: executionArn(name), startDate: execution.startDate.getTime() / 1000 };
+    },
+    DescribeExecution(body) {
+      const e = find(body.executionArn);
+      return {
+        executionArn: executionArn(e.name),
+        stateMachineArn: LOCAL_STATE_MACHINE_ARN,
+        name: e.name,
+        status: e.status,
+        startDate: e.startDate.getTime() / 1000,
+        stopDate: e.stopDate ? e.stopDate.getTime() / 1000 : undefined,
+        input: e.input,
+        output: e.output,
+        error: e.error,
+        cause: e.cause,
+      };
+    },
+    GetExecutionHistory(body) {
+      const e = find(body.executionArn);
+      const events = e.events.map((event) => ({
+        ...event,
+        timestamp: (event.timestamp as Date).getTime() / 1000,
+      }));
+      return { events: body.reverseOrder ? events.reverse() : events };
+    },
+    ListExecutions() {
+      return {
+        executions: [...executions.values()].map((e) => ({
+          executionArn: executionArn(e.name),
+          stateMachineArn: LOCAL_STATE_MACHINE_ARN,
+          name: e.name,
+          status: e.status,
+          startDate: e.startDate.getTime() / 1000,
+        })),
+      };
+    },
+  };
+
+  const server: Server = createServer((request, response) => {
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.on('end', () => {
+      const operation = String(request.headers['x-amz-target'] ?? '').replace('AWSStepFunctions.', '');
+      const reply = (status: number, body: unknown) => {
+        response.writeHead(status, { 'content-type': 'application/x-amz-json-1.0' });
+        response.end(JSON.stringify(body));
+      };
+      try {
+        const handler = operations[operation];
+        if (!handler)
+          throw new ApiError('UnknownOperationException', `Operation ${operation} is not served locally`);
+        reply(200, handler(JSON.parse(Buffer.concat(chunks).toString() || '{}')));
+      } catch (error) {
+        const type = error instanceof ApiError ? error.type : 'InvalidParameterValue';
+        reply(400, { __type: type, message: (error as Error).message });
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    stateMachineArn: LOCAL_STATE_MACHINE_ARN,
+    idle: async () => {
+      await Promise.allSettled([...running]);
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}

@@ -1,0 +1,96 @@
+/**
+ * `run --deployed`, `status` and `watch` against the local stack standing in for AWS: the CLI talks to
+ * Step Functions through the real SDK client, pointed at the local Step Functions endpoint the project
+ * starts (`AWS_ENDPOINT_URL_SFN`), exactly as it would talk to AWS.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { PassThrough } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RunSummary } from '../../functions/export/core.ts';
+import { runDeployed } from '../../infra/cli/deployed.ts';
+import { deployedHistory, executionArnOf } from '../../infra/cli/status.ts';
+import { type LocalStepFunctions, startLocalStepFunctions } from '../../infra/local/sfn-server.ts';
+import { LocalStack } from '../../infra/local/stack.ts';
+
+const work = mkdtempSync(path.join(tmpdir(), 'selfinstruct-deployed-'));
+let stack: LocalStack;
+let sfn: LocalStepFunctions;
+
+/** A non-TTY output that keeps its lines. */
+function capture() {
+  const stream = new PassThrough() as PassThrough & { isTTY?: boolean; lines: () => string[] };
+  let text = '';
+  stream.on('data', (chunk: Buffer) => {
+    text += chunk.toString();
+  });
+  stream.lines = () => text.split('\n').filter(Boolean);
+  return stream;
+}
+
+beforeAll(async () => {
+  stack = await LocalStack.start({ dataDir: path.join(work, 'data'), fresh: true });
+  sfn = await startLocalStepFunctions(stack);
+  process.env.AWS_ENDPOINT_URL_SFN = sfn.url;
+}, 60_000);
+
+afterAll(async () => {
+  await sfn.close();
+  await stack.close();
+  rmSync(work, { recursive: true, force: true });
+});
+
+describe('run --deployed', () => {
+  it('starts the deployed state machine with the validated input and follows it to the end', async () => {
+    const seeds = path.join(work, 'my-seeds.jsonl');
+    writeFileSync(
+      seeds,
+      `${JSON.stringify({ id: 's0', name: 'n0', instruction: 'List three uses of a paperclip at the office.', instances: [{ input: '', output: 'Holding papers, a bookmark, a reset pin.' }], is_classification: false })}\n`,
+    );
+    const out = capture();
+    const status = await runDeployed(
+      {
+        dataDir: '',
+        out: '',
+        pool: 'cloud',
+        target: '40',
+        iterations: '2',
+        promptsPerIteration: '3',
+        seeds,
+        stateMachineArn: sfn.stateMachineArn,
+        bucket: stack.bucketName,
+      },
+      { out, intervalMs: 50 },
+    );
+
+    expect(status.status, `${status.error}: ${status.cause}`).toBe('SUCCEEDED');
+    const summary = status.output as RunSummary;
+    expect(status.added).toBe(summary.added);
+    expect(status.counts.generated).toBe(summary.counts.generated);
+    expect(status.counts.accepted).toBe(summary.counts.accepted);
+    expect(status.usage.calls).toBe(summary.usage.calls);
+    expect(status.iteration).toBe(summary.iterations);
+    // The uploaded seed file (one task) started a new pool, not under seeds/ (which would trigger a second run).
+    expect(summary.poolSize).toBe(1 + summary.added);
+    expect(out.lines()[0]).toMatch(/^Started arn:aws:states:.*:execution:SelfInstruct:run-/);
+    expect(out.lines().some((line) => /tasks · iteration \d · /.test(line))).toBe(true);
+    expect(out.lines().at(-1)).toMatch(/SUCCEEDED/);
+  });
+
+  it('refuses an invalid input before starting anything', async () => {
+    await expect(
+      runDeployed(
+        { dataDir: '', out: '', target: '-3', stateMachineArn: sfn.stateMachineArn },
+        { out: capture() },
+      ),
+    ).rejects.toThrow(/target/);
+  });
+});
+
+describe('status', () => {
+  it('says a deployed run does not exist', async () => {
+    const source = deployedHistory(executionArnOf(sfn.stateMachineArn, 'no-such-run'));
+    await expect(source.history()).rejects.toThrow(/No execution/);
+  });
+});
