@@ -77,7 +77,14 @@ export async function saveIteration(
       counts,
       usage: { calls, inputTokens, outputTokens },
       stageUsage,
-      cost: { modelUsd: cost.modelUsd, awsUsd: cost.awsUsd, totalUsd: cost.totalUsd },
+      cost: {
+        modelUsd: cost.modelUsd,
+        awsUsd: cost.awsUsd,
+        totalUsd: cost.totalUsd,
+        ...Object.fromEntries(
+          Object.entries(cost.modelUsdByStage).map(([stage, usd]) => [`model:${stage}`, usd]),
+        ),
+      },
     },
   };
   if (await pool.addIteration(runId, iteration, update)) {

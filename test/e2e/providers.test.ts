@@ -125,6 +125,11 @@ describe('a run on Amazon Bedrock', () => {
     const expected = (summary.usage.inputTokens * 0.035 + summary.usage.outputTokens * 0.14) / 1e6;
     expect(run?.cost?.modelUsd).toBeCloseTo(expected, 10);
     expect(run?.cost?.awsUsd).toBeGreaterThan(0);
+    const byStage = ['generate-instructions', 'generate-instances'].map(
+      (stage) => run?.cost?.[`model:${stage}`] ?? 0,
+    );
+    expect(byStage[0]).toBeGreaterThan(0);
+    expect(byStage.reduce((a, b) => a + b, 0)).toBeCloseTo(run?.cost?.modelUsd ?? -1, 12);
     expect(summary.cost.totalUsd).toBeCloseTo((run?.cost?.modelUsd ?? 0) + (run?.cost?.awsUsd ?? 0), 10);
   });
 

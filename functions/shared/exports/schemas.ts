@@ -132,7 +132,10 @@ export const RECORD_SCHEMAS = {
 /** What to export and how: the `export` command's flags, validated. */
 export const ExportOptions = z.object({
   /** The formats to write. */
-  formats: z.array(ExportFormat).min(1).default([...EXPORT_FORMATS]),
+  formats: z
+    .array(ExportFormat)
+    .min(1)
+    .default([...EXPORT_FORMATS]),
   /** Fraction of the tasks (not records) held out for validation; 0 writes no validation file. */
   validation: z.number().min(0).max(0.5).default(0.1),
   /** Seed of the shuffle that picks the validation tasks: the same seed and tasks give the same split. */
