@@ -6,6 +6,7 @@ import { type App, type CfnResource, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import type { SelfInstructStack } from './stack.ts';
+import { inferenceProfileModel } from './workflow.ts';
 
 const ack = (scope: IConstruct, rule: string, reason: string) =>
   Validations.of(scope).acknowledge({ id: `AwsSolutions::AwsSolutions-${rule}`, reason });
@@ -28,6 +29,21 @@ export function applyNag(app: App, stack: SelfInstructStack): void {
     'SMG4',
     'The secret holds a third-party provider API key, which AWS cannot rotate; rotate it at the provider and put the new value.',
   );
+
+  for (const modelId of stack.bedrockModelIds) {
+    const base = inferenceProfileModel(modelId);
+    if (!base) continue;
+    for (const fn of [
+      stack.workflow.functions.generateInstructions,
+      stack.workflow.functions.generateInstances,
+    ]) {
+      ack(
+        fn,
+        `IAM5[Resource::arn:<AWS::Partition>:bedrock:*::foundation-model/${base}]`,
+        'A cross-region inference profile routes each request to this one model in any of its regions.',
+      );
+    }
+  }
 
   for (const fn of Object.values(stack.workflow.functions)) {
     ack(

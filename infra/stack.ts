@@ -60,11 +60,14 @@ export class SelfInstructStack extends Stack {
   readonly table: dynamodb.TableV2;
   readonly workflow: SelfInstructWorkflow;
   readonly apiKeySecret: secretsmanager.ISecret;
+  /** Bedrock model ids the model-calling stages may invoke. */
+  readonly bedrockModelIds: string[];
 
   constructor(scope: Construct, id: string, props: SelfInstructStackProps = {}) {
     super(scope, id, props);
     const removalPolicy = props.retainData === false ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN;
     const model = props.model ?? 'offline';
+    this.bedrockModelIds = model.startsWith('bedrock:') ? [model.slice('bedrock:'.length)] : [];
 
     this.bucket = new s3.Bucket(this, 'DataBucket', {
       encryption: s3.BucketEncryption.S3_MANAGED,
@@ -98,7 +101,7 @@ export class SelfInstructStack extends Stack {
       bucket: this.bucket,
       table: this.table,
       apiKeySecret: this.apiKeySecret,
-      bedrockModelIds: model.startsWith('bedrock:') ? [model.slice('bedrock:'.length)] : [],
+      bedrockModelIds: this.bedrockModelIds,
     });
     const { stateMachine } = this.workflow;
 

@@ -126,6 +126,38 @@ const STAGES = {
   },
 } satisfies Record<string, StageSpec>;
 
+/** The model a cross-region inference profile id (`us.`, `eu.`, `apac.`, `global.` …) routes to, if it is one. */
+export const inferenceProfileModel = (modelId: string) =>
+  /^(us|eu|apac|us-gov|ca|jp|au|global)\.(.+)$/.exec(modelId)?.[2];
+
+/**
+ * What invoking a Bedrock model id needs: the foundation model in this region, or, for a cross-region
+ * inference profile, the profile in this account and its foundation model in every region it routes to.
+ */
+export function bedrockResources(stack: Stack, modelId: string): string[] {
+  const model = inferenceProfileModel(modelId);
+  if (!model) {
+    return [
+      stack.formatArn({
+        service: 'bedrock',
+        account: '',
+        resource: 'foundation-model',
+        resourceName: modelId,
+      }),
+    ];
+  }
+  return [
+    stack.formatArn({ service: 'bedrock', resource: 'inference-profile', resourceName: modelId }),
+    stack.formatArn({
+      service: 'bedrock',
+      account: '',
+      region: '*',
+      resource: 'foundation-model',
+      resourceName: model,
+    }),
+  ];
+}
+
 /** The stage functions and the state machine of a Self-Instruct pipeline. */
 export class SelfInstructWorkflow extends Construct {
   readonly stateMachine: sfn.StateMachine;
@@ -190,19 +222,7 @@ export class SelfInstructWorkflow extends Construct {
         fn.addToRolePolicy(
           new iam.PolicyStatement({
             actions: ['bedrock:InvokeModel'],
-            resources: props.bedrockModelIds.flatMap((modelId) => [
-              Stack.of(this).formatArn({
-                service: 'bedrock',
-                account: '',
-                resource: 'foundation-model',
-                resourceName: modelId,
-              }),
-              Stack.of(this).formatArn({
-                service: 'bedrock',
-                resource: 'inference-profile',
-                resourceName: modelId,
-              }),
-            ]),
+            resources: props.bedrockModelIds.flatMap((modelId) => bedrockResources(Stack.of(this), modelId)),
           }),
         );
       }

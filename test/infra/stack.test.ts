@@ -254,3 +254,30 @@ describe('the model API key', () => {
     expect(readers).toHaveLength(2);
   });
 });
+
+describe('Bedrock permissions', () => {
+  const policyFor = (model: string) => {
+    const { app, stack } = buildApp(
+      new App({ context: { 'aws:cdk:bundling-stacks': [], 'selfinstruct:model': model } }),
+    );
+    app.synth();
+    return JSON.stringify(
+      Object.values(Template.fromStack(stack).findResources('AWS::IAM::Policy')).filter((policy) =>
+        JSON.stringify(policy).includes('bedrock:InvokeModel'),
+      ),
+    );
+  };
+
+  it('lets the model-calling stages invoke the configured model only', () => {
+    const policies = policyFor('bedrock:amazon.nova-micro-v1:0');
+    expect(policies).toContain('foundation-model/amazon.nova-micro-v1:0');
+    expect(policies).not.toContain('inference-profile');
+    expect(policies.match(/bedrock:InvokeModel/g)).toHaveLength(2);
+  });
+
+  it('allows a cross-region inference profile and its model in the regions it routes to', () => {
+    const policies = policyFor('bedrock:us.anthropic.claude-3-5-haiku-20241022-v1:0');
+    expect(policies).toContain('inference-profile/us.anthropic.claude-3-5-haiku-20241022-v1:0');
+    expect(policies).toContain(':bedrock:*::foundation-model/anthropic.claude-3-5-haiku-20241022-v1:0');
+  });
+});
