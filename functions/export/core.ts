@@ -16,6 +16,8 @@ export interface RunSummary {
   profile: string;
   model: string;
   stopReason: string;
+  /** The run's full configuration (thresholds, seed file, sizes), for dataset cards and reports. */
+  config: RunState['config'];
   iterations: number;
   /** Tasks this run added; tasks in the pool (seeds included); tasks and records exported. */
   added: number;
@@ -76,6 +78,7 @@ export async function exportDataset(
     profile: config.profile,
     model: config.model,
     stopReason: stopReason(state),
+    config,
     iterations: progress.iteration,
     added: progress.added,
     poolSize: progress.poolSize,

@@ -11,6 +11,7 @@ import { AlpacaTask, RunInput, SeedTask } from '../../functions/shared/schemas.t
 import { dedupCommand } from './dedup.ts';
 import { resolveDeployed, serveCommand } from './deployed.ts';
 import { estimateCommand } from './estimate.ts';
+import { exportCommand } from './export.ts';
 import { runCommand } from './run.ts';
 import { statusCommands } from './status.ts';
 
@@ -22,6 +23,7 @@ export function program(): Command {
   cli.addCommand(runCommand());
   cli.addCommand(dedupCommand());
   cli.addCommand(estimateCommand());
+  cli.addCommand(exportCommand());
   for (const command of statusCommands(async (options) => (await resolveDeployed(options)).stateMachineArn)) {
     cli.addCommand(command);
   }

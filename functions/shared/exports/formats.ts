@@ -4,8 +4,8 @@
  * Every format starts from the same flat record per instance (`toRecords`), so the formats of one export
  * hold the same examples in the same order; only the shape differs.
  */
-import type { FileProblem } from '../errors.ts';
-import { InputFileInvalid } from '../errors.ts';
+import type { z } from 'zod';
+import { type FileProblem, InputFileInvalid } from '../errors.ts';
 import { parseRecords } from '../input-files.ts';
 import type { PoolTask } from '../ports.ts';
 import {
@@ -91,7 +91,8 @@ export function toMessagesRecord(record: JsonlRecord, { system }: ChatOptions = 
   const user = { role: 'user' as const, content: userContent(record) };
   const assistant = { role: 'assistant' as const, content: record.output };
   return {
-    messages: system === undefined ? [user, assistant] : [{ role: 'system', content: system }, user, assistant],
+    messages:
+      system === undefined ? [user, assistant] : [{ role: 'system', content: system }, user, assistant],
   };
 }
 
@@ -119,9 +120,20 @@ export function toBedrockRecord(record: JsonlRecord, { system }: ChatOptions = {
 const RESERVED_PREFIX = /^\s*(User:|Bot:|Assistant:|System:|<image>|<video>|\[EOS\])/;
 
 /** Records whose user prompt (or the system message) starts with a keyword Amazon Nova reserves. */
-export function reservedKeywordRecords(records: readonly JsonlRecord[], { system }: ChatOptions = {}): number {
+export function reservedKeywordRecords(
+  records: readonly JsonlRecord[],
+  { system }: ChatOptions = {},
+): number {
   if (system !== undefined && RESERVED_PREFIX.test(system)) return records.length;
   return records.filter((record) => RESERVED_PREFIX.test(userContent(record))).length;
+}
+
+/** The record type of each format. */
+export interface FormatRecord {
+  jsonl: JsonlRecord;
+  alpaca: AlpacaRecord;
+  messages: MessagesRecord;
+  bedrock: BedrockRecord;
 }
 
 /** How a format is written and what its card says about it. */
@@ -231,7 +243,7 @@ export function parseExportFile<F extends ExportFormat>(
   format: F,
   text: string,
   file: string,
-): (typeof RECORD_SCHEMAS)[F]['_output'][] {
+): FormatRecord[F][] {
   const isArray = text.trimStart().startsWith('[');
   if (isArray !== (FORMATS[format].ext === 'json')) {
     const problem: FileProblem = {
@@ -240,7 +252,6 @@ export function parseExportFile<F extends ExportFormat>(
     };
     throw new InputFileInvalid([problem], `${format} file`);
   }
-  return parseRecords(text, RECORD_SCHEMAS[format], file, (problems) => {
-    return new InputFileInvalid(problems, `${format} file`);
-  });
+  const schema = RECORD_SCHEMAS[format] as z.ZodType as z.ZodType<FormatRecord[F]>;
+  return parseRecords(text, schema, file, (problems) => new InputFileInvalid(problems, `${format} file`));
 }

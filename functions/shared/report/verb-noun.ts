@@ -73,9 +73,19 @@ function directObject(terms: Term[], verb: number): number {
   let head = -1;
   for (let i = verb + 1; i < terms.length; i++) {
     const term = terms[i] as Term;
-    const noun = has(term, 'Noun') && !has(term, 'Pronoun', 'Possessive');
-    if (noun) head = i;
-    else if (head >= 0 || !has(term, ...IN_NOUN_PHRASE)) break;
+    const previous = terms[i - 1] as Term;
+    if (has(term, 'Noun') && !has(term, 'Pronoun', 'Possessive')) {
+      // "function chunk(arr, size)": the phrase ends at the first token that is not a plain word.
+      if (!WORD.test(lemma(term))) break;
+      head = i;
+    } else if (head >= 0) {
+      break;
+    } else {
+      // A participle after a determiner or adjective modifies the noun: "the nested object".
+      const participle =
+        has(term, 'Participle', 'Gerund', 'PastTense') && has(previous, 'Determiner', 'Adjective');
+      if (!participle && !has(term, ...IN_NOUN_PHRASE)) break;
+    }
     if (endsClause(term)) break;
   }
   return head;
@@ -93,7 +103,7 @@ export function verbNoun(instruction: string): VerbNoun | undefined {
     const noun = directObject(terms, verb);
     if (noun < 0) return undefined;
     const pair = { verb: lemma(terms[verb] as Term), noun: lemma(terms[noun] as Term) };
-    return WORD.test(pair.verb) && WORD.test(pair.noun) ? pair : undefined;
+    return WORD.test(pair.verb) ? pair : undefined;
   }
   return undefined;
 }

@@ -1,0 +1,188 @@
+/**
+ * Where an export reads its tasks: the bucket only (local or deployed, through the `ObjectStore` port).
+ * A run's export stage wrote `exports/<run>/tasks.jsonl` and `summary.json`; a pool's iterations wrote
+ * `pools/<pool>/snapshots/<run>/iteration-<n>.jsonl`, and its seed tasks are `pools/<pool>/seeds.jsonl`.
+ */
+import pLimit from 'p-limit';
+import { z } from 'zod';
+import { InputFileInvalid, NotFound } from '../errors.ts';
+import { parseRecords } from '../input-files.ts';
+import { exportKeys, poolKeys, SEED_UPLOAD_PREFIX } from '../keys.ts';
+import type { ObjectStore } from '../ports.ts';
+import { PoolName } from '../schemas.ts';
+import { ExportOptionsInvalid, ExportTask, RunSummaryFile } from './schemas.ts';
+
+/** What to export: one run's export, or a whole pool. */
+export type SourceRef = { run: string } | { pool: string };
+
+/** A run that contributed tasks, with its summary when its export stage wrote one. */
+export interface SourceRun {
+  runId: string;
+  /** Iterations with a snapshot (pool source) or the summary's count (run source). */
+  iterations: number;
+  summary?: RunSummaryFile;
+}
+
+/** The tasks of a source and what the dataset card says about where they came from. */
+export interface TaskSource {
+  kind: 'run' | 'pool';
+  /** The run id or the pool name. */
+  name: string;
+  pool: string;
+  /** Machine-generated tasks with their instances, oldest first, each id once. */
+  tasks: ExportTask[];
+  /** The pool's seed tasks (`source: 'seed'`). */
+  seeds: ExportTask[];
+  /** The object the seed tasks come from, and the seed files uploaded for the pool (`seeds/<pool>/…`). */
+  seedKey: string;
+  seedUploads: string[];
+  runs: SourceRun[];
+}
+
+/** Object reads at once. */
+const limit = pLimit(16);
+
+/** Run ids become S3 prefixes and folder names: an execution name's characters, no path separators. */
+const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$/;
+
+/**
+ * Reads the tasks of a run (`{ run }`: the pool's machine tasks as that run's export stage wrote them,
+ * with its summary) or of a pool (`{ pool }`: every iteration snapshot of every run). Throws `NotFound`
+ * when the bucket has nothing for it, and `InputFileInvalid` naming the object and line of a bad record.
+ */
+export async function readTasks(objects: ObjectStore, ref: SourceRef): Promise<TaskSource> {
+  return 'run' in ref ? readRun(objects, ref.run) : readPool(objects, ref.pool);
+}
+
+async function readRun(objects: ObjectStore, runId: string): Promise<TaskSource> {
+  if (!RUN_ID.test(runId)) {
+    throw new ExportOptionsInvalid(`"${runId}" is not a run id (letters, digits, "-", "_", ".")`);
+  }
+  const keys = exportKeys(runId);
+  const [summaryText, tasksText] = await Promise.all([
+    objects.getText(keys.summary),
+    objects.getText(keys.tasks),
+  ]);
+  if (summaryText === undefined || tasksText === undefined) {
+    const started = (await objects.list(`runs/${runId}/`)).length > 0;
+    const known = await recentRuns(objects);
+    throw new NotFound(
+      started
+        ? `run ${runId} has no export (${keys.prefix}): it failed or has not finished`
+        : `no run ${runId} in the bucket (nothing under ${keys.prefix})` +
+            (known.length > 0
+              ? `; latest exported runs: ${known.join(', ')}`
+              : '; no run has been exported yet'),
+    );
+  }
+  const summary = parseJson(summaryText, RunSummaryFile, keys.summary);
+  const tasks = dedupe(parseLines(tasksText, keys.tasks, 'machine'));
+  // A run exports every machine task of its pool, earlier runs' too: describe each run they came from.
+  const iterations = new Map([[runId, summary.iterations]]);
+  for (const task of tasks) {
+    if (task.run_id === undefined || task.run_id === runId) continue;
+    iterations.set(task.run_id, Math.max(iterations.get(task.run_id) ?? 0, task.iteration ?? 0));
+  }
+  const runs = await describeRuns(objects, iterations, new Map([[runId, summary]]));
+  return {
+    kind: 'run',
+    name: runId,
+    pool: summary.pool,
+    tasks,
+    ...(await readPoolSeeds(objects, summary.pool)),
+    runs,
+  };
+}
+
+async function readPool(objects: ObjectStore, pool: string): Promise<TaskSource> {
+  const name = PoolName.safeParse(pool);
+  if (!name.success) {
+    throw new ExportOptionsInvalid(`"${pool}" is not a pool name: ${name.error.issues[0]?.message}`);
+  }
+  const prefix = `pools/${pool}/snapshots/`;
+  const snapshots = (await objects.list(prefix))
+    .map((key) => ({ key, match: /^([^/]+)\/iteration-(\d+)\.jsonl$/.exec(key.slice(prefix.length)) }))
+    .flatMap(({ key, match }) =>
+      match ? [{ key, runId: match[1] as string, iteration: Number(match[2]) }] : [],
+    )
+    // Oldest first: run ids start with their start time; iterations in numeric order (10 after 9).
+    .sort((a, b) => a.runId.localeCompare(b.runId) || a.iteration - b.iteration);
+  const seeds = await readPoolSeeds(objects, pool);
+  if (snapshots.length === 0 && seeds.seeds.length === 0) {
+    throw new NotFound(`no pool "${pool}" in the bucket (nothing under pools/${pool}/)`);
+  }
+  const texts = await Promise.all(snapshots.map(({ key }) => limit(() => objects.getText(key))));
+  const tasks = dedupe(snapshots.flatMap(({ key }, i) => parseLines(texts[i], key, 'machine')));
+  const iterations = new Map<string, number>();
+  for (const { runId } of snapshots) iterations.set(runId, (iterations.get(runId) ?? 0) + 1);
+  return { kind: 'pool', name: pool, pool, tasks, ...seeds, runs: await describeRuns(objects, iterations) };
+}
+
+/** Each run with its summary, read from its export when it has one. */
+async function describeRuns(
+  objects: ObjectStore,
+  iterations: ReadonlyMap<string, number>,
+  known: ReadonlyMap<string, RunSummaryFile> = new Map(),
+): Promise<SourceRun[]> {
+  const runs = await Promise.all(
+    [...iterations].map(([runId, count]) =>
+      limit(async (): Promise<SourceRun> => {
+        const key = exportKeys(runId).summary;
+        const text = known.has(runId) ? undefined : await objects.getText(key);
+        const summary =
+          known.get(runId) ?? (text === undefined ? undefined : parseJson(text, RunSummaryFile, key));
+        return { runId, iterations: summary?.iterations ?? count, summary };
+      }),
+    ),
+  );
+  return runs.sort((a, b) => a.runId.localeCompare(b.runId));
+}
+
+async function readPoolSeeds(objects: ObjectStore, pool: string) {
+  const seedKey = poolKeys(pool).seeds;
+  const [text, uploads] = await Promise.all([
+    objects.getText(seedKey),
+    objects.list(`${SEED_UPLOAD_PREFIX}${pool}/`),
+  ]);
+  // Not deduplicated by id: "Prepare run" keeps seed files' own ids, which two seed files can share.
+  return { seeds: parseLines(text, seedKey, 'seed'), seedKey, seedUploads: uploads };
+}
+
+/** The last few run ids with an export, newest first, for a "did you mean" hint. */
+async function recentRuns(objects: ObjectStore, count = 5): Promise<string[]> {
+  const ids = new Set((await objects.list('exports/')).map((key) => key.split('/')[1] ?? ''));
+  ids.delete('');
+  return [...ids].sort().reverse().slice(0, count);
+}
+
+/** Every line of a JSON Lines object as a task; an absent or empty object (an iteration that added none) has none. */
+function parseLines(text: string | undefined, key: string, source: 'seed' | 'machine'): ExportTask[] {
+  if (text === undefined || text.trim() === '') return [];
+  // Seed lines carry no `source`; machine lines do, and theirs wins.
+  const schema = ExportTask.extend({ source: z.enum(['seed', 'machine']).default(source) });
+  return parseRecords(text, schema, key);
+}
+
+function parseJson<S extends z.ZodType>(text: string, schema: S, key: string): z.infer<S> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new InputFileInvalid([{ file: key, message: `not valid JSON: ${(error as Error).message}` }]);
+  }
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  throw new InputFileInvalid(
+    result.error.issues.map((issue) => ({
+      file: key,
+      field: issue.path.join('.') || undefined,
+      message: issue.message,
+    })),
+  );
+}
+
+/** Each task id once, at its first place (machine task ids are hashes of the instruction). */
+function dedupe(tasks: ExportTask[]): ExportTask[] {
+  const seen = new Set<string>();
+  return tasks.filter((task) => !seen.has(task.id) && seen.add(task.id));
+}

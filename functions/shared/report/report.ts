@@ -1,0 +1,108 @@
+/**
+ * The run report: reads a run's record (DynamoDB), its gate decisions, its export and its pool's seeds
+ * (S3), computes the stats and renders the page, and stores both next to the export as
+ * `exports/<run>/report.html` and `exports/<run>/stats.json`. A run that stopped before its export
+ * still gets a report: its tasks then come from the pool.
+ */
+import { z } from 'zod';
+import { NotFound } from '../errors.ts';
+import { toSeedFormat } from '../formats.ts';
+import { parseRecords } from '../input-files.ts';
+import { exportKeys, poolKeys } from '../keys.ts';
+import type { ObjectStore, PoolStore } from '../ports.ts';
+import { renderReport } from './html.ts';
+import { computeStats, ExportedTask, GateRecord, type ReportInput, type ReportStats } from './stats.ts';
+
+/** Where the report lives: next to the run's export. */
+export const reportKeys = (runId: string) => {
+  const { prefix } = exportKeys(runId);
+  return { html: `${prefix}report.html`, stats: `${prefix}stats.json` };
+};
+
+/** The report of a run: the page, its numbers, and the keys both were stored under. */
+export interface RunReport {
+  html: string;
+  stats: ReportStats;
+  keys: ReturnType<typeof reportKeys>;
+}
+
+const SeedInstruction = z.object({ instruction: z.string() });
+const Summary = z.object({ poolSize: z.int().nonnegative() });
+
+/** Validated JSON Lines; an empty file (an iteration without candidates) has no records. */
+function readLines<S extends z.ZodType>(text: string, schema: S, key: string): z.infer<S>[] {
+  return text.trim() === '' ? [] : parseRecords(text, schema, key);
+}
+
+/**
+ * Builds the report of `runId` from the stores and writes it to S3 (`reportKeys`). Throws `NotFound`
+ * when there is no such run.
+ */
+export async function buildReport(
+  objects: ObjectStore,
+  pool: PoolStore,
+  runId: string,
+  options: Pick<ReportInput, 'sample'> = {},
+): Promise<RunReport> {
+  const run = await pool.getRun(runId);
+  if (!run) throw new NotFound(`Run ${runId} does not exist: no run record in the table`);
+  const exported = exportKeys(runId);
+
+  const gate = await Promise.all(
+    (await objects.list(`runs/${runId}/`)).flatMap((key) => {
+      const match = /\/iteration-(\d+)\/gate\.jsonl$/.exec(key);
+      if (!match) return [];
+      return objects.getText(key).then((text) => ({
+        iteration: Number(match[1]),
+        decisions: readLines(text ?? '', GateRecord, key),
+      }));
+    }),
+  );
+
+  const tasksText = await objects.getText(exported.tasks);
+  let tasks: ExportedTask[];
+  if (tasksText !== undefined) {
+    tasks = readLines(tasksText, ExportedTask, exported.tasks);
+  } else {
+    tasks = [];
+    for await (const task of pool.listTasks(run.pool)) {
+      if (task.runId === runId && task.source === 'machine' && task.status === 'complete') {
+        tasks.push(ExportedTask.parse(toSeedFormat(task)));
+      }
+    }
+  }
+  const ofRun = new Set(tasks.filter((task) => task.run_id === runId).map((task) => task.id));
+
+  const seedsKey = poolKeys(run.pool).seeds;
+  const seeds = readLines((await objects.getText(seedsKey)) ?? '', SeedInstruction, seedsKey);
+
+  const summaryText = await objects.getText(exported.summary);
+  const poolSizeAfter = summaryText
+    ? Summary.parse(JSON.parse(summaryText)).poolSize
+    : await pool.countComplete(run.pool);
+
+  // Why the tasks that passed the gate but are not in the export were dropped.
+  const dropped = gate.flatMap(({ decisions }) =>
+    decisions.flatMap((d) => (d.status === 'accepted' && d.id && !ofRun.has(d.id) ? [d.id] : [])),
+  );
+  const instanceRejections = Object.fromEntries(
+    (await pool.getTasks(run.pool, dropped)).flatMap((task) =>
+      task.rejectReason ? [[task.id, task.rejectReason]] : [],
+    ),
+  );
+
+  const stats = computeStats({
+    run,
+    gate,
+    tasks,
+    seeds,
+    poolSizeAfter,
+    instanceRejections,
+    sample: options.sample,
+  });
+  const html = renderReport(stats);
+  const keys = reportKeys(runId);
+  await objects.put(keys.html, html, 'text/html; charset=utf-8');
+  await objects.put(keys.stats, `${JSON.stringify(stats, null, 2)}\n`, 'application/json');
+  return { html, stats, keys };
+}

@@ -1,0 +1,634 @@
+/**
+ * The numbers of a run report (`exports/<run>/stats.json`): what a researcher reports about a generated
+ * instruction set, after the Self-Instruct paper's section 3 (Wang et al., 2022): how the pool grew and
+ * why candidates were lost, how much the new instructions overlap with the seeds (the paper's ROUGE-L
+ * figure) and with the pool, how long instructions, inputs and outputs are, which verbs and objects the
+ * instructions use (the paper's verb–noun chart), what it cost, and a sample of accepted and rejected
+ * tasks with the reasons and nearest neighbours. Pure: the stores are read by `report.ts`.
+ */
+import { z } from 'zod';
+import { RougeIndex } from '../engine/gate.ts';
+import type { RunRecord } from '../ports.ts';
+import { createRng } from '../random.ts';
+import { Counts, Instance, UsageByStage } from '../schemas.ts';
+import { verbNoun } from './verb-noun.ts';
+
+// ---------------------------------------------------------------------------------------------------
+// Inputs, as the pipeline stores them.
+
+/** One line of `runs/<run>/iteration-<n>/gate.jsonl` (written by "Filter and deduplicate"). */
+export const GateRecord = z.object({
+  instruction: z.string(),
+  raw: z.string().optional(),
+  status: z.enum(['accepted', 'rejected']),
+  /** A filter's name, `rouge` or `duplicate`; null when accepted. */
+  reason: z.string().nullish(),
+  id: z.string().optional(),
+  /** Highest ROUGE-L F to the pool; only for candidates that reached the gate. */
+  max_similarity: z.number().optional(),
+  /** The 10 most similar pool instructions → score. */
+  most_similar: z.record(z.string(), z.number()).optional(),
+  avg_similarity_score: z.number().optional(),
+});
+export type GateRecord = z.infer<typeof GateRecord>;
+
+/** One line of `exports/<run>/tasks.jsonl` (the seed-file format with provenance). */
+export const ExportedTask = z.object({
+  id: z.string(),
+  name: z.string().optional(),
+  instruction: z.string(),
+  instances: z.array(Instance),
+  is_classification: z.boolean().optional(),
+  source: z.string().optional(),
+  run_id: z.string().optional(),
+  iteration: z.number().optional(),
+  most_similar_instruction: z.string().optional(),
+  most_similar_score: z.number().optional(),
+  avg_similarity_score: z.number().optional(),
+});
+export type ExportedTask = z.infer<typeof ExportedTask>;
+
+/** What "Save iteration" stores under the run record's `iterations.<n>` (the parts the report reads). */
+const IterationRecord = z.object({
+  counts: Counts.optional(),
+  usage: UsageByStage.optional(),
+  tokensEstimated: z.boolean().optional(),
+  cost: z
+    .object({
+      modelUsd: z.number(),
+      awsUsd: z.number(),
+      totalUsd: z.number(),
+      modelUnpriced: z.boolean().optional(),
+    })
+    .partial()
+    .optional(),
+});
+
+/** The run configuration fields the report shows (the run record's `config`). */
+const ReportedConfig = z.object({
+  profile: z.string().default('unknown'),
+  model: z.string().default('unknown'),
+  rougeThreshold: z.number().default(0.7),
+  target: z.number().optional(),
+  maxIterations: z.number().optional(),
+  seed: z.string().optional(),
+});
+
+/** Everything `computeStats` reads; `report.ts` gathers it from S3 and DynamoDB. */
+export interface ReportInput {
+  run: RunRecord;
+  /** The gate decisions of each iteration, in gate order. */
+  gate: { iteration: number; decisions: GateRecord[] }[];
+  /** The export's tasks; tasks of other runs of the pool (the export holds them too) are ignored. */
+  tasks: ExportedTask[];
+  /** The pool's seed tasks. */
+  seeds: { instruction: string }[];
+  /** Tasks in the pool after the run's last iteration (the summary's `poolSize`); default seeds + added. */
+  poolSizeAfter?: number;
+  /** Why a task that passed the gate was dropped at the instance stage, by task id (`rejectReason`). */
+  instanceRejections?: Record<string, string>;
+  /** Sampled tasks per table (default 12 accepted and 12 rejected) and the sampling seed (the run id). */
+  sample?: { accepted?: number; rejected?: number; seed?: string };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Output: the schema of stats.json.
+
+/** Counts of values in `[edges[i], edges[i + 1])`; the last bin also holds its upper edge. */
+export const Histogram = z.object({ edges: z.array(z.number()), counts: z.array(z.int().nonnegative()) });
+export type Histogram = z.infer<typeof Histogram>;
+
+/** A distribution: its histogram and summary numbers (null when empty). */
+export const Distribution = z.object({
+  count: z.int().nonnegative(),
+  mean: z.number().nullable(),
+  median: z.number().nullable(),
+  max: z.number().nullable(),
+  histogram: Histogram,
+});
+export type Distribution = z.infer<typeof Distribution>;
+
+const Neighbour = z.object({ instruction: z.string(), score: z.number() });
+
+const Cost = z.object({ modelUsd: z.number(), awsUsd: z.number(), totalUsd: z.number() });
+
+/** One iteration: the pool-growth funnel, usage and cost. */
+export const IterationStats = z.object({
+  iteration: z.int().positive(),
+  /** Candidates parsed from the model's replies (one gate decision each). */
+  generated: z.int().nonnegative(),
+  /** Candidates rejected by a heuristic filter, the ROUGE-L gate (`rouge`) or as duplicates, by reason. */
+  rejected: z.record(z.string(), z.int().nonnegative()),
+  /** Candidates that passed the filters and the gate (they joined the pool as pending tasks). */
+  accepted: z.int().nonnegative(),
+  /** Accepted tasks left without a valid instance, by reason. */
+  droppedAtInstances: z.record(z.string(), z.int().nonnegative()),
+  /** Tasks with valid instances: what the iteration added to the dataset. */
+  added: z.int().nonnegative(),
+  /** Tasks in the pool (seeds included) after the iteration. */
+  poolSize: z.int().nonnegative(),
+  /** accepted / generated and added / generated (null when nothing was generated). */
+  acceptanceRate: z.number().nullable(),
+  yieldRate: z.number().nullable(),
+  usage: z.object({ calls: z.int(), inputTokens: z.int(), outputTokens: z.int() }),
+  cost: Cost,
+  /** Tokens (in + out) and USD per 1,000 added tasks; null when none was added. */
+  per1000Added: z.object({ tokens: z.number(), usd: z.number() }).nullable(),
+  /** False when the run record has no saved stats for it (a run that failed in this iteration). */
+  saved: z.boolean(),
+});
+export type IterationStats = z.infer<typeof IterationStats>;
+
+/** A sampled task: an accepted one (with an instance) or a rejected one (with the reason). */
+export const SampledTask = z.object({
+  iteration: z.int(),
+  instruction: z.string(),
+  status: z.enum(['added', 'rejected']),
+  reason: z.string().nullable(),
+  /** Where a rejected task was lost: a heuristic filter, the ROUGE-L gate (`rouge`, `duplicate`), instances. */
+  stage: z.enum(['filter', 'gate', 'instances']).nullable(),
+  /** Highest ROUGE-L to the pool at the gate (absent when a filter rejected it before the gate). */
+  maxSimilarity: z.number().nullable(),
+  /** Highest ROUGE-L to the seeds (added tasks). */
+  seedSimilarity: z.number().nullable(),
+  /** The gate's 3 most similar pool instructions. */
+  neighbours: z.array(Neighbour),
+  isClassification: z.boolean().nullable(),
+  instances: z.int().nonnegative(),
+  example: Instance.nullable(),
+});
+export type SampledTask = z.infer<typeof SampledTask>;
+
+/** The whole `stats.json`. */
+export const ReportStats = z.object({
+  version: z.literal(1),
+  run: z.object({
+    runId: z.string(),
+    pool: z.string(),
+    status: z.string(),
+    model: z.string(),
+    profile: z.string(),
+    rougeThreshold: z.number(),
+    target: z.number().nullable(),
+    maxIterations: z.number().nullable(),
+    seed: z.string().nullable(),
+    startedAt: z.string(),
+    endedAt: z.string().nullable(),
+    stopReason: z.string().nullable(),
+    /** Token counts are estimates (the offline model, or a provider that did not report them). */
+    tokensEstimated: z.boolean(),
+  }),
+  totals: z.object({
+    seeds: z.int().nonnegative(),
+    iterations: z.int().nonnegative(),
+    generated: z.int().nonnegative(),
+    accepted: z.int().nonnegative(),
+    added: z.int().nonnegative(),
+    rejected: z.record(z.string(), z.int().nonnegative()),
+    droppedAtInstances: z.record(z.string(), z.int().nonnegative()),
+    poolSizeBefore: z.int().nonnegative(),
+    poolSizeAfter: z.int().nonnegative(),
+    acceptanceRate: z.number().nullable(),
+    yieldRate: z.number().nullable(),
+    instances: z.int().nonnegative(),
+    usage: z.object({ calls: z.int(), inputTokens: z.int(), outputTokens: z.int() }),
+    cost: Cost.extend({ modelUnpriced: z.boolean() }),
+    per1000Added: z.object({ tokens: z.number(), usd: z.number() }).nullable(),
+  }),
+  iterations: z.array(IterationStats),
+  similarity: z.object({
+    threshold: z.number(),
+    /** Each added instruction's highest ROUGE-L F to the seed instructions (the paper's figure 3). */
+    toSeeds: Distribution,
+    /** The gate's highest ROUGE-L F to the pool: of the added instructions, and of those it rejected. */
+    toPool: z.object({ added: Distribution, rejected: Distribution }),
+  }),
+  /** Lengths in words (whitespace-separated) of the added tasks. */
+  lengths: z.object({
+    instructions: Distribution,
+    /** Non-empty inputs only, as in the paper; `emptyInputs` counts the rest. */
+    inputs: Distribution,
+    emptyInputs: z.int().nonnegative(),
+    outputs: Distribution,
+  }),
+  /** Root verb → direct noun object of the added instructions (see `verb-noun.ts`). */
+  verbNoun: z.object({
+    instructions: z.int().nonnegative(),
+    withStructure: z.int().nonnegative(),
+    withoutStructure: z.int().nonnegative(),
+    verbs: z.array(
+      z.object({
+        verb: z.string(),
+        count: z.int().positive(),
+        nouns: z.array(z.object({ noun: z.string(), count: z.int().positive() })),
+      }),
+    ),
+  }),
+  samples: z.object({ seed: z.string(), added: z.array(SampledTask), rejected: z.array(SampledTask) }),
+});
+export type ReportStats = z.infer<typeof ReportStats>;
+
+// ---------------------------------------------------------------------------------------------------
+// Helpers.
+
+/** Rejection reasons of the ROUGE-L gate itself; any other reason is a heuristic filter's. */
+const GATE_REASONS = new Set(['rouge', 'duplicate']);
+
+/** Root verbs in the verb–noun chart, as in the paper. */
+export const TOP_VERBS = 20;
+/** Direct noun objects per verb in the verb–noun chart, as in the paper. */
+export const TOP_NOUNS = 4;
+/** Bins of the ROUGE-L histograms: 0.1 wide over [0, 1]. */
+export const SIMILARITY_BINS = 10;
+/** At most this many bins in a length histogram; the bin width is 1, 2 or 5 times a power of 10. */
+export const MAX_LENGTH_BINS = 20;
+
+/** Words of a text: whitespace-separated tokens. */
+export const countWords = (text: string) => {
+  const trimmed = text.trim();
+  return trimmed === '' ? 0 : trimmed.split(/\s+/).length;
+};
+
+/**
+ * Counts `values` in `bins` equal bins over `[min, max]`. A value on an inner edge goes to the bin it
+ * opens (0.7 → [0.7, 0.8)); `max` goes to the last bin; values outside the range are clamped.
+ */
+export function histogram(values: readonly number[], min: number, max: number, bins: number): Histogram {
+  const counts = new Array<number>(bins).fill(0);
+  for (const value of values) {
+    // (value - min) * bins / span, not (value - min) / width: 0.7 / 0.1 is 6.999….
+    const bin = Math.floor(((value - min) * bins) / (max - min));
+    const index = Math.min(bins - 1, Math.max(0, bin));
+    counts[index] = (counts[index] ?? 0) + 1;
+  }
+  const edges = Array.from({ length: bins + 1 }, (_, i) => round(min + ((max - min) * i) / bins));
+  return { edges, counts };
+}
+
+/** A bin width of 1, 2 or 5 times a power of ten that covers `[0, max]` in at most `maxBins` bins. */
+export function niceBinWidth(max: number, maxBins = MAX_LENGTH_BINS): number {
+  for (let scale = 1; ; scale *= 10) {
+    for (const step of [1, 2, 5]) {
+      if (Math.floor(max / (step * scale)) + 1 <= maxBins) return step * scale;
+    }
+  }
+}
+
+/** The distribution of word counts: bins of a nice width from 0. */
+export function lengthDistribution(lengths: readonly number[]): Distribution {
+  const max = lengths.reduce((a, b) => Math.max(a, b), 0);
+  const width = niceBinWidth(max);
+  const bins = Math.floor(max / width) + 1;
+  // Integer edges: [0, w), [w, 2w), …; the histogram's last bin is closed, so give it one more width.
+  return summarize(lengths, histogram(lengths, 0, bins * width, bins));
+}
+
+/** The distribution of ROUGE-L scores in bins of 0.1 over [0, 1]. */
+export const similarityDistribution = (scores: readonly number[]) =>
+  summarize(scores, histogram(scores, 0, 1, SIMILARITY_BINS));
+
+function summarize(values: readonly number[], bins: Histogram): Distribution {
+  const sorted = [...values].sort((a, b) => a - b);
+  const n = sorted.length;
+  const mid = Math.floor(n / 2);
+  const median =
+    n === 0
+      ? null
+      : n % 2
+        ? (sorted[mid] as number)
+        : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+  return {
+    count: n,
+    mean: n === 0 ? null : sorted.reduce((a, b) => a + b, 0) / n,
+    median,
+    max: n === 0 ? null : (sorted[n - 1] as number),
+    histogram: bins,
+  };
+}
+
+const round = (value: number) => Math.round(value * 1e9) / 1e9;
+const rate = (part: number, whole: number) => (whole > 0 ? part / whole : null);
+
+function increment(map: Record<string, number>, key: string, by = 1) {
+  map[key] = (map[key] ?? 0) + by;
+}
+
+function addAll(into: Record<string, number>, from: Record<string, number>) {
+  for (const [key, n] of Object.entries(from)) increment(into, key, n);
+}
+
+/** Map entries sorted by count (descending), then name. */
+const byCount = <T extends [string, number]>(a: T, b: T) => b[1] - a[1] || a[0].localeCompare(b[0]);
+
+/**
+ * The verb–noun table: the `TOP_VERBS` most common root verbs, each with its `TOP_NOUNS` most common
+ * direct noun objects, and how many instructions have such a structure.
+ */
+export function verbNounStats(instructions: readonly string[]): ReportStats['verbNoun'] {
+  const byVerb = new Map<string, Map<string, number>>();
+  let withStructure = 0;
+  for (const instruction of instructions) {
+    const pair = verbNoun(instruction);
+    if (!pair) continue;
+    withStructure++;
+    const nouns = byVerb.get(pair.verb) ?? new Map<string, number>();
+    nouns.set(pair.noun, (nouns.get(pair.noun) ?? 0) + 1);
+    byVerb.set(pair.verb, nouns);
+  }
+  const verbs = [...byVerb]
+    .map(([verb, nouns]) => ({
+      verb,
+      count: [...nouns.values()].reduce((a, b) => a + b, 0),
+      nouns: [...nouns]
+        .sort(byCount)
+        .slice(0, TOP_NOUNS)
+        .map(([noun, count]) => ({ noun, count })),
+    }))
+    .sort((a, b) => b.count - a.count || a.verb.localeCompare(b.verb))
+    .slice(0, TOP_VERBS);
+  return {
+    instructions: instructions.length,
+    withStructure,
+    withoutStructure: instructions.length - withStructure,
+    verbs,
+  };
+}
+
+/** The gate's most similar instructions, best first, at most `k`. */
+function neighbours(record: GateRecord | undefined, k = 3) {
+  return Object.entries(record?.most_similar ?? {})
+    .map(([instruction, score]) => ({ instruction, score }))
+    .sort((a, b) => b.score - a.score)
+    .slice(0, k);
+}
+
+/** `k` items picked at random, spread over the groups in turn (largest group first). */
+function sampleAcrossGroups<T>(groups: Map<string, T[]>, k: number, shuffle: (items: T[]) => T[]): T[] {
+  const queues = [...groups]
+    .sort((a, b) => b[1].length - a[1].length || a[0].localeCompare(b[0]))
+    .map(([, items]) => shuffle(items));
+  const picked: T[] = [];
+  while (picked.length < k && queues.some((queue) => queue.length > 0)) {
+    for (const queue of queues) {
+      const item = queue.shift();
+      if (item !== undefined && picked.length < k) picked.push(item);
+    }
+  }
+  return picked;
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+/**
+ * The report's numbers from the run record, the gate decisions, the exported tasks and the seeds.
+ *
+ * - Pool growth: per iteration, the candidates generated (one gate decision each), those rejected by
+ *   reason (heuristic filters, ROUGE-L, duplicates), those accepted, and of these the ones left without
+ *   a valid instance (by the pool item's `rejectReason`) and the ones added to the dataset (the
+ *   export's tasks of that iteration); the pool size after each iteration counts back from
+ *   `poolSizeAfter`.
+ * - ROUGE-L: of each added instruction, the highest score to the seed instructions, computed with the
+ *   engine, and to the pool, as the gate recorded it (also for the instructions it rejected).
+ * - Lengths: words of the added instructions, their instances' non-empty inputs and their outputs.
+ * - Verb–noun: see `verb-noun.ts`.
+ * - Usage and cost: the run record's per-iteration stats, and per 1,000 added tasks.
+ * - Samples: seeded (the run id), spread over the rejection reasons; a task rejected for its instances
+ *   counts as rejected.
+ */
+export function computeStats(input: ReportInput): ReportStats {
+  const { run } = input;
+  const config = ReportedConfig.parse(run.config ?? {});
+  const rng = createRng(input.sample?.seed ?? run.runId);
+  const tasks = input.tasks.filter((task) => task.run_id === undefined || task.run_id === run.runId);
+  const addedIds = new Set(tasks.map((task) => task.id));
+  const gateById = new Map<string, GateRecord>();
+  for (const { decisions } of input.gate) {
+    for (const decision of decisions) if (decision.id) gateById.set(decision.id, decision);
+  }
+  const instanceRejections = input.instanceRejections ?? {};
+
+  // Pool growth and usage, per iteration.
+  const records = Object.fromEntries(
+    Object.entries(run.iterations ?? {}).map(([n, stats]) => [Number(n), IterationRecord.parse(stats)]),
+  );
+  const numbers = [...new Set([...input.gate.map((g) => g.iteration), ...Object.keys(records).map(Number)])]
+    .filter((n) => Number.isInteger(n) && n > 0)
+    .sort((a, b) => a - b);
+  const iterations = numbers.map((iteration) => {
+    const decisions = input.gate.find((g) => g.iteration === iteration)?.decisions ?? [];
+    const record = records[iteration];
+    const rejected: Record<string, number> = {};
+    const droppedAtInstances: Record<string, number> = {};
+    let accepted = 0;
+    for (const decision of decisions) {
+      if (decision.status === 'rejected') increment(rejected, decision.reason ?? 'unknown');
+      else {
+        accepted++;
+        if (decision.id && !addedIds.has(decision.id)) {
+          increment(droppedAtInstances, instanceRejections[decision.id] ?? 'no-valid-instances');
+        }
+      }
+    }
+    const added = tasks.filter((task) => task.iteration === iteration).length;
+    const usage = Object.values(record?.usage ?? {}).reduce(
+      (sum, stage) => ({
+        calls: sum.calls + stage.calls,
+        inputTokens: sum.inputTokens + stage.inputTokens,
+        outputTokens: sum.outputTokens + stage.outputTokens,
+      }),
+      { calls: 0, inputTokens: 0, outputTokens: 0 },
+    );
+    const cost = {
+      modelUsd: record?.cost?.modelUsd ?? 0,
+      awsUsd: record?.cost?.awsUsd ?? 0,
+      totalUsd: record?.cost?.totalUsd ?? 0,
+    };
+    return {
+      iteration,
+      generated: decisions.length,
+      rejected,
+      accepted,
+      droppedAtInstances,
+      added,
+      poolSize: 0,
+      acceptanceRate: rate(accepted, decisions.length),
+      yieldRate: rate(added, decisions.length),
+      usage,
+      cost,
+      per1000Added:
+        added > 0
+          ? {
+              tokens: (1000 * (usage.inputTokens + usage.outputTokens)) / added,
+              usd: (1000 * cost.totalUsd) / added,
+            }
+          : null,
+      saved: record !== undefined,
+    };
+  });
+  const added = tasks.length;
+  const poolSizeAfter = input.poolSizeAfter ?? input.seeds.length + added;
+  let poolSize = poolSizeAfter;
+  for (const iteration of [...iterations].reverse()) {
+    iteration.poolSize = poolSize;
+    poolSize = Math.max(0, poolSize - iteration.added);
+  }
+  const poolSizeBefore = poolSize;
+
+  const sum = (pick: (it: (typeof iterations)[number]) => number) =>
+    iterations.reduce((total, it) => total + pick(it), 0);
+  const generated = sum((it) => it.generated);
+  const accepted = sum((it) => it.accepted);
+  const rejected: Record<string, number> = {};
+  const droppedAtInstances: Record<string, number> = {};
+  for (const it of iterations) {
+    addAll(rejected, it.rejected);
+    addAll(droppedAtInstances, it.droppedAtInstances);
+  }
+  const usage = {
+    calls: sum((it) => it.usage.calls),
+    inputTokens: sum((it) => it.usage.inputTokens),
+    outputTokens: sum((it) => it.usage.outputTokens),
+  };
+  const cost = {
+    modelUsd: run.cost?.modelUsd ?? sum((it) => it.cost.modelUsd),
+    awsUsd: run.cost?.awsUsd ?? sum((it) => it.cost.awsUsd),
+    totalUsd: run.cost?.totalUsd ?? sum((it) => it.cost.totalUsd),
+    modelUnpriced: Object.values(records).some((record) => record.cost?.modelUnpriced === true),
+  };
+  const tokensEstimated =
+    config.model === 'offline' || Object.values(records).some((record) => record.tokensEstimated === true);
+
+  // Similarity.
+  const seedIndex = RougeIndex.from(input.seeds.map((seed) => seed.instruction));
+  const seedSimilarity = new Map(
+    tasks.map((task) => [task.id, seedIndex.size > 0 ? seedIndex.score(task.instruction).maxSimilarity : 0]),
+  );
+  const poolScoresAdded = tasks.flatMap((task) => {
+    const score = gateById.get(task.id)?.max_similarity ?? task.most_similar_score;
+    return score === undefined ? [] : [score];
+  });
+  const poolScoresRejected = input.gate.flatMap(({ decisions }) =>
+    decisions.flatMap((d) =>
+      d.status === 'rejected' && d.max_similarity !== undefined ? [d.max_similarity] : [],
+    ),
+  );
+
+  // Lengths.
+  const instances = tasks.flatMap((task) => task.instances);
+  const inputs = instances.map((instance) => countWords(instance.input));
+
+  // Samples: added tasks, and rejected ones spread over the reasons.
+  const sampleSize = { accepted: input.sample?.accepted ?? 12, rejected: input.sample?.rejected ?? 12 };
+  const shuffle = <T>(items: T[]) => rng.shuffle(items);
+  const addedSample = rng
+    .sample(
+      [...tasks].sort((a, b) => (a.iteration ?? 0) - (b.iteration ?? 0) || a.id.localeCompare(b.id)),
+      sampleSize.accepted,
+    )
+    .sort((a, b) => (a.iteration ?? 0) - (b.iteration ?? 0))
+    .map((task): SampledTask => {
+      const decision = gateById.get(task.id);
+      return {
+        iteration: task.iteration ?? 0,
+        instruction: task.instruction,
+        status: 'added',
+        reason: null,
+        stage: null,
+        maxSimilarity: decision?.max_similarity ?? task.most_similar_score ?? null,
+        seedSimilarity: seedSimilarity.get(task.id) ?? null,
+        neighbours: neighbours(decision),
+        isClassification: task.is_classification ?? null,
+        instances: task.instances.length,
+        example: task.instances[0] ?? null,
+      };
+    });
+  const rejectedByReason = new Map<string, SampledTask[]>();
+  for (const { iteration, decisions } of input.gate) {
+    for (const decision of decisions) {
+      let reason = decision.reason ?? 'unknown';
+      let stage: SampledTask['stage'] = GATE_REASONS.has(reason) ? 'gate' : 'filter';
+      if (decision.status === 'accepted') {
+        if (!decision.id || addedIds.has(decision.id)) continue;
+        reason = instanceRejections[decision.id] ?? 'no-valid-instances';
+        stage = 'instances';
+      }
+      const group = rejectedByReason.get(reason) ?? [];
+      group.push({
+        iteration,
+        instruction: decision.instruction,
+        status: 'rejected',
+        reason,
+        stage,
+        maxSimilarity: decision.max_similarity ?? null,
+        seedSimilarity: null,
+        neighbours: neighbours(decision),
+        isClassification: null,
+        instances: 0,
+        example: null,
+      });
+      rejectedByReason.set(reason, group);
+    }
+  }
+  const rejectedSample = sampleAcrossGroups(rejectedByReason, sampleSize.rejected, shuffle).sort(
+    (a, b) => a.iteration - b.iteration || (a.reason ?? '').localeCompare(b.reason ?? ''),
+  );
+
+  return ReportStats.parse({
+    version: 1,
+    run: {
+      runId: run.runId,
+      pool: run.pool,
+      status: run.status,
+      model: config.model,
+      profile: config.profile,
+      rougeThreshold: config.rougeThreshold,
+      target: config.target ?? null,
+      maxIterations: config.maxIterations ?? null,
+      seed: config.seed ?? null,
+      startedAt: run.startedAt,
+      endedAt: run.endedAt ?? null,
+      stopReason: run.stopReason ?? null,
+      tokensEstimated,
+    },
+    totals: {
+      seeds: input.seeds.length,
+      iterations: iterations.length,
+      generated,
+      accepted,
+      added,
+      rejected: Object.fromEntries(Object.entries(rejected).sort(byCount)),
+      droppedAtInstances: Object.fromEntries(Object.entries(droppedAtInstances).sort(byCount)),
+      poolSizeBefore,
+      poolSizeAfter,
+      acceptanceRate: rate(accepted, generated),
+      yieldRate: rate(added, generated),
+      instances: instances.length,
+      usage,
+      cost,
+      per1000Added:
+        added > 0
+          ? {
+              tokens: (1000 * (usage.inputTokens + usage.outputTokens)) / added,
+              usd: (1000 * cost.totalUsd) / added,
+            }
+          : null,
+    },
+    iterations,
+    similarity: {
+      threshold: config.rougeThreshold,
+      toSeeds: similarityDistribution([...seedSimilarity.values()]),
+      toPool: {
+        added: similarityDistribution(poolScoresAdded),
+        rejected: similarityDistribution(poolScoresRejected),
+      },
+    },
+    lengths: {
+      instructions: lengthDistribution(tasks.map((task) => countWords(task.instruction))),
+      inputs: lengthDistribution(inputs.filter((n) => n > 0)),
+      emptyInputs: inputs.filter((n) => n === 0).length,
+      outputs: lengthDistribution(instances.map((instance) => countWords(instance.output))),
+    },
+    verbNoun: verbNounStats(tasks.map((task) => task.instruction)),
+    samples: { seed: input.sample?.seed ?? run.runId, added: addedSample, rejected: rejectedSample },
+  } satisfies ReportStats);
+}

@@ -1,0 +1,60 @@
+/**
+ * `selfinstruct report <run>`: builds a run's report from the local stack (its S3 objects and DynamoDB
+ * run record), stores it in the bucket next to the export, and writes `report.html` and `stats.json` to
+ * `<out>/<run>/`.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { Command } from 'commander';
+import { NotFound } from '../../functions/shared/errors.ts';
+import { buildReport, type RunReport } from '../../functions/shared/report/report.ts';
+import { hasLocalData, LocalStack } from '../local/stack.ts';
+
+/** The command's options: where the report is written, where the local stack keeps its data. */
+export interface ReportOptions {
+  out: string;
+  dataDir: string;
+}
+
+/** The written files and the report. */
+export interface LocalReport {
+  report: RunReport;
+  files: { html: string; stats: string };
+}
+
+/** Builds the report of `runId` on the local stack and writes it to `<out>/<runId>/`. */
+export async function reportLocal(runId: string, { out, dataDir }: ReportOptions): Promise<LocalReport> {
+  // Starting the stack on a missing folder would create an empty one: say what is wrong instead.
+  if (!hasLocalData(dataDir)) throw new NotFound(`No local data in ${dataDir}: run \`npm start\` first`);
+  const stack = await LocalStack.start({ dataDir });
+  try {
+    const report = await buildReport(stack.objects, stack.pool, runId);
+    const dir = path.resolve(out, runId);
+    mkdirSync(dir, { recursive: true });
+    const files = { html: path.join(dir, 'report.html'), stats: path.join(dir, 'stats.json') };
+    writeFileSync(files.html, report.html);
+    writeFileSync(files.stats, `${JSON.stringify(report.stats, null, 2)}\n`);
+    return { report, files };
+  } finally {
+    await stack.close();
+  }
+}
+
+/** `report <run> [--out <dir>] [--data-dir <dir>]`, for `program()` in main.ts. */
+export function reportCommand(): Command {
+  return new Command('report')
+    .description('Write a run report (report.html with charts and samples, stats.json) from the local stack')
+    .argument('<run>', 'run id, as printed by `run` (the folder name under out/)')
+    .option('--out <dir>', 'the report goes to <dir>/<run>/', 'out')
+    .option('--data-dir <dir>', 'local S3/DynamoDB data', '.local/data')
+    .action(async (runId: string, options: ReportOptions) => {
+      const { report, files } = await reportLocal(runId, options);
+      const { totals } = report.stats;
+      console.log(
+        `Report of ${runId}: ${totals.added} tasks added in ${totals.iterations} iterations, ${totals.generated} candidates`,
+      );
+      console.log(`  ${path.relative(process.cwd(), files.html) || files.html}`);
+      console.log(`  ${path.relative(process.cwd(), files.stats) || files.stats}`);
+      console.log(`  s3: ${report.keys.html}, ${report.keys.stats}`);
+    });
+}

@@ -1,0 +1,202 @@
+/**
+ * End to end: a short local run, then its report, opened in headless Chromium from disk with every
+ * network request blocked. Every chart must render with data, the tables must hold the samples, and an
+ * instruction carrying a <script> must show as text and never run. `UPDATE_SCREENSHOT=1` also saves the
+ * page as docs/report.png.
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { RunSummary } from '../../functions/export/core.ts';
+import { NotFound } from '../../functions/shared/errors.ts';
+import { runKeys } from '../../functions/shared/keys.ts';
+import { toJsonLines } from '../../functions/shared/model-calls.ts';
+import { CHART_IDS } from '../../functions/shared/report/html.ts';
+import { buildReport, reportKeys } from '../../functions/shared/report/report.ts';
+import { type GateRecord, ReportStats } from '../../functions/shared/report/stats.ts';
+import { reportCommand } from '../../infra/cli/report.ts';
+import { LocalStack } from '../../infra/local/stack.ts';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const work = mkdtempSync(path.join(tmpdir(), 'selfinstruct-report-'));
+const dataDir = path.join(work, 'data');
+const outDir = path.join(work, 'out');
+
+// Untrusted model output as it could come back: it must show as text, and never run.
+const PAYLOAD = 'Rewrite the note </script><script>window.__pwned = 1</script> as <b>bold</b> & "quoted"';
+const REASON = '<img src=x onerror="window.__pwned = 2">';
+const NEIGHBOUR = '<script>window.__pwned = 3</script>';
+
+let runId: string;
+let clean: { html: string; stats: ReportStats; storedHtml?: string; storedStats?: string };
+let browser: Browser;
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`No Chromium at ${CHROMIUM}: apt-get install chromium, or set CHROMIUM_PATH`);
+  }
+  const stack = await LocalStack.start({ dataDir, fresh: true });
+  try {
+    const result = await stack.execute({ target: 60, maxIterations: 2, promptsPerIteration: 4, pool: 'r' });
+    expect(result.status, `${result.error}: ${result.cause}`).toBe('SUCCEEDED');
+    runId = (result.output as RunSummary).runId;
+
+    const report = await buildReport(stack.objects, stack.pool, runId);
+    clean = {
+      ...report,
+      storedHtml: await stack.objects.getText(reportKeys(runId).html),
+      storedStats: await stack.objects.getText(reportKeys(runId).stats),
+    };
+
+    // A crafted rejection in the run's gate log: its unique reason puts it in the rejected sample.
+    const gateKey = runKeys(runId, 1).gate;
+    const crafted: GateRecord = {
+      instruction: PAYLOAD,
+      raw: PAYLOAD,
+      status: 'rejected',
+      reason: REASON,
+      max_similarity: 0.9,
+      most_similar: { [NEIGHBOUR]: 0.9 },
+      avg_similarity_score: 0.1,
+    };
+    await stack.objects.put(
+      gateKey,
+      `${(await stack.objects.getText(gateKey)) ?? ''}${toJsonLines([crafted])}`,
+    );
+  } finally {
+    await stack.close();
+  }
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}, 180_000);
+
+afterAll(async () => {
+  await browser?.close();
+  rmSync(work, { recursive: true, force: true });
+});
+
+/** Opens a report file with every request that is not file:// aborted; collects errors and requests. */
+async function open(file: string) {
+  const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+  const errors: string[] = [];
+  const blocked: string[] = [];
+  page.on('pageerror', (error) => errors.push(`page error: ${error.message}`));
+  page.on('console', (message) => {
+    if (message.type() === 'error') errors.push(`console error: ${message.text()}`);
+  });
+  await page.route('**', (route) => {
+    const url = route.request().url();
+    if (url.startsWith('file:')) return route.continue();
+    blocked.push(url);
+    return route.abort();
+  });
+  await page.goto(pathToFileURL(file).href, { waitUntil: 'load' });
+  return { page, errors, blocked };
+}
+
+type ChartStatus = Record<string, { rendered: boolean; points: number }>;
+const charts = async (page: Page): Promise<ChartStatus> =>
+  (await page.evaluate(() => (globalThis as unknown as { __charts?: ChartStatus }).__charts)) ?? {};
+
+describe('the run report', () => {
+  it('is stored in S3 next to the export', () => {
+    expect(clean.storedHtml).toBe(clean.html);
+    expect(ReportStats.parse(JSON.parse(clean.storedStats ?? ''))).toEqual(clean.stats);
+    expect(clean.stats.totals.added).toBeGreaterThan(0);
+  });
+
+  it('renders every chart with data from a file, with no network and no errors', async () => {
+    const file = path.join(work, 'clean.html');
+    writeFileSync(file, clean.html);
+    const { page, errors, blocked } = await open(file);
+    try {
+      expect(errors).toEqual([]);
+      expect(blocked).toEqual([]);
+      const status = await charts(page);
+      expect(Object.keys(status).sort()).toEqual([...CHART_IDS].sort());
+      for (const id of CHART_IDS) {
+        expect(status[id]?.rendered, id).toBe(true);
+        expect(status[id]?.points ?? 0, id).toBeGreaterThan(0);
+      }
+      expect(await page.locator('.no-data').count()).toBe(0);
+      expect(await page.locator('#sample-added tbody tr').count()).toBe(clean.stats.samples.added.length);
+      expect(await page.locator('#sample-rejected tbody tr').count()).toBe(
+        clean.stats.samples.rejected.length,
+      );
+      expect(clean.stats.samples.added).toHaveLength(12);
+      expect(clean.stats.samples.rejected.length).toBeGreaterThan(0);
+      expect(await page.locator('#sample-added tbody tr').first().textContent()).toContain(
+        clean.stats.samples.added[0]?.instruction.slice(0, 40) ?? 'a sampled instruction',
+      );
+
+      if (process.env.UPDATE_SCREENSHOT === '1') {
+        await page.screenshot({ path: 'docs/report.png', fullPage: true });
+      }
+    } finally {
+      await page.close();
+    }
+  }, 60_000);
+
+  it('is written by `selfinstruct report` and shows injected markup as text without running it', async () => {
+    const log = vi.spyOn(console, 'log').mockImplementation(() => {});
+    let printed: string;
+    try {
+      await reportCommand().exitOverride().parseAsync([runId, '--out', outDir, '--data-dir', dataDir], {
+        from: 'user',
+      });
+      printed = log.mock.calls.map((call) => call.join(' ')).join('\n');
+    } finally {
+      log.mockRestore();
+    }
+    const file = path.join(outDir, runId, 'report.html');
+    expect(printed).toContain(path.join(runId, 'report.html'));
+    expect(printed).toContain(path.join(runId, 'stats.json'));
+    const stats = ReportStats.parse(JSON.parse(readFileSync(path.join(outDir, runId, 'stats.json'), 'utf8')));
+    expect(stats.samples.rejected.map((task) => task.instruction)).toContain(PAYLOAD);
+
+    const { page, errors, blocked } = await open(file);
+    try {
+      expect(errors).toEqual([]);
+      expect(blocked).toEqual([]);
+      expect(
+        await page.evaluate(() => (globalThis as unknown as { __pwned?: number }).__pwned),
+      ).toBeUndefined();
+      const rejected = page.locator('#sample-rejected');
+      const text = await rejected.textContent();
+      expect(text).toContain(PAYLOAD);
+      expect(text).toContain(REASON);
+      expect(text).toContain(NEIGHBOUR);
+      expect(await page.locator('#sample-rejected b, #sample-rejected img, main script').count()).toBe(0);
+      // The page still read its stats, the crafted one included, from the JSON island.
+      const status = await charts(page);
+      expect(Object.keys(status).sort()).toEqual([...CHART_IDS].sort());
+      expect(Object.values(status).every((chart) => chart.rendered)).toBe(true);
+    } finally {
+      await page.close();
+    }
+  }, 120_000);
+
+  it('says which run is missing', async () => {
+    const error = await reportCommand()
+      .exitOverride()
+      .parseAsync(['run-that-never-was', '--out', outDir, '--data-dir', dataDir], { from: 'user' })
+      .catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(NotFound);
+    expect((error as Error).message).toMatch(/^Run run-that-never-was does not exist/);
+    expect(existsSync(path.join(outDir, 'run-that-never-was'))).toBe(false);
+  }, 60_000);
+});

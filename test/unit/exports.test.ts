@@ -1,0 +1,505 @@
+/**
+ * The export formats, task selection, the train/validation split, the sources in the bucket and the
+ * dataset card, on an in-memory bucket; `exportDataset` (the command's function) on a temporary folder.
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+import type { RunSummary } from '../../functions/export/core.ts';
+import { parseRunInput } from '../../functions/prepare/core.ts';
+import { InputFileInvalid, NotFound } from '../../functions/shared/errors.ts';
+import {
+  AlpacaRecord,
+  BedrockRecord,
+  type BuiltExport,
+  buildExport,
+  CARD_MARKER,
+  code,
+  EXPORT_FORMATS,
+  type ExportFormat,
+  ExportOptionsInvalid,
+  type ExportTask,
+  FORMATS,
+  type FormatRecord,
+  fence,
+  JsonlRecord,
+  MessagesRecord,
+  NothingToExport,
+  parseExportFile,
+  RECORD_SCHEMAS,
+  RunSummaryFile,
+  readTasks,
+  renderRecords,
+  sizeCategory,
+  splitTasks,
+  type TaskSource,
+  toBedrockRecord,
+  toMessagesRecord,
+  toRecords,
+  validationSize,
+} from '../../functions/shared/exports/index.ts';
+import * as legacyFormats from '../../functions/shared/formats.ts';
+import { exportDataset } from '../../infra/cli/export.ts';
+import { MemoryObjects } from './fakes.ts';
+
+/** A machine task line as the export stage and the snapshots write it. */
+function task(n: number, overrides: Partial<ExportTask> = {}): ExportTask {
+  return {
+    id: `task-${String(n).padStart(3, '0')}`,
+    name: `task-${n}`,
+    instruction: `Write task number ${n} in a few words.`,
+    instances: Array.from({ length: 1 + (n % 3) }, (_, i) => ({
+      input: i === 0 ? '' : `input ${n}.${i}`,
+      output: `output ${n}.${i}`,
+    })),
+    is_classification: n % 5 === 0,
+    source: 'machine',
+    run_id: 'run-a',
+    iteration: 1 + (n % 2),
+    most_similar_instruction: 'Write a poem.',
+    most_similar_score: 0.25,
+    avg_similarity_score: 0.05,
+    ...overrides,
+  };
+}
+
+const seedLine = (n: number) => ({
+  id: `seed_task_${n}`,
+  name: `seed-${n}`,
+  instruction: `Seed instruction ${n}.`,
+  instances: [{ input: '', output: `seed output ${n}` }],
+  is_classification: false,
+});
+
+function summary(overrides: Partial<RunSummaryFile> = {}): RunSummaryFile {
+  return {
+    runId: 'run-a',
+    pool: 'p',
+    profile: 'default',
+    model: 'bedrock:amazon.nova-micro-v1:0',
+    stopReason: 'target reached (12 ≥ 10 new tasks)',
+    iterations: 2,
+    added: 12,
+    poolSize: 15,
+    exportedTasks: 12,
+    exportedRecords: 24,
+    cost: {
+      modelUsd: 0.01,
+      awsUsd: 0.002,
+      totalUsd: 0.012,
+      perTaskUsd: 0.001,
+      per1000TasksUsd: 1,
+      modelUnpriced: false,
+    },
+    ...overrides,
+  };
+}
+
+const lines = (values: readonly unknown[]) => values.map((value) => `${JSON.stringify(value)}\n`).join('');
+
+/** A bucket with pool `p`: 3 seeds, run `run-a` exported with tasks 0–11. */
+async function bucket(tasks = Array.from({ length: 12 }, (_, n) => task(n))) {
+  const objects = new MemoryObjects();
+  await objects.put('pools/p/seeds.jsonl', lines([0, 1, 2].map(seedLine)));
+  await objects.put('seeds/p/my-seeds.jsonl', lines([0, 1, 2].map(seedLine)));
+  await objects.put('exports/run-a/tasks.jsonl', lines(tasks));
+  await objects.put('exports/run-a/summary.json', JSON.stringify(summary()));
+  for (const iteration of [1, 2]) {
+    const of = tasks.filter((t) => t.iteration === iteration);
+    await objects.put(`pools/p/snapshots/run-a/iteration-${iteration}.jsonl`, lines(of));
+  }
+  return objects;
+}
+
+/** A source with `n` machine tasks, for the pure tests. */
+function source(tasks: ExportTask[], overrides: Partial<TaskSource> = {}): TaskSource {
+  return {
+    kind: 'run',
+    name: 'run-a',
+    pool: 'p',
+    tasks,
+    seeds: [0, 1, 2].map((n) => ({ ...seedLine(n), source: 'seed' as const })),
+    seedKey: 'pools/p/seeds.jsonl',
+    seedUploads: [],
+    runs: [{ runId: 'run-a', iterations: 2, summary: summary() }],
+    ...overrides,
+  };
+}
+
+const many = (n: number) => Array.from({ length: n }, (_, i) => task(i));
+
+/** The data files of one format and split, parsed back with the format's schema. */
+function parsed<F extends ExportFormat>(
+  built: BuiltExport,
+  format: F,
+  split: 'train' | 'validation',
+): FormatRecord[F][] {
+  const file = built.files.find((f) => f.data?.format === format && f.data.split === split);
+  return file ? parseExportFile(format, file.content, file.path) : [];
+}
+
+describe('the formats', () => {
+  const record = toRecords(task(4))[1] as JsonlRecord;
+
+  it('makes one jsonl record per instance with the task’s provenance', () => {
+    expect(toRecords(task(4))).toHaveLength(2);
+    expect(record).toEqual({
+      instruction: 'Write task number 4 in a few words.',
+      input: 'input 4.1',
+      output: 'output 4.1',
+      task_id: 'task-004',
+      is_classification: false,
+      source: 'machine',
+      run_id: 'run-a',
+      iteration: 1,
+      most_similar_instruction: 'Write a poem.',
+      most_similar_score: 0.25,
+      quality_score: undefined,
+    });
+  });
+
+  it('keeps the old import path of the pipeline’s formats', () => {
+    expect(legacyFormats.toRecords).toBe(toRecords);
+  });
+
+  it('puts the input after a blank line in the user turn, only when there is one', () => {
+    expect(toMessagesRecord(record)).toEqual({
+      messages: [
+        { role: 'user', content: 'Write task number 4 in a few words.\n\ninput 4.1' },
+        { role: 'assistant', content: 'output 4.1' },
+      ],
+    });
+    const noInput = { ...record, input: '  ' };
+    expect(toMessagesRecord(noInput, { system: 'Be brief.' })).toEqual({
+      messages: [
+        { role: 'system', content: 'Be brief.' },
+        { role: 'user', content: 'Write task number 4 in a few words.' },
+        { role: 'assistant', content: 'output 4.1' },
+      ],
+    });
+  });
+
+  it('writes Bedrock’s conversation schema, with a system block only when asked', () => {
+    expect(toBedrockRecord(record)).toEqual({
+      schemaVersion: 'bedrock-conversation-2024',
+      messages: [
+        { role: 'user', content: [{ text: 'Write task number 4 in a few words.\n\ninput 4.1' }] },
+        { role: 'assistant', content: [{ text: 'output 4.1' }] },
+      ],
+    });
+    expect(toBedrockRecord(record, { system: 'Be brief.' }).system).toEqual([{ text: 'Be brief.' }]);
+  });
+
+  it('writes JSON Lines, or one JSON array for Alpaca, that parse back with each schema', () => {
+    const records = many(5).flatMap(toRecords);
+    for (const format of EXPORT_FORMATS) {
+      const text = renderRecords(format, records, { system: 'S' });
+      const back = parseExportFile(format, text, `x.${FORMATS[format].ext}`);
+      expect(back, format).toHaveLength(records.length);
+      expect(text.startsWith('['), format).toBe(format === 'alpaca');
+    }
+    expect(parseExportFile('alpaca', renderRecords('alpaca', records), 'a.json')[0]).toEqual({
+      instruction: 'Write task number 0 in a few words.',
+      input: '',
+      output: 'output 0.0',
+    });
+  });
+
+  it('rejects records of another shape, naming the line', () => {
+    const bad = [
+      JSON.stringify({ messages: [{ role: 'bot', content: 'hi' }] }),
+      JSON.stringify({
+        schemaVersion: 'bedrock-conversation-2024',
+        messages: [{ role: 'user', content: 'x' }],
+      }),
+    ];
+    expect(() => parseExportFile('messages', `${bad[0]}\n`, 'm.jsonl')).toThrow(/m\.jsonl:1/);
+    expect(() => parseExportFile('bedrock', `${bad[1]}\n`, 'b.jsonl')).toThrow(InputFileInvalid);
+    expect(() =>
+      parseExportFile('alpaca', lines([{ instruction: 'a', input: '', output: 'b' }]), 'a'),
+    ).toThrow(/expected a JSON array/);
+    expect(MessagesRecord.safeParse({ messages: [{ role: 'user', content: 'a' }] }).success).toBe(false);
+    expect(AlpacaRecord.safeParse({ instruction: 'a', input: '', output: 'b', extra: 1 }).success).toBe(
+      false,
+    );
+    expect(BedrockRecord.safeParse({ ...toBedrockRecord(record), schemaVersion: 'v2' }).success).toBe(false);
+  });
+
+  it('reads the run summary the export stage writes', () => {
+    const written: RunSummary = {
+      runId: 'run-a',
+      pool: 'p',
+      profile: 'default',
+      model: 'offline',
+      stopReason: 'target reached',
+      config: parseRunInput({ rougeThreshold: 0.65, seedKey: 'seeds/p/s.jsonl' }, 'run-a'),
+      iterations: 2,
+      added: 5,
+      poolSize: 200,
+      exportedTasks: 5,
+      exportedRecords: 9,
+      counts: { generated: 10 },
+      usage: { calls: 3, inputTokens: 10, outputTokens: 20 },
+      cost: {
+        modelUsd: 0,
+        awsUsd: 0.001,
+        totalUsd: 0.001,
+        perTaskUsd: null,
+        per1000TasksUsd: null,
+        modelUnpriced: false,
+      },
+      exportPrefix: 'exports/run-a/',
+      files: { dataset: 'd', alpaca: 'a', tasks: 't', summary: 's' },
+    };
+    const read = RunSummaryFile.parse(JSON.parse(JSON.stringify(written)));
+    expect(read).toMatchObject({ runId: 'run-a', pool: 'p', model: 'offline', iterations: 2 });
+    expect(read.cost?.perTaskUsd).toBeNull();
+    expect(Object.keys(RECORD_SCHEMAS)).toEqual([...EXPORT_FORMATS]);
+  });
+});
+
+describe('the split', () => {
+  const options = { validation: 0.2, splitSeed: '42' };
+
+  it('holds out a fraction of the tasks, never all of them', () => {
+    expect(validationSize(10, 0.1)).toBe(1);
+    expect(validationSize(3, 0.5)).toBe(2);
+    expect(validationSize(1, 0.5)).toBe(0);
+    expect(validationSize(100, 0)).toBe(0);
+    expect(validationSize(4, 0.1)).toBe(0);
+  });
+
+  it('is the same for the same seed, whatever the order of the tasks', () => {
+    const tasks = many(40);
+    const a = splitTasks(tasks, options);
+    const b = splitTasks([...tasks].reverse(), options);
+    const ids = (list: ExportTask[]) => list.map((t) => t.id).sort();
+    expect(a.validation).toHaveLength(8);
+    expect(ids(b.validation)).toEqual(ids(a.validation));
+    expect(ids(splitTasks(tasks, { ...options, splitSeed: '7' }).validation)).not.toEqual(ids(a.validation));
+  });
+
+  it('never puts the instances of one task in both splits', () => {
+    const built = buildExport(source(many(30)), { formats: ['jsonl'], validation: 0.3 });
+    const train = parsed(built, 'jsonl', 'train');
+    const validation = parsed(built, 'jsonl', 'validation');
+    const trainIds = new Set(train.map((r) => r.task_id));
+    expect(validation.length).toBeGreaterThan(0);
+    expect(validation.filter((r) => trainIds.has(r.task_id))).toEqual([]);
+    expect(train.length + validation.length).toBe(many(30).flatMap(toRecords).length);
+    expect(built.counts.validation.tasks).toBe(9);
+  });
+});
+
+describe('the selection', () => {
+  it('leaves the seed tasks out unless asked', () => {
+    const without = buildExport(source(many(6)), { formats: ['jsonl'], validation: 0 });
+    const withSeeds = buildExport(source(many(6)), { formats: ['jsonl'], validation: 0, includeSeeds: true });
+    const sources = (built: BuiltExport) => parsed(built, 'jsonl', 'train').map((r) => r.source);
+    expect(sources(without)).not.toContain('seed');
+    expect(sources(withSeeds).filter((s) => s === 'seed')).toHaveLength(3);
+    expect(withSeeds.selection).toMatchObject({ machineTasks: 6, seedTasks: 3 });
+  });
+
+  it('refuses a quality threshold when no task has a score', () => {
+    expect(() => buildExport(source(many(6)), { minQuality: 0.5 })).toThrow(ExportOptionsInvalid);
+    expect(() => buildExport(source(many(6)), { minQuality: 0.5 })).toThrow(/none of the 6 machine tasks/);
+  });
+
+  it('keeps the machine tasks scored at or above the threshold, and the seeds', () => {
+    const tasks = many(6).map((t, i) => (i < 4 ? { ...t, quality_score: i } : t));
+    const built = buildExport(source(tasks), { minQuality: 2, includeSeeds: true, validation: 0 });
+    expect(built.selection).toMatchObject({ machineTasks: 2, seedTasks: 3, belowQuality: 2, unscored: 2 });
+    const ids = new Set(parsed(built, 'jsonl', 'train').map((r) => r.task_id));
+    expect([...ids].filter((id) => id.startsWith('task-')).sort()).toEqual(['task-002', 'task-003']);
+    expect(parsed(built, 'jsonl', 'train').find((r) => r.task_id === 'task-003')?.quality_score).toBe(3);
+  });
+
+  it('says there is nothing to export rather than writing empty files', () => {
+    expect(() => buildExport(source([]))).toThrow(NothingToExport);
+    expect(() => buildExport(source([]))).toThrow(/--include-seeds/);
+  });
+
+  it('rejects bad option values, naming the flag', () => {
+    expect(() => buildExport(source(many(3)), { validation: 0.7 })).toThrow(/--validation/);
+    expect(() => buildExport(source(many(3)), { splitSeed: '' })).toThrow(/--split-seed/);
+    expect(() => buildExport(source(many(3)), { formats: ['csv' as ExportFormat] })).toThrow(/--format/);
+  });
+});
+
+describe('readTasks', () => {
+  it('reads a run’s export, its summary and its pool’s seeds', async () => {
+    const objects = await bucket();
+    const read = await readTasks(objects, { run: 'run-a' });
+    expect(read).toMatchObject({ kind: 'run', name: 'run-a', pool: 'p', seedKey: 'pools/p/seeds.jsonl' });
+    expect(read.tasks).toEqual(many(12));
+    expect(read.seeds.map((s) => [s.id, s.source])).toEqual([
+      ['seed_task_0', 'seed'],
+      ['seed_task_1', 'seed'],
+      ['seed_task_2', 'seed'],
+    ]);
+    expect(read.seedUploads).toEqual(['seeds/p/my-seeds.jsonl']);
+    expect(read.runs).toEqual([{ runId: 'run-a', iterations: 2, summary: summary() }]);
+  });
+
+  it('reads every snapshot of a pool, iterations in numeric order, each task once', async () => {
+    const objects = new MemoryObjects();
+    await objects.put('pools/p/seeds.jsonl', lines([seedLine(0)]));
+    await objects.put('pools/p/snapshots/run-a/iteration-10.jsonl', lines([task(3), task(1)]));
+    await objects.put('pools/p/snapshots/run-a/iteration-2.jsonl', lines([task(2)]));
+    await objects.put('pools/p/snapshots/run-a/iteration-3.jsonl', ''); // an iteration that added nothing
+    await objects.put(
+      'pools/p/snapshots/run-b/iteration-1.jsonl',
+      lines([task(4, { run_id: 'run-b' }), task(2)]),
+    );
+    await objects.put(
+      'exports/run-b/summary.json',
+      JSON.stringify(summary({ runId: 'run-b', iterations: 1 })),
+    );
+    const read = await readTasks(objects, { pool: 'p' });
+    expect(read.tasks.map((t) => t.id)).toEqual(['task-002', 'task-003', 'task-001', 'task-004']);
+    expect(read.runs.map((r) => [r.runId, r.iterations, r.summary?.runId])).toEqual([
+      ['run-a', 3, undefined],
+      ['run-b', 1, 'run-b'],
+    ]);
+  });
+
+  it('says which run or pool is missing, and why a run has no export', async () => {
+    const objects = await bucket();
+    await expect(readTasks(objects, { run: 'run-z' })).rejects.toThrow(NotFound);
+    await expect(readTasks(objects, { run: 'run-z' })).rejects.toThrow(/latest exported runs: run-a/);
+    await objects.put('runs/run-f/iteration-1/candidates.jsonl', '');
+    await expect(readTasks(objects, { run: 'run-f' })).rejects.toThrow(/failed or has not finished/);
+    await expect(readTasks(objects, { pool: 'q' })).rejects.toThrow(/no pool "q"/);
+    await expect(readTasks(objects, { pool: 'Not A Pool' })).rejects.toThrow(ExportOptionsInvalid);
+    await expect(readTasks(objects, { run: '../etc' })).rejects.toThrow(ExportOptionsInvalid);
+  });
+
+  it('names the object and line of a bad task', async () => {
+    const objects = await bucket();
+    await objects.put('exports/run-a/tasks.jsonl', `${JSON.stringify(task(1))}\n{"id":"x","instances":[]}\n`);
+    await expect(readTasks(objects, { run: 'run-a' })).rejects.toThrow(/exports\/run-a\/tasks\.jsonl:2/);
+  });
+});
+
+describe('the dataset card', () => {
+  const built = buildExport(source(many(20)), { validation: 0.25, includeSeeds: true, system: 'Be brief.' });
+  const card = built.files.find((file) => file.path === 'README.md')?.content ?? '';
+  const [, yaml = '', body = ''] = card.split(/^---$/m);
+
+  it('has Hugging Face front matter with a config per format and a data file per split', () => {
+    const meta = parseYaml(yaml);
+    expect(meta).toMatchObject({
+      license: 'other',
+      language: ['en'],
+      task_categories: ['text-generation'],
+      size_categories: ['n<1K'],
+      tags: ['self-instruct', 'synthetic'],
+    });
+    expect(yaml).toMatch(/^license: other # set the license/m);
+    expect(meta.configs.map((c: { config_name: string }) => c.config_name)).toEqual([...EXPORT_FORMATS]);
+    expect(meta.configs[0].default).toBe(true);
+    expect(meta.configs[2].data_files).toEqual([
+      { split: 'train', path: 'messages/train.jsonl' },
+      { split: 'validation', path: 'messages/validation.jsonl' },
+    ]);
+    for (const config of meta.configs) {
+      for (const file of config.data_files) expect(built.files.map((f) => f.path)).toContain(file.path);
+    }
+  });
+
+  it('gives the counts of each split and the fields of each format', () => {
+    expect(built.counts.train.tasks + built.counts.validation.tasks).toBe(23);
+    for (const split of ['train', 'validation'] as const) {
+      const { tasks, records } = built.counts[split];
+      expect(body).toContain(`| ${split} | ${tasks} | ${records} |`);
+      for (const format of EXPORT_FORMATS) expect(parsed(built, format, split)).toHaveLength(records);
+    }
+    for (const format of EXPORT_FORMATS) {
+      expect(body).toContain(`### ${format}`);
+      for (const [field] of FORMATS[format].fields) expect(body).toContain(`| \`${field}\` |`);
+    }
+  });
+
+  it('tells how the data was made and cites Self-Instruct', () => {
+    expect(body.startsWith(`\n${CARD_MARKER}\n`)).toBe(true);
+    expect(body).toContain('| model | `bedrock:amazon.nova-micro-v1:0` |');
+    expect(body).toContain('| seed set | `pools/p/seeds.jsonl`: 3 tasks |');
+    expect(body).toContain('$0.0120 (model $0.0100 + AWS $0.002000), $1.0000 per 1,000 tasks added');
+    expect(body).toContain('system message `Be brief.`');
+    expect(body).toContain('arXiv:2212.10560');
+    expect(body).not.toContain('NOT TRAINING DATA');
+  });
+
+  it('shows examples that parse as JSON', () => {
+    const blocks = [...body.matchAll(/^```json\n([\s\S]*?)\n```$/gm)].map((m) => JSON.parse(m[1] ?? ''));
+    expect(blocks.length).toBe(3 + 3);
+    expect(JsonlRecord.parse(blocks[0])).toMatchObject({ task_id: 'task-000' });
+    expect(MessagesRecord.parse(blocks[4])).toBeDefined();
+  });
+
+  it('says loudly that the offline model’s output is not training data', () => {
+    const offline = source(many(3), {
+      runs: [{ runId: 'run-a', iterations: 1, summary: summary({ model: 'offline' }) }],
+    });
+    const result = buildExport(offline, { formats: ['jsonl'] });
+    expect(result.files.at(-1)?.content).toContain('> **⚠️ NOT TRAINING DATA.**');
+    expect(result.warnings.join('\n')).toMatch(/offline stand-in/);
+  });
+
+  it('sizes the dataset in Hugging Face’s buckets', () => {
+    expect([0, 999, 1000, 9999, 10_000, 2_000_000].map(sizeCategory)).toEqual([
+      'n<1K',
+      'n<1K',
+      '1K<n<10K',
+      '1K<n<10K',
+      '10K<n<100K',
+      '1M<n<10M',
+    ]);
+  });
+
+  it('keeps backticks in the data from breaking its code', () => {
+    expect(code('a`b')).toBe('``a`b``');
+    expect(fence('x\n```\ny', 'json')).toBe('````json\nx\n```\ny\n````');
+  });
+});
+
+describe('exportDataset', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'export-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('writes each file, and a later export replaces what the earlier one wrote', async () => {
+    const objects = await bucket();
+    const first = await exportDataset(objects, { source: { run: 'run-a' }, outDir: dir });
+    for (const file of first.files)
+      expect(readFileSync(path.join(dir, file.path), 'utf8')).toBe(file.content);
+    expect(existsSync(path.join(dir, 'bedrock', 'validation.jsonl'))).toBe(true);
+    const text = readFileSync(path.join(dir, 'bedrock', 'train.jsonl'), 'utf8');
+    expect(parseExportFile('bedrock', text, 'train.jsonl')).toHaveLength(first.counts.train.records);
+
+    const second = await exportDataset(objects, {
+      source: { pool: 'p' },
+      outDir: dir,
+      formats: ['messages'],
+      validation: 0,
+    });
+    expect(second.removed).toContain('bedrock/validation.jsonl');
+    expect(existsSync(path.join(dir, 'bedrock'))).toBe(false);
+    expect(
+      parseExportFile('messages', readFileSync(path.join(dir, 'train.jsonl'), 'utf8'), 'x'),
+    ).toHaveLength(24);
+  });
+
+  it('does not overwrite files it did not write', async () => {
+    writeFileSync(path.join(dir, 'README.md'), '# My project\n');
+    await expect(exportDataset(await bucket(), { source: { run: 'run-a' }, outDir: dir })).rejects.toThrow(
+      /README\.md.*choose another --out/,
+    );
+    expect(readFileSync(path.join(dir, 'README.md'), 'utf8')).toBe('# My project\n');
+  });
+});

@@ -1,0 +1,433 @@
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { NotFound } from '../../functions/shared/errors.ts';
+import { exportKeys, poolKeys, runKeys } from '../../functions/shared/keys.ts';
+import { toJsonLines } from '../../functions/shared/model-calls.ts';
+import type { RunRecord } from '../../functions/shared/ports.ts';
+import {
+  CHART_IDS,
+  escapeHtml,
+  inlineScript,
+  jsonForScript,
+  renderReport,
+} from '../../functions/shared/report/html.ts';
+import { buildReport, reportKeys } from '../../functions/shared/report/report.ts';
+import {
+  computeStats,
+  countWords,
+  type ExportedTask,
+  type GateRecord,
+  histogram,
+  lengthDistribution,
+  niceBinWidth,
+  type ReportInput,
+  ReportStats,
+  verbNounStats,
+} from '../../functions/shared/report/stats.ts';
+import { verbNoun } from '../../functions/shared/report/verb-noun.ts';
+import { reportLocal } from '../../infra/cli/report.ts';
+import { MemoryObjects, MemoryPool } from './fakes.ts';
+
+const SEEDS = [
+  { instruction: 'Write a poem about cats' },
+  { instruction: 'Summarize the article in one sentence.' },
+  { instruction: 'Translate the sentence into French.' },
+];
+
+const usage = (calls: number, inputTokens: number, outputTokens: number) => ({
+  calls,
+  inputTokens,
+  outputTokens,
+  estimated: false,
+});
+
+const RUN: RunRecord = {
+  runId: 'run-a',
+  pool: 'demo',
+  status: 'SUCCEEDED',
+  startedAt: '2026-01-01T00:00:00.000Z',
+  endedAt: '2026-01-01T00:01:00.000Z',
+  stopReason: 'iteration cap reached',
+  config: { profile: 'default', model: 'bedrock:demo', rougeThreshold: 0.7, target: 10, maxIterations: 2 },
+  cost: { modelUsd: 0.03, awsUsd: 0.01, totalUsd: 0.04 },
+  iterations: {
+    '1': {
+      counts: { generated: 4, accepted: 2, complete: 1 },
+      usage: { 'generate-instructions': usage(1, 100, 50), 'generate-instances': usage(2, 200, 150) },
+      cost: { modelUsd: 0.02, awsUsd: 0.005, totalUsd: 0.025 },
+    },
+    '2': {
+      counts: { generated: 2, accepted: 2, complete: 2 },
+      usage: { 'generate-instructions': usage(1, 120, 60) },
+      cost: { modelUsd: 0.01, awsUsd: 0.005, totalUsd: 0.015 },
+    },
+  },
+};
+
+const decision = (instruction: string, fields: Partial<GateRecord> = {}): GateRecord => ({
+  instruction,
+  raw: instruction,
+  status: 'accepted',
+  reason: null,
+  ...fields,
+});
+
+const task = (id: string, instruction: string, iteration: number, instances: ExportedTask['instances']) => ({
+  id,
+  name: id,
+  instruction,
+  instances,
+  is_classification: false,
+  source: 'machine',
+  run_id: 'run-a',
+  iteration,
+});
+
+/** Two iterations: 6 candidates, 2 rejected (a filter, ROUGE-L), 4 accepted, 1 dropped at instances. */
+function smallInput(): ReportInput {
+  return {
+    run: RUN,
+    seeds: SEEDS,
+    poolSizeAfter: 6,
+    instanceRejections: { t2: 'no-valid-instances' },
+    gate: [
+      {
+        iteration: 1,
+        decisions: [
+          decision('Write a poem about cats today', {
+            id: 't1',
+            max_similarity: 10 / 11,
+            most_similar: { 'Write a poem about cats': 10 / 11, 'Summarize the article in one sentence.': 0 },
+          }),
+          decision('Plan a trip to Rome for three days.', { id: 't2', max_similarity: 0.05 }),
+          decision('Hi.', { status: 'rejected', reason: 'too-short' }),
+          decision('Write a poem about the cats', {
+            status: 'rejected',
+            reason: 'rouge',
+            max_similarity: 0.8,
+            most_similar: { 'Write a poem about cats today': 0.8, a: 0.1, b: 0.2, c: 0.05 },
+          }),
+        ],
+      },
+      {
+        iteration: 2,
+        decisions: [
+          decision('Describe your ideal vacation.', { id: 't3', max_similarity: 0.25 }),
+          decision('What is the capital of France?', { id: 't4', max_similarity: 0.7 }),
+        ],
+      },
+    ],
+    tasks: [
+      task('t1', 'Write a poem about cats today', 1, [{ input: '', output: 'Cats purr all day long' }]),
+      task('t3', 'Describe your ideal vacation.', 2, [
+        { input: 'beach or mountains', output: 'A quiet beach.' },
+        { input: '', output: 'Mountains with snow and a small cabin by the lake' },
+      ]),
+      task('t4', 'What is the capital of France?', 2, [{ input: '', output: 'Paris' }]),
+      { ...task('old', 'Plan a garden.', 1, [{ input: '', output: 'x' }]), run_id: 'an-earlier-run' },
+    ],
+  };
+}
+
+describe('histograms', () => {
+  it('puts a value on an inner edge in the bin it opens and 1 in the last bin', () => {
+    const { edges, counts } = histogram([0, 0.05, 0.1, 0.69, 0.7, 0.3, 0.999, 1], 0, 1, 10);
+    expect(edges).toEqual([0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1]);
+    expect(counts).toEqual([2, 1, 0, 1, 0, 0, 1, 1, 0, 2]);
+  });
+
+  it('picks a bin width of 1, 2 or 5 times a power of ten, with at most 20 bins', () => {
+    expect(niceBinWidth(0)).toBe(1);
+    expect(niceBinWidth(19)).toBe(1);
+    expect(niceBinWidth(20)).toBe(2);
+    expect(niceBinWidth(99)).toBe(5);
+    expect(niceBinWidth(150)).toBe(10);
+  });
+
+  it('counts words between whitespace and summarizes lengths', () => {
+    expect(countWords('  Write a\tpoem\n about cats ')).toBe(5);
+    expect(countWords('   ')).toBe(0);
+    const lengths = lengthDistribution([1, 2, 2, 7]);
+    expect(lengths).toMatchObject({ count: 4, median: 2, mean: 3, max: 7 });
+    expect(lengths.histogram.counts).toEqual([0, 1, 2, 0, 0, 0, 0, 1]);
+    expect(lengthDistribution([]).mean).toBeNull();
+  });
+});
+
+describe('verb–noun structure', () => {
+  it.each([
+    ['Write a poem about the ocean.', 'write', 'poem'],
+    ['Generate three ideas for a birthday party.', 'generate', 'idea'],
+    ['Tell me a joke about programmers.', 'tell', 'joke'],
+    ['Suggest some names for a new coffee shop.', 'suggest', 'name'],
+    ['Describe your ideal vacation.', 'describe', 'vacation'],
+    ['Given three side lengths, classify the triangle as equilateral or not.', 'classify', 'triangle'],
+    ['Flatten the nested JSON object.', 'flatten', 'object'],
+    ['Please write essays about cities.', 'write', 'essay'],
+  ])('finds the root verb and its object in "%s"', (instruction, verb, noun) => {
+    expect(verbNoun(instruction)).toEqual({ verb, noun });
+  });
+
+  it.each([
+    'What is the capital of France?',
+    'Is the following statement true or false?',
+    'Explain why the sky is blue.',
+    'In this task, you need to write a poem.',
+    'You are given a list of numbers.',
+  ])('finds no verb–noun structure in "%s"', (instruction) => {
+    expect(verbNoun(instruction)).toBeUndefined();
+  });
+
+  it('keeps the top verbs, each with its top 4 nouns, and counts instructions without structure', () => {
+    const stats = verbNounStats([
+      'Write a poem.',
+      'Write a story.',
+      'Write a poem about dogs.',
+      'Write a letter.',
+      'Write an essay.',
+      'Write a song.',
+      'Tell me a joke.',
+      'What is love?',
+    ]);
+    expect(stats).toMatchObject({ instructions: 8, withStructure: 7, withoutStructure: 1 });
+    expect(stats.verbs.map((v) => [v.verb, v.count])).toEqual([
+      ['write', 6],
+      ['tell', 1],
+    ]);
+    expect(stats.verbs[0]?.nouns).toHaveLength(4);
+    expect(stats.verbs[0]?.nouns[0]).toEqual({ noun: 'poem', count: 2 });
+  });
+});
+
+describe('computeStats', () => {
+  it('follows the pool growth of each iteration from the gate decisions and the export', () => {
+    const stats = computeStats(smallInput());
+    expect(
+      stats.iterations.map(({ iteration, generated, rejected, accepted, added, poolSize }) => ({
+        iteration,
+        generated,
+        rejected,
+        accepted,
+        added,
+        poolSize,
+      })),
+    ).toEqual([
+      {
+        iteration: 1,
+        generated: 4,
+        rejected: { 'too-short': 1, rouge: 1 },
+        accepted: 2,
+        added: 1,
+        poolSize: 4,
+      },
+      { iteration: 2, generated: 2, rejected: {}, accepted: 2, added: 2, poolSize: 6 },
+    ]);
+    expect(stats.iterations[0]?.droppedAtInstances).toEqual({ 'no-valid-instances': 1 });
+    expect(stats.iterations[0]?.acceptanceRate).toBe(0.5);
+    expect(stats.iterations[0]?.yieldRate).toBe(0.25);
+    expect(stats.totals).toMatchObject({
+      seeds: 3,
+      generated: 6,
+      accepted: 4,
+      added: 3,
+      poolSizeBefore: 3,
+      poolSizeAfter: 6,
+      instances: 4,
+    });
+  });
+
+  it('ignores exported tasks of other runs of the pool', () => {
+    const stats = computeStats(smallInput());
+    expect(stats.lengths.instructions.count).toBe(3);
+    expect(stats.samples.added.map((t) => t.instruction)).not.toContain('Plan a garden.');
+  });
+
+  it('bins the highest ROUGE-L to the seeds and to the pool by 0.1', () => {
+    const { similarity } = computeStats(smallInput());
+    // "Write a poem about cats today" vs the seed "Write a poem about cats": LCS 5, P 5/6, R 1, F 10/11;
+    // "What is the capital of France?" shares "the" with "Translate the sentence into French.": F 2/11;
+    // "Describe your ideal vacation." shares nothing.
+    expect(similarity.toSeeds.histogram.counts).toEqual([1, 1, 0, 0, 0, 0, 0, 0, 0, 1]);
+    expect(similarity.toSeeds.max).toBeCloseTo(10 / 11, 12);
+    // The gate's scores: 10/11, 0.25 and 0.7 (kept: the gate rejects above it) added, 0.8 rejected.
+    expect(similarity.toPool.added.histogram.counts).toEqual([0, 0, 1, 0, 0, 0, 0, 1, 0, 1]);
+    expect(similarity.toPool.rejected.histogram.counts).toEqual([0, 0, 0, 0, 0, 0, 0, 0, 1, 0]);
+  });
+
+  it('measures lengths of instructions, non-empty inputs and outputs in words', () => {
+    const { lengths } = computeStats(smallInput());
+    expect(lengths.instructions).toMatchObject({ count: 3, median: 6, max: 6 });
+    expect(lengths.inputs).toMatchObject({ count: 1, median: 3 });
+    expect(lengths.emptyInputs).toBe(3);
+    expect(lengths.outputs).toMatchObject({ count: 4, max: 10 });
+    expect(lengths.outputs.histogram.counts.reduce((a, b) => a + b, 0)).toBe(4);
+  });
+
+  it('sums tokens and cost per iteration and per 1,000 added tasks', () => {
+    const stats = computeStats(smallInput());
+    expect(stats.iterations[0]?.usage).toEqual({ calls: 3, inputTokens: 300, outputTokens: 200 });
+    expect(stats.iterations[0]?.per1000Added?.tokens).toBe(500_000);
+    expect(stats.iterations[0]?.per1000Added?.usd).toBeCloseTo(25, 10);
+    expect(stats.totals.usage).toEqual({ calls: 4, inputTokens: 420, outputTokens: 260 });
+    expect(stats.totals.cost).toEqual({ modelUsd: 0.03, awsUsd: 0.01, totalUsd: 0.04, modelUnpriced: false });
+    expect(stats.totals.per1000Added?.usd).toBeCloseTo(40 / 3, 10);
+  });
+
+  it('samples the same tasks for the same seed, with reasons, stages and the 3 nearest neighbours', () => {
+    const first = computeStats(smallInput());
+    const again = computeStats(smallInput());
+    expect(again.samples).toEqual(first.samples);
+    expect(first.samples.added).toHaveLength(3);
+    expect(first.samples.rejected.map((t) => [t.reason, t.stage])).toEqual([
+      ['no-valid-instances', 'instances'],
+      ['rouge', 'gate'],
+      ['too-short', 'filter'],
+    ]);
+    const rouge = first.samples.rejected.find((t) => t.reason === 'rouge');
+    expect(rouge?.neighbours).toEqual([
+      { instruction: 'Write a poem about cats today', score: 0.8 },
+      { instruction: 'b', score: 0.2 },
+      { instruction: 'a', score: 0.1 },
+    ]);
+    const small = computeStats({ ...smallInput(), sample: { accepted: 1, rejected: 2 } });
+    expect(small.samples.added).toHaveLength(1);
+    expect(small.samples.rejected).toHaveLength(2);
+  });
+
+  it('produces what the stats.json schema describes', () => {
+    expect(ReportStats.safeParse(computeStats(smallInput())).success).toBe(true);
+  });
+});
+
+const PAYLOAD = 'Write a poem </script><script>window.__pwned = 1</script> about <b>cats</b> & "dogs"';
+
+function craftedStats() {
+  const input = smallInput();
+  const [first] = input.gate;
+  first?.decisions.push(
+    decision(PAYLOAD, {
+      status: 'rejected',
+      reason: '<img src=x onerror="window.__pwned = 2">',
+      max_similarity: 0.9,
+      most_similar: { '<script>window.__pwned = 3</script>': 0.9 },
+    }),
+  );
+  return computeStats(input);
+}
+
+/** The text of the page's element `<script …attributes>…</script>`. */
+function scriptText(html: string, attributes: string): string {
+  const open = `<script${attributes}>`;
+  const start = html.indexOf(open);
+  expect(start).toBeGreaterThanOrEqual(0);
+  return html.slice(start + open.length, html.indexOf('</script>', start));
+}
+
+describe('escaping untrusted text', () => {
+  it('escapes HTML special characters', () => {
+    expect(escapeHtml(`<script>alert("x")</script> & 'y'`)).toBe(
+      '&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;y&#39;',
+    );
+  });
+
+  it('keeps a JSON island closed whatever its strings hold', () => {
+    const value = { text: '</script><script>alert(1)</script> <!-- & \u2028\u2029' };
+    const island = jsonForScript(value);
+    expect(island).not.toMatch(/[<>&\u2028\u2029]/);
+    expect(JSON.parse(island)).toEqual(value);
+  });
+
+  it('escapes "</script" in inlined code and refuses "<!--"', () => {
+    expect(inlineScript('const s = "</script>";\r\n')).toBe('const s = "<\\/script>";\n');
+    expect(() => inlineScript('x = 1 <!--y')).toThrow();
+  });
+
+  it('shows an instruction with a <script> as text, in the tables and in the JSON island', () => {
+    const stats = craftedStats();
+    const html = renderReport(stats);
+    // Only the page's own three scripts: the JSON island, ECharts and the chart code.
+    expect(html.match(/<script/gi)).toHaveLength(3);
+    expect(html).not.toContain('<img src=x');
+    expect(html).toContain(escapeHtml(PAYLOAD));
+    expect(html).toContain('&lt;img src=x onerror=&quot;window.__pwned = 2&quot;&gt;');
+    const island = scriptText(html, ' type="application/json" id="report-data"');
+    expect(island).not.toContain('</script');
+    expect(JSON.parse(island)).toEqual(stats);
+  });
+
+  it('allows exactly its two inline scripts in the Content-Security-Policy, and no requests', () => {
+    const html = renderReport(computeStats(smallInput()));
+    const csp = /http-equiv="Content-Security-Policy" content="([^"]+)"/.exec(html)?.[1] ?? '';
+    expect(csp).toContain("default-src 'none'");
+    const scripts = [...html.matchAll(/<script>([\s\S]*?)<\/script>/g)].map((m) => m[1] ?? '');
+    expect(scripts).toHaveLength(2);
+    for (const code of scripts) {
+      expect(csp).toContain(`'sha256-${createHash('sha256').update(code).digest('base64')}'`);
+    }
+  });
+
+  it('has a chart element for every chart id', () => {
+    const html = renderReport(computeStats(smallInput()));
+    for (const id of CHART_IDS) expect(html).toContain(`id="${id}"`);
+  });
+});
+
+describe('buildReport', () => {
+  async function stores() {
+    const objects = new MemoryObjects();
+    const pool = new MemoryPool();
+    const input = smallInput();
+    await pool.putRun(RUN);
+    for (const { iteration, decisions } of input.gate) {
+      await objects.put(runKeys('run-a', iteration).gate, toJsonLines(decisions));
+    }
+    await objects.put(poolKeys('demo').seeds, toJsonLines(SEEDS));
+    return { objects, pool, input };
+  }
+
+  it('reads the run from the stores and writes report.html and stats.json next to the export', async () => {
+    const { objects, pool, input } = await stores();
+    await objects.put(exportKeys('run-a').tasks, toJsonLines(input.tasks));
+    await objects.put(exportKeys('run-a').summary, JSON.stringify({ poolSize: 6 }));
+
+    const report = await buildReport(objects, pool, 'run-a');
+
+    expect(report.keys).toEqual({
+      html: 'exports/run-a/report.html',
+      stats: 'exports/run-a/stats.json',
+    });
+    expect(await objects.getText(reportKeys('run-a').html)).toBe(report.html);
+    expect(JSON.parse((await objects.getText(reportKeys('run-a').stats)) ?? '')).toEqual(report.stats);
+    expect(report.stats.totals).toMatchObject({ generated: 6, added: 3, poolSizeAfter: 6, seeds: 3 });
+  });
+
+  it('takes the tasks from the pool when the run has no export', async () => {
+    const { objects, pool } = await stores();
+    await pool.putTaskIfAbsent({
+      id: 't1',
+      pool: 'demo',
+      instruction: 'Write a poem about cats today',
+      source: 'machine',
+      status: 'complete',
+      instances: [{ input: '', output: 'Purr.' }],
+      runId: 'run-a',
+      iteration: 1,
+      createdAt: '2026-01-01T00:00:00.000Z',
+    });
+    const { stats } = await buildReport(objects, pool, 'run-a');
+    expect(stats.totals.added).toBe(1);
+    expect(stats.iterations[0]?.droppedAtInstances).toEqual({ 'no-valid-instances': 1 });
+  });
+
+  it('fails with NotFound for a run that does not exist', async () => {
+    const { objects, pool } = await stores();
+    await expect(buildReport(objects, pool, 'run-nope')).rejects.toThrow(NotFound);
+    await expect(buildReport(objects, pool, 'run-nope')).rejects.toThrow(/Run run-nope does not exist/);
+  });
+
+  it('says so when the local data folder does not exist', async () => {
+    await expect(reportLocal('run-a', { out: 'out', dataDir: '/nonexistent/selfinstruct' })).rejects.toThrow(
+      /No local data/,
+    );
+  });
+});
