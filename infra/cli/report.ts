@@ -40,6 +40,12 @@ export async function reportLocal(runId: string, { out, dataDir }: ReportOptions
   }
 }
 
+/** A path relative to the working directory when it is inside it. */
+function shown(file: string): string {
+  const relative = path.relative(process.cwd(), file);
+  return relative.startsWith('..') || path.isAbsolute(relative) ? file : relative;
+}
+
 /** `report <run> [--out <dir>] [--data-dir <dir>]`, for `program()` in main.ts. */
 export function reportCommand(): Command {
   return new Command('report')
@@ -53,8 +59,8 @@ export function reportCommand(): Command {
       console.log(
         `Report of ${runId}: ${totals.added} tasks added in ${totals.iterations} iterations, ${totals.generated} candidates`,
       );
-      console.log(`  ${path.relative(process.cwd(), files.html) || files.html}`);
-      console.log(`  ${path.relative(process.cwd(), files.stats) || files.stats}`);
-      console.log(`  s3: ${report.keys.html}, ${report.keys.stats}`);
+      console.log(`  ${shown(files.html)}`);
+      console.log(`  ${shown(files.stats)}`);
+      console.log(`  and in the bucket: ${report.keys.html}, ${report.keys.stats}`);
     });
 }

@@ -10,6 +10,7 @@
   const stats = JSON.parse(document.getElementById('report-data').textContent);
   const charts = {};
   window.__charts = charts;
+  const instances = [];
 
   const FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif';
   const COLORS = {
@@ -96,12 +97,21 @@
     try {
       const chart = echarts.init(element, null, { renderer: 'svg' });
       chart.setOption({ ...base, ...option });
+      instances.push(chart);
       charts[id] = { rendered: element.querySelector('svg') !== null, points };
     } catch (error) {
       charts[id] = { rendered: false, points: 0 };
       console.error(`report: chart ${id} failed`, error);
     }
   }
+
+  // The print stylesheet narrows the wide charts to the page: redraw them at the size they get.
+  const resize = () => {
+    for (const chart of instances) chart.resize();
+  };
+  window.addEventListener('beforeprint', resize);
+  window.addEventListener('afterprint', resize);
+  window.addEventListener('resize', resize);
 
   const iterations = stats.iterations;
   const iterationNames = iterations.map((it) => `Iteration ${it.iteration}`);

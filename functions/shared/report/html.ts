@@ -247,8 +247,12 @@ footer { margin-top: 40px; font-size: 12px; color: var(--muted); }
   @page { margin: 14mm; }
   body { font-size: 10.5pt; }
   main { max-width: none; padding: 0; }
-  h2 { break-after: avoid; page-break-after: avoid; }
+  h2, h3 { break-after: avoid; page-break-after: avoid; }
   noscript { display: none; }
+  figure.chart.wide { width: 100%; }
+  figure.wide .plot { width: 100%; height: 520px; }
+  table.data { font-size: 8pt; }
+  table.data th, table.data td { padding: 3px 3px; }
 }
 `;
 
