@@ -14,7 +14,7 @@ import {
 } from '@aws-sdk/client-bedrock-runtime';
 import { ModelRequestFailed, ModelThrottled, ModelUnavailable, type SelfInstructError } from '../errors.ts';
 import type { ModelReply, ModelRequest, TextModel } from '../ports.ts';
-import { DEFAULT_TIMEOUT_MS, estimateTokens } from './index.ts';
+import { DEFAULT_TIMEOUT_MS, estimatedUsage } from './index.ts';
 
 /** Bedrock rejects more stop sequences than this. */
 const MAX_STOP_SEQUENCES = 4;
@@ -164,11 +164,7 @@ export class BedrockModel implements TextModel {
             outputTokens: reply.usage?.outputTokens ?? 0,
             estimated: false,
           }
-        : {
-            inputTokens: estimateTokens((request.system ?? '') + request.prompt),
-            outputTokens: estimateTokens(text),
-            estimated: true,
-          },
+        : estimatedUsage(request, text),
       latencyMs: Math.round(performance.now() - started),
       model: this.id,
     };

@@ -21,7 +21,7 @@
  * the `default` profile's prompts ask for JSON in words anyway, and its parsers read JSON out of free text.
  */
 import { ModelRequestFailed } from '../errors.ts';
-import type { ObjectStore, TextModel } from '../ports.ts';
+import type { ModelRequest, ObjectStore, TextModel, TokenUsage } from '../ports.ts';
 import { parseReplayId, ReplayModel } from './replay.ts';
 
 /** Options of `createTextModel`. */
@@ -42,6 +42,16 @@ export const DEFAULT_TIMEOUT_MS = 120_000;
 
 /** A rough token count for when a provider reports none: about four characters a token. */
 export const estimateTokens = (text: string): number => Math.ceil(text.length / 4);
+
+/** Usage estimated from the text, for a provider that reported none. */
+export const estimatedUsage = (
+  request: Pick<ModelRequest, 'system' | 'prompt'>,
+  reply: string,
+): TokenUsage => ({
+  inputTokens: estimateTokens((request.system ?? '') + request.prompt),
+  outputTokens: estimateTokens(reply),
+  estimated: true,
+});
 
 /** A URL for messages and logs: a password in it (`http://user:password@host/`) is masked. */
 export function displayUrl(url: string): string {

@@ -38,7 +38,7 @@ import {
   type SelfInstructError,
 } from '../errors.ts';
 import type { ModelReply, ModelRequest, TextModel } from '../ports.ts';
-import { DEFAULT_TIMEOUT_MS, displayUrl, estimateTokens, type OpenAIEndpoint } from './index.ts';
+import { DEFAULT_TIMEOUT_MS, displayUrl, estimatedUsage, type OpenAIEndpoint } from './index.ts';
 
 /** The environment variable naming the Secrets Manager secret that holds the API key (set in AWS). */
 export const API_KEY_SECRET_ENV = 'MODEL_API_KEY_SECRET_ARN';
@@ -286,11 +286,7 @@ export class OpenAIModel implements TextModel {
             outputTokens: usage?.completion_tokens as number,
             estimated: false,
           }
-        : {
-            inputTokens: estimateTokens((request.system ?? '') + request.prompt),
-            outputTokens: estimateTokens(text),
-            estimated: true,
-          },
+        : estimatedUsage(request, text),
       latencyMs: Math.round(performance.now() - started),
       model: this.id,
     };

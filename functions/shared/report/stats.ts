@@ -455,13 +455,7 @@ export function computeStats(input: ReportInput): ReportStats {
       yieldRate: rate(added, decisions.length),
       usage,
       cost,
-      per1000Added:
-        added > 0
-          ? {
-              tokens: (1000 * (usage.inputTokens + usage.outputTokens)) / added,
-              usd: (1000 * cost.totalUsd) / added,
-            }
-          : null,
+      per1000Added: per1000(usage, cost, added),
       saved: record !== undefined,
     };
   });
@@ -605,13 +599,7 @@ export function computeStats(input: ReportInput): ReportStats {
       instances: instances.length,
       usage,
       cost,
-      per1000Added:
-        added > 0
-          ? {
-              tokens: (1000 * (usage.inputTokens + usage.outputTokens)) / added,
-              usd: (1000 * cost.totalUsd) / added,
-            }
-          : null,
+      per1000Added: per1000(usage, cost, added),
     },
     iterations,
     similarity: {
@@ -631,4 +619,18 @@ export function computeStats(input: ReportInput): ReportStats {
     verbNoun: verbNounStats(tasks.map((task) => task.instruction)),
     samples: { seed: input.sample?.seed ?? run.runId, added: addedSample, rejected: rejectedSample },
   } satisfies ReportStats);
+}
+
+/** Tokens and USD per 1,000 added tasks (null before any task is added). */
+function per1000(
+  usage: { inputTokens: number; outputTokens: number },
+  cost: { totalUsd: number },
+  added: number,
+) {
+  return added > 0
+    ? {
+        tokens: (1000 * (usage.inputTokens + usage.outputTokens)) / added,
+        usd: (1000 * cost.totalUsd) / added,
+      }
+    : null;
 }
