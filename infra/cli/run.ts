@@ -207,6 +207,7 @@ export function formatSummary(result: LocalRunResult): string {
       `${(result.timings.totalMs / 1000).toFixed(1)} s (synth ${(result.timings.synthMs / 1000).toFixed(1)} s)`,
     ],
     ['dataset', result.outDir ?? ''],
+    ['next', `npm run cli -- report ${s.runId}  ·  npm run cli -- export ${s.runId}`],
   ];
   const width = Math.max(...rows.map(([key]) => key.length));
   return rows.map(([key, value]) => `  ${key.padEnd(width)}  ${value}`).join('\n');
