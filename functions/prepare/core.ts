@@ -14,7 +14,7 @@ import { loadIndex, saveIndex } from '../shared/pool-index.ts';
 import type { ObjectStore, PoolStore, PoolTask } from '../shared/ports.ts';
 import { modelCost } from '../shared/pricing/pricing.ts';
 import { priceTable } from '../shared/pricing/run-prices.ts';
-import { AlpacaTask, RunConfig, RunInput, type RunState, SeedTask } from '../shared/schemas.ts';
+import { AlpacaTask, PoolName, RunConfig, RunInput, type RunState, SeedTask } from '../shared/schemas.ts';
 
 export interface PrepareDeps {
   objects: ObjectStore;
@@ -24,10 +24,10 @@ export interface PrepareDeps {
 
 /** `seeds/<pool>/<file>` names its pool; any other key grows the default pool. */
 export function poolFromSeedKey(seedKey: string | undefined): string {
-  const match = seedKey?.startsWith(SEED_UPLOAD_PREFIX)
-    ? /^seeds\/([a-z0-9][a-z0-9-]{0,62})\//.exec(seedKey)
-    : null;
-  return match?.[1] ?? 'default';
+  const [prefix, pool, ...file] = (seedKey ?? '').split('/');
+  return `${prefix}/` === SEED_UPLOAD_PREFIX && file.length > 0 && PoolName.safeParse(pool).success
+    ? (pool as string)
+    : 'default';
 }
 
 /** Validates `input` into the run's full configuration, or throws `RunInputInvalid` naming every bad field. */

@@ -11,9 +11,11 @@
  * Errors are mapped as for the text models (`bedrockError`, `openAIError`): throttling →
  * `ModelThrottled`, transient faults → `ModelUnavailable`, the rest → `ModelRequestFailed`.
  */
+
 import { createHash } from 'node:crypto';
 import { InvokeModelCommand } from '@aws-sdk/client-bedrock-runtime';
 import pLimit from 'p-limit';
+import { tokenize } from '../engine/rouge.ts';
 import { ConfigurationError, ModelRequestFailed, ModelUnavailable } from '../errors.ts';
 import { bedrockClient, bedrockError } from './bedrock.ts';
 import { DEFAULT_TIMEOUT_MS, type OpenAIEndpoint, parseModelId } from './index.ts';
@@ -59,10 +61,10 @@ const OPENAI_DIMENSIONS: Record<string, number> = {
   'text-embedding-ada-002': 1536,
 };
 
-/** A deterministic embedding: a hashed bag of words (lower-cased `[a-z0-9]+` tokens), L2-normalized. */
+/** A deterministic embedding: a hashed bag of the ROUGE tokenizer's words, L2-normalized. */
 export function hashedEmbedding(text: string, dimensions: number): number[] {
   const vector = new Array<number>(dimensions).fill(0);
-  for (const token of text.toLowerCase().match(/[a-z0-9]+/g) ?? []) {
+  for (const token of tokenize(text)) {
     const hash = createHash('sha256').update(token).digest();
     const index = hash.readUInt32BE(0) % dimensions;
     vector[index] = (vector[index] ?? 0) + ((hash.readUInt8(4) & 1) === 1 ? -1 : 1);
