@@ -529,15 +529,19 @@ export function calibrate(
   });
 }
 
-/** Reads and validates an exported `summary.json`. */
-export function readSummaryFile(file: string): RunSummaryFile {
-  let json: unknown;
+/** A JSON file's content; a missing file is left to the CLI's error handling, bad JSON says where. */
+function readJsonFile(file: string): unknown {
   try {
-    json = JSON.parse(readFileSync(file, 'utf8'));
+    return JSON.parse(readFileSync(file, 'utf8'));
   } catch (error) {
     if ((error as { code?: string }).code === 'ENOENT') throw error;
     throw new CalibrationInvalid(`${file}: not valid JSON: ${(error as Error).message}`);
   }
+}
+
+/** Reads and validates an exported `summary.json`. */
+export function readSummaryFile(file: string): RunSummaryFile {
+  const json = readJsonFile(file);
   const parsed = RunSummaryFile.safeParse(json);
   if (!parsed.success) {
     throw new CalibrationInvalid(
@@ -726,13 +730,7 @@ export function formatEstimate(e: Estimate): string {
 export function loadPrices(file: string | undefined): PriceTable {
   const table = shippedPrices();
   if (!file) return table;
-  let json: unknown;
-  try {
-    json = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (error) {
-    if ((error as { code?: string }).code === 'ENOENT') throw error;
-    throw new CalibrationInvalid(`${file}: not valid JSON: ${(error as Error).message}`);
-  }
+  const json = readJsonFile(file);
   return withOverride(table, json, file);
 }
 
