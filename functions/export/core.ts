@@ -101,6 +101,7 @@ export async function exportDataset(
     exportPrefix: keys.prefix,
     iteration: progress.iteration,
   });
+  await pool.releasePool(config.pool, runId);
   return summary;
 }
 

@@ -11,6 +11,7 @@ import { fromJsonLines, toJsonLines } from '../shared/model-calls.ts';
 import { parseReplayId } from '../shared/models/replay.ts';
 import { taskId } from '../shared/pool-ids.ts';
 import { loadIndex, saveIndex } from '../shared/pool-index.ts';
+import { holdPool } from '../shared/pool-lease.ts';
 import type { ObjectStore, PoolStore, PoolTask } from '../shared/ports.ts';
 import { modelCost } from '../shared/pricing/pricing.ts';
 import { priceTable } from '../shared/pricing/run-prices.ts';
@@ -87,6 +88,7 @@ export async function prepareRun(
   if (config.model.startsWith('replay:')) await inheritRecordedRun(config, input, pool);
   if (config.maxCostUsd !== undefined) await requirePrice(config, objects);
   const seeds = await readSeedFile(objects, config.seedKey);
+  await holdPool(pool, config.pool, runId, now());
 
   await pool.putRun({
     runId,

@@ -30,5 +30,8 @@ export async function recordFailure(
 ): Promise<{ error: string; cause: string }> {
   const cause = readableCause(failure.Error, failure.Cause);
   await pool.finishRun(runId, { status: 'FAILED', error: failure.Error, cause });
+  // The pool is free again (a run that failed before taking it holds nothing: the release is a no-op).
+  const run = await pool.getRun(runId);
+  if (run?.pool) await pool.releasePool(run.pool, runId);
   return { error: failure.Error, cause };
 }

@@ -8,6 +8,7 @@
 import { z } from 'zod';
 import { poolKeys, runKeys } from '../shared/keys.ts';
 import { addUsageByStage, fromJsonLines, toJsonLines, totalUsage } from '../shared/model-calls.ts';
+import { holdPool } from '../shared/pool-lease.ts';
 import type { ObjectStore, PoolStore } from '../shared/ports.ts';
 import { DEFAULT_USAGE_ASSUMPTIONS, iterationAwsUsage } from '../shared/pricing/aws-usage.ts';
 import { awsCost, modelCost } from '../shared/pricing/pricing.ts';
@@ -33,6 +34,8 @@ export async function saveIteration(
 ): Promise<RunState> {
   const iteration = progress.iteration + 1;
   const keys = runKeys(runId, iteration);
+  // Still ours? (A lease that expired may have been taken by another run: then stop, writing nothing.)
+  await holdPool(pool, config.pool, runId);
   const poolPaths = poolKeys(config.pool);
 
   const counts: Counts = {

@@ -54,6 +54,9 @@ export class SeedFileInvalid extends InputFileInvalid {
 /** The run input does not match the schema. */
 export class RunInputInvalid extends SelfInstructError {}
 
+/** Another run is growing the pool (it holds the pool's lease). */
+export class PoolBusy extends SelfInstructError {}
+
 /** A file or object that should exist does not. */
 export class NotFound extends SelfInstructError {}
 

@@ -92,6 +92,9 @@ export interface IterationUpdate {
   increments: Partial<Record<CounterMap, Record<string, number>>>;
 }
 
+/** The outcome of asking for a pool's lease. */
+export type PoolLease = { taken: true } | { taken: false; holder: string; until: string };
+
 /** A run's record: status, configuration and counters. */
 export interface RunRecord {
   runId: string;
@@ -127,6 +130,14 @@ export interface PoolStore {
   /** Number of complete tasks of the pool (seeds included). */
   countComplete(pool: string): Promise<number>;
   addToPoolCount(pool: string, complete: number): Promise<void>;
+  /**
+   * Takes or renews the pool's lease for `runId` until `until`, unless another run holds one that has
+   * not expired at `now`: one run grows a pool at a time (its ROUGE-L index is read, extended and written
+   * back each iteration).
+   */
+  leasePool(pool: string, runId: string, until: Date, now: Date): Promise<PoolLease>;
+  /** Gives the lease up if `runId` holds it; with `runId` undefined, whoever holds it. */
+  releasePool(pool: string, runId: string | undefined): Promise<void>;
   putRun(run: RunRecord): Promise<void>;
   getRun(runId: string): Promise<RunRecord | undefined>;
   /**

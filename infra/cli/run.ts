@@ -96,7 +96,13 @@ export async function runLocal(
   const input = runInputFromOptions(options);
   const runId = newRunId();
   // Fail fast on a bad flag, before starting anything (the prepare stage validates the same way).
-  parseRunInput({ ...input, seedKey: input.seedKey ?? (options.seeds ? 'seeds/x' : undefined) }, runId);
+  const { pool } = parseRunInput(
+    {
+      ...input,
+      seedKey: input.seedKey ?? (options.seeds ? `seeds/${input.pool ?? 'default'}/x` : undefined),
+    },
+    runId,
+  );
 
   const model = input.model ?? 'offline';
   out(`Model: ${model}: ${describeModel(model)}`);
@@ -113,6 +119,9 @@ export async function runLocal(
     bundleTo: options.bundled ? path.join(options.dataDir, '..', 'cdk.out') : undefined,
   });
   try {
+    // One process at a time can open a local data folder (LevelDB's lock), so a lease found now was left
+    // by an interrupted local run: give it up.
+    await stack.pool.releasePool(pool, undefined);
     if (options.seeds) {
       let text: string;
       try {

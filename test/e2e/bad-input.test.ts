@@ -114,4 +114,33 @@ describe('a run with bad input', () => {
     expect(result.cause).toMatch(message);
     expect(await poolState('guarded')).toEqual(before);
   });
+
+  it('stops when another run is growing the pool, and gives the pool back after a run', async () => {
+    const holder = await stack.pool.leasePool(
+      'guarded',
+      'another-run',
+      new Date(Date.now() + 60_000),
+      new Date(),
+    );
+    expect(holder.taken).toBe(true);
+    const before = await poolState('guarded');
+    const result = await stack.execute({
+      pool: 'guarded',
+      target: 5,
+      maxIterations: 1,
+      promptsPerIteration: 1,
+    });
+    expect(result.status).toBe('FAILED');
+    expect(result.error).toBe('PoolBusy');
+    expect(result.cause).toMatch(/being grown by run another-run/);
+    expect(await poolState('guarded')).toEqual(before);
+
+    await stack.pool.releasePool('guarded', 'another-run');
+    const ok = await stack.execute({ pool: 'guarded', target: 2, maxIterations: 1, promptsPerIteration: 1 });
+    expect(ok.status, String(ok.cause)).toBe('SUCCEEDED');
+    // Released at the end: a next run can take it at once.
+    expect(
+      (await stack.pool.leasePool('guarded', 'next-run', new Date(Date.now() + 1000), new Date())).taken,
+    ).toBe(true);
+  });
 });

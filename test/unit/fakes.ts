@@ -3,6 +3,7 @@ import type {
   CounterMap,
   IterationUpdate,
   ObjectStore,
+  PoolLease,
   PoolStore,
   PoolTask,
   RunRecord,
@@ -60,6 +61,18 @@ export class MemoryPool implements PoolStore {
   }
   async addToPoolCount(pool: string, n: number) {
     this.poolCounts.set(pool, (this.poolCounts.get(pool) ?? 0) + n);
+  }
+  readonly leases = new Map<string, { runId: string; until: string }>();
+  async leasePool(pool: string, runId: string, until: Date, now: Date): Promise<PoolLease> {
+    const held = this.leases.get(pool);
+    if (held && held.runId !== runId && held.until >= now.toISOString()) {
+      return { taken: false, holder: held.runId, until: held.until };
+    }
+    this.leases.set(pool, { runId, until: until.toISOString() });
+    return { taken: true };
+  }
+  async releasePool(pool: string, runId: string | undefined) {
+    if (runId === undefined || this.leases.get(pool)?.runId === runId) this.leases.delete(pool);
   }
   async putRun(run: RunRecord) {
     this.runs.set(run.runId, { counts: {}, usage: {}, stageUsage: {}, cost: {}, iterations: {}, ...run });

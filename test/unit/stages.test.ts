@@ -2,11 +2,12 @@ import { describe, expect, it } from 'vitest';
 import { FilterInput, filterAndDeduplicate } from '../../functions/filter/core.ts';
 import { promptsForIteration } from '../../functions/generate-instructions/core.ts';
 import { parseRunInput, poolFromSeedKey, prepareRun } from '../../functions/prepare/core.ts';
-import { readableCause } from '../../functions/record-failure/core.ts';
+import { readableCause, recordFailure } from '../../functions/record-failure/core.ts';
 import { saveIteration } from '../../functions/save-iteration/core.ts';
 import { RunInputInvalid, SeedFileInvalid } from '../../functions/shared/errors.ts';
 import { poolKeys, runKeys } from '../../functions/shared/keys.ts';
 import { fromJsonLines, toJsonLines } from '../../functions/shared/model-calls.ts';
+import { POOL_LEASE_MS } from '../../functions/shared/pool-lease.ts';
 import type { RunState } from '../../functions/shared/schemas.ts';
 import { MemoryObjects, MemoryPool } from './fakes.ts';
 
@@ -75,6 +76,7 @@ describe('prepare run', () => {
 
   it('does not add the same seeds twice when a pool is grown again', async () => {
     const { objects, pool } = await prepared();
+    await pool.releasePool('demo', 'run-1'); // the first run has ended
     const again = await prepareRun(
       { runId: 'run-2', input: { seedKey: 'seeds/demo/seeds.jsonl' } },
       { objects, pool },
@@ -273,5 +275,36 @@ describe('seed files in Alpaca format', () => {
     );
     expect(state.progress.poolSize).toBe(1);
     expect([...pool.tasks.values()][0]?.instances).toEqual([{ input: '', output: 'Red, blue, yellow.' }]);
+  });
+});
+
+describe('the pool lease', () => {
+  it('keeps a second run from growing a pool another run is growing, writing nothing', async () => {
+    const { objects, pool } = await prepared();
+    const before = { tasks: pool.tasks.size, runs: pool.runs.size, objects: objects.objects.size };
+    await expect(
+      prepareRun({ runId: 'run-2', input: { seedKey: 'seeds/demo/seeds.jsonl' } }, { objects, pool }),
+    ).rejects.toThrow(/Pool "demo" is being grown by run run-1/);
+    expect({ tasks: pool.tasks.size, runs: pool.runs.size, objects: objects.objects.size }).toEqual(before);
+  });
+
+  it('lets a run take a pool whose lease has expired', async () => {
+    const { objects, pool } = await prepared();
+    const later = new Date(Date.now() + POOL_LEASE_MS + 1000);
+    const state = await prepareRun(
+      { runId: 'run-2', input: { seedKey: 'seeds/demo/seeds.jsonl' } },
+      { objects, pool, now: () => later },
+    );
+    expect(state.runId).toBe('run-2');
+    expect(pool.leases.get('demo')?.runId).toBe('run-2');
+  });
+
+  it('is given up when the run fails, and only by the run holding it', async () => {
+    const { pool } = await prepared();
+    await pool.putRun({ runId: 'run-9', pool: 'demo', status: 'RUNNING', startedAt: '' });
+    await recordFailure({ runId: 'run-9', failure: { Error: 'X' } }, { pool });
+    expect(pool.leases.get('demo')?.runId).toBe('run-1');
+    await recordFailure({ runId: 'run-1', failure: { Error: 'X' } }, { pool });
+    expect(pool.leases.has('demo')).toBe(false);
   });
 });

@@ -15,7 +15,7 @@ import {
   QueryCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import type { IterationUpdate, PoolStore, PoolTask, RunRecord } from '../ports.ts';
+import type { IterationUpdate, PoolLease, PoolStore, PoolTask, RunRecord } from '../ports.ts';
 
 const taskKey = (pool: string, id: string) => ({ pk: `POOL#${pool}`, sk: `TASK#${id}` });
 const metaKey = (pool: string) => ({ pk: `POOL#${pool}`, sk: 'META' });
@@ -118,6 +118,46 @@ export class DynamoPoolStore implements PoolStore {
         ExpressionAttributeValues: { ':n': complete },
       }),
     );
+  }
+
+  async leasePool(pool: string, runId: string, until: Date, now: Date): Promise<PoolLease> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: metaKey(pool),
+          UpdateExpression: 'SET activeRun = :run, leaseUntil = :until',
+          ConditionExpression: 'attribute_not_exists(activeRun) OR activeRun = :run OR leaseUntil < :now',
+          ExpressionAttributeValues: {
+            ':run': runId,
+            ':until': until.toISOString(),
+            ':now': now.toISOString(),
+          },
+        }),
+      );
+      return { taken: true };
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      const reply = await this.doc.send(new GetCommand({ TableName: this.table, Key: metaKey(pool) }));
+      return { taken: false, holder: String(reply.Item?.activeRun), until: String(reply.Item?.leaseUntil) };
+    }
+  }
+
+  async releasePool(pool: string, runId: string | undefined): Promise<void> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: metaKey(pool),
+          UpdateExpression: 'REMOVE activeRun, leaseUntil',
+          ConditionExpression: runId === undefined ? 'attribute_exists(pk)' : 'activeRun = :run',
+          ExpressionAttributeValues: runId === undefined ? undefined : { ':run': runId },
+        }),
+      );
+    } catch (error) {
+      // Not ours (or no pool yet): nothing to give up.
+      if (!isConditionFailure(error)) throw error;
+    }
   }
 
   async putRun(run: RunRecord): Promise<void> {
