@@ -40,17 +40,12 @@ export async function generateInstances(
 ): Promise<InstancesResult> {
   const profile = PROFILES[config.profile];
   const keys = runKeys(runId, progress.iteration + 1);
-  const calls = new ModelCalls(model);
+  const calls = new ModelCalls(model, config);
   const limit = pLimit(config.callConcurrency);
   const counts: Counts = { complete: 0, rejected: 0 };
   const count = (key: string, n = 1) => {
     counts[key] = (counts[key] ?? 0) + n;
   };
-  const withOverrides = <R extends { temperature: number; topP: number }>(request: R): R => ({
-    ...request,
-    temperature: config.temperature ?? request.temperature,
-    topP: config.topP ?? request.topP,
-  });
 
   const tasks = await pool.getTasks(config.pool, chunk.ids);
   const done = await Promise.all(
@@ -63,9 +58,7 @@ export async function generateInstances(
       const carriesInstance = task.proposed?.output !== undefined;
       let isClassification = task.proposed?.isClassification ?? (carriesInstance ? false : undefined);
       if (isClassification === undefined) {
-        const reply = await limit(() =>
-          calls.call(withOverrides(renderClassifyRequest(config.profile, task.instruction))),
-        );
+        const reply = await limit(() => calls.call(renderClassifyRequest(config.profile, task.instruction)));
         const parsed = parseClassifyReply(config.profile, reply.text);
         if (parsed === null) count('classify-unparseable');
         isClassification = parsed ?? false;
@@ -76,9 +69,7 @@ export async function generateInstances(
         raw.push({ input: task.proposed?.input ?? '', output: task.proposed?.output ?? '' });
       } else {
         for (let round = 0; round < config.instanceRounds; round++) {
-          const request = withOverrides(
-            renderInstancesRequest(config.profile, task.instruction, isClassification),
-          );
+          const request = renderInstancesRequest(config.profile, task.instruction, isClassification);
           const reply = await limit(() => calls.call(request));
           const parsed = parseInstancesReply(config.profile, reply, isClassification);
           if (parsed.malformed) count('instances-unparseable');

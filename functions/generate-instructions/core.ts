@@ -66,18 +66,13 @@ export async function generateInstructions(
   const prompts = promptsForIteration(state);
   const requests = Array.from({ length: prompts }, () => {
     const demonstrations = selectDemonstrations(config.profile, seedDemos, machine, rng);
-    const request = renderInstructionRequest(config.profile, demonstrations);
     return {
-      request: {
-        ...request,
-        temperature: config.temperature ?? request.temperature,
-        topP: config.topP ?? request.topP,
-      },
+      request: renderInstructionRequest(config.profile, demonstrations),
       demonstrations: demonstrations.length,
     };
   });
 
-  const calls = new ModelCalls(model);
+  const calls = new ModelCalls(model, config);
   const limit = pLimit(config.callConcurrency);
   const parsed = await Promise.all(
     requests.map(({ request, demonstrations }) =>

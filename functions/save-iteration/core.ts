@@ -94,6 +94,9 @@ export async function saveIteration(
     await pool.addToPoolCount(config.pool, complete);
   }
 
+  const costUsd = progress.costUsd + cost.totalUsd;
+  // After one more iteration like this one: what "Enough instructions?" holds against the budget.
+  const projectedCostUsd = costUsd + cost.totalUsd;
   return {
     runId,
     config,
@@ -102,11 +105,9 @@ export async function saveIteration(
       added: progress.added + complete,
       poolSize: await pool.countComplete(config.pool),
       yieldPerPrompt: generated.prompts > 0 ? complete / generated.prompts : progress.yieldPerPrompt,
-      costUsd: progress.costUsd + cost.totalUsd,
-      // After one more iteration like this one: what "Enough instructions?" holds against the budget.
-      projectedCostUsd: progress.costUsd + 2 * cost.totalUsd,
-      withinBudget:
-        config.maxCostUsd === undefined || progress.costUsd + 2 * cost.totalUsd <= config.maxCostUsd,
+      costUsd,
+      projectedCostUsd,
+      withinBudget: config.maxCostUsd === undefined || projectedCostUsd <= config.maxCostUsd,
     },
   };
 }

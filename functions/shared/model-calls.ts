@@ -55,9 +55,21 @@ export class ModelCalls {
   /** Token usage per pipeline step (`generate-instructions`, `classify`, `generate-instances`). */
   readonly usage: UsageByStage = {};
 
-  constructor(private readonly model: TextModel) {}
+  /**
+   * `sampling`: the run's overrides of the profiles' temperature and top-p (run input `temperature`,
+   * `topP`), applied to every call here so no stage has to remember them.
+   */
+  constructor(
+    private readonly model: TextModel,
+    private readonly sampling: { temperature?: number; topP?: number } = {},
+  ) {}
 
-  async call(request: ModelRequest): Promise<ModelReply> {
+  async call(rendered: ModelRequest): Promise<ModelReply> {
+    const request = {
+      ...rendered,
+      temperature: this.sampling.temperature ?? rendered.temperature,
+      topP: this.sampling.topP ?? rendered.topP,
+    };
     const reply = await this.model.generate(request);
     const { stage, kind, temperature, topP, maxTokens, stop, json, system, prompt } = request;
     this.records.push({

@@ -6,8 +6,9 @@ import { readableCause, recordFailure } from '../../functions/record-failure/cor
 import { saveIteration } from '../../functions/save-iteration/core.ts';
 import { RunInputInvalid, SeedFileInvalid } from '../../functions/shared/errors.ts';
 import { poolKeys, runKeys } from '../../functions/shared/keys.ts';
-import { fromJsonLines, toJsonLines } from '../../functions/shared/model-calls.ts';
+import { fromJsonLines, ModelCalls, toJsonLines } from '../../functions/shared/model-calls.ts';
 import { POOL_LEASE_MS } from '../../functions/shared/pool-lease.ts';
+import type { ModelRequest, TextModel } from '../../functions/shared/ports.ts';
 import type { RunState } from '../../functions/shared/schemas.ts';
 import { MemoryObjects, MemoryPool } from './fakes.ts';
 
@@ -306,5 +307,42 @@ describe('the pool lease', () => {
     expect(pool.leases.get('demo')?.runId).toBe('run-1');
     await recordFailure({ runId: 'run-1', failure: { Error: 'X' } }, { pool });
     expect(pool.leases.has('demo')).toBe(false);
+  });
+});
+
+describe('the model call runner', () => {
+  it("applies the run's temperature and top-p over the profile's, and records what was sent", async () => {
+    const sent: ModelRequest[] = [];
+    const model: TextModel = {
+      id: 'fake',
+      generate: async (request) => {
+        sent.push(request);
+        return {
+          text: 'ok',
+          finish: 'stop',
+          usage: { inputTokens: 3, outputTokens: 1, estimated: false },
+          latencyMs: 0,
+          model: 'fake',
+        };
+      },
+    };
+    const request: ModelRequest = {
+      stage: 'classify',
+      kind: 'chat',
+      prompt: 'p',
+      temperature: 0,
+      topP: 1,
+      maxTokens: 3,
+    };
+    const calls = new ModelCalls(model, { temperature: 0.9 });
+    await calls.call(request);
+    await new ModelCalls(model).call(request);
+
+    expect(sent.map(({ temperature, topP }) => [temperature, topP])).toEqual([
+      [0.9, 1],
+      [0, 1],
+    ]);
+    expect(calls.records[0]?.parameters.temperature).toBe(0.9);
+    expect(calls.usage.classify).toEqual({ calls: 1, inputTokens: 3, outputTokens: 1, estimated: false });
   });
 });
