@@ -325,6 +325,31 @@
   }
 
   // Tokens (stacked in / out) and cost per iteration.
+
+  /** Options of a chart with token bars on the left axis and a USD line on the right, per iteration. */
+  function tokensAndCost(tokens, cost, tokensNameGap) {
+    return {
+      grid: { ...base.grid, left: 72, right: 80 },
+      tooltip: {
+        trigger: 'axis',
+        axisPointer: { type: 'shadow' },
+        formatter: axisTooltip((value, p) => (p.seriesName === cost.name ? usd(value) : integer(value))),
+      },
+      xAxis: { type: 'category', data: iterationNames },
+      yAxis: [
+        { type: 'value', ...axisName('tokens'), nameGap: tokensNameGap },
+        {
+          type: 'value',
+          ...axisName('USD (estimated)'),
+          nameGap: 60,
+          splitLine: { show: false },
+          axisLabel: { formatter: usdAxis },
+        },
+      ],
+      series: [...tokens, cost],
+    };
+  }
+
   {
     const tokens = [
       {
@@ -353,26 +378,11 @@
       data: iterations.map((it) => it.cost.totalUsd),
     };
     const used = iterations.some((it) => it.usage.inputTokens + it.usage.outputTokens > 0);
-    draw('tokens-cost', used ? tokens.reduce((n, s) => n + nonZero(s.data), 0) + finite(cost.data) : 0, {
-      grid: { ...base.grid, left: 72, right: 80 },
-      tooltip: {
-        trigger: 'axis',
-        axisPointer: { type: 'shadow' },
-        formatter: axisTooltip((value, p) => (p.seriesName === cost.name ? usd(value) : integer(value))),
-      },
-      xAxis: { type: 'category', data: iterationNames },
-      yAxis: [
-        { type: 'value', ...axisName('tokens'), nameGap: 52 },
-        {
-          type: 'value',
-          ...axisName('USD (estimated)'),
-          nameGap: 60,
-          splitLine: { show: false },
-          axisLabel: { formatter: usdAxis },
-        },
-      ],
-      series: [...tokens, cost],
-    });
+    draw(
+      'tokens-cost',
+      used ? tokens.reduce((n, s) => n + nonZero(s.data), 0) + finite(cost.data) : 0,
+      tokensAndCost(tokens, cost, 52),
+    );
   }
 
   // Tokens and cost per 1,000 added tasks, per iteration.
@@ -393,25 +403,10 @@
       symbolSize: 7,
       data: per.map((p) => (p === null ? null : p.usd)),
     };
-    draw('per-1000', per.some((p) => p !== null) ? nonZero(tokens.data) + finite(cost.data) : 0, {
-      grid: { ...base.grid, left: 72, right: 80 },
-      tooltip: {
-        trigger: 'axis',
-        axisPointer: { type: 'shadow' },
-        formatter: axisTooltip((value, p) => (p.seriesName === cost.name ? usd(value) : integer(value))),
-      },
-      xAxis: { type: 'category', data: iterationNames },
-      yAxis: [
-        { type: 'value', ...axisName('tokens'), nameGap: 60 },
-        {
-          type: 'value',
-          ...axisName('USD (estimated)'),
-          nameGap: 60,
-          splitLine: { show: false },
-          axisLabel: { formatter: usdAxis },
-        },
-      ],
-      series: [tokens, cost],
-    });
+    draw(
+      'per-1000',
+      per.some((p) => p !== null) ? nonZero(tokens.data) + finite(cost.data) : 0,
+      tokensAndCost([tokens], cost, 60),
+    );
   }
 })();
