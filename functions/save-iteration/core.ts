@@ -13,7 +13,7 @@ import type { ObjectStore, PoolStore } from '../shared/ports.ts';
 import { DEFAULT_USAGE_ASSUMPTIONS, iterationAwsUsage } from '../shared/pricing/aws-usage.ts';
 import { awsCost, modelCost } from '../shared/pricing/pricing.ts';
 import { priceTable } from '../shared/pricing/run-prices.ts';
-import { Chunk, Counts, RunState, UsageByStage } from '../shared/schemas.ts';
+import { addCounts, Chunk, Counts, RunState, UsageByStage } from '../shared/schemas.ts';
 
 export const SaveInput = RunState.extend({
   generated: z.object({
@@ -43,11 +43,8 @@ export async function saveIteration(
     'reply-malformed': generated.malformed,
     'reply-truncated': generated.droppedByTruncation,
   };
-  const add = (source: Counts, rename: (key: string) => string = (key) => key) => {
-    for (const [key, n] of Object.entries(source)) counts[rename(key)] = (counts[rename(key)] ?? 0) + n;
-  };
-  add(gated.counts);
-  for (const result of instances) add(result.counts);
+  addCounts(counts, gated.counts);
+  for (const result of instances) addCounts(counts, result.counts);
   const byStage = instances.reduce(
     (sum, result) => addUsageByStage(sum, result.usage),
     addUsageByStage({}, generated.usage),

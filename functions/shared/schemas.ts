@@ -178,6 +178,12 @@ export type UsageByStage = z.infer<typeof UsageByStage>;
 export const Counts = z.record(z.string(), z.int().nonnegative());
 export type Counts = z.infer<typeof Counts>;
 
+/** Adds every count of `source` into `target`, in place, and returns `target`. */
+export function addCounts(target: Counts, source: Counts | undefined): Counts {
+  for (const [key, n] of Object.entries(source ?? {})) target[key] = (target[key] ?? 0) + n;
+  return target;
+}
+
 /** Where a run stands, carried from iteration to iteration (small: it is in every state's payload). */
 export const Progress = z.object({
   /** Iterations completed. */

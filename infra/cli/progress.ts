@@ -3,6 +3,8 @@
  * being executed, the iteration, the counts of generated / rejected (by reason) / accepted tasks and
  * the pool size. Plain lines, so it reads the same in a terminal and in CI logs.
  */
+
+import { addCounts, type Counts } from '../../functions/shared/schemas.ts';
 import type { EventLog } from '../local/stack.ts';
 import { formatEntries, groupCounts } from './counts.ts';
 
@@ -68,9 +70,7 @@ export function progressPrinter(out: Out): (event: EventLog) => void {
       );
     } else if (name === 'Generate instances') {
       const results = (output as { instances?: { counts: Record<string, number> }[] })?.instances ?? [];
-      const sum: Record<string, number> = {};
-      for (const result of results)
-        for (const [k, n] of Object.entries(result.counts)) sum[k] = (sum[k] ?? 0) + n;
+      const sum = results.reduce<Counts>((total, result) => addCounts(total, result.counts), {});
       const groups = groupCounts(sum);
       out(
         `${stamp()}     tasks with valid instances ${sum.complete ?? 0}; tasks dropped: ${formatEntries(groups.tasks)}`,

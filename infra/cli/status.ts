@@ -14,6 +14,7 @@ import {
 } from '@aws-sdk/client-sfn';
 import { Command } from 'commander';
 import { NotFound } from '../../functions/shared/errors.ts';
+import { addCounts } from '../../functions/shared/schemas.ts';
 import { formatEntries, groupCounts } from './counts.ts';
 
 export interface RunStatus {
@@ -72,9 +73,7 @@ export function statusFromHistory(
     costUsd: 0,
     elapsedMs: 0,
   };
-  const add = (counts: Record<string, number> | undefined) => {
-    for (const [key, n] of Object.entries(counts ?? {})) status.counts[key] = (status.counts[key] ?? 0) + n;
-  };
+  const add = (counts: Record<string, number> | undefined) => addCounts(status.counts, counts);
   const addUsage = (byStage: Record<string, Usage> | undefined) => {
     for (const usage of Object.values(byStage ?? {})) {
       status.usage.calls += usage.calls;
