@@ -4,7 +4,7 @@
  * another run), plus the run's summary, under `exports/<run>/`, and marks the run succeeded.
  */
 
-import { toAlpaca, toRecords, toSeedFormat } from '../shared/formats.ts';
+import { toAlpaca, toRecords, toSeedFormat } from '../shared/exports/formats.ts';
 import { exportKeys } from '../shared/keys.ts';
 import { toJsonLines } from '../shared/model-calls.ts';
 import type { ObjectStore, PoolStore, RunRecord } from '../shared/ports.ts';

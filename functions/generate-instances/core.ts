@@ -9,7 +9,7 @@
 import pLimit from 'p-limit';
 import type { z } from 'zod';
 import { filterInstances } from '../shared/engine/instances.ts';
-import { toSeedFormat } from '../shared/formats.ts';
+import { toSeedFormat } from '../shared/exports/formats.ts';
 import { runKeys } from '../shared/keys.ts';
 import { ModelCalls, toJsonLines } from '../shared/model-calls.ts';
 import type { ObjectStore, PoolStore, PoolTask, TextModel } from '../shared/ports.ts';

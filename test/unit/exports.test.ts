@@ -40,7 +40,6 @@ import {
   toRecords,
   validationSize,
 } from '../../functions/shared/exports/index.ts';
-import * as legacyFormats from '../../functions/shared/formats.ts';
 import { exportDataset } from '../../infra/cli/export.ts';
 import { MemoryObjects } from './fakes.ts';
 
@@ -158,10 +157,6 @@ describe('the formats', () => {
       most_similar_score: 0.25,
       quality_score: undefined,
     });
-  });
-
-  it('keeps the old import path of the pipeline’s formats', () => {
-    expect(legacyFormats.toRecords).toBe(toRecords);
   });
 
   it('puts the input after a blank line in the user turn, only when there is one', () => {

@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import { NotFound } from '../errors.ts';
-import { toSeedFormat } from '../formats.ts';
+import { toSeedFormat } from '../exports/formats.ts';
 import { parseRecords } from '../input-files.ts';
 import { exportKeys, poolKeys } from '../keys.ts';
 import type { ObjectStore, PoolStore } from '../ports.ts';
