@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { type FileProblem, NotFound, RunInputInvalid, SeedFileInvalid } from '../shared/errors.ts';
 import { parseRecords } from '../shared/input-files.ts';
 import { DEFAULT_SEED_KEY, poolKeys, SEED_UPLOAD_PREFIX } from '../shared/keys.ts';
+import { checkOperatorLimits, type OperatorLimits } from '../shared/limits.ts';
 import { fromJsonLines, toJsonLines } from '../shared/model-calls.ts';
 import { parseReplayId } from '../shared/models/replay.ts';
 import { taskId } from '../shared/pool-ids.ts';
@@ -21,6 +22,8 @@ export interface PrepareDeps {
   objects: ObjectStore;
   pool: PoolStore;
   now?: () => Date;
+  /** What the operator allows runs (model endpoints, concurrency caps). @default DEFAULT_OPERATOR_LIMITS */
+  limits?: OperatorLimits;
 }
 
 /** `seeds/<pool>/<file>` names its pool; any other key grows the default pool. */
@@ -81,10 +84,11 @@ export const PrepareInput = z.object({ runId: z.string().min(1), input: z.unknow
 
 export async function prepareRun(
   { runId, input }: z.infer<typeof PrepareInput>,
-  { objects, pool, now = () => new Date() }: PrepareDeps,
+  { objects, pool, now = () => new Date(), limits }: PrepareDeps,
 ): Promise<RunState> {
   // Validate everything before writing anything.
   const config = parseRunInput(input, runId);
+  checkOperatorLimits(config, limits);
   if (config.model.startsWith('replay:')) await inheritRecordedRun(config, input, pool);
   if (config.maxCostUsd !== undefined) await requirePrice(config, objects);
   const seeds = await readSeedFile(objects, config.seedKey);

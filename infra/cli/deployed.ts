@@ -11,6 +11,7 @@ import { Command } from 'commander';
 import { parseRunInput } from '../../functions/prepare/core.ts';
 import { S3ObjectStore } from '../../functions/shared/adapters/s3.ts';
 import { ConfigurationError, NotFound } from '../../functions/shared/errors.ts';
+import { PRICE_TABLE_PREFIX, UPLOADS_PREFIX } from '../../functions/shared/keys.ts';
 import { LOCAL_CREDENTIALS } from '../local/servers.ts';
 import { startLocalStepFunctions } from '../local/sfn-server.ts';
 import { LocalStack } from '../local/stack.ts';
@@ -62,18 +63,23 @@ export async function runDeployed(
 ): Promise<RunStatus> {
   const runId = newRunId();
   const input = runInputFromOptions(options);
-  parseRunInput({ ...input, seedKey: input.seedKey ?? (options.seeds ? 'uploads/x' : undefined) }, runId);
+  parseRunInput(
+    { ...input, seedKey: input.seedKey ?? (options.seeds ? `${UPLOADS_PREFIX}x` : undefined) },
+    runId,
+  );
   const target = await resolveDeployed(options);
 
   const upload = async (file: string, prefix: string, contentType: string) => {
     if (!target.bucket) throw new ConfigurationError('Uploading a file needs the bucket: pass --bucket');
     // Not under seeds/: an upload there would start a second run through the EventBridge rule.
-    const key = `${prefix}/${runId}/${path.basename(file)}`;
+    const key = `${prefix}${runId}/${path.basename(file)}`;
     await new S3ObjectStore(target.bucket).put(key, readFileSync(file), contentType);
     return key;
   };
-  if (options.seeds) input.seedKey = await upload(options.seeds, 'uploads', 'application/jsonl');
-  if (options.prices) input.priceTableKey = await upload(options.prices, 'prices', 'application/json');
+  if (options.seeds) input.seedKey = await upload(options.seeds, UPLOADS_PREFIX, 'application/jsonl');
+  if (options.prices) {
+    input.priceTableKey = await upload(options.prices, PRICE_TABLE_PREFIX, 'application/json');
+  }
 
   const sfn = new SFNClient({});
   const { executionArn } = await sfn.send(

@@ -5,6 +5,7 @@
  */
 
 import { addCounts, type Counts } from '../../functions/shared/schemas.ts';
+import { CONTROL_STATES, STAGES } from '../../functions/stages.ts';
 import type { EventLog } from '../local/stack.ts';
 import { formatEntries, groupCounts } from './counts.ts';
 
@@ -26,16 +27,16 @@ export function progressPrinter(out: Out): (event: EventLog) => void {
     const event = raw as StateEvent;
     const name = event.state?.name;
     if (event.type === 'StateEntered' && name) {
-      if (name === 'Generate instructions') {
+      if (name === STAGES.generateInstructions.state) {
         iteration++;
         out(`${stamp()} iteration ${iteration}`);
       }
-      if (name === 'Generate instances') {
+      if (name === STAGES.generateInstances.mapState) {
         chunksDone = 0;
         chunksTotal = ((event.state?.input as { gated?: { chunks?: unknown[] } })?.gated?.chunks ?? [])
           .length;
       }
-      if (name !== 'Generate instances for a chunk' && name !== 'Enough instructions?')
+      if (name !== STAGES.generateInstances.state && name !== CONTROL_STATES.enough)
         out(`${stamp()}   ▸ ${name}`);
       return;
     }
@@ -51,7 +52,7 @@ export function progressPrinter(out: Out): (event: EventLog) => void {
     }
     if (event.type !== 'StateExited' || !name) return;
     const output = event.state?.output as Record<string, never> | undefined;
-    if (name === 'Generate instructions') {
+    if (name === STAGES.generateInstructions.state) {
       const g = (
         output as {
           generated?: { prompts: number; candidates: number; malformed: number; droppedByTruncation: number };
@@ -62,13 +63,13 @@ export function progressPrinter(out: Out): (event: EventLog) => void {
           `${stamp()}     ${g.prompts} calls → ${g.candidates} candidates (${g.malformed} malformed, ${g.droppedByTruncation} lost to truncation)`,
         );
       }
-    } else if (name === 'Filter and deduplicate') {
+    } else if (name === STAGES.filter.state) {
       const counts = (output as { gated?: { counts: Record<string, number> } })?.gated?.counts ?? {};
       const rejected = formatEntries(groupCounts(counts).instructions);
       out(
         `${stamp()}     accepted ${counts.accepted ?? 0} of ${counts.generated ?? 0}; rejected: ${rejected}`,
       );
-    } else if (name === 'Generate instances') {
+    } else if (name === STAGES.generateInstances.mapState) {
       const results = (output as { instances?: { counts: Record<string, number> }[] })?.instances ?? [];
       const sum = results.reduce<Counts>((total, result) => addCounts(total, result.counts), {});
       const groups = groupCounts(sum);
@@ -76,7 +77,7 @@ export function progressPrinter(out: Out): (event: EventLog) => void {
         `${stamp()}     tasks with valid instances ${sum.complete ?? 0}; tasks dropped: ${formatEntries(groups.tasks)}`,
       );
       out(`${stamp()}     instances dropped: ${formatEntries(groups.instances)}`);
-    } else if (name === 'Save iteration') {
+    } else if (name === STAGES.saveIteration.state) {
       const progress = (output as { progress?: { added: number; poolSize: number } })?.progress;
       const target = (output as { config?: { target: number } })?.config?.target;
       if (progress)

@@ -8,7 +8,7 @@ import { Command, Option } from 'commander';
 import type { RunSummary } from '../../functions/export/core.ts';
 import { parseRunInput } from '../../functions/prepare/core.ts';
 import { NotFound } from '../../functions/shared/errors.ts';
-import { exportKeys } from '../../functions/shared/keys.ts';
+import { exportKeys, PRICE_TABLE_PREFIX, SEED_UPLOAD_PREFIX } from '../../functions/shared/keys.ts';
 import { describeModel, ollamaHint } from '../../functions/shared/models/index.ts';
 import type { RunInput } from '../../functions/shared/schemas.ts';
 import { toHistoryEvent } from '../local/history-events.ts';
@@ -99,7 +99,8 @@ export async function runLocal(
   const { pool } = parseRunInput(
     {
       ...input,
-      seedKey: input.seedKey ?? (options.seeds ? `seeds/${input.pool ?? 'default'}/x` : undefined),
+      seedKey:
+        input.seedKey ?? (options.seeds ? `${SEED_UPLOAD_PREFIX}${input.pool ?? 'default'}/x` : undefined),
     },
     runId,
   );
@@ -130,13 +131,13 @@ export async function runLocal(
         throw new NotFound(`Seed file ${options.seeds} does not exist or can't be read`);
       }
       // As an upload in AWS would: the run reads the seed file from the bucket.
-      const key = `seeds/${input.pool ?? 'default'}/${path.basename(options.seeds)}`;
+      const key = `${SEED_UPLOAD_PREFIX}${input.pool ?? 'default'}/${path.basename(options.seeds)}`;
       await stack.objects.put(key, text, 'application/jsonl');
       input.seedKey = key;
     }
     if (options.prices) {
       // As in AWS, the run reads its price table from the bucket.
-      const key = `prices/${path.basename(options.prices)}`;
+      const key = `${PRICE_TABLE_PREFIX}${path.basename(options.prices)}`;
       await stack.objects.put(key, readFileSync(options.prices), 'application/json');
       input.priceTableKey = key;
     }

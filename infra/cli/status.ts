@@ -15,6 +15,7 @@ import {
 import { Command } from 'commander';
 import { NotFound } from '../../functions/shared/errors.ts';
 import { addCounts } from '../../functions/shared/schemas.ts';
+import { STAGES } from '../../functions/stages.ts';
 import { formatEntries, groupCounts } from './counts.ts';
 
 export interface RunStatus {
@@ -89,8 +90,8 @@ export function statusFromHistory(
     if (event.type === 'ExecutionStarted') status.startedAt = event.timestamp;
     if (entered?.name) {
       status.state = entered.name;
-      if (entered.name === 'Generate instructions') status.iteration++;
-      if (entered.name === 'Generate instances') {
+      if (entered.name === STAGES.generateInstructions.state) status.iteration++;
+      if (entered.name === STAGES.generateInstances.mapState) {
         const input = parse(entered.input) as { gated?: { chunks?: unknown[] } };
         status.chunks = { done: 0, total: input.gated?.chunks?.length ?? 0 };
       }
@@ -98,16 +99,16 @@ export function statusFromHistory(
     if (event.type === 'MapIterationSucceeded' && status.chunks) status.chunks.done++;
     if (exited?.name) {
       const output = parse(exited.output);
-      if (exited.name === 'Prepare run') {
+      if (exited.name === STAGES.prepare.state) {
         const config = output.config as { target?: number; maxIterations?: number } | undefined;
         status.target = config?.target;
         status.maxIterations = config?.maxIterations;
         status.poolSize = (output.progress as { poolSize?: number } | undefined)?.poolSize;
-      } else if (exited.name === 'Generate instructions') {
+      } else if (exited.name === STAGES.generateInstructions.state) {
         addUsage((output.generated as { usage?: Record<string, Usage> } | undefined)?.usage);
-      } else if (exited.name === 'Filter and deduplicate') {
+      } else if (exited.name === STAGES.filter.state) {
         add((output.gated as { counts?: Record<string, number> } | undefined)?.counts);
-      } else if (exited.name === 'Generate instances') {
+      } else if (exited.name === STAGES.generateInstances.mapState) {
         for (const result of (output.instances as {
           counts: Record<string, number>;
           usage: Record<string, Usage>;
@@ -115,7 +116,7 @@ export function statusFromHistory(
           add(result.counts);
           addUsage(result.usage);
         }
-      } else if (exited.name === 'Save iteration') {
+      } else if (exited.name === STAGES.saveIteration.state) {
         const progress = output.progress as { added: number; poolSize: number; costUsd?: number } | undefined;
         if (progress) {
           status.added = progress.added;
@@ -175,7 +176,8 @@ export function statusLine(s: RunStatus, bar: boolean): string {
   const width = 24;
   const filled = Math.round(fraction * width);
   const progress = bar ? `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ` : '';
-  const chunks = s.state === 'Generate instances' && s.chunks ? ` ${s.chunks.done}/${s.chunks.total}` : '';
+  const chunks =
+    s.state === STAGES.generateInstances.mapState && s.chunks ? ` ${s.chunks.done}/${s.chunks.total}` : '';
   const eta = s.etaMs === undefined ? '' : ` · ETA ${seconds(s.etaMs)}`;
   return `${progress}${s.added}/${s.target ?? '?'} tasks · iteration ${s.iteration} · ${s.status === 'RUNNING' ? `${s.state ?? 'starting'}${chunks}` : s.status} · $${s.costUsd.toFixed(4)}${eta}`;
 }

@@ -22,6 +22,7 @@
  */
 import { ModelRequestFailed } from '../errors.ts';
 import type { ModelRequest, ObjectStore, TextModel, TokenUsage } from '../ports.ts';
+import { hasUrlCredentials, redactUrlCredentials } from '../urls.ts';
 import { parseReplayId, ReplayModel } from './replay.ts';
 
 /** Options of `createTextModel`. */
@@ -53,18 +54,6 @@ export const estimatedUsage = (
   estimated: true,
 });
 
-/** A URL for messages and logs: a password in it (`http://user:password@host/`) is masked. */
-export function displayUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password === '') return url;
-    parsed.password = '***';
-    return parsed.toString().replace(/\/$/, url.endsWith('/') ? '/' : '');
-  } catch {
-    return url;
-  }
-}
-
 /** Where an OpenAI-API model lives and how to talk to it. */
 export interface OpenAIEndpoint {
   /** `openai` is OpenAI itself (key from `OPENAI_API_KEY`); `openai-compatible` any other server. */
@@ -94,8 +83,11 @@ const ACCEPTED = [
   'replay:<run id>[+<fallback model id>] (serve a recorded run again)',
 ];
 
+/** The id is of no accepted form; the message masks credentials in it. */
 function invalid(id: string, why: string): ModelRequestFailed {
-  return new ModelRequestFailed(`Unknown model "${id}": ${why}. Use one of:\n  ${ACCEPTED.join('\n  ')}`);
+  return new ModelRequestFailed(
+    `Unknown model "${redactUrlCredentials(id)}": ${why}. Use one of:\n  ${ACCEPTED.join('\n  ')}`,
+  );
 }
 
 /** `<model>@<base URL>`: the model is everything before the `@` that starts the URL. */
@@ -103,17 +95,19 @@ function splitAtUrl(id: string, rest: string): { model: string; baseURL: string 
   const match = /^(.*?)@(https?:\/\/.+)$/.exec(rest);
   if (!match) return { model: rest, baseURL: undefined };
   const [, model = '', baseURL = ''] = match;
-  try {
-    new URL(baseURL);
-  } catch {
-    throw invalid(id, `"${baseURL}" is not a URL`);
+  if (hasUrlCredentials(baseURL)) {
+    throw invalid(
+      id,
+      'the base URL carries credentials (user:password@), which would be printed and stored with the run; remove them and put the API key in SELFINSTRUCT_API_KEY (locally) or the secret (AWS)',
+    );
   }
+  if (!URL.canParse(baseURL)) throw invalid(id, `"${baseURL}" is not a URL`);
   return { model, baseURL: baseURL.replace(/\/+$/, '') };
 }
 
 /**
  * Parses a model id into its provider and settings; throws `ModelRequestFailed` listing the accepted
- * forms when the id is none of them.
+ * forms when the id is none of them, or when its URL carries credentials (never echoed).
  */
 export function parseModelId(id: string): ModelSpec {
   if (id === 'offline' || id.startsWith('offline:')) return { provider: 'offline', id };
@@ -207,7 +201,7 @@ export function describeModel(id: string): string {
         ? 'completions for raw prompts, chat completions for chat'
         : 'chat completions';
       const json = spec.jsonMode ? '' : ', no JSON mode';
-      return `${name} (${api}${json}), model ${spec.model}, endpoint ${displayUrl(spec.baseURL)}; token counts reported by the server (estimated when it leaves them out)`;
+      return `${name} (${api}${json}), model ${spec.model}, endpoint ${spec.baseURL}; token counts reported by the server (estimated when it leaves them out)`;
     }
   }
 }

@@ -26,7 +26,8 @@
  * API key: when `MODEL_API_KEY_SECRET_ARN` is set (in AWS), from that Secrets Manager secret (see
  * `apiKeyFromSecret`), cached for 5 minutes; otherwise from `OPENAI_API_KEY` for OpenAI, and from
  * `SELFINSTRUCT_API_KEY`, else `OPENAI_API_KEY`, else none (local servers such as Ollama) for other
- * servers. It is never logged.
+ * servers. It is never logged, and it goes only to an endpoint the operator allows: no request at all is
+ * made to a base URL outside `SELFINSTRUCT_ALLOWED_MODEL_ENDPOINTS` (`limits.ts`).
  */
 import { createHash } from 'node:crypto';
 import OpenAI from 'openai';
@@ -37,8 +38,10 @@ import {
   ModelUnavailable,
   type SelfInstructError,
 } from '../errors.ts';
+import { assertModelEndpointAllowed, operatorLimitsFromEnv } from '../limits.ts';
 import type { ModelReply, ModelRequest, TextModel } from '../ports.ts';
-import { DEFAULT_TIMEOUT_MS, displayUrl, estimatedUsage, type OpenAIEndpoint } from './index.ts';
+import { redactUrlCredentials } from '../urls.ts';
+import { DEFAULT_TIMEOUT_MS, estimatedUsage, type OpenAIEndpoint } from './index.ts';
 
 /** The environment variable naming the Secrets Manager secret that holds the API key (set in AWS). */
 export const API_KEY_SECRET_ENV = 'MODEL_API_KEY_SECRET_ARN';
@@ -122,12 +125,15 @@ const clients = new Map<string, OpenAI>();
 /**
  * The `openai` client for an endpoint: one attempt per call, the given timeout, the key resolved as
  * `resolveApiKey` does. Built once per base URL, key and timeout. Without a key no `Authorization`
- * header is sent.
+ * header is sent. Throws `ModelEndpointNotAllowed`, before reading the key, for an endpoint outside the
+ * operator's allow-list (`SELFINSTRUCT_ALLOWED_MODEL_ENDPOINTS`, see `limits.ts`): "Prepare run" has
+ * refused such a run already; this keeps the key from going there whatever the caller.
  */
 export async function openAIClient(
   endpoint: Pick<OpenAIEndpoint, 'provider' | 'baseURL'>,
   timeoutMs = DEFAULT_TIMEOUT_MS,
 ): Promise<{ client: OpenAI; apiKey: string | undefined }> {
+  assertModelEndpointAllowed(endpoint.baseURL, operatorLimitsFromEnv().allowedModelEndpoints);
   const apiKey = await resolveApiKey(endpoint.provider);
   const cacheKey = createHash('sha256')
     .update(`${endpoint.baseURL}\n${timeoutMs}\n${apiKey ?? ''}`)
@@ -149,10 +155,10 @@ export async function openAIClient(
   return { client, apiKey };
 }
 
-/** The label of an endpoint in messages: provider, base URL (password masked) and model. */
+/** The label of an endpoint in messages: provider, base URL (credentials masked) and model. */
 export function describeEndpoint(endpoint: Pick<OpenAIEndpoint, 'provider' | 'baseURL' | 'model'>): string {
   const name = endpoint.provider === 'openai' ? 'OpenAI' : 'OpenAI-compatible server';
-  return `${name} ${displayUrl(endpoint.baseURL)}, model ${endpoint.model}`;
+  return `${name} ${redactUrlCredentials(endpoint.baseURL)}, model ${endpoint.model}`;
 }
 
 /** `text` with every occurrence of `secret` masked. */

@@ -4,15 +4,21 @@
  * with no recording fails clearly, unless a fallback model is given: `replay:<run-id>+<model id>`.
  */
 import { ModelRequestFailed, NotFound } from '../errors.ts';
+import { runPrefix } from '../keys.ts';
 import { type CallRecord, fromJsonLines, promptHash } from '../model-calls.ts';
 import type { ModelReply, ModelRequest, ObjectStore, TextModel } from '../ports.ts';
+import { redactUrlCredentials } from '../urls.ts';
 
 /** Splits `replay:<run-id>[+<fallback model id>]`. */
 export function parseReplayId(id: string): { runId: string; fallback?: string } {
   const rest = id.slice('replay:'.length);
   const plus = rest.indexOf('+');
   const runId = plus < 0 ? rest : rest.slice(0, plus);
-  if (!runId) throw new ModelRequestFailed(`"${id}" names no run: use replay:<run-id>[+<fallback model id>]`);
+  if (!runId) {
+    throw new ModelRequestFailed(
+      `"${redactUrlCredentials(id)}" names no run: use replay:<run-id>[+<fallback model id>]`,
+    );
+  }
   return plus < 0 ? { runId } : { runId, fallback: rest.slice(plus + 1) };
 }
 
@@ -57,12 +63,12 @@ export class ReplayModel implements TextModel {
   }
 
   private async load(group: string): Promise<Map<string, CallRecord[]>> {
-    const keys = (await this.objects.list(`runs/${this.runId}/`)).filter((key) =>
+    const keys = (await this.objects.list(runPrefix(this.runId))).filter((key) =>
       key.split('/').at(-1)?.startsWith(group),
     );
     if (keys.length === 0 && !this.fallback) {
       throw new NotFound(
-        `run ${this.runId} has no recorded ${group} calls in the bucket (runs/${this.runId}/)`,
+        `run ${this.runId} has no recorded ${group} calls in the bucket (${runPrefix(this.runId)})`,
       );
     }
     const byHash = new Map<string, CallRecord[]>();
