@@ -1,13 +1,16 @@
 /**
- * What the operator allows, through the local stack: the model API key goes only to the endpoints of
- * `selfinstruct:allowedModelEndpoints`; a run naming another server fails in "Prepare run" before any
+ * What a run may do, through the local stack. The model API key goes only to the endpoints of
+ * `selfinstruct:allowedModelEndpoints`: a run naming another server fails in "Prepare run" before any
  * request, and none carrying the key reaches that server. A run above the concurrency caps fails the
- * same way, and a model URL with credentials in it is refused without printing them.
+ * same way, and a model URL with credentials in it is refused without printing them. And the paths
+ * whose grants were once missing work: a price table under `prices/` read by "Prepare run" and "Save
+ * iteration", and a failed run recorded with its real cause and its pool given back.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PRICE_TABLE_PREFIX } from '../../functions/shared/keys.ts';
 import { runLocal } from '../../infra/cli/run.ts';
 import { LocalStack } from '../../infra/local/stack.ts';
 import { type StandIn, startOpenAIStandIn } from '../support/model-servers.ts';
@@ -131,5 +134,40 @@ describe('a model URL with credentials', () => {
     expect(result.cause).toMatch(/carries credentials/);
     expect(result.cause).not.toContain('hunter2');
     expect(JSON.stringify(await stack.pool.getRun(result.executionName))).not.toContain('hunter2');
+  });
+});
+
+describe('the paths whose grants were once missing', () => {
+  it('a price table under prices/ prices the run (read by "Prepare run" for the budget, by "Save iteration" for the cost)', async () => {
+    const key = `${PRICE_TABLE_PREFIX}offline-at-a-price.json`;
+    await stack.objects.put(
+      key,
+      JSON.stringify({ models: { offline: { inputPer1M: 1000, outputPer1M: 1000 } } }),
+    );
+
+    const result = await stack.execute({ ...small, pool: 'priced', priceTableKey: key, maxCostUsd: 1000 });
+
+    expect(result.status, result.cause).toBe('SUCCEEDED');
+    const run = await stack.pool.getRun(result.executionName);
+    const { inputTokens = 0, outputTokens = 0 } = run?.usage ?? {};
+    expect(run?.cost?.modelUsd).toBeCloseTo(((inputTokens + outputTokens) * 1000) / 1e6, 10);
+    expect(inputTokens).toBeGreaterThan(0);
+  });
+
+  it('a failed run is marked FAILED with its real cause by "Record failure", which gives its pool back', async () => {
+    // The model refuses the first call: the run fails in "Generate instructions", after it took the pool.
+    allowed.reset();
+    allowed.enqueue({ status: 400, message: 'this model does not take that parameter' });
+    const model = `openai-compatible:m@${allowed.url}`;
+
+    const failed = await stack.execute({ ...small, pool: 'given-back', model }, { retryIntervalMs: 10 });
+
+    expect(failed.status).toBe('FAILED');
+    expect(failed.error).toBe('ModelRequestFailed');
+    const run = await stack.pool.getRun(failed.executionName);
+    expect(run).toMatchObject({ status: 'FAILED', error: 'ModelRequestFailed', pool: 'given-back' });
+    expect(run?.cause).toMatch(/HTTP 400: this model does not take that parameter/);
+    const next = await stack.execute({ ...small, pool: 'given-back' });
+    expect(next.status, next.cause).toBe('SUCCEEDED');
   });
 });
