@@ -125,11 +125,6 @@ export function applyNag(app: App, stack: SelfInstructStack): void {
         'IAM5[Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-<AWS::Region>/*]',
         'CDK BucketDeployment reads its asset from the CDK bootstrap bucket.',
       );
-      ack(
-        child,
-        'IAM5[Resource::*]',
-        'CDK bucket-notification handler: s3:PutBucketNotification is granted by CDK.',
-      );
     }
   }
 }

@@ -1,6 +1,12 @@
 import { App } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  ITERATION_STATES,
+  MAP_ITEM_STATES,
+  RUN_ONCE_STATES,
+} from '../../functions/shared/pricing/aws-usage.ts';
+import { STAGES } from '../../functions/stages.ts';
 import { buildApp } from '../../infra/app.ts';
 import { RETRYABLE_ERRORS } from '../../infra/workflow.ts';
 
@@ -16,6 +22,7 @@ interface State {
   ItemProcessor?: { States: Record<string, State> };
   ItemsPath?: string;
   ItemSelector?: Record<string, string>;
+  TimeoutSeconds?: number;
 }
 
 let template: Template;
@@ -113,6 +120,31 @@ describe('the state machine', () => {
     });
   });
 
+  it('enters the states the AWS cost model counts, per iteration, per Map item and once per run', () => {
+    const loop: string[] = [];
+    for (let name: string | undefined = STAGES.generateInstructions.state; name && !loop.includes(name); ) {
+      loop.push(name);
+      const state: State | undefined = states[name];
+      name = state?.Type === 'Choice' ? undefined : state?.Next;
+    }
+
+    expect(loop).toEqual([...ITERATION_STATES]);
+    expect(Object.keys(states['Generate instances']?.ItemProcessor?.States ?? {})).toEqual([
+      ...MAP_ITEM_STATES,
+    ]);
+    expect(states['Start run']?.Next).toBe('Prepare run');
+    expect(states['Prepare run']?.Next).toBe('Generate instructions');
+    expect(states['Export dataset']?.Next).toBe('Done');
+    for (const name of RUN_ONCE_STATES) expect(states[name], name).toBeDefined();
+  });
+
+  it('times each task out with its function', () => {
+    const tasks = { ...states, ...states['Generate instances']?.ItemProcessor?.States };
+    for (const stage of Object.values(STAGES)) {
+      expect(tasks[stage.state]?.TimeoutSeconds, stage.state).toBe(stage.timeoutSeconds);
+    }
+  });
+
   it('uses JSONPath and Lambda tasks only, so the same definition runs locally', () => {
     const json = JSON.stringify(states);
     expect(json).not.toContain('JSONata');
@@ -163,7 +195,7 @@ describe('storage', () => {
     });
   });
 
-  it('runs one Node 22 function per stage', () => {
+  it('runs one Node 22 function per stage of the registry, with its memory and timeout', () => {
     const functions = Object.values(template.findResources('AWS::Lambda::Function')).filter(
       (fn) => fn.Metadata?.['SelfInstruct:Entry'],
     );
@@ -177,6 +209,20 @@ describe('storage', () => {
       'functions/save-iteration/handler.ts',
     ]);
     for (const fn of functions) expect(fn.Properties.Runtime).toBe('nodejs22.x');
+    const sizes = Object.fromEntries(
+      functions.map((fn) => [
+        fn.Metadata['SelfInstruct:Entry'],
+        [fn.Properties.MemorySize, fn.Properties.Timeout],
+      ]),
+    );
+    expect(sizes).toEqual(
+      Object.fromEntries(
+        Object.values(STAGES).map((stage) => [
+          `functions/${stage.folder}/handler.ts`,
+          [stage.memoryMb, stage.timeoutSeconds],
+        ]),
+      ),
+    );
   });
 });
 
@@ -225,59 +271,5 @@ describe('triggers', () => {
       target: 200,
       pool: 'default',
     });
-  });
-});
-
-describe('cdk-nag', () => {
-  it('fails synthesis on an unacknowledged finding (so the zero-findings check above can fail)', () => {
-    const { app, stack } = buildApp(new App({ context: { 'aws:cdk:bundling-stacks': [] } }));
-    // A wildcard grant nobody acknowledged.
-    stack.bucket.grantRead(stack.workflow.functions.recordFailure);
-    expect(() => app.synth()).toThrow(/AwsSolutions-IAM5/);
-  });
-});
-
-describe('the model API key', () => {
-  it('is a Secrets Manager secret readable only by the stages that call the model', () => {
-    const functions = template.findResources('AWS::Lambda::Function');
-    const withSecret = Object.values(functions)
-      .filter((fn) => fn.Properties.Environment?.Variables?.MODEL_API_KEY_SECRET_ARN)
-      .map((fn) => fn.Metadata['SelfInstruct:Entry'])
-      .sort();
-    expect(withSecret).toEqual([
-      'functions/generate-instances/handler.ts',
-      'functions/generate-instructions/handler.ts',
-    ]);
-    const readers = Object.values(template.findResources('AWS::IAM::Policy')).filter((policy) =>
-      JSON.stringify(policy.Properties.PolicyDocument).includes('secretsmanager:GetSecretValue'),
-    );
-    expect(readers).toHaveLength(2);
-  });
-});
-
-describe('Bedrock permissions', () => {
-  const policyFor = (model: string) => {
-    const { app, stack } = buildApp(
-      new App({ context: { 'aws:cdk:bundling-stacks': [], 'selfinstruct:model': model } }),
-    );
-    app.synth();
-    return JSON.stringify(
-      Object.values(Template.fromStack(stack).findResources('AWS::IAM::Policy')).filter((policy) =>
-        JSON.stringify(policy).includes('bedrock:InvokeModel'),
-      ),
-    );
-  };
-
-  it('lets the model-calling stages invoke the configured model only', () => {
-    const policies = policyFor('bedrock:amazon.nova-micro-v1:0');
-    expect(policies).toContain('foundation-model/amazon.nova-micro-v1:0');
-    expect(policies).not.toContain('inference-profile');
-    expect(policies.match(/bedrock:InvokeModel/g)).toHaveLength(2);
-  });
-
-  it('allows a cross-region inference profile and its model in the regions it routes to', () => {
-    const policies = policyFor('bedrock:us.anthropic.claude-3-5-haiku-20241022-v1:0');
-    expect(policies).toContain('inference-profile/us.anthropic.claude-3-5-haiku-20241022-v1:0');
-    expect(policies).toContain(':bedrock:*::foundation-model/anthropic.claude-3-5-haiku-20241022-v1:0');
   });
 });
