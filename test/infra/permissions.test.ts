@@ -6,9 +6,10 @@
 import { App } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { LIMIT_SETTINGS } from '../../functions/shared/limits.ts';
 import { INLINE_MAP_MAX_CONCURRENCY } from '../../functions/shared/schemas.ts';
 import { STAGES } from '../../functions/stages.ts';
-import { buildApp } from '../../infra/app.ts';
+import { buildApp, propsFromContext } from '../../infra/app.ts';
 import type { CfnTemplate } from '../../infra/local/template.ts';
 import { UNSCOPED_ACTIONS } from '../../infra/roles.ts';
 import { ENTRY_METADATA } from '../../infra/workflow.ts';
@@ -347,6 +348,26 @@ describe('cdk-nag', () => {
     stack.bucket.grantRead(stack.workflow.functions.recordFailure);
 
     expect(() => app.synth()).toThrow(/RecordFailureRole\/DefaultPolicy[\s\S]*AwsSolutions-IAM5/);
+  });
+});
+
+describe('the operator limits', () => {
+  it('come from the context, else from their environment variables (a local npm start), else the defaults', () => {
+    const env = LIMIT_SETTINGS.allowedModelEndpoints.env;
+    const saved = process.env[env];
+    try {
+      process.env[env] = 'https://api.groq.com/openai/v1';
+      expect(propsFromContext(new App()).allowedModelEndpoints).toEqual(['https://api.groq.com/openai/v1']);
+      const context = { 'selfinstruct:allowedModelEndpoints': ['https://api.together.xyz/v1'] };
+      expect(propsFromContext(new App({ context })).allowedModelEndpoints).toEqual([
+        'https://api.together.xyz/v1',
+      ]);
+      delete process.env[env];
+      expect(propsFromContext(new App()).allowedModelEndpoints).toBeUndefined();
+    } finally {
+      if (saved === undefined) delete process.env[env];
+      else process.env[env] = saved;
+    }
   });
 });
 
