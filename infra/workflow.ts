@@ -73,12 +73,16 @@ export interface SelfInstructWorkflowProps {
   readonly limits?: OperatorLimits;
 }
 
-/** The environment that carries the operator's limits to a function (read by `operatorLimitsFromEnv`). */
+/**
+ * The environment that carries the operator's limits to a function (read by `operatorLimitsFromEnv`):
+ * the allowed endpoints to the stages that call the model and to "Prepare run", which also checks runs
+ * against the caps.
+ */
 function limitsEnvironment(limits: OperatorLimits, spec: StageSpec): Record<string, string> {
+  if (!spec.callsModel && spec !== STAGES.prepare) return {};
   const env: Record<string, string> = {
     [LIMIT_SETTINGS.allowedModelEndpoints.env]: limits.allowedModelEndpoints.join(','),
   };
-  // "Prepare run" checks a run against the caps; the model-calling stages only need the endpoints.
   if (spec === STAGES.prepare) {
     env[LIMIT_SETTINGS.maxModelCallsInFlight.env] = String(limits.maxModelCallsInFlight);
     if (limits.modelFunctionConcurrency !== undefined) {
@@ -171,7 +175,7 @@ export class SelfInstructWorkflow extends Construct {
         retention,
         removalPolicy: RemovalPolicy.DESTROY,
       });
-      // Its own log group instead of AWSLambdaBasicExecutionRole (logs:* on every group of the account).
+      // Writes its own log group, instead of AWSLambdaBasicExecutionRole's logs:PutLogEvents on any group.
       const role = new RoleWithUnscopedPolicy(this, `${spec.id}Role`, {
         assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
         description: `Stage "${spec.state}"`,
@@ -199,7 +203,7 @@ export class SelfInstructWorkflow extends Construct {
           POWERTOOLS_SERVICE_NAME: 'selfinstruct',
           POWERTOOLS_LOG_LEVEL: 'INFO',
           NODE_OPTIONS: '--enable-source-maps',
-          ...(spec.callsModel || spec === STAGES.prepare ? limitsEnvironment(limits, spec) : {}),
+          ...limitsEnvironment(limits, spec),
         },
         bundling: {
           format: nodejs.OutputFormat.ESM,
