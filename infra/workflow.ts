@@ -145,12 +145,12 @@ function grantStageAccess(fn: lambda.Function, spec: StageSpec, props: SelfInstr
     fn.addEnvironment('MODEL_API_KEY_SECRET_ARN', props.apiKeySecret.secretArn);
   }
   if (props.bedrockModelIds?.length) {
-    fn.addToRolePolicy(
-      new iam.PolicyStatement({
-        actions: ['bedrock:InvokeModel'],
-        resources: props.bedrockModelIds.flatMap((modelId) => bedrockResources(Stack.of(fn), modelId)),
-      }),
-    );
+    // aws-cdk-lib has no grant for a Bedrock model: the grant primitive, on exactly the model's ARNs.
+    iam.Grant.addToPrincipal({
+      grantee: fn,
+      actions: ['bedrock:InvokeModel'],
+      resourceArns: props.bedrockModelIds.flatMap((modelId) => bedrockResources(Stack.of(fn), modelId)),
+    });
   }
 }
 
