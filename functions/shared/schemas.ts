@@ -70,9 +70,10 @@ export const RunInput = z
     seedKey: z
       .string()
       .min(1)
+      .max(1024)
       .optional()
       .describe(
-        'S3 key of the seed file (Self-Instruct JSON Lines or Alpaca JSON). Default: the bundled seeds.',
+        'S3 key of the seed file (Self-Instruct JSON Lines or Alpaca JSON). Default: none for a pool that exists (it grows from its own seeds), the bundled seeds for a new one.',
       ),
     profile: ProfileName.default('default').describe(
       'Prompts, parsers and filters: self-instruct, alpaca or default.',
@@ -80,6 +81,7 @@ export const RunInput = z
     model: z
       .string()
       .min(1)
+      .max(2048)
       .default('offline')
       .describe(
         'Model: offline | bedrock:<model id> | openai:<model> | openai-compatible:<model>@<base URL> | openai-completions:<model>[@<base URL>] | replay:<run id>[+<fallback model>]',
@@ -112,7 +114,8 @@ export const RunInput = z
       .describe('Overrides the profile temperature of every call.'),
     topP: z.number().min(0).max(1).optional().describe('Overrides the profile top-p of every call.'),
     bannedWords: z
-      .array(z.string().min(1))
+      .array(z.string().min(1).max(64))
+      .max(200)
       .optional()
       .describe('Banned words of the default profile (the paper and Alpaca profiles fix theirs).'),
     instanceRounds: z
@@ -131,6 +134,7 @@ export const RunInput = z
     priceTableKey: z
       .string()
       .min(1)
+      .max(1024)
       .optional()
       .describe(
         'S3 key of a JSON price table merged over the shipped one (functions/shared/pricing/prices.json).',
@@ -146,6 +150,7 @@ export const RunInput = z
     seed: z
       .string()
       .min(1)
+      .max(256)
       .optional()
       .describe('Random seed for sampling and the offline model. Default: the run id.'),
     trigger: z.enum(['console', 'upload', 'schedule', 'cli']).default('console'),
@@ -156,7 +161,6 @@ export type RunInput = z.input<typeof RunInput>;
 /** The validated, defaulted run configuration carried in the execution state. */
 export const RunConfig = RunInput.extend({
   pool: PoolName,
-  seedKey: z.string().min(1),
   seed: z.string().min(1),
 });
 export type RunConfig = z.infer<typeof RunConfig>;
@@ -200,6 +204,8 @@ export const Progress = z.object({
   projectedCostUsd: z.number().nonnegative().default(0),
   /** False when `projectedCostUsd` is over the run's `maxCostUsd`: "Enough instructions?" then stops. */
   withinBudget: z.boolean().default(true),
+  /** The fencing token of the pool's lease this run holds (see `pool-lease.ts`). */
+  fence: z.int().nonnegative().default(0),
 });
 export type Progress = z.infer<typeof Progress>;
 

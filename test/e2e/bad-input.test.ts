@@ -116,7 +116,7 @@ describe('a run with bad input', () => {
   });
 
   it('stops when another run is growing the pool, and gives the pool back after a run', async () => {
-    const holder = await stack.pool.leasePool(
+    const holder = await stack.pool.takeLease(
       'guarded',
       'another-run',
       new Date(Date.now() + 60_000),
@@ -140,7 +140,7 @@ describe('a run with bad input', () => {
     expect(ok.status, String(ok.cause)).toBe('SUCCEEDED');
     // Released at the end: a next run can take it at once.
     expect(
-      (await stack.pool.leasePool('guarded', 'next-run', new Date(Date.now() + 1000), new Date())).taken,
+      (await stack.pool.takeLease('guarded', 'next-run', new Date(Date.now() + 1000), new Date())).taken,
     ).toBe(true);
   });
 });
