@@ -17,7 +17,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { backOff } from 'exponential-backoff';
 import pLimit, { type LimitFunction } from 'p-limit';
-import { ModelThrottled, ModelUnavailable, type SelfInstructError } from './errors.ts';
+import { ConfigurationError, ModelThrottled, ModelUnavailable, type SelfInstructError } from './errors.ts';
 import type { ModelReply, ModelRequest, PoolStore, StoredCall, TextModel } from './ports.ts';
 import type { Usage, UsageByStage } from './schemas.ts';
 
@@ -102,6 +102,27 @@ export interface RetryPolicy {
 
 /** 8 attempts, waits drawn below 0.5, 1, 2, 4, 8, 16, 20 s: about 50 s at most, 25 s on average. */
 export const DEFAULT_RETRY: RetryPolicy = { attempts: 8, baseDelayMs: 500, maxDelayMs: 20_000 };
+
+/**
+ * The retry policy of the functions: `DEFAULT_RETRY`, with the waits scaled down by
+ * `SELFINSTRUCT_RETRY_BASE_MS` / `SELFINSTRUCT_RETRY_MAX_MS` when set (tests and fault benchmarks on
+ * the local stack, which would otherwise spend most of their time waiting).
+ */
+export function retryPolicy(env: NodeJS.ProcessEnv = process.env): RetryPolicy {
+  const ms = (name: string, fallback: number) => {
+    const value = env[name];
+    if (value === undefined || value === '') return fallback;
+    const n = Number(value);
+    if (!Number.isFinite(n) || n < 0)
+      throw new ConfigurationError(`${name} must be a number of milliseconds, not "${value}"`);
+    return n;
+  };
+  return {
+    attempts: DEFAULT_RETRY.attempts,
+    baseDelayMs: ms('SELFINSTRUCT_RETRY_BASE_MS', DEFAULT_RETRY.baseDelayMs),
+    maxDelayMs: ms('SELFINSTRUCT_RETRY_MAX_MS', DEFAULT_RETRY.maxDelayMs),
+  };
+}
 
 /**
  * The share of a stage's calls that may be lost (still failing after their retries) before the stage
@@ -202,7 +223,7 @@ export class ModelCalls {
     private readonly options: ModelCallsOptions = {},
   ) {
     this.limit = new AdaptiveLimit(options.concurrency ?? 8);
-    this.retry = options.retry ?? DEFAULT_RETRY;
+    this.retry = options.retry ?? retryPolicy();
   }
 
   /**
