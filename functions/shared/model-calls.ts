@@ -268,10 +268,7 @@ export class ModelCalls {
         retry: (error) => retryable(error) && this.timeLeft() >= TIME_RESERVE_MS + this.retry.maxDelayMs,
       });
     } catch (error) {
-      if (!retryable(error)) {
-        this.failed ??= error;
-        throw error;
-      }
+      if (!retryable(error)) throw error;
       this.lost++;
       this.lastLoss = error as Error;
       return undefined;
@@ -353,7 +350,13 @@ export class ModelCalls {
       if (this.timeLeft() < TIME_RESERVE_MS) {
         throw new ModelUnavailable('no time left in this function for another model call');
       }
-      return this.model.generate(request);
+      try {
+        return await this.model.generate(request);
+      } catch (error) {
+        // Permanent: no call starts after it, queued ones included.
+        if (!retryable(error)) this.failed ??= error;
+        throw error;
+      }
     });
   }
 

@@ -13,6 +13,24 @@ import type {
   StoredCall,
 } from '../../functions/shared/ports.ts';
 
+/** A seed task of the Self-Instruct seed-file format. */
+export const seedTask = (id: number, instruction: string) => ({
+  id: `seed_task_${id}`,
+  name: `task-${id}`,
+  instruction,
+  instances: [{ input: '', output: `answer ${id}` }],
+  is_classification: false,
+});
+
+/** Five seed tasks that don't resemble each other. */
+export const SEED_TASKS = [
+  seedTask(0, 'Summarize the paragraph in one sentence for a busy reader.'),
+  seedTask(1, 'Translate the legal clause into plain everyday language.'),
+  seedTask(2, 'Suggest three names for a bakery that sells sourdough bread.'),
+  seedTask(3, 'Classify the sentiment of the review as positive or negative.'),
+  seedTask(4, 'Write a haiku about the first snow of the winter.'),
+];
+
 export class MemoryObjects implements ObjectStore {
   readonly objects = new Map<string, Uint8Array>();
   async getBytes(key: string) {

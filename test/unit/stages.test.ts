@@ -5,25 +5,15 @@ import { parseRunInput, poolFromSeedKey, prepareRun } from '../../functions/prep
 import { readableCause, recordFailure } from '../../functions/record-failure/core.ts';
 import { saveIteration } from '../../functions/save-iteration/core.ts';
 import { RunInputInvalid, SeedFileInvalid } from '../../functions/shared/errors.ts';
+import { MAX_SEED_RECORD_BYTES } from '../../functions/shared/input-files.ts';
 import { poolKeys, runKeys } from '../../functions/shared/keys.ts';
 import { fromJsonLines, ModelCalls, toJsonLines } from '../../functions/shared/model-calls.ts';
 import { POOL_LEASE_MS } from '../../functions/shared/pool-lease.ts';
 import type { ModelRequest, PoolTask, TextModel } from '../../functions/shared/ports.ts';
 import type { RunState } from '../../functions/shared/schemas.ts';
-import { MemoryObjects, MemoryPool } from './fakes.ts';
+import { MemoryObjects, MemoryPool, SEED_TASKS } from './fakes.ts';
 
-const seed = (id: number, instruction: string) => ({
-  id: `seed_task_${id}`,
-  name: `task-${id}`,
-  instruction,
-  instances: [{ input: '', output: `answer ${id}` }],
-  is_classification: false,
-});
-const SEEDS = [
-  seed(0, 'Summarize the paragraph in one sentence for a busy reader.'),
-  seed(1, 'Translate the legal clause into plain everyday language.'),
-  seed(2, 'Suggest three names for a bakery that sells sourdough bread.'),
-];
+const SEEDS = SEED_TASKS.slice(0, 3);
 
 async function prepared(objects = new MemoryObjects(), pool = new MemoryPool(), input: object = {}) {
   await objects.put('seeds/demo/seeds.jsonl', toJsonLines(SEEDS));
@@ -112,6 +102,65 @@ describe('prepare run', () => {
     expect(pool.tasks.size).toBe(0);
     expect(pool.runs.size).toBe(0);
     expect(objects.objects.size).toBe(1);
+  });
+});
+
+describe('bad input', () => {
+  async function prepareWith(bytes: Uint8Array | string, input: object = {}) {
+    const objects = new MemoryObjects();
+    const pool = new MemoryPool();
+    await objects.put('seeds/demo/bad.jsonl', bytes);
+    const run = prepareRun(
+      { runId: 'r', input: { seedKey: 'seeds/demo/bad.jsonl', ...input } },
+      { objects, pool },
+    );
+    await expect(run).rejects.toThrow();
+    // Nothing written: no task, no run, no lease, no object but the input.
+    expect({ tasks: pool.tasks.size, runs: pool.runs.size, metas: pool.metas.size }).toEqual({
+      tasks: 0,
+      runs: 0,
+      metas: 0,
+    });
+    expect([...objects.objects.keys()]).toEqual(['seeds/demo/bad.jsonl']);
+    return run.then(
+      () => new Error('resolved'),
+      (error: Error) => error,
+    );
+  }
+  const good = `${JSON.stringify(SEEDS[0])}\n`;
+
+  it('names the line and byte of bytes that are not UTF-8, instead of storing U+FFFD', async () => {
+    const bytes = new Uint8Array([
+      ...new TextEncoder().encode(`${good}{"id": "x`),
+      0xff,
+      ...new TextEncoder().encode('"}\n'),
+    ]);
+    const error = await prepareWith(bytes);
+    expect(error).toBeInstanceOf(SeedFileInvalid);
+    expect(error.message).toBe(
+      'Seed file is invalid (1 problem):\n  seeds/demo/bad.jsonl:2: not valid UTF-8 (byte 0xff at byte 10 of the line); save the file as UTF-8',
+    );
+  });
+
+  it('names a line over the record size limit, before parsing it', async () => {
+    const huge = JSON.stringify({ ...SEEDS[1], instruction: 'word '.repeat(20_000) });
+    const error = await prepareWith(`${good}${huge}\n`);
+    expect(error.message).toMatch(
+      new RegExp(
+        `bad\\.jsonl:2: the record is ${Buffer.byteLength(huge)} bytes, over the limit of ${MAX_SEED_RECORD_BYTES}$`,
+      ),
+    );
+  });
+
+  it('names the line of a duplicate id and of its first use', async () => {
+    const error = await prepareWith(`${good}${JSON.stringify({ ...SEEDS[1], id: SEEDS[0]?.id })}\n`);
+    expect(error.message).toMatch(/bad\.jsonl:2: id: duplicate id "seed_task_0" \(first on line 1\)$/);
+  });
+
+  it('rejects an unknown model before anything is written', async () => {
+    const error = await prepareWith(good, { model: 'gpt-4o' });
+    expect(error).toBeInstanceOf(RunInputInvalid);
+    expect(error.message).toMatch(/^Run input is invalid: model: Unknown model "gpt-4o": no provider prefix/);
   });
 });
 
