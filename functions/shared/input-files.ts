@@ -55,7 +55,13 @@ export function decodeUtf8(
           if (valid(middle)) low = middle;
           else high = middle - 1;
         }
-        const column = low;
+        // …or inside it, when the bytes before it open a sequence it does not continue: name its first byte.
+        let column = low;
+        for (let back = 1; back <= 3 && low - back >= 0; back++) {
+          const byte = bytes[start + low - back] ?? 0;
+          if (byte >= 0xc0) column = low - back;
+          if (byte < 0x80 || byte >= 0xc0) break;
+        }
         throw fail([
           {
             file,
