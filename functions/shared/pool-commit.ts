@@ -11,9 +11,11 @@
  * that recovers a pool does it before its own first commit). Any other staged task belongs to an
  * iteration that never committed: `recoverPool` removes it.
  */
+import { NotFound, PoolBusy } from './errors.ts';
 import { toSeedFormat } from './exports/formats.ts';
 import { poolKeys } from './keys.ts';
 import { toJsonLines } from './model-calls.ts';
+import { POOL_LEASE_MS } from './pool-lease.ts';
 import type { ObjectStore, PoolMeta, PoolStore, PoolTask } from './ports.ts';
 
 /** The marker of tasks staged by `runId`'s iteration `iteration` (0: its seeds). */
@@ -129,8 +131,10 @@ export async function recoverPool(
 }
 
 /** One line per thing repaired, for logs and the `repair` command. */
-export function describeRepair(report: RepairReport): string[] {
+export function describeRepair(report: RepairReport & { abandoned?: string }): string[] {
   const lines: string[] = [];
+  if (report.abandoned)
+    lines.push(`the lease of run ${report.abandoned}, which no longer runs, was taken back`);
   if (report.finished > 0)
     lines.push(`${report.finished} staged tasks of committed iterations joined the pool`);
   if (report.removed > 0) {
@@ -140,4 +144,46 @@ export function describeRepair(report: RepairReport): string[] {
   }
   if (report.snapshot) lines.push(`snapshot ${report.snapshot} written again`);
   return lines;
+}
+
+/** What `repairPool` did: `recoverPool`'s report, and the run whose lease it took over. */
+export interface PoolRepair extends RepairReport {
+  /** The run that held the pool's lease, now marked failed (`RunAbandoned`) if its record said running. */
+  abandoned?: string;
+}
+
+/**
+ * Repairs a pool outside a run (`selfinstruct repair <pool>`): takes the pool's lease as `by` (a new
+ * fencing token, so a zombie of the holder can commit nothing more), when no run holds it or when
+ * `ended` says the holder is no longer running; marks that run failed; recovers the pool; gives the
+ * lease back. Throws `PoolBusy` while a live run holds the pool.
+ */
+export async function repairPool(
+  store: PoolStore,
+  objects: ObjectStore,
+  pool: string,
+  { by, ended, now = new Date() }: { by: string; ended: (runId: string) => Promise<boolean>; now?: Date },
+): Promise<PoolRepair> {
+  const meta = await store.getMeta(pool);
+  if (!meta) throw new NotFound(`No pool "${pool}" in this stack`);
+  const holder = meta.lease?.runId;
+  const abandoned = holder !== undefined && (await ended(holder)) ? holder : undefined;
+  const lease = await store.takeLease(pool, by, new Date(now.getTime() + POOL_LEASE_MS), now, abandoned);
+  if (!lease.taken) {
+    throw new PoolBusy(
+      `Pool "${pool}" is being grown by run ${lease.holder}: repair it once that run has ended`,
+    );
+  }
+  try {
+    if (abandoned && (await store.getRun(abandoned))?.status === 'RUNNING') {
+      await store.finishRun(abandoned, {
+        status: 'FAILED',
+        error: 'RunAbandoned',
+        cause: `it no longer runs; ${by} repaired pool "${pool}"`,
+      });
+    }
+    return { ...(await recoverPool(store, objects, pool)), abandoned };
+  } finally {
+    await store.releasePool(pool, by);
+  }
 }
