@@ -70,7 +70,8 @@ afterAll(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-describe('a run on an OpenAI-compatible server', () => {
+// Whole runs of the state machine: minutes, not seconds, on a busy machine.
+describe('a run on an OpenAI-compatible server', { timeout: 180_000 }, () => {
   const model = () => `openai-compatible:stand-in-chat@${openai.url}`;
 
   it('counts the tokens the server reports and records every call', async () => {
@@ -179,7 +180,7 @@ describe('a run on an OpenAI-compatible server', () => {
   });
 });
 
-describe('a run on Amazon Bedrock', () => {
+describe('a run on Amazon Bedrock', { timeout: 180_000 }, () => {
   it('prices the tokens Bedrock reports and writes the cost on the run record', async () => {
     bedrock.reset();
     const summary = summaryOf(
@@ -245,7 +246,7 @@ describe('a run on Amazon Bedrock', () => {
   });
 });
 
-describe('a replayed run', () => {
+describe('a replayed run', { timeout: 180_000 }, () => {
   it('reproduces the recorded run’s accepted tasks exactly, at no model cost', async () => {
     const input = {
       target: 1000,

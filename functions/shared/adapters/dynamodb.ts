@@ -349,8 +349,8 @@ export class DynamoPoolStore implements PoolStore {
     for await (const item of this.query({
       KeyConditionExpression: 'pk = :pk AND begins_with(sk, :task)',
       FilterExpression: 'attribute_exists(staged)',
-      ProjectionExpression: 'id, staged, #status',
-      ExpressionAttributeNames: { '#status': 'status' },
+      ProjectionExpression: '#id, staged, #status',
+      ExpressionAttributeNames: { '#id': 'id', '#status': 'status' },
       ExpressionAttributeValues: { ':pk': `POOL#${pool}`, ':task': 'TASK#' },
       ConsistentRead: true,
     })) {
