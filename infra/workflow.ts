@@ -295,6 +295,7 @@ export class SelfInstructWorkflow extends Construct {
           'candidates.$': '$.Payload.candidates',
           'malformed.$': '$.Payload.malformed',
           'droppedByTruncation.$': '$.Payload.droppedByTruncation',
+          'lost.$': '$.Payload.lost',
           'usage.$': '$.Payload.usage',
         },
         resultPath: '$.generated',

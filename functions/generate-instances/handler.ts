@@ -3,14 +3,14 @@
 import { DynamoPoolStore } from '../shared/adapters/dynamodb.ts';
 import { S3ObjectStore } from '../shared/adapters/s3.ts';
 import { requireEnv } from '../shared/config.ts';
-import { stageHandler } from '../shared/lambda.ts';
+import { remainingTime, stageHandler } from '../shared/lambda.ts';
 import { createTextModel } from '../shared/models/index.ts';
 import { generateInstances, InstancesInput } from './core.ts';
 
 const objects = new S3ObjectStore(requireEnv('BUCKET_NAME'));
 const pool = new DynamoPoolStore(requireEnv('TABLE_NAME'));
 
-export const handler = stageHandler('generate-instances', InstancesInput, async (input) =>
+export const handler = stageHandler('generate-instances', InstancesInput, async (input, context) =>
   generateInstances(input, {
     objects,
     pool,
@@ -18,5 +18,6 @@ export const handler = stageHandler('generate-instances', InstancesInput, async 
       seed: `${input.config.seed}:chunk-${input.chunk.index}`,
       objects,
     }),
+    remainingMs: remainingTime(context),
   }),
 );

@@ -71,3 +71,6 @@ export class ModelRequestFailed extends SelfInstructError {}
 
 /** A missing or malformed configuration value (environment variable, context key). */
 export class ConfigurationError extends SelfInstructError {}
+
+/** An iteration's Map reported success but left tasks unfinished: it is not committed. */
+export class IterationIncomplete extends SelfInstructError {}

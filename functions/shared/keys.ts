@@ -41,10 +41,22 @@ export const SEED_FILE_PREFIXES = [
 ] as const;
 
 export const poolKeys = (pool: string) => ({
-  /** The seed tasks of the pool (the union of every seed file it was started from), JSON Lines. */
+  /**
+   * The seed tasks of the pool (the union of every seed file it was started from), JSON Lines: a copy
+   * of the committed version (`seedsVersion`) for readers of the bucket alone, written after each commit.
+   */
   seeds: `${POOLS_PREFIX}${pool}/seeds.jsonl`,
-  /** The persisted ROUGE-L index of every instruction the gate accepted, seeds first. */
+  /** The seed list as a run's "Prepare run" commits it; the pool's `META` points at the current one. */
+  seedsVersion: (runId: string) => `${POOLS_PREFIX}${pool}/seeds/${runId}.jsonl`,
+  /** The ROUGE-L index of a pool committed before `META` pointed at versions (read, never written). */
   index: `${POOLS_PREFIX}${pool}/rouge-index.bin`,
+  /**
+   * The persisted ROUGE-L index of every instruction the gate accepted, seeds first, as an iteration
+   * commits it (iteration 0: a run's seeds); the pool's `META` points at the current one, so an index
+   * written by an iteration that never committed is never read.
+   */
+  indexVersion: (runId: string, iteration: number) =>
+    `${POOLS_PREFIX}${pool}/index/${runId}/iteration-${iteration}.bin`,
   /** The tasks an iteration added, JSON Lines in the seed-file format. */
   snapshot: (runId: string, iteration: number) =>
     `${POOLS_PREFIX}${pool}/snapshots/${runId}/iteration-${iteration}.jsonl`,
@@ -61,8 +73,6 @@ export const runKeys = (runId: string, iteration: number) => {
     gate: `${base}/gate.jsonl`,
     /** The index after this iteration's gate; promoted to the pool's by "Save iteration". */
     index: `${base}/rouge-index.bin`,
-    /** Tasks completed by one Map item. */
-    chunkTasks: (chunk: number) => `${base}/tasks/chunk-${chunk}.jsonl`,
     /** Raw model requests and replies of one stage (and Map item). */
     raw: (stage: string, chunk?: number) =>
       `${base}/raw/${stage}${chunk === undefined ? '' : `-chunk-${chunk}`}.jsonl`,

@@ -78,13 +78,14 @@ export const RunInput = z
     seedKey: z
       .string()
       .min(1)
+      .max(1024)
       .regex(
         new RegExp(`^(${SEED_FILE_PREFIXES.join('|')})`),
         `must be under ${SEED_FILE_PREFIXES.join(', ')} (the prefixes "Prepare run" may read)`,
       )
       .optional()
       .describe(
-        `S3 key of the seed file (Self-Instruct JSON Lines or Alpaca JSON), under ${SEED_FILE_PREFIXES.join(', ')}. Default: the bundled seeds.`,
+        `S3 key of the seed file (Self-Instruct JSON Lines or Alpaca JSON), under ${SEED_FILE_PREFIXES.join(', ')}. Default: none for a pool that exists (it grows from its own seeds), the bundled seeds for a new one.`,
       ),
     profile: ProfileName.default('default').describe(
       'Prompts, parsers and filters: self-instruct, alpaca or default.',
@@ -92,6 +93,7 @@ export const RunInput = z
     model: z
       .string()
       .min(1)
+      .max(2048)
       .refine(
         (model) => !hasUrlCredentials(model),
         'the model URL carries credentials (user:password@), which would be logged and stored with the run: remove them and put the API key in the secret (SelfInstruct/ModelApiKey) in AWS, or in SELFINSTRUCT_API_KEY locally',
@@ -128,7 +130,8 @@ export const RunInput = z
       .describe('Overrides the profile temperature of every call.'),
     topP: z.number().min(0).max(1).optional().describe('Overrides the profile top-p of every call.'),
     bannedWords: z
-      .array(z.string().min(1))
+      .array(z.string().min(1).max(64))
+      .max(200)
       .optional()
       .describe('Banned words of the default profile (the paper and Alpaca profiles fix theirs).'),
     instanceRounds: z
@@ -146,6 +149,7 @@ export const RunInput = z
       ),
     priceTableKey: z
       .string()
+      .max(1024)
       .startsWith(
         PRICE_TABLE_PREFIX,
         `must be under ${PRICE_TABLE_PREFIX} (where the CLI uploads --prices, and the only prefix the stages may read price tables from)`,
@@ -177,6 +181,7 @@ export const RunInput = z
     seed: z
       .string()
       .min(1)
+      .max(256)
       .optional()
       .describe('Random seed for sampling and the offline model. Default: the run id.'),
     trigger: z.enum(['console', 'upload', 'schedule', 'cli']).default('console'),
@@ -187,7 +192,6 @@ export type RunInput = z.input<typeof RunInput>;
 /** The validated, defaulted run configuration carried in the execution state. */
 export const RunConfig = RunInput.extend({
   pool: PoolName,
-  seedKey: z.string().min(1),
   seed: z.string().min(1),
 });
 export type RunConfig = z.infer<typeof RunConfig>;
@@ -231,6 +235,8 @@ export const Progress = z.object({
   projectedCostUsd: z.number().nonnegative().default(0),
   /** False when `projectedCostUsd` is over the run's `maxCostUsd`: "Enough instructions?" then stops. */
   withinBudget: z.boolean().default(true),
+  /** The fencing token of the pool's lease this run holds (see `pool-lease.ts`). */
+  fence: z.int().nonnegative().default(0),
 });
 export type Progress = z.infer<typeof Progress>;
 

@@ -12,6 +12,7 @@ import { dedupCommand } from './dedup.ts';
 import { resolveDeployed, serveCommand } from './deployed.ts';
 import { estimateCommand } from './estimate.ts';
 import { exportCommand } from './export.ts';
+import { repairCommand } from './repair.ts';
 import { reportCommand } from './report.ts';
 import { runCommand } from './run.ts';
 import { statusCommands } from './status.ts';
@@ -26,6 +27,7 @@ export function program(): Command {
   cli.addCommand(estimateCommand());
   cli.addCommand(exportCommand());
   cli.addCommand(reportCommand());
+  cli.addCommand(repairCommand());
   for (const command of statusCommands(async (options) => (await resolveDeployed(options)).stateMachineArn)) {
     cli.addCommand(command);
   }

@@ -1,7 +1,8 @@
 /**
  * Model providers through the whole state machine, against local stand-ins that speak the real wire
- * protocols (Bedrock's Converse API over HTTP/2, the OpenAI API over HTTP/1.1): throttling retried by
- * the state machine, a permanent error failing the run with a readable cause, malformed replies
+ * protocols (Bedrock's Converse API over HTTP/2, the OpenAI API over HTTP/1.1): throttling retried
+ * inside the stage (and by the state machine when a stage loses too many calls), every billed call
+ * counted in the usage, a permanent error failing the run with a readable cause, malformed replies
  * recorded and counted, token usage and cost accounted, a budget stopping the loop, and a replayed run
  * reproducing its recording.
  */
@@ -15,6 +16,7 @@ import { type CallRecord, fromJsonLines } from '../../functions/shared/model-cal
 import { type ExecutionResult, LocalStack } from '../../infra/local/stack.ts';
 import {
   MALFORMED_TEXT,
+  type RecordedRequest,
   type StandIn,
   startBedrockStandIn,
   startOpenAIStandIn,
@@ -36,7 +38,24 @@ const summaryOf = (result: ExecutionResult) => {
   return result.output as RunSummary;
 };
 
+/** The text of a chat request's messages. */
+const promptOf = (request: RecordedRequest) =>
+  ((request.body?.messages ?? []) as { content?: unknown }[])
+    .map((message) => String(message.content))
+    .join('\n');
+/** An instruction-generation request of the `default` profile (its reply format names "tasks"). */
+const asksForTasks = (request: RecordedRequest) => promptOf(request).includes('{"tasks"');
+
+/** The chat requests the stand-in answered with a reply: the calls a provider bills. */
+const billed = (standIn: StandIn) =>
+  standIn.requests.filter(
+    (request) => request.path.endsWith('/chat/completions') && request.reply?.status === 200,
+  );
+
 beforeAll(async () => {
+  // Backoff inside the stages in milliseconds, not seconds: the same policy, scaled down.
+  process.env.SELFINSTRUCT_RETRY_BASE_MS = '5';
+  process.env.SELFINSTRUCT_RETRY_MAX_MS = '50';
   openai = await startOpenAIStandIn({ apiKey: KEY });
   bedrock = await startBedrockStandIn();
   process.env.SELFINSTRUCT_API_KEY = KEY;
@@ -56,7 +75,8 @@ afterAll(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-describe('a run on an OpenAI-compatible server', () => {
+// Whole runs of the state machine: minutes, not seconds, on a busy machine.
+describe('a run on an OpenAI-compatible server', { timeout: 180_000 }, () => {
   const model = () => `openai-compatible:stand-in-chat@${openai.url}`;
 
   it('counts the tokens the server reports and records every call', async () => {
@@ -76,15 +96,54 @@ describe('a run on an OpenAI-compatible server', () => {
     expect(raw.every((record) => record.usage.estimated === false)).toBe(true);
   });
 
-  it('retries a 429 in the state machine, then succeeds', async () => {
+  it('retries a 429 inside the stage, keeping the calls that succeeded', async () => {
     openai.reset();
-    // The three calls go out at once: two 429s fail one attempt of the stage; the next attempt succeeds.
+    // The three calls go out at once: two are throttled once each and retried with backoff in the function.
     openai.enqueue(...times(2, { status: 429 }));
     const result = await stack.execute({ ...small, pool: 'oa', model: model() }, { retryIntervalMs: 10 });
     const summary = summaryOf(result);
-    expect(retried(result)).toEqual(['Generate instructions']);
+    expect(retried(result)).toEqual([]);
     expect(summary.added).toBeGreaterThan(0);
     expect(openai.requests.filter((request) => request.reply?.status === 429)).toHaveLength(2);
+    expect(summary.usage.calls).toBe(billed(openai).length);
+  });
+
+  it('counts every billed call, once, when a stage loses too many calls and the state machine retries it', async () => {
+    // A stand-in that throttles one of the three instruction prompts 8 times in a row: the stage's first
+    // attempt loses that call (1 of 3, over the 10% a stage may lose) after its other two were answered.
+    const throttled = new Map<string, number>();
+    let target: string | undefined;
+    const flaky = await startOpenAIStandIn({
+      apiKey: KEY,
+      fault: (request) => {
+        if (!asksForTasks(request)) return undefined;
+        const messages = promptOf(request);
+        target ??= messages;
+        const seen = throttled.get(messages) ?? 0;
+        if (messages !== target || seen >= 8) return undefined;
+        throttled.set(messages, seen + 1);
+        return { status: 429 };
+      },
+    });
+    try {
+      const result = await stack.execute(
+        { ...small, pool: 'oa-flaky', model: `openai-compatible:stand-in-chat@${flaky.url}` },
+        { retryIntervalMs: 10 },
+      );
+      const summary = summaryOf(result);
+      expect(retried(result)).toEqual(['Generate instructions']);
+      const instructionCalls = billed(flaky).filter(asksForTasks);
+      // The retry paid only for the lost call: the two answered in the failed attempt were served again.
+      expect(instructionCalls).toHaveLength(3);
+      expect(throttled.get(target as string)).toBe(8);
+      expect(summary.usage.calls).toBe(billed(flaky).length);
+      expect(summary.usage.inputTokens).toBe(
+        billed(flaky).reduce((sum, call) => sum + (call.reply?.usage?.inputTokens ?? 0), 0),
+      );
+      expect((await stack.pool.getRun(summary.runId))?.usage?.calls).toBe(billed(flaky).length);
+    } finally {
+      await flaky.close();
+    }
   });
 
   it('fails the run with a readable cause on a permanent error, without leaking the key', async () => {
@@ -100,23 +159,33 @@ describe('a run on an OpenAI-compatible server', () => {
   });
 
   it('records and counts malformed replies without failing the run', async () => {
-    openai.reset();
-    openai.enqueue({ malformedText: true });
-    const summary = summaryOf(
-      await stack.execute(
-        { ...small, pool: 'oa', model: model(), profile: 'default' },
-        { retryIntervalMs: 10 },
-      ),
-    );
-    expect(summary.counts['reply-malformed']).toBeGreaterThanOrEqual(1);
-    const raw = fromJsonLines<CallRecord>(
-      await stack.objects.getText(runKeys(summary.runId, 1).raw('generate-instructions')),
-    );
-    expect(raw.map((record) => record.reply)).toContain(MALFORMED_TEXT);
+    // Without the stand-in's own noise, the one malformed reply injected is the only one.
+    const quiet = await startOpenAIStandIn({ apiKey: KEY, noise: 0, faults: [{ malformedText: true }] });
+    try {
+      const summary = summaryOf(
+        await stack.execute(
+          {
+            ...small,
+            pool: 'oa-quiet',
+            model: `openai-compatible:stand-in-chat@${quiet.url}`,
+            profile: 'default',
+          },
+          { retryIntervalMs: 10 },
+        ),
+      );
+      expect(summary.counts['reply-malformed']).toBe(1);
+      expect(summary.counts.unparseable).toBe(1);
+      const raw = fromJsonLines<CallRecord>(
+        await stack.objects.getText(runKeys(summary.runId, 1).raw('generate-instructions')),
+      );
+      expect(raw.map((record) => record.reply).filter((reply) => reply === MALFORMED_TEXT)).toHaveLength(1);
+    } finally {
+      await quiet.close();
+    }
   });
 });
 
-describe('a run on Amazon Bedrock', () => {
+describe('a run on Amazon Bedrock', { timeout: 180_000 }, () => {
   it('prices the tokens Bedrock reports and writes the cost on the run record', async () => {
     bedrock.reset();
     const summary = summaryOf(
@@ -138,12 +207,16 @@ describe('a run on Amazon Bedrock', () => {
     expect(summary.cost.totalUsd).toBeCloseTo((run?.cost?.modelUsd ?? 0) + (run?.cost?.awsUsd ?? 0), 10);
   });
 
-  it('retries throttling with backoff in the state machine', async () => {
+  it('retries throttling with backoff inside the stage, and counts every billed call', async () => {
     bedrock.reset();
-    bedrock.enqueue({ status: 429 });
+    bedrock.enqueue(...times(3, { status: 429 }));
     const result = await stack.execute({ ...small, pool: 'bedrock', model: NOVA }, { retryIntervalMs: 10 });
-    summaryOf(result);
-    expect(retried(result)).toEqual(['Generate instructions']);
+    const summary = summaryOf(result);
+    expect(retried(result)).toEqual([]);
+    expect(bedrock.requests.filter((request) => request.reply?.status === 429)).toHaveLength(3);
+    expect(summary.usage.calls).toBe(
+      bedrock.requests.filter((request) => request.reply?.status === 200).length,
+    );
   });
 
   it('stops the loop before an iteration that would cross the budget, and still exports', async () => {
@@ -178,7 +251,7 @@ describe('a run on Amazon Bedrock', () => {
   });
 });
 
-describe('a replayed run', () => {
+describe('a replayed run', { timeout: 180_000 }, () => {
   it('reproduces the recorded run’s accepted tasks exactly, at no model cost', async () => {
     const input = {
       target: 1000,
