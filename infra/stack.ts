@@ -13,7 +13,8 @@ import * as s3deploy from 'aws-cdk-lib/aws-s3-deployment';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
 import { DEFAULT_SEED_KEY, SEED_UPLOAD_PREFIX } from '../functions/shared/keys.ts';
-import { PROJECT_ROOT, SelfInstructWorkflow } from './workflow.ts';
+import { PROJECT_ROOT } from './project.ts';
+import { SelfInstructWorkflow } from './workflow.ts';
 
 /** What a deployment can be configured with (CDK context keys `selfinstruct:<name>`, see README). */
 export interface SelfInstructStackProps extends StackProps {

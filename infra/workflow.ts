@@ -8,7 +8,6 @@
  *   Any stage's error → Record failure → Run failed
  */
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
@@ -21,12 +20,7 @@ import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
-
-/** The project root: stage entries are `functions/<stage>/handler.ts` below it. */
-export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-
-/** CloudFormation metadata key that names a function's handler module, read by the local runner. */
-export const ENTRY_METADATA = 'SelfInstruct:Entry';
+import { ENTRY_METADATA, PROJECT_ROOT } from './project.ts';
 
 /** Errors worth retrying with backoff: Lambda's own transient faults and the model adapters' named ones. */
 export const RETRYABLE_ERRORS = [

@@ -7,6 +7,8 @@ import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import dynalite from 'dynalite';
 import S3rver from 's3rver';
+import { lockDataFolder } from './lock.ts';
+import { LOCAL_REGION } from './template.ts';
 
 export interface LocalServers {
   dynamodbEndpoint: string;
@@ -24,7 +26,32 @@ export const LOCAL_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RV
  */
 let lastPorts = { dynamodb: 0, s3: 0 };
 
-export async function startLocalServers(dataDir: string): Promise<LocalServers> {
+/** How a process opens a data folder: what it is doing (named to a second process), and whether to empty it. */
+export interface OpenOptions {
+  /** e.g. `run <run id>`, `export`: a second process that finds the folder in use says who holds it. */
+  holder?: string;
+  /** Delete the folder's data first (under the lock). */
+  fresh?: boolean;
+}
+
+/**
+ * Takes the data folder's lock (`lock.ts`), then starts the servers on it; `close()` stops them and
+ * gives the lock up.
+ */
+export async function startLocalServers(
+  dataDir: string,
+  { holder = 'a local stack', fresh }: OpenOptions = {},
+): Promise<LocalServers> {
+  const unlock = lockDataFolder(dataDir, { holder, fresh });
+  try {
+    return await startServers(dataDir, unlock);
+  } catch (error) {
+    unlock();
+    throw error;
+  }
+}
+
+async function startServers(dataDir: string, unlock: () => void): Promise<LocalServers> {
   mkdirSync(path.join(dataDir, 's3'), { recursive: true });
   const dynamo = dynalite({
     path: path.join(dataDir, 'dynamodb'),
@@ -52,6 +79,24 @@ export async function startLocalServers(dataDir: string): Promise<LocalServers> 
     async close() {
       await s3.close();
       await new Promise<void>((resolve) => dynamo.close(() => resolve()));
+      unlock();
     },
   };
+}
+
+/**
+ * Points the AWS SDK of this process at the servers: the handlers' clients, built at import, and the
+ * CLI's adapters find them through these variables, as a Lambda finds AWS through its environment.
+ */
+export function pointSdkAt(servers: LocalServers): void {
+  Object.assign(process.env, {
+    AWS_REGION: LOCAL_REGION,
+    AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
+    AWS_ENDPOINT_URL_S3: servers.s3Endpoint,
+    AWS_ENDPOINT_URL_DYNAMODB: servers.dynamodbEndpoint,
+    AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
+    AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
+  });
+  delete process.env.AWS_PROFILE;
 }

@@ -422,7 +422,7 @@ describe('the dataset card', () => {
     expect(body.startsWith(`\n${CARD_MARKER}\n`)).toBe(true);
     expect(body).toContain('| model | `bedrock:amazon.nova-micro-v1:0` |');
     expect(body).toContain('| seed set | `pools/p/seeds.jsonl`: 3 tasks |');
-    expect(body).toContain('$0.0120 (model $0.0100 + AWS $0.002000), $1.0000 per 1,000 tasks added');
+    expect(body).toContain('$0.0120 (model $0.0100 + AWS $0.0020), $1.0000 per 1,000 tasks added');
     expect(body).toContain('system message `Be brief.`');
     expect(body).toContain('arXiv:2212.10560');
     expect(body).not.toContain('NOT TRAINING DATA');

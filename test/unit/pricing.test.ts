@@ -24,8 +24,8 @@ import {
   summarizeCost,
   withOverride,
 } from '../../functions/shared/pricing/pricing.ts';
-import { synthesizeTemplate } from '../../infra/local/template.ts';
-import { ENTRY_METADATA } from '../../infra/workflow.ts';
+import { synthesizeTemplate } from '../../infra/local/synth.ts';
+import { ENTRY_METADATA } from '../../infra/project.ts';
 
 const shippedJson = () =>
   JSON.parse(readFileSync(new URL('../../functions/shared/pricing/prices.json', import.meta.url), 'utf8'));

@@ -5,6 +5,7 @@
  * its fields, counts, examples, limitations and the citation.
  */
 import { Document, type Scalar } from 'yaml';
+import { formatUsd as usd } from '../pricing/money.ts';
 import { convertRecord, FORMATS } from './formats.ts';
 import type { ExportFormat, ExportOptions, JsonlRecord, Split } from './schemas.ts';
 import type { Selection } from './select.ts';
@@ -306,8 +307,6 @@ function costText(source: TaskSource): string {
 }
 
 const plural = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`;
-
-const usd = (value: number) => `$${value < 0.01 ? value.toFixed(6) : value.toFixed(4)}`;
 
 /** Text in a table cell: no line breaks, pipes escaped. */
 const cell = (text: string) => text.replace(/\r?\n/g, ' ').replaceAll('|', '\\|');
