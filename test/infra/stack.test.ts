@@ -2,6 +2,7 @@ import { App } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../infra/app.ts';
+import { cdkJsonContext } from '../../infra/local/synth.ts';
 import { RETRYABLE_ERRORS } from '../../infra/workflow.ts';
 
 interface State {
@@ -22,7 +23,9 @@ let template: Template;
 let states: Record<string, State>;
 
 beforeAll(() => {
-  const { app, stack } = buildApp(new App({ context: { 'aws:cdk:bundling-stacks': [] } }));
+  const { app, stack } = buildApp(
+    new App({ context: { ...cdkJsonContext(), 'aws:cdk:bundling-stacks': [] } }),
+  );
   app.synth(); // throws on any unacknowledged cdk-nag finding
   template = Template.fromStack(stack);
   const [machine] = Object.values(template.findResources('AWS::StepFunctions::StateMachine'));
@@ -230,7 +233,9 @@ describe('triggers', () => {
 
 describe('cdk-nag', () => {
   it('fails synthesis on an unacknowledged finding (so the zero-findings check above can fail)', () => {
-    const { app, stack } = buildApp(new App({ context: { 'aws:cdk:bundling-stacks': [] } }));
+    const { app, stack } = buildApp(
+      new App({ context: { ...cdkJsonContext(), 'aws:cdk:bundling-stacks': [] } }),
+    );
     // A wildcard grant nobody acknowledged.
     stack.bucket.grantRead(stack.workflow.functions.recordFailure);
     expect(() => app.synth()).toThrow(/AwsSolutions-IAM5/);
@@ -258,7 +263,9 @@ describe('the model API key', () => {
 describe('Bedrock permissions', () => {
   const policyFor = (model: string) => {
     const { app, stack } = buildApp(
-      new App({ context: { 'aws:cdk:bundling-stacks': [], 'selfinstruct:model': model } }),
+      new App({
+        context: { ...cdkJsonContext(), 'aws:cdk:bundling-stacks': [], 'selfinstruct:model': model },
+      }),
     );
     app.synth();
     return JSON.stringify(
