@@ -3,6 +3,7 @@
  * protocols, on loopback ports, with their data in a folder so that pools persist between runs.
  */
 import { mkdirSync } from 'node:fs';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import dynalite from 'dynalite';
@@ -63,6 +64,7 @@ async function startServers(dataDir: string, unlock: () => void): Promise<LocalS
     dynamo.once('error', reject);
     dynamo.listen(lastPorts.dynamodb, '127.0.0.1', () => resolve());
   });
+  keepIdleConnections(dynamo);
   const s3 = new S3rver({
     address: '127.0.0.1',
     port: lastPorts.s3,
@@ -70,6 +72,7 @@ async function startServers(dataDir: string, unlock: () => void): Promise<LocalS
     directory: path.join(dataDir, 's3'),
   });
   const { port: s3Port } = (await s3.run()) as AddressInfo;
+  keepIdleConnections(s3.httpServer);
   const dynamoPort = (dynamo.address() as AddressInfo).port;
   lastPorts = { dynamodb: dynamoPort, s3: s3Port };
   return {
@@ -82,6 +85,19 @@ async function startServers(dataDir: string, unlock: () => void): Promise<LocalS
       unlock();
     },
   };
+}
+
+/**
+ * Node's HTTP server closes a keep-alive connection idle for 5 s. The servers share their process with
+ * the SDK clients that call them, so when a stage computes (the ROUGE-L gate) the event loop stalls,
+ * the client misses its cue to drop such a connection, and it sends the next request just as the
+ * server closes it: `TimeoutError: read ECONNRESET`, on every pooled socket at once after a burst,
+ * more often than the SDK's 3 attempts absorb (seen in the e2e tests under load). AWS's endpoints keep
+ * idle connections far longer than 5 s; so do these.
+ */
+export function keepIdleConnections(server: Server, idleMs = 120_000): void {
+  server.keepAliveTimeout = idleMs;
+  server.headersTimeout = idleMs + 1_000;
 }
 
 /**
