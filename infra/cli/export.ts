@@ -108,6 +108,7 @@ export interface ExportCommandOptions {
   includeSeeds?: boolean;
   minQuality?: number;
   system?: string;
+  license?: string;
   dataDir: string;
   bucket?: string;
 }
@@ -133,6 +134,10 @@ export function exportCommand(io: ExportIo = process): Command {
     .option('--include-seeds', 'export the pool’s seed tasks too')
     .option('--min-quality <score>', 'only machine tasks with a quality_score at least this', parseNumber)
     .option('--system <text>', 'a system message for the messages and bedrock formats')
+    .option(
+      '--license <id>',
+      'the data’s license for the card, a Hugging Face license id (cc-by-4.0, apache-2.0 …); default: other, not chosen',
+    )
     .option('--data-dir <dir>', 'local S3/DynamoDB data', '.local/data')
     .addOption(
       new Option(
@@ -150,6 +155,7 @@ export function exportCommand(io: ExportIo = process): Command {
         includeSeeds: options.includeSeeds ?? false,
         minQuality: options.minQuality,
         system: options.system,
+        license: options.license,
       };
       parseExportOptions(request);
       const result = options.bucket

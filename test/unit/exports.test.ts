@@ -388,6 +388,8 @@ describe('the dataset card', () => {
     const meta = parseYaml(yaml);
     expect(meta).toMatchObject({
       license: 'other',
+      license_name: 'not-chosen',
+      license_link: 'README.md#license',
       language: ['en'],
       task_categories: ['text-generation'],
       size_categories: ['n<1K'],
@@ -403,6 +405,17 @@ describe('the dataset card', () => {
     for (const config of meta.configs) {
       for (const file of config.data_files) expect(built.files.map((f) => f.path)).toContain(file.path);
     }
+  });
+
+  it('says why no license is set, and carries the one the user chooses', () => {
+    expect(body).toMatch(/^## License\n\nNot chosen yet\./m);
+    const chosen = buildExport(source(many(20)), { license: 'cc-by-4.0' });
+    const chosenCard = chosen.files.find((file) => file.path === 'README.md')?.content ?? '';
+    const [, chosenYaml = '', chosenBody = ''] = chosenCard.split(/^---$/m);
+    expect(parseYaml(chosenYaml)).toMatchObject({ license: 'cc-by-4.0' });
+    expect(parseYaml(chosenYaml).license_name).toBeUndefined();
+    expect(chosenBody).toContain('`cc-by-4.0`, as chosen by whoever exported this data');
+    expect(() => buildExport(source(many(20)), { license: 'CC BY 4.0' })).toThrow(/Hugging Face license id/);
   });
 
   it('gives the counts of each split and the fields of each format', () => {

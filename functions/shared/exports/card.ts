@@ -59,7 +59,7 @@ export const SELF_INSTRUCT_BIBTEX = `@misc{selfinstruct,
 }`;
 
 /** The card's YAML front matter, without the `---` lines. */
-export function frontMatter({ source, counts, files }: CardInput): string {
+export function frontMatter({ source, counts, files, options }: CardInput): string {
   const formats = [...new Set(files.map((file) => file.format))];
   const configs = formats.map((format, i) => ({
     config_name: formats.length === 1 ? 'default' : format,
@@ -68,8 +68,12 @@ export function frontMatter({ source, counts, files }: CardInput): string {
       .filter((file) => file.format === format)
       .map((file) => ({ split: file.split, path: file.path })),
   }));
+  // Without a license chosen, Hugging Face's `other` needs a name and a link: the card's License section.
+  const license = options.license
+    ? { license: options.license }
+    : { license: 'other', license_name: 'not-chosen', license_link: 'README.md#license' };
   const doc = new Document({
-    license: 'other',
+    ...license,
     pretty_name: title(source),
     language: ['en'],
     task_categories: ['text-generation'],
@@ -79,9 +83,11 @@ export function frontMatter({ source, counts, files }: CardInput): string {
     language_creators: ['machine-generated'],
     configs,
   });
-  (doc.get('license', true) as Scalar).comment =
-    ' set the license of this data before sharing it (https://hf.co/docs/hub/repositories-licenses),' +
-    " within the model provider's terms of use";
+  if (!options.license) {
+    (doc.get('license', true) as Scalar).comment =
+      ' set the license of this data before sharing it (https://hf.co/docs/hub/repositories-licenses),' +
+      " within the model provider's terms of use: `export --license <id>`";
+  }
   return doc.toString();
 }
 
@@ -223,6 +229,21 @@ export function renderCard(input: CardInput): string {
   );
   for (const warning of input.warnings) lines.push(`- ${warning}`);
   lines.push('');
+
+  lines.push(
+    '## License',
+    '',
+    ...(options.license
+      ? [
+          `\`${options.license}\`, as chosen by whoever exported this data (\`selfinstruct export --license\`).`,
+        ]
+      : [
+          'Not chosen yet. The data is the output of the model(s) named above, whose provider’s terms of use',
+          'may limit what it can be used for; the seed tasks keep their own license. Choose a license that',
+          'fits both before sharing the data (`selfinstruct export --license <id>` writes it here).',
+        ]),
+    '',
+  );
 
   lines.push(
     '## Citation',
