@@ -23,11 +23,13 @@ import { ENTRY_METADATA, PROJECT_ROOT } from '../project.ts';
 import { type LocalServers, pointSdkAt, startLocalServers } from './servers.ts';
 import {
   type CfnTemplate,
+  definitionChecked,
   LOCAL_ACCOUNT,
   LOCAL_REGION,
   type LoadedTemplate,
   type LocalNames,
   loadTemplate,
+  markDefinitionChecked,
   resolveIntrinsics,
   resourcesOfType,
 } from './template.ts';
@@ -171,6 +173,12 @@ export class LocalStack {
       const definition = JSON.parse(
         resolveIntrinsics(machine[1].Properties?.DefinitionString, names) as string,
       ) as StateMachineDefinition;
+      // The whole definition (Map item processors included) is checked against the States Language once
+      // per template: the check compiles a JSON Schema validator, seconds of a local run's CPU.
+      if (!definitionChecked(loaded)) {
+        new StateMachine(definition, { validationOptions: { checkArn: false } });
+        markDefinitionChecked(loaded);
+      }
 
       const stack = new LocalStack(servers, template, definition, bucketName, tableId, functions, synthMs);
       await stack.deploySeeds(names);
@@ -255,7 +263,8 @@ export class LocalStack {
       retryIntervalMs,
     }: { executionName?: string; onEvent?: (event: EventLog) => void; retryIntervalMs?: number } = {},
   ): Promise<ExecutionResult> {
-    const machine = new StateMachine(this.definition, { validationOptions: { checkArn: false } });
+    // Checked at start (see `start`); the engine would otherwise check it again on every execution.
+    const machine = new StateMachine(this.definition, { validationOptions: { noValidate: true } });
     const overrides = this.overrides();
     const execution = machine.run(input as never, {
       overrides: {

@@ -97,6 +97,24 @@ export interface LoadedTemplate {
   from: 'cache' | 'synthesis';
   /** Milliseconds spent getting it. */
   ms: number;
+  /** The cache entry it was read from or written to. */
+  file?: string;
+}
+
+/** The marker of a cached template whose state machine definition passed the States Language check. */
+const checkedMarker = (file: string) => file.replace(/\.json$/, '.asl-checked');
+
+/**
+ * True when this template's state machine definition was checked against the States Language before
+ * (the same template gives the same definition, and the check's version is pinned in the lockfile,
+ * one of the cache key's inputs): the local stack then skips the check, seconds of CPU.
+ */
+export const definitionChecked = (loaded: LoadedTemplate) =>
+  loaded.file !== undefined && existsSync(checkedMarker(loaded.file));
+
+/** Records that the template's definition passed the check (`definitionChecked`). */
+export function markDefinitionChecked(loaded: LoadedTemplate): void {
+  if (loaded.file) writeFileSync(checkedMarker(loaded.file), '');
 }
 
 export interface LoadTemplateOptions {
@@ -126,7 +144,7 @@ export async function loadTemplate({
   if (file && existsSync(file)) {
     try {
       const template = JSON.parse(readFileSync(file, 'utf8')) as CfnTemplate;
-      return { template, from: 'cache', ms: performance.now() - started };
+      return { template, from: 'cache', ms: performance.now() - started, file };
     } catch {
       // A damaged entry is synthesized again below.
     }
@@ -140,6 +158,7 @@ export async function loadTemplate({
     outdir: bundleTo ? outdir : undefined,
     from: 'synthesis',
     ms: performance.now() - started,
+    file,
   };
 }
 
@@ -154,7 +173,10 @@ function writeCacheEntry(file: string, template: CfnTemplate): void {
     .filter((name) => /^template-[0-9a-f]+\.json$/.test(name))
     .map((name) => ({ name, mtime: statSync(path.join(dir, name)).mtimeMs }))
     .sort((a, b) => b.mtime - a.mtime);
-  for (const { name } of entries.slice(CACHE_ENTRIES)) rmSync(path.join(dir, name), { force: true });
+  for (const { name } of entries.slice(CACHE_ENTRIES)) {
+    rmSync(path.join(dir, name), { force: true });
+    rmSync(checkedMarker(path.join(dir, name)), { force: true });
+  }
 }
 
 export const LOCAL_ACCOUNT = '000000000000';

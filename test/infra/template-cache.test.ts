@@ -7,7 +7,12 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadTemplate, resourcesOfType } from '../../infra/local/template.ts';
+import {
+  definitionChecked,
+  loadTemplate,
+  markDefinitionChecked,
+  resourcesOfType,
+} from '../../infra/local/template.ts';
 
 const cacheDir = mkdtempSync(path.join(tmpdir(), 'selfinstruct-template-cache-'));
 afterAll(() => rmSync(cacheDir, { recursive: true, force: true }));
@@ -23,9 +28,15 @@ describe('the template cache', () => {
     expect(cached.template).toEqual(synthesized.template);
     expect(cached.ms).toBeLessThan(synthesized.ms);
 
+    // The States Language check of its definition is remembered with the cached template.
+    expect(definitionChecked(cached)).toBe(false);
+    markDefinitionChecked(synthesized);
+    expect(definitionChecked(await loadTemplate({ cacheDir }))).toBe(true);
+
     const other = await loadTemplate({ cacheDir, context: { 'selfinstruct:mapConcurrency': 3 } });
     expect(other.from).toBe('synthesis');
     expect(other.template).not.toEqual(synthesized.template); // the schedule's and upload's run input
     expect(readdirSync(cacheDir).filter((file) => file.endsWith('.json'))).toHaveLength(2);
+    expect(definitionChecked(other)).toBe(false);
   }, 120_000);
 });
