@@ -73,7 +73,7 @@ export function liveView(
     const text = status
       ? `${statusLine(status, true)}${phase === 'running' ? '' : ` · ${phase}`} · ${seconds}`
       : `${spinner} ${phase} · ${seconds}`;
-    const width = stream.columns ?? 100;
+    const width = stream.columns || 100; // 0 when the terminal does not say
     stream.write(`\r\u001b[2K${text.length > width - 1 ? `${text.slice(0, width - 2)}…` : text}`);
   };
   const timer = setInterval(render, intervalMs);
