@@ -22,7 +22,8 @@ import {
   LIMIT_SETTINGS,
   type OperatorLimits,
 } from '../functions/shared/limits.ts';
-import { PROJECT_ROOT, SelfInstructWorkflow } from './workflow.ts';
+import { PROJECT_ROOT } from './project.ts';
+import { SelfInstructWorkflow } from './workflow.ts';
 
 /** What a deployment can be configured with (CDK context keys `selfinstruct:<name>`, see README). */
 export interface SelfInstructStackProps extends StackProps {

@@ -8,7 +8,6 @@
  *   Any stage's error → Record failure → Run failed
  */
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
@@ -24,13 +23,8 @@ import { Construct } from 'constructs';
 import { ConfigurationError } from '../functions/shared/errors.ts';
 import { DEFAULT_OPERATOR_LIMITS, LIMIT_SETTINGS, type OperatorLimits } from '../functions/shared/limits.ts';
 import { CONTROL_STATES, STAGES, type StageKey, type StageSpec } from '../functions/stages.ts';
+import { ENTRY_METADATA, PROJECT_ROOT } from './project.ts';
 import { RoleWithUnscopedPolicy } from './roles.ts';
-
-/** The project root: stage entries are `functions/<stage>/handler.ts` below it. */
-export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-
-/** CloudFormation metadata key that names a function's handler module, read by the local runner. */
-export const ENTRY_METADATA = 'SelfInstruct:Entry';
 
 /** Errors worth retrying with backoff: Lambda's own transient faults and the model adapters' named ones. */
 export const RETRYABLE_ERRORS = [

@@ -9,6 +9,7 @@ import { exportKeys } from '../shared/keys.ts';
 import { stageUsageCounters, toJsonLines, totalUsage, usageOfCalls } from '../shared/model-calls.ts';
 import { holdPool } from '../shared/pool-lease.ts';
 import type { ObjectStore, PoolStore, RunRecord } from '../shared/ports.ts';
+import { formatUsd } from '../shared/pricing/money.ts';
 import type { RunState } from '../shared/schemas.ts';
 
 export interface RunSummary {
@@ -47,7 +48,7 @@ export function stopReason({ config, progress }: RunState): string {
     return `target reached (${progress.added} ≥ ${config.target} new tasks)`;
   }
   if (!progress.withinBudget) {
-    return `budget: another iteration would bring the estimated cost to $${progress.projectedCostUsd.toFixed(4)}, over the $${config.maxCostUsd} limit (spent $${progress.costUsd.toFixed(4)}; ${progress.added} of ${config.target} new tasks)`;
+    return `budget: another iteration would bring the estimated cost to ${formatUsd(progress.projectedCostUsd)}, over the ${formatUsd(config.maxCostUsd ?? 0)} limit (spent ${formatUsd(progress.costUsd)}; ${progress.added} of ${config.target} new tasks)`;
   }
   return `iteration cap reached (${progress.iteration} of ${config.maxIterations}) with ${progress.added} of ${config.target} new tasks`;
 }

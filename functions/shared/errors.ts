@@ -44,6 +44,9 @@ export class InputFileInvalid extends SelfInstructError {
   }
 }
 
+/** A JSON file that does not parse: names the file, line and column, as a compiler would. */
+export class JsonFileInvalid extends SelfInstructError {}
+
 /** A seed file that can't start a run. */
 export class SeedFileInvalid extends InputFileInvalid {
   constructor(problems: FileProblem[]) {
@@ -56,6 +59,9 @@ export class RunInputInvalid extends SelfInstructError {}
 
 /** Another run is growing the pool (it holds the pool's lease). */
 export class PoolBusy extends SelfInstructError {}
+
+/** Another process has the local data folder open (one process at a time can: LevelDB's lock). */
+export class DataFolderBusy extends SelfInstructError {}
 
 /** A file or object that should exist does not. */
 export class NotFound extends SelfInstructError {}

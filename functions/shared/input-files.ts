@@ -3,9 +3,30 @@
  * or a JSON array (Alpaca format). Every line is validated with a zod schema; problems name
  * the file, the line and the field, and all of them are reported at once.
  */
+import { type ParseError, parse, printParseErrorCode } from 'jsonc-parser';
 import type { z } from 'zod';
-import { type FileProblem, InputFileInvalid, SeedFileInvalid } from './errors.ts';
+import { type FileProblem, InputFileInvalid, JsonFileInvalid, SeedFileInvalid } from './errors.ts';
 import { AlpacaTask, SeedTask } from './schemas.ts';
+
+/**
+ * Parses a JSON file's text strictly (no comments, no trailing commas). Throws `JsonFileInvalid`
+ * with `file:line:column` of the first problem: `JSON.parse` alone does not say where.
+ */
+export function parseJsonFile(text: string, file: string): unknown {
+  const errors: ParseError[] = [];
+  const value = parse(text, errors, { disallowComments: true, allowTrailingComma: false });
+  const [first] = errors;
+  if (first) {
+    const before = text.slice(0, first.offset).split(/\r?\n/);
+    const line = before.length;
+    const column = (before.at(-1)?.length ?? 0) + 1;
+    throw new JsonFileInvalid(
+      `${file}:${line}:${column}: not valid JSON (${printParseErrorCode(first.error)})`,
+    );
+  }
+  if (value === undefined) throw new JsonFileInvalid(`${file}: not valid JSON (the file is empty)`);
+  return value;
+}
 
 /**
  * The largest seed record (a JSON line, or an element of an Alpaca array), in bytes of UTF-8. A seed

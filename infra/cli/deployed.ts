@@ -99,7 +99,6 @@ export async function runDeployed(
 /** `serve`: the local stack plus a local Step Functions endpoint, until interrupted. */
 export function serveCommand(): Command {
   return new Command('serve')
-    .description('Start the local stack with a Step Functions API endpoint, standing in for AWS')
     .option('--data-dir <dir>', 'local S3/DynamoDB data', '.local/data')
     .option('--fresh', 'delete the local data first')
     .action(async (options: { dataDir: string; fresh?: boolean }) => {

@@ -6,14 +6,10 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import {
-  DescribeExecutionCommand,
-  type HistoryEvent,
-  paginateGetExecutionHistory,
-  SFNClient,
-} from '@aws-sdk/client-sfn';
+import type { HistoryEvent, SFNClient } from '@aws-sdk/client-sfn';
 import { Command } from 'commander';
 import { NotFound } from '../../functions/shared/errors.ts';
+import { formatUsd } from '../../functions/shared/pricing/money.ts';
 import { addCounts } from '../../functions/shared/schemas.ts';
 import { STAGES } from '../../functions/stages.ts';
 import { formatEntries, groupCounts } from './counts.ts';
@@ -162,7 +158,7 @@ export function formatStatus(s: RunStatus): string {
     ['rejected', formatEntries(groups.instructions)],
     ['with valid instances', String(s.counts.complete ?? 0)],
     ['model calls, tokens', `${s.usage.calls}, ${s.usage.inputTokens} in / ${s.usage.outputTokens} out`],
-    ['cost so far (estimated)', `$${s.costUsd.toFixed(4)}`],
+    ['cost so far (estimated)', formatUsd(s.costUsd)],
     ['elapsed', seconds(s.elapsedMs) + (s.etaMs === undefined ? '' : `, about ${seconds(s.etaMs)} to go`)],
   ];
   if (s.error) rows.push(['error', `${s.error}: ${s.cause ?? ''}`]);
@@ -179,7 +175,7 @@ export function statusLine(s: RunStatus, bar: boolean): string {
   const chunks =
     s.state === STAGES.generateInstances.mapState && s.chunks ? ` ${s.chunks.done}/${s.chunks.total}` : '';
   const eta = s.etaMs === undefined ? '' : ` · ETA ${seconds(s.etaMs)}`;
-  return `${progress}${s.added}/${s.target ?? '?'} tasks · iteration ${s.iteration} · ${s.status === 'RUNNING' ? `${s.state ?? 'starting'}${chunks}` : s.status} · $${s.costUsd.toFixed(4)}${eta}`;
+  return `${progress}${s.added}/${s.target ?? '?'} tasks · iteration ${s.iteration} · ${s.status === 'RUNNING' ? `${s.state ?? 'starting'}${chunks}` : s.status} · ${formatUsd(s.costUsd)}${eta}`;
 }
 
 /** Reads a run's history: `history()` returns the events so far and whether the run has ended. */
@@ -208,10 +204,17 @@ export function localHistory(dataDir: string, runId: string): HistorySource {
 export const executionLogPath = (dataDir: string, runId: string) =>
   path.join(dataDir, 'executions', `${runId}.jsonl`);
 
-/** A deployed run's history, from Step Functions (`AWS_ENDPOINT_URL_SFN` points it at a local endpoint). */
-export function deployedHistory(executionArn: string, client = new SFNClient({})): HistorySource {
+/**
+ * A deployed run's history, from Step Functions (`AWS_ENDPOINT_URL_SFN` points it at a local endpoint).
+ * The SDK is loaded on the first read, so that a local `status` never loads it.
+ */
+export function deployedHistory(executionArn: string, given?: SFNClient): HistorySource {
   return {
     async history() {
+      const { DescribeExecutionCommand, paginateGetExecutionHistory, SFNClient } = await import(
+        '@aws-sdk/client-sfn'
+      );
+      const client = given ?? new SFNClient({});
       try {
         await client.send(new DescribeExecutionCommand({ executionArn }));
       } catch (error) {
@@ -278,24 +281,29 @@ function sourceFor(
   return resolveArn().then((arn) => deployedHistory(executionArnOf(arn, runId)));
 }
 
-/** `status` and `watch`; `resolveArn` finds the deployed state machine (flag, env or stack outputs). */
-export function statusCommands(resolveArn: (options: StatusOptions) => Promise<string>): Command[] {
-  const common = (command: Command) =>
-    command
-      .option('--deployed', 'a run of the deployed state machine (else a local run)')
-      .option('--state-machine-arn <arn>', 'the deployed state machine (default: the stack outputs)')
-      .option('--data-dir <dir>', 'local data', '.local/data');
-  const status = common(
-    new Command('status').argument('<run>', 'run id').description('Where a run stands'),
-  ).action(async (runId: string, options: StatusOptions) => {
+/** Finds the deployed state machine (flag, env or stack outputs). */
+type ResolveArn = (options: StatusOptions) => Promise<string>;
+
+const withSourceOptions = (command: Command) =>
+  command
+    .argument('<run>', 'run id')
+    .option('--deployed', 'a run of the deployed state machine (else a local run)')
+    .option('--state-machine-arn <arn>', 'the deployed state machine (default: the stack outputs)')
+    .option('--data-dir <dir>', 'local data', '.local/data');
+
+/** `status <run>`, for `program()` in main.ts. */
+export function statusCommand(resolveArn: ResolveArn): Command {
+  return withSourceOptions(new Command('status')).action(async (runId: string, options: StatusOptions) => {
     const source = await sourceFor(runId, options, () => resolveArn(options));
     const result = statusFromHistory(runId, await source.history());
     console.log(formatStatus(result));
     if (result.status !== 'RUNNING' && result.status !== 'SUCCEEDED') process.exitCode = 1;
   });
-  const watchCommand = common(
-    new Command('watch').argument('<run>', 'run id').description('Follow a run until it ends'),
-  )
+}
+
+/** `watch <run>`, for `program()` in main.ts. */
+export function watchCommand(resolveArn: ResolveArn): Command {
+  return withSourceOptions(new Command('watch'))
     .option('--interval <seconds>', 'seconds between checks', '2')
     .action(async (runId: string, options: StatusOptions) => {
       const source = await sourceFor(runId, options, () => resolveArn(options));
@@ -303,5 +311,4 @@ export function statusCommands(resolveArn: (options: StatusOptions) => Promise<s
       console.log(formatStatus(result));
       if (result.status !== 'SUCCEEDED') process.exitCode = 1;
     });
-  return [status, watchCommand];
 }

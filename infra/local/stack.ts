@@ -3,7 +3,7 @@
  * each Lambda task routed to the same handler module the function bundles, in the environment the
  * template gives it, against local S3 and DynamoDB servers. There is no other orchestrator.
  */
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { CreateTableCommand, DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
@@ -19,16 +19,19 @@ export type EventLog =
 import { DynamoPoolStore } from '../../functions/shared/adapters/dynamodb.ts';
 import { S3ObjectStore } from '../../functions/shared/adapters/s3.ts';
 import { s3ClientConfig } from '../../functions/shared/config.ts';
-import { ENTRY_METADATA, PROJECT_ROOT } from '../workflow.ts';
-import { LOCAL_CREDENTIALS, type LocalServers, startLocalServers } from './servers.ts';
+import { ENTRY_METADATA, PROJECT_ROOT } from '../project.ts';
+import { type LocalServers, pointSdkAt, startLocalServers } from './servers.ts';
 import {
   type CfnTemplate,
+  definitionChecked,
   LOCAL_ACCOUNT,
   LOCAL_REGION,
+  type LoadedTemplate,
   type LocalNames,
+  loadTemplate,
+  markDefinitionChecked,
   resolveIntrinsics,
   resourcesOfType,
-  synthesizeTemplate,
 } from './template.ts';
 
 // aws-local-stepfunctions uses Promise.withResolvers (Node 22+).
@@ -60,6 +63,8 @@ export interface LocalStackOptions {
   dataDir: string;
   /** Delete the data first. */
   fresh?: boolean;
+  /** What this process does with the folder (`run <id>`, `export` …), named to a second one (`servers.ts`). */
+  holder?: string;
   /** Powertools log level of the handlers (`SILENT` keeps the terminal for the progress view). */
   logLevel?: string;
   /** CDK context for synthesis (e.g. `selfinstruct:model`). */
@@ -69,6 +74,8 @@ export interface LocalStackOptions {
    * TypeScript sources: slower to start, and proof that the deployed artifacts work.
    */
   bundleTo?: string;
+  /** The template, when the caller loaded it already (`loadTemplate`, e.g. to show start-up progress). */
+  template?: LoadedTemplate;
 }
 
 export interface ExecutionResult {
@@ -102,7 +109,7 @@ export class LocalStack {
     readonly bucketName: string,
     readonly tableName: string,
     private readonly functions: Map<string, LocalFunction>,
-    /** Milliseconds spent synthesizing the stack. */
+    /** Milliseconds spent getting the template (synthesis, or the cache). */
     readonly synthMs: number,
   ) {
     this.objects = new S3ObjectStore(bucketName);
@@ -110,24 +117,13 @@ export class LocalStack {
   }
 
   static async start(options: LocalStackOptions): Promise<LocalStack> {
-    if (options.fresh) rmSync(options.dataDir, { recursive: true, force: true });
-    const servers = await startLocalServers(options.dataDir);
+    const servers = await startLocalServers(options.dataDir, options);
     try {
-      // The SDK clients of the handlers, built at import, find the local servers through these.
-      Object.assign(process.env, {
-        AWS_REGION: LOCAL_REGION,
-        AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
-        AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
-        AWS_ENDPOINT_URL_S3: servers.s3Endpoint,
-        AWS_ENDPOINT_URL_DYNAMODB: servers.dynamodbEndpoint,
-        AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
-        AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
-      });
-      delete process.env.AWS_PROFILE;
+      pointSdkAt(servers);
 
-      const started = performance.now();
-      const { template, outdir } = synthesizeTemplate(options.context, options.bundleTo);
-      const synthMs = performance.now() - started;
+      const loaded = options.template ?? (await loadTemplate(options));
+      const { template, outdir = '' } = loaded;
+      const synthMs = loaded.ms;
 
       const [bucketId] = resourcesOfType(template, 'AWS::S3::Bucket').map(([id]) => id);
       const [tableId, tableResource] = resourcesOfType(template, 'AWS::DynamoDB::GlobalTable')[0] ?? [];
@@ -177,6 +173,12 @@ export class LocalStack {
       const definition = JSON.parse(
         resolveIntrinsics(machine[1].Properties?.DefinitionString, names) as string,
       ) as StateMachineDefinition;
+      // The whole definition (Map item processors included) is checked against the States Language once
+      // per template: the check compiles a JSON Schema validator, seconds of a local run's CPU.
+      if (!definitionChecked(loaded)) {
+        new StateMachine(definition, { validationOptions: { checkArn: false } });
+        markDefinitionChecked(loaded);
+      }
 
       const stack = new LocalStack(servers, template, definition, bucketName, tableId, functions, synthMs);
       await stack.deploySeeds(names);
@@ -261,7 +263,8 @@ export class LocalStack {
       retryIntervalMs,
     }: { executionName?: string; onEvent?: (event: EventLog) => void; retryIntervalMs?: number } = {},
   ): Promise<ExecutionResult> {
-    const machine = new StateMachine(this.definition, { validationOptions: { checkArn: false } });
+    // Checked at start (see `start`); the engine would otherwise check it again on every execution.
+    const machine = new StateMachine(this.definition, { validationOptions: { noValidate: true } });
     const overrides = this.overrides();
     const execution = machine.run(input as never, {
       overrides: {
@@ -345,6 +348,3 @@ async function createBucket(name: string): Promise<void> {
     await client.send(new CreateBucketCommand({ Bucket: name }));
   }
 }
-
-/** True when a local data folder holds a previous run's data. */
-export const hasLocalData = (dataDir: string) => existsSync(path.join(dataDir, 's3'));

@@ -11,8 +11,8 @@ import { INLINE_MAP_MAX_CONCURRENCY } from '../../functions/shared/schemas.ts';
 import { STAGES } from '../../functions/stages.ts';
 import { buildApp, propsFromContext } from '../../infra/app.ts';
 import type { CfnTemplate } from '../../infra/local/template.ts';
+import { ENTRY_METADATA } from '../../infra/project.ts';
 import { UNSCOPED_ACTIONS } from '../../infra/roles.ts';
-import { ENTRY_METADATA } from '../../infra/workflow.ts';
 
 interface Statement {
   Effect: string;

@@ -8,6 +8,7 @@ import {
 } from '../../functions/shared/pricing/aws-usage.ts';
 import { STAGES } from '../../functions/stages.ts';
 import { buildApp } from '../../infra/app.ts';
+import { cdkJsonContext } from '../../infra/local/synth.ts';
 import { RETRYABLE_ERRORS } from '../../infra/workflow.ts';
 
 interface State {
@@ -29,7 +30,9 @@ let template: Template;
 let states: Record<string, State>;
 
 beforeAll(() => {
-  const { app, stack } = buildApp(new App({ context: { 'aws:cdk:bundling-stacks': [] } }));
+  const { app, stack } = buildApp(
+    new App({ context: { ...cdkJsonContext(), 'aws:cdk:bundling-stacks': [] } }),
+  );
   app.synth(); // throws on any unacknowledged cdk-nag finding
   template = Template.fromStack(stack);
   const [machine] = Object.values(template.findResources('AWS::StepFunctions::StateMachine'));

@@ -24,6 +24,7 @@ import type { AddressInfo } from 'node:net';
 import { hashedEmbedding } from '../../functions/shared/models/embeddings.ts';
 import { OfflineModel } from '../../functions/shared/models/offline.ts';
 import type { ModelRequest, ModelStage } from '../../functions/shared/ports.ts';
+import { keepIdleConnections } from '../../infra/local/servers.ts';
 
 /** What to do to one request instead of (or before) answering it normally. Fields combine. */
 export interface Fault {
@@ -503,6 +504,7 @@ export async function startOpenAIStandIn(options: OpenAIStandInOptions = {}): Pr
       ),
     );
   });
+  keepIdleConnections(server); // as the local S3 and DynamoDB servers do: see there
   const port = await listen(server);
   return {
     url: `http://127.0.0.1:${port}/v1`,

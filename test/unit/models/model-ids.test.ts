@@ -176,7 +176,8 @@ describe('ollamaHint', () => {
   });
 
   it('gives the exact --model flag for the first model a server lists', async () => {
-    const hint = await ollamaHint({ baseURL: server.url });
+    // The default 300 ms probe is for a run's start; a loaded test machine can be slower than that.
+    const hint = await ollamaHint({ baseURL: server.url, timeoutMs: 10_000 });
 
     expect(hint).toContain(`--model openai-compatible:llama3.2:3b@${server.url}`);
     expect(server.requests.at(-1)?.path).toBe('/v1/models');
@@ -198,7 +199,7 @@ describe('ollamaHint', () => {
   it('returns undefined when the reply is not a model list', async () => {
     server.enqueue({ badBody: true });
 
-    expect(await ollamaHint({ baseURL: server.url })).toBeUndefined();
+    expect(await ollamaHint({ baseURL: server.url, timeoutMs: 10_000 })).toBeUndefined();
   });
 
   it('returns undefined when the server lists no models', async () => {

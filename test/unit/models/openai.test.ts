@@ -44,7 +44,7 @@ beforeAll(async () => {
   process.env[LIMIT_SETTINGS.allowedModelEndpoints.env] = standIn.url;
   delete process.env.MODEL_API_KEY_SECRET_ARN;
   compatible = (model = 'llama3.1') =>
-    createTextModel(`openai-compatible:${model}@${standIn.url}`, { seed: 's', timeoutMs: 2_000 });
+    createTextModel(`openai-compatible:${model}@${standIn.url}`, { seed: 's', timeoutMs: 20_000 });
   completions = () => createTextModel(`openai-completions:qwen2.5@${standIn.url}`, { seed: 's' });
 });
 
