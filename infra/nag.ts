@@ -68,7 +68,7 @@ export function applyNag(app: App, stack: SelfInstructStack): void {
         `${action} comes from CDK's grantRead/grantPut on this stack's bucket only.`,
       );
     }
-    for (const prefix of ['pools', 'runs', 'exports']) {
+    for (const prefix of ['pools', 'runs', 'exports', 'prices']) {
       ack(
         fn,
         `IAM5[Resource::${bucketArn}/${prefix}/*]`,

@@ -5,13 +5,16 @@
  *   Start run → Prepare run → Generate instructions → Filter and deduplicate → Generate instances (Map
  *   over chunks of ids) → Save iteration → Enough instructions? ─ no → Generate instructions
  *                                                              └ yes → Export dataset → Done
- *   Any stage's error → Record failure → Run failed
+ *   A stage's error (after its retries) fails the execution at that stage, so `RedriveExecution` restarts
+ *   it there; an EventBridge rule on the execution's end (FAILED, TIMED_OUT, ABORTED) runs Record failure.
  */
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
@@ -28,13 +31,22 @@ export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.
 /** CloudFormation metadata key that names a function's handler module, read by the local runner. */
 export const ENTRY_METADATA = 'SelfInstruct:Entry';
 
-/** Errors worth retrying with backoff: Lambda's own transient faults and the model adapters' named ones. */
+/**
+ * Errors worth retrying with backoff: Lambda's own transient faults, what a crashed or timed-out
+ * function reports (`Lambda.Unknown` for an out-of-memory kill or a timeout, `Sandbox.Timedout`,
+ * `Runtime.ExitError`, `Runtime.OutOfMemory` on current runtimes: every stage is safe to run again),
+ * and the model adapters' named ones.
+ */
 export const RETRYABLE_ERRORS = [
   'Lambda.ServiceException',
   'Lambda.AWSLambdaException',
   'Lambda.SdkClientException',
   'Lambda.TooManyRequestsException',
   'Lambda.ClientExecutionTimeoutException',
+  'Lambda.Unknown',
+  'Sandbox.Timedout',
+  'Runtime.ExitError',
+  'Runtime.OutOfMemory',
   'ModelThrottled',
   'ModelUnavailable',
   'States.Timeout',
@@ -120,7 +132,7 @@ const STAGES = {
   recordFailure: {
     id: 'RecordFailure',
     folder: 'record-failure',
-    description: 'Marks a failed run with a readable cause',
+    description: 'Marks a failed, timed-out or aborted run with a readable cause and gives its pool back',
     timeout: Duration.minutes(1),
     memorySize: 512,
   },
@@ -239,19 +251,25 @@ export class SelfInstructWorkflow extends Construct {
     props.bucket.grantPut(f.prepare, 'pools/*');
     props.table.grantReadWriteData(f.prepare);
     props.bucket.grantRead(f.generateInstructions, 'pools/*');
+    // A replay run reads the recorded run's replies.
+    props.bucket.grantRead(f.generateInstructions, 'runs/*');
     props.bucket.grantPut(f.generateInstructions, 'runs/*');
     props.bucket.grantRead(f.filter, 'pools/*');
     props.bucket.grantRead(f.filter, 'runs/*');
     props.bucket.grantPut(f.filter, 'runs/*');
     props.table.grantReadWriteData(f.filter);
+    props.bucket.grantRead(f.generateInstances, 'runs/*');
     props.bucket.grantPut(f.generateInstances, 'runs/*');
     props.table.grantReadWriteData(f.generateInstances);
     props.bucket.grantRead(f.saveIteration, 'runs/*');
+    // The run's price table (`--prices`, run input priceTableKey).
+    props.bucket.grantRead(f.saveIteration, 'prices/*');
     props.bucket.grantPut(f.saveIteration, 'pools/*');
     props.table.grantReadWriteData(f.saveIteration);
     props.table.grantReadWriteData(f.exportDataset);
     props.bucket.grantPut(f.exportDataset, 'exports/*');
-    props.table.grantWriteData(f.recordFailure);
+    // Reads the run's pool, marks the run, gives the pool's lease back.
+    props.table.grantReadWriteData(f.recordFailure);
 
     const invoke = (
       name: string,
@@ -278,18 +296,6 @@ export class SelfInstructWorkflow extends Construct {
       return task;
     };
 
-    const failed = new sfn.Fail(this, 'Run failed', {
-      errorPath: '$.Payload.error',
-      causePath: '$.Payload.cause',
-    });
-    const recordFailure = invoke('Record failure', f.recordFailure, STAGES.recordFailure.timeout, {
-      payload: sfn.TaskInput.fromObject({ 'runId.$': '$.runId', 'failure.$': '$.failure' }),
-    }).next(failed);
-    const catchAll = <T extends sfn.TaskStateBase | sfn.Map>(state: T): T => {
-      state.addCatch(recordFailure, { errors: ['States.ALL'], resultPath: '$.failure' });
-      return state;
-    };
-
     // The run state that goes round the loop, read from the state and from a stage's reply.
     const runState = { 'runId.$': '$.runId', 'config.$': '$.config', 'progress.$': '$.progress' };
     const runStateFromPayload = {
@@ -301,13 +307,14 @@ export class SelfInstructWorkflow extends Construct {
     const start = new sfn.Pass(this, 'Start run', {
       parameters: { 'runId.$': '$$.Execution.Name', 'input.$': '$' },
     });
-    const prepare = catchAll(
-      invoke('Prepare run', f.prepare, STAGES.prepare.timeout, {
-        resultSelector: runStateFromPayload,
-      }),
-    );
-    const generate = catchAll(
-      invoke('Generate instructions', f.generateInstructions, STAGES.generateInstructions.timeout, {
+    const prepare = invoke('Prepare run', f.prepare, STAGES.prepare.timeout, {
+      resultSelector: runStateFromPayload,
+    });
+    const generate = invoke(
+      'Generate instructions',
+      f.generateInstructions,
+      STAGES.generateInstructions.timeout,
+      {
         payload: sfn.TaskInput.fromObject(runState),
         resultSelector: {
           'candidatesKey.$': '$.Payload.candidatesKey',
@@ -318,29 +325,25 @@ export class SelfInstructWorkflow extends Construct {
           'usage.$': '$.Payload.usage',
         },
         resultPath: '$.generated',
-      }),
+      },
     );
-    const filter = catchAll(
-      invoke('Filter and deduplicate', f.filter, STAGES.filter.timeout, {
-        payload: sfn.TaskInput.fromObject({
-          ...runState,
-          'candidatesKey.$': '$.generated.candidatesKey',
-        }),
-        resultSelector: { 'chunks.$': '$.Payload.chunks', 'counts.$': '$.Payload.counts' },
-        resultPath: '$.gated',
+    const filter = invoke('Filter and deduplicate', f.filter, STAGES.filter.timeout, {
+      payload: sfn.TaskInput.fromObject({
+        ...runState,
+        'candidatesKey.$': '$.generated.candidatesKey',
       }),
-    );
-    const instancesMap = catchAll(
-      new sfn.Map(this, 'Generate instances', {
-        itemsPath: '$.gated.chunks',
-        maxConcurrencyPath: '$.config.mapConcurrency',
-        itemSelector: {
-          ...runState,
-          'chunk.$': '$$.Map.Item.Value',
-        },
-        resultPath: '$.instances',
-      }),
-    );
+      resultSelector: { 'chunks.$': '$.Payload.chunks', 'counts.$': '$.Payload.counts' },
+      resultPath: '$.gated',
+    });
+    const instancesMap = new sfn.Map(this, 'Generate instances', {
+      itemsPath: '$.gated.chunks',
+      maxConcurrencyPath: '$.config.mapConcurrency',
+      itemSelector: {
+        ...runState,
+        'chunk.$': '$$.Map.Item.Value',
+      },
+      resultPath: '$.instances',
+    });
     instancesMap.itemProcessor(
       invoke('Generate instances for a chunk', f.generateInstances, STAGES.generateInstances.timeout, {
         resultSelector: {
@@ -350,25 +353,21 @@ export class SelfInstructWorkflow extends Construct {
         },
       }),
     );
-    const save = catchAll(
-      invoke('Save iteration', f.saveIteration, STAGES.saveIteration.timeout, {
-        payload: sfn.TaskInput.fromObject({
-          ...runState,
-          'generated.$': '$.generated',
-          'gated.$': '$.gated',
-          'instances.$': '$.instances',
-        }),
-        // Replaces the whole state: only runId, config and progress go round the loop.
-        resultSelector: runStateFromPayload,
+    const save = invoke('Save iteration', f.saveIteration, STAGES.saveIteration.timeout, {
+      payload: sfn.TaskInput.fromObject({
+        ...runState,
+        'generated.$': '$.generated',
+        'gated.$': '$.gated',
+        'instances.$': '$.instances',
       }),
-    );
-    const exportDataset = catchAll(
-      invoke('Export dataset', f.exportDataset, STAGES.exportDataset.timeout, {
-        payload: sfn.TaskInput.fromObject(runState),
-        resultSelector: { 'summary.$': '$.Payload' },
-        resultPath: '$.export',
-      }),
-    );
+      // Replaces the whole state: only runId, config and progress go round the loop.
+      resultSelector: runStateFromPayload,
+    });
+    const exportDataset = invoke('Export dataset', f.exportDataset, STAGES.exportDataset.timeout, {
+      payload: sfn.TaskInput.fromObject(runState),
+      resultSelector: { 'summary.$': '$.Payload' },
+      resultPath: '$.export',
+    });
     const done = new sfn.Succeed(this, 'Done', { outputPath: '$.export.summary' });
 
     const enough = new sfn.Choice(this, 'Enough instructions?')
@@ -418,5 +417,21 @@ export class SelfInstructWorkflow extends Construct {
         alarmDescription: `A Self-Instruct run ${name === 'RunsFailed' ? 'failed' : 'timed out'}`,
       });
     }
+
+    // Step Functions reports every end of an execution to EventBridge: an unsuccessful one is recorded
+    // on the run (readable cause, status) and the pool's lease is given back. Lambda retries the
+    // asynchronous invocation twice on an error.
+    new events.Rule(this, 'RunEndedUnsuccessfully', {
+      description: 'Records a failed, timed-out or aborted Self-Instruct run and gives its pool back',
+      eventPattern: {
+        source: ['aws.states'],
+        detailType: ['Step Functions Execution Status Change'],
+        detail: {
+          stateMachineArn: [this.stateMachine.stateMachineArn],
+          status: ['FAILED', 'TIMED_OUT', 'ABORTED'],
+        },
+      },
+      targets: [new targets.LambdaFunction(f.recordFailure, { retryAttempts: 2 })],
+    });
   }
 }

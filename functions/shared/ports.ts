@@ -99,7 +99,7 @@ export type PoolLease = { taken: true } | { taken: false; holder: string; until:
 export interface RunRecord {
   runId: string;
   pool: string;
-  status: 'RUNNING' | 'SUCCEEDED' | 'FAILED';
+  status: 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'TIMED_OUT' | 'ABORTED';
   config?: Record<string, unknown>;
   startedAt: string;
   endedAt?: string;

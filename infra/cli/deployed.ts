@@ -10,6 +10,7 @@ import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { Command } from 'commander';
 import { parseRunInput } from '../../functions/prepare/core.ts';
 import { S3ObjectStore } from '../../functions/shared/adapters/s3.ts';
+import { awsClientConfig } from '../../functions/shared/config.ts';
 import { ConfigurationError, NotFound } from '../../functions/shared/errors.ts';
 import { LOCAL_CREDENTIALS } from '../local/servers.ts';
 import { startLocalStepFunctions } from '../local/sfn-server.ts';
@@ -37,7 +38,7 @@ export async function resolveDeployed(options: DeployedOptions): Promise<Deploye
   const stackName = options.stack ?? 'SelfInstruct';
   let outputs: Record<string, string>;
   try {
-    const reply = await new CloudFormationClient({}).send(
+    const reply = await new CloudFormationClient(awsClientConfig('cloudformation')).send(
       new DescribeStacksCommand({ StackName: stackName }),
     );
     outputs = Object.fromEntries(
@@ -75,7 +76,7 @@ export async function runDeployed(
   if (options.seeds) input.seedKey = await upload(options.seeds, 'uploads', 'application/jsonl');
   if (options.prices) input.priceTableKey = await upload(options.prices, 'prices', 'application/json');
 
-  const sfn = new SFNClient({});
+  const sfn = new SFNClient(awsClientConfig('sfn'));
   const { executionArn } = await sfn.send(
     new StartExecutionCommand({
       stateMachineArn: target.stateMachineArn,
@@ -96,8 +97,13 @@ export function serveCommand(): Command {
     .description('Start the local stack with a Step Functions API endpoint, standing in for AWS')
     .option('--data-dir <dir>', 'local S3/DynamoDB data', '.local/data')
     .option('--fresh', 'delete the local data first')
-    .action(async (options: { dataDir: string; fresh?: boolean }) => {
-      const stack = await LocalStack.start({ dataDir: options.dataDir, fresh: options.fresh });
+    .option('--no-iam', 'do not enforce the functions’ IAM roles (debugging)')
+    .action(async (options: { dataDir: string; fresh?: boolean; iam: boolean }) => {
+      const stack = await LocalStack.start({
+        dataDir: options.dataDir,
+        fresh: options.fresh,
+        iam: options.iam === false ? false : undefined,
+      });
       const sfn = await startLocalStepFunctions(stack);
       const env = {
         AWS_ENDPOINT_URL_SFN: sfn.url,

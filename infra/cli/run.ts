@@ -7,11 +7,13 @@ import * as path from 'node:path';
 import { Command, Option } from 'commander';
 import type { RunSummary } from '../../functions/export/core.ts';
 import { parseRunInput } from '../../functions/prepare/core.ts';
+import { readableCause } from '../../functions/record-failure/core.ts';
 import { NotFound } from '../../functions/shared/errors.ts';
 import { exportKeys } from '../../functions/shared/keys.ts';
 import { describeModel, ollamaHint } from '../../functions/shared/models/index.ts';
 import type { RunInput } from '../../functions/shared/schemas.ts';
 import { toHistoryEvent } from '../local/history-events.ts';
+import type { ExecutionStatus } from '../local/rules.ts';
 import { LocalStack } from '../local/stack.ts';
 import { formatEntries, groupCounts } from './counts.ts';
 import { estimateCommand } from './estimate.ts';
@@ -40,6 +42,8 @@ export interface RunOptions {
   out: string;
   verbose?: boolean;
   bundled?: boolean;
+  /** `--no-iam` sets this false: the local stack stops enforcing the functions' roles. */
+  iam?: boolean;
   dryRun?: boolean;
   deployed?: boolean;
   stateMachineArn?: string;
@@ -78,7 +82,7 @@ export function newRunId(now = new Date()): string {
 
 export interface LocalRunResult {
   runId: string;
-  status: 'SUCCEEDED' | 'FAILED';
+  status: ExecutionStatus;
   summary?: RunSummary;
   error?: string;
   cause?: string;
@@ -87,10 +91,11 @@ export interface LocalRunResult {
   events: Awaited<ReturnType<LocalStack['execute']>>['events'];
 }
 
-/** Runs one execution on the local stack. `out` receives the progress lines. */
+/** Runs one execution on the local stack. `out` receives the progress lines; `signal` aborts the run. */
 export async function runLocal(
   options: RunOptions,
   out: (line: string) => void = console.log,
+  signal?: AbortSignal,
 ): Promise<LocalRunResult> {
   const started = performance.now();
   const input = runInputFromOptions(options);
@@ -117,6 +122,9 @@ export async function runLocal(
     fresh: options.fresh,
     logLevel: options.verbose ? 'INFO' : 'SILENT',
     bundleTo: options.bundled ? path.join(options.dataDir, '..', 'cdk.out') : undefined,
+    // Synthesized as it would be deployed for this model (a Bedrock model is the one the functions may call).
+    context: model.startsWith('bedrock:') ? { 'selfinstruct:model': model } : undefined,
+    iam: options.iam === false ? false : undefined,
   });
   try {
     // One process at a time can open a local data folder (LevelDB's lock), so a lease found now was left
@@ -151,6 +159,7 @@ export async function runLocal(
     let events = 0;
     const result = await stack.execute(input, {
       executionName: runId,
+      signal,
       onEvent: (event) => {
         print(event);
         appendFileSync(historyFile, `${JSON.stringify(toHistoryEvent(event, ++events))}\n`);
@@ -159,13 +168,17 @@ export async function runLocal(
     const executionMs = performance.now() - executionStarted;
     const timings = { totalMs: 0, synthMs: stack.synthMs, executionMs };
 
-    if (result.status === 'FAILED') {
+    for (const delivery of result.deliveries.filter((d) => d.error)) {
+      out(`warning: ${delivery.functionName} (rule ${delivery.rule}) failed: ${delivery.error}`);
+    }
+    if (result.status !== 'SUCCEEDED') {
       timings.totalMs = performance.now() - started;
       return {
         runId,
-        status: 'FAILED',
+        status: result.status,
         error: result.error,
-        cause: result.cause,
+        // The execution's cause is Lambda's JSON, as in AWS: show its message.
+        cause: result.cause === undefined ? undefined : readableCause(result.error ?? '', result.cause),
         timings,
         events: result.events,
       };
@@ -281,6 +294,7 @@ export function runCommand(): Command {
     .option('--data-dir <dir>', 'local S3/DynamoDB data', '.local/data')
     .option('--out <dir>', 'where datasets are copied', 'out')
     .option('--verbose', 'show the stage functions’ logs')
+    .option('--no-iam', 'do not enforce the functions’ IAM roles on the local stack (debugging)')
     .option(
       '--bundled',
       'run the esbuild bundles `cdk deploy` would upload instead of the TypeScript sources',
@@ -303,8 +317,26 @@ export function runCommand(): Command {
         if (status.status !== 'SUCCEEDED') process.exitCode = 1;
         return;
       }
-      const result = await runLocal(options);
-      if (result.status === 'FAILED') {
+      // Ctrl-C aborts the run as StopExecution would: it is marked aborted and its pool's lease given back.
+      const interrupt = new AbortController();
+      const onSigint = () => {
+        if (interrupt.signal.aborted) process.exit(130);
+        console.error('\nInterrupted: aborting the run (Ctrl-C again to quit at once)');
+        interrupt.abort();
+      };
+      process.on('SIGINT', onSigint);
+      let result: LocalRunResult;
+      try {
+        result = await runLocal(options, console.log, interrupt.signal);
+      } finally {
+        process.off('SIGINT', onSigint);
+      }
+      if (result.status === 'ABORTED') {
+        console.error(`\nRun ${result.runId} aborted`);
+        process.exitCode = 130;
+        return;
+      }
+      if (result.status !== 'SUCCEEDED') {
         console.error(`\nRun ${result.runId} failed: ${result.error}\n${result.cause}`);
         process.exitCode = 1;
         return;

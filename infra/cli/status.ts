@@ -13,6 +13,8 @@ import {
   SFNClient,
 } from '@aws-sdk/client-sfn';
 import { Command } from 'commander';
+import { readableCause } from '../../functions/record-failure/core.ts';
+import { awsClientConfig } from '../../functions/shared/config.ts';
 import { NotFound } from '../../functions/shared/errors.ts';
 import { addCounts } from '../../functions/shared/schemas.ts';
 import { formatEntries, groupCounts } from './counts.ts';
@@ -132,7 +134,7 @@ export function statusFromHistory(
     if (event.type === 'ExecutionFailed') {
       status.status = 'FAILED';
       status.error = event.executionFailedEventDetails?.error;
-      status.cause = event.executionFailedEventDetails?.cause;
+      status.cause = readableCause(status.error ?? '', event.executionFailedEventDetails?.cause);
       endedAt = event.timestamp;
     }
     if (event.type === 'ExecutionAborted') status.status = 'ABORTED';
@@ -207,7 +209,10 @@ export const executionLogPath = (dataDir: string, runId: string) =>
   path.join(dataDir, 'executions', `${runId}.jsonl`);
 
 /** A deployed run's history, from Step Functions (`AWS_ENDPOINT_URL_SFN` points it at a local endpoint). */
-export function deployedHistory(executionArn: string, client = new SFNClient({})): HistorySource {
+export function deployedHistory(
+  executionArn: string,
+  client = new SFNClient(awsClientConfig('sfn')),
+): HistorySource {
   return {
     async history() {
       try {

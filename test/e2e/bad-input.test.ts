@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readableCause } from '../../functions/record-failure/core.ts';
 import { poolKeys } from '../../functions/shared/keys.ts';
 import { LocalStack } from '../../infra/local/stack.ts';
 
@@ -46,7 +47,8 @@ async function runWithSeeds(name: string, text: string, extra: Record<string, un
       'state' in event && event.type === 'StateEntered' ? [event.state.name] : [],
     ),
   );
-  return { ...result, states };
+  // The execution's cause is Lambda's JSON, as in AWS; the CLI shows its message.
+  return { ...result, cause: readableCause(result.error ?? '', result.cause), states };
 }
 
 beforeAll(async () => {

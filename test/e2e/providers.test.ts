@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunSummary } from '../../functions/export/core.ts';
+import { readableCause } from '../../functions/record-failure/core.ts';
 import { exportKeys, runKeys } from '../../functions/shared/keys.ts';
 import { type CallRecord, fromJsonLines } from '../../functions/shared/model-calls.ts';
 import { type ExecutionResult, LocalStack } from '../../infra/local/stack.ts';
@@ -39,9 +40,20 @@ const summaryOf = (result: ExecutionResult) => {
 beforeAll(async () => {
   openai = await startOpenAIStandIn({ apiKey: KEY });
   bedrock = await startBedrockStandIn();
-  process.env.SELFINSTRUCT_API_KEY = KEY;
-  process.env.AWS_ENDPOINT_URL_BEDROCK_RUNTIME = bedrock.url;
-  stack = await LocalStack.start({ dataDir: path.join(work, 'data'), fresh: true });
+  // The user's own environment: an API key, and AWS credentials and region for Bedrock.
+  Object.assign(process.env, {
+    SELFINSTRUCT_API_KEY: KEY,
+    AWS_ENDPOINT_URL_BEDROCK_RUNTIME: bedrock.url,
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'AKIDPROVIDERS',
+    AWS_SECRET_ACCESS_KEY: 'providers-secret',
+  });
+  // Synthesized for Nova as it would be deployed: the functions may invoke that model.
+  stack = await LocalStack.start({
+    dataDir: path.join(work, 'data'),
+    fresh: true,
+    context: { 'selfinstruct:model': NOVA },
+  });
 }, 60_000);
 
 afterAll(async () => {
@@ -88,7 +100,7 @@ describe('a run on an OpenAI-compatible server', () => {
     const result = await stack.execute({ ...small, pool: 'oa', model: model() }, { retryIntervalMs: 10 });
     expect(result.status).toBe('FAILED');
     expect(result.error).toBe('ModelRequestFailed');
-    expect(result.cause).toMatch(/401/);
+    expect(readableCause('', result.cause)).toMatch(/401/);
     expect(result.cause).not.toContain(KEY);
     expect(retried(result)).toEqual([]);
     expect((await stack.pool.getRun(result.executionName))?.status).toBe('FAILED');
@@ -168,7 +180,7 @@ describe('a run on Amazon Bedrock', () => {
     });
     expect(result.status).toBe('FAILED');
     expect(result.error).toBe('RunInputInvalid');
-    expect(result.cause).toMatch(/No price for model "bedrock:some.unknown-model-v1:0"/);
+    expect(readableCause('', result.cause)).toMatch(/No price for model "bedrock:some.unknown-model-v1:0"/);
     expect(bedrock.requests).toHaveLength(0);
   });
 });
@@ -207,7 +219,9 @@ describe('a replayed run', () => {
       seed: 'b',
     });
     expect(result.status).toBe('FAILED');
-    expect(result.cause).toMatch(/has no recorded reply for this generate-instructions prompt/);
+    expect(readableCause('', result.cause)).toMatch(
+      /has no recorded reply for this generate-instructions prompt/,
+    );
     const fallback = await stack.execute({
       ...input,
       pool: 'rec4',

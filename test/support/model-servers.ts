@@ -68,6 +68,8 @@ export interface RecordedRequest {
   body: Record<string, unknown> | undefined;
   /** Request headers, lower-cased names. */
   headers: Record<string, string>;
+  /** The SigV4 credential scope of a signed request: access key id, region and service. */
+  credential?: { accessKeyId: string; region: string; service: string };
   /** What the stand-in answered: HTTP status, and the text and usage of a model reply. */
   reply?: { status: number; text?: string; usage?: { inputTokens: number; outputTokens: number } };
 }
@@ -82,6 +84,17 @@ export interface StandInOptions {
   seed?: string;
   /** Noise of the offline model (see `OfflineModelOptions`). @default 0.15 */
   noise?: number;
+}
+
+/** Options of the Bedrock stand-in. */
+export interface BedrockStandInOptions extends StandInOptions {
+  /**
+   * When set, a request signed with another access key id gets Bedrock's 403
+   * `UnrecognizedClientException`, as AWS answers a key it does not know.
+   */
+  accessKeyId?: string;
+  /** When set, a request signed for another region gets 403 `InvalidSignatureException`. */
+  region?: string;
 }
 
 /** Options of the OpenAI stand-in. */
@@ -168,12 +181,16 @@ class Recorder {
       if (typeof value === 'string' && !name.startsWith(':')) headers[name.toLowerCase()] = value;
     }
     const url = new URL(req.url ?? '/', 'http://stand-in');
+    const scope = /Credential=([^/]+)\/\d+\/([^/]+)\/([^/]+)\//.exec(headers.authorization ?? '');
     const recorded: RecordedRequest = {
       method: req.method ?? 'GET',
       path: url.pathname,
       model: modelFromPath ?? (typeof body?.model === 'string' ? body.model : undefined),
       body,
       headers,
+      ...(scope
+        ? { credential: { accessKeyId: scope[1] ?? '', region: scope[2] ?? '', service: scope[3] ?? '' } }
+        : {}),
     };
     this.requests.push(recorded);
     return recorded;
@@ -231,7 +248,7 @@ async function listen(
  * Embeddings V2: `{inputText, dimensions}` → `{embedding, inputTextTokenCount}`). Errors carry the
  * `x-amzn-errortype` header and a `{"message"}` body, as Bedrock's do.
  */
-export async function startBedrockStandIn(options: StandInOptions = {}): Promise<StandIn> {
+export async function startBedrockStandIn(options: BedrockStandInOptions = {}): Promise<StandIn> {
   const recorder = new Recorder(options);
   const server = createHttp2Server();
   const sessions = new Set<ServerHttp2Session>();
@@ -249,6 +266,18 @@ export async function startBedrockStandIn(options: StandInOptions = {}): Promise
     if (req.method !== 'POST' || !match) {
       reply(404, JSON.stringify({ message: `No route ${req.method} ${req.url}` }), {
         'x-amzn-errortype': 'UnknownOperationException',
+      });
+      return;
+    }
+    const denied =
+      options.accessKeyId !== undefined && recorded.credential?.accessKeyId !== options.accessKeyId
+        ? ['UnrecognizedClientException', 'The security token included in the request is invalid.']
+        : options.region !== undefined && recorded.credential?.region !== options.region
+          ? ['InvalidSignatureException', `Credential should be scoped to a valid region.`]
+          : undefined;
+    if (denied) {
+      reply(403, JSON.stringify({ message: denied[1] }), {
+        'x-amzn-errortype': `${denied[0]}:http://internal.amazon.com/coral/com.amazon.coral.service/`,
       });
       return;
     }

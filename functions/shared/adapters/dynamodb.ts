@@ -15,6 +15,7 @@ import {
   QueryCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
+import { awsClientConfig } from '../config.ts';
 import type { IterationUpdate, PoolLease, PoolStore, PoolTask, RunRecord } from '../ports.ts';
 
 const taskKey = (pool: string, id: string) => ({ pk: `POOL#${pool}`, sk: `TASK#${id}` });
@@ -38,7 +39,7 @@ export class DynamoPoolStore implements PoolStore {
 
   constructor(
     private readonly table: string,
-    client = new DynamoDBClient({}),
+    client = new DynamoDBClient(awsClientConfig('dynamodb')),
   ) {
     this.doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
   }
