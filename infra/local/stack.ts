@@ -384,7 +384,8 @@ export class LocalStack {
     const consume = (async () => {
       for await (const raw of execution.eventLogs) {
         let event = raw;
-        if (event.type === 'ExecutionAborted' && limitFailure) {
+        // A limit crossed ends the execution as failed, even where the engine went on to finish it.
+        if ((event.type === 'ExecutionAborted' || event.type === 'ExecutionSucceeded') && limitFailure) {
           event = {
             type: 'ExecutionFailed',
             timestamp: event.timestamp,
@@ -431,6 +432,7 @@ export class LocalStack {
     await consume;
     signal?.removeEventListener('abort', aborted);
     const last = events.at(-1) as { type: string; Error?: string; Cause?: unknown } | undefined;
+    if (last?.type === 'ExecutionFailed') status = 'FAILED';
     if (last?.type === 'ExecutionAborted') status = 'ABORTED';
     if (last?.type === 'ExecutionTimeout') status = 'TIMED_OUT';
     const error =
