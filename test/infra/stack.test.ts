@@ -131,6 +131,25 @@ describe('the state machine', () => {
     });
   });
 
+  it('gives every task its function’s timeout, which the local stack enforces as AWS does', () => {
+    const timeouts = Object.fromEntries(
+      Object.entries(template.findResources('AWS::Lambda::Function')).map(([id, fn]) => [
+        id,
+        fn.Properties.Timeout,
+      ]),
+    );
+    const [machine] = Object.values(template.findResources('AWS::StepFunctions::StateMachine'));
+    const parts = machine?.Properties.DefinitionString['Fn::Join'][1] as unknown[];
+    // Each task's FunctionName is the Fn::GetAtt of its function; its TimeoutSeconds comes just before.
+    const tasks = parts.flatMap((part, i) => {
+      const id = (part as { 'Fn::GetAtt'?: [string] })['Fn::GetAtt']?.[0];
+      const seconds = [...String(parts[i - 1]).matchAll(/"TimeoutSeconds":(\d+)/g)].at(-1)?.[1];
+      return id && seconds ? [[id, Number(seconds)] as const] : [];
+    });
+    expect(tasks).toHaveLength(6);
+    for (const [id, seconds] of tasks) expect(seconds).toBe(timeouts[id]);
+  });
+
   it('uses JSONPath and Lambda tasks only, so the same definition runs locally', () => {
     const json = JSON.stringify(states);
     expect(json).not.toContain('JSONata');
