@@ -50,8 +50,10 @@ interface AtRequest {
  * first (`after`: it reaches the server, the invocation dies before seeing the reply) or not
  * (`before`, the default).
  *
- * `deferWhileModelCalls` moves the kill to the first moment the invocation has no model request in
- * flight; meanwhile its new model requests fail before reaching the provider. A real crash can lose a
+ * `deferWhileModelCalls` postpones the kill while the invocation has model requests in flight: their
+ * replies still reach the handler, its new model requests fail before reaching the provider, and the
+ * kill lands once the last reply is in, after the invocation's next AWS request is applied (where a
+ * stage records the reply), or when the handler returns, whichever comes first. A real crash can lose a
  * reply the provider already billed, which nothing inside the function can count; deferring keeps that
  * loss out of a benchmark whose invariant is "every billed call is counted".
  */

@@ -68,7 +68,10 @@ export class Invocation {
   death?: { error: CrashError; message: string };
   /** Model requests sent and not yet answered. */
   private modelCalls = 0;
+  /** A kill deferred while model calls are in flight (see `CrashFault.deferWhileModelCalls`). */
   private pendingKill?: { error: CrashError; message: string };
+  /** The last model reply arrived with a kill pending: it lands after the next AWS request is applied. */
+  private killAfterNextRequest = false;
   private readonly counts = new Map<Fault, number>();
   private readonly dying = (() => {
     const controller = new AbortController();
@@ -106,7 +109,11 @@ export class Invocation {
     invocations.run(this, () => {
       handler()
         .then(
-          (value) => this.outcome.resolve(value),
+          (value) => {
+            // A deferred kill that has not landed yet lands before the result is returned.
+            if (this.pendingKill) this.kill(this.pendingKill.error, this.pendingKill.message);
+            this.outcome.resolve(value);
+          },
           (error: unknown) =>
             this.outcome.reject(
               new LambdaError((error as Error)?.name ?? 'Error', String((error as Error)?.message ?? error)),
@@ -184,11 +191,15 @@ export class Invocation {
       result = await send(this.signal);
     } finally {
       if (model) this.modelCalls--;
-      if (this.pendingKill && this.modelCalls === 0)
-        this.kill(this.pendingKill.error, this.pendingKill.message);
     }
     // Died while the request was in flight: the request may have been applied, its reply is lost.
     this.assertAlive();
+    if (this.pendingKill) {
+      // The last reply still reaches the handler, which records it with its next request; then it dies.
+      if (!model && this.killAfterNextRequest) this.kill(this.pendingKill.error, this.pendingKill.message);
+      else if (this.modelCalls === 0) this.killAfterNextRequest = true;
+      this.assertAlive();
+    }
     this.strikes(request, 'after', false);
     this.assertAlive();
     return result;

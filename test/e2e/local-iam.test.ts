@@ -29,7 +29,8 @@ function removeGrant(template: CfnTemplate, functionId: RegExp, action: string):
       ([id, resource]) => resource.Type === 'AWS::Lambda::Function' && functionId.test(id),
     ) ?? [];
   if (!fn) throw new Error(`no function ${functionId}`);
-  const role = (fn.Properties?.Role as { 'Fn::GetAtt': [string] })['Fn::GetAtt'][0];
+  const role = (fn.Properties?.Role as { 'Fn::GetAtt'?: [string] } | undefined)?.['Fn::GetAtt']?.[0];
+  if (!role) throw new Error(`function ${fnId} has no role`);
   let removed = 0;
   for (const resource of Object.values(template.Resources)) {
     if (resource.Type !== 'AWS::IAM::Policy') continue;

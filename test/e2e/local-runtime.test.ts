@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Fault, FaultPlan, timeoutAfterWrite } from '../../infra/local/faults.ts';
 import { Invocation } from '../../infra/local/runtime.ts';
 import { type ExecutionResult, LocalStack } from '../../infra/local/stack.ts';
+import { startOpenAIStandIn } from '../support/model-servers.ts';
 
 const work = mkdtempSync(path.join(tmpdir(), 'selfinstruct-runtime-'));
 let stack: LocalStack;
@@ -100,6 +101,32 @@ describe('a crashed invocation', () => {
     expect(result.faultsStruck.crash).toBe(1);
     expect(failedStates(result)).toEqual(['Save iteration: Sandbox.Timedout']);
     expect(result.status, `${result.error}: ${result.cause}`).toBe('SUCCEEDED');
+  });
+});
+
+describe('a crash deferred while model calls are in flight', () => {
+  it('lets every reply the provider sent reach the invocation, then kills it', async () => {
+    const openai = await startOpenAIStandIn({ mix: { seed: 'defer', latencyMs: [20, 60] } });
+    try {
+      const crash: Fault = {
+        kind: 'crash',
+        invocation: firstChunk(),
+        request: (r) => r.service === 'dynamodb' && r.operation === 'PutItem',
+        deferWhileModelCalls: true,
+      };
+      const result = await stack.execute(
+        { ...small, pool: 'deferred', model: `openai-compatible:stand-in-chat@${openai.url}` },
+        { retryIntervalMs: 10, faults: [crash] },
+      );
+      expect(result.status, `${result.error}: ${result.cause}`).toBe('SUCCEEDED');
+      expect(failedStates(result)).toEqual([`${CHUNK_TASK}: Lambda.Unknown`]);
+      const calls = openai.requests.filter((r) => r.path === '/v1/chat/completions');
+      // No reply was cut off in transit: every call the stand-in answered reached its caller.
+      expect(calls.filter((r) => r.reply && !r.delivered)).toEqual([]);
+      expect(openai.billedCalls()).toBe(calls.length);
+    } finally {
+      await openai.close();
+    }
   });
 });
 
