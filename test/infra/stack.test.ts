@@ -139,13 +139,26 @@ describe('the state machine', () => {
       ]),
     );
     const [machine] = Object.values(template.findResources('AWS::StepFunctions::StateMachine'));
-    const parts = machine?.Properties.DefinitionString['Fn::Join'][1] as unknown[];
-    // Each task's FunctionName is the Fn::GetAtt of its function; its TimeoutSeconds comes just before.
-    const tasks = parts.flatMap((part, i) => {
-      const id = (part as { 'Fn::GetAtt'?: [string] })['Fn::GetAtt']?.[0];
-      const seconds = [...String(parts[i - 1]).matchAll(/"TimeoutSeconds":(\d+)/g)].at(-1)?.[1];
-      return id && seconds ? [[id, Number(seconds)] as const] : [];
-    });
+    // The definition with each function's ARN replaced by its logical id.
+    const text = (machine?.Properties.DefinitionString['Fn::Join'][1] as unknown[])
+      .map((part) =>
+        typeof part === 'string' ? part : String((part as { 'Fn::GetAtt'?: [string] })['Fn::GetAtt']?.[0]),
+      )
+      .join('');
+    const all = JSON.parse(text).States as Record<
+      string,
+      State & { TimeoutSeconds?: number; Parameters?: { FunctionName?: string } }
+    >;
+    const nested = Object.values(all).flatMap((state) => Object.values(state.ItemProcessor?.States ?? {}));
+    const tasks = [...Object.values(all), ...nested]
+      .filter((state) => state.Type === 'Task')
+      .map(
+        (state) =>
+          [
+            String((state as { Parameters?: { FunctionName?: string } }).Parameters?.FunctionName),
+            (state as { TimeoutSeconds?: number }).TimeoutSeconds,
+          ] as const,
+      );
     expect(tasks).toHaveLength(6);
     for (const [id, seconds] of tasks) expect(seconds).toBe(timeouts[id]);
   });
