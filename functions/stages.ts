@@ -140,7 +140,8 @@ export const STAGES = {
     state: 'Record failure',
     id: 'RecordFailure',
     folder: 'record-failure',
-    description: 'Marks a failed run with a readable cause and gives up its pool',
+    description:
+      'Marks a failed, timed-out or aborted run with a readable cause and gives its pool back (EventBridge rule on the execution end)',
     memoryMb: 512,
     timeoutSeconds: 60,
     callsModel: false,
@@ -158,5 +159,4 @@ export const CONTROL_STATES = {
   start: 'Start run',
   enough: 'Enough instructions?',
   done: 'Done',
-  failed: 'Run failed',
 } as const;

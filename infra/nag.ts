@@ -5,10 +5,10 @@
 import { type App, type CfnResource, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
+import { inferenceProfileModel } from '../functions/shared/models/bedrock-ids.ts';
 import { STAGES, type StageKey, type StageSpec } from '../functions/stages.ts';
 import type { RoleWithUnscopedPolicy } from './roles.ts';
 import type { SelfInstructStack } from './stack.ts';
-import { inferenceProfileModel } from './workflow.ts';
 
 const ack = (scope: IConstruct, rule: string, reason: string) =>
   Validations.of(scope).acknowledge({ id: `AwsSolutions::AwsSolutions-${rule}`, reason });

@@ -5,12 +5,15 @@
  *   Start run → Prepare run → Generate instructions → Filter and deduplicate → Generate instances (Map
  *   over chunks of ids) → Save iteration → Enough instructions? ─ no → Generate instructions
  *                                                              └ yes → Export dataset → Done
- *   Any stage's error → Record failure → Run failed
+ *   A stage's error (after its retries) fails the execution at that stage, so a redrive resumes there;
+ *   an EventBridge rule on the execution's end runs Record failure (status, readable cause, lease back).
  */
 import * as path from 'node:path';
 import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
@@ -22,6 +25,7 @@ import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import { ConfigurationError } from '../functions/shared/errors.ts';
 import { DEFAULT_OPERATOR_LIMITS, LIMIT_SETTINGS, type OperatorLimits } from '../functions/shared/limits.ts';
+import { inferenceProfileModel } from '../functions/shared/models/bedrock-ids.ts';
 import { CONTROL_STATES, STAGES, type StageKey, type StageSpec } from '../functions/stages.ts';
 import { ENTRY_METADATA, PROJECT_ROOT } from './project.ts';
 import { RoleWithUnscopedPolicy } from './roles.ts';
@@ -33,6 +37,10 @@ export const RETRYABLE_ERRORS = [
   'Lambda.SdkClientException',
   'Lambda.TooManyRequestsException',
   'Lambda.ClientExecutionTimeoutException',
+  'Lambda.Unknown',
+  'Sandbox.Timedout',
+  'Runtime.ExitError',
+  'Runtime.OutOfMemory',
   'ModelThrottled',
   'ModelUnavailable',
   'States.Timeout',
@@ -85,10 +93,6 @@ function limitsEnvironment(limits: OperatorLimits, spec: StageSpec): Record<stri
   }
   return env;
 }
-
-/** The model a cross-region inference profile id (`us.`, `eu.`, `apac.`, `global.` …) routes to, if it is one. */
-export const inferenceProfileModel = (modelId: string) =>
-  /^(us|eu|apac|us-gov|ca|jp|au|global)\.(.+)$/.exec(modelId)?.[2];
 
 /**
  * What invoking a Bedrock model id needs: the foundation model in this region, or, for a cross-region
@@ -252,18 +256,6 @@ export class SelfInstructWorkflow extends Construct {
       return task;
     };
 
-    const failed = new sfn.Fail(this, CONTROL_STATES.failed, {
-      errorPath: '$.Payload.error',
-      causePath: '$.Payload.cause',
-    });
-    const recordFailure = invoke('recordFailure', {
-      payload: sfn.TaskInput.fromObject({ 'runId.$': '$.runId', 'failure.$': '$.failure' }),
-    }).next(failed);
-    const catchAll = <T extends sfn.TaskStateBase | sfn.Map>(state: T): T => {
-      state.addCatch(recordFailure, { errors: ['States.ALL'], resultPath: '$.failure' });
-      return state;
-    };
-
     // The run state that goes round the loop, read from the state and from a stage's reply.
     const runState = { 'runId.$': '$.runId', 'config.$': '$.config', 'progress.$': '$.progress' };
     const runStateFromPayload = {
@@ -275,47 +267,39 @@ export class SelfInstructWorkflow extends Construct {
     const start = new sfn.Pass(this, CONTROL_STATES.start, {
       parameters: { 'runId.$': '$$.Execution.Name', 'input.$': '$' },
     });
-    const prepare = catchAll(
-      invoke('prepare', {
-        resultSelector: runStateFromPayload,
+    const prepare = invoke('prepare', {
+      resultSelector: runStateFromPayload,
+    });
+    const generate = invoke('generateInstructions', {
+      payload: sfn.TaskInput.fromObject(runState),
+      resultSelector: {
+        'candidatesKey.$': '$.Payload.candidatesKey',
+        'prompts.$': '$.Payload.prompts',
+        'candidates.$': '$.Payload.candidates',
+        'malformed.$': '$.Payload.malformed',
+        'droppedByTruncation.$': '$.Payload.droppedByTruncation',
+        'lost.$': '$.Payload.lost',
+        'usage.$': '$.Payload.usage',
+      },
+      resultPath: '$.generated',
+    });
+    const filter = invoke('filter', {
+      payload: sfn.TaskInput.fromObject({
+        ...runState,
+        'candidatesKey.$': '$.generated.candidatesKey',
       }),
-    );
-    const generate = catchAll(
-      invoke('generateInstructions', {
-        payload: sfn.TaskInput.fromObject(runState),
-        resultSelector: {
-          'candidatesKey.$': '$.Payload.candidatesKey',
-          'prompts.$': '$.Payload.prompts',
-          'candidates.$': '$.Payload.candidates',
-          'malformed.$': '$.Payload.malformed',
-          'droppedByTruncation.$': '$.Payload.droppedByTruncation',
-          'lost.$': '$.Payload.lost',
-          'usage.$': '$.Payload.usage',
-        },
-        resultPath: '$.generated',
-      }),
-    );
-    const filter = catchAll(
-      invoke('filter', {
-        payload: sfn.TaskInput.fromObject({
-          ...runState,
-          'candidatesKey.$': '$.generated.candidatesKey',
-        }),
-        resultSelector: { 'chunks.$': '$.Payload.chunks', 'counts.$': '$.Payload.counts' },
-        resultPath: '$.gated',
-      }),
-    );
-    const instancesMap = catchAll(
-      new sfn.Map(this, STAGES.generateInstances.mapState, {
-        itemsPath: '$.gated.chunks',
-        maxConcurrencyPath: '$.config.mapConcurrency',
-        itemSelector: {
-          ...runState,
-          'chunk.$': '$$.Map.Item.Value',
-        },
-        resultPath: '$.instances',
-      }),
-    );
+      resultSelector: { 'chunks.$': '$.Payload.chunks', 'counts.$': '$.Payload.counts' },
+      resultPath: '$.gated',
+    });
+    const instancesMap = new sfn.Map(this, STAGES.generateInstances.mapState, {
+      itemsPath: '$.gated.chunks',
+      maxConcurrencyPath: '$.config.mapConcurrency',
+      itemSelector: {
+        ...runState,
+        'chunk.$': '$$.Map.Item.Value',
+      },
+      resultPath: '$.instances',
+    });
     instancesMap.itemProcessor(
       invoke('generateInstances', {
         resultSelector: {
@@ -325,25 +309,21 @@ export class SelfInstructWorkflow extends Construct {
         },
       }),
     );
-    const save = catchAll(
-      invoke('saveIteration', {
-        payload: sfn.TaskInput.fromObject({
-          ...runState,
-          'generated.$': '$.generated',
-          'gated.$': '$.gated',
-          'instances.$': '$.instances',
-        }),
-        // Replaces the whole state: only runId, config and progress go round the loop.
-        resultSelector: runStateFromPayload,
+    const save = invoke('saveIteration', {
+      payload: sfn.TaskInput.fromObject({
+        ...runState,
+        'generated.$': '$.generated',
+        'gated.$': '$.gated',
+        'instances.$': '$.instances',
       }),
-    );
-    const exportDataset = catchAll(
-      invoke('exportDataset', {
-        payload: sfn.TaskInput.fromObject(runState),
-        resultSelector: { 'summary.$': '$.Payload' },
-        resultPath: '$.export',
-      }),
-    );
+      // Replaces the whole state: only runId, config and progress go round the loop.
+      resultSelector: runStateFromPayload,
+    });
+    const exportDataset = invoke('exportDataset', {
+      payload: sfn.TaskInput.fromObject(runState),
+      resultSelector: { 'summary.$': '$.Payload' },
+      resultPath: '$.export',
+    });
     const done = new sfn.Succeed(this, CONTROL_STATES.done, { outputPath: '$.export.summary' });
 
     const enough = new sfn.Choice(this, CONTROL_STATES.enough)
@@ -398,5 +378,21 @@ export class SelfInstructWorkflow extends Construct {
         alarmDescription: `A Self-Instruct run ${name === 'RunsFailed' ? 'failed' : 'timed out'}`,
       });
     }
+
+    // Step Functions reports every end of an execution to EventBridge: an unsuccessful one is recorded
+    // on the run (readable cause, status) and the pool's lease is given back. Lambda retries the
+    // asynchronous invocation twice on an error.
+    new events.Rule(this, 'RunEndedUnsuccessfully', {
+      description: 'Records a failed, timed-out or aborted Self-Instruct run and gives its pool back',
+      eventPattern: {
+        source: ['aws.states'],
+        detailType: ['Step Functions Execution Status Change'],
+        detail: {
+          stateMachineArn: [this.stateMachine.stateMachineArn],
+          status: ['FAILED', 'TIMED_OUT', 'ABORTED'],
+        },
+      },
+      targets: [new targets.LambdaFunction(f.recordFailure, { retryAttempts: 2 })],
+    });
   }
 }

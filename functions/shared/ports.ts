@@ -162,7 +162,7 @@ export interface StoredCall {
 export interface RunRecord {
   runId: string;
   pool: string;
-  status: 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'ABORTED';
+  status: 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'TIMED_OUT' | 'ABORTED';
   config?: Record<string, unknown>;
   startedAt: string;
   endedAt?: string;

@@ -10,6 +10,7 @@ import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { Command } from 'commander';
 import { parseRunInput } from '../../functions/prepare/core.ts';
 import { S3ObjectStore } from '../../functions/shared/adapters/s3.ts';
+import { awsClientConfig } from '../../functions/shared/config.ts';
 import { ConfigurationError, NotFound } from '../../functions/shared/errors.ts';
 import { PRICE_TABLE_PREFIX, UPLOADS_PREFIX } from '../../functions/shared/keys.ts';
 import { LOCAL_CREDENTIALS } from '../local/servers.ts';
@@ -38,7 +39,7 @@ export async function resolveDeployed(options: DeployedOptions): Promise<Deploye
   const stackName = options.stack ?? 'SelfInstruct';
   let outputs: Record<string, string>;
   try {
-    const reply = await new CloudFormationClient({}).send(
+    const reply = await new CloudFormationClient(awsClientConfig('cloudformation')).send(
       new DescribeStacksCommand({ StackName: stackName }),
     );
     outputs = Object.fromEntries(
@@ -81,7 +82,7 @@ export async function runDeployed(
     input.priceTableKey = await upload(options.prices, PRICE_TABLE_PREFIX, 'application/json');
   }
 
-  const sfn = new SFNClient({});
+  const sfn = new SFNClient(awsClientConfig('sfn'));
   const { executionArn } = await sfn.send(
     new StartExecutionCommand({
       stateMachineArn: target.stateMachineArn,
@@ -101,8 +102,13 @@ export function serveCommand(): Command {
   return new Command('serve')
     .option('--data-dir <dir>', 'local S3/DynamoDB data', '.local/data')
     .option('--fresh', 'delete the local data first')
-    .action(async (options: { dataDir: string; fresh?: boolean }) => {
-      const stack = await LocalStack.start({ dataDir: options.dataDir, fresh: options.fresh });
+    .option('--no-iam', 'do not enforce the functions’ IAM roles (debugging)')
+    .action(async (options: { dataDir: string; fresh?: boolean; iam: boolean }) => {
+      const stack = await LocalStack.start({
+        dataDir: options.dataDir,
+        fresh: options.fresh,
+        iam: options.iam === false ? false : undefined,
+      });
       const sfn = await startLocalStepFunctions(stack);
       const env = {
         AWS_ENDPOINT_URL_SFN: sfn.url,

@@ -9,11 +9,13 @@ import * as path from 'node:path';
 import type { HistoryEvent } from '@aws-sdk/client-sfn';
 import { Command, Option } from 'commander';
 import type { RunSummary } from '../../functions/export/core.ts';
+import { readableCause } from '../../functions/record-failure/core.ts';
 import { NotFound } from '../../functions/shared/errors.ts';
 import { parseJsonFile } from '../../functions/shared/input-files.ts';
 import { exportKeys, PRICE_TABLE_PREFIX, SEED_UPLOAD_PREFIX } from '../../functions/shared/keys.ts';
 import { formatUsd as usd } from '../../functions/shared/pricing/money.ts';
 import type { RunInput } from '../../functions/shared/schemas.ts';
+import type { ExecutionStatus } from '../local/rules.ts';
 import type { LocalStack } from '../local/stack.ts';
 import { formatEntries, groupCounts } from './counts.ts';
 import { liveView, type ProgressView, plainView, progressPrinter } from './progress.ts';
@@ -42,6 +44,8 @@ export interface RunOptions {
   out: string;
   verbose?: boolean;
   bundled?: boolean;
+  /** `--no-iam` sets this false: the local stack stops enforcing the functions' roles. */
+  iam?: boolean;
   dryRun?: boolean;
   deployed?: boolean;
   stateMachineArn?: string;
@@ -82,7 +86,7 @@ export function newRunId(now = new Date()): string {
 
 export interface LocalRunResult {
   runId: string;
-  status: 'SUCCEEDED' | 'FAILED';
+  status: ExecutionStatus;
   summary?: RunSummary;
   error?: string;
   cause?: string;
@@ -97,11 +101,12 @@ export interface LocalRunResult {
 
 /**
  * Runs one execution on the local stack. `view` receives the progress: plain lines (a function
- * `(line) => void` is one), or a live bar on a terminal (`progress.ts`).
+ * `(line) => void` is one), or a live bar on a terminal (`progress.ts`); `signal` aborts the run.
  */
 export async function runLocal(
   options: RunOptions,
   view: ProgressView | ((line: string) => void) = console.log,
+  signal?: AbortSignal,
 ): Promise<LocalRunResult> {
   const started = performance.now();
   const startedAt = new Date();
@@ -148,6 +153,8 @@ export async function runLocal(
   const bundleTo = options.bundled ? path.join(options.dataDir, '..', 'cdk.out') : undefined;
   const template = await loadTemplate({
     bundleTo,
+    // Synthesized as it would be deployed for this model (a Bedrock model is the one the functions may call).
+    context: model.startsWith('bedrock:') ? { 'selfinstruct:model': model } : undefined,
     onSynthesis: () =>
       progress.phase(
         bundleTo
@@ -164,6 +171,7 @@ export async function runLocal(
     logLevel: options.verbose ? 'INFO' : 'SILENT',
     bundleTo,
     template,
+    iam: options.iam === false ? false : undefined,
   });
   try {
     mkdirSync(path.dirname(historyFile), { recursive: true });
@@ -205,6 +213,7 @@ export async function runLocal(
     const print = progressPrinter((line) => progress.line(line), started);
     const result = await stack.execute(input, {
       executionName: runId,
+      signal,
       onEvent: (event) => {
         print(event);
         // The engine's own start event is the one recorded above, when the command started.
@@ -216,13 +225,17 @@ export async function runLocal(
     const executionMs = performance.now() - executionStarted;
     const timings = { totalMs: 0, synthMs: stack.synthMs, executionMs };
 
-    if (result.status === 'FAILED') {
+    for (const delivery of result.deliveries.filter((d) => d.error)) {
+      progress.line(`warning: ${delivery.functionName} (rule ${delivery.rule}) failed: ${delivery.error}`);
+    }
+    if (result.status !== 'SUCCEEDED') {
       timings.totalMs = performance.now() - started;
       return {
         runId,
-        status: 'FAILED',
+        status: result.status,
         error: result.error,
-        cause: result.cause,
+        // The execution's cause is Lambda's JSON, as in AWS: show its message.
+        cause: result.cause === undefined ? undefined : readableCause(result.error ?? '', result.cause),
         timings,
         templateFrom: template.from,
         events: result.events,
@@ -354,6 +367,7 @@ export function runCommand(): Command {
     .option('--data-dir <dir>', 'local S3/DynamoDB data', '.local/data')
     .option('--out <dir>', 'where datasets are copied', 'out')
     .option('--verbose', 'show the stage functions’ logs')
+    .option('--no-iam', 'do not enforce the functions’ IAM roles on the local stack (debugging)')
     .option(
       '--bundled',
       'run the esbuild bundles `cdk deploy` would upload instead of the TypeScript sources',
@@ -383,8 +397,30 @@ export function runCommand(): Command {
         if (status.status !== 'SUCCEEDED') process.exitCode = 1;
         return;
       }
-      const result = await runLocal(options, process.stdout.isTTY ? liveView(process.stdout) : console.log);
-      if (result.status === 'FAILED') {
+      // Ctrl-C aborts the run as StopExecution would: it is marked aborted and its pool's lease given back.
+      const interrupt = new AbortController();
+      const onSigint = () => {
+        if (interrupt.signal.aborted) process.exit(130);
+        console.error('\nInterrupted: aborting the run (Ctrl-C again to quit at once)');
+        interrupt.abort();
+      };
+      process.on('SIGINT', onSigint);
+      let result: LocalRunResult;
+      try {
+        result = await runLocal(
+          options,
+          process.stdout.isTTY ? liveView(process.stdout) : console.log,
+          interrupt.signal,
+        );
+      } finally {
+        process.off('SIGINT', onSigint);
+      }
+      if (result.status === 'ABORTED') {
+        console.error(`\nRun ${result.runId} aborted`);
+        process.exitCode = 130;
+        return;
+      }
+      if (result.status !== 'SUCCEEDED') {
         console.error(`\nRun ${result.runId} failed: ${result.error}\n${result.cause}`);
         process.exitCode = 1;
         return;

@@ -8,6 +8,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { HistoryEvent, SFNClient } from '@aws-sdk/client-sfn';
 import { Command } from 'commander';
+import { readableCause } from '../../functions/record-failure/core.ts';
+import { awsClientConfig } from '../../functions/shared/config.ts';
 import { NotFound } from '../../functions/shared/errors.ts';
 import { formatUsd } from '../../functions/shared/pricing/money.ts';
 import { addCounts } from '../../functions/shared/schemas.ts';
@@ -129,7 +131,7 @@ export function statusFromHistory(
     if (event.type === 'ExecutionFailed') {
       status.status = 'FAILED';
       status.error = event.executionFailedEventDetails?.error;
-      status.cause = event.executionFailedEventDetails?.cause;
+      status.cause = readableCause(status.error ?? '', event.executionFailedEventDetails?.cause);
       endedAt = event.timestamp;
     }
     if (event.type === 'ExecutionAborted') status.status = 'ABORTED';
@@ -205,8 +207,9 @@ export const executionLogPath = (dataDir: string, runId: string) =>
   path.join(dataDir, 'executions', `${runId}.jsonl`);
 
 /**
- * A deployed run's history, from Step Functions (`AWS_ENDPOINT_URL_SFN` points it at a local endpoint).
- * The SDK is loaded on the first read, so that a local `status` never loads it.
+ * A deployed run's history, from Step Functions (the local `serve` endpoint when the local runtime
+ * points the SFN client at it). The SDK is loaded on the first read, so that a local `status` never
+ * loads it.
  */
 export function deployedHistory(executionArn: string, given?: SFNClient): HistorySource {
   return {
@@ -214,7 +217,7 @@ export function deployedHistory(executionArn: string, given?: SFNClient): Histor
       const { DescribeExecutionCommand, paginateGetExecutionHistory, SFNClient } = await import(
         '@aws-sdk/client-sfn'
       );
-      const client = given ?? new SFNClient({});
+      const client = given ?? new SFNClient(awsClientConfig('sfn'));
       try {
         await client.send(new DescribeExecutionCommand({ executionArn }));
       } catch (error) {

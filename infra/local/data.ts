@@ -9,7 +9,7 @@ import { DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { ListBucketsCommand, S3Client } from '@aws-sdk/client-s3';
 import { DynamoPoolStore } from '../../functions/shared/adapters/dynamodb.ts';
 import { S3ObjectStore } from '../../functions/shared/adapters/s3.ts';
-import { s3ClientConfig } from '../../functions/shared/config.ts';
+import { awsClientConfig } from '../../functions/shared/config.ts';
 import { NotFound } from '../../functions/shared/errors.ts';
 import { pointSdkAt, startLocalServers } from './servers.ts';
 
@@ -32,8 +32,10 @@ export async function openLocalData(dataDir: string, holder: string, hint: strin
   const servers = await startLocalServers(dataDir, { holder });
   try {
     pointSdkAt(servers);
-    const { Buckets = [] } = await new S3Client(s3ClientConfig()).send(new ListBucketsCommand({}));
-    const { TableNames = [] } = await new DynamoDBClient({}).send(new ListTablesCommand({}));
+    const { Buckets = [] } = await new S3Client(awsClientConfig('s3')).send(new ListBucketsCommand({}));
+    const { TableNames = [] } = await new DynamoDBClient(awsClientConfig('dynamodb')).send(
+      new ListTablesCommand({}),
+    );
     const [bucket] = Buckets.map((b) => b.Name ?? '');
     const [table] = TableNames;
     if (!bucket || !table || Buckets.length > 1 || TableNames.length > 1) {

@@ -9,7 +9,8 @@ import * as path from 'node:path';
 import dynalite from 'dynalite';
 import S3rver from 's3rver';
 import { lockDataFolder } from './lock.ts';
-import { LOCAL_REGION } from './template.ts';
+import { configureRuntime, registerRuntime } from './runtime.ts';
+import { LOCAL_ACCOUNT, LOCAL_REGION } from './template.ts';
 
 export interface LocalServers {
   dynamodbEndpoint: string;
@@ -101,18 +102,16 @@ export function keepIdleConnections(server: Server, idleMs = 120_000): void {
 }
 
 /**
- * Points the AWS SDK of this process at the servers: the handlers' clients, built at import, and the
- * CLI's adapters find them through these variables, as a Lambda finds AWS through its environment.
+ * Points this process's S3 and DynamoDB clients at the servers, through the per-client configuration
+ * of the local runtime (`runtime.ts`), not the process environment: the user's own AWS settings stay
+ * in place for Bedrock and Secrets Manager.
  */
 export function pointSdkAt(servers: LocalServers): void {
-  Object.assign(process.env, {
-    AWS_REGION: LOCAL_REGION,
-    AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
-    AWS_ENDPOINT_URL_S3: servers.s3Endpoint,
-    AWS_ENDPOINT_URL_DYNAMODB: servers.dynamodbEndpoint,
-    AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
-    AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
+  configureRuntime({
+    place: { region: LOCAL_REGION, account: LOCAL_ACCOUNT },
+    endpoints: { s3: servers.s3Endpoint, dynamodb: servers.dynamodbEndpoint },
+    credentials: LOCAL_CREDENTIALS,
+    region: LOCAL_REGION,
   });
-  delete process.env.AWS_PROFILE;
+  registerRuntime();
 }

@@ -2,6 +2,13 @@
  * The local stack: the synthesized state machine definition, executed by aws-local-stepfunctions, with
  * each Lambda task routed to the same handler module the function bundles, in the environment the
  * template gives it, against local S3 and DynamoDB servers. There is no other orchestrator.
+ *
+ * It is as strict as AWS: each invocation runs as its function's role (IAM from the template, see
+ * `iam.ts`, unless turned off), dies on its function's `Timeout` (`Sandbox.Timedout`), and an
+ * execution fails on a state payload over 256 KB (`States.DataLimitExceeded`) or a history over
+ * 25,000 events. When an execution ends, the template's EventBridge rules that match its "Step
+ * Functions Execution Status Change" event run their Lambda targets (see `rules.ts`). A fault plan
+ * (`faults.ts`) injects crashes, duplicate deliveries and timeouts.
  */
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
@@ -9,18 +16,16 @@ import { pathToFileURL } from 'node:url';
 import { CreateTableCommand, DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { CreateBucketCommand, HeadBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { type RunOptions, StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
-
-type TaskHandlers = NonNullable<NonNullable<RunOptions['overrides']>['taskResourceLocalHandlers']>;
-
-/** One entry of the local execution's event log. */
-export type EventLog =
-  ReturnType<StateMachine['run']>['eventLogs'] extends AsyncGenerator<infer E> ? E : never;
-
 import { DynamoPoolStore } from '../../functions/shared/adapters/dynamodb.ts';
 import { S3ObjectStore } from '../../functions/shared/adapters/s3.ts';
-import { s3ClientConfig } from '../../functions/shared/config.ts';
+import { awsClientConfig } from '../../functions/shared/config.ts';
 import { ENTRY_METADATA, PROJECT_ROOT } from '../project.ts';
-import { type LocalServers, pointSdkAt, startLocalServers } from './servers.ts';
+import { type Fault, FaultPlan, type InvocationInfo } from './faults.ts';
+import { historyEventsFor, MAX_HISTORY_EVENTS, MAX_PAYLOAD_BYTES } from './history.ts';
+import { IamEvaluator, loadEvaluator, type Place, type Principal, principalsFromTemplate } from './iam.ts';
+import { type ExecutionStatus, type ExecutionStatusChange, targetsFor } from './rules.ts';
+import { configureRuntime, deferred, Invocation, LambdaError, registerRuntime } from './runtime.ts';
+import { LOCAL_CREDENTIALS, type LocalServers, startLocalServers } from './servers.ts';
 import {
   type CfnTemplate,
   definitionChecked,
@@ -34,20 +39,14 @@ import {
   resourcesOfType,
 } from './template.ts';
 
+type TaskHandlers = NonNullable<NonNullable<RunOptions['overrides']>['taskResourceLocalHandlers']>;
+
+/** One entry of the local execution's event log. */
+export type EventLog =
+  ReturnType<StateMachine['run']>['eventLogs'] extends AsyncGenerator<infer E> ? E : never;
+
 // aws-local-stepfunctions uses Promise.withResolvers (Node 22+).
-if (!('withResolvers' in Promise)) {
-  Object.assign(Promise, {
-    withResolvers<T>() {
-      let resolve!: (value: T) => void;
-      let reject!: (reason?: unknown) => void;
-      const promise = new Promise<T>((res, rej) => {
-        resolve = res;
-        reject = rej;
-      });
-      return { promise, resolve, reject };
-    },
-  });
-}
+if (!('withResolvers' in Promise)) Object.assign(Promise, { withResolvers: deferred });
 
 type Handler = (event: unknown, context?: unknown) => Promise<unknown>;
 
@@ -56,7 +55,13 @@ interface LocalFunction {
   logicalId: string;
   entry: string;
   environment: Record<string, string>;
+  /** The function's `Timeout`, in seconds (Lambda's default is 3). */
+  timeoutSeconds: number;
+  principal?: Principal;
 }
+
+/** The environment variable that turns local IAM enforcement off (`off`), for debugging. */
+export const LOCAL_IAM_ENV = 'SELFINSTRUCT_LOCAL_IAM';
 
 export interface LocalStackOptions {
   /** Folder of the local S3 and DynamoDB data (git-ignored). */
@@ -76,24 +81,67 @@ export interface LocalStackOptions {
   bundleTo?: string;
   /** The template, when the caller loaded it already (`loadTemplate`, e.g. to show start-up progress). */
   template?: LoadedTemplate;
+  /**
+   * Evaluate every request of a handler against its function's role, as AWS does.
+   * @default true, unless `SELFINSTRUCT_LOCAL_IAM=off`
+   */
+  iam?: boolean;
+  /** Changes the synthesized template before it is used (tests: remove a grant). */
+  editTemplate?: (template: CfnTemplate) => void;
+}
+
+/** Step Functions' limits, lowered by tests to prove they are enforced. */
+export interface ExecutionLimits {
+  /** @default 262144 (256 KB) */
+  payloadBytes?: number;
+  /** @default 25000 */
+  historyEvents?: number;
+}
+
+export interface ExecuteOptions {
+  executionName?: string;
+  onEvent?: (event: EventLog) => void;
+  /** Milliseconds between retries instead of the definition's backoff (tests). */
+  retryIntervalMs?: number;
+  /** Aborts the execution (as `StopExecution` does): status `ABORTED`. */
+  signal?: AbortSignal;
+  /** Faults to inject (see `faults.ts`). */
+  faults?: readonly Fault[];
+  limits?: ExecutionLimits;
+}
+
+/** What a rule's Lambda target did with the execution's status-change event. */
+export interface RuleDelivery {
+  rule: string;
+  functionName: string;
+  /** The target's error after Lambda's asynchronous retries, if it never succeeded. */
+  error?: string;
 }
 
 export interface ExecutionResult {
   executionName: string;
-  status: 'SUCCEEDED' | 'FAILED';
+  status: ExecutionStatus;
   output?: unknown;
   error?: string;
   cause?: string;
   events: EventLog[];
+  /** The rule targets that ran on the execution's status-change event. */
+  deliveries: RuleDelivery[];
+  /** How often each kind of injected fault struck. */
+  faultsStruck: ReturnType<FaultPlan['counts']>;
 }
 
-/** Error thrown back into the state machine the way Lambda reports a function error. */
-class LambdaFunctionError extends Error {
-  constructor(error: unknown) {
-    const name = (error as Error)?.name ?? 'Error';
-    const message = (error as Error)?.message ?? String(error);
-    super(JSON.stringify({ errorType: name, errorMessage: message, trace: [] }));
-    this.name = name;
+/** Failed before the engine noticed: a Step Functions limit (`States.DataLimitExceeded` …). */
+class ExecutionLimitFailure extends Error {}
+
+const bytes = (value: unknown) => Buffer.byteLength(JSON.stringify(value ?? null));
+
+/** The region the user's AWS configuration names (environment or profile), if any. */
+async function userRegion(): Promise<string | undefined> {
+  try {
+    return await new S3Client({}).config.region();
+  } catch {
+    return undefined;
   }
 }
 
@@ -109,6 +157,11 @@ export class LocalStack {
     readonly bucketName: string,
     readonly tableName: string,
     private readonly functions: Map<string, LocalFunction>,
+    private readonly names: LocalNames,
+    /** Where the stack stands: the user's region (else us-east-1) and the local account. */
+    readonly place: Place,
+    /** The state machine's ARN, as its `Ref` resolves. */
+    readonly stateMachineArn: string,
     /** Milliseconds spent getting the template (synthesis, or the cache). */
     readonly synthMs: number,
   ) {
@@ -117,37 +170,38 @@ export class LocalStack {
   }
 
   static async start(options: LocalStackOptions): Promise<LocalStack> {
+    const iamOn = options.iam ?? process.env[LOCAL_IAM_ENV]?.toLowerCase() !== 'off';
+    // Loaded while the servers start and the template loads.
+    const evaluator = iamOn ? loadEvaluator() : undefined;
+    evaluator?.catch(() => undefined);
+    const place: Place = { region: (await userRegion()) ?? LOCAL_REGION, account: LOCAL_ACCOUNT };
     const servers = await startLocalServers(options.dataDir, options);
     try {
-      pointSdkAt(servers);
+      configureRuntime({
+        place,
+        endpoints: { s3: servers.s3Endpoint, dynamodb: servers.dynamodbEndpoint },
+        credentials: LOCAL_CREDENTIALS,
+        region: LOCAL_REGION,
+        iam: undefined,
+      });
+      registerRuntime();
 
       const loaded = options.template ?? (await loadTemplate(options));
       const { template, outdir = '' } = loaded;
+      options.editTemplate?.(template);
       const synthMs = loaded.ms;
 
       const [bucketId] = resourcesOfType(template, 'AWS::S3::Bucket').map(([id]) => id);
       const [tableId, tableResource] = resourcesOfType(template, 'AWS::DynamoDB::GlobalTable')[0] ?? [];
       if (!bucketId || !tableId || !tableResource)
         throw new Error('local stack: template has no bucket or table');
-      const bucketName = `local-${bucketId.toLowerCase()}`;
-      const names: LocalNames = {
-        ref: (id) => {
-          if (id === bucketId) return bucketName;
-          if (id === tableId) return tableId;
-          return id;
-        },
-        arn: (id) => {
-          const type = template.Resources[id]?.Type;
-          if (type === 'AWS::Lambda::Function')
-            return `arn:aws:lambda:${LOCAL_REGION}:${LOCAL_ACCOUNT}:function:${id}`;
-          if (id === bucketId) return `arn:aws:s3:::${bucketName}`;
-          return `arn:aws:local:${LOCAL_REGION}:${LOCAL_ACCOUNT}:${id}`;
-        },
-      };
+      const names = localNames(template, place, { bucketId, tableId });
+      const bucketName = names.ref(bucketId);
 
       await createTable(tableId, tableResource.Properties ?? {});
       await createBucket(bucketName);
 
+      const principals = principalsFromTemplate(template, names);
       const functions = new Map<string, LocalFunction>();
       for (const [id, resource] of resourcesOfType(template, 'AWS::Lambda::Function')) {
         const source = resource.Metadata?.[ENTRY_METADATA];
@@ -165,8 +219,11 @@ export class LocalStack {
           logicalId: id,
           entry,
           environment: { ...environment, POWERTOOLS_LOG_LEVEL: options.logLevel ?? 'SILENT' },
+          timeoutSeconds: Number(resource.Properties?.Timeout ?? 3),
+          principal: principals.get(id),
         });
       }
+      if (evaluator) configureRuntime({ place, iam: new IamEvaluator(place, await evaluator) });
 
       const [machine] = resourcesOfType(template, 'AWS::StepFunctions::StateMachine');
       if (!machine) throw new Error('local stack: template has no state machine');
@@ -180,8 +237,19 @@ export class LocalStack {
         markDefinitionChecked(loaded);
       }
 
-      const stack = new LocalStack(servers, template, definition, bucketName, tableId, functions, synthMs);
-      await stack.deploySeeds(names);
+      const stack = new LocalStack(
+        servers,
+        template,
+        definition,
+        bucketName,
+        tableId,
+        functions,
+        names,
+        place,
+        names.ref(machine[0]),
+        synthMs,
+      );
+      await stack.deploySeeds();
       return stack;
     } catch (error) {
       await servers.close();
@@ -190,12 +258,17 @@ export class LocalStack {
   }
 
   /** What CDK's BucketDeployment does on deploy: copy the bundled seed file into the bucket. */
-  private async deploySeeds(names: LocalNames): Promise<void> {
+  private async deploySeeds(): Promise<void> {
     for (const [, resource] of resourcesOfType(this.template, 'Custom::CDKBucketDeployment')) {
-      const prefix = resolveIntrinsics(resource.Properties?.DestinationBucketKeyPrefix, names) as string;
+      const prefix = resolveIntrinsics(resource.Properties?.DestinationBucketKeyPrefix, this.names) as string;
       const file = path.join(PROJECT_ROOT, 'seeds', 'seed_tasks.jsonl');
       await this.objects.put(`${prefix}/seed_tasks.jsonl`, readFileSync(file), 'application/jsonl');
     }
+  }
+
+  /** The ARN of an execution of the state machine. */
+  executionArn(name: string): string {
+    return `${this.stateMachineArn.replace(':stateMachine:', ':execution:')}:${name}`;
   }
 
   /**
@@ -205,8 +278,7 @@ export class LocalStack {
   private handler(arn: string): Promise<Handler> {
     let handler = this.handlers.get(arn);
     if (!handler) {
-      const fn = this.functions.get(arn);
-      if (!fn) throw new Error(`local stack: no function ${arn} in the template`);
+      const fn = this.function(arn);
       for (const [key, value] of Object.entries(fn.environment)) {
         const current = process.env[key];
         const setByOther = [...this.handlers.keys()].some(
@@ -223,49 +295,75 @@ export class LocalStack {
     return handler;
   }
 
-  /** The task-state overrides: every `lambda:invoke` task calls its function's handler in-process. */
-  private overrides(): TaskHandlers {
-    const overrides: TaskHandlers = {};
-    const visit = (states: Record<string, Record<string, unknown>>) => {
-      for (const [name, state] of Object.entries(states)) {
-        const processor = (state.ItemProcessor ?? state.Iterator) as { States: typeof states } | undefined;
-        if (processor) visit(processor.States);
-        if (state.Type !== 'Task') continue;
-        if (state.Resource !== 'arn:aws:states:::lambda:invoke') {
-          throw new Error(
-            `local stack: task "${name}" uses ${String(state.Resource)}; only lambda:invoke runs locally`,
-          );
-        }
-        const functionArn = (state.Parameters as { FunctionName: string }).FunctionName;
-        overrides[name] = async (input) => {
-          const handler = await this.handler(functionArn);
-          try {
-            const payload = await handler((input as { Payload: unknown }).Payload, {
-              functionName: functionArn,
-            });
-            return { Payload: payload ?? null, StatusCode: 200, ExecutedVersion: '$LATEST' } as never;
-          } catch (error) {
-            throw new LambdaFunctionError(error);
-          }
-        };
-      }
-    };
-    visit(this.definition.States as unknown as Record<string, Record<string, unknown>>);
-    return overrides;
+  private function(arn: string): LocalFunction {
+    const fn = this.functions.get(arn);
+    if (!fn) throw new Error(`local stack: no function ${arn} in the template`);
+    return fn;
   }
 
-  /** Starts an execution and waits for it, passing each event of its log to `onEvent`. */
+  /**
+   * Starts one invocation of a function, as its role, killed at its `Timeout` like Lambda kills it
+   * (`Sandbox.Timedout`). The returned invocation's `reported` is what the caller sees.
+   */
+  private async invoke(
+    arn: string,
+    info: Omit<InvocationInfo, 'functionName'>,
+    faults: FaultPlan,
+    running: Set<Invocation>,
+  ): Promise<Invocation> {
+    const fn = this.function(arn);
+    const handler = await this.handler(arn);
+    const invocation = new Invocation({ ...info, functionName: fn.logicalId }, fn.principal, faults);
+    running.add(invocation);
+    const deadline = Date.now() + fn.timeoutSeconds * 1000;
+    const timer = setTimeout(
+      () =>
+        invocation.kill(
+          'Sandbox.Timedout',
+          `RequestId: ${invocation.requestId} Error: Task timed out after ${fn.timeoutSeconds.toFixed(2)} seconds`,
+        ),
+      fn.timeoutSeconds * 1000,
+    );
+    invocation.start(() =>
+      handler(info.input, {
+        functionName: fn.logicalId,
+        invokedFunctionArn: arn,
+        awsRequestId: invocation.requestId,
+        getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+      }),
+    );
+    void invocation.settled.then(() => clearTimeout(timer));
+    return invocation;
+  }
+
+  /** Starts an execution and waits for it (and every invocation it started), passing each event to `onEvent`. */
   async execute(
     input: unknown,
     {
       executionName = `local-${Date.now().toString(36)}`,
       onEvent,
       retryIntervalMs,
-    }: { executionName?: string; onEvent?: (event: EventLog) => void; retryIntervalMs?: number } = {},
+      signal,
+      faults: faultList = [],
+      limits = {},
+    }: ExecuteOptions = {},
   ): Promise<ExecutionResult> {
+    const faults = new FaultPlan(faultList);
+    const running = new Set<Invocation>();
+    const payloadLimit = limits.payloadBytes ?? MAX_PAYLOAD_BYTES;
+    const historyLimit = limits.historyEvents ?? MAX_HISTORY_EVENTS;
+    const startDate = Date.now();
+    let limitFailure: { error: string; cause: string } | undefined;
+    const mapInputs = new Map<string, unknown>();
     // Checked at start (see `start`); the engine would otherwise check it again on every execution.
     const machine = new StateMachine(this.definition, { validationOptions: { noValidate: true } });
-    const overrides = this.overrides();
+
+    const overLimit = (error: string, cause: string) => {
+      if (limitFailure) return;
+      limitFailure = { error, cause };
+      execution.abort();
+    };
+    const overrides = this.overrides(faults, running, mapInputs, payloadLimit, () => limitFailure);
     const execution = machine.run(input as never, {
       overrides: {
         taskResourceLocalHandlers: overrides,
@@ -279,37 +377,207 @@ export class LocalStack {
       },
       context: {
         Execution: {
-          Id: `arn:aws:states:${LOCAL_REGION}:${LOCAL_ACCOUNT}:execution:SelfInstruct:${executionName}`,
+          Id: this.executionArn(executionName),
           Name: executionName,
           Input: input as never,
-          StartTime: new Date().toISOString(),
+          StartTime: new Date(startDate).toISOString(),
         },
       } as never,
     });
+    const aborted = () => {
+      execution.abort();
+      // The local process stops: its Lambdas die with it.
+      for (const invocation of running) invocation.kill('Runtime.ExitError', 'the execution was aborted');
+    };
+    if (signal?.aborted) aborted();
+    signal?.addEventListener('abort', aborted, { once: true });
+
     const events: EventLog[] = [];
+    let historyEvents = 0;
     const consume = (async () => {
-      for await (const event of execution.eventLogs) {
+      for await (const raw of execution.eventLogs) {
+        let event = raw;
+        // A limit crossed ends the execution as failed, even where the engine went on to finish it.
+        if ((event.type === 'ExecutionAborted' || event.type === 'ExecutionSucceeded') && limitFailure) {
+          event = {
+            type: 'ExecutionFailed',
+            timestamp: event.timestamp,
+            Error: limitFailure.error,
+            Cause: limitFailure.cause,
+          };
+        }
+        historyEvents += historyEventsFor(event);
         events.push(event);
         onEvent?.(event);
+        if (limitFailure) continue;
+        if (historyEvents >= historyLimit && !event.type.startsWith('Execution')) {
+          overLimit(
+            'States.Runtime',
+            `The execution reached the maximum number of history events (${historyLimit}).`,
+          );
+        }
+        if ('state' in event && event.state) {
+          const { name, type } = event.state;
+          if (event.type === 'StateEntered' && type === 'Map') mapInputs.set(name, event.state.input);
+          for (const [what, value] of [
+            ['input', event.type === 'StateEntered' ? event.state.input : undefined],
+            ['result', event.type === 'StateExited' ? event.state.output : undefined],
+          ] as const) {
+            if (value !== undefined && bytes(value) > payloadLimit) {
+              overLimit(
+                'States.DataLimitExceeded',
+                `The state/task '${name}' ${what === 'input' ? 'received an input' : 'returned a result'} with a size exceeding the maximum number of bytes service limit.`,
+              );
+            }
+          }
+        }
       }
     })();
+
+    let status: ExecutionStatus;
+    let output: unknown;
     try {
-      const output = await execution.result;
-      await consume;
-      return { executionName, status: 'SUCCEEDED', output, events };
-    } catch (error) {
-      await consume.catch(() => undefined);
-      const failed = events.find((event) => event.type === 'ExecutionFailed') as
-        | { Error: string; Cause: unknown }
-        | undefined;
-      return {
-        executionName,
-        status: 'FAILED',
-        error: failed?.Error ?? (error as Error).name,
-        cause: String(failed?.Cause ?? (error as Error).message),
-        events,
-      };
+      output = await execution.result;
+      status = 'SUCCEEDED';
+    } catch {
+      status = 'FAILED';
     }
+    await consume;
+    signal?.removeEventListener('abort', aborted);
+    const last = events.at(-1) as { type: string; Error?: string; Cause?: unknown } | undefined;
+    if (last?.type === 'ExecutionFailed') status = 'FAILED';
+    if (last?.type === 'ExecutionAborted') status = 'ABORTED';
+    if (last?.type === 'ExecutionTimeout') status = 'TIMED_OUT';
+    const error =
+      status === 'FAILED'
+        ? (last?.Error ?? 'States.Runtime')
+        : status === 'TIMED_OUT'
+          ? 'States.Timeout'
+          : undefined;
+    const cause = status === 'FAILED' ? String(last?.Cause ?? '') : undefined;
+    // Lambdas the execution started run to their end (a zombie keeps writing after a timeout).
+    await Promise.all([...running].map((invocation) => invocation.settled));
+
+    const event: ExecutionStatusChange = {
+      version: '0',
+      id: crypto.randomUUID(),
+      'detail-type': 'Step Functions Execution Status Change',
+      source: 'aws.states',
+      account: this.place.account,
+      time: new Date().toISOString(),
+      region: this.place.region,
+      resources: [this.executionArn(executionName)],
+      detail: {
+        executionArn: this.executionArn(executionName),
+        stateMachineArn: this.stateMachineArn,
+        name: executionName,
+        status,
+        startDate,
+        stopDate: Date.now(),
+        input: JSON.stringify(input),
+        inputDetails: { included: true },
+        output: status === 'SUCCEEDED' ? JSON.stringify(output) : null,
+        outputDetails: status === 'SUCCEEDED' ? { included: true } : null,
+        error: error ?? null,
+        cause: cause ?? null,
+      },
+    };
+    const deliveries = await this.deliver(event, faults);
+    return {
+      executionName,
+      status,
+      ...(status === 'SUCCEEDED' ? { output } : {}),
+      ...(error === undefined ? {} : { error }),
+      ...(cause === undefined ? {} : { cause }),
+      events,
+      deliveries,
+      faultsStruck: faults.counts(),
+    };
+  }
+
+  /** EventBridge: runs the Lambda targets of every rule matching `event`, with Lambda's two async retries. */
+  private async deliver(event: ExecutionStatusChange, faults: FaultPlan): Promise<RuleDelivery[]> {
+    const deliveries: RuleDelivery[] = [];
+    for (const target of targetsFor(this.template, this.names, event)) {
+      const delivery: RuleDelivery = {
+        rule: target.rule,
+        functionName: this.function(target.functionArn).logicalId,
+      };
+      for (let attempt = 1; attempt <= 3; attempt++) {
+        const invocation = await this.invoke(
+          target.functionArn,
+          { state: `Rule ${target.rule}`, input: target.input(event), attempt },
+          faults,
+          new Set(),
+        );
+        try {
+          await invocation.reported;
+          delete delivery.error;
+          break;
+        } catch (error) {
+          delivery.error = `${(error as Error).name}: ${(error as Error).message}`;
+        }
+      }
+      deliveries.push(delivery);
+    }
+    return deliveries;
+  }
+
+  /**
+   * The task-state overrides: every `lambda:invoke` task invokes its function in-process, as its role,
+   * with the execution's faults. Before each invocation the event log catches up, so that a limit the
+   * previous state crossed stops the execution before another function runs.
+   */
+  private overrides(
+    faults: FaultPlan,
+    running: Set<Invocation>,
+    mapInputs: Map<string, unknown>,
+    payloadLimit: number,
+    limitFailure: () => { error: string; cause: string } | undefined,
+  ): TaskHandlers {
+    const overrides: TaskHandlers = {};
+    const deliveries = new Map<string, number>();
+    const visit = (states: Record<string, Record<string, unknown>>, map?: string) => {
+      for (const [name, state] of Object.entries(states)) {
+        const processor = (state.ItemProcessor ?? state.Iterator) as { States: typeof states } | undefined;
+        if (processor) visit(processor.States, name);
+        if (state.Type !== 'Task') continue;
+        if (state.Resource !== 'arn:aws:states:::lambda:invoke') {
+          throw new Error(
+            `local stack: task "${name}" uses ${String(state.Resource)}; only lambda:invoke runs locally`,
+          );
+        }
+        const functionArn = (state.Parameters as { FunctionName: string }).FunctionName;
+        overrides[name] = async (input) => {
+          await new Promise((resolve) => setImmediate(resolve));
+          const failure = limitFailure();
+          if (failure) throw new ExecutionLimitFailure(failure.cause);
+          const payload = (input as { Payload: unknown }).Payload;
+          if (bytes(payload) > payloadLimit) throw dataLimit(name, 'input');
+          const key = `${name}\n${JSON.stringify(payload)}`;
+          const attempt = (deliveries.get(key) ?? 0) + 1;
+          deliveries.set(key, attempt);
+          const info = {
+            state: name,
+            input: payload,
+            attempt,
+            ...(map === undefined ? {} : { mapInput: mapInputs.get(map) }),
+          };
+          const invocation = await this.invoke(functionArn, info, faults, running);
+          const duplicate = faults.armed('duplicate', invocation.info)[0];
+          if (duplicate && faults.strike(duplicate)) {
+            // At-least-once delivery: the same input again, overlapping; its result goes nowhere.
+            const twin = await this.invoke(functionArn, info, faults, running);
+            twin.reported.catch(() => undefined);
+          }
+          const result = await invocation.reported;
+          if (bytes(result) > payloadLimit) throw dataLimit(name, 'result');
+          return { Payload: result ?? null, StatusCode: 200, ExecutedVersion: '$LATEST' } as never;
+        };
+      }
+    };
+    visit(this.definition.States as unknown as Record<string, Record<string, unknown>>);
+    return overrides;
   }
 
   async close(): Promise<void> {
@@ -317,8 +585,64 @@ export class LocalStack {
   }
 }
 
+/** Step Functions' error for a payload over its limit. */
+function dataLimit(state: string, what: 'input' | 'result'): Error {
+  const error = new LambdaError(
+    'States.DataLimitExceeded',
+    `The state/task '${state}' ${what === 'input' ? 'received an input' : 'returned a result'} with a size exceeding the maximum number of bytes service limit.`,
+  );
+  return error;
+}
+
+/** The local names and ARNs of the template's resources (what `Ref` and `Fn::GetAtt …Arn` resolve to). */
+function localNames(
+  template: CfnTemplate,
+  { region, account }: Place,
+  { bucketId, tableId }: { bucketId: string; tableId: string },
+): LocalNames {
+  const bucketName = `local-${bucketId.toLowerCase()}`;
+  const secretArn = (id: string) =>
+    `arn:aws:secretsmanager:${region}:${account}:secret:${String(template.Resources[id]?.Properties?.Name ?? id)}-LOCAL0`;
+  const arn = (id: string): string => {
+    switch (template.Resources[id]?.Type) {
+      case 'AWS::Lambda::Function':
+        return `arn:aws:lambda:${region}:${account}:function:${id}`;
+      case 'AWS::S3::Bucket':
+        return `arn:aws:s3:::${bucketName}`;
+      case 'AWS::DynamoDB::GlobalTable':
+      case 'AWS::DynamoDB::Table':
+        return `arn:aws:dynamodb:${region}:${account}:table/${id}`;
+      case 'AWS::IAM::Role':
+        return `arn:aws:iam::${account}:role/${id}`;
+      case 'AWS::StepFunctions::StateMachine':
+        return `arn:aws:states:${region}:${account}:stateMachine:SelfInstruct`;
+      case 'AWS::SecretsManager::Secret':
+        return secretArn(id);
+      case 'AWS::Logs::LogGroup':
+        return `arn:aws:logs:${region}:${account}:log-group:${id}:*`;
+      case 'AWS::Events::Rule':
+        return `arn:aws:events:${region}:${account}:rule/${id}`;
+      default:
+        return `arn:aws:local:${region}:${account}:${id}`;
+    }
+  };
+  return {
+    region,
+    arn,
+    ref: (id) => {
+      if (id === bucketId) return bucketName;
+      if (id === tableId) return tableId;
+      // The Ref of a state machine or a secret is its ARN.
+      const type = template.Resources[id]?.Type;
+      if (type === 'AWS::StepFunctions::StateMachine' || type === 'AWS::SecretsManager::Secret')
+        return arn(id);
+      return id;
+    },
+  };
+}
+
 async function createTable(name: string, properties: Record<string, unknown>): Promise<void> {
-  const client = new DynamoDBClient({});
+  const client = new DynamoDBClient(awsClientConfig('dynamodb'));
   const { TableNames = [] } = await client.send(new ListTablesCommand({}));
   if (TableNames.includes(name)) return;
   const indexes =
@@ -341,7 +665,7 @@ async function createTable(name: string, properties: Record<string, unknown>): P
 }
 
 async function createBucket(name: string): Promise<void> {
-  const client = new S3Client(s3ClientConfig());
+  const client = new S3Client(awsClientConfig('s3'));
   try {
     await client.send(new HeadBucketCommand({ Bucket: name }));
   } catch {

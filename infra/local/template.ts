@@ -186,13 +186,15 @@ export const LOCAL_REGION = 'us-east-1';
 export interface LocalNames {
   ref(logicalId: string): string;
   arn(logicalId: string): string;
+  /** The region `AWS::Region` stands for. @default LOCAL_REGION */
+  region?: string;
 }
 
 /** Resolves `Ref`, `Fn::GetAtt`, `Fn::Join`, `Fn::Sub` and `Fn::Select` in `value`. */
 export function resolveIntrinsics(value: unknown, names: LocalNames): unknown {
   const pseudo: Record<string, string> = {
     'AWS::Partition': 'aws',
-    'AWS::Region': LOCAL_REGION,
+    'AWS::Region': names.region ?? LOCAL_REGION,
     'AWS::AccountId': LOCAL_ACCOUNT,
     'AWS::URLSuffix': 'amazonaws.com',
     'AWS::StackName': 'SelfInstruct',

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readableCause } from '../../functions/record-failure/core.ts';
 import { MAX_SEED_RECORD_BYTES } from '../../functions/shared/input-files.ts';
 import { DEFAULT_SEED_KEY, poolKeys } from '../../functions/shared/keys.ts';
 import { fromJsonLines } from '../../functions/shared/model-calls.ts';
@@ -70,7 +71,8 @@ async function runWithSeeds(name: string, text: string | Uint8Array, extra: Reco
       'state' in event && event.type === 'StateEntered' ? [event.state.name] : [],
     ),
   );
-  return { ...result, states };
+  // The execution's cause is Lambda's JSON, as in AWS; the CLI shows its message.
+  return { ...result, cause: readableCause(result.error ?? '', result.cause), states };
 }
 
 beforeAll(async () => {

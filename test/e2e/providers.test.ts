@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunSummary } from '../../functions/export/core.ts';
+import { readableCause } from '../../functions/record-failure/core.ts';
 import { exportKeys, runKeys } from '../../functions/shared/keys.ts';
 import { type CallRecord, fromJsonLines } from '../../functions/shared/model-calls.ts';
 import { type ExecutionResult, LocalStack } from '../../infra/local/stack.ts';
@@ -58,13 +59,20 @@ beforeAll(async () => {
   process.env.SELFINSTRUCT_RETRY_MAX_MS = '50';
   openai = await startOpenAIStandIn({ apiKey: KEY });
   bedrock = await startBedrockStandIn();
-  process.env.SELFINSTRUCT_API_KEY = KEY;
-  process.env.AWS_ENDPOINT_URL_BEDROCK_RUNTIME = bedrock.url;
+  // The user's own environment: an API key, and AWS credentials and region for Bedrock.
+  Object.assign(process.env, {
+    SELFINSTRUCT_API_KEY: KEY,
+    AWS_ENDPOINT_URL_BEDROCK_RUNTIME: bedrock.url,
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'AKIDPROVIDERS',
+    AWS_SECRET_ACCESS_KEY: 'providers-secret',
+  });
+  // Synthesized for Nova as it would be deployed (the functions may invoke that model), and the
+  // operator allows the key to go to the stand-in (functions/shared/limits.ts).
   stack = await LocalStack.start({
     dataDir: path.join(work, 'data'),
     fresh: true,
-    // The operator allows the key to go to the stand-in (functions/shared/limits.ts).
-    context: { 'selfinstruct:allowedModelEndpoints': [openai.url] },
+    context: { 'selfinstruct:model': NOVA, 'selfinstruct:allowedModelEndpoints': [openai.url] },
   });
 }, 60_000);
 
@@ -152,7 +160,7 @@ describe('a run on an OpenAI-compatible server', { timeout: 180_000 }, () => {
     const result = await stack.execute({ ...small, pool: 'oa', model: model() }, { retryIntervalMs: 10 });
     expect(result.status).toBe('FAILED');
     expect(result.error).toBe('ModelRequestFailed');
-    expect(result.cause).toMatch(/401/);
+    expect(readableCause('', result.cause)).toMatch(/401/);
     expect(result.cause).not.toContain(KEY);
     expect(retried(result)).toEqual([]);
     expect((await stack.pool.getRun(result.executionName))?.status).toBe('FAILED');
@@ -246,7 +254,7 @@ describe('a run on Amazon Bedrock', { timeout: 180_000 }, () => {
     });
     expect(result.status).toBe('FAILED');
     expect(result.error).toBe('RunInputInvalid');
-    expect(result.cause).toMatch(/No price for model "bedrock:some.unknown-model-v1:0"/);
+    expect(readableCause('', result.cause)).toMatch(/No price for model "bedrock:some.unknown-model-v1:0"/);
     expect(bedrock.requests).toHaveLength(0);
   });
 });
@@ -285,7 +293,9 @@ describe('a replayed run', { timeout: 180_000 }, () => {
       seed: 'b',
     });
     expect(result.status).toBe('FAILED');
-    expect(result.cause).toMatch(/has no recorded reply for this generate-instructions prompt/);
+    expect(readableCause('', result.cause)).toMatch(
+      /has no recorded reply for this generate-instructions prompt/,
+    );
     const fallback = await stack.execute({
       ...input,
       pool: 'rec4',

@@ -87,40 +87,91 @@ describe('the state machine', () => {
     expect(Object.keys(map?.ItemProcessor?.States ?? {})).toEqual(['Generate instances for a chunk']);
   });
 
-  it('retries transient errors with exponential backoff on every Lambda task', () => {
+  it('retries transient errors and crashes with exponential backoff on every Lambda task', () => {
     const tasks = [
       ...Object.entries(states),
       ...Object.entries(states['Generate instances']?.ItemProcessor?.States ?? {}),
     ].filter(([, state]) => state.Type === 'Task');
-    expect(tasks.length).toBe(7);
+    expect(tasks.length).toBe(6);
     for (const [, state] of tasks) {
       const retry = state.Retry?.[0];
       expect(retry?.ErrorEquals).toEqual(RETRYABLE_ERRORS);
       expect(retry?.ErrorEquals).toContain('ModelThrottled');
+      // What a crashed or timed-out function reports: every stage is safe to run again.
+      expect(retry?.ErrorEquals).toEqual(
+        expect.arrayContaining([
+          'Lambda.Unknown',
+          'Sandbox.Timedout',
+          'Runtime.ExitError',
+          'Runtime.OutOfMemory',
+        ]),
+      );
       expect(retry?.BackoffRate).toBe(2);
       expect(retry?.MaxAttempts).toBeGreaterThan(1);
     }
   });
 
-  it('catches any stage error into "Record failure", then fails the run with a readable cause', () => {
-    for (const name of [
-      'Prepare run',
-      'Generate instructions',
-      'Filter and deduplicate',
-      'Generate instances',
-      'Save iteration',
-      'Export dataset',
-    ]) {
-      expect(states[name]?.Catch).toEqual([
-        { ErrorEquals: ['States.ALL'], Next: 'Record failure', ResultPath: '$.failure' },
-      ]);
-    }
-    expect(states['Record failure']?.Next).toBe('Run failed');
-    expect(states['Run failed']).toMatchObject({
-      Type: 'Fail',
-      ErrorPath: '$.Payload.error',
-      CausePath: '$.Payload.cause',
+  it('fails the execution at the failing stage (no catch-all), so a redrive restarts it there', () => {
+    const all = [
+      ...Object.values(states),
+      ...Object.values(states['Generate instances']?.ItemProcessor?.States ?? {}),
+    ];
+    expect(all.filter((state) => state.Catch)).toEqual([]);
+    expect(all.filter((state) => state.Type === 'Fail')).toEqual([]);
+    expect(Object.keys(states)).not.toContain('Record failure');
+  });
+
+  it('records a failed, timed-out or aborted run from the execution’s status-change event', () => {
+    const [machineId] = Object.keys(template.findResources('AWS::StepFunctions::StateMachine'));
+    const [recordFailure] = Object.entries(template.findResources('AWS::Lambda::Function')).filter(
+      ([, fn]) => fn.Metadata?.['SelfInstruct:Entry'] === 'functions/record-failure/handler.ts',
+    );
+    template.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: {
+        source: ['aws.states'],
+        'detail-type': ['Step Functions Execution Status Change'],
+        detail: { stateMachineArn: [{ Ref: machineId }], status: ['FAILED', 'TIMED_OUT', 'ABORTED'] },
+      },
+      Targets: [Match.objectLike({ Arn: { 'Fn::GetAtt': [recordFailure?.[0], 'Arn'] } })],
     });
+    template.hasResourceProperties('AWS::Lambda::Permission', {
+      Action: 'lambda:InvokeFunction',
+      Principal: 'events.amazonaws.com',
+      FunctionName: { 'Fn::GetAtt': [recordFailure?.[0], 'Arn'] },
+    });
+  });
+
+  it('gives every task its function’s timeout, which the local stack enforces as AWS does', () => {
+    const timeouts = Object.fromEntries(
+      Object.entries(template.findResources('AWS::Lambda::Function')).map(([id, fn]) => [
+        id,
+        fn.Properties.Timeout,
+      ]),
+    );
+    const [machine] = Object.values(template.findResources('AWS::StepFunctions::StateMachine'));
+    // The definition with each function's ARN replaced by its logical id.
+    const definition = machine?.Properties.DefinitionString as { 'Fn::Join': [string, unknown[]] };
+    const text = definition['Fn::Join'][1]
+      .map((part) =>
+        typeof part === 'string' ? part : String((part as { 'Fn::GetAtt'?: [string] })['Fn::GetAtt']?.[0]),
+      )
+      .join('');
+    const all = JSON.parse(text).States as Record<
+      string,
+      State & { TimeoutSeconds?: number; Parameters?: { FunctionName?: string } }
+    >;
+    const nested = Object.values(all).flatMap((state) => Object.values(state.ItemProcessor?.States ?? {}));
+    const tasks = [...Object.values(all), ...nested]
+      .filter((state) => state.Type === 'Task')
+      .map(
+        (state) =>
+          [
+            String((state as { Parameters?: { FunctionName?: string } }).Parameters?.FunctionName),
+            (state as { TimeoutSeconds?: number }).TimeoutSeconds,
+          ] as const,
+      );
+    expect(tasks).toHaveLength(6);
+    for (const [id, seconds] of tasks) expect(seconds).toBe(timeouts[id]);
   });
 
   it('enters the states the AWS cost model counts, per iteration, per Map item and once per run', () => {
@@ -250,7 +301,9 @@ describe('triggers', () => {
 
   it('passes the uploaded key to the run as its seed file', () => {
     const [rule] = Object.values(
-      template.findResources('AWS::Events::Rule', { Properties: { EventPattern: Match.anyValue() } }),
+      template.findResources('AWS::Events::Rule', {
+        Properties: { EventPattern: Match.objectLike({ source: ['aws.s3'] }) },
+      }),
     );
     const transformer = rule?.Properties.Targets[0].InputTransformer;
     expect(transformer.InputPathsMap).toEqual({ 'detail-object-key': '$.detail.object.key' });

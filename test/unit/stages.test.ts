@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { FilterInput, filterAndDeduplicate } from '../../functions/filter/core.ts';
 import { promptsForIteration } from '../../functions/generate-instructions/core.ts';
 import { parseRunInput, poolFromSeedKey, prepareRun } from '../../functions/prepare/core.ts';
-import { readableCause, recordFailure } from '../../functions/record-failure/core.ts';
+import { FailureInput, readableCause, recordFailure } from '../../functions/record-failure/core.ts';
 import { saveIteration } from '../../functions/save-iteration/core.ts';
 import { RunInputInvalid, SeedFileInvalid } from '../../functions/shared/errors.ts';
 import { MAX_SEED_RECORD_BYTES } from '../../functions/shared/input-files.ts';
@@ -377,7 +377,40 @@ describe('save iteration', () => {
   });
 });
 
+/** The EventBridge event Step Functions sends when an execution ends. */
+const statusChange = (
+  name: string,
+  status: 'FAILED' | 'TIMED_OUT' | 'ABORTED',
+  error?: string,
+  cause?: string,
+): FailureInput =>
+  FailureInput.parse({
+    version: '0',
+    source: 'aws.states',
+    'detail-type': 'Step Functions Execution Status Change',
+    detail: { name, status, error: error ?? null, cause: cause ?? null, executionArn: `arn:x:${name}` },
+  });
+
 describe('record failure', () => {
+  it('marks the run with the execution’s status and readable cause, from the status-change event', async () => {
+    const { pool } = await prepared();
+    const cause = JSON.stringify({ errorType: 'ModelRequestFailed', errorMessage: 'HTTP 401', trace: [] });
+    await recordFailure(statusChange('run-1', 'FAILED', 'ModelRequestFailed', cause), { pool });
+    expect(await pool.getRun('run-1')).toMatchObject({
+      status: 'FAILED',
+      error: 'ModelRequestFailed',
+      cause: 'HTTP 401',
+    });
+    await recordFailure(statusChange('run-1', 'TIMED_OUT'), { pool });
+    expect(await pool.getRun('run-1')).toMatchObject({ status: 'TIMED_OUT', error: 'States.Timeout' });
+  });
+
+  it('records a run stopped before it was recorded (bad input), holding no pool', async () => {
+    const pool = new MemoryPool();
+    await recordFailure(statusChange('run-x', 'ABORTED'), { pool });
+    expect(await pool.getRun('run-x')).toMatchObject({ status: 'ABORTED', error: 'Aborted' });
+  });
+
   it("keeps the message of a Lambda error's JSON cause", () => {
     const cause = JSON.stringify({
       errorType: 'SeedFileInvalid',
@@ -445,9 +478,9 @@ describe('the pool lease', () => {
   it('is given up when the run fails, and only by the run holding it', async () => {
     const { pool } = await prepared();
     await pool.putRun({ runId: 'run-9', pool: 'demo', status: 'RUNNING', startedAt: '' });
-    await recordFailure({ runId: 'run-9', failure: { Error: 'X' } }, { pool });
+    await recordFailure(statusChange('run-9', 'FAILED', 'X'), { pool });
     expect((await pool.getMeta('demo'))?.lease?.runId).toBe('run-1');
-    await recordFailure({ runId: 'run-1', failure: { Error: 'X' } }, { pool });
+    await recordFailure(statusChange('run-1', 'ABORTED'), { pool });
     expect((await pool.getMeta('demo'))?.lease).toBeUndefined();
   });
 });

@@ -21,6 +21,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import pLimit from 'p-limit';
+import { awsClientConfig } from '../config.ts';
 import type {
   CommitResult,
   IterationUpdate,
@@ -90,7 +91,7 @@ export class DynamoPoolStore implements PoolStore {
 
   constructor(
     private readonly table: string,
-    client = new DynamoDBClient({}),
+    client = new DynamoDBClient(awsClientConfig('dynamodb')),
   ) {
     this.doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
   }

@@ -31,6 +31,7 @@
  */
 import { createHash } from 'node:crypto';
 import OpenAI from 'openai';
+import { awsClientConfig, modelFetch } from '../config.ts';
 import {
   ConfigurationError,
   ModelRequestFailed,
@@ -93,10 +94,9 @@ export async function resolveApiKey(
 ): Promise<string | undefined> {
   const secretId = env[API_KEY_SECRET_ENV];
   if (secretId) {
-    const { getSecret } = await import('@aws-lambda-powertools/parameters/secrets');
     let secret: unknown;
     try {
-      secret = await getSecret(secretId, { maxAge: SECRET_MAX_AGE_SECONDS });
+      secret = await (await secretsProvider()).get(secretId, { maxAge: SECRET_MAX_AGE_SECONDS });
     } catch (error) {
       throw new ConfigurationError(
         `could not read the API key secret ${secretId} (${API_KEY_SECRET_ENV}): ${(error as Error).name}`,
@@ -118,6 +118,22 @@ export async function resolveApiKey(
     );
   }
   return undefined;
+}
+
+let secrets: Promise<{ get(name: string, options: { maxAge: number }): Promise<unknown> }> | undefined;
+
+/** Powertools' cached secrets reader, on a Secrets Manager client configured like every other. */
+function secretsProvider() {
+  secrets ??= (async () => {
+    const [{ SecretsProvider }, { SecretsManagerClient }] = await Promise.all([
+      import('@aws-lambda-powertools/parameters/secrets'),
+      import('@aws-sdk/client-secrets-manager'),
+    ]);
+    return new SecretsProvider({
+      awsSdkV3Client: new SecretsManagerClient(awsClientConfig('secretsmanager')),
+    });
+  })();
+  return secrets;
 }
 
 const clients = new Map<string, OpenAI>();
@@ -149,6 +165,8 @@ export async function openAIClient(
       ...(endpoint.provider === 'openai' ? {} : { organization: null, project: null }),
       maxRetries: 0,
       timeout: timeoutMs,
+      // The local runtime's fetch where one is registered (injected faults, dead invocations).
+      ...(modelFetch() ? { fetch: modelFetch() } : {}),
     });
     clients.set(cacheKey, client);
   }
