@@ -43,6 +43,11 @@ export interface StageSpec {
   readonly state: string;
   /** For a stage run by a Map state once per item, the Map state's name. */
   readonly mapState?: string;
+  /**
+   * Run as the Lambda target of an EventBridge rule on the execution's end rather than by a Task state:
+   * `state` is then only its name (registry, logs), not a state of the definition.
+   */
+  readonly ruleTarget?: boolean;
   /** Construct id of the function in the stack. */
   readonly id: string;
   /** Folder under `functions/`: the entry is its `handler.ts`, its prompts are in its `prompts/`. */
@@ -138,6 +143,7 @@ export const STAGES = {
   },
   recordFailure: {
     state: 'Record failure',
+    ruleTarget: true,
     id: 'RecordFailure',
     folder: 'record-failure',
     description:

@@ -71,7 +71,10 @@ describe('the model API key', () => {
     const entered = result.events.flatMap((event) =>
       event.type === 'StateEntered' ? [event.state.name] : [],
     );
-    expect(entered).toEqual(['Start run', 'Prepare run', 'Record failure', 'Run failed']);
+    // The execution fails at the stage; the execution-end rule's Record failure marks the run.
+    expect(entered).toEqual(['Start run', 'Prepare run']);
+    expect(result.deliveries.map((delivery) => delivery.error)).toEqual([undefined]);
+    expect(await stack.pool.getRun(result.executionName)).toMatchObject({ status: 'FAILED' });
   });
 
   it('is not sent to a fallback of a replay outside the allowed list either', async () => {

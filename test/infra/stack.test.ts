@@ -194,7 +194,7 @@ describe('the state machine', () => {
 
   it('times each task out with its function', () => {
     const tasks = { ...states, ...states['Generate instances']?.ItemProcessor?.States };
-    for (const stage of Object.values(STAGES)) {
+    for (const stage of Object.values(STAGES).filter((spec) => !('ruleTarget' in spec))) {
       expect(tasks[stage.state]?.TimeoutSeconds, stage.state).toBe(stage.timeoutSeconds);
     }
   });
