@@ -11,6 +11,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readableCause } from '../../functions/record-failure/core.ts';
+import { awsClientConfig } from '../../functions/shared/config.ts';
 import { MAX_SEED_RECORD_BYTES } from '../../functions/shared/input-files.ts';
 import { DEFAULT_SEED_KEY, poolKeys } from '../../functions/shared/keys.ts';
 import { fromJsonLines } from '../../functions/shared/model-calls.ts';
@@ -30,7 +31,7 @@ const line = (value: unknown) => JSON.stringify(value);
 
 /** A hash of every DynamoDB item of the pool (tasks, META) and every S3 object under `pools/<pool>/`. */
 async function poolState(pool: string) {
-  const doc = DynamoDBDocumentClient.from(new DynamoDBClient({}));
+  const doc = DynamoDBDocumentClient.from(new DynamoDBClient(awsClientConfig('dynamodb')));
   const items: unknown[] = [];
   let startKey: Record<string, unknown> | undefined;
   do {
@@ -164,7 +165,7 @@ describe('a run with bad input', () => {
     const result = await stack.execute({ pool: 'guarded', ...input });
     expect(result.status).toBe('FAILED');
     expect(result.error).toBe('RunInputInvalid');
-    expect(result.cause).toMatch(message);
+    expect(readableCause(result.error ?? '', result.cause)).toMatch(message);
     expect(await poolState('guarded')).toEqual(before);
   });
 

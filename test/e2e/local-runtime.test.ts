@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Fault, FaultPlan, timeoutAfterWrite } from '../../infra/local/faults.ts';
 import { Invocation } from '../../infra/local/runtime.ts';
 import { type ExecutionResult, LocalStack } from '../../infra/local/stack.ts';
-import { startOpenAIStandIn } from '../support/model-servers.ts';
+import { type StandIn, startOpenAIStandIn } from '../support/model-servers.ts';
 
 const work = mkdtempSync(path.join(tmpdir(), 'selfinstruct-runtime-'));
 let stack: LocalStack;
@@ -41,8 +41,16 @@ async function run(pool: string, faults: Fault[], options: Parameters<LocalStack
   return stack.execute({ ...small, pool }, { retryIntervalMs: 10, faults, ...options });
 }
 
+/** A stand-in with latency, for crashes deferred while model calls are in flight. */
+let slow: StandIn;
+
 beforeAll(async () => {
-  stack = await LocalStack.start({ dataDir: path.join(work, 'data'), fresh: true });
+  slow = await startOpenAIStandIn({ mix: { seed: 'defer', latencyMs: [20, 60] } });
+  stack = await LocalStack.start({
+    dataDir: path.join(work, 'data'),
+    fresh: true,
+    context: { 'selfinstruct:allowedModelEndpoints': [slow.url] },
+  });
   stack.servers.s3.on('event', (event: { Records: { s3: { object: { key: string } } }[] }) => {
     for (const record of event.Records) written.push(decodeURIComponent(record.s3.object.key));
   });
@@ -50,6 +58,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stack.close();
+  await slow.close();
   rmSync(work, { recursive: true, force: true });
 });
 
@@ -81,10 +90,10 @@ describe('a crashed invocation', () => {
     expect(result.status, `${result.error}: ${result.cause}`).toBe('SUCCEEDED');
     expect(result.faultsStruck.crash).toBe(1);
     expect(failedStates(result)).toEqual([`${CHUNK_TASK}: Lambda.Unknown`]);
-    // The crashed attempt died before its first write (the chunk's tasks file): only the retry's landed.
-    expect(
-      written.filter((key) => key === `runs/${result.executionName}/iteration-1/tasks/chunk-0.jsonl`),
-    ).toHaveLength(1);
+    // The crashed attempt died at its first S3 write (the chunk's raw calls, its last step, after it had
+    // finished every task): that write never landed, and the retry, finding the tasks finished, made no
+    // call and had nothing to write.
+    expect(rawWrites(result.executionName, 0)).toBe(0);
   });
 
   it('can die right after a write lands (the timeout between a write and the next call)', async () => {
@@ -106,8 +115,8 @@ describe('a crashed invocation', () => {
 
 describe('a crash deferred while model calls are in flight', () => {
   it('lets every reply the provider sent reach the invocation, then kills it', async () => {
-    const openai = await startOpenAIStandIn({ mix: { seed: 'defer', latencyMs: [20, 60] } });
-    try {
+    const openai = slow;
+    {
       const crash: Fault = {
         kind: 'crash',
         invocation: firstChunk(),
@@ -124,8 +133,6 @@ describe('a crash deferred while model calls are in flight', () => {
       // No reply was cut off in transit: every call the stand-in answered reached its caller.
       expect(calls.filter((r) => r.reply && !r.delivered)).toEqual([]);
       expect(openai.billedCalls()).toBe(calls.length);
-    } finally {
-      await openai.close();
     }
   });
 });

@@ -30,6 +30,10 @@ const work = mkdtempSync(path.join(tmpdir(), 'selfinstruct-providers-'));
 let stack: LocalStack;
 let openai: StandIn;
 let bedrock: StandIn;
+/** A stand-in whose faults a test sets (`flakyFault`), and one without noise. */
+let flaky: StandIn;
+let flakyFault: NonNullable<Parameters<typeof startOpenAIStandIn>[0]>['fault'] = () => undefined;
+let quiet: StandIn;
 
 const small = { target: 1000, maxIterations: 1, promptsPerIteration: 3, chunkSize: 10 };
 const retried = (result: ExecutionResult) =>
@@ -58,6 +62,9 @@ beforeAll(async () => {
   process.env.SELFINSTRUCT_RETRY_BASE_MS = '5';
   process.env.SELFINSTRUCT_RETRY_MAX_MS = '50';
   openai = await startOpenAIStandIn({ apiKey: KEY });
+  flaky = await startOpenAIStandIn({ apiKey: KEY, fault: (request) => flakyFault?.(request) });
+  // Without the stand-in's own noise, a malformed reply injected is the only one.
+  quiet = await startOpenAIStandIn({ apiKey: KEY, noise: 0 });
   bedrock = await startBedrockStandIn();
   // The user's own environment: an API key, and AWS credentials and region for Bedrock.
   Object.assign(process.env, {
@@ -72,13 +79,18 @@ beforeAll(async () => {
   stack = await LocalStack.start({
     dataDir: path.join(work, 'data'),
     fresh: true,
-    context: { 'selfinstruct:model': NOVA, 'selfinstruct:allowedModelEndpoints': [openai.url] },
+    context: {
+      'selfinstruct:model': NOVA,
+      'selfinstruct:allowedModelEndpoints': [openai.url, flaky.url, quiet.url],
+    },
   });
 }, 60_000);
 
 afterAll(async () => {
   await stack.close();
   await openai.close();
+  await flaky.close();
+  await quiet.close();
   await bedrock.close();
   rmSync(work, { recursive: true, force: true });
 });
@@ -121,18 +133,16 @@ describe('a run on an OpenAI-compatible server', { timeout: 180_000 }, () => {
     // attempt loses that call (1 of 3, over the 10% a stage may lose) after its other two were answered.
     const throttled = new Map<string, number>();
     let target: string | undefined;
-    const flaky = await startOpenAIStandIn({
-      apiKey: KEY,
-      fault: (request) => {
-        if (!asksForTasks(request)) return undefined;
-        const messages = promptOf(request);
-        target ??= messages;
-        const seen = throttled.get(messages) ?? 0;
-        if (messages !== target || seen >= 8) return undefined;
-        throttled.set(messages, seen + 1);
-        return { status: 429 };
-      },
-    });
+    flaky.reset();
+    flakyFault = (request) => {
+      if (!asksForTasks(request)) return undefined;
+      const messages = promptOf(request);
+      target ??= messages;
+      const seen = throttled.get(messages) ?? 0;
+      if (messages !== target || seen >= 8) return undefined;
+      throttled.set(messages, seen + 1);
+      return { status: 429 };
+    };
     try {
       const result = await stack.execute(
         { ...small, pool: 'oa-flaky', model: `openai-compatible:stand-in-chat@${flaky.url}` },
@@ -150,7 +160,7 @@ describe('a run on an OpenAI-compatible server', { timeout: 180_000 }, () => {
       );
       expect((await stack.pool.getRun(summary.runId))?.usage?.calls).toBe(billed(flaky).length);
     } finally {
-      await flaky.close();
+      flakyFault = () => undefined;
     }
   });
 
@@ -167,9 +177,9 @@ describe('a run on an OpenAI-compatible server', { timeout: 180_000 }, () => {
   });
 
   it('records and counts malformed replies without failing the run', async () => {
-    // Without the stand-in's own noise, the one malformed reply injected is the only one.
-    const quiet = await startOpenAIStandIn({ apiKey: KEY, noise: 0, faults: [{ malformedText: true }] });
-    try {
+    quiet.reset();
+    quiet.enqueue({ malformedText: true });
+    {
       const summary = summaryOf(
         await stack.execute(
           {
@@ -187,8 +197,6 @@ describe('a run on an OpenAI-compatible server', { timeout: 180_000 }, () => {
         await stack.objects.getText(runKeys(summary.runId, 1).raw('generate-instructions')),
       );
       expect(raw.map((record) => record.reply).filter((reply) => reply === MALFORMED_TEXT)).toHaveLength(1);
-    } finally {
-      await quiet.close();
     }
   });
 });

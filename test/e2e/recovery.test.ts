@@ -51,7 +51,11 @@ beforeAll(async () => {
   standIn = await startOpenAIStandIn({
     fault: (request) => (refuseInstances && asksForInstances(request) ? { status: 401 } : undefined),
   });
-  stack = await LocalStack.start({ dataDir, fresh: true });
+  stack = await LocalStack.start({
+    dataDir,
+    fresh: true,
+    context: { 'selfinstruct:allowedModelEndpoints': [standIn.url] },
+  });
 }, 60_000);
 
 afterAll(async () => {
