@@ -15,12 +15,12 @@ import { parseJsonFile } from '../../functions/shared/input-files.ts';
 import { exportKeys, PRICE_TABLE_PREFIX, SEED_UPLOAD_PREFIX } from '../../functions/shared/keys.ts';
 import { formatUsd as usd } from '../../functions/shared/pricing/money.ts';
 import type { RunInput } from '../../functions/shared/schemas.ts';
+import { executionLogPath } from '../local/executions.ts';
 import type { ExecutionStatus } from '../local/rules.ts';
 import type { LocalStack } from '../local/stack.ts';
 import { formatEntries, groupCounts } from './counts.ts';
 import { liveView, type ProgressView, plainView, progressPrinter } from './progress.ts';
 import { shown } from './report.ts';
-import { executionLogPath } from './status.ts';
 
 export interface RunOptions {
   pool?: string;
@@ -119,7 +119,7 @@ export async function runLocal(
     import('../../functions/shared/models/index.ts'),
   ]);
   // Fail fast on a bad flag, before starting anything (the prepare stage validates the same way).
-  const { pool } = parseRunInput(
+  parseRunInput(
     {
       ...input,
       seedKey:
@@ -182,9 +182,12 @@ export async function runLocal(
       type: 'ExecutionStarted',
       executionStartedEventDetails: { input: JSON.stringify(input) },
     });
-    // One process at a time can open a local data folder (its lock), so a lease found now was left
-    // by an interrupted local run: give it up.
-    await stack.pool.releasePool(pool, undefined);
+    for (const { executionName, deliveries } of stack.abandoned) {
+      const failed = deliveries.filter((delivery) => delivery.error);
+      progress.line(
+        `Run ${executionName} ended with the process that ran it: marked FAILED${failed.length ? ` (but ${failed.map((d) => `${d.functionName}: ${d.error}`).join('; ')})` : ', its pool given back'}`,
+      );
+    }
     if (options.seeds) {
       let text: string;
       try {

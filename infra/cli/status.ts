@@ -5,7 +5,6 @@
  * outcome, pool size, tokens and estimated cost so far, and an ETA.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import * as path from 'node:path';
 import type { HistoryEvent, SFNClient } from '@aws-sdk/client-sfn';
 import { Command } from 'commander';
 import { readableCause } from '../../functions/record-failure/core.ts';
@@ -14,6 +13,7 @@ import { NotFound } from '../../functions/shared/errors.ts';
 import { formatUsd } from '../../functions/shared/pricing/money.ts';
 import { addCounts } from '../../functions/shared/schemas.ts';
 import { STAGES } from '../../functions/stages.ts';
+import { executionLogPath } from '../local/executions.ts';
 import { formatEntries, groupCounts } from './counts.ts';
 
 export interface RunStatus {
@@ -201,10 +201,6 @@ export function localHistory(dataDir: string, runId: string): HistorySource {
     },
   };
 }
-
-/** Where a local run's history is written. */
-export const executionLogPath = (dataDir: string, runId: string) =>
-  path.join(dataDir, 'executions', `${runId}.jsonl`);
 
 /**
  * A deployed run's history, from Step Functions (the local `serve` endpoint when the local runtime

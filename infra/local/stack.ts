@@ -20,6 +20,7 @@ import { DynamoPoolStore } from '../../functions/shared/adapters/dynamodb.ts';
 import { S3ObjectStore } from '../../functions/shared/adapters/s3.ts';
 import { awsClientConfig } from '../../functions/shared/config.ts';
 import { ENTRY_METADATA, PROJECT_ROOT } from '../project.ts';
+import { appendEnd, markClosed, markOpen, openExecutions } from './executions.ts';
 import { type Fault, FaultPlan, type InvocationInfo } from './faults.ts';
 import { historyEventsFor, MAX_HISTORY_EVENTS, MAX_PAYLOAD_BYTES } from './history.ts';
 import { IamEvaluator, loadEvaluator, type Place, type Principal, principalsFromTemplate } from './iam.ts';
@@ -131,6 +132,17 @@ export interface ExecutionResult {
   faultsStruck: ReturnType<FaultPlan['counts']>;
 }
 
+/** An execution whose process ended before it did, and what the rule targets did with its end. */
+export interface AbandonedExecution {
+  executionName: string;
+  deliveries: RuleDelivery[];
+}
+
+/** How an execution left by a dead process ends (FAILED, as AWS ends an execution that can't go on). */
+export const ABANDONED_ERROR = 'Local.ProcessEnded';
+const ABANDONED_CAUSE =
+  'The local process running this execution ended before it did (killed or crashed); the next local command on this data folder ended it.';
+
 /** Failed before the engine noticed: a Step Functions limit (`States.DataLimitExceeded` …). */
 class ExecutionLimitFailure extends Error {}
 
@@ -149,6 +161,8 @@ export class LocalStack {
   readonly objects: S3ObjectStore;
   readonly pool: DynamoPoolStore;
   private readonly handlers = new Map<string, Promise<Handler>>();
+  /** Executions an earlier process died with, ended as failed when this stack started. */
+  abandoned: AbandonedExecution[] = [];
 
   private constructor(
     readonly servers: LocalServers,
@@ -164,6 +178,7 @@ export class LocalStack {
     readonly stateMachineArn: string,
     /** Milliseconds spent getting the template (synthesis, or the cache). */
     readonly synthMs: number,
+    private readonly dataDir: string,
   ) {
     this.objects = new S3ObjectStore(bucketName);
     this.pool = new DynamoPoolStore(tableName);
@@ -248,8 +263,10 @@ export class LocalStack {
         place,
         names.ref(machine[0]),
         synthMs,
+        options.dataDir,
       );
       await stack.deploySeeds();
+      stack.abandoned = await stack.endAbandoned();
       return stack;
     } catch (error) {
       await servers.close();
@@ -353,6 +370,7 @@ export class LocalStack {
     const payloadLimit = limits.payloadBytes ?? MAX_PAYLOAD_BYTES;
     const historyLimit = limits.historyEvents ?? MAX_HISTORY_EVENTS;
     const startDate = Date.now();
+    markOpen(this.dataDir, { name: executionName, input, startDate });
     let limitFailure: { error: string; cause: string } | undefined;
     const mapInputs = new Map<string, unknown>();
     // Checked at start (see `start`); the engine would otherwise check it again on every execution.
@@ -458,31 +476,9 @@ export class LocalStack {
     // Lambdas the execution started run to their end (a zombie keeps writing after a timeout).
     await Promise.all([...running].map((invocation) => invocation.settled));
 
-    const event: ExecutionStatusChange = {
-      version: '0',
-      id: crypto.randomUUID(),
-      'detail-type': 'Step Functions Execution Status Change',
-      source: 'aws.states',
-      account: this.place.account,
-      time: new Date().toISOString(),
-      region: this.place.region,
-      resources: [this.executionArn(executionName)],
-      detail: {
-        executionArn: this.executionArn(executionName),
-        stateMachineArn: this.stateMachineArn,
-        name: executionName,
-        status,
-        startDate,
-        stopDate: Date.now(),
-        input: JSON.stringify(input),
-        inputDetails: { included: true },
-        output: status === 'SUCCEEDED' ? JSON.stringify(output) : null,
-        outputDetails: status === 'SUCCEEDED' ? { included: true } : null,
-        error: error ?? null,
-        cause: cause ?? null,
-      },
-    };
+    const event = this.statusChange(executionName, input, startDate, { status, output, error, cause });
     const deliveries = await this.deliver(event, faults);
+    markClosed(this.dataDir, executionName);
     return {
       executionName,
       status,
@@ -493,6 +489,63 @@ export class LocalStack {
       deliveries,
       faultsStruck: faults.counts(),
     };
+  }
+
+  /** The event Step Functions sends EventBridge when an execution ends (its real shape). */
+  private statusChange(
+    name: string,
+    input: unknown,
+    startDate: number,
+    end: { status: ExecutionStatus; output?: unknown; error?: string; cause?: string },
+  ): ExecutionStatusChange {
+    const succeeded = end.status === 'SUCCEEDED';
+    return {
+      version: '0',
+      id: crypto.randomUUID(),
+      'detail-type': 'Step Functions Execution Status Change',
+      source: 'aws.states',
+      account: this.place.account,
+      time: new Date().toISOString(),
+      region: this.place.region,
+      resources: [this.executionArn(name)],
+      detail: {
+        executionArn: this.executionArn(name),
+        stateMachineArn: this.stateMachineArn,
+        name,
+        status: end.status,
+        startDate,
+        stopDate: Date.now(),
+        input: JSON.stringify(input),
+        inputDetails: { included: true },
+        output: succeeded ? JSON.stringify(end.output) : null,
+        outputDetails: succeeded ? { included: true } : null,
+        error: end.error ?? null,
+        cause: end.cause ?? null,
+      },
+    };
+  }
+
+  /**
+   * Ends the executions an earlier process left open (it died with them) as AWS ends an execution
+   * that fails: history, status-change event, rule targets ("Record failure" gives the pool back).
+   */
+  private async endAbandoned(): Promise<AbandonedExecution[]> {
+    const ended: AbandonedExecution[] = [];
+    for (const open of openExecutions(this.dataDir)) {
+      const end = { status: 'FAILED' as const, error: ABANDONED_ERROR, cause: ABANDONED_CAUSE };
+      appendEnd(this.dataDir, open.name, {
+        timestamp: new Date(),
+        type: 'ExecutionFailed',
+        executionFailedEventDetails: { error: end.error, cause: end.cause },
+      });
+      const deliveries = await this.deliver(
+        this.statusChange(open.name, open.input, open.startDate, end),
+        new FaultPlan([]),
+      );
+      markClosed(this.dataDir, open.name);
+      ended.push({ executionName: open.name, deliveries });
+    }
+    return ended;
   }
 
   /** EventBridge: runs the Lambda targets of every rule matching `event`, with Lambda's two async retries. */

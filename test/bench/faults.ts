@@ -13,9 +13,12 @@
  * iteration" (`--write-point` moves it: `dynamodb:UpdateItem:POOL#`, `s3:PutObject:pools/`, `*` for any
  * part). `none` runs without faults. Every draw comes from `--seed`.
  *
- * Figures: `completed`, `generated`, `accepted`, `rejected_by_reason`, `unparseable`, `pool_meta_count`
- * (the pool's META `taskCount`), `pool_complete_items` (complete items, from a table scan),
- * `pending_items`, `duplicate_instructions` (a normalized instruction stored twice), `billed_calls` (model
+ * Figures: `completed`; `generated` (what the model returned: the candidate lines the instruction stage
+ * wrote, read back from the bucket, plus the unparseable items), `accepted`, `rejected_by_reason` and
+ * `unparseable` (the run's counters), so `generated == accepted + Σ rejected_by_reason + unparseable`
+ * checks the counters against the files; `pool_meta_count` (the pool's META `taskCount`),
+ * `pool_complete_items` (complete items the pool committed, from a table scan), `pending_items`,
+ * `staged_items`, `duplicate_instructions` (a normalized instruction stored twice), `billed_calls` (model
  * calls the stand-in answered with a reply), `usage_calls` (the calls the run recorded), timing and the
  * faults that struck. It prints them whether or not the invariants hold.
  */
@@ -59,6 +62,8 @@ export interface FaultFigures {
   pool_meta_count: number;
   pool_complete_items: number;
   pending_items: number;
+  /** Items still marked staged (written by an iteration that has not committed, or not cleared yet). */
+  staged_items: number;
   duplicate_instructions: number;
   billed_calls: number;
   usage_calls: number;
@@ -167,7 +172,14 @@ export async function runFaultBench(options: Options): Promise<FaultFigures> {
     }
     const tasks = items.filter(
       (item) => item.pk === `POOL#${POOL}` && String(item.sk).startsWith('TASK#'),
-    ) as { status: string; instruction: string }[];
+    ) as { status: string; instruction: string; staged?: string }[];
+    let candidateLines = 0;
+    for (const key of await stack.objects.list(`runs/${result.executionName}/`)) {
+      if (!key.endsWith('/candidates.jsonl')) continue;
+      const text = (await stack.objects.getText(key)) ?? '';
+      candidateLines += text.split('\n').filter((line) => line.trim() !== '').length;
+    }
+    const unparseable = counts.unparseable ?? 0;
     const seen = new Map<string, number>();
     for (const task of tasks)
       seen.set(normalize(task.instruction), (seen.get(normalize(task.instruction)) ?? 0) + 1);
@@ -178,13 +190,14 @@ export async function runFaultBench(options: Options): Promise<FaultFigures> {
       completed: result.status === 'SUCCEEDED',
       status: result.status,
       ...(result.error ? { error: result.error } : {}),
-      generated: counts.generated ?? 0,
+      generated: candidateLines + unparseable,
       accepted: counts.accepted ?? 0,
       rejected_by_reason: Object.fromEntries(groups.instructions),
-      unparseable: groups.replies.reduce((sum, [, n]) => sum + n, 0),
+      unparseable,
       pool_meta_count: await stack.pool.countComplete(POOL),
-      pool_complete_items: tasks.filter((task) => task.status === 'complete').length,
+      pool_complete_items: tasks.filter((task) => task.status === 'complete' && !task.staged).length,
       pending_items: tasks.filter((task) => task.status === 'pending').length,
+      staged_items: tasks.filter((task) => task.staged !== undefined).length,
       duplicate_instructions: [...seen.values()].reduce((sum, n) => sum + n - 1, 0),
       billed_calls: openai.billedCalls(),
       usage_calls: Number(run?.usage?.calls ?? 0),

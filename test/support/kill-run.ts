@@ -7,7 +7,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { HistoryEvent } from '@aws-sdk/client-sfn';
-import { executionLogPath } from '../../infra/cli/status.ts';
+import { executionLogPath } from '../../infra/local/executions.ts';
 import { PROJECT_ROOT } from '../../infra/project.ts';
 
 /** What happened to the interrupted run. */
