@@ -1,11 +1,11 @@
 import { defineConfig } from 'vitest/config';
 
 /**
- * End-to-end tests too slow for every `npm test`: they bundle the functions with esbuild, as
- * `cdk deploy` would, and run them (about a minute each on 2 cores). `npm run test:e2e` runs them;
- * CI runs both.
+ * End-to-end tests too slow for every `npm test` (minutes each on 2 cores): the functions bundled
+ * with esbuild as `cdk deploy` would; the fault mixes of the local runtime; runs interrupted by Ctrl-C
+ * and SIGKILL. `npm run test:e2e` runs them; CI runs both.
  */
-const SLOW = ['test/e2e/bundled.test.ts'];
+const SLOW = ['test/e2e/bundled.test.ts', 'test/e2e/local-runtime.test.ts', 'test/e2e/interrupt.test.ts'];
 
 export default defineConfig({
   test: {

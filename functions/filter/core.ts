@@ -70,13 +70,36 @@ export async function filterAndDeduplicate(
     if (filtered) reject(filtered);
     else survivors.push({ candidate, instruction, decision: decisions.length - 1 });
   }
-  const results = gate(
-    index,
-    survivors.map((survivor) => survivor.instruction),
-    { threshold: config.rougeThreshold },
-  );
+  // The run never adds more than its target: once the accepted instructions fill what is left of it,
+  // the later survivors are `surplus`, neither scored nor added to the index. Gating in slices no longer
+  // than the quota left gives the same decisions as one pass (the gate is sequential) and never admits
+  // an instruction past the quota.
+  const quota = Math.max(0, config.target - progress.added);
+  const results: GateResult[] = [];
+  let acceptedByGate = 0;
+  while (results.length < survivors.length && acceptedByGate < quota) {
+    const slice = survivors.slice(results.length, results.length + quota - acceptedByGate);
+    for (const result of gate(
+      index,
+      slice.map((survivor) => survivor.instruction),
+      { threshold: config.rougeThreshold },
+    )) {
+      results.push(result);
+      if (result.accepted) acceptedByGate++;
+    }
+  }
   survivors.forEach(({ candidate, instruction, decision: position }, i) => {
-    const score = results[i] as GateResult;
+    const score = results[i];
+    if (!score) {
+      decisions[position] = {
+        instruction,
+        raw: candidate.instruction,
+        status: 'rejected',
+        reason: 'surplus',
+      };
+      reject('surplus');
+      return;
+    }
     const key = instructionKey(instruction);
     const decision: GateDecision = {
       instruction,

@@ -221,6 +221,25 @@ describe('filter and deduplicate', () => {
     expect(result.chunks.map((chunk) => chunk.ids.length)).toEqual([2, 2, 1]);
     expect(result.chunks.map((chunk) => chunk.index)).toEqual([0, 1, 2]);
   });
+
+  it('accepts no more than the target leaves; later survivors are surplus, unscored and not indexed', async () => {
+    const candidates = [
+      'Explain how tides are caused by the moon and the sun.',
+      'Explain how tides are caused by the moon and the earth.', // ROUGE-L reject, before the quota fills
+      'Compare two popular chess openings for beginners.',
+      'Too short.', // a heuristic reject is counted as such even after the quota
+      'Describe how to keep a sourdough starter healthy.',
+      'Give reasons why birds migrate south in winter.',
+    ];
+    const { result, decisions, pool } = await filter(candidates, { target: 2 });
+    expect(decisions.map((d) => d.reason)).toEqual([null, 'rouge', null, 'too-short', 'surplus', 'surplus']);
+    expect(result.counts).toEqual({ generated: 6, accepted: 2, rouge: 1, 'too-short': 1, surplus: 2 });
+    expect(decisions[4]?.max_similarity).toBeUndefined();
+    expect([...pool.tasks.values()].filter((task) => task.source === 'machine')).toHaveLength(2);
+    // The same decisions as one unlimited pass, for the ones both make.
+    const unlimited = await filter(candidates, { target: 100 });
+    expect(unlimited.decisions.slice(0, 4)).toEqual(decisions.slice(0, 4));
+  });
 });
 
 describe('generate instructions', () => {
