@@ -89,9 +89,9 @@ export const STAGES = {
     memoryMb: 1024,
     timeoutSeconds: 15 * 60,
     callsModel: true,
-    // The pool's seeds and index; a `replay:` model lists and reads the recorded run's raw calls.
-    s3: { read: [POOLS_PREFIX, RUNS_PREFIX], write: [RUNS_PREFIX], list: [RUNS_PREFIX] },
-    // Per-call usage records.
+    // The pool's seeds and index; the iteration's candidates and raw calls.
+    s3: { read: [POOLS_PREFIX], write: [RUNS_PREFIX], list: [] },
+    // Per-call records (usage, replies), which a `replay:` model reads too.
     dynamodb: 'readWrite',
   },
   filter: {
@@ -114,8 +114,8 @@ export const STAGES = {
     memoryMb: 1024,
     timeoutSeconds: 15 * 60,
     callsModel: true,
-    // A `replay:` model lists and reads the recorded run's raw calls.
-    s3: { read: [RUNS_PREFIX], write: [RUNS_PREFIX], list: [RUNS_PREFIX] },
+    // The chunk's raw calls; per-call records (which a `replay:` model reads) are in the table.
+    s3: { read: [], write: [RUNS_PREFIX], list: [] },
     dynamodb: 'readWrite',
   },
   saveIteration: {

@@ -9,7 +9,8 @@
  * Safe to run twice, even at once: a task moves `pending → complete | rejected` with a conditional
  * write, so the first delivery to finish it wins and the other reads its result; the replies of calls
  * an earlier attempt made are served again from their records. A task whose calls were lost (within
- * the share a stage may lose) is rejected as `model-call-failed`.
+ * the share a stage may lose) is rejected as `model-call-failed`; one a `replay:` model has no recorded
+ * reply for (the recorded run never accepted it), as `not-recorded`.
  */
 import type { z } from 'zod';
 import { filterInstances } from '../shared/engine/instances.ts';
@@ -94,10 +95,11 @@ export async function generateInstances(
       const count = (key: string, n = 1) => {
         outcome[key] = (outcome[key] ?? 0) + n;
       };
-      const lost = (): PoolTask => ({
+      // A call given up after its retries, or one a replay has no recording for.
+      const lost = (key: string): PoolTask => ({
         ...task,
         status: 'rejected',
-        rejectReason: 'model-call-failed',
+        rejectReason: calls.notRecorded.has(key) ? 'not-recorded' : 'model-call-failed',
         instances: [],
         outcome,
       });
@@ -107,11 +109,9 @@ export async function generateInstances(
       const carriesInstance = task.proposed?.output !== undefined;
       let isClassification = task.proposed?.isClassification ?? (carriesInstance ? false : undefined);
       if (isClassification === undefined) {
-        const reply = await calls.call(
-          renderClassifyRequest(config.profile, task.instruction),
-          `${task.id}/classify`,
-        );
-        if (!reply) return lost();
+        const key = `${task.id}/classify`;
+        const reply = await calls.call(renderClassifyRequest(config.profile, task.instruction), key);
+        if (!reply) return lost(key);
         const parsed = parseClassifyReply(config.profile, reply.text);
         if (parsed === null) count('classify-unparseable');
         isClassification = parsed ?? false;
@@ -123,8 +123,9 @@ export async function generateInstances(
       } else {
         for (let round = 0; round < config.instanceRounds; round++) {
           const request = renderInstancesRequest(config.profile, task.instruction, isClassification);
-          const reply = await calls.call(request, `${task.id}/instances-${round}`);
-          if (!reply) return lost();
+          const key = `${task.id}/instances-${round}`;
+          const reply = await calls.call(request, key);
+          if (!reply) return lost(key);
           const parsed = parseInstancesReply(config.profile, reply, isClassification);
           if (parsed.malformed) count('instances-unparseable');
           raw.push(...parsed.instances);

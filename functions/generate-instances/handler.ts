@@ -16,7 +16,7 @@ export const handler = stageHandler('generate-instances', InstancesInput, async 
     pool,
     model: await createTextModel(input.config.model, {
       seed: `${input.config.seed}:chunk-${input.chunk.index}`,
-      objects,
+      pool,
     }),
     remainingMs: remainingTime(context),
   }),

@@ -28,6 +28,8 @@ export interface GenerateInstructionsResult {
   droppedByTruncation: number;
   /** Calls that still failed after their retries (within the share a stage may lose). */
   lost: number;
+  /** Calls a `replay:` model had no recording for (and no fallback to make them). */
+  notRecorded: number;
   /** What this attempt was billed (the run's usage is the sum of the recorded calls). */
   usage: UsageByStage;
 }
@@ -77,7 +79,8 @@ export async function generateInstructions(
   }));
 
   const rng = createRng(`${config.seed}:iteration-${progress.iteration + 1}:instructions`);
-  const prompts = promptsForIteration(state);
+  // A replay re-gates what its recorded run generated: as many calls as that run made in this iteration.
+  const prompts = (await model.recordedInstructionCalls?.(iteration)) ?? promptsForIteration(state);
   const requests = Array.from({ length: prompts }, () => {
     const demonstrations = selectDemonstrations(config.profile, seedDemos, machine, rng);
     return {
@@ -114,6 +117,7 @@ export async function generateInstructions(
     malformed: parsed.reduce((sum, reply) => sum + reply.malformed, 0),
     droppedByTruncation: parsed.reduce((sum, reply) => sum + reply.droppedByTruncation, 0),
     lost: calls.lost,
+    notRecorded: calls.notRecorded.size,
     usage: calls.usage,
   };
 }

@@ -14,7 +14,7 @@ export const handler = stageHandler('generate-instructions', RunState, async (st
   generateInstructions(state, {
     objects,
     pool,
-    model: await createTextModel(state.config.model, { seed: state.config.seed, objects }),
+    model: await createTextModel(state.config.model, { seed: state.config.seed, pool }),
     remainingMs: remainingTime(context),
   }),
 );

@@ -205,17 +205,23 @@ async function finishSeeds(
 }
 
 /**
- * A replay reproduces its recording only with the same prompts: unless the input says otherwise, it
- * takes the recorded run's seed (which drives the sampling of demonstrations) and profile.
+ * What a replay takes from its recorded run unless the input says otherwise: the seed (which drives the
+ * sampling of demonstrations), its seed file (the same seeds for a new pool), the profile (the prompts),
+ * and the loop's shape (target, iteration cap,
+ * instance rounds), so that by default it re-runs the recorded run's calls, only filtered differently.
  */
+const INHERITED = ['seed', 'seedKey', 'profile', 'target', 'maxIterations', 'instanceRounds'] as const;
+
+/** A replay: see `INHERITED`. */
 async function inheritRecordedRun(config: RunConfig, input: unknown, pool: PoolStore): Promise<void> {
   const { runId: recordedId } = parseReplayId(config.model);
   const recorded = await pool.getRun(recordedId);
   if (!recorded?.config) throw new NotFound(`Run ${recordedId} to replay is not recorded in this stack`);
-  const given = (input ?? {}) as { seed?: unknown; profile?: unknown };
+  const given = (input ?? {}) as Record<string, unknown>;
   const previous = RunConfig.partial().parse(recorded.config);
-  if (given.seed === undefined && previous.seed) config.seed = previous.seed;
-  if (given.profile === undefined && previous.profile) config.profile = previous.profile;
+  for (const key of INHERITED) {
+    if (given[key] === undefined && previous[key] !== undefined) Object.assign(config, { [key]: previous[key] });
+  }
 }
 
 /** A budget can only be held with a price for the model. */

@@ -29,6 +29,8 @@ export const SaveInput = RunState.extend({
     malformed: z.int(),
     droppedByTruncation: z.int(),
     lost: z.int().default(0),
+    /** Instruction calls a `replay:` model had no recording for (and no fallback). */
+    notRecorded: z.int().optional(),
     usage: UsageByStage,
   }),
   gated: z.object({ chunks: z.array(Chunk), counts: Counts }),
@@ -57,6 +59,7 @@ export function iterationCounts(
     'reply-truncated': generated.droppedByTruncation,
     unparseable,
     lost: generated.lost + instanceCallsLost,
+    ...(generated.notRecorded ? { 'reply-not-recorded': generated.notRecorded } : {}),
     complete: 0,
     rejected: 0,
   };

@@ -75,6 +75,9 @@ export class ModelUnavailable extends SelfInstructError {}
 /** A permanent model error (bad model id, access denied, bad request): fails the run. */
 export class ModelRequestFailed extends SelfInstructError {}
 
+/** A `replay:` model has no recorded reply for a call and no fallback: the stage counts it, the run goes on. */
+export class NotRecorded extends SelfInstructError {}
+
 /** A missing or malformed configuration value (environment variable, context key). */
 export class ConfigurationError extends SelfInstructError {}
 

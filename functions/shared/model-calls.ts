@@ -17,7 +17,13 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { backOff } from 'exponential-backoff';
 import pLimit, { type LimitFunction } from 'p-limit';
-import { ConfigurationError, ModelThrottled, ModelUnavailable, type SelfInstructError } from './errors.ts';
+import {
+  ConfigurationError,
+  ModelThrottled,
+  ModelUnavailable,
+  NotRecorded,
+  type SelfInstructError,
+} from './errors.ts';
 import type { ModelReply, ModelRequest, PoolStore, StoredCall, TextModel } from './ports.ts';
 import type { Usage, UsageByStage } from './schemas.ts';
 
@@ -212,6 +218,8 @@ export class ModelCalls {
   /** Logical calls asked for, and of them lost (still failing after their retries). */
   requested = 0;
   lost = 0;
+  /** Keys (as the stage named them) of the calls a `replay:` model had no recording for. */
+  readonly notRecorded = new Set<string>();
   private lastLoss: Error | undefined;
   private failed: unknown;
   private recorded: Promise<Map<string, StoredCall>> | undefined;
@@ -228,7 +236,8 @@ export class ModelCalls {
 
   /**
    * The reply to `rendered`, or `undefined` when the call is lost (throttled or unavailable through all
-   * its retries, or out of time). `key` names the logical call within the ledger's scope (e.g.
+   * its retries, or out of time, or a replay has no recording for it: `notRecorded` then holds its key).
+   * `key` names the logical call within the ledger's scope (e.g.
    * `prompt-3`, `<task id>/classify`): a recorded reply under the same key and prompt is served again.
    * A permanent error is thrown, and every call after it throws it too.
    */
@@ -260,7 +269,7 @@ export class ModelCalls {
 
     let reply: ModelReply;
     try {
-      reply = await backOff(() => this.attempt(request), {
+      reply = await backOff(() => this.attempt(request, callKey), {
         numOfAttempts: this.retry.attempts,
         startingDelay: this.retry.baseDelayMs,
         maxDelay: this.retry.maxDelayMs,
@@ -268,6 +277,10 @@ export class ModelCalls {
         retry: (error) => retryable(error) && this.timeLeft() >= TIME_RESERVE_MS + this.retry.maxDelayMs,
       });
     } catch (error) {
+      if (error instanceof NotRecorded && key !== undefined) {
+        this.notRecorded.add(key);
+        return undefined;
+      }
       if (!retryable(error)) throw error;
       this.lost++;
       this.lastLoss = error as Error;
@@ -344,17 +357,17 @@ export class ModelCalls {
   }
 
   /** One attempt, under the adaptive limit; none after a permanent error or without time left. */
-  private attempt(request: ModelRequest): Promise<ModelReply> {
+  private attempt(request: ModelRequest, callKey: string | undefined): Promise<ModelReply> {
     return this.limit.run(async () => {
       if (this.failed) throw this.failed;
       if (this.timeLeft() < TIME_RESERVE_MS) {
         throw new ModelUnavailable('no time left in this function for another model call');
       }
       try {
-        return await this.model.generate(request);
+        return await this.model.generate(request, { callKey });
       } catch (error) {
-        // Permanent: no call starts after it, queued ones included.
-        if (!retryable(error)) this.failed ??= error;
+        // Permanent: no call starts after it, queued ones included (a call with no recording is not).
+        if (!retryable(error) && !(error instanceof NotRecorded)) this.failed ??= error;
         throw error;
       }
     });

@@ -41,10 +41,21 @@ export interface ModelReply {
 }
 
 /** A text generation model. */
+/** What a stage knows about a call besides its request: the logical call it is (see `ModelCalls`). */
+export interface CallContext {
+  /** `<iteration>#<scope>#<key>`, when the stage named the call. */
+  callKey?: string;
+}
+
 export interface TextModel {
   /** The model id as the user selected it, e.g. `offline` or `bedrock:amazon.nova-micro-v1:0`. */
   readonly id: string;
-  generate(request: ModelRequest): Promise<ModelReply>;
+  generate(request: ModelRequest, context?: CallContext): Promise<ModelReply>;
+  /**
+   * A replay without a fallback: how many instruction-generation calls its recording holds for an
+   * iteration, so that the re-run makes exactly those (see `models/replay.ts`).
+   */
+  recordedInstructionCalls?(iteration: number): Promise<number | undefined>;
 }
 
 /** Object storage (S3): seeds, pool snapshots and index, raw model replies, exports. */

@@ -17,6 +17,7 @@ const TASK_REASONS = new Set([
   'no-valid-instances',
   'conflicting-outputs',
   'model-call-failed',
+  'not-recorded',
   'rejected-unknown',
 ]);
 

@@ -115,10 +115,14 @@ export class FaultPlan {
     return true;
   }
 
-  /** How many times each kind of fault struck. */
-  counts(): Record<Fault['kind'], number> {
-    const counts = { crash: 0, 'zombie-timeout': 0, duplicate: 0 };
-    for (const [fault, n] of this.struck) counts[fault.kind] += n;
+  /** How many times each kind of fault struck (a `timeoutAfterWrite` crash counted apart). */
+  counts(): Record<Fault['kind'] | 'timeout-after-write', number> {
+    const counts = { crash: 0, 'timeout-after-write': 0, 'zombie-timeout': 0, duplicate: 0 };
+    for (const [fault, n] of this.struck) {
+      const afterWrite =
+        fault.kind === 'crash' && fault.when === 'after' && fault.error === 'Sandbox.Timedout';
+      counts[afterWrite ? 'timeout-after-write' : fault.kind] += n;
+    }
     return counts;
   }
 }

@@ -68,7 +68,27 @@ export interface FaultFigures {
   billed_calls: number;
   usage_calls: number;
   faults_struck: Record<string, number>;
+  /** The invariants that do not hold (empty when the run kept them all). */
+  broken_invariants: string[];
   wall_ms: number;
+}
+
+/** The invariants a fault-tolerant run keeps, by name, checked on its figures. */
+export function brokenInvariants(f: Omit<FaultFigures, 'broken_invariants' | 'wall_ms'>): string[] {
+  const rejected = Object.values(f.rejected_by_reason).reduce((sum, n) => sum + n, 0);
+  const checks: [string, boolean][] = [
+    ['completed', f.completed],
+    ['pool_meta_count == pool_complete_items', f.pool_meta_count === f.pool_complete_items],
+    [
+      'generated == accepted + Σ rejected_by_reason + unparseable',
+      f.generated === f.accepted + rejected + f.unparseable,
+    ],
+    ['pending_items == 0', f.pending_items === 0],
+    ['staged_items == 0', f.staged_items === 0],
+    ['duplicate_instructions == 0', f.duplicate_instructions === 0],
+    ['billed_calls == usage_calls', f.billed_calls === f.usage_calls],
+  ];
+  return checks.filter(([, holds]) => !holds).map(([name]) => name);
 }
 
 const WRITES = /^(Put|Update|Delete|BatchWrite|TransactWrite)/;
@@ -147,7 +167,12 @@ export async function runFaultBench(options: Options): Promise<FaultFigures> {
   const work = mkdtempSync(path.join(tmpdir(), 'selfinstruct-bench-faults-'));
   const { faults, models } = faultPlan(options.mix, options.seed, writePoint(options.writePoint));
   const openai = await startOpenAIStandIn({ seed: options.seed, ...(models ? { mix: models } : {}) });
-  const stack = await LocalStack.start({ dataDir: path.join(work, 'data'), fresh: true });
+  const stack = await LocalStack.start({
+    dataDir: path.join(work, 'data'),
+    fresh: true,
+    // The operator allows the stand-in's endpoint, as a deployment would allow its model's.
+    context: { 'selfinstruct:allowedModelEndpoints': [openai.url] },
+  });
   try {
     const started = performance.now();
     const result = await stack.execute(
@@ -184,7 +209,7 @@ export async function runFaultBench(options: Options): Promise<FaultFigures> {
     for (const task of tasks)
       seen.set(normalize(task.instruction), (seen.get(normalize(task.instruction)) ?? 0) + 1);
 
-    return {
+    const figures = {
       seed: options.seed,
       mix: options.mix,
       completed: result.status === 'SUCCEEDED',
@@ -202,8 +227,8 @@ export async function runFaultBench(options: Options): Promise<FaultFigures> {
       billed_calls: openai.billedCalls(),
       usage_calls: Number(run?.usage?.calls ?? 0),
       faults_struck: result.faultsStruck,
-      wall_ms: Math.round(wallMs),
     };
+    return { ...figures, broken_invariants: brokenInvariants(figures), wall_ms: Math.round(wallMs) };
   } finally {
     await stack.close();
     await openai.close();
@@ -234,6 +259,7 @@ const program = new Command('bench:faults')
     process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
     const figures = await runFaultBench(options);
     console.log(options.json ? JSON.stringify(figures, null, 2) : formatFigures(figures));
+    if (figures.broken_invariants.length > 0) process.exitCode = 1;
   });
 
 if (process.argv[1] && /faults\.ts$/.test(process.argv[1])) await program.parseAsync(process.argv);

@@ -107,7 +107,7 @@ describe('a crashed invocation', () => {
     });
     const result = await run('after-write', [fault]);
     expect(seen.slice(0, 1)).toEqual(['dynamodb UpdateItem']);
-    expect(result.faultsStruck.crash).toBe(1);
+    expect(result.faultsStruck).toMatchObject({ crash: 0, 'timeout-after-write': 1 });
     expect(failedStates(result)).toEqual(['Save iteration: Sandbox.Timedout']);
     expect(result.status, `${result.error}: ${result.cause}`).toBe('SUCCEEDED');
   });

@@ -291,25 +291,45 @@ describe('a replayed run', { timeout: 180_000 }, () => {
     expect(replayed.usage.inputTokens + replayed.usage.outputTokens).toBe(0);
   });
 
-  it('fails clearly on a prompt it has no recording for', async () => {
-    const input = { target: 1000, maxIterations: 1, promptsPerIteration: 2 };
-    const recorded = summaryOf(await stack.execute({ ...input, pool: 'rec2', model: 'offline', seed: 'a' }));
-    const result = await stack.execute({
-      ...input,
-      pool: 'rec3',
-      model: `replay:${recorded.runId}`,
-      seed: 'b',
-    });
-    expect(result.status).toBe('FAILED');
-    expect(readableCause('', result.cause)).toMatch(
-      /has no recorded reply for this generate-instructions prompt/,
+  it('re-gates the recorded candidates under another threshold, at no model cost', async () => {
+    const recorded = summaryOf(
+      await stack.execute({
+        target: 1000,
+        maxIterations: 2,
+        promptsPerIteration: 3,
+        pool: 'rec2',
+        model: 'offline',
+        seed: 'refilter',
+      }),
     );
-    const fallback = await stack.execute({
-      ...input,
-      pool: 'rec4',
-      model: `replay:${recorded.runId}+offline`,
-      seed: 'b',
-    });
-    expect(fallback.status).toBe('SUCCEEDED');
+    const exported = async (summary: RunSummary) =>
+      new Map(
+        fromJsonLines<{ instruction: string; instances: unknown[] }>(
+          await stack.objects.getText(exportKeys(summary.runId).tasks),
+        ).map((task) => [task.instruction, JSON.stringify(task.instances)]),
+      );
+    const recordedTasks = await exported(recorded);
+    for (const [pool, rougeThreshold] of [
+      ['strict', 0.5],
+      ['loose', 0.9],
+    ] as const) {
+      // Only the threshold is given: seed, profile, target and iterations come from the recorded run.
+      const refiltered = summaryOf(
+        await stack.execute({ pool, model: `replay:${recorded.runId}`, rougeThreshold }),
+      );
+      const { counts } = refiltered;
+      expect(refiltered.iterations).toBe(recorded.iterations);
+      expect(counts.generated).toBe(recorded.counts.generated);
+      expect(counts.prompts).toBe(recorded.counts.prompts);
+      expect(refiltered.usage.inputTokens + refiltered.usage.outputTokens).toBe(0);
+      if (rougeThreshold < 0.7) expect(counts.accepted).toBeLessThan(recorded.counts.accepted ?? 0);
+      else expect(counts.accepted).toBeGreaterThan(recorded.counts.accepted ?? 0);
+      // A task the recorded run also made keeps its recorded instances; one it never accepted has no
+      // recorded reply: rejected as not recorded, nothing paid.
+      for (const [instruction, instances] of await exported(refiltered)) {
+        expect(recordedTasks.get(instruction)).toBe(instances);
+      }
+      if (rougeThreshold > 0.7) expect(counts['not-recorded']).toBeGreaterThan(0);
+    }
   });
 });

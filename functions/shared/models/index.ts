@@ -21,7 +21,7 @@
  * the `default` profile's prompts ask for JSON in words anyway, and its parsers read JSON out of free text.
  */
 import { ModelRequestFailed } from '../errors.ts';
-import type { ModelRequest, ObjectStore, TextModel, TokenUsage } from '../ports.ts';
+import type { ModelRequest, PoolStore, TextModel, TokenUsage } from '../ports.ts';
 import { hasUrlCredentials, redactUrlCredentials } from '../urls.ts';
 import { parseReplayId, ReplayModel } from './replay.ts';
 
@@ -29,8 +29,8 @@ import { parseReplayId, ReplayModel } from './replay.ts';
 export interface ModelOptions {
   /** Seed of the offline model. */
   seed: string;
-  /** The bucket a `replay:` model reads the recorded run from. */
-  objects?: ObjectStore;
+  /** The pool table, whose call ledger a `replay:` model reads the recorded run from. */
+  pool?: PoolStore;
   /** Time allowed for one model call before it fails as `ModelUnavailable`. @default 120000 */
   timeoutMs?: number;
 }
@@ -150,16 +150,16 @@ export function parseModelId(id: string): ModelSpec {
 /** Builds the `TextModel` a model id names; throws `ModelRequestFailed` on an id of no accepted form. */
 export async function createTextModel(
   id: string,
-  { seed, timeoutMs, objects }: ModelOptions,
+  { seed, timeoutMs, pool }: ModelOptions,
 ): Promise<TextModel> {
   const spec = parseModelId(id);
   switch (spec.provider) {
     case 'replay': {
-      if (!objects) throw new ModelRequestFailed(`${id}: replaying needs the bucket of the recorded run`);
+      if (!pool) throw new ModelRequestFailed(`${id}: replaying needs the table of the recorded run`);
       const fallback = spec.fallback
-        ? await createTextModel(spec.fallback, { seed, timeoutMs, objects })
+        ? await createTextModel(spec.fallback, { seed, timeoutMs, pool })
         : undefined;
-      return new ReplayModel(spec.runId, objects, fallback);
+      return new ReplayModel(spec.runId, pool, fallback);
     }
     case 'offline': {
       const { OfflineModel } = await import('./offline.ts');
