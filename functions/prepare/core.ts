@@ -220,7 +220,8 @@ async function inheritRecordedRun(config: RunConfig, input: unknown, pool: PoolS
   const given = (input ?? {}) as Record<string, unknown>;
   const previous = RunConfig.partial().parse(recorded.config);
   for (const key of INHERITED) {
-    if (given[key] === undefined && previous[key] !== undefined) Object.assign(config, { [key]: previous[key] });
+    if (given[key] === undefined && previous[key] !== undefined)
+      Object.assign(config, { [key]: previous[key] });
   }
 }
 

@@ -17,14 +17,7 @@
  */
 import { ModelRequestFailed, NotRecorded } from '../errors.ts';
 import { promptHash } from '../model-calls.ts';
-import type {
-  CallContext,
-  ModelReply,
-  ModelRequest,
-  PoolStore,
-  StoredCall,
-  TextModel,
-} from '../ports.ts';
+import type { CallContext, ModelReply, ModelRequest, PoolStore, StoredCall, TextModel } from '../ports.ts';
 import { redactUrlCredentials } from '../urls.ts';
 
 /** Splits `replay:<run-id>[+<fallback model id>]`. */
