@@ -16,6 +16,8 @@ export interface LockInfo {
   holder: string;
   host: string;
   startedAt: string;
+  /** The pid of its S3 and DynamoDB servers' process (`servers.ts`), once started. */
+  serverPid?: number;
 }
 
 const LOCK_FILE = '.lock';
@@ -31,7 +33,26 @@ export function readLock(dataDir: string): LockInfo | undefined {
   } catch {
     return undefined; // missing, or half-written by a process that died at once
   }
-  return info.host === hostname() && !isAlive(info.pid) ? undefined : info;
+  if (info.host !== hostname() || isAlive(info.pid)) return info;
+  // Its holder is gone; its servers, which exit when it does, may still be closing their stores.
+  if (info.serverPid !== undefined && !exited(info.serverPid)) return info;
+  return undefined;
+}
+
+/** Waits up to `ms` for a process to exit; true when it has. */
+function exited(pid: number, ms = 10_000): boolean {
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (const deadline = Date.now() + ms; Date.now() < deadline; Atomics.wait(pause, 0, 0, 25)) {
+    if (!isAlive(pid)) return true;
+  }
+  return !isAlive(pid);
+}
+
+/** Adds the pid of the servers' process to this process's lock (a successor waits for it to exit). */
+export function recordServerPid(dataDir: string, serverPid: number | undefined): void {
+  const file = lockPath(dataDir);
+  const info = JSON.parse(readFileSync(file, 'utf8')) as LockInfo;
+  if (info.pid === process.pid) writeFileSync(file, `${JSON.stringify({ ...info, serverPid })}\n`);
 }
 
 function isAlive(pid: number): boolean {

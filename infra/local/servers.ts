@@ -1,26 +1,29 @@
 /**
  * Local servers speaking the DynamoDB (dynalite, on LevelDB) and S3 (s3rver, on the file system)
- * protocols, on loopback ports, with their data in a folder so that pools persist between runs.
+ * protocols, on loopback ports, with their data in a folder so that pools persist between runs. They run
+ * in a child process of their own (`servers-process.mjs`), as the real services run apart from their
+ * callers.
  */
-import { mkdirSync } from 'node:fs';
+import { type ChildProcess, fork } from 'node:child_process';
+import { EventEmitter } from 'node:events';
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import * as path from 'node:path';
-import dynalite from 'dynalite';
-import S3rver from 's3rver';
-import { lockDataFolder } from './lock.ts';
+import { fileURLToPath } from 'node:url';
+import { lockDataFolder, recordServerPid } from './lock.ts';
 import { configureRuntime, registerRuntime } from './runtime.ts';
 import { LOCAL_ACCOUNT, LOCAL_REGION } from './template.ts';
 
 export interface LocalServers {
   dynamodbEndpoint: string;
   s3Endpoint: string;
-  s3: S3rver;
+  /** S3's event notifications (`event`: what S3 sends EventBridge when an object is created or removed). */
+  s3Events: EventEmitter;
   close(): Promise<void>;
 }
 
 /** s3rver accepts only this key pair. */
 export const LOCAL_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
+
+const SERVERS_PROCESS = fileURLToPath(new URL('./servers-process.mjs', import.meta.url));
 
 /**
  * Ports of the servers this process started last. Handler modules build their SDK clients once, at
@@ -54,43 +57,54 @@ export async function startLocalServers(
 }
 
 async function startServers(dataDir: string, unlock: () => void): Promise<LocalServers> {
-  mkdirSync(path.join(dataDir, 's3'), { recursive: true });
-  const dynamo = dynalite({
-    path: path.join(dataDir, 'dynamodb'),
-    createTableMs: 0,
-    deleteTableMs: 0,
-    updateTableMs: 0,
+  // Plain Node, without this process's TypeScript loader; Ctrl-C reaches the process group, but the
+  // servers stay up until this process closes them (an aborted run still records its end).
+  const child = fork(SERVERS_PROCESS, [dataDir, String(lastPorts.dynamodb), String(lastPorts.s3)], {
+    execArgv: [],
+    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
   });
-  await new Promise<void>((resolve, reject) => {
-    dynamo.once('error', reject);
-    dynamo.listen(lastPorts.dynamodb, '127.0.0.1', () => resolve());
+  let stderr = '';
+  child.stderr?.on('data', (chunk) => {
+    stderr += chunk;
   });
-  keepIdleConnections(dynamo);
-  const s3 = new S3rver({
-    address: '127.0.0.1',
-    port: lastPorts.s3,
-    silent: true,
-    directory: path.join(dataDir, 's3'),
+  const s3Events = new EventEmitter();
+  const ports = await new Promise<{ dynamodb: number; s3: number }>((resolve, reject) => {
+    const failed = (code: number | null) =>
+      reject(new Error(`the local S3 and DynamoDB servers did not start (exit ${code}): ${stderr.trim()}`));
+    child.once('exit', failed);
+    child.on('message', (message: { ready?: { dynamodb: number; s3: number }; event?: unknown }) => {
+      if (message.event) s3Events.emit('event', message.event);
+      if (message.ready) {
+        child.off('exit', failed);
+        resolve(message.ready);
+      }
+    });
   });
-  const { port: s3Port } = (await s3.run()) as AddressInfo;
-  keepIdleConnections(s3.httpServer);
-  const dynamoPort = (dynamo.address() as AddressInfo).port;
-  lastPorts = { dynamodb: dynamoPort, s3: s3Port };
+  recordServerPid(dataDir, child.pid);
+  lastPorts = ports;
   return {
-    dynamodbEndpoint: `http://127.0.0.1:${dynamoPort}`,
-    s3Endpoint: `http://127.0.0.1:${s3Port}`,
-    s3,
+    dynamodbEndpoint: `http://127.0.0.1:${ports.dynamodb}`,
+    s3Endpoint: `http://127.0.0.1:${ports.s3}`,
+    s3Events,
     async close() {
-      await s3.close();
-      await new Promise<void>((resolve) => dynamo.close(() => resolve()));
+      await stopServers(child);
       unlock();
     },
   };
 }
 
+/** Closes the servers' channel: they flush, close their stores and exit. */
+async function stopServers(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.disconnect();
+  await exited;
+}
+
 /**
- * Node's HTTP server closes a keep-alive connection idle for 5 s. The servers share their process with
- * the SDK clients that call them, so when a stage computes (the ROUGE-L gate) the event loop stalls,
+ * Node's HTTP server closes a keep-alive connection idle for 5 s. A server that shares its process with
+ * the SDK clients calling it (the model stand-ins of the tests; the S3 and DynamoDB servers did, before
+ * they had a process of their own, which does the same) stalls when they compute,
  * the client misses its cue to drop such a connection, and it sends the next request just as the
  * server closes it: `TimeoutError: read ECONNRESET`, on every pooled socket at once after a burst,
  * more often than the SDK's 3 attempts absorb (seen in the e2e tests under load). AWS's endpoints keep

@@ -51,7 +51,7 @@ beforeAll(async () => {
     fresh: true,
     context: { 'selfinstruct:allowedModelEndpoints': [slow.url] },
   });
-  stack.servers.s3.on('event', (event: { Records: { s3: { object: { key: string } } }[] }) => {
+  stack.servers.s3Events.on('event', (event: { Records: { s3: { object: { key: string } } }[] }) => {
     for (const record of event.Records) written.push(decodeURIComponent(record.s3.object.key));
   });
 }, 120_000);
