@@ -14,6 +14,7 @@
  */
 import type { z } from 'zod';
 import { filterInstances } from '../shared/engine/instances.ts';
+import { verbNouns } from '../shared/engine/verb-noun.ts';
 import { runKeys } from '../shared/keys.ts';
 import { ModelCalls } from '../shared/model-calls.ts';
 import { stagedBy } from '../shared/pool-commit.ts';
@@ -154,6 +155,12 @@ export async function generateInstances(
   // Too many lost calls: throw for the state machine's Retry before finishing any task, so the retry
   // (which reuses the replies recorded so far) gets another go at the tasks that lost theirs.
   calls.checkLosses();
+
+  // The verb–noun structure of the completed instructions, tagged together (one pass of the tagger).
+  const completed = results.filter((task, i) => task !== tasks[i] && task.status === 'complete');
+  verbNouns(completed.map((task) => task.instruction)).forEach((pair, i) => {
+    (completed[i] as PoolTask).verbNoun = pair ?? null;
+  });
 
   const done = await Promise.all(
     results.map(async (task, i) => {

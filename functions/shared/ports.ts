@@ -96,6 +96,11 @@ export interface PoolTask {
   staged?: string;
   /** What generating the task's instances dropped or lost, by reason (summed into the run's counts). */
   outcome?: Record<string, number>;
+  /**
+   * The instruction's root verb and direct noun object (the paper's diversity analysis), found when the
+   * task completes; `null` when it has none (a question, a statement), absent when not computed.
+   */
+  verbNoun?: { verb: string; noun: string } | null;
   createdAt: string;
 }
 

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { verbNoun, verbNouns } from '../../functions/shared/engine/verb-noun.ts';
 import { NotFound } from '../../functions/shared/errors.ts';
 import { exportKeys, poolKeys, runKeys } from '../../functions/shared/keys.ts';
 import { toJsonLines } from '../../functions/shared/model-calls.ts';
@@ -25,7 +26,6 @@ import {
   ReportStats,
   verbNounStats,
 } from '../../functions/shared/report/stats.ts';
-import { verbNoun, verbNouns } from '../../functions/shared/report/verb-noun.ts';
 import { reportLocal } from '../../infra/cli/report.ts';
 import { MemoryObjects, MemoryPool } from './fakes.ts';
 
@@ -180,16 +180,18 @@ describe('verb–noun structure', () => {
   });
 
   it('keeps the top verbs, each with its top 4 nouns, and counts instructions without structure', () => {
-    const stats = verbNounStats([
-      'Write a poem.',
-      'Write a story.',
-      'Write a poem about dogs.',
-      'Write a letter.',
-      'Write an essay.',
-      'Write a song.',
-      'Tell me a joke.',
-      'What is love?',
-    ]);
+    const stats = verbNounStats(
+      [
+        'Write a poem.',
+        'Write a story.',
+        'Write a poem about dogs.',
+        'Write a letter.',
+        'Write an essay.',
+        'Write a song.',
+        'Tell me a joke.',
+        'What is love?',
+      ].map((instruction, i) => ({ id: `t${i}`, instruction, instances: [] })),
+    );
     expect(stats).toMatchObject({ instructions: 8, withStructure: 7, withoutStructure: 1 });
     expect(stats.verbs.map((v) => [v.verb, v.count])).toEqual([
       ['write', 6],
@@ -197,6 +199,20 @@ describe('verb–noun structure', () => {
     ]);
     expect(stats.verbs[0]?.nouns).toHaveLength(4);
     expect(stats.verbs[0]?.nouns[0]).toEqual({ noun: 'poem', count: 2 });
+  });
+
+  it('takes the structure a task was exported with, and finds it for a task exported without', () => {
+    const stats = verbNounStats([
+      // Stored when the task completed (whatever the tagger would say now).
+      { id: 'a', instruction: 'Compose a haiku.', instances: [], root_verb: 'pen', direct_object: 'verse' },
+      { id: 'b', instruction: 'Write a poem.', instances: [], root_verb: null, direct_object: null },
+      { id: 'c', instruction: 'Write a poem.', instances: [] },
+    ]);
+    expect(stats).toMatchObject({ instructions: 3, withStructure: 2, withoutStructure: 1 });
+    expect(stats.verbs.map((v) => [v.verb, v.nouns])).toEqual([
+      ['pen', [{ noun: 'verse', count: 1 }]],
+      ['write', [{ noun: 'poem', count: 1 }]],
+    ]);
   });
 
   it('finds the same structures when many instructions are tagged at once as one by one', () => {

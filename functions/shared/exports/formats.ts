@@ -33,6 +33,8 @@ export function toSeedFormat(task: PoolTask) {
     most_similar_instruction: task.mostSimilar?.instruction,
     most_similar_score: task.mostSimilar?.score,
     avg_similarity_score: task.avgSimilarity,
+    root_verb: task.verbNoun === undefined ? undefined : (task.verbNoun?.verb ?? null),
+    direct_object: task.verbNoun === undefined ? undefined : (task.verbNoun?.noun ?? null),
   };
 }
 export type SeedFormatTask = ReturnType<typeof toSeedFormat>;

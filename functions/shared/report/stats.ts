@@ -8,10 +8,10 @@
  */
 import { z } from 'zod';
 import { RougeIndex } from '../engine/gate.ts';
+import { verbNouns } from '../engine/verb-noun.ts';
 import type { RunRecord } from '../ports.ts';
 import { createRng } from '../random.ts';
 import { Counts, Instance, UsageByStage } from '../schemas.ts';
-import { verbNouns } from './verb-noun.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // Inputs, as the pipeline stores them.
@@ -45,6 +45,8 @@ export const ExportedTask = z.object({
   most_similar_instruction: z.string().optional(),
   most_similar_score: z.number().optional(),
   avg_similarity_score: z.number().optional(),
+  root_verb: z.string().nullable().optional(),
+  direct_object: z.string().nullable().optional(),
 });
 export type ExportedTask = z.infer<typeof ExportedTask>;
 
@@ -324,10 +326,21 @@ const byCount = <T extends [string, number]>(a: T, b: T) => b[1] - a[1] || a[0].
  * The verb–noun table: the `TOP_VERBS` most common root verbs, each with its `TOP_NOUNS` most common
  * direct noun objects, and how many instructions have such a structure.
  */
-export function verbNounStats(instructions: readonly string[]): ReportStats['verbNoun'] {
+export function verbNounStats(tasks: readonly ExportedTask[]): ReportStats['verbNoun'] {
   const byVerb = new Map<string, Map<string, number>>();
   let withStructure = 0;
-  for (const pair of verbNouns(instructions)) {
+  // Found when each task completed; computed here only for tasks exported without it (seeds, older runs).
+  const missing = tasks.filter((task) => task.root_verb === undefined);
+  const computed = verbNouns(missing.map((task) => task.instruction));
+  const found = new Map(missing.map((task, i) => [task, computed[i]]));
+  const pairs = tasks.map((task) =>
+    found.has(task)
+      ? found.get(task)
+      : task.root_verb && task.direct_object
+        ? { verb: task.root_verb, noun: task.direct_object }
+        : undefined,
+  );
+  for (const pair of pairs) {
     if (!pair) continue;
     withStructure++;
     const nouns = byVerb.get(pair.verb) ?? new Map<string, number>();
@@ -346,9 +359,9 @@ export function verbNounStats(instructions: readonly string[]): ReportStats['ver
     .sort((a, b) => b.count - a.count || a.verb.localeCompare(b.verb))
     .slice(0, TOP_VERBS);
   return {
-    instructions: instructions.length,
+    instructions: tasks.length,
     withStructure,
-    withoutStructure: instructions.length - withStructure,
+    withoutStructure: tasks.length - withStructure,
     verbs,
   };
 }
@@ -615,7 +628,7 @@ export function computeStats(input: ReportInput): ReportStats {
       emptyInputs: inputs.filter((n) => n === 0).length,
       outputs: lengthDistribution(instances.map((instance) => countWords(instance.output))),
     },
-    verbNoun: verbNounStats(tasks.map((task) => task.instruction)),
+    verbNoun: verbNounStats(tasks),
     samples: { seed: input.sample?.seed ?? run.runId, added: addedSample, rejected: rejectedSample },
   } satisfies ReportStats);
 }
