@@ -1,7 +1,7 @@
 /**
- * The local run's progress view: folds the execution's history as it grows (`run-view.ts`) and prints the state
- * being executed, the iteration, the counts of generated / rejected (by reason) / accepted tasks and
- * the pool size, as plain lines that read the same in a terminal and in CI logs. On a terminal
+ * The local run's progress view: folds the execution's history as it grows (`history/run-view.ts`,
+ * as `status` and `watch` do) and prints the state being executed, the iteration, the counts of
+ * generated / rejected (by reason) / accepted tasks and the pool size, as plain lines that read the same in a terminal and in CI logs. On a terminal
  * (`liveView`) a bar stays below those lines from the command's first second: what start-up is doing,
  * then the run's tasks, iteration, state, cost and ETA, as `watch` shows them.
  */
