@@ -6,7 +6,6 @@
  */
 import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import type { HistoryEvent } from '@aws-sdk/client-sfn';
 import { Command, Option } from 'commander';
 import type { RunSummary } from '../../functions/export/core.ts';
 import { readableCause } from '../../functions/record-failure/core.ts';
@@ -17,9 +16,9 @@ import { formatUsd as usd } from '../../functions/shared/pricing/money.ts';
 import type { RunInput } from '../../functions/shared/schemas.ts';
 import { executionLogPath } from '../local/executions.ts';
 import type { ExecutionStatus } from '../local/rules.ts';
-import type { LocalStack } from '../local/stack.ts';
+import type { EventLog, LocalStack } from '../local/stack.ts';
 import { formatEntries, groupCounts } from './counts.ts';
-import { liveView, type ProgressView, plainView, progressPrinter } from './progress.ts';
+import { liveView, type ProgressView, plainView } from './progress.ts';
 import { shown } from './report.ts';
 
 export interface RunOptions {
@@ -138,15 +137,18 @@ export async function runLocal(
     if (hint) progress.line(`  ${hint}`);
   }
 
-  // The history, as Step Functions would keep it, for `status` and `watch` from another terminal. It
-  // starts now: what the user waits for (start-up included) is the run's elapsed time.
+  // The history, as Step Functions would keep it, for the progress view, and for `status` and `watch`
+  // from another terminal. It starts now: what the user waits for (start-up included) is the run's
+  // elapsed time.
   const historyFile = executionLogPath(options.dataDir, runId);
-  const history: HistoryEvent[] = [];
-  const record = (event: HistoryEvent) => {
-    history.push(event);
-    appendFileSync(historyFile, `${JSON.stringify(event)}\n`);
+  const { historyRecorder } = await import('../local/history-events.ts');
+  const toHistory = historyRecorder();
+  const record = (event: EventLog) => {
+    for (const recorded of toHistory(event)) {
+      appendFileSync(historyFile, `${JSON.stringify(recorded)}\n`);
+      progress.event(recorded);
+    }
   };
-  progress.watch(runId, history);
 
   progress.phase('loading the stack template');
   const { loadTemplate } = await import('../local/template.ts');
@@ -175,13 +177,7 @@ export async function runLocal(
   });
   try {
     mkdirSync(path.dirname(historyFile), { recursive: true });
-    record({
-      id: 1,
-      previousEventId: 0,
-      timestamp: startedAt,
-      type: 'ExecutionStarted',
-      executionStartedEventDetails: { input: JSON.stringify(input) },
-    });
+    record({ type: 'ExecutionStarted', timestamp: startedAt.getTime(), input: input as never });
     for (const { executionName, deliveries } of stack.abandoned) {
       const failed = deliveries.filter((delivery) => delivery.error);
       progress.line(
@@ -212,17 +208,12 @@ export async function runLocal(
     );
     progress.phase('running');
     const executionStarted = performance.now();
-    const { toHistoryEvent } = await import('../local/history-events.ts');
-    const print = progressPrinter((line) => progress.line(line), started);
     const result = await stack.execute(input, {
       executionName: runId,
       signal,
+      // The engine's own start event is the one recorded above, when the command started.
       onEvent: (event) => {
-        print(event);
-        // The engine's own start event is the one recorded above, when the command started.
-        if ((event as { type: string }).type !== 'ExecutionStarted') {
-          record(toHistoryEvent(event, history.length + 1));
-        }
+        if (event.type !== 'ExecutionStarted') record(event);
       },
     });
     const executionMs = performance.now() - executionStarted;

@@ -7,143 +7,36 @@
 import { existsSync, readFileSync } from 'node:fs';
 import type { HistoryEvent, SFNClient } from '@aws-sdk/client-sfn';
 import { Command } from 'commander';
-import { readableCause } from '../../functions/record-failure/core.ts';
 import { awsClientConfig } from '../../functions/shared/config.ts';
 import { NotFound } from '../../functions/shared/errors.ts';
+import { totalUsage } from '../../functions/shared/model-calls.ts';
 import { formatUsd } from '../../functions/shared/pricing/money.ts';
-import { addCounts } from '../../functions/shared/schemas.ts';
-import { STAGES } from '../../functions/stages.ts';
+import type { Usage } from '../../functions/shared/schemas.ts';
+import { initialRunView, type RunView, reduce, timing } from '../history/run-view.ts';
 import { executionLogPath } from '../local/executions.ts';
 import { formatEntries, groupCounts } from './counts.ts';
 
-export interface RunStatus {
+/** Where a run stands at a moment: its view, with the time it has run and the time left. */
+export interface RunStatus extends Omit<RunView, 'usage'> {
   runId: string;
-  status: 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'ABORTED' | 'TIMED_OUT';
-  /** The state being executed (the last one entered). */
-  state?: string;
-  /** The iteration under way (or the last one). */
-  iteration: number;
-  maxIterations?: number;
-  target?: number;
-  /** Tasks this run added (after each "Save iteration"). */
-  added: number;
-  poolSize?: number;
-  /** generated, accepted, complete and one key per rejection reason, including the current iteration. */
-  counts: Record<string, number>;
-  chunks?: { done: number; total: number };
-  usage: { calls: number; inputTokens: number; outputTokens: number };
-  costUsd: number;
-  startedAt?: Date;
+  /** Billed model calls and tokens, all steps together. */
+  usage: Usage;
   elapsedMs: number;
   /** Remaining time at the rate so far, while running. */
   etaMs?: number;
-  error?: string;
-  cause?: string;
-  output?: unknown;
 }
 
-interface Usage {
-  calls: number;
-  inputTokens: number;
-  outputTokens: number;
-}
+/** The status of run `runId` as `view` shows it at `now`. */
+export const statusOf = (runId: string, view: RunView, now = new Date()): RunStatus => ({
+  ...view,
+  runId,
+  usage: totalUsage(view.usage),
+  ...timing(view, now),
+});
 
-const parse = (text: string | undefined): Record<string, unknown> => {
-  try {
-    return text ? (JSON.parse(text) as Record<string, unknown>) : {};
-  } catch {
-    return {};
-  }
-};
-
-/** Derives a run's status from its execution history (oldest event first). */
-export function statusFromHistory(
-  runId: string,
-  events: readonly HistoryEvent[],
-  now = new Date(),
-): RunStatus {
-  const status: RunStatus = {
-    runId,
-    status: 'RUNNING',
-    iteration: 0,
-    added: 0,
-    counts: {},
-    usage: { calls: 0, inputTokens: 0, outputTokens: 0 },
-    costUsd: 0,
-    elapsedMs: 0,
-  };
-  const add = (counts: Record<string, number> | undefined) => addCounts(status.counts, counts);
-  const addUsage = (byStage: Record<string, Usage> | undefined) => {
-    for (const usage of Object.values(byStage ?? {})) {
-      status.usage.calls += usage.calls;
-      status.usage.inputTokens += usage.inputTokens;
-      status.usage.outputTokens += usage.outputTokens;
-    }
-  };
-  let endedAt: Date | undefined;
-
-  for (const event of events) {
-    const entered = event.stateEnteredEventDetails;
-    const exited = event.stateExitedEventDetails;
-    if (event.type === 'ExecutionStarted') status.startedAt = event.timestamp;
-    if (entered?.name) {
-      status.state = entered.name;
-      if (entered.name === STAGES.generateInstructions.state) status.iteration++;
-      if (entered.name === STAGES.generateInstances.mapState) {
-        const input = parse(entered.input) as { gated?: { chunks?: unknown[] } };
-        status.chunks = { done: 0, total: input.gated?.chunks?.length ?? 0 };
-      }
-    }
-    if (event.type === 'MapIterationSucceeded' && status.chunks) status.chunks.done++;
-    if (exited?.name) {
-      const output = parse(exited.output);
-      if (exited.name === STAGES.prepare.state) {
-        const config = output.config as { target?: number; maxIterations?: number } | undefined;
-        status.target = config?.target;
-        status.maxIterations = config?.maxIterations;
-        status.poolSize = (output.progress as { poolSize?: number } | undefined)?.poolSize;
-      } else if (exited.name === STAGES.generateInstructions.state) {
-        addUsage((output.generated as { usage?: Record<string, Usage> } | undefined)?.usage);
-      } else if (exited.name === STAGES.filter.state) {
-        add((output.gated as { counts?: Record<string, number> } | undefined)?.counts);
-      } else if (exited.name === STAGES.generateInstances.mapState) {
-        for (const result of (output.instances as {
-          counts: Record<string, number>;
-          usage: Record<string, Usage>;
-        }[]) ?? []) {
-          add(result.counts);
-          addUsage(result.usage);
-        }
-      } else if (exited.name === STAGES.saveIteration.state) {
-        const progress = output.progress as { added: number; poolSize: number; costUsd?: number } | undefined;
-        if (progress) {
-          status.added = progress.added;
-          status.poolSize = progress.poolSize;
-          status.costUsd = progress.costUsd ?? status.costUsd;
-        }
-      }
-    }
-    if (event.type === 'ExecutionSucceeded') {
-      status.status = 'SUCCEEDED';
-      status.output = parse(event.executionSucceededEventDetails?.output);
-      endedAt = event.timestamp;
-    }
-    if (event.type === 'ExecutionFailed') {
-      status.status = 'FAILED';
-      status.error = event.executionFailedEventDetails?.error;
-      status.cause = readableCause(status.error ?? '', event.executionFailedEventDetails?.cause);
-      endedAt = event.timestamp;
-    }
-    if (event.type === 'ExecutionAborted') status.status = 'ABORTED';
-    if (event.type === 'ExecutionTimedOut') status.status = 'TIMED_OUT';
-  }
-  const start = status.startedAt?.getTime();
-  status.elapsedMs = start === undefined ? 0 : (endedAt ?? now).getTime() - start;
-  if (status.status === 'RUNNING' && status.target && status.added > 0 && status.added < status.target) {
-    status.etaMs = (status.elapsedMs * (status.target - status.added)) / status.added;
-  }
-  return status;
-}
+/** A run's status from its execution history (oldest event first). */
+export const statusFromHistory = (runId: string, events: readonly HistoryEvent[], now = new Date()) =>
+  statusOf(runId, events.reduce(reduce, initialRunView), now);
 
 const seconds = (ms: number) =>
   ms < 60_000 ? `${(ms / 1000).toFixed(0)} s` : `${(ms / 60_000).toFixed(1)} min`;
@@ -169,13 +62,12 @@ export function formatStatus(s: RunStatus): string {
 }
 
 /** One line: a progress bar in a terminal, plain text otherwise. */
-export function statusLine(s: RunStatus, bar: boolean): string {
+export function statusLine(s: Omit<RunStatus, 'runId' | 'usage'>, bar: boolean): string {
   const fraction = s.target ? Math.min(1, s.added / s.target) : 0;
   const width = 24;
   const filled = Math.round(fraction * width);
   const progress = bar ? `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ` : '';
-  const chunks =
-    s.state === STAGES.generateInstances.mapState && s.chunks ? ` ${s.chunks.done}/${s.chunks.total}` : '';
+  const chunks = s.chunks ? ` ${s.chunks.done}/${s.chunks.total}` : '';
   const eta = s.etaMs === undefined ? '' : ` · ETA ${seconds(s.etaMs)}`;
   return `${progress}${s.added}/${s.target ?? '?'} tasks · iteration ${s.iteration} · ${s.status === 'RUNNING' ? `${s.state ?? 'starting'}${chunks}` : s.status} · ${formatUsd(s.costUsd)}${eta}`;
 }
@@ -246,8 +138,14 @@ export async function watch(
   }: { intervalMs?: number; out?: NodeJS.WritableStream & { isTTY?: boolean } } = {},
 ): Promise<RunStatus> {
   let last = '';
+  let view = initialRunView;
+  let seen = 0;
   for (;;) {
-    const status = statusFromHistory(runId, await source.history());
+    // A history only grows: fold the events not seen yet.
+    const events = await source.history();
+    view = events.slice(seen).reduce(reduce, view);
+    seen = events.length;
+    const status = statusOf(runId, view);
     const line = statusLine(status, Boolean(out.isTTY));
     if (out.isTTY) out.write(`\r\u001b[2K${line}`);
     else if (line !== last) out.write(`${line}\n`);

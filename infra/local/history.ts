@@ -1,44 +1,17 @@
 /**
- * Step Functions limits, checked from a local run's event log: a Standard execution's history holds at
- * most 25,000 events and a state's input or output at most 256 KB. The local event log is mapped to
- * the history events AWS would record, split into what a run pays once, per iteration and per Map
- * item, and extrapolated to a larger run.
+ * Step Functions limits, checked on a local run's history (the events AWS would record, see
+ * `history-events.ts`): a Standard execution's history holds at most 25,000 events and a state's input
+ * or output at most 256 KB. The history is split into what a run pays once, per iteration and per Map
+ * item, and extrapolated to a larger run. Where the run stands at each event (iteration, state, inside
+ * a Map item or not) comes from the history reducer that `status` uses.
  */
+import type { HistoryEvent } from '@aws-sdk/client-sfn';
+import { SaveInput } from '../../functions/save-iteration/core.ts';
 import { CONTROL_STATES, STAGES } from '../../functions/stages.ts';
-import type { EventLog } from './stack.ts';
+import { initialRunView, reduce } from '../history/run-view.ts';
 
 export const MAX_HISTORY_EVENTS = 25_000;
 export const MAX_PAYLOAD_BYTES = 256 * 1024;
-
-interface AnyEvent {
-  type: string;
-  index?: number;
-  state?: { name: string; type: string; input?: unknown; output?: unknown };
-}
-
-/** History events AWS records for one local event (e.g. a Lambda task adds Scheduled/Started/Succeeded). */
-export function historyEventsFor(event: AnyEvent): number {
-  switch (event.type) {
-    case 'StateEntered':
-      // Map: MapStateEntered + MapStateStarted; Task: TaskStateEntered + TaskScheduled + TaskStarted.
-      return event.state?.type === 'Map' || event.state?.type === 'Task'
-        ? event.state.type === 'Map'
-          ? 2
-          : 3
-        : 1;
-    case 'StateExited':
-      // Map: MapStateSucceeded + MapStateExited; Task: TaskSucceeded + TaskStateExited.
-      return event.state?.type === 'Map' || event.state?.type === 'Task' ? 2 : 1;
-    case 'StateRetried':
-      // TaskFailed, then TaskScheduled + TaskStarted of the next attempt.
-      return 3;
-    case 'StateFailed':
-    case 'StateCaught':
-      return 1;
-    default:
-      return 1; // Execution*, MapIteration*
-  }
-}
 
 export interface HistoryProfile {
   iterations: number;
@@ -57,92 +30,66 @@ export interface HistoryProfile {
   payloadBaseBytes: number;
 }
 
-const size = (value: unknown) => Buffer.byteLength(JSON.stringify(value ?? null));
+const bytes = (text: string | undefined) => Buffer.byteLength(text ?? 'null');
 
-/** Splits a local run's event log into the parts that scale differently. */
-export function profileHistory(events: readonly EventLog[]): HistoryProfile {
-  const list = events as unknown as AnyEvent[];
-  let totalEvents = 0;
-  let chunkEvents = 0;
-  let inMap = false;
-  let iterations = 0;
+// The states of one pass round the loop (the Map's own events included, its items' not).
+const LOOP_STATES = new Set<string | undefined>([
+  STAGES.generateInstructions.state,
+  STAGES.filter.state,
+  STAGES.generateInstances.mapState,
+  STAGES.saveIteration.state,
+  CONTROL_STATES.enough,
+]);
+
+/** Splits a run's history into the parts that scale differently. */
+export function profileHistory(history: readonly HistoryEvent[]): HistoryProfile {
+  let view = initialRunView;
   let chunks = 0;
+  let chunkEvents = 0;
+  let loopEvents = 0;
   let acceptedIds = 0;
   let largest = { bytes: 0, state: '' };
   let perId = 0;
   let base = 0;
 
-  for (const event of list) {
-    const n = historyEventsFor(event);
-    totalEvents += n;
-    const name = event.state?.name;
-    if (name === STAGES.generateInstances.mapState && event.type === 'StateEntered') inMap = true;
-    if (inMap && !(name === STAGES.generateInstances.mapState)) chunkEvents += n;
-    if (name === STAGES.generateInstances.mapState && event.type === 'StateExited') inMap = false;
+  for (const event of history) {
+    view = reduce(view, event);
     if (event.type === 'MapIterationStarted') chunks++;
-    if (event.type === 'StateEntered' && name === STAGES.generateInstructions.state) iterations++;
+    // Inside a Map item: while the Map runs, every event but the Map state's own.
+    if (view.chunks && !event.type?.startsWith('MapState')) chunkEvents++;
+    else if (LOOP_STATES.has(view.state)) loopEvents++;
 
-    for (const payload of [event.state?.input, event.state?.output]) {
-      const bytes = size(payload);
-      if (bytes > largest.bytes) largest = { bytes, state: name ?? event.type };
+    const entered = event.stateEnteredEventDetails;
+    const exited = event.stateExitedEventDetails;
+    for (const payload of [entered?.input, exited?.output]) {
+      if (payload !== undefined && bytes(payload) > largest.bytes)
+        largest = { bytes: bytes(payload), state: entered?.name ?? exited?.name ?? '' };
     }
-    if (event.type === 'StateEntered' && name === STAGES.saveIteration.state) {
-      const input = event.state?.input as {
-        gated?: { chunks?: { ids: string[] }[] };
-        instances?: unknown[];
-      };
-      const ids = (input.gated?.chunks ?? []).reduce((sum, chunk) => sum + chunk.ids.length, 0);
+    if (entered?.name === STAGES.saveIteration.state) {
+      const { gated, instances } = SaveInput.parse(JSON.parse(entered.input ?? 'null'));
+      const ids = gated.chunks.reduce((sum, chunk) => sum + chunk.ids.length, 0);
       acceptedIds += ids;
-      if (ids > 0) {
-        const growing = size(input.gated?.chunks) + size(input.instances);
-        const rate = growing / ids;
-        if (rate > perId) {
-          perId = rate;
-          base = size(input) - growing;
-        }
+      const growing = bytes(JSON.stringify(gated.chunks)) + bytes(JSON.stringify(instances));
+      if (ids > 0 && growing / ids > perId) {
+        perId = growing / ids;
+        base = bytes(entered.input) - growing;
       }
     }
   }
-  const loopEvents = totalEvents - chunkEvents;
-  // Per iteration: the loop's states once each; measured as the loop's share, fixed = the rest.
-  const perIterationEvents = iterations > 0 ? loopEventsPerIteration(list) : 0;
+  const eventsPerIteration = view.iteration > 0 ? loopEvents / view.iteration : 0;
   return {
-    iterations,
+    iterations: view.iteration,
     chunks,
     acceptedIds,
-    totalEvents,
-    fixedEvents: loopEvents - perIterationEvents * iterations,
-    eventsPerIteration: perIterationEvents,
+    totalEvents: history.length,
+    fixedEvents: history.length - chunkEvents - loopEvents,
+    eventsPerIteration,
     eventsPerChunk: chunks > 0 ? chunkEvents / chunks : 0,
     largestPayloadBytes: largest.bytes,
     largestPayloadState: largest.state,
     payloadBytesPerId: perId,
     payloadBaseBytes: base,
   };
-}
-
-/** History events of one pass round the loop, outside the Map items (the Map state itself included). */
-function loopEventsPerIteration(events: readonly AnyEvent[]): number {
-  const loopStates = new Set<string>([
-    STAGES.generateInstructions.state,
-    STAGES.filter.state,
-    STAGES.saveIteration.state,
-    CONTROL_STATES.enough,
-  ]);
-  let total = 0;
-  let iterations = 0;
-  for (const event of events) {
-    const name = event.state?.name;
-    if (!name) continue;
-    if (
-      loopStates.has(name) ||
-      (name === STAGES.generateInstances.mapState && event.type.startsWith('State'))
-    ) {
-      total += historyEventsFor(event);
-    }
-    if (event.type === 'StateEntered' && name === STAGES.generateInstructions.state) iterations++;
-  }
-  return iterations > 0 ? total / iterations : 0;
 }
 
 export interface Projection {

@@ -7,7 +7,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { HistoryEvent } from '@aws-sdk/client-sfn';
-import { toHistoryEvent } from './history-events.ts';
+import { historyRecorder } from './history-events.ts';
 import type { ExecutionStatus } from './rules.ts';
 import { setLocalEndpoint } from './runtime.ts';
 import type { LocalStack } from './stack.ts';
@@ -76,11 +76,12 @@ export async function startLocalStepFunctions(stack: LocalStack): Promise<LocalS
         events: [],
       };
       executions.set(name, execution);
+      const toHistory = historyRecorder();
       const done = stack
         .execute(JSON.parse(input), {
           executionName: name,
           signal: execution.stop.signal,
-          onEvent: (event) => execution.events.push(toHistoryEvent(event, execution.events.length + 1)),
+          onEvent: (event) => execution.events.push(...toHistory(event)),
         })
         .then((result) => {
           execution.status = result.status;

@@ -136,8 +136,8 @@ describe('a local run of two iterations', () => {
     expect(b.exportedTasks).toBe(a.exportedTasks + b.added);
   });
 
-  it('fits Step Functions limits when extrapolated to a 52,000-task run', () => {
-    const profile = profileHistory(first.events);
+  it('fits Step Functions limits when extrapolated to a 52,000-task run', async () => {
+    const profile = profileHistory(await localHistory(dataDir, first.runId).history());
     expect(profile.iterations).toBe((first.summary as RunSummary).iterations);
     expect(profile.chunks).toBeGreaterThan(0);
     expect(profile.eventsPerChunk).toBeGreaterThanOrEqual(5);

@@ -11,6 +11,7 @@ import { DataFolderBusy, JsonFileInvalid, SeedFileInvalid } from '../../function
 import { parseJsonFile } from '../../functions/shared/input-files.ts';
 import { formatUsd } from '../../functions/shared/pricing/money.ts';
 import { isFreeModel } from '../../functions/shared/pricing/pricing.ts';
+import { RunState } from '../../functions/shared/schemas.ts';
 import { COMMANDS, main, program, VERSION } from '../../infra/cli/main.ts';
 import { liveView, plainView } from '../../infra/cli/progress.ts';
 import { formatSeedFileSummary, validateSeedFile } from '../../infra/cli/seeds.ts';
@@ -279,18 +280,23 @@ describe('the progress view', () => {
     view.line('Run run-1 on pool "default"');
     expect(written.join('')).toContain('Run run-1 on pool "default"\n');
     const at = new Date();
-    view.watch('run-1', [
-      { id: 1, timestamp: at, type: 'ExecutionStarted', executionStartedEventDetails: { input: '{}' } },
-      {
-        id: 2,
-        timestamp: at,
-        type: 'TaskStateExited',
-        stateExitedEventDetails: {
-          name: 'Prepare run',
-          output: JSON.stringify({ config: { target: 300, maxIterations: 3 }, progress: { poolSize: 192 } }),
-        },
-      },
-    ]);
+    const runState = RunState.parse({
+      runId: 'run-1',
+      config: { pool: 'default', seed: 'run-1', target: 300, maxIterations: 3 },
+      progress: { iteration: 0, added: 0, poolSize: 192 },
+    });
+    view.event({
+      id: 1,
+      timestamp: at,
+      type: 'ExecutionStarted',
+      executionStartedEventDetails: { input: '{}' },
+    });
+    view.event({
+      id: 2,
+      timestamp: at,
+      type: 'TaskStateExited',
+      stateExitedEventDetails: { name: 'Prepare run', output: JSON.stringify(runState) },
+    });
     view.phase('running');
     expect(screen()).toMatch(/^\[-{24}\] 0\/300 tasks · iteration 0 · /);
     view.done();
