@@ -27,6 +27,7 @@ import {
   type Counts,
   type Instance,
   RunState,
+  taskCounts,
   type UsageByStage,
 } from '../shared/schemas.ts';
 import {
@@ -61,13 +62,6 @@ export interface InstancesDeps {
   model: TextModel;
   /** Milliseconds the function has left. */
   remainingMs?: () => number;
-}
-
-/** A task's counts as the run reads them: its status, its reject reason and its instance outcome. */
-export function taskCounts(task: PoolTask): Counts {
-  const counts: Counts = task.status === 'complete' ? { complete: 1 } : { rejected: 1 };
-  if (task.status === 'rejected') counts[task.rejectReason ?? 'rejected-unknown'] = 1;
-  return addCounts(counts, task.outcome);
 }
 
 export async function generateInstances(

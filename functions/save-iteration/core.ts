@@ -9,8 +9,6 @@
  * "Enough instructions?" choice reads; its output replaces the whole execution state, so the state stays
  * small however many iterations run.
  */
-import { z } from 'zod';
-import { taskCounts } from '../generate-instances/core.ts';
 import { IterationIncomplete, PoolBusy } from '../shared/errors.ts';
 import { poolKeys, runKeys } from '../shared/keys.ts';
 import { stageUsageCounters, totalUsage, usageOfCalls } from '../shared/model-calls.ts';
@@ -20,23 +18,14 @@ import type { ObjectStore, PoolStore, PoolTask } from '../shared/ports.ts';
 import { DEFAULT_USAGE_ASSUMPTIONS, iterationAwsUsage } from '../shared/pricing/aws-usage.ts';
 import { awsCost, modelCost } from '../shared/pricing/pricing.ts';
 import { priceTable } from '../shared/pricing/run-prices.ts';
-import { addCounts, Chunk, Counts, RunState, UsageByStage } from '../shared/schemas.ts';
-
-export const SaveInput = RunState.extend({
-  generated: z.object({
-    prompts: z.int(),
-    candidates: z.int(),
-    malformed: z.int(),
-    droppedByTruncation: z.int(),
-    lost: z.int().default(0),
-    /** Instruction calls a `replay:` model had no recording for (and no fallback). */
-    notRecorded: z.int().optional(),
-    usage: UsageByStage,
-  }),
-  gated: z.object({ chunks: z.array(Chunk), counts: Counts }),
-  instances: z.array(z.object({ chunk: z.int(), counts: Counts, usage: UsageByStage })),
-});
-export type SaveInput = z.infer<typeof SaveInput>;
+import {
+  addCounts,
+  type Counts,
+  type RunState,
+  type SaveInput,
+  taskCounts,
+  type UsageByStage,
+} from '../shared/schemas.ts';
 
 /**
  * The iteration's counts for the run record. `generated` counts the candidates the replies were parsed

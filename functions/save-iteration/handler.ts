@@ -4,7 +4,8 @@ import { DynamoPoolStore } from '../shared/adapters/dynamodb.ts';
 import { S3ObjectStore } from '../shared/adapters/s3.ts';
 import { requireEnv } from '../shared/config.ts';
 import { stageHandler } from '../shared/lambda.ts';
-import { SaveInput, saveIteration } from './core.ts';
+import { SaveInput } from '../shared/schemas.ts';
+import { saveIteration } from './core.ts';
 
 const objects = new S3ObjectStore(requireEnv('BUCKET_NAME'));
 const pool = new DynamoPoolStore(requireEnv('TABLE_NAME'));

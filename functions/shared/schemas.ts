@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { PRICE_TABLE_PREFIX, SEED_FILE_PREFIXES } from './keys.ts';
+import type { PoolTask } from './ports.ts';
 import { hasUrlCredentials } from './urls.ts';
 
 /** The three prompt/parser/filter profiles (see `profiles.ts`). */
@@ -219,6 +220,13 @@ export function addCounts(target: Counts, source: Counts | undefined): Counts {
   return target;
 }
 
+/** A task's counts as the run reads them: its status, its reject reason and its instance outcome. */
+export function taskCounts(task: Pick<PoolTask, 'status' | 'rejectReason' | 'outcome'>): Counts {
+  const counts: Counts = task.status === 'complete' ? { complete: 1 } : { rejected: 1 };
+  if (task.status === 'rejected') counts[task.rejectReason ?? 'rejected-unknown'] = 1;
+  return addCounts(counts, task.outcome);
+}
+
 /** Where a run stands, carried from iteration to iteration (small: it is in every state's payload). */
 export const Progress = z.object({
   /** Iterations completed. */
@@ -254,3 +262,20 @@ export const Chunk = z.object({
   ids: z.array(z.string().min(1)).min(1),
 });
 export type Chunk = z.infer<typeof Chunk>;
+
+/** The input of "Save iteration": the run state and what the iteration's stages returned. */
+export const SaveInput = RunState.extend({
+  generated: z.object({
+    prompts: z.int(),
+    candidates: z.int(),
+    malformed: z.int(),
+    droppedByTruncation: z.int(),
+    lost: z.int().default(0),
+    /** Instruction calls a `replay:` model had no recording for (and no fallback). */
+    notRecorded: z.int().optional(),
+    usage: UsageByStage,
+  }),
+  gated: z.object({ chunks: z.array(Chunk), counts: Counts }),
+  instances: z.array(z.object({ chunk: z.int(), counts: Counts, usage: UsageByStage })),
+});
+export type SaveInput = z.infer<typeof SaveInput>;

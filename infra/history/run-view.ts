@@ -6,9 +6,14 @@
  */
 import type { HistoryEvent } from '@aws-sdk/client-sfn';
 import { readableCause } from '../../functions/record-failure/core.ts';
-import { SaveInput } from '../../functions/save-iteration/core.ts';
 import { addUsageByStage } from '../../functions/shared/model-calls.ts';
-import { addCounts, type Counts, RunState, type UsageByStage } from '../../functions/shared/schemas.ts';
+import {
+  addCounts,
+  type Counts,
+  RunState,
+  SaveInput,
+  type UsageByStage,
+} from '../../functions/shared/schemas.ts';
 import { STAGES } from '../../functions/stages.ts';
 import type { ExecutionStatus } from '../local/rules.ts';
 

@@ -6,7 +6,7 @@
  * a Map item or not) comes from the history reducer that `status` uses.
  */
 import type { HistoryEvent } from '@aws-sdk/client-sfn';
-import { SaveInput } from '../../functions/save-iteration/core.ts';
+import { SaveInput } from '../../functions/shared/schemas.ts';
 import { CONTROL_STATES, STAGES } from '../../functions/stages.ts';
 import { initialRunView, reduce } from '../history/run-view.ts';
 
