@@ -190,7 +190,15 @@ describe('verb–noun structure', () => {
         'Write a song.',
         'Tell me a joke.',
         'What is love?',
-      ].map((instruction, i) => ({ id: `t${i}`, instruction, instances: [] })),
+      ]
+        .map((instruction) => [instruction, verbNoun(instruction)] as const)
+        .map(([instruction, pair], i) => ({
+          id: `t${i}`,
+          instruction,
+          instances: [],
+          root_verb: pair?.verb ?? null,
+          direct_object: pair?.noun ?? null,
+        })),
     );
     expect(stats).toMatchObject({ instructions: 8, withStructure: 7, withoutStructure: 1 });
     expect(stats.verbs.map((v) => [v.verb, v.count])).toEqual([
@@ -201,18 +209,14 @@ describe('verb–noun structure', () => {
     expect(stats.verbs[0]?.nouns[0]).toEqual({ noun: 'poem', count: 2 });
   });
 
-  it('takes the structure a task was exported with, and finds it for a task exported without', () => {
+  it('counts the structure each task was exported with (found when it completed)', () => {
     const stats = verbNounStats([
-      // Stored when the task completed (whatever the tagger would say now).
+      // Whatever the tagger would say now, the stored structure counts.
       { id: 'a', instruction: 'Compose a haiku.', instances: [], root_verb: 'pen', direct_object: 'verse' },
       { id: 'b', instruction: 'Write a poem.', instances: [], root_verb: null, direct_object: null },
-      { id: 'c', instruction: 'Write a poem.', instances: [] },
     ]);
-    expect(stats).toMatchObject({ instructions: 3, withStructure: 2, withoutStructure: 1 });
-    expect(stats.verbs.map((v) => [v.verb, v.nouns])).toEqual([
-      ['pen', [{ noun: 'verse', count: 1 }]],
-      ['write', [{ noun: 'poem', count: 1 }]],
-    ]);
+    expect(stats).toMatchObject({ instructions: 2, withStructure: 1, withoutStructure: 1 });
+    expect(stats.verbs.map((v) => [v.verb, v.nouns])).toEqual([['pen', [{ noun: 'verse', count: 1 }]]]);
   });
 
   it('finds the same structures when many instructions are tagged at once as one by one', () => {
@@ -453,6 +457,8 @@ describe('buildReport', () => {
     const { stats } = await buildReport(objects, pool, 'run-a');
     expect(stats.totals.added).toBe(1);
     expect(stats.iterations[0]?.droppedAtInstances).toEqual({ 'no-valid-instances': 1 });
+    // Stored without its verb–noun structure: the report finds it.
+    expect(stats.verbNoun.verbs).toEqual([{ verb: 'write', count: 1, nouns: [{ noun: 'poem', count: 1 }] }]);
   });
 
   it('fails with NotFound for a run that does not exist', async () => {

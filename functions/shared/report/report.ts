@@ -71,6 +71,7 @@ export async function buildReport(
       }
     }
   }
+  await findVerbNouns(tasks);
   const ofRun = new Set(tasks.filter((task) => task.run_id === runId).map((task) => task.id));
 
   const seedsKey = poolKeys(run.pool).seeds;
@@ -105,4 +106,19 @@ export async function buildReport(
   await objects.put(keys.html, html, 'text/html; charset=utf-8');
   await objects.put(keys.stats, `${JSON.stringify(stats, null, 2)}\n`, 'application/json');
   return { html, stats, keys };
+}
+
+/**
+ * Tasks exported without their verb–noun structure (seeds, runs before it was found at completion) get
+ * it here; the tagger is loaded only when one needs it.
+ */
+async function findVerbNouns(tasks: ExportedTask[]): Promise<void> {
+  const missing = tasks.filter((task) => task.root_verb === undefined);
+  if (missing.length === 0) return;
+  const { verbNouns } = await import('../engine/verb-noun.ts');
+  verbNouns(missing.map((task) => task.instruction)).forEach((pair, i) => {
+    const task = missing[i] as ExportedTask;
+    task.root_verb = pair?.verb ?? null;
+    task.direct_object = pair?.noun ?? null;
+  });
 }

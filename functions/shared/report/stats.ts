@@ -8,7 +8,6 @@
  */
 import { z } from 'zod';
 import { RougeIndex } from '../engine/gate.ts';
-import { verbNouns } from '../engine/verb-noun.ts';
 import type { RunRecord } from '../ports.ts';
 import { createRng } from '../random.ts';
 import { Counts, Instance, UsageByStage } from '../schemas.ts';
@@ -329,16 +328,9 @@ const byCount = <T extends [string, number]>(a: T, b: T) => b[1] - a[1] || a[0].
 export function verbNounStats(tasks: readonly ExportedTask[]): ReportStats['verbNoun'] {
   const byVerb = new Map<string, Map<string, number>>();
   let withStructure = 0;
-  // Found when each task completed; computed here only for tasks exported without it (seeds, older runs).
-  const missing = tasks.filter((task) => task.root_verb === undefined);
-  const computed = verbNouns(missing.map((task) => task.instruction));
-  const found = new Map(missing.map((task, i) => [task, computed[i]]));
+  // Found when each task completed, or by the report for a task exported without it.
   const pairs = tasks.map((task) =>
-    found.has(task)
-      ? found.get(task)
-      : task.root_verb && task.direct_object
-        ? { verb: task.root_verb, noun: task.direct_object }
-        : undefined,
+    task.root_verb && task.direct_object ? { verb: task.root_verb, noun: task.direct_object } : undefined,
   );
   for (const pair of pairs) {
     if (!pair) continue;
