@@ -1,0 +1,216 @@
+/**
+ * One shard of the gate: scores a batch of candidates against a range of the pool, in two steps around
+ * the batch's decisions. `begin` scans the range and returns each candidate's highest score over it,
+ * which is all the decisions need; once they are made, each candidate's pool size (the pool before the
+ * batch plus the batch's candidates accepted before it) is known, and `finish` returns its top k over
+ * the range and the range's share of NumPy's pairwise sum of all its scores (see `splitPairwise`), whose
+ * tree depends on that size. The gate runs one shard over the whole pool in-process; `selfinstruct
+ * dedup` runs one per worker thread over consecutive ranges and merges them (`mergeBatch`).
+ *
+ * Candidates of 1–64 tokens go to the WebAssembly SIMD kernel (`lcs-wasm.ts`), which does all per-pair
+ * work; longer ones, and all of them without SIMD or with `kernel: 'js'`, to the JavaScript kernel.
+ */
+import { lcsAgainst } from './lcs-js.ts';
+import { MAX_DISTINCT_LENGTHS, MAX_WASM_TOKENS, WASM_LANES, WasmScanner, WIDE_LANES } from './lcs-wasm.ts';
+import { pairwisePart, pairwiseSegments } from './mean.ts';
+import { fillScoreTable, fMeasure } from './rouge.ts';
+import type { TokenPool } from './token-pool.ts';
+
+/** A shard's `finish`, per candidate, packed in flat arrays (cheap to post between threads). */
+export interface ShardScores {
+  /** Stride of `positions` and `scores`: the top k asked for. */
+  k: number;
+  /** Candidate c's best are `positions[c k .. c k + counts[c])` (pool positions), scores alike. */
+  counts: Int32Array;
+  positions: Int32Array;
+  /** Descending; equal scores in pool order. */
+  scores: Float64Array;
+  /** Candidate c's share of its pairwise sum: `sums[sumStarts[c] .. sumStarts[c + 1])`. */
+  sumStarts: Int32Array;
+  sums: Float64Array;
+}
+
+/**
+ * Where a candidate's scores are between `begin` and `finish`: to be read from a slot of the WebAssembly
+ * kernel, or computed already (JavaScript kernel).
+ */
+type Pending = { slot: number; lane: number } | { scores: Float64Array };
+
+/** The k highest scores offered, score descending, equal scores in the order offered. */
+export class TopK {
+  scores = new Float64Array(0);
+  positions = new Int32Array(0);
+  filled = 0;
+  /** Offer only scores strictly greater than this: nothing else can enter. */
+  floor = Number.NEGATIVE_INFINITY;
+  #k = 0;
+
+  reset(k: number): void {
+    if (this.scores.length < k) {
+      this.scores = new Float64Array(k);
+      this.positions = new Int32Array(k);
+    }
+    this.#k = k;
+    this.filled = 0;
+    this.floor = k > 0 ? Number.NEGATIVE_INFINITY : Number.POSITIVE_INFINITY;
+  }
+
+  /** Inserts (score, position), dropping the lowest when full; returns the new floor. */
+  offer(score: number, position: number): number {
+    const k = this.#k;
+    const scores = this.scores;
+    const positions = this.positions;
+    let at = this.filled < k ? this.filled++ : k - 1;
+    while (at > 0 && (scores[at - 1] as number) < score) {
+      scores[at] = scores[at - 1] as number;
+      positions[at] = positions[at - 1] as number;
+      at--;
+    }
+    scores[at] = score;
+    positions[at] = position;
+    if (this.filled === k) this.floor = scores[k - 1] as number;
+    return this.floor;
+  }
+}
+
+/** Scores batches of candidates against ranges of a `TokenPool`. */
+export class PoolShard {
+  readonly #pool: TokenPool;
+  readonly #scanner: WasmScanner | null;
+  #batch: { candidates: readonly Int32Array[]; from: number; to: number; pending: Pending[] } | null = null;
+
+  /** A shard of `pool`; `kernel: 'js'` keeps to the JavaScript kernel. */
+  constructor(pool: TokenPool, kernel: 'auto' | 'js' = 'auto') {
+    this.#pool = pool;
+    this.#scanner = kernel === 'js' ? null : WasmScanner.for(pool);
+  }
+
+  /**
+   * Starts a batch: compares `candidates` (token ids; ids the pool lacks match nothing) with the pool's
+   * instructions `[from, to)` and returns each one's highest ROUGE-L F-measure over them (0 when none).
+   * `k` is the largest top k `finish` will be asked for.
+   */
+  begin(candidates: readonly Int32Array[], from: number, to: number, k: number): Float64Array {
+    if (from < 0 || from > to || to > this.#pool.size)
+      throw new RangeError(`no instructions [${from}, ${to})`);
+    const highest = new Float64Array(candidates.length);
+    const pending: Pending[] = [];
+    const scanner = this.#pool.lengthsById.length <= MAX_DISTINCT_LENGTHS ? this.#scanner : null;
+    if (scanner !== null) {
+      const narrow: number[] = [];
+      const wide: number[] = [];
+      candidates.forEach((ids, c) => {
+        if (ids.length > 0 && ids.length <= 32) narrow.push(c);
+        else if (ids.length > 32 && ids.length <= MAX_WASM_TOKENS) wide.push(c);
+      });
+      const groups = [...chunks(narrow, WASM_LANES, false), ...chunks(wide, WIDE_LANES, true)];
+      scanner.begin(groups.length, k);
+      groups.forEach(([group, isWide], slot) => {
+        const best = scanner.scan(
+          slot,
+          group.map((c) => candidates[c] as Int32Array),
+          from,
+          to,
+          isWide,
+        );
+        group.forEach((c, lane) => {
+          highest[c] = best[lane] as number;
+          pending[c] = { slot, lane };
+        });
+      });
+    }
+    candidates.forEach((ids, c) => {
+      if (pending[c] !== undefined) return;
+      const scores = this.#jsScores(ids, from, to);
+      let best = 0;
+      for (const score of scores) if (score > best) best = score;
+      highest[c] = best;
+      pending[c] = { scores };
+    });
+    this.#batch = { candidates, from, to, pending };
+    return highest;
+  }
+
+  /**
+   * Finishes the batch begun: for each candidate, whose pool holds `sizes[c]` instructions in all (this
+   * shard's range being part of them), its `k` best over the range and its share of the pairwise sum.
+   */
+  finish(sizes: ArrayLike<number>, k: number): ShardScores {
+    const batch = this.#batch;
+    if (batch === null) throw new Error('finish() without begin()');
+    this.#batch = null;
+    const { candidates, from, to } = batch;
+    const count = candidates.length;
+    const result: ShardScores = {
+      k,
+      counts: new Int32Array(count),
+      positions: new Int32Array(count * k),
+      scores: new Float64Array(count * k),
+      sumStarts: new Int32Array(count + 1),
+      sums: new Float64Array(0),
+    };
+    const sums: number[] = [];
+    const top = new TopK();
+    batch.pending.forEach((where, c) => {
+      const size = sizes[c] as number;
+      if ('slot' in where) {
+        const scanner = this.#scanner as WasmScanner;
+        const m = (candidates[c] as Int32Array).length;
+        const filled = scanner.score(where.slot, where.lane, m, from, to, k);
+        const best = scanner.top(k);
+        result.counts[c] = filled;
+        result.scores.set(best.scores.subarray(0, filled), c * k);
+        result.positions.set(best.positions.subarray(0, filled), c * k);
+        const scores = scanner.scores(to - from);
+        const segments = pairwiseSegments(size, from, to);
+        for (let i = 0; i < segments.length; i += 3) {
+          const start = segments[i] as number;
+          const end = segments[i + 1] as number;
+          if (segments[i + 2] === 1) sums.push(scanner.pairwise(start - from, end - start));
+          else for (let d = start; d < end; d++) sums.push(scores[d - from] as number);
+        }
+      } else {
+        top.reset(k);
+        let floor = top.floor;
+        for (let d = from; d < to; d++) {
+          const score = where.scores[d - from] as number;
+          if (score > floor) floor = top.offer(score, d);
+        }
+        result.counts[c] = top.filled;
+        result.scores.set(top.scores.subarray(0, top.filled), c * k);
+        result.positions.set(top.positions.subarray(0, top.filled), c * k);
+        pairwisePart(where.scores, size, from, to, sums);
+      }
+      result.sumStarts[c + 1] = sums.length;
+    });
+    result.sums = Float64Array.from(sums);
+    return result;
+  }
+
+  /**
+   * Scores of a candidate against instructions `[from, to)` with the JavaScript kernel, looked up in a
+   * table by instruction length when there are enough instructions to pay for building it.
+   */
+  #jsScores(ids: Int32Array, from: number, to: number): Float64Array {
+    const pool = this.#pool;
+    const { lengths } = pool.storage();
+    const lcs = new Int32Array(to - from);
+    lcsAgainst(pool.storage(), pool.idLimit, ids, from, to, lcs);
+    const m = ids.length;
+    const rows =
+      to - from >= 4 * (m + 1) * Math.min(pool.maxLength + 1, 512) ? Math.min(pool.maxLength + 1, 512) : 0;
+    const table = new Float64Array(rows * (m + 1));
+    fillScoreTable(table, m, rows);
+    const scores = new Float64Array(to - from);
+    for (let d = from; d < to; d++) {
+      const n = lengths[d] as number;
+      const common = lcs[d - from] as number;
+      scores[d - from] = n < rows ? (table[n * (m + 1) + common] as number) : fMeasure(common, m, n);
+    }
+    return scores;
+  }
+}
+
+function* chunks(items: number[], size: number, wide: boolean): Generator<[number[], boolean]> {
+  for (let start = 0; start < items.length; start += size) yield [items.slice(start, start + size), wide];
+}
