@@ -155,13 +155,14 @@ export async function runDedup(options: DedupOptions, io: DedupIo): Promise<Dedu
     ['rouge', 0],
     ...FILTER_REASONS.map((r) => [r, 0] as const),
   ]);
+  const writer = new LineWriter();
   let next = 0;
   const line = (result?: GateResult): string => {
     const instruction = normalized[next] as string;
     const reason = result === undefined ? (filtered[next] as string) : result.accepted ? null : 'rouge';
     next++;
     counts.set(reason ?? 'accepted', (counts.get(reason ?? 'accepted') ?? 0) + 1);
-    return serialize(
+    return writer.line(
       result === undefined
         ? {
             instruction,
@@ -229,27 +230,49 @@ async function write(out: Output, text: string): Promise<void> {
 }
 
 /**
- * One JSON line. `most_similar` is written as an object in descending order; it is built by hand because
- * `JSON.stringify` puts integer-like keys ("42") first. A text that occurs twice in the pool appears once,
- * at its first (highest) place, as in the original's Python dict.
+ * Writes lines as JSON. `most_similar` is written as an object in descending order; it is built by hand
+ * because `JSON.stringify` puts integer-like keys ("42") first. A text that occurs twice in the pool
+ * appears once, at its first (highest) place, as in the original's Python dict. The same pool texts and
+ * scores recur across lines, so their JSON is kept (scores take about a thousand distinct values).
  */
-function serialize(line: DedupLine): string {
-  let similar = 'null';
-  if (line.most_similar !== null) {
-    const seen = new Set<string>();
-    const entries: string[] = [];
-    for (const [instruction, score] of line.most_similar) {
-      if (seen.has(instruction)) continue;
-      seen.add(instruction);
-      entries.push(`${JSON.stringify(instruction)}:${JSON.stringify(score)}`);
+class LineWriter {
+  readonly #texts = new Map<string, string>();
+  readonly #numbers = new Map<number, string>();
+
+  line(line: DedupLine): string {
+    let similar = 'null';
+    if (line.most_similar !== null) {
+      const entries = line.most_similar;
+      similar = '{';
+      for (let i = 0; i < entries.length; i++) {
+        const [instruction, score] = entries[i] as [string, number];
+        if (entries.findIndex(([earlier]) => earlier === instruction) < i) continue;
+        similar += `${similar === '{' ? '' : ','}${this.#text(instruction)}:${this.#number(score)}`;
+      }
+      similar += '}';
     }
-    similar = `{${entries.join(',')}}`;
+    return (
+      `{"instruction":${JSON.stringify(line.instruction)},"status":"${line.status}","reason":` +
+      `${JSON.stringify(line.reason)},"max_similarity":${this.#number(line.max_similarity)},` +
+      `"most_similar":${similar},"avg_similarity_score":${JSON.stringify(line.avg_similarity_score)}}\n`
+    );
   }
-  const head = JSON.stringify({
-    instruction: line.instruction,
-    status: line.status,
-    reason: line.reason,
-    max_similarity: line.max_similarity,
-  });
-  return `${head.slice(0, -1)},"most_similar":${similar},"avg_similarity_score":${JSON.stringify(line.avg_similarity_score)}}\n`;
+
+  #text(text: string): string {
+    let json = this.#texts.get(text);
+    if (json === undefined) {
+      json = JSON.stringify(text);
+      this.#texts.set(text, json);
+    }
+    return json;
+  }
+
+  #number(value: number | null): string {
+    let json = value === null ? undefined : this.#numbers.get(value);
+    if (json === undefined) {
+      json = JSON.stringify(value);
+      if (value !== null && this.#numbers.size < 1_000_000) this.#numbers.set(value, json);
+    }
+    return json;
+  }
 }

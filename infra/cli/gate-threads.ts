@@ -138,6 +138,7 @@ interface Decided {
 /**
  * Gates `texts` in order against `index` on `threads` worker threads (at least 1), adding every
  * accepted candidate to the index; yields the results batch by batch, in order. Results equal `gate()`'s.
+ * The index runs a batch ahead: when a batch is yielded, the next one's accepted candidates are in it.
  */
 export async function* gateInThreads(
   index: RougeIndex,

@@ -152,6 +152,16 @@ interface Layout extends Capacity {
 
 const align = (bytes: number) => 16 * Math.ceil(bytes / 16);
 
+/** Typed views of the whole of a memory's buffer (addresses are byte offsets; index = address / size). */
+function views(buffer: ArrayBuffer) {
+  return {
+    u8: new Uint8Array(buffer),
+    u16: new Uint16Array(buffer),
+    i32: new Int32Array(buffer),
+    f64: new Float64Array(buffer),
+  };
+}
+
 function layoutFor(capacity: Capacity): Layout {
   const masks = 0;
   const rowOf = masks + MASK_ROWS * ROW_BYTES;
@@ -199,6 +209,8 @@ export class WasmScanner {
   #lengths = 0;
   /** Per candidate length, how many rows (instruction lengths) of its score table are filled. */
   #tableRows = new Int32Array(MAX_WASM_TOKENS + 1);
+  /** Views of the memory, replaced when it grows. */
+  #views = views(new ArrayBuffer(0));
 
   private constructor(pool: TokenPool, wasm: WasmModule, api: WasmApi) {
     this.#pool = pool;
@@ -247,20 +259,21 @@ export class WasmScanner {
       });
       const missing = Math.ceil((layout.bytes - this.#memory.buffer.byteLength) / PAGE);
       if (missing > 0) this.#memory.grow(missing);
-      new Uint8Array(this.#memory.buffer, 0, layout.tables).fill(0); // masks, full and histogram
+      this.#views = views(this.#memory.buffer);
+      this.#views.u8.fill(0, 0, layout.tables); // masks, full and histogram
       this.#layout = layout;
       this.#synced = 0;
       this.#tableRows.fill(0);
     }
     this.#lengths = pool.lengthsById.length;
     if (this.#synced === pool.size) return;
-    const buffer = this.#memory.buffer;
+    const { i32 } = this.#views;
     const from = this.#synced;
     const { tokens, offsets, lengthIds } = pool.storage();
-    new Int32Array(buffer, layout.offsets, layout.documents + 1).set(offsets.subarray(from), from);
-    new Int32Array(buffer, layout.lengthIds, layout.documents).set(lengthIds.subarray(from), from);
+    i32.set(offsets.subarray(from), layout.offsets / 4 + from);
+    i32.set(lengthIds.subarray(from), layout.lengthIds / 4 + from);
     const firstToken = offsets[from] as number;
-    new Int32Array(buffer, layout.tokenIds, layout.tokens).set(tokens.subarray(firstToken), firstToken);
+    i32.set(tokens.subarray(firstToken), layout.tokenIds / 4 + firstToken);
     this.#synced = pool.size;
   }
 
@@ -280,11 +293,11 @@ export class WasmScanner {
     const layout = this.#layout;
     if (candidates.length > lanes) throw new RangeError(`at most ${lanes} candidates per scan`);
     if (slot >= layout.slots || to > this.#synced) throw new RangeError('scan outside the batch begun');
-    const buffer = this.#memory.buffer;
-    const masks = new Int32Array(buffer, layout.masks, MASK_ROWS * 16);
-    const rowOf = new Uint16Array(buffer, layout.rowOf, layout.idLimit);
-    const full = new Int32Array(buffer, layout.full, 16);
-    const strides = new Int16Array(buffer, layout.full + ROW_BYTES, WASM_LANES);
+    const { u8, u16, i32, f64 } = this.#views;
+    const masks = i32.subarray(layout.masks / 4, layout.masks / 4 + MASK_ROWS * 16);
+    const rowOf = u16.subarray(layout.rowOf / 2, layout.rowOf / 2 + layout.idLimit);
+    const full = i32.subarray(layout.full / 4, layout.full / 4 + 16);
+    const strides = u16.subarray((layout.full + ROW_BYTES) / 2, (layout.full + ROW_BYTES) / 2 + WASM_LANES);
     const idLimit = this.#pool.idLimit;
     const slots = wide ? 2 : 1;
     // A row of masks per distinct token of the candidates, so that the rows scanned stay in cache.
@@ -329,21 +342,20 @@ export class WasmScanner {
     full.fill(0);
     strides.fill(0);
 
-    // Per instruction length n, the longest LCS of each candidate: F grows with the LCS at a fixed
-    // length, so the highest score is the highest of F(longest LCS, m, n) over the lengths.
-    const lengths = this.#pool.lengthsById;
-    const hist = new Uint8Array(buffer, layout.hist, this.#lengths * HIST_BYTES);
+    // Per instruction length, the longest LCS of each candidate: F grows with the LCS at a fixed length,
+    // so the highest score is the highest of F(longest LCS, m, n) over the lengths n.
     const highest = new Float64Array(candidates.length);
-    for (let row = 0; row < this.#lengths; row++) {
-      candidates.forEach((ids, lane) => {
-        const lcs = hist[row * HIST_BYTES + lane] as number;
-        if (lcs > 0) {
-          const score = fMeasure(lcs, ids.length, lengths[row] as number);
-          if (score > (highest[lane] as number)) highest[lane] = score;
-        }
-      });
+    for (let lane = 0; lane < candidates.length; lane++) {
+      const stride = (candidates[lane] as Int32Array).length + 1;
+      const table = this.#table(stride - 1) / 8;
+      let best = 0;
+      for (let row = 0, at = layout.hist + lane; row < this.#lengths; row++, at += HIST_BYTES) {
+        const score = f64[table + row * stride + (u8[at] as number)] as number;
+        if (score > best) best = score;
+      }
+      highest[lane] = best;
     }
-    hist.fill(0);
+    u8.fill(0, layout.hist, layout.hist + this.#lengths * HIST_BYTES);
     return highest;
   }
 
@@ -360,33 +372,41 @@ export class WasmScanner {
   score(slot: number, lane: number, m: number, from: number, to: number, k: number): number {
     const layout = this.#layout;
     if (k > layout.k) throw new RangeError('top k larger than the batch begun');
+    this.#kernel.score(this.#indices(slot, lane), from, to, this.#table(m), layout.scores);
+    return this.#kernel.best(layout.scores, to - from, from, layout.top, k);
+  }
+
+  /**
+   * The address of the scores of a candidate of `m` tokens, `F(lcs, m, n)` at row `r` (n: the pool's
+   * length of id r) and column lcs, filling the rows of lengths first seen since the last call.
+   */
+  #table(m: number): number {
+    const layout = this.#layout;
     const table = layout.tables + tableStart(m) * layout.lengths * 8;
-    const lengths = this.#pool.lengthsById;
     const filled = this.#tableRows[m] as number;
     if (filled < this.#lengths) {
-      // Rows of lengths first seen since: a row per instruction length, an entry per LCS.
-      const rows = new Float64Array(this.#memory.buffer, table, layout.lengths * (m + 1));
-      for (let row = filled; row < this.#lengths; row++) {
-        for (let lcs = 0; lcs <= m; lcs++)
-          rows[row * (m + 1) + lcs] = fMeasure(lcs, m, lengths[row] as number);
+      const lengths = this.#pool.lengthsById;
+      const { f64 } = this.#views;
+      for (let row = filled, at = table / 8 + filled * (m + 1); row < this.#lengths; row++) {
+        for (let lcs = 0; lcs <= m; lcs++) f64[at++] = fMeasure(lcs, m, lengths[row] as number);
       }
       this.#tableRows[m] = this.#lengths;
     }
-    this.#kernel.score(this.#indices(slot, lane), from, to, table, layout.scores);
-    return this.#kernel.best(layout.scores, to - from, from, layout.top, k);
+    return table;
   }
 
   /** The scores of the last `score` call, `count` of them. */
   scores(count: number): Float64Array {
-    return new Float64Array(this.#memory.buffer, this.#layout.scores, count);
+    const start = this.#layout.scores / 8;
+    return this.#views.f64.subarray(start, start + count);
   }
 
   /** The top `k` of the last `score` call: scores descending, and their pool positions. */
   top(k: number): { scores: Float64Array; positions: Int32Array } {
     const { top } = this.#layout;
     return {
-      scores: new Float64Array(this.#memory.buffer, top, k),
-      positions: new Int32Array(this.#memory.buffer, top + k * 8, k),
+      scores: this.#views.f64.subarray(top / 8, top / 8 + k),
+      positions: this.#views.i32.subarray(top / 4 + 2 * k, top / 4 + 3 * k),
     };
   }
 

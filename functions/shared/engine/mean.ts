@@ -101,6 +101,7 @@ export interface PairwisePart {
  * summed apart along `pairwiseSegments`: bit for bit the sum of the whole.
  */
 export function joinPairwise(length: number, parts: readonly PairwisePart[]): number {
+  if (length === 0) return pairwiseSum([]);
   return joinNode(0, length, parts, new Int32Array(parts.length));
 }
 
