@@ -15,7 +15,6 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { RougeIndex } from '../../functions/shared/engine/rouge-index.ts';
 import {
-  BATCH,
   type Batch,
   commitBatch,
   type Decision,
@@ -34,6 +33,12 @@ export interface GateWorkerData {
   offsets: Int32Array;
   kernel: 'auto' | 'js';
 }
+
+/**
+ * Candidates per batch: larger than the in-process gate's (`BATCH`), since each batch costs a message to
+ * every worker and back, and the main thread decides alone while the workers wait.
+ */
+export const THREADED_BATCH = 128;
 
 /** Token-id sequences packed in two arrays: sequence i is `tokens[offsets[i] .. offsets[i + 1])`. */
 export interface Packed {
@@ -155,7 +160,7 @@ export async function* gateInThreads(
   const step = (each: (w: number) => GateStep) =>
     Promise.all(workers.map((worker, w) => worker.step(each(w))));
   const begin = (start: number) => {
-    const batch = prepareBatch(index, texts.slice(start, start + BATCH));
+    const batch = prepareBatch(index, texts.slice(start, start + THREADED_BATCH));
     const split = ranges(index.size, workers.length);
     const candidates = pack(batch.ids);
     return {
@@ -195,7 +200,7 @@ export async function* gateInThreads(
     const first = started;
     let current = decide(started, await step((w) => ({ k, begin: first.message(w) })));
     let waiting: { decided: Decided; replies: GateReply[] } | null = null;
-    for (let start = BATCH; ; start += BATCH) {
+    for (let start = THREADED_BATCH; ; start += THREADED_BATCH) {
       const ending = current;
       const next = start < texts.length ? begin(start) : null;
       const accepted = pack(

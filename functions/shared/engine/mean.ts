@@ -136,7 +136,8 @@ function take(used: Int32Array, p: number): number {
 
 /**
  * What `values`, the part `[from, to)` of an array of `length` values, contributes to its pairwise sum
- * (see `pairwiseSegments`), appended to `out`.
+ * (see `pairwiseSegments`), appended to `out`. `sum(start, n)` is `pairwiseSum(values, start, n)`, or
+ * the same computed elsewhere (the WebAssembly kernel).
  */
 export function pairwisePart(
   values: ArrayLike<number>,
@@ -144,13 +145,14 @@ export function pairwisePart(
   from: number,
   to: number,
   out: number[] = [],
+  sum: (start: number, n: number) => number = (start, n) => pairwiseSum(values, start, n),
 ): number[] {
   const segments = pairwiseSegments(length, from, to);
   for (let i = 0; i < segments.length; i += 3) {
-    const start = segments[i] as number;
-    const end = segments[i + 1] as number;
-    if (segments[i + 2] === 1) out.push(pairwiseSum(values, start - from, end - start));
-    else for (let d = start; d < end; d++) out.push(values[d - from] as number);
+    const start = (segments[i] as number) - from;
+    const end = (segments[i + 1] as number) - from;
+    if (segments[i + 2] === 1) out.push(sum(start, end - start));
+    else for (let d = start; d < end; d++) out.push(values[d] as number);
   }
   return out;
 }

@@ -12,7 +12,7 @@
  */
 import { lcsAgainst } from './lcs-js.ts';
 import { MAX_DISTINCT_LENGTHS, MAX_WASM_TOKENS, WASM_LANES, WasmScanner, WIDE_LANES } from './lcs-wasm.ts';
-import { pairwisePart, pairwiseSegments } from './mean.ts';
+import { pairwisePart } from './mean.ts';
 import { fillScoreTable, fMeasure } from './rouge.ts';
 import type { TokenPool } from './token-pool.ts';
 
@@ -151,24 +151,28 @@ export class PoolShard {
     };
     const sums: number[] = [];
     const top = new TopK();
+    const keep = (c: number, scores: Float64Array, positions: Int32Array, filled: number) => {
+      result.counts[c] = filled;
+      result.scores.set(scores.subarray(0, filled), c * k);
+      result.positions.set(positions.subarray(0, filled), c * k);
+    };
     batch.pending.forEach((where, c) => {
       const size = sizes[c] as number;
       if ('slot' in where) {
         const scanner = this.#scanner as WasmScanner;
-        const m = (candidates[c] as Int32Array).length;
-        const filled = scanner.score(where.slot, where.lane, m, from, to, k);
+        const filled = scanner.score(
+          where.slot,
+          where.lane,
+          (candidates[c] as Int32Array).length,
+          from,
+          to,
+          k,
+        );
         const best = scanner.top(k);
-        result.counts[c] = filled;
-        result.scores.set(best.scores.subarray(0, filled), c * k);
-        result.positions.set(best.positions.subarray(0, filled), c * k);
-        const scores = scanner.scores(to - from);
-        const segments = pairwiseSegments(size, from, to);
-        for (let i = 0; i < segments.length; i += 3) {
-          const start = segments[i] as number;
-          const end = segments[i + 1] as number;
-          if (segments[i + 2] === 1) sums.push(scanner.pairwise(start - from, end - start));
-          else for (let d = start; d < end; d++) sums.push(scores[d - from] as number);
-        }
+        keep(c, best.scores, best.positions, filled);
+        pairwisePart(scanner.scores(to - from), size, from, to, sums, (start, n) =>
+          scanner.pairwise(start, n),
+        );
       } else {
         top.reset(k);
         let floor = top.floor;
@@ -176,9 +180,7 @@ export class PoolShard {
           const score = where.scores[d - from] as number;
           if (score > floor) floor = top.offer(score, d);
         }
-        result.counts[c] = top.filled;
-        result.scores.set(top.scores.subarray(0, top.filled), c * k);
-        result.positions.set(top.positions.subarray(0, top.filled), c * k);
+        keep(c, top.scores, top.positions, top.filled);
         pairwisePart(where.scores, size, from, to, sums);
       }
       result.sumStarts[c + 1] = sums.length;
