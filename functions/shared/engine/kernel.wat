@@ -14,7 +14,7 @@
   ;; of 1 to 32 tokens, one per 32-bit lane, against instructions [docFrom, docTo). `full` is followed by
   ;; the lanes' m + 1 (m: the candidate's token count) as 16 int16. For each instruction d, of length id
   ;; r (int32 at lengthIds + 4 d; see TokenPool.lengthsById):
-  ;; - byte c of row hist + 16 r is raised to candidate c's LCS: per length the longest LCS, from which
+  ;; - byte c of row hist + 32 r is raised to candidate c's LCS: per length the longest LCS, from which
   ;;   the caller reads the highest score;
   ;; - candidate c's score index r (m + 1) + lcs, into its table of scores by length and LCS, is stored
   ;;   as int16 at out + c laneBytes + 2 d, for `score`.
@@ -23,10 +23,13 @@
   (func (export "scan16")
     (param $doc i32) (param $docTo i32) (param $offsets i32) (param $tokens i32) (param $lengthIds i32)
     (param $rowOf i32) (param $masks i32) (param $full i32) (param $hist i32) (param $out i32) (param $laneBytes i32)
-    (local $k i32) (local $end i32) (local $n i32) (local $row i32) (local $mask i32) (local $at i32)
+    (param $scratch i32)
+    (local $first i32) (local $k i32) (local $end i32) (local $n i32) (local $row i32) (local $mask i32)
+    (local $at i32)
     (local $counts v128) (local $u v128) (local $lo v128) (local $hi v128) (local $s0 v128) (local $s1 v128)
     (local $f0 v128) (local $f1 v128) (local $f2 v128) (local $f3 v128)
     (local $v0 v128) (local $v1 v128) (local $v2 v128) (local $v3 v128)
+    (local.set $first (local.get $doc))
     (local.set $f0 (v128.load offset=0 (local.get $full)))
     (local.set $f1 (v128.load offset=16 (local.get $full)))
     (local.set $f2 (v128.load offset=32 (local.get $full)))
@@ -76,7 +79,7 @@
               (i32x4.extadd_pairwise_i16x8_u (i16x8.extadd_pairwise_i8x16_u (i8x16.popcnt (v128.andnot (local.get $f2) (local.get $v2)))))
               (i32x4.extadd_pairwise_i16x8_u (i16x8.extadd_pairwise_i8x16_u (i8x16.popcnt (v128.andnot (local.get $f3) (local.get $v3))))))))
         ;; The histogram row of this length keeps the highest LCS of each lane.
-        (local.set $row (i32.add (local.get $hist) (i32.shl (local.get $n) (i32.const 4))))
+        (local.set $row (i32.add (local.get $hist) (i32.shl (local.get $n) (i32.const 5))))
         (v128.store (local.get $row) (i8x16.max_u (v128.load (local.get $row)) (local.get $counts)))
         ;; Score indices: row (m + 1) + lcs, row being the instruction's length id.
         (local.set $u (i16x8.splat (local.get $n)))
@@ -84,49 +87,141 @@
           (i16x8.add (i16x8.mul (local.get $u) (local.get $s0)) (i16x8.extend_low_i8x16_u (local.get $counts))))
         (local.set $hi
           (i16x8.add (i16x8.mul (local.get $u) (local.get $s1)) (i16x8.extend_high_i8x16_u (local.get $counts))))
-        (local.set $at (i32.add (local.get $out) (i32.shl (local.get $doc) (i32.const 1))))
-        (i32.store16 (local.get $at) (i16x8.extract_lane_u 0 (local.get $lo)))
-        (local.set $at (i32.add (local.get $at) (local.get $laneBytes)))
-        (i32.store16 (local.get $at) (i16x8.extract_lane_u 1 (local.get $lo)))
-        (local.set $at (i32.add (local.get $at) (local.get $laneBytes)))
-        (i32.store16 (local.get $at) (i16x8.extract_lane_u 2 (local.get $lo)))
-        (local.set $at (i32.add (local.get $at) (local.get $laneBytes)))
-        (i32.store16 (local.get $at) (i16x8.extract_lane_u 3 (local.get $lo)))
-        (local.set $at (i32.add (local.get $at) (local.get $laneBytes)))
-        (i32.store16 (local.get $at) (i16x8.extract_lane_u 4 (local.get $lo)))
-        (local.set $at (i32.add (local.get $at) (local.get $laneBytes)))
-        (i32.store16 (local.get $at) (i16x8.extract_lane_u 5 (local.get $lo)))
-        (local.set $at (i32.add (local.get $at) (local.get $laneBytes)))
-        (i32.store16 (local.get $at) (i16x8.extract_lane_u 6 (local.get $lo)))
-        (local.set $at (i32.add (local.get $at) (local.get $laneBytes)))
-        (i32.store16 (local.get $at) (i16x8.extract_lane_u 7 (local.get $lo)))
-        (local.set $at (i32.add (local.get $at) (local.get $laneBytes)))
-        (i32.store16 (local.get $at) (i16x8.extract_lane_u 0 (local.get $hi)))
-        (local.set $at (i32.add (local.get $at) (local.get $laneBytes)))
-        (i32.store16 (local.get $at) (i16x8.extract_lane_u 1 (local.get $hi)))
-        (local.set $at (i32.add (local.get $at) (local.get $laneBytes)))
-        (i32.store16 (local.get $at) (i16x8.extract_lane_u 2 (local.get $hi)))
-        (local.set $at (i32.add (local.get $at) (local.get $laneBytes)))
-        (i32.store16 (local.get $at) (i16x8.extract_lane_u 3 (local.get $hi)))
-        (local.set $at (i32.add (local.get $at) (local.get $laneBytes)))
-        (i32.store16 (local.get $at) (i16x8.extract_lane_u 4 (local.get $hi)))
-        (local.set $at (i32.add (local.get $at) (local.get $laneBytes)))
-        (i32.store16 (local.get $at) (i16x8.extract_lane_u 5 (local.get $hi)))
-        (local.set $at (i32.add (local.get $at) (local.get $laneBytes)))
-        (i32.store16 (local.get $at) (i16x8.extract_lane_u 6 (local.get $hi)))
-        (local.set $at (i32.add (local.get $at) (local.get $laneBytes)))
-        (i32.store16 (local.get $at) (i16x8.extract_lane_u 7 (local.get $hi)))
+        ;; Score indices of 8 instructions at a time go to their lanes with one transposition.
+        (local.set $at
+          (i32.add (local.get $scratch)
+            (i32.shl (i32.and (i32.sub (local.get $doc) (local.get $first)) (i32.const 7)) (i32.const 6))))
+        (v128.store offset=0 (local.get $at) (local.get $lo))
+        (v128.store offset=16 (local.get $at) (local.get $hi))
+        (if (i32.eq (i32.and (i32.sub (local.get $doc) (local.get $first)) (i32.const 7)) (i32.const 7))
+          (then
+            (call $transpose
+              (local.get $scratch)
+              (i32.add (local.get $out) (i32.shl (i32.sub (local.get $doc) (i32.const 7)) (i32.const 1)))
+              (local.get $laneBytes)
+              (i32.const 2))))
         (local.set $doc (i32.add (local.get $doc) (i32.const 1)))
-        (br $documents))))
+        (br $documents)))
+    (local.set $n (i32.and (i32.sub (local.get $docTo) (local.get $first)) (i32.const 7)))
+    (call $scatter
+      (local.get $scratch)
+      (i32.add (local.get $out) (i32.shl (i32.sub (local.get $docTo) (local.get $n)) (i32.const 1)))
+      (local.get $laneBytes)
+      (i32.const 16)
+      (local.get $n)))
+
+  ;; scan32h: as scan16 for 32 candidates of 1 to 16 tokens, one per 16-bit lane (`full` is followed by 32
+  ;; int16, the histogram row and the score indices hold 32 lanes).
+  (func (export "scan32h")
+    (param $doc i32) (param $docTo i32) (param $offsets i32) (param $tokens i32) (param $lengthIds i32)
+    (param $rowOf i32) (param $masks i32) (param $full i32) (param $hist i32) (param $out i32) (param $laneBytes i32)
+    (param $scratch i32)
+    (local $first i32) (local $k i32) (local $end i32) (local $n i32) (local $row i32) (local $mask i32)
+    (local $at i32)
+    (local $counts v128) (local $u v128) (local $s0 v128) (local $s1 v128) (local $s2 v128) (local $s3 v128)
+    (local $c0 v128) (local $c1 v128) (local $c2 v128) (local $c3 v128)
+    (local $f0 v128) (local $f1 v128) (local $f2 v128) (local $f3 v128)
+    (local $v0 v128) (local $v1 v128) (local $v2 v128) (local $v3 v128)
+    (local.set $first (local.get $doc))
+    (local.set $f0 (v128.load offset=0 (local.get $full)))
+    (local.set $f1 (v128.load offset=16 (local.get $full)))
+    (local.set $f2 (v128.load offset=32 (local.get $full)))
+    (local.set $f3 (v128.load offset=48 (local.get $full)))
+    (local.set $s0 (v128.load offset=64 (local.get $full)))
+    (local.set $s1 (v128.load offset=80 (local.get $full)))
+    (local.set $s2 (v128.load offset=96 (local.get $full)))
+    (local.set $s3 (v128.load offset=112 (local.get $full)))
+    (block $done
+      (loop $documents
+        (br_if $done (i32.ge_u (local.get $doc) (local.get $docTo)))
+        (local.set $v0 (local.get $f0))
+        (local.set $v1 (local.get $f1))
+        (local.set $v2 (local.get $f2))
+        (local.set $v3 (local.get $f3))
+        (local.set $row (i32.add (local.get $offsets) (i32.shl (local.get $doc) (i32.const 2))))
+        (local.set $k (i32.add (local.get $tokens) (i32.shl (i32.load (local.get $row)) (i32.const 2))))
+        (local.set $end
+          (i32.add (local.get $tokens) (i32.shl (i32.load offset=4 (local.get $row)) (i32.const 2))))
+        (local.set $n (i32.load (i32.add (local.get $lengthIds) (i32.shl (local.get $doc) (i32.const 2)))))
+        (if (i32.lt_u (local.get $k) (local.get $end))
+          (then
+            (loop $tokens
+              (local.set $mask
+                (i32.add (local.get $masks)
+                  (i32.shl (i32.load16_u (i32.add (local.get $rowOf) (i32.shl (i32.load (local.get $k)) (i32.const 1))))
+                    (i32.const 6))))
+              (local.set $u (v128.and (local.get $v0) (v128.load offset=0 (local.get $mask))))
+              (local.set $v0
+                (v128.or (i16x8.add (local.get $v0) (local.get $u)) (i16x8.sub (local.get $v0) (local.get $u))))
+              (local.set $u (v128.and (local.get $v1) (v128.load offset=16 (local.get $mask))))
+              (local.set $v1
+                (v128.or (i16x8.add (local.get $v1) (local.get $u)) (i16x8.sub (local.get $v1) (local.get $u))))
+              (local.set $u (v128.and (local.get $v2) (v128.load offset=32 (local.get $mask))))
+              (local.set $v2
+                (v128.or (i16x8.add (local.get $v2) (local.get $u)) (i16x8.sub (local.get $v2) (local.get $u))))
+              (local.set $u (v128.and (local.get $v3) (v128.load offset=48 (local.get $mask))))
+              (local.set $v3
+                (v128.or (i16x8.add (local.get $v3) (local.get $u)) (i16x8.sub (local.get $v3) (local.get $u))))
+              (local.set $k (i32.add (local.get $k) (i32.const 4)))
+              (br_if $tokens (i32.lt_u (local.get $k) (local.get $end))))))
+        ;; popcount(full & ~V) per 16-bit lane.
+        (local.set $c0
+          (i16x8.extadd_pairwise_i8x16_u (i8x16.popcnt (v128.andnot (local.get $f0) (local.get $v0)))))
+        (local.set $c1
+          (i16x8.extadd_pairwise_i8x16_u (i8x16.popcnt (v128.andnot (local.get $f1) (local.get $v1)))))
+        (local.set $c2
+          (i16x8.extadd_pairwise_i8x16_u (i8x16.popcnt (v128.andnot (local.get $f2) (local.get $v2)))))
+        (local.set $c3
+          (i16x8.extadd_pairwise_i8x16_u (i8x16.popcnt (v128.andnot (local.get $f3) (local.get $v3)))))
+        ;; The histogram row of this length keeps the highest LCS of each lane (32 bytes).
+        (local.set $row (i32.add (local.get $hist) (i32.shl (local.get $n) (i32.const 5))))
+        (v128.store (local.get $row)
+          (i8x16.max_u (v128.load (local.get $row)) (i8x16.narrow_i16x8_u (local.get $c0) (local.get $c1))))
+        (v128.store offset=16 (local.get $row)
+          (i8x16.max_u (v128.load offset=16 (local.get $row)) (i8x16.narrow_i16x8_u (local.get $c2) (local.get $c3))))
+        ;; Score indices: row (m + 1) + lcs, row being the instruction's length id.
+        (local.set $u (i16x8.splat (local.get $n)))
+        (local.set $c0 (i16x8.add (i16x8.mul (local.get $u) (local.get $s0)) (local.get $c0)))
+        (local.set $c1 (i16x8.add (i16x8.mul (local.get $u) (local.get $s1)) (local.get $c1)))
+        (local.set $c2 (i16x8.add (i16x8.mul (local.get $u) (local.get $s2)) (local.get $c2)))
+        (local.set $c3 (i16x8.add (i16x8.mul (local.get $u) (local.get $s3)) (local.get $c3)))
+        ;; Score indices of 8 instructions at a time go to their lanes with one transposition.
+        (local.set $at
+          (i32.add (local.get $scratch)
+            (i32.shl (i32.and (i32.sub (local.get $doc) (local.get $first)) (i32.const 7)) (i32.const 6))))
+        (v128.store offset=0 (local.get $at) (local.get $c0))
+        (v128.store offset=16 (local.get $at) (local.get $c1))
+        (v128.store offset=32 (local.get $at) (local.get $c2))
+        (v128.store offset=48 (local.get $at) (local.get $c3))
+        (if (i32.eq (i32.and (i32.sub (local.get $doc) (local.get $first)) (i32.const 7)) (i32.const 7))
+          (then
+            (call $transpose
+              (local.get $scratch)
+              (i32.add (local.get $out) (i32.shl (i32.sub (local.get $doc) (i32.const 7)) (i32.const 1)))
+              (local.get $laneBytes)
+              (i32.const 4))))
+        (local.set $doc (i32.add (local.get $doc) (i32.const 1)))
+        (br $documents)))
+    (local.set $n (i32.and (i32.sub (local.get $docTo) (local.get $first)) (i32.const 7)))
+    (call $scatter
+      (local.get $scratch)
+      (i32.add (local.get $out) (i32.shl (i32.sub (local.get $docTo) (local.get $n)) (i32.const 1)))
+      (local.get $laneBytes)
+      (i32.const 32)
+      (local.get $n)))
+
 
   ;; scan8w: as scan16 for 8 candidates of 1 to 64 tokens, one per 64-bit lane.
   (func (export "scan8w")
     (param $doc i32) (param $docTo i32) (param $offsets i32) (param $tokens i32) (param $lengthIds i32)
     (param $rowOf i32) (param $masks i32) (param $full i32) (param $hist i32) (param $out i32) (param $laneBytes i32)
-    (local $k i32) (local $end i32) (local $n i32) (local $row i32) (local $mask i32) (local $at i32)
+    (param $scratch i32)
+    (local $first i32) (local $k i32) (local $end i32) (local $n i32) (local $row i32) (local $mask i32)
+    (local $at i32)
     (local $counts v128) (local $u v128) (local $lo v128) (local $s0 v128)
     (local $f0 v128) (local $f1 v128) (local $f2 v128) (local $f3 v128)
     (local $v0 v128) (local $v1 v128) (local $v2 v128) (local $v3 v128)
+    (local.set $first (local.get $doc))
     (local.set $f0 (v128.load offset=0 (local.get $full)))
     (local.set $f1 (v128.load offset=16 (local.get $full)))
     (local.set $f2 (v128.load offset=32 (local.get $full)))
@@ -178,31 +273,112 @@
                   (i32x4.extadd_pairwise_i16x8_u (i16x8.extadd_pairwise_i8x16_u (i8x16.popcnt (v128.andnot (local.get $f3) (local.get $v3))))))))
             (v128.const i64x2 0 0)))
         ;; The histogram row of this length keeps the highest LCS of each lane.
-        (local.set $row (i32.add (local.get $hist) (i32.shl (local.get $n) (i32.const 4))))
+        (local.set $row (i32.add (local.get $hist) (i32.shl (local.get $n) (i32.const 5))))
         (v128.store (local.get $row) (i8x16.max_u (v128.load (local.get $row)) (local.get $counts)))
         ;; Score indices: row (m + 1) + lcs, row being the instruction's length id.
         (local.set $lo
           (i16x8.add
             (i16x8.mul (i16x8.splat (local.get $n)) (local.get $s0))
             (i16x8.extend_low_i8x16_u (local.get $counts))))
-        (local.set $at (i32.add (local.get $out) (i32.shl (local.get $doc) (i32.const 1))))
-        (i32.store16 (local.get $at) (i16x8.extract_lane_u 0 (local.get $lo)))
-        (local.set $at (i32.add (local.get $at) (local.get $laneBytes)))
-        (i32.store16 (local.get $at) (i16x8.extract_lane_u 1 (local.get $lo)))
-        (local.set $at (i32.add (local.get $at) (local.get $laneBytes)))
-        (i32.store16 (local.get $at) (i16x8.extract_lane_u 2 (local.get $lo)))
-        (local.set $at (i32.add (local.get $at) (local.get $laneBytes)))
-        (i32.store16 (local.get $at) (i16x8.extract_lane_u 3 (local.get $lo)))
-        (local.set $at (i32.add (local.get $at) (local.get $laneBytes)))
-        (i32.store16 (local.get $at) (i16x8.extract_lane_u 4 (local.get $lo)))
-        (local.set $at (i32.add (local.get $at) (local.get $laneBytes)))
-        (i32.store16 (local.get $at) (i16x8.extract_lane_u 5 (local.get $lo)))
-        (local.set $at (i32.add (local.get $at) (local.get $laneBytes)))
-        (i32.store16 (local.get $at) (i16x8.extract_lane_u 6 (local.get $lo)))
-        (local.set $at (i32.add (local.get $at) (local.get $laneBytes)))
-        (i32.store16 (local.get $at) (i16x8.extract_lane_u 7 (local.get $lo)))
+        ;; Score indices of 8 instructions at a time go to their lanes with one transposition.
+        (local.set $at
+          (i32.add (local.get $scratch)
+            (i32.shl (i32.and (i32.sub (local.get $doc) (local.get $first)) (i32.const 7)) (i32.const 6))))
+        (v128.store offset=0 (local.get $at) (local.get $lo))
+        (if (i32.eq (i32.and (i32.sub (local.get $doc) (local.get $first)) (i32.const 7)) (i32.const 7))
+          (then
+            (call $transpose
+              (local.get $scratch)
+              (i32.add (local.get $out) (i32.shl (i32.sub (local.get $doc) (i32.const 7)) (i32.const 1)))
+              (local.get $laneBytes)
+              (i32.const 1))))
         (local.set $doc (i32.add (local.get $doc) (i32.const 1)))
-        (br $documents))))
+        (br $documents)))
+    (local.set $n (i32.and (i32.sub (local.get $docTo) (local.get $first)) (i32.const 7)))
+    (call $scatter
+      (local.get $scratch)
+      (i32.add (local.get $out) (i32.shl (i32.sub (local.get $docTo) (local.get $n)) (i32.const 1)))
+      (local.get $laneBytes)
+      (i32.const 8)
+      (local.get $n)))
+
+  ;; transpose(scratch, out, laneBytes, blocks): moves the score indices of 8 instructions from
+  ;; `scratch` (instruction i's at scratch + 64 i, 8 lanes of int16 per 16-byte block) to their lanes
+  ;; (lane c's 8 indices at out + c laneBytes): per block, an 8 x 8 transposition of int16 in three rounds
+  ;; of interleaving (16, 32, then 64 bits).
+  (func $transpose (param $scratch i32) (param $out i32) (param $laneBytes i32) (param $blocks i32)
+    (local $r0 v128) (local $r1 v128) (local $r2 v128) (local $r3 v128)
+    (local $r4 v128) (local $r5 v128) (local $r6 v128) (local $r7 v128)
+    (local $t0 v128) (local $t1 v128) (local $t2 v128) (local $t3 v128)
+    (local $t4 v128) (local $t5 v128) (local $t6 v128) (local $t7 v128)
+    (block $done
+      (loop $block
+        (br_if $done (i32.eqz (local.get $blocks)))
+        (local.set $r0 (v128.load offset=0 (local.get $scratch)))
+        (local.set $r1 (v128.load offset=64 (local.get $scratch)))
+        (local.set $r2 (v128.load offset=128 (local.get $scratch)))
+        (local.set $r3 (v128.load offset=192 (local.get $scratch)))
+        (local.set $r4 (v128.load offset=256 (local.get $scratch)))
+        (local.set $r5 (v128.load offset=320 (local.get $scratch)))
+        (local.set $r6 (v128.load offset=384 (local.get $scratch)))
+        (local.set $r7 (v128.load offset=448 (local.get $scratch)))
+        (local.set $t0 (i8x16.shuffle 0 1 16 17 2 3 18 19 4 5 20 21 6 7 22 23 (local.get $r0) (local.get $r1)))
+        (local.set $t1 (i8x16.shuffle 8 9 24 25 10 11 26 27 12 13 28 29 14 15 30 31 (local.get $r0) (local.get $r1)))
+        (local.set $t2 (i8x16.shuffle 0 1 16 17 2 3 18 19 4 5 20 21 6 7 22 23 (local.get $r2) (local.get $r3)))
+        (local.set $t3 (i8x16.shuffle 8 9 24 25 10 11 26 27 12 13 28 29 14 15 30 31 (local.get $r2) (local.get $r3)))
+        (local.set $t4 (i8x16.shuffle 0 1 16 17 2 3 18 19 4 5 20 21 6 7 22 23 (local.get $r4) (local.get $r5)))
+        (local.set $t5 (i8x16.shuffle 8 9 24 25 10 11 26 27 12 13 28 29 14 15 30 31 (local.get $r4) (local.get $r5)))
+        (local.set $t6 (i8x16.shuffle 0 1 16 17 2 3 18 19 4 5 20 21 6 7 22 23 (local.get $r6) (local.get $r7)))
+        (local.set $t7 (i8x16.shuffle 8 9 24 25 10 11 26 27 12 13 28 29 14 15 30 31 (local.get $r6) (local.get $r7)))
+        (local.set $r0 (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $t0) (local.get $t2)))
+        (local.set $r1 (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $t0) (local.get $t2)))
+        (local.set $r2 (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $t1) (local.get $t3)))
+        (local.set $r3 (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $t1) (local.get $t3)))
+        (local.set $r4 (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $t4) (local.get $t6)))
+        (local.set $r5 (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $t4) (local.get $t6)))
+        (local.set $r6 (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $t5) (local.get $t7)))
+        (local.set $r7 (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $t5) (local.get $t7)))
+        (v128.store (local.get $out) (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $r0) (local.get $r4)))
+        (local.set $out (i32.add (local.get $out) (local.get $laneBytes)))
+        (v128.store (local.get $out) (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $r0) (local.get $r4)))
+        (local.set $out (i32.add (local.get $out) (local.get $laneBytes)))
+        (v128.store (local.get $out) (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $r1) (local.get $r5)))
+        (local.set $out (i32.add (local.get $out) (local.get $laneBytes)))
+        (v128.store (local.get $out) (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $r1) (local.get $r5)))
+        (local.set $out (i32.add (local.get $out) (local.get $laneBytes)))
+        (v128.store (local.get $out) (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $r2) (local.get $r6)))
+        (local.set $out (i32.add (local.get $out) (local.get $laneBytes)))
+        (v128.store (local.get $out) (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $r2) (local.get $r6)))
+        (local.set $out (i32.add (local.get $out) (local.get $laneBytes)))
+        (v128.store (local.get $out) (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $r3) (local.get $r7)))
+        (local.set $out (i32.add (local.get $out) (local.get $laneBytes)))
+        (v128.store (local.get $out) (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $r3) (local.get $r7)))
+        (local.set $out (i32.add (local.get $out) (local.get $laneBytes)))
+        (local.set $scratch (i32.add (local.get $scratch) (i32.const 16)))
+        (local.set $blocks (i32.sub (local.get $blocks) (i32.const 1)))
+        (br $block))))
+
+  ;; scatter(scratch, out, laneBytes, lanes, count): as transpose, for the last `count` (< 8) instructions
+  ;; of a scan, one index at a time.
+  (func $scatter
+    (param $scratch i32) (param $out i32) (param $laneBytes i32) (param $lanes i32) (param $count i32)
+    (local $i i32)
+    (block $done
+      (loop $lanes
+        (br_if $done (i32.eqz (local.get $lanes)))
+        (local.set $i (i32.const 0))
+        (block $next
+          (loop $indices
+            (br_if $next (i32.ge_u (local.get $i) (local.get $count)))
+            (i32.store16
+              (i32.add (local.get $out) (i32.shl (local.get $i) (i32.const 1)))
+              (i32.load16_u (i32.add (local.get $scratch) (i32.shl (local.get $i) (i32.const 6)))))
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br $indices)))
+        (local.set $out (i32.add (local.get $out) (local.get $laneBytes)))
+        (local.set $scratch (i32.add (local.get $scratch) (i32.const 2)))
+        (local.set $lanes (i32.sub (local.get $lanes) (i32.const 1)))
+        (br $lanes))))
 
   ;; score(indices, docFrom, docTo, table, scores): for each instruction d of [docFrom, docTo), the
   ;; candidate's ROUGE-L F-measure, the double table[index] for its score index (int16 at indices + 2 d,

@@ -22,17 +22,22 @@ import type { TokenPool } from './token-pool.ts';
 /** The kernel does not compile on a runtime that has WebAssembly SIMD: `kernel.wasm.ts` is broken. */
 export class WasmKernelInvalid extends SelfInstructError {}
 
-/** Candidates of at most 32 tokens scanned together by one call. */
-export const WASM_LANES = 16;
-/** Candidates of 33–64 tokens scanned together by one call. */
-export const WIDE_LANES = 8;
+/**
+ * Bits per lane of a scan: a candidate of at most 16 tokens fits a 16-bit lane (32 per scan), one of at
+ * most 32 a 32-bit lane (16 per scan), one of at most 64 a 64-bit lane (8 per scan).
+ */
+export type LaneBits = 16 | 32 | 64;
+/** Candidates a scan holds, by lane width. */
+export const LANES: Readonly<Record<LaneBits, number>> = { 16: 32, 32: 16, 64: 8 };
 /** Longest candidate (in tokens) the kernel takes. */
 export const MAX_WASM_TOKENS = 64;
+/** Lanes of score indices per slot: a scan of 16-bit lanes fills two slots, the others one. */
+export const SLOT_LANES = 16;
 
-const ROW_BYTES = 64; // one row of masks: 16 lanes × int32
-const HIST_BYTES = 16;
+const ROW_BYTES = 64; // one row of masks: 512 bits, one per candidate token of a scan
+const HIST_BYTES = 32; // one LCS byte per lane per instruction length
 /** Rows of masks: one of zeros, and one per distinct token of the candidates of a scan (16 × 32). */
-const MASK_ROWS = 1 + WASM_LANES * 32; // one LCS byte per lane per instruction length
+const MASK_ROWS = 1 + 512;
 const INDEX_BYTES = 2; // one score index per lane per instruction
 const PAGE = 65536;
 /**
@@ -74,8 +79,10 @@ type Scan = (
   hist: number,
   out: number,
   laneBytes: number,
+  scratch: number,
 ) => void;
 interface Kernel {
+  scan32h: Scan;
   scan16: Scan;
   scan8w: Scan;
   score: (indices: number, docFrom: number, docTo: number, table: number, scores: number) => void;
@@ -134,6 +141,8 @@ interface Capacity {
 
 /** Byte addresses of the regions of the kernel's memory, and the capacities they were sized for. */
 interface Layout extends Capacity {
+  /** The score indices of 8 instructions, on their way to their lanes (8 × 64 bytes). */
+  scratch: number;
   /** Per token id, its row in `masks` (int16; 0, a row of zeros, for a token no candidate has). */
   rowOf: number;
   masks: number;
@@ -163,10 +172,11 @@ function views(buffer: ArrayBuffer) {
 }
 
 function layoutFor(capacity: Capacity): Layout {
-  const masks = 0;
+  const scratch = 0;
+  const masks = scratch + 8 * 64;
   const rowOf = masks + MASK_ROWS * ROW_BYTES;
   const full = rowOf + align(capacity.idLimit * 2);
-  const hist = full + ROW_BYTES + 32; // the full row, then each lane's m + 1 as int16
+  const hist = full + ROW_BYTES + 64; // the full row, then each lane's m + 1 as int16
   const tables = hist + align(capacity.lengths * HIST_BYTES);
   const top = tables + align(capacity.lengths * tableStart(MAX_WASM_TOKENS + 1) * 8);
   const offsets = top + align(capacity.k * 12);
@@ -174,9 +184,10 @@ function layoutFor(capacity: Capacity): Layout {
   const lengthIds = tokenIds + align(capacity.tokens * 4);
   const scores = lengthIds + align(capacity.documents * 4);
   const out = scores + capacity.documents * 8;
-  const bytes = out + capacity.slots * WASM_LANES * capacity.documents * INDEX_BYTES;
+  const bytes = out + capacity.slots * SLOT_LANES * capacity.documents * INDEX_BYTES;
   return {
     ...capacity,
+    scratch,
     rowOf,
     masks,
     full,
@@ -279,37 +290,36 @@ export class WasmScanner {
 
   /**
    * Scans `candidates` (token ids; ids outside the pool's match nothing) against instructions
-   * `[from, to)` into `slot`: up to 16 of 1–32 tokens, or up to 8 of 1–64 tokens when `wide`. Returns
-   * each candidate's highest ROUGE-L F-measure over the range (0 for an empty range).
+   * `[from, to)` into `slot` (and the next one, for 16-bit lanes): up to `LANES[bits]` candidates of at
+   * most `bits` tokens each. Returns each candidate's highest ROUGE-L F-measure over the range (0 for an
+   * empty range).
    */
   scan(
     slot: number,
     candidates: readonly Int32Array[],
     from: number,
     to: number,
-    wide: boolean,
+    bits: LaneBits,
   ): Float64Array {
-    const lanes = wide ? WIDE_LANES : WASM_LANES;
     const layout = this.#layout;
-    if (candidates.length > lanes) throw new RangeError(`at most ${lanes} candidates per scan`);
-    if (slot >= layout.slots || to > this.#synced) throw new RangeError('scan outside the batch begun');
-    const { u8, u16, i32, f64 } = this.#views;
-    const masks = i32.subarray(layout.masks / 4, layout.masks / 4 + MASK_ROWS * 16);
+    if (candidates.length > LANES[bits]) throw new RangeError(`at most ${LANES[bits]} candidates per scan`);
+    if (slot + (bits === 16 ? 2 : 1) > layout.slots || to > this.#synced)
+      throw new RangeError('scan outside the batch begun');
+    const { u8, u16, f64 } = this.#views;
+    const masks = u16.subarray(layout.masks / 2, layout.masks / 2 + MASK_ROWS * 32);
     const rowOf = u16.subarray(layout.rowOf / 2, layout.rowOf / 2 + layout.idLimit);
-    const full = i32.subarray(layout.full / 4, layout.full / 4 + 16);
-    const strides = u16.subarray((layout.full + ROW_BYTES) / 2, (layout.full + ROW_BYTES) / 2 + WASM_LANES);
+    const full = u16.subarray(layout.full / 2, layout.full / 2 + 64);
     const idLimit = this.#pool.idLimit;
-    const slots = wide ? 2 : 1;
+    const units = bits / 16; // 16-bit words per lane
     // A row of masks per distinct token of the candidates, so that the rows scanned stay in cache.
     let rows = 1;
     candidates.forEach((ids, lane) => {
-      if (ids.length === 0 || ids.length > 32 * slots)
-        throw new RangeError(`a lane holds 1 to ${32 * slots} tokens`);
-      for (let half = 0; half < slots; half++) {
-        const bits = Math.min(32, Math.max(0, ids.length - 32 * half));
-        full[lane * slots + half] = bits === 32 ? -1 : (1 << bits) - 1;
+      if (ids.length === 0 || ids.length > bits) throw new RangeError(`a lane holds 1 to ${bits} tokens`);
+      for (let unit = 0; unit < units; unit++) {
+        const set = Math.min(16, Math.max(0, ids.length - 16 * unit));
+        full[lane * units + unit] = (1 << set) - 1;
       }
-      strides[lane] = ids.length + 1;
+      full[32 + lane] = ids.length + 1; // the lane's row stride in its table of scores
       for (let i = 0; i < ids.length; i++) {
         const id = ids[i] as number;
         if (id < 0 || id >= idLimit) continue;
@@ -318,11 +328,11 @@ export class WasmScanner {
           row = rows++;
           rowOf[id] = row;
         }
-        const at = row * 16 + lane * slots + (i >>> 5);
-        masks[at] = (masks[at] as number) | (1 << (i & 31));
+        const at = row * 32 + lane * units + (i >>> 4);
+        masks[at] = (masks[at] as number) | (1 << (i & 15));
       }
     });
-    (wide ? this.#kernel.scan8w : this.#kernel.scan16)(
+    ({ 16: this.#kernel.scan32h, 32: this.#kernel.scan16, 64: this.#kernel.scan8w })[bits](
       from,
       to,
       layout.offsets,
@@ -334,13 +344,13 @@ export class WasmScanner {
       layout.hist,
       this.#indices(slot, 0),
       layout.documents * INDEX_BYTES,
+      layout.scratch,
     );
     for (const ids of candidates) {
       for (const id of ids) if (id >= 0 && id < idLimit) rowOf[id] = 0;
     }
-    masks.fill(0, 0, rows * 16);
+    masks.fill(0, 0, rows * 32);
     full.fill(0);
-    strides.fill(0);
 
     // Per instruction length, the longest LCS of each candidate: F grows with the LCS at a fixed length,
     // so the highest score is the highest of F(longest LCS, m, n) over the lengths n.
@@ -362,7 +372,7 @@ export class WasmScanner {
   /** Where lane `lane` of `slot` keeps its score indices. */
   #indices(slot: number, lane: number): number {
     const layout = this.#layout;
-    return layout.out + (slot * WASM_LANES + lane) * layout.documents * INDEX_BYTES;
+    return layout.out + (slot * SLOT_LANES + lane) * layout.documents * INDEX_BYTES;
   }
 
   /**

@@ -11,7 +11,14 @@
  * work; longer ones, and all of them without SIMD or with `kernel: 'js'`, to the JavaScript kernel.
  */
 import { lcsAgainst } from './lcs-js.ts';
-import { MAX_DISTINCT_LENGTHS, MAX_WASM_TOKENS, WASM_LANES, WasmScanner, WIDE_LANES } from './lcs-wasm.ts';
+import {
+  LANES,
+  type LaneBits,
+  MAX_DISTINCT_LENGTHS,
+  MAX_WASM_TOKENS,
+  SLOT_LANES,
+  WasmScanner,
+} from './lcs-wasm.ts';
 import { pairwisePart } from './mean.ts';
 import { fillScoreTable, fMeasure } from './rouge.ts';
 import type { TokenPool } from './token-pool.ts';
@@ -97,26 +104,26 @@ export class PoolShard {
     const pending: Pending[] = [];
     const scanner = this.#pool.lengthsById.length <= MAX_DISTINCT_LENGTHS ? this.#scanner : null;
     if (scanner !== null) {
-      const narrow: number[] = [];
-      const wide: number[] = [];
-      candidates.forEach((ids, c) => {
-        if (ids.length > 0 && ids.length <= 32) narrow.push(c);
-        else if (ids.length > 32 && ids.length <= MAX_WASM_TOKENS) wide.push(c);
-      });
-      const groups = [...chunks(narrow, WASM_LANES, false), ...chunks(wide, WIDE_LANES, true)];
-      scanner.begin(groups.length, k);
-      groups.forEach(([group, isWide], slot) => {
+      const groups = scanGroups(candidates);
+      const slots = groups.map(([, bits]) => (bits === 16 ? 2 : 1));
+      scanner.begin(
+        slots.reduce((sum, n) => sum + n, 0),
+        k,
+      );
+      let slot = 0;
+      groups.forEach(([group, bits], g) => {
         const best = scanner.scan(
           slot,
           group.map((c) => candidates[c] as Int32Array),
           from,
           to,
-          isWide,
+          bits,
         );
         group.forEach((c, lane) => {
           highest[c] = best[lane] as number;
-          pending[c] = { slot, lane };
+          pending[c] = { slot: slot + Math.floor(lane / SLOT_LANES), lane: lane % SLOT_LANES };
         });
+        slot += slots[g] as number;
       });
     }
     candidates.forEach((ids, c) => {
@@ -213,6 +220,25 @@ export class PoolShard {
   }
 }
 
-function* chunks(items: number[], size: number, wide: boolean): Generator<[number[], boolean]> {
-  for (let start = 0; start < items.length; start += size) yield [items.slice(start, start + size), wide];
+/**
+ * The candidates the WebAssembly kernel takes (1–64 tokens), grouped into scans by lane width: each in
+ * the narrowest lanes that hold it, except that a last, partial group of 16-bit lanes holding at most 16
+ * joins the 32-bit lanes, where it costs nothing when they have room.
+ */
+function scanGroups(candidates: readonly Int32Array[]): [number[], LaneBits][] {
+  const byBits: Record<LaneBits, number[]> = { 16: [], 32: [], 64: [] };
+  candidates.forEach((ids, c) => {
+    const m = ids.length;
+    if (m > 0 && m <= MAX_WASM_TOKENS) byBits[m <= 16 ? 16 : m <= 32 ? 32 : 64].push(c);
+  });
+  const rest = byBits[16].length % LANES[16];
+  if (rest > 0 && rest <= LANES[32]) byBits[32].push(...byBits[16].splice(-rest));
+  const groups: [number[], LaneBits][] = [];
+  for (const bits of [16, 32, 64] as const) {
+    const list = byBits[bits];
+    for (let start = 0; start < list.length; start += LANES[bits]) {
+      groups.push([list.slice(start, start + LANES[bits]), bits]);
+    }
+  }
+  return groups;
 }
