@@ -132,6 +132,8 @@ export function wasmSimdAvailable(): boolean {
 interface Capacity {
   idLimit: number;
   documents: number;
+  /** Instructions scanned by one batch (`to - from`). */
+  range: number;
   tokens: number;
   /** Distinct instruction lengths. */
   lengths: number;
@@ -154,7 +156,7 @@ interface Layout extends Capacity {
   tokenIds: number;
   lengthIds: number;
   scores: number;
-  /** Lane `c` of slot `s` keeps its score indices (int16) at `out + (16 s + c) * 2 * documents`. */
+  /** Lane `c` of slot `s` keeps instruction `from + i`'s score index (int16) at `out + ((16 s + c) range + i) * 2`. */
   out: number;
   bytes: number;
 }
@@ -183,8 +185,8 @@ function layoutFor(capacity: Capacity): Layout {
   const tokenIds = offsets + align((capacity.documents + 1) * 4);
   const lengthIds = tokenIds + align(capacity.tokens * 4);
   const scores = lengthIds + align(capacity.documents * 4);
-  const out = scores + capacity.documents * 8;
-  const bytes = out + capacity.slots * SLOT_LANES * capacity.documents * INDEX_BYTES;
+  const out = scores + align(capacity.range * 8);
+  const bytes = out + capacity.slots * SLOT_LANES * capacity.range * INDEX_BYTES;
   return {
     ...capacity,
     scratch,
@@ -205,16 +207,13 @@ function layoutFor(capacity: Capacity): Layout {
 
 /**
  * The kernel bound to one `TokenPool`. Per batch: `begin` (mirror the pool, size the memory), `scan`
- * each group of candidates into its own slot, then per candidate `score` and `pairwise`. Get it with
- * `WasmScanner.for(pool)`; null without WebAssembly SIMD.
+ * each group of candidates into its own slot, then per candidate `score` and `pairwise`.
  */
 export class WasmScanner {
-  static readonly #scanners = new WeakMap<TokenPool, WasmScanner>();
-
   readonly #pool: TokenPool;
   readonly #memory: WasmMemory;
   readonly #kernel: Kernel;
-  #layout: Layout = layoutFor({ idLimit: 0, documents: 0, tokens: 0, lengths: 0, slots: 0, k: 0 });
+  #layout: Layout = layoutFor({ idLimit: 0, documents: 0, range: 0, tokens: 0, lengths: 0, slots: 0, k: 0 });
   #synced = 0;
   /** Distinct instruction lengths of the pool when the batch began: the rows its scans refer to. */
   #lengths = 0;
@@ -230,43 +229,42 @@ export class WasmScanner {
   }
 
   /**
-   * The scanner of `pool` (one per pool, created on first use), or null without WebAssembly SIMD. Check
-   * `MAX_DISTINCT_LENGTHS` before each batch.
+   * A scanner of `pool`, or null without WebAssembly SIMD. Check `MAX_DISTINCT_LENGTHS` before each
+   * batch. Each scanner keeps its own copy of the pool and its own batch.
    */
-  static for(pool: TokenPool): WasmScanner | null {
-    let scanner = WasmScanner.#scanners.get(pool);
-    if (scanner === undefined) {
-      const wasm = kernelModule();
-      if (wasm === null || wasmApi === undefined) return null;
-      scanner = new WasmScanner(pool, wasm, wasmApi);
-      WasmScanner.#scanners.set(pool, scanner);
-    }
-    return scanner;
+  static create(pool: TokenPool): WasmScanner | null {
+    const wasm = kernelModule();
+    return wasm === null || wasmApi === undefined ? null : new WasmScanner(pool, wasm, wasmApi);
   }
 
   /**
-   * Starts a batch of `slots` scans whose candidates keep their `k` best: copies the instructions added
-   * to the pool since the last batch, re-laying out the memory when it is too small (which forgets
-   * earlier slots). Slots, scores and top k stay valid until the next `begin`.
+   * Starts a batch of `slots` scans of `range` instructions each whose candidates keep their `k` best:
+   * copies the instructions added to the pool since the last batch, re-laying out the memory when it is
+   * too small (which forgets earlier slots). Slots, scores and top k stay valid until the next `begin`.
    */
-  begin(slots: number, k: number): void {
+  begin(slots: number, k: number, range: number): void {
     const pool = this.#pool;
     let layout = this.#layout;
     if (
       pool.idLimit > layout.idLimit ||
       pool.size > layout.documents ||
+      range > layout.range ||
       pool.tokenCount > layout.tokens ||
       pool.lengthsById.length > layout.lengths ||
       slots > layout.slots ||
       k > layout.k
     ) {
+      // Each capacity grows when it falls short, by half again or more, so that re-layouts stay rare.
+      const grow = (need: number, has: number, least: number) =>
+        need > has ? Math.max(need, Math.ceil(1.5 * has), least) : has;
       layout = layoutFor({
-        idLimit: Math.max(pool.idLimit, 2 * layout.idLimit, 1024),
-        documents: Math.max(pool.size, 2 * layout.documents, 256),
-        tokens: Math.max(pool.tokenCount, 2 * layout.tokens, 4096),
-        lengths: Math.min(Math.max(pool.lengthsById.length, 2 * layout.lengths, 64), MAX_DISTINCT_LENGTHS),
-        slots: Math.max(slots, layout.slots),
-        k: Math.max(k, layout.k),
+        idLimit: grow(pool.idLimit, layout.idLimit, 1024),
+        documents: grow(pool.size, layout.documents, 256),
+        range: grow(range, layout.range, 256),
+        tokens: grow(pool.tokenCount, layout.tokens, 4096),
+        lengths: Math.min(grow(pool.lengthsById.length, layout.lengths, 64), MAX_DISTINCT_LENGTHS),
+        slots: grow(slots, layout.slots, 1),
+        k: grow(k, layout.k, 1),
       });
       const missing = Math.ceil((layout.bytes - this.#memory.buffer.byteLength) / PAGE);
       if (missing > 0) this.#memory.grow(missing);
@@ -303,7 +301,7 @@ export class WasmScanner {
   ): Float64Array {
     const layout = this.#layout;
     if (candidates.length > LANES[bits]) throw new RangeError(`at most ${LANES[bits]} candidates per scan`);
-    if (slot + (bits === 16 ? 2 : 1) > layout.slots || to > this.#synced)
+    if (slot + (bits === 16 ? 2 : 1) > layout.slots || to > this.#synced || to - from > layout.range)
       throw new RangeError('scan outside the batch begun');
     const { u8, u16, f64 } = this.#views;
     const masks = u16.subarray(layout.masks / 2, layout.masks / 2 + MASK_ROWS * 32);
@@ -342,8 +340,8 @@ export class WasmScanner {
       layout.masks,
       layout.full,
       layout.hist,
-      this.#indices(slot, 0),
-      layout.documents * INDEX_BYTES,
+      this.#indices(slot, 0, from),
+      layout.range * INDEX_BYTES,
       layout.scratch,
     );
     for (const ids of candidates) {
@@ -370,9 +368,10 @@ export class WasmScanner {
   }
 
   /** Where lane `lane` of `slot` keeps its score indices. */
-  #indices(slot: number, lane: number): number {
+  #indices(slot: number, lane: number, from: number): number {
     const layout = this.#layout;
-    return layout.out + (slot * SLOT_LANES + lane) * layout.documents * INDEX_BYTES;
+    // Less `from`, so that instruction d's index is at + 2 d; an address below 0 wraps (i32 arithmetic).
+    return layout.out + ((slot * SLOT_LANES + lane) * layout.range - from) * INDEX_BYTES;
   }
 
   /**
@@ -382,7 +381,7 @@ export class WasmScanner {
   score(slot: number, lane: number, m: number, from: number, to: number, k: number): number {
     const layout = this.#layout;
     if (k > layout.k) throw new RangeError('top k larger than the batch begun');
-    this.#kernel.score(this.#indices(slot, lane), from, to, this.#table(m), layout.scores);
+    this.#kernel.score(this.#indices(slot, lane, from), from, to, this.#table(m), layout.scores);
     return this.#kernel.best(layout.scores, to - from, from, layout.top, k);
   }
 

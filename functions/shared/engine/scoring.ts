@@ -230,6 +230,19 @@ export function mergeBatch(
   });
 }
 
+const shards = new WeakMap<RougeIndex, Partial<Record<'auto' | 'js', PoolShard>>>();
+
+/** The in-process shard of `index` (kept, so that its kernel's copy of the pool is updated, not redone). */
+function localShard(index: RougeIndex, kernel: 'auto' | 'js'): PoolShard {
+  let kept = shards.get(index);
+  if (kept === undefined) {
+    kept = {};
+    shards.set(index, kept);
+  }
+  kept[kernel] ??= new PoolShard(index.tokenPool, kernel);
+  return kept[kernel];
+}
+
 /**
  * Runs the gate over `texts` in order, in-process, adding each accepted candidate to the index when
  * `commit` is true. `gate()` and `RougeIndex.score()` are the public forms.
@@ -241,7 +254,7 @@ export function runGate(
   commit: boolean,
 ): GateResult[] {
   const settings = gateSettings(options);
-  const shard = new PoolShard(index.tokenPool, settings.kernel);
+  const shard = localShard(index, settings.kernel);
   const results: GateResult[] = [];
   for (let start = 0; start < texts.length; start += BATCH) {
     const batch = prepareBatch(index, texts.slice(start, start + BATCH));

@@ -89,7 +89,7 @@ export class PoolShard {
   /** A shard of `pool`; `kernel: 'js'` keeps to the JavaScript kernel. */
   constructor(pool: TokenPool, kernel: 'auto' | 'js' = 'auto') {
     this.#pool = pool;
-    this.#scanner = kernel === 'js' ? null : WasmScanner.for(pool);
+    this.#scanner = kernel === 'js' ? null : WasmScanner.create(pool);
   }
 
   /**
@@ -109,6 +109,7 @@ export class PoolShard {
       scanner.begin(
         slots.reduce((sum, n) => sum + n, 0),
         k,
+        to - from,
       );
       let slot = 0;
       groups.forEach(([group, bits], g) => {
