@@ -40,9 +40,9 @@ export interface GateWorkerData {
  */
 export const THREADED_BATCH = 128;
 
-/** Token-id sequences packed in two arrays: sequence i is `tokens[offsets[i] .. offsets[i + 1])`. */
-export interface Packed {
-  tokens: Int32Array;
+/** Sequences packed in two arrays: sequence i is `values[offsets[i] .. offsets[i + 1])`. */
+export interface Packed<T extends Int32Array | Float64Array = Int32Array> {
+  values: T;
   offsets: Int32Array;
 }
 
@@ -50,11 +50,11 @@ export interface Packed {
 export interface GateStep {
   /** Top k of the batch's `finish`, and the largest the next `begin` must hold. */
   k: number;
-  /** Each candidate's pool size (see `PoolShard.finish`). */
-  finish?: Int32Array;
-  /** Instructions accepted since the last step, in order. */
+  /** Each candidate's pool size, and to the last range's worker its scores in the batch (`PoolShard.finish`). */
+  finish?: { sizes: Int32Array; tails?: Packed<Float64Array> };
+  /** Token ids of the instructions accepted since the last step, in order. */
   append?: Packed;
-  /** Candidates to scan against the pool's instructions `[from, to)`. */
+  /** Candidates (token ids) to scan against the pool's instructions `[from, to)`. */
   begin?: Packed & { from: number; to: number };
 }
 
@@ -64,22 +64,28 @@ interface GateReply {
   highest?: Float64Array;
 }
 
-/** Packs sequences for a message. */
-export function pack(sequences: readonly ArrayLike<number>[]): Packed {
+/** Packs sequences of numbers into one array of `type` for a message. */
+export function pack<T extends Int32Array | Float64Array>(
+  sequences: readonly ArrayLike<number>[],
+  type: new (length: number) => T,
+): Packed<T> {
   const offsets = new Int32Array(sequences.length + 1);
-  sequences.forEach((ids, i) => {
-    offsets[i + 1] = (offsets[i] as number) + ids.length;
+  sequences.forEach((sequence, i) => {
+    offsets[i + 1] = (offsets[i] as number) + sequence.length;
   });
-  const tokens = new Int32Array(offsets[sequences.length] as number);
-  sequences.forEach((ids, i) => {
-    tokens.set(ids, offsets[i]);
+  const values = new type(offsets[sequences.length] as number);
+  sequences.forEach((sequence, i) => {
+    values.set(sequence, offsets[i]);
   });
-  return { tokens, offsets };
+  return { values, offsets };
 }
 
 /** The sequences of a packed message (views). */
-export function unpack({ tokens, offsets }: Packed): Int32Array[] {
-  return Array.from({ length: offsets.length - 1 }, (_, i) => tokens.subarray(offsets[i], offsets[i + 1]));
+export function unpack<T extends Int32Array | Float64Array>({ values, offsets }: Packed<T>): T[] {
+  return Array.from(
+    { length: offsets.length - 1 },
+    (_, i) => values.subarray(offsets[i], offsets[i + 1]) as T,
+  );
 }
 
 /** Worker threads for `threads: 'auto'`: every core when the work pays for starting them, else none. */
@@ -162,7 +168,7 @@ export async function* gateInThreads(
   const begin = (start: number) => {
     const batch = prepareBatch(index, texts.slice(start, start + THREADED_BATCH));
     const split = ranges(index.size, workers.length);
-    const candidates = pack(batch.ids);
+    const candidates = pack(batch.ids, Int32Array);
     return {
       batch,
       split,
@@ -186,11 +192,7 @@ export async function* gateInThreads(
       index,
       decided.batch,
       decided.decisions,
-      decided.documents,
-      replies.map((reply, w) => {
-        const [from, to] = decided.ranges[w] as [number, number];
-        return { from, to, scores: reply.scores as ShardScores };
-      }),
+      replies.map((reply, w) => ({ from: decided.ranges[w]?.[0] ?? 0, scores: reply.scores as ShardScores })),
       k,
     );
 
@@ -205,10 +207,17 @@ export async function* gateInThreads(
       const next = start < texts.length ? begin(start) : null;
       const accepted = pack(
         Array.from({ length: index.size - ending.documents }, (_, i) => index.tokenIds(ending.documents + i)),
+        Int32Array,
       );
+      const sizes = Int32Array.from(ending.decisions, (decision) => decision.size);
+      const tails = pack(
+        ending.decisions.map((decision) => decision.inBatch),
+        Float64Array,
+      );
+      const last = workers.length - 1;
       const replies = step((w) => ({
         k,
-        finish: Int32Array.from(ending.decisions, (decision) => decision.size),
+        finish: w === last ? { sizes, tails } : { sizes },
         append: accepted,
         ...(next ? { begin: next.message(w) } : {}),
       }));

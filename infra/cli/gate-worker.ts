@@ -12,13 +12,16 @@ const pool = TokenPool.fromArrays(tokens, offsets);
 const shard = new PoolShard(pool, kernel);
 
 parentPort?.on('message', (step: GateStep) => {
-  const scores = step.finish ? shard.finish(step.finish, step.k) : undefined;
+  const { finish } = step;
+  const scores = finish
+    ? shard.finish(finish.sizes, step.k, finish.tails && unpack(finish.tails))
+    : undefined;
   if (step.append) for (const ids of unpack(step.append)) pool.append(ids);
   const highest = step.begin
     ? shard.begin(unpack(step.begin), step.begin.from, step.begin.to, step.k)
     : undefined;
   const transfer = [highest?.buffer, scores?.counts.buffer, scores?.positions.buffer, scores?.scores.buffer];
-  transfer.push(scores?.sumStarts.buffer, scores?.sums.buffer);
+  transfer.push(scores?.ends.buffer, scores?.sumStarts.buffer, scores?.sums.buffer);
   parentPort?.postMessage(
     { scores, highest },
     transfer.filter((buffer): buffer is ArrayBuffer => buffer !== undefined),

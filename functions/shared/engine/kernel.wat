@@ -413,25 +413,30 @@
 
   ;; best(scores, count, first, top, k) -> entries: the k highest of `count` doubles at `scores`,
   ;; descending, equal scores in order, as k doubles at `top` and their positions (`first` + their
-  ;; index) as k int32 after them. Scores are compared with the lowest kept two at a time, so that only
-  ;; the few that may enter take the insertion.
+  ;; index) as k int32 after them. Scores are compared with the lowest kept four at a time, so that
+  ;; only the few that may enter take the insertion.
   (func (export "best")
     (param $scores i32) (param $count i32) (param $first i32) (param $top i32) (param $k i32) (result i32)
     (local $end i32) (local $filled i32) (local $positions i32) (local $at i32)
-    (local $score f64) (local $floor f64)
+    (local $score f64) (local $floor f64) (local $floors v128)
     (local.set $positions (i32.add (local.get $top) (i32.shl (local.get $k) (i32.const 3))))
     (local.set $floor (select (f64.const -inf) (f64.const inf) (local.get $k)))
+    (local.set $floors (f64x2.splat (local.get $floor)))
     (local.set $end (i32.add (local.get $scores) (i32.shl (local.get $count) (i32.const 3))))
     (local.set $first (i32.sub (local.get $first) (i32.shr_u (local.get $scores) (i32.const 3))))
     (block $done
       (loop $next
         (br_if $done (i32.ge_u (local.get $scores) (local.get $end)))
-        ;; Two at a time while both are there; a candidate pair goes through one by one.
+        ;; Four at a time while they are there; four of which one may enter go through one by one.
         (if (i32.and
-              (i32.le_u (i32.add (local.get $scores) (i32.const 16)) (local.get $end))
-              (i32.eqz (v128.any_true (f64x2.gt (v128.load (local.get $scores)) (f64x2.splat (local.get $floor))))))
+              (i32.le_u (i32.add (local.get $scores) (i32.const 32)) (local.get $end))
+              (i32.eqz
+                (v128.any_true
+                  (v128.or
+                    (f64x2.gt (v128.load (local.get $scores)) (local.get $floors))
+                    (f64x2.gt (v128.load offset=16 (local.get $scores)) (local.get $floors))))))
           (then
-            (local.set $scores (i32.add (local.get $scores) (i32.const 16)))
+            (local.set $scores (i32.add (local.get $scores) (i32.const 32)))
             (br $next)))
         (local.set $score (f64.load (local.get $scores)))
         (if (f64.gt (local.get $score) (local.get $floor))
@@ -465,7 +470,8 @@
               (then
                 (local.set $floor
                   (f64.load
-                    (i32.add (local.get $top) (i32.shl (i32.sub (local.get $k) (i32.const 1)) (i32.const 3)))))))))
+                    (i32.add (local.get $top) (i32.shl (i32.sub (local.get $k) (i32.const 1)) (i32.const 3)))))
+                (local.set $floors (f64x2.splat (local.get $floor)))))))
         (local.set $scores (i32.add (local.get $scores) (i32.const 8)))
         (br $next)))
     (local.get $filled))

@@ -375,14 +375,25 @@ export class WasmScanner {
   }
 
   /**
-   * Scores candidate `lane` of `slot` (of `m` tokens) against instructions `[from, to)` of its scan: the
-   * scores go to `scores()` (index `d - from`), the `k` best to `top()`; returns how many those are.
+   * Scores candidate `lane` of `slot` (of `m` tokens) against instructions `[from, to)` of its scan,
+   * followed by `tail`, its scores against instructions after them: the scores go to `scores()` (index
+   * `d - from`), the `k` best to `top()`; returns how many those are.
    */
-  score(slot: number, lane: number, m: number, from: number, to: number, k: number): number {
+  score(
+    slot: number,
+    lane: number,
+    m: number,
+    from: number,
+    to: number,
+    k: number,
+    tail: Float64Array = new Float64Array(0),
+  ): number {
     const layout = this.#layout;
-    if (k > layout.k) throw new RangeError('top k larger than the batch begun');
+    if (k > layout.k || to - from + tail.length > layout.range)
+      throw new RangeError('scores beyond the batch begun');
     this.#kernel.score(this.#indices(slot, lane, from), from, to, this.#table(m), layout.scores);
-    return this.#kernel.best(layout.scores, to - from, from, layout.top, k);
+    this.#views.f64.set(tail, layout.scores / 8 + to - from);
+    return this.#kernel.best(layout.scores, to - from + tail.length, from, layout.top, k);
   }
 
   /**

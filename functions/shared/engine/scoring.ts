@@ -10,15 +10,15 @@
  *    candidate's highest score;
  * 3. `decideBatch` decides in order, comparing each candidate with the batch's earlier accepted ones
  *    directly, which fixes each one's pool size;
- * 4. the shards return top k and their shares of the pairwise sums, and `mergeBatch` puts them together.
+ * 4. the shards return top k and their shares of the pairwise sums (the last one taking the scores
+ *    against the batch's accepted candidates), and `mergeBatch` puts them together.
  * `runGate` does this in-process with one shard; `selfinstruct dedup` with one shard per worker thread.
  */
 import { lcsAgainst } from './lcs-js.ts';
-import { joinPairwise, type PairwisePart, pairwisePart } from './mean.ts';
+import { joinPairwise, type PairwisePart } from './mean.ts';
 import { fMeasure, tokenize } from './rouge.ts';
 import type { RougeIndex } from './rouge-index.ts';
 import { PoolShard, type ShardScores, TopK } from './shard.ts';
-import { TokenPool } from './token-pool.ts';
 
 /** The original's threshold: rejected when the highest ROUGE-L is strictly greater. */
 export const DEFAULT_THRESHOLD = 0.7;
@@ -128,37 +128,39 @@ export function decideBatch(
   threshold: number,
   grow: boolean,
 ): Decision[] {
-  // Batch-local token ids, dense, so that the accepted candidates form a small pool of their own.
-  const local = new Map<number, number>();
-  const localIds = batch.ids.map((ids) => {
-    const out = new Int32Array(ids.length);
-    for (let i = 0; i < ids.length; i++) {
-      const id = ids[i] as number;
-      let dense = local.get(id);
-      if (dense === undefined) {
-        dense = local.size;
-        local.set(id, dense);
-      }
-      out[i] = dense;
-    }
-    return out;
-  });
-  const accepted = new TokenPool();
+  // The batch's ids, those the index lacks (negative) moved past the others, so that they match too.
+  let known = 0;
+  let total = 0;
+  for (const ids of batch.ids) {
+    total += ids.length;
+    for (const id of ids) if (id >= known) known = id + 1;
+  }
+  const shift = (ids: Int32Array) => ids.map((id) => (id >= 0 ? id : known - 1 - id));
+  // The candidates accepted so far in the batch, as sequences for the LCS kernel.
+  const accepted = { tokens: new Int32Array(total), offsets: new Int32Array(batch.ids.length + 1) };
+  let count = 0;
+  let idLimit = 0;
   const lcs = new Int32Array(batch.ids.length);
-  return localIds.map((ids, c) => {
-    const inBatch = new Float64Array(accepted.size);
+  return batch.ids.map((original, c) => {
+    const ids = shift(original);
+    const inBatch = new Float64Array(count);
     let max = highest[c] as number;
-    if (accepted.size > 0) {
-      lcsAgainst(accepted.storage(), accepted.idLimit, ids, 0, accepted.size, lcs);
-      const { lengths } = accepted.storage();
-      for (let j = 0; j < accepted.size; j++) {
-        const score = fMeasure(lcs[j] as number, ids.length, lengths[j] as number);
+    if (count > 0) {
+      lcsAgainst(accepted, idLimit, ids, 0, count, lcs);
+      for (let j = 0; j < count; j++) {
+        const length = (accepted.offsets[j + 1] as number) - (accepted.offsets[j] as number);
+        const score = fMeasure(lcs[j] as number, ids.length, length);
         inBatch[j] = score;
         if (score > max) max = score;
       }
     }
-    const decision = { accepted: !(max > threshold), max, size: documents + accepted.size, inBatch };
-    if (grow && decision.accepted) accepted.append(ids);
+    const decision = { accepted: !(max > threshold), max, size: documents + count, inBatch };
+    if (grow && decision.accepted) {
+      const at = accepted.offsets[count] as number;
+      accepted.tokens.set(ids, at);
+      accepted.offsets[++count] = at + ids.length;
+      for (const id of ids) if (id >= idLimit) idLimit = id + 1;
+    }
     return decision;
   });
 }
@@ -172,29 +174,27 @@ export function commitBatch(index: RougeIndex, batch: Batch, decisions: readonly
   });
 }
 
-/** A shard's `finish` over the pool's instructions `[from, to)`. */
+/** A shard's `finish` over the pool's instructions from `from` on. */
 export interface ShardPart {
   from: number;
-  to: number;
   scores: ShardScores;
 }
 
 /**
- * The batch's results from its decisions and the shards' scores, the shards covering the pool before
- * the batch (`documents` instructions) in consecutive ranges, in order. Accepted candidates must be
- * committed to `index` already (their texts are looked up there).
+ * The batch's results from its decisions and the shards' scores, the shards covering each candidate's
+ * pool in consecutive ranges, in order (the last one given the scores against the batch's accepted
+ * candidates). Accepted candidates must be committed to `index` already (their texts are looked up there).
  */
 export function mergeBatch(
   index: RougeIndex,
   batch: Batch,
   decisions: readonly Decision[],
-  documents: number,
   shards: readonly ShardPart[],
   topK: number,
 ): GateResult[] {
   const top = new TopK();
   return decisions.map((decision, c) => {
-    const { size, inBatch } = decision;
+    const { size } = decision;
     top.reset(Math.min(topK, size));
     let floor = top.floor;
     // Offered in pool order among equal scores: shards in order, each best-first with ties in pool order.
@@ -204,15 +204,11 @@ export function mergeBatch(
         if (score > floor) floor = top.offer(score, scores.positions[i] as number);
       }
     }
-    inBatch.forEach((score, j) => {
-      if (score > floor) floor = top.offer(score, documents + j);
-    });
-    const parts: PairwisePart[] = shards.map(({ from, to, scores }) => ({
+    const parts: PairwisePart[] = shards.map(({ from, scores }) => ({
       from,
-      to,
+      to: scores.ends[c] as number,
       values: scores.sums.subarray(scores.sumStarts[c], scores.sumStarts[c + 1]),
     }));
-    parts.push({ from: documents, to: size, values: pairwisePart(inBatch, size, documents, size) });
     const mostSimilar: SimilarInstruction[] = [];
     for (let i = 0; i < top.filled; i++) {
       mostSimilar.push({
@@ -265,10 +261,9 @@ export function runGate(
     const scores = shard.finish(
       decisions.map((decision) => decision.size),
       settings.topK,
+      decisions.map((decision) => decision.inBatch),
     );
-    results.push(
-      ...mergeBatch(index, batch, decisions, documents, [{ from: 0, to: documents, scores }], settings.topK),
-    );
+    results.push(...mergeBatch(index, batch, decisions, [{ from: 0, scores }], settings.topK));
   }
   return results;
 }

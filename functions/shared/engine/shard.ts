@@ -32,7 +32,12 @@ export interface ShardScores {
   positions: Int32Array;
   /** Descending; equal scores in pool order. */
   scores: Float64Array;
-  /** Candidate c's share of its pairwise sum: `sums[sumStarts[c] .. sumStarts[c + 1])`. */
+  /**
+   * Where candidate c's part of its scores ends: the range's end, or past the scores given with `finish`
+   * for the instructions after it (the shard at the end of the pool).
+   */
+  ends: Int32Array;
+  /** Candidate c's share of its pairwise sum, over `[from, ends[c])`: `sums[sumStarts[c] .. sumStarts[c + 1])`. */
   sumStarts: Int32Array;
   sums: Float64Array;
 }
@@ -42,6 +47,8 @@ export interface ShardScores {
  * kernel, or computed already (JavaScript kernel).
  */
 type Pending = { slot: number; lane: number } | { scores: Float64Array };
+
+const NO_SCORES = new Float64Array(0);
 
 /** The k highest scores offered, score descending, equal scores in the order offered. */
 export class TopK {
@@ -109,7 +116,7 @@ export class PoolShard {
       scanner.begin(
         slots.reduce((sum, n) => sum + n, 0),
         k,
-        to - from,
+        to - from + candidates.length, // room for the scores `finish` may be given
       );
       let slot = 0;
       groups.forEach(([group, bits], g) => {
@@ -142,8 +149,11 @@ export class PoolShard {
   /**
    * Finishes the batch begun: for each candidate, whose pool holds `sizes[c]` instructions in all (this
    * shard's range being part of them), its `k` best over the range and its share of the pairwise sum.
+   * The shard whose range ends the pool as it stood before the batch is given `tails`: each candidate's
+   * scores against the batch's candidates accepted before it, the pool's instructions after the range
+   * (so `sizes[c]` is the range's end plus `tails[c].length`), which it takes into its part.
    */
-  finish(sizes: ArrayLike<number>, k: number): ShardScores {
+  finish(sizes: ArrayLike<number>, k: number, tails?: readonly Float64Array[]): ShardScores {
     const batch = this.#batch;
     if (batch === null) throw new Error('finish() without begin()');
     this.#batch = null;
@@ -154,11 +164,14 @@ export class PoolShard {
       counts: new Int32Array(count),
       positions: new Int32Array(count * k),
       scores: new Float64Array(count * k),
+      ends: new Int32Array(count),
       sumStarts: new Int32Array(count + 1),
       sums: new Float64Array(0),
     };
     const sums: number[] = [];
     const top = new TopK();
+    const scanner = this.#scanner as WasmScanner;
+    const pairwise = (start: number, n: number) => scanner.pairwise(start, n);
     const keep = (c: number, scores: Float64Array, positions: Int32Array, filled: number) => {
       result.counts[c] = filled;
       result.scores.set(scores.subarray(0, filled), c * k);
@@ -166,30 +179,29 @@ export class PoolShard {
     };
     batch.pending.forEach((where, c) => {
       const size = sizes[c] as number;
+      const tail = tails?.[c] ?? NO_SCORES;
+      const end = to + tail.length;
+      if (tails !== undefined && end !== size)
+        throw new RangeError(`candidate ${c}: ${end} of ${size} scores`);
+      result.ends[c] = end;
       if ('slot' in where) {
-        const scanner = this.#scanner as WasmScanner;
-        const filled = scanner.score(
-          where.slot,
-          where.lane,
-          (candidates[c] as Int32Array).length,
-          from,
-          to,
-          k,
-        );
+        const m = (candidates[c] as Int32Array).length;
+        const filled = scanner.score(where.slot, where.lane, m, from, to, k, tail);
         const best = scanner.top(k);
         keep(c, best.scores, best.positions, filled);
-        pairwisePart(scanner.scores(to - from), size, from, to, sums, (start, n) =>
-          scanner.pairwise(start, n),
-        );
+        pairwisePart(scanner.scores(end - from), size, from, end, sums, pairwise);
       } else {
+        const scores = new Float64Array(end - from);
+        scores.set(where.scores);
+        scores.set(tail, to - from);
         top.reset(k);
         let floor = top.floor;
-        for (let d = from; d < to; d++) {
-          const score = where.scores[d - from] as number;
+        for (let d = from; d < end; d++) {
+          const score = scores[d - from] as number;
           if (score > floor) floor = top.offer(score, d);
         }
         keep(c, top.scores, top.positions, top.filled);
-        pairwisePart(where.scores, size, from, to, sums);
+        pairwisePart(scores, size, from, end, sums);
       }
       result.sumStarts[c + 1] = sums.length;
     });

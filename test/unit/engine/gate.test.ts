@@ -216,12 +216,12 @@ describe('gate', () => {
       const decisions = decideBatch(batch, best, documents, 0.7, true);
       commitBatch(index, batch, decisions);
       const sizes = decisions.map((decision) => decision.size);
+      const tails = decisions.map((decision) => decision.inBatch);
       const parts = shards.map((shard, s) => ({
         from: bounds[s] as number,
-        to: bounds[s + 1] as number,
-        scores: shard.finish(sizes, 10),
+        scores: shard.finish(sizes, 10, s === shards.length - 1 ? tails : undefined),
       }));
-      merged.push(...mergeBatch(index, batch, decisions, documents, parts, 10));
+      merged.push(...mergeBatch(index, batch, decisions, parts, 10));
     }
 
     expect(merged.map(summary)).toEqual(whole.map(summary));
