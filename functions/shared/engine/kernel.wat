@@ -1,12 +1,14 @@
-;; The gate's WebAssembly SIMD kernel: bit-parallel LCS (Allison-Dix / Hyyrö) of up to 16 candidates at
+;; The gate's WebAssembly SIMD kernel: bit-parallel LCS (Allison-Dix / Hyyrö) of up to 32 candidates at
 ;; once against a range of pool instructions, then, per candidate, the ROUGE-L scores, the top k and
-;; NumPy's pairwise sum of the scores. `lcs-wasm.ts` lays out the memory and calls it; `npm run
+;; NumPy's pairwise sums of the scores. `lcs-wasm.ts` lays out the memory and calls it; `npm run
 ;; build:kernel` assembles this file (wabt) into `kernel.wasm.ts`, and a test checks they agree.
 ;;
 ;; Layout (byte addresses, chosen by the caller): `offsets` holds the token index where each instruction
-;; starts (documents + 1 int32), `tokens` the token ids (int32), `lengths` each instruction's token count
-;; (int32), `masks` one 64-byte row per vocabulary id with a candidate's bit set in its lane where the
-;; candidate has that token, `full` one row with every lane's bits of the candidate's length set.
+;; starts (documents + 1 int32), `tokens` the token ids (int32), `lengthIds` each instruction's length id
+;; (int32, an index into the pool's distinct token counts), `rowOf` each token id's row of `masks`
+;; (int16; row 0 is all zeros), `masks` 64-byte rows with a candidate's bit i set in its lane where its
+;; i-th token is the row's token, `full` one such row with every lane's bits of its candidate's length
+;; set, followed by each lane's m + 1 (int16; m: the candidate's token count).
 (module
   (import "env" "memory" (memory 1))
 
@@ -380,23 +382,44 @@
         (local.set $lanes (i32.sub (local.get $lanes) (i32.const 1)))
         (br $lanes))))
 
-  ;; score(indices, docFrom, docTo, table, scores): for each instruction d of [docFrom, docTo), the
-  ;; candidate's ROUGE-L F-measure, the double table[index] for its score index (int16 at indices + 2 d,
-  ;; see scan16), stored at scores + 8 (d - docFrom).
+  ;; score(indices, docFrom, docTo, table, scores, top, k) -> entries in the top k: for each instruction
+  ;; d of [docFrom, docTo), the candidate's ROUGE-L F-measure, the double table[index] for its score
+  ;; index (int16 at indices + 2 d, see scan16), stored at scores + 8 (d - docFrom); and the k highest
+  ;; (see `offer`), starting afresh. Scores are compared with the lowest kept four at a time, so that only
+  ;; the few that may enter go through `offer`.
   (func (export "score")
     (param $indices i32) (param $doc i32) (param $docTo i32) (param $table i32) (param $scores i32)
+    (param $top i32) (param $k i32) (result i32)
+    (local $s0 f64) (local $s1 f64) (local $s2 f64) (local $s3 f64) (local $floor f64)
+    (i32.store (i32.add (local.get $top) (i32.mul (local.get $k) (i32.const 12))) (i32.const 0))
+    (local.set $floor (select (f64.const -inf) (f64.const inf) (local.get $k)))
     (local.set $indices (i32.add (local.get $indices) (i32.shl (local.get $doc) (i32.const 1))))
     (block $done
       (loop $four
         (br_if $done (i32.gt_u (i32.add (local.get $doc) (i32.const 4)) (local.get $docTo)))
-        (f64.store offset=0 (local.get $scores)
+        (local.set $s0
           (f64.load (i32.add (local.get $table) (i32.shl (i32.load16_u offset=0 (local.get $indices)) (i32.const 3)))))
-        (f64.store offset=8 (local.get $scores)
+        (local.set $s1
           (f64.load (i32.add (local.get $table) (i32.shl (i32.load16_u offset=2 (local.get $indices)) (i32.const 3)))))
-        (f64.store offset=16 (local.get $scores)
+        (local.set $s2
           (f64.load (i32.add (local.get $table) (i32.shl (i32.load16_u offset=4 (local.get $indices)) (i32.const 3)))))
-        (f64.store offset=24 (local.get $scores)
+        (local.set $s3
           (f64.load (i32.add (local.get $table) (i32.shl (i32.load16_u offset=6 (local.get $indices)) (i32.const 3)))))
+        (f64.store offset=0 (local.get $scores) (local.get $s0))
+        (f64.store offset=8 (local.get $scores) (local.get $s1))
+        (f64.store offset=16 (local.get $scores) (local.get $s2))
+        (f64.store offset=24 (local.get $scores) (local.get $s3))
+        (if (i32.or
+              (i32.or (f64.gt (local.get $s0) (local.get $floor)) (f64.gt (local.get $s1) (local.get $floor)))
+              (i32.or (f64.gt (local.get $s2) (local.get $floor)) (f64.gt (local.get $s3) (local.get $floor))))
+          (then
+            (local.set $floor (call $offer (local.get $top) (local.get $k) (local.get $s0) (local.get $doc)))
+            (local.set $floor
+              (call $offer (local.get $top) (local.get $k) (local.get $s1) (i32.add (local.get $doc) (i32.const 1))))
+            (local.set $floor
+              (call $offer (local.get $top) (local.get $k) (local.get $s2) (i32.add (local.get $doc) (i32.const 2))))
+            (local.set $floor
+              (call $offer (local.get $top) (local.get $k) (local.get $s3) (i32.add (local.get $doc) (i32.const 3))))))
         (local.set $indices (i32.add (local.get $indices) (i32.const 8)))
         (local.set $scores (i32.add (local.get $scores) (i32.const 32)))
         (local.set $doc (i32.add (local.get $doc) (i32.const 4)))
@@ -404,77 +427,74 @@
     (block $done
       (loop $one
         (br_if $done (i32.ge_u (local.get $doc) (local.get $docTo)))
-        (f64.store (local.get $scores)
+        (local.set $s0
           (f64.load (i32.add (local.get $table) (i32.shl (i32.load16_u (local.get $indices)) (i32.const 3)))))
+        (f64.store (local.get $scores) (local.get $s0))
+        (if (f64.gt (local.get $s0) (local.get $floor))
+          (then (local.set $floor (call $offer (local.get $top) (local.get $k) (local.get $s0) (local.get $doc)))))
         (local.set $indices (i32.add (local.get $indices) (i32.const 2)))
         (local.set $scores (i32.add (local.get $scores) (i32.const 8)))
         (local.set $doc (i32.add (local.get $doc) (i32.const 1)))
-        (br $one))))
+        (br $one)))
+    (i32.load (i32.add (local.get $top) (i32.mul (local.get $k) (i32.const 12)))))
 
-  ;; best(scores, count, first, top, k) -> entries: the k highest of `count` doubles at `scores`,
-  ;; descending, equal scores in order, as k doubles at `top` and their positions (`first` + their
-  ;; index) as k int32 after them. Scores are compared with the lowest kept four at a time, so that
-  ;; only the few that may enter take the insertion.
-  (func (export "best")
-    (param $scores i32) (param $count i32) (param $first i32) (param $top i32) (param $k i32) (result i32)
-    (local $end i32) (local $filled i32) (local $positions i32) (local $at i32)
-    (local $score f64) (local $floor f64) (local $floors v128)
+  ;; offer(top, k, score, position) -> the lowest score kept, once k are (-inf before): keeps the k highest
+  ;; scores offered, descending, equal scores in the order offered, as k doubles at `top`, their positions
+  ;; as k int32 after them, and how many are kept as an int32 after those.
+  (func $offer (param $top i32) (param $k i32) (param $score f64) (param $position i32) (result f64)
+    (local $positions i32) (local $filled i32) (local $at i32)
     (local.set $positions (i32.add (local.get $top) (i32.shl (local.get $k) (i32.const 3))))
-    (local.set $floor (select (f64.const -inf) (f64.const inf) (local.get $k)))
-    (local.set $floors (f64x2.splat (local.get $floor)))
-    (local.set $end (i32.add (local.get $scores) (i32.shl (local.get $count) (i32.const 3))))
-    (local.set $first (i32.sub (local.get $first) (i32.shr_u (local.get $scores) (i32.const 3))))
+    (local.set $filled (i32.load (i32.add (local.get $positions) (i32.shl (local.get $k) (i32.const 2)))))
+    (if (i32.and
+          (i32.eq (local.get $filled) (local.get $k))
+          (i32.eqz
+            (f64.gt (local.get $score)
+              (f64.load (i32.add (local.get $top) (i32.shl (i32.sub (local.get $k) (i32.const 1)) (i32.const 3)))))))
+      (then
+        (return
+          (f64.load (i32.add (local.get $top) (i32.shl (i32.sub (local.get $k) (i32.const 1)) (i32.const 3)))))))
+    ;; Insert, dropping the lowest when full; an equal score stays behind the earlier one.
+    (local.set $at (local.get $filled))
+    (if (i32.lt_u (local.get $filled) (local.get $k))
+      (then
+        (local.set $filled (i32.add (local.get $filled) (i32.const 1)))
+        (i32.store (i32.add (local.get $positions) (i32.shl (local.get $k) (i32.const 2))) (local.get $filled)))
+      (else (local.set $at (i32.sub (local.get $k) (i32.const 1)))))
+    (block $placed
+      (loop $shift
+        (br_if $placed (i32.eqz (local.get $at)))
+        (br_if $placed
+          (i32.eqz
+            (f64.lt
+              (f64.load (i32.add (local.get $top) (i32.shl (i32.sub (local.get $at) (i32.const 1)) (i32.const 3))))
+              (local.get $score))))
+        (f64.store (i32.add (local.get $top) (i32.shl (local.get $at) (i32.const 3)))
+          (f64.load (i32.add (local.get $top) (i32.shl (i32.sub (local.get $at) (i32.const 1)) (i32.const 3)))))
+        (i32.store (i32.add (local.get $positions) (i32.shl (local.get $at) (i32.const 2)))
+          (i32.load (i32.add (local.get $positions) (i32.shl (i32.sub (local.get $at) (i32.const 1)) (i32.const 2)))))
+        (local.set $at (i32.sub (local.get $at) (i32.const 1)))
+        (br $shift)))
+    (f64.store (i32.add (local.get $top) (i32.shl (local.get $at) (i32.const 3))) (local.get $score))
+    (i32.store (i32.add (local.get $positions) (i32.shl (local.get $at) (i32.const 2))) (local.get $position))
+    (if (result f64) (i32.eq (local.get $filled) (local.get $k))
+      (then (f64.load (i32.add (local.get $top) (i32.shl (i32.sub (local.get $k) (i32.const 1)) (i32.const 3)))))
+      (else (f64.const -inf))))
+
+  ;; more(scores, count, first, top, k) -> entries: offers (see `offer`) `count` more doubles at `scores`,
+  ;; at positions `first` on, to the k highest kept so far.
+  (func (export "more")
+    (param $scores i32) (param $count i32) (param $first i32) (param $top i32) (param $k i32) (result i32)
+    (local $i i32)
     (block $done
       (loop $next
-        (br_if $done (i32.ge_u (local.get $scores) (local.get $end)))
-        ;; Four at a time while they are there; four of which one may enter go through one by one.
-        (if (i32.and
-              (i32.le_u (i32.add (local.get $scores) (i32.const 32)) (local.get $end))
-              (i32.eqz
-                (v128.any_true
-                  (v128.or
-                    (f64x2.gt (v128.load (local.get $scores)) (local.get $floors))
-                    (f64x2.gt (v128.load offset=16 (local.get $scores)) (local.get $floors))))))
-          (then
-            (local.set $scores (i32.add (local.get $scores) (i32.const 32)))
-            (br $next)))
-        (local.set $score (f64.load (local.get $scores)))
-        (if (f64.gt (local.get $score) (local.get $floor))
-          (then
-            ;; Insert, dropping the lowest when full; an equal score stays behind the earlier one.
-            (local.set $at (local.get $filled))
-            (if (i32.lt_u (local.get $filled) (local.get $k))
-              (then (local.set $filled (i32.add (local.get $filled) (i32.const 1))))
-              (else (local.set $at (i32.sub (local.get $k) (i32.const 1)))))
-            (block $placed
-              (loop $shift
-                (br_if $placed (i32.eqz (local.get $at)))
-                (br_if $placed
-                  (i32.eqz
-                    (f64.lt
-                      (f64.load
-                        (i32.add (local.get $top) (i32.shl (i32.sub (local.get $at) (i32.const 1)) (i32.const 3))))
-                      (local.get $score))))
-                (f64.store (i32.add (local.get $top) (i32.shl (local.get $at) (i32.const 3)))
-                  (f64.load
-                    (i32.add (local.get $top) (i32.shl (i32.sub (local.get $at) (i32.const 1)) (i32.const 3)))))
-                (i32.store (i32.add (local.get $positions) (i32.shl (local.get $at) (i32.const 2)))
-                  (i32.load
-                    (i32.add (local.get $positions) (i32.shl (i32.sub (local.get $at) (i32.const 1)) (i32.const 2)))))
-                (local.set $at (i32.sub (local.get $at) (i32.const 1)))
-                (br $shift)))
-            (f64.store (i32.add (local.get $top) (i32.shl (local.get $at) (i32.const 3))) (local.get $score))
-            (i32.store (i32.add (local.get $positions) (i32.shl (local.get $at) (i32.const 2)))
-              (i32.add (local.get $first) (i32.shr_u (local.get $scores) (i32.const 3))))
-            (if (i32.eq (local.get $filled) (local.get $k))
-              (then
-                (local.set $floor
-                  (f64.load
-                    (i32.add (local.get $top) (i32.shl (i32.sub (local.get $k) (i32.const 1)) (i32.const 3)))))
-                (local.set $floors (f64x2.splat (local.get $floor)))))))
-        (local.set $scores (i32.add (local.get $scores) (i32.const 8)))
+        (br_if $done (i32.ge_u (local.get $i) (local.get $count)))
+        (drop
+          (call $offer (local.get $top) (local.get $k)
+            (f64.load (i32.add (local.get $scores) (i32.shl (local.get $i) (i32.const 3))))
+            (i32.add (local.get $first) (local.get $i))))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (br $next)))
-    (local.get $filled))
+    (i32.load (i32.add (local.get $top) (i32.mul (local.get $k) (i32.const 12)))))
 
   ;; pairwise(values, n): the sum of n doubles in NumPy's pairwise order (`pairwise_sum`, see mean.ts):
   ;; fewer than 8 summed in order from -0; up to 128 with 8 interleaved accumulators (here 4 f64x2

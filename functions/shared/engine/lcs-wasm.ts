@@ -3,12 +3,12 @@
  * `kernel.wasm.ts`), bound to a `TokenPool` whose instructions it mirrors into its memory (incrementally:
  * the pool is append-only).
  *
- * A scan compares up to 16 candidates of at most 32 tokens (one per 32-bit lane) or 8 of at most 64
- * (one per 64-bit lane) with a range of the pool, bit-parallel, keeping one LCS byte per candidate and
- * instruction; per instruction length it also keeps the longest LCS, from which the highest score of
- * each candidate follows without scoring every pair. Then, per candidate, the kernel scores every pair
- * (F-measure looked up by instruction length and LCS), keeps the top k and sums subtrees of NumPy's
- * pairwise summation over the scores: no per-pair work is left to JavaScript.
+ * A scan compares up to 32 candidates of at most 16 tokens (one per 16-bit lane), 16 of at most 32 or 8
+ * of at most 64 with a range of the pool, bit-parallel, keeping per candidate and instruction the index
+ * of its score in a table by instruction length and LCS; per instruction length it also keeps the longest
+ * LCS, from which the highest score of each candidate follows without scoring every pair. Then, per
+ * candidate, the kernel looks every score up, keeps the top k and sums subtrees of NumPy's pairwise
+ * summation over the scores: no per-pair work is left to JavaScript.
  *
  * The module is compiled once per process. Without WebAssembly SIMD (a runtime that does not validate
  * a one-instruction SIMD probe) the engine uses its JavaScript kernel; a runtime with SIMD on which the
@@ -85,8 +85,16 @@ interface Kernel {
   scan32h: Scan;
   scan16: Scan;
   scan8w: Scan;
-  score: (indices: number, docFrom: number, docTo: number, table: number, scores: number) => void;
-  best: (scores: number, count: number, first: number, top: number, k: number) => number;
+  score: (
+    indices: number,
+    docFrom: number,
+    docTo: number,
+    table: number,
+    scores: number,
+    top: number,
+    k: number,
+  ) => number;
+  more: (scores: number, count: number, first: number, top: number, k: number) => number;
   pairwise: (values: number, n: number) => number;
 }
 
@@ -181,7 +189,7 @@ function layoutFor(capacity: Capacity): Layout {
   const hist = full + ROW_BYTES + 64; // the full row, then each lane's m + 1 as int16
   const tables = hist + align(capacity.lengths * HIST_BYTES);
   const top = tables + align(capacity.lengths * tableStart(MAX_WASM_TOKENS + 1) * 8);
-  const offsets = top + align(capacity.k * 12);
+  const offsets = top + align(capacity.k * 12 + 4);
   const tokenIds = offsets + align((capacity.documents + 1) * 4);
   const lengthIds = tokenIds + align(capacity.tokens * 4);
   const scores = lengthIds + align(capacity.documents * 4);
@@ -391,9 +399,20 @@ export class WasmScanner {
     const layout = this.#layout;
     if (k > layout.k || to - from + tail.length > layout.range)
       throw new RangeError('scores beyond the batch begun');
-    this.#kernel.score(this.#indices(slot, lane, from), from, to, this.#table(m), layout.scores);
-    this.#views.f64.set(tail, layout.scores / 8 + to - from);
-    return this.#kernel.best(layout.scores, to - from + tail.length, from, layout.top, k);
+    const kernel = this.#kernel;
+    const filled = kernel.score(
+      this.#indices(slot, lane, from),
+      from,
+      to,
+      this.#table(m),
+      layout.scores,
+      layout.top,
+      k,
+    );
+    if (tail.length === 0) return filled;
+    const at = layout.scores + 8 * (to - from);
+    this.#views.f64.set(tail, at / 8);
+    return kernel.more(at, tail.length, to, layout.top, k);
   }
 
   /**
