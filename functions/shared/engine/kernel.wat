@@ -12,14 +12,13 @@
 (module
   (import "env" "memory" (memory 1))
 
-  ;; scan16(docFrom, docTo, offsets, tokens, lengthIds, masks, full, hist, out, laneBytes): 16 candidates
-  ;; of 1 to 32 tokens, one per 32-bit lane, against instructions [docFrom, docTo). `full` is followed by
-  ;; the lanes' m + 1 (m: the candidate's token count) as 16 int16. For each instruction d, of length id
-  ;; r (int32 at lengthIds + 4 d; see TokenPool.lengthsById):
+  ;; scan16(docFrom, docTo, offsets, tokens, lengthIds, rowOf, masks, full, hist, out, laneBytes, scratch):
+  ;; 16 candidates of 1 to 32 tokens, one per 32-bit lane, against instructions [docFrom, docTo). For
+  ;; each instruction d, of length id r (int32 at lengthIds + 4 d; see TokenPool.lengthsById):
   ;; - byte c of row hist + 32 r is raised to candidate c's LCS: per length the longest LCS, from which
   ;;   the caller reads the highest score;
   ;; - candidate c's score index r (m + 1) + lcs, into its table of scores by length and LCS, is stored
-  ;;   as int16 at out + c laneBytes + 2 d, for `score`.
+  ;;   as int16 at out + c laneBytes + 2 d, for `score` (by way of `scratch`, 512 bytes, and `transpose`).
   ;; Per pool token t: U = V & M[t]; V = (V + U) | (V - U); afterwards LCS = popcount(~V) within the
   ;; candidate's bits. Carries past a lane's top bit only move upward, so they never reach counted bits.
   (func (export "scan16")
@@ -112,8 +111,7 @@
       (i32.const 16)
       (local.get $n)))
 
-  ;; scan32h: as scan16 for 32 candidates of 1 to 16 tokens, one per 16-bit lane (`full` is followed by 32
-  ;; int16, the histogram row and the score indices hold 32 lanes).
+  ;; scan32h: as scan16 for 32 candidates of 1 to 16 tokens, one per 16-bit lane.
   (func (export "scan32h")
     (param $doc i32) (param $docTo i32) (param $offsets i32) (param $tokens i32) (param $lengthIds i32)
     (param $rowOf i32) (param $masks i32) (param $full i32) (param $hist i32) (param $out i32) (param $laneBytes i32)
