@@ -15,7 +15,13 @@ import {
   FILTER_REASONS,
   normalizeInstruction,
 } from '../../functions/shared/engine/filters.ts';
-import { DEFAULT_THRESHOLD, type GateResult, gate, RougeIndex } from '../../functions/shared/engine/gate.ts';
+import {
+  DEFAULT_THRESHOLD,
+  type GateResult,
+  gate,
+  RougeIndex,
+  type SimilarInstruction,
+} from '../../functions/shared/engine/gate.ts';
 import {
   type FileProblem,
   InputFileInvalid,
@@ -162,25 +168,7 @@ export async function runDedup(options: DedupOptions, io: DedupIo): Promise<Dedu
     const reason = result === undefined ? (filtered[next] as string) : result.accepted ? null : 'rouge';
     next++;
     counts.set(reason ?? 'accepted', (counts.get(reason ?? 'accepted') ?? 0) + 1);
-    return writer.line(
-      result === undefined
-        ? {
-            instruction,
-            status: 'rejected',
-            reason,
-            max_similarity: null,
-            most_similar: null,
-            avg_similarity_score: null,
-          }
-        : {
-            instruction,
-            status: result.accepted ? 'accepted' : 'rejected',
-            reason,
-            max_similarity: result.maxSimilarity,
-            most_similar: result.mostSimilar.map((entry) => [entry.instruction, entry.score]),
-            avg_similarity_score: result.avgSimilarity,
-          },
-    );
+    return result === undefined ? writer.filtered(instruction, reason as string) : writer.gated(result);
   };
   const filteredLines = () => {
     let text = '';
@@ -230,48 +218,44 @@ async function write(out: Output, text: string): Promise<void> {
 }
 
 /**
- * Writes lines as JSON. `most_similar` is written as an object in descending order; it is built by hand
- * because `JSON.stringify` puts integer-like keys ("42") first. A text that occurs twice in the pool
- * appears once, at its first (highest) place, as in the original's Python dict. The same pool texts and
- * scores recur across lines, so their JSON is kept (scores take about a thousand distinct values).
+ * Writes the lines (`DedupLine`) as JSON. `most_similar` is written as an object in descending order;
+ * it is built by hand because `JSON.stringify` puts integer-like keys ("42") first. A text that occurs
+ * twice in the pool appears once, at its first (highest) place, as in the original's Python dict. The
+ * same pool texts and scores recur across lines, so their JSON is kept: by pool position, and by value
+ * (scores take about a thousand distinct values).
  */
 class LineWriter {
-  readonly #texts = new Map<string, string>();
+  readonly #texts: string[] = [];
   readonly #numbers = new Map<number, string>();
 
-  line(line: DedupLine): string {
-    let similar = 'null';
-    if (line.most_similar !== null) {
-      const entries = line.most_similar;
-      similar = '{';
-      for (let i = 0; i < entries.length; i++) {
-        const [instruction, score] = entries[i] as [string, number];
-        if (entries.findIndex(([earlier]) => earlier === instruction) < i) continue;
-        similar += `${similar === '{' ? '' : ','}${this.#text(instruction)}:${this.#number(score)}`;
-      }
-      similar += '}';
-    }
+  filtered(instruction: string, reason: string): string {
     return (
-      `{"instruction":${JSON.stringify(line.instruction)},"status":"${line.status}","reason":` +
-      `${JSON.stringify(line.reason)},"max_similarity":${this.#number(line.max_similarity)},` +
-      `"most_similar":${similar},"avg_similarity_score":${JSON.stringify(line.avg_similarity_score)}}\n`
+      `{"instruction":${JSON.stringify(instruction)},"status":"rejected","reason":${JSON.stringify(reason)},` +
+      `"max_similarity":null,"most_similar":null,"avg_similarity_score":null}\n`
     );
   }
 
-  #text(text: string): string {
-    let json = this.#texts.get(text);
-    if (json === undefined) {
-      json = JSON.stringify(text);
-      this.#texts.set(text, json);
+  gated(result: GateResult): string {
+    const entries = result.mostSimilar;
+    let similar = '{';
+    for (let i = 0; i < entries.length; i++) {
+      const { instruction, position, score } = entries[i] as SimilarInstruction;
+      if (entries.findIndex((earlier) => earlier.instruction === instruction) < i) continue;
+      this.#texts[position] ??= JSON.stringify(instruction);
+      similar += `${similar === '{' ? '' : ','}${this.#texts[position]}:${this.#number(score)}`;
     }
-    return json;
+    return (
+      `{"instruction":${JSON.stringify(result.instruction)},"status":"${result.accepted ? 'accepted' : 'rejected'}",` +
+      `"reason":${result.accepted ? 'null' : '"rouge"'},"max_similarity":${this.#number(result.maxSimilarity)},` +
+      `"most_similar":${similar}},"avg_similarity_score":${JSON.stringify(result.avgSimilarity)}}\n`
+    );
   }
 
-  #number(value: number | null): string {
-    let json = value === null ? undefined : this.#numbers.get(value);
+  #number(value: number): string {
+    let json = this.#numbers.get(value);
     if (json === undefined) {
       json = JSON.stringify(value);
-      if (value !== null && this.#numbers.size < 1_000_000) this.#numbers.set(value, json);
+      if (this.#numbers.size < 1_000_000) this.#numbers.set(value, json);
     }
     return json;
   }

@@ -12,7 +12,9 @@
  * merges and hands out a batch's results while the workers work on the next.
  */
 import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { buildSync } from 'esbuild';
 import type { RougeIndex } from '../../functions/shared/engine/rouge-index.ts';
 import {
   type Batch,
@@ -26,13 +28,7 @@ import {
   prepareBatch,
 } from '../../functions/shared/engine/scoring.ts';
 import type { ShardScores } from '../../functions/shared/engine/shard.ts';
-
-/** What a worker starts with: the pool's token ids (see `TokenPool.storage`). */
-export interface GateWorkerData {
-  tokens: Int32Array;
-  offsets: Int32Array;
-  kernel: 'auto' | 'js';
-}
+import { type GateReply, type GateStep, type GateWorkerData, pack } from './gate-messages.ts';
 
 /**
  * Candidates per batch: larger than the in-process gate's (`BATCH`), since each batch costs a message to
@@ -40,58 +36,30 @@ export interface GateWorkerData {
  */
 export const THREADED_BATCH = 128;
 
-/** Sequences packed in two arrays: sequence i is `values[offsets[i] .. offsets[i + 1])`. */
-export interface Packed<T extends Int32Array | Float64Array = Int32Array> {
-  values: T;
-  offsets: Int32Array;
-}
-
-/** One message to a worker: finish the batch begun, append instructions, begin a batch; all optional. */
-export interface GateStep {
-  /** Top k of the batch's `finish`, and the largest the next `begin` must hold. */
-  k: number;
-  /** Each candidate's pool size, and to the last range's worker its scores in the batch (`PoolShard.finish`). */
-  finish?: { sizes: Int32Array; tails?: Packed<Float64Array> };
-  /** Token ids of the instructions accepted since the last step, in order. */
-  append?: Packed;
-  /** Candidates (token ids) to scan against the pool's instructions `[from, to)`. */
-  begin?: Packed & { from: number; to: number };
-}
-
-/** A worker's answer to a step. */
-interface GateReply {
-  scores?: ShardScores;
-  highest?: Float64Array;
-}
-
-/** Packs sequences of numbers into one array of `type` for a message. */
-export function pack<T extends Int32Array | Float64Array>(
-  sequences: readonly ArrayLike<number>[],
-  type: new (length: number) => T,
-): Packed<T> {
-  const offsets = new Int32Array(sequences.length + 1);
-  sequences.forEach((sequence, i) => {
-    offsets[i + 1] = (offsets[i] as number) + sequence.length;
-  });
-  const values = new type(offsets[sequences.length] as number);
-  sequences.forEach((sequence, i) => {
-    values.set(sequence, offsets[i]);
-  });
-  return { values, offsets };
-}
-
-/** The sequences of a packed message (views). */
-export function unpack<T extends Int32Array | Float64Array>({ values, offsets }: Packed<T>): T[] {
-  return Array.from(
-    { length: offsets.length - 1 },
-    (_, i) => values.subarray(offsets[i], offsets[i + 1]) as T,
-  );
-}
-
 /** Worker threads for `threads: 'auto'`: every core when the work pays for starting them, else none. */
 export function autoThreads(poolSize: number, candidates: number): number {
   // Starting a worker costs ~0.3 s, the time of ~30 M pairs on one core.
   return poolSize * candidates + (candidates * candidates) / 4 > 30_000_000 ? availableParallelism() : 0;
+}
+
+let workerCode: string | undefined;
+
+/**
+ * The worker's code: `gate-worker.ts` and what it imports, bundled by esbuild (once per process), so that
+ * a worker thread starts without a TypeScript loader of its own.
+ */
+function gateWorkerCode(): string {
+  workerCode ??= buildSync({
+    entryPoints: [fileURLToPath(new URL('./gate-worker.ts', import.meta.url))],
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    write: false,
+    logLevel: 'error',
+  }).outputFiles[0]?.text;
+  if (workerCode === undefined) throw new Error('could not bundle the gate worker');
+  return workerCode;
 }
 
 class GateWorker {
@@ -100,7 +68,7 @@ class GateWorker {
   #failure: Error | null = null;
 
   constructor(data: GateWorkerData) {
-    this.#worker = new Worker(new URL('./gate-worker.mjs', import.meta.url), { workerData: data });
+    this.#worker = new Worker(gateWorkerCode(), { eval: true, workerData: data });
     this.#worker.on('message', (reply: GateReply) => {
       const pending = this.#pending;
       this.#pending = null;

@@ -5,7 +5,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { PoolShard } from '../../functions/shared/engine/shard.ts';
 import { TokenPool } from '../../functions/shared/engine/token-pool.ts';
-import { type GateStep, type GateWorkerData, unpack } from './gate-threads.ts';
+import { type GateStep, type GateWorkerData, unpack } from './gate-messages.ts';
 
 const { tokens, offsets, kernel } = workerData as GateWorkerData;
 const pool = TokenPool.fromArrays(tokens, offsets);

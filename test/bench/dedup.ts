@@ -152,6 +152,7 @@ export function sameResult(a: GateResult, b: GateResult): boolean {
     a.mostSimilar.every(
       (entry, i) =>
         entry.instruction === b.mostSimilar[i]?.instruction &&
+        entry.position === b.mostSimilar[i]?.position &&
         Object.is(entry.score, b.mostSimilar[i]?.score),
     )
   );
@@ -185,7 +186,7 @@ export function oneRowScore(
     maxSimilarity,
     mostSimilar: order
       .slice(0, DEFAULT_TOP_K)
-      .map((i) => ({ instruction: pool[i] as string, score: scores[i] as number })),
+      .map((i) => ({ instruction: pool[i] as string, position: i, score: scores[i] as number })),
     avgSimilarity: scores.length > 0 ? numpyMean(scores) : 0,
   };
 }

@@ -33,6 +33,8 @@ export const BATCH = 64;
 /** A pool instruction and its ROUGE-L F-measure with the candidate. */
 export interface SimilarInstruction {
   instruction: string;
+  /** Its place in the pool: the initial instructions in order, then each accepted candidate. */
+  position: number;
   score: number;
 }
 
@@ -211,10 +213,8 @@ export function mergeBatch(
     }));
     const mostSimilar: SimilarInstruction[] = [];
     for (let i = 0; i < top.filled; i++) {
-      mostSimilar.push({
-        instruction: index.text(top.positions[i] as number),
-        score: top.scores[i] as number,
-      });
+      const position = top.positions[i] as number;
+      mostSimilar.push({ instruction: index.text(position), position, score: top.scores[i] as number });
     }
     return {
       instruction: batch.texts[c] as string,

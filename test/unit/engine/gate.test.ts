@@ -49,7 +49,7 @@ const summary = (result: GateResult) => ({
   accepted: result.accepted,
   max: result.maxSimilarity,
   mean: result.avgSimilarity,
-  top: result.mostSimilar.map(({ instruction, score }) => `${score} ${instruction}`),
+  top: result.mostSimilar.map(({ instruction, position, score }) => `${score} ${position} ${instruction}`),
 });
 
 describe('gate', () => {
