@@ -14,7 +14,7 @@
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { buildSync } from 'esbuild';
+import { build, stop } from 'esbuild';
 import type { RougeIndex } from '../../functions/shared/engine/rouge-index.ts';
 import {
   type Batch,
@@ -42,14 +42,14 @@ export function autoThreads(poolSize: number, candidates: number): number {
   return poolSize * candidates + (candidates * candidates) / 4 > 30_000_000 ? availableParallelism() : 0;
 }
 
-let workerCode: string | undefined;
+let workerCode: Promise<string> | undefined;
 
 /**
  * The worker's code: `gate-worker.ts` and what it imports, bundled by esbuild (once per process), so that
  * a worker thread starts without a TypeScript loader of its own.
  */
-function gateWorkerCode(): string {
-  workerCode ??= buildSync({
+function gateWorkerCode(): Promise<string> {
+  workerCode ??= build({
     entryPoints: [fileURLToPath(new URL('./gate-worker.ts', import.meta.url))],
     bundle: true,
     platform: 'node',
@@ -57,8 +57,14 @@ function gateWorkerCode(): string {
     target: 'node20',
     write: false,
     logLevel: 'error',
-  }).outputFiles[0]?.text;
-  if (workerCode === undefined) throw new Error('could not bundle the gate worker');
+  })
+    .then(({ outputFiles }) => {
+      const [bundle] = outputFiles;
+      if (bundle === undefined) throw new Error('esbuild wrote no bundle of the gate worker');
+      return bundle.text;
+    })
+    // esbuild keeps a child process for later builds; there are none.
+    .finally(() => stop());
   return workerCode;
 }
 
@@ -67,8 +73,8 @@ class GateWorker {
   #pending: { resolve: (reply: GateReply) => void; reject: (error: Error) => void } | null = null;
   #failure: Error | null = null;
 
-  constructor(data: GateWorkerData) {
-    this.#worker = new Worker(gateWorkerCode(), { eval: true, workerData: data });
+  constructor(code: string, data: GateWorkerData) {
+    this.#worker = new Worker(code, { eval: true, workerData: data });
     this.#worker.on('message', (reply: GateReply) => {
       const pending = this.#pending;
       this.#pending = null;
@@ -126,10 +132,11 @@ export async function* gateInThreads(
 ): AsyncGenerator<GateResult[]> {
   const settings = gateSettings(options);
   const k = settings.topK;
+  const code = await gateWorkerCode();
   const { tokens, offsets } = index.storage();
   const workers = Array.from(
     { length: Math.max(1, options.threads) },
-    () => new GateWorker({ tokens: tokens.slice(), offsets: offsets.slice(), kernel: settings.kernel }),
+    () => new GateWorker(code, { tokens: tokens.slice(), offsets: offsets.slice(), kernel: settings.kernel }),
   );
   const step = (each: (w: number) => GateStep) =>
     Promise.all(workers.map((worker, w) => worker.step(each(w))));
