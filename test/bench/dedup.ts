@@ -281,6 +281,10 @@ function checkAgainst(
   return { mismatches, pairs, cpu };
 }
 
+/** The paper's code path as a baseline of `checkAgainst` (it tokenizes the texts itself). */
+const referenceBaseline = (pool: readonly string[], _ids: readonly Int32Array[], candidate: string) =>
+  referenceScore(pool, candidate);
+
 /** The results at `positions`, by position. */
 const pick = (results: readonly GateResult[], positions: ReadonlySet<number>) =>
   new Map([...positions].map((i) => [i, results[i] as GateResult]));
@@ -365,13 +369,7 @@ async function main(argv: string[]): Promise<number> {
   const sample = spread(options.full ? candidates.length : options.sample, candidates.length);
   const acceptedAt = results.map((result) => result.accepted);
   const sampled = pick(results, sample);
-  const literal = checkAgainst(
-    (current, _ids, c) => referenceScore(current, c),
-    pool,
-    candidates,
-    acceptedAt,
-    sampled,
-  );
+  const literal = checkAgainst(referenceBaseline, pool, candidates, acceptedAt, sampled);
   const oneRow = checkAgainst(oneRowScore, pool, candidates, acceptedAt, sampled);
   const differ = (other: readonly GateResult[]) =>
     results.filter((r, i) => !sameResult(r, other[i] as GateResult));
@@ -479,13 +477,7 @@ async function measureBootstrap(
       `${fmt(rate / baselines.oneRow)}× the one-row DP (their pairs per CPU-second above)`,
   );
   const used = stream.slice(0, accepted.length);
-  const checked = checkAgainst(
-    (current, _ids, c) => referenceScore(current, c),
-    pool,
-    used,
-    accepted,
-    sampled,
-  );
+  const checked = checkAgainst(referenceBaseline, pool, used, accepted, sampled);
   console.log(
     `reference on ${sampled.size} candidates spread over the bootstrap: ${checked.mismatches.length} mismatches`,
   );
