@@ -5,14 +5,26 @@
 import { type App, type CfnResource, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
+import { inferenceProfileModel } from '../functions/shared/models/bedrock-ids.ts';
+import { STAGES, type StageKey, type StageSpec } from '../functions/stages.ts';
+import type { RoleWithUnscopedPolicy } from './roles.ts';
 import type { SelfInstructStack } from './stack.ts';
-import { inferenceProfileModel } from './workflow.ts';
 
 const ack = (scope: IConstruct, rule: string, reason: string) =>
   Validations.of(scope).acknowledge({ id: `AwsSolutions::AwsSolutions-${rule}`, reason });
 
-/** The S3 actions CDK's `grantRead`/`grantPut` emit with wildcards. */
-const S3_GRANT_ACTIONS = ['s3:Abort*', 's3:GetBucket*', 's3:GetObject*', 's3:List*'];
+/** The S3 actions CDK's `grantRead` emits with wildcards. */
+const S3_READ_ACTIONS = ['s3:GetBucket*', 's3:GetObject*', 's3:List*'];
+/** The S3 action CDK's `grantPut` emits with a wildcard. */
+const S3_PUT_ACTIONS = ['s3:Abort*'];
+
+/**
+ * Acknowledges `Resource::*` on a role's policy of unscoped actions only (X-Ray, log delivery: see
+ * `roles.ts`), never on the role: a `*` statement of any other action fails synthesis.
+ */
+function ackUnscoped(role: RoleWithUnscopedPolicy, reason: string): void {
+  if (role.unscopedPolicy) ack(role.unscopedPolicy, 'IAM5[Resource::*]', reason);
+}
 
 export function applyNag(app: App, stack: SelfInstructStack): void {
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
@@ -30,67 +42,57 @@ export function applyNag(app: App, stack: SelfInstructStack): void {
     'The secret holds a third-party provider API key, which AWS cannot rotate; rotate it at the provider and put the new value.',
   );
 
-  for (const modelId of stack.bedrockModelIds) {
-    const base = inferenceProfileModel(modelId);
-    if (!base) continue;
-    for (const fn of [
-      stack.workflow.functions.generateInstructions,
-      stack.workflow.functions.generateInstances,
-    ]) {
+  for (const [key, spec] of Object.entries(STAGES) as [StageKey, StageSpec][]) {
+    const fn = stack.workflow.functions[key];
+    const role = stack.workflow.roles[key];
+    ack(
+      fn,
+      'L1',
+      'Node.js 22 is the runtime this project targets and tests; Node 24 is adopted deliberately, not implicitly.',
+    );
+    ackUnscoped(
+      role,
+      'X-Ray tracing (xray:PutTraceSegments/PutTelemetryRecords) has no resource-level permissions.',
+    );
+    // Exactly the wildcards of the grants this stage has (functions/stages.ts).
+    const actions = [
+      ...(spec.s3.read.length > 0 ? S3_READ_ACTIONS : []),
+      ...(spec.s3.write.length > 0 ? S3_PUT_ACTIONS : []),
+    ];
+    for (const action of actions) {
       ack(
-        fn,
+        role,
+        `IAM5[Action::${action}]`,
+        `${action} comes from CDK's grantRead/grantPut on this stack's bucket only.`,
+      );
+    }
+    for (const prefix of new Set([...spec.s3.read, ...spec.s3.write])) {
+      ack(
+        role,
+        `IAM5[Resource::${bucketArn}/${prefix}*]`,
+        `"${spec.state}" reads or writes objects named per pool and run under ${prefix}: the grant is that prefix of this stack's bucket.`,
+      );
+    }
+    if (!spec.callsModel) continue;
+    for (const modelId of stack.bedrockModelIds) {
+      const base = inferenceProfileModel(modelId);
+      if (!base) continue;
+      ack(
+        role,
         `IAM5[Resource::arn:<AWS::Partition>:bedrock:*::foundation-model/${base}]`,
         'A cross-region inference profile routes each request to this one model in any of its regions.',
       );
     }
   }
 
-  for (const fn of Object.values(stack.workflow.functions)) {
-    ack(
-      fn,
-      'L1',
-      'Node.js 22 is the runtime this project targets and tests; Node 24 is adopted deliberately, not implicitly.',
-    );
-    ack(
-      fn,
-      'IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
-      'The AWS managed basic execution role only allows writing the function’s own CloudWatch logs.',
-    );
-    ack(
-      fn,
-      'IAM5[Resource::*]',
-      'X-Ray tracing (xray:PutTraceSegments/PutTelemetryRecords) has no resource-level permissions.',
-    );
-    for (const action of S3_GRANT_ACTIONS) {
-      ack(
-        fn,
-        `IAM5[Action::${action}]`,
-        `${action} comes from CDK's grantRead/grantPut on this stack's bucket only.`,
-      );
-    }
-    for (const prefix of ['pools', 'runs', 'exports']) {
-      ack(
-        fn,
-        `IAM5[Resource::${bucketArn}/${prefix}/*]`,
-        `Objects are created per run and iteration under ${prefix}/: the grant is limited to that prefix of this stack's bucket.`,
-      );
-    }
-  }
-  ack(
-    stack.workflow.functions.prepare,
-    `IAM5[Resource::${bucketArn}/*]`,
-    'Prepare reads the seed file the run names, which may be anywhere in this stack’s bucket (read only).',
-  );
-
-  const machine = stack.workflow.stateMachine;
-  ack(
-    machine,
-    'IAM5[Resource::*]',
+  const machineRole = stack.workflow.stateMachineRole;
+  ackUnscoped(
+    machineRole,
     'X-Ray tracing and log delivery (logs:CreateLogDelivery …) have no resource-level permissions.',
   );
   for (const fn of Object.values(stack.workflow.functions)) {
     ack(
-      machine,
+      machineRole,
       `IAM5[Resource::<${stack.getLogicalId(fn.node.defaultChild as CfnResource)}.Arn>:*]`,
       'lambda:InvokeFunction on the stage function and its versions/aliases, as CDK grants it for LambdaInvoke.',
     );
@@ -106,7 +108,7 @@ export function applyNag(app: App, stack: SelfInstructStack): void {
         'IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
         'CDK custom resource handler: the managed policy only allows writing its own logs.',
       );
-      for (const action of [...S3_GRANT_ACTIONS, 's3:DeleteObject*']) {
+      for (const action of [...S3_READ_ACTIONS, ...S3_PUT_ACTIONS, 's3:DeleteObject*']) {
         ack(
           child,
           `IAM5[Action::${action}]`,
@@ -122,11 +124,6 @@ export function applyNag(app: App, stack: SelfInstructStack): void {
         child,
         'IAM5[Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-<AWS::Region>/*]',
         'CDK BucketDeployment reads its asset from the CDK bootstrap bucket.',
-      );
-      ack(
-        child,
-        'IAM5[Resource::*]',
-        'CDK bucket-notification handler: s3:PutBucketNotification is granted by CDK.',
       );
     }
   }

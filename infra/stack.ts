@@ -12,8 +12,18 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3deploy from 'aws-cdk-lib/aws-s3-deployment';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
+import { parseRunInput } from '../functions/prepare/core.ts';
+import { ConfigurationError } from '../functions/shared/errors.ts';
 import { DEFAULT_SEED_KEY, SEED_UPLOAD_PREFIX } from '../functions/shared/keys.ts';
-import { PROJECT_ROOT, SelfInstructWorkflow } from './workflow.ts';
+import {
+  checkOperatorLimits,
+  DEFAULT_OPERATOR_LIMITS,
+  endpointProblem,
+  LIMIT_SETTINGS,
+  type OperatorLimits,
+} from '../functions/shared/limits.ts';
+import { PROJECT_ROOT } from './project.ts';
+import { SelfInstructWorkflow } from './workflow.ts';
 
 /** What a deployment can be configured with (CDK context keys `selfinstruct:<name>`, see README). */
 export interface SelfInstructStackProps extends StackProps {
@@ -53,6 +63,47 @@ export interface SelfInstructStackProps extends StackProps {
    * @default true
    */
   readonly retainData?: boolean;
+  /**
+   * Base URLs (or origins) the model API key may be sent to: `https`, or `http` to a loopback host.
+   * @default DEFAULT_OPERATOR_LIMITS.allowedModelEndpoints (OpenAI's API and Ollama's local address)
+   */
+  readonly allowedModelEndpoints?: string[];
+  /**
+   * Upper bound on a run's `mapConcurrency × callConcurrency`.
+   * @default DEFAULT_OPERATOR_LIMITS.maxModelCallsInFlight (320)
+   */
+  readonly maxModelCallsInFlight?: number;
+  /**
+   * Reserved concurrency of each model-calling function; a run's `mapConcurrency` may not exceed it.
+   * @default - none reserved
+   */
+  readonly modelFunctionConcurrency?: number;
+}
+
+/**
+ * The operator's limits from the props, checked: a bad value fails synthesis, naming its context key,
+ * rather than every run.
+ */
+export function operatorLimits(props: SelfInstructStackProps): OperatorLimits {
+  const { allowedModelEndpoints, maxModelCallsInFlight, modelFunctionConcurrency } = LIMIT_SETTINGS;
+  const endpoints = props.allowedModelEndpoints ?? DEFAULT_OPERATOR_LIMITS.allowedModelEndpoints;
+  for (const url of endpoints) {
+    const problem = endpointProblem(url);
+    if (problem) throw new ConfigurationError(`${allowedModelEndpoints.context}: ${problem}`);
+  }
+  const count = (value: number | undefined, context: string) => {
+    if (value !== undefined && !(Number.isInteger(value) && value >= 1)) {
+      throw new ConfigurationError(`${context} must be a positive integer`);
+    }
+    return value;
+  };
+  return {
+    allowedModelEndpoints: endpoints,
+    maxModelCallsInFlight:
+      count(props.maxModelCallsInFlight, maxModelCallsInFlight.context) ??
+      DEFAULT_OPERATOR_LIMITS.maxModelCallsInFlight,
+    modelFunctionConcurrency: count(props.modelFunctionConcurrency, modelFunctionConcurrency.context),
+  };
 }
 
 export class SelfInstructStack extends Stack {
@@ -67,6 +118,7 @@ export class SelfInstructStack extends Stack {
     super(scope, id, props);
     const removalPolicy = props.retainData === false ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN;
     const model = props.model ?? 'offline';
+    const limits = operatorLimits(props);
     this.bedrockModelIds = model.startsWith('bedrock:') ? [model.slice('bedrock:'.length)] : [];
 
     this.bucket = new s3.Bucket(this, 'DataBucket', {
@@ -102,6 +154,7 @@ export class SelfInstructStack extends Stack {
       table: this.table,
       apiKeySecret: this.apiKeySecret,
       bedrockModelIds: this.bedrockModelIds,
+      limits,
     });
     const { stateMachine } = this.workflow;
 
@@ -122,6 +175,14 @@ export class SelfInstructStack extends Stack {
       mapConcurrency: props.mapConcurrency ?? 10,
       rougeThreshold: props.rougeThreshold ?? 0.7,
     };
+    // The triggered runs would all fail in "Prepare run": fail here instead.
+    try {
+      checkOperatorLimits(parseRunInput(runDefaults, 'triggered'), limits);
+    } catch (error) {
+      throw new ConfigurationError(
+        `the triggered runs' input (selfinstruct:model, selfinstruct:mapConcurrency, …) is not valid: ${(error as Error).message}`,
+      );
+    }
 
     new events.Rule(this, 'SeedUploadStartsRun', {
       description: `Starts a Self-Instruct run when a seed file is uploaded under ${SEED_UPLOAD_PREFIX}`,

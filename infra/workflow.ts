@@ -5,13 +5,15 @@
  *   Start run → Prepare run → Generate instructions → Filter and deduplicate → Generate instances (Map
  *   over chunks of ids) → Save iteration → Enough instructions? ─ no → Generate instructions
  *                                                              └ yes → Export dataset → Done
- *   Any stage's error → Record failure → Run failed
+ *   A stage's error (after its retries) fails the execution at that stage, so a redrive resumes there;
+ *   an EventBridge rule on the execution's end runs Record failure (status, readable cause, lease back).
  */
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
@@ -21,12 +23,12 @@ import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
-
-/** The project root: stage entries are `functions/<stage>/handler.ts` below it. */
-export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-
-/** CloudFormation metadata key that names a function's handler module, read by the local runner. */
-export const ENTRY_METADATA = 'SelfInstruct:Entry';
+import { ConfigurationError } from '../functions/shared/errors.ts';
+import { DEFAULT_OPERATOR_LIMITS, LIMIT_SETTINGS, type OperatorLimits } from '../functions/shared/limits.ts';
+import { inferenceProfileModel } from '../functions/shared/models/bedrock-ids.ts';
+import { CONTROL_STATES, STAGES, type StageKey, type StageSpec } from '../functions/stages.ts';
+import { ENTRY_METADATA, PROJECT_ROOT } from './project.ts';
+import { RoleWithUnscopedPolicy } from './roles.ts';
 
 /** Errors worth retrying with backoff: Lambda's own transient faults and the model adapters' named ones. */
 export const RETRYABLE_ERRORS = [
@@ -35,6 +37,10 @@ export const RETRYABLE_ERRORS = [
   'Lambda.SdkClientException',
   'Lambda.TooManyRequestsException',
   'Lambda.ClientExecutionTimeoutException',
+  'Lambda.Unknown',
+  'Sandbox.Timedout',
+  'Runtime.ExitError',
+  'Runtime.OutOfMemory',
   'ModelThrottled',
   'ModelUnavailable',
   'States.Timeout',
@@ -61,74 +67,32 @@ export interface SelfInstructWorkflowProps {
    * @default logs.RetentionDays.ONE_MONTH
    */
   readonly logRetention?: logs.RetentionDays;
+  /**
+   * What runs may do: the model endpoints the API key may go to, the cap on model calls at once, the
+   * reserved concurrency of the model-calling functions (see `functions/shared/limits.ts`).
+   * @default DEFAULT_OPERATOR_LIMITS
+   */
+  readonly limits?: OperatorLimits;
 }
 
-interface StageSpec {
-  id: string;
-  folder: string;
-  description: string;
-  timeout: Duration;
-  memorySize: number;
-  callsModel?: boolean;
+/**
+ * The environment that carries the operator's limits to a function (read by `operatorLimitsFromEnv`):
+ * the allowed endpoints to the stages that call the model and to "Prepare run", which also checks runs
+ * against the caps.
+ */
+function limitsEnvironment(limits: OperatorLimits, spec: StageSpec): Record<string, string> {
+  if (!spec.callsModel && spec !== STAGES.prepare) return {};
+  const env: Record<string, string> = {
+    [LIMIT_SETTINGS.allowedModelEndpoints.env]: limits.allowedModelEndpoints.join(','),
+  };
+  if (spec === STAGES.prepare) {
+    env[LIMIT_SETTINGS.maxModelCallsInFlight.env] = String(limits.maxModelCallsInFlight);
+    if (limits.modelFunctionConcurrency !== undefined) {
+      env[LIMIT_SETTINGS.modelFunctionConcurrency.env] = String(limits.modelFunctionConcurrency);
+    }
+  }
+  return env;
 }
-
-const STAGES = {
-  prepare: {
-    id: 'PrepareRun',
-    folder: 'prepare',
-    description: 'Validates the run input and seed file, records the run and seeds the pool',
-    timeout: Duration.minutes(5),
-    memorySize: 1024,
-  },
-  generateInstructions: {
-    id: 'GenerateInstructions',
-    folder: 'generate-instructions',
-    description: 'Asks the model for new instructions from seed and machine demonstrations',
-    timeout: Duration.minutes(15),
-    memorySize: 1024,
-    callsModel: true,
-  },
-  filter: {
-    id: 'FilterAndDeduplicate',
-    folder: 'filter',
-    description: 'Heuristic filters and the sequential ROUGE-L gate against the pool',
-    timeout: Duration.minutes(15),
-    memorySize: 3008,
-  },
-  generateInstances: {
-    id: 'GenerateInstances',
-    folder: 'generate-instances',
-    description: 'Classifies one chunk of instructions and generates their instances',
-    timeout: Duration.minutes(15),
-    memorySize: 1024,
-    callsModel: true,
-  },
-  saveIteration: {
-    id: 'SaveIteration',
-    folder: 'save-iteration',
-    description: 'Adds the iteration to the pool and the run record',
-    timeout: Duration.minutes(5),
-    memorySize: 1024,
-  },
-  exportDataset: {
-    id: 'ExportDataset',
-    folder: 'export',
-    description: 'Writes the dataset exports and the run summary',
-    timeout: Duration.minutes(15),
-    memorySize: 2048,
-  },
-  recordFailure: {
-    id: 'RecordFailure',
-    folder: 'record-failure',
-    description: 'Marks a failed run with a readable cause',
-    timeout: Duration.minutes(1),
-    memorySize: 512,
-  },
-} satisfies Record<string, StageSpec>;
-
-/** The model a cross-region inference profile id (`us.`, `eu.`, `apac.`, `global.` …) routes to, if it is one. */
-export const inferenceProfileModel = (modelId: string) =>
-  /^(us|eu|apac|us-gov|ca|jp|au|global)\.(.+)$/.exec(modelId)?.[2];
 
 /**
  * What invoking a Bedrock model id needs: the foundation model in this region, or, for a cross-region
@@ -158,31 +122,77 @@ export function bedrockResources(stack: Stack, modelId: string): string[] {
   ];
 }
 
+/**
+ * Grants a stage function what its registry entry says it touches, and nothing else: reads and puts
+ * under its S3 prefixes, its access to the table, and, for a stage that calls the model, the API key
+ * secret and the deployed Bedrock models.
+ */
+function grantStageAccess(fn: lambda.Function, spec: StageSpec, props: SelfInstructWorkflowProps): void {
+  // Listing is granted with reading (s3:List* on the bucket): a prefix a stage lists, it reads.
+  const unread = spec.s3.list.filter((prefix) => !spec.s3.read.includes(prefix));
+  if (unread.length > 0) {
+    throw new ConfigurationError(`stage "${spec.state}" lists ${unread.join(', ')} but does not read it`);
+  }
+  for (const prefix of spec.s3.read) props.bucket.grantRead(fn, `${prefix}*`);
+  for (const prefix of spec.s3.write) props.bucket.grantPut(fn, `${prefix}*`);
+  if (spec.dynamodb === 'readWrite') props.table.grantReadWriteData(fn);
+  if (spec.dynamodb === 'read') props.table.grantReadData(fn);
+  if (!spec.callsModel) return;
+  if (props.apiKeySecret) {
+    props.apiKeySecret.grantRead(fn);
+    fn.addEnvironment('MODEL_API_KEY_SECRET_ARN', props.apiKeySecret.secretArn);
+  }
+  if (props.bedrockModelIds?.length) {
+    // aws-cdk-lib has no grant for a Bedrock model: the grant primitive, on exactly the model's ARNs.
+    iam.Grant.addToPrincipal({
+      grantee: fn,
+      actions: ['bedrock:InvokeModel'],
+      resourceArns: props.bedrockModelIds.flatMap((modelId) => bedrockResources(Stack.of(fn), modelId)),
+    });
+  }
+}
+
 /** The stage functions and the state machine of a Self-Instruct pipeline. */
 export class SelfInstructWorkflow extends Construct {
   readonly stateMachine: sfn.StateMachine;
-  readonly functions: Record<keyof typeof STAGES, nodejs.NodejsFunction>;
+  readonly functions: Record<StageKey, nodejs.NodejsFunction>;
+  /** Each function's role: its grants in the default policy, its X-Ray statement apart (`roles.ts`). */
+  readonly roles: Record<StageKey, RoleWithUnscopedPolicy>;
+  /** The state machine's role: Lambda invocations, and its X-Ray and log-delivery statements apart. */
+  readonly stateMachineRole: RoleWithUnscopedPolicy;
 
   constructor(scope: Construct, id: string, props: SelfInstructWorkflowProps) {
     super(scope, id);
     const retention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
+    const limits = props.limits ?? DEFAULT_OPERATOR_LIMITS;
 
-    const makeFunction = (spec: StageSpec) => {
+    const roles: Partial<Record<StageKey, RoleWithUnscopedPolicy>> = {};
+    const makeFunction = (key: StageKey, spec: StageSpec) => {
       const entry = path.join(PROJECT_ROOT, 'functions', spec.folder, 'handler.ts');
+      const logGroup = new logs.LogGroup(this, `${spec.id}Logs`, {
+        retention,
+        removalPolicy: RemovalPolicy.DESTROY,
+      });
+      // Writes its own log group, instead of AWSLambdaBasicExecutionRole's logs:PutLogEvents on any group.
+      const role = new RoleWithUnscopedPolicy(this, `${spec.id}Role`, {
+        assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+        description: `Stage "${spec.state}"`,
+      });
+      logGroup.grantWrite(role);
+      roles[key] = role;
       const fn = new nodejs.NodejsFunction(this, spec.id, {
         entry,
         handler: 'handler',
         description: spec.description,
+        role,
         runtime: lambda.Runtime.NODEJS_22_X,
         architecture: lambda.Architecture.ARM_64,
-        timeout: spec.timeout,
-        memorySize: spec.memorySize,
+        timeout: Duration.seconds(spec.timeoutSeconds),
+        memorySize: spec.memoryMb,
+        reservedConcurrentExecutions: spec.callsModel ? limits.modelFunctionConcurrency : undefined,
         tracing: lambda.Tracing.ACTIVE,
         loggingFormat: lambda.LoggingFormat.JSON,
-        logGroup: new logs.LogGroup(this, `${spec.id}Logs`, {
-          retention,
-          removalPolicy: RemovalPolicy.DESTROY,
-        }),
+        logGroup,
         projectRoot: PROJECT_ROOT,
         depsLockFilePath: path.join(PROJECT_ROOT, 'package-lock.json'),
         environment: {
@@ -191,6 +201,7 @@ export class SelfInstructWorkflow extends Construct {
           POWERTOOLS_SERVICE_NAME: 'selfinstruct',
           POWERTOOLS_LOG_LEVEL: 'INFO',
           NODE_OPTIONS: '--enable-source-maps',
+          ...limitsEnvironment(limits, spec),
         },
         bundling: {
           format: nodejs.OutputFormat.ESM,
@@ -214,57 +225,24 @@ export class SelfInstructWorkflow extends Construct {
         ENTRY_METADATA,
         path.relative(PROJECT_ROOT, entry).split(path.sep).join('/'),
       );
-      if (spec.callsModel && props.apiKeySecret) {
-        props.apiKeySecret.grantRead(fn);
-        fn.addEnvironment('MODEL_API_KEY_SECRET_ARN', props.apiKeySecret.secretArn);
-      }
-      if (spec.callsModel && props.bedrockModelIds?.length) {
-        fn.addToRolePolicy(
-          new iam.PolicyStatement({
-            actions: ['bedrock:InvokeModel'],
-            resources: props.bedrockModelIds.flatMap((modelId) => bedrockResources(Stack.of(this), modelId)),
-          }),
-        );
-      }
+      grantStageAccess(fn, spec, props);
       return fn;
     };
 
     this.functions = Object.fromEntries(
-      Object.entries(STAGES).map(([key, spec]) => [key, makeFunction(spec)]),
-    ) as Record<keyof typeof STAGES, nodejs.NodejsFunction>;
+      Object.entries(STAGES).map(([key, spec]) => [key, makeFunction(key as StageKey, spec)]),
+    ) as Record<StageKey, nodejs.NodejsFunction>;
+    this.roles = roles as Record<StageKey, RoleWithUnscopedPolicy>;
     const f = this.functions;
 
-    // Least privilege: each stage gets what it touches.
-    props.bucket.grantRead(f.prepare);
-    props.bucket.grantPut(f.prepare, 'pools/*');
-    props.table.grantReadWriteData(f.prepare);
-    props.bucket.grantRead(f.generateInstructions, 'pools/*');
-    props.bucket.grantPut(f.generateInstructions, 'runs/*');
-    props.bucket.grantRead(f.filter, 'pools/*');
-    props.bucket.grantRead(f.filter, 'runs/*');
-    props.bucket.grantPut(f.filter, 'runs/*');
-    props.table.grantReadWriteData(f.filter);
-    props.bucket.grantPut(f.generateInstances, 'runs/*');
-    props.table.grantReadWriteData(f.generateInstances);
-    props.bucket.grantRead(f.saveIteration, 'runs/*');
-    props.bucket.grantPut(f.saveIteration, 'pools/*');
-    props.table.grantReadWriteData(f.saveIteration);
-    props.table.grantReadWriteData(f.exportDataset);
-    props.bucket.grantPut(f.exportDataset, 'exports/*');
-    props.table.grantWriteData(f.recordFailure);
-
-    const invoke = (
-      name: string,
-      fn: lambda.IFunction,
-      timeout: Duration,
-      options: Partial<tasks.LambdaInvokeProps> = {},
-    ) => {
-      const task = new tasks.LambdaInvoke(this, name, {
-        lambdaFunction: fn,
+    /** The Task state of a stage: named, timed and wired from the registry. */
+    const invoke = (stage: StageKey, options: Partial<tasks.LambdaInvokeProps> = {}) => {
+      const task = new tasks.LambdaInvoke(this, STAGES[stage].state, {
+        lambdaFunction: f[stage],
         payloadResponseOnly: false,
         retryOnServiceExceptions: false,
         resultSelector: { 'Payload.$': '$.Payload' },
-        taskTimeout: sfn.Timeout.duration(timeout),
+        taskTimeout: sfn.Timeout.duration(Duration.seconds(STAGES[stage].timeoutSeconds)),
         ...options,
       });
       task.addRetry({
@@ -278,18 +256,6 @@ export class SelfInstructWorkflow extends Construct {
       return task;
     };
 
-    const failed = new sfn.Fail(this, 'Run failed', {
-      errorPath: '$.Payload.error',
-      causePath: '$.Payload.cause',
-    });
-    const recordFailure = invoke('Record failure', f.recordFailure, STAGES.recordFailure.timeout, {
-      payload: sfn.TaskInput.fromObject({ 'runId.$': '$.runId', 'failure.$': '$.failure' }),
-    }).next(failed);
-    const catchAll = <T extends sfn.TaskStateBase | sfn.Map>(state: T): T => {
-      state.addCatch(recordFailure, { errors: ['States.ALL'], resultPath: '$.failure' });
-      return state;
-    };
-
     // The run state that goes round the loop, read from the state and from a stage's reply.
     const runState = { 'runId.$': '$.runId', 'config.$': '$.config', 'progress.$': '$.progress' };
     const runStateFromPayload = {
@@ -298,51 +264,44 @@ export class SelfInstructWorkflow extends Construct {
       'progress.$': '$.Payload.progress',
     };
 
-    const start = new sfn.Pass(this, 'Start run', {
+    const start = new sfn.Pass(this, CONTROL_STATES.start, {
       parameters: { 'runId.$': '$$.Execution.Name', 'input.$': '$' },
     });
-    const prepare = catchAll(
-      invoke('Prepare run', f.prepare, STAGES.prepare.timeout, {
-        resultSelector: runStateFromPayload,
+    const prepare = invoke('prepare', {
+      resultSelector: runStateFromPayload,
+    });
+    const generate = invoke('generateInstructions', {
+      payload: sfn.TaskInput.fromObject(runState),
+      resultSelector: {
+        'candidatesKey.$': '$.Payload.candidatesKey',
+        'prompts.$': '$.Payload.prompts',
+        'candidates.$': '$.Payload.candidates',
+        'malformed.$': '$.Payload.malformed',
+        'droppedByTruncation.$': '$.Payload.droppedByTruncation',
+        'lost.$': '$.Payload.lost',
+        'usage.$': '$.Payload.usage',
+      },
+      resultPath: '$.generated',
+    });
+    const filter = invoke('filter', {
+      payload: sfn.TaskInput.fromObject({
+        ...runState,
+        'candidatesKey.$': '$.generated.candidatesKey',
       }),
-    );
-    const generate = catchAll(
-      invoke('Generate instructions', f.generateInstructions, STAGES.generateInstructions.timeout, {
-        payload: sfn.TaskInput.fromObject(runState),
-        resultSelector: {
-          'candidatesKey.$': '$.Payload.candidatesKey',
-          'prompts.$': '$.Payload.prompts',
-          'candidates.$': '$.Payload.candidates',
-          'malformed.$': '$.Payload.malformed',
-          'droppedByTruncation.$': '$.Payload.droppedByTruncation',
-          'usage.$': '$.Payload.usage',
-        },
-        resultPath: '$.generated',
-      }),
-    );
-    const filter = catchAll(
-      invoke('Filter and deduplicate', f.filter, STAGES.filter.timeout, {
-        payload: sfn.TaskInput.fromObject({
-          ...runState,
-          'candidatesKey.$': '$.generated.candidatesKey',
-        }),
-        resultSelector: { 'chunks.$': '$.Payload.chunks', 'counts.$': '$.Payload.counts' },
-        resultPath: '$.gated',
-      }),
-    );
-    const instancesMap = catchAll(
-      new sfn.Map(this, 'Generate instances', {
-        itemsPath: '$.gated.chunks',
-        maxConcurrencyPath: '$.config.mapConcurrency',
-        itemSelector: {
-          ...runState,
-          'chunk.$': '$$.Map.Item.Value',
-        },
-        resultPath: '$.instances',
-      }),
-    );
+      resultSelector: { 'chunks.$': '$.Payload.chunks', 'counts.$': '$.Payload.counts' },
+      resultPath: '$.gated',
+    });
+    const instancesMap = new sfn.Map(this, STAGES.generateInstances.mapState, {
+      itemsPath: '$.gated.chunks',
+      maxConcurrencyPath: '$.config.mapConcurrency',
+      itemSelector: {
+        ...runState,
+        'chunk.$': '$$.Map.Item.Value',
+      },
+      resultPath: '$.instances',
+    });
     instancesMap.itemProcessor(
-      invoke('Generate instances for a chunk', f.generateInstances, STAGES.generateInstances.timeout, {
+      invoke('generateInstances', {
         resultSelector: {
           'chunk.$': '$.Payload.chunk',
           'counts.$': '$.Payload.counts',
@@ -350,28 +309,24 @@ export class SelfInstructWorkflow extends Construct {
         },
       }),
     );
-    const save = catchAll(
-      invoke('Save iteration', f.saveIteration, STAGES.saveIteration.timeout, {
-        payload: sfn.TaskInput.fromObject({
-          ...runState,
-          'generated.$': '$.generated',
-          'gated.$': '$.gated',
-          'instances.$': '$.instances',
-        }),
-        // Replaces the whole state: only runId, config and progress go round the loop.
-        resultSelector: runStateFromPayload,
+    const save = invoke('saveIteration', {
+      payload: sfn.TaskInput.fromObject({
+        ...runState,
+        'generated.$': '$.generated',
+        'gated.$': '$.gated',
+        'instances.$': '$.instances',
       }),
-    );
-    const exportDataset = catchAll(
-      invoke('Export dataset', f.exportDataset, STAGES.exportDataset.timeout, {
-        payload: sfn.TaskInput.fromObject(runState),
-        resultSelector: { 'summary.$': '$.Payload' },
-        resultPath: '$.export',
-      }),
-    );
-    const done = new sfn.Succeed(this, 'Done', { outputPath: '$.export.summary' });
+      // Replaces the whole state: only runId, config and progress go round the loop.
+      resultSelector: runStateFromPayload,
+    });
+    const exportDataset = invoke('exportDataset', {
+      payload: sfn.TaskInput.fromObject(runState),
+      resultSelector: { 'summary.$': '$.Payload' },
+      resultPath: '$.export',
+    });
+    const done = new sfn.Succeed(this, CONTROL_STATES.done, { outputPath: '$.export.summary' });
 
-    const enough = new sfn.Choice(this, 'Enough instructions?')
+    const enough = new sfn.Choice(this, CONTROL_STATES.enough)
       .when(
         sfn.Condition.and(
           sfn.Condition.numberLessThanJsonPath('$.progress.added', '$.config.target'),
@@ -396,10 +351,15 @@ export class SelfInstructWorkflow extends Construct {
       retention,
       removalPolicy: RemovalPolicy.DESTROY,
     });
+    this.stateMachineRole = new RoleWithUnscopedPolicy(this, 'StateMachineRole', {
+      assumedBy: new iam.ServicePrincipal('states.amazonaws.com'),
+    });
     this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
       stateMachineType: sfn.StateMachineType.STANDARD,
       definitionBody: sfn.DefinitionBody.fromChainable(definition),
       comment: 'Self-Instruct: grow an instruction dataset from seed tasks with an LLM',
+      // Its X-Ray and log-delivery statements (on `*`) go to a policy of their own (see roles.ts).
+      role: this.stateMachineRole,
       tracingEnabled: true,
       timeout: Duration.days(7),
       logs: { destination: logGroup, level: sfn.LogLevel.ALL, includeExecutionData: false },
@@ -418,5 +378,21 @@ export class SelfInstructWorkflow extends Construct {
         alarmDescription: `A Self-Instruct run ${name === 'RunsFailed' ? 'failed' : 'timed out'}`,
       });
     }
+
+    // Step Functions reports every end of an execution to EventBridge: an unsuccessful one is recorded
+    // on the run (readable cause, status) and the pool's lease is given back. Lambda retries the
+    // asynchronous invocation twice on an error.
+    new events.Rule(this, 'RunEndedUnsuccessfully', {
+      description: 'Records a failed, timed-out or aborted Self-Instruct run and gives its pool back',
+      eventPattern: {
+        source: ['aws.states'],
+        detailType: ['Step Functions Execution Status Change'],
+        detail: {
+          stateMachineArn: [this.stateMachine.stateMachineArn],
+          status: ['FAILED', 'TIMED_OUT', 'ABORTED'],
+        },
+      },
+      targets: [new targets.LambdaFunction(f.recordFailure, { retryAttempts: 2 })],
+    });
   }
 }

@@ -6,8 +6,10 @@
 
 import { toAlpaca, toRecords, toSeedFormat } from '../shared/exports/formats.ts';
 import { exportKeys } from '../shared/keys.ts';
-import { toJsonLines } from '../shared/model-calls.ts';
+import { stageUsageCounters, toJsonLines, totalUsage, usageOfCalls } from '../shared/model-calls.ts';
+import { holdPool } from '../shared/pool-lease.ts';
 import type { ObjectStore, PoolStore, RunRecord } from '../shared/ports.ts';
+import { formatUsd } from '../shared/pricing/money.ts';
 import type { RunState } from '../shared/schemas.ts';
 
 export interface RunSummary {
@@ -46,7 +48,7 @@ export function stopReason({ config, progress }: RunState): string {
     return `target reached (${progress.added} ≥ ${config.target} new tasks)`;
   }
   if (!progress.withinBudget) {
-    return `budget: another iteration would bring the estimated cost to $${progress.projectedCostUsd.toFixed(4)}, over the $${config.maxCostUsd} limit (spent $${progress.costUsd.toFixed(4)}; ${progress.added} of ${config.target} new tasks)`;
+    return `budget: another iteration would bring the estimated cost to ${formatUsd(progress.projectedCostUsd)}, over the ${formatUsd(config.maxCostUsd ?? 0)} limit (spent ${formatUsd(progress.costUsd)}; ${progress.added} of ${config.target} new tasks)`;
   }
   return `iteration cap reached (${progress.iteration} of ${config.maxIterations}) with ${progress.added} of ${config.target} new tasks`;
 }
@@ -57,6 +59,8 @@ export async function exportDataset(
 ): Promise<RunSummary> {
   const { runId, config, progress } = state;
   const keys = exportKeys(runId);
+  await holdPool(pool, config.pool, runId, progress.fence);
+  // Committed tasks only: staged work of an iteration that never committed is not part of the pool.
   const tasks = [];
   for await (const task of pool.listTasks(config.pool)) {
     if (task.source === 'machine' && task.status === 'complete') tasks.push(toSeedFormat(task));
@@ -72,6 +76,10 @@ export async function exportDataset(
   await objects.put(keys.tasks, toJsonLines(tasks), 'application/jsonl');
 
   const run = await pool.getRun(runId);
+  // Every billed call of the run, including those of attempts that failed: the sum of its call records.
+  const calls = await pool.listCalls(runId, '');
+  const byStage = usageOfCalls(calls);
+  const total = totalUsage(byStage);
   const summary: RunSummary = {
     runId,
     pool: config.pool,
@@ -85,11 +93,7 @@ export async function exportDataset(
     exportedTasks: tasks.length,
     exportedRecords: records.length,
     counts: run?.counts ?? {},
-    usage: {
-      calls: run?.usage?.calls ?? 0,
-      inputTokens: run?.usage?.inputTokens ?? 0,
-      outputTokens: run?.usage?.outputTokens ?? 0,
-    },
+    usage: { calls: total.calls, inputTokens: total.inputTokens, outputTokens: total.outputTokens },
     cost: runCost(run, progress.added),
     exportPrefix: keys.prefix,
     files: { dataset: keys.dataset, alpaca: keys.alpaca, tasks: keys.tasks, summary: keys.summary },
@@ -100,6 +104,8 @@ export async function exportDataset(
     stopReason: summary.stopReason,
     exportPrefix: keys.prefix,
     iteration: progress.iteration,
+    usage: summary.usage,
+    stageUsage: stageUsageCounters(byStage),
   });
   await pool.releasePool(config.pool, runId);
   return summary;

@@ -9,11 +9,13 @@ import pLimit from 'p-limit';
 import { z } from 'zod';
 import { checkInstruction, normalizeInstruction } from '../shared/engine/filters.ts';
 import { type GateResult, gate, RougeIndex } from '../shared/engine/gate.ts';
-import { poolKeys, runKeys } from '../shared/keys.ts';
+import { runKeys } from '../shared/keys.ts';
 import { fromJsonLines, toJsonLines } from '../shared/model-calls.ts';
+import { stagedBy } from '../shared/pool-commit.ts';
 import { instructionKey, taskId } from '../shared/pool-ids.ts';
-import { loadIndex } from '../shared/pool-index.ts';
-import type { ObjectStore, PoolStore } from '../shared/ports.ts';
+import { committedPool, loadIndex } from '../shared/pool-index.ts';
+import { holdPool } from '../shared/pool-lease.ts';
+import type { ObjectStore, PoolStore, PoolTask } from '../shared/ports.ts';
 import { type Candidate, type Chunk, type Counts, RunState } from '../shared/schemas.ts';
 
 export const FilterInput = RunState.extend({ candidatesKey: z.string().min(1) });
@@ -44,10 +46,12 @@ export async function filterAndDeduplicate(
 ): Promise<FilterResult> {
   const iteration = progress.iteration + 1;
   const keys = runKeys(runId, iteration);
+  await holdPool(pool, config.pool, runId, progress.fence);
   const candidates = fromJsonLines<Candidate>(await objects.getText(candidatesKey));
-  // The pool's index as of the start of this iteration: "Save iteration" promotes ours, so a retry
-  // of this stage sees the same pool and reaches the same decisions.
-  const index = (await loadIndex(objects, poolKeys(config.pool).index)) ?? new RougeIndex();
+  // The pool's index as committed: this iteration's joins it only when "Save iteration" commits, so a
+  // retry of this stage sees the same pool and reaches the same decisions.
+  const committed = await committedPool(pool, config.pool);
+  const index = (await loadIndex(objects, committed.indexKey)) ?? new RougeIndex();
   const known = new Set(index.instructions.map(instructionKey));
 
   const counts: Counts = { generated: candidates.length, accepted: 0 };
@@ -66,13 +70,36 @@ export async function filterAndDeduplicate(
     if (filtered) reject(filtered);
     else survivors.push({ candidate, instruction, decision: decisions.length - 1 });
   }
-  const results = gate(
-    index,
-    survivors.map((survivor) => survivor.instruction),
-    { threshold: config.rougeThreshold },
-  );
+  // The run never adds more than its target: once the accepted instructions fill what is left of it,
+  // the later survivors are `surplus`, neither scored nor added to the index. Gating in slices no longer
+  // than the quota left gives the same decisions as one pass (the gate is sequential) and never admits
+  // an instruction past the quota.
+  const quota = Math.max(0, config.target - progress.added);
+  const results: GateResult[] = [];
+  let acceptedByGate = 0;
+  while (results.length < survivors.length && acceptedByGate < quota) {
+    const slice = survivors.slice(results.length, results.length + quota - acceptedByGate);
+    for (const result of gate(
+      index,
+      slice.map((survivor) => survivor.instruction),
+      { threshold: config.rougeThreshold },
+    )) {
+      results.push(result);
+      if (result.accepted) acceptedByGate++;
+    }
+  }
   survivors.forEach(({ candidate, instruction, decision: position }, i) => {
-    const score = results[i] as GateResult;
+    const score = results[i];
+    if (!score) {
+      decisions[position] = {
+        instruction,
+        raw: candidate.instruction,
+        status: 'rejected',
+        reason: 'surplus',
+      };
+      reject('surplus');
+      return;
+    }
     const key = instructionKey(instruction);
     const decision: GateDecision = {
       instruction,
@@ -99,12 +126,13 @@ export async function filterAndDeduplicate(
   });
 
   const createdAt = now().toISOString();
+  const staged = stagedBy(runId, iteration);
   const limit = pLimit(16);
   await Promise.all(
     accepted.map(({ candidate, decision }) =>
       limit(async () => {
         const top = Object.entries(decision.most_similar ?? {})[0];
-        const stored = await pool.putTaskIfAbsent({
+        const task: PoolTask = {
           id: decision.id as string,
           pool: config.pool,
           instruction: decision.instruction,
@@ -121,16 +149,18 @@ export async function filterAndDeduplicate(
           maxSimilarity: decision.max_similarity,
           mostSimilar: top ? { instruction: top[0], score: top[1] } : undefined,
           avgSimilarity: decision.avg_similarity_score,
+          staged,
           createdAt,
-        });
-        if (!stored) {
-          // Already there: from a retry of this very stage (fine), or stored by another run.
-          const [existing] = await pool.getTasks(config.pool, [decision.id as string]);
-          if (existing?.runId !== runId || existing.iteration !== iteration) {
-            decision.status = 'rejected';
-            decision.reason = 'duplicate';
-          }
-        }
+        };
+        if (await pool.putTaskIfAbsent(task)) return;
+        // Already there: from an earlier attempt (or a duplicate) of this very stage, fine; staged by an
+        // iteration that never committed (a dead run's: this run holds the lease), taken over; else a
+        // task of the pool, so a duplicate.
+        const [existing] = await pool.getTasks(config.pool, [task.id]);
+        if (existing?.staged === staged) return;
+        if (existing?.staged !== undefined && (await pool.replaceStaged(task, existing.staged))) return;
+        decision.status = 'rejected';
+        decision.reason = 'duplicate';
       }),
     ),
   );

@@ -4,17 +4,30 @@
  * already said), generate instances output-first for classification and input-first otherwise (unless
  * the task arrived with its instance, as in Alpaca), and keep the instances that pass the paper's
  * instance filters. A task left with none is marked rejected. The chunk's tasks run concurrently,
- * with a bound on model calls at once.
+ * under the call runner's adaptive limit.
+ *
+ * Safe to run twice, even at once: a task moves `pending → complete | rejected` with a conditional
+ * write, so the first delivery to finish it wins and the other reads its result; the replies of calls
+ * an earlier attempt made are served again from their records. A task whose calls were lost (within
+ * the share a stage may lose) is rejected as `model-call-failed`; one a `replay:` model has no recorded
+ * reply for (the recorded run never accepted it), as `not-recorded`.
  */
-import pLimit from 'p-limit';
 import type { z } from 'zod';
 import { filterInstances } from '../shared/engine/instances.ts';
-import { toSeedFormat } from '../shared/exports/formats.ts';
 import { runKeys } from '../shared/keys.ts';
-import { ModelCalls, toJsonLines } from '../shared/model-calls.ts';
+import { ModelCalls } from '../shared/model-calls.ts';
+import { stagedBy } from '../shared/pool-commit.ts';
+import { holdPool } from '../shared/pool-lease.ts';
 import type { ObjectStore, PoolStore, PoolTask, TextModel } from '../shared/ports.ts';
 import { PROFILES } from '../shared/profiles.ts';
-import { Chunk, type Counts, type Instance, RunState, type UsageByStage } from '../shared/schemas.ts';
+import {
+  addCounts,
+  Chunk,
+  type Counts,
+  type Instance,
+  RunState,
+  type UsageByStage,
+} from '../shared/schemas.ts';
 import {
   parseClassifyReply,
   parseInstancesReply,
@@ -27,38 +40,78 @@ export const InstancesInput = RunState.pick({ runId: true, config: true, progres
 });
 export type InstancesInput = z.infer<typeof InstancesInput>;
 
+/**
+ * The longest instance kept (input and output together, in characters): five of them, with the task's
+ * other attributes, stay far below DynamoDB's 400 KB item limit.
+ */
+export const MAX_INSTANCE_CHARS = 32_000;
+
 export interface InstancesResult {
   chunk: number;
   /** `complete`, `rejected`, one key per task rejection reason, and per-instance drop reasons. */
   counts: Counts;
+  /** What this attempt was billed (the run's usage is the sum of the recorded calls). */
   usage: UsageByStage;
+}
+
+export interface InstancesDeps {
+  objects: ObjectStore;
+  pool: PoolStore;
+  model: TextModel;
+  /** Milliseconds the function has left. */
+  remainingMs?: () => number;
+}
+
+/** A task's counts as the run reads them: its status, its reject reason and its instance outcome. */
+export function taskCounts(task: PoolTask): Counts {
+  const counts: Counts = task.status === 'complete' ? { complete: 1 } : { rejected: 1 };
+  if (task.status === 'rejected') counts[task.rejectReason ?? 'rejected-unknown'] = 1;
+  return addCounts(counts, task.outcome);
 }
 
 export async function generateInstances(
   { runId, config, progress, chunk }: InstancesInput,
-  { objects, pool, model }: { objects: ObjectStore; pool: PoolStore; model: TextModel },
+  { objects, pool, model, remainingMs }: InstancesDeps,
 ): Promise<InstancesResult> {
   const profile = PROFILES[config.profile];
-  const keys = runKeys(runId, progress.iteration + 1);
-  const calls = new ModelCalls(model, config);
-  const limit = pLimit(config.callConcurrency);
-  const counts: Counts = { complete: 0, rejected: 0 };
-  const count = (key: string, n = 1) => {
-    counts[key] = (counts[key] ?? 0) + n;
-  };
+  const iteration = progress.iteration + 1;
+  const keys = runKeys(runId, iteration);
+  const staged = stagedBy(runId, iteration);
+  await holdPool(pool, config.pool, runId, progress.fence);
+  const calls = new ModelCalls(model, {
+    sampling: config,
+    ledger: { pool, runId, iteration, scope: `chunk-${chunk.index}` },
+    concurrency: config.callConcurrency,
+    remainingMs,
+  });
 
   const tasks = await pool.getTasks(config.pool, chunk.ids);
-  const done = await Promise.all(
+  const results = await Promise.all(
     tasks.map(async (task): Promise<PoolTask> => {
-      // A retried Map item finds the tasks it already finished.
-      if (task.status !== 'pending') return task;
+      // A retried or duplicated Map item finds the tasks already finished; a task not staged by this
+      // iteration is not this item's to finish.
+      if (task.status !== 'pending' || task.staged !== staged) return task;
+      const outcome: Counts = {};
+      const count = (key: string, n = 1) => {
+        outcome[key] = (outcome[key] ?? 0) + n;
+      };
+      // A call given up after its retries, or one a replay has no recording for.
+      const lost = (key: string): PoolTask => ({
+        ...task,
+        status: 'rejected',
+        rejectReason: calls.notRecorded.has(key) ? 'not-recorded' : 'model-call-failed',
+        instances: [],
+        outcome,
+      });
 
       // A task that arrived with its instance (Alpaca's batched generation) needs no classification:
       // it only decides how instances are generated. Stanford Alpaca does not classify either.
       const carriesInstance = task.proposed?.output !== undefined;
       let isClassification = task.proposed?.isClassification ?? (carriesInstance ? false : undefined);
       if (isClassification === undefined) {
-        const reply = await limit(() => calls.call(renderClassifyRequest(config.profile, task.instruction)));
+        const key = `${task.id}/classify`;
+        const reply = await calls.call(renderClassifyRequest(config.profile, task.instruction), key);
+        if (!reply) return lost(key);
         const parsed = parseClassifyReply(config.profile, reply.text);
         if (parsed === null) count('classify-unparseable');
         isClassification = parsed ?? false;
@@ -70,38 +123,52 @@ export async function generateInstances(
       } else {
         for (let round = 0; round < config.instanceRounds; round++) {
           const request = renderInstancesRequest(config.profile, task.instruction, isClassification);
-          const reply = await limit(() => calls.call(request));
+          const key = `${task.id}/instances-${round}`;
+          const reply = await calls.call(request, key);
+          if (!reply) return lost(key);
           const parsed = parseInstancesReply(config.profile, reply, isClassification);
           if (parsed.malformed) count('instances-unparseable');
           raw.push(...parsed.instances);
         }
       }
 
-      const filtered = filterInstances(raw, { maxInstances: profile.maxInstances });
+      // Model output is untrusted: an instance too long for a pool item (400 KB) is dropped, counted.
+      const fitting = raw.filter(
+        (instance) => instance.input.length + instance.output.length <= MAX_INSTANCE_CHARS,
+      );
+      if (fitting.length < raw.length) count('instance-too-long', raw.length - fitting.length);
+      const filtered = filterInstances(fitting, { maxInstances: profile.maxInstances });
       for (const [reason, n] of Object.entries<number>(filtered.dropped)) count(`instance-${reason}`, n);
       const rejectReason =
         filtered.taskRejected ?? (filtered.kept.length === 0 ? 'no-valid-instances' : undefined);
-      const updated: PoolTask = {
+      return {
         ...task,
         isClassification,
         instances: rejectReason ? [] : filtered.kept,
         status: rejectReason ? 'rejected' : 'complete',
         rejectReason,
+        outcome,
       };
-      await pool.updateTask(updated);
-      return updated;
+    }),
+  );
+  // Too many lost calls: throw for the state machine's Retry before finishing any task, so the retry
+  // (which reuses the replies recorded so far) gets another go at the tasks that lost theirs.
+  calls.checkLosses();
+
+  const done = await Promise.all(
+    results.map(async (task, i) => {
+      const before = tasks[i] as PoolTask;
+      if (task === before) return before;
+      if (await pool.finishTask(task)) return task;
+      // Another delivery of this item finished it first: its result is the task's.
+      return (await pool.getTasks(config.pool, [task.id]))[0] ?? task;
     }),
   );
 
+  const counts: Counts = { complete: 0, rejected: 0 };
   for (const task of done) {
-    if (task.status === 'complete') count('complete');
-    else {
-      count('rejected');
-      count(task.rejectReason ?? 'rejected-unknown');
-    }
+    if (task.runId === runId && task.iteration === iteration) addCounts(counts, taskCounts(task));
   }
-  const complete = done.filter((task) => task.status === 'complete').map(toSeedFormat);
-  await objects.put(keys.chunkTasks(chunk.index), toJsonLines(complete), 'application/jsonl');
   if (calls.records.length > 0) {
     await objects.put(keys.raw('generate-instances', chunk.index), calls.toJsonLines(), 'application/jsonl');
   }

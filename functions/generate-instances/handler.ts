@@ -3,20 +3,21 @@
 import { DynamoPoolStore } from '../shared/adapters/dynamodb.ts';
 import { S3ObjectStore } from '../shared/adapters/s3.ts';
 import { requireEnv } from '../shared/config.ts';
-import { stageHandler } from '../shared/lambda.ts';
+import { remainingTime, stageHandler } from '../shared/lambda.ts';
 import { createTextModel } from '../shared/models/index.ts';
 import { generateInstances, InstancesInput } from './core.ts';
 
 const objects = new S3ObjectStore(requireEnv('BUCKET_NAME'));
 const pool = new DynamoPoolStore(requireEnv('TABLE_NAME'));
 
-export const handler = stageHandler('generate-instances', InstancesInput, async (input) =>
+export const handler = stageHandler('generate-instances', InstancesInput, async (input, context) =>
   generateInstances(input, {
     objects,
     pool,
     model: await createTextModel(input.config.model, {
       seed: `${input.config.seed}:chunk-${input.chunk.index}`,
-      objects,
+      pool,
     }),
+    remainingMs: remainingTime(context),
   }),
 );

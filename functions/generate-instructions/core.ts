@@ -3,11 +3,11 @@
  * machine-made tasks and asks for new ones; replies are parsed into candidates, which the next stage
  * filters. The number of calls is sized from the remaining target and the last iteration's yield.
  */
-import pLimit from 'p-limit';
-import { poolKeys, runKeys } from '../shared/keys.ts';
+import { runKeys } from '../shared/keys.ts';
 import { fromJsonLines, ModelCalls, toJsonLines } from '../shared/model-calls.ts';
-import { loadIndex } from '../shared/pool-index.ts';
-import type { ObjectStore, TextModel } from '../shared/ports.ts';
+import { committedPool, loadIndex } from '../shared/pool-index.ts';
+import { holdPool } from '../shared/pool-lease.ts';
+import type { ObjectStore, PoolStore, TextModel } from '../shared/ports.ts';
 import { createRng } from '../shared/random.ts';
 import type { Candidate, RunState, SeedTask, UsageByStage } from '../shared/schemas.ts';
 import { parseInstructionReply, renderInstructionRequest, selectDemonstrations } from './prompt.ts';
@@ -26,7 +26,20 @@ export interface GenerateInstructionsResult {
   candidates: number;
   malformed: number;
   droppedByTruncation: number;
+  /** Calls that still failed after their retries (within the share a stage may lose). */
+  lost: number;
+  /** Calls a `replay:` model had no recording for (and no fallback to make them). */
+  notRecorded: number;
+  /** What this attempt was billed (the run's usage is the sum of the recorded calls). */
   usage: UsageByStage;
+}
+
+export interface GenerateInstructionsDeps {
+  objects: ObjectStore;
+  pool: PoolStore;
+  model: TextModel;
+  /** Milliseconds the function has left. */
+  remainingMs?: () => number;
 }
 
 /** How many instruction-generation calls this iteration makes. */
@@ -44,15 +57,18 @@ export function promptsForIteration({ config, progress }: RunState): number {
 
 export async function generateInstructions(
   state: RunState,
-  { objects, model }: { objects: ObjectStore; model: TextModel },
+  { objects, pool, model, remainingMs }: GenerateInstructionsDeps,
 ): Promise<GenerateInstructionsResult> {
   const { runId, config, progress } = state;
-  const pool = poolKeys(config.pool);
-  const keys = runKeys(runId, progress.iteration + 1);
+  const iteration = progress.iteration + 1;
+  const keys = runKeys(runId, iteration);
+  await holdPool(pool, config.pool, runId, progress.fence);
 
-  const seeds = fromJsonLines<SeedTask>(await objects.getText(pool.seeds));
+  // Demonstrations come from the pool as committed: the same for every attempt of this stage.
+  const committed = await committedPool(pool, config.pool);
+  const seeds = fromJsonLines<SeedTask>(await objects.getText(committed.seedsKey));
   const seedInstructions = new Set(seeds.map((task) => task.instruction.trim()));
-  const index = await loadIndex(objects, pool.index);
+  const index = await loadIndex(objects, committed.indexKey);
   const machine = (index?.instructions ?? [])
     .filter((instruction) => !seedInstructions.has(instruction))
     .map((instruction) => ({ instruction }));
@@ -63,7 +79,8 @@ export async function generateInstructions(
   }));
 
   const rng = createRng(`${config.seed}:iteration-${progress.iteration + 1}:instructions`);
-  const prompts = promptsForIteration(state);
+  // A replay re-gates what its recorded run generated: as many calls as that run made in this iteration.
+  const prompts = (await model.recordedInstructionCalls?.(iteration)) ?? promptsForIteration(state);
   const requests = Array.from({ length: prompts }, () => {
     const demonstrations = selectDemonstrations(config.profile, seedDemos, machine, rng);
     return {
@@ -72,13 +89,20 @@ export async function generateInstructions(
     };
   });
 
-  const calls = new ModelCalls(model, config);
-  const limit = pLimit(config.callConcurrency);
-  const parsed = await Promise.all(
-    requests.map(({ request, demonstrations }) =>
-      limit(async () => parseInstructionReply(config.profile, await calls.call(request), { demonstrations })),
-    ),
+  const calls = new ModelCalls(model, {
+    sampling: config,
+    ledger: { pool, runId, iteration, scope: 'instructions' },
+    concurrency: config.callConcurrency,
+    remainingMs,
+  });
+  const replies = await Promise.all(
+    requests.map(async ({ request, demonstrations }, call) => {
+      const reply = await calls.call(request, `prompt-${call}`);
+      return reply && parseInstructionReply(config.profile, reply, { demonstrations });
+    }),
   );
+  calls.checkLosses();
+  const parsed = replies.map((reply) => reply ?? { candidates: [], malformed: 0, droppedByTruncation: 0 });
 
   const candidates: (Candidate & { call: number })[] = parsed.flatMap((reply, call) =>
     reply.candidates.map((candidate) => ({ ...candidate, call })),
@@ -92,6 +116,8 @@ export async function generateInstructions(
     candidates: candidates.length,
     malformed: parsed.reduce((sum, reply) => sum + reply.malformed, 0),
     droppedByTruncation: parsed.reduce((sum, reply) => sum + reply.droppedByTruncation, 0),
+    lost: calls.lost,
+    notRecorded: calls.notRecorded.size,
     usage: calls.usage,
   };
 }

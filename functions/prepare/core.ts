@@ -1,26 +1,35 @@
 /**
- * Stage "Prepare run": validates the run input and the seed file, records the run, and seeds the pool
- * (DynamoDB items, the pool's seed list and its ROUGE-L index in S3). Nothing is written, and no model
- * is called, unless both the input and the whole seed file are valid.
+ * Stage "Prepare run": validates the run input and the seed file, takes the pool's lease (a fencing
+ * token for the run), finishes or removes what a dead run left in the pool, records the run, and seeds
+ * the pool (DynamoDB items, the pool's seed list and its ROUGE-L index in S3), committing the seeds as
+ * the pool's iteration 0 of this run. Nothing is written, and no model is called, unless the input, the
+ * model id and the whole seed file are valid. A new pool gets the bundled seeds when no seed file is
+ * given; an existing one grows from its own. A new pool exists once its seeds commit, or not at all.
  */
+import pLimit from 'p-limit';
 import { z } from 'zod';
-import { type FileProblem, NotFound, RunInputInvalid, SeedFileInvalid } from '../shared/errors.ts';
-import { parseRecords } from '../shared/input-files.ts';
+import { NotFound, PoolBusy, RunInputInvalid } from '../shared/errors.ts';
+import { parseSeedFile } from '../shared/input-files.ts';
 import { DEFAULT_SEED_KEY, poolKeys, SEED_UPLOAD_PREFIX } from '../shared/keys.ts';
+import { checkOperatorLimits, type OperatorLimits } from '../shared/limits.ts';
 import { fromJsonLines, toJsonLines } from '../shared/model-calls.ts';
+import { parseModelId } from '../shared/models/index.ts';
 import { parseReplayId } from '../shared/models/replay.ts';
+import { describeRepair, poolExists, recoverPool, stagedBy } from '../shared/pool-commit.ts';
 import { taskId } from '../shared/pool-ids.ts';
-import { loadIndex, saveIndex } from '../shared/pool-index.ts';
-import { holdPool } from '../shared/pool-lease.ts';
+import { committedPool, loadIndex, saveIndex } from '../shared/pool-index.ts';
+import { takePool } from '../shared/pool-lease.ts';
 import type { ObjectStore, PoolStore, PoolTask } from '../shared/ports.ts';
 import { modelCost } from '../shared/pricing/pricing.ts';
 import { priceTable } from '../shared/pricing/run-prices.ts';
-import { AlpacaTask, PoolName, RunConfig, RunInput, type RunState, SeedTask } from '../shared/schemas.ts';
+import { PoolName, RunConfig, RunInput, type RunState, type SeedTask } from '../shared/schemas.ts';
 
 export interface PrepareDeps {
   objects: ObjectStore;
   pool: PoolStore;
   now?: () => Date;
+  /** What the operator allows runs (model endpoints, concurrency caps). @default DEFAULT_OPERATOR_LIMITS */
+  limits?: OperatorLimits;
 }
 
 /** `seeds/<pool>/<file>` names its pool; any other key grows the default pool. */
@@ -31,7 +40,11 @@ export function poolFromSeedKey(seedKey: string | undefined): string {
     : 'default';
 }
 
-/** Validates `input` into the run's full configuration, or throws `RunInputInvalid` naming every bad field. */
+/**
+ * Validates `input` into the run's full configuration, or throws `RunInputInvalid` naming every bad
+ * field, the model id included. `seedKey` stays unset when none is given: "Prepare run" seeds a new pool
+ * with the bundled seeds, and grows an existing one from its own.
+ */
 export function parseRunInput(input: unknown, runId: string): RunConfig {
   const parsed = RunInput.safeParse(input ?? {});
   if (!parsed.success) {
@@ -42,117 +55,174 @@ export function parseRunInput(input: unknown, runId: string): RunConfig {
     );
   }
   const value = parsed.data;
+  try {
+    parseModelId(value.model);
+  } catch (error) {
+    throw new RunInputInvalid(`Run input is invalid: model: ${(error as Error).message}`, { cause: error });
+  }
   return RunConfig.parse({
     ...value,
     pool: value.pool ?? poolFromSeedKey(value.seedKey),
-    seedKey: value.seedKey ?? DEFAULT_SEED_KEY,
     seed: value.seed ?? runId,
   });
 }
 
 /** Reads and validates a seed file; every problem is reported with its line and field. */
 export async function readSeedFile(objects: ObjectStore, seedKey: string): Promise<SeedTask[]> {
-  const text = await objects.getText(seedKey);
-  if (text === undefined) throw new NotFound(`Seed file s3://…/${seedKey} does not exist`);
-  const fail = (problems: FileProblem[]) => new SeedFileInvalid(problems);
-  // Alpaca's JSON array: one instance per task, classification unknown (decided by the model later).
-  const tasks = text.trimStart().startsWith('[')
-    ? parseRecords(text, AlpacaTask, seedKey, fail).map(
-        (task, i): SeedTask => ({
-          id: `seed_task_${i}`,
-          name: `alpaca-${i}`,
-          instruction: task.instruction,
-          instances: [{ input: task.input, output: task.output }],
-          is_classification: false,
-        }),
-      )
-    : parseRecords(text, SeedTask, seedKey, fail);
-  const seen = new Map<string, number>();
-  const problems = tasks.flatMap((task, i) => {
-    const first = seen.get(task.id);
-    seen.set(task.id, first ?? i);
-    return first === undefined ? [] : [{ file: seedKey, field: 'id', message: `duplicate id "${task.id}"` }];
-  });
-  if (problems.length > 0) throw new SeedFileInvalid(problems);
-  return tasks;
+  const bytes = await objects.getBytes(seedKey);
+  if (bytes === undefined) throw new NotFound(`Seed file s3://…/${seedKey} does not exist`);
+  return parseSeedFile(bytes, seedKey);
 }
 
 export const PrepareInput = z.object({ runId: z.string().min(1), input: z.unknown() });
 
 export async function prepareRun(
   { runId, input }: z.infer<typeof PrepareInput>,
-  { objects, pool, now = () => new Date() }: PrepareDeps,
+  { objects, pool, now = () => new Date(), limits }: PrepareDeps,
 ): Promise<RunState> {
   // Validate everything before writing anything.
   const config = parseRunInput(input, runId);
+  checkOperatorLimits(config, limits);
   if (config.model.startsWith('replay:')) await inheritRecordedRun(config, input, pool);
   if (config.maxCostUsd !== undefined) await requirePrice(config, objects);
-  const seeds = await readSeedFile(objects, config.seedKey);
-  await holdPool(pool, config.pool, runId, now());
+  const asked = config.seedKey !== undefined;
+  // The bundled seeds only seed a new pool; an existing pool grows from its own seeds.
+  config.seedKey ??= poolExists(await pool.getMeta(config.pool)) ? undefined : DEFAULT_SEED_KEY;
+  const seeds = config.seedKey === undefined ? [] : await readSeedFile(objects, config.seedKey);
 
-  await pool.putRun({
+  const { fence, previous } = await takePool(pool, config.pool, runId, now());
+  if (previous !== undefined && previous !== runId) {
+    const abandoned = await pool.getRun(previous);
+    if (abandoned?.status === 'RUNNING') {
+      await pool.finishRun(previous, {
+        status: 'FAILED',
+        error: 'RunAbandoned',
+        cause: `its lease on pool "${config.pool}" ran out; run ${runId} took the pool over`,
+      });
+    }
+  }
+  const repaired = await recoverPool(pool, objects, config.pool, { except: runId });
+  const { meta, seedsKey, indexKey } = await committedPool(pool, config.pool);
+  // Another run may have created the pool since it was read: then only the seed file asked for counts.
+  const adding = !asked && poolExists(meta) && meta?.commit?.runId !== runId ? [] : seeds;
+  const existing = await pool.getRun(runId);
+  if (!existing) {
+    await pool.putRun({
+      runId,
+      pool: config.pool,
+      status: 'RUNNING',
+      config,
+      startedAt: now().toISOString(),
+      iteration: 0,
+      ...(repaired.finished + repaired.removed > 0 ? { repaired: describeRepair(repaired) } : {}),
+    });
+  }
+  const state = (poolSize: number): RunState => ({
     runId,
-    pool: config.pool,
-    status: 'RUNNING',
     config,
-    startedAt: now().toISOString(),
-    iteration: 0,
+    progress: {
+      iteration: 0,
+      added: 0,
+      poolSize,
+      costUsd: 0,
+      projectedCostUsd: 0,
+      withinBudget: true,
+      fence,
+    },
   });
-
+  const staged = stagedBy(runId, 0);
   const keys = poolKeys(config.pool);
-  const known = fromJsonLines<SeedTask>(await objects.getText(keys.seeds));
+  if (meta?.commit?.runId === runId) {
+    // A retry after the seeds committed: finish what the commit left to do.
+    await finishSeeds(pool, objects, config.pool, adding, staged, meta.seedsKey);
+    return state(meta.taskCount);
+  }
+
+  const known = fromJsonLines<SeedTask>(await objects.getText(seedsKey));
   const knownIds = new Set(known.map((task) => taskId(task.instruction)));
-  const fresh = seeds.filter((task) => {
+  const fresh = adding.filter((task) => {
     const id = taskId(task.instruction);
     if (knownIds.has(id)) return false;
     knownIds.add(id);
     return true;
   });
 
-  if (fresh.length > 0) {
-    const index = (await loadIndex(objects, keys.index)) ?? undefined;
-    const stored = await Promise.all(
-      fresh.map((task) =>
-        pool.putTaskIfAbsent(seedToPoolTask(config.pool, task, runId, now().toISOString())),
-      ),
-    );
-    const added = fresh.filter((_, i) => stored[i]);
-    await pool.addToPoolCount(config.pool, added.length);
+  // Stage the new seed tasks; those already there from an earlier attempt of this run are ours too.
+  const createdAt = now().toISOString();
+  const limit = pLimit(16);
+  const stored = await Promise.all(
+    fresh.map((task) =>
+      limit(async () => {
+        const item = { ...seedToPoolTask(config.pool, task, runId, createdAt), staged };
+        if (await pool.putTaskIfAbsent(item)) return true;
+        return (await pool.getTasks(config.pool, [item.id]))[0]?.staged === staged;
+      }),
+    ),
+  );
+  const added = fresh.filter((_, i) => stored[i]);
+  let commit = { seedsKey: meta?.seedsKey, indexKey: meta?.indexKey };
+  if (added.length > 0) {
+    const versions = { seedsKey: keys.seedsVersion(runId), indexKey: keys.indexVersion(runId, 0) };
+    await objects.put(versions.seedsKey, toJsonLines([...known, ...fresh]), 'application/jsonl');
     await saveIndex(
       objects,
-      keys.index,
-      index,
-      added.map((task) => task.instruction),
+      versions.indexKey,
+      await loadIndex(objects, indexKey),
+      added.map((task) => task.instruction.trim()),
     );
-    await objects.put(keys.seeds, toJsonLines([...known, ...fresh]), 'application/jsonl');
+    commit = versions;
   }
-
-  return {
+  const result = await pool.commit(config.pool, {
     runId,
-    config,
-    progress: {
-      iteration: 0,
-      added: 0,
-      poolSize: await pool.countComplete(config.pool),
-      costUsd: 0,
-      projectedCostUsd: 0,
-      withinBudget: true,
-    },
-  };
+    iteration: 0,
+    fence,
+    complete: added.length,
+    seeds: added.length,
+    ...commit,
+  });
+  if (result === 'lease-lost') {
+    throw new PoolBusy(`Run ${runId} lost the lease of pool "${config.pool}" before its seeds committed`);
+  }
+  await finishSeeds(pool, objects, config.pool, added, staged, commit.seedsKey);
+  return state(await pool.countComplete(config.pool));
+}
+
+/** After the seeds' commit: their markers cleared, the committed seed list published. */
+async function finishSeeds(
+  pool: PoolStore,
+  objects: ObjectStore,
+  name: string,
+  seeds: readonly SeedTask[],
+  staged: string,
+  seedsKey: string | undefined,
+): Promise<void> {
+  await pool.clearStaged(
+    name,
+    seeds.map((task) => taskId(task.instruction)),
+    staged,
+  );
+  if (seedsKey) await objects.copy(seedsKey, poolKeys(name).seeds);
 }
 
 /**
- * A replay reproduces its recording only with the same prompts: unless the input says otherwise, it
- * takes the recorded run's seed (which drives the sampling of demonstrations) and profile.
+ * What a replay takes from its recorded run unless the input says otherwise: the seed (which drives the
+ * sampling of demonstrations), its seed file (the same seeds for a new pool), the profile (the prompts),
+ * and the loop's shape (target, iteration cap,
+ * instance rounds), so that by default it re-runs the recorded run's calls, only filtered differently.
  */
+const INHERITED = ['seed', 'seedKey', 'profile', 'target', 'maxIterations', 'instanceRounds'] as const;
+
+/** A replay: see `INHERITED`. */
 async function inheritRecordedRun(config: RunConfig, input: unknown, pool: PoolStore): Promise<void> {
   const { runId: recordedId } = parseReplayId(config.model);
   const recorded = await pool.getRun(recordedId);
   if (!recorded?.config) throw new NotFound(`Run ${recordedId} to replay is not recorded in this stack`);
-  const given = (input ?? {}) as { seed?: unknown; profile?: unknown };
+  const given = (input ?? {}) as Record<string, unknown>;
   const previous = RunConfig.partial().parse(recorded.config);
-  if (given.seed === undefined && previous.seed) config.seed = previous.seed;
-  if (given.profile === undefined && previous.profile) config.profile = previous.profile;
+  for (const key of INHERITED) {
+    if (given[key] === undefined && previous[key] !== undefined)
+      Object.assign(config, { [key]: previous[key] });
+  }
 }
 
 /** A budget can only be held with a price for the model. */

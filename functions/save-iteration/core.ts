@@ -1,15 +1,22 @@
 /**
- * Stage "Save iteration" (Self-Instruct step 5): the accepted tasks join the pool. It promotes the
- * iteration's ROUGE-L index to the pool's, writes the pool snapshot of the tasks the iteration added,
- * adds the iteration's counts and token usage to the run record (once, even when retried) and returns
- * the run's new progress, which the "Enough instructions?" choice reads. Its output replaces the
- * whole execution state, so the state stays small however many iterations run.
+ * Stage "Save iteration" (Self-Instruct step 5): the accepted tasks join the pool. It counts the
+ * iteration's tasks from their items, sums its billed calls from their records, and commits the
+ * iteration with one conditional write on the pool's `META` item (the complete tasks added to the
+ * pool's count, `META` pointing at the iteration's ROUGE-L index), which holds only while the run holds
+ * the lease with its fencing token and has not committed the iteration yet. Then, redone by a retry
+ * as often as needed: the tasks' staged markers are cleared, the iteration's snapshot written, and its
+ * counts, usage and cost added to the run record once. It returns the run's new progress, which the
+ * "Enough instructions?" choice reads; its output replaces the whole execution state, so the state stays
+ * small however many iterations run.
  */
 import { z } from 'zod';
+import { taskCounts } from '../generate-instances/core.ts';
+import { IterationIncomplete, PoolBusy } from '../shared/errors.ts';
 import { poolKeys, runKeys } from '../shared/keys.ts';
-import { addUsageByStage, fromJsonLines, toJsonLines, totalUsage } from '../shared/model-calls.ts';
+import { stageUsageCounters, totalUsage, usageOfCalls } from '../shared/model-calls.ts';
+import { stagedBy, writeSnapshot } from '../shared/pool-commit.ts';
 import { holdPool } from '../shared/pool-lease.ts';
-import type { ObjectStore, PoolStore } from '../shared/ports.ts';
+import type { ObjectStore, PoolStore, PoolTask } from '../shared/ports.ts';
 import { DEFAULT_USAGE_ASSUMPTIONS, iterationAwsUsage } from '../shared/pricing/aws-usage.ts';
 import { awsCost, modelCost } from '../shared/pricing/pricing.ts';
 import { priceTable } from '../shared/pricing/run-prices.ts';
@@ -21,6 +28,9 @@ export const SaveInput = RunState.extend({
     candidates: z.int(),
     malformed: z.int(),
     droppedByTruncation: z.int(),
+    lost: z.int().default(0),
+    /** Instruction calls a `replay:` model had no recording for (and no fallback). */
+    notRecorded: z.int().optional(),
     usage: UsageByStage,
   }),
   gated: z.object({ chunks: z.array(Chunk), counts: Counts }),
@@ -28,54 +38,96 @@ export const SaveInput = RunState.extend({
 });
 export type SaveInput = z.infer<typeof SaveInput>;
 
-export async function saveIteration(
-  { runId, config, progress, generated, gated, instances }: SaveInput,
-  { objects, pool }: { objects: ObjectStore; pool: PoolStore },
-): Promise<RunState> {
-  const iteration = progress.iteration + 1;
-  const keys = runKeys(runId, iteration);
-  // Still ours? (A lease that expired may have been taken by another run: then stop, writing nothing.)
-  await holdPool(pool, config.pool, runId);
-  const poolPaths = poolKeys(config.pool);
-
+/**
+ * The iteration's counts for the run record. `generated` counts the candidates the replies were parsed
+ * into, and `accepted` plus every instruction rejection reason (filters, `rouge`, `duplicate`) adds up
+ * to it; `unparseable` counts the reply items (or whole replies) that could not be parsed into a
+ * candidate (`reply-malformed` + `reply-truncated`), so `generated + unparseable` is every item the
+ * model returned. `lost` counts calls given up after their retries. The tasks' outcomes (complete,
+ * rejected by reason, instances dropped) come from the task items, whichever delivery finished them.
+ */
+export function iterationCounts(
+  generated: SaveInput['generated'],
+  gated: SaveInput['gated'],
+  tasks: readonly PoolTask[],
+  instanceCallsLost: number,
+): Counts {
+  const unparseable = generated.malformed + generated.droppedByTruncation;
   const counts: Counts = {
     prompts: generated.prompts,
     'reply-malformed': generated.malformed,
     'reply-truncated': generated.droppedByTruncation,
+    unparseable,
+    lost: generated.lost + instanceCallsLost,
+    ...(generated.notRecorded ? { 'reply-not-recorded': generated.notRecorded } : {}),
+    complete: 0,
+    rejected: 0,
   };
   addCounts(counts, gated.counts);
-  for (const result of instances) addCounts(counts, result.counts);
-  const byStage = instances.reduce(
-    (sum, result) => addUsageByStage(sum, result.usage),
-    addUsageByStage({}, generated.usage),
-  );
-  const { calls, inputTokens, outputTokens, estimated } = totalUsage(byStage);
-  const stageUsage = Object.fromEntries(
-    Object.entries(byStage).flatMap(([stage, usage]) => [
-      [`${stage}:calls`, usage.calls],
-      [`${stage}:inputTokens`, usage.inputTokens],
-      [`${stage}:outputTokens`, usage.outputTokens],
-    ]),
-  );
-  const complete = counts.complete ?? 0;
+  for (const task of tasks) addCounts(counts, taskCounts(task));
+  return counts;
+}
 
-  const tasks = (
-    await Promise.all(gated.chunks.map((chunk) => objects.getText(keys.chunkTasks(chunk.index))))
-  ).flatMap((text) => fromJsonLines(text));
-  await objects.put(poolPaths.snapshot(runId, iteration), toJsonLines(tasks), 'application/jsonl');
-  await objects.copy(keys.index, poolPaths.index);
+export async function saveIteration(
+  { runId, config, progress, generated, gated }: SaveInput,
+  { objects, pool }: { objects: ObjectStore; pool: PoolStore },
+): Promise<RunState> {
+  const iteration = progress.iteration + 1;
+  const staged = stagedBy(runId, iteration);
+  const poolPaths = poolKeys(config.pool);
+  await holdPool(pool, config.pool, runId, progress.fence);
 
-  // Once per iteration, even if this state is retried after a partial success.
+  // The iteration's tasks, as their items say (a duplicated Map item can't count one twice).
+  const ids = gated.chunks.flatMap((chunk) => chunk.ids);
+  const tasks = (await pool.getTasks(config.pool, ids)).filter(
+    (task) => task.runId === runId && task.iteration === iteration,
+  );
+  const pending = tasks.filter((task) => task.status === 'pending');
+  if (pending.length > 0) {
+    // A Map item reported success without finishing these: never expected, but never counted silently.
+    throw new IterationIncomplete(
+      `Iteration ${iteration} of run ${runId} has ${pending.length} unfinished tasks (e.g. ${pending[0]?.id}); not committing it`,
+    );
+  }
+  const complete = tasks.filter((task) => task.status === 'complete').length;
+  const calls = await pool.listCalls(runId, `${iteration}#`);
+  const byStage = usageOfCalls(calls);
+  const instanceCallsLost = tasks.filter((task) => task.rejectReason === 'model-call-failed').length;
+  const counts = iterationCounts(generated, gated, tasks, instanceCallsLost);
+
+  const meta = await pool.getMeta(config.pool);
+  if (!(meta?.commit?.runId === runId && meta.commit.iteration >= iteration)) {
+    const indexKey = poolPaths.indexVersion(runId, iteration);
+    await objects.copy(runKeys(runId, iteration).index, indexKey);
+    const result = await pool.commit(config.pool, {
+      runId,
+      iteration,
+      fence: progress.fence,
+      complete,
+      indexKey,
+    });
+    if (result === 'lease-lost') {
+      throw new PoolBusy(
+        `Run ${runId} lost the lease of pool "${config.pool}" before iteration ${iteration} committed`,
+      );
+    }
+  }
+
+  // After the commit: each step can be redone.
+  await pool.clearStaged(config.pool, ids, staged);
+  await writeSnapshot(objects, config.pool, runId, iteration, tasks);
+  const { calls: callCount, inputTokens, outputTokens, estimated } = totalUsage(byStage);
+  const stageUsage = stageUsageCounters(byStage);
   const cost = await iterationCost(
     { config, byStage, poolSize: progress.poolSize },
     { generated, accepted: counts.accepted ?? 0, mapItems: gated.chunks.length },
     objects,
   );
-  const update = {
+  await pool.addIteration(runId, iteration, {
     stats: { counts, usage: byStage, tokensEstimated: estimated, cost },
     increments: {
       counts,
-      usage: { calls, inputTokens, outputTokens },
+      usage: { calls: callCount, inputTokens, outputTokens },
       stageUsage,
       cost: {
         modelUsd: cost.modelUsd,
@@ -86,10 +138,7 @@ export async function saveIteration(
         ),
       },
     },
-  };
-  if (await pool.addIteration(runId, iteration, update)) {
-    await pool.addToPoolCount(config.pool, complete);
-  }
+  });
 
   const costUsd = progress.costUsd + cost.totalUsd;
   // After one more iteration like this one: what "Enough instructions?" holds against the budget.
@@ -105,6 +154,7 @@ export async function saveIteration(
       costUsd,
       projectedCostUsd,
       withinBudget: config.maxCostUsd === undefined || projectedCostUsd <= config.maxCostUsd,
+      fence: progress.fence,
     },
   };
 }

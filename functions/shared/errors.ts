@@ -44,6 +44,9 @@ export class InputFileInvalid extends SelfInstructError {
   }
 }
 
+/** A JSON file that does not parse: names the file, line and column, as a compiler would. */
+export class JsonFileInvalid extends SelfInstructError {}
+
 /** A seed file that can't start a run. */
 export class SeedFileInvalid extends InputFileInvalid {
   constructor(problems: FileProblem[]) {
@@ -57,6 +60,9 @@ export class RunInputInvalid extends SelfInstructError {}
 /** Another run is growing the pool (it holds the pool's lease). */
 export class PoolBusy extends SelfInstructError {}
 
+/** Another process has the local data folder open (one process at a time can: LevelDB's lock). */
+export class DataFolderBusy extends SelfInstructError {}
+
 /** A file or object that should exist does not. */
 export class NotFound extends SelfInstructError {}
 
@@ -69,5 +75,11 @@ export class ModelUnavailable extends SelfInstructError {}
 /** A permanent model error (bad model id, access denied, bad request): fails the run. */
 export class ModelRequestFailed extends SelfInstructError {}
 
+/** A `replay:` model has no recorded reply for a call and no fallback: the stage counts it, the run goes on. */
+export class NotRecorded extends SelfInstructError {}
+
 /** A missing or malformed configuration value (environment variable, context key). */
 export class ConfigurationError extends SelfInstructError {}
+
+/** An iteration's Map reported success but left tasks unfinished: it is not committed. */
+export class IterationIncomplete extends SelfInstructError {}

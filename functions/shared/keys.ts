@@ -1,41 +1,91 @@
-/** Where things live in the bucket. One place, so stages, the CLI and tests agree. */
+/**
+ * Where things live in the bucket. One place, so stages, the CLI, the tests and the IAM grants
+ * (`functions/stages.ts` → `infra/workflow.ts`) agree: every prefix a stage may touch is named here.
+ */
+
+/** The bundled seed set, which the stack deploys (CDK BucketDeployment). */
+export const DEFAULTS_PREFIX = 'defaults/';
 
 /** The seed file the stack deploys and runs use when none is given. */
-export const DEFAULT_SEED_KEY = 'defaults/seed_tasks.jsonl';
+export const DEFAULT_SEED_KEY = `${DEFAULTS_PREFIX}seed_tasks.jsonl`;
 
 /** Uploads under this prefix start a run (EventBridge rule). `seeds/<pool>/<file>` grows `<pool>`. */
 export const SEED_UPLOAD_PREFIX = 'seeds/';
 
+/** Files the CLI uploads for a deployed run (seed files), where no trigger watches. */
+export const UPLOADS_PREFIX = 'uploads/';
+
+/** Everything a pool keeps in S3: its seeds, ROUGE-L index and snapshots (`poolKeys`). */
+export const POOLS_PREFIX = 'pools/';
+
+/** Everything a run keeps in S3 besides its export: candidates, gate decisions, raw model calls (`runKeys`). */
+export const RUNS_PREFIX = 'runs/';
+
+/** Datasets and run summaries (`exportKeys`). */
+export const EXPORTS_PREFIX = 'exports/';
+
+/** Price tables a run merges over the shipped one (run input `priceTableKey`, CLI `--prices`). */
+export const PRICE_TABLE_PREFIX = 'prices/';
+
+/**
+ * Where a run's seed file (run input `seedKey`) may be: the bundled seeds, uploads that start runs,
+ * the CLI's uploads, and this stack's own files in the seed-file format (a pool's seeds, an export's
+ * `tasks.jsonl`). "Prepare run" may read these prefixes only, so `runs/` stays out of its reach.
+ */
+export const SEED_FILE_PREFIXES = [
+  DEFAULTS_PREFIX,
+  SEED_UPLOAD_PREFIX,
+  UPLOADS_PREFIX,
+  POOLS_PREFIX,
+  EXPORTS_PREFIX,
+] as const;
+
 export const poolKeys = (pool: string) => ({
-  /** The seed tasks of the pool (the union of every seed file it was started from), JSON Lines. */
-  seeds: `pools/${pool}/seeds.jsonl`,
-  /** The persisted ROUGE-L index of every instruction the gate accepted, seeds first. */
-  index: `pools/${pool}/rouge-index.bin`,
+  /**
+   * The seed tasks of the pool (the union of every seed file it was started from), JSON Lines: a copy
+   * of the committed version (`seedsVersion`) for readers of the bucket alone, written after each commit.
+   */
+  seeds: `${POOLS_PREFIX}${pool}/seeds.jsonl`,
+  /** The seed list as a run's "Prepare run" commits it; the pool's `META` points at the current one. */
+  seedsVersion: (runId: string) => `${POOLS_PREFIX}${pool}/seeds/${runId}.jsonl`,
+  /** The ROUGE-L index of a pool committed before `META` pointed at versions (read, never written). */
+  index: `${POOLS_PREFIX}${pool}/rouge-index.bin`,
+  /**
+   * The persisted ROUGE-L index of every instruction the gate accepted, seeds first, as an iteration
+   * commits it (iteration 0: a run's seeds); the pool's `META` points at the current one, so an index
+   * written by an iteration that never committed is never read.
+   */
+  indexVersion: (runId: string, iteration: number) =>
+    `${POOLS_PREFIX}${pool}/index/${runId}/iteration-${iteration}.bin`,
   /** The tasks an iteration added, JSON Lines in the seed-file format. */
   snapshot: (runId: string, iteration: number) =>
-    `pools/${pool}/snapshots/${runId}/iteration-${iteration}.jsonl`,
+    `${POOLS_PREFIX}${pool}/snapshots/${runId}/iteration-${iteration}.jsonl`,
 });
 
+/** Every object a run keeps under `runs/` (what a replay of it lists). */
+export const runPrefix = (runId: string) => `${RUNS_PREFIX}${runId}/`;
+
 export const runKeys = (runId: string, iteration: number) => {
-  const base = `runs/${runId}/iteration-${iteration}`;
+  const base = `${runPrefix(runId)}iteration-${iteration}`;
   return {
     candidates: `${base}/candidates.jsonl`,
     /** One decision per candidate: status, reason, scores. */
     gate: `${base}/gate.jsonl`,
     /** The index after this iteration's gate; promoted to the pool's by "Save iteration". */
     index: `${base}/rouge-index.bin`,
-    /** Tasks completed by one Map item. */
-    chunkTasks: (chunk: number) => `${base}/tasks/chunk-${chunk}.jsonl`,
     /** Raw model requests and replies of one stage (and Map item). */
     raw: (stage: string, chunk?: number) =>
       `${base}/raw/${stage}${chunk === undefined ? '' : `-chunk-${chunk}`}.jsonl`,
   };
 };
 
-export const exportKeys = (runId: string) => ({
-  prefix: `exports/${runId}/`,
-  dataset: `exports/${runId}/dataset.jsonl`,
-  alpaca: `exports/${runId}/alpaca.json`,
-  tasks: `exports/${runId}/tasks.jsonl`,
-  summary: `exports/${runId}/summary.json`,
-});
+export const exportKeys = (runId: string) => {
+  const prefix = `${EXPORTS_PREFIX}${runId}/`;
+  return {
+    prefix,
+    dataset: `${prefix}dataset.jsonl`,
+    alpaca: `${prefix}alpaca.json`,
+    tasks: `${prefix}tasks.jsonl`,
+    summary: `${prefix}summary.json`,
+  };
+};

@@ -11,13 +11,23 @@ export const logger = new Logger({ serviceName: 'selfinstruct' });
 /** The event a stage received does not match its schema (a wiring error, not a user error). */
 export class StageInputInvalid extends SelfInstructError {}
 
+/** The part of Lambda's context object the stages use. */
+export interface StageContext {
+  /** Milliseconds left before the function times out. */
+  getRemainingTimeInMillis?: () => number;
+}
+
+/** Milliseconds the function has left: Lambda's count, or unbounded where there is none (tools, tests). */
+export const remainingTime = (context: StageContext | undefined) => () =>
+  context?.getRemainingTimeInMillis?.() ?? Number.POSITIVE_INFINITY;
+
 /** Wraps a stage's function as a Lambda handler. */
 export function stageHandler<S extends z.ZodType, R>(
   stage: string,
   schema: S,
-  run: (input: z.infer<S>) => Promise<R>,
-): (event: unknown) => Promise<R> {
-  return async (event) => {
+  run: (input: z.infer<S>, context?: StageContext) => Promise<R>,
+): (event: unknown, context?: StageContext) => Promise<R> {
+  return async (event, context) => {
     const parsed = schema.safeParse(event);
     if (!parsed.success) {
       throw new StageInputInvalid(
@@ -28,7 +38,7 @@ export function stageHandler<S extends z.ZodType, R>(
     logger.resetKeys();
     logger.appendKeys({ stage, runId: input.runId, iteration: input.progress?.iteration });
     try {
-      const result = await run(parsed.data);
+      const result = await run(parsed.data, context);
       logger.info('stage done');
       return result;
     } catch (error) {

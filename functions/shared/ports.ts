@@ -41,10 +41,21 @@ export interface ModelReply {
 }
 
 /** A text generation model. */
+/** What a stage knows about a call besides its request: the logical call it is (see `ModelCalls`). */
+export interface CallContext {
+  /** `<iteration>#<scope>#<key>`, when the stage named the call. */
+  callKey?: string;
+}
+
 export interface TextModel {
   /** The model id as the user selected it, e.g. `offline` or `bedrock:amazon.nova-micro-v1:0`. */
   readonly id: string;
-  generate(request: ModelRequest): Promise<ModelReply>;
+  generate(request: ModelRequest, context?: CallContext): Promise<ModelReply>;
+  /**
+   * A replay without a fallback: how many instruction-generation calls its recording holds for an
+   * iteration, so that the re-run makes exactly those (see `models/replay.ts`).
+   */
+  recordedInstructionCalls?(iteration: number): Promise<number | undefined>;
 }
 
 /** Object storage (S3): seeds, pool snapshots and index, raw model replies, exports. */
@@ -78,6 +89,13 @@ export interface PoolTask {
   maxSimilarity?: number;
   mostSimilar?: { instruction: string; score: number };
   avgSimilarity?: number;
+  /**
+   * `<run>#<iteration>` of the iteration that wrote the task, until that iteration commits (see
+   * `PoolMeta.commit`): a staged task is not part of the pool yet, and no reader sees it.
+   */
+  staged?: string;
+  /** What generating the task's instances dropped or lost, by reason (summed into the run's counts). */
+  outcome?: Record<string, number>;
   createdAt: string;
 }
 
@@ -92,14 +110,70 @@ export interface IterationUpdate {
   increments: Partial<Record<CounterMap, Record<string, number>>>;
 }
 
-/** The outcome of asking for a pool's lease. */
-export type PoolLease = { taken: true } | { taken: false; holder: string; until: string };
+/** The outcome of asking for a pool's lease: the fencing token of a lease taken. */
+export type PoolLease =
+  | { taken: true; fence: number; previous?: { runId: string; until: string } }
+  | { taken: false; holder: string; until: string };
+
+/**
+ * A pool's `META` item: the single commit point of the pool. A task counts once the iteration that
+ * staged it has committed; the counters and the pointers to the committed seeds and ROUGE-L index
+ * change in one conditional write.
+ */
+export interface PoolMeta {
+  /** Complete tasks of the pool, seeds included: those of every committed iteration. */
+  taskCount: number;
+  /** Seed tasks of the pool. */
+  seedCount: number;
+  /** Fencing token: incremented whenever a run takes the lease from another (or from nobody). */
+  fence: number;
+  /** The run growing the pool, until when. */
+  lease?: { runId: string; until: string };
+  /** The last committed iteration (`iteration` 0: a run's seeds). A pool exists once it has one. */
+  commit?: { runId: string; iteration: number };
+  /** The committed seed list and ROUGE-L index (S3 keys written under a new name by each commit). */
+  seedsKey?: string;
+  indexKey?: string;
+}
+
+/** One iteration's commit: what it adds to the pool, under the lease of `runId` with token `fence`. */
+export interface PoolCommit {
+  runId: string;
+  iteration: number;
+  fence: number;
+  /** Complete tasks the iteration adds (counted from the task items). */
+  complete: number;
+  /** Of which seed tasks. */
+  seeds?: number;
+  seedsKey?: string;
+  indexKey?: string;
+}
+
+/** A billed model call as stored: usage at once, the reply so that a retried attempt need not pay again. */
+export interface StoredCall {
+  /** `<iteration>#<scope>#<key>`: the same logical call of a retried or duplicated stage has the same one. */
+  callKey: string;
+  /** Unique per billed call. */
+  callId: string;
+  stage: ModelStage;
+  iteration: number;
+  promptHash: string;
+  model: string;
+  /** The reply text; absent when too large to keep (the call is then made again by a retry). */
+  reply?: string;
+  finish: 'stop' | 'length';
+  inputTokens: number;
+  outputTokens: number;
+  estimated: boolean;
+  latencyMs: number;
+  at: string;
+}
 
 /** A run's record: status, configuration and counters. */
 export interface RunRecord {
   runId: string;
   pool: string;
-  status: 'RUNNING' | 'SUCCEEDED' | 'FAILED';
+  status: 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'TIMED_OUT' | 'ABORTED';
   config?: Record<string, unknown>;
   startedAt: string;
   endedAt?: string;
@@ -117,27 +191,59 @@ export interface RunRecord {
   /** Per iteration: counts, usage, cost. */
   iterations?: Record<string, Record<string, unknown>>;
   exportPrefix?: string;
+  /** What "Prepare run" repaired in the pool before the run started (see `recoverPool`). */
+  repaired?: string[];
 }
 
-/** The pool and run records (DynamoDB). */
+/** The result of a conditional commit. */
+export type CommitResult = 'committed' | 'already-committed' | 'lease-lost';
+
+/**
+ * The pool and run records (DynamoDB). Every write that changes the pool is conditional: tasks are
+ * staged under their iteration's marker, move `pending → complete | rejected` once, and join the pool
+ * with their iteration's commit on `META`.
+ */
 export interface PoolStore {
-  /** Stores the task unless a task with the same id exists; returns whether it was stored. */
-  putTaskIfAbsent(task: PoolTask): Promise<boolean>;
-  getTasks(pool: string, ids: readonly string[]): Promise<PoolTask[]>;
-  updateTask(task: PoolTask): Promise<void>;
-  /** Every task of a pool, in id order, page by page. */
-  listTasks(pool: string): AsyncIterable<PoolTask>;
-  /** Number of complete tasks of the pool (seeds included). */
-  countComplete(pool: string): Promise<number>;
-  addToPoolCount(pool: string, complete: number): Promise<void>;
+  /** The pool's `META` item (strongly consistent), or `undefined` for a pool never leased. */
+  getMeta(pool: string): Promise<PoolMeta | undefined>;
   /**
-   * Takes or renews the pool's lease for `runId` until `until`, unless another run holds one that has
-   * not expired at `now`: one run grows a pool at a time (its ROUGE-L index is read, extended and written
-   * back each iteration).
+   * Takes the pool's lease for `runId` until `until` (a new fencing token), or renews it when `runId`
+   * holds it (same token), unless another run holds one that has not expired at `now` and is not
+   * `abandoned` (the holder the caller knows has ended).
    */
-  leasePool(pool: string, runId: string, until: Date, now: Date): Promise<PoolLease>;
+  takeLease(pool: string, runId: string, until: Date, now: Date, abandoned?: string): Promise<PoolLease>;
+  /** Extends the lease while `runId` holds it with token `fence`; false when it lost it. */
+  renewLease(pool: string, runId: string, fence: number, until: Date): Promise<boolean>;
   /** Gives the lease up if `runId` holds it; with `runId` undefined, whoever holds it. */
   releasePool(pool: string, runId: string | undefined): Promise<void>;
+  /**
+   * Commits an iteration: adds its complete tasks to the pool's count and points at its seeds and
+   * index, in one conditional write that holds only while `runId` holds the lease with `fence` and has
+   * not committed this iteration (or a later one) yet.
+   */
+  commit(pool: string, commit: PoolCommit): Promise<CommitResult>;
+  /** Stores the task unless a task with the same id exists; returns whether it was stored. */
+  putTaskIfAbsent(task: PoolTask): Promise<boolean>;
+  /** Replaces a task still staged under `staged` (left by a dead run); false when it is not. */
+  replaceStaged(task: PoolTask, staged: string): Promise<boolean>;
+  /** Moves a task `pending → complete | rejected` while it is staged under `task.staged`; false otherwise. */
+  finishTask(task: PoolTask): Promise<boolean>;
+  /** Removes the staged marker `staged` from these tasks (after their iteration committed). */
+  clearStaged(pool: string, ids: readonly string[], staged: string): Promise<void>;
+  /** Deletes a task still staged under `staged`; false when it is not. */
+  deleteStaged(pool: string, id: string, staged: string): Promise<boolean>;
+  /** Tasks by id (strongly consistent), staged or not, in the order of `ids`. */
+  getTasks(pool: string, ids: readonly string[]): Promise<PoolTask[]>;
+  /** Every committed task of a pool (staged ones left out), in id order, page by page. */
+  listTasks(pool: string): AsyncIterable<PoolTask>;
+  /** Every staged task of a pool: id, marker and status. */
+  listStaged(pool: string): AsyncIterable<Pick<PoolTask, 'id' | 'staged' | 'status'>>;
+  /** Number of complete tasks of the pool (seeds included), as committed. */
+  countComplete(pool: string): Promise<number>;
+  /** Records a billed call once (a repeated write of the same `callId` changes nothing). */
+  putCall(runId: string, call: StoredCall): Promise<void>;
+  /** The run's recorded calls whose `callKey` starts with `prefix` (all of them for `''`). */
+  listCalls(runId: string, prefix: string): Promise<StoredCall[]>;
   putRun(run: RunRecord): Promise<void>;
   getRun(runId: string): Promise<RunRecord | undefined>;
   /**
@@ -147,6 +253,9 @@ export interface PoolStore {
   addIteration(runId: string, iteration: number, update: IterationUpdate): Promise<boolean>;
   finishRun(
     runId: string,
-    patch: Pick<RunRecord, 'status' | 'stopReason' | 'error' | 'cause' | 'exportPrefix' | 'iteration'>,
+    patch: Pick<
+      RunRecord,
+      'status' | 'stopReason' | 'error' | 'cause' | 'exportPrefix' | 'iteration' | 'usage' | 'stageUsage'
+    >,
   ): Promise<void>;
 }

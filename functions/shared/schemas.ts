@@ -3,6 +3,8 @@
  * run input and every stage's input and output. Types come from `z.infer`.
  */
 import { z } from 'zod';
+import { PRICE_TABLE_PREFIX, SEED_FILE_PREFIXES } from './keys.ts';
+import { hasUrlCredentials } from './urls.ts';
 
 /** The three prompt/parser/filter profiles (see `profiles.ts`). */
 export const ProfileName = z.enum(['self-instruct', 'alpaca', 'default']);
@@ -50,6 +52,12 @@ export const Candidate = z.object({
 export type Candidate = z.infer<typeof Candidate>;
 
 /** Pool names become S3 prefixes and DynamoDB keys: keep them simple. */
+/**
+ * Step Functions runs at most this many iterations of an inline Map state at once, whatever its
+ * `MaxConcurrency`: the bound of `mapConcurrency`.
+ */
+export const INLINE_MAP_MAX_CONCURRENCY = 40;
+
 export const PoolName = z
   .string()
   .regex(
@@ -70,9 +78,14 @@ export const RunInput = z
     seedKey: z
       .string()
       .min(1)
+      .max(1024)
+      .regex(
+        new RegExp(`^(${SEED_FILE_PREFIXES.join('|')})`),
+        `must be under ${SEED_FILE_PREFIXES.join(', ')} (the prefixes "Prepare run" may read)`,
+      )
       .optional()
       .describe(
-        'S3 key of the seed file (Self-Instruct JSON Lines or Alpaca JSON). Default: the bundled seeds.',
+        `S3 key of the seed file (Self-Instruct JSON Lines or Alpaca JSON), under ${SEED_FILE_PREFIXES.join(', ')}. Default: none for a pool that exists (it grows from its own seeds), the bundled seeds for a new one.`,
       ),
     profile: ProfileName.default('default').describe(
       'Prompts, parsers and filters: self-instruct, alpaca or default.',
@@ -80,6 +93,11 @@ export const RunInput = z
     model: z
       .string()
       .min(1)
+      .max(2048)
+      .refine(
+        (model) => !hasUrlCredentials(model),
+        'the model URL carries credentials (user:password@), which would be logged and stored with the run: remove them and put the API key in the secret (SelfInstruct/ModelApiKey) in AWS, or in SELFINSTRUCT_API_KEY locally',
+      )
       .default('offline')
       .describe(
         'Model: offline | bedrock:<model id> | openai:<model> | openai-compatible:<model>@<base URL> | openai-completions:<model>[@<base URL>] | replay:<run id>[+<fallback model>]',
@@ -112,7 +130,8 @@ export const RunInput = z
       .describe('Overrides the profile temperature of every call.'),
     topP: z.number().min(0).max(1).optional().describe('Overrides the profile top-p of every call.'),
     bannedWords: z
-      .array(z.string().min(1))
+      .array(z.string().min(1).max(64))
+      .max(200)
       .optional()
       .describe('Banned words of the default profile (the paper and Alpaca profiles fix theirs).'),
     instanceRounds: z
@@ -130,22 +149,39 @@ export const RunInput = z
       ),
     priceTableKey: z
       .string()
-      .min(1)
+      .max(1024)
+      .startsWith(
+        PRICE_TABLE_PREFIX,
+        `must be under ${PRICE_TABLE_PREFIX} (where the CLI uploads --prices, and the only prefix the stages may read price tables from)`,
+      )
       .optional()
       .describe(
-        'S3 key of a JSON price table merged over the shipped one (functions/shared/pricing/prices.json).',
+        `S3 key of a JSON price table merged over the shipped one (functions/shared/pricing/prices.json), under ${PRICE_TABLE_PREFIX}.`,
       ),
     mapConcurrency: z
       .int()
       .min(1)
-      .max(1000)
+      .max(
+        INLINE_MAP_MAX_CONCURRENCY,
+        `an inline Map state runs at most ${INLINE_MAP_MAX_CONCURRENCY} items at once: use at most ${INLINE_MAP_MAX_CONCURRENCY}`,
+      )
       .default(10)
-      .describe('Map state MaxConcurrency (chunks at once).'),
+      .describe(
+        `Map state MaxConcurrency (chunks at once), at most ${INLINE_MAP_MAX_CONCURRENCY} (and the deployment's caps).`,
+      ),
     chunkSize: z.int().min(1).max(500).default(40).describe('Instructions per Map item.'),
-    callConcurrency: z.int().min(1).max(64).default(8).describe('Model calls at once inside one Lambda.'),
+    callConcurrency: z
+      .int()
+      .min(1)
+      .max(64)
+      .default(8)
+      .describe(
+        'Model calls at once inside one Lambda; mapConcurrency × callConcurrency is capped by the deployment.',
+      ),
     seed: z
       .string()
       .min(1)
+      .max(256)
       .optional()
       .describe('Random seed for sampling and the offline model. Default: the run id.'),
     trigger: z.enum(['console', 'upload', 'schedule', 'cli']).default('console'),
@@ -156,7 +192,6 @@ export type RunInput = z.input<typeof RunInput>;
 /** The validated, defaulted run configuration carried in the execution state. */
 export const RunConfig = RunInput.extend({
   pool: PoolName,
-  seedKey: z.string().min(1),
   seed: z.string().min(1),
 });
 export type RunConfig = z.infer<typeof RunConfig>;
@@ -200,6 +235,8 @@ export const Progress = z.object({
   projectedCostUsd: z.number().nonnegative().default(0),
   /** False when `projectedCostUsd` is over the run's `maxCostUsd`: "Enough instructions?" then stops. */
   withinBudget: z.boolean().default(true),
+  /** The fencing token of the pool's lease this run holds (see `pool-lease.ts`). */
+  fence: z.int().nonnegative().default(0),
 });
 export type Progress = z.infer<typeof Progress>;
 

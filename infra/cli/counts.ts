@@ -7,12 +7,19 @@ export interface GroupedCounts {
   tasks: [string, number][];
   /** Single instances dropped by the instance filters. */
   instances: [string, number][];
-  /** Model replies (or parts) that could not be used. */
+  /** Model replies (or parts) that could not be used, and calls given up after their retries (`lost`). */
   replies: [string, number][];
 }
 
-const TOTALS = new Set(['generated', 'accepted', 'complete', 'rejected', 'prompts']);
-const TASK_REASONS = new Set(['no-valid-instances', 'conflicting-outputs', 'rejected-unknown']);
+// `unparseable` is the sum of the `reply-*` counters, shown by its parts.
+const TOTALS = new Set(['generated', 'accepted', 'complete', 'rejected', 'prompts', 'unparseable']);
+const TASK_REASONS = new Set([
+  'no-valid-instances',
+  'conflicting-outputs',
+  'model-call-failed',
+  'not-recorded',
+  'rejected-unknown',
+]);
 
 const sorted = (entries: [string, number][]) => entries.filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]);
 
@@ -22,7 +29,8 @@ export function groupCounts(counts: Record<string, number>): GroupedCounts {
     if (TOTALS.has(key)) continue;
     if (key.startsWith('instance-')) groups.instances.push([key.slice('instance-'.length), n]);
     else if (TASK_REASONS.has(key)) groups.tasks.push([key, n]);
-    else if (key.startsWith('reply-') || key.endsWith('-unparseable')) groups.replies.push([key, n]);
+    else if (key.startsWith('reply-') || key.endsWith('-unparseable') || key === 'lost')
+      groups.replies.push([key, n]);
     else groups.instructions.push([key, n]);
   }
   return {

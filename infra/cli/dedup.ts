@@ -74,7 +74,6 @@ export interface DedupLine {
 /** The `dedup` command, for the main CLI. */
 export function dedupCommand(io: DedupIo = process): Command {
   return new Command('dedup')
-    .description('Filter candidate instructions and gate them against a pool with ROUGE-L, in order')
     .requiredOption(
       '--pool <file>',
       'pool: JSON Lines with an "instruction" field (seed files work), or an Alpaca JSON array',

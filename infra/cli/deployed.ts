@@ -10,7 +10,9 @@ import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { Command } from 'commander';
 import { parseRunInput } from '../../functions/prepare/core.ts';
 import { S3ObjectStore } from '../../functions/shared/adapters/s3.ts';
+import { awsClientConfig } from '../../functions/shared/config.ts';
 import { ConfigurationError, NotFound } from '../../functions/shared/errors.ts';
+import { PRICE_TABLE_PREFIX, UPLOADS_PREFIX } from '../../functions/shared/keys.ts';
 import { LOCAL_CREDENTIALS } from '../local/servers.ts';
 import { startLocalStepFunctions } from '../local/sfn-server.ts';
 import { LocalStack } from '../local/stack.ts';
@@ -37,7 +39,7 @@ export async function resolveDeployed(options: DeployedOptions): Promise<Deploye
   const stackName = options.stack ?? 'SelfInstruct';
   let outputs: Record<string, string>;
   try {
-    const reply = await new CloudFormationClient({}).send(
+    const reply = await new CloudFormationClient(awsClientConfig('cloudformation')).send(
       new DescribeStacksCommand({ StackName: stackName }),
     );
     outputs = Object.fromEntries(
@@ -62,20 +64,25 @@ export async function runDeployed(
 ): Promise<RunStatus> {
   const runId = newRunId();
   const input = runInputFromOptions(options);
-  parseRunInput({ ...input, seedKey: input.seedKey ?? (options.seeds ? 'uploads/x' : undefined) }, runId);
+  parseRunInput(
+    { ...input, seedKey: input.seedKey ?? (options.seeds ? `${UPLOADS_PREFIX}x` : undefined) },
+    runId,
+  );
   const target = await resolveDeployed(options);
 
   const upload = async (file: string, prefix: string, contentType: string) => {
     if (!target.bucket) throw new ConfigurationError('Uploading a file needs the bucket: pass --bucket');
     // Not under seeds/: an upload there would start a second run through the EventBridge rule.
-    const key = `${prefix}/${runId}/${path.basename(file)}`;
+    const key = `${prefix}${runId}/${path.basename(file)}`;
     await new S3ObjectStore(target.bucket).put(key, readFileSync(file), contentType);
     return key;
   };
-  if (options.seeds) input.seedKey = await upload(options.seeds, 'uploads', 'application/jsonl');
-  if (options.prices) input.priceTableKey = await upload(options.prices, 'prices', 'application/json');
+  if (options.seeds) input.seedKey = await upload(options.seeds, UPLOADS_PREFIX, 'application/jsonl');
+  if (options.prices) {
+    input.priceTableKey = await upload(options.prices, PRICE_TABLE_PREFIX, 'application/json');
+  }
 
-  const sfn = new SFNClient({});
+  const sfn = new SFNClient(awsClientConfig('sfn'));
   const { executionArn } = await sfn.send(
     new StartExecutionCommand({
       stateMachineArn: target.stateMachineArn,
@@ -93,11 +100,15 @@ export async function runDeployed(
 /** `serve`: the local stack plus a local Step Functions endpoint, until interrupted. */
 export function serveCommand(): Command {
   return new Command('serve')
-    .description('Start the local stack with a Step Functions API endpoint, standing in for AWS')
     .option('--data-dir <dir>', 'local S3/DynamoDB data', '.local/data')
     .option('--fresh', 'delete the local data first')
-    .action(async (options: { dataDir: string; fresh?: boolean }) => {
-      const stack = await LocalStack.start({ dataDir: options.dataDir, fresh: options.fresh });
+    .option('--no-iam', 'do not enforce the functions’ IAM roles (debugging)')
+    .action(async (options: { dataDir: string; fresh?: boolean; iam: boolean }) => {
+      const stack = await LocalStack.start({
+        dataDir: options.dataDir,
+        fresh: options.fresh,
+        iam: options.iam === false ? false : undefined,
+      });
       const sfn = await startLocalStepFunctions(stack);
       const env = {
         AWS_ENDPOINT_URL_SFN: sfn.url,

@@ -21,8 +21,9 @@ import {
 } from '../../functions/generate-instructions/prompt.ts';
 import { parseRunInput } from '../../functions/prepare/core.ts';
 import { SeedFileInvalid, SelfInstructError } from '../../functions/shared/errors.ts';
-import { parseRecords } from '../../functions/shared/input-files.ts';
+import { parseJsonFile, parseRecords } from '../../functions/shared/input-files.ts';
 import type { CallRecord } from '../../functions/shared/model-calls.ts';
+import { parseModelId } from '../../functions/shared/models/index.ts';
 import type { ModelRequest, ModelStage } from '../../functions/shared/ports.ts';
 import {
   DEFAULT_USAGE_ASSUMPTIONS,
@@ -30,6 +31,7 @@ import {
   runAwsUsage,
   type UsageAssumptions,
 } from '../../functions/shared/pricing/aws-usage.ts';
+import { formatUsd } from '../../functions/shared/pricing/money.ts';
 import {
   type AwsCost,
   type AwsUsage,
@@ -390,7 +392,7 @@ export function estimateRun(input: EstimateInput): Estimate {
     price
       ? `Model price: ${input.model} at $${price.inputPer1M} / $${price.outputPer1M} per million input / output tokens.${price.notes ? ` Source: ${price.notes}` : ''}`
       : totalModelCost.priced
-        ? `Model price: ${input.model} calls no provider and costs nothing.`
+        ? `Model price: ${input.model} has no per-token bill (no provider called, or a server on this machine): the model share is $0.`
         : `Model price: NONE for ${input.model}: the model cost, total and per-task figures are unknown.`,
     'Input tokens: ceil(characters / 4) of the rendered system and user messages (no tokenizer package is installed; chat framing tokens not counted).',
     `Instruction prompts: ${promptTokens.samples} prompts of the ${input.profile} profile rendered with demonstrations sampled from the ${input.seeds.length} seed tasks (${profile.seedDemonstrations} seed + ${profile.machineDemonstrations} machine, machine ones stood in for by seed instructions): ${promptTokens['generate-instructions'].toFixed(0)} tokens each on average.`,
@@ -530,14 +532,7 @@ export function calibrate(
 }
 
 /** A JSON file's content; a missing file is left to the CLI's error handling, bad JSON says where. */
-function readJsonFile(file: string): unknown {
-  try {
-    return JSON.parse(readFileSync(file, 'utf8'));
-  } catch (error) {
-    if ((error as { code?: string }).code === 'ENOENT') throw error;
-    throw new CalibrationInvalid(`${file}: not valid JSON: ${(error as Error).message}`);
-  }
-}
+const readJsonFile = (file: string): unknown => parseJsonFile(readFileSync(file, 'utf8'), file);
 
 /** Reads and validates an exported `summary.json`. */
 export function readSummaryFile(file: string): RunSummaryFile {
@@ -560,9 +555,9 @@ export async function calibrateFromDataDir(
   profile: ProfileName,
   model: string,
 ): Promise<Calibration | undefined> {
-  const { LocalStack, hasLocalData } = await import('../local/stack.ts');
+  const { hasLocalData, openLocalData } = await import('../local/data.ts');
   if (!hasLocalData(dataDir)) throw new CalibrationInvalid(`${dataDir} holds no local run data`);
-  const stack = await LocalStack.start({ dataDir });
+  const stack = await openLocalData(dataDir, 'estimate', 'run `npm start` first');
   try {
     const summaries: RunSummaryFile[] = [];
     for (const key of await stack.objects.list('exports/')) {
@@ -641,7 +636,7 @@ const positiveNumber = (name: string) => (value: string) => {
   return n;
 };
 
-const usd = (n: number | undefined, digits = 4) => (n === undefined ? 'unknown' : `$${n.toFixed(digits)}`);
+const usd = (n: number | undefined) => (n === undefined ? 'unknown' : formatUsd(n));
 
 const AWS_LABELS: Record<keyof AwsUsage, string> = {
   stateTransitions: 'Step Functions state transitions',
@@ -713,7 +708,7 @@ export function formatEstimate(e: Estimate): string {
           `${usd(s.awsUsd)}${s.awsShare === undefined ? '' : ` (${(s.awsShare * 100).toFixed(1)}% of the total)`}`,
         ],
         ['total', usd(s.totalUsd)],
-        ['per accepted task', usd(s.perAcceptedTaskUsd, 6)],
+        ['per accepted task', usd(s.perAcceptedTaskUsd)],
         ['per 1,000 tasks', usd(s.per1000TasksUsd)],
       ],
       ['l', 'l'],
@@ -737,7 +732,6 @@ export function loadPrices(file: string | undefined): PriceTable {
 /** `selfinstruct estimate`. */
 export function estimateCommand(io: EstimateIo = process): Command {
   return new Command('estimate')
-    .description('Estimate what a run that adds --target tasks costs (model and AWS), before any model call')
     .requiredOption('--model <id>', 'model id as a run takes it, e.g. bedrock:amazon.nova-micro-v1:0')
     .requiredOption('--target <n>', 'tasks the run should add', positiveInt('--target'))
     .addOption(
@@ -775,6 +769,7 @@ export function estimateCommand(io: EstimateIo = process): Command {
     .option('--seeds <file>', 'seed file whose tasks the prompts show', BUNDLED_SEEDS)
     .option('--json', 'print the estimate as JSON')
     .action(async (options: EstimateOptions) => {
+      parseModelId(options.model); // the check a run makes: an id of no accepted form fails here too
       const prices = loadPrices(options.prices);
       const seeds = parseRecords(
         readFileSync(options.seeds, 'utf8'),

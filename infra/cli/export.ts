@@ -8,7 +8,6 @@ import { mkdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { S3ObjectStore } from '../../functions/shared/adapters/s3.ts';
-import { NotFound } from '../../functions/shared/errors.ts';
 import {
   type BuiltExport,
   buildExport,
@@ -25,7 +24,6 @@ import {
   type TaskSource,
 } from '../../functions/shared/exports/index.ts';
 import type { ObjectStore } from '../../functions/shared/ports.ts';
-import { hasLocalData, LocalStack } from '../local/stack.ts';
 
 /** What to export, how, and where to write it. */
 export interface ExportRequest extends ExportOptionsInput {
@@ -110,6 +108,7 @@ export interface ExportCommandOptions {
   includeSeeds?: boolean;
   minQuality?: number;
   system?: string;
+  license?: string;
   dataDir: string;
   bucket?: string;
 }
@@ -117,9 +116,6 @@ export interface ExportCommandOptions {
 /** The `export` command, for the main CLI. */
 export function exportCommand(io: ExportIo = process): Command {
   return new Command('export')
-    .description(
-      'Write a run’s (or with --pool, a pool’s) tasks as training files with a dataset card: jsonl, alpaca, messages, bedrock',
-    )
     .argument('<name>', 'run id, or pool name with --pool')
     .option('--pool', '<name> is a pool: export the tasks of every run that grew it')
     .addOption(
@@ -138,6 +134,10 @@ export function exportCommand(io: ExportIo = process): Command {
     .option('--include-seeds', 'export the pool’s seed tasks too')
     .option('--min-quality <score>', 'only machine tasks with a quality_score at least this', parseNumber)
     .option('--system <text>', 'a system message for the messages and bedrock formats')
+    .option(
+      '--license <id>',
+      'the data’s license for the card, a Hugging Face license id (cc-by-4.0, apache-2.0 …); default: other, not chosen',
+    )
     .option('--data-dir <dir>', 'local S3/DynamoDB data', '.local/data')
     .addOption(
       new Option(
@@ -155,6 +155,7 @@ export function exportCommand(io: ExportIo = process): Command {
         includeSeeds: options.includeSeeds ?? false,
         minQuality: options.minQuality,
         system: options.system,
+        license: options.license,
       };
       parseExportOptions(request);
       const result = options.bucket
@@ -165,18 +166,18 @@ export function exportCommand(io: ExportIo = process): Command {
     });
 }
 
-/** Runs `exportDataset` on the local stack's bucket. */
+/** Runs `exportDataset` on a local data folder's bucket (no synthesis: `openLocalData`). */
 async function exportFromLocalStack(dataDir: string, request: ExportRequest): Promise<WrittenExport> {
-  if (!hasLocalData(dataDir)) {
-    throw new NotFound(
-      `no local data in ${dataDir}: run the pipeline first (npm start), or read a deployed bucket with --bucket <name>`,
-    );
-  }
-  const stack = await LocalStack.start({ dataDir });
+  const { openLocalData } = await import('../local/data.ts');
+  const data = await openLocalData(
+    dataDir,
+    'export',
+    'run the pipeline first (npm start), or read a deployed bucket with --bucket <name>',
+  );
   try {
-    return await exportDataset(stack.objects, request);
+    return await exportDataset(data.objects, request);
   } finally {
-    await stack.close();
+    await data.close();
   }
 }
 

@@ -1,69 +1,113 @@
 /**
  * The `selfinstruct` command (`npm run cli -- <command>`; `npx selfinstruct` where installed).
- * User errors print one line and exit 1; only unexpected failures show a stack trace.
+ * Commands are loaded lazily: only the one being run is imported (the top-level help lists them from
+ * the table below), so `--help`, `status` or `export` never load what `run` needs (aws-cdk-lib among it).
+ * User errors print one `error:` line and exit 1; only unexpected failures show a stack trace.
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { z } from 'zod';
-import { SeedFileInvalid, SelfInstructError } from '../../functions/shared/errors.ts';
-import { parseRecords } from '../../functions/shared/input-files.ts';
-import { AlpacaTask, RunInput, SeedTask } from '../../functions/shared/schemas.ts';
-import { dedupCommand } from './dedup.ts';
-import { resolveDeployed, serveCommand } from './deployed.ts';
-import { estimateCommand } from './estimate.ts';
-import { exportCommand } from './export.ts';
-import { reportCommand } from './report.ts';
-import { runCommand } from './run.ts';
-import { statusCommands } from './status.ts';
+import { SelfInstructError } from '../../functions/shared/errors.ts';
+import { PROJECT_ROOT } from '../project.ts';
 
-export function program(): Command {
-  const cli = new Command('selfinstruct')
-    .description('Grow instruction-tuning datasets the Self-Instruct way, on AWS Step Functions or locally')
-    .showHelpAfterError()
-    .exitOverride();
-  cli.addCommand(runCommand());
-  cli.addCommand(dedupCommand());
-  cli.addCommand(estimateCommand());
-  cli.addCommand(exportCommand());
-  cli.addCommand(reportCommand());
-  for (const command of statusCommands(async (options) => (await resolveDeployed(options)).stateMachineArn)) {
-    cli.addCommand(command);
-  }
-  cli.addCommand(serveCommand());
-  cli
-    .command('schema')
-    .description('Print the JSON Schema of the run input (the Step Functions console input)')
-    .action(() => {
-      console.log(JSON.stringify(runInputJsonSchema(), null, 2));
-    });
-  const seeds = cli.command('seeds').description('Seed files');
-  seeds
-    .command('validate <file>')
-    .description(
-      'Check a seed file (Self-Instruct JSON Lines or Alpaca JSON) and list every problem with its line',
-    )
-    .action((file: string) => {
-      const text = readFileSync(file, 'utf8');
-      const schema = text.trimStart().startsWith('[') ? AlpacaTask : SeedTask;
-      const tasks = parseRecords(text, schema, file, (problems) => new SeedFileInvalid(problems));
-      console.log(`${file}: ${tasks.length} valid tasks`);
-    });
-  return cli;
+/** One command: its name and description (the one truth of both), and how to build it. */
+interface CommandEntry {
+  name: string;
+  description: string;
+  load(): Promise<Command>;
 }
 
-/** The run input's JSON Schema, generated from the zod schema (also committed as docs/run-input.schema.json). */
-export function runInputJsonSchema() {
-  return {
-    title: 'Self-Instruct run input',
-    ...z.toJSONSchema(RunInput, { io: 'input' }),
-  };
+const stateMachineArn = async (options: { stateMachineArn?: string }) =>
+  (await (await import('./deployed.ts')).resolveDeployed(options)).stateMachineArn;
+
+/** Every command, in the order the help lists them. */
+export const COMMANDS: readonly CommandEntry[] = [
+  {
+    name: 'run',
+    description: 'Run the pipeline on the local stack (local S3 + DynamoDB, the synthesized state machine)',
+    load: async () => (await import('./run.ts')).runCommand(),
+  },
+  {
+    name: 'status',
+    description: 'Where a run stands',
+    load: async () => (await import('./status.ts')).statusCommand(stateMachineArn),
+  },
+  {
+    name: 'watch',
+    description: 'Follow a run until it ends',
+    load: async () => (await import('./status.ts')).watchCommand(stateMachineArn),
+  },
+  {
+    name: 'estimate',
+    description: 'Estimate what a run that adds --target tasks costs (model and AWS), before any model call',
+    load: async () => (await import('./estimate.ts')).estimateCommand(),
+  },
+  {
+    name: 'export',
+    description:
+      'Write a run’s (or with --pool, a pool’s) tasks as training files with a dataset card: jsonl, alpaca, messages, bedrock',
+    load: async () => (await import('./export.ts')).exportCommand(),
+  },
+  {
+    name: 'report',
+    description: 'Write a run report (report.html with charts and samples, stats.json) from the local stack',
+    load: async () => (await import('./report.ts')).reportCommand(),
+  },
+  {
+    name: 'repair',
+    description: 'Finish or remove what dead runs left in a local pool, and say what was repaired',
+    load: async () => (await import('./repair.ts')).repairCommand(),
+  },
+  {
+    name: 'dedup',
+    description: 'Filter candidate instructions and gate them against a pool with ROUGE-L, in order',
+    load: async () => (await import('./dedup.ts')).dedupCommand(),
+  },
+  {
+    name: 'seeds',
+    description: 'Seed files: `seeds validate <file>`',
+    load: async () => (await import('./seeds.ts')).seedsCommand(),
+  },
+  {
+    name: 'schema',
+    description: 'Print the JSON Schema of the run input (the Step Functions console input)',
+    load: async () => (await import('./schema.ts')).schemaCommand(),
+  },
+  {
+    name: 'serve',
+    description: 'Start the local stack with a Step Functions API endpoint, standing in for AWS',
+    load: async () => (await import('./deployed.ts')).serveCommand(),
+  },
+];
+
+/** The package's version (`--version`). */
+export const VERSION = (
+  JSON.parse(readFileSync(`${PROJECT_ROOT}/package.json`, 'utf8')) as { version: string }
+).version;
+
+/**
+ * The program for `argv`: the command it names is loaded in full, every other one only by name and
+ * description (enough for the top-level help).
+ */
+export async function program(argv: readonly string[] = process.argv): Promise<Command> {
+  const cli = new Command('selfinstruct')
+    .description('Grow instruction-tuning datasets the Self-Instruct way, on AWS Step Functions or locally')
+    .version(VERSION, '-V, --version')
+    .showHelpAfterError()
+    .exitOverride();
+  const words = argv.slice(2).filter((word) => !word.startsWith('-'));
+  const wanted = words[0] === 'help' ? words[1] : words[0];
+  for (const entry of COMMANDS) {
+    const command = entry.name === wanted ? await entry.load() : new Command(entry.name);
+    cli.addCommand(command.description(entry.description));
+  }
+  return cli;
 }
 
 export async function main(argv = process.argv): Promise<number> {
   // The SDK's notice that its 2027 releases need Node 22 is in the README; not on every command.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   try {
-    await program().parseAsync(argv);
+    await (await program(argv)).parseAsync(argv);
     return Number(process.exitCode ?? 0);
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode;

@@ -6,9 +6,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Command } from 'commander';
-import { NotFound } from '../../functions/shared/errors.ts';
-import { buildReport, type RunReport } from '../../functions/shared/report/report.ts';
-import { hasLocalData, LocalStack } from '../local/stack.ts';
+import type { ObjectStore, PoolStore } from '../../functions/shared/ports.ts';
+import type { RunReport } from '../../functions/shared/report/report.ts';
 
 /** The command's options: where the report is written, where the local stack keeps its data. */
 export interface ReportOptions {
@@ -22,26 +21,39 @@ export interface LocalReport {
   files: { html: string; stats: string };
 }
 
-/** Builds the report of `runId` on the local stack and writes it to `<out>/<runId>/`. */
+/**
+ * Builds the report of `runId` from a bucket and a pool table (it also stores it in the bucket) and
+ * writes `report.html` and `stats.json` to `<out>/<runId>/`. `npm start` calls it at the end of a run.
+ */
+export async function writeReport(
+  objects: ObjectStore,
+  pool: PoolStore,
+  runId: string,
+  out: string,
+): Promise<LocalReport> {
+  const { buildReport } = await import('../../functions/shared/report/report.ts');
+  const report = await buildReport(objects, pool, runId);
+  const dir = path.resolve(out, runId);
+  mkdirSync(dir, { recursive: true });
+  const files = { html: path.join(dir, 'report.html'), stats: path.join(dir, 'stats.json') };
+  writeFileSync(files.html, report.html);
+  writeFileSync(files.stats, `${JSON.stringify(report.stats, null, 2)}\n`);
+  return { report, files };
+}
+
+/** Builds the report of `runId` from a local data folder (no synthesis) and writes it to `<out>/<runId>/`. */
 export async function reportLocal(runId: string, { out, dataDir }: ReportOptions): Promise<LocalReport> {
-  // Starting the stack on a missing folder would create an empty one: say what is wrong instead.
-  if (!hasLocalData(dataDir)) throw new NotFound(`No local data in ${dataDir}: run \`npm start\` first`);
-  const stack = await LocalStack.start({ dataDir });
+  const { openLocalData } = await import('../local/data.ts');
+  const data = await openLocalData(dataDir, `report ${runId}`, 'run `npm start` first');
   try {
-    const report = await buildReport(stack.objects, stack.pool, runId);
-    const dir = path.resolve(out, runId);
-    mkdirSync(dir, { recursive: true });
-    const files = { html: path.join(dir, 'report.html'), stats: path.join(dir, 'stats.json') };
-    writeFileSync(files.html, report.html);
-    writeFileSync(files.stats, `${JSON.stringify(report.stats, null, 2)}\n`);
-    return { report, files };
+    return await writeReport(data.objects, data.pool, runId, out);
   } finally {
-    await stack.close();
+    await data.close();
   }
 }
 
 /** A path relative to the working directory when it is inside it. */
-function shown(file: string): string {
+export function shown(file: string): string {
   const relative = path.relative(process.cwd(), file);
   return relative.startsWith('..') || path.isAbsolute(relative) ? file : relative;
 }
@@ -49,7 +61,6 @@ function shown(file: string): string {
 /** `report <run> [--out <dir>] [--data-dir <dir>]`, for `program()` in main.ts. */
 export function reportCommand(): Command {
   return new Command('report')
-    .description('Write a run report (report.html with charts and samples, stats.json) from the local stack')
     .argument('<run>', 'run id, as printed by `run` (the folder name under out/)')
     .option('--out <dir>', 'the report goes to <dir>/<run>/', 'out')
     .option('--data-dir <dir>', 'local S3/DynamoDB data', '.local/data')

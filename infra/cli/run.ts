@@ -1,22 +1,26 @@
 /**
- * `selfinstruct run` (and `npm start`): runs the pipeline on the local stack, shows progress, prints a
- * summary and copies the exported dataset from the local bucket to `./out/<run-id>/`.
+ * `selfinstruct run` (and `npm start`): runs the pipeline on the local stack, shows progress (a live
+ * bar on a terminal, plain lines otherwise), prints a summary, copies the exported dataset from the
+ * local bucket to `./out/<run-id>/` and writes the run report (`report.html`, `stats.json`) next to it.
+ * Everything heavy is imported when the command runs, so `--help` stays fast.
  */
 import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
+import type { HistoryEvent } from '@aws-sdk/client-sfn';
 import { Command, Option } from 'commander';
 import type { RunSummary } from '../../functions/export/core.ts';
-import { parseRunInput } from '../../functions/prepare/core.ts';
+import { readableCause } from '../../functions/record-failure/core.ts';
 import { NotFound } from '../../functions/shared/errors.ts';
-import { exportKeys } from '../../functions/shared/keys.ts';
-import { describeModel, ollamaHint } from '../../functions/shared/models/index.ts';
+import { parseJsonFile } from '../../functions/shared/input-files.ts';
+import { exportKeys, PRICE_TABLE_PREFIX, SEED_UPLOAD_PREFIX } from '../../functions/shared/keys.ts';
+import { formatUsd as usd } from '../../functions/shared/pricing/money.ts';
 import type { RunInput } from '../../functions/shared/schemas.ts';
-import { toHistoryEvent } from '../local/history-events.ts';
-import { LocalStack } from '../local/stack.ts';
+import { executionLogPath } from '../local/executions.ts';
+import type { ExecutionStatus } from '../local/rules.ts';
+import type { LocalStack } from '../local/stack.ts';
 import { formatEntries, groupCounts } from './counts.ts';
-import { estimateCommand } from './estimate.ts';
-import { progressPrinter } from './progress.ts';
-import { executionLogPath, formatStatus } from './status.ts';
+import { liveView, type ProgressView, plainView, progressPrinter } from './progress.ts';
+import { shown } from './report.ts';
 
 export interface RunOptions {
   pool?: string;
@@ -40,6 +44,8 @@ export interface RunOptions {
   out: string;
   verbose?: boolean;
   bundled?: boolean;
+  /** `--no-iam` sets this false: the local stack stops enforcing the functions' roles. */
+  iam?: boolean;
   dryRun?: boolean;
   deployed?: boolean;
   stateMachineArn?: string;
@@ -51,7 +57,9 @@ const num = (value: string | undefined) => (value === undefined ? undefined : Nu
 
 /** The run input the flags describe (validated later by the same schema the console input uses). */
 export function runInputFromOptions(options: RunOptions): RunInput {
-  const base = options.input ? (JSON.parse(readFileSync(options.input, 'utf8')) as RunInput) : {};
+  const base = options.input
+    ? (parseJsonFile(readFileSync(options.input, 'utf8'), options.input) as RunInput)
+    : {};
   const flags: Record<string, unknown> = {
     pool: options.pool,
     profile: options.profile,
@@ -78,50 +86,108 @@ export function newRunId(now = new Date()): string {
 
 export interface LocalRunResult {
   runId: string;
-  status: 'SUCCEEDED' | 'FAILED';
+  status: ExecutionStatus;
   summary?: RunSummary;
   error?: string;
   cause?: string;
   outDir?: string;
+  /** The run report written next to the dataset. */
+  report?: { html: string; stats: string };
   timings: { totalMs: number; synthMs: number; executionMs: number };
+  /** Where the template came from: the cache, or a synthesis (after a change to what shapes it). */
+  templateFrom?: 'cache' | 'synthesis';
   events: Awaited<ReturnType<LocalStack['execute']>>['events'];
 }
 
-/** Runs one execution on the local stack. `out` receives the progress lines. */
+/**
+ * Runs one execution on the local stack. `view` receives the progress: plain lines (a function
+ * `(line) => void` is one), or a live bar on a terminal (`progress.ts`); `signal` aborts the run.
+ */
 export async function runLocal(
   options: RunOptions,
-  out: (line: string) => void = console.log,
+  view: ProgressView | ((line: string) => void) = console.log,
+  signal?: AbortSignal,
 ): Promise<LocalRunResult> {
   const started = performance.now();
+  const startedAt = new Date();
+  const progress = typeof view === 'function' ? plainView(view, started) : view;
   const input = runInputFromOptions(options);
-  const runId = newRunId();
+  const runId = newRunId(startedAt);
+  progress.phase('checking the run input');
+  const [{ parseRunInput }, { describeModel, ollamaHint }] = await Promise.all([
+    import('../../functions/prepare/core.ts'),
+    import('../../functions/shared/models/index.ts'),
+  ]);
   // Fail fast on a bad flag, before starting anything (the prepare stage validates the same way).
-  const { pool } = parseRunInput(
+  parseRunInput(
     {
       ...input,
-      seedKey: input.seedKey ?? (options.seeds ? `seeds/${input.pool ?? 'default'}/x` : undefined),
+      seedKey:
+        input.seedKey ?? (options.seeds ? `${SEED_UPLOAD_PREFIX}${input.pool ?? 'default'}/x` : undefined),
     },
     runId,
   );
 
   const model = input.model ?? 'offline';
-  out(`Model: ${model}: ${describeModel(model)}`);
+  progress.line(`Model: ${model}: ${describeModel(model)}`);
   if (model === 'offline') {
-    out('  The offline model is a stand-in for trying the pipeline: use a real model for training data.');
+    progress.line(
+      '  The offline model is a stand-in for trying the pipeline: use a real model for training data.',
+    );
     const hint = await ollamaHint();
-    if (hint) out(`  ${hint}`);
+    if (hint) progress.line(`  ${hint}`);
   }
 
+  // The history, as Step Functions would keep it, for `status` and `watch` from another terminal. It
+  // starts now: what the user waits for (start-up included) is the run's elapsed time.
+  const historyFile = executionLogPath(options.dataDir, runId);
+  const history: HistoryEvent[] = [];
+  const record = (event: HistoryEvent) => {
+    history.push(event);
+    appendFileSync(historyFile, `${JSON.stringify(event)}\n`);
+  };
+  progress.watch(runId, history);
+
+  progress.phase('loading the stack template');
+  const { loadTemplate } = await import('../local/template.ts');
+  const bundleTo = options.bundled ? path.join(options.dataDir, '..', 'cdk.out') : undefined;
+  const template = await loadTemplate({
+    bundleTo,
+    // Synthesized as it would be deployed for this model (a Bedrock model is the one the functions may call).
+    context: model.startsWith('bedrock:') ? { 'selfinstruct:model': model } : undefined,
+    onSynthesis: () =>
+      progress.phase(
+        bundleTo
+          ? 'synthesizing and bundling the stack'
+          : 'synthesizing the stack (cached for the next runs)',
+      ),
+  });
+  progress.phase('starting local S3 and DynamoDB');
+  const { LocalStack } = await import('../local/stack.ts');
   const stack = await LocalStack.start({
     dataDir: options.dataDir,
     fresh: options.fresh,
+    holder: `run ${runId}`,
     logLevel: options.verbose ? 'INFO' : 'SILENT',
-    bundleTo: options.bundled ? path.join(options.dataDir, '..', 'cdk.out') : undefined,
+    bundleTo,
+    template,
+    iam: options.iam === false ? false : undefined,
   });
   try {
-    // One process at a time can open a local data folder (LevelDB's lock), so a lease found now was left
-    // by an interrupted local run: give it up.
-    await stack.pool.releasePool(pool, undefined);
+    mkdirSync(path.dirname(historyFile), { recursive: true });
+    record({
+      id: 1,
+      previousEventId: 0,
+      timestamp: startedAt,
+      type: 'ExecutionStarted',
+      executionStartedEventDetails: { input: JSON.stringify(input) },
+    });
+    for (const { executionName, deliveries } of stack.abandoned) {
+      const failed = deliveries.filter((delivery) => delivery.error);
+      progress.line(
+        `Run ${executionName} ended with the process that ran it: marked FAILED${failed.length ? ` (but ${failed.map((d) => `${d.functionName}: ${d.error}`).join('; ')})` : ', its pool given back'}`,
+      );
+    }
     if (options.seeds) {
       let text: string;
       try {
@@ -130,46 +196,55 @@ export async function runLocal(
         throw new NotFound(`Seed file ${options.seeds} does not exist or can't be read`);
       }
       // As an upload in AWS would: the run reads the seed file from the bucket.
-      const key = `seeds/${input.pool ?? 'default'}/${path.basename(options.seeds)}`;
+      const key = `${SEED_UPLOAD_PREFIX}${input.pool ?? 'default'}/${path.basename(options.seeds)}`;
       await stack.objects.put(key, text, 'application/jsonl');
       input.seedKey = key;
     }
     if (options.prices) {
       // As in AWS, the run reads its price table from the bucket.
-      const key = `prices/${path.basename(options.prices)}`;
+      const key = `${PRICE_TABLE_PREFIX}${path.basename(options.prices)}`;
       await stack.objects.put(key, readFileSync(options.prices), 'application/json');
       input.priceTableKey = key;
     }
-    out(
-      `Run ${runId} on pool "${input.pool ?? 'default'}" (stack synthesized in ${(stack.synthMs / 1000).toFixed(1)} s)`,
+    const from = template.from === 'cache' ? 'cached template' : 'stack synthesized';
+    progress.line(
+      `Run ${runId} on pool "${input.pool ?? 'default'}" (${from} in ${(stack.synthMs / 1000).toFixed(1)} s)`,
     );
+    progress.phase('running');
     const executionStarted = performance.now();
-    // The history, as Step Functions would keep it, for `status` and `watch` from another terminal.
-    const historyFile = executionLogPath(options.dataDir, runId);
-    mkdirSync(path.dirname(historyFile), { recursive: true });
-    const print = progressPrinter(out);
-    let events = 0;
+    const { toHistoryEvent } = await import('../local/history-events.ts');
+    const print = progressPrinter((line) => progress.line(line), started);
     const result = await stack.execute(input, {
       executionName: runId,
+      signal,
       onEvent: (event) => {
         print(event);
-        appendFileSync(historyFile, `${JSON.stringify(toHistoryEvent(event, ++events))}\n`);
+        // The engine's own start event is the one recorded above, when the command started.
+        if ((event as { type: string }).type !== 'ExecutionStarted') {
+          record(toHistoryEvent(event, history.length + 1));
+        }
       },
     });
     const executionMs = performance.now() - executionStarted;
     const timings = { totalMs: 0, synthMs: stack.synthMs, executionMs };
 
-    if (result.status === 'FAILED') {
+    for (const delivery of result.deliveries.filter((d) => d.error)) {
+      progress.line(`warning: ${delivery.functionName} (rule ${delivery.rule}) failed: ${delivery.error}`);
+    }
+    if (result.status !== 'SUCCEEDED') {
       timings.totalMs = performance.now() - started;
       return {
         runId,
-        status: 'FAILED',
+        status: result.status,
         error: result.error,
-        cause: result.cause,
+        // The execution's cause is Lambda's JSON, as in AWS: show its message.
+        cause: result.cause === undefined ? undefined : readableCause(result.error ?? '', result.cause),
         timings,
+        templateFrom: template.from,
         events: result.events,
       };
     }
+    progress.phase('writing the dataset and the report');
     const summary = result.output as RunSummary;
     const outDir = path.resolve(options.out, runId);
     mkdirSync(outDir, { recursive: true });
@@ -178,9 +253,21 @@ export async function runLocal(
       const text = await stack.objects.getText(key);
       if (text !== undefined) writeFileSync(path.join(outDir, path.posix.basename(key)), text);
     }
+    const { writeReport } = await import('./report.ts');
+    const { files } = await writeReport(stack.objects, stack.pool, runId, options.out);
     timings.totalMs = performance.now() - started;
-    return { runId, status: 'SUCCEEDED', summary, outDir, timings, events: result.events };
+    return {
+      runId,
+      status: 'SUCCEEDED',
+      summary,
+      outDir,
+      report: files,
+      timings,
+      templateFrom: template.from,
+      events: result.events,
+    };
   } finally {
+    progress.done();
     await stack.close();
   }
 }
@@ -211,18 +298,21 @@ export function formatSummary(result: LocalRunResult): string {
     ['unusable replies', formatEntries(groups.replies)],
     ['added by this run', s.added],
     ['exported', `${s.exportedTasks} tasks, ${s.exportedRecords} records`],
-    [
-      'elapsed',
-      `${(result.timings.totalMs / 1000).toFixed(1)} s (synth ${(result.timings.synthMs / 1000).toFixed(1)} s)`,
-    ],
+    ['elapsed', formatElapsed(result)],
     ['dataset', result.outDir ?? ''],
-    ['next', `npm run cli -- report ${s.runId}  ·  npm run cli -- export ${s.runId}`],
+    ['report', result.report ? shown(result.report.html) : ''],
+    ['next', `npm run cli -- export ${s.runId} --format messages  ·  npm run cli -- status ${s.runId}`],
   ];
   const width = Math.max(...rows.map(([key]) => key.length));
   return rows.map(([key, value]) => `  ${key.padEnd(width)}  ${value}`).join('\n');
 }
 
-const usd = (value: number) => `$${value < 0.01 ? value.toFixed(6) : value.toFixed(4)}`;
+/** The run's wall time, and how long getting the template took (a synthesis after a change, or the cache). */
+function formatElapsed({ timings, templateFrom }: LocalRunResult): string {
+  const template = `${(timings.synthMs / 1000).toFixed(1)} s`;
+  const how = templateFrom === 'synthesis' ? `synthesis ${template}` : `template from the cache, ${template}`;
+  return `${(timings.totalMs / 1000).toFixed(1)} s (${how}; execution ${(timings.executionMs / 1000).toFixed(1)} s)`;
+}
 
 /** Total, per task and per 1,000 tasks, split model / AWS; offline and unpriced models say so. */
 export function formatCost({ cost, model }: RunSummary): string {
@@ -237,7 +327,6 @@ export function formatCost({ cost, model }: RunSummary): string {
 
 export function runCommand(): Command {
   return new Command('run')
-    .description('Run the pipeline on the local stack (local S3 + DynamoDB, the synthesized state machine)')
     .addOption(new Option('--pool <name>', 'pool to grow (persists between runs)').env('SELFINSTRUCT_POOL'))
     .addOption(
       new Option('--profile <name>', 'prompts, parsers and filters')
@@ -281,12 +370,17 @@ export function runCommand(): Command {
     .option('--data-dir <dir>', 'local S3/DynamoDB data', '.local/data')
     .option('--out <dir>', 'where datasets are copied', 'out')
     .option('--verbose', 'show the stage functions’ logs')
+    .option('--no-iam', 'do not enforce the functions’ IAM roles on the local stack (debugging)')
     .option(
       '--bundled',
       'run the esbuild bundles `cdk deploy` would upload instead of the TypeScript sources',
     )
     .action(async (options: RunOptions) => {
       if (options.dryRun) {
+        const [{ parseRunInput }, { estimateCommand }] = await Promise.all([
+          import('../../functions/prepare/core.ts'),
+          import('./estimate.ts'),
+        ]);
         const input = parseRunInput(runInputFromOptions(options), 'dry-run');
         const args = ['--model', input.model, '--target', String(input.target), '--profile', input.profile];
         args.push('--iterations', String(input.maxIterations), '--chunk-size', String(input.chunkSize));
@@ -297,14 +391,39 @@ export function runCommand(): Command {
         return;
       }
       if (options.deployed) {
-        const { runDeployed } = await import('./deployed.ts');
+        const [{ runDeployed }, { formatStatus }] = await Promise.all([
+          import('./deployed.ts'),
+          import('./status.ts'),
+        ]);
         const status = await runDeployed(options);
         console.log(`\n${formatStatus(status)}`);
         if (status.status !== 'SUCCEEDED') process.exitCode = 1;
         return;
       }
-      const result = await runLocal(options);
-      if (result.status === 'FAILED') {
+      // Ctrl-C aborts the run as StopExecution would: it is marked aborted and its pool's lease given back.
+      const interrupt = new AbortController();
+      const onSigint = () => {
+        if (interrupt.signal.aborted) process.exit(130);
+        console.error('\nInterrupted: aborting the run (Ctrl-C again to quit at once)');
+        interrupt.abort();
+      };
+      process.on('SIGINT', onSigint);
+      let result: LocalRunResult;
+      try {
+        result = await runLocal(
+          options,
+          process.stdout.isTTY ? liveView(process.stdout) : console.log,
+          interrupt.signal,
+        );
+      } finally {
+        process.off('SIGINT', onSigint);
+      }
+      if (result.status === 'ABORTED') {
+        console.error(`\nRun ${result.runId} aborted`);
+        process.exitCode = 130;
+        return;
+      }
+      if (result.status !== 'SUCCEEDED') {
         console.error(`\nRun ${result.runId} failed: ${result.error}\n${result.cause}`);
         process.exitCode = 1;
         return;

@@ -5,16 +5,15 @@
  * outcome, pool size, tokens and estimated cost so far, and an ETA.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import * as path from 'node:path';
-import {
-  DescribeExecutionCommand,
-  type HistoryEvent,
-  paginateGetExecutionHistory,
-  SFNClient,
-} from '@aws-sdk/client-sfn';
+import type { HistoryEvent, SFNClient } from '@aws-sdk/client-sfn';
 import { Command } from 'commander';
+import { readableCause } from '../../functions/record-failure/core.ts';
+import { awsClientConfig } from '../../functions/shared/config.ts';
 import { NotFound } from '../../functions/shared/errors.ts';
+import { formatUsd } from '../../functions/shared/pricing/money.ts';
 import { addCounts } from '../../functions/shared/schemas.ts';
+import { STAGES } from '../../functions/stages.ts';
+import { executionLogPath } from '../local/executions.ts';
 import { formatEntries, groupCounts } from './counts.ts';
 
 export interface RunStatus {
@@ -89,8 +88,8 @@ export function statusFromHistory(
     if (event.type === 'ExecutionStarted') status.startedAt = event.timestamp;
     if (entered?.name) {
       status.state = entered.name;
-      if (entered.name === 'Generate instructions') status.iteration++;
-      if (entered.name === 'Generate instances') {
+      if (entered.name === STAGES.generateInstructions.state) status.iteration++;
+      if (entered.name === STAGES.generateInstances.mapState) {
         const input = parse(entered.input) as { gated?: { chunks?: unknown[] } };
         status.chunks = { done: 0, total: input.gated?.chunks?.length ?? 0 };
       }
@@ -98,16 +97,16 @@ export function statusFromHistory(
     if (event.type === 'MapIterationSucceeded' && status.chunks) status.chunks.done++;
     if (exited?.name) {
       const output = parse(exited.output);
-      if (exited.name === 'Prepare run') {
+      if (exited.name === STAGES.prepare.state) {
         const config = output.config as { target?: number; maxIterations?: number } | undefined;
         status.target = config?.target;
         status.maxIterations = config?.maxIterations;
         status.poolSize = (output.progress as { poolSize?: number } | undefined)?.poolSize;
-      } else if (exited.name === 'Generate instructions') {
+      } else if (exited.name === STAGES.generateInstructions.state) {
         addUsage((output.generated as { usage?: Record<string, Usage> } | undefined)?.usage);
-      } else if (exited.name === 'Filter and deduplicate') {
+      } else if (exited.name === STAGES.filter.state) {
         add((output.gated as { counts?: Record<string, number> } | undefined)?.counts);
-      } else if (exited.name === 'Generate instances') {
+      } else if (exited.name === STAGES.generateInstances.mapState) {
         for (const result of (output.instances as {
           counts: Record<string, number>;
           usage: Record<string, Usage>;
@@ -115,7 +114,7 @@ export function statusFromHistory(
           add(result.counts);
           addUsage(result.usage);
         }
-      } else if (exited.name === 'Save iteration') {
+      } else if (exited.name === STAGES.saveIteration.state) {
         const progress = output.progress as { added: number; poolSize: number; costUsd?: number } | undefined;
         if (progress) {
           status.added = progress.added;
@@ -132,7 +131,7 @@ export function statusFromHistory(
     if (event.type === 'ExecutionFailed') {
       status.status = 'FAILED';
       status.error = event.executionFailedEventDetails?.error;
-      status.cause = event.executionFailedEventDetails?.cause;
+      status.cause = readableCause(status.error ?? '', event.executionFailedEventDetails?.cause);
       endedAt = event.timestamp;
     }
     if (event.type === 'ExecutionAborted') status.status = 'ABORTED';
@@ -161,7 +160,7 @@ export function formatStatus(s: RunStatus): string {
     ['rejected', formatEntries(groups.instructions)],
     ['with valid instances', String(s.counts.complete ?? 0)],
     ['model calls, tokens', `${s.usage.calls}, ${s.usage.inputTokens} in / ${s.usage.outputTokens} out`],
-    ['cost so far (estimated)', `$${s.costUsd.toFixed(4)}`],
+    ['cost so far (estimated)', formatUsd(s.costUsd)],
     ['elapsed', seconds(s.elapsedMs) + (s.etaMs === undefined ? '' : `, about ${seconds(s.etaMs)} to go`)],
   ];
   if (s.error) rows.push(['error', `${s.error}: ${s.cause ?? ''}`]);
@@ -175,9 +174,10 @@ export function statusLine(s: RunStatus, bar: boolean): string {
   const width = 24;
   const filled = Math.round(fraction * width);
   const progress = bar ? `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ` : '';
-  const chunks = s.state === 'Generate instances' && s.chunks ? ` ${s.chunks.done}/${s.chunks.total}` : '';
+  const chunks =
+    s.state === STAGES.generateInstances.mapState && s.chunks ? ` ${s.chunks.done}/${s.chunks.total}` : '';
   const eta = s.etaMs === undefined ? '' : ` · ETA ${seconds(s.etaMs)}`;
-  return `${progress}${s.added}/${s.target ?? '?'} tasks · iteration ${s.iteration} · ${s.status === 'RUNNING' ? `${s.state ?? 'starting'}${chunks}` : s.status} · $${s.costUsd.toFixed(4)}${eta}`;
+  return `${progress}${s.added}/${s.target ?? '?'} tasks · iteration ${s.iteration} · ${s.status === 'RUNNING' ? `${s.state ?? 'starting'}${chunks}` : s.status} · ${formatUsd(s.costUsd)}${eta}`;
 }
 
 /** Reads a run's history: `history()` returns the events so far and whether the run has ended. */
@@ -202,14 +202,18 @@ export function localHistory(dataDir: string, runId: string): HistorySource {
   };
 }
 
-/** Where a local run's history is written. */
-export const executionLogPath = (dataDir: string, runId: string) =>
-  path.join(dataDir, 'executions', `${runId}.jsonl`);
-
-/** A deployed run's history, from Step Functions (`AWS_ENDPOINT_URL_SFN` points it at a local endpoint). */
-export function deployedHistory(executionArn: string, client = new SFNClient({})): HistorySource {
+/**
+ * A deployed run's history, from Step Functions (the local `serve` endpoint when the local runtime
+ * points the SFN client at it). The SDK is loaded on the first read, so that a local `status` never
+ * loads it.
+ */
+export function deployedHistory(executionArn: string, given?: SFNClient): HistorySource {
   return {
     async history() {
+      const { DescribeExecutionCommand, paginateGetExecutionHistory, SFNClient } = await import(
+        '@aws-sdk/client-sfn'
+      );
+      const client = given ?? new SFNClient(awsClientConfig('sfn'));
       try {
         await client.send(new DescribeExecutionCommand({ executionArn }));
       } catch (error) {
@@ -276,24 +280,29 @@ function sourceFor(
   return resolveArn().then((arn) => deployedHistory(executionArnOf(arn, runId)));
 }
 
-/** `status` and `watch`; `resolveArn` finds the deployed state machine (flag, env or stack outputs). */
-export function statusCommands(resolveArn: (options: StatusOptions) => Promise<string>): Command[] {
-  const common = (command: Command) =>
-    command
-      .option('--deployed', 'a run of the deployed state machine (else a local run)')
-      .option('--state-machine-arn <arn>', 'the deployed state machine (default: the stack outputs)')
-      .option('--data-dir <dir>', 'local data', '.local/data');
-  const status = common(
-    new Command('status').argument('<run>', 'run id').description('Where a run stands'),
-  ).action(async (runId: string, options: StatusOptions) => {
+/** Finds the deployed state machine (flag, env or stack outputs). */
+type ResolveArn = (options: StatusOptions) => Promise<string>;
+
+const withSourceOptions = (command: Command) =>
+  command
+    .argument('<run>', 'run id')
+    .option('--deployed', 'a run of the deployed state machine (else a local run)')
+    .option('--state-machine-arn <arn>', 'the deployed state machine (default: the stack outputs)')
+    .option('--data-dir <dir>', 'local data', '.local/data');
+
+/** `status <run>`, for `program()` in main.ts. */
+export function statusCommand(resolveArn: ResolveArn): Command {
+  return withSourceOptions(new Command('status')).action(async (runId: string, options: StatusOptions) => {
     const source = await sourceFor(runId, options, () => resolveArn(options));
     const result = statusFromHistory(runId, await source.history());
     console.log(formatStatus(result));
     if (result.status !== 'RUNNING' && result.status !== 'SUCCEEDED') process.exitCode = 1;
   });
-  const watchCommand = common(
-    new Command('watch').argument('<run>', 'run id').description('Follow a run until it ends'),
-  )
+}
+
+/** `watch <run>`, for `program()` in main.ts. */
+export function watchCommand(resolveArn: ResolveArn): Command {
+  return withSourceOptions(new Command('watch'))
     .option('--interval <seconds>', 'seconds between checks', '2')
     .action(async (runId: string, options: StatusOptions) => {
       const source = await sourceFor(runId, options, () => resolveArn(options));
@@ -301,5 +310,4 @@ export function statusCommands(resolveArn: (options: StatusOptions) => Promise<s
       console.log(formatStatus(result));
       if (result.status !== 'SUCCEEDED') process.exitCode = 1;
     });
-  return [status, watchCommand];
 }

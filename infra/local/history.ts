@@ -4,6 +4,7 @@
  * the history events AWS would record, split into what a run pays once, per iteration and per Map
  * item, and extrapolated to a larger run.
  */
+import { CONTROL_STATES, STAGES } from '../../functions/stages.ts';
 import type { EventLog } from './stack.ts';
 
 export const MAX_HISTORY_EVENTS = 25_000;
@@ -75,17 +76,17 @@ export function profileHistory(events: readonly EventLog[]): HistoryProfile {
     const n = historyEventsFor(event);
     totalEvents += n;
     const name = event.state?.name;
-    if (name === 'Generate instances' && event.type === 'StateEntered') inMap = true;
-    if (inMap && !(name === 'Generate instances')) chunkEvents += n;
-    if (name === 'Generate instances' && event.type === 'StateExited') inMap = false;
+    if (name === STAGES.generateInstances.mapState && event.type === 'StateEntered') inMap = true;
+    if (inMap && !(name === STAGES.generateInstances.mapState)) chunkEvents += n;
+    if (name === STAGES.generateInstances.mapState && event.type === 'StateExited') inMap = false;
     if (event.type === 'MapIterationStarted') chunks++;
-    if (event.type === 'StateEntered' && name === 'Generate instructions') iterations++;
+    if (event.type === 'StateEntered' && name === STAGES.generateInstructions.state) iterations++;
 
     for (const payload of [event.state?.input, event.state?.output]) {
       const bytes = size(payload);
       if (bytes > largest.bytes) largest = { bytes, state: name ?? event.type };
     }
-    if (event.type === 'StateEntered' && name === 'Save iteration') {
+    if (event.type === 'StateEntered' && name === STAGES.saveIteration.state) {
       const input = event.state?.input as {
         gated?: { chunks?: { ids: string[] }[] };
         instances?: unknown[];
@@ -122,21 +123,24 @@ export function profileHistory(events: readonly EventLog[]): HistoryProfile {
 
 /** History events of one pass round the loop, outside the Map items (the Map state itself included). */
 function loopEventsPerIteration(events: readonly AnyEvent[]): number {
-  const loopStates = new Set([
-    'Generate instructions',
-    'Filter and deduplicate',
-    'Save iteration',
-    'Enough instructions?',
+  const loopStates = new Set<string>([
+    STAGES.generateInstructions.state,
+    STAGES.filter.state,
+    STAGES.saveIteration.state,
+    CONTROL_STATES.enough,
   ]);
   let total = 0;
   let iterations = 0;
   for (const event of events) {
     const name = event.state?.name;
     if (!name) continue;
-    if (loopStates.has(name) || (name === 'Generate instances' && event.type.startsWith('State'))) {
+    if (
+      loopStates.has(name) ||
+      (name === STAGES.generateInstances.mapState && event.type.startsWith('State'))
+    ) {
       total += historyEventsFor(event);
     }
-    if (event.type === 'StateEntered' && name === 'Generate instructions') iterations++;
+    if (event.type === 'StateEntered' && name === STAGES.generateInstructions.state) iterations++;
   }
   return iterations > 0 ? total / iterations : 0;
 }

@@ -1,6 +1,6 @@
 /**
- * A local endpoint speaking the Step Functions API (AWS JSON 1.0: StartExecution, DescribeExecution,
- * GetExecutionHistory, ListExecutions) over the local stack's engine. Point the AWS SDK at it with
+ * A local endpoint speaking the Step Functions API (AWS JSON 1.0: StartExecution, StopExecution,
+ * DescribeExecution, GetExecutionHistory, ListExecutions) over the local stack's engine. Point the AWS SDK at it with
  * `AWS_ENDPOINT_URL_SFN` and the CLI's deployed-run code path (`run --deployed`, `status`, `watch`)
  * runs exactly as against AWS.
  */
@@ -8,26 +8,22 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { HistoryEvent } from '@aws-sdk/client-sfn';
 import { toHistoryEvent } from './history-events.ts';
+import type { ExecutionStatus } from './rules.ts';
+import { setLocalEndpoint } from './runtime.ts';
 import type { LocalStack } from './stack.ts';
-import { LOCAL_ACCOUNT, LOCAL_REGION } from './template.ts';
-
-/** The ARN the local endpoint gives the state machine. */
-export const LOCAL_STATE_MACHINE_ARN = `arn:aws:states:${LOCAL_REGION}:${LOCAL_ACCOUNT}:stateMachine:SelfInstruct`;
 
 interface Execution {
   name: string;
   input: string;
   startDate: Date;
   stopDate?: Date;
-  status: 'RUNNING' | 'SUCCEEDED' | 'FAILED';
+  status: 'RUNNING' | ExecutionStatus;
+  stop: AbortController;
   output?: string;
   error?: string;
   cause?: string;
   events: HistoryEvent[];
 }
-
-const executionArn = (name: string) =>
-  `arn:aws:states:${LOCAL_REGION}:${LOCAL_ACCOUNT}:execution:SelfInstruct:${name}`;
 
 class ApiError extends Error {
   constructor(
@@ -47,6 +43,8 @@ export interface LocalStepFunctions {
 }
 
 export async function startLocalStepFunctions(stack: LocalStack): Promise<LocalStepFunctions> {
+  const stateMachineArn = stack.stateMachineArn;
+  const executionArn = (name: string) => stack.executionArn(name);
   const executions = new Map<string, Execution>();
   const running = new Set<Promise<unknown>>();
 
@@ -59,7 +57,7 @@ export async function startLocalStepFunctions(stack: LocalStack): Promise<LocalS
 
   const operations: Record<string, (body: Record<string, unknown>) => unknown> = {
     StartExecution(body) {
-      if (body.stateMachineArn !== LOCAL_STATE_MACHINE_ARN) {
+      if (body.stateMachineArn !== stateMachineArn) {
         throw new ApiError(
           'StateMachineDoesNotExist',
           `State Machine Does Not Exist: '${String(body.stateMachineArn)}'`,
@@ -69,11 +67,19 @@ export async function startLocalStepFunctions(stack: LocalStack): Promise<LocalS
       if (executions.has(name))
         throw new ApiError('ExecutionAlreadyExists', `Execution Already Exists: '${name}'`);
       const input = String(body.input ?? '{}');
-      const execution: Execution = { name, input, startDate: new Date(), status: 'RUNNING', events: [] };
+      const execution: Execution = {
+        name,
+        input,
+        startDate: new Date(),
+        status: 'RUNNING',
+        stop: new AbortController(),
+        events: [],
+      };
       executions.set(name, execution);
       const done = stack
         .execute(JSON.parse(input), {
           executionName: name,
+          signal: execution.stop.signal,
           onEvent: (event) => execution.events.push(toHistoryEvent(event, execution.events.length + 1)),
         })
         .then((result) => {
@@ -87,11 +93,16 @@ export async function startLocalStepFunctions(stack: LocalStack): Promise<LocalS
       void done.finally(() => running.delete(done));
       return { executionArn: executionArn(name), startDate: execution.startDate.getTime() / 1000 };
     },
+    StopExecution(body) {
+      const e = find(body.executionArn);
+      e.stop.abort();
+      return { stopDate: Date.now() / 1000 };
+    },
     DescribeExecution(body) {
       const e = find(body.executionArn);
       return {
         executionArn: executionArn(e.name),
-        stateMachineArn: LOCAL_STATE_MACHINE_ARN,
+        stateMachineArn: stateMachineArn,
         name: e.name,
         status: e.status,
         startDate: e.startDate.getTime() / 1000,
@@ -114,7 +125,7 @@ export async function startLocalStepFunctions(stack: LocalStack): Promise<LocalS
       return {
         executions: [...executions.values()].map((e) => ({
           executionArn: executionArn(e.name),
-          stateMachineArn: LOCAL_STATE_MACHINE_ARN,
+          stateMachineArn: stateMachineArn,
           name: e.name,
           status: e.status,
           startDate: e.startDate.getTime() / 1000,
@@ -145,12 +156,18 @@ export async function startLocalStepFunctions(stack: LocalStack): Promise<LocalS
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
+  const url = `http://127.0.0.1:${port}`;
+  // This process's Step Functions clients (the CLI's) now reach this endpoint.
+  setLocalEndpoint('sfn', url);
   return {
-    url: `http://127.0.0.1:${port}`,
-    stateMachineArn: LOCAL_STATE_MACHINE_ARN,
+    url,
+    stateMachineArn,
     idle: async () => {
       await Promise.allSettled([...running]);
     },
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () => {
+      setLocalEndpoint('sfn', undefined);
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
   };
 }

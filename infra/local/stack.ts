@@ -2,13 +2,43 @@
  * The local stack: the synthesized state machine definition, executed by aws-local-stepfunctions, with
  * each Lambda task routed to the same handler module the function bundles, in the environment the
  * template gives it, against local S3 and DynamoDB servers. There is no other orchestrator.
+ *
+ * It is as strict as AWS: each invocation runs as its function's role (IAM from the template, see
+ * `iam.ts`, unless turned off), dies on its function's `Timeout` (`Sandbox.Timedout`), and an
+ * execution fails on a state payload over 256 KB (`States.DataLimitExceeded`) or a history over
+ * 25,000 events. When an execution ends, the template's EventBridge rules that match its "Step
+ * Functions Execution Status Change" event run their Lambda targets (see `rules.ts`). A fault plan
+ * (`faults.ts`) injects crashes, duplicate deliveries and timeouts.
  */
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { CreateTableCommand, DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { CreateBucketCommand, HeadBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { type RunOptions, StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
+import { DynamoPoolStore } from '../../functions/shared/adapters/dynamodb.ts';
+import { S3ObjectStore } from '../../functions/shared/adapters/s3.ts';
+import { awsClientConfig } from '../../functions/shared/config.ts';
+import { ENTRY_METADATA, PROJECT_ROOT } from '../project.ts';
+import { appendEnd, markClosed, markOpen, openExecutions } from './executions.ts';
+import { type Fault, FaultPlan, type InvocationInfo } from './faults.ts';
+import { historyEventsFor, MAX_HISTORY_EVENTS, MAX_PAYLOAD_BYTES } from './history.ts';
+import { IamEvaluator, loadEvaluator, type Place, type Principal, principalsFromTemplate } from './iam.ts';
+import { type ExecutionStatus, type ExecutionStatusChange, targetsFor } from './rules.ts';
+import { configureRuntime, deferred, Invocation, LambdaError, registerRuntime } from './runtime.ts';
+import { LOCAL_CREDENTIALS, type LocalServers, startLocalServers } from './servers.ts';
+import {
+  type CfnTemplate,
+  definitionChecked,
+  LOCAL_ACCOUNT,
+  LOCAL_REGION,
+  type LoadedTemplate,
+  type LocalNames,
+  loadTemplate,
+  markDefinitionChecked,
+  resolveIntrinsics,
+  resourcesOfType,
+} from './template.ts';
 
 type TaskHandlers = NonNullable<NonNullable<RunOptions['overrides']>['taskResourceLocalHandlers']>;
 
@@ -16,35 +46,8 @@ type TaskHandlers = NonNullable<NonNullable<RunOptions['overrides']>['taskResour
 export type EventLog =
   ReturnType<StateMachine['run']>['eventLogs'] extends AsyncGenerator<infer E> ? E : never;
 
-import { DynamoPoolStore } from '../../functions/shared/adapters/dynamodb.ts';
-import { S3ObjectStore } from '../../functions/shared/adapters/s3.ts';
-import { s3ClientConfig } from '../../functions/shared/config.ts';
-import { ENTRY_METADATA, PROJECT_ROOT } from '../workflow.ts';
-import { LOCAL_CREDENTIALS, type LocalServers, startLocalServers } from './servers.ts';
-import {
-  type CfnTemplate,
-  LOCAL_ACCOUNT,
-  LOCAL_REGION,
-  type LocalNames,
-  resolveIntrinsics,
-  resourcesOfType,
-  synthesizeTemplate,
-} from './template.ts';
-
 // aws-local-stepfunctions uses Promise.withResolvers (Node 22+).
-if (!('withResolvers' in Promise)) {
-  Object.assign(Promise, {
-    withResolvers<T>() {
-      let resolve!: (value: T) => void;
-      let reject!: (reason?: unknown) => void;
-      const promise = new Promise<T>((res, rej) => {
-        resolve = res;
-        reject = rej;
-      });
-      return { promise, resolve, reject };
-    },
-  });
-}
+if (!('withResolvers' in Promise)) Object.assign(Promise, { withResolvers: deferred });
 
 type Handler = (event: unknown, context?: unknown) => Promise<unknown>;
 
@@ -53,13 +56,21 @@ interface LocalFunction {
   logicalId: string;
   entry: string;
   environment: Record<string, string>;
+  /** The function's `Timeout`, in seconds (Lambda's default is 3). */
+  timeoutSeconds: number;
+  principal?: Principal;
 }
+
+/** The environment variable that turns local IAM enforcement off (`off`), for debugging. */
+export const LOCAL_IAM_ENV = 'SELFINSTRUCT_LOCAL_IAM';
 
 export interface LocalStackOptions {
   /** Folder of the local S3 and DynamoDB data (git-ignored). */
   dataDir: string;
   /** Delete the data first. */
   fresh?: boolean;
+  /** What this process does with the folder (`run <id>`, `export` …), named to a second one (`servers.ts`). */
+  holder?: string;
   /** Powertools log level of the handlers (`SILENT` keeps the terminal for the progress view). */
   logLevel?: string;
   /** CDK context for synthesis (e.g. `selfinstruct:model`). */
@@ -69,24 +80,80 @@ export interface LocalStackOptions {
    * TypeScript sources: slower to start, and proof that the deployed artifacts work.
    */
   bundleTo?: string;
+  /** The template, when the caller loaded it already (`loadTemplate`, e.g. to show start-up progress). */
+  template?: LoadedTemplate;
+  /**
+   * Evaluate every request of a handler against its function's role, as AWS does.
+   * @default true, unless `SELFINSTRUCT_LOCAL_IAM=off`
+   */
+  iam?: boolean;
+  /** Changes the synthesized template before it is used (tests: remove a grant). */
+  editTemplate?: (template: CfnTemplate) => void;
+}
+
+/** Step Functions' limits, lowered by tests to prove they are enforced. */
+export interface ExecutionLimits {
+  /** @default 262144 (256 KB) */
+  payloadBytes?: number;
+  /** @default 25000 */
+  historyEvents?: number;
+}
+
+export interface ExecuteOptions {
+  executionName?: string;
+  onEvent?: (event: EventLog) => void;
+  /** Milliseconds between retries instead of the definition's backoff (tests). */
+  retryIntervalMs?: number;
+  /** Aborts the execution (as `StopExecution` does): status `ABORTED`. */
+  signal?: AbortSignal;
+  /** Faults to inject (see `faults.ts`). */
+  faults?: readonly Fault[];
+  limits?: ExecutionLimits;
+}
+
+/** What a rule's Lambda target did with the execution's status-change event. */
+export interface RuleDelivery {
+  rule: string;
+  functionName: string;
+  /** The target's error after Lambda's asynchronous retries, if it never succeeded. */
+  error?: string;
 }
 
 export interface ExecutionResult {
   executionName: string;
-  status: 'SUCCEEDED' | 'FAILED';
+  status: ExecutionStatus;
   output?: unknown;
   error?: string;
   cause?: string;
   events: EventLog[];
+  /** The rule targets that ran on the execution's status-change event. */
+  deliveries: RuleDelivery[];
+  /** How often each kind of injected fault struck. */
+  faultsStruck: ReturnType<FaultPlan['counts']>;
 }
 
-/** Error thrown back into the state machine the way Lambda reports a function error. */
-class LambdaFunctionError extends Error {
-  constructor(error: unknown) {
-    const name = (error as Error)?.name ?? 'Error';
-    const message = (error as Error)?.message ?? String(error);
-    super(JSON.stringify({ errorType: name, errorMessage: message, trace: [] }));
-    this.name = name;
+/** An execution whose process ended before it did, and what the rule targets did with its end. */
+export interface AbandonedExecution {
+  executionName: string;
+  deliveries: RuleDelivery[];
+}
+
+/** How an execution left by a dead process ends (FAILED, as AWS ends an execution that can't go on). */
+export const ABANDONED_ERROR = 'Local.ProcessEnded';
+const ABANDONED_CAUSE =
+  'The local process running this execution ended before it did (killed or crashed); the next local command on this data folder ended it.';
+
+/** Failed before the engine noticed: a Step Functions limit (`States.DataLimitExceeded` …). */
+class ExecutionLimitFailure extends Error {}
+
+const bytes = (value: unknown) => Buffer.byteLength(JSON.stringify(value ?? null));
+
+/** The region the user's AWS configuration names (environment or profile), if any. */
+async function userRegion(): Promise<string | undefined> {
+  try {
+    return await new S3Client({}).config.region();
+  } catch {
+    return undefined;
   }
 }
 
@@ -94,6 +161,8 @@ export class LocalStack {
   readonly objects: S3ObjectStore;
   readonly pool: DynamoPoolStore;
   private readonly handlers = new Map<string, Promise<Handler>>();
+  /** Executions an earlier process died with, ended as failed when this stack started. */
+  abandoned: AbandonedExecution[] = [];
 
   private constructor(
     readonly servers: LocalServers,
@@ -102,56 +171,52 @@ export class LocalStack {
     readonly bucketName: string,
     readonly tableName: string,
     private readonly functions: Map<string, LocalFunction>,
-    /** Milliseconds spent synthesizing the stack. */
+    private readonly names: LocalNames,
+    /** Where the stack stands: the user's region (else us-east-1) and the local account. */
+    readonly place: Place,
+    /** The state machine's ARN, as its `Ref` resolves. */
+    readonly stateMachineArn: string,
+    /** Milliseconds spent getting the template (synthesis, or the cache). */
     readonly synthMs: number,
+    private readonly dataDir: string,
   ) {
     this.objects = new S3ObjectStore(bucketName);
     this.pool = new DynamoPoolStore(tableName);
   }
 
   static async start(options: LocalStackOptions): Promise<LocalStack> {
-    if (options.fresh) rmSync(options.dataDir, { recursive: true, force: true });
-    const servers = await startLocalServers(options.dataDir);
+    const iamOn = options.iam ?? process.env[LOCAL_IAM_ENV]?.toLowerCase() !== 'off';
+    // Loaded while the servers start and the template loads.
+    const evaluator = iamOn ? loadEvaluator() : undefined;
+    evaluator?.catch(() => undefined);
+    const place: Place = { region: (await userRegion()) ?? LOCAL_REGION, account: LOCAL_ACCOUNT };
+    const servers = await startLocalServers(options.dataDir, options);
     try {
-      // The SDK clients of the handlers, built at import, find the local servers through these.
-      Object.assign(process.env, {
-        AWS_REGION: LOCAL_REGION,
-        AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
-        AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
-        AWS_ENDPOINT_URL_S3: servers.s3Endpoint,
-        AWS_ENDPOINT_URL_DYNAMODB: servers.dynamodbEndpoint,
-        AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
-        AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
+      configureRuntime({
+        place,
+        endpoints: { s3: servers.s3Endpoint, dynamodb: servers.dynamodbEndpoint },
+        credentials: LOCAL_CREDENTIALS,
+        region: LOCAL_REGION,
+        iam: undefined,
       });
-      delete process.env.AWS_PROFILE;
+      registerRuntime();
 
-      const started = performance.now();
-      const { template, outdir } = synthesizeTemplate(options.context, options.bundleTo);
-      const synthMs = performance.now() - started;
+      const loaded = options.template ?? (await loadTemplate(options));
+      const { template, outdir = '' } = loaded;
+      options.editTemplate?.(template);
+      const synthMs = loaded.ms;
 
       const [bucketId] = resourcesOfType(template, 'AWS::S3::Bucket').map(([id]) => id);
       const [tableId, tableResource] = resourcesOfType(template, 'AWS::DynamoDB::GlobalTable')[0] ?? [];
       if (!bucketId || !tableId || !tableResource)
         throw new Error('local stack: template has no bucket or table');
-      const bucketName = `local-${bucketId.toLowerCase()}`;
-      const names: LocalNames = {
-        ref: (id) => {
-          if (id === bucketId) return bucketName;
-          if (id === tableId) return tableId;
-          return id;
-        },
-        arn: (id) => {
-          const type = template.Resources[id]?.Type;
-          if (type === 'AWS::Lambda::Function')
-            return `arn:aws:lambda:${LOCAL_REGION}:${LOCAL_ACCOUNT}:function:${id}`;
-          if (id === bucketId) return `arn:aws:s3:::${bucketName}`;
-          return `arn:aws:local:${LOCAL_REGION}:${LOCAL_ACCOUNT}:${id}`;
-        },
-      };
+      const names = localNames(template, place, { bucketId, tableId });
+      const bucketName = names.ref(bucketId);
 
       await createTable(tableId, tableResource.Properties ?? {});
       await createBucket(bucketName);
 
+      const principals = principalsFromTemplate(template, names);
       const functions = new Map<string, LocalFunction>();
       for (const [id, resource] of resourcesOfType(template, 'AWS::Lambda::Function')) {
         const source = resource.Metadata?.[ENTRY_METADATA];
@@ -169,17 +234,39 @@ export class LocalStack {
           logicalId: id,
           entry,
           environment: { ...environment, POWERTOOLS_LOG_LEVEL: options.logLevel ?? 'SILENT' },
+          timeoutSeconds: Number(resource.Properties?.Timeout ?? 3),
+          principal: principals.get(id),
         });
       }
+      if (evaluator) configureRuntime({ place, iam: new IamEvaluator(place, await evaluator) });
 
       const [machine] = resourcesOfType(template, 'AWS::StepFunctions::StateMachine');
       if (!machine) throw new Error('local stack: template has no state machine');
       const definition = JSON.parse(
         resolveIntrinsics(machine[1].Properties?.DefinitionString, names) as string,
       ) as StateMachineDefinition;
+      // The whole definition (Map item processors included) is checked against the States Language once
+      // per template: the check compiles a JSON Schema validator, seconds of a local run's CPU.
+      if (!definitionChecked(loaded)) {
+        new StateMachine(definition, { validationOptions: { checkArn: false } });
+        markDefinitionChecked(loaded);
+      }
 
-      const stack = new LocalStack(servers, template, definition, bucketName, tableId, functions, synthMs);
-      await stack.deploySeeds(names);
+      const stack = new LocalStack(
+        servers,
+        template,
+        definition,
+        bucketName,
+        tableId,
+        functions,
+        names,
+        place,
+        names.ref(machine[0]),
+        synthMs,
+        options.dataDir,
+      );
+      await stack.deploySeeds();
+      stack.abandoned = await stack.endAbandoned();
       return stack;
     } catch (error) {
       await servers.close();
@@ -188,12 +275,17 @@ export class LocalStack {
   }
 
   /** What CDK's BucketDeployment does on deploy: copy the bundled seed file into the bucket. */
-  private async deploySeeds(names: LocalNames): Promise<void> {
+  private async deploySeeds(): Promise<void> {
     for (const [, resource] of resourcesOfType(this.template, 'Custom::CDKBucketDeployment')) {
-      const prefix = resolveIntrinsics(resource.Properties?.DestinationBucketKeyPrefix, names) as string;
+      const prefix = resolveIntrinsics(resource.Properties?.DestinationBucketKeyPrefix, this.names) as string;
       const file = path.join(PROJECT_ROOT, 'seeds', 'seed_tasks.jsonl');
       await this.objects.put(`${prefix}/seed_tasks.jsonl`, readFileSync(file), 'application/jsonl');
     }
+  }
+
+  /** The ARN of an execution of the state machine. */
+  executionArn(name: string): string {
+    return `${this.stateMachineArn.replace(':stateMachine:', ':execution:')}:${name}`;
   }
 
   /**
@@ -203,8 +295,7 @@ export class LocalStack {
   private handler(arn: string): Promise<Handler> {
     let handler = this.handlers.get(arn);
     if (!handler) {
-      const fn = this.functions.get(arn);
-      if (!fn) throw new Error(`local stack: no function ${arn} in the template`);
+      const fn = this.function(arn);
       for (const [key, value] of Object.entries(fn.environment)) {
         const current = process.env[key];
         const setByOther = [...this.handlers.keys()].some(
@@ -221,48 +312,76 @@ export class LocalStack {
     return handler;
   }
 
-  /** The task-state overrides: every `lambda:invoke` task calls its function's handler in-process. */
-  private overrides(): TaskHandlers {
-    const overrides: TaskHandlers = {};
-    const visit = (states: Record<string, Record<string, unknown>>) => {
-      for (const [name, state] of Object.entries(states)) {
-        const processor = (state.ItemProcessor ?? state.Iterator) as { States: typeof states } | undefined;
-        if (processor) visit(processor.States);
-        if (state.Type !== 'Task') continue;
-        if (state.Resource !== 'arn:aws:states:::lambda:invoke') {
-          throw new Error(
-            `local stack: task "${name}" uses ${String(state.Resource)}; only lambda:invoke runs locally`,
-          );
-        }
-        const functionArn = (state.Parameters as { FunctionName: string }).FunctionName;
-        overrides[name] = async (input) => {
-          const handler = await this.handler(functionArn);
-          try {
-            const payload = await handler((input as { Payload: unknown }).Payload, {
-              functionName: functionArn,
-            });
-            return { Payload: payload ?? null, StatusCode: 200, ExecutedVersion: '$LATEST' } as never;
-          } catch (error) {
-            throw new LambdaFunctionError(error);
-          }
-        };
-      }
-    };
-    visit(this.definition.States as unknown as Record<string, Record<string, unknown>>);
-    return overrides;
+  private function(arn: string): LocalFunction {
+    const fn = this.functions.get(arn);
+    if (!fn) throw new Error(`local stack: no function ${arn} in the template`);
+    return fn;
   }
 
-  /** Starts an execution and waits for it, passing each event of its log to `onEvent`. */
+  /**
+   * Starts one invocation of a function, as its role, killed at its `Timeout` like Lambda kills it
+   * (`Sandbox.Timedout`). The returned invocation's `reported` is what the caller sees.
+   */
+  private async invoke(
+    arn: string,
+    info: Omit<InvocationInfo, 'functionName'>,
+    faults: FaultPlan,
+    running: Set<Invocation>,
+  ): Promise<Invocation> {
+    const fn = this.function(arn);
+    const handler = await this.handler(arn);
+    const invocation = new Invocation({ ...info, functionName: fn.logicalId }, fn.principal, faults);
+    running.add(invocation);
+    const deadline = Date.now() + fn.timeoutSeconds * 1000;
+    const timer = setTimeout(
+      () =>
+        invocation.kill(
+          'Sandbox.Timedout',
+          `RequestId: ${invocation.requestId} Error: Task timed out after ${fn.timeoutSeconds.toFixed(2)} seconds`,
+        ),
+      fn.timeoutSeconds * 1000,
+    );
+    invocation.start(() =>
+      handler(info.input, {
+        functionName: fn.logicalId,
+        invokedFunctionArn: arn,
+        awsRequestId: invocation.requestId,
+        getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+      }),
+    );
+    void invocation.settled.then(() => clearTimeout(timer));
+    return invocation;
+  }
+
+  /** Starts an execution and waits for it (and every invocation it started), passing each event to `onEvent`. */
   async execute(
     input: unknown,
     {
       executionName = `local-${Date.now().toString(36)}`,
       onEvent,
       retryIntervalMs,
-    }: { executionName?: string; onEvent?: (event: EventLog) => void; retryIntervalMs?: number } = {},
+      signal,
+      faults: faultList = [],
+      limits = {},
+    }: ExecuteOptions = {},
   ): Promise<ExecutionResult> {
-    const machine = new StateMachine(this.definition, { validationOptions: { checkArn: false } });
-    const overrides = this.overrides();
+    const faults = new FaultPlan(faultList);
+    const running = new Set<Invocation>();
+    const payloadLimit = limits.payloadBytes ?? MAX_PAYLOAD_BYTES;
+    const historyLimit = limits.historyEvents ?? MAX_HISTORY_EVENTS;
+    const startDate = Date.now();
+    markOpen(this.dataDir, { name: executionName, input, startDate });
+    let limitFailure: { error: string; cause: string } | undefined;
+    const mapInputs = new Map<string, unknown>();
+    // Checked at start (see `start`); the engine would otherwise check it again on every execution.
+    const machine = new StateMachine(this.definition, { validationOptions: { noValidate: true } });
+
+    const overLimit = (error: string, cause: string) => {
+      if (limitFailure) return;
+      limitFailure = { error, cause };
+      execution.abort();
+    };
+    const overrides = this.overrides(faults, running, mapInputs, payloadLimit, () => limitFailure);
     const execution = machine.run(input as never, {
       overrides: {
         taskResourceLocalHandlers: overrides,
@@ -276,37 +395,242 @@ export class LocalStack {
       },
       context: {
         Execution: {
-          Id: `arn:aws:states:${LOCAL_REGION}:${LOCAL_ACCOUNT}:execution:SelfInstruct:${executionName}`,
+          Id: this.executionArn(executionName),
           Name: executionName,
           Input: input as never,
-          StartTime: new Date().toISOString(),
+          StartTime: new Date(startDate).toISOString(),
         },
       } as never,
     });
+    const aborted = () => {
+      execution.abort();
+      // The local process stops: its Lambdas die with it.
+      for (const invocation of running) invocation.kill('Runtime.ExitError', 'the execution was aborted');
+    };
+    if (signal?.aborted) aborted();
+    signal?.addEventListener('abort', aborted, { once: true });
+
     const events: EventLog[] = [];
+    let historyEvents = 0;
     const consume = (async () => {
-      for await (const event of execution.eventLogs) {
+      for await (const raw of execution.eventLogs) {
+        let event = raw;
+        // A limit crossed ends the execution as failed, even where the engine went on to finish it.
+        if ((event.type === 'ExecutionAborted' || event.type === 'ExecutionSucceeded') && limitFailure) {
+          event = {
+            type: 'ExecutionFailed',
+            timestamp: event.timestamp,
+            Error: limitFailure.error,
+            Cause: limitFailure.cause,
+          };
+        }
+        historyEvents += historyEventsFor(event);
         events.push(event);
         onEvent?.(event);
+        if (limitFailure) continue;
+        if (historyEvents >= historyLimit && !event.type.startsWith('Execution')) {
+          overLimit(
+            'States.Runtime',
+            `The execution reached the maximum number of history events (${historyLimit}).`,
+          );
+        }
+        if ('state' in event && event.state) {
+          const { name, type } = event.state;
+          if (event.type === 'StateEntered' && type === 'Map') mapInputs.set(name, event.state.input);
+          for (const [what, value] of [
+            ['input', event.type === 'StateEntered' ? event.state.input : undefined],
+            ['result', event.type === 'StateExited' ? event.state.output : undefined],
+          ] as const) {
+            if (value !== undefined && bytes(value) > payloadLimit) {
+              overLimit(
+                'States.DataLimitExceeded',
+                `The state/task '${name}' ${what === 'input' ? 'received an input' : 'returned a result'} with a size exceeding the maximum number of bytes service limit.`,
+              );
+            }
+          }
+        }
       }
     })();
+
+    let status: ExecutionStatus;
+    let output: unknown;
     try {
-      const output = await execution.result;
-      await consume;
-      return { executionName, status: 'SUCCEEDED', output, events };
-    } catch (error) {
-      await consume.catch(() => undefined);
-      const failed = events.find((event) => event.type === 'ExecutionFailed') as
-        | { Error: string; Cause: unknown }
-        | undefined;
-      return {
-        executionName,
-        status: 'FAILED',
-        error: failed?.Error ?? (error as Error).name,
-        cause: String(failed?.Cause ?? (error as Error).message),
-        events,
-      };
+      output = await execution.result;
+      status = 'SUCCEEDED';
+    } catch {
+      status = 'FAILED';
     }
+    await consume;
+    signal?.removeEventListener('abort', aborted);
+    const last = events.at(-1) as { type: string; Error?: string; Cause?: unknown } | undefined;
+    if (last?.type === 'ExecutionFailed') status = 'FAILED';
+    if (last?.type === 'ExecutionAborted') status = 'ABORTED';
+    if (last?.type === 'ExecutionTimeout') status = 'TIMED_OUT';
+    const error =
+      status === 'FAILED'
+        ? (last?.Error ?? 'States.Runtime')
+        : status === 'TIMED_OUT'
+          ? 'States.Timeout'
+          : undefined;
+    const cause = status === 'FAILED' ? String(last?.Cause ?? '') : undefined;
+    // Lambdas the execution started run to their end (a zombie keeps writing after a timeout).
+    await Promise.all([...running].map((invocation) => invocation.settled));
+
+    const event = this.statusChange(executionName, input, startDate, { status, output, error, cause });
+    const deliveries = await this.deliver(event, faults);
+    markClosed(this.dataDir, executionName);
+    return {
+      executionName,
+      status,
+      ...(status === 'SUCCEEDED' ? { output } : {}),
+      ...(error === undefined ? {} : { error }),
+      ...(cause === undefined ? {} : { cause }),
+      events,
+      deliveries,
+      faultsStruck: faults.counts(),
+    };
+  }
+
+  /** The event Step Functions sends EventBridge when an execution ends (its real shape). */
+  private statusChange(
+    name: string,
+    input: unknown,
+    startDate: number,
+    end: { status: ExecutionStatus; output?: unknown; error?: string; cause?: string },
+  ): ExecutionStatusChange {
+    const succeeded = end.status === 'SUCCEEDED';
+    return {
+      version: '0',
+      id: crypto.randomUUID(),
+      'detail-type': 'Step Functions Execution Status Change',
+      source: 'aws.states',
+      account: this.place.account,
+      time: new Date().toISOString(),
+      region: this.place.region,
+      resources: [this.executionArn(name)],
+      detail: {
+        executionArn: this.executionArn(name),
+        stateMachineArn: this.stateMachineArn,
+        name,
+        status: end.status,
+        startDate,
+        stopDate: Date.now(),
+        input: JSON.stringify(input),
+        inputDetails: { included: true },
+        output: succeeded ? JSON.stringify(end.output) : null,
+        outputDetails: succeeded ? { included: true } : null,
+        error: end.error ?? null,
+        cause: end.cause ?? null,
+      },
+    };
+  }
+
+  /**
+   * Ends the executions an earlier process left open (it died with them) as AWS ends an execution
+   * that fails: history, status-change event, rule targets ("Record failure" gives the pool back).
+   */
+  private async endAbandoned(): Promise<AbandonedExecution[]> {
+    const ended: AbandonedExecution[] = [];
+    for (const open of openExecutions(this.dataDir)) {
+      const end = { status: 'FAILED' as const, error: ABANDONED_ERROR, cause: ABANDONED_CAUSE };
+      appendEnd(this.dataDir, open.name, {
+        timestamp: new Date(),
+        type: 'ExecutionFailed',
+        executionFailedEventDetails: { error: end.error, cause: end.cause },
+      });
+      const deliveries = await this.deliver(
+        this.statusChange(open.name, open.input, open.startDate, end),
+        new FaultPlan([]),
+      );
+      markClosed(this.dataDir, open.name);
+      ended.push({ executionName: open.name, deliveries });
+    }
+    return ended;
+  }
+
+  /** EventBridge: runs the Lambda targets of every rule matching `event`, with Lambda's two async retries. */
+  private async deliver(event: ExecutionStatusChange, faults: FaultPlan): Promise<RuleDelivery[]> {
+    const deliveries: RuleDelivery[] = [];
+    for (const target of targetsFor(this.template, this.names, event)) {
+      const delivery: RuleDelivery = {
+        rule: target.rule,
+        functionName: this.function(target.functionArn).logicalId,
+      };
+      for (let attempt = 1; attempt <= 3; attempt++) {
+        const invocation = await this.invoke(
+          target.functionArn,
+          { state: `Rule ${target.rule}`, input: target.input(event), attempt },
+          faults,
+          new Set(),
+        );
+        try {
+          await invocation.reported;
+          delete delivery.error;
+          break;
+        } catch (error) {
+          delivery.error = `${(error as Error).name}: ${(error as Error).message}`;
+        }
+      }
+      deliveries.push(delivery);
+    }
+    return deliveries;
+  }
+
+  /**
+   * The task-state overrides: every `lambda:invoke` task invokes its function in-process, as its role,
+   * with the execution's faults. Before each invocation the event log catches up, so that a limit the
+   * previous state crossed stops the execution before another function runs.
+   */
+  private overrides(
+    faults: FaultPlan,
+    running: Set<Invocation>,
+    mapInputs: Map<string, unknown>,
+    payloadLimit: number,
+    limitFailure: () => { error: string; cause: string } | undefined,
+  ): TaskHandlers {
+    const overrides: TaskHandlers = {};
+    const deliveries = new Map<string, number>();
+    const visit = (states: Record<string, Record<string, unknown>>, map?: string) => {
+      for (const [name, state] of Object.entries(states)) {
+        const processor = (state.ItemProcessor ?? state.Iterator) as { States: typeof states } | undefined;
+        if (processor) visit(processor.States, name);
+        if (state.Type !== 'Task') continue;
+        if (state.Resource !== 'arn:aws:states:::lambda:invoke') {
+          throw new Error(
+            `local stack: task "${name}" uses ${String(state.Resource)}; only lambda:invoke runs locally`,
+          );
+        }
+        const functionArn = (state.Parameters as { FunctionName: string }).FunctionName;
+        overrides[name] = async (input) => {
+          await new Promise((resolve) => setImmediate(resolve));
+          const failure = limitFailure();
+          if (failure) throw new ExecutionLimitFailure(failure.cause);
+          const payload = (input as { Payload: unknown }).Payload;
+          if (bytes(payload) > payloadLimit) throw dataLimit(name, 'input');
+          const key = `${name}\n${JSON.stringify(payload)}`;
+          const attempt = (deliveries.get(key) ?? 0) + 1;
+          deliveries.set(key, attempt);
+          const info = {
+            state: name,
+            input: payload,
+            attempt,
+            ...(map === undefined ? {} : { mapInput: mapInputs.get(map) }),
+          };
+          const invocation = await this.invoke(functionArn, info, faults, running);
+          const duplicate = faults.armed('duplicate', invocation.info)[0];
+          if (duplicate && faults.strike(duplicate)) {
+            // At-least-once delivery: the same input again, overlapping; its result goes nowhere.
+            const twin = await this.invoke(functionArn, info, faults, running);
+            twin.reported.catch(() => undefined);
+          }
+          const result = await invocation.reported;
+          if (bytes(result) > payloadLimit) throw dataLimit(name, 'result');
+          return { Payload: result ?? null, StatusCode: 200, ExecutedVersion: '$LATEST' } as never;
+        };
+      }
+    };
+    visit(this.definition.States as unknown as Record<string, Record<string, unknown>>);
+    return overrides;
   }
 
   async close(): Promise<void> {
@@ -314,8 +638,64 @@ export class LocalStack {
   }
 }
 
+/** Step Functions' error for a payload over its limit. */
+function dataLimit(state: string, what: 'input' | 'result'): Error {
+  const error = new LambdaError(
+    'States.DataLimitExceeded',
+    `The state/task '${state}' ${what === 'input' ? 'received an input' : 'returned a result'} with a size exceeding the maximum number of bytes service limit.`,
+  );
+  return error;
+}
+
+/** The local names and ARNs of the template's resources (what `Ref` and `Fn::GetAtt …Arn` resolve to). */
+function localNames(
+  template: CfnTemplate,
+  { region, account }: Place,
+  { bucketId, tableId }: { bucketId: string; tableId: string },
+): LocalNames {
+  const bucketName = `local-${bucketId.toLowerCase()}`;
+  const secretArn = (id: string) =>
+    `arn:aws:secretsmanager:${region}:${account}:secret:${String(template.Resources[id]?.Properties?.Name ?? id)}-LOCAL0`;
+  const arn = (id: string): string => {
+    switch (template.Resources[id]?.Type) {
+      case 'AWS::Lambda::Function':
+        return `arn:aws:lambda:${region}:${account}:function:${id}`;
+      case 'AWS::S3::Bucket':
+        return `arn:aws:s3:::${bucketName}`;
+      case 'AWS::DynamoDB::GlobalTable':
+      case 'AWS::DynamoDB::Table':
+        return `arn:aws:dynamodb:${region}:${account}:table/${id}`;
+      case 'AWS::IAM::Role':
+        return `arn:aws:iam::${account}:role/${id}`;
+      case 'AWS::StepFunctions::StateMachine':
+        return `arn:aws:states:${region}:${account}:stateMachine:SelfInstruct`;
+      case 'AWS::SecretsManager::Secret':
+        return secretArn(id);
+      case 'AWS::Logs::LogGroup':
+        return `arn:aws:logs:${region}:${account}:log-group:${id}:*`;
+      case 'AWS::Events::Rule':
+        return `arn:aws:events:${region}:${account}:rule/${id}`;
+      default:
+        return `arn:aws:local:${region}:${account}:${id}`;
+    }
+  };
+  return {
+    region,
+    arn,
+    ref: (id) => {
+      if (id === bucketId) return bucketName;
+      if (id === tableId) return tableId;
+      // The Ref of a state machine or a secret is its ARN.
+      const type = template.Resources[id]?.Type;
+      if (type === 'AWS::StepFunctions::StateMachine' || type === 'AWS::SecretsManager::Secret')
+        return arn(id);
+      return id;
+    },
+  };
+}
+
 async function createTable(name: string, properties: Record<string, unknown>): Promise<void> {
-  const client = new DynamoDBClient({});
+  const client = new DynamoDBClient(awsClientConfig('dynamodb'));
   const { TableNames = [] } = await client.send(new ListTablesCommand({}));
   if (TableNames.includes(name)) return;
   const indexes =
@@ -338,13 +718,10 @@ async function createTable(name: string, properties: Record<string, unknown>): P
 }
 
 async function createBucket(name: string): Promise<void> {
-  const client = new S3Client(s3ClientConfig());
+  const client = new S3Client(awsClientConfig('s3'));
   try {
     await client.send(new HeadBucketCommand({ Bucket: name }));
   } catch {
     await client.send(new CreateBucketCommand({ Bucket: name }));
   }
 }
-
-/** True when a local data folder holds a previous run's data. */
-export const hasLocalData = (dataDir: string) => existsSync(path.join(dataDir, 's3'));

@@ -26,5 +26,7 @@ declare module 's3rver' {
     constructor(options: S3rverOptions);
     run(): Promise<AddressInfo>;
     close(): Promise<void>;
+    /** The HTTP server, once `run()` resolved. */
+    httpServer: import('node:http').Server;
   }
 }

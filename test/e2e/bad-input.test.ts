@@ -1,12 +1,20 @@
 /**
  * Bad input stops a run in "Prepare run", before any model call, with an error that names what is
- * wrong; the pool is left as it was.
+ * wrong; the pool's DynamoDB items and S3 objects are left byte for byte as they were. And the bundled
+ * seeds only ever seed a new pool.
  */
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { poolKeys } from '../../functions/shared/keys.ts';
+import { readableCause } from '../../functions/record-failure/core.ts';
+import { awsClientConfig } from '../../functions/shared/config.ts';
+import { MAX_SEED_RECORD_BYTES } from '../../functions/shared/input-files.ts';
+import { DEFAULT_SEED_KEY, poolKeys } from '../../functions/shared/keys.ts';
+import { fromJsonLines } from '../../functions/shared/model-calls.ts';
 import { LocalStack } from '../../infra/local/stack.ts';
 
 const work = mkdtempSync(path.join(tmpdir(), 'selfinstruct-bad-'));
@@ -21,17 +29,35 @@ const goodTask = {
 };
 const line = (value: unknown) => JSON.stringify(value);
 
+/** A hash of every DynamoDB item of the pool (tasks, META) and every S3 object under `pools/<pool>/`. */
 async function poolState(pool: string) {
-  let tasks = 0;
-  for await (const _ of stack.pool.listTasks(pool)) tasks++;
+  const doc = DynamoDBDocumentClient.from(new DynamoDBClient(awsClientConfig('dynamodb')));
+  const items: unknown[] = [];
+  let startKey: Record<string, unknown> | undefined;
+  do {
+    const page = await doc.send(
+      new QueryCommand({
+        TableName: stack.tableName,
+        KeyConditionExpression: 'pk = :pk',
+        ExpressionAttributeValues: { ':pk': `POOL#${pool}` },
+        ExclusiveStartKey: startKey,
+      }),
+    );
+    items.push(...(page.Items ?? []));
+    startKey = page.LastEvaluatedKey;
+  } while (startKey);
+  const objects = createHash('sha256');
+  const keys = await stack.objects.list(`pools/${pool}/`);
+  for (const key of keys) objects.update(key).update((await stack.objects.getBytes(key)) ?? new Uint8Array());
   return {
-    tasks,
-    seeds: await stack.objects.getText(poolKeys(pool).seeds),
-    count: await stack.pool.countComplete(pool),
+    items: items.length,
+    itemsHash: createHash('sha256').update(JSON.stringify(items)).digest('hex'),
+    objects: keys.length,
+    objectsHash: objects.digest('hex'),
   };
 }
 
-async function runWithSeeds(name: string, text: string, extra: Record<string, unknown> = {}) {
+async function runWithSeeds(name: string, text: string | Uint8Array, extra: Record<string, unknown> = {}) {
   const key = `seeds/guarded/${name}`;
   await stack.objects.put(key, text);
   const result = await stack.execute({
@@ -46,7 +72,8 @@ async function runWithSeeds(name: string, text: string, extra: Record<string, un
       'state' in event && event.type === 'StateEntered' ? [event.state.name] : [],
     ),
   );
-  return { ...result, states };
+  // The execution's cause is Lambda's JSON, as in AWS; the CLI shows its message.
+  return { ...result, cause: readableCause(result.error ?? '', result.cause), states };
 }
 
 beforeAll(async () => {
@@ -82,6 +109,30 @@ describe('a run with bad input', () => {
       /missing-field\.jsonl:2: instances: /,
     ],
     ['an empty file', 'empty.jsonl', '', /empty\.jsonl: the file is empty/],
+    [
+      'a byte that is not UTF-8',
+      'latin1.jsonl',
+      Buffer.concat([
+        Buffer.from(`${line(goodTask)}\n{"id": "caf`),
+        Buffer.from([0xe9]),
+        Buffer.from('"}\n'),
+      ]),
+      /latin1\.jsonl:2: not valid UTF-8 \(byte 0xe9 at byte 12 of the line\)/,
+    ],
+    [
+      'a 10 MB line',
+      'huge.jsonl',
+      `${line(goodTask)}\n${line({ ...goodTask, id: 'seed_task_1', instruction: 'x'.repeat(10_000_000) })}\n`,
+      new RegExp(
+        `huge\\.jsonl:2: the record is 10000\\d{3} bytes, over the limit of ${MAX_SEED_RECORD_BYTES}`,
+      ),
+    ],
+    [
+      'a duplicate id',
+      'dup.jsonl',
+      `${line(goodTask)}\n${line({ ...goodTask, instruction: 'Multiply the numbers in the list.' })}\n`,
+      /dup\.jsonl:2: id: duplicate id "seed_task_0" \(first on line 1\)/,
+    ],
   ])('stops before any model call on %s, naming the file, line and field', async (_, file, text, message) => {
     const before = await poolState('guarded');
     const result = await runWithSeeds(file, text);
@@ -89,6 +140,7 @@ describe('a run with bad input', () => {
     expect(result.status).toBe('FAILED');
     expect(result.error).toBe('SeedFileInvalid');
     expect(result.cause).toMatch(message);
+    expect(result.cause?.split('\n')).toHaveLength(2);
     expect(result.states.has('Generate instructions')).toBe(false);
     expect(await poolState('guarded')).toEqual(before);
     const run = await stack.pool.getRun(result.executionName);
@@ -106,17 +158,19 @@ describe('a run with bad input', () => {
     ['a negative target', { target: -5 }, /target: /],
     ['an unknown field', { targte: 5 }, /Unrecognized key.*targte/],
     ['an unknown profile', { profile: 'gpt' }, /profile: /],
+    ['an unknown model', { model: 'gpt-4o' }, /model: Unknown model "gpt-4o": no provider prefix/],
+    ['a seed that is too long', { seed: 'x'.repeat(300) }, /seed: Too big/],
   ])('stops on a run input with %s, naming the field', async (_, input, message) => {
     const before = await poolState('guarded');
     const result = await stack.execute({ pool: 'guarded', ...input });
     expect(result.status).toBe('FAILED');
     expect(result.error).toBe('RunInputInvalid');
-    expect(result.cause).toMatch(message);
+    expect(readableCause(result.error ?? '', result.cause)).toMatch(message);
     expect(await poolState('guarded')).toEqual(before);
   });
 
   it('stops when another run is growing the pool, and gives the pool back after a run', async () => {
-    const holder = await stack.pool.leasePool(
+    const holder = await stack.pool.takeLease(
       'guarded',
       'another-run',
       new Date(Date.now() + 60_000),
@@ -140,7 +194,34 @@ describe('a run with bad input', () => {
     expect(ok.status, String(ok.cause)).toBe('SUCCEEDED');
     // Released at the end: a next run can take it at once.
     expect(
-      (await stack.pool.leasePool('guarded', 'next-run', new Date(Date.now() + 1000), new Date())).taken,
+      (await stack.pool.takeLease('guarded', 'next-run', new Date(Date.now() + 1000), new Date())).taken,
     ).toBe(true);
+  });
+});
+
+describe('a pool and the bundled seeds', () => {
+  it('creates nothing for a new pool whose run input is invalid', async () => {
+    const result = await stack.execute({ pool: 'never', model: 'nope:nothing' });
+    expect(result.error).toBe('RunInputInvalid');
+    expect(await poolState('never')).toMatchObject({ items: 0, objects: 0 });
+  });
+
+  it('seed a new pool when no seed file is given, and never a pool grown from its own seeds', async () => {
+    const bundled = fromJsonLines((await stack.objects.getText(DEFAULT_SEED_KEY)) ?? '').length;
+    const small = { target: 2, maxIterations: 1, promptsPerIteration: 1 };
+    const fresh = await stack.execute({ pool: 'bundled', ...small });
+    expect(fresh.status, String(fresh.cause)).toBe('SUCCEEDED');
+    expect(fromJsonLines(await stack.objects.getText(poolKeys('bundled').seeds))).toHaveLength(bundled);
+
+    await stack.objects.put('seeds/p2/mine.jsonl', `${line(goodTask)}\n`);
+    const first = await stack.execute({ pool: 'p2', seedKey: 'seeds/p2/mine.jsonl', ...small });
+    expect(first.status, String(first.cause)).toBe('SUCCEEDED');
+    const again = await stack.execute({ pool: 'p2', ...small });
+    expect(again.status, String(again.cause)).toBe('SUCCEEDED');
+    expect(fromJsonLines(await stack.objects.getText(poolKeys('p2').seeds))).toEqual([goodTask]);
+    const seeds = [];
+    for await (const task of stack.pool.listTasks('p2'))
+      if (task.source === 'seed') seeds.push(task.instruction);
+    expect(seeds).toEqual([goodTask.instruction]);
   });
 });

@@ -31,8 +31,8 @@ function capture() {
 
 beforeAll(async () => {
   stack = await LocalStack.start({ dataDir: path.join(work, 'data'), fresh: true });
+  // The CLI's Step Functions client reaches the local endpoint through its client configuration.
   sfn = await startLocalStepFunctions(stack);
-  process.env.AWS_ENDPOINT_URL_SFN = sfn.url;
 }, 60_000);
 
 afterAll(async () => {

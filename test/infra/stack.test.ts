@@ -1,7 +1,14 @@
 import { App } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  ITERATION_STATES,
+  MAP_ITEM_STATES,
+  RUN_ONCE_STATES,
+} from '../../functions/shared/pricing/aws-usage.ts';
+import { STAGES } from '../../functions/stages.ts';
 import { buildApp } from '../../infra/app.ts';
+import { cdkJsonContext } from '../../infra/local/synth.ts';
 import { RETRYABLE_ERRORS } from '../../infra/workflow.ts';
 
 interface State {
@@ -16,13 +23,16 @@ interface State {
   ItemProcessor?: { States: Record<string, State> };
   ItemsPath?: string;
   ItemSelector?: Record<string, string>;
+  TimeoutSeconds?: number;
 }
 
 let template: Template;
 let states: Record<string, State>;
 
 beforeAll(() => {
-  const { app, stack } = buildApp(new App({ context: { 'aws:cdk:bundling-stacks': [] } }));
+  const { app, stack } = buildApp(
+    new App({ context: { ...cdkJsonContext(), 'aws:cdk:bundling-stacks': [] } }),
+  );
   app.synth(); // throws on any unacknowledged cdk-nag finding
   template = Template.fromStack(stack);
   const [machine] = Object.values(template.findResources('AWS::StepFunctions::StateMachine'));
@@ -77,40 +87,116 @@ describe('the state machine', () => {
     expect(Object.keys(map?.ItemProcessor?.States ?? {})).toEqual(['Generate instances for a chunk']);
   });
 
-  it('retries transient errors with exponential backoff on every Lambda task', () => {
+  it('retries transient errors and crashes with exponential backoff on every Lambda task', () => {
     const tasks = [
       ...Object.entries(states),
       ...Object.entries(states['Generate instances']?.ItemProcessor?.States ?? {}),
     ].filter(([, state]) => state.Type === 'Task');
-    expect(tasks.length).toBe(7);
+    expect(tasks.length).toBe(6);
     for (const [, state] of tasks) {
       const retry = state.Retry?.[0];
       expect(retry?.ErrorEquals).toEqual(RETRYABLE_ERRORS);
       expect(retry?.ErrorEquals).toContain('ModelThrottled');
+      // What a crashed or timed-out function reports: every stage is safe to run again.
+      expect(retry?.ErrorEquals).toEqual(
+        expect.arrayContaining([
+          'Lambda.Unknown',
+          'Sandbox.Timedout',
+          'Runtime.ExitError',
+          'Runtime.OutOfMemory',
+        ]),
+      );
       expect(retry?.BackoffRate).toBe(2);
       expect(retry?.MaxAttempts).toBeGreaterThan(1);
     }
   });
 
-  it('catches any stage error into "Record failure", then fails the run with a readable cause', () => {
-    for (const name of [
-      'Prepare run',
-      'Generate instructions',
-      'Filter and deduplicate',
-      'Generate instances',
-      'Save iteration',
-      'Export dataset',
-    ]) {
-      expect(states[name]?.Catch).toEqual([
-        { ErrorEquals: ['States.ALL'], Next: 'Record failure', ResultPath: '$.failure' },
-      ]);
-    }
-    expect(states['Record failure']?.Next).toBe('Run failed');
-    expect(states['Run failed']).toMatchObject({
-      Type: 'Fail',
-      ErrorPath: '$.Payload.error',
-      CausePath: '$.Payload.cause',
+  it('fails the execution at the failing stage (no catch-all), so a redrive restarts it there', () => {
+    const all = [
+      ...Object.values(states),
+      ...Object.values(states['Generate instances']?.ItemProcessor?.States ?? {}),
+    ];
+    expect(all.filter((state) => state.Catch)).toEqual([]);
+    expect(all.filter((state) => state.Type === 'Fail')).toEqual([]);
+    expect(Object.keys(states)).not.toContain('Record failure');
+  });
+
+  it('records a failed, timed-out or aborted run from the execution’s status-change event', () => {
+    const [machineId] = Object.keys(template.findResources('AWS::StepFunctions::StateMachine'));
+    const [recordFailure] = Object.entries(template.findResources('AWS::Lambda::Function')).filter(
+      ([, fn]) => fn.Metadata?.['SelfInstruct:Entry'] === 'functions/record-failure/handler.ts',
+    );
+    template.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: {
+        source: ['aws.states'],
+        'detail-type': ['Step Functions Execution Status Change'],
+        detail: { stateMachineArn: [{ Ref: machineId }], status: ['FAILED', 'TIMED_OUT', 'ABORTED'] },
+      },
+      Targets: [Match.objectLike({ Arn: { 'Fn::GetAtt': [recordFailure?.[0], 'Arn'] } })],
     });
+    template.hasResourceProperties('AWS::Lambda::Permission', {
+      Action: 'lambda:InvokeFunction',
+      Principal: 'events.amazonaws.com',
+      FunctionName: { 'Fn::GetAtt': [recordFailure?.[0], 'Arn'] },
+    });
+  });
+
+  it('gives every task its function’s timeout, which the local stack enforces as AWS does', () => {
+    const timeouts = Object.fromEntries(
+      Object.entries(template.findResources('AWS::Lambda::Function')).map(([id, fn]) => [
+        id,
+        fn.Properties.Timeout,
+      ]),
+    );
+    const [machine] = Object.values(template.findResources('AWS::StepFunctions::StateMachine'));
+    // The definition with each function's ARN replaced by its logical id.
+    const definition = machine?.Properties.DefinitionString as { 'Fn::Join': [string, unknown[]] };
+    const text = definition['Fn::Join'][1]
+      .map((part) =>
+        typeof part === 'string' ? part : String((part as { 'Fn::GetAtt'?: [string] })['Fn::GetAtt']?.[0]),
+      )
+      .join('');
+    const all = JSON.parse(text).States as Record<
+      string,
+      State & { TimeoutSeconds?: number; Parameters?: { FunctionName?: string } }
+    >;
+    const nested = Object.values(all).flatMap((state) => Object.values(state.ItemProcessor?.States ?? {}));
+    const tasks = [...Object.values(all), ...nested]
+      .filter((state) => state.Type === 'Task')
+      .map(
+        (state) =>
+          [
+            String((state as { Parameters?: { FunctionName?: string } }).Parameters?.FunctionName),
+            (state as { TimeoutSeconds?: number }).TimeoutSeconds,
+          ] as const,
+      );
+    expect(tasks).toHaveLength(6);
+    for (const [id, seconds] of tasks) expect(seconds).toBe(timeouts[id]);
+  });
+
+  it('enters the states the AWS cost model counts, per iteration, per Map item and once per run', () => {
+    const loop: string[] = [];
+    for (let name: string | undefined = STAGES.generateInstructions.state; name && !loop.includes(name); ) {
+      loop.push(name);
+      const state: State | undefined = states[name];
+      name = state?.Type === 'Choice' ? undefined : state?.Next;
+    }
+
+    expect(loop).toEqual([...ITERATION_STATES]);
+    expect(Object.keys(states['Generate instances']?.ItemProcessor?.States ?? {})).toEqual([
+      ...MAP_ITEM_STATES,
+    ]);
+    expect(states['Start run']?.Next).toBe('Prepare run');
+    expect(states['Prepare run']?.Next).toBe('Generate instructions');
+    expect(states['Export dataset']?.Next).toBe('Done');
+    for (const name of RUN_ONCE_STATES) expect(states[name], name).toBeDefined();
+  });
+
+  it('times each task out with its function', () => {
+    const tasks = { ...states, ...states['Generate instances']?.ItemProcessor?.States };
+    for (const stage of Object.values(STAGES).filter((spec) => !('ruleTarget' in spec))) {
+      expect(tasks[stage.state]?.TimeoutSeconds, stage.state).toBe(stage.timeoutSeconds);
+    }
   });
 
   it('uses JSONPath and Lambda tasks only, so the same definition runs locally', () => {
@@ -163,7 +249,7 @@ describe('storage', () => {
     });
   });
 
-  it('runs one Node 22 function per stage', () => {
+  it('runs one Node 22 function per stage of the registry, with its memory and timeout', () => {
     const functions = Object.values(template.findResources('AWS::Lambda::Function')).filter(
       (fn) => fn.Metadata?.['SelfInstruct:Entry'],
     );
@@ -177,6 +263,20 @@ describe('storage', () => {
       'functions/save-iteration/handler.ts',
     ]);
     for (const fn of functions) expect(fn.Properties.Runtime).toBe('nodejs22.x');
+    const sizes = Object.fromEntries(
+      functions.map((fn) => [
+        fn.Metadata['SelfInstruct:Entry'],
+        [fn.Properties.MemorySize, fn.Properties.Timeout],
+      ]),
+    );
+    expect(sizes).toEqual(
+      Object.fromEntries(
+        Object.values(STAGES).map((stage) => [
+          `functions/${stage.folder}/handler.ts`,
+          [stage.memoryMb, stage.timeoutSeconds],
+        ]),
+      ),
+    );
   });
 });
 
@@ -201,7 +301,9 @@ describe('triggers', () => {
 
   it('passes the uploaded key to the run as its seed file', () => {
     const [rule] = Object.values(
-      template.findResources('AWS::Events::Rule', { Properties: { EventPattern: Match.anyValue() } }),
+      template.findResources('AWS::Events::Rule', {
+        Properties: { EventPattern: Match.objectLike({ source: ['aws.s3'] }) },
+      }),
     );
     const transformer = rule?.Properties.Targets[0].InputTransformer;
     expect(transformer.InputPathsMap).toEqual({ 'detail-object-key': '$.detail.object.key' });
@@ -225,59 +327,5 @@ describe('triggers', () => {
       target: 200,
       pool: 'default',
     });
-  });
-});
-
-describe('cdk-nag', () => {
-  it('fails synthesis on an unacknowledged finding (so the zero-findings check above can fail)', () => {
-    const { app, stack } = buildApp(new App({ context: { 'aws:cdk:bundling-stacks': [] } }));
-    // A wildcard grant nobody acknowledged.
-    stack.bucket.grantRead(stack.workflow.functions.recordFailure);
-    expect(() => app.synth()).toThrow(/AwsSolutions-IAM5/);
-  });
-});
-
-describe('the model API key', () => {
-  it('is a Secrets Manager secret readable only by the stages that call the model', () => {
-    const functions = template.findResources('AWS::Lambda::Function');
-    const withSecret = Object.values(functions)
-      .filter((fn) => fn.Properties.Environment?.Variables?.MODEL_API_KEY_SECRET_ARN)
-      .map((fn) => fn.Metadata['SelfInstruct:Entry'])
-      .sort();
-    expect(withSecret).toEqual([
-      'functions/generate-instances/handler.ts',
-      'functions/generate-instructions/handler.ts',
-    ]);
-    const readers = Object.values(template.findResources('AWS::IAM::Policy')).filter((policy) =>
-      JSON.stringify(policy.Properties.PolicyDocument).includes('secretsmanager:GetSecretValue'),
-    );
-    expect(readers).toHaveLength(2);
-  });
-});
-
-describe('Bedrock permissions', () => {
-  const policyFor = (model: string) => {
-    const { app, stack } = buildApp(
-      new App({ context: { 'aws:cdk:bundling-stacks': [], 'selfinstruct:model': model } }),
-    );
-    app.synth();
-    return JSON.stringify(
-      Object.values(Template.fromStack(stack).findResources('AWS::IAM::Policy')).filter((policy) =>
-        JSON.stringify(policy).includes('bedrock:InvokeModel'),
-      ),
-    );
-  };
-
-  it('lets the model-calling stages invoke the configured model only', () => {
-    const policies = policyFor('bedrock:amazon.nova-micro-v1:0');
-    expect(policies).toContain('foundation-model/amazon.nova-micro-v1:0');
-    expect(policies).not.toContain('inference-profile');
-    expect(policies.match(/bedrock:InvokeModel/g)).toHaveLength(2);
-  });
-
-  it('allows a cross-region inference profile and its model in the regions it routes to', () => {
-    const policies = policyFor('bedrock:us.anthropic.claude-3-5-haiku-20241022-v1:0');
-    expect(policies).toContain('inference-profile/us.anthropic.claude-3-5-haiku-20241022-v1:0');
-    expect(policies).toContain(':bedrock:*::foundation-model/anthropic.claude-3-5-haiku-20241022-v1:0');
   });
 });

@@ -24,6 +24,8 @@ import type { AddressInfo } from 'node:net';
 import { hashedEmbedding } from '../../functions/shared/models/embeddings.ts';
 import { OfflineModel } from '../../functions/shared/models/offline.ts';
 import type { ModelRequest, ModelStage } from '../../functions/shared/ports.ts';
+import { createRng, type Rng } from '../../functions/shared/random.ts';
+import { keepIdleConnections } from '../../infra/local/servers.ts';
 
 /** What to do to one request instead of (or before) answering it normally. Fields combine. */
 export interface Fault {
@@ -68,12 +70,34 @@ export interface RecordedRequest {
   body: Record<string, unknown> | undefined;
   /** Request headers, lower-cased names. */
   headers: Record<string, string>;
+  /** The SigV4 credential scope of a signed request: access key id, region and service. */
+  credential?: { accessKeyId: string; region: string; service: string };
   /** What the stand-in answered: HTTP status, and the text and usage of a model reply. */
   reply?: { status: number; text?: string; usage?: { inputTokens: number; outputTokens: number } };
+  /** True once the reply was written to the client (a client that hung up gets none). */
+  delivered?: boolean;
+}
+
+/**
+ * A seeded random mix of faults on model calls (chat and completions), decided per request in arrival
+ * order: a share of throttled calls (429), a share of malformed replies (200 with garbage text), and a
+ * latency drawn uniformly per call.
+ */
+export interface FaultMix {
+  /** Seed of the draws. */
+  seed: string;
+  /** Share of calls answered 429. @default 0 */
+  throttled?: number;
+  /** Share of calls answered 200 with `MALFORMED_TEXT`. @default 0 */
+  malformed?: number;
+  /** Latency range of every call, in milliseconds. @default [0, 0] */
+  latencyMs?: [number, number];
 }
 
 /** Options shared by both stand-ins. */
 export interface StandInOptions {
+  /** A seeded random fault mix, applied when neither the queue nor `fault` decides. */
+  mix?: FaultMix;
   /** Faults for the next requests, in order: one per request. */
   faults?: Fault[];
   /** Decides a fault per request when the queue is empty; `undefined` for a normal reply. */
@@ -82,6 +106,17 @@ export interface StandInOptions {
   seed?: string;
   /** Noise of the offline model (see `OfflineModelOptions`). @default 0.15 */
   noise?: number;
+}
+
+/** Options of the Bedrock stand-in. */
+export interface BedrockStandInOptions extends StandInOptions {
+  /**
+   * When set, a request signed with another access key id gets Bedrock's 403
+   * `UnrecognizedClientException`, as AWS answers a key it does not know.
+   */
+  accessKeyId?: string;
+  /** When set, a request signed for another region gets 403 `InvalidSignatureException`. */
+  region?: string;
 }
 
 /** Options of the OpenAI stand-in. */
@@ -100,6 +135,11 @@ export interface StandIn {
   url: string;
   /** Every request received, in order. */
   requests: RecordedRequest[];
+  /**
+   * Calls the provider bills: model calls answered 200 with a model reply (malformed text included) and
+   * delivered to the client.
+   */
+  billedCalls(): number;
   /** Adds faults to the end of the scripted queue. */
   enqueue(...faults: Fault[]): void;
   /** Forgets the recorded requests and the faults still queued (between tests). */
@@ -148,9 +188,31 @@ class Recorder {
   readonly queue: Fault[];
   readonly model: OfflineModel;
 
+  private readonly mixRng: Rng | undefined;
+
   constructor(private readonly options: StandInOptions) {
     this.queue = [...(options.faults ?? [])];
     this.model = new OfflineModel({ seed: options.seed ?? 'stand-in', noise: options.noise ?? 0.15 });
+    this.mixRng = options.mix ? createRng(options.mix.seed) : undefined;
+  }
+
+  /** The mix's fault for the next model call (other requests get none). */
+  private mixed(request: RecordedRequest): Fault {
+    const mix = this.options.mix;
+    if (!mix || !this.mixRng || !/\/(completions|converse)$/.test(request.path)) return {};
+    const [low, high] = mix.latencyMs ?? [0, 0];
+    const latencyMs = low + this.mixRng.next() * (high - low);
+    const draw = this.mixRng.next();
+    const throttled = mix.throttled ?? 0;
+    if (draw < throttled) return { status: 429, latencyMs };
+    if (draw < throttled + (mix.malformed ?? 0)) return { malformedText: true, latencyMs };
+    return { latencyMs };
+  }
+
+  billedCalls(): number {
+    return this.requests.filter(
+      (request) => request.delivered && request.reply?.status === 200 && request.reply.text !== undefined,
+    ).length;
   }
 
   async receive(req: AnyRequest, modelFromPath?: string): Promise<RecordedRequest> {
@@ -168,12 +230,16 @@ class Recorder {
       if (typeof value === 'string' && !name.startsWith(':')) headers[name.toLowerCase()] = value;
     }
     const url = new URL(req.url ?? '/', 'http://stand-in');
+    const scope = /Credential=([^/]+)\/\d+\/([^/]+)\/([^/]+)\//.exec(headers.authorization ?? '');
     const recorded: RecordedRequest = {
       method: req.method ?? 'GET',
       path: url.pathname,
       model: modelFromPath ?? (typeof body?.model === 'string' ? body.model : undefined),
       body,
       headers,
+      ...(scope
+        ? { credential: { accessKeyId: scope[1] ?? '', region: scope[2] ?? '', service: scope[3] ?? '' } }
+        : {}),
     };
     this.requests.push(recorded);
     return recorded;
@@ -185,14 +251,16 @@ class Recorder {
   }
 
   faultFor(request: RecordedRequest): Fault {
-    return this.queue.shift() ?? this.options.fault?.(request) ?? {};
+    return this.queue.shift() ?? this.options.fault?.(request) ?? this.mixed(request);
   }
 }
 
-function send(res: AnyResponse, status: number, body: string, headers: Record<string, string> = {}): void {
-  if (res.destroyed || res.writableEnded) return;
+/** Writes a reply; false when the client has hung up. */
+function send(res: AnyResponse, status: number, body: string, headers: Record<string, string> = {}): boolean {
+  if (res.destroyed || res.writableEnded) return false;
   res.writeHead(status, { 'content-type': 'application/json', ...headers });
   res.end(body);
+  return true;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -231,7 +299,7 @@ async function listen(
  * Embeddings V2: `{inputText, dimensions}` → `{embedding, inputTextTokenCount}`). Errors carry the
  * `x-amzn-errortype` header and a `{"message"}` body, as Bedrock's do.
  */
-export async function startBedrockStandIn(options: StandInOptions = {}): Promise<StandIn> {
+export async function startBedrockStandIn(options: BedrockStandInOptions = {}): Promise<StandIn> {
   const recorder = new Recorder(options);
   const server = createHttp2Server();
   const sessions = new Set<ServerHttp2Session>();
@@ -244,11 +312,23 @@ export async function startBedrockStandIn(options: StandInOptions = {}): Promise
     const recorded = await recorder.receive(req, match ? decodeURIComponent(match[1] ?? '') : undefined);
     const reply = (status: number, body: string, headers: Record<string, string> = {}) => {
       recorded.reply = { ...recorded.reply, status };
-      send(res, status, body, headers);
+      recorded.delivered = send(res, status, body, headers);
     };
     if (req.method !== 'POST' || !match) {
       reply(404, JSON.stringify({ message: `No route ${req.method} ${req.url}` }), {
         'x-amzn-errortype': 'UnknownOperationException',
+      });
+      return;
+    }
+    const denied =
+      options.accessKeyId !== undefined && recorded.credential?.accessKeyId !== options.accessKeyId
+        ? ['UnrecognizedClientException', 'The security token included in the request is invalid.']
+        : options.region !== undefined && recorded.credential?.region !== options.region
+          ? ['InvalidSignatureException', `Credential should be scoped to a valid region.`]
+          : undefined;
+    if (denied) {
+      reply(403, JSON.stringify({ message: denied[1] }), {
+        'x-amzn-errortype': `${denied[0]}:http://internal.amazon.com/coral/com.amazon.coral.service/`,
       });
       return;
     }
@@ -321,6 +401,7 @@ export async function startBedrockStandIn(options: StandInOptions = {}): Promise
   return {
     url: `http://127.0.0.1:${port}`,
     requests: recorder.requests,
+    billedCalls: () => recorder.billedCalls(),
     enqueue: (...faults) => recorder.queue.push(...faults),
     reset: () => recorder.reset(),
     close: () =>
@@ -360,7 +441,7 @@ export async function startOpenAIStandIn(options: OpenAIStandInOptions = {}): Pr
     const recorded = await recorder.receive(req);
     const reply = (status: number, body: string, headers: Record<string, string> = {}) => {
       recorded.reply = { ...recorded.reply, status };
-      send(res, status, body, headers);
+      recorded.delivered = send(res, status, body, headers);
     };
     const route = `${req.method} ${recorded.path}`;
     const known = [
@@ -503,10 +584,12 @@ export async function startOpenAIStandIn(options: OpenAIStandInOptions = {}): Pr
       ),
     );
   });
+  keepIdleConnections(server); // as the local S3 and DynamoDB servers do: see there
   const port = await listen(server);
   return {
     url: `http://127.0.0.1:${port}/v1`,
     requests: recorder.requests,
+    billedCalls: () => recorder.billedCalls(),
     enqueue: (...faults) => recorder.queue.push(...faults),
     reset: () => recorder.reset(),
     close: () =>

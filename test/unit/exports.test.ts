@@ -388,6 +388,8 @@ describe('the dataset card', () => {
     const meta = parseYaml(yaml);
     expect(meta).toMatchObject({
       license: 'other',
+      license_name: 'not-chosen',
+      license_link: 'README.md#license',
       language: ['en'],
       task_categories: ['text-generation'],
       size_categories: ['n<1K'],
@@ -403,6 +405,17 @@ describe('the dataset card', () => {
     for (const config of meta.configs) {
       for (const file of config.data_files) expect(built.files.map((f) => f.path)).toContain(file.path);
     }
+  });
+
+  it('says why no license is set, and carries the one the user chooses', () => {
+    expect(body).toMatch(/^## License\n\nNot chosen yet\./m);
+    const chosen = buildExport(source(many(20)), { license: 'cc-by-4.0' });
+    const chosenCard = chosen.files.find((file) => file.path === 'README.md')?.content ?? '';
+    const [, chosenYaml = '', chosenBody = ''] = chosenCard.split(/^---$/m);
+    expect(parseYaml(chosenYaml)).toMatchObject({ license: 'cc-by-4.0' });
+    expect(parseYaml(chosenYaml).license_name).toBeUndefined();
+    expect(chosenBody).toContain('`cc-by-4.0`, as chosen by whoever exported this data');
+    expect(() => buildExport(source(many(20)), { license: 'CC BY 4.0' })).toThrow(/Hugging Face license id/);
   });
 
   it('gives the counts of each split and the fields of each format', () => {
@@ -422,7 +435,7 @@ describe('the dataset card', () => {
     expect(body.startsWith(`\n${CARD_MARKER}\n`)).toBe(true);
     expect(body).toContain('| model | `bedrock:amazon.nova-micro-v1:0` |');
     expect(body).toContain('| seed set | `pools/p/seeds.jsonl`: 3 tasks |');
-    expect(body).toContain('$0.0120 (model $0.0100 + AWS $0.002000), $1.0000 per 1,000 tasks added');
+    expect(body).toContain('$0.0120 (model $0.0100 + AWS $0.0020), $1.0000 per 1,000 tasks added');
     expect(body).toContain('system message `Be brief.`');
     expect(body).toContain('arXiv:2212.10560');
     expect(body).not.toContain('NOT TRAINING DATA');

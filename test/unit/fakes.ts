@@ -1,13 +1,35 @@
 /** In-memory ports for the pure stage tests (the end-to-end tests use the real servers). */
 import type {
+  CommitResult,
   CounterMap,
   IterationUpdate,
   ObjectStore,
+  PoolCommit,
   PoolLease,
+  PoolMeta,
   PoolStore,
   PoolTask,
   RunRecord,
+  StoredCall,
 } from '../../functions/shared/ports.ts';
+
+/** A seed task of the Self-Instruct seed-file format. */
+export const seedTask = (id: number, instruction: string) => ({
+  id: `seed_task_${id}`,
+  name: `task-${id}`,
+  instruction,
+  instances: [{ input: '', output: `answer ${id}` }],
+  is_classification: false,
+});
+
+/** Five seed tasks that don't resemble each other. */
+export const SEED_TASKS = [
+  seedTask(0, 'Summarize the paragraph in one sentence for a busy reader.'),
+  seedTask(1, 'Translate the legal clause into plain everyday language.'),
+  seedTask(2, 'Suggest three names for a bakery that sells sourdough bread.'),
+  seedTask(3, 'Classify the sentiment of the review as positive or negative.'),
+  seedTask(4, 'Write a haiku about the first snow of the winter.'),
+];
 
 export class MemoryObjects implements ObjectStore {
   readonly objects = new Map<string, Uint8Array>();
@@ -34,12 +56,101 @@ export class MemoryObjects implements ObjectStore {
 export class MemoryPool implements PoolStore {
   readonly tasks = new Map<string, PoolTask>();
   readonly runs = new Map<string, RunRecord & { saved?: Set<number> }>();
-  readonly poolCounts = new Map<string, number>();
+  readonly metas = new Map<string, PoolMeta>();
+  readonly calls = new Map<string, StoredCall>();
+  /** Every write to a pool's tasks and META, in order: what a test can count. */
+  readonly writes: string[] = [];
 
-  async putTaskIfAbsent(task: PoolTask) {
+  async getMeta(pool: string) {
+    const meta = this.metas.get(pool);
+    return meta && structuredClone(meta);
+  }
+  private meta(pool: string): PoolMeta {
+    let meta = this.metas.get(pool);
+    if (!meta) {
+      meta = { taskCount: 0, seedCount: 0, fence: 0 };
+      this.metas.set(pool, meta);
+    }
+    return meta;
+  }
+  async takeLease(
+    pool: string,
+    runId: string,
+    until: Date,
+    now: Date,
+    abandoned?: string,
+  ): Promise<PoolLease> {
+    const meta = this.meta(pool);
+    const held = meta.lease;
+    if (held?.runId === runId) {
+      held.until = until.toISOString();
+      return { taken: true, fence: meta.fence };
+    }
+    if (held && held.until >= now.toISOString() && held.runId !== abandoned) {
+      return { taken: false, holder: held.runId, until: held.until };
+    }
+    meta.lease = { runId, until: until.toISOString() };
+    meta.fence += 1;
+    this.writes.push(`lease ${pool}`);
+    return { taken: true, fence: meta.fence, previous: held };
+  }
+  async renewLease(pool: string, runId: string, fence: number, until: Date) {
+    const meta = this.metas.get(pool);
+    if (meta?.lease?.runId !== runId || meta.fence !== fence) return false;
+    meta.lease.until = until.toISOString();
+    return true;
+  }
+  async releasePool(pool: string, runId: string | undefined) {
+    const meta = this.metas.get(pool);
+    if (meta?.lease && (runId === undefined || meta.lease.runId === runId)) meta.lease = undefined;
+  }
+  async commit(pool: string, commit: PoolCommit): Promise<CommitResult> {
+    const meta = this.meta(pool);
+    const done = meta.commit?.runId === commit.runId && meta.commit.iteration >= commit.iteration;
+    if (meta.lease?.runId !== commit.runId || meta.fence !== commit.fence || done) {
+      return done ? 'already-committed' : 'lease-lost';
+    }
+    meta.taskCount += commit.complete;
+    meta.seedCount += commit.seeds ?? 0;
+    meta.commit = { runId: commit.runId, iteration: commit.iteration };
+    if (commit.seedsKey !== undefined) meta.seedsKey = commit.seedsKey;
+    if (commit.indexKey !== undefined) meta.indexKey = commit.indexKey;
+    this.writes.push(`commit ${pool} ${commit.runId}#${commit.iteration}`);
+    return 'committed';
+  }
+  private write(task: PoolTask, condition: (existing: PoolTask | undefined) => boolean, what: string) {
     const key = `${task.pool}/${task.id}`;
-    if (this.tasks.has(key)) return false;
+    if (!condition(this.tasks.get(key))) return false;
     this.tasks.set(key, structuredClone(task));
+    this.writes.push(`${what} ${task.id}`);
+    return true;
+  }
+  async putTaskIfAbsent(task: PoolTask) {
+    return this.write(task, (existing) => existing === undefined, 'put');
+  }
+  async replaceStaged(task: PoolTask, staged: string) {
+    return this.write(task, (existing) => existing?.staged === staged, 'replace');
+  }
+  async finishTask(task: PoolTask) {
+    return this.write(
+      task,
+      (existing) => existing?.status === 'pending' && existing.staged === task.staged,
+      'finish',
+    );
+  }
+  async clearStaged(pool: string, ids: readonly string[], staged: string) {
+    for (const id of ids) {
+      const task = this.tasks.get(`${pool}/${id}`);
+      if (task?.staged === staged) {
+        delete task.staged;
+        this.writes.push(`clear ${id}`);
+      }
+    }
+  }
+  async deleteStaged(pool: string, id: string, staged: string) {
+    if (this.tasks.get(`${pool}/${id}`)?.staged !== staged) return false;
+    this.tasks.delete(`${pool}/${id}`);
+    this.writes.push(`delete ${id}`);
     return true;
   }
   async getTasks(pool: string, ids: readonly string[]) {
@@ -48,31 +159,31 @@ export class MemoryPool implements PoolStore {
       return task ? [structuredClone(task)] : [];
     });
   }
-  async updateTask(task: PoolTask) {
-    this.tasks.set(`${task.pool}/${task.id}`, structuredClone(task));
+  private sorted(pool: string) {
+    return [...this.tasks]
+      .filter(([key]) => key.startsWith(`${pool}/`))
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([, task]) => structuredClone(task));
   }
   async *listTasks(pool: string) {
-    for (const [key, task] of [...this.tasks].sort(([a], [b]) => a.localeCompare(b))) {
-      if (key.startsWith(`${pool}/`)) yield structuredClone(task);
-    }
+    for (const task of this.sorted(pool)) if (task.staged === undefined) yield task;
+  }
+  async *listStaged(pool: string) {
+    for (const { id, staged, status } of this.sorted(pool))
+      if (staged !== undefined) yield { id, staged, status };
   }
   async countComplete(pool: string) {
-    return this.poolCounts.get(pool) ?? 0;
+    return this.metas.get(pool)?.taskCount ?? 0;
   }
-  async addToPoolCount(pool: string, n: number) {
-    this.poolCounts.set(pool, (this.poolCounts.get(pool) ?? 0) + n);
+  async putCall(runId: string, call: StoredCall) {
+    const key = `${runId}/${call.callKey}#${call.callId}`;
+    if (!this.calls.has(key)) this.calls.set(key, structuredClone(call));
   }
-  readonly leases = new Map<string, { runId: string; until: string }>();
-  async leasePool(pool: string, runId: string, until: Date, now: Date): Promise<PoolLease> {
-    const held = this.leases.get(pool);
-    if (held && held.runId !== runId && held.until >= now.toISOString()) {
-      return { taken: false, holder: held.runId, until: held.until };
-    }
-    this.leases.set(pool, { runId, until: until.toISOString() });
-    return { taken: true };
-  }
-  async releasePool(pool: string, runId: string | undefined) {
-    if (runId === undefined || this.leases.get(pool)?.runId === runId) this.leases.delete(pool);
+  async listCalls(runId: string, prefix: string) {
+    return [...this.calls]
+      .filter(([key]) => key.startsWith(`${runId}/${prefix}`))
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([, call]) => structuredClone(call));
   }
   async putRun(run: RunRecord) {
     this.runs.set(run.runId, { counts: {}, usage: {}, stageUsage: {}, cost: {}, iterations: {}, ...run });

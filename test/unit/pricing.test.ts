@@ -1,14 +1,10 @@
 import { readFileSync } from 'node:fs';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   addAwsUsage,
-  ITERATION_STATES,
   type IterationShape,
   iterationAwsUsage,
   iterationShapeFromCounts,
-  LAMBDA_MEMORY_MB,
-  MAP_ITEM_STATES,
-  RUN_ONCE_STATES,
   runAwsUsage,
   runOnceAwsUsage,
   type UsageAssumptions,
@@ -24,8 +20,6 @@ import {
   summarizeCost,
   withOverride,
 } from '../../functions/shared/pricing/pricing.ts';
-import { synthesizeTemplate } from '../../infra/local/template.ts';
-import { ENTRY_METADATA } from '../../infra/workflow.ts';
 
 const shippedJson = () =>
   JSON.parse(readFileSync(new URL('../../functions/shared/pricing/prices.json', import.meta.url), 'utf8'));
@@ -327,63 +321,5 @@ describe('the AWS usage model', () => {
 
     expect(once.dynamodbWriteUnits).toBe(4);
     expect([once.s3Gets, once.s3Puts]).toEqual([2, 4]);
-  });
-});
-
-describe('the AWS usage model and the synthesized stack', () => {
-  interface State {
-    Type: string;
-    Next?: string;
-    Choices?: { Next: string }[];
-    ItemProcessor?: { States: Record<string, State> };
-  }
-  let resources: [
-    string,
-    { Type: string; Properties?: Record<string, unknown>; Metadata?: Record<string, unknown> },
-  ][];
-  let states: Record<string, State>;
-
-  beforeAll(() => {
-    const { template } = synthesizeTemplate();
-    resources = Object.entries(template.Resources);
-    const [, machine] = resources.find(([, r]) => r.Type === 'AWS::StepFunctions::StateMachine') ?? [];
-    // The definition is an Fn::Join of strings and ARNs; the ARNs are irrelevant to its shape.
-    const definition = machine?.Properties?.DefinitionString as
-      | { 'Fn::Join': [string, unknown[]] }
-      | undefined;
-    const parts = (definition?.['Fn::Join'][1] ?? []).map((part) =>
-      typeof part === 'string' ? part : 'arn:aws:lambda:region:account:function:x',
-    );
-    states = JSON.parse(parts.join('')).States;
-  });
-
-  it('uses the memory sizes the functions are deployed with', () => {
-    const deployed = Object.fromEntries(
-      resources.flatMap(([, r]) => {
-        const entry = r.Metadata?.[ENTRY_METADATA];
-        if (r.Type !== 'AWS::Lambda::Function' || typeof entry !== 'string') return [];
-        return [[entry.split('/')[1], r.Properties?.MemorySize]];
-      }),
-    );
-
-    expect(deployed).toEqual(LAMBDA_MEMORY_MB);
-  });
-
-  it('counts the states an iteration, a Map item and a run enter', () => {
-    const loop: string[] = [];
-    for (let name: string | undefined = 'Generate instructions'; name && !loop.includes(name); ) {
-      loop.push(name);
-      const state: State | undefined = states[name];
-      name = state?.Type === 'Choice' ? undefined : state?.Next;
-    }
-    const map = states['Generate instances'];
-
-    expect(loop).toEqual([...ITERATION_STATES]);
-    expect(states['Enough instructions?']?.Choices?.map((c) => c.Next)).toEqual(['Generate instructions']);
-    expect(Object.keys(map?.ItemProcessor?.States ?? {})).toEqual([...MAP_ITEM_STATES]);
-    for (const name of RUN_ONCE_STATES) expect(states[name], name).toBeDefined();
-    expect(states['Start run']?.Next).toBe('Prepare run');
-    expect(states['Prepare run']?.Next).toBe('Generate instructions');
-    expect(states['Export dataset']?.Next).toBe('Done');
   });
 });

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { NotFound } from '../../functions/shared/errors.ts';
 import { exportKeys, poolKeys, runKeys } from '../../functions/shared/keys.ts';
@@ -24,7 +25,7 @@ import {
   ReportStats,
   verbNounStats,
 } from '../../functions/shared/report/stats.ts';
-import { verbNoun } from '../../functions/shared/report/verb-noun.ts';
+import { verbNoun, verbNouns } from '../../functions/shared/report/verb-noun.ts';
 import { reportLocal } from '../../infra/cli/report.ts';
 import { MemoryObjects, MemoryPool } from './fakes.ts';
 
@@ -197,6 +198,25 @@ describe('verb–noun structure', () => {
     expect(stats.verbs[0]?.nouns).toHaveLength(4);
     expect(stats.verbs[0]?.nouns[0]).toEqual({ noun: 'poem', count: 2 });
   });
+
+  it('finds the same structures when many instructions are tagged at once as one by one', () => {
+    const seeds = readFileSync('seeds/seed_tasks.jsonl', 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => (JSON.parse(line) as { instruction: string }).instruction);
+    const instructions = [
+      ...seeds,
+      'Here is a list of numbers. Sort it in ascending order',
+      'no punctuation at the end',
+      'What is love?',
+      '',
+      'Given a table, find the largest value.',
+    ];
+    const batch = verbNouns(instructions);
+    expect(batch).toHaveLength(instructions.length);
+    expect(batch).toEqual(instructions.map((instruction) => verbNoun(instruction)));
+    expect(batch.filter(Boolean).length).toBeGreaterThan(seeds.length / 2);
+  }, 60_000);
 });
 
 describe('computeStats', () => {

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { runInputJsonSchema } from '../../infra/cli/main.ts';
+import { runInputJsonSchema } from '../../infra/cli/schema.ts';
 
 describe('the run input JSON Schema', () => {
   it('is the one generated from the zod schema (regenerate: npm run -s cli -- schema > docs/run-input.schema.json)', () => {

@@ -2,28 +2,18 @@ import { describe, expect, it } from 'vitest';
 import { FilterInput, filterAndDeduplicate } from '../../functions/filter/core.ts';
 import { promptsForIteration } from '../../functions/generate-instructions/core.ts';
 import { parseRunInput, poolFromSeedKey, prepareRun } from '../../functions/prepare/core.ts';
-import { readableCause, recordFailure } from '../../functions/record-failure/core.ts';
+import { FailureInput, readableCause, recordFailure } from '../../functions/record-failure/core.ts';
 import { saveIteration } from '../../functions/save-iteration/core.ts';
 import { RunInputInvalid, SeedFileInvalid } from '../../functions/shared/errors.ts';
+import { MAX_SEED_RECORD_BYTES } from '../../functions/shared/input-files.ts';
 import { poolKeys, runKeys } from '../../functions/shared/keys.ts';
 import { fromJsonLines, ModelCalls, toJsonLines } from '../../functions/shared/model-calls.ts';
 import { POOL_LEASE_MS } from '../../functions/shared/pool-lease.ts';
-import type { ModelRequest, TextModel } from '../../functions/shared/ports.ts';
+import type { ModelRequest, PoolTask, TextModel } from '../../functions/shared/ports.ts';
 import type { RunState } from '../../functions/shared/schemas.ts';
-import { MemoryObjects, MemoryPool } from './fakes.ts';
+import { MemoryObjects, MemoryPool, SEED_TASKS } from './fakes.ts';
 
-const seed = (id: number, instruction: string) => ({
-  id: `seed_task_${id}`,
-  name: `task-${id}`,
-  instruction,
-  instances: [{ input: '', output: `answer ${id}` }],
-  is_classification: false,
-});
-const SEEDS = [
-  seed(0, 'Summarize the paragraph in one sentence for a busy reader.'),
-  seed(1, 'Translate the legal clause into plain everyday language.'),
-  seed(2, 'Suggest three names for a bakery that sells sourdough bread.'),
-];
+const SEEDS = SEED_TASKS.slice(0, 3);
 
 async function prepared(objects = new MemoryObjects(), pool = new MemoryPool(), input: object = {}) {
   await objects.put('seeds/demo/seeds.jsonl', toJsonLines(SEEDS));
@@ -68,11 +58,21 @@ describe('prepare run', () => {
       costUsd: 0,
       projectedCostUsd: 0,
       withinBudget: true,
+      fence: 1,
     });
     expect(state.config.pool).toBe('demo');
     expect([...pool.tasks.values()].map((task) => task.source)).toEqual(['seed', 'seed', 'seed']);
     expect(fromJsonLines(await objects.getText(poolKeys('demo').seeds))).toHaveLength(3);
-    expect(objects.objects.has(poolKeys('demo').index)).toBe(true);
+    // The commit of iteration 0 points at the index and seed list it wrote, all tasks committed.
+    expect(await pool.getMeta('demo')).toMatchObject({
+      taskCount: 3,
+      seedCount: 3,
+      commit: { runId: 'run-1', iteration: 0 },
+      indexKey: poolKeys('demo').indexVersion('run-1', 0),
+      seedsKey: poolKeys('demo').seedsVersion('run-1'),
+    });
+    expect(objects.objects.has(poolKeys('demo').indexVersion('run-1', 0))).toBe(true);
+    expect([...pool.tasks.values()].filter((task) => task.staged !== undefined)).toEqual([]);
   });
 
   it('does not add the same seeds twice when a pool is grown again', async () => {
@@ -102,6 +102,65 @@ describe('prepare run', () => {
     expect(pool.tasks.size).toBe(0);
     expect(pool.runs.size).toBe(0);
     expect(objects.objects.size).toBe(1);
+  });
+});
+
+describe('bad input', () => {
+  async function prepareWith(bytes: Uint8Array | string, input: object = {}) {
+    const objects = new MemoryObjects();
+    const pool = new MemoryPool();
+    await objects.put('seeds/demo/bad.jsonl', bytes);
+    const run = prepareRun(
+      { runId: 'r', input: { seedKey: 'seeds/demo/bad.jsonl', ...input } },
+      { objects, pool },
+    );
+    await expect(run).rejects.toThrow();
+    // Nothing written: no task, no run, no lease, no object but the input.
+    expect({ tasks: pool.tasks.size, runs: pool.runs.size, metas: pool.metas.size }).toEqual({
+      tasks: 0,
+      runs: 0,
+      metas: 0,
+    });
+    expect([...objects.objects.keys()]).toEqual(['seeds/demo/bad.jsonl']);
+    return run.then(
+      () => new Error('resolved'),
+      (error: Error) => error,
+    );
+  }
+  const good = `${JSON.stringify(SEEDS[0])}\n`;
+
+  it('names the line and byte of bytes that are not UTF-8, instead of storing U+FFFD', async () => {
+    const bytes = new Uint8Array([
+      ...new TextEncoder().encode(`${good}{"id": "x`),
+      0xff,
+      ...new TextEncoder().encode('"}\n'),
+    ]);
+    const error = await prepareWith(bytes);
+    expect(error).toBeInstanceOf(SeedFileInvalid);
+    expect(error.message).toBe(
+      'Seed file is invalid (1 problem):\n  seeds/demo/bad.jsonl:2: not valid UTF-8 (byte 0xff at byte 10 of the line); save the file as UTF-8',
+    );
+  });
+
+  it('names a line over the record size limit, before parsing it', async () => {
+    const huge = JSON.stringify({ ...SEEDS[1], instruction: 'word '.repeat(20_000) });
+    const error = await prepareWith(`${good}${huge}\n`);
+    expect(error.message).toMatch(
+      new RegExp(
+        `bad\\.jsonl:2: the record is ${Buffer.byteLength(huge)} bytes, over the limit of ${MAX_SEED_RECORD_BYTES}$`,
+      ),
+    );
+  });
+
+  it('names the line of a duplicate id and of its first use', async () => {
+    const error = await prepareWith(`${good}${JSON.stringify({ ...SEEDS[1], id: SEEDS[0]?.id })}\n`);
+    expect(error.message).toMatch(/bad\.jsonl:2: id: duplicate id "seed_task_0" \(first on line 1\)$/);
+  });
+
+  it('rejects an unknown model before anything is written', async () => {
+    const error = await prepareWith(good, { model: 'gpt-4o' });
+    expect(error).toBeInstanceOf(RunInputInvalid);
+    expect(error.message).toMatch(/^Run input is invalid: model: Unknown model "gpt-4o": no provider prefix/);
   });
 });
 
@@ -162,6 +221,25 @@ describe('filter and deduplicate', () => {
     expect(result.chunks.map((chunk) => chunk.ids.length)).toEqual([2, 2, 1]);
     expect(result.chunks.map((chunk) => chunk.index)).toEqual([0, 1, 2]);
   });
+
+  it('accepts no more than the target leaves; later survivors are surplus, unscored and not indexed', async () => {
+    const candidates = [
+      'Explain how tides are caused by the moon and the sun.',
+      'Explain how tides are caused by the moon and the earth.', // ROUGE-L reject, before the quota fills
+      'Compare two popular chess openings for beginners.',
+      'Too short.', // a heuristic reject is counted as such even after the quota
+      'Describe how to keep a sourdough starter healthy.',
+      'Give reasons why birds migrate south in winter.',
+    ];
+    const { result, decisions, pool } = await filter(candidates, { target: 2 });
+    expect(decisions.map((d) => d.reason)).toEqual([null, 'rouge', null, 'too-short', 'surplus', 'surplus']);
+    expect(result.counts).toEqual({ generated: 6, accepted: 2, rouge: 1, 'too-short': 1, surplus: 2 });
+    expect(decisions[4]?.max_similarity).toBeUndefined();
+    expect([...pool.tasks.values()].filter((task) => task.source === 'machine')).toHaveLength(2);
+    // The same decisions as one unlimited pass, for the ones both make.
+    const unlimited = await filter(candidates, { target: 100 });
+    expect(unlimited.decisions.slice(0, 4)).toEqual(decisions.slice(0, 4));
+  });
 });
 
 describe('generate instructions', () => {
@@ -175,6 +253,7 @@ describe('generate instructions', () => {
       costUsd: 0,
       projectedCostUsd: 0,
       withinBudget: true,
+      fence: 1,
       ...progress,
     },
   });
@@ -188,66 +267,169 @@ describe('generate instructions', () => {
 });
 
 describe('save iteration', () => {
-  it('adds an iteration to the run once, even when retried', async () => {
+  it('commits the iteration once, counting its tasks from their items, even when retried', async () => {
     const { objects, pool, state } = await prepared();
     await objects.put(runKeys('run-1', 1).index, new Uint8Array([1, 2, 3]));
-    await objects.put(runKeys('run-1', 1).chunkTasks(0), toJsonLines([{ id: 'a' }, { id: 'b' }]));
+    const task = (id: string, status: PoolTask['status'], outcome?: Record<string, number>): PoolTask => ({
+      id,
+      pool: 'demo',
+      instruction: `Instruction ${id} with enough words`,
+      source: 'machine',
+      status,
+      rejectReason: status === 'rejected' ? 'no-valid-instances' : undefined,
+      instances: status === 'complete' ? [{ input: '', output: 'x' }] : [],
+      runId: 'run-1',
+      iteration: 1,
+      staged: 'run-1#1',
+      outcome,
+      createdAt: '',
+    });
+    for (const t of [
+      task('a', 'complete'),
+      task('b', 'complete', { 'instance-empty-output': 2 }),
+      task('c', 'rejected'),
+    ]) {
+      await pool.putTaskIfAbsent(t);
+    }
+    const usage = { calls: 1, inputTokens: 100, outputTokens: 75, estimated: true };
+    const record = (callKey: string, stage: 'generate-instructions' | 'classify', callId = 'x') =>
+      pool.putCall('run-1', {
+        callKey,
+        callId,
+        stage,
+        iteration: 1,
+        promptHash: 'h',
+        model: 'offline',
+        reply: 'r',
+        finish: 'stop',
+        inputTokens: usage.inputTokens,
+        outputTokens: usage.outputTokens,
+        estimated: true,
+        latencyMs: 0,
+        at: '',
+      });
+    // Four instruction calls, one of them paid twice (an attempt that failed, then its retry), one classify call.
+    for (const key of [
+      '1#instructions#prompt-0',
+      '1#instructions#prompt-1',
+      '1#instructions#prompt-2',
+      '1#instructions#prompt-3',
+    ]) {
+      await record(key, 'generate-instructions');
+    }
+    await record('1#instructions#prompt-3', 'generate-instructions', 'y');
+    await record('1#chunk-0#c/classify', 'classify');
     const input = {
       ...state,
       generated: {
         prompts: 4,
         candidates: 10,
         malformed: 1,
-        droppedByTruncation: 0,
-        usage: {
-          'generate-instructions': { calls: 4, inputTokens: 400, outputTokens: 300, estimated: true },
-        },
+        droppedByTruncation: 2,
+        lost: 0,
+        usage: { 'generate-instructions': usage },
       },
       gated: {
         chunks: [{ index: 0, ids: ['a', 'b', 'c'] }],
         counts: { generated: 10, accepted: 3, rouge: 7 },
       },
-      instances: [
-        {
-          chunk: 0,
-          counts: { complete: 2, rejected: 1 },
-          usage: {
-            classify: { calls: 3, inputTokens: 300, outputTokens: 3, estimated: true },
-            'generate-instances': { calls: 3, inputTokens: 300, outputTokens: 497, estimated: true },
-          },
-        },
-      ],
+      // What the Map items said is not what counts: the items are.
+      instances: [{ chunk: 0, counts: { complete: 99 }, usage: {} }],
     };
     const first = await saveIteration(input, { objects, pool });
     const retried = await saveIteration(input, { objects, pool });
 
-    expect(first.progress).toMatchObject({ iteration: 1, added: 2, poolSize: 5, yieldPerPrompt: 0.5 });
+    expect(first.progress).toMatchObject({
+      iteration: 1,
+      added: 2,
+      poolSize: 5,
+      yieldPerPrompt: 0.5,
+      fence: 1,
+    });
+    expect(retried.progress).toEqual(first.progress);
+    expect(pool.writes.filter((write) => write.startsWith('commit'))).toEqual([
+      'commit demo run-1#0',
+      'commit demo run-1#1',
+    ]);
+    expect(await pool.getMeta('demo')).toMatchObject({
+      taskCount: 5,
+      commit: { runId: 'run-1', iteration: 1 },
+      indexKey: poolKeys('demo').indexVersion('run-1', 1),
+    });
+    expect([...pool.tasks.values()].filter((t) => t.staged !== undefined)).toEqual([]);
     // The offline model costs nothing; the AWS side is estimated from the iteration's shape.
     expect(first.progress.costUsd).toBeGreaterThan(0);
     expect(first.progress.costUsd).toBeLessThan(0.01);
     expect(first.progress.projectedCostUsd).toBeCloseTo(2 * first.progress.costUsd, 12);
-    expect(pool.runs.get('run-1')?.cost?.modelUsd).toBe(0);
-    expect(retried.progress.poolSize).toBe(5);
-    expect(pool.runs.get('run-1')?.counts).toMatchObject({
+    const run = pool.runs.get('run-1');
+    expect(run?.cost?.modelUsd).toBe(0);
+    expect(run?.counts).toEqual({
+      prompts: 4,
+      'reply-malformed': 1,
+      'reply-truncated': 2,
+      unparseable: 3,
+      lost: 0,
       generated: 10,
       accepted: 3,
       rouge: 7,
       complete: 2,
-      prompts: 4,
+      rejected: 1,
+      'no-valid-instances': 1,
+      'instance-empty-output': 2,
     });
-    expect(pool.runs.get('run-1')?.usage).toMatchObject({ calls: 10, inputTokens: 1000, outputTokens: 800 });
-    expect(pool.runs.get('run-1')?.stageUsage).toMatchObject({
-      'generate-instructions:calls': 4,
-      'classify:calls': 3,
-      'generate-instances:outputTokens': 497,
+    // Every billed call, the one paid twice included: six.
+    expect(run?.usage).toEqual({ calls: 6, inputTokens: 600, outputTokens: 450 });
+    expect(run?.stageUsage).toEqual({
+      'generate-instructions:calls': 5,
+      'generate-instructions:inputTokens': 500,
+      'generate-instructions:outputTokens': 375,
+      'classify:calls': 1,
+      'classify:inputTokens': 100,
+      'classify:outputTokens': 75,
     });
-    expect(pool.runs.get('run-1')?.iterations?.['1']).toMatchObject({ counts: { complete: 2 } });
-    expect(fromJsonLines(await objects.getText(poolKeys('demo').snapshot('run-1', 1)))).toHaveLength(2);
-    expect(objects.objects.get(poolKeys('demo').index)).toEqual(new Uint8Array([1, 2, 3]));
+    expect(
+      fromJsonLines<{ id: string }>(await objects.getText(poolKeys('demo').snapshot('run-1', 1))).map(
+        (t) => t.id,
+      ),
+    ).toEqual(['a', 'b']);
+    expect(objects.objects.get(poolKeys('demo').indexVersion('run-1', 1))).toEqual(new Uint8Array([1, 2, 3]));
   });
 });
 
+/** The EventBridge event Step Functions sends when an execution ends. */
+const statusChange = (
+  name: string,
+  status: 'FAILED' | 'TIMED_OUT' | 'ABORTED',
+  error?: string,
+  cause?: string,
+): FailureInput =>
+  FailureInput.parse({
+    version: '0',
+    source: 'aws.states',
+    'detail-type': 'Step Functions Execution Status Change',
+    detail: { name, status, error: error ?? null, cause: cause ?? null, executionArn: `arn:x:${name}` },
+  });
+
 describe('record failure', () => {
+  it('marks the run with the execution’s status and readable cause, from the status-change event', async () => {
+    const { pool } = await prepared();
+    const cause = JSON.stringify({ errorType: 'ModelRequestFailed', errorMessage: 'HTTP 401', trace: [] });
+    await recordFailure(statusChange('run-1', 'FAILED', 'ModelRequestFailed', cause), { pool });
+    expect(await pool.getRun('run-1')).toMatchObject({
+      status: 'FAILED',
+      error: 'ModelRequestFailed',
+      cause: 'HTTP 401',
+    });
+    await recordFailure(statusChange('run-1', 'TIMED_OUT'), { pool });
+    expect(await pool.getRun('run-1')).toMatchObject({ status: 'TIMED_OUT', error: 'States.Timeout' });
+  });
+
+  it('records a run stopped before it was recorded (bad input), holding no pool', async () => {
+    const pool = new MemoryPool();
+    await recordFailure(statusChange('run-x', 'ABORTED'), { pool });
+    expect(await pool.getRun('run-x')).toMatchObject({ status: 'ABORTED', error: 'Aborted' });
+  });
+
   it("keeps the message of a Lambda error's JSON cause", () => {
     const cause = JSON.stringify({
       errorType: 'SeedFileInvalid',
@@ -289,24 +471,36 @@ describe('the pool lease', () => {
     expect({ tasks: pool.tasks.size, runs: pool.runs.size, objects: objects.objects.size }).toEqual(before);
   });
 
-  it('lets a run take a pool whose lease has expired', async () => {
+  it('lets a run take a pool whose lease has expired, with a new fencing token', async () => {
     const { objects, pool } = await prepared();
     const later = new Date(Date.now() + POOL_LEASE_MS + 1000);
     const state = await prepareRun(
       { runId: 'run-2', input: { seedKey: 'seeds/demo/seeds.jsonl' } },
       { objects, pool, now: () => later },
     );
-    expect(state.runId).toBe('run-2');
-    expect(pool.leases.get('demo')?.runId).toBe('run-2');
+    expect(state.progress.fence).toBe(2);
+    expect((await pool.getMeta('demo'))?.lease?.runId).toBe('run-2');
+    expect(pool.runs.get('run-1')).toMatchObject({ status: 'FAILED', error: 'RunAbandoned' });
+  });
+
+  it('lets a run take a pool whose holder has ended, without waiting for the lease to expire', async () => {
+    const { objects, pool } = await prepared();
+    await pool.finishRun('run-1', { status: 'FAILED' });
+    const state = await prepareRun({ runId: 'run-2', input: { pool: 'demo' } }, { objects, pool });
+    expect(state.progress.fence).toBe(2);
+  });
+
+  it('lasts as long as one stage retried to the end of its policy', () => {
+    expect(POOL_LEASE_MS).toBe(7 * 16 * 60 * 1000);
   });
 
   it('is given up when the run fails, and only by the run holding it', async () => {
     const { pool } = await prepared();
     await pool.putRun({ runId: 'run-9', pool: 'demo', status: 'RUNNING', startedAt: '' });
-    await recordFailure({ runId: 'run-9', failure: { Error: 'X' } }, { pool });
-    expect(pool.leases.get('demo')?.runId).toBe('run-1');
-    await recordFailure({ runId: 'run-1', failure: { Error: 'X' } }, { pool });
-    expect(pool.leases.has('demo')).toBe(false);
+    await recordFailure(statusChange('run-9', 'FAILED', 'X'), { pool });
+    expect((await pool.getMeta('demo'))?.lease?.runId).toBe('run-1');
+    await recordFailure(statusChange('run-1', 'ABORTED'), { pool });
+    expect((await pool.getMeta('demo'))?.lease).toBeUndefined();
   });
 });
 
@@ -334,7 +528,7 @@ describe('the model call runner', () => {
       topP: 1,
       maxTokens: 3,
     };
-    const calls = new ModelCalls(model, { temperature: 0.9 });
+    const calls = new ModelCalls(model, { sampling: { temperature: 0.9 } });
     await calls.call(request);
     await new ModelCalls(model).call(request);
 

@@ -7,13 +7,13 @@ import {
   paginateListObjectsV2,
   S3Client,
 } from '@aws-sdk/client-s3';
-import { s3ClientConfig } from '../config.ts';
+import { awsClientConfig } from '../config.ts';
 import type { ObjectStore } from '../ports.ts';
 
 export class S3ObjectStore implements ObjectStore {
   constructor(
     private readonly bucket: string,
-    private readonly client = new S3Client(s3ClientConfig()),
+    private readonly client = new S3Client(awsClientConfig('s3')),
   ) {}
 
   async getBytes(key: string): Promise<Uint8Array | undefined> {

@@ -5,6 +5,7 @@
  * its fields, counts, examples, limitations and the citation.
  */
 import { Document, type Scalar } from 'yaml';
+import { formatUsd as usd } from '../pricing/money.ts';
 import { convertRecord, FORMATS } from './formats.ts';
 import type { ExportFormat, ExportOptions, JsonlRecord, Split } from './schemas.ts';
 import type { Selection } from './select.ts';
@@ -58,7 +59,7 @@ export const SELF_INSTRUCT_BIBTEX = `@misc{selfinstruct,
 }`;
 
 /** The card's YAML front matter, without the `---` lines. */
-export function frontMatter({ source, counts, files }: CardInput): string {
+export function frontMatter({ source, counts, files, options }: CardInput): string {
   const formats = [...new Set(files.map((file) => file.format))];
   const configs = formats.map((format, i) => ({
     config_name: formats.length === 1 ? 'default' : format,
@@ -67,8 +68,12 @@ export function frontMatter({ source, counts, files }: CardInput): string {
       .filter((file) => file.format === format)
       .map((file) => ({ split: file.split, path: file.path })),
   }));
+  // Without a license chosen, Hugging Face's `other` needs a name and a link: the card's License section.
+  const license = options.license
+    ? { license: options.license }
+    : { license: 'other', license_name: 'not-chosen', license_link: 'README.md#license' };
   const doc = new Document({
-    license: 'other',
+    ...license,
     pretty_name: title(source),
     language: ['en'],
     task_categories: ['text-generation'],
@@ -78,9 +83,11 @@ export function frontMatter({ source, counts, files }: CardInput): string {
     language_creators: ['machine-generated'],
     configs,
   });
-  (doc.get('license', true) as Scalar).comment =
-    ' set the license of this data before sharing it (https://hf.co/docs/hub/repositories-licenses),' +
-    " within the model provider's terms of use";
+  if (!options.license) {
+    (doc.get('license', true) as Scalar).comment =
+      ' set the license of this data before sharing it (https://hf.co/docs/hub/repositories-licenses),' +
+      " within the model provider's terms of use: `export --license <id>`";
+  }
   return doc.toString();
 }
 
@@ -224,6 +231,21 @@ export function renderCard(input: CardInput): string {
   lines.push('');
 
   lines.push(
+    '## License',
+    '',
+    ...(options.license
+      ? [
+          `\`${options.license}\`, as chosen by whoever exported this data (\`selfinstruct export --license\`).`,
+        ]
+      : [
+          'Not chosen yet. The data is the output of the model(s) named above, whose provider’s terms of use',
+          'may limit what it can be used for; the seed tasks keep their own license. Choose a license that',
+          'fits both before sharing the data (`selfinstruct export --license <id>` writes it here).',
+        ]),
+    '',
+  );
+
+  lines.push(
     '## Citation',
     '',
     'The method is Self-Instruct (Wang et al., 2022, https://arxiv.org/abs/2212.10560):',
@@ -306,8 +328,6 @@ function costText(source: TaskSource): string {
 }
 
 const plural = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`;
-
-const usd = (value: number) => `$${value < 0.01 ? value.toFixed(6) : value.toFixed(4)}`;
 
 /** Text in a table cell: no line breaks, pipes escaped. */
 const cell = (text: string) => text.replace(/\r?\n/g, ' ').replaceAll('|', '\\|');

@@ -146,6 +146,14 @@ export const ExportOptions = z.object({
   minQuality: z.number().optional(),
   /** A system message for the `messages` and `bedrock` formats. */
   system: z.string().trim().min(1).optional(),
+  /**
+   * The data's license as a Hugging Face license id (`cc-by-4.0`, `apache-2.0` …), chosen by whoever
+   * exports it; without one the card says `license: other` and explains why none is set.
+   */
+  license: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9.+-]*$/, 'expected a Hugging Face license id such as cc-by-4.0 or apache-2.0')
+    .optional(),
 });
 export type ExportOptions = z.infer<typeof ExportOptions>;
 export type ExportOptionsInput = z.input<typeof ExportOptions>;

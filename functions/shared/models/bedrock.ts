@@ -12,6 +12,7 @@ import {
   ConverseCommand,
   type ConverseCommandOutput,
 } from '@aws-sdk/client-bedrock-runtime';
+import { awsClientConfig } from '../config.ts';
 import { ModelRequestFailed, ModelThrottled, ModelUnavailable, type SelfInstructError } from '../errors.ts';
 import type { ModelReply, ModelRequest, TextModel } from '../ports.ts';
 import { DEFAULT_TIMEOUT_MS, estimatedUsage } from './index.ts';
@@ -50,18 +51,31 @@ const NETWORK_CODES = new Set([
 const clients = new Map<string, BedrockRuntimeClient>();
 
 /**
- * The Bedrock runtime client for a per-call timeout: one attempt per call, built once per endpoint
- * (`AWS_ENDPOINT_URL_BEDROCK_RUNTIME`, else the region's) and timeout.
+ * The Bedrock runtime client for a per-call timeout: one attempt per call, the default credential chain
+ * (environment, profile, SSO, the function's role) and the user's region. Built once per endpoint,
+ * identity settings and timeout, so a process whose environment names another identity gets a client
+ * for it.
  */
 export function bedrockClient(timeoutMs = DEFAULT_TIMEOUT_MS): BedrockRuntimeClient {
-  const key = `${process.env.AWS_ENDPOINT_URL_BEDROCK_RUNTIME ?? ''}|${timeoutMs}`;
+  const env = process.env;
+  const key = [
+    env.AWS_ENDPOINT_URL_BEDROCK_RUNTIME,
+    env.AWS_REGION,
+    env.AWS_PROFILE,
+    env.AWS_ACCESS_KEY_ID,
+    env.AWS_SHARED_CREDENTIALS_FILE,
+    env.AWS_CONFIG_FILE,
+    timeoutMs,
+  ].join('|');
   let client = clients.get(key);
   if (!client) {
-    client = new BedrockRuntimeClient({
-      maxAttempts: 1,
-      // The runtime client speaks HTTP/2; one stream per session is the SDK's own default for Bedrock.
-      requestHandler: { requestTimeout: timeoutMs, disableConcurrentStreams: true },
-    });
+    client = new BedrockRuntimeClient(
+      awsClientConfig('bedrock-runtime', {
+        maxAttempts: 1,
+        // The runtime client speaks HTTP/2; one stream per session is the SDK's own default for Bedrock.
+        requestHandler: { requestTimeout: timeoutMs, disableConcurrentStreams: true },
+      }),
+    );
     clients.set(key, client);
   }
   return client;

@@ -21,15 +21,16 @@
  * the `default` profile's prompts ask for JSON in words anyway, and its parsers read JSON out of free text.
  */
 import { ModelRequestFailed } from '../errors.ts';
-import type { ModelRequest, ObjectStore, TextModel, TokenUsage } from '../ports.ts';
+import type { ModelRequest, PoolStore, TextModel, TokenUsage } from '../ports.ts';
+import { hasUrlCredentials, redactUrlCredentials } from '../urls.ts';
 import { parseReplayId, ReplayModel } from './replay.ts';
 
 /** Options of `createTextModel`. */
 export interface ModelOptions {
   /** Seed of the offline model. */
   seed: string;
-  /** The bucket a `replay:` model reads the recorded run from. */
-  objects?: ObjectStore;
+  /** The pool table, whose call ledger a `replay:` model reads the recorded run from. */
+  pool?: PoolStore;
   /** Time allowed for one model call before it fails as `ModelUnavailable`. @default 120000 */
   timeoutMs?: number;
 }
@@ -52,18 +53,6 @@ export const estimatedUsage = (
   outputTokens: estimateTokens(reply),
   estimated: true,
 });
-
-/** A URL for messages and logs: a password in it (`http://user:password@host/`) is masked. */
-export function displayUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password === '') return url;
-    parsed.password = '***';
-    return parsed.toString().replace(/\/$/, url.endsWith('/') ? '/' : '');
-  } catch {
-    return url;
-  }
-}
 
 /** Where an OpenAI-API model lives and how to talk to it. */
 export interface OpenAIEndpoint {
@@ -94,8 +83,11 @@ const ACCEPTED = [
   'replay:<run id>[+<fallback model id>] (serve a recorded run again)',
 ];
 
+/** The id is of no accepted form; the message masks credentials in it. */
 function invalid(id: string, why: string): ModelRequestFailed {
-  return new ModelRequestFailed(`Unknown model "${id}": ${why}. Use one of:\n  ${ACCEPTED.join('\n  ')}`);
+  return new ModelRequestFailed(
+    `Unknown model "${redactUrlCredentials(id)}": ${why}. Use one of:\n  ${ACCEPTED.join('\n  ')}`,
+  );
 }
 
 /** `<model>@<base URL>`: the model is everything before the `@` that starts the URL. */
@@ -103,17 +95,19 @@ function splitAtUrl(id: string, rest: string): { model: string; baseURL: string 
   const match = /^(.*?)@(https?:\/\/.+)$/.exec(rest);
   if (!match) return { model: rest, baseURL: undefined };
   const [, model = '', baseURL = ''] = match;
-  try {
-    new URL(baseURL);
-  } catch {
-    throw invalid(id, `"${baseURL}" is not a URL`);
+  if (hasUrlCredentials(baseURL)) {
+    throw invalid(
+      id,
+      'the base URL carries credentials (user:password@), which would be printed and stored with the run; remove them and put the API key in SELFINSTRUCT_API_KEY (locally) or the secret (AWS)',
+    );
   }
+  if (!URL.canParse(baseURL)) throw invalid(id, `"${baseURL}" is not a URL`);
   return { model, baseURL: baseURL.replace(/\/+$/, '') };
 }
 
 /**
  * Parses a model id into its provider and settings; throws `ModelRequestFailed` listing the accepted
- * forms when the id is none of them.
+ * forms when the id is none of them, or when its URL carries credentials (never echoed).
  */
 export function parseModelId(id: string): ModelSpec {
   if (id === 'offline' || id.startsWith('offline:')) return { provider: 'offline', id };
@@ -156,16 +150,16 @@ export function parseModelId(id: string): ModelSpec {
 /** Builds the `TextModel` a model id names; throws `ModelRequestFailed` on an id of no accepted form. */
 export async function createTextModel(
   id: string,
-  { seed, timeoutMs, objects }: ModelOptions,
+  { seed, timeoutMs, pool }: ModelOptions,
 ): Promise<TextModel> {
   const spec = parseModelId(id);
   switch (spec.provider) {
     case 'replay': {
-      if (!objects) throw new ModelRequestFailed(`${id}: replaying needs the bucket of the recorded run`);
+      if (!pool) throw new ModelRequestFailed(`${id}: replaying needs the table of the recorded run`);
       const fallback = spec.fallback
-        ? await createTextModel(spec.fallback, { seed, timeoutMs, objects })
+        ? await createTextModel(spec.fallback, { seed, timeoutMs, pool })
         : undefined;
-      return new ReplayModel(spec.runId, objects, fallback);
+      return new ReplayModel(spec.runId, pool, fallback);
     }
     case 'offline': {
       const { OfflineModel } = await import('./offline.ts');
@@ -207,7 +201,7 @@ export function describeModel(id: string): string {
         ? 'completions for raw prompts, chat completions for chat'
         : 'chat completions';
       const json = spec.jsonMode ? '' : ', no JSON mode';
-      return `${name} (${api}${json}), model ${spec.model}, endpoint ${displayUrl(spec.baseURL)}; token counts reported by the server (estimated when it leaves them out)`;
+      return `${name} (${api}${json}), model ${spec.model}, endpoint ${spec.baseURL}; token counts reported by the server (estimated when it leaves them out)`;
     }
   }
 }

@@ -26,10 +26,12 @@
  * API key: when `MODEL_API_KEY_SECRET_ARN` is set (in AWS), from that Secrets Manager secret (see
  * `apiKeyFromSecret`), cached for 5 minutes; otherwise from `OPENAI_API_KEY` for OpenAI, and from
  * `SELFINSTRUCT_API_KEY`, else `OPENAI_API_KEY`, else none (local servers such as Ollama) for other
- * servers. It is never logged.
+ * servers. It is never logged, and it goes only to an endpoint the operator allows: no request at all is
+ * made to a base URL outside `SELFINSTRUCT_ALLOWED_MODEL_ENDPOINTS` (`limits.ts`).
  */
 import { createHash } from 'node:crypto';
 import OpenAI from 'openai';
+import { awsClientConfig, modelFetch } from '../config.ts';
 import {
   ConfigurationError,
   ModelRequestFailed,
@@ -37,8 +39,10 @@ import {
   ModelUnavailable,
   type SelfInstructError,
 } from '../errors.ts';
+import { assertModelEndpointAllowed, operatorLimitsFromEnv } from '../limits.ts';
 import type { ModelReply, ModelRequest, TextModel } from '../ports.ts';
-import { DEFAULT_TIMEOUT_MS, displayUrl, estimatedUsage, type OpenAIEndpoint } from './index.ts';
+import { redactUrlCredentials } from '../urls.ts';
+import { DEFAULT_TIMEOUT_MS, estimatedUsage, type OpenAIEndpoint } from './index.ts';
 
 /** The environment variable naming the Secrets Manager secret that holds the API key (set in AWS). */
 export const API_KEY_SECRET_ENV = 'MODEL_API_KEY_SECRET_ARN';
@@ -90,10 +94,9 @@ export async function resolveApiKey(
 ): Promise<string | undefined> {
   const secretId = env[API_KEY_SECRET_ENV];
   if (secretId) {
-    const { getSecret } = await import('@aws-lambda-powertools/parameters/secrets');
     let secret: unknown;
     try {
-      secret = await getSecret(secretId, { maxAge: SECRET_MAX_AGE_SECONDS });
+      secret = await (await secretsProvider()).get(secretId, { maxAge: SECRET_MAX_AGE_SECONDS });
     } catch (error) {
       throw new ConfigurationError(
         `could not read the API key secret ${secretId} (${API_KEY_SECRET_ENV}): ${(error as Error).name}`,
@@ -117,17 +120,36 @@ export async function resolveApiKey(
   return undefined;
 }
 
+let secrets: Promise<{ get(name: string, options: { maxAge: number }): Promise<unknown> }> | undefined;
+
+/** Powertools' cached secrets reader, on a Secrets Manager client configured like every other. */
+function secretsProvider() {
+  secrets ??= (async () => {
+    const [{ SecretsProvider }, { SecretsManagerClient }] = await Promise.all([
+      import('@aws-lambda-powertools/parameters/secrets'),
+      import('@aws-sdk/client-secrets-manager'),
+    ]);
+    return new SecretsProvider({
+      awsSdkV3Client: new SecretsManagerClient(awsClientConfig('secretsmanager')),
+    });
+  })();
+  return secrets;
+}
+
 const clients = new Map<string, OpenAI>();
 
 /**
  * The `openai` client for an endpoint: one attempt per call, the given timeout, the key resolved as
  * `resolveApiKey` does. Built once per base URL, key and timeout. Without a key no `Authorization`
- * header is sent.
+ * header is sent. Throws `ModelEndpointNotAllowed`, before reading the key, for an endpoint outside the
+ * operator's allow-list (`SELFINSTRUCT_ALLOWED_MODEL_ENDPOINTS`, see `limits.ts`): "Prepare run" has
+ * refused such a run already; this keeps the key from going there whatever the caller.
  */
 export async function openAIClient(
   endpoint: Pick<OpenAIEndpoint, 'provider' | 'baseURL'>,
   timeoutMs = DEFAULT_TIMEOUT_MS,
 ): Promise<{ client: OpenAI; apiKey: string | undefined }> {
+  assertModelEndpointAllowed(endpoint.baseURL, operatorLimitsFromEnv().allowedModelEndpoints);
   const apiKey = await resolveApiKey(endpoint.provider);
   const cacheKey = createHash('sha256')
     .update(`${endpoint.baseURL}\n${timeoutMs}\n${apiKey ?? ''}`)
@@ -143,16 +165,18 @@ export async function openAIClient(
       ...(endpoint.provider === 'openai' ? {} : { organization: null, project: null }),
       maxRetries: 0,
       timeout: timeoutMs,
+      // The local runtime's fetch where one is registered (injected faults, dead invocations).
+      ...(modelFetch() ? { fetch: modelFetch() } : {}),
     });
     clients.set(cacheKey, client);
   }
   return { client, apiKey };
 }
 
-/** The label of an endpoint in messages: provider, base URL (password masked) and model. */
+/** The label of an endpoint in messages: provider, base URL (credentials masked) and model. */
 export function describeEndpoint(endpoint: Pick<OpenAIEndpoint, 'provider' | 'baseURL' | 'model'>): string {
   const name = endpoint.provider === 'openai' ? 'OpenAI' : 'OpenAI-compatible server';
-  return `${name} ${displayUrl(endpoint.baseURL)}, model ${endpoint.model}`;
+  return `${name} ${redactUrlCredentials(endpoint.baseURL)}, model ${endpoint.model}`;
 }
 
 /** `text` with every occurrence of `secret` masked. */

@@ -3,7 +3,7 @@
  * and the stage cores, so it can estimate a run before it starts and account for one after it ended
  * (from the run's counts). Pure: no AWS, no clock.
  *
- * What one iteration does (README "How it works"):
+ * What one iteration does (README "How it works"; state names, memory sizes from `functions/stages.ts`):
  *
  * | state                           | Lambda | DynamoDB                                   | S3 GET                | S3 PUT/COPY                   |
  * | ------------------------------- | ------ | ------------------------------------------ | --------------------- | ----------------------------- |
@@ -27,36 +27,28 @@
  * consistency here), a Query sums the sizes of the items it returns before rounding. S3 COPY is billed
  * as a PUT. Storage, CloudWatch Logs, X-Ray and data transfer are not counted.
  */
+import { CONTROL_STATES, STAGES, type StageKey } from '../../stages.ts';
 import type { AwsUsage } from './pricing.ts';
-
-/**
- * Memory of each stage function in MB, by its folder under `functions/`. Mirrors `STAGES` in
- * `infra/workflow.ts` (which the Lambda bundles can't import); a test checks the two agree.
- */
-export const LAMBDA_MEMORY_MB = {
-  prepare: 1024,
-  'generate-instructions': 1024,
-  filter: 3008,
-  'generate-instances': 1024,
-  'save-iteration': 1024,
-  export: 2048,
-  'record-failure': 512,
-} as const satisfies Record<string, number>;
 
 /** The states an iteration enters, in order (each one state transition). */
 export const ITERATION_STATES = [
-  'Generate instructions',
-  'Filter and deduplicate',
-  'Generate instances',
-  'Save iteration',
-  'Enough instructions?',
+  STAGES.generateInstructions.state,
+  STAGES.filter.state,
+  STAGES.generateInstances.mapState,
+  STAGES.saveIteration.state,
+  CONTROL_STATES.enough,
 ] as const;
 
 /** The states each Map item enters. */
-export const MAP_ITEM_STATES = ['Generate instances for a chunk'] as const;
+export const MAP_ITEM_STATES = [STAGES.generateInstances.state] as const;
 
 /** The states a successful run enters once. */
-export const RUN_ONCE_STATES = ['Start run', 'Prepare run', 'Export dataset', 'Done'] as const;
+export const RUN_ONCE_STATES = [
+  CONTROL_STATES.start,
+  STAGES.prepare.state,
+  STAGES.exportDataset.state,
+  CONTROL_STATES.done,
+] as const;
 
 /** What one iteration did (after a run) or is expected to do (before one). Counts may be fractional means. */
 export interface IterationShape {
@@ -128,7 +120,8 @@ export const DEFAULT_USAGE_ASSUMPTIONS: UsageAssumptions = {
   taskItemKb: 1.5,
 };
 
-const GB = (stage: keyof typeof LAMBDA_MEMORY_MB) => LAMBDA_MEMORY_MB[stage] / 1024;
+/** A stage function's memory in GB, as deployed (`functions/stages.ts`). */
+const GB = (stage: StageKey) => STAGES[stage].memoryMb / 1024;
 
 /** Seconds a function spends on `calls` calls of `outputTokens` in total, `callConcurrency` at a time. */
 function callSeconds(calls: number, outputTokens: number, a: UsageAssumptions): number {
@@ -178,10 +171,10 @@ export function iterationAwsUsage(shape: IterationShape, assumptions: UsageAssum
     stateTransitions: ITERATION_STATES.length + MAP_ITEM_STATES.length * mapItems,
     lambdaRequests: 3 + mapItems,
     lambdaGbSeconds:
-      GB('generate-instructions') * seconds.generate +
+      GB('generateInstructions') * seconds.generate +
       GB('filter') * seconds.filter +
-      GB('generate-instances') * seconds.mapItem * mapItems +
-      GB('save-iteration') * seconds.save,
+      GB('generateInstances') * seconds.mapItem * mapItems +
+      GB('saveIteration') * seconds.save,
     dynamodbWriteUnits:
       accepted * a.pendingTaskWriteUnits + // the filter's conditional puts
       accepted * a.finishedTaskWriteUnits + // the Map's put of each finished task
@@ -214,7 +207,7 @@ export function runOnceAwsUsage(shape: RunOnceShape, assumptions: UsageAssumptio
     lambdaRequests: 2,
     lambdaGbSeconds:
       GB('prepare') * a.invocationOverheadSeconds +
-      GB('export') * (a.invocationOverheadSeconds + shape.poolItemsAtExport * a.exportSecondsPerItem),
+      GB('exportDataset') * (a.invocationOverheadSeconds + shape.poolItemsAtExport * a.exportSecondsPerItem),
     dynamodbWriteUnits:
       a.runItemWriteUnits + // Prepare: the run item
       a.runItemWriteUnits + // Export: the run's end

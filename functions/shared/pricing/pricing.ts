@@ -8,6 +8,7 @@
  */
 import { z } from 'zod';
 import { SelfInstructError } from '../errors.ts';
+import { parseModelId } from '../models/index.ts';
 import shipped from './prices.json' with { type: 'json' };
 
 /** The price of one model, USD per million tokens. */
@@ -146,13 +147,29 @@ export type ModelCost =
       message: string;
     };
 
-/** Model ids that call no provider and so cost nothing: the offline stand-in and replays of recorded calls. */
-export const isFreeModel = (modelId: string) =>
-  modelId === 'offline' || modelId.startsWith('offline:') || modelId.startsWith('replay:');
+/** A base URL on this machine (loopback): Ollama, vLLM, llama.cpp or LM Studio on the user's own hardware. */
+const isLoopback = (baseURL: string) => {
+  const host = new URL(baseURL).hostname;
+  return host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
+};
+
+/**
+ * Model ids with no per-token bill, so their model share is $0: the offline stand-in, replays of
+ * recorded calls, and an OpenAI-compatible server on loopback (a local model; its hardware is not counted).
+ */
+export function isFreeModel(modelId: string): boolean {
+  if (modelId === 'offline' || modelId.startsWith('offline:') || modelId.startsWith('replay:')) return true;
+  try {
+    const spec = parseModelId(modelId);
+    return spec.provider === 'openai-compatible' && isLoopback(spec.baseURL);
+  } catch {
+    return false; // not a model id at all: unpriced, and the run rejects it
+  }
+}
 
 /**
  * Prices `tokens` of `modelId` from `table`. An id the table does not have is not priced (`usd`
- * undefined, `flag: 'unknown-model'`), except `offline`, `offline:…` and `replay:…`, which cost 0.
+ * undefined, `flag: 'unknown-model'`), except the free ones (`isFreeModel`), which cost 0.
  * Lookup is by exact id: a cross-region inference profile (`bedrock:us.…`) needs its own entry, since
  * some profiles carry a premium over the base model.
  */

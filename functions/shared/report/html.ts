@@ -10,6 +10,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { formatUsd as usd } from '../pricing/money.ts';
 import type { ReportStats, SampledTask } from './stats.ts';
 
 const ENTITIES: Record<string, string> = {
@@ -65,7 +66,6 @@ const sha256 = (text: string) => `'sha256-${createHash('sha256').update(text, 'u
 
 const integer = (n: number) => n.toLocaleString('en-US');
 const percent = (x: number | null) => (x === null ? '–' : `${(100 * x).toFixed(1)}%`);
-const usd = (x: number) => `$${x < 0.01 ? x.toFixed(6) : x.toFixed(4)}`;
 const score = (x: number | null) => (x === null ? '–' : x.toFixed(3));
 const entries = (map: Record<string, number>) => {
   const list = Object.entries(map).filter(([, n]) => n > 0);

@@ -11,7 +11,7 @@ import { RougeIndex } from '../engine/gate.ts';
 import type { RunRecord } from '../ports.ts';
 import { createRng } from '../random.ts';
 import { Counts, Instance, UsageByStage } from '../schemas.ts';
-import { verbNoun } from './verb-noun.ts';
+import { verbNouns } from './verb-noun.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // Inputs, as the pipeline stores them.
@@ -327,8 +327,7 @@ const byCount = <T extends [string, number]>(a: T, b: T) => b[1] - a[1] || a[0].
 export function verbNounStats(instructions: readonly string[]): ReportStats['verbNoun'] {
   const byVerb = new Map<string, Map<string, number>>();
   let withStructure = 0;
-  for (const instruction of instructions) {
-    const pair = verbNoun(instruction);
+  for (const pair of verbNouns(instructions)) {
     if (!pair) continue;
     withStructure++;
     const nouns = byVerb.get(pair.verb) ?? new Map<string, number>();

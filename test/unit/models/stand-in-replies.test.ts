@@ -4,6 +4,7 @@ import {
   parseInstructionReply,
   renderInstructionRequest,
 } from '../../../functions/generate-instructions/prompt.ts';
+import { LIMIT_SETTINGS } from '../../../functions/shared/limits.ts';
 import { createTextModel } from '../../../functions/shared/models/index.ts';
 import type { TextModel } from '../../../functions/shared/ports.ts';
 import type { ProfileName } from '../../../functions/shared/schemas.ts';
@@ -27,6 +28,8 @@ beforeAll(async () => {
     AWS_REGION: 'us-east-1',
     AWS_ACCESS_KEY_ID: 'AKIDSTANDIN',
     AWS_SECRET_ACCESS_KEY: 'stand-in-secret',
+    // The one endpoint these tests allow (limits.ts).
+    [LIMIT_SETTINGS.allowedModelEndpoints.env]: openai.url,
   });
   delete process.env.MODEL_API_KEY_SECRET_ARN;
   models.bedrock = await createTextModel('bedrock:amazon.nova-micro-v1:0', { seed: 's' });

@@ -1,0 +1,168 @@
+/**
+ * The stage registry: one entry per Lambda function of the workflow, with what the rest of the project
+ * needs to know about it: its state name, folder, size, whether it calls the model, and what it may
+ * touch in S3 and DynamoDB. Plain data (no CDK import), so the stage bundles, the pricing model, the
+ * CLI, the local stack and the tests import the same facts that `infra/workflow.ts` builds the functions
+ * and their IAM grants from; the README's "Permissions" table is generated from it too
+ * (`infra/permissions.ts`).
+ *
+ * The S3 access of a stage is the set of key prefixes (from `shared/keys.ts`) its code, and the shared
+ * modules it calls, reads, writes and lists; nothing else in the bucket is granted to it.
+ */
+import {
+  EXPORTS_PREFIX,
+  POOLS_PREFIX,
+  PRICE_TABLE_PREFIX,
+  RUNS_PREFIX,
+  SEED_FILE_PREFIXES,
+} from './shared/keys.ts';
+
+/** What a stage may do in the bucket, by key prefix. */
+export interface S3Access {
+  /**
+   * Prefixes it gets objects from. Granted with CDK's `grantRead`: `s3:GetObject*` under the prefix, and
+   * `s3:List*`/`s3:GetBucket*` on the bucket, which is also what makes S3 answer a missing key with 404
+   * (`NoSuchKey`, which the adapters read as "not there yet") rather than 403.
+   */
+  readonly read: readonly string[];
+  /** Prefixes it puts objects under (`grantPut`). A copy needs `read` on its source and `write` here. */
+  readonly write: readonly string[];
+  /**
+   * Prefixes it lists (`ListObjectsV2`). S3 grants listing on the bucket, not on a prefix, and
+   * `grantRead` includes it: every prefix here is also in `read`.
+   */
+  readonly list: readonly string[];
+}
+
+/** What a stage may do in the pool table: nothing, read items, or read and write them. */
+export type TableAccess = 'none' | 'read' | 'readWrite';
+
+/** One stage function. */
+export interface StageSpec {
+  /** The name of its Task state: what the console, the execution history and the progress view show. */
+  readonly state: string;
+  /** For a stage run by a Map state once per item, the Map state's name. */
+  readonly mapState?: string;
+  /**
+   * Run as the Lambda target of an EventBridge rule on the execution's end rather than by a Task state:
+   * `state` is then only its name (registry, logs), not a state of the definition.
+   */
+  readonly ruleTarget?: boolean;
+  /** Construct id of the function in the stack. */
+  readonly id: string;
+  /** Folder under `functions/`: the entry is its `handler.ts`, its prompts are in its `prompts/`. */
+  readonly folder: string;
+  /** The function's description. */
+  readonly description: string;
+  /** Lambda memory in MB (also the size the AWS cost model bills). */
+  readonly memoryMb: number;
+  /** Lambda timeout, and the Task's timeout, in seconds. */
+  readonly timeoutSeconds: number;
+  /**
+   * Calls the text model: it alone may read the API key secret and invoke the deployed Bedrock model,
+   * and it gets the operator's endpoint allow-list and concurrency cap.
+   */
+  readonly callsModel: boolean;
+  readonly s3: S3Access;
+  readonly dynamodb: TableAccess;
+}
+
+/** The stage functions, in pipeline order, "Record failure" last. */
+export const STAGES = {
+  prepare: {
+    state: 'Prepare run',
+    id: 'PrepareRun',
+    folder: 'prepare',
+    description: 'Validates the run input and seed file, records the run and seeds the pool',
+    memoryMb: 1024,
+    timeoutSeconds: 5 * 60,
+    callsModel: false,
+    // The seed file, the pool's seeds and index, and a price table when the run has a budget.
+    s3: { read: [...SEED_FILE_PREFIXES, PRICE_TABLE_PREFIX], write: [POOLS_PREFIX], list: [] },
+    dynamodb: 'readWrite',
+  },
+  generateInstructions: {
+    state: 'Generate instructions',
+    id: 'GenerateInstructions',
+    folder: 'generate-instructions',
+    description: 'Asks the model for new instructions from seed and machine demonstrations',
+    memoryMb: 1024,
+    timeoutSeconds: 15 * 60,
+    callsModel: true,
+    // The pool's seeds and index; the iteration's candidates and raw calls.
+    s3: { read: [POOLS_PREFIX], write: [RUNS_PREFIX], list: [] },
+    // Per-call records (usage, replies), which a `replay:` model reads too.
+    dynamodb: 'readWrite',
+  },
+  filter: {
+    state: 'Filter and deduplicate',
+    id: 'FilterAndDeduplicate',
+    folder: 'filter',
+    description: 'Heuristic filters and the sequential ROUGE-L gate against the pool',
+    memoryMb: 3008,
+    timeoutSeconds: 15 * 60,
+    callsModel: false,
+    s3: { read: [POOLS_PREFIX, RUNS_PREFIX], write: [RUNS_PREFIX], list: [] },
+    dynamodb: 'readWrite',
+  },
+  generateInstances: {
+    state: 'Generate instances for a chunk',
+    mapState: 'Generate instances',
+    id: 'GenerateInstances',
+    folder: 'generate-instances',
+    description: 'Classifies one chunk of instructions and generates their instances',
+    memoryMb: 1024,
+    timeoutSeconds: 15 * 60,
+    callsModel: true,
+    // The chunk's raw calls; per-call records (which a `replay:` model reads) are in the table.
+    s3: { read: [], write: [RUNS_PREFIX], list: [] },
+    dynamodb: 'readWrite',
+  },
+  saveIteration: {
+    state: 'Save iteration',
+    id: 'SaveIteration',
+    folder: 'save-iteration',
+    description: 'Adds the iteration to the pool and the run record',
+    memoryMb: 1024,
+    timeoutSeconds: 5 * 60,
+    callsModel: false,
+    // The chunks' tasks and the iteration's index (copied to the pool's); the price table of the cost.
+    s3: { read: [RUNS_PREFIX, PRICE_TABLE_PREFIX], write: [POOLS_PREFIX], list: [] },
+    dynamodb: 'readWrite',
+  },
+  exportDataset: {
+    state: 'Export dataset',
+    id: 'ExportDataset',
+    folder: 'export',
+    description: 'Writes the dataset exports and the run summary',
+    memoryMb: 2048,
+    timeoutSeconds: 15 * 60,
+    callsModel: false,
+    s3: { read: [], write: [EXPORTS_PREFIX], list: [] },
+    dynamodb: 'readWrite',
+  },
+  recordFailure: {
+    state: 'Record failure',
+    ruleTarget: true,
+    id: 'RecordFailure',
+    folder: 'record-failure',
+    description:
+      'Marks a failed, timed-out or aborted run with a readable cause and gives its pool back (EventBridge rule on the execution end)',
+    memoryMb: 512,
+    timeoutSeconds: 60,
+    callsModel: false,
+    // Reads the run item (its pool), marks it failed, releases the pool's lease.
+    s3: { read: [], write: [], list: [] },
+    dynamodb: 'readWrite',
+  },
+} as const satisfies Record<string, StageSpec>;
+
+/** A stage's key in `STAGES`. */
+export type StageKey = keyof typeof STAGES;
+
+/** The states that run no function: the start, the loop's choice and the two ends. */
+export const CONTROL_STATES = {
+  start: 'Start run',
+  enough: 'Enough instructions?',
+  done: 'Done',
+} as const;

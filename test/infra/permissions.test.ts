@@ -1,0 +1,400 @@
+/**
+ * The stage functions' permissions as synthesized: what each may do in S3, DynamoDB, Secrets Manager
+ * and Bedrock, read from the IAM policies of its role in the template, and the cdk-nag guard that keeps
+ * `Resource: "*"` to the actions that have no narrower form.
+ */
+import { App } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { LIMIT_SETTINGS } from '../../functions/shared/limits.ts';
+import { INLINE_MAP_MAX_CONCURRENCY } from '../../functions/shared/schemas.ts';
+import { STAGES } from '../../functions/stages.ts';
+import { buildApp, propsFromContext } from '../../infra/app.ts';
+import type { CfnTemplate } from '../../infra/local/template.ts';
+import { ENTRY_METADATA } from '../../infra/project.ts';
+import { UNSCOPED_ACTIONS } from '../../infra/roles.ts';
+
+interface Statement {
+  Effect: string;
+  Action: string[];
+  Resource: string[];
+}
+
+/** An IAM pattern (`*` wildcards) as a regular expression. */
+const glob = (pattern: string) =>
+  new RegExp(`^${pattern.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`);
+
+/**
+ * A template with its tokens written readably: `<id>` for a `Ref`, `<id>.Arn` for a `Fn::GetAtt`, joins
+ * joined, and the local stack's account, region and partition for the pseudo parameters.
+ */
+function readable(node: unknown): unknown {
+  const pseudo: Record<string, string> = {
+    'AWS::Partition': 'aws',
+    'AWS::Region': 'us-east-1',
+    'AWS::AccountId': '000000000000',
+    'AWS::URLSuffix': 'amazonaws.com',
+  };
+  if (Array.isArray(node)) return node.map(readable);
+  if (node === null || typeof node !== 'object') return node;
+  const { Ref, 'Fn::GetAtt': getAtt, 'Fn::Join': join } = node as Record<string, unknown>;
+  if (typeof Ref === 'string') return pseudo[Ref] ?? `<${Ref}>`;
+  if (Array.isArray(getAtt)) return `<${getAtt[0]}>.${getAtt[1]}`;
+  if (Array.isArray(join)) return (readable(join[1]) as unknown[]).join(join[0]);
+  return Object.fromEntries(Object.entries(node).map(([key, value]) => [key, readable(value)]));
+}
+
+/** A synthesized stack, read as the tests need it. */
+function synthesize(context: Record<string, unknown> = {}) {
+  const { app, stack } = buildApp(new App({ context: { 'aws:cdk:bundling-stacks': [], ...context } }));
+  const raw = app.synth().getStackByName(stack.stackName).template as CfnTemplate;
+  const template = readable(raw) as CfnTemplate;
+  const [bucketId] = Object.entries(raw.Resources).find(([, r]) => r.Type === 'AWS::S3::Bucket') ?? [];
+  const [tableId] =
+    Object.entries(raw.Resources).find(([, r]) => r.Type === 'AWS::DynamoDB::GlobalTable') ?? [];
+  const resources = Object.entries(template.Resources);
+
+  /** The properties of the stage functions by folder (`prepare`, `record-failure` …). */
+  const functions = new Map(
+    resources.flatMap(([, r]) => {
+      const entry = r.Metadata?.[ENTRY_METADATA];
+      return typeof entry === 'string' ? [[entry.split('/')[1] as string, r.Properties ?? {}] as const] : [];
+    }),
+  );
+  const propertiesOf = (folder: string) => {
+    const properties = functions.get(folder);
+    if (!properties) throw new Error(`no function for ${folder}`);
+    return properties;
+  };
+  /** A stage function's role, `<logical id>`. */
+  const roleOf = (folder: string) => String(propertiesOf(folder).Role).replace(/\.Arn$/, '');
+  /** Every statement of every policy attached to a stage function's role. */
+  const statementsOf = (folder: string): Statement[] => {
+    const role = roleOf(folder);
+    return resources.flatMap(([, r]) => {
+      const properties = r.Properties ?? {};
+      if (r.Type !== 'AWS::IAM::Policy' || !(properties.Roles as string[]).includes(role)) return [];
+      const { Statement } = properties.PolicyDocument as { Statement: Record<string, unknown>[] };
+      return Statement.map((s) => ({
+        Effect: String(s.Effect),
+        Action: [s.Action].flat() as string[],
+        Resource: [s.Resource].flat() as string[],
+      }));
+    });
+  };
+  /** Whether a stage's policies allow `action` on `resource` (IAM's `*` wildcards in both). */
+  const allows = (folder: string, action: string, resource: string) =>
+    statementsOf(folder).some(
+      (s) =>
+        s.Effect === 'Allow' &&
+        s.Action.some((a) => glob(a).test(action)) &&
+        s.Resource.some((r) => glob(r).test(resource)),
+    );
+  const folders = [...functions.keys()].sort();
+  return {
+    template,
+    propertiesOf,
+    roleOf,
+    /** A stage function's environment variables. */
+    envOf: (folder: string) =>
+      (propertiesOf(folder).Environment as { Variables: Record<string, string> }).Variables,
+    folders,
+    statementsOf,
+    allows,
+    bucket: `<${bucketId}>.Arn`,
+    object: (key: string) => `<${bucketId}>.Arn/${key}`,
+    table: `<${tableId}>.Arn`,
+    /** The stages allowed `action` on `resource`. */
+    who: (action: string, resource: string) => folders.filter((folder) => allows(folder, action, resource)),
+  };
+}
+
+let plain: ReturnType<typeof synthesize>;
+
+beforeAll(() => {
+  plain = synthesize();
+});
+
+describe('the stages in S3', () => {
+  const prefixes = ['defaults/', 'seeds/', 'uploads/', 'pools/', 'runs/', 'exports/', 'prices/'];
+  const reach = (action: string) =>
+    Object.fromEntries(
+      plain.folders.map((folder) => [
+        folder,
+        prefixes.filter((prefix) => plain.allows(folder, action, plain.object(`${prefix}p/x.jsonl`))),
+      ]),
+    );
+
+  it('read exactly what their code reads: the seed file, pools, runs and price tables', () => {
+    expect(reach('s3:GetObject')).toEqual({
+      export: [],
+      filter: ['pools/', 'runs/'],
+      'generate-instances': [],
+      'generate-instructions': ['pools/'],
+      prepare: ['defaults/', 'seeds/', 'uploads/', 'pools/', 'exports/', 'prices/'],
+      'record-failure': [],
+      'save-iteration': ['runs/', 'prices/'],
+    });
+  });
+
+  it('write exactly under the prefixes they own', () => {
+    expect(reach('s3:PutObject')).toEqual({
+      export: ['exports/'],
+      filter: ['runs/'],
+      'generate-instances': ['runs/'],
+      'generate-instructions': ['runs/'],
+      prepare: ['pools/'],
+      'record-failure': [],
+      'save-iteration': ['pools/'],
+    });
+    expect(plain.who('s3:DeleteObject', plain.object('runs/r/x'))).toEqual([]);
+  });
+
+  it('let no model-calling stage list the bucket (a replay reads the recorded calls from the table)', () => {
+    const listers = plain.who('s3:ListBucket', plain.bucket);
+    // Listing comes with reading (CDK's grantRead): "Generate instructions" reads the pool's files.
+    expect(listers).not.toContain('generate-instances');
+    expect(listers).not.toContain('export');
+    expect(listers).not.toContain('record-failure');
+  });
+
+  it('let exactly "Prepare run" and "Save iteration" read a price table, and only under prices/', () => {
+    expect(plain.who('s3:GetObject', plain.object('prices/run-1/mine.json'))).toEqual([
+      'prepare',
+      'save-iteration',
+    ]);
+    expect(plain.who('s3:GetObject', plain.object('mine.json'))).toEqual([]);
+  });
+});
+
+describe('the stages in DynamoDB', () => {
+  it('let "Record failure" read its run item (the pool to give back) and update it', () => {
+    expect(plain.allows('record-failure', 'dynamodb:GetItem', plain.table)).toBe(true);
+    expect(plain.allows('record-failure', 'dynamodb:UpdateItem', plain.table)).toBe(true);
+  });
+
+  it('let every stage read and write the table, "Generate instructions" included (its usage records)', () => {
+    for (const action of ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query']) {
+      expect(plain.who(action, plain.table), action).toEqual(plain.folders);
+    }
+  });
+});
+
+describe('the model', () => {
+  it('API key secret is readable by the two model-calling stages only', () => {
+    const secret = Object.entries(plain.template.Resources).find(
+      ([, r]) => r.Type === 'AWS::SecretsManager::Secret',
+    )?.[0];
+    expect(plain.who('secretsmanager:GetSecretValue', `<${secret}>`)).toEqual([
+      'generate-instances',
+      'generate-instructions',
+    ]);
+    const withArn = plain.folders.filter((folder) => 'MODEL_API_KEY_SECRET_ARN' in plain.envOf(folder));
+    expect(withArn).toEqual(['generate-instances', 'generate-instructions']);
+  });
+
+  it('configured on Bedrock may be invoked by the model-calling stages only, that model only', () => {
+    const nova = synthesize({ 'selfinstruct:model': 'bedrock:amazon.nova-micro-v1:0' });
+    const arn = 'arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-micro-v1:0';
+
+    expect(nova.who('bedrock:InvokeModel', arn)).toEqual(['generate-instances', 'generate-instructions']);
+    expect(nova.who('bedrock:InvokeModel', arn.replace('nova-micro', 'nova-pro'))).toEqual([]);
+    expect(plain.who('bedrock:InvokeModel', arn)).toEqual([]);
+  });
+});
+
+describe('a deployment with its own limits and a cross-region inference profile', () => {
+  let limited: ReturnType<typeof synthesize>;
+  const profile = 'us.anthropic.claude-3-5-haiku-20241022-v1:0';
+
+  beforeAll(() => {
+    limited = synthesize({
+      'selfinstruct:model': `bedrock:${profile}`,
+      'selfinstruct:allowedModelEndpoints': 'https://api.together.xyz/v1, http://127.0.0.1:8000/v1',
+      'selfinstruct:maxModelCallsInFlight': 96,
+      'selfinstruct:modelFunctionConcurrency': 12,
+    });
+  });
+
+  it('lets the model-calling stages invoke the profile, and its model in the regions it routes to', () => {
+    const model = 'anthropic.claude-3-5-haiku-20241022-v1:0';
+    const invokers = ['generate-instances', 'generate-instructions'];
+
+    expect(
+      limited.who(
+        'bedrock:InvokeModel',
+        `arn:aws:bedrock:us-east-1:000000000000:inference-profile/${profile}`,
+      ),
+    ).toEqual(invokers);
+    expect(
+      limited.who('bedrock:InvokeModel', `arn:aws:bedrock:us-west-2::foundation-model/${model}`),
+    ).toEqual(invokers);
+  });
+
+  it('reserves the operator’s concurrency for the model-calling stages', () => {
+    const reserved = Object.fromEntries(
+      limited.folders.map((folder) => [folder, limited.propertiesOf(folder).ReservedConcurrentExecutions]),
+    );
+    expect(reserved).toEqual({
+      export: undefined,
+      filter: undefined,
+      'generate-instances': 12,
+      'generate-instructions': 12,
+      prepare: undefined,
+      'record-failure': undefined,
+      'save-iteration': undefined,
+    });
+  });
+
+  it('hands the allowed endpoints to "Prepare run" and the model-calling stages, the caps to "Prepare run"', () => {
+    const env = limited.envOf;
+    const endpoints = 'https://api.together.xyz/v1,http://127.0.0.1:8000/v1';
+
+    expect(
+      limited.folders.filter((folder) => env(folder).SELFINSTRUCT_ALLOWED_MODEL_ENDPOINTS === endpoints),
+    ).toEqual(['generate-instances', 'generate-instructions', 'prepare']);
+    expect(env('prepare')).toMatchObject({
+      SELFINSTRUCT_MAX_MODEL_CALLS_IN_FLIGHT: '96',
+      SELFINSTRUCT_MODEL_FUNCTION_CONCURRENCY: '12',
+    });
+    expect(env('generate-instructions').SELFINSTRUCT_MAX_MODEL_CALLS_IN_FLIGHT).toBeUndefined();
+  });
+
+  it('still grants no dangerous action on "*"', () => {
+    expect(starStatements(limited)).toEqual([]);
+  });
+});
+
+/** Statements of the stage roles that allow `bedrock:InvokeModel`, `secretsmanager:GetSecretValue` or `iam:PassRole` on `*`. */
+function starStatements(synthesized: ReturnType<typeof synthesize>): Statement[] {
+  return synthesized.folders.flatMap((folder) =>
+    synthesized
+      .statementsOf(folder)
+      .filter(
+        (s) =>
+          s.Resource.includes('*') &&
+          ['bedrock:InvokeModel', 'secretsmanager:GetSecretValue', 'iam:PassRole'].some((action) =>
+            s.Action.some((a) => glob(a).test(action)),
+          ),
+      ),
+  );
+}
+
+describe('Resource "*"', () => {
+  it('is granted no stage for bedrock:InvokeModel, secretsmanager:GetSecretValue or iam:PassRole', () => {
+    expect(starStatements(plain)).toEqual([]);
+  });
+
+  it('is kept to X-Ray and log delivery, in a policy of their own on each role', () => {
+    const star = Object.entries(plain.template.Resources).flatMap(([id, r]) => {
+      if (r.Type !== 'AWS::IAM::Policy') return [];
+      const document = r.Properties?.PolicyDocument as {
+        Statement: { Action: unknown; Resource: unknown }[];
+      };
+      return document.Statement.filter((s) => [s.Resource].flat().includes('*')).map((s) => ({
+        policy: id.replace(/[0-9A-F]{8}$/, ''),
+        actions: [s.Action].flat() as string[],
+      }));
+    });
+
+    expect(star.filter(({ policy }) => !/RoleUnscopedPolicy$/.test(policy))).toEqual([]);
+    for (const { actions } of star) for (const action of actions) expect(UNSCOPED_ACTIONS).toContain(action);
+    expect(star.filter(({ policy }) => /^Workflow\w+RoleUnscopedPolicy$/.test(policy))).toHaveLength(
+      Object.keys(STAGES).length + 2, // each function's X-Ray; the state machine's X-Ray and log delivery
+    );
+  });
+
+  it('comes with no AWS managed policy on a stage role: each writes its own log group only', () => {
+    for (const folder of plain.folders) {
+      const role = plain.template.Resources[plain.roleOf(folder).slice(1, -1)];
+      expect(role?.Type).toBe('AWS::IAM::Role');
+      expect(role?.Properties?.ManagedPolicyArns, folder).toBeUndefined();
+      const logs = plain.statementsOf(folder).filter((s) => s.Action.some((a) => a.startsWith('logs:')));
+      expect(logs, folder).toHaveLength(1);
+      const { LogGroup } = plain.propertiesOf(folder).LoggingConfig as { LogGroup: string };
+      expect(logs[0]?.Resource).toEqual([`${LogGroup}.Arn`]);
+    }
+  });
+});
+
+describe('cdk-nag', () => {
+  it('fails synthesis when a stage role gets bedrock:InvokeModel, secretsmanager:GetSecretValue or iam:PassRole on "*"', () => {
+    const { app, stack } = buildApp(new App({ context: { 'aws:cdk:bundling-stacks': [] } }));
+    const grant = (folder: keyof typeof STAGES, action: string) =>
+      stack.workflow.functions[folder].addToRolePolicy(
+        new iam.PolicyStatement({ actions: [action], resources: ['*'] }),
+      );
+    grant('generateInstructions', 'bedrock:InvokeModel');
+    grant('generateInstances', 'secretsmanager:GetSecretValue');
+    grant('recordFailure', 'iam:PassRole');
+
+    let report = '';
+    try {
+      app.synth();
+    } catch (error) {
+      report = (error as Error).message;
+    }
+
+    for (const role of ['GenerateInstructionsRole', 'GenerateInstancesRole', 'RecordFailureRole']) {
+      expect(report).toMatch(
+        new RegExp(`Workflow/${role}/DefaultPolicy/Resource .*\\n.*AwsSolutions-IAM5\\[Resource::\\*\\]`),
+      );
+    }
+  });
+
+  it('fails synthesis on a wildcard grant nobody acknowledged', () => {
+    const { app, stack } = buildApp(new App({ context: { 'aws:cdk:bundling-stacks': [] } }));
+    stack.bucket.grantRead(stack.workflow.functions.recordFailure);
+
+    expect(() => app.synth()).toThrow(/RecordFailureRole\/DefaultPolicy[\s\S]*AwsSolutions-IAM5/);
+  });
+});
+
+describe('the operator limits', () => {
+  it('come from the context, else from their environment variables (a local npm start), else the defaults', () => {
+    const env = LIMIT_SETTINGS.allowedModelEndpoints.env;
+    const saved = process.env[env];
+    try {
+      process.env[env] = 'https://api.groq.com/openai/v1';
+      expect(propsFromContext(new App()).allowedModelEndpoints).toEqual(['https://api.groq.com/openai/v1']);
+      const context = { 'selfinstruct:allowedModelEndpoints': ['https://api.together.xyz/v1'] };
+      expect(propsFromContext(new App({ context })).allowedModelEndpoints).toEqual([
+        'https://api.together.xyz/v1',
+      ]);
+      delete process.env[env];
+      expect(propsFromContext(new App()).allowedModelEndpoints).toBeUndefined();
+    } finally {
+      if (saved === undefined) delete process.env[env];
+      else process.env[env] = saved;
+    }
+  });
+});
+
+describe('synthesis refuses', () => {
+  const build = (context: Record<string, unknown>) => () =>
+    buildApp(new App({ context: { 'aws:cdk:bundling-stacks': [], ...context } }));
+
+  it.each([
+    ['http://gpu-box:8000/v1', /plain http/],
+    ['https://me:hunter2@api.together.xyz/v1', /carries credentials/],
+    ['ftp://example.com', /not an http\(s\) URL/],
+  ])('an allowed endpoint %s', (url, why) => {
+    const synth = build({ 'selfinstruct:allowedModelEndpoints': [url] });
+
+    expect(synth).toThrow(why);
+    expect(synth).toThrow(/selfinstruct:allowedModelEndpoints/);
+    expect(synth).not.toThrow(/hunter2/);
+  });
+
+  it('triggered runs that every run would refuse: a model outside the endpoints, a Map above the caps', () => {
+    expect(build({ 'selfinstruct:model': 'openai-compatible:m@https://api.groq.com/openai/v1' })).toThrow(
+      /triggered runs.*Model endpoint https:\/\/api\.groq\.com\/openai\/v1 is not allowed/,
+    );
+    expect(build({ 'selfinstruct:mapConcurrency': INLINE_MAP_MAX_CONCURRENCY + 1 })).toThrow(
+      /at most 40 items at once/,
+    );
+    expect(build({ 'selfinstruct:mapConcurrency': 20, 'selfinstruct:modelFunctionConcurrency': 10 })).toThrow(
+      /mapConcurrency 20 is above the 10 .*selfinstruct:modelFunctionConcurrency/,
+    );
+  });
+});

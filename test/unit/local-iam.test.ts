@@ -1,0 +1,141 @@
+/**
+ * What an SDK request needs from IAM, read from the HTTP request as the service reads it, and the
+ * evaluator's verdict on a role's policies.
+ */
+import { describe, expect, it } from 'vitest';
+import { describeRequest, IamEvaluator, loadEvaluator, type SdkHttpRequest } from '../../infra/local/iam.ts';
+
+const place = { region: 'eu-west-1', account: '000000000000' };
+const http = (request: Partial<SdkHttpRequest>): SdkHttpRequest => ({
+  method: 'GET',
+  hostname: '127.0.0.1',
+  path: '/',
+  headers: {},
+  ...request,
+});
+const dynamo = (operation: string, body: object) =>
+  describeRequest(
+    'dynamodb',
+    http({
+      method: 'POST',
+      headers: { 'x-amz-target': `DynamoDB_20120810.${operation}` },
+      body: new TextEncoder().encode(JSON.stringify(body)),
+    }),
+    place,
+  );
+
+describe('the IAM authorizations of a request', () => {
+  it('lists an S3 prefix as s3:ListBucket on the bucket with the s3:prefix condition key', () => {
+    const request = describeRequest(
+      's3',
+      http({ path: '/bucket', query: { 'list-type': '2', prefix: 'runs/r1/' } }),
+      place,
+    );
+    expect(request.authorizations).toEqual([
+      { action: 's3:ListBucket', resource: 'arn:aws:s3:::bucket', context: { 's3:prefix': 'runs/r1/' } },
+    ]);
+  });
+
+  it('copies an object with s3:GetObject on the source and s3:PutObject on the target', () => {
+    const request = describeRequest(
+      's3',
+      http({
+        method: 'PUT',
+        path: '/bucket/pools/p/index.bin',
+        headers: { 'x-amz-copy-source': 'bucket/runs/r%2Fx.bin' },
+      }),
+      place,
+    );
+    expect(request).toMatchObject({ operation: 'CopyObject', key: 'pools/p/index.bin' });
+    expect(request.authorizations).toEqual([
+      { action: 's3:GetObject', resource: 'arn:aws:s3:::bucket/runs/r/x.bin' },
+      { action: 's3:PutObject', resource: 'arn:aws:s3:::bucket/pools/p/index.bin' },
+    ]);
+  });
+
+  it('checks each item of a DynamoDB transaction with its own action, and a Query on an index on the index', () => {
+    expect(
+      dynamo('TransactWriteItems', {
+        TransactItems: [
+          { Put: { TableName: 'T' } },
+          { Update: { TableName: 'T' } },
+          { ConditionCheck: { TableName: 'U' } },
+        ],
+      }).authorizations.map((a) => `${a.action} ${a.resource}`),
+    ).toEqual([
+      'dynamodb:PutItem arn:aws:dynamodb:eu-west-1:000000000000:table/T',
+      'dynamodb:UpdateItem arn:aws:dynamodb:eu-west-1:000000000000:table/T',
+      'dynamodb:ConditionCheckItem arn:aws:dynamodb:eu-west-1:000000000000:table/U',
+    ]);
+    expect(dynamo('Query', { TableName: 'T', IndexName: 'byRun' }).authorizations).toEqual([
+      { action: 'dynamodb:Query', resource: 'arn:aws:dynamodb:eu-west-1:000000000000:table/T/index/byRun' },
+    ]);
+    expect(dynamo('PutItem', { TableName: 'T', Item: { pk: { S: 'POOL#p' }, sk: { S: 'META' } } }).key).toBe(
+      'POOL#p/META',
+    );
+  });
+
+  it('invokes a Bedrock inference profile: the profile and its foundation model, in the signing region', () => {
+    const request = describeRequest(
+      'bedrock-runtime',
+      http({
+        method: 'POST',
+        path: `/model/${encodeURIComponent('us.anthropic.claude-3-5-haiku-20241022-v1:0')}/converse`,
+        headers: {
+          authorization: 'AWS4-HMAC-SHA256 Credential=AKID/20260101/us-west-2/bedrock/aws4_request, …',
+        },
+      }),
+      place,
+    );
+    expect(request.authorizations).toEqual([
+      {
+        action: 'bedrock:InvokeModel',
+        resource:
+          'arn:aws:bedrock:us-west-2:000000000000:inference-profile/us.anthropic.claude-3-5-haiku-20241022-v1:0',
+      },
+      {
+        action: 'bedrock:InvokeModel',
+        resource: 'arn:aws:bedrock:us-west-2::foundation-model/anthropic.claude-3-5-haiku-20241022-v1:0',
+      },
+    ]);
+  });
+});
+
+describe('the evaluator', () => {
+  it('allows what a statement grants, and refuses the rest naming principal, action and resource', async () => {
+    const iam = new IamEvaluator(place, await loadEvaluator());
+    const principal = {
+      functionName: 'Filter',
+      roleName: 'FilterRole',
+      policies: [
+        {
+          name: 'p',
+          policy: {
+            Version: '2012-10-17',
+            Statement: [
+              {
+                Effect: 'Allow',
+                Action: ['s3:GetObject*', 's3:List*'],
+                Resource: ['arn:aws:s3:::b', 'arn:aws:s3:::b/pools/*'],
+              },
+              { Effect: 'Deny', Action: 's3:GetObject', Resource: 'arn:aws:s3:::b/pools/secret' },
+            ],
+          },
+        },
+      ],
+    };
+    expect(
+      await iam.check(principal, [{ action: 's3:GetObject', resource: 'arn:aws:s3:::b/pools/x' }]),
+    ).toBeUndefined();
+    expect(
+      await iam.check(principal, [{ action: 's3:GetObject', resource: 'arn:aws:s3:::b/runs/x' }]),
+    ).toMatchObject({
+      kind: 'implicit',
+      message:
+        'User: arn:aws:sts::000000000000:assumed-role/FilterRole/Filter is not authorized to perform: s3:GetObject on resource: "arn:aws:s3:::b/runs/x" because no identity-based policy allows the s3:GetObject action',
+    });
+    expect(
+      await iam.check(principal, [{ action: 's3:GetObject', resource: 'arn:aws:s3:::b/pools/secret' }]),
+    ).toMatchObject({ kind: 'explicit' });
+  });
+});
