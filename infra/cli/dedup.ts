@@ -2,9 +2,12 @@
  * `selfinstruct dedup`: the instruction filter and ROUGE-L gate on files, outside any run. Normalizes
  * and filters each candidate with the profile's rules, then gates the survivors in file order against the
  * pool, growing it with each accepted candidate, as Self-Instruct's bootstrap loop does. Writes one JSON
- * line per candidate (the fields of the original's records) and a summary to stderr.
+ * line per candidate (the fields of the original's records) as the gate goes, and a summary to stderr.
+ * Large inputs are gated on worker threads (`gate-threads.ts`), with the same results.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { finished } from 'node:stream/promises';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { z } from 'zod';
 import {
@@ -12,7 +15,13 @@ import {
   FILTER_REASONS,
   normalizeInstruction,
 } from '../../functions/shared/engine/filters.ts';
-import { DEFAULT_THRESHOLD, type GateResult, gate, RougeIndex } from '../../functions/shared/engine/gate.ts';
+import {
+  DEFAULT_THRESHOLD,
+  type GateResult,
+  gate,
+  RougeIndex,
+  type SimilarInstruction,
+} from '../../functions/shared/engine/gate.ts';
 import {
   type FileProblem,
   InputFileInvalid,
@@ -21,13 +30,20 @@ import {
 } from '../../functions/shared/errors.ts';
 import { parseRecords } from '../../functions/shared/input-files.ts';
 import { ProfileName } from '../../functions/shared/schemas.ts';
+import { autoThreads, gateInThreads } from './gate-threads.ts';
 
 /** A record with an instruction: a seed task, an Alpaca task, a generated candidate; other fields kept. */
 const InstructionRecord = z.looseObject({ instruction: z.string() });
 
+/** A stream the command writes to; one with `once` is waited for when it asks to (`drain`). */
+interface Output {
+  write(text: string): unknown;
+  once?(event: 'drain', listener: () => void): unknown;
+}
+
 /** Where the command writes: its output lines (without `--out`) and its summary. */
 export interface DedupIo {
-  stdout: { write(text: string): unknown };
+  stdout: Output;
   stderr: { write(text: string): unknown };
 }
 
@@ -38,6 +54,8 @@ export interface DedupOptions {
   profile: ProfileName;
   threshold: number;
   out?: string;
+  /** Worker threads gating (0: in this thread), or `auto`: every core when the work pays for them. */
+  threads: number | 'auto';
 }
 
 /** One output line, with the field names of the Self-Instruct code's records. */
@@ -73,6 +91,11 @@ export function dedupCommand(io: DedupIo = process): Command {
       DEFAULT_THRESHOLD,
     )
     .option('--out <file>', 'write the JSON lines here instead of stdout')
+    .addOption(
+      new Option('--threads <n>', 'worker threads gating (0: none); default: every core for large inputs')
+        .argParser(parseThreads)
+        .default('auto'),
+    )
     .action(async (options: DedupOptions) => {
       await runDedup(options, io);
     });
@@ -84,6 +107,14 @@ function parseThreshold(value: string): number {
     throw new InvalidArgumentError('expected a number between 0 and 1');
   }
   return threshold;
+}
+
+function parseThreads(value: string): number | 'auto' {
+  if (value === 'auto') return value;
+  const threads = Number(value);
+  if (!/^\d+$/.test(value) || threads > 256)
+    throw new InvalidArgumentError('expected a whole number up to 256');
+  return threads;
 }
 
 async function readInstructions(file: string, label: string): Promise<string[]> {
@@ -102,93 +133,129 @@ async function readInstructions(file: string, label: string): Promise<string[]> 
   return parseRecords(text, InstructionRecord, file, fail).map((record) => record.instruction);
 }
 
-/** Runs the command: reads both files, filters and gates, writes the lines and the summary. */
-export async function runDedup(options: DedupOptions, io: DedupIo): Promise<DedupLine[]> {
+/** What the command decided: candidates per outcome (`accepted`, `rouge`, the filters' reasons). */
+export type DedupCounts = Map<string, number>;
+
+/** Runs the command: reads both files, filters and gates, writes the lines as it goes and the summary. */
+export async function runDedup(options: DedupOptions, io: DedupIo): Promise<DedupCounts> {
   const started = performance.now();
   const pool = await readInstructions(options.pool, 'pool');
   const candidates = await readInstructions(options.candidates, 'candidates');
 
-  // The filters don't depend on the pool, so filtering everything first and gating the survivors in one
-  // call decides exactly as interleaving would, and lets the gate scan the pool once per 16 candidates.
+  // The filters don't depend on the pool, so filtering everything first and gating the survivors in
+  // order decides exactly as interleaving would, and lets the gate take the survivors in batches.
   const normalized = candidates.map((raw) => normalizeInstruction(options.profile, raw));
   const filtered = normalized.map((instruction) => checkInstruction(options.profile, instruction));
+  const survivors = normalized.filter((_, i) => filtered[i] === null);
   const index = RougeIndex.from(pool);
-  const gated = gate(
-    index,
-    normalized.filter((_, i) => filtered[i] === null),
-    { threshold: options.threshold },
-  );
+  const threads = options.threads === 'auto' ? autoThreads(index.size, survivors.length) : options.threads;
+  const results =
+    threads > 0
+      ? gateInThreads(index, survivors, { threshold: options.threshold, threads })
+      : inThisThread(index, survivors, options.threshold);
 
-  let next = 0;
-  const lines = normalized.map((instruction, i): DedupLine => {
-    const reason = filtered[i] ?? null;
-    if (reason !== null) {
-      return {
-        instruction,
-        status: 'rejected',
-        reason,
-        max_similarity: null,
-        most_similar: null,
-        avg_similarity_score: null,
-      };
-    }
-    const result = gated[next++] as GateResult;
-    return {
-      instruction,
-      status: result.accepted ? 'accepted' : 'rejected',
-      reason: result.accepted ? null : 'rouge',
-      max_similarity: result.maxSimilarity,
-      most_similar: result.mostSimilar.map((entry) => [entry.instruction, entry.score]),
-      avg_similarity_score: result.avgSimilarity,
-    };
-  });
-
-  const text = lines.map(serialize).join('');
-  if (options.out === undefined) io.stdout.write(text);
-  else await writeFile(options.out, text);
-
-  const counts = new Map<string, number>([
+  const out = options.out === undefined ? io.stdout : createWriteStream(options.out);
+  const counts: DedupCounts = new Map([
     ['accepted', 0],
     ['rouge', 0],
     ...FILTER_REASONS.map((r) => [r, 0] as const),
   ]);
-  for (const line of lines) {
-    const key = line.reason ?? 'accepted';
-    counts.set(key, (counts.get(key) ?? 0) + 1);
+  const writer = new LineWriter();
+  let next = 0;
+  const line = (result?: GateResult): string => {
+    const instruction = normalized[next] as string;
+    const reason = result === undefined ? (filtered[next] as string) : result.accepted ? null : 'rouge';
+    next++;
+    counts.set(reason ?? 'accepted', (counts.get(reason ?? 'accepted') ?? 0) + 1);
+    return result === undefined ? writer.filtered(instruction, reason as string) : writer.gated(result);
+  };
+  const filteredLines = () => {
+    let text = '';
+    while (next < normalized.length && filtered[next] !== null) text += line();
+    return text;
+  };
+  for await (const batch of results) {
+    let text = '';
+    for (const result of batch) text += filteredLines() + line(result);
+    await write(out, text);
   }
+  await write(out, filteredLines());
+  if (out !== io.stdout && 'end' in out) {
+    out.end();
+    await finished(out);
+  }
+
   const seconds = (performance.now() - started) / 1000;
   const summary = [...counts]
     .filter(([key, n]) => n > 0 || key === 'accepted')
     .map(([key, n]) => `${key} ${n}`);
   io.stderr.write(
-    `dedup: ${lines.length} candidates against a pool of ${pool.length} (profile ${options.profile}, threshold ` +
+    `dedup: ${candidates.length} candidates against a pool of ${pool.length} (profile ${options.profile}, threshold ` +
       `${options.threshold}): ${summary.join(', ')}; pool now ${index.size}; ${seconds.toFixed(2)} s\n`,
   );
-  return lines;
+  return counts;
+}
+
+/** The gate in this thread, in slices, so that lines are written as it goes. */
+function* inThisThread(
+  index: RougeIndex,
+  texts: readonly string[],
+  threshold: number,
+): Generator<GateResult[]> {
+  for (let start = 0; start < texts.length; start += 1024) {
+    yield gate(index, texts.slice(start, start + 1024), { threshold });
+  }
+}
+
+/** Writes `text`, waiting while the stream asks to. */
+async function write(out: Output, text: string): Promise<void> {
+  if (text === '' || out.write(text) !== false || out.once === undefined) return;
+  const once = out.once.bind(out);
+  await new Promise<void>((resolve) => {
+    once('drain', resolve);
+  });
 }
 
 /**
- * One JSON line. `most_similar` is written as an object in descending order; it is built by hand because
- * `JSON.stringify` puts integer-like keys ("42") first. A text that occurs twice in the pool appears once,
- * at its first (highest) place, as in the original's Python dict.
+ * Writes the lines (`DedupLine`) as JSON. `most_similar` is written as an object in descending order;
+ * it is built by hand because `JSON.stringify` puts integer-like keys ("42") first. A text that occurs
+ * twice in the pool appears once, at its first (highest) place, as in the original's Python dict. The
+ * same pool texts and scores recur across lines, so their JSON is kept: by pool position, and by value
+ * (scores take about a thousand distinct values).
  */
-function serialize(line: DedupLine): string {
-  let similar = 'null';
-  if (line.most_similar !== null) {
-    const seen = new Set<string>();
-    const entries: string[] = [];
-    for (const [instruction, score] of line.most_similar) {
-      if (seen.has(instruction)) continue;
-      seen.add(instruction);
-      entries.push(`${JSON.stringify(instruction)}:${JSON.stringify(score)}`);
-    }
-    similar = `{${entries.join(',')}}`;
+class LineWriter {
+  readonly #texts: string[] = [];
+  readonly #numbers = new Map<number, string>();
+
+  filtered(instruction: string, reason: string): string {
+    return (
+      `{"instruction":${JSON.stringify(instruction)},"status":"rejected","reason":${JSON.stringify(reason)},` +
+      `"max_similarity":null,"most_similar":null,"avg_similarity_score":null}\n`
+    );
   }
-  const head = JSON.stringify({
-    instruction: line.instruction,
-    status: line.status,
-    reason: line.reason,
-    max_similarity: line.max_similarity,
-  });
-  return `${head.slice(0, -1)},"most_similar":${similar},"avg_similarity_score":${JSON.stringify(line.avg_similarity_score)}}\n`;
+
+  gated(result: GateResult): string {
+    const entries = result.mostSimilar;
+    let similar = '{';
+    for (let i = 0; i < entries.length; i++) {
+      const { instruction, position, score } = entries[i] as SimilarInstruction;
+      if (entries.findIndex((earlier) => earlier.instruction === instruction) < i) continue;
+      this.#texts[position] ??= JSON.stringify(instruction);
+      similar += `${similar === '{' ? '' : ','}${this.#texts[position]}:${this.#number(score)}`;
+    }
+    return (
+      `{"instruction":${JSON.stringify(result.instruction)},"status":"${result.accepted ? 'accepted' : 'rejected'}",` +
+      `"reason":${result.accepted ? 'null' : '"rouge"'},"max_similarity":${this.#number(result.maxSimilarity)},` +
+      `"most_similar":${similar}},"avg_similarity_score":${JSON.stringify(result.avgSimilarity)}}\n`
+    );
+  }
+
+  #number(value: number): string {
+    let json = this.#numbers.get(value);
+    if (json === undefined) {
+      json = JSON.stringify(value);
+      if (this.#numbers.size < 1_000_000) this.#numbers.set(value, json);
+    }
+    return json;
+  }
 }

@@ -1,24 +1,36 @@
 /**
- * Benchmark of the ROUGE-L gate against the reference dynamic programming, on a reproducible synthetic
- * workload: a seed pool plus a stream of candidates of realistic instruction length (8–40 words, median 14)
- * drawn from a Zipf-like vocabulary, a quarter of them near-duplicates (adjacent swaps, insertions,
- * deletions, substitutions) of earlier ones.
+ * Benchmark of the ROUGE-L gate against two baselines, on a reproducible synthetic workload: a seed pool
+ * plus a stream of candidates of realistic instruction length (8–40 words, median 14) drawn from a
+ * Zipf-like vocabulary, a share of them near-duplicates (adjacent swaps, insertions, deletions,
+ * substitutions) of earlier ones, tuned so that about `--acceptance` of the candidates pass the gate.
  *
- *   npm run bench:dedup -- [--pool 175] [--candidates 5000] [--seed 1] [--full] [--sample 500]
- *                          [--bootstrap] [--target 52000]
+ *   npm run bench:dedup -- [--pool 175] [--candidates 5000] [--acceptance 0.44] [--seed 1] [--sample 200]
+ *                          [--full] [--threads 2] [--bootstrap] [--target 52000] [--write-stream <dir>]
  *
- * Checks every decision, max, top 10 and mean of the gate (WebAssembly and JavaScript kernels) against the
- * reference (on a sample of candidates unless `--full`), exits 1 on any difference, and prints throughput,
- * memory and the projected (with `--bootstrap`, measured) time of a full 52,000-instruction bootstrap.
+ * Baselines, both exact: `reference.ts`, the paper's code path (rouge-score tokenizes both texts again and
+ * fills the whole (m+1)×(n+1) table for every pair), and the honest one, the pool tokenized once and a
+ * one-row dynamic programming per pair (what Stanford Alpaca's code effectively does). Checks every
+ * decision, max, top 10 and mean of the gate (WebAssembly and JavaScript kernels, one thread and worker
+ * threads) against the reference on a sample of candidates (all with `--full`) and exits 1 on any
+ * difference; prints pairs per second of each, per CPU-second and per wall-second, and the speed-ups.
+ * `--bootstrap` gates a fresh stream (the candidates the `default` profile's filters keep) on worker
+ * threads until the pool holds `--target` instructions, as `selfinstruct dedup` does, and prints its pairs,
+ * wall and CPU time and peak RSS; `--write-stream <dir>` also writes that pool and stream as
+ * `pool.jsonl` and `candidates.jsonl`, for timing `selfinstruct dedup` on them.
  */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
-import { gate, RougeIndex } from '../../functions/shared/engine/gate.ts';
+import { checkInstruction, normalizeInstruction } from '../../functions/shared/engine/filters.ts';
+import { DEFAULT_TOP_K, gate, RougeIndex } from '../../functions/shared/engine/gate.ts';
 import { wasmSimdAvailable } from '../../functions/shared/engine/lcs-wasm.ts';
+import { numpyMean } from '../../functions/shared/engine/mean.ts';
 import { referenceScore } from '../../functions/shared/engine/reference.ts';
-import { tokenize } from '../../functions/shared/engine/rouge.ts';
+import { fMeasure, lcsLength, tokenize } from '../../functions/shared/engine/rouge.ts';
 import type { GateResult } from '../../functions/shared/engine/scoring.ts';
 import { createRng, type Rng } from '../../functions/shared/random.ts';
+import { gateInThreads } from '../../infra/cli/gate-threads.ts';
 
 // Frequent words of instruction text first, so that the head of the Zipf distribution looks like it.
 const COMMON = `the a of to and in for is that you this with on are be as it your can or an from by
@@ -140,202 +152,348 @@ export function sameResult(a: GateResult, b: GateResult): boolean {
     a.mostSimilar.every(
       (entry, i) =>
         entry.instruction === b.mostSimilar[i]?.instruction &&
+        entry.position === b.mostSimilar[i]?.position &&
         Object.is(entry.score, b.mostSimilar[i]?.score),
     )
   );
 }
 
-interface Run {
-  results: GateResult[];
-  seconds: number;
-  pairs: number;
+/**
+ * Share of near-duplicates giving about `acceptance` accepted candidates: measured on this generator,
+ * about 90% of its near-duplicates are rejected and nearly every fresh text is accepted.
+ */
+export function duplicateShare(acceptance: number): number {
+  return Math.min(1, Math.max(0, (1 - acceptance) / 0.9));
 }
 
-function timeGate(pool: readonly string[], candidates: readonly string[], kernel: 'auto' | 'js'): Run {
-  const index = RougeIndex.from(pool);
-  let pairs = 0;
+/**
+ * The honest baseline: the pool tokenized once (token ids), then per pair rouge-score's F-measure from a
+ * one-row dynamic programming LCS; the max, the top 10 (ties in pool order, in one pass) and `np.mean`.
+ */
+export function oneRowScore(
+  pool: readonly string[],
+  poolIds: readonly Int32Array[],
+  candidate: string,
+  ids: Int32Array,
+): GateResult {
+  const scores = new Float64Array(poolIds.length);
+  const best: number[] = [];
+  let maxSimilarity = 0;
+  poolIds.forEach((other, i) => {
+    const score = fMeasure(lcsLength(ids, other), ids.length, other.length);
+    scores[i] = score;
+    if (score > maxSimilarity) maxSimilarity = score;
+    if (best.length < DEFAULT_TOP_K || score > (scores[best[best.length - 1] as number] as number)) {
+      let at = best.length;
+      while (at > 0 && (scores[best[at - 1] as number] as number) < score) at--;
+      best.splice(at, 0, i);
+      if (best.length > DEFAULT_TOP_K) best.pop();
+    }
+  });
+  return {
+    instruction: candidate,
+    accepted: !(maxSimilarity > 0.7),
+    maxSimilarity,
+    mostSimilar: best.map((i) => ({
+      instruction: pool[i] as string,
+      position: i,
+      score: scores[i] as number,
+    })),
+    avgSimilarity: scores.length > 0 ? numpyMean(scores) : 0,
+  };
+}
+
+/** Wall and CPU seconds (all threads) of `run`, and its result. */
+async function timed<T>(run: () => T | Promise<T>): Promise<{ value: T; wall: number; cpu: number }> {
+  const cpu = process.cpuUsage();
   const started = performance.now();
-  const results = gate(index, candidates, { kernel });
-  const seconds = (performance.now() - started) / 1000;
-  let size = pool.length;
+  const value = await run();
+  const used = process.cpuUsage(cpu);
+  return { value, wall: (performance.now() - started) / 1000, cpu: (used.user + used.system) / 1e6 };
+}
+
+/** Pairs compared by a gate run: each candidate against the pool as it stood then. */
+function pairsOf(poolSize: number, results: readonly GateResult[]): number {
+  let pairs = 0;
+  let size = poolSize;
   for (const result of results) {
     pairs += size;
     if (result.accepted) size++;
   }
-  return { results, seconds, pairs };
+  return pairs;
+}
+
+async function threaded(pool: readonly string[], candidates: readonly string[], threads: number) {
+  const results: GateResult[] = [];
+  for await (const batch of gateInThreads(RougeIndex.from(pool), candidates, { threads }))
+    results.push(...batch);
+  return results;
 }
 
 /**
- * Checks `results` against the reference on the candidates at `sample` positions, each against the pool
- * as it was then (the seeds plus the candidates accepted before it). Returns mismatches, pairs and time.
+ * Checks the gate's results at the `sampled` positions against a baseline, each candidate against the pool
+ * as it was then (the seeds plus the candidates `accepted` before it). Returns mismatches, pairs and CPU time.
  */
-function checkWithReference(
+function checkAgainst(
+  baseline: (
+    pool: readonly string[],
+    poolIds: readonly Int32Array[],
+    candidate: string,
+    ids: Int32Array,
+  ) => GateResult,
   pool: readonly string[],
   candidates: readonly string[],
-  results: readonly GateResult[],
-  sample: ReadonlySet<number>,
-): { mismatches: number[]; pairs: number; seconds: number } {
+  accepted: ArrayLike<boolean>,
+  sampled: ReadonlyMap<number, GateResult>,
+): { mismatches: number[]; pairs: number; cpu: number } {
+  const vocabulary = new Map<string, number>();
+  const idsOf = (text: string) =>
+    Int32Array.from(tokenize(text), (token) => {
+      let id = vocabulary.get(token);
+      if (id === undefined) {
+        id = vocabulary.size;
+        vocabulary.set(token, id);
+      }
+      return id;
+    });
   const current = [...pool];
+  const currentIds = current.map(idsOf);
   const mismatches: number[] = [];
   let pairs = 0;
-  let seconds = 0;
-  results.forEach((result, i) => {
-    if (sample.has(i)) {
-      const started = performance.now();
-      const expected = referenceScore(current, candidates[i] as string);
-      seconds += (performance.now() - started) / 1000;
+  let cpu = 0;
+  for (let i = 0; i < accepted.length; i++) {
+    const candidate = candidates[i] as string;
+    const ids = idsOf(candidate);
+    const result = sampled.get(i);
+    if (result !== undefined) {
+      const started = process.cpuUsage();
+      const expected = baseline(current, currentIds, candidate, ids);
+      const used = process.cpuUsage(started);
+      cpu += (used.user + used.system) / 1e6;
       pairs += current.length;
       if (!sameResult(result, expected)) mismatches.push(i);
     }
-    if (result.accepted) current.push(candidates[i] as string);
-  });
-  return { mismatches, pairs, seconds };
+    if (accepted[i]) {
+      current.push(candidate);
+      currentIds.push(ids);
+    }
+  }
+  return { mismatches, pairs, cpu };
 }
+
+/** The paper's code path as a baseline of `checkAgainst` (it tokenizes the texts itself). */
+const referenceBaseline = (pool: readonly string[], _ids: readonly Int32Array[], candidate: string) =>
+  referenceScore(pool, candidate);
+
+/** The results at `positions`, by position. */
+const pick = (results: readonly GateResult[], positions: ReadonlySet<number>) =>
+  new Map([...positions].map((i) => [i, results[i] as GateResult]));
 
 function spread(count: number, size: number): Set<number> {
   if (count >= size) return new Set(Array.from({ length: size }, (_, i) => i));
   return new Set(Array.from({ length: count }, (_, i) => Math.floor(((i + 0.5) * size) / count)));
 }
 
-const rate = (pairs: number, seconds: number) => (seconds > 0 ? pairs / seconds : Number.POSITIVE_INFINITY);
 const fmt = (n: number) => (n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toPrecision(3));
 const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MB`;
+const peakRss = () => process.resourceUsage().maxRSS * 1024;
 
-function bootstrapPairs(seeds: number, target: number): number {
-  // Every candidate is compared with the whole pool; counting accepted ones only (a lower bound).
-  let pairs = 0;
-  for (let size = seeds; size < target; size++) pairs += size;
-  return pairs;
+interface Options {
+  pool: number;
+  candidates: number;
+  acceptance: number;
+  seed: string;
+  full: boolean;
+  sample: number;
+  threads: number;
+  bootstrap: boolean;
+  target: number;
+  writeStream?: string;
 }
 
-function main(argv: string[]): number {
+function parseOptions(argv: string[]): Options {
   const integer = (value: string) => {
     const n = Number(value);
     if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a non-negative integer');
     return n;
   };
-  const options = new Command('bench:dedup')
+  const rate = (value: string) => {
+    const n = Number(value);
+    if (!(n > 0 && n <= 1)) throw new InvalidArgumentError('expected a number in (0, 1]');
+    return n;
+  };
+  return new Command('bench:dedup')
     .option('--pool <n>', 'seed pool size', integer, 175)
     .option('--candidates <n>', 'candidates to gate', integer, 5000)
+    .option(
+      '--acceptance <rate>',
+      'about this share of candidates accepted (tunes the near-duplicates)',
+      rate,
+      0.44,
+    )
     .option('--seed <seed>', 'workload seed', '1')
-    .option('--full', 'check every candidate with the reference DP (otherwise a sample)', false)
-    .option('--sample <n>', 'candidates checked with the reference DP without --full', integer, 500)
-    .option('--bootstrap', 'also measure a full bootstrap up to --target instructions', false)
+    .option('--full', 'check every candidate with the baselines (otherwise a sample)', false)
+    .option('--sample <n>', 'candidates checked with the baselines without --full', integer, 200)
+    .option('--threads <n>', 'worker threads of the threaded gate', integer, 2)
+    .option('--bootstrap', 'also gate a full bootstrap up to --target instructions on worker threads', false)
     .option('--target <n>', 'pool size of the full bootstrap', integer, 52_000)
+    .option('--write-stream <dir>', 'with --bootstrap: write its pool.jsonl and candidates.jsonl there')
     .parse(argv, { from: 'user' })
-    .opts<{
-      pool: number;
-      candidates: number;
-      seed: string;
-      full: boolean;
-      sample: number;
-      bootstrap: boolean;
-      target: number;
-    }>();
+    .opts<Options>();
+}
 
+async function main(argv: string[]): Promise<number> {
+  const options = parseOptions(argv);
+  const duplicates = duplicateShare(options.acceptance);
   const workload = new Workload(options.seed);
   const pool = workload.next(options.pool, 0);
-  const candidates = workload.next(options.candidates);
+  const candidates = workload.next(options.candidates, duplicates);
   const long = candidates.filter((text) => tokenize(text).length > 32).length;
   console.log(
-    `workload: seed ${options.seed}, pool ${pool.length}, candidates ${candidates.length} ` +
-      `(${long} over 32 tokens), WebAssembly SIMD: ${wasmSimdAvailable() ? 'yes' : 'no'}`,
+    `workload: seed ${options.seed}, pool ${pool.length}, candidates ${candidates.length} (${long} over 32 ` +
+      `tokens, ${(100 * duplicates).toFixed(0)}% near-duplicates), WebAssembly SIMD: ${wasmSimdAvailable() ? 'yes' : 'no'}`,
   );
 
-  timeGate(pool.slice(0, 50), candidates.slice(0, 200), 'auto'); // warm-up
-  const fast = timeGate(pool, candidates, 'auto');
-  const js = timeGate(pool, candidates, 'js');
-  const accepted = fast.results.filter((result) => result.accepted).length;
-  const kernelMismatches = fast.results.filter(
-    (result, i) => !sameResult(result, js.results[i] as GateResult),
+  gate(RougeIndex.from(pool.slice(0, 50)), candidates.slice(0, 200)); // warm-up
+  const wasm = await timed(() => gate(RougeIndex.from(pool), candidates));
+  const js = await timed(() => gate(RougeIndex.from(pool), candidates, { kernel: 'js' }));
+  const threads = await timed(() => threaded(pool, candidates, options.threads));
+  const results = wasm.value;
+  const pairs = pairsOf(pool.length, results);
+  const accepted = results.filter((result) => result.accepted).length;
+  console.log(
+    `gate accepted ${accepted} of ${candidates.length} (${((100 * accepted) / candidates.length).toFixed(0)}%); ` +
+      `pool grew to ${pool.length + accepted}; ${fmt(pairs)} pairs`,
   );
-  console.log(`gate accepted ${accepted} of ${candidates.length}; pool grew to ${pool.length + accepted}`);
 
   const sample = spread(options.full ? candidates.length : options.sample, candidates.length);
-  const checked = checkWithReference(pool, candidates, fast.results, sample);
-  const scope = options.full ? 'every candidate' : `a sample of ${sample.size} candidates (--full for all)`;
-  console.log(`reference DP checked ${scope}: ${checked.mismatches.length} mismatches`);
-  console.log(`JavaScript kernel vs WebAssembly kernel: ${kernelMismatches.length} mismatches`);
-
-  const rows: [string, number, number][] = [
-    ['gate (WebAssembly SIMD)', fast.pairs, fast.seconds],
-    ['gate (JavaScript)', js.pairs, js.seconds],
-    ['reference DP', checked.pairs, checked.seconds],
+  const acceptedAt = results.map((result) => result.accepted);
+  const sampled = pick(results, sample);
+  const literal = checkAgainst(referenceBaseline, pool, candidates, acceptedAt, sampled);
+  const oneRow = checkAgainst(oneRowScore, pool, candidates, acceptedAt, sampled);
+  const differ = (other: readonly GateResult[]) =>
+    results.filter((r, i) => !sameResult(r, other[i] as GateResult));
+  const checks: [string, number][] = [
+    ['reference (rouge-score code path)', literal.mismatches.length],
+    ['one-row DP, pre-tokenized', oneRow.mismatches.length],
+    ['JavaScript kernel', differ(js.value).length],
+    [`${options.threads} worker threads`, differ(threads.value).length],
   ];
-  for (const [label, pairs, seconds] of rows) {
+  const scope = options.full
+    ? 'every candidate'
+    : `${sample.size} candidates spread over the run (--full: all)`;
+  console.log(`checked against the gate, on ${scope} for the baselines:`);
+  for (const [label, n] of checks) console.log(`  ${label.padEnd(34)} ${n} mismatches`);
+
+  const rows: [string, number, number, number][] = [
+    ['gate, WebAssembly SIMD, 1 thread', pairs, wasm.cpu, wasm.wall],
+    ['gate, JavaScript kernel, 1 thread', pairs, js.cpu, js.wall],
+    [`gate, ${options.threads} worker threads`, pairs, threads.cpu, threads.wall],
+    ['one-row DP, pre-tokenized', oneRow.pairs, oneRow.cpu, oneRow.cpu],
+    ['reference (rouge-score code path)', literal.pairs, literal.cpu, literal.cpu],
+  ];
+  console.log(
+    `${''.padEnd(36)}${'pairs'.padStart(14)}${'M pairs/CPU-s'.padStart(15)}${'M pairs/s'.padStart(11)}`,
+  );
+  for (const [label, n, cpu, wall] of rows) {
     console.log(
-      `${label.padEnd(24)} ${fmt(pairs).padStart(12)} pairs in ${seconds.toFixed(2)} s: ${fmt(rate(pairs, seconds))} pairs/s`,
+      `${label.padEnd(36)}${fmt(n).padStart(14)}${fmt(n / cpu / 1e6).padStart(15)}${fmt(n / wall / 1e6).padStart(11)}`,
     );
   }
-  const dpRate = rate(checked.pairs, checked.seconds);
-  console.log(
-    `speed-up over the DP: ${fmt(rate(fast.pairs, fast.seconds) / dpRate)}x (WebAssembly), ` +
-      `${fmt(rate(js.pairs, js.seconds) / dpRate)}x (JavaScript)`,
-  );
+  const baseline = (cpu: number, n: number) => n / cpu;
+  for (const [label, n, cpu] of [
+    ['reference', literal.pairs, literal.cpu],
+    ['one-row DP', oneRow.pairs, oneRow.cpu],
+  ] as const) {
+    const base = baseline(cpu, n);
+    console.log(
+      `speed-up over the ${label}: ${fmt(pairs / wasm.cpu / base)}× per CPU-second (WebAssembly, 1 thread), ` +
+        `${fmt(pairs / threads.wall / base)}× in wall time (${options.threads} threads)`,
+    );
+  }
 
-  // Projection: the cost of a candidate grows linearly with the pool, so a bootstrap from `pool` to
-  // `target` costs about (target - pool) candidates at the mean pool size.
-  const middle = Math.round((options.pool + options.target) / 2);
-  const projectionWorkload = new Workload(`${options.seed}-projection`);
-  const bigPool = projectionWorkload.next(middle, 0.1);
-  const probe = projectionWorkload.next(640);
-  const projectionIndex = RougeIndex.from(bigPool);
-  const started = performance.now();
-  gate(projectionIndex, probe);
-  const perCandidate = (performance.now() - started) / 1000 / probe.length;
-  const projected = perCandidate * (options.target - options.pool);
-  console.log(
-    `projected bootstrap ${options.pool} → ${options.target}: ${fmt(bootstrapPairs(options.pool, options.target))} pairs, ` +
-      `${(perCandidate * 1000).toFixed(3)} ms per candidate at ${middle} instructions → ${projected.toFixed(1)} s`,
-  );
-
-  let failed = checked.mismatches.length > 0 || kernelMismatches.length > 0;
-  if (options.bootstrap) failed = measureBootstrap(options.seed, options.pool, options.target) || failed;
-
+  let failed = checks.some(([, n]) => n > 0);
+  if (options.bootstrap) {
+    const baselines = { reference: literal.pairs / literal.cpu, oneRow: oneRow.pairs / oneRow.cpu };
+    failed = (await measureBootstrap(options, duplicates, baselines)) || failed;
+  }
   const memory = process.memoryUsage();
   console.log(
-    `memory: peak RSS ${mb(process.resourceUsage().maxRSS * 1024)}, RSS now ${mb(memory.rss)}, heap used ${mb(memory.heapUsed)}`,
+    `memory: peak RSS ${mb(peakRss())}, RSS now ${mb(memory.rss)}, heap used ${mb(memory.heapUsed)}`,
   );
   if (failed) {
-    console.error(`FAILED: mismatches at candidates ${checked.mismatches.slice(0, 10).join(', ')}`);
+    console.error('FAILED: the gate and a baseline disagree');
     return 1;
   }
   return 0;
 }
 
-/** Gates a fresh stream until the pool holds `target` instructions; checks 24 candidates with the DP. */
-function measureBootstrap(seed: string, seeds: number, target: number): boolean {
-  const workload = new Workload(`${seed}-bootstrap`);
-  const pool = workload.next(seeds, 0);
-  const index = RougeIndex.from(pool);
+/**
+ * Gates a fresh stream on worker threads until the pool holds `target` instructions; checks 24
+ * candidates spread over it against the reference. Returns whether any disagrees.
+ */
+async function measureBootstrap(
+  options: Options,
+  duplicates: number,
+  baselines: { reference: number; oneRow: number },
+): Promise<boolean> {
+  const workload = new Workload(`${options.seed}-bootstrap`);
+  const pool = workload.next(options.pool, 0);
+  // What `selfinstruct dedup` gates: the candidates that pass the default profile's filters.
+  const kept = (text: string) => checkInstruction('default', normalizeInstruction('default', text)) === null;
   const stream: string[] = [];
-  const results: GateResult[] = [];
-  let seconds = 0;
-  while (index.size < target) {
-    // Chunks sized so that the pool ends close to the target.
-    const batch = workload.next(Math.min(4096, Math.max(16, Math.ceil((target - index.size) * 1.1))));
-    const started = performance.now();
-    results.push(...gate(index, batch));
-    seconds += (performance.now() - started) / 1000;
-    stream.push(...batch);
-  }
+  const needed = Math.ceil(((options.target - options.pool) / options.acceptance) * 1.2) + 1024;
+  while (stream.length < needed) stream.push(...workload.next(4096, duplicates).filter(kept));
+  const peakBefore = peakRss();
+  const index = RougeIndex.from(pool);
+  // Only what the checks need is kept: the decisions, and the results of 24 candidates spread over it.
+  const expected = Math.round((options.target - options.pool) / options.acceptance);
+  const sample = spread(24, expected);
+  const accepted: boolean[] = [];
+  const sampled = new Map<number, GateResult>();
   let pairs = 0;
-  let size = seeds;
-  for (const result of results) {
-    pairs += size;
-    if (result.accepted) size++;
+  const run = await timed(async () => {
+    let size = pool.length;
+    for await (const batch of gateInThreads(index, stream, { threads: options.threads })) {
+      for (const result of batch) {
+        if (sample.has(accepted.length)) sampled.set(accepted.length, result);
+        accepted.push(result.accepted);
+        pairs += size;
+        if (result.accepted) size++;
+      }
+      if (size >= options.target) break;
+    }
+  });
+  const count = accepted.filter(Boolean).length;
+  const rate = pairs / run.wall;
+  console.log(
+    `bootstrap ${pool.length} → ${pool.length + count} on ${options.threads} worker threads: ${fmt(accepted.length)} ` +
+      `candidates (${((100 * count) / accepted.length).toFixed(0)}% accepted), ${fmt(pairs)} pairs; ` +
+      `wall ${run.wall.toFixed(1)} s, CPU ${run.cpu.toFixed(1)} s, ${fmt(rate / 1e6)} M pairs/s; peak RSS ` +
+      `${mb(peakRss())}${peakRss() > peakBefore ? '' : ' (reached before the bootstrap)'}`,
+  );
+  console.log(
+    `bootstrap speed-up in wall time: ${fmt(rate / baselines.reference)}× the reference, ` +
+      `${fmt(rate / baselines.oneRow)}× the one-row DP (their pairs per CPU-second above)`,
+  );
+  const used = stream.slice(0, accepted.length);
+  const checked = checkAgainst(referenceBaseline, pool, used, accepted, sampled);
+  console.log(
+    `reference on ${sampled.size} candidates spread over the bootstrap: ${checked.mismatches.length} mismatches`,
+  );
+  if (options.writeStream !== undefined) {
+    const lines = (texts: readonly string[]) =>
+      texts.map((instruction) => `${JSON.stringify({ instruction })}\n`).join('');
+    await mkdir(options.writeStream, { recursive: true });
+    await writeFile(join(options.writeStream, 'pool.jsonl'), lines(pool));
+    await writeFile(join(options.writeStream, 'candidates.jsonl'), lines(used));
+    console.log(
+      `wrote ${options.writeStream}/pool.jsonl and candidates.jsonl (${fmt(used.length)} candidates)`,
+    );
   }
-  console.log(
-    `measured bootstrap ${seeds} → ${index.size}: ${results.length} candidates, ${fmt(pairs)} pairs in ` +
-      `${seconds.toFixed(1)} s (${fmt(rate(pairs, seconds))} pairs/s)`,
-  );
-  const checked = checkWithReference(pool, stream, results, spread(24, results.length));
-  console.log(
-    `reference DP on 24 candidates spread over the bootstrap: ${checked.mismatches.length} mismatches`,
-  );
   return checked.mismatches.length > 0;
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  process.exitCode = main(process.argv.slice(2));
+  process.exitCode = await main(process.argv.slice(2));
 }

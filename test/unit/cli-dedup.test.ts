@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { InputFileInvalid, NotFound } from '../../functions/shared/errors.ts';
+import { createRng } from '../../functions/shared/random.ts';
 import { dedupCommand } from '../../infra/cli/dedup.ts';
 
 let dir: string;
@@ -100,6 +101,43 @@ describe('selfinstruct dedup', () => {
       '"most_similar":{"Give three tips for staying healthy.":0.8571428571428571,"2024":0}',
     );
     expect(JSON.parse(line as string)).toMatchObject({ status: 'rejected', reason: 'rouge' });
+  });
+
+  it('writes the same lines with worker threads as in one thread', async () => {
+    const rng = createRng('threads');
+    const words = Array.from({ length: 40 }, (_, i) => `word${i}`);
+    const texts: string[] = [];
+    const text = () => {
+      const earlier = texts[rng.int(texts.length)];
+      const made =
+        earlier !== undefined && rng.next() < 0.3
+          ? `${earlier} word${rng.int(40)}`
+          : Array.from({ length: 4 + rng.int(40) }, () => words[Math.floor(40 * rng.next() ** 2)]).join(' ');
+      texts.push(made);
+      return made;
+    };
+    const pool = file(
+      'pool.jsonl',
+      Array.from({ length: 300 }, () => ({ instruction: text() })),
+    );
+    const candidates = file('candidates.jsonl', [
+      ...Array.from({ length: 700 }, () => ({
+        instruction: rng.next() < 0.05 ? 'Draw a map of the old town' : text(),
+      })),
+      { instruction: 'hi' },
+    ]);
+    const one = join(dir, 'one.jsonl');
+    const three = join(dir, 'three.jsonl');
+
+    await dedup('--pool', pool, '--candidates', candidates, '--threads', '0', '--out', one);
+    await dedup('--pool', pool, '--candidates', candidates, '--threads', '3', '--out', three);
+
+    const lines = readFileSync(one, 'utf8').trimEnd().split('\n');
+    expect(lines).toHaveLength(701);
+    expect(new Set(lines.map((line) => JSON.parse(line).reason))).toEqual(
+      new Set([null, 'rouge', 'banned-word', 'too-short']),
+    );
+    expect(readFileSync(three, 'utf8')).toBe(readFileSync(one, 'utf8'));
   });
 
   it('names a missing file', async () => {

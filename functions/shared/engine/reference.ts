@@ -85,7 +85,7 @@ export function referenceScore(
     maxSimilarity,
     mostSimilar: order
       .slice(0, topK)
-      .map((i) => ({ instruction: pool[i] as string, score: scores[i] as number })),
+      .map((i) => ({ instruction: pool[i] as string, position: i, score: scores[i] as number })),
     avgSimilarity: scores.length > 0 ? numpyMean(scores) : 0,
   };
 }

@@ -7,6 +7,7 @@
 import { SelfInstructError } from '../errors.ts';
 import { tokenize } from './rouge.ts';
 import { type GateOptions, type GateResult, runGate } from './scoring.ts';
+import { TokenPool } from './token-pool.ts';
 
 /** A serialized index that can't be read (wrong magic, unknown version, truncated or inconsistent). */
 export class RougeIndexInvalid extends SelfInstructError {}
@@ -24,12 +25,7 @@ export class RougeIndex {
   readonly #vocabulary = new Map<string, number>();
   readonly #words: string[] = [];
   readonly #texts: string[] = [];
-  #tokens = new Int32Array(4096);
-  #offsets = new Int32Array(257);
-  #lengths = new Int32Array(256);
-  #size = 0;
-  #tokenCount = 0;
-  #maxLength = 0;
+  #pool = new TokenPool();
 
   /** An index of `texts`, in order. */
   static from(texts: Iterable<string>): RougeIndex {
@@ -40,7 +36,12 @@ export class RougeIndex {
 
   /** Number of instructions in the pool. */
   get size(): number {
-    return this.#size;
+    return this.#pool.size;
+  }
+
+  /** The instructions' token ids, which the LCS kernels scan. */
+  get tokenPool(): TokenPool {
+    return this.#pool;
   }
 
   /** Number of distinct tokens seen. */
@@ -50,12 +51,12 @@ export class RougeIndex {
 
   /** Total number of tokens over all instructions. */
   get tokenCount(): number {
-    return this.#tokenCount;
+    return this.#pool.tokenCount;
   }
 
   /** Token count of the longest instruction. */
   get maxLength(): number {
-    return this.#maxLength;
+    return this.#pool.maxLength;
   }
 
   /** All instructions, in pool order. */
@@ -76,27 +77,26 @@ export class RougeIndex {
     return this.addTokenized(text, tokenize(text));
   }
 
-  /** Appends `text` whose tokens (from `tokenize(text)`) are already known; returns its position. */
-  addTokenized(text: string, tokens: readonly string[]): number {
-    const position = this.#size;
-    this.#reserve(position + 1, this.#tokenCount + tokens.length);
-    let at = this.#tokenCount;
-    for (const token of tokens) {
-      let id = this.#vocabulary.get(token);
-      if (id === undefined) {
-        id = this.#words.length;
-        this.#vocabulary.set(token, id);
-        this.#words.push(token);
+  /**
+   * Appends `text` whose tokens (from `tokenize(text)`) are already known; returns its position. `ids`,
+   * when given, are their ids where known (`tokenId`) and negative where not.
+   */
+  addTokenized(text: string, tokens: readonly string[], ids?: ArrayLike<number>): number {
+    const resolved = new Int32Array(tokens.length);
+    for (let i = 0; i < tokens.length; i++) {
+      let id = ids?.[i] ?? -1;
+      if (id < 0) {
+        const token = tokens[i] as string;
+        id = this.#vocabulary.get(token) ?? this.#words.length;
+        if (id === this.#words.length) {
+          this.#vocabulary.set(token, id);
+          this.#words.push(token);
+        }
       }
-      this.#tokens[at++] = id;
+      resolved[i] = id;
     }
     this.#texts.push(text);
-    this.#lengths[position] = tokens.length;
-    this.#offsets[position + 1] = at;
-    this.#tokenCount = at;
-    this.#size = position + 1;
-    if (tokens.length > this.#maxLength) this.#maxLength = tokens.length;
-    return position;
+    return this.#pool.append(resolved);
   }
 
   /** The text at `position`. */
@@ -120,19 +120,12 @@ export class RougeIndex {
 
   /** Token ids of the instruction at `position` (a view: do not modify). */
   tokenIds(position: number): Int32Array {
-    return this.#tokens.subarray(this.#offsets[position], this.#offsets[position + 1]);
+    return this.#pool.ids(position);
   }
 
-  /**
-   * The flat storage, for scanning kernels: `tokens[offsets[i] .. offsets[i + 1])` are the token ids
-   * of instruction `i` and `lengths[i]` their count. Views valid until the next `add`; do not modify.
-   */
+  /** The flat storage of the token ids (see `TokenPool.storage`). */
   storage(): { tokens: Int32Array; offsets: Int32Array; lengths: Int32Array } {
-    return {
-      tokens: this.#tokens.subarray(0, this.#tokenCount),
-      offsets: this.#offsets.subarray(0, this.#size + 1),
-      lengths: this.#lengths.subarray(0, this.#size),
-    };
+    return this.#pool.storage();
   }
 
   /**
@@ -143,18 +136,20 @@ export class RougeIndex {
    * and the texts as concatenated UTF-8.
    */
   toBuffer(): Uint8Array {
+    const { tokens, offsets } = this.#pool.storage();
+    const size = this.size;
     const vocabulary = encoder.encode(this.#words.join('\n'));
     const texts = this.#texts.map((text) => encoder.encode(text));
     const textBytes = texts.reduce((sum, bytes) => sum + bytes.length, 0);
-    const intsBytes = 4 * (this.#size + 1 + this.#tokenCount + this.#size);
+    const intsBytes = 4 * (size + 1 + tokens.length + size);
     const buffer = new Uint8Array(HEADER_BYTES + intsBytes + vocabulary.length + textBytes);
     const view = new DataView(buffer.buffer);
     const header = [
       MAGIC,
       RougeIndex.FORMAT_VERSION,
-      this.#size,
+      size,
       this.#words.length,
-      this.#tokenCount,
+      tokens.length,
       vocabulary.length,
       textBytes,
       0,
@@ -167,8 +162,8 @@ export class RougeIndex {
       view.setInt32(at, value, true);
       at += 4;
     };
-    for (let i = 0; i <= this.#size; i++) putInt(this.#offsets[i] as number);
-    for (let i = 0; i < this.#tokenCount; i++) putInt(this.#tokens[i] as number);
+    for (const offset of offsets) putInt(offset);
+    for (const id of tokens) putInt(id);
     for (const bytes of texts) putInt(bytes.length);
     buffer.set(vocabulary, at);
     at += vocabulary.length;
@@ -199,31 +194,26 @@ export class RougeIndex {
     const expected = HEADER_BYTES + 4 * (size + 1 + tokenCount + size) + vocabularyBytes + textBytes;
     if (buffer.length !== expected) fail(`expected ${expected} bytes, got ${buffer.length}`);
 
-    const index = new RougeIndex();
-    index.#reserve(size, tokenCount);
     let at = HEADER_BYTES;
     const getInt = () => {
       const value = view.getInt32(at, true);
       at += 4;
       return value;
     };
+    const offsets = new Int32Array(size + 1);
     let previous = 0;
     for (let i = 0; i <= size; i++) {
       const offset = getInt();
       if ((i === 0 && offset !== 0) || offset < previous || offset > tokenCount) fail(`bad offset at ${i}`);
-      if (i > 0) {
-        const length = offset - previous;
-        index.#lengths[i - 1] = length;
-        if (length > index.#maxLength) index.#maxLength = length;
-      }
-      index.#offsets[i] = offset;
+      offsets[i] = offset;
       previous = offset;
     }
     if (previous !== tokenCount) fail('offsets do not cover the tokens');
+    const tokens = new Int32Array(tokenCount);
     for (let i = 0; i < tokenCount; i++) {
       const id = getInt();
       if (id < 0 || id >= vocabularySize) fail(`token id ${id} out of range`);
-      index.#tokens[i] = id;
+      tokens[i] = id;
     }
     const textLengths: number[] = [];
     for (let i = 0; i < size; i++) textLengths.push(getInt() >>> 0);
@@ -238,6 +228,7 @@ export class RougeIndex {
     const words = vocabularySize === 0 ? [] : decode(buffer.subarray(at, at + vocabularyBytes)).split('\n');
     at += vocabularyBytes;
     if (words.length !== vocabularySize) fail('vocabulary size does not match');
+    const index = new RougeIndex();
     words.forEach((word, id) => {
       if (!/^[a-z0-9]+$/.test(word) || index.#vocabulary.has(word)) fail(`bad vocabulary entry ${id}`);
       index.#vocabulary.set(word, id);
@@ -247,25 +238,7 @@ export class RougeIndex {
       index.#texts.push(decode(buffer.subarray(at, at + length)));
       at += length;
     }
-    index.#size = size;
-    index.#tokenCount = tokenCount;
+    index.#pool = TokenPool.fromArrays(tokens, offsets);
     return index;
-  }
-
-  #reserve(size: number, tokenCount: number): void {
-    if (tokenCount > this.#tokens.length) {
-      const grown = new Int32Array(Math.max(tokenCount, 2 * this.#tokens.length));
-      grown.set(this.#tokens.subarray(0, this.#tokenCount));
-      this.#tokens = grown;
-    }
-    if (size > this.#lengths.length) {
-      const capacity = Math.max(size, 2 * this.#lengths.length);
-      const lengths = new Int32Array(capacity);
-      lengths.set(this.#lengths.subarray(0, this.#size));
-      this.#lengths = lengths;
-      const offsets = new Int32Array(capacity + 1);
-      offsets.set(this.#offsets.subarray(0, this.#size + 1));
-      this.#offsets = offsets;
-    }
   }
 }

@@ -67,3 +67,14 @@ export function rougeLTokens(target: readonly string[], prediction: readonly str
 export function rougeL(target: string, prediction: string): number {
   return rougeLTokens(tokenize(target), tokenize(prediction));
 }
+
+/**
+ * Fills `table[n * (m + 1) + lcs]` with `fMeasure(lcs, m, n)` for instruction lengths `n < rows` and
+ * `lcs ≤ m`: the scores of a candidate of `m` tokens, looked up instead of computed with three
+ * divisions per pair.
+ */
+export function fillScoreTable(table: Float64Array, m: number, rows: number): void {
+  for (let n = 0; n < rows; n++) {
+    for (let lcs = 0; lcs <= m; lcs++) table[n * (m + 1) + lcs] = fMeasure(lcs, m, n);
+  }
+}

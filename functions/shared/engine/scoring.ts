@@ -1,30 +1,40 @@
 /**
  * The gate's engine: scores candidates against a `RougeIndex` exactly as the original does (same tokenizer,
  * LCS and floating-point operations; NumPy's pairwise summation for the mean), with bit-parallel LCS over
- * token ids (`lcs-wasm.ts`: 16 candidates at once with WebAssembly SIMD; `lcs-js.ts` without SIMD and
- * beyond 64 tokens) instead of a dynamic-programming table over strings.
+ * token ids instead of a dynamic-programming table over strings.
  *
  * Pruning cannot help much: the mean needs every non-zero score, and nearly every pair shares a token
- * ("a", "the", "of"). A pool instruction sharing no token with the candidate costs only its scan, whose steps
- * are then no-ops, and its score is exactly 0.
- *
- * A batch scans up to 16 candidates against the pool as it stood before the batch, then decides them in
- * order, comparing each with the batch's earlier accepted candidates directly.
+ * ("a", "the", "of"). Candidates go in batches of `BATCH`, each in four steps:
+ * 1. `prepareBatch`: token ids;
+ * 2. shards (`shard.ts`) compare the batch with the pool as it stood before it and return each
+ *    candidate's highest score;
+ * 3. `decideBatch` decides in order, comparing each candidate with the batch's earlier accepted ones
+ *    directly, which fixes each one's pool size;
+ * 4. the shards return top k and their shares of the pairwise sums (the last one taking the scores
+ *    against the batch's accepted candidates), and `mergeBatch` puts them together.
+ * `runGate` does this in-process with one shard; `selfinstruct dedup` with one shard per worker thread.
  */
-import { lcsAgainstIndex } from './lcs-js.ts';
-import { MAX_WASM_TOKENS, WASM_LANES, WasmLcsScanner, WIDE_LANES } from './lcs-wasm.ts';
-import { pairwiseSum } from './mean.ts';
-import { fMeasure, lcsLength, tokenize } from './rouge.ts';
+import { lcsAgainst } from './lcs-js.ts';
+import { joinPairwise, type PairwisePart } from './mean.ts';
+import { fMeasure, tokenize } from './rouge.ts';
 import type { RougeIndex } from './rouge-index.ts';
+import { PoolShard, type ShardScores, TopK } from './shard.ts';
 
 /** The original's threshold: rejected when the highest ROUGE-L is strictly greater. */
 export const DEFAULT_THRESHOLD = 0.7;
 /** Most similar pool instructions reported per candidate, as the original records. */
 export const DEFAULT_TOP_K = 10;
+/**
+ * Candidates scanned against the pool together (in scans of 16, or 8 of 33–64 tokens) before being
+ * decided in order: large enough that the long ones rarely leave a scan mostly empty.
+ */
+export const BATCH = 64;
 
 /** A pool instruction and its ROUGE-L F-measure with the candidate. */
 export interface SimilarInstruction {
   instruction: string;
+  /** Its place in the pool: the initial instructions in order, then each accepted candidate. */
+  position: number;
   score: number;
 }
 
@@ -52,18 +62,185 @@ export interface GateOptions {
   kernel?: 'auto' | 'js';
 }
 
-interface Prepared {
-  text: string;
-  tokens: string[];
-  /** Token ids; tokens unknown to the index get negative ids shared within the batch. */
-  ids: Int32Array;
+/** `GateOptions` checked and with their defaults. */
+export interface GateSettings {
+  threshold: number;
+  topK: number;
+  kernel: 'auto' | 'js';
 }
 
-let scores = new Float64Array(1024);
-const lcsScratch: Int32Array[] = [];
+/** Checks `options` and fills in the defaults; throws `RangeError` on a nonsensical threshold or top k. */
+export function gateSettings(options: GateOptions): GateSettings {
+  const threshold = options.threshold ?? DEFAULT_THRESHOLD;
+  const topK = options.topK ?? DEFAULT_TOP_K;
+  if (!Number.isFinite(threshold)) throw new RangeError(`threshold must be a number, got ${threshold}`);
+  if (!Number.isInteger(topK) || topK < 1)
+    throw new RangeError(`topK must be a positive integer, got ${topK}`);
+  return { threshold, topK, kernel: options.kernel ?? 'auto' };
+}
+
+/** Candidates of one batch, tokenized. */
+export interface Batch {
+  texts: readonly string[];
+  tokens: string[][];
+  /** Token ids in the index's vocabulary; tokens it lacks get negative ids shared within the batch. */
+  ids: Int32Array[];
+}
+
+/** Tokenizes `texts` and maps their tokens to the index's ids (prepare a batch after the previous one is committed). */
+export function prepareBatch(index: RougeIndex, texts: readonly string[]): Batch {
+  const unknown = new Map<string, number>();
+  const tokens = texts.map(tokenize);
+  const ids = tokens.map((list) => {
+    const out = new Int32Array(list.length);
+    for (let i = 0; i < list.length; i++) {
+      const token = list[i] as string;
+      let id = index.tokenId(token) ?? unknown.get(token);
+      if (id === undefined) {
+        id = -1 - unknown.size;
+        unknown.set(token, id);
+      }
+      out[i] = id;
+    }
+    return out;
+  });
+  return { texts, tokens, ids };
+}
+
+/** The decision on one candidate of a batch. */
+export interface Decision {
+  accepted: boolean;
+  /** Highest score against the pool and the batch's earlier accepted candidates. */
+  max: number;
+  /** Size of the pool it was compared with: the pool before the batch plus `inBatch.length`. */
+  size: number;
+  /** Its scores against the batch's candidates accepted before it, in order. */
+  inBatch: Float64Array;
+}
 
 /**
- * Runs the gate over `texts` in order (in batches of 16), adding each accepted candidate to the index when
+ * Decides a batch in order from each candidate's `highest` score against the pool before the batch
+ * (`documents` instructions): each is also compared with the batch's candidates accepted before it
+ * when `grow` (the gate adds them to the pool), and rejected when its highest score exceeds `threshold`.
+ */
+export function decideBatch(
+  batch: Batch,
+  highest: ArrayLike<number>,
+  documents: number,
+  threshold: number,
+  grow: boolean,
+): Decision[] {
+  // The batch's ids, those the index lacks (negative) moved past the others, so that they match too.
+  let known = 0;
+  let total = 0;
+  for (const ids of batch.ids) {
+    total += ids.length;
+    for (const id of ids) if (id >= known) known = id + 1;
+  }
+  const shift = (ids: Int32Array) => ids.map((id) => (id >= 0 ? id : known - 1 - id));
+  // The candidates accepted so far in the batch, as sequences for the LCS kernel.
+  const accepted = { tokens: new Int32Array(total), offsets: new Int32Array(batch.ids.length + 1) };
+  let count = 0;
+  let idLimit = 0;
+  const lcs = new Int32Array(batch.ids.length);
+  return batch.ids.map((original, c) => {
+    const ids = shift(original);
+    const inBatch = new Float64Array(count);
+    let max = highest[c] as number;
+    if (count > 0) {
+      lcsAgainst(accepted, idLimit, ids, 0, count, lcs);
+      for (let j = 0; j < count; j++) {
+        const length = (accepted.offsets[j + 1] as number) - (accepted.offsets[j] as number);
+        const score = fMeasure(lcs[j] as number, ids.length, length);
+        inBatch[j] = score;
+        if (score > max) max = score;
+      }
+    }
+    const decision = { accepted: !(max > threshold), max, size: documents + count, inBatch };
+    if (grow && decision.accepted) {
+      const at = accepted.offsets[count] as number;
+      accepted.tokens.set(ids, at);
+      accepted.offsets[++count] = at + ids.length;
+      for (const id of ids) if (id >= idLimit) idLimit = id + 1;
+    }
+    return decision;
+  });
+}
+
+/** Adds the batch's accepted candidates to the index, in order. */
+export function commitBatch(index: RougeIndex, batch: Batch, decisions: readonly Decision[]): void {
+  decisions.forEach((decision, c) => {
+    if (decision.accepted) {
+      index.addTokenized(batch.texts[c] as string, batch.tokens[c] as string[], batch.ids[c]);
+    }
+  });
+}
+
+/** A shard's `finish` over the pool's instructions from `from` on. */
+export interface ShardPart {
+  from: number;
+  scores: ShardScores;
+}
+
+/**
+ * The batch's results from its decisions and the shards' scores, the shards covering each candidate's
+ * pool in consecutive ranges, in order (the last one given the scores against the batch's accepted
+ * candidates). Accepted candidates must be committed to `index` already (their texts are looked up there).
+ */
+export function mergeBatch(
+  index: RougeIndex,
+  batch: Batch,
+  decisions: readonly Decision[],
+  shards: readonly ShardPart[],
+  topK: number,
+): GateResult[] {
+  const top = new TopK();
+  return decisions.map((decision, c) => {
+    const { size } = decision;
+    top.reset(Math.min(topK, size));
+    let floor = top.floor;
+    // Offered in pool order among equal scores: shards in order, each best-first with ties in pool order.
+    for (const { scores } of shards) {
+      for (let i = c * scores.k; i < c * scores.k + (scores.counts[c] as number); i++) {
+        const score = scores.scores[i] as number;
+        if (score > floor) floor = top.offer(score, scores.positions[i] as number);
+      }
+    }
+    const parts: PairwisePart[] = shards.map(({ from, scores }) => ({
+      from,
+      to: scores.ends[c] as number,
+      values: scores.sums.subarray(scores.sumStarts[c], scores.sumStarts[c + 1]),
+    }));
+    const mostSimilar: SimilarInstruction[] = [];
+    for (let i = 0; i < top.filled; i++) {
+      const position = top.positions[i] as number;
+      mostSimilar.push({ instruction: index.text(position), position, score: top.scores[i] as number });
+    }
+    return {
+      instruction: batch.texts[c] as string,
+      accepted: decision.accepted,
+      maxSimilarity: decision.max,
+      mostSimilar,
+      avgSimilarity: size > 0 ? joinPairwise(size, parts) / size : 0,
+    };
+  });
+}
+
+const shards = new WeakMap<RougeIndex, Partial<Record<'auto' | 'js', PoolShard>>>();
+
+/** The in-process shard of `index` (kept, so that its kernel's copy of the pool is updated, not redone). */
+function localShard(index: RougeIndex, kernel: 'auto' | 'js'): PoolShard {
+  let kept = shards.get(index);
+  if (kept === undefined) {
+    kept = {};
+    shards.set(index, kept);
+  }
+  kept[kernel] ??= new PoolShard(index.tokenPool, kernel);
+  return kept[kernel];
+}
+
+/**
+ * Runs the gate over `texts` in order, in-process, adding each accepted candidate to the index when
  * `commit` is true. `gate()` and `RougeIndex.score()` are the public forms.
  */
 export function runGate(
@@ -72,266 +249,21 @@ export function runGate(
   options: GateOptions,
   commit: boolean,
 ): GateResult[] {
-  const settings = resolve(options);
+  const settings = gateSettings(options);
+  const shard = localShard(index, settings.kernel);
   const results: GateResult[] = [];
-  for (let start = 0; start < texts.length; start += WASM_LANES) {
-    results.push(...runBatch(index, texts.slice(start, start + WASM_LANES), settings, commit));
+  for (let start = 0; start < texts.length; start += BATCH) {
+    const batch = prepareBatch(index, texts.slice(start, start + BATCH));
+    const documents = index.size;
+    const highest = shard.begin(batch.ids, 0, documents, settings.topK);
+    const decisions = decideBatch(batch, highest, documents, settings.threshold, commit);
+    if (commit) commitBatch(index, batch, decisions);
+    const scores = shard.finish(
+      decisions.map((decision) => decision.size),
+      settings.topK,
+      decisions.map((decision) => decision.inBatch),
+    );
+    results.push(...mergeBatch(index, batch, decisions, [{ from: 0, scores }], settings.topK));
   }
   return results;
-}
-
-interface Settings {
-  threshold: number;
-  topK: number;
-  wasm: boolean;
-}
-
-function resolve(options: GateOptions): Settings {
-  const threshold = options.threshold ?? DEFAULT_THRESHOLD;
-  const topK = options.topK ?? DEFAULT_TOP_K;
-  if (!Number.isFinite(threshold)) throw new RangeError(`threshold must be a number, got ${threshold}`);
-  if (!Number.isInteger(topK) || topK < 1)
-    throw new RangeError(`topK must be a positive integer, got ${topK}`);
-  return { threshold, topK, wasm: options.kernel !== 'js' };
-}
-
-function prepare(index: RougeIndex, texts: readonly string[]): Prepared[] {
-  const unknown = new Map<string, number>();
-  return texts.map((text) => {
-    const tokens = tokenize(text);
-    const ids = new Int32Array(tokens.length);
-    tokens.forEach((token, i) => {
-      let id = index.tokenId(token) ?? unknown.get(token);
-      if (id === undefined) {
-        id = -1 - unknown.size;
-        unknown.set(token, id);
-      }
-      ids[i] = id;
-    });
-    return { text, tokens, ids };
-  });
-}
-
-function runBatch(
-  index: RougeIndex,
-  texts: readonly string[],
-  settings: Settings,
-  commit: boolean,
-): GateResult[] {
-  const batch = prepare(index, texts);
-  const documents = index.size;
-  // Adding to the index only writes past `documents` (or into new arrays), so this view stays valid.
-  const lengths = index.storage().lengths;
-
-  // LCS of every candidate against the pool as it is now: one SIMD scan for those of at most 32 tokens,
-  // one per 8 of 33–64 tokens, the JavaScript kernel for the rest (or for all without SIMD).
-  const scanner = settings.wasm ? WasmLcsScanner.for(index) : null;
-  const laneOf = new Int32Array(batch.length).fill(-1);
-  const separate: (Int32Array | null)[] = batch.map(() => null);
-  let counts: Uint8Array | null = null;
-  if (scanner !== null) {
-    const narrow: Int32Array[] = [];
-    const wide: number[] = [];
-    batch.forEach((candidate, i) => {
-      const m = candidate.ids.length;
-      if (m > 0 && m <= 32) {
-        laneOf[i] = narrow.length;
-        narrow.push(candidate.ids);
-      } else if (m > 32 && m <= MAX_WASM_TOKENS) wide.push(i);
-    });
-    for (let start = 0; start < wide.length; start += WIDE_LANES) {
-      const group = wide.slice(start, start + WIDE_LANES);
-      const scanned = scanner.scan(
-        group.map((i) => (batch[i] as Prepared).ids),
-        documents,
-      ).counts;
-      group.forEach((i, lane) => {
-        const out = scratchLcs(i, documents);
-        for (let d = 0; d < documents; d++) {
-          out[d] = (scanned[16 * d + 2 * lane] as number) + (scanned[16 * d + 2 * lane + 1] as number);
-        }
-        separate[i] = out;
-      });
-    }
-    if (narrow.length > 0) counts = scanner.scan(narrow, documents).counts;
-  }
-  batch.forEach((candidate, i) => {
-    if (laneOf[i] !== -1 || separate[i] !== null || candidate.ids.length === 0) return;
-    const out = scratchLcs(i, documents);
-    lcsAgainstIndex(index, candidate.ids, documents, out);
-    separate[i] = out;
-  });
-
-  const accepted: Prepared[] = [];
-  return batch.map((candidate, i) => {
-    const m = candidate.ids.length;
-    const size = documents + accepted.length;
-    if (scores.length < size) scores = new Float64Array(Math.max(size, 2 * scores.length));
-    const lane = laneOf[i] as number;
-    const own = separate[i];
-    const table = fTable(m, index.maxLength, documents);
-    top.reset(Math.min(settings.topK, size));
-    if (counts !== null && lane !== -1) fillFromCounts(counts, lane, m, lengths, documents, table);
-    else if (own) fillFromLcs(own, m, lengths, documents, table);
-    else fillZeros(documents);
-    accepted.forEach((earlier, j) => {
-      scores[documents + j] = fMeasure(lcsLength(candidate.ids, earlier.ids), m, earlier.ids.length);
-    });
-
-    const result = summarize(index, candidate.text, documents, size, settings.threshold);
-    if (commit && result.accepted) {
-      index.addTokenized(candidate.text, candidate.tokens);
-      accepted.push(candidate);
-    }
-    return result;
-  });
-}
-
-function scratchLcs(slot: number, documents: number): Int32Array {
-  let out = lcsScratch[slot];
-  if (out === undefined || out.length < documents) {
-    out = new Int32Array(Math.max(documents, 2 * (out?.length ?? 512)));
-    lcsScratch[slot] = out;
-  }
-  return out;
-}
-
-let table = new Float64Array(0);
-
-/**
- * `fMeasure(lcs, m, n)` for every instruction length n ≤ `maxLength` and lcs ≤ m, at `n * (m + 1) + lcs`:
- * the same values, looked up instead of computed with three divisions per pair. Null when building it
- * would cost more than it saves (small pools) or the pool has very long instructions.
- */
-function fTable(m: number, maxLength: number, documents: number): Float64Array | null {
-  const entries = (maxLength + 1) * (m + 1);
-  if (m === 0 || maxLength > 512 || documents < 4 * entries) return null;
-  if (table.length < entries) table = new Float64Array(Math.max(entries, 2 * table.length));
-  for (let n = 0; n <= maxLength; n++) {
-    for (let lcs = 0; lcs <= m; lcs++) table[n * (m + 1) + lcs] = fMeasure(lcs, m, n);
-  }
-  return table;
-}
-
-/** The k highest scores offered, score descending, equal scores in the order offered (pool order). */
-class TopK {
-  scores = new Float64Array(0);
-  positions = new Int32Array(0);
-  filled = 0;
-  /** Offer only scores strictly greater than this: nothing else can enter. */
-  floor = Number.NEGATIVE_INFINITY;
-  #k = 0;
-
-  reset(k: number): void {
-    if (this.scores.length < k) {
-      this.scores = new Float64Array(k);
-      this.positions = new Int32Array(k);
-    }
-    this.#k = k;
-    this.filled = 0;
-    this.floor = k > 0 ? Number.NEGATIVE_INFINITY : Number.POSITIVE_INFINITY;
-  }
-
-  /** Inserts (score, position), dropping the lowest when full; returns the new floor. */
-  offer(score: number, position: number): number {
-    const k = this.#k;
-    const scores = this.scores;
-    const positions = this.positions;
-    let at = this.filled < k ? this.filled++ : k - 1;
-    while (at > 0 && (scores[at - 1] as number) < score) {
-      scores[at] = scores[at - 1] as number;
-      positions[at] = positions[at - 1] as number;
-      at--;
-    }
-    scores[at] = score;
-    positions[at] = position;
-    if (this.filled === k) this.floor = scores[k - 1] as number;
-    return this.floor;
-  }
-}
-
-const top = new TopK();
-
-// The candidate is rouge-score's target (length m), the pool instruction its prediction (length n).
-// The fill loops also offer each score to `top`, saving a pass over the scores.
-function fillFromCounts(
-  counts: Uint8Array,
-  lane: number,
-  m: number,
-  lengths: Int32Array,
-  documents: number,
-  lookup: Float64Array | null,
-): void {
-  const out = scores;
-  let floor = top.floor;
-  if (lookup !== null) {
-    const stride = m + 1;
-    for (let d = 0; d < documents; d++) {
-      const score = lookup[(lengths[d] as number) * stride + (counts[(d << 4) + lane] as number)] as number;
-      out[d] = score;
-      if (score > floor) floor = top.offer(score, d);
-    }
-    return;
-  }
-  for (let d = 0; d < documents; d++) {
-    const lcs = counts[(d << 4) + lane] as number;
-    const score = lcs === 0 ? 0 : fMeasure(lcs, m, lengths[d] as number);
-    out[d] = score;
-    if (score > floor) floor = top.offer(score, d);
-  }
-}
-
-function fillFromLcs(
-  lcsOf: Int32Array,
-  m: number,
-  lengths: Int32Array,
-  documents: number,
-  lookup: Float64Array | null,
-): void {
-  const out = scores;
-  let floor = top.floor;
-  for (let d = 0; d < documents; d++) {
-    const lcs = lcsOf[d] as number;
-    const score =
-      lookup !== null
-        ? (lookup[(lengths[d] as number) * (m + 1) + lcs] as number)
-        : lcs === 0
-          ? 0
-          : fMeasure(lcs, m, lengths[d] as number);
-    out[d] = score;
-    if (score > floor) floor = top.offer(score, d);
-  }
-}
-
-function fillZeros(documents: number): void {
-  scores.fill(0, 0, documents);
-  let floor = top.floor;
-  for (let d = 0; d < documents && 0 > floor; d++) floor = top.offer(0, d);
-}
-
-/** Offers `scores[from .. size)` to `top`, then reads off max, top k and mean, and decides. */
-function summarize(
-  index: RougeIndex,
-  instruction: string,
-  from: number,
-  size: number,
-  threshold: number,
-): GateResult {
-  let floor = top.floor;
-  for (let d = from; d < size; d++) {
-    const score = scores[d] as number;
-    if (score > floor) floor = top.offer(score, d);
-  }
-  const mostSimilar: SimilarInstruction[] = [];
-  for (let i = 0; i < top.filled; i++) {
-    mostSimilar.push({ instruction: index.text(top.positions[i] as number), score: top.scores[i] as number });
-  }
-  const maxSimilarity = mostSimilar[0]?.score ?? 0;
-  return {
-    instruction,
-    accepted: !(maxSimilarity > threshold),
-    maxSimilarity,
-    mostSimilar,
-    avgSimilarity: size > 0 ? pairwiseSum(scores, 0, size) / size : 0,
-  };
 }

@@ -8,6 +8,13 @@ import {
 } from '../../../functions/shared/engine/gate.ts';
 import { wasmSimdAvailable } from '../../../functions/shared/engine/lcs-wasm.ts';
 import { referenceGate, referenceScore } from '../../../functions/shared/engine/reference.ts';
+import {
+  commitBatch,
+  decideBatch,
+  mergeBatch,
+  prepareBatch,
+} from '../../../functions/shared/engine/scoring.ts';
+import { PoolShard } from '../../../functions/shared/engine/shard.ts';
 import { createRng } from '../../../functions/shared/random.ts';
 
 /**
@@ -42,7 +49,7 @@ const summary = (result: GateResult) => ({
   accepted: result.accepted,
   max: result.maxSimilarity,
   mean: result.avgSimilarity,
-  top: result.mostSimilar.map(({ instruction, score }) => `${score} ${instruction}`),
+  top: result.mostSimilar.map(({ instruction, position, score }) => `${score} ${position} ${instruction}`),
 });
 
 describe('gate', () => {
@@ -174,6 +181,50 @@ describe('gate', () => {
       const slow = candidates.map((candidate) => referenceScore(pool, candidate));
       expect(fast.map(summary)).toEqual(slow.map(summary));
     }
+  });
+
+  it('matches the reference against instructions of hundreds of tokens and of over a thousand lengths', () => {
+    // 1,009 distinct lengths: more rows than the kernel's score tables take, so the JavaScript kernel.
+    const words = (n: number, offset = 0) =>
+      Array.from({ length: n }, (_, i) => `t${(i * 7 + offset) % 40}`).join(' ');
+    const long = [words(300), words(40, 1), words(12, 2)];
+    const many = Array.from({ length: 1009 }, (_, n) => words(n, n));
+    const candidates = [words(10, 3), words(30), words(60, 1)];
+
+    for (const pool of [long, many]) {
+      const fast = gate(RougeIndex.from(pool), candidates);
+      const slow = referenceGate(pool, candidates);
+      expect(fast.map(summary)).toEqual(slow.map(summary));
+    }
+  });
+
+  it('gives the same results with the pool split into shards, merged, as in one piece', () => {
+    const { pool, candidates } = workload('shards', 500, 400);
+    const whole = gate(RougeIndex.from(pool), candidates);
+
+    const index = RougeIndex.from(pool);
+    const shards = [0, 1, 2].map(() => new PoolShard(index.tokenPool));
+    const merged: GateResult[] = [];
+    for (let start = 0; start < candidates.length; start += 64) {
+      const batch = prepareBatch(index, candidates.slice(start, start + 64));
+      const documents = index.size;
+      const bounds = [0, 97, Math.floor(documents / 2), documents];
+      const highest = shards.map((shard, s) =>
+        shard.begin(batch.ids, bounds[s] as number, bounds[s + 1] as number, 10),
+      );
+      const best = batch.ids.map((_, c) => Math.max(...highest.map((scores) => scores[c] as number)));
+      const decisions = decideBatch(batch, best, documents, 0.7, true);
+      commitBatch(index, batch, decisions);
+      const sizes = decisions.map((decision) => decision.size);
+      const tails = decisions.map((decision) => decision.inBatch);
+      const parts = shards.map((shard, s) => ({
+        from: bounds[s] as number,
+        scores: shard.finish(sizes, 10, s === shards.length - 1 ? tails : undefined),
+      }));
+      merged.push(...mergeBatch(index, batch, decisions, parts, 10));
+    }
+
+    expect(merged.map(summary)).toEqual(whole.map(summary));
   });
 
   it('rejects a nonsensical threshold or top-k', () => {
