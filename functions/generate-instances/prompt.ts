@@ -13,8 +13,8 @@
  * applied here: the parsers return what the reply holds.
  */
 import { z } from 'zod';
-import type { ModelRequest } from '../shared/ports.ts';
-import { PROFILES } from '../shared/profiles.ts';
+import type { ModelPrompt, ModelRequest, ReplyText } from '../shared/ports.ts';
+import { callParameters, type ProfileTable } from '../shared/profiles.ts';
 import type { Instance, ProfileName } from '../shared/schemas.ts';
 import { extractJsonArrayItems, extractJsonObject, loadTemplate, render } from '../shared/templates.ts';
 
@@ -27,83 +27,150 @@ export interface ParsedInstances {
 
 const template = (name: string) => loadTemplate(import.meta.url, name);
 
+const ClassifyAnswer = z.object({ is_classification: z.boolean() });
+
+/** The "is it a classification task?" task of one profile: its prompt and the reader of the answer. */
+export interface ClassifyTask {
+  render(instruction: string): ModelPrompt;
+  /** `true`, `false`, or `null` when the reply can't be read. */
+  parse(text: string): boolean | null;
+}
+
 /**
- * Builds the "is it a classification task?" request. `self-instruct`/`alpaca`: the few-shot template,
- * then `" " + instruction.strip() + "\nIs it classification?"` as the paper; `default`: a chat prompt
- * answered with `{"is_classification": boolean}`.
+ * The paper's classification question, shared by `self-instruct` and `alpaca`: the few-shot template,
+ * then `" " + instruction.strip() + "\nIs it classification?"`. Its answer is read as the paper's check,
+ * `text.strip() in ["Yes", "yes", "YES"]`; "No" in the same spellings is `false`, anything else `null`
+ * (the paper counts it as "not classification", which a caller reproduces by reading `null` as `false`).
  */
-export function renderClassifyRequest(profile: ProfileName, instruction: string): ModelRequest {
-  const { temperature, topP, maxTokens, stop } = PROFILES[profile].parameters.classify;
-  const base = { stage: 'classify' as const, temperature, topP, maxTokens, ...(stop ? { stop } : {}) };
-  if (profile === 'default') {
-    return {
-      ...base,
+const PAPER_CLASSIFY: ClassifyTask = {
+  render: (instruction) => ({
+    format: 'classify/self-instruct',
+    kind: 'completion',
+    prompt: `${template('self-instruct-classify.txt')} ${instruction.trim()}\nIs it classification?`,
+  }),
+  parse: (text) => {
+    const word = text.trim();
+    if (word === 'Yes' || word === 'yes' || word === 'YES') return true;
+    if (word === 'No' || word === 'no' || word === 'NO') return false;
+    return null;
+  },
+};
+
+/** The classification question per profile; `default` asks a chat model for `{"is_classification": boolean}`. */
+export const CLASSIFY_TASKS: ProfileTable<ClassifyTask> = {
+  'self-instruct': PAPER_CLASSIFY,
+  alpaca: PAPER_CLASSIFY,
+  default: {
+    render: (instruction) => ({
+      format: 'classify/default',
       kind: 'chat',
       system: template('default-classify-system.txt'),
       prompt: render(template('default-classify-user.txt'), { instruction: instruction.trim() }),
       json: true,
-    };
-  }
+    }),
+    parse: (text) => {
+      const answer = ClassifyAnswer.safeParse(extractJsonObject(text));
+      return answer.success ? answer.data.is_classification : null;
+    },
+  },
+};
+
+/** The instance-generation task of one profile: its prompt and the parser of the reply. */
+export interface InstancesTask {
+  render(instruction: string, isClassification: boolean): ModelPrompt;
+  parse(reply: ReplyText, isClassification: boolean): ParsedInstances;
+}
+
+/**
+ * The paper's instance prompts, shared by `self-instruct` and `alpaca` (for a candidate that arrives
+ * without an instance): the output-first template for a classification task, the input-first one
+ * otherwise, each ending with "Task:", then `" " + instruction.strip() + "\n"` as `generate_instances.py`.
+ * The reply is parsed as `prepare_for_finetuning.py`: a classification reply is split on "Class label:"
+ * (the first piece dropped; in each, the first line is the label and output, the rest the input); a
+ * generation reply is split on `/Example\s?\d*\.?/` when it has such a marker, else read as one
+ * input/output pair when it has an `Output:` marker, else yields nothing. When the reply was cut by the
+ * token limit its last instance is dropped.
+ */
+const PAPER_INSTANCES: InstancesTask = {
+  render: (instruction, isClassification) =>
+    isClassification
+      ? {
+          format: 'instances/self-instruct-classification',
+          kind: 'completion',
+          prompt: `${template('self-instruct-classification.txt')} ${instruction.trim()}\n`,
+        }
+      : {
+          format: 'instances/self-instruct-generation',
+          kind: 'completion',
+          prompt: `${template('self-instruct-generation.txt')} ${instruction.trim()}\n`,
+        },
+  parse: (reply, isClassification) => {
+    const parsed = isClassification
+      ? parseClassificationInstances(reply.text)
+      : parseGenerationInstances(reply.text);
+    if (parsed === null) return { instances: [], malformed: true };
+    return { instances: reply.finish === 'length' ? parsed.slice(0, -1) : parsed, malformed: false };
+  },
+};
+
+/**
+ * The instance task per profile. `default` asks a chat model for `{"instances": [{"input", "output"}]}`,
+ * the label first on classification tasks; each instance is validated, one cut by the token limit dropped.
+ */
+export const INSTANCES_TASKS: ProfileTable<InstancesTask> = {
+  'self-instruct': PAPER_INSTANCES,
+  alpaca: PAPER_INSTANCES,
+  default: {
+    render: (instruction, isClassification) => ({
+      format: isClassification ? 'instances/default-classification' : 'instances/default-generation',
+      kind: 'chat',
+      system: template('default-instances-system.txt'),
+      prompt: render(
+        template(
+          isClassification ? 'default-instances-classification.txt' : 'default-instances-generation.txt',
+        ),
+        { instruction: instruction.trim() },
+      ),
+      json: true,
+    }),
+    parse: parseJsonInstances,
+  },
+};
+
+/** Builds the "is it a classification task?" request of a profile (see `CLASSIFY_TASKS`). */
+export function renderClassifyRequest(profile: ProfileName, instruction: string): ModelRequest {
   return {
-    ...base,
-    kind: 'completion',
-    prompt: `${template('self-instruct-classify.txt')} ${instruction.trim()}\nIs it classification?`,
+    stage: 'classify',
+    ...callParameters(profile, 'classify'),
+    ...CLASSIFY_TASKS[profile].render(instruction),
   };
 }
 
-const ClassifyAnswer = z.object({ is_classification: z.boolean() });
-
-/**
- * Reads the classification answer: `true`, `false`, or `null` when the reply can't be read.
- *
- * `self-instruct`/`alpaca`: the paper's check, `text.strip() in ["Yes", "yes", "YES"]`; "No" in the
- * same spellings is `false`, anything else `null` (the paper counts it as "not classification", which a
- * caller reproduces by reading `null` as `false`). `default`: the JSON object's `is_classification`.
- */
+/** Reads the classification answer: `true`, `false`, or `null` when the reply can't be read (see `CLASSIFY_TASKS`). */
 export function parseClassifyReply(profile: ProfileName, text: string): boolean | null {
-  if (profile === 'default') {
-    const answer = ClassifyAnswer.safeParse(extractJsonObject(text));
-    return answer.success ? answer.data.is_classification : null;
-  }
-  const word = text.trim();
-  if (word === 'Yes' || word === 'yes' || word === 'YES') return true;
-  if (word === 'No' || word === 'no' || word === 'NO') return false;
-  return null;
+  return CLASSIFY_TASKS[profile].parse(text);
 }
 
-/**
- * Builds the instance-generation request. `self-instruct`/`alpaca`: the output-first template for a
- * classification task, the input-first one otherwise, each ending with "Task:", then
- * `" " + instruction.strip() + "\n"` as `generate_instances.py`. `default`: a chat prompt answered with
- * `{"instances": [{"input", "output"}]}`, asking for the label first on classification tasks.
- */
+/** Builds the instance-generation request of a profile (see `INSTANCES_TASKS`). */
 export function renderInstancesRequest(
   profile: ProfileName,
   instruction: string,
   isClassification: boolean,
 ): ModelRequest {
-  const { temperature, topP, maxTokens, stop } = PROFILES[profile].parameters.instances;
-  const base = {
-    stage: 'generate-instances' as const,
-    temperature,
-    topP,
-    maxTokens,
-    ...(stop ? { stop } : {}),
+  return {
+    stage: 'generate-instances',
+    ...callParameters(profile, 'instances'),
+    ...INSTANCES_TASKS[profile].render(instruction, isClassification),
   };
-  if (profile === 'default') {
-    const name = isClassification
-      ? 'default-instances-classification.txt'
-      : 'default-instances-generation.txt';
-    return {
-      ...base,
-      kind: 'chat',
-      system: template('default-instances-system.txt'),
-      prompt: render(template(name), { instruction: instruction.trim() }),
-      json: true,
-    };
-  }
-  const name = isClassification ? 'self-instruct-classification.txt' : 'self-instruct-generation.txt';
-  return { ...base, kind: 'completion', prompt: `${template(name)} ${instruction.trim()}\n` };
+}
+
+/** Parses an instance reply (see `INSTANCES_TASKS`). */
+export function parseInstancesReply(
+  profile: ProfileName,
+  reply: ReplyText,
+  isClassification: boolean,
+): ParsedInstances {
+  return INSTANCES_TASKS[profile].parse(reply, isClassification);
 }
 
 /** A JSON scalar read as text: models sometimes write a number or a boolean where a string belongs. */
@@ -111,29 +178,6 @@ const Text = z.union([z.string(), z.number(), z.boolean()]).transform(String);
 const DefaultInstance = z
   .object({ input: z.union([Text, z.null()]).optional(), output: Text })
   .transform(({ input, output }) => ({ input: input ?? '', output }));
-
-/**
- * Parses an instance reply.
- *
- * `self-instruct`/`alpaca`, as `prepare_for_finetuning.py`: a classification reply is split on
- * "Class label:" (the first piece dropped; in each, the first line is the label and output, the rest
- * the input); a generation reply is split on `/Example\s?\d*\.?/` when it has such a marker, else read
- * as one input/output pair when it has an `Output:` marker, else yields nothing. When the reply was cut
- * by the token limit its last instance is dropped. `default`: the JSON object's `instances`, each
- * validated; an instance cut by the token limit is dropped.
- */
-export function parseInstancesReply(
-  profile: ProfileName,
-  reply: { text: string; finish: 'stop' | 'length' },
-  isClassification: boolean,
-): ParsedInstances {
-  if (profile === 'default') return parseJsonInstances(reply);
-  const parsed = isClassification
-    ? parseClassificationInstances(reply.text)
-    : parseGenerationInstances(reply.text);
-  if (parsed === null) return { instances: [], malformed: true };
-  return { instances: reply.finish === 'length' ? parsed.slice(0, -1) : parsed, malformed: false };
-}
 
 const OUTPUT_MARKER = /Output\s*\d*\s*:/;
 const INPUT_MARKER = /Input\s*\d*\s*:/;
@@ -184,7 +228,7 @@ function parseClassificationInstances(text: string): Instance[] | null {
     });
 }
 
-function parseJsonInstances({ text, finish }: { text: string; finish: 'stop' | 'length' }): ParsedInstances {
+function parseJsonInstances({ text, finish }: ReplyText): ParsedInstances {
   const { found, items, unparseable, unfinished } = extractJsonArrayItems(text, 'instances');
   if (!found) return { instances: [], malformed: finish !== 'length' };
   const instances: Instance[] = [];

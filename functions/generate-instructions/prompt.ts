@@ -10,8 +10,8 @@
  * Templates are in `./prompts/`. Filtering and normalizing the instructions is the filter stage's job.
  */
 import { z } from 'zod';
-import type { ModelRequest } from '../shared/ports.ts';
-import { PROFILES } from '../shared/profiles.ts';
+import type { ModelPrompt, ModelRequest, ReplyText } from '../shared/ports.ts';
+import { callParameters, PROFILES, type ProfileTable } from '../shared/profiles.ts';
 import type { Rng } from '../shared/random.ts';
 import type { Candidate, ProfileName } from '../shared/schemas.ts';
 import { extractJsonArrayItems, loadTemplate, render } from '../shared/templates.ts';
@@ -64,54 +64,97 @@ function cleanInstruction(instruction: string): string {
   return instruction.replace(/\s+/g, ' ').trim().replace(/:+$/, '');
 }
 
-/** Builds the instruction-generation request of a profile from its demonstrations. */
+/**
+ * The instruction-generation task of one profile: the prompt it renders around the demonstrations (the
+ * sampling parameters are the profile's) and the parser of the reply. `demonstrations` is the number of
+ * tasks the prompt showed.
+ */
+export interface InstructionTask {
+  render(demos: readonly DemoTask[]): ModelPrompt;
+  parse(reply: ReplyText, demonstrations: number): ParsedInstructions;
+}
+
+/**
+ * The task per profile.
+ *
+ * - `self-instruct`: 8 numbered demonstrations, the model continues the list. A reply cut by the token
+ *   limit is dropped whole; otherwise it is split with `/\n\d+\s?\. /` exactly as the paper, so the first
+ *   piece is the rest of the item the prompt opened, and a line whose number is not followed by ". "
+ *   stays glued to the item before it.
+ * - `alpaca`: 3 seed tasks with input and output between `###`. `${n+1}. Instruction:` is put back in
+ *   front of the reply, the text is split on `###`, the last piece is dropped when the reply was cut, and
+ *   each piece must split into exactly 7 parts on `${index}\.\s+(Instruction|Input|Output):`;
+ *   `<noinput>` becomes an empty input.
+ * - `default`: a chat prompt asking for a JSON list of tasks; the JSON object's `tasks`, each validated;
+ *   a task cut by the token limit is counted, not kept.
+ */
+export const INSTRUCTION_TASKS: ProfileTable<InstructionTask> = {
+  'self-instruct': {
+    render: (demos) => ({
+      format: 'instructions/self-instruct',
+      kind: 'completion',
+      prompt: render(template('self-instruct.txt'), {
+        demonstrations: demos.map((d, i) => `${i + 1}. ${cleanInstruction(d.instruction)}\n`).join(''),
+        next: demos.length + 1,
+      }),
+    }),
+    parse: parseNumberedList,
+  },
+  alpaca: {
+    render: (demos) => ({
+      format: 'instructions/alpaca',
+      kind: 'completion',
+      prompt: render(template('alpaca.txt'), {
+        demonstrations: demos
+          .map((d, i) => {
+            const n = i + 1;
+            const input = d.input ? d.input : '<noinput>';
+            return `###\n${n}. Instruction: ${cleanInstruction(d.instruction)}\n${n}. Input:\n${input}\n${n}. Output:\n${d.output ?? ''}\n`;
+          })
+          .join(''),
+        next: demos.length + 1,
+      }),
+    }),
+    parse: parseAlpacaBlocks,
+  },
+  default: {
+    render: (demos) => ({
+      format: 'instructions/default',
+      kind: 'chat',
+      system: template('default-system.txt'),
+      prompt: render(template('default-user.txt'), {
+        demonstrations: demos.map((d, i) => `${i + 1}. ${cleanInstruction(d.instruction)}`).join('\n'),
+        count: DEFAULT_TASKS_PER_CALL,
+      }),
+      json: true,
+    }),
+    parse: parseJsonTasks,
+  },
+};
+
+/** Builds the instruction-generation request of a profile from its demonstrations (see `INSTRUCTION_TASKS`). */
 export function renderInstructionRequest(profile: ProfileName, demos: readonly DemoTask[]): ModelRequest {
-  const { temperature, topP, maxTokens, stop } = PROFILES[profile].parameters.instructions;
-  const base = {
-    stage: 'generate-instructions' as const,
-    temperature,
-    topP,
-    maxTokens,
-    ...(stop ? { stop } : {}),
+  return {
+    stage: 'generate-instructions',
+    ...callParameters(profile, 'instructions'),
+    ...INSTRUCTION_TASKS[profile].render(demos),
   };
-  const next = demos.length + 1;
-  switch (profile) {
-    case 'self-instruct':
-      return {
-        ...base,
-        kind: 'completion',
-        prompt: render(template('self-instruct.txt'), {
-          demonstrations: demos.map((d, i) => `${i + 1}. ${cleanInstruction(d.instruction)}\n`).join(''),
-          next,
-        }),
-      };
-    case 'alpaca':
-      return {
-        ...base,
-        kind: 'completion',
-        prompt: render(template('alpaca.txt'), {
-          demonstrations: demos
-            .map((d, i) => {
-              const n = i + 1;
-              const input = d.input ? d.input : '<noinput>';
-              return `###\n${n}. Instruction: ${cleanInstruction(d.instruction)}\n${n}. Input:\n${input}\n${n}. Output:\n${d.output ?? ''}\n`;
-            })
-            .join(''),
-          next,
-        }),
-      };
-    case 'default':
-      return {
-        ...base,
-        kind: 'chat',
-        system: template('default-system.txt'),
-        prompt: render(template('default-user.txt'), {
-          demonstrations: demos.map((d, i) => `${i + 1}. ${cleanInstruction(d.instruction)}`).join('\n'),
-          count: DEFAULT_TASKS_PER_CALL,
-        }),
-        json: true,
-      };
-  }
+}
+
+/**
+ * Parses a reply into candidate tasks (see `INSTRUCTION_TASKS`). `demonstrations` is the number of tasks
+ * the prompt showed (the profile's own number unless told).
+ */
+export function parseInstructionReply(
+  profile: ProfileName,
+  reply: ReplyText,
+  options: { demonstrations?: number } = {},
+): ParsedInstructions {
+  const { seedDemonstrations, machineDemonstrations } = PROFILES[profile];
+  return INSTRUCTION_TASKS[profile].parse(
+    reply,
+    options.demonstrations ?? seedDemonstrations + machineDemonstrations,
+  );
 }
 
 /** One task of the default profile's JSON reply. */
@@ -120,43 +163,7 @@ const DefaultTask = z.object({
   is_classification: z.boolean().optional(),
 });
 
-/**
- * Parses a reply into candidate tasks.
- *
- * - `self-instruct`: a reply cut by the token limit is dropped whole; otherwise it is split with
- *   `/\n\d+\s?\. /` exactly as the paper, so the first piece is the rest of the item the prompt opened,
- *   and a line whose number is not followed by ". " stays glued to the item before it.
- * - `alpaca`: `${n+1}. Instruction:` is put back in front, the text is split on `###`, the last piece is
- *   dropped when the reply was cut, and each piece must split into exactly 7 parts on
- *   `${index}\.\s+(Instruction|Input|Output):`; `<noinput>` becomes an empty input. `demonstrations` is
- *   the number of tasks the prompt showed (the profile's 3 unless told).
- * - `default`: the JSON object's `tasks`, each validated; a task cut by the token limit is counted, not kept.
- */
-export function parseInstructionReply(
-  profile: ProfileName,
-  reply: { text: string; finish: 'stop' | 'length' },
-  options: { demonstrations?: number } = {},
-): ParsedInstructions {
-  switch (profile) {
-    case 'self-instruct':
-      return parseNumberedList(reply);
-    case 'alpaca':
-      return parseAlpacaBlocks(
-        reply,
-        options.demonstrations ?? PROFILES.alpaca.seedDemonstrations + PROFILES.alpaca.machineDemonstrations,
-      );
-    case 'default':
-      return parseJsonTasks(reply);
-  }
-}
-
-function parseNumberedList({
-  text,
-  finish,
-}: {
-  text: string;
-  finish: 'stop' | 'length';
-}): ParsedInstructions {
+function parseNumberedList({ text, finish }: ReplyText): ParsedInstructions {
   const pieces = text
     .split(/\n\d+\s?\. /)
     .map((piece) => piece.trim())
@@ -165,10 +172,7 @@ function parseNumberedList({
   return { candidates: pieces.map((instruction) => ({ instruction })), malformed: 0, droppedByTruncation: 0 };
 }
 
-function parseAlpacaBlocks(
-  { text, finish }: { text: string; finish: 'stop' | 'length' },
-  demonstrations: number,
-): ParsedInstructions {
+function parseAlpacaBlocks({ text, finish }: ReplyText, demonstrations: number): ParsedInstructions {
   const pieces = `${demonstrations + 1}. Instruction:${text}`.split('###');
   const result: ParsedInstructions = { candidates: [], malformed: 0, droppedByTruncation: 0 };
   pieces.forEach((piece, i) => {
@@ -193,7 +197,7 @@ function parseAlpacaBlocks(
   return result;
 }
 
-function parseJsonTasks({ text, finish }: { text: string; finish: 'stop' | 'length' }): ParsedInstructions {
+function parseJsonTasks({ text, finish }: ReplyText): ParsedInstructions {
   const { found, items, unparseable, unfinished } = extractJsonArrayItems(text, 'tasks');
   if (!found) {
     // Nothing usable: count the reply once, as a cut one if the limit stopped it before the list.

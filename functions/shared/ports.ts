@@ -6,9 +6,28 @@
 /** The pipeline steps that call a model; the offline model and the raw-reply log key on these. */
 export type ModelStage = 'generate-instructions' | 'classify' | 'generate-instances';
 
+/**
+ * Which prompt format a request is: the task (`instructions`, `classify`, `instances`) and the prompt a
+ * profile renders for it (the paper's completion prompts are shared by `self-instruct` and `alpaca` where
+ * Alpaca keeps them). The offline model writes its reply by this tag, as a real model would by reading the
+ * prompt; real providers ignore it, and it is not part of the prompt hash (`promptHash`).
+ */
+export type ModelFormat =
+  | 'instructions/self-instruct'
+  | 'instructions/alpaca'
+  | 'instructions/default'
+  | 'classify/self-instruct'
+  | 'classify/default'
+  | 'instances/self-instruct-classification'
+  | 'instances/self-instruct-generation'
+  | 'instances/default-classification'
+  | 'instances/default-generation';
+
 /** One request to a text model. */
 export interface ModelRequest {
   stage: ModelStage;
+  /** The prompt format of this request (see `ModelFormat`). */
+  format: ModelFormat;
   /**
    * `completion`: `prompt` is raw text the model continues (the paper's GPT-3 style);
    * `chat`: `prompt` is the user message, `system` the system message.
@@ -23,6 +42,9 @@ export interface ModelRequest {
   /** Ask for a JSON object as the reply (chat models that support it). */
   json?: boolean;
 }
+
+/** The prompt of a request, as a profile's task renders it; the caller adds the stage and the sampling parameters. */
+export type ModelPrompt = Pick<ModelRequest, 'format' | 'kind' | 'system' | 'prompt' | 'json'>;
 
 /** Token counts of one call; `estimated` when the provider did not report them. */
 export interface TokenUsage {
@@ -39,6 +61,9 @@ export interface ModelReply {
   latencyMs: number;
   model: string;
 }
+
+/** What a stage's parser reads of a reply. */
+export type ReplyText = Pick<ModelReply, 'text' | 'finish'>;
 
 /** A text generation model. */
 /** What a stage knows about a call besides its request: the logical call it is (see `ModelCalls`). */

@@ -8,7 +8,15 @@
  * - `default`: ours: chat prompts with JSON replies validated by zod, no lower-casing,
  *   configurable banned words.
  */
+import type { ModelRequest } from './ports.ts';
 import type { ProfileName } from './schemas.ts';
+
+/**
+ * One entry per profile: what each stage keeps per profile (its prompt and parser, its filter rules) is
+ * such a table, so that adding a profile name without its entries fails to compile instead of quietly
+ * taking another profile's path.
+ */
+export type ProfileTable<T> = { readonly [P in ProfileName]: T };
 
 /** Sampling parameters of one model call. */
 export interface CallParameters {
@@ -18,20 +26,18 @@ export interface CallParameters {
   stop?: string[];
 }
 
+/**
+ * What a profile fixes besides its prompts, parsers and filters (those are per-stage `ProfileTable`s:
+ * `generate-instructions/prompt.ts`, `generate-instances/prompt.ts`, `engine/filters.ts`).
+ */
 export interface Profile {
   name: ProfileName;
   /** Demonstrations per instruction-generation prompt taken from the seeds … */
   seedDemonstrations: number;
   /** … and from machine-generated tasks once the pool has them. */
   machineDemonstrations: number;
-  /** Whether prompts are raw completions (continued by the model) or chat messages. */
-  promptKind: 'completion' | 'chat';
   /** Whole-word, case-insensitive banned words/phrases of the instruction filter. */
   bannedWords: readonly string[];
-  /** Apply Python's `str.capitalize()` to instructions (the paper's code does). */
-  capitalize: boolean;
-  /** On a reply cut by the token limit: drop the whole reply, or only its last item. */
-  onTruncation: 'drop-reply' | 'drop-last';
   /** Instances kept per task at most. */
   maxInstances: number;
   /** Parameters per model call. */
@@ -69,15 +75,13 @@ export const ALPACA_BANNED = [
   'diagram',
 ] as const;
 
-export const PROFILES: Record<ProfileName, Profile> = {
+/** The profiles' settings. */
+export const PROFILES: ProfileTable<Profile> = {
   'self-instruct': {
     name: 'self-instruct',
     seedDemonstrations: 6,
     machineDemonstrations: 2,
-    promptKind: 'completion',
     bannedWords: SELF_INSTRUCT_BANNED,
-    capitalize: true,
-    onTruncation: 'drop-reply',
     maxInstances: 5,
     parameters: {
       // bootstrap_instructions.py: davinci, temperature 0.7, top_p 0.5, 1024 tokens, stop at item 16.
@@ -92,10 +96,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
     name: 'alpaca',
     seedDemonstrations: 3,
     machineDemonstrations: 0,
-    promptKind: 'completion',
     bannedWords: ALPACA_BANNED,
-    capitalize: false,
-    onTruncation: 'drop-last',
     maxInstances: 1,
     parameters: {
       // generate_instruction.py: temperature 1.0, top_p 1.0, 3072 tokens, stop at item 20.
@@ -108,10 +109,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
     name: 'default',
     seedDemonstrations: 6,
     machineDemonstrations: 2,
-    promptKind: 'chat',
     bannedWords: SELF_INSTRUCT_BANNED,
-    capitalize: false,
-    onTruncation: 'drop-last',
     maxInstances: 5,
     parameters: {
       instructions: { temperature: 0.7, topP: 0.9, maxTokens: 1024 },
@@ -120,3 +118,12 @@ export const PROFILES: Record<ProfileName, Profile> = {
     },
   },
 };
+
+/** The sampling fields of a request for one of a profile's calls (`stop` only when the profile has one). */
+export function callParameters(
+  profile: ProfileName,
+  call: keyof Profile['parameters'],
+): Pick<ModelRequest, 'temperature' | 'topP' | 'maxTokens' | 'stop'> {
+  const { temperature, topP, maxTokens, stop } = PROFILES[profile].parameters[call];
+  return { temperature, topP, maxTokens, ...(stop ? { stop } : {}) };
+}

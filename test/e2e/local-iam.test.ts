@@ -129,6 +129,7 @@ describe('the local stack with IAM enforced', () => {
     const call = () =>
       model.generate({
         stage: 'generate-instructions',
+        format: 'instructions/default',
         kind: 'chat',
         prompt: 'hi',
         temperature: 1,

@@ -23,7 +23,7 @@ import {
 import type { AddressInfo } from 'node:net';
 import { hashedEmbedding } from '../../functions/shared/models/embeddings.ts';
 import { OfflineModel } from '../../functions/shared/models/offline.ts';
-import type { ModelRequest, ModelStage } from '../../functions/shared/ports.ts';
+import type { ModelFormat, ModelRequest, ModelStage } from '../../functions/shared/ports.ts';
 import { createRng, type Rng } from '../../functions/shared/random.ts';
 import { keepIdleConnections } from '../../infra/local/servers.ts';
 
@@ -169,6 +169,31 @@ function stageOf(prompt: string): ModelStage {
   return 'generate-instructions';
 }
 
+/**
+ * The prompt format of a request rebuilt from the wire, read from its prompt as a model would (a
+ * provider never gets the `format` tag): the offline model behind the stand-in writes its reply by it.
+ */
+function formatOf(request: Omit<ModelRequest, 'stage' | 'format'>): ModelFormat {
+  const { prompt } = request;
+  const chat = request.kind === 'chat' || request.json === true;
+  switch (stageOf(prompt)) {
+    case 'generate-instructions':
+      if (chat) return 'instructions/default';
+      return /Instruction:\s*$/.test(prompt) ? 'instructions/alpaca' : 'instructions/self-instruct';
+    case 'classify':
+      return chat ? 'classify/default' : 'classify/self-instruct';
+    case 'generate-instances':
+      if (chat) {
+        return /classification task/i.test(prompt)
+          ? 'instances/default-classification'
+          : 'instances/default-generation';
+      }
+      return prompt.includes('Class label:')
+        ? 'instances/self-instruct-classification'
+        : 'instances/self-instruct-generation';
+  }
+}
+
 const ERROR_TYPES: Record<number, string> = {
   400: 'ValidationException',
   403: 'AccessDeniedException',
@@ -268,10 +293,14 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** Runs the offline model on a request rebuilt from the wire, then applies the fault's overrides. */
 async function answer(
   recorder: Recorder,
-  request: Omit<ModelRequest, 'stage'>,
+  request: Omit<ModelRequest, 'stage' | 'format'>,
   fault: Fault,
 ): Promise<{ text: string; finish: 'stop' | 'length'; inputTokens: number; outputTokens: number }> {
-  const reply = await recorder.model.generate({ ...request, stage: stageOf(request.prompt) });
+  const reply = await recorder.model.generate({
+    ...request,
+    stage: stageOf(request.prompt),
+    format: formatOf(request),
+  });
   const text = fault.malformedText ? MALFORMED_TEXT : (fault.text ?? reply.text);
   // Real tokenizers count the chat template's tokens too: a few per message on top of the text.
   const messages = request.system ? 2 : 1;

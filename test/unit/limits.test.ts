@@ -187,6 +187,7 @@ describe('the OpenAI adapter', () => {
   const KEY = 'sk-limits-test-0123';
   const request: ModelRequest = {
     stage: 'classify',
+    format: 'classify/default',
     kind: 'chat',
     prompt: 'Is the sky blue?',
     temperature: 0,

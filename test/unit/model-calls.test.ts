@@ -15,6 +15,7 @@ const FAST: RetryPolicy = { attempts: 8, baseDelayMs: 1, maxDelayMs: 2 };
 
 const request = (prompt: string): ModelRequest => ({
   stage: 'generate-instructions',
+  format: 'instructions/default',
   kind: 'chat',
   prompt,
   temperature: 0.7,

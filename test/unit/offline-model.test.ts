@@ -18,6 +18,7 @@ import {
 } from '../../functions/shared/engine/filters.ts';
 import { rougeL } from '../../functions/shared/engine/rouge.ts';
 import { OfflineModel } from '../../functions/shared/models/offline.ts';
+import words from '../../functions/shared/models/offline-words.json' with { type: 'json' };
 import type { ModelRequest } from '../../functions/shared/ports.ts';
 import { createRng } from '../../functions/shared/random.ts';
 import type { Candidate, ProfileName } from '../../functions/shared/schemas.ts';
@@ -121,6 +122,54 @@ describe('OfflineModel', () => {
 
   it('rejects a noise rate outside [0, 1]', () => {
     expect(() => new OfflineModel({ noise: 1.5 })).toThrow(RangeError);
+  });
+
+  it('writes the reply its format tag names, whatever the prompt looks like', async () => {
+    const model = new OfflineModel({ seed: 'tag', noise: 0 });
+    const instances = renderInstancesRequest('default', 'Rewrite the following sentence about dams.', false);
+    const classify = renderClassifyRequest('self-instruct', 'Is the following review positive or negative?');
+
+    const inputFirst = await model.generate(instances);
+    const labelFirst = await model.generate({ ...instances, format: 'instances/default-classification' });
+    const yes = await model.generate(classify);
+    // (The paper's 3-token limit would cut a JSON answer.)
+    const json = await model.generate({ ...classify, format: 'classify/default', maxTokens: 50 });
+
+    expect(inputFirst.text).toMatch(/\{"instances": \[\n {2}\{"input": /);
+    expect(labelFirst.text).toMatch(/\{"instances": \[\n {2}\{"output": /);
+    expect(yes.text).toBe(' Yes');
+    expect(json.text).toMatch(/^\{"is_classification": (true|false)\}$/);
+  });
+
+  it('keeps its word banks as data, each item with only the placeholders its writer fills, once', () => {
+    const fills: Record<string, string[]> = {
+      frames: ['{t}', '{u}'],
+      classificationFrames: ['{a}', '{o}', '{t}', '{l}'],
+      constraints: ['{n}', '{k}'],
+      sentences: ['{t}', '{T}'],
+      answers: ['{t}', '{T}'],
+      ...Object.fromEntries(
+        [
+          'prefixes',
+          'audienceFrames',
+          'bannedFrames',
+          'shortFrames',
+          'badStarts',
+          'listItems',
+          'questions',
+        ].map((bank) => [bank, ['{t}']]),
+      ),
+    };
+    for (const [bank, { items }] of Object.entries(words)) {
+      expect(items.length, bank).toBeGreaterThan(0);
+      for (const item of items) {
+        const placeholders = item.match(/\{\w\}/g) ?? [];
+        expect(item.trim(), bank).toBe(item);
+        expect(new Set(placeholders).size, `${bank}: ${item}`).toBe(placeholders.length);
+        for (const placeholder of placeholders)
+          expect(fills[bank], `${bank}: ${item}`).toContain(placeholder);
+      }
+    }
   });
 
   it.each(PROFILES)('continues %s instruction prompts in a format its parser reads', async (profile) => {

@@ -522,6 +522,7 @@ describe('the model call runner', () => {
     };
     const request: ModelRequest = {
       stage: 'classify',
+      format: 'classify/default',
       kind: 'chat',
       prompt: 'p',
       temperature: 0,

@@ -14,7 +14,7 @@
  * ASCII letters (`i` also matches `İ` and `ı`, `k` the Kelvin sign, `s` the long s).
  */
 import { z } from 'zod';
-import { PROFILES, SELF_INSTRUCT_BANNED } from '../profiles.ts';
+import { PROFILES, type ProfileTable } from '../profiles.ts';
 import type { ProfileName } from '../schemas.ts';
 
 /** Why an instruction was dropped, in the order the checks run. */
@@ -118,19 +118,43 @@ function isGeorgian(codePoint: number): boolean {
   return (codePoint >= 0x10d0 && codePoint <= 0x10fa) || (codePoint >= 0x10fd && codePoint <= 0x10ff);
 }
 
+/** A profile's instruction rules: how it normalizes what the model wrote, and the settings of its filter. */
+export interface InstructionRules {
+  normalize(raw: string): string;
+  /** The word bounds and banned words, taken from `options` where the profile lets a run set them. */
+  settings(options: FilterOptions): Required<FilterOptions>;
+}
+
+/** The reference profiles' filters are fixed: the paper's word bounds and the profile's banned list. */
+const referenceSettings = (profile: ProfileName) => (): Required<FilterOptions> => ({
+  bannedWords: PROFILES[profile].bannedWords,
+  minWords: 4,
+  maxWords: 150,
+});
+
+/** The instruction rules per profile (see the module comment). */
+export const INSTRUCTION_RULES: ProfileTable<InstructionRules> = {
+  'self-instruct': {
+    normalize: (raw) => pyCapitalize(pyStrip(collapseWhitespace(raw))),
+    settings: referenceSettings('self-instruct'),
+  },
+  alpaca: { normalize: pyStrip, settings: referenceSettings('alpaca') },
+  default: {
+    normalize: (raw) => pyStrip(collapseWhitespace(raw)),
+    settings: (options) => ({
+      bannedWords: options.bannedWords ?? PROFILES.default.bannedWords,
+      minWords: options.minWords ?? 4,
+      maxWords: options.maxWords ?? 150,
+    }),
+  },
+};
+
 /**
  * The instruction text as the profile keeps it: what the model wrote, normalized
  * (see the module comment). Filtering is `checkInstruction`'s job.
  */
 export function normalizeInstruction(profile: ProfileName, raw: string): string {
-  switch (profile) {
-    case 'self-instruct':
-      return pyCapitalize(pyStrip(collapseWhitespace(raw)));
-    case 'alpaca':
-      return pyStrip(raw);
-    case 'default':
-      return pyStrip(collapseWhitespace(raw));
-  }
+  return INSTRUCTION_RULES[profile].normalize(raw);
 }
 
 const WORD_CHAR = '[\\p{L}\\p{N}_]';
@@ -169,10 +193,7 @@ export function checkInstruction(
   text: string,
   options: FilterOptions = {},
 ): FilterReason | null {
-  const custom = profile === 'default';
-  const minWords = custom ? (options.minWords ?? 4) : 4;
-  const maxWords = custom ? (options.maxWords ?? 150) : 150;
-  const banned = custom ? (options.bannedWords ?? SELF_INSTRUCT_BANNED) : PROFILES[profile].bannedWords;
+  const { minWords, maxWords, bannedWords: banned } = INSTRUCTION_RULES[profile].settings(options);
 
   if (text === '') return 'empty';
   const words = countWords(text);

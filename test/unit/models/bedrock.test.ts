@@ -9,6 +9,7 @@ const MODEL = 'bedrock:amazon.nova-micro-v1:0';
 
 const request: ModelRequest = {
   stage: 'generate-instances',
+  format: 'instances/default-generation',
   kind: 'chat',
   system: 'You write examples.',
   prompt: 'Task: Give three tips for sleeping well.\n\nReply with JSON only: {"instances": []}',

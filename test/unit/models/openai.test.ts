@@ -11,6 +11,7 @@ const KEY = 'sk-test-0123456789abcdef';
 
 const chat: ModelRequest = {
   stage: 'classify',
+  format: 'classify/default',
   kind: 'chat',
   system: 'You label tasks.',
   prompt: 'Task: Is the sky blue?\n\nIs this a classification task?',
@@ -23,6 +24,7 @@ const chat: ModelRequest = {
 
 const completion: ModelRequest = {
   stage: 'generate-instructions',
+  format: 'instructions/self-instruct',
   kind: 'completion',
   prompt: 'Come up with a series of tasks:\n1. Name a fruit.\n2.',
   temperature: 0.7,

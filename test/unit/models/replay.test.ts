@@ -2,11 +2,24 @@ import { describe, expect, it } from 'vitest';
 import { NotRecorded } from '../../../functions/shared/errors.ts';
 import { promptHash } from '../../../functions/shared/model-calls.ts';
 import { ReplayModel } from '../../../functions/shared/models/replay.ts';
-import type { ModelRequest, ModelStage, StoredCall, TextModel } from '../../../functions/shared/ports.ts';
+import type {
+  ModelFormat,
+  ModelRequest,
+  ModelStage,
+  StoredCall,
+  TextModel,
+} from '../../../functions/shared/ports.ts';
 import { MemoryPool } from '../fakes.ts';
+
+const FORMATS: Record<ModelStage, ModelFormat> = {
+  'generate-instructions': 'instructions/default',
+  classify: 'classify/default',
+  'generate-instances': 'instances/default-generation',
+};
 
 const request = (stage: ModelStage, prompt: string): ModelRequest => ({
   stage,
+  format: FORMATS[stage],
   kind: 'chat',
   prompt,
   temperature: 0.7,

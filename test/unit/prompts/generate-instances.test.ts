@@ -147,6 +147,7 @@ describe('renderClassifyRequest', () => {
   it('appends " <instruction>\\nIs it classification?" to the few-shot template for self-instruct', () => {
     expect(renderClassifyRequest('self-instruct', instruction)).toEqual({
       stage: 'classify',
+      format: 'classify/self-instruct',
       kind: 'completion',
       prompt: `${CLASSIFY_FEW_SHOT} Classify the sentiment of the tweet as positive or negative.\nIs it classification?`,
       temperature: 0,
@@ -159,6 +160,7 @@ describe('renderClassifyRequest', () => {
   it('uses the same prompt with Alpaca’s parameters for alpaca', () => {
     expect(renderClassifyRequest('alpaca', instruction)).toEqual({
       stage: 'classify',
+      format: 'classify/self-instruct',
       kind: 'completion',
       prompt: `${CLASSIFY_FEW_SHOT} Classify the sentiment of the tweet as positive or negative.\nIs it classification?`,
       temperature: 0,
@@ -171,6 +173,7 @@ describe('renderClassifyRequest', () => {
   it('asks a chat model for {"is_classification": boolean} for the default profile', () => {
     expect(renderClassifyRequest('default', instruction)).toEqual({
       stage: 'classify',
+      format: 'classify/default',
       kind: 'chat',
       system: 'You label tasks of an instruction dataset. You reply with one JSON object and nothing else.',
       prompt: `Task: Classify the sentiment of the tweet as positive or negative.
@@ -219,6 +222,7 @@ describe('renderInstancesRequest', () => {
   it('uses the output-first template for a classification task, as generate_instances.py', () => {
     expect(renderInstancesRequest('self-instruct', instruction, true)).toEqual({
       stage: 'generate-instances',
+      format: 'instances/self-instruct-classification',
       kind: 'completion',
       prompt: `${OUTPUT_FIRST} Classify the sentiment of the tweet as positive or negative.\n`,
       temperature: 0,
@@ -233,6 +237,7 @@ describe('renderInstancesRequest', () => {
       renderInstancesRequest('self-instruct', ' Rewrite the sentence in plain English. ', false),
     ).toEqual({
       stage: 'generate-instances',
+      format: 'instances/self-instruct-generation',
       kind: 'completion',
       prompt: `${INPUT_FIRST} Rewrite the sentence in plain English.\n`,
       temperature: 0,
@@ -245,6 +250,7 @@ describe('renderInstancesRequest', () => {
   it('uses the self-instruct templates with Alpaca’s parameters for alpaca', () => {
     expect(renderInstancesRequest('alpaca', 'Rewrite the sentence in plain English.', false)).toEqual({
       stage: 'generate-instances',
+      format: 'instances/self-instruct-generation',
       kind: 'completion',
       prompt: `${INPUT_FIRST} Rewrite the sentence in plain English.\n`,
       temperature: 0,
@@ -256,6 +262,7 @@ describe('renderInstancesRequest', () => {
   it('asks a chat model for labelled examples, label first, for a default classification task', () => {
     expect(renderInstancesRequest('default', instruction, true)).toEqual({
       stage: 'generate-instances',
+      format: 'instances/default-classification',
       kind: 'chat',
       system:
         'You write examples for the tasks of a dataset that teaches an AI assistant to follow instructions. Each example is an input and the correct output for it. You reply with one JSON object and nothing else.',
@@ -275,6 +282,7 @@ Reply with JSON only, in this shape, with the label first in each example:
   it('asks a chat model for input/output examples for a default generation task', () => {
     expect(renderInstancesRequest('default', 'Rewrite the sentence in plain English.', false)).toEqual({
       stage: 'generate-instances',
+      format: 'instances/default-generation',
       kind: 'chat',
       system:
         'You write examples for the tasks of a dataset that teaches an AI assistant to follow instructions. Each example is an input and the correct output for it. You reply with one JSON object and nothing else.',

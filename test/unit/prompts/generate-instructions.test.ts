@@ -71,6 +71,7 @@ describe('renderInstructionRequest', () => {
   it('renders the paper’s encode_prompt for self-instruct', () => {
     expect(renderInstructionRequest('self-instruct', demos)).toEqual({
       stage: 'generate-instructions',
+      format: 'instructions/self-instruct',
       kind: 'completion',
       prompt:
         'Come up with a series of tasks:\n' +
@@ -88,6 +89,7 @@ describe('renderInstructionRequest', () => {
   it('renders Alpaca’s requirements and ### blocks, with <noinput> for an empty input', () => {
     expect(renderInstructionRequest('alpaca', demos)).toEqual({
       stage: 'generate-instructions',
+      format: 'instructions/alpaca',
       kind: 'completion',
       prompt: `You are asked to come up with a set of 20 diverse task instructions. The instructions will be given to a language model, and we will evaluate how well the model completes them.
 
@@ -133,6 +135,7 @@ Yes
   it('renders a chat request for a JSON list of tasks for the default profile', () => {
     expect(renderInstructionRequest('default', demos)).toEqual({
       stage: 'generate-instructions',
+      format: 'instructions/default',
       kind: 'chat',
       system:
         'You write tasks for a dataset that teaches an AI assistant to follow instructions. Every task is a clear, self-contained instruction that a text-only language model can carry out. You reply with one JSON object and nothing else.',
