@@ -7,12 +7,12 @@
 import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Command, Option } from 'commander';
-import type { RunSummary } from '../../functions/export/core.ts';
 import { readableCause } from '../../functions/record-failure/core.ts';
 import { NotFound } from '../../functions/shared/errors.ts';
 import { parseJsonFile } from '../../functions/shared/input-files.ts';
 import { exportKeys, PRICE_TABLE_PREFIX, SEED_UPLOAD_PREFIX } from '../../functions/shared/keys.ts';
 import { formatUsd as usd } from '../../functions/shared/pricing/money.ts';
+import type { RunSummary } from '../../functions/shared/records.ts';
 import type { RunInput } from '../../functions/shared/schemas.ts';
 import { executionLogPath } from '../local/executions.ts';
 import type { ExecutionStatus } from '../local/rules.ts';
