@@ -20,8 +20,8 @@ import {
   selectDemonstrations,
 } from '../../functions/generate-instructions/prompt.ts';
 import { parseRunInput } from '../../functions/prepare/core.ts';
-import { SeedFileInvalid, SelfInstructError } from '../../functions/shared/errors.ts';
-import { parseJsonFile, parseRecords } from '../../functions/shared/input-files.ts';
+import { SelfInstructError } from '../../functions/shared/errors.ts';
+import { parseJsonFile, parseSeedFile } from '../../functions/shared/input-files.ts';
 import type { CallRecord } from '../../functions/shared/model-calls.ts';
 import { parseModelId } from '../../functions/shared/models/index.ts';
 import type { ModelRequest, ModelStage } from '../../functions/shared/ports.ts';
@@ -47,7 +47,7 @@ import {
 import { PROFILES } from '../../functions/shared/profiles.ts';
 import { createRng } from '../../functions/shared/random.ts';
 import { RunSummary } from '../../functions/shared/records.ts';
-import { ProfileName, Progress, type RunState, SeedTask } from '../../functions/shared/schemas.ts';
+import { ProfileName, Progress, type RunState, type SeedTask } from '../../functions/shared/schemas.ts';
 
 /** The seed file the project ships (the one `npm start` seeds its pools with). */
 const BUNDLED_SEEDS = fileURLToPath(new URL('../../seeds/seed_tasks.jsonl', import.meta.url));
@@ -756,12 +756,7 @@ export function estimateCommand(io: EstimateIo = process): Command {
     .action(async (options: EstimateOptions) => {
       parseModelId(options.model); // the check a run makes: an id of no accepted form fails here too
       const prices = loadPrices(options.prices);
-      const seeds = parseRecords(
-        readFileSync(options.seeds, 'utf8'),
-        SeedTask,
-        options.seeds,
-        (problems) => new SeedFileInvalid(problems),
-      );
+      const seeds = parseSeedFile(readFileSync(options.seeds), options.seeds).tasks;
       let calibration: Calibration | undefined;
       if (options.fromRun) {
         const summary = readSummaryFile(options.fromRun);

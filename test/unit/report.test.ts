@@ -437,7 +437,10 @@ describe('buildReport', () => {
   it('reads the run from the stores and writes report.html and stats.json next to the export', async () => {
     const { objects, pool, input } = await stores();
     await objects.put(exportKeys('run-a').tasks, toJsonLines(input.tasks));
-    await objects.put(exportKeys('run-a').summary, JSON.stringify(runSummary({ runId: 'run-a', pool: 'demo', poolSize: 6 })));
+    await objects.put(
+      exportKeys('run-a').summary,
+      JSON.stringify(runSummary({ runId: 'run-a', pool: 'demo', poolSize: 6 })),
+    );
 
     const report = await buildReport(objects, pool, 'run-a');
 

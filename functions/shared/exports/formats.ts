@@ -6,7 +6,7 @@
  */
 import type { z } from 'zod';
 import { type FileProblem, InputFileInvalid } from '../errors.ts';
-import { parseRecords } from '../input-files.ts';
+import { isJsonArray, parseRecords } from '../input-files.ts';
 import type { PoolTask } from '../ports.ts';
 import type { TaskLine } from '../records.ts';
 import {
@@ -245,7 +245,7 @@ export function parseExportFile<F extends ExportFormat>(
   text: string,
   file: string,
 ): FormatRecord[F][] {
-  const isArray = text.trimStart().startsWith('[');
+  const isArray = isJsonArray(text);
   if (isArray !== (FORMATS[format].ext === 'json')) {
     const problem: FileProblem = {
       file,
