@@ -10,37 +10,8 @@ import { stageUsageCounters, toJsonLines, totalUsage, usageOfCalls } from '../sh
 import { holdPool } from '../shared/pool-lease.ts';
 import type { ObjectStore, PoolStore, RunRecord } from '../shared/ports.ts';
 import { formatUsd } from '../shared/pricing/money.ts';
+import type { RunSummary } from '../shared/records.ts';
 import type { RunState } from '../shared/schemas.ts';
-
-export interface RunSummary {
-  runId: string;
-  pool: string;
-  profile: string;
-  model: string;
-  stopReason: string;
-  /** The run's full configuration (thresholds, seed file, sizes), for dataset cards and reports. */
-  config: RunState['config'];
-  iterations: number;
-  /** Tasks this run added; tasks in the pool (seeds included); tasks and records exported. */
-  added: number;
-  poolSize: number;
-  exportedTasks: number;
-  exportedRecords: number;
-  counts: Record<string, number>;
-  usage: { calls: number; inputTokens: number; outputTokens: number };
-  /** Estimated USD from the price table: model tokens, the AWS side, per task added and per 1,000. */
-  cost: {
-    modelUsd: number;
-    awsUsd: number;
-    totalUsd: number;
-    perTaskUsd: number | null;
-    per1000TasksUsd: number | null;
-    /** The model has no price in the table: `modelUsd` leaves it out. */
-    modelUnpriced: boolean;
-  };
-  exportPrefix: string;
-  files: Record<'dataset' | 'alpaca' | 'tasks' | 'summary', string>;
-}
 
 /** Why the loop stopped, as the "Enough instructions?" choice decided. */
 export function stopReason({ config, progress }: RunState): string {
@@ -80,7 +51,7 @@ export async function exportDataset(
   const calls = await pool.listCalls(runId, '');
   const byStage = usageOfCalls(calls);
   const total = totalUsage(byStage);
-  const summary: RunSummary = {
+  const summary = {
     runId,
     pool: config.pool,
     profile: config.profile,
@@ -97,7 +68,7 @@ export async function exportDataset(
     cost: runCost(run, progress.added),
     exportPrefix: keys.prefix,
     files: { dataset: keys.dataset, alpaca: keys.alpaca, tasks: keys.tasks, summary: keys.summary },
-  };
+  } satisfies RunSummary;
   await objects.put(keys.summary, `${JSON.stringify(summary, null, 2)}\n`, 'application/json');
   await pool.finishRun(runId, {
     status: 'SUCCEEDED',
@@ -115,13 +86,13 @@ function runCost(run: RunRecord | undefined, added: number): RunSummary['cost'] 
   const modelUsd = run?.cost?.modelUsd ?? 0;
   const awsUsd = run?.cost?.awsUsd ?? 0;
   const totalUsd = modelUsd + awsUsd;
-  const iterations = Object.values(run?.iterations ?? {}) as { cost?: { modelUnpriced?: boolean } }[];
+  const iterations = Object.values(run?.iterations ?? {});
   return {
     modelUsd,
     awsUsd,
     totalUsd,
     perTaskUsd: added > 0 ? totalUsd / added : null,
     per1000TasksUsd: added > 0 ? (1000 * totalUsd) / added : null,
-    modelUnpriced: iterations.some((iteration) => iteration.cost?.modelUnpriced === true),
+    modelUnpriced: iterations.some((iteration) => iteration.cost.modelUnpriced),
   };
 }

@@ -7,10 +7,10 @@
  */
 import pLimit from 'p-limit';
 import { z } from 'zod';
-import { checkInstruction, normalizeInstruction } from '../shared/engine/filters.ts';
+import { type Decision, DecisionWriter, decide, screen } from '../shared/engine/decisions.ts';
 import { type GateResult, gate, RougeIndex } from '../shared/engine/gate.ts';
 import { runKeys } from '../shared/keys.ts';
-import { fromJsonLines, toJsonLines } from '../shared/model-calls.ts';
+import { fromJsonLines } from '../shared/model-calls.ts';
 import { stagedBy } from '../shared/pool-commit.ts';
 import { instructionKey, taskId } from '../shared/pool-ids.ts';
 import { committedPool, loadIndex } from '../shared/pool-index.ts';
@@ -20,18 +20,6 @@ import { type Candidate, type Chunk, type Counts, RunState } from '../shared/sch
 
 export const FilterInput = RunState.extend({ candidatesKey: z.string().min(1) });
 export type FilterInput = z.infer<typeof FilterInput>;
-
-/** One gate decision, as stored in `gate.jsonl` (field names follow the Self-Instruct code's records). */
-export interface GateDecision {
-  instruction: string;
-  raw: string;
-  status: 'accepted' | 'rejected';
-  reason: string | null;
-  id?: string;
-  max_similarity?: number;
-  most_similar?: Record<string, number>;
-  avg_similarity_score?: number;
-}
 
 export interface FilterResult {
   chunks: Chunk[];
@@ -58,18 +46,16 @@ export async function filterAndDeduplicate(
   const reject = (reason: string) => {
     counts[reason] = (counts[reason] ?? 0) + 1;
   };
-  const decisions: GateDecision[] = [];
-  const accepted: { candidate: Candidate; decision: GateDecision }[] = [];
 
   // Heuristic filters first (they don't depend on the pool), then the gate over the survivors in order.
-  const survivors: { candidate: Candidate; instruction: string; decision: number }[] = [];
-  for (const candidate of candidates) {
-    const instruction = normalizeInstruction(config.profile, candidate.instruction);
-    const filtered = checkInstruction(config.profile, instruction, { bannedWords: config.bannedWords });
-    decisions.push({ instruction, raw: candidate.instruction, status: 'rejected', reason: filtered });
-    if (filtered) reject(filtered);
-    else survivors.push({ candidate, instruction, decision: decisions.length - 1 });
-  }
+  const screened = screen(
+    config.profile,
+    candidates.map((candidate) => candidate.instruction),
+    { bannedWords: config.bannedWords },
+  );
+  const survivors = screened.flatMap((candidate) =>
+    candidate.filtered === null ? [candidate.instruction] : [],
+  );
   // The run never adds more than its target: once the accepted instructions fill what is left of it,
   // the later survivors are `surplus`, neither scored nor added to the index. Gating in slices no longer
   // than the quota left gives the same decisions as one pass (the gate is sequential) and never admits
@@ -79,49 +65,30 @@ export async function filterAndDeduplicate(
   let acceptedByGate = 0;
   while (results.length < survivors.length && acceptedByGate < quota) {
     const slice = survivors.slice(results.length, results.length + quota - acceptedByGate);
-    for (const result of gate(
-      index,
-      slice.map((survivor) => survivor.instruction),
-      { threshold: config.rougeThreshold },
-    )) {
+    for (const result of gate(index, slice, { threshold: config.rougeThreshold })) {
       results.push(result);
       if (result.accepted) acceptedByGate++;
     }
   }
-  survivors.forEach(({ candidate, instruction, decision: position }, i) => {
-    const score = results[i];
-    if (!score) {
-      decisions[position] = {
-        instruction,
-        raw: candidate.instruction,
-        status: 'rejected',
-        reason: 'surplus',
-      };
-      reject('surplus');
-      return;
-    }
-    const key = instructionKey(instruction);
-    const decision: GateDecision = {
-      instruction,
-      raw: candidate.instruction,
-      status: 'accepted',
-      reason: null,
-      max_similarity: score.maxSimilarity,
-      most_similar: Object.fromEntries(score.mostSimilar.map((entry) => [entry.instruction, entry.score])),
-      avg_similarity_score: score.avgSimilarity,
-    };
-    if (!score.accepted) decision.reason = 'rouge';
+  const decisions: Decision[] = [];
+  for await (const batch of decide(screened, [results])) decisions.push(...batch);
+
+  // Counted in this order (the counts' key order is the run record's): the filters' reasons, then the
+  // outcomes of the survivors.
+  for (const { filtered } of screened) if (filtered !== null) reject(filtered);
+  const accepted: { candidate: Candidate; decision: Decision }[] = [];
+  decisions.forEach((decision, i) => {
+    if (decision.filtered !== null) return;
+    const key = instructionKey(decision.instruction);
     // Only reachable with a threshold of 1: the same instruction is never stored twice.
-    else if (known.has(key)) decision.reason = 'duplicate';
-    decisions[position] = decision;
-    if (decision.reason) {
-      decision.status = 'rejected';
+    if (decision.reason === null && known.has(key)) decision.reason = 'duplicate';
+    if (decision.reason !== null) {
       reject(decision.reason);
       return;
     }
     known.add(key);
-    decision.id = taskId(instruction);
-    accepted.push({ candidate, decision });
+    decision.id = taskId(decision.instruction);
+    accepted.push({ candidate: candidates[i] as Candidate, decision });
     counts.accepted = (counts.accepted ?? 0) + 1;
   });
 
@@ -131,7 +98,8 @@ export async function filterAndDeduplicate(
   await Promise.all(
     accepted.map(({ candidate, decision }) =>
       limit(async () => {
-        const top = Object.entries(decision.most_similar ?? {})[0];
+        const gated = decision.gated as GateResult;
+        const [top] = gated.mostSimilar;
         const task: PoolTask = {
           id: decision.id as string,
           pool: config.pool,
@@ -146,9 +114,9 @@ export async function filterAndDeduplicate(
           },
           runId,
           iteration,
-          maxSimilarity: decision.max_similarity,
-          mostSimilar: top ? { instruction: top[0], score: top[1] } : undefined,
-          avgSimilarity: decision.avg_similarity_score,
+          maxSimilarity: gated.maxSimilarity,
+          mostSimilar: top ? { instruction: top.instruction, score: top.score } : undefined,
+          avgSimilarity: gated.avgSimilarity,
           staged,
           createdAt,
         };
@@ -159,19 +127,18 @@ export async function filterAndDeduplicate(
         const [existing] = await pool.getTasks(config.pool, [task.id]);
         if (existing?.staged === staged) return;
         if (existing?.staged !== undefined && (await pool.replaceStaged(task, existing.staged))) return;
-        decision.status = 'rejected';
         decision.reason = 'duplicate';
       }),
     ),
   );
-  const kept = accepted.filter(({ decision }) => decision.status === 'accepted');
+  const kept = accepted.filter(({ decision }) => decision.reason === null);
   const lateDuplicates = accepted.length - kept.length;
   if (lateDuplicates > 0) {
     counts.accepted = (counts.accepted ?? 0) - lateDuplicates;
     counts.duplicate = (counts.duplicate ?? 0) + lateDuplicates;
   }
 
-  await objects.put(keys.gate, toJsonLines(decisions), 'application/jsonl');
+  await objects.put(keys.gate, new DecisionWriter().lines(decisions), 'application/jsonl');
   await objects.put(keys.index, index.toBuffer());
 
   const ids = kept.map(({ decision }) => decision.id as string);

@@ -71,7 +71,7 @@ export function parseRunInput(input: unknown, runId: string): RunConfig {
 export async function readSeedFile(objects: ObjectStore, seedKey: string): Promise<SeedTask[]> {
   const bytes = await objects.getBytes(seedKey);
   if (bytes === undefined) throw new NotFound(`Seed file s3://…/${seedKey} does not exist`);
-  return parseSeedFile(bytes, seedKey);
+  return parseSeedFile(bytes, seedKey).tasks;
 }
 
 export const PrepareInput = z.object({ runId: z.string().min(1), input: z.unknown() });

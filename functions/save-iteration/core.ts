@@ -18,6 +18,7 @@ import type { ObjectStore, PoolStore, PoolTask } from '../shared/ports.ts';
 import { DEFAULT_USAGE_ASSUMPTIONS, iterationAwsUsage } from '../shared/pricing/aws-usage.ts';
 import { awsCost, modelCost } from '../shared/pricing/pricing.ts';
 import { priceTable } from '../shared/pricing/run-prices.ts';
+import type { IterationCost, IterationRecord } from '../shared/records.ts';
 import {
   addCounts,
   type Counts,
@@ -113,7 +114,7 @@ export async function saveIteration(
     objects,
   );
   await pool.addIteration(runId, iteration, {
-    stats: { counts, usage: byStage, tokensEstimated: estimated, cost },
+    stats: { counts, usage: byStage, tokensEstimated: estimated, cost } satisfies IterationRecord,
     increments: {
       counts,
       usage: { calls: callCount, inputTokens, outputTokens },
@@ -149,16 +150,6 @@ export async function saveIteration(
 }
 
 /** Estimated cost of one iteration: its model tokens at the price table's rates, and its AWS usage. */
-export interface IterationCost {
-  modelUsd: number;
-  awsUsd: number;
-  totalUsd: number;
-  /** Model USD per step that calls the model. */
-  modelUsdByStage: Record<string, number>;
-  /** True when the model has no price in the table (its cost then counts as 0) . */
-  modelUnpriced: boolean;
-}
-
 async function iterationCost(
   { config, byStage, poolSize }: { config: RunState['config']; byStage: UsageByStage; poolSize: number },
   shape: { generated: SaveInput['generated']; accepted: number; mapItems: number },

@@ -98,12 +98,30 @@ export function decodeUtf8(
 }
 
 /**
+ * Whether an input file's text is a JSON array (Alpaca's format, an `alpaca` export), else JSON Lines:
+ * the one place the two are told apart, by the first character that is not whitespace.
+ */
+export function isJsonArray(text: string): boolean {
+  return text.trimStart().startsWith('[');
+}
+
+/** The two seed-file formats. */
+export type SeedFileFormat = 'Self-Instruct JSON Lines' | 'Alpaca JSON';
+
+/** A seed file as a run reads it: its format and its tasks. */
+export interface SeedFile {
+  format: SeedFileFormat;
+  tasks: SeedTask[];
+}
+
+/**
  * Reads a seed file (Self-Instruct JSON Lines, or Alpaca's JSON array: one instance per task,
- * classification unknown) from its bytes. Throws `SeedFileInvalid` listing every problem: bytes that are
+ * classification unknown) from its bytes: the one reader, with the one set of checks, of "Prepare run",
+ * `seeds validate` and `estimate --seeds`. Throws `SeedFileInvalid` listing every problem: bytes that are
  * not UTF-8, a record or file over the limits above, JSON or schema errors, duplicate ids, each with its
  * line and field.
  */
-export function parseSeedFile(bytes: Uint8Array, file: string): SeedTask[] {
+export function parseSeedFile(bytes: Uint8Array, file: string): SeedFile {
   const fail = (problems: FileProblem[]) => new SeedFileInvalid(problems);
   if (bytes.length > MAX_SEED_FILE_BYTES) {
     throw fail([
@@ -112,17 +130,19 @@ export function parseSeedFile(bytes: Uint8Array, file: string): SeedTask[] {
   }
   const text = decodeUtf8(bytes, file, fail);
   const options = { maxRecordBytes: MAX_SEED_RECORD_BYTES };
-  const tasks = text.trimStart().startsWith('[')
-    ? parseRecords(text, AlpacaTask, file, fail, options).map(
-        (task, i): SeedTask => ({
-          id: `seed_task_${i}`,
-          name: `alpaca-${i}`,
-          instruction: task.instruction,
-          instances: [{ input: task.input, output: task.output }],
-          is_classification: false,
-        }),
-      )
-    : parseRecords(text, SeedTask, file, fail, options);
+  const format: SeedFileFormat = isJsonArray(text) ? 'Alpaca JSON' : 'Self-Instruct JSON Lines';
+  const tasks =
+    format === 'Alpaca JSON'
+      ? parseRecords(text, AlpacaTask, file, fail, options).map(
+          (task, i): SeedTask => ({
+            id: `seed_task_${i}`,
+            name: `alpaca-${i}`,
+            instruction: task.instruction,
+            instances: [{ input: task.input, output: task.output }],
+            is_classification: false,
+          }),
+        )
+      : parseRecords(text, SeedTask, file, fail, options);
   const lines = recordLines(text);
   const seen = new Map<string, number>();
   const problems: FileProblem[] = tasks.flatMap((task, i) => {
@@ -141,12 +161,12 @@ export function parseSeedFile(bytes: Uint8Array, file: string): SeedTask[] {
     ];
   });
   if (problems.length > 0) throw fail(problems);
-  return tasks;
+  return { format, tasks };
 }
 
 /** The line (or array position) of each record `parseRecords` returns, in order. */
 function recordLines(text: string): number[] {
-  if (text.trimStart().startsWith('[')) {
+  if (isJsonArray(text)) {
     return (JSON.parse(text) as unknown[]).map((_, i) => i + 1);
   }
   return text.split(/\r?\n/).flatMap((line, i) => (line.trim() === '' ? [] : [i + 1]));
@@ -185,11 +205,10 @@ export function parseRecords<S extends z.ZodType>(
     }
   };
 
-  const trimmed = text.trimStart();
-  if (trimmed.length === 0) {
+  if (text.trim().length === 0) {
     throw fail([{ file, message: 'the file is empty' }]);
   }
-  if (trimmed.startsWith('[')) {
+  if (isJsonArray(text)) {
     let items: unknown;
     try {
       items = JSON.parse(text);

@@ -3,6 +3,8 @@
  * the offline stand-in, S3, DynamoDB) implement them; unit tests use in-memory fakes.
  */
 
+import type { IterationRecord } from './records.ts';
+
 /** The pipeline steps that call a model; the offline model and the raw-reply log key on these. */
 export type ModelStage = 'generate-instructions' | 'classify' | 'generate-instances';
 
@@ -135,7 +137,7 @@ export type CounterMap = 'counts' | 'usage' | 'stageUsage' | 'cost';
 /** What "Save iteration" adds to a run record. */
 export interface IterationUpdate {
   /** Stored as `iterations.<n>`. */
-  stats: Record<string, unknown>;
+  stats: IterationRecord;
   /** Added to the run's counter maps. */
   increments: Partial<Record<CounterMap, Record<string, number>>>;
 }
@@ -219,7 +221,7 @@ export interface RunRecord {
   /** Estimated USD: `model`, `aws`, and `model:<stage>`. */
   cost?: Record<string, number>;
   /** Per iteration: counts, usage, cost. */
-  iterations?: Record<string, Record<string, unknown>>;
+  iterations?: Record<string, IterationRecord>;
   exportPrefix?: string;
   /** What "Prepare run" repaired in the pool before the run started (see `recoverPool`). */
   repaired?: string[];

@@ -10,18 +10,9 @@ import { readFile } from 'node:fs/promises';
 import { finished } from 'node:stream/promises';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { z } from 'zod';
-import {
-  checkInstruction,
-  FILTER_REASONS,
-  normalizeInstruction,
-} from '../../functions/shared/engine/filters.ts';
-import {
-  DEFAULT_THRESHOLD,
-  type GateResult,
-  gate,
-  RougeIndex,
-  type SimilarInstruction,
-} from '../../functions/shared/engine/gate.ts';
+import { DecisionWriter, decide, screen } from '../../functions/shared/engine/decisions.ts';
+import { FILTER_REASONS } from '../../functions/shared/engine/filters.ts';
+import { DEFAULT_THRESHOLD, type GateResult, gate, RougeIndex } from '../../functions/shared/engine/gate.ts';
 import {
   type FileProblem,
   InputFileInvalid,
@@ -56,19 +47,6 @@ export interface DedupOptions {
   out?: string;
   /** Worker threads gating (0: in this thread), or `auto`: every core when the work pays for them. */
   threads: number | 'auto';
-}
-
-/** One output line, with the field names of the Self-Instruct code's records. */
-export interface DedupLine {
-  instruction: string;
-  status: 'accepted' | 'rejected';
-  /** `rouge`, a filter reason, or null when accepted. */
-  reason: string | null;
-  /** Null for a candidate dropped by a filter (never compared). */
-  max_similarity: number | null;
-  /** Instruction → score, at most 10, highest first. */
-  most_similar: [string, number][] | null;
-  avg_similarity_score: number | null;
 }
 
 /** The `dedup` command, for the main CLI. */
@@ -142,11 +120,10 @@ export async function runDedup(options: DedupOptions, io: DedupIo): Promise<Dedu
   const pool = await readInstructions(options.pool, 'pool');
   const candidates = await readInstructions(options.candidates, 'candidates');
 
-  // The filters don't depend on the pool, so filtering everything first and gating the survivors in
-  // order decides exactly as interleaving would, and lets the gate take the survivors in batches.
-  const normalized = candidates.map((raw) => normalizeInstruction(options.profile, raw));
-  const filtered = normalized.map((instruction) => checkInstruction(options.profile, instruction));
-  const survivors = normalized.filter((_, i) => filtered[i] === null);
+  const screened = screen(options.profile, candidates);
+  const survivors = screened.flatMap((candidate) =>
+    candidate.filtered === null ? [candidate.instruction] : [],
+  );
   const index = RougeIndex.from(pool);
   const threads = options.threads === 'auto' ? autoThreads(index.size, survivors.length) : options.threads;
   const results =
@@ -160,26 +137,17 @@ export async function runDedup(options: DedupOptions, io: DedupIo): Promise<Dedu
     ['rouge', 0],
     ...FILTER_REASONS.map((r) => [r, 0] as const),
   ]);
-  const writer = new LineWriter();
-  let next = 0;
-  const line = (result?: GateResult): string => {
-    const instruction = normalized[next] as string;
-    const reason = result === undefined ? (filtered[next] as string) : result.accepted ? null : 'rouge';
-    next++;
-    counts.set(reason ?? 'accepted', (counts.get(reason ?? 'accepted') ?? 0) + 1);
-    return result === undefined ? writer.filtered(instruction, reason as string) : writer.gated(result);
-  };
-  const filteredLines = () => {
+  // The lines of the Self-Instruct code's records, without `raw` (the input file has it).
+  const writer = new DecisionWriter({ raw: false });
+  for await (const batch of decide(screened, results)) {
     let text = '';
-    while (next < normalized.length && filtered[next] !== null) text += line();
-    return text;
-  };
-  for await (const batch of results) {
-    let text = '';
-    for (const result of batch) text += filteredLines() + line(result);
+    for (const decision of batch) {
+      const outcome = decision.reason ?? 'accepted';
+      counts.set(outcome, (counts.get(outcome) ?? 0) + 1);
+      text += writer.line(decision);
+    }
     await write(out, text);
   }
-  await write(out, filteredLines());
   if (out !== io.stdout && 'end' in out) {
     out.end();
     await finished(out);
@@ -214,48 +182,4 @@ async function write(out: Output, text: string): Promise<void> {
   await new Promise<void>((resolve) => {
     once('drain', resolve);
   });
-}
-
-/**
- * Writes the lines (`DedupLine`) as JSON. `most_similar` is written as an object in descending order;
- * it is built by hand because `JSON.stringify` puts integer-like keys ("42") first. A text that occurs
- * twice in the pool appears once, at its first (highest) place, as in the original's Python dict. The
- * same pool texts and scores recur across lines, so their JSON is kept: by pool position, and by value
- * (scores take about a thousand distinct values).
- */
-class LineWriter {
-  readonly #texts: string[] = [];
-  readonly #numbers = new Map<number, string>();
-
-  filtered(instruction: string, reason: string): string {
-    return (
-      `{"instruction":${JSON.stringify(instruction)},"status":"rejected","reason":${JSON.stringify(reason)},` +
-      `"max_similarity":null,"most_similar":null,"avg_similarity_score":null}\n`
-    );
-  }
-
-  gated(result: GateResult): string {
-    const entries = result.mostSimilar;
-    let similar = '{';
-    for (let i = 0; i < entries.length; i++) {
-      const { instruction, position, score } = entries[i] as SimilarInstruction;
-      if (entries.findIndex((earlier) => earlier.instruction === instruction) < i) continue;
-      this.#texts[position] ??= JSON.stringify(instruction);
-      similar += `${similar === '{' ? '' : ','}${this.#texts[position]}:${this.#number(score)}`;
-    }
-    return (
-      `{"instruction":${JSON.stringify(result.instruction)},"status":"${result.accepted ? 'accepted' : 'rejected'}",` +
-      `"reason":${result.accepted ? 'null' : '"rouge"'},"max_similarity":${this.#number(result.maxSimilarity)},` +
-      `"most_similar":${similar}},"avg_similarity_score":${JSON.stringify(result.avgSimilarity)}}\n`
-    );
-  }
-
-  #number(value: number): string {
-    let json = this.#numbers.get(value);
-    if (json === undefined) {
-      json = JSON.stringify(value);
-      if (this.#numbers.size < 1_000_000) this.#numbers.set(value, json);
-    }
-    return json;
-  }
 }

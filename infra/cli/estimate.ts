@@ -20,8 +20,8 @@ import {
   selectDemonstrations,
 } from '../../functions/generate-instructions/prompt.ts';
 import { parseRunInput } from '../../functions/prepare/core.ts';
-import { SeedFileInvalid, SelfInstructError } from '../../functions/shared/errors.ts';
-import { parseJsonFile, parseRecords } from '../../functions/shared/input-files.ts';
+import { SelfInstructError } from '../../functions/shared/errors.ts';
+import { parseJsonFile, parseSeedFile } from '../../functions/shared/input-files.ts';
 import type { CallRecord } from '../../functions/shared/model-calls.ts';
 import { parseModelId } from '../../functions/shared/models/index.ts';
 import type { ModelRequest, ModelStage } from '../../functions/shared/ports.ts';
@@ -46,7 +46,8 @@ import {
 } from '../../functions/shared/pricing/pricing.ts';
 import { PROFILES } from '../../functions/shared/profiles.ts';
 import { createRng } from '../../functions/shared/random.ts';
-import { ProfileName, Progress, type RunState, SeedTask } from '../../functions/shared/schemas.ts';
+import { RunSummary } from '../../functions/shared/records.ts';
+import { ProfileName, Progress, type RunState, type SeedTask } from '../../functions/shared/schemas.ts';
 
 /** The seed file the project ships (the one `npm start` seeds its pools with). */
 const BUNDLED_SEEDS = fileURLToPath(new URL('../../seeds/seed_tasks.jsonl', import.meta.url));
@@ -440,22 +441,6 @@ export function estimateRun(input: EstimateInput): Estimate {
 /** A run summary or call record that can't calibrate an estimate. */
 export class CalibrationInvalid extends SelfInstructError {}
 
-/** The parts of an exported `summary.json` the calibration reads (other fields are ignored). */
-export const RunSummaryFile = z.looseObject({
-  runId: z.string().optional(),
-  profile: ProfileName,
-  model: z.string(),
-  counts: z.record(z.string(), z.number()),
-  usage: z.looseObject({
-    calls: z.number().nonnegative(),
-    inputTokens: z.number().nonnegative(),
-    outputTokens: z.number().nonnegative(),
-  }),
-  exportedTasks: z.number().optional(),
-  exportedRecords: z.number().optional(),
-});
-export type RunSummaryFile = z.infer<typeof RunSummaryFile>;
-
 /** Calls and output tokens of one model step over some runs. */
 export type StageTotals = Record<ModelStage, { calls: number; outputTokens: number }>;
 
@@ -468,7 +453,7 @@ const ratio = (a: number, b: number, fallback: number) => (b > 0 ? a / b : fallb
  */
 export function calibrate(
   profile: ProfileName,
-  summaries: readonly RunSummaryFile[],
+  summaries: readonly Pick<RunSummary, 'counts' | 'usage' | 'exportedTasks' | 'exportedRecords'>[],
   stageTotals: StageTotals | undefined,
   source: string,
 ): Calibration {
@@ -483,8 +468,8 @@ export function calibrate(
       `${source}: no instruction calls or no accepted instruction to calibrate from (prompts ${prompts}, accepted ${accepted})`,
     );
   }
-  const exportedTasks = summaries.reduce((sum, s) => sum + (s.exportedTasks ?? 0), 0);
-  const exportedRecords = summaries.reduce((sum, s) => sum + (s.exportedRecords ?? 0), 0);
+  const exportedTasks = summaries.reduce((sum, s) => sum + s.exportedTasks, 0);
+  const exportedRecords = summaries.reduce((sum, s) => sum + s.exportedRecords, 0);
   const base = {
     source,
     candidatesPerCall: generated / prompts,
@@ -535,9 +520,9 @@ export function calibrate(
 const readJsonFile = (file: string): unknown => parseJsonFile(readFileSync(file, 'utf8'), file);
 
 /** Reads and validates an exported `summary.json`. */
-export function readSummaryFile(file: string): RunSummaryFile {
+export function readSummaryFile(file: string): RunSummary {
   const json = readJsonFile(file);
-  const parsed = RunSummaryFile.safeParse(json);
+  const parsed = RunSummary.safeParse(json);
   if (!parsed.success) {
     throw new CalibrationInvalid(
       `${file} is not a run summary: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
@@ -559,10 +544,10 @@ export async function calibrateFromDataDir(
   if (!hasLocalData(dataDir)) throw new CalibrationInvalid(`${dataDir} holds no local run data`);
   const stack = await openLocalData(dataDir, 'estimate', 'run `npm start` first');
   try {
-    const summaries: RunSummaryFile[] = [];
+    const summaries: RunSummary[] = [];
     for (const key of await stack.objects.list('exports/')) {
       if (!key.endsWith('/summary.json')) continue;
-      const parsed = RunSummaryFile.safeParse(JSON.parse((await stack.objects.getText(key)) ?? 'null'));
+      const parsed = RunSummary.safeParse(JSON.parse((await stack.objects.getText(key)) ?? 'null'));
       if (parsed.success && parsed.data.profile === profile) summaries.push(parsed.data);
     }
     const sameModel = summaries.filter((s) => s.model === model);
@@ -771,12 +756,7 @@ export function estimateCommand(io: EstimateIo = process): Command {
     .action(async (options: EstimateOptions) => {
       parseModelId(options.model); // the check a run makes: an id of no accepted form fails here too
       const prices = loadPrices(options.prices);
-      const seeds = parseRecords(
-        readFileSync(options.seeds, 'utf8'),
-        SeedTask,
-        options.seeds,
-        (problems) => new SeedFileInvalid(problems),
-      );
+      const seeds = parseSeedFile(readFileSync(options.seeds), options.seeds).tasks;
       let calibration: Calibration | undefined;
       if (options.fromRun) {
         const summary = readSummaryFile(options.fromRun);

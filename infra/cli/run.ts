@@ -7,12 +7,12 @@
 import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Command, Option } from 'commander';
-import type { RunSummary } from '../../functions/export/core.ts';
 import { readableCause } from '../../functions/record-failure/core.ts';
 import { NotFound } from '../../functions/shared/errors.ts';
 import { parseJsonFile } from '../../functions/shared/input-files.ts';
 import { exportKeys, PRICE_TABLE_PREFIX, SEED_UPLOAD_PREFIX } from '../../functions/shared/keys.ts';
 import { formatUsd as usd } from '../../functions/shared/pricing/money.ts';
+import { RunSummary } from '../../functions/shared/records.ts';
 import type { RunInput } from '../../functions/shared/schemas.ts';
 import { executionLogPath } from '../local/executions.ts';
 import type { ExecutionStatus } from '../local/rules.ts';
@@ -236,7 +236,7 @@ export async function runLocal(
       };
     }
     progress.phase('writing the dataset and the report');
-    const summary = result.output as RunSummary;
+    const summary = RunSummary.parse(result.output);
     const outDir = path.resolve(options.out, runId);
     mkdirSync(outDir, { recursive: true });
     const keys = exportKeys(runId);

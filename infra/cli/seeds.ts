@@ -4,12 +4,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
-import { parseSeedFile } from '../../functions/shared/input-files.ts';
+import { parseSeedFile, type SeedFileFormat } from '../../functions/shared/input-files.ts';
 import { taskId } from '../../functions/shared/pool-ids.ts';
 
 /** What a valid seed file holds. */
 export interface SeedFileSummary {
-  format: 'Self-Instruct JSON Lines' | 'Alpaca JSON';
+  format: SeedFileFormat;
   tasks: number;
   classification: number;
   instances: number;
@@ -19,11 +19,9 @@ export interface SeedFileSummary {
 
 /** Validates a seed file's bytes as the prepare stage does (throws `SeedFileInvalid`) and summarizes it. */
 export function validateSeedFile(bytes: Uint8Array, file: string): SeedFileSummary {
-  const tasks = parseSeedFile(bytes, file);
+  const { format, tasks } = parseSeedFile(bytes, file);
   return {
-    format: new TextDecoder().decode(bytes.subarray(0, 1024)).trimStart().startsWith('[')
-      ? 'Alpaca JSON'
-      : 'Self-Instruct JSON Lines',
+    format,
     tasks: tasks.length,
     classification: tasks.filter((task) => task.is_classification).length,
     instances: tasks.reduce((sum, task) => sum + task.instances.length, 0),

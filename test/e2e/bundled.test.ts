@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunSummary } from '../../functions/export/core.ts';
+import type { RunSummary } from '../../functions/shared/records.ts';
 import { LocalStack } from '../../infra/local/stack.ts';
 import { type LoadedTemplate, loadTemplate } from '../../infra/local/template.ts';
 

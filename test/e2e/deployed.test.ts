@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunSummary } from '../../functions/export/core.ts';
+import type { RunSummary } from '../../functions/shared/records.ts';
 import { runDeployed } from '../../infra/cli/deployed.ts';
 import { deployedHistory, executionArnOf } from '../../infra/cli/status.ts';
 import { type LocalStepFunctions, startLocalStepFunctions } from '../../infra/local/sfn-server.ts';

@@ -8,7 +8,6 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import type { RunSummary } from '../../functions/export/core.ts';
 import { NotFound } from '../../functions/shared/errors.ts';
 import {
   EXPORT_FORMATS,
@@ -16,6 +15,7 @@ import {
   FORMATS,
   parseExportFile,
 } from '../../functions/shared/exports/index.ts';
+import type { RunSummary } from '../../functions/shared/records.ts';
 import { exportCommand } from '../../infra/cli/export.ts';
 import { LocalStack } from '../../infra/local/stack.ts';
 

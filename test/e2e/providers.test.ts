@@ -10,10 +10,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunSummary } from '../../functions/export/core.ts';
 import { readableCause } from '../../functions/record-failure/core.ts';
 import { exportKeys, runKeys } from '../../functions/shared/keys.ts';
 import { type CallRecord, fromJsonLines } from '../../functions/shared/model-calls.ts';
+import type { RunSummary } from '../../functions/shared/records.ts';
 import { type ExecutionResult, LocalStack } from '../../infra/local/stack.ts';
 import {
   MALFORMED_TEXT,

@@ -11,13 +11,13 @@ import { pathToFileURL } from 'node:url';
 import serverlessChromium from '@sparticuz/chromium';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { RunSummary } from '../../functions/export/core.ts';
 import { NotFound } from '../../functions/shared/errors.ts';
 import { runKeys } from '../../functions/shared/keys.ts';
 import { toJsonLines } from '../../functions/shared/model-calls.ts';
+import type { GateRecord, RunSummary } from '../../functions/shared/records.ts';
 import { CHART_IDS } from '../../functions/shared/report/html.ts';
 import { buildReport, reportKeys } from '../../functions/shared/report/report.ts';
-import { type GateRecord, ReportStats } from '../../functions/shared/report/stats.ts';
+import { ReportStats } from '../../functions/shared/report/stats.ts';
 import { reportCommand } from '../../infra/cli/report.ts';
 import { LocalStack } from '../../infra/local/stack.ts';
 

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { RunSummary } from '../../functions/export/core.ts';
+import type { RunSummary } from '../../functions/shared/records.ts';
 import { runLocal } from '../../infra/cli/run.ts';
 
 const work = mkdtempSync(path.join(tmpdir(), 'selfinstruct-target-'));

@@ -7,8 +7,9 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { hostname, tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
+import { prepareRun } from '../../functions/prepare/core.ts';
 import { DataFolderBusy, JsonFileInvalid, SeedFileInvalid } from '../../functions/shared/errors.ts';
-import { parseJsonFile } from '../../functions/shared/input-files.ts';
+import { MAX_SEED_RECORD_BYTES, parseJsonFile } from '../../functions/shared/input-files.ts';
 import { formatUsd } from '../../functions/shared/pricing/money.ts';
 import { isFreeModel } from '../../functions/shared/pricing/pricing.ts';
 import { RunState } from '../../functions/shared/schemas.ts';
@@ -17,6 +18,7 @@ import { liveView, plainView } from '../../infra/cli/progress.ts';
 import { formatSeedFileSummary, validateSeedFile } from '../../infra/cli/seeds.ts';
 import { lockDataFolder, lockPath, readLock } from '../../infra/local/lock.ts';
 import { templateCacheKey, templateInputs } from '../../infra/local/template.ts';
+import { MemoryObjects, MemoryPool } from './fakes.ts';
 
 const work = mkdtempSync(path.join(tmpdir(), 'selfinstruct-cli-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -184,6 +186,47 @@ describe('seeds validate', () => {
     const text = `${JSON.stringify({ ...task, is_classification: false })}\n${JSON.stringify({ ...task, name: 'b', instruction: 'Say bye.', is_classification: false })}\n`;
     expect(() => validateSeedFile(Buffer.from(text), 'dup.jsonl')).toThrow(SeedFileInvalid);
     expect(() => validateSeedFile(Buffer.from(text), 'dup.jsonl')).toThrow(/duplicate id "s1"/);
+  });
+
+  const seedLine = (id: string, instruction: string, extra: object = {}) =>
+    `${JSON.stringify({ id, name: id, instruction, instances: [{ input: '', output: 'x' }], is_classification: false, ...extra })}\n`;
+  const alpaca = (records: object[]) => JSON.stringify(records);
+  it.each([
+    ['a repeated id', seedLine('s1', 'Say hi.') + seedLine('s1', 'Say bye.')],
+    [
+      'a repeated id in the third task',
+      seedLine('a', 'One.') + seedLine('b', 'Two.') + seedLine('a', 'Three.'),
+    ],
+    ['a missing field and bad JSON', `${seedLine('s1', 'Say hi.')}{"id":"s2"}\n{not json\n`],
+    ['an Alpaca record without output', alpaca([{ instruction: 'Name a colour.', input: '' }])],
+    ['a record over the size limit', seedLine('s1', 'x'.repeat(MAX_SEED_RECORD_BYTES))],
+    ['an empty file', '  \n'],
+    ['a valid file', seedLine('s1', 'Say hi.') + seedLine('s2', 'Say bye.')],
+    ['a valid Alpaca file', alpaca([{ instruction: 'Name a colour.', input: '', output: 'Blue' }])],
+  ])('judges %s exactly as a run does: same problems, same tasks', async (_, text) => {
+    const outcome = async (read: () => Promise<unknown>) => {
+      try {
+        return { tasks: await read() };
+      } catch (error) {
+        expect(error).toBeInstanceOf(SeedFileInvalid);
+        return { problems: (error as SeedFileInvalid).problems };
+      }
+    };
+    const bytes = Buffer.from(text);
+    const objects = new MemoryObjects();
+    await objects.put('seeds/demo/file.jsonl', bytes);
+
+    const validated = await outcome(async () => validateSeedFile(bytes, 'seeds/demo/file.jsonl').tasks);
+    const prepared = await outcome(async () => {
+      const pool = new MemoryPool();
+      const state = await prepareRun(
+        { runId: 'r', input: { seedKey: 'seeds/demo/file.jsonl' } },
+        { objects, pool },
+      );
+      return state.progress.poolSize;
+    });
+
+    expect(validated).toEqual(prepared);
   });
 
   it('rejects a byte that is not UTF-8, naming its line', () => {

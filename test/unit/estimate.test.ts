@@ -15,6 +15,7 @@ import {
   measurePrompts,
   PROFILE_DEFAULTS,
 } from '../../infra/cli/estimate.ts';
+import { runSummary } from './fakes.ts';
 
 const seeds = parseRecords(
   readFileSync('seeds/seed_tasks.jsonl', 'utf8'),
@@ -229,13 +230,15 @@ describe('selfinstruct estimate', () => {
     const summaryFile = join(dir, 'summary.json');
     writeFileSync(
       summaryFile,
-      JSON.stringify({
-        runId: 'run-1',
-        profile: 'default',
-        model: 'bedrock:my.model',
-        counts: { prompts: 10, generated: 50, accepted: 25, complete: 20 },
-        usage: { calls: 35, inputTokens: 9_000, outputTokens: 6_000 },
-      }),
+      JSON.stringify(
+        runSummary({
+          runId: 'run-1',
+          profile: 'default',
+          model: 'bedrock:my.model',
+          counts: { prompts: 10, generated: 50, accepted: 25, complete: 20 },
+          usage: { calls: 35, inputTokens: 9_000, outputTokens: 6_000 },
+        }),
+      ),
     );
 
     await run(
@@ -262,12 +265,14 @@ describe('selfinstruct estimate', () => {
     const summaryFile = join(dir, 'summary.json');
     writeFileSync(
       summaryFile,
-      JSON.stringify({
-        profile: 'alpaca',
-        model: 'offline',
-        counts: { prompts: 1, generated: 1, accepted: 1, complete: 1 },
-        usage: { calls: 1, inputTokens: 1, outputTokens: 1 },
-      }),
+      JSON.stringify(
+        runSummary({
+          profile: 'alpaca',
+          model: 'offline',
+          counts: { prompts: 1, generated: 1, accepted: 1, complete: 1 },
+          usage: { calls: 1, inputTokens: 1, outputTokens: 1 },
+        }),
+      ),
     );
 
     await expect(run('--model', nova, '--target', '100', '--from-run', summaryFile)).rejects.toThrow(

@@ -7,7 +7,6 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import type { RunSummary } from '../../functions/export/core.ts';
 import { parseRunInput } from '../../functions/prepare/core.ts';
 import { InputFileInvalid, NotFound } from '../../functions/shared/errors.ts';
 import {
@@ -20,7 +19,6 @@ import {
   EXPORT_FORMATS,
   type ExportFormat,
   ExportOptionsInvalid,
-  type ExportTask,
   FORMATS,
   type FormatRecord,
   fence,
@@ -29,7 +27,6 @@ import {
   NothingToExport,
   parseExportFile,
   RECORD_SCHEMAS,
-  RunSummaryFile,
   readTasks,
   renderRecords,
   sizeCategory,
@@ -40,11 +37,12 @@ import {
   toRecords,
   validationSize,
 } from '../../functions/shared/exports/index.ts';
+import { RunSummary, type TaskLine } from '../../functions/shared/records.ts';
 import { exportDataset } from '../../infra/cli/export.ts';
-import { MemoryObjects } from './fakes.ts';
+import { MemoryObjects, runSummary } from './fakes.ts';
 
 /** A machine task line as the export stage and the snapshots write it. */
-function task(n: number, overrides: Partial<ExportTask> = {}): ExportTask {
+function task(n: number, overrides: Partial<TaskLine> = {}): TaskLine {
   return {
     id: `task-${String(n).padStart(3, '0')}`,
     name: `task-${n}`,
@@ -72,30 +70,6 @@ const seedLine = (n: number) => ({
   is_classification: false,
 });
 
-function summary(overrides: Partial<RunSummaryFile> = {}): RunSummaryFile {
-  return {
-    runId: 'run-a',
-    pool: 'p',
-    profile: 'default',
-    model: 'bedrock:amazon.nova-micro-v1:0',
-    stopReason: 'target reached (12 ≥ 10 new tasks)',
-    iterations: 2,
-    added: 12,
-    poolSize: 15,
-    exportedTasks: 12,
-    exportedRecords: 24,
-    cost: {
-      modelUsd: 0.01,
-      awsUsd: 0.002,
-      totalUsd: 0.012,
-      perTaskUsd: 0.001,
-      per1000TasksUsd: 1,
-      modelUnpriced: false,
-    },
-    ...overrides,
-  };
-}
-
 const lines = (values: readonly unknown[]) => values.map((value) => `${JSON.stringify(value)}\n`).join('');
 
 /** A bucket with pool `p`: 3 seeds, run `run-a` exported with tasks 0–11. */
@@ -104,7 +78,7 @@ async function bucket(tasks = Array.from({ length: 12 }, (_, n) => task(n))) {
   await objects.put('pools/p/seeds.jsonl', lines([0, 1, 2].map(seedLine)));
   await objects.put('seeds/p/my-seeds.jsonl', lines([0, 1, 2].map(seedLine)));
   await objects.put('exports/run-a/tasks.jsonl', lines(tasks));
-  await objects.put('exports/run-a/summary.json', JSON.stringify(summary()));
+  await objects.put('exports/run-a/summary.json', JSON.stringify(runSummary()));
   for (const iteration of [1, 2]) {
     const of = tasks.filter((t) => t.iteration === iteration);
     await objects.put(`pools/p/snapshots/run-a/iteration-${iteration}.jsonl`, lines(of));
@@ -113,7 +87,7 @@ async function bucket(tasks = Array.from({ length: 12 }, (_, n) => task(n))) {
 }
 
 /** A source with `n` machine tasks, for the pure tests. */
-function source(tasks: ExportTask[], overrides: Partial<TaskSource> = {}): TaskSource {
+function source(tasks: TaskLine[], overrides: Partial<TaskSource> = {}): TaskSource {
   return {
     kind: 'run',
     name: 'run-a',
@@ -122,7 +96,7 @@ function source(tasks: ExportTask[], overrides: Partial<TaskSource> = {}): TaskS
     seeds: [0, 1, 2].map((n) => ({ ...seedLine(n), source: 'seed' as const })),
     seedKey: 'pools/p/seeds.jsonl',
     seedUploads: [],
-    runs: [{ runId: 'run-a', iterations: 2, summary: summary() }],
+    runs: [{ runId: 'run-a', iterations: 2, summary: runSummary() }],
     ...overrides,
   };
 }
@@ -248,7 +222,7 @@ describe('the formats', () => {
       exportPrefix: 'exports/run-a/',
       files: { dataset: 'd', alpaca: 'a', tasks: 't', summary: 's' },
     };
-    const read = RunSummaryFile.parse(JSON.parse(JSON.stringify(written)));
+    const read = RunSummary.parse(JSON.parse(JSON.stringify(written)));
     expect(read).toMatchObject({ runId: 'run-a', pool: 'p', model: 'offline', iterations: 2 });
     expect(read.cost?.perTaskUsd).toBeNull();
     expect(Object.keys(RECORD_SCHEMAS)).toEqual([...EXPORT_FORMATS]);
@@ -270,7 +244,7 @@ describe('the split', () => {
     const tasks = many(40);
     const a = splitTasks(tasks, options);
     const b = splitTasks([...tasks].reverse(), options);
-    const ids = (list: ExportTask[]) => list.map((t) => t.id).sort();
+    const ids = (list: TaskLine[]) => list.map((t) => t.id).sort();
     expect(a.validation).toHaveLength(8);
     expect(ids(b.validation)).toEqual(ids(a.validation));
     expect(ids(splitTasks(tasks, { ...options, splitSeed: '7' }).validation)).not.toEqual(ids(a.validation));
@@ -336,7 +310,7 @@ describe('readTasks', () => {
       ['seed_task_2', 'seed'],
     ]);
     expect(read.seedUploads).toEqual(['seeds/p/my-seeds.jsonl']);
-    expect(read.runs).toEqual([{ runId: 'run-a', iterations: 2, summary: summary() }]);
+    expect(read.runs).toEqual([{ runId: 'run-a', iterations: 2, summary: runSummary() }]);
   });
 
   it('reads every snapshot of a pool, iterations in numeric order, each task once', async () => {
@@ -351,7 +325,7 @@ describe('readTasks', () => {
     );
     await objects.put(
       'exports/run-b/summary.json',
-      JSON.stringify(summary({ runId: 'run-b', iterations: 1 })),
+      JSON.stringify(runSummary({ runId: 'run-b', iterations: 1 })),
     );
     const read = await readTasks(objects, { pool: 'p' });
     expect(read.tasks.map((t) => t.id)).toEqual(['task-002', 'task-003', 'task-001', 'task-004']);
@@ -450,7 +424,7 @@ describe('the dataset card', () => {
 
   it('says loudly that the offline model’s output is not training data', () => {
     const offline = source(many(3), {
-      runs: [{ runId: 'run-a', iterations: 1, summary: summary({ model: 'offline' }) }],
+      runs: [{ runId: 'run-a', iterations: 1, summary: runSummary({ model: 'offline' }) }],
     });
     const result = buildExport(offline, { formats: ['jsonl'] });
     expect(result.files.at(-1)?.content).toContain('> **⚠️ NOT TRAINING DATA.**');

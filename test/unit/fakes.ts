@@ -1,4 +1,5 @@
 /** In-memory ports for the pure stage tests (the end-to-end tests use the real servers). */
+import { parseRunInput } from '../../functions/prepare/core.ts';
 import type {
   CommitResult,
   CounterMap,
@@ -12,6 +13,7 @@ import type {
   RunRecord,
   StoredCall,
 } from '../../functions/shared/ports.ts';
+import type { RunSummary } from '../../functions/shared/records.ts';
 
 /** A seed task of the Self-Instruct seed-file format. */
 export const seedTask = (id: number, instruction: string) => ({
@@ -210,4 +212,39 @@ export class MemoryPool implements PoolStore {
     const run = this.runs.get(runId) ?? ({ runId, pool: '', status: 'RUNNING', startedAt: '' } as RunRecord);
     this.runs.set(runId, { ...run, ...patch });
   }
+}
+
+/** A run summary as "Export dataset" writes it (run `run-a` of pool `p`, 12 tasks added). */
+export function runSummary(overrides: Partial<RunSummary> = {}): RunSummary {
+  return {
+    runId: 'run-a',
+    pool: 'p',
+    profile: 'default',
+    model: 'bedrock:amazon.nova-micro-v1:0',
+    stopReason: 'target reached (12 ≥ 10 new tasks)',
+    config: parseRunInput({ pool: 'p', target: 10 }, 'run-a'),
+    iterations: 2,
+    added: 12,
+    poolSize: 15,
+    exportedTasks: 12,
+    exportedRecords: 24,
+    counts: { generated: 30, accepted: 14, complete: 12 },
+    usage: { calls: 20, inputTokens: 9000, outputTokens: 4000 },
+    cost: {
+      modelUsd: 0.01,
+      awsUsd: 0.002,
+      totalUsd: 0.012,
+      perTaskUsd: 0.001,
+      per1000TasksUsd: 1,
+      modelUnpriced: false,
+    },
+    exportPrefix: 'exports/run-a/',
+    files: {
+      dataset: 'exports/run-a/dataset.jsonl',
+      alpaca: 'exports/run-a/alpaca.json',
+      tasks: 'exports/run-a/tasks.jsonl',
+      summary: 'exports/run-a/summary.json',
+    },
+    ...overrides,
+  };
 }

@@ -6,6 +6,7 @@ import { NotFound } from '../../functions/shared/errors.ts';
 import { exportKeys, poolKeys, runKeys } from '../../functions/shared/keys.ts';
 import { toJsonLines } from '../../functions/shared/model-calls.ts';
 import type { RunRecord } from '../../functions/shared/ports.ts';
+import type { GateRecord, TaskLine } from '../../functions/shared/records.ts';
 import {
   CHART_IDS,
   escapeHtml,
@@ -17,8 +18,6 @@ import { buildReport, reportKeys } from '../../functions/shared/report/report.ts
 import {
   computeStats,
   countWords,
-  type ExportedTask,
-  type GateRecord,
   histogram,
   lengthDistribution,
   niceBinWidth,
@@ -27,7 +26,7 @@ import {
   verbNounStats,
 } from '../../functions/shared/report/stats.ts';
 import { reportLocal } from '../../infra/cli/report.ts';
-import { MemoryObjects, MemoryPool } from './fakes.ts';
+import { MemoryObjects, MemoryPool, runSummary } from './fakes.ts';
 
 const SEEDS = [
   { instruction: 'Write a poem about cats' },
@@ -55,12 +54,14 @@ const RUN: RunRecord = {
     '1': {
       counts: { generated: 4, accepted: 2, complete: 1 },
       usage: { 'generate-instructions': usage(1, 100, 50), 'generate-instances': usage(2, 200, 150) },
-      cost: { modelUsd: 0.02, awsUsd: 0.005, totalUsd: 0.025 },
+      tokensEstimated: false,
+      cost: { modelUsd: 0.02, awsUsd: 0.005, totalUsd: 0.025, modelUsdByStage: {}, modelUnpriced: false },
     },
     '2': {
       counts: { generated: 2, accepted: 2, complete: 2 },
       usage: { 'generate-instructions': usage(1, 120, 60) },
-      cost: { modelUsd: 0.01, awsUsd: 0.005, totalUsd: 0.015 },
+      tokensEstimated: false,
+      cost: { modelUsd: 0.01, awsUsd: 0.005, totalUsd: 0.015, modelUsdByStage: {}, modelUnpriced: false },
     },
   },
 };
@@ -70,10 +71,18 @@ const decision = (instruction: string, fields: Partial<GateRecord> = {}): GateRe
   raw: instruction,
   status: 'accepted',
   reason: null,
+  max_similarity: null,
+  most_similar: null,
+  avg_similarity_score: null,
   ...fields,
 });
 
-const task = (id: string, instruction: string, iteration: number, instances: ExportedTask['instances']) => ({
+const task = (
+  id: string,
+  instruction: string,
+  iteration: number,
+  instances: TaskLine['instances'],
+): TaskLine => ({
   id,
   name: id,
   instruction,
@@ -212,8 +221,8 @@ describe('verb–noun structure', () => {
   it('counts the structure each task was exported with (found when it completed)', () => {
     const stats = verbNounStats([
       // Whatever the tagger would say now, the stored structure counts.
-      { id: 'a', instruction: 'Compose a haiku.', instances: [], root_verb: 'pen', direct_object: 'verse' },
-      { id: 'b', instruction: 'Write a poem.', instances: [], root_verb: null, direct_object: null },
+      { root_verb: 'pen', direct_object: 'verse' }, // 'Compose a haiku.'
+      { root_verb: null, direct_object: null }, // 'Write a poem.'
     ]);
     expect(stats).toMatchObject({ instructions: 2, withStructure: 1, withoutStructure: 1 });
     expect(stats.verbs.map((v) => [v.verb, v.nouns])).toEqual([['pen', [{ noun: 'verse', count: 1 }]]]);
@@ -428,7 +437,10 @@ describe('buildReport', () => {
   it('reads the run from the stores and writes report.html and stats.json next to the export', async () => {
     const { objects, pool, input } = await stores();
     await objects.put(exportKeys('run-a').tasks, toJsonLines(input.tasks));
-    await objects.put(exportKeys('run-a').summary, JSON.stringify({ poolSize: 6 }));
+    await objects.put(
+      exportKeys('run-a').summary,
+      JSON.stringify(runSummary({ runId: 'run-a', pool: 'demo', poolSize: 6 })),
+    );
 
     const report = await buildReport(objects, pool, 'run-a');
 

@@ -10,6 +10,7 @@ import { poolKeys, runKeys } from '../../functions/shared/keys.ts';
 import { fromJsonLines, ModelCalls, toJsonLines } from '../../functions/shared/model-calls.ts';
 import { POOL_LEASE_MS } from '../../functions/shared/pool-lease.ts';
 import type { ModelRequest, PoolTask, TextModel } from '../../functions/shared/ports.ts';
+import { GateRecord } from '../../functions/shared/records.ts';
 import type { RunState } from '../../functions/shared/schemas.ts';
 import { MemoryObjects, MemoryPool, SEED_TASKS } from './fakes.ts';
 
@@ -173,8 +174,8 @@ describe('filter and deduplicate', () => {
       objects,
       pool,
     });
-    const decisions = fromJsonLines<{ status: string; reason: string | null; max_similarity?: number }>(
-      await objects.getText(result.decisionsKey),
+    const decisions = fromJsonLines(await objects.getText(result.decisionsKey)).map((line) =>
+      GateRecord.parse(line),
     );
     return { result, decisions, pool };
   }
@@ -234,7 +235,7 @@ describe('filter and deduplicate', () => {
     const { result, decisions, pool } = await filter(candidates, { target: 2 });
     expect(decisions.map((d) => d.reason)).toEqual([null, 'rouge', null, 'too-short', 'surplus', 'surplus']);
     expect(result.counts).toEqual({ generated: 6, accepted: 2, rouge: 1, 'too-short': 1, surplus: 2 });
-    expect(decisions[4]?.max_similarity).toBeUndefined();
+    expect(decisions[4]?.max_similarity).toBeNull();
     expect([...pool.tasks.values()].filter((task) => task.source === 'machine')).toHaveLength(2);
     // The same decisions as one unlimited pass, for the ones both make.
     const unlimited = await filter(candidates, { target: 100 });

@@ -6,21 +6,21 @@
  */
 import type { z } from 'zod';
 import { type FileProblem, InputFileInvalid } from '../errors.ts';
-import { parseRecords } from '../input-files.ts';
+import { isJsonArray, parseRecords } from '../input-files.ts';
 import type { PoolTask } from '../ports.ts';
+import type { TaskLine } from '../records.ts';
 import {
   type AlpacaRecord,
   BEDROCK_SCHEMA_VERSION,
   type BedrockRecord,
   type ExportFormat,
-  type ExportTask,
   type JsonlRecord,
   type MessagesRecord,
   RECORD_SCHEMAS,
 } from './schemas.ts';
 
 /** A pool task in the original Self-Instruct seed-file format, plus its provenance. */
-export function toSeedFormat(task: PoolTask) {
+export function toSeedFormat(task: PoolTask): TaskLine {
   return {
     id: task.id,
     name: task.name ?? task.id,
@@ -37,10 +37,9 @@ export function toSeedFormat(task: PoolTask) {
     direct_object: task.verbNoun === undefined ? undefined : (task.verbNoun?.noun ?? null),
   };
 }
-export type SeedFormatTask = ReturnType<typeof toSeedFormat>;
 
 /** One training record per instance: `instruction`, `input`, `output`, plus provenance. */
-export function toRecords(task: ExportTask): JsonlRecord[] {
+export function toRecords(task: TaskLine): JsonlRecord[] {
   return task.instances.map((instance) => ({
     instruction: task.instruction,
     input: instance.input,
@@ -246,7 +245,7 @@ export function parseExportFile<F extends ExportFormat>(
   text: string,
   file: string,
 ): FormatRecord[F][] {
-  const isArray = text.trimStart().startsWith('[');
+  const isArray = isJsonArray(text);
   if (isArray !== (FORMATS[format].ext === 'json')) {
     const problem: FileProblem = {
       file,

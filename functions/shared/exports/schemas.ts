@@ -1,10 +1,10 @@
 /**
- * zod schemas of the export: the task lines it reads from the bucket, the run summary it describes, the
- * record of each format it writes (tests and users parse the files back with these), and its options.
+ * zod schemas of the export: the record of each format it writes (tests and users parse the files back
+ * with these) and its options. The task lines and run summaries it reads are `records.ts`'s `TaskLine`
+ * and `RunSummary`.
  */
 import { z } from 'zod';
 import { SelfInstructError } from '../errors.ts';
-import { Instance } from '../schemas.ts';
 
 /** The formats `selfinstruct export` writes. */
 export const EXPORT_FORMATS = ['jsonl', 'alpaca', 'messages', 'bedrock'] as const;
@@ -14,63 +14,6 @@ export type ExportFormat = z.infer<typeof ExportFormat>;
 /** The two splits; `validation` only when the options ask for one and there are tasks enough. */
 export const SPLITS = ['train', 'validation'] as const;
 export type Split = (typeof SPLITS)[number];
-
-/**
- * One task line of `exports/<run>/tasks.jsonl` and `pools/<pool>/snapshots/<run>/iteration-<n>.jsonl`:
- * the Self-Instruct seed-file format plus provenance (`toSeedFormat`). Seed lines
- * (`pools/<pool>/seeds.jsonl`) parse too, with `source` defaulting to what the reader says. Unknown
- * fields are dropped; `quality_score` is read when a later stage writes one.
- */
-export const ExportTask = z.object({
-  id: z.string().min(1),
-  name: z.string().min(1).optional(),
-  instruction: z.string().min(1),
-  instances: z.array(Instance).min(1),
-  is_classification: z.boolean().default(false),
-  source: z.enum(['seed', 'machine']).default('machine'),
-  run_id: z.string().optional(),
-  iteration: z.int().nonnegative().optional(),
-  most_similar_instruction: z.string().optional(),
-  most_similar_score: z.number().optional(),
-  avg_similarity_score: z.number().optional(),
-  quality_score: z.number().optional(),
-});
-export type ExportTask = z.infer<typeof ExportTask>;
-
-/**
- * The fields of `exports/<run>/summary.json` (`RunSummary`) the export reads; other fields are kept.
- * `config` is read when a summary records the run's configuration (thresholds, seed file).
- */
-export const RunSummaryFile = z.looseObject({
-  runId: z.string().min(1),
-  pool: z.string().min(1),
-  profile: z.string(),
-  model: z.string(),
-  stopReason: z.string().optional(),
-  iterations: z.int().nonnegative(),
-  added: z.int().nonnegative().optional(),
-  poolSize: z.int().nonnegative().optional(),
-  exportedTasks: z.int().nonnegative(),
-  exportedRecords: z.int().nonnegative(),
-  cost: z
-    .looseObject({
-      modelUsd: z.number(),
-      awsUsd: z.number(),
-      totalUsd: z.number(),
-      perTaskUsd: z.number().nullable().optional(),
-      per1000TasksUsd: z.number().nullable().optional(),
-      modelUnpriced: z.boolean().optional(),
-    })
-    .optional(),
-  config: z
-    .looseObject({
-      rougeThreshold: z.number().optional(),
-      seedKey: z.string().optional(),
-      target: z.number().optional(),
-    })
-    .optional(),
-});
-export type RunSummaryFile = z.infer<typeof RunSummaryFile>;
 
 const text = z.string().min(1);
 

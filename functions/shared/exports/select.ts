@@ -1,11 +1,12 @@
 /** Which tasks an export holds, and the train/validation split, both deterministic. */
 import { createRng } from '../random.ts';
-import { type ExportOptions, ExportOptionsInvalid, type ExportTask, type Split } from './schemas.ts';
+import type { TaskLine } from '../records.ts';
+import { type ExportOptions, ExportOptionsInvalid, type Split } from './schemas.ts';
 
 /** The tasks kept, and how many were left out and why. */
 export interface Selection {
   /** Machine tasks first (in source order), then seed tasks when included. */
-  tasks: ExportTask[];
+  tasks: TaskLine[];
   machineTasks: number;
   seedTasks: number;
   /** Machine tasks left out by `minQuality`: below the threshold, or without a score. */
@@ -19,7 +20,7 @@ export interface Selection {
  * A threshold on machine tasks none of which has a score is an error, not an empty export.
  */
 export function selectTasks(
-  { machine, seeds }: { machine: readonly ExportTask[]; seeds: readonly ExportTask[] },
+  { machine, seeds }: { machine: readonly TaskLine[]; seeds: readonly TaskLine[] },
   { includeSeeds, minQuality }: Pick<ExportOptions, 'includeSeeds' | 'minQuality'>,
 ): Selection {
   let kept = [...machine];
@@ -62,7 +63,7 @@ export function validationSize(n: number, fraction: number): number {
  * `validationSize` go to validation. Both splits keep the input order. Tasks are identified by id; a
  * repeated id follows its first occurrence.
  */
-export function splitTasks<T extends Pick<ExportTask, 'id'>>(
+export function splitTasks<T extends Pick<TaskLine, 'id'>>(
   tasks: readonly T[],
   { validation, splitSeed }: Pick<ExportOptions, 'validation' | 'splitSeed'>,
 ): Record<Split, T[]> {

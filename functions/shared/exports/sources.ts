@@ -9,8 +9,9 @@ import { InputFileInvalid, NotFound } from '../errors.ts';
 import { parseRecords } from '../input-files.ts';
 import { exportKeys, poolKeys, SEED_UPLOAD_PREFIX } from '../keys.ts';
 import type { ObjectStore } from '../ports.ts';
+import { RunSummary, TaskLine } from '../records.ts';
 import { PoolName } from '../schemas.ts';
-import { ExportOptionsInvalid, ExportTask, RunSummaryFile } from './schemas.ts';
+import { ExportOptionsInvalid } from './schemas.ts';
 
 /** What to export: one run's export, or a whole pool. */
 export type SourceRef = { run: string } | { pool: string };
@@ -20,7 +21,7 @@ export interface SourceRun {
   runId: string;
   /** Iterations with a snapshot (pool source) or the summary's count (run source). */
   iterations: number;
-  summary?: RunSummaryFile;
+  summary?: RunSummary;
 }
 
 /** The tasks of a source and what the dataset card says about where they came from. */
@@ -30,9 +31,9 @@ export interface TaskSource {
   name: string;
   pool: string;
   /** Machine-generated tasks with their instances, oldest first, each id once. */
-  tasks: ExportTask[];
+  tasks: TaskLine[];
   /** The pool's seed tasks (`source: 'seed'`). */
-  seeds: ExportTask[];
+  seeds: TaskLine[];
   /** The object the seed tasks come from, and the seed files uploaded for the pool (`seeds/<pool>/…`). */
   seedKey: string;
   seedUploads: string[];
@@ -75,7 +76,7 @@ async function readRun(objects: ObjectStore, runId: string): Promise<TaskSource>
               : '; no run has been exported yet'),
     );
   }
-  const summary = parseJson(summaryText, RunSummaryFile, keys.summary);
+  const summary = parseJson(summaryText, RunSummary, keys.summary);
   const tasks = dedupe(parseLines(tasksText, keys.tasks, 'machine'));
   // A run exports every machine task of its pool, earlier runs' too: describe each run they came from.
   const iterations = new Map([[runId, summary.iterations]]);
@@ -122,7 +123,7 @@ async function readPool(objects: ObjectStore, pool: string): Promise<TaskSource>
 async function describeRuns(
   objects: ObjectStore,
   iterations: ReadonlyMap<string, number>,
-  known: ReadonlyMap<string, RunSummaryFile> = new Map(),
+  known: ReadonlyMap<string, RunSummary> = new Map(),
 ): Promise<SourceRun[]> {
   const runs = await Promise.all(
     [...iterations].map(([runId, count]) =>
@@ -130,7 +131,7 @@ async function describeRuns(
         const key = exportKeys(runId).summary;
         const text = known.has(runId) ? undefined : await objects.getText(key);
         const summary =
-          known.get(runId) ?? (text === undefined ? undefined : parseJson(text, RunSummaryFile, key));
+          known.get(runId) ?? (text === undefined ? undefined : parseJson(text, RunSummary, key));
         return { runId, iterations: summary?.iterations ?? count, summary };
       }),
     ),
@@ -156,10 +157,10 @@ async function recentRuns(objects: ObjectStore, count = 5): Promise<string[]> {
 }
 
 /** Every line of a JSON Lines object as a task; an absent or empty object (an iteration that added none) has none. */
-function parseLines(text: string | undefined, key: string, source: 'seed' | 'machine'): ExportTask[] {
+function parseLines(text: string | undefined, key: string, source: 'seed' | 'machine'): TaskLine[] {
   if (text === undefined || text.trim() === '') return [];
   // Seed lines carry no `source`; machine lines do, and theirs wins.
-  const schema = ExportTask.extend({ source: z.enum(['seed', 'machine']).default(source) });
+  const schema = TaskLine.extend({ source: z.enum(['seed', 'machine']).default(source) });
   return parseRecords(text, schema, key);
 }
 
@@ -182,7 +183,7 @@ function parseJson<S extends z.ZodType>(text: string, schema: S, key: string): z
 }
 
 /** Each task id once, at its first place (machine task ids are hashes of the instruction). */
-function dedupe(tasks: ExportTask[]): ExportTask[] {
+function dedupe(tasks: TaskLine[]): TaskLine[] {
   const seen = new Set<string>();
   return tasks.filter((task) => !seen.has(task.id) && seen.add(task.id));
 }

@@ -10,8 +10,9 @@ import { toSeedFormat } from '../exports/formats.ts';
 import { parseRecords } from '../input-files.ts';
 import { exportKeys, poolKeys } from '../keys.ts';
 import type { ObjectStore, PoolStore } from '../ports.ts';
+import { GateRecord, RunSummary, TaskLine } from '../records.ts';
 import { renderReport } from './html.ts';
-import { computeStats, ExportedTask, GateRecord, type ReportInput, type ReportStats } from './stats.ts';
+import { computeStats, type ReportInput, type ReportStats } from './stats.ts';
 
 /** Where the report lives: next to the run's export. */
 export const reportKeys = (runId: string) => {
@@ -27,8 +28,6 @@ export interface RunReport {
 }
 
 const SeedInstruction = z.object({ instruction: z.string() });
-const Summary = z.object({ poolSize: z.int().nonnegative() });
-
 /** Validated JSON Lines; an empty file (an iteration without candidates) has no records. */
 function readLines<S extends z.ZodType>(text: string, schema: S, key: string): z.infer<S>[] {
   return text.trim() === '' ? [] : parseRecords(text, schema, key);
@@ -60,14 +59,14 @@ export async function buildReport(
   );
 
   const tasksText = await objects.getText(exported.tasks);
-  let tasks: ExportedTask[];
+  let tasks: TaskLine[];
   if (tasksText !== undefined) {
-    tasks = readLines(tasksText, ExportedTask, exported.tasks);
+    tasks = readLines(tasksText, TaskLine, exported.tasks);
   } else {
     tasks = [];
     for await (const task of pool.listTasks(run.pool)) {
       if (task.runId === runId && task.source === 'machine' && task.status === 'complete') {
-        tasks.push(ExportedTask.parse(toSeedFormat(task)));
+        tasks.push(TaskLine.parse(toSeedFormat(task)));
       }
     }
   }
@@ -79,7 +78,7 @@ export async function buildReport(
 
   const summaryText = await objects.getText(exported.summary);
   const poolSizeAfter = summaryText
-    ? Summary.parse(JSON.parse(summaryText)).poolSize
+    ? RunSummary.parse(JSON.parse(summaryText)).poolSize
     : await pool.countComplete(run.pool);
 
   // Why the tasks that passed the gate but are not in the export were dropped.
@@ -112,12 +111,12 @@ export async function buildReport(
  * Tasks exported without their verb–noun structure (seeds, runs before it was found at completion) get
  * it here; the tagger is loaded only when one needs it.
  */
-async function findVerbNouns(tasks: ExportedTask[]): Promise<void> {
+async function findVerbNouns(tasks: TaskLine[]): Promise<void> {
   const missing = tasks.filter((task) => task.root_verb === undefined);
   if (missing.length === 0) return;
   const { verbNouns } = await import('../engine/verb-noun.ts');
   verbNouns(missing.map((task) => task.instruction)).forEach((pair, i) => {
-    const task = missing[i] as ExportedTask;
+    const task = missing[i] as TaskLine;
     task.root_verb = pair?.verb ?? null;
     task.direct_object = pair?.noun ?? null;
   });

@@ -10,60 +10,11 @@ import { z } from 'zod';
 import { RougeIndex } from '../engine/gate.ts';
 import type { RunRecord } from '../ports.ts';
 import { createRng } from '../random.ts';
-import { Counts, Instance, UsageByStage } from '../schemas.ts';
+import { type GateRecord, IterationRecord, type TaskLine } from '../records.ts';
+import { Instance } from '../schemas.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // Inputs, as the pipeline stores them.
-
-/** One line of `runs/<run>/iteration-<n>/gate.jsonl` (written by "Filter and deduplicate"). */
-export const GateRecord = z.object({
-  instruction: z.string(),
-  raw: z.string().optional(),
-  status: z.enum(['accepted', 'rejected']),
-  /** A filter's name, `rouge` or `duplicate`; null when accepted. */
-  reason: z.string().nullish(),
-  id: z.string().optional(),
-  /** Highest ROUGE-L F to the pool; only for candidates that reached the gate. */
-  max_similarity: z.number().optional(),
-  /** The 10 most similar pool instructions → score. */
-  most_similar: z.record(z.string(), z.number()).optional(),
-  avg_similarity_score: z.number().optional(),
-});
-export type GateRecord = z.infer<typeof GateRecord>;
-
-/** One line of `exports/<run>/tasks.jsonl` (the seed-file format with provenance). */
-export const ExportedTask = z.object({
-  id: z.string(),
-  name: z.string().optional(),
-  instruction: z.string(),
-  instances: z.array(Instance),
-  is_classification: z.boolean().optional(),
-  source: z.string().optional(),
-  run_id: z.string().optional(),
-  iteration: z.number().optional(),
-  most_similar_instruction: z.string().optional(),
-  most_similar_score: z.number().optional(),
-  avg_similarity_score: z.number().optional(),
-  root_verb: z.string().nullable().optional(),
-  direct_object: z.string().nullable().optional(),
-});
-export type ExportedTask = z.infer<typeof ExportedTask>;
-
-/** What "Save iteration" stores under the run record's `iterations.<n>` (the parts the report reads). */
-const IterationRecord = z.object({
-  counts: Counts.optional(),
-  usage: UsageByStage.optional(),
-  tokensEstimated: z.boolean().optional(),
-  cost: z
-    .object({
-      modelUsd: z.number(),
-      awsUsd: z.number(),
-      totalUsd: z.number(),
-      modelUnpriced: z.boolean().optional(),
-    })
-    .partial()
-    .optional(),
-});
 
 /** The run configuration fields the report shows (the run record's `config`). */
 const ReportedConfig = z.object({
@@ -81,7 +32,7 @@ export interface ReportInput {
   /** The gate decisions of each iteration, in gate order. */
   gate: { iteration: number; decisions: GateRecord[] }[];
   /** The export's tasks; tasks of other runs of the pool (the export holds them too) are ignored. */
-  tasks: ExportedTask[];
+  tasks: TaskLine[];
   /** The pool's seed tasks. */
   seeds: { instruction: string }[];
   /** Tasks in the pool after the run's last iteration (the summary's `poolSize`); default seeds + added. */
@@ -325,7 +276,9 @@ const byCount = <T extends [string, number]>(a: T, b: T) => b[1] - a[1] || a[0].
  * The verb–noun table: the `TOP_VERBS` most common root verbs, each with its `TOP_NOUNS` most common
  * direct noun objects, and how many instructions have such a structure.
  */
-export function verbNounStats(tasks: readonly ExportedTask[]): ReportStats['verbNoun'] {
+export function verbNounStats(
+  tasks: readonly Pick<TaskLine, 'root_verb' | 'direct_object'>[],
+): ReportStats['verbNoun'] {
   const byVerb = new Map<string, Map<string, number>>();
   let withStructure = 0;
   // Found when each task completed, or by the report for a task exported without it.
@@ -491,10 +444,10 @@ export function computeStats(input: ReportInput): ReportStats {
     modelUsd: run.cost?.modelUsd ?? sum((it) => it.cost.modelUsd),
     awsUsd: run.cost?.awsUsd ?? sum((it) => it.cost.awsUsd),
     totalUsd: run.cost?.totalUsd ?? sum((it) => it.cost.totalUsd),
-    modelUnpriced: Object.values(records).some((record) => record.cost?.modelUnpriced === true),
+    modelUnpriced: Object.values(records).some((record) => record.cost.modelUnpriced),
   };
   const tokensEstimated =
-    config.model === 'offline' || Object.values(records).some((record) => record.tokensEstimated === true);
+    config.model === 'offline' || Object.values(records).some((record) => record.tokensEstimated);
 
   // Similarity.
   const seedIndex = RougeIndex.from(input.seeds.map((seed) => seed.instruction));
@@ -507,7 +460,7 @@ export function computeStats(input: ReportInput): ReportStats {
   });
   const poolScoresRejected = input.gate.flatMap(({ decisions }) =>
     decisions.flatMap((d) =>
-      d.status === 'rejected' && d.max_similarity !== undefined ? [d.max_similarity] : [],
+      d.status === 'rejected' && d.max_similarity !== null ? [d.max_similarity] : [],
     ),
   );
 

@@ -1,0 +1,116 @@
+/**
+ * The files and records the pipeline stores, one zod schema each: writers check what they write with
+ * `satisfies`, readers `.parse` what they read, so a field added on one side is a compile error or a
+ * clear parse error on the other. Stage payloads (`RunState`, `Chunk`, `SaveInput` …) are in
+ * `schemas.ts`; this module is for what outlives an execution: `gate.jsonl`, `tasks.jsonl` (and the
+ * pool's snapshots), `summary.json` and the run record's per-iteration stats.
+ */
+import { z } from 'zod';
+import { Counts, Instance, ProfileName, RunConfig, UsageByStage } from './schemas.ts';
+
+/**
+ * One gate decision: a line of `runs/<run>/iteration-<n>/gate.jsonl` (written by "Filter and
+ * deduplicate") and of the `dedup` command's output. Field names follow the Self-Instruct code's
+ * records; `serializeDecision` writes it.
+ */
+export const GateRecord = z.object({
+  /** The candidate as normalized by the profile (what the gate compared). */
+  instruction: z.string(),
+  /** The candidate as the model wrote it (the Filter stage's lines only). */
+  raw: z.string().optional(),
+  status: z.enum(['accepted', 'rejected']),
+  /** A filter's name, `rouge`, `duplicate` or `surplus`; null when accepted. */
+  reason: z.string().nullable(),
+  /** Highest ROUGE-L F to the pool; null for a candidate that never reached the gate. */
+  max_similarity: z.number().nullable().default(null),
+  /** The most similar pool instructions → score, highest first (at most 10); null when not gated. */
+  most_similar: z.record(z.string(), z.number()).nullable().default(null),
+  /** Mean ROUGE-L F to the pool; null when not gated. */
+  avg_similarity_score: z.number().nullable().default(null),
+  /** The task id an accepted candidate got (the Filter stage's lines only). */
+  id: z.string().optional(),
+});
+export type GateRecord = z.infer<typeof GateRecord>;
+
+/**
+ * One task line of `exports/<run>/tasks.jsonl` and `pools/<pool>/snapshots/<run>/iteration-<n>.jsonl`:
+ * the Self-Instruct seed-file format plus provenance (`toSeedFormat` writes it). Seed lines
+ * (`pools/<pool>/seeds.jsonl`) parse too, with `source` defaulting to `machine` unless the reader says
+ * otherwise. `quality_score` is read when a later stage writes one; other unknown fields are dropped.
+ */
+export const TaskLine = z.object({
+  id: z.string().min(1),
+  name: z.string().min(1).optional(),
+  instruction: z.string().min(1),
+  instances: z.array(Instance).min(1),
+  is_classification: z.boolean().default(false),
+  source: z.enum(['seed', 'machine']).default('machine'),
+  run_id: z.string().optional(),
+  iteration: z.int().nonnegative().optional(),
+  most_similar_instruction: z.string().optional(),
+  most_similar_score: z.number().optional(),
+  avg_similarity_score: z.number().optional(),
+  /** The instruction's root verb and its direct object; null when it has none, absent when not found. */
+  root_verb: z.string().nullable().optional(),
+  direct_object: z.string().nullable().optional(),
+  quality_score: z.number().optional(),
+});
+export type TaskLine = z.infer<typeof TaskLine>;
+
+/** Estimated USD of one iteration: its model tokens at the price table's rates, and its AWS usage. */
+export const IterationCost = z.object({
+  modelUsd: z.number(),
+  awsUsd: z.number(),
+  totalUsd: z.number(),
+  /** Model USD per step that calls the model. */
+  modelUsdByStage: z.record(z.string(), z.number()),
+  /** True when the model has no price in the table (its cost then counts as 0). */
+  modelUnpriced: z.boolean(),
+});
+export type IterationCost = z.infer<typeof IterationCost>;
+
+/** What "Save iteration" stores under the run record's `iterations.<n>`. */
+export const IterationRecord = z.object({
+  counts: Counts,
+  usage: UsageByStage,
+  /** Some token counts are estimates (the provider reported none). */
+  tokensEstimated: z.boolean(),
+  cost: IterationCost,
+});
+export type IterationRecord = z.infer<typeof IterationRecord>;
+
+/** `exports/<run>/summary.json`: what "Export dataset" returns and stores about the run. */
+export const RunSummary = z.object({
+  runId: z.string().min(1),
+  pool: z.string().min(1),
+  profile: ProfileName,
+  model: z.string(),
+  stopReason: z.string(),
+  /** The run's full configuration (thresholds, seed file, sizes), for dataset cards and reports. */
+  config: RunConfig,
+  iterations: z.int().nonnegative(),
+  /** Tasks this run added; tasks in the pool (seeds included); tasks and records exported. */
+  added: z.int().nonnegative(),
+  poolSize: z.int().nonnegative(),
+  exportedTasks: z.int().nonnegative(),
+  exportedRecords: z.int().nonnegative(),
+  counts: z.record(z.string(), z.number()),
+  usage: z.object({
+    calls: z.number().nonnegative(),
+    inputTokens: z.number().nonnegative(),
+    outputTokens: z.number().nonnegative(),
+  }),
+  /** Estimated USD from the price table: model tokens, the AWS side, per task added and per 1,000. */
+  cost: z.object({
+    modelUsd: z.number(),
+    awsUsd: z.number(),
+    totalUsd: z.number(),
+    perTaskUsd: z.number().nullable(),
+    per1000TasksUsd: z.number().nullable(),
+    /** The model has no price in the table: `modelUsd` leaves it out. */
+    modelUnpriced: z.boolean(),
+  }),
+  exportPrefix: z.string(),
+  files: z.object({ dataset: z.string(), alpaca: z.string(), tasks: z.string(), summary: z.string() }),
+});
+export type RunSummary = z.infer<typeof RunSummary>;
