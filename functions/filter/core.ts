@@ -17,6 +17,7 @@ import { committedPool, loadIndex } from '../shared/pool-index.ts';
 import { holdPool } from '../shared/pool-lease.ts';
 import type { ObjectStore, PoolStore, PoolTask } from '../shared/ports.ts';
 import { type Candidate, type Chunk, type Counts, RunState } from '../shared/schemas.ts';
+import { NEAR_DUPLICATE, type NearDuplicateDeps, rejectNearDuplicates } from './near-duplicates.ts';
 
 export const FilterInput = RunState.extend({ candidatesKey: z.string().min(1) });
 export type FilterInput = z.infer<typeof FilterInput>;
@@ -31,6 +32,9 @@ export interface GateDecision {
   max_similarity?: number;
   most_similar?: Record<string, number>;
   avg_similarity_score?: number;
+  /** The nearest instruction by embedding (pool or earlier in the batch) and its cosine. */
+  nearest_instruction?: string;
+  nearest_cosine?: number;
 }
 
 export interface FilterResult {
@@ -42,7 +46,13 @@ export interface FilterResult {
 
 export async function filterAndDeduplicate(
   { runId, config, progress, candidatesKey }: FilterInput,
-  { objects, pool, now = () => new Date() }: { objects: ObjectStore; pool: PoolStore; now?: () => Date },
+  {
+    objects,
+    pool,
+    now = () => new Date(),
+    embedders,
+    remainingMs,
+  }: { objects: ObjectStore; pool: PoolStore; now?: () => Date } & Partial<NearDuplicateDeps>,
 ): Promise<FilterResult> {
   const iteration = progress.iteration + 1;
   const keys = runKeys(runId, iteration);
@@ -124,6 +134,25 @@ export async function filterAndDeduplicate(
     accepted.push({ candidate, decision });
     counts.accepted = (counts.accepted ?? 0) + 1;
   });
+
+  // Then the near-duplicate gate, on what the ROUGE-L gate accepted (see `near-duplicates.ts`).
+  const nearDuplicates = await rejectNearDuplicates(
+    {
+      runId,
+      iteration,
+      config,
+      poolInstructions: index.instructions.slice(0, index.size - acceptedByGate),
+      synced: index.size,
+      vectorsKey: committed.meta?.vectorsKey,
+      accepted: accepted.map(({ decision }) => decision),
+    },
+    { objects, pool, embedders, remainingMs },
+  );
+  if (nearDuplicates.size > 0) {
+    counts[NEAR_DUPLICATE] = nearDuplicates.size;
+    counts.accepted = (counts.accepted ?? 0) - nearDuplicates.size;
+  }
+  accepted.splice(0, accepted.length, ...accepted.filter((_, i) => !nearDuplicates.has(i)));
 
   const createdAt = now().toISOString();
   const staged = stagedBy(runId, iteration);
