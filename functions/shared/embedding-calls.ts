@@ -6,7 +6,8 @@
  * retried inside the function with the runner's backoff and adaptive concurrency; a call still failing
  * after its retries fails the stage with that error, for the state machine's Retry (a candidate without
  * a vector cannot be gated). Vectors are not kept in the ledger (a batch of them is megabytes), so a
- * retried stage pays for its embeddings again, and counts them again.
+ * retried stage pays for its embeddings again, and counts them again. The offline embedder bills
+ * nothing, so its calls are neither recorded nor counted.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { backOff } from 'exponential-backoff';
@@ -83,6 +84,7 @@ export class EmbeddingCalls {
       },
     );
     const number = this.calls++;
+    if (!this.embedder.billed) return reply.vectors;
     if (this.options.ledger) {
       const { pool, runId, iteration, scope } = this.options.ledger;
       await pool.putCall(runId, {

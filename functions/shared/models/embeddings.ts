@@ -48,6 +48,8 @@ export interface Embedder {
   readonly dimensions: number | undefined;
   /** Texts one call takes (Titan: 1; an OpenAI-API server: the batch size). */
   readonly textsPerCall: number;
+  /** A provider bills its calls (the call runner records them in the run's ledger); offline: no. */
+  readonly billed: boolean;
   /** One vector per text, in the order of `texts`. */
   embed(texts: string[]): Promise<number[][]>;
   /** One call: at most `textsPerCall` texts, their vectors and the tokens billed. */
@@ -101,6 +103,7 @@ export class OfflineEmbedder implements Embedder {
   readonly id = 'offline';
   readonly dimensions = WORD_VECTOR_DIMENSIONS;
   readonly textsPerCall = 512;
+  readonly billed = false;
 
   async embed(texts: string[]): Promise<number[][]> {
     return texts.map((text) => Array.from(wordVectorEmbedding(text)));
@@ -115,6 +118,7 @@ export class OfflineEmbedder implements Embedder {
 export class TitanEmbedder implements Embedder {
   readonly dimensions: number;
   readonly textsPerCall = 1;
+  readonly billed = true;
   private readonly modelId: string;
   private readonly concurrency: number;
   private readonly timeoutMs: number;
@@ -192,6 +196,7 @@ function isVector(value: unknown, dimensions?: number): value is number[] {
 
 /** Embeddings through the OpenAI API's `/embeddings` (OpenAI or any compatible server). */
 export class OpenAIEmbedder implements Embedder {
+  readonly billed = true;
   #dimensions: number | undefined;
   private readonly requestDimensions: number | undefined;
   private readonly concurrency: number;
