@@ -1,0 +1,153 @@
+/**
+ * End to end, through the state machine on the local stack (IAM enforced): the near-duplicate gate
+ * rejects candidates by embedding with their nearest instruction and cosine in `gate.jsonl`, commits its
+ * vectors with the pool (a later iteration loads them), and survives a throttling embedding provider
+ * with every billed embedding call counted.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RunSummary } from '../../functions/export/core.ts';
+import type { GateDecision } from '../../functions/filter/core.ts';
+import { VectorIndex } from '../../functions/shared/engine/vector-index.ts';
+import { runKeys } from '../../functions/shared/keys.ts';
+import { fromJsonLines } from '../../functions/shared/model-calls.ts';
+import { wordVectorEmbedding } from '../../functions/shared/models/word-vectors.ts';
+import { EMBEDDING_STAGE } from '../../functions/shared/ports.ts';
+import { type ExecutionResult, LocalStack } from '../../infra/local/stack.ts';
+import { type StandIn, startOpenAIStandIn } from '../support/model-servers.ts';
+
+const KEY = 'sk-test-near-duplicates';
+const work = mkdtempSync(path.join(tmpdir(), 'selfinstruct-near-duplicates-'));
+let stack: LocalStack;
+let openai: StandIn;
+let throttle = false;
+
+const summaryOf = (result: ExecutionResult) => {
+  expect(result.status, `${result.error}: ${result.cause}`).toBe('SUCCEEDED');
+  return result.output as RunSummary;
+};
+const decisionsOf = async (runId: string, iteration: number) =>
+  fromJsonLines<GateDecision>(await stack.objects.getText(runKeys(runId, iteration).gate));
+const cosine = (a: string, b: string) => {
+  const [x, y] = [wordVectorEmbedding(a), wordVectorEmbedding(b)];
+  return x.reduce((sum, value, i) => sum + value * (y[i] as number), 0);
+};
+
+beforeAll(async () => {
+  process.env.SELFINSTRUCT_RETRY_BASE_MS = '5';
+  process.env.SELFINSTRUCT_RETRY_MAX_MS = '50';
+  process.env.SELFINSTRUCT_API_KEY = KEY;
+  let embeddingRequests = 0;
+  openai = await startOpenAIStandIn({
+    apiKey: KEY,
+    noise: 0,
+    // Every other embedding request throttled, while `throttle` is set.
+    fault: (request) =>
+      throttle && request.path.endsWith('/embeddings') && embeddingRequests++ % 2 === 0
+        ? { status: 429 }
+        : undefined,
+  });
+  stack = await LocalStack.start({
+    dataDir: path.join(work, 'data'),
+    fresh: true,
+    context: { 'selfinstruct:allowedModelEndpoints': [openai.url] },
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await stack?.close();
+  await openai?.close();
+  rmSync(work, { recursive: true, force: true });
+});
+
+describe('the near-duplicate gate', { timeout: 240_000 }, () => {
+  it('rejects candidates whose cosine to the pool is above the threshold, naming the nearest instruction and its cosine', async () => {
+    const threshold = 0.85;
+    const summary = summaryOf(
+      await stack.execute(
+        {
+          pool: 'near',
+          target: 1000,
+          maxIterations: 2,
+          promptsPerIteration: 6,
+          embeddingThreshold: threshold,
+        },
+        { retryIntervalMs: 10 },
+      ),
+    );
+    expect(summary.config.embeddingModel).toBe('offline');
+
+    const decisions = [...(await decisionsOf(summary.runId, 1)), ...(await decisionsOf(summary.runId, 2))];
+    const nearDuplicates = decisions.filter((decision) => decision.reason === 'near-duplicate');
+    expect(nearDuplicates.length).toBeGreaterThan(0);
+    expect(summary.counts['near-duplicate']).toBe(nearDuplicates.length);
+    const seeds = fromJsonLines<{ instruction: string }>(
+      await stack.objects.getText('pools/near/seeds.jsonl'),
+    );
+    expect(seeds.length).toBeGreaterThan(0);
+    const known = new Set([
+      ...seeds.map((seed) => seed.instruction),
+      ...decisions
+        .filter((decision) => decision.status === 'accepted')
+        .map((decision) => decision.instruction),
+    ]);
+    for (const decision of nearDuplicates) {
+      expect(decision.status).toBe('rejected');
+      expect(decision.nearest_cosine).toBeGreaterThan(threshold);
+      expect(known.has(decision.nearest_instruction as string), decision.nearest_instruction).toBe(true);
+      // The cosine the gate reports is the offline embedding's, recomputed here.
+      expect(decision.nearest_cosine).toBeCloseTo(
+        cosine(decision.instruction, decision.nearest_instruction as string),
+        5,
+      );
+    }
+    // What the ROUGE-L gate and the embeddings passed: nothing above the threshold.
+    for (const decision of decisions.filter((decision) => decision.status === 'accepted')) {
+      expect(decision.nearest_cosine).toBeLessThanOrEqual(threshold);
+    }
+
+    // The vectors are committed with the pool: seeds and every instruction accepted, from one model.
+    const meta = await stack.pool.getMeta('near');
+    expect(meta?.vectorsKey).toBe(`pools/near/vectors/${summary.runId}/iteration-2.bin`);
+    const vectors = VectorIndex.fromBuffer(
+      (await stack.objects.getBytes(meta?.vectorsKey ?? '')) as Uint8Array,
+    );
+    expect(vectors.model).toBe('offline');
+    for (const instruction of known) expect(vectors.vectorOf(instruction), instruction).toBeDefined();
+    for (const decision of nearDuplicates) expect(vectors.vectorOf(decision.instruction)).toBeUndefined();
+  });
+
+  it('completes when the embedding provider throttles, with every billed embedding call counted', async () => {
+    openai.reset();
+    throttle = true;
+    try {
+      const summary = summaryOf(
+        await stack.execute(
+          {
+            pool: 'throttled',
+            target: 1000,
+            maxIterations: 1,
+            promptsPerIteration: 3,
+            model: `openai-compatible:stand-in-chat@${openai.url}`,
+            embeddingModel: `openai-compatible:stand-in-embed@${openai.url}`,
+          },
+          { retryIntervalMs: 10 },
+        ),
+      );
+      const embeddings = openai.requests.filter((request) => request.path.endsWith('/embeddings'));
+      const billed = embeddings.filter((request) => request.reply?.status === 200);
+      expect(embeddings.filter((request) => request.reply?.status === 429).length).toBeGreaterThan(0);
+      expect(billed.length).toBeGreaterThan(0);
+      const run = await stack.pool.getRun(summary.runId);
+      expect(run?.stageUsage?.[`${EMBEDDING_STAGE}:calls`]).toBe(billed.length);
+      const chat = openai.requests.filter(
+        (request) => request.path.endsWith('/chat/completions') && request.reply?.status === 200,
+      );
+      expect(summary.usage.calls).toBe(chat.length + billed.length);
+    } finally {
+      throttle = false;
+    }
+  });
+});
