@@ -24,7 +24,9 @@ let stack: LocalStack;
 let openai: StandIn;
 let throttle = false;
 
-const summaryOf = (result: ExecutionResult) => {
+/** Runs the state machine with `input`; the run's summary, once it succeeded. */
+const run = async (input: Record<string, unknown>) => {
+  const result: ExecutionResult = await stack.execute(input, { retryIntervalMs: 10 });
   expect(result.status, `${result.error}: ${result.cause}`).toBe('SUCCEEDED');
   return result.output as RunSummary;
 };
@@ -65,18 +67,13 @@ afterAll(async () => {
 describe('the near-duplicate gate', { timeout: 240_000 }, () => {
   it('rejects candidates whose cosine to the pool is above the threshold, naming the nearest instruction and its cosine', async () => {
     const threshold = 0.85;
-    const summary = summaryOf(
-      await stack.execute(
-        {
-          pool: 'near',
-          target: 1000,
-          maxIterations: 2,
-          promptsPerIteration: 6,
-          embeddingThreshold: threshold,
-        },
-        { retryIntervalMs: 10 },
-      ),
-    );
+    const summary = await run({
+      pool: 'near',
+      target: 1000,
+      maxIterations: 2,
+      promptsPerIteration: 6,
+      embeddingThreshold: threshold,
+    });
     expect(summary.config.embeddingModel).toBe('offline');
 
     const decisions = [...(await decisionsOf(summary.runId, 1)), ...(await decisionsOf(summary.runId, 2))];
@@ -123,25 +120,20 @@ describe('the near-duplicate gate', { timeout: 240_000 }, () => {
     openai.reset();
     throttle = true;
     try {
-      const summary = summaryOf(
-        await stack.execute(
-          {
-            pool: 'throttled',
-            target: 1000,
-            maxIterations: 1,
-            promptsPerIteration: 3,
-            model: `openai-compatible:stand-in-chat@${openai.url}`,
-            embeddingModel: `openai-compatible:stand-in-embed@${openai.url}`,
-          },
-          { retryIntervalMs: 10 },
-        ),
-      );
+      const summary = await run({
+        pool: 'throttled',
+        target: 1000,
+        maxIterations: 1,
+        promptsPerIteration: 3,
+        model: `openai-compatible:stand-in-chat@${openai.url}`,
+        embeddingModel: `openai-compatible:stand-in-embed@${openai.url}`,
+      });
       const embeddings = openai.requests.filter((request) => request.path.endsWith('/embeddings'));
       const billed = embeddings.filter((request) => request.reply?.status === 200);
       expect(embeddings.filter((request) => request.reply?.status === 429).length).toBeGreaterThan(0);
       expect(billed.length).toBeGreaterThan(0);
-      const run = await stack.pool.getRun(summary.runId);
-      expect(run?.stageUsage?.[`${EMBEDDING_STAGE}:calls`]).toBe(billed.length);
+      const record = await stack.pool.getRun(summary.runId);
+      expect(record?.stageUsage?.[`${EMBEDDING_STAGE}:calls`]).toBe(billed.length);
       const chat = openai.requests.filter(
         (request) => request.path.endsWith('/chat/completions') && request.reply?.status === 200,
       );

@@ -6,7 +6,7 @@
  * cosine is strictly above the threshold.
  *
  * Search is exact (every pool vector is scored): the WebAssembly SIMD kernel `vectors.wat` scores four
- * candidates per pass over a block of the pool that stays in the CPU's cache; a runtime without
+ * candidates against two pool vectors at a time, over a block of the pool that stays in the CPU's cache; a runtime without
  * WebAssembly SIMD gets the same loop in JavaScript (`nearestPlain`, also the benchmark's baseline).
  * The index persists as one object (`toBuffer`/`fromBuffer`): a Lambda loads the pool's vectors, never
  * recomputes them.
@@ -273,6 +273,7 @@ interface WasmMemory {
 type Top = (q: number, rows: number, from: number, to: number, d4: number, best: number, idx: number) => void;
 interface VectorKernel {
   memory: WasmMemory;
+  top4x2: Top;
   top4: Top;
   top1: Top;
 }
@@ -289,7 +290,7 @@ function vectorKernel(): VectorKernel {
     const instance = new api.Instance(new api.Module(Buffer.from(VECTOR_KERNEL_WASM, 'base64')), {
       env: { memory },
     });
-    kernel = { memory, ...(instance.exports as unknown as { top4: Top; top1: Top }) };
+    kernel = { memory, ...(instance.exports as unknown as Omit<VectorKernel, 'memory'>) };
   }
   return kernel;
 }
@@ -301,7 +302,7 @@ function nearestWasm(
   dimensions: number,
   queries: readonly Float32Array[],
 ): Nearest[] {
-  const { memory, top4, top1 } = vectorKernel();
+  const { memory, top4x2, top4, top1 } = vectorKernel();
   const d4 = Math.ceil(dimensions / 4);
   const stride = d4 * 4;
   const m = Math.ceil(queries.length / 4) * 4;
@@ -331,8 +332,11 @@ function nearestWasm(
   for (let from = 0; from < count; from += block) {
     const to = Math.min(count, from + block);
     let q = 0;
+    // Rows two at a time, then the odd one out; rows in order either way, so ties go to the first.
+    const even = from + ((to - from) & ~1);
     for (; q + 4 <= queries.length; q += 4) {
-      top4(queriesAt + q * stride * 4, rowsAt, from, to, d4, bestAt + q * 4, idxAt + q * 4);
+      top4x2(queriesAt + q * stride * 4, rowsAt, from, even, d4, bestAt + q * 4, idxAt + q * 4);
+      if (even < to) top4(queriesAt + q * stride * 4, rowsAt, even, to, d4, bestAt + q * 4, idxAt + q * 4);
     }
     for (; q < queries.length; q++) {
       top1(queriesAt + q * stride * 4, rowsAt, from, to, d4, bestAt + q * 4, idxAt + q * 4);
