@@ -63,6 +63,11 @@ export interface StageSpec {
    * and it gets the operator's endpoint allow-list and concurrency cap.
    */
   readonly callsModel: boolean;
+  /**
+   * Calls the embedding model (the near-duplicate gate): it may read the API key secret and invoke the
+   * deployed Bedrock embedding model (Titan Text Embeddings V2), and it gets the endpoint allow-list.
+   */
+  readonly callsEmbeddingModel: boolean;
   readonly s3: S3Access;
   readonly dynamodb: TableAccess;
 }
@@ -77,6 +82,7 @@ export const STAGES = {
     memoryMb: 1024,
     timeoutSeconds: 5 * 60,
     callsModel: false,
+    callsEmbeddingModel: false,
     // The seed file, the pool's seeds and index, and a price table when the run has a budget.
     s3: { read: [...SEED_FILE_PREFIXES, PRICE_TABLE_PREFIX], write: [POOLS_PREFIX], list: [] },
     dynamodb: 'readWrite',
@@ -89,6 +95,7 @@ export const STAGES = {
     memoryMb: 1024,
     timeoutSeconds: 15 * 60,
     callsModel: true,
+    callsEmbeddingModel: false,
     // The pool's seeds and index; the iteration's candidates and raw calls.
     s3: { read: [POOLS_PREFIX], write: [RUNS_PREFIX], list: [] },
     // Per-call records (usage, replies), which a `replay:` model reads too.
@@ -98,11 +105,15 @@ export const STAGES = {
     state: 'Filter and deduplicate',
     id: 'FilterAndDeduplicate',
     folder: 'filter',
-    description: 'Heuristic filters and the sequential ROUGE-L gate against the pool',
+    description:
+      'Heuristic filters, the sequential ROUGE-L gate and the near-duplicate gate (embeddings) against the pool',
     memoryMb: 3008,
     timeoutSeconds: 15 * 60,
     callsModel: false,
+    callsEmbeddingModel: true,
+    // The pool's ROUGE-L index and vectors, the iteration's candidates; its decisions, index and vectors.
     s3: { read: [POOLS_PREFIX, RUNS_PREFIX], write: [RUNS_PREFIX], list: [] },
+    // The pool's tasks and lease; the embedding calls' records.
     dynamodb: 'readWrite',
   },
   generateInstances: {
@@ -114,6 +125,7 @@ export const STAGES = {
     memoryMb: 1024,
     timeoutSeconds: 15 * 60,
     callsModel: true,
+    callsEmbeddingModel: false,
     // The chunk's raw calls; per-call records (which a `replay:` model reads) are in the table.
     s3: { read: [], write: [RUNS_PREFIX], list: [] },
     dynamodb: 'readWrite',
@@ -126,6 +138,7 @@ export const STAGES = {
     memoryMb: 1024,
     timeoutSeconds: 5 * 60,
     callsModel: false,
+    callsEmbeddingModel: false,
     // The chunks' tasks and the iteration's index (copied to the pool's); the price table of the cost.
     s3: { read: [RUNS_PREFIX, PRICE_TABLE_PREFIX], write: [POOLS_PREFIX], list: [] },
     dynamodb: 'readWrite',
@@ -138,6 +151,7 @@ export const STAGES = {
     memoryMb: 2048,
     timeoutSeconds: 15 * 60,
     callsModel: false,
+    callsEmbeddingModel: false,
     s3: { read: [], write: [EXPORTS_PREFIX], list: [] },
     dynamodb: 'readWrite',
   },
@@ -151,6 +165,7 @@ export const STAGES = {
     memoryMb: 512,
     timeoutSeconds: 60,
     callsModel: false,
+    callsEmbeddingModel: false,
     // Reads the run item (its pool), marks it failed, releases the pool's lease.
     s3: { read: [], write: [], list: [] },
     dynamodb: 'readWrite',

@@ -73,8 +73,11 @@ export function applyNag(app: App, stack: SelfInstructStack): void {
         `"${spec.state}" reads or writes objects named per pool and run under ${prefix}: the grant is that prefix of this stack's bucket.`,
       );
     }
-    if (!spec.callsModel) continue;
-    for (const modelId of stack.bedrockModelIds) {
+    const modelIds = [
+      ...(spec.callsModel ? stack.bedrockModelIds : []),
+      ...(spec.callsEmbeddingModel ? stack.bedrockEmbeddingModelIds : []),
+    ];
+    for (const modelId of modelIds) {
       const base = inferenceProfileModel(modelId);
       if (!base) continue;
       ack(

@@ -32,7 +32,10 @@ export function permissionsTable(): string {
     code(stage.s3.write),
     code(stage.s3.list),
     TABLE_ACCESS[stage.dynamodb],
-    stage.callsModel ? 'API key secret, deployed Bedrock model' : '–',
+    [
+      ...(stage.callsModel ? ['API key secret, deployed Bedrock model'] : []),
+      ...(stage.callsEmbeddingModel ? ['API key secret, deployed Bedrock embedding model'] : []),
+    ].join('; ') || '–',
   ]);
   const header = ['stage', 'S3 read', 'S3 write', 'S3 list', 'DynamoDB table', 'model'];
   return [header, header.map(() => '---'), ...rows].map((row) => `| ${row.join(' | ')} |`).join('\n');

@@ -22,6 +22,7 @@ import {
   LIMIT_SETTINGS,
   type OperatorLimits,
 } from '../functions/shared/limits.ts';
+import { defaultEmbeddingModel } from '../functions/shared/models/embedding-ids.ts';
 import { PROJECT_ROOT } from './project.ts';
 import { SelfInstructWorkflow } from './workflow.ts';
 
@@ -113,6 +114,8 @@ export class SelfInstructStack extends Stack {
   readonly apiKeySecret: secretsmanager.ISecret;
   /** Bedrock model ids the model-calling stages may invoke. */
   readonly bedrockModelIds: string[];
+  /** Bedrock embedding model ids the near-duplicate gate may invoke (the default of a Bedrock run's). */
+  readonly bedrockEmbeddingModelIds: string[];
 
   constructor(scope: Construct, id: string, props: SelfInstructStackProps = {}) {
     super(scope, id, props);
@@ -120,6 +123,10 @@ export class SelfInstructStack extends Stack {
     const model = props.model ?? 'offline';
     const limits = operatorLimits(props);
     this.bedrockModelIds = model.startsWith('bedrock:') ? [model.slice('bedrock:'.length)] : [];
+    const embeddingModel = defaultEmbeddingModel(model);
+    this.bedrockEmbeddingModelIds = embeddingModel.startsWith('bedrock:')
+      ? [embeddingModel.slice('bedrock:'.length)]
+      : [];
 
     this.bucket = new s3.Bucket(this, 'DataBucket', {
       encryption: s3.BucketEncryption.S3_MANAGED,
@@ -154,6 +161,7 @@ export class SelfInstructStack extends Stack {
       table: this.table,
       apiKeySecret: this.apiKeySecret,
       bedrockModelIds: this.bedrockModelIds,
+      bedrockEmbeddingModelIds: this.bedrockEmbeddingModelIds,
       limits,
     });
     const { stateMachine } = this.workflow;

@@ -57,6 +57,11 @@ export interface SelfInstructWorkflowProps {
    */
   readonly bedrockModelIds?: string[];
   /**
+   * Bedrock embedding model ids the near-duplicate gate may invoke, e.g. `amazon.titan-embed-text-v2:0`.
+   * @default - none: the offline embedder and OpenAI-compatible servers only
+   */
+  readonly bedrockEmbeddingModelIds?: string[];
+  /**
    * Secret holding the API key of an OpenAI-compatible provider; readable only by the stages that
    * call the model, which find it through `MODEL_API_KEY_SECRET_ARN`.
    * @default - none: only Bedrock and the offline model can be used
@@ -81,7 +86,7 @@ export interface SelfInstructWorkflowProps {
  * against the caps.
  */
 function limitsEnvironment(limits: OperatorLimits, spec: StageSpec): Record<string, string> {
-  if (!spec.callsModel && spec !== STAGES.prepare) return {};
+  if (!spec.callsModel && !spec.callsEmbeddingModel && spec !== STAGES.prepare) return {};
   const env: Record<string, string> = {
     [LIMIT_SETTINGS.allowedModelEndpoints.env]: limits.allowedModelEndpoints.join(','),
   };
@@ -124,8 +129,8 @@ export function bedrockResources(stack: Stack, modelId: string): string[] {
 
 /**
  * Grants a stage function what its registry entry says it touches, and nothing else: reads and puts
- * under its S3 prefixes, its access to the table, and, for a stage that calls the model, the API key
- * secret and the deployed Bedrock models.
+ * under its S3 prefixes, its access to the table, and, for a stage that calls the model (or the
+ * embedding model), the API key secret and the deployed Bedrock models (or embedding models).
  */
 function grantStageAccess(fn: lambda.Function, spec: StageSpec, props: SelfInstructWorkflowProps): void {
   // Listing is granted with reading (s3:List* on the bucket): a prefix a stage lists, it reads.
@@ -137,17 +142,21 @@ function grantStageAccess(fn: lambda.Function, spec: StageSpec, props: SelfInstr
   for (const prefix of spec.s3.write) props.bucket.grantPut(fn, `${prefix}*`);
   if (spec.dynamodb === 'readWrite') props.table.grantReadWriteData(fn);
   if (spec.dynamodb === 'read') props.table.grantReadData(fn);
-  if (!spec.callsModel) return;
+  if (!spec.callsModel && !spec.callsEmbeddingModel) return;
   if (props.apiKeySecret) {
     props.apiKeySecret.grantRead(fn);
     fn.addEnvironment('MODEL_API_KEY_SECRET_ARN', props.apiKeySecret.secretArn);
   }
-  if (props.bedrockModelIds?.length) {
+  const modelIds = [
+    ...(spec.callsModel ? (props.bedrockModelIds ?? []) : []),
+    ...(spec.callsEmbeddingModel ? (props.bedrockEmbeddingModelIds ?? []) : []),
+  ];
+  if (modelIds.length > 0) {
     // aws-cdk-lib has no grant for a Bedrock model: the grant primitive, on exactly the model's ARNs.
     iam.Grant.addToPrincipal({
       grantee: fn,
       actions: ['bedrock:InvokeModel'],
-      resourceArns: props.bedrockModelIds.flatMap((modelId) => bedrockResources(Stack.of(fn), modelId)),
+      resourceArns: modelIds.flatMap((modelId) => bedrockResources(Stack.of(fn), modelId)),
     });
   }
 }

@@ -17,6 +17,7 @@ import { committedPool, loadIndex } from '../shared/pool-index.ts';
 import { holdPool } from '../shared/pool-lease.ts';
 import type { ObjectStore, PoolStore, PoolTask } from '../shared/ports.ts';
 import { type Candidate, type Chunk, type Counts, RunState } from '../shared/schemas.ts';
+import { type NearDuplicateDeps, prepareNearDuplicates } from './near-duplicates.ts';
 
 export const FilterInput = RunState.extend({ candidatesKey: z.string().min(1) });
 export type FilterInput = z.infer<typeof FilterInput>;
@@ -30,7 +31,13 @@ export interface FilterResult {
 
 export async function filterAndDeduplicate(
   { runId, config, progress, candidatesKey }: FilterInput,
-  { objects, pool, now = () => new Date() }: { objects: ObjectStore; pool: PoolStore; now?: () => Date },
+  {
+    objects,
+    pool,
+    now = () => new Date(),
+    embedders,
+    remainingMs,
+  }: { objects: ObjectStore; pool: PoolStore; now?: () => Date } & Partial<NearDuplicateDeps>,
 ): Promise<FilterResult> {
   const iteration = progress.iteration + 1;
   const keys = runKeys(runId, iteration);
@@ -56,6 +63,20 @@ export async function filterAndDeduplicate(
   const survivors = screened.flatMap((candidate) =>
     candidate.filtered === null ? [candidate.instruction] : [],
   );
+  // The near-duplicate gate (off unless the run has an embedding model) vetoes, in order, what the
+  // ROUGE-L threshold lets through (see `near-duplicates.ts`).
+  const poolSize = index.size;
+  const nearDuplicates = await prepareNearDuplicates(
+    {
+      runId,
+      iteration,
+      config,
+      poolInstructions: index.instructions.slice(0, poolSize),
+      vectorsKey: committed.meta?.vectorsKey,
+      survivors,
+    },
+    { objects, pool, embedders, remainingMs },
+  );
   // The run never adds more than its target: once the accepted instructions fill what is left of it,
   // the later survivors are `surplus`, neither scored nor added to the index. Gating in slices no longer
   // than the quota left gives the same decisions as one pass (the gate is sequential) and never admits
@@ -64,8 +85,10 @@ export async function filterAndDeduplicate(
   const results: GateResult[] = [];
   let acceptedByGate = 0;
   while (results.length < survivors.length && acceptedByGate < quota) {
-    const slice = survivors.slice(results.length, results.length + quota - acceptedByGate);
-    for (const result of gate(index, slice, { threshold: config.rougeThreshold })) {
+    const from = results.length;
+    const slice = survivors.slice(from, from + quota - acceptedByGate);
+    const veto = nearDuplicates && ((position: number) => nearDuplicates.veto(from + position));
+    for (const result of gate(index, slice, { threshold: config.rougeThreshold, veto })) {
       results.push(result);
       if (result.accepted) acceptedByGate++;
     }
@@ -77,8 +100,11 @@ export async function filterAndDeduplicate(
   // outcomes of the survivors.
   for (const { filtered } of screened) if (filtered !== null) reject(filtered);
   const accepted: { candidate: Candidate; decision: Decision }[] = [];
+  let survivor = 0;
   decisions.forEach((decision, i) => {
     if (decision.filtered !== null) return;
+    const nearest = nearDuplicates?.nearest(survivor++);
+    if (nearest) decision.nearest = nearest;
     const key = instructionKey(decision.instruction);
     // Only reachable with a threshold of 1: the same instruction is never stored twice.
     if (decision.reason === null && known.has(key)) decision.reason = 'duplicate';
@@ -140,6 +166,7 @@ export async function filterAndDeduplicate(
 
   await objects.put(keys.gate, new DecisionWriter().lines(decisions), 'application/jsonl');
   await objects.put(keys.index, index.toBuffer());
+  await nearDuplicates?.save(index.size);
 
   const ids = kept.map(({ decision }) => decision.id as string);
   const chunks: Chunk[] = [];

@@ -13,6 +13,7 @@ import { parseSeedFile } from '../shared/input-files.ts';
 import { DEFAULT_SEED_KEY, poolKeys, SEED_UPLOAD_PREFIX } from '../shared/keys.ts';
 import { checkOperatorLimits, type OperatorLimits } from '../shared/limits.ts';
 import { fromJsonLines, toJsonLines } from '../shared/model-calls.ts';
+import { checkEmbedderId, defaultEmbeddingModel, NO_EMBEDDINGS } from '../shared/models/embedding-ids.ts';
 import { parseModelId } from '../shared/models/index.ts';
 import { parseReplayId } from '../shared/models/replay.ts';
 import { describeRepair, poolExists, recoverPool, stagedBy } from '../shared/pool-commit.ts';
@@ -60,8 +61,17 @@ export function parseRunInput(input: unknown, runId: string): RunConfig {
   } catch (error) {
     throw new RunInputInvalid(`Run input is invalid: model: ${(error as Error).message}`, { cause: error });
   }
+  const embeddingModel = value.embeddingModel ?? defaultEmbeddingModel(value.model);
+  try {
+    if (embeddingModel !== NO_EMBEDDINGS) checkEmbedderId(embeddingModel);
+  } catch (error) {
+    throw new RunInputInvalid(`Run input is invalid: embeddingModel: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
   return RunConfig.parse({
     ...value,
+    embeddingModel,
     pool: value.pool ?? poolFromSeedKey(value.seedKey),
     seed: value.seed ?? runId,
   });

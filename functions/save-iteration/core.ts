@@ -12,9 +12,10 @@
 import { IterationIncomplete, PoolBusy } from '../shared/errors.ts';
 import { poolKeys, runKeys } from '../shared/keys.ts';
 import { stageUsageCounters, totalUsage, usageOfCalls } from '../shared/model-calls.ts';
+import { nearDuplicateGateOn } from '../shared/models/embedding-ids.ts';
 import { stagedBy, writeSnapshot } from '../shared/pool-commit.ts';
 import { holdPool } from '../shared/pool-lease.ts';
-import type { ObjectStore, PoolStore, PoolTask } from '../shared/ports.ts';
+import { EMBEDDING_STAGE, type ObjectStore, type PoolStore, type PoolTask } from '../shared/ports.ts';
 import { DEFAULT_USAGE_ASSUMPTIONS, iterationAwsUsage } from '../shared/pricing/aws-usage.ts';
 import { awsCost, modelCost } from '../shared/pricing/pricing.ts';
 import { priceTable } from '../shared/pricing/run-prices.ts';
@@ -89,12 +90,16 @@ export async function saveIteration(
   if (!(meta?.commit?.runId === runId && meta.commit.iteration >= iteration)) {
     const indexKey = poolPaths.indexVersion(runId, iteration);
     await objects.copy(runKeys(runId, iteration).index, indexKey);
+    // The near-duplicate gate's vectors, when it ran (else the pool keeps the ones it has).
+    const vectorsKey = nearDuplicateGateOn(config) ? poolPaths.vectorsVersion(runId, iteration) : undefined;
+    if (vectorsKey !== undefined) await objects.copy(runKeys(runId, iteration).vectors, vectorsKey);
     const result = await pool.commit(config.pool, {
       runId,
       iteration,
       fence: progress.fence,
       complete,
       indexKey,
+      vectorsKey,
     });
     if (result === 'lease-lost') {
       throw new PoolBusy(
@@ -159,11 +164,15 @@ async function iterationCost(
   const modelUsdByStage: Record<string, number> = {};
   let modelUnpriced = false;
   for (const [stage, usage] of Object.entries(byStage)) {
-    const priced = modelCost(table, config.model, usage);
+    // Embedding calls are billed at the embedding model's price.
+    const model = stage === EMBEDDING_STAGE ? (config.embeddingModel ?? config.model) : config.model;
+    const priced = modelCost(table, model, usage);
     if (!priced.priced) modelUnpriced = true;
     modelUsdByStage[stage] = priced.usd ?? 0;
   }
-  const map = Object.entries(byStage).filter(([stage]) => stage !== 'generate-instructions');
+  const map = Object.entries(byStage).filter(
+    ([stage]) => stage !== 'generate-instructions' && stage !== EMBEDDING_STAGE,
+  );
   const aws = awsCost(
     table,
     iterationAwsUsage(

@@ -57,6 +57,12 @@ export const poolKeys = (pool: string) => ({
    */
   indexVersion: (runId: string, iteration: number) =>
     `${POOLS_PREFIX}${pool}/index/${runId}/iteration-${iteration}.bin`,
+  /**
+   * The near-duplicate gate's vectors (`VectorIndex`) as an iteration commits them; the pool's `META`
+   * points at the current one, like the ROUGE-L index.
+   */
+  vectorsVersion: (runId: string, iteration: number) =>
+    `${POOLS_PREFIX}${pool}/vectors/${runId}/iteration-${iteration}.bin`,
   /** The tasks an iteration added, JSON Lines in the seed-file format. */
   snapshot: (runId: string, iteration: number) =>
     `${POOLS_PREFIX}${pool}/snapshots/${runId}/iteration-${iteration}.jsonl`,
@@ -73,6 +79,8 @@ export const runKeys = (runId: string, iteration: number) => {
     gate: `${base}/gate.jsonl`,
     /** The index after this iteration's gate; promoted to the pool's by "Save iteration". */
     index: `${base}/rouge-index.bin`,
+    /** The vectors after this iteration's near-duplicate gate; promoted to the pool's by "Save iteration". */
+    vectors: `${base}/vectors.bin`,
     /** Raw model requests and replies of one stage (and Map item). */
     raw: (stage: string, chunk?: number) =>
       `${base}/raw/${stage}${chunk === undefined ? '' : `-chunk-${chunk}`}.jsonl`,

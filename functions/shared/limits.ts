@@ -18,6 +18,7 @@
  */
 import { z } from 'zod';
 import { ConfigurationError, RunInputInvalid, SelfInstructError } from './errors.ts';
+import { NO_EMBEDDINGS } from './models/embedding-ids.ts';
 import { OLLAMA_BASE_URL, OPENAI_BASE_URL, parseModelId } from './models/index.ts';
 import type { RunConfig } from './schemas.ts';
 import { hasUrlCredentials, isLoopbackHost, redactUrlCredentials } from './urls.ts';
@@ -136,6 +137,9 @@ export function checkOperatorLimits(
   limits: OperatorLimits = DEFAULT_OPERATOR_LIMITS,
 ): void {
   assertModelAllowed(config.model, limits.allowedModelEndpoints);
+  if (config.embeddingModel !== undefined && config.embeddingModel !== NO_EMBEDDINGS) {
+    assertModelAllowed(config.embeddingModel, limits.allowedModelEndpoints);
+  }
   const { mapConcurrency, callConcurrency } = config;
   const reserved = limits.modelFunctionConcurrency;
   if (reserved !== undefined && mapConcurrency > reserved) {

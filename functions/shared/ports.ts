@@ -8,6 +8,9 @@ import type { IterationRecord } from './records.ts';
 /** The pipeline steps that call a model; the offline model and the raw-reply log key on these. */
 export type ModelStage = 'generate-instructions' | 'classify' | 'generate-instances';
 
+/** The step that calls the embedding model ("Filter and deduplicate"'s near-duplicate gate). */
+export const EMBEDDING_STAGE = 'embed-instructions';
+
 /**
  * Which prompt format a request is: the task (`instructions`, `classify`, `instances`) and the prompt a
  * profile renders for it (the paper's completion prompts are shared by `self-instruct` and `alpaca` where
@@ -166,6 +169,8 @@ export interface PoolMeta {
   /** The committed seed list and ROUGE-L index (S3 keys written under a new name by each commit). */
   seedsKey?: string;
   indexKey?: string;
+  /** The committed vectors of the near-duplicate gate (`VectorIndex`), once a run embedded the pool. */
+  vectorsKey?: string;
 }
 
 /** One iteration's commit: what it adds to the pool, under the lease of `runId` with token `fence`. */
@@ -179,6 +184,7 @@ export interface PoolCommit {
   seeds?: number;
   seedsKey?: string;
   indexKey?: string;
+  vectorsKey?: string;
 }
 
 /** A billed model call as stored: usage at once, the reply so that a retried attempt need not pay again. */
@@ -187,7 +193,7 @@ export interface StoredCall {
   callKey: string;
   /** Unique per billed call. */
   callId: string;
-  stage: ModelStage;
+  stage: ModelStage | typeof EMBEDDING_STAGE;
   iteration: number;
   promptHash: string;
   model: string;

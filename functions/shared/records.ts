@@ -19,7 +19,7 @@ export const GateRecord = z.object({
   /** The candidate as the model wrote it (the Filter stage's lines only). */
   raw: z.string().optional(),
   status: z.enum(['accepted', 'rejected']),
-  /** A filter's name, `rouge`, `duplicate` or `surplus`; null when accepted. */
+  /** A filter's name, `rouge`, `near-duplicate`, `duplicate` or `surplus`; null when accepted. */
   reason: z.string().nullable(),
   /** Highest ROUGE-L F to the pool; null for a candidate that never reached the gate. */
   max_similarity: z.number().nullable().default(null),
@@ -27,6 +27,9 @@ export const GateRecord = z.object({
   most_similar: z.record(z.string(), z.number()).nullable().default(null),
   /** Mean ROUGE-L F to the pool; null when not gated. */
   avg_similarity_score: z.number().nullable().default(null),
+  /** Its nearest instruction by embedding and their cosine (the near-duplicate gate's, when it compared it). */
+  nearest_instruction: z.string().optional(),
+  nearest_cosine: z.number().optional(),
   /** The task id an accepted candidate got (the Filter stage's lines only). */
   id: z.string().optional(),
 });

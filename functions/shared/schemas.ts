@@ -123,6 +123,26 @@ export const RunInput = z
       .max(1)
       .default(0.7)
       .describe('Reject a new instruction whose highest ROUGE-L F to the pool is strictly above this.'),
+    embeddingModel: z
+      .string()
+      .min(1)
+      .max(2048)
+      .refine(
+        (model) => !hasUrlCredentials(model),
+        'the embedding model URL carries credentials (user:password@): put the API key in the secret instead',
+      )
+      .optional()
+      .describe(
+        "Embedding model of the near-duplicate gate: offline | bedrock:amazon.titan-embed-text-v2:0 | openai:<model> | openai-compatible:<model>@<base URL> | none (no near-duplicate gate). Default: the run's provider's (bedrock → Titan Text Embeddings V2, openai → text-embedding-3-small), else offline (pretrained word vectors).",
+      ),
+    embeddingThreshold: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0.9)
+      .describe(
+        'Reject a new instruction whose highest cosine to the pool (and to those accepted before it) is strictly above this (1: never).',
+      ),
     temperature: z
       .number()
       .min(0)
@@ -194,6 +214,8 @@ export type RunInput = z.input<typeof RunInput>;
 export const RunConfig = RunInput.extend({
   pool: PoolName,
   seed: z.string().min(1),
+  /** Resolved by `parseRunInput`; optional for the state of a run started before the gate existed. */
+  embeddingModel: z.string().min(1).max(2048).optional(),
 });
 export type RunConfig = z.infer<typeof RunConfig>;
 

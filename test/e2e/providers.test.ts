@@ -207,15 +207,24 @@ describe('a run on Amazon Bedrock', { timeout: 180_000 }, () => {
     const summary = summaryOf(
       await stack.execute({ ...small, pool: 'bedrock', model: NOVA }, { retryIntervalMs: 10 }),
     );
+    // Nova Micro for text, Titan Text Embeddings V2 for the near-duplicate gate (the default on Bedrock).
     expect(
-      bedrock.requests.every((request) => request.path.startsWith('/model/amazon.nova-micro-v1%3A0/')),
+      bedrock.requests.every((request) =>
+        /^\/model\/amazon\.(nova-micro-v1|titan-embed-text-v2)%3A0\//.test(request.path),
+      ),
     ).toBe(true);
     const run = await stack.pool.getRun(summary.runId);
-    // Nova Micro's list price in the shipped table, applied to the reported tokens.
-    const expected = (summary.usage.inputTokens * 0.035 + summary.usage.outputTokens * 0.14) / 1e6;
+    const embeddingTokens = run?.stageUsage?.['embed-instructions:inputTokens'] ?? 0;
+    expect(embeddingTokens).toBeGreaterThan(0);
+    // The list prices in the shipped table, applied to the reported tokens: Nova Micro's, Titan's.
+    const expected =
+      ((summary.usage.inputTokens - embeddingTokens) * 0.035 +
+        summary.usage.outputTokens * 0.14 +
+        embeddingTokens * 0.02) /
+      1e6;
     expect(run?.cost?.modelUsd).toBeCloseTo(expected, 10);
     expect(run?.cost?.awsUsd).toBeGreaterThan(0);
-    const byStage = ['generate-instructions', 'generate-instances'].map(
+    const byStage = ['generate-instructions', 'generate-instances', 'embed-instructions'].map(
       (stage) => run?.cost?.[`model:${stage}`] ?? 0,
     );
     expect(byStage[0]).toBeGreaterThan(0);

@@ -181,16 +181,17 @@ describe('the stages in DynamoDB', () => {
 });
 
 describe('the model', () => {
-  it('API key secret is readable by the two model-calling stages only', () => {
+  it('API key secret is readable by the stages that call a model only (the two text-model ones, the filter for embeddings)', () => {
     const secret = Object.entries(plain.template.Resources).find(
       ([, r]) => r.Type === 'AWS::SecretsManager::Secret',
     )?.[0];
     expect(plain.who('secretsmanager:GetSecretValue', `<${secret}>`)).toEqual([
+      'filter',
       'generate-instances',
       'generate-instructions',
     ]);
     const withArn = plain.folders.filter((folder) => 'MODEL_API_KEY_SECRET_ARN' in plain.envOf(folder));
-    expect(withArn).toEqual(['generate-instances', 'generate-instructions']);
+    expect(withArn).toEqual(['filter', 'generate-instances', 'generate-instructions']);
   });
 
   it('configured on Bedrock may be invoked by the model-calling stages only, that model only', () => {
@@ -200,6 +201,14 @@ describe('the model', () => {
     expect(nova.who('bedrock:InvokeModel', arn)).toEqual(['generate-instances', 'generate-instructions']);
     expect(nova.who('bedrock:InvokeModel', arn.replace('nova-micro', 'nova-pro'))).toEqual([]);
     expect(plain.who('bedrock:InvokeModel', arn)).toEqual([]);
+  });
+
+  it('configured on Bedrock lets the filter alone invoke Titan Text Embeddings V2, for the near-duplicate gate', () => {
+    const nova = synthesize({ 'selfinstruct:model': 'bedrock:amazon.nova-micro-v1:0' });
+    const titan = 'arn:aws:bedrock:us-east-1::foundation-model/amazon.titan-embed-text-v2:0';
+
+    expect(nova.who('bedrock:InvokeModel', titan)).toEqual(['filter']);
+    expect(plain.who('bedrock:InvokeModel', titan)).toEqual([]);
   });
 });
 
@@ -252,7 +261,7 @@ describe('a deployment with its own limits and a cross-region inference profile'
 
     expect(
       limited.folders.filter((folder) => env(folder).SELFINSTRUCT_ALLOWED_MODEL_ENDPOINTS === endpoints),
-    ).toEqual(['generate-instances', 'generate-instructions', 'prepare']);
+    ).toEqual(['filter', 'generate-instances', 'generate-instructions', 'prepare']);
     expect(env('prepare')).toMatchObject({
       SELFINSTRUCT_MAX_MODEL_CALLS_IN_FLIGHT: '96',
       SELFINSTRUCT_MODEL_FUNCTION_CONCURRENCY: '12',

@@ -117,6 +117,7 @@ export class MemoryPool implements PoolStore {
     meta.commit = { runId: commit.runId, iteration: commit.iteration };
     if (commit.seedsKey !== undefined) meta.seedsKey = commit.seedsKey;
     if (commit.indexKey !== undefined) meta.indexKey = commit.indexKey;
+    if (commit.vectorsKey !== undefined) meta.vectorsKey = commit.vectorsKey;
     this.writes.push(`commit ${pool} ${commit.runId}#${commit.iteration}`);
     return 'committed';
   }

@@ -271,6 +271,7 @@ describe('save iteration', () => {
   it('commits the iteration once, counting its tasks from their items, even when retried', async () => {
     const { objects, pool, state } = await prepared();
     await objects.put(runKeys('run-1', 1).index, new Uint8Array([1, 2, 3]));
+    await objects.put(runKeys('run-1', 1).vectors, new Uint8Array([4, 5, 6]));
     const task = (id: string, status: PoolTask['status'], outcome?: Record<string, number>): PoolTask => ({
       id,
       pool: 'demo',

@@ -80,6 +80,7 @@ function toMeta(item: Record<string, unknown>): PoolMeta {
         : undefined,
     seedsKey: item.seedsKey as string | undefined,
     indexKey: item.indexKey as string | undefined,
+    vectorsKey: item.vectorsKey as string | undefined,
   };
 }
 
@@ -209,6 +210,10 @@ export class DynamoPoolStore implements PoolStore {
     if (commit.indexKey !== undefined) {
       sets.push('indexKey = :indexKey');
       values[':indexKey'] = commit.indexKey;
+    }
+    if (commit.vectorsKey !== undefined) {
+      sets.push('vectorsKey = :vectorsKey');
+      values[':vectorsKey'] = commit.vectorsKey;
     }
     const made = await conditionally(() =>
       this.doc.send(

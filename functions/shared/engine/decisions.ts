@@ -40,6 +40,8 @@ export interface Decision extends Screened {
   gated?: GateResult;
   /** The task id an accepted candidate got (the Filter stage's). */
   id?: string;
+  /** Its nearest instruction by embedding (pool or accepted before it) and their cosine, when compared. */
+  nearest?: { instruction: string; score: number };
 }
 
 /**
@@ -63,7 +65,7 @@ export async function* decide(
     for (const gated of gatedBatch) {
       filteredUntilSurvivor(batch);
       const candidate = screened[next++] as Screened;
-      batch.push({ ...candidate, reason: gated.accepted ? null : 'rouge', gated });
+      batch.push({ ...candidate, reason: gated.accepted ? null : (gated.vetoed ?? 'rouge'), gated });
     }
     yield batch;
   }
@@ -99,7 +101,11 @@ export class DecisionWriter {
       `{"instruction":${JSON.stringify(decision.instruction)}` +
       (this.#raw ? `,"raw":${JSON.stringify(decision.raw)}` : '') +
       `,"status":"${decision.reason === null ? 'accepted' : 'rejected'}","reason":${JSON.stringify(decision.reason)}`;
-    const tail = decision.id === undefined ? '}\n' : `,"id":${JSON.stringify(decision.id)}}\n`;
+    const nearest =
+      decision.nearest === undefined
+        ? ''
+        : `,"nearest_instruction":${JSON.stringify(decision.nearest.instruction)},"nearest_cosine":${this.#number(decision.nearest.score)}`;
+    const tail = `${nearest}${decision.id === undefined ? '' : `,"id":${JSON.stringify(decision.id)}`}}\n`;
     if (gated === undefined) {
       return `${head},"max_similarity":null,"most_similar":null,"avg_similarity_score":null${tail}`;
     }

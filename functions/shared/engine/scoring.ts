@@ -42,8 +42,10 @@ export interface SimilarInstruction {
 export interface GateResult {
   /** The candidate, as given. */
   instruction: string;
-  /** False iff `maxSimilarity > threshold`. */
+  /** False iff `maxSimilarity > threshold`, or a `veto` rejected it. */
   accepted: boolean;
+  /** The reason a `veto` gave for rejecting a candidate the ROUGE-L threshold let through. */
+  vetoed?: string;
   /** Highest ROUGE-L F-measure against the pool (0 for an empty pool). */
   maxSimilarity: number;
   /** The `topK` highest-scoring pool instructions, score descending, ties in pool order. */
@@ -60,13 +62,23 @@ export interface GateOptions {
   topK?: number;
   /** `auto`: WebAssembly SIMD when the runtime has it; `js`: the plain JavaScript kernel (tests, benchmarks). */
   kernel?: 'auto' | 'js';
+  /**
+   * A further check, in order, on each candidate the threshold lets through (`position` in the texts
+   * given): a reason rejects it, so that it neither joins the pool nor counts for the candidates after it;
+   * null admits it. (The Filter stage's near-duplicate gate.)
+   */
+  veto?: Veto;
 }
+
+/** See `GateOptions.veto`. */
+export type Veto = (position: number) => string | null;
 
 /** `GateOptions` checked and with their defaults. */
 export interface GateSettings {
   threshold: number;
   topK: number;
   kernel: 'auto' | 'js';
+  veto?: Veto;
 }
 
 /** Checks `options` and fills in the defaults; throws `RangeError` on a nonsensical threshold or top k. */
@@ -76,7 +88,7 @@ export function gateSettings(options: GateOptions): GateSettings {
   if (!Number.isFinite(threshold)) throw new RangeError(`threshold must be a number, got ${threshold}`);
   if (!Number.isInteger(topK) || topK < 1)
     throw new RangeError(`topK must be a positive integer, got ${topK}`);
-  return { threshold, topK, kernel: options.kernel ?? 'auto' };
+  return { threshold, topK, kernel: options.kernel ?? 'auto', veto: options.veto };
 }
 
 /** Candidates of one batch, tokenized. */
@@ -116,12 +128,15 @@ export interface Decision {
   size: number;
   /** Its scores against the batch's candidates accepted before it, in order. */
   inBatch: Float64Array;
+  /** The veto's reason, when one rejected it. */
+  vetoed?: string;
 }
 
 /**
  * Decides a batch in order from each candidate's `highest` score against the pool before the batch
  * (`documents` instructions): each is also compared with the batch's candidates accepted before it
- * when `grow` (the gate adds them to the pool), and rejected when its highest score exceeds `threshold`.
+ * when `grow` (the gate adds them to the pool), and rejected when its highest score exceeds `threshold`
+ * or `veto` (given the candidate's place in the batch) rejects it.
  */
 export function decideBatch(
   batch: Batch,
@@ -129,6 +144,7 @@ export function decideBatch(
   documents: number,
   threshold: number,
   grow: boolean,
+  veto?: (candidate: number) => string | null,
 ): Decision[] {
   // The batch's ids, those the index lacks (negative) moved past the others, so that they match too.
   let known = 0;
@@ -156,7 +172,14 @@ export function decideBatch(
         if (score > max) max = score;
       }
     }
-    const decision = { accepted: !(max > threshold), max, size: documents + count, inBatch };
+    const vetoed = max > threshold ? null : (veto?.(c) ?? null);
+    const decision: Decision = {
+      accepted: !(max > threshold) && vetoed === null,
+      max,
+      size: documents + count,
+      inBatch,
+    };
+    if (vetoed !== null) decision.vetoed = vetoed;
     if (grow && decision.accepted) {
       const at = accepted.offsets[count] as number;
       accepted.tokens.set(ids, at);
@@ -216,13 +239,15 @@ export function mergeBatch(
       const position = top.positions[i] as number;
       mostSimilar.push({ instruction: index.text(position), position, score: top.scores[i] as number });
     }
-    return {
+    const result: GateResult = {
       instruction: batch.texts[c] as string,
       accepted: decision.accepted,
       maxSimilarity: decision.max,
       mostSimilar,
       avgSimilarity: size > 0 ? joinPairwise(size, parts) / size : 0,
     };
+    if (decision.vetoed !== undefined) result.vetoed = decision.vetoed;
+    return result;
   });
 }
 
@@ -256,7 +281,15 @@ export function runGate(
     const batch = prepareBatch(index, texts.slice(start, start + BATCH));
     const documents = index.size;
     const highest = shard.begin(batch.ids, 0, documents, settings.topK);
-    const decisions = decideBatch(batch, highest, documents, settings.threshold, commit);
+    const { veto } = settings;
+    const decisions = decideBatch(
+      batch,
+      highest,
+      documents,
+      settings.threshold,
+      commit,
+      veto && ((c) => veto(start + c)),
+    );
     if (commit) commitBatch(index, batch, decisions);
     const scores = shard.finish(
       decisions.map((decision) => decision.size),

@@ -6,7 +6,11 @@
  *   normalized by the model;
  * - `openai:<model>` (e.g. `openai:text-embedding-3-small`) and `openai-compatible:<model>@<base URL>`:
  *   the OpenAI API's `/embeddings`, texts sent in batches;
- * - `offline`: a deterministic hashed bag of words, for local runs and tests without a model.
+ * - `offline`: pretrained GloVe word vectors averaged over the text's words (`word-vectors.ts`), for
+ *   local runs and tests without a provider.
+ *
+ * `embedCall` is one billed call (at most `textsPerCall` texts) with its token usage, for the call
+ * runner (`embedding-calls.ts`) to retry, count and record; `embed` embeds any number of texts.
  *
  * Errors are mapped as for the text models (`bedrockError`, `openAIError`): throttling →
  * `ModelThrottled`, transient faults → `ModelUnavailable`, the rest → `ModelRequestFailed`.
@@ -16,10 +20,22 @@ import { createHash } from 'node:crypto';
 import { InvokeModelCommand } from '@aws-sdk/client-bedrock-runtime';
 import pLimit from 'p-limit';
 import { tokenize } from '../engine/rouge.ts';
-import { ConfigurationError, ModelRequestFailed, ModelUnavailable } from '../errors.ts';
+import { ConfigurationError, ModelUnavailable } from '../errors.ts';
 import { bedrockClient, bedrockError } from './bedrock.ts';
+import { checkEmbedderId } from './embedding-ids.ts';
 import { DEFAULT_TIMEOUT_MS, type OpenAIEndpoint, parseModelId } from './index.ts';
 import { describeEndpoint, openAIClient, openAIError } from './openai.ts';
+import { WORD_VECTOR_DIMENSIONS, wordVectorEmbedding } from './word-vectors.ts';
+
+/** The vectors of one call and the input tokens it was billed. */
+export interface EmbeddingReply {
+  vectors: number[][];
+  inputTokens: number;
+  /** The provider reported no token count: `inputTokens` is estimated (one per word). */
+  estimated: boolean;
+}
+
+export { TITAN_TEXT_EMBEDDINGS_V2 } from './embedding-ids.ts';
 
 /** Turns texts into vectors; similar meanings give close vectors. */
 export interface Embedder {
@@ -30,9 +46,18 @@ export interface Embedder {
    * an OpenAI-compatible server, without the `dimensions` option).
    */
   readonly dimensions: number | undefined;
+  /** Texts one call takes (Titan: 1; an OpenAI-API server: the batch size). */
+  readonly textsPerCall: number;
+  /** A provider bills its calls (the call runner records them in the run's ledger); offline: no. */
+  readonly billed: boolean;
   /** One vector per text, in the order of `texts`. */
   embed(texts: string[]): Promise<number[][]>;
+  /** One call: at most `textsPerCall` texts, their vectors and the tokens billed. */
+  embedCall(texts: string[]): Promise<EmbeddingReply>;
 }
+
+/** Tokens of texts whose provider reports none: their words, as the ROUGE tokenizer counts them. */
+const estimateTokens = (texts: readonly string[]) => texts.reduce((n, text) => n + tokenize(text).length, 0);
 
 /** Options of `createEmbedder`. */
 export interface EmbedderOptions {
@@ -48,9 +73,6 @@ export interface EmbedderOptions {
   /** Time allowed for one call. @default 120000 */
   timeoutMs?: number;
 }
-
-/** The Bedrock embedding model this adapter speaks to (its request body is model-specific). */
-export const TITAN_TEXT_EMBEDDINGS_V2 = 'amazon.titan-embed-text-v2:0';
 
 const TITAN_DIMENSIONS = [256, 512, 1024];
 
@@ -73,20 +95,30 @@ export function hashedEmbedding(text: string, dimensions: number): number[] {
   return norm === 0 ? vector : vector.map((x) => x / norm);
 }
 
-/** The offline embedder: `hashedEmbedding`, no network. Texts sharing most words are close. */
+/**
+ * The offline embedder: averaged pretrained word vectors (`word-vectors.ts`), no network, no charge.
+ * Texts that use the same or related words are close, whatever their order.
+ */
 export class OfflineEmbedder implements Embedder {
   readonly id = 'offline';
-
-  constructor(readonly dimensions = 256) {}
+  readonly dimensions = WORD_VECTOR_DIMENSIONS;
+  readonly textsPerCall = 512;
+  readonly billed = false;
 
   async embed(texts: string[]): Promise<number[][]> {
-    return texts.map((text) => hashedEmbedding(text, this.dimensions));
+    return texts.map((text) => Array.from(wordVectorEmbedding(text)));
+  }
+
+  async embedCall(texts: string[]): Promise<EmbeddingReply> {
+    return { vectors: await this.embed(texts), inputTokens: estimateTokens(texts), estimated: true };
   }
 }
 
 /** Amazon Titan Text Embeddings V2 on Bedrock (InvokeModel, one text a call, normalized vectors). */
 export class TitanEmbedder implements Embedder {
   readonly dimensions: number;
+  readonly textsPerCall = 1;
+  readonly billed = true;
   private readonly modelId: string;
   private readonly concurrency: number;
   private readonly timeoutMs: number;
@@ -109,10 +141,19 @@ export class TitanEmbedder implements Embedder {
 
   async embed(texts: string[]): Promise<number[][]> {
     const limit = pLimit(this.concurrency);
-    return Promise.all(texts.map((text) => limit(() => this.embedOne(text))));
+    return Promise.all(texts.map((text) => limit(async () => (await this.embedOne(text)).vector)));
   }
 
-  private async embedOne(inputText: string): Promise<number[]> {
+  async embedCall(texts: string[]): Promise<EmbeddingReply> {
+    const replies = await Promise.all(texts.map((text) => this.embedOne(text)));
+    return {
+      vectors: replies.map((reply) => reply.vector),
+      inputTokens: replies.reduce((n, reply) => n + (reply.tokens ?? 0), 0),
+      estimated: replies.some((reply) => reply.tokens === undefined),
+    };
+  }
+
+  private async embedOne(inputText: string): Promise<{ vector: number[]; tokens?: number }> {
     let body: Uint8Array;
     try {
       const reply = await bedrockClient(this.timeoutMs).send(
@@ -127,16 +168,20 @@ export class TitanEmbedder implements Embedder {
     } catch (error) {
       throw bedrockError(error, this.modelId);
     }
-    let embedding: unknown;
+    let parsed: { embedding?: unknown; inputTextTokenCount?: unknown } = {};
     try {
-      embedding = (JSON.parse(new TextDecoder().decode(body)) as { embedding?: unknown }).embedding;
+      parsed = JSON.parse(new TextDecoder().decode(body));
     } catch {
-      embedding = undefined;
+      parsed = {};
     }
-    if (!isVector(embedding, this.dimensions)) {
+    if (!isVector(parsed.embedding, this.dimensions)) {
       throw new ModelUnavailable(`Bedrock, model ${this.modelId}: unreadable embedding reply`);
     }
-    return embedding;
+    const tokens = parsed.inputTextTokenCount;
+    return {
+      vector: parsed.embedding,
+      tokens: typeof tokens === 'number' && Number.isInteger(tokens) && tokens >= 0 ? tokens : undefined,
+    };
   }
 }
 
@@ -151,6 +196,7 @@ function isVector(value: unknown, dimensions?: number): value is number[] {
 
 /** Embeddings through the OpenAI API's `/embeddings` (OpenAI or any compatible server). */
 export class OpenAIEmbedder implements Embedder {
+  readonly billed = true;
   #dimensions: number | undefined;
   private readonly requestDimensions: number | undefined;
   private readonly concurrency: number;
@@ -174,17 +220,22 @@ export class OpenAIEmbedder implements Embedder {
     return this.#dimensions;
   }
 
+  get textsPerCall(): number {
+    return this.batchSize;
+  }
+
   async embed(texts: string[]): Promise<number[][]> {
     const limit = pLimit(this.concurrency);
     const batches: string[][] = [];
     for (let i = 0; i < texts.length; i += this.batchSize) batches.push(texts.slice(i, i + this.batchSize));
-    const results = await Promise.all(batches.map((batch) => limit(() => this.embedBatch(batch))));
-    return results.flat();
+    const results = await Promise.all(batches.map((batch) => limit(() => this.embedCall(batch))));
+    return results.flatMap((result) => result.vectors);
   }
 
-  private async embedBatch(input: string[]): Promise<number[][]> {
+  async embedCall(input: string[]): Promise<EmbeddingReply> {
     const { client, apiKey } = await openAIClient(this.endpoint, this.timeoutMs);
     let data: { index?: number; embedding?: unknown }[] | undefined;
+    let promptTokens: number | undefined;
     try {
       const reply = await client.embeddings.create({
         model: this.endpoint.model,
@@ -194,6 +245,7 @@ export class OpenAIEmbedder implements Embedder {
         ...(this.requestDimensions === undefined ? {} : { dimensions: this.requestDimensions }),
       });
       data = reply.data;
+      promptTokens = reply.usage?.prompt_tokens;
     } catch (error) {
       throw openAIError(error, this.endpoint, apiKey);
     }
@@ -209,7 +261,12 @@ export class OpenAIEmbedder implements Embedder {
       );
     }
     this.#dimensions ??= vectors[0]?.length;
-    return vectors;
+    const counted = typeof promptTokens === 'number' && Number.isInteger(promptTokens) && promptTokens >= 0;
+    return {
+      vectors,
+      inputTokens: counted ? promptTokens : estimateTokens(input),
+      estimated: !counted,
+    } as EmbeddingReply;
   }
 }
 
@@ -218,26 +275,14 @@ export class OpenAIEmbedder implements Embedder {
  * `openai:<model>` or `openai-compatible:<model>@<base URL>`; anything else is `ModelRequestFailed`.
  */
 export async function createEmbedder(id: string, options: EmbedderOptions = {}): Promise<Embedder> {
+  checkEmbedderId(id);
   const spec = parseModelId(id);
-  switch (spec.provider) {
-    case 'replay':
-      throw new ModelRequestFailed(`"${id}": embeddings are not recorded, so they can't be replayed`);
-    case 'offline':
-      return new OfflineEmbedder(options.dimensions);
-    case 'bedrock':
-      if (spec.modelId !== TITAN_TEXT_EMBEDDINGS_V2) {
-        throw new ModelRequestFailed(
-          `Unknown embedding model "${id}": on Bedrock, use bedrock:${TITAN_TEXT_EMBEDDINGS_V2}`,
-        );
-      }
-      return new TitanEmbedder(id, options);
-    case 'openai':
-    case 'openai-compatible':
-      if (spec.completions) {
-        throw new ModelRequestFailed(
-          `Unknown embedding model "${id}": use openai:<model> or openai-compatible:<model>@<base URL>`,
-        );
-      }
-      return new OpenAIEmbedder(id, spec, options);
+  if (spec.provider === 'bedrock') return new TitanEmbedder(id, options);
+  if (spec.provider === 'openai' || spec.provider === 'openai-compatible') {
+    return new OpenAIEmbedder(id, spec, options);
   }
+  if (options.dimensions !== undefined && options.dimensions !== WORD_VECTOR_DIMENSIONS) {
+    throw new ConfigurationError(`the offline embedder's vectors have ${WORD_VECTOR_DIMENSIONS} dimensions`);
+  }
+  return new OfflineEmbedder();
 }

@@ -69,7 +69,7 @@ export const IterationStats = z.object({
   iteration: z.int().positive(),
   /** Candidates parsed from the model's replies (one gate decision each). */
   generated: z.int().nonnegative(),
-  /** Candidates rejected by a heuristic filter, the ROUGE-L gate (`rouge`) or as duplicates, by reason. */
+  /** Candidates rejected by a heuristic filter, the ROUGE-L gate (`rouge`), the embeddings (`near-duplicate`) or as duplicates, by reason. */
   rejected: z.record(z.string(), z.int().nonnegative()),
   /** Candidates that passed the filters and the gate (they joined the pool as pending tasks). */
   accepted: z.int().nonnegative(),
@@ -183,8 +183,8 @@ export type ReportStats = z.infer<typeof ReportStats>;
 // ---------------------------------------------------------------------------------------------------
 // Helpers.
 
-/** Rejection reasons of the ROUGE-L gate itself; any other reason is a heuristic filter's. */
-const GATE_REASONS = new Set(['rouge', 'duplicate']);
+/** Rejection reasons of the gates (ROUGE-L, embeddings, the pool's keys); any other is a heuristic filter's. */
+const GATE_REASONS = new Set(['rouge', 'near-duplicate', 'duplicate']);
 
 /** Root verbs in the verb–noun chart, as in the paper. */
 export const TOP_VERBS = 20;

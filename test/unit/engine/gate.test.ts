@@ -114,6 +114,43 @@ describe('gate', () => {
     expect(index.size).toBe(2);
   });
 
+  it('lets a veto reject what the threshold passes, leaving it out of the pool for the candidates after it', () => {
+    const index = RougeIndex.from(['tell me a joke about cats']);
+    const asked: number[] = [];
+
+    const results = gate(
+      index,
+      [
+        'explain how rainbows form in the sky',
+        'tell me a joke about cats please',
+        'explain how rainbows form in the sky!',
+        'name three rivers in europe',
+      ],
+      {
+        veto: (position) => {
+          asked.push(position);
+          return position === 0 ? 'near-duplicate' : null;
+        },
+      },
+    );
+
+    // Asked only about what the threshold passed, in order; the one it vetoed is no pool instruction,
+    // so its near-copy after it is accepted.
+    expect(asked).toEqual([0, 2, 3]);
+    expect(results.map((result) => [result.accepted, result.vetoed])).toEqual([
+      [false, 'near-duplicate'],
+      [false, undefined],
+      [true, undefined],
+      [true, undefined],
+    ]);
+    expect(results[2]?.maxSimilarity).toBeLessThan(0.7);
+    expect(index.instructions).toEqual([
+      'tell me a joke about cats',
+      'explain how rainbows form in the sky!',
+      'name three rivers in europe',
+    ]);
+  });
+
   it('reports the 10 best in score order with ties in pool order, and the mean over the whole pool', () => {
     const pool = ['b c', 'x y', 'a b', 'q', 'a b', ...Array.from({ length: 10 }, (_, i) => `z${i}`)];
     const index = RougeIndex.from(pool);

@@ -155,12 +155,30 @@ describe('the OpenAI-API embeddings adapter', () => {
 
 describe('the offline embedder', () => {
   it('is deterministic and normalized', async () => {
-    const embedder = new OfflineEmbedder(128);
+    const embedder = new OfflineEmbedder();
 
     const [first] = await embedder.embed([texts[0] ?? '']);
     const [again] = await embedder.embed([texts[0] ?? '']);
 
     expect(first).toEqual(again);
-    expect(cosine(first ?? [], first ?? [])).toBeCloseTo(1, 10);
+    expect(cosine(first ?? [], first ?? [])).toBeCloseTo(1, 6);
+  });
+
+  it('puts a paraphrase closer than an unrelated instruction (pretrained word vectors, not hashed words)', async () => {
+    const [poem, paraphrase, breakfast] = await new OfflineEmbedder().embed([
+      'Write a poem about the ocean.',
+      'Compose a verse about the sea.',
+      'Give me a list of healthy breakfast ideas.',
+    ]);
+
+    expect(cosine(poem ?? [], paraphrase ?? [])).toBeGreaterThan(0.7);
+    expect(cosine(poem ?? [], breakfast ?? [])).toBeLessThan(0.5);
+  });
+
+  it('bills one call per batch, its words counted as estimated tokens', async () => {
+    const reply = await new OfflineEmbedder().embedCall(['Sort the numbers.', 'Name three rivers.']);
+
+    expect(reply.vectors).toHaveLength(2);
+    expect(reply).toMatchObject({ inputTokens: 6, estimated: true });
   });
 });
