@@ -139,8 +139,9 @@ export const STAGES = {
     timeoutSeconds: 5 * 60,
     callsModel: false,
     callsEmbeddingModel: false,
-    // The chunks' tasks and the iteration's index (copied to the pool's); the price table of the cost.
-    s3: { read: [RUNS_PREFIX, PRICE_TABLE_PREFIX], write: [POOLS_PREFIX], list: [] },
+    // The iteration's index and vectors (copied to the pool's), the run's verb–noun pairs (diversity);
+    // the price table of the cost.
+    s3: { read: [RUNS_PREFIX, PRICE_TABLE_PREFIX], write: [POOLS_PREFIX, RUNS_PREFIX], list: [] },
     dynamodb: 'readWrite',
   },
   exportDataset: {

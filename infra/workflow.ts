@@ -342,9 +342,14 @@ export class SelfInstructWorkflow extends Construct {
           sfn.Condition.numberLessThanJsonPath('$.progress.iteration', '$.config.maxIterations'),
           // The budget: false when one more iteration like the last would cross maxCostUsd.
           sfn.Condition.booleanEquals('$.progress.withinBudget', true),
+          // The diversity plateau: true when new diversity stayed below the run's floor long enough.
+          sfn.Condition.booleanEquals('$.progress.diversityPlateau', false),
         ),
         generate,
-        { comment: 'Below the target, the iteration cap and the budget: another iteration' },
+        {
+          comment:
+            'Below the target, the iteration cap and the budget, diversity still growing: another iteration',
+        },
       )
       .otherwise(exportDataset.next(done));
 

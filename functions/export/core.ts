@@ -21,6 +21,10 @@ export function stopReason({ config, progress }: RunState): string {
   if (!progress.withinBudget) {
     return `budget: another iteration would bring the estimated cost to ${formatUsd(progress.projectedCostUsd)}, over the ${formatUsd(config.maxCostUsd ?? 0)} limit (spent ${formatUsd(progress.costUsd)}; ${progress.added} of ${config.target} new tasks)`;
   }
+  if (progress.diversityPlateau && config.diversityPlateau !== false) {
+    const { metric, floor, iterations } = config.diversityPlateau;
+    return `diversity plateau: ${metric === 'new-pairs' ? 'tasks with a new verb–noun pair' : 'tasks opening a new cluster'} below ${Math.round(floor * 100)}% of those added for ${iterations} iterations in a row (${progress.added} of ${config.target} new tasks)`;
+  }
   return `iteration cap reached (${progress.iteration} of ${config.maxIterations}) with ${progress.added} of ${config.target} new tasks`;
 }
 

@@ -143,6 +143,7 @@ export async function filterAndDeduplicate(
           maxSimilarity: gated.maxSimilarity,
           mostSimilar: top ? { instruction: top.instruction, score: top.score } : undefined,
           avgSimilarity: gated.avgSimilarity,
+          nearestCosine: decision.nearest?.score,
           staged,
           createdAt,
         };

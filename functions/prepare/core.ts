@@ -138,6 +138,8 @@ export async function prepareRun(
       projectedCostUsd: 0,
       withinBudget: true,
       fence,
+      lowDiversity: 0,
+      diversityPlateau: false,
     },
   });
   const staged = stagedBy(runId, 0);

@@ -9,6 +9,7 @@
  * "Enough instructions?" choice reads; its output replaces the whole execution state, so the state stays
  * small however many iterations run.
  */
+import { z } from 'zod';
 import { IterationIncomplete, PoolBusy } from '../shared/errors.ts';
 import { poolKeys, runKeys } from '../shared/keys.ts';
 import { stageUsageCounters, totalUsage, usageOfCalls } from '../shared/model-calls.ts';
@@ -19,7 +20,7 @@ import { EMBEDDING_STAGE, type ObjectStore, type PoolStore, type PoolTask } from
 import { DEFAULT_USAGE_ASSUMPTIONS, iterationAwsUsage } from '../shared/pricing/aws-usage.ts';
 import { awsCost, modelCost } from '../shared/pricing/pricing.ts';
 import { priceTable } from '../shared/pricing/run-prices.ts';
-import type { IterationCost, IterationRecord } from '../shared/records.ts';
+import type { IterationCost, IterationDiversity, IterationRecord } from '../shared/records.ts';
 import {
   addCounts,
   type Counts,
@@ -28,6 +29,7 @@ import {
   taskCounts,
   type UsageByStage,
 } from '../shared/schemas.ts';
+import { lowDiversityStreak, measureDiversity } from './diversity.ts';
 
 /**
  * The iteration's counts for the run record. `generated` counts the candidates the replies were parsed
@@ -111,6 +113,7 @@ export async function saveIteration(
   // After the commit: each step can be redone.
   await pool.clearStaged(config.pool, ids, staged);
   await writeSnapshot(objects, config.pool, runId, iteration, tasks);
+  const diversity = await saveDiversity({ runId, iteration, config, counts, tasks }, objects);
   const { calls: callCount, inputTokens, outputTokens, estimated } = totalUsage(byStage);
   const stageUsage = stageUsageCounters(byStage);
   const cost = await iterationCost(
@@ -119,7 +122,7 @@ export async function saveIteration(
     objects,
   );
   await pool.addIteration(runId, iteration, {
-    stats: { counts, usage: byStage, tokensEstimated: estimated, cost } satisfies IterationRecord,
+    stats: { counts, usage: byStage, tokensEstimated: estimated, cost, diversity } satisfies IterationRecord,
     increments: {
       counts,
       usage: { calls: callCount, inputTokens, outputTokens },
@@ -136,6 +139,8 @@ export async function saveIteration(
   });
 
   const costUsd = progress.costUsd + cost.totalUsd;
+  const rule = config.diversityPlateau;
+  const lowDiversity = rule === false ? 0 : lowDiversityStreak(diversity, rule, progress.lowDiversity);
   // After one more iteration like this one: what "Enough instructions?" holds against the budget.
   const projectedCostUsd = costUsd + cost.totalUsd;
   return {
@@ -150,8 +155,46 @@ export async function saveIteration(
       projectedCostUsd,
       withinBudget: config.maxCostUsd === undefined || projectedCostUsd <= config.maxCostUsd,
       fence: progress.fence,
+      lowDiversity,
+      diversityPlateau: rule !== false && lowDiversity >= rule.iterations,
     },
   };
+}
+
+/**
+ * Measures the iteration's diversity against the verb–noun pairs earlier iterations of the run added
+ * (read from the previous iteration's list, written again for this one: a retry reads the same list and
+ * reaches the same figures).
+ */
+async function saveDiversity(
+  {
+    runId,
+    iteration,
+    config,
+    counts,
+    tasks,
+  }: {
+    runId: string;
+    iteration: number;
+    config: RunState['config'];
+    counts: Counts;
+    tasks: readonly PoolTask[];
+  },
+  objects: ObjectStore,
+): Promise<IterationDiversity> {
+  const previous = iteration > 1 ? await objects.getText(runKeys(runId, iteration - 1).pairs) : undefined;
+  const seen = new Set<string>(previous === undefined ? [] : z.array(z.string()).parse(JSON.parse(previous)));
+  const diversity = measureDiversity(
+    tasks.filter((task) => task.status === 'complete'),
+    seen,
+    {
+      generated: counts.generated ?? 0,
+      accepted: counts.accepted ?? 0,
+      newClusterCosine: config.newClusterCosine,
+    },
+  );
+  await objects.put(runKeys(runId, iteration).pairs, JSON.stringify([...seen]), 'application/json');
+  return diversity;
 }
 
 /** Estimated cost of one iteration: its model tokens at the price table's rates, and its AWS usage. */

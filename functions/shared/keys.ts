@@ -81,6 +81,8 @@ export const runKeys = (runId: string, iteration: number) => {
     index: `${base}/rouge-index.bin`,
     /** The vectors after this iteration's near-duplicate gate; promoted to the pool's by "Save iteration". */
     vectors: `${base}/vectors.bin`,
+    /** The verb–noun pairs the run added up to this iteration ("Save iteration"'s diversity). */
+    pairs: `${base}/verb-noun-pairs.json`,
     /** Raw model requests and replies of one stage (and Map item). */
     raw: (stage: string, chunk?: number) =>
       `${base}/raw/${stage}${chunk === undefined ? '' : `-chunk-${chunk}`}.jsonl`,

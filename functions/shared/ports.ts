@@ -119,6 +119,8 @@ export interface PoolTask {
   maxSimilarity?: number;
   mostSimilar?: { instruction: string; score: number };
   avgSimilarity?: number;
+  /** Cosine to its nearest instruction by embedding when it was accepted (the near-duplicate gate's). */
+  nearestCosine?: number;
   /**
    * `<run>#<iteration>` of the iteration that wrote the task, until that iteration commits (see
    * `PoolMeta.commit`): a staged task is not part of the pool yet, and no reader sees it.

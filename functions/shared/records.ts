@@ -72,6 +72,33 @@ export const IterationCost = z.object({
 });
 export type IterationCost = z.infer<typeof IterationCost>;
 
+/** Buckets of the highest-ROUGE-L histogram: [0, 0.1), [0.1, 0.2), …, [0.9, 1]. */
+export const ROUGE_BUCKETS = 10;
+
+/**
+ * What "Save iteration" stores about one iteration's diversity (the run record's `iterations.<n>`; see
+ * `functions/save-iteration/diversity.ts`).
+ */
+export const IterationDiversity = z.object({
+  /** Tasks the iteration added (complete), what the shares divide by. */
+  added: z.int().nonnegative(),
+  /** Distinct verb–noun pairs among them; of these, the pairs no earlier iteration of the run added. */
+  distinctPairs: z.int().nonnegative(),
+  newPairs: z.int().nonnegative(),
+  /** newPairs / added; null when nothing was added. */
+  newPairShare: z.number().nullable(),
+  /** Added tasks by highest ROUGE-L to the pool, in `ROUGE_BUCKETS` buckets of 0.1; and the mean. */
+  rougeHistogram: z.array(z.int().nonnegative()).length(ROUGE_BUCKETS),
+  meanMaxRouge: z.number().nullable(),
+  /** Added tasks farther than `newClusterCosine` from every earlier instruction / added; null without embeddings. */
+  newClusterShare: z.number().nullable(),
+  /** Mean cosine of the added tasks to their nearest instruction; null without embeddings. */
+  meanNearestCosine: z.number().nullable(),
+  /** Accepted / generated candidates; null when none was generated. */
+  acceptanceRate: z.number().nullable(),
+});
+export type IterationDiversity = z.infer<typeof IterationDiversity>;
+
 /** What "Save iteration" stores under the run record's `iterations.<n>`. */
 export const IterationRecord = z.object({
   counts: Counts,
@@ -79,6 +106,8 @@ export const IterationRecord = z.object({
   /** Some token counts are estimates (the provider reported none). */
   tokensEstimated: z.boolean(),
   cost: IterationCost,
+  /** Its diversity (absent for iterations saved before it was measured). */
+  diversity: IterationDiversity.optional(),
 });
 export type IterationRecord = z.infer<typeof IterationRecord>;
 

@@ -59,6 +59,10 @@ export type Candidate = z.infer<typeof Candidate>;
  */
 export const INLINE_MAP_MAX_CONCURRENCY = 40;
 
+/** What the `diversityPlateau` rule watches (see `functions/save-iteration/diversity.ts`). */
+export const PlateauMetric = z.enum(['new-pairs', 'new-clusters']);
+export type PlateauMetric = z.infer<typeof PlateauMetric>;
+
 export const PoolName = z
   .string()
   .regex(
@@ -142,6 +146,29 @@ export const RunInput = z
       .default(0.9)
       .describe(
         'Reject a new instruction whose highest cosine to the pool (and to those accepted before it) is strictly above this (1: never).',
+      ),
+    newClusterCosine: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0.8)
+      .describe(
+        'Diversity per iteration: an added task whose highest cosine to the instructions before it is below this opens a new cluster (needs an embedding model).',
+      ),
+    diversityPlateau: z
+      .union([
+        z.literal(false),
+        z
+          .object({
+            metric: PlateauMetric.default('new-pairs'),
+            floor: z.number().min(0).max(1).default(0.05),
+            iterations: z.int().min(1).max(100).default(3),
+          })
+          .strict(),
+      ])
+      .default({ metric: 'new-pairs', floor: 0.05, iterations: 3 })
+      .describe(
+        'Stop with "diversity plateau" when the metric (new-pairs: share of added tasks with a verb–noun pair new to the run; new-clusters: share opening a new cluster by embedding) stays below floor for that many iterations in a row; false: never.',
       ),
     temperature: z
       .number()
@@ -267,6 +294,10 @@ export const Progress = z.object({
   withinBudget: z.boolean().default(true),
   /** The fencing token of the pool's lease this run holds (see `pool-lease.ts`). */
   fence: z.int().nonnegative().default(0),
+  /** Iterations in a row, ending with the last, whose new diversity stayed below the plateau rule's floor. */
+  lowDiversity: z.int().nonnegative().default(0),
+  /** True when `lowDiversity` reached the rule's `iterations`: "Enough instructions?" then stops. */
+  diversityPlateau: z.boolean().default(false),
 });
 export type Progress = z.infer<typeof Progress>;
 

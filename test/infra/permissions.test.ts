@@ -145,7 +145,7 @@ describe('the stages in S3', () => {
       'generate-instructions': ['runs/'],
       prepare: ['pools/'],
       'record-failure': [],
-      'save-iteration': ['pools/'],
+      'save-iteration': ['pools/', 'runs/'],
     });
     expect(plain.who('s3:DeleteObject', plain.object('runs/r/x'))).toEqual([]);
   });

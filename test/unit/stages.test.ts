@@ -59,6 +59,8 @@ describe('prepare run', () => {
       costUsd: 0,
       projectedCostUsd: 0,
       withinBudget: true,
+      lowDiversity: 0,
+      diversityPlateau: false,
       fence: 1,
     });
     expect(state.config.pool).toBe('demo');
@@ -254,6 +256,8 @@ describe('generate instructions', () => {
       costUsd: 0,
       projectedCostUsd: 0,
       withinBudget: true,
+      lowDiversity: 0,
+      diversityPlateau: false,
       fence: 1,
       ...progress,
     },

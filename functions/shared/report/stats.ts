@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { RougeIndex } from '../engine/gate.ts';
 import type { RunRecord } from '../ports.ts';
 import { createRng } from '../random.ts';
-import { type GateRecord, IterationRecord, type TaskLine } from '../records.ts';
+import { type GateRecord, IterationDiversity, IterationRecord, type TaskLine } from '../records.ts';
 import { Instance } from '../schemas.ts';
 
 // ---------------------------------------------------------------------------------------------------
@@ -86,6 +86,8 @@ export const IterationStats = z.object({
   cost: Cost,
   /** Tokens (in + out) and USD per 1,000 added tasks; null when none was added. */
   per1000Added: z.object({ tokens: z.number(), usd: z.number() }).nullable(),
+  /** New verb–noun pairs, highest ROUGE-L, new clusters (see `diversity.ts`); null when not saved. */
+  diversity: IterationDiversity.nullable(),
   /** False when the run record has no saved stats for it (a run that failed in this iteration). */
   saved: z.boolean(),
 });
@@ -413,6 +415,7 @@ export function computeStats(input: ReportInput): ReportStats {
       usage,
       cost,
       per1000Added: per1000(usage, cost, added),
+      diversity: record?.diversity ?? null,
       saved: record !== undefined,
     };
   });

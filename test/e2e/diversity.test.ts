@@ -1,0 +1,68 @@
+/**
+ * End to end, through the state machine on the local stack: "Save iteration" measures each iteration's
+ * diversity into the run record, and the `diversityPlateau` rule stops the loop at "Enough
+ * instructions?" with the reason "diversity plateau", the dataset still exported.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { exportKeys } from '../../functions/shared/keys.ts';
+import { IterationRecord, RunSummary } from '../../functions/shared/records.ts';
+import { LocalStack } from '../../infra/local/stack.ts';
+
+const work = mkdtempSync(path.join(tmpdir(), 'selfinstruct-diversity-'));
+let stack: LocalStack;
+
+const run = async (input: Record<string, unknown>) => {
+  const result = await stack.execute(input, { retryIntervalMs: 10 });
+  expect(result.status, `${result.error}: ${result.cause}`).toBe('SUCCEEDED');
+  return RunSummary.parse(result.output);
+};
+
+beforeAll(async () => {
+  stack = await LocalStack.start({ dataDir: path.join(work, 'data'), fresh: true });
+}, 120_000);
+
+afterAll(async () => {
+  await stack?.close();
+  rmSync(work, { recursive: true, force: true });
+});
+
+describe('diversity per iteration', { timeout: 240_000 }, () => {
+  it('stops with "diversity plateau" once new verb–noun pairs stay below the floor for the rule\'s iterations', async () => {
+    // A floor no iteration reaches (every added task would need a pair of its own): two iterations below it.
+    const summary = await run({
+      pool: 'plateau',
+      target: 100_000,
+      maxIterations: 6,
+      promptsPerIteration: 3,
+      diversityPlateau: { floor: 1, iterations: 2 },
+    });
+
+    expect(summary.iterations).toBe(2);
+    expect(summary.stopReason).toMatch(/^diversity plateau: tasks with a new verb–noun pair below 100%/);
+    expect(await stack.objects.getText(exportKeys(summary.runId).dataset)).toBeDefined();
+    const record = await stack.pool.getRun(summary.runId);
+    const [first, second] = [1, 2].map((n) => IterationRecord.parse(record?.iterations?.[n]).diversity);
+    expect(first?.added).toBeGreaterThan(0);
+    // Every pair of the first iteration is new to the run; the second meets some again.
+    expect(first?.newPairs).toBe(first?.distinctPairs);
+    expect(second?.newPairs).toBeLessThan(second?.distinctPairs ?? 0);
+    expect(second?.newPairShare).toBeLessThan(1);
+    // The offline embeddings ran: the new-cluster share is measured.
+    expect(first?.newClusterShare).toBeGreaterThan(0);
+  });
+
+  it('runs to the iteration cap with the rule off', async () => {
+    const summary = await run({
+      pool: 'no-plateau',
+      target: 100_000,
+      maxIterations: 2,
+      promptsPerIteration: 3,
+      diversityPlateau: false,
+    });
+    expect(summary.iterations).toBe(2);
+    expect(summary.stopReason).toMatch(/^iteration cap reached/);
+  });
+});
