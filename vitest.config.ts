@@ -3,7 +3,8 @@ import { defineConfig } from 'vitest/config';
 /**
  * End-to-end tests too slow for every `npm test` (minutes each on 2 cores): the functions bundled
  * with esbuild as `cdk deploy` would; the fault mixes of the local runtime; runs interrupted by Ctrl-C
- * and SIGKILL; the offline word vectors checked against the 294 MB package they come from. `npm run
+ * and SIGKILL; the offline word vectors checked against the 294 MB package they come from; the safety
+ * screen and the diversity plateau over several iterations each. `npm run
  * test:e2e` runs them; CI runs both.
  */
 const SLOW = [
@@ -11,6 +12,8 @@ const SLOW = [
   'test/e2e/local-runtime.test.ts',
   'test/e2e/interrupt.test.ts',
   'test/unit/models/word-vectors.test.ts',
+  'test/e2e/safety.test.ts',
+  'test/e2e/diversity.test.ts',
 ];
 
 export default defineConfig({

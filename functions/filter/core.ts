@@ -7,7 +7,7 @@
  */
 import pLimit from 'p-limit';
 import { z } from 'zod';
-import { type Decision, DecisionWriter, decide, screen } from '../shared/engine/decisions.ts';
+import { type Decision, DecisionWriter, decide, type Screened, screen } from '../shared/engine/decisions.ts';
 import { type GateResult, gate, RougeIndex } from '../shared/engine/gate.ts';
 import { runKeys } from '../shared/keys.ts';
 import { fromJsonLines } from '../shared/model-calls.ts';
@@ -16,6 +16,7 @@ import { instructionKey, taskId } from '../shared/pool-ids.ts';
 import { committedPool, loadIndex } from '../shared/pool-index.ts';
 import { holdPool } from '../shared/pool-lease.ts';
 import type { ObjectStore, PoolStore, PoolTask } from '../shared/ports.ts';
+import { createSafetyScreen, type SafetyScreen, unsafeReason } from '../shared/safety.ts';
 import { type Candidate, type Chunk, type Counts, RunState } from '../shared/schemas.ts';
 import { type NearDuplicateDeps, prepareNearDuplicates } from './near-duplicates.ts';
 
@@ -37,7 +38,14 @@ export async function filterAndDeduplicate(
     now = () => new Date(),
     embedders,
     remainingMs,
-  }: { objects: ObjectStore; pool: PoolStore; now?: () => Date } & Partial<NearDuplicateDeps>,
+    safety = createSafetyScreen(config.safetyScreen),
+  }: {
+    objects: ObjectStore;
+    pool: PoolStore;
+    now?: () => Date;
+    /** The run's safety screen. @default createSafetyScreen(config.safetyScreen) */
+    safety?: SafetyScreen;
+  } & Partial<NearDuplicateDeps>,
 ): Promise<FilterResult> {
   const iteration = progress.iteration + 1;
   const keys = runKeys(runId, iteration);
@@ -60,6 +68,8 @@ export async function filterAndDeduplicate(
     candidates.map((candidate) => candidate.instruction),
     { bannedWords: config.bannedWords },
   );
+  // Then the safety screen over what the filters passed (see `safety.ts`).
+  await screenForSafety(screened, safety);
   const survivors = screened.flatMap((candidate) =>
     candidate.filtered === null ? [candidate.instruction] : [],
   );
@@ -175,4 +185,15 @@ export async function filterAndDeduplicate(
     chunks.push({ index: chunks.length, ids: ids.slice(start, start + config.chunkSize) });
   }
   return { chunks, counts, decisionsKey: keys.gate };
+}
+
+/** Marks the candidates the filters passed and `safety` flags as dropped for `unsafe-<category>`. */
+async function screenForSafety(screened: Screened[], safety: SafetyScreen | undefined): Promise<void> {
+  if (safety === undefined) return;
+  const passed = screened.filter((candidate) => candidate.filtered === null);
+  const verdicts = await safety.screen(passed.map((candidate) => candidate.instruction));
+  passed.forEach((candidate, i) => {
+    const category = verdicts[i];
+    if (category) candidate.filtered = unsafeReason(category);
+  });
 }

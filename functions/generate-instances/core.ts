@@ -21,6 +21,7 @@ import { stagedBy } from '../shared/pool-commit.ts';
 import { holdPool } from '../shared/pool-lease.ts';
 import type { ObjectStore, PoolStore, PoolTask, TextModel } from '../shared/ports.ts';
 import { PROFILES } from '../shared/profiles.ts';
+import { createSafetyScreen, type SafetyScreen, unsafeReason } from '../shared/safety.ts';
 import {
   addCounts,
   Chunk,
@@ -62,11 +63,13 @@ export interface InstancesDeps {
   model: TextModel;
   /** Milliseconds the function has left. */
   remainingMs?: () => number;
+  /** The run's safety screen. @default createSafetyScreen(config.safetyScreen) */
+  safety?: SafetyScreen;
 }
 
 export async function generateInstances(
   { runId, config, progress, chunk }: InstancesInput,
-  { objects, pool, model, remainingMs }: InstancesDeps,
+  { objects, pool, model, remainingMs, safety = createSafetyScreen(config.safetyScreen) }: InstancesDeps,
 ): Promise<InstancesResult> {
   const profile = PROFILES[config.profile];
   const iteration = progress.iteration + 1;
@@ -134,12 +137,20 @@ export async function generateInstances(
       if (fitting.length < raw.length) count('instance-too-long', raw.length - fitting.length);
       const filtered = filterInstances(fitting, { maxInstances: profile.maxInstances });
       for (const [reason, n] of Object.entries<number>(filtered.dropped)) count(`instance-${reason}`, n);
-      const rejectReason =
-        filtered.taskRejected ?? (filtered.kept.length === 0 ? 'no-valid-instances' : undefined);
+      // The safety screen over the instances kept: a flagged one is dropped (see `safety.ts`).
+      const verdicts = safety
+        ? await safety.screen(filtered.kept.map(({ input, output }) => `${input}\n${output}`))
+        : [];
+      const kept = filtered.kept.filter((_, i) => {
+        const category = verdicts[i];
+        if (category) count(`instance-${unsafeReason(category)}`);
+        return !category;
+      });
+      const rejectReason = filtered.taskRejected ?? (kept.length === 0 ? 'no-valid-instances' : undefined);
       return {
         ...task,
         isClassification,
-        instances: rejectReason ? [] : filtered.kept,
+        instances: rejectReason ? [] : kept,
         status: rejectReason ? 'rejected' : 'complete',
         rejectReason,
         outcome,

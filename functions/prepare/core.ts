@@ -6,6 +6,7 @@
  * model id and the whole seed file are valid. A new pool gets the bundled seeds when no seed file is
  * given; an existing one grows from its own. A new pool exists once its seeds commit, or not at all.
  */
+
 import pLimit from 'p-limit';
 import { z } from 'zod';
 import { NotFound, PoolBusy, RunInputInvalid } from '../shared/errors.ts';
@@ -23,6 +24,7 @@ import { takePool } from '../shared/pool-lease.ts';
 import type { ObjectStore, PoolStore, PoolTask } from '../shared/ports.ts';
 import { modelCost } from '../shared/pricing/pricing.ts';
 import { priceTable } from '../shared/pricing/run-prices.ts';
+import { checkSafetyScreenId } from '../shared/safety.ts';
 import { PoolName, RunConfig, RunInput, type RunState, type SeedTask } from '../shared/schemas.ts';
 
 export interface PrepareDeps {
@@ -66,6 +68,13 @@ export function parseRunInput(input: unknown, runId: string): RunConfig {
     if (embeddingModel !== NO_EMBEDDINGS) checkEmbedderId(embeddingModel);
   } catch (error) {
     throw new RunInputInvalid(`Run input is invalid: embeddingModel: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  try {
+    checkSafetyScreenId(value.safetyScreen);
+  } catch (error) {
+    throw new RunInputInvalid(`Run input is invalid: safetyScreen: ${(error as Error).message}`, {
       cause: error,
     });
   }

@@ -147,6 +147,18 @@ export const RunInput = z
       .describe(
         'Reject a new instruction whose highest cosine to the pool (and to those accepted before it) is strictly above this (1: never).',
       ),
+    safetyScreen: z
+      .string()
+      .min(1)
+      .max(2048)
+      .refine(
+        (screen) => !hasUrlCredentials(screen),
+        'the safety screen URL carries credentials (user:password@): put the API key in the secret instead',
+      )
+      .default('lexicon')
+      .describe(
+        'Screen of candidate instructions and generated instances: lexicon (a profanity word list, local) | openai:<moderation model> | openai-compatible:<model>@<base URL> (a /moderations endpoint) | none. A flagged text is dropped as unsafe-<category>.',
+      ),
     newClusterCosine: z
       .number()
       .min(0)

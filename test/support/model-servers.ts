@@ -127,6 +127,11 @@ export interface OpenAIStandInOptions extends StandInOptions {
   models?: string[];
   /** Dimensions of the embeddings when the request does not ask for a number. @default 256 */
   dimensions?: number;
+  /**
+   * `POST /v1/moderations` flags an input containing one of these words (whole word, any case) under
+   * its category, as OpenAI's categories are named. @default { kill: 'violence' }
+   */
+  flaggedWords?: Record<string, string>;
 }
 
 /** A running stand-in. */
@@ -460,7 +465,7 @@ function openAIError(status: number, fault: Fault): string {
 /**
  * Starts an OpenAI API stand-in (HTTP/1.1) at `<url>` = `http://127.0.0.1:<port>/v1`:
  * `POST /v1/chat/completions`, `POST /v1/completions`, `POST /v1/embeddings` (float or base64
- * encoding) and `GET /v1/models`. With `apiKey` set, a request without `Authorization: Bearer <apiKey>`
+ * encoding), `POST /v1/moderations` (flags `flaggedWords`) and `GET /v1/models`. With `apiKey` set, a request without `Authorization: Bearer <apiKey>`
  * gets a 401 like OpenAI's, quoting the key it got.
  */
 export async function startOpenAIStandIn(options: OpenAIStandInOptions = {}): Promise<StandIn> {
@@ -477,6 +482,7 @@ export async function startOpenAIStandIn(options: OpenAIStandInOptions = {}): Pr
       'POST /v1/chat/completions',
       'POST /v1/completions',
       'POST /v1/embeddings',
+      'POST /v1/moderations',
       'GET /v1/models',
     ];
     if (!known.includes(route)) {
@@ -532,6 +538,26 @@ export async function startOpenAIStandIn(options: OpenAIStandInOptions = {}): Pr
             prompt_tokens: inputs.reduce((sum, text) => sum + tokens(text), 0),
             total_tokens: inputs.reduce((sum, text) => sum + tokens(text), 0),
           },
+        }),
+      );
+      return;
+    }
+    if (route === 'POST /v1/moderations') {
+      const inputs = Array.isArray(body.input) ? body.input.map(String) : [String(body.input ?? '')];
+      const flaggedWords = Object.entries(options.flaggedWords ?? { kill: 'violence' });
+      const categoriesOf = (text: string) =>
+        Object.fromEntries(
+          flaggedWords.map(([word, category]) => [category, new RegExp(`\\b${word}\\b`, 'i').test(text)]),
+        );
+      reply(
+        200,
+        JSON.stringify({
+          id: `modr-${created}`,
+          model: body.model,
+          results: inputs.map((text) => {
+            const categories = categoriesOf(text);
+            return { flagged: Object.values(categories).some(Boolean), categories };
+          }),
         }),
       );
       return;

@@ -6,6 +6,7 @@
  * exactly as interleaving would, and lets the gate take the survivors in batches (in this thread or on
  * worker threads).
  */
+import type { UnsafeReason } from '../safety.ts';
 import type { ProfileName } from '../schemas.ts';
 import { checkInstruction, type FilterOptions, type FilterReason, normalizeInstruction } from './filters.ts';
 import type { GateResult, SimilarInstruction } from './scoring.ts';
@@ -16,8 +17,8 @@ export interface Screened {
   raw: string;
   /** As normalized by the profile: what the gate compares and the pool stores. */
   instruction: string;
-  /** The filter that dropped it; null when it goes on to the gate. */
-  filtered: FilterReason | null;
+  /** The filter (or the safety screen) that dropped it; null when it goes on to the gate. */
+  filtered: FilterReason | UnsafeReason | null;
 }
 
 /** Normalizes and filters each candidate with the profile's rules. */
