@@ -10,7 +10,12 @@ import { holdPool } from '../shared/pool-lease.ts';
 import type { ObjectStore, PoolStore, TextModel } from '../shared/ports.ts';
 import { createRng } from '../shared/random.ts';
 import type { Candidate, RunState, SeedTask, UsageByStage } from '../shared/schemas.ts';
-import { parseInstructionReply, renderInstructionRequest, selectDemonstrations } from './prompt.ts';
+import {
+  MachineDemonstrations,
+  parseInstructionReply,
+  renderInstructionRequest,
+  selectDemonstrations,
+} from './prompt.ts';
 
 /** Complete tasks per call assumed before a run has measured its own. */
 export const DEFAULT_YIELD_PER_PROMPT = 4;
@@ -81,8 +86,10 @@ export async function generateInstructions(
   const rng = createRng(`${config.seed}:iteration-${progress.iteration + 1}:instructions`);
   // A replay re-gates what its recorded run generated: as many calls as that run made in this iteration.
   const prompts = (await model.recordedInstructionCalls?.(iteration)) ?? promptsForIteration(state);
+  const diverse = config.diverseDemonstrations ?? config.profile === 'default';
+  const machineDemos = diverse ? new MachineDemonstrations(machine) : machine;
   const requests = Array.from({ length: prompts }, () => {
-    const demonstrations = selectDemonstrations(config.profile, seedDemos, machine, rng);
+    const demonstrations = selectDemonstrations(config.profile, seedDemos, machineDemos, rng);
     return {
       request: renderInstructionRequest(config.profile, demonstrations),
       demonstrations: demonstrations.length,

@@ -48,15 +48,53 @@ const template = (name: string) => loadTemplate(import.meta.url, name);
 export function selectDemonstrations(
   profile: ProfileName,
   seeds: readonly DemoTask[],
-  machine: readonly DemoTask[],
+  machine: readonly DemoTask[] | MachineDemonstrations,
   rng: Rng,
 ): DemoTask[] {
   const { seedDemonstrations, machineDemonstrations } = PROFILES[profile];
+  const pick = machine instanceof MachineDemonstrations ? machine : undefined;
+  const tasks = pick ? [] : (machine as readonly DemoTask[]);
   const fromMachine =
-    machineDemonstrations > 0 ? rng.sample(machine, Math.min(machineDemonstrations, machine.length)) : [];
+    machineDemonstrations === 0
+      ? []
+      : pick
+        ? pick.sample(machineDemonstrations, rng)
+        : rng.sample(tasks, Math.min(machineDemonstrations, tasks.length));
   const fromSeeds = rng.sample(seeds, seedDemonstrations + machineDemonstrations - fromMachine.length);
   const demos = [...fromMachine, ...fromSeeds];
   return machineDemonstrations > 0 ? rng.shuffle(demos) : demos;
+}
+
+/**
+ * Machine demonstrations sampled diversity-aware (run input `diverseDemonstrations`): grouped by their
+ * leading word (the root verb of an imperative instruction, "Write", "Classify", …), a sample takes
+ * distinct groups uniformly, then one task of each, so a verb the pool has ten tasks of is shown as
+ * often as one it has a thousand of. Uniform sampling, the paper's, shows the pool's majority verbs and
+ * so reinforces them.
+ */
+export class MachineDemonstrations {
+  readonly #groups: DemoTask[][];
+
+  constructor(tasks: readonly DemoTask[]) {
+    const groups = new Map<string, DemoTask[]>();
+    for (const task of tasks) {
+      const word =
+        task.instruction
+          .trim()
+          .split(/\s+/, 1)[0]
+          ?.toLowerCase()
+          .replace(/[^\p{L}\p{N}]+/gu, '') ?? '';
+      const group = groups.get(word);
+      if (group) group.push(task);
+      else groups.set(word, [task]);
+    }
+    this.#groups = [...groups.values()];
+  }
+
+  /** `k` tasks of `k` distinct leading words (fewer when the pool has fewer words). */
+  sample(k: number, rng: Rng): DemoTask[] {
+    return rng.sample(this.#groups, k).map((group) => rng.sample(group, 1)[0] as DemoTask);
+  }
 }
 
 /** The paper's clean-up of a demonstration: whitespace runs collapsed, stripped, trailing colons removed. */

@@ -159,6 +159,12 @@ export const RunInput = z
       .describe(
         'Screen of candidate instructions and generated instances: lexicon (a profanity word list, local) | openai:<moderation model> | openai-compatible:<model>@<base URL> (a /moderations endpoint) | none. A flagged text is dropped as unsafe-<category>.',
       ),
+    diverseDemonstrations: z
+      .boolean()
+      .optional()
+      .describe(
+        'Sample the machine demonstrations of instruction prompts across their leading verbs (each verb equally likely) instead of uniformly. Default: on for the default profile, off for the paper profiles.',
+      ),
     newClusterCosine: z
       .number()
       .min(0)

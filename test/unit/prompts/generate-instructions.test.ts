@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   type DemoTask,
+  MachineDemonstrations,
   parseInstructionReply,
   renderInstructionRequest,
   selectDemonstrations,
@@ -10,6 +11,51 @@ import { createRng } from '../../../functions/shared/random.ts';
 const seeds: DemoTask[] = Array.from({ length: 12 }, (_, i) => ({ instruction: `Seed task ${i}.` }));
 const machine: DemoTask[] = Array.from({ length: 5 }, (_, i) => ({ instruction: `Machine task ${i}.` }));
 const fromMachine = (demos: DemoTask[]) => demos.filter((d) => d.instruction.startsWith('Machine')).length;
+
+describe('diversity-aware machine demonstrations', () => {
+  // A pool of 900 "Write …" tasks and 10 each of nine rarer verbs.
+  const verbs = ['Classify', 'Translate', 'Summarize', 'List', 'Explain', 'Rewrite', 'Find', 'Sort', 'Name'];
+  const pool: DemoTask[] = [
+    ...Array.from({ length: 900 }, (_, i) => ({ instruction: `Write story ${i}.` })),
+    ...verbs.flatMap((verb) =>
+      Array.from({ length: 10 }, (_, i) => ({ instruction: `${verb}: item ${i}.` })),
+    ),
+  ];
+  const shareOfWrite = (draw: (rng: ReturnType<typeof createRng>) => DemoTask[]) => {
+    let write = 0;
+    let all = 0;
+    for (let i = 0; i < 2000; i++) {
+      for (const demo of draw(createRng(`d${i}`))) {
+        all++;
+        if (demo.instruction.startsWith('Write')) write++;
+      }
+    }
+    return write / all;
+  };
+
+  it('shows each leading verb about equally often, where uniform sampling shows the majority verb', () => {
+    const diverse = new MachineDemonstrations(pool);
+    const diverseShare = shareOfWrite((rng) =>
+      selectDemonstrations('default', seeds, diverse, rng).filter((d) => !d.instruction.startsWith('Seed')),
+    );
+    const uniformShare = shareOfWrite((rng) =>
+      selectDemonstrations('default', seeds, pool, rng).filter((d) => !d.instruction.startsWith('Seed')),
+    );
+
+    // Ten verbs, two distinct ones per prompt: "Write" in 1 of 10 picks; uniformly, in 9 of 10.
+    expect(diverseShare).toBeGreaterThan(0.08);
+    expect(diverseShare).toBeLessThan(0.12);
+    expect(uniformShare).toBeGreaterThan(0.85);
+  });
+
+  it('takes two tasks of distinct verbs, the same for the same seed', () => {
+    const diverse = new MachineDemonstrations(pool);
+    const demos = diverse.sample(2, createRng('x'));
+    expect(new Set(demos.map((d) => d.instruction.split(' ')[0])).size).toBe(2);
+    expect(diverse.sample(2, createRng('x'))).toEqual(demos);
+    expect(new MachineDemonstrations(pool.slice(0, 3)).sample(2, createRng('x'))).toHaveLength(1);
+  });
+});
 
 describe('selectDemonstrations', () => {
   it('takes 2 machine tasks and 6 seeds for self-instruct, all distinct', () => {
