@@ -10,6 +10,7 @@
 import pLimit from 'p-limit';
 import { z } from 'zod';
 import { NotFound, PoolBusy, RunInputInvalid } from '../shared/errors.ts';
+import { checkExecutionLimits } from '../shared/execution-limits.ts';
 import { parseSeedFile } from '../shared/input-files.ts';
 import { DEFAULT_SEED_KEY, poolKeys, SEED_UPLOAD_PREFIX } from '../shared/keys.ts';
 import { checkOperatorLimits, type OperatorLimits } from '../shared/limits.ts';
@@ -102,6 +103,7 @@ export async function prepareRun(
   // Validate everything before writing anything.
   const config = parseRunInput(input, runId);
   checkOperatorLimits(config, limits);
+  checkExecutionLimits(config);
   if (config.model.startsWith('replay:')) await inheritRecordedRun(config, input, pool);
   if (config.maxCostUsd !== undefined) await requirePrice(config, objects);
   const asked = config.seedKey !== undefined;

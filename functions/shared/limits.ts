@@ -140,6 +140,9 @@ export function checkOperatorLimits(
   if (config.embeddingModel !== undefined && config.embeddingModel !== NO_EMBEDDINGS) {
     assertModelAllowed(config.embeddingModel, limits.allowedModelEndpoints);
   }
+  // A moderation endpoint gets the API key too.
+  if (config.safetyScreen.includes(':'))
+    assertModelAllowed(config.safetyScreen, limits.allowedModelEndpoints);
   const { mapConcurrency, callConcurrency } = config;
   const reserved = limits.modelFunctionConcurrency;
   if (reserved !== undefined && mapConcurrency > reserved) {

@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HISTORY_EVENTS, PAYLOAD_BYTES } from '../../functions/shared/execution-limits.ts';
 import { exportKeys, poolKeys, runKeys } from '../../functions/shared/keys.ts';
 import { fromJsonLines } from '../../functions/shared/model-calls.ts';
 import type { PoolTask } from '../../functions/shared/ports.ts';
@@ -151,6 +152,12 @@ describe('a local run of two iterations', () => {
       chunkSize: 40,
     });
     console.info('52k projection', JSON.stringify({ profile, projection }));
+    // What "Prepare run" plans with (execution-limits.ts) is at least what this run measured.
+    expect(profile.fixedEvents).toBeLessThanOrEqual(HISTORY_EVENTS.once);
+    expect(profile.eventsPerIteration).toBeLessThanOrEqual(HISTORY_EVENTS.perIteration);
+    expect(profile.eventsPerChunk).toBeLessThanOrEqual(HISTORY_EVENTS.perMapItem);
+    expect(profile.payloadBytesPerId).toBeLessThanOrEqual(PAYLOAD_BYTES.perAcceptedId);
+    expect(profile.payloadBaseBytes).toBeLessThanOrEqual(PAYLOAD_BYTES.base);
     expect(projection.events).toBeLessThan(MAX_HISTORY_EVENTS);
     expect(projection.largestPayloadBytes).toBeLessThan(MAX_PAYLOAD_BYTES);
   });
