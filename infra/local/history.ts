@@ -10,8 +10,7 @@ import { SaveInput } from '../../functions/shared/schemas.ts';
 import { CONTROL_STATES, STAGES } from '../../functions/stages.ts';
 import { initialRunView, reduce } from '../history/run-view.ts';
 
-export const MAX_HISTORY_EVENTS = 25_000;
-export const MAX_PAYLOAD_BYTES = 256 * 1024;
+export { MAX_HISTORY_EVENTS, MAX_PAYLOAD_BYTES } from '../../functions/shared/execution-limits.ts';
 
 export interface HistoryProfile {
   iterations: number;
