@@ -15,6 +15,7 @@ import { checkOperatorLimits, type OperatorLimits } from '../shared/limits.ts';
 import { fromJsonLines, toJsonLines } from '../shared/model-calls.ts';
 import { checkEmbedderId, defaultEmbeddingModel, NO_EMBEDDINGS } from '../shared/models/embedding-ids.ts';
 import { parseModelId } from '../shared/models/index.ts';
+import { NO_JUDGE } from '../shared/models/judge-ids.ts';
 import { parseReplayId } from '../shared/models/replay.ts';
 import { describeRepair, poolExists, recoverPool, stagedBy } from '../shared/pool-commit.ts';
 import { taskId } from '../shared/pool-ids.ts';
@@ -69,9 +70,18 @@ export function parseRunInput(input: unknown, runId: string): RunConfig {
       cause: error,
     });
   }
+  const judgeModel = value.judgeModel ?? value.model;
+  try {
+    if (judgeModel !== NO_JUDGE) parseModelId(judgeModel);
+  } catch (error) {
+    throw new RunInputInvalid(`Run input is invalid: judgeModel: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
   return RunConfig.parse({
     ...value,
     embeddingModel,
+    judgeModel,
     pool: value.pool ?? poolFromSeedKey(value.seedKey),
     seed: value.seed ?? runId,
   });

@@ -20,6 +20,7 @@ import { z } from 'zod';
 import { ConfigurationError, RunInputInvalid, SelfInstructError } from './errors.ts';
 import { NO_EMBEDDINGS } from './models/embedding-ids.ts';
 import { OLLAMA_BASE_URL, OPENAI_BASE_URL, parseModelId } from './models/index.ts';
+import { judgeModelOf } from './models/judge-ids.ts';
 import type { RunConfig } from './schemas.ts';
 import { hasUrlCredentials, isLoopbackHost, redactUrlCredentials } from './urls.ts';
 
@@ -140,6 +141,8 @@ export function checkOperatorLimits(
   if (config.embeddingModel !== undefined && config.embeddingModel !== NO_EMBEDDINGS) {
     assertModelAllowed(config.embeddingModel, limits.allowedModelEndpoints);
   }
+  const judge = judgeModelOf(config);
+  if (judge !== undefined) assertModelAllowed(judge, limits.allowedModelEndpoints);
   const { mapConcurrency, callConcurrency } = config;
   const reserved = limits.modelFunctionConcurrency;
   if (reserved !== undefined && mapConcurrency > reserved) {

@@ -143,6 +143,26 @@ export const RunInput = z
       .describe(
         'Reject a new instruction whose highest cosine to the pool (and to those accepted before it) is strictly above this (1: never).',
       ),
+    judgeModel: z
+      .string()
+      .min(1)
+      .max(2048)
+      .refine(
+        (model) => !hasUrlCredentials(model),
+        'the judge model URL carries credentials (user:password@): put the API key in the secret instead',
+      )
+      .optional()
+      .describe(
+        "Model that judges each task (three audit questions and a 1–5 score): any model id `model` takes, or none (no judge). Default: the run's model.",
+      ),
+    minQuality: z
+      .number()
+      .min(1)
+      .max(5)
+      .optional()
+      .describe(
+        'Reject a task the judge scored below this (reason low-quality); unscored tasks are kept. Default: none (the judge only scores).',
+      ),
     temperature: z
       .number()
       .min(0)
@@ -216,6 +236,8 @@ export const RunConfig = RunInput.extend({
   seed: z.string().min(1),
   /** Resolved by `parseRunInput`; optional for the state of a run started before the gate existed. */
   embeddingModel: z.string().min(1).max(2048).optional(),
+  /** Resolved by `parseRunInput` (the run's model unless given); absent in the state of a run started before the judge: no judge. */
+  judgeModel: z.string().min(1).max(2048).optional(),
 });
 export type RunConfig = z.infer<typeof RunConfig>;
 
