@@ -5,8 +5,7 @@
  * throttles and garbles its replies leaves a completed run with every billed judge call counted and every
  * unreadable verdict counted.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseExportFile } from '../../functions/shared/exports/index.ts';
@@ -14,35 +13,27 @@ import type { JsonlRecord } from '../../functions/shared/exports/schemas.ts';
 import { exportKeys } from '../../functions/shared/keys.ts';
 import { fromJsonLines } from '../../functions/shared/model-calls.ts';
 import { JUDGE_STAGE } from '../../functions/shared/ports.ts';
-import { RunSummary, TaskLine } from '../../functions/shared/records.ts';
+import { type RunSummary, TaskLine } from '../../functions/shared/records.ts';
 import { buildReport } from '../../functions/shared/report/report.ts';
 import { exportCommand } from '../../infra/cli/export.ts';
-import { type ExecutionResult, LocalStack } from '../../infra/local/stack.ts';
-import { MALFORMED_TEXT, type StandIn, startOpenAIStandIn } from '../support/model-servers.ts';
+import type { LocalStack } from '../../infra/local/stack.ts';
+import { MALFORMED_TEXT, type StandIn } from '../support/model-servers.ts';
+import { type StandInStack, startStandInStack } from '../support/stand-in-stack.ts';
 
-const KEY = 'sk-test-judge';
-const work = mkdtempSync(path.join(tmpdir(), 'selfinstruct-judge-'));
+let judgeRequests = 0;
+let world: StandInStack;
 let stack: LocalStack;
 let openai: StandIn;
-let judgeRequests = 0;
-
-/** Runs the state machine with `input`; the run's summary, once it succeeded. */
-const run = async (input: Record<string, unknown>) => {
-  const result: ExecutionResult = await stack.execute(input, { retryIntervalMs: 10 });
-  expect(result.status, `${result.error}: ${result.cause}`).toBe('SUCCEEDED');
-  return RunSummary.parse(result.output);
-};
+let work: string;
+const run = (input: Record<string, unknown>) => world.run(input);
 const tasksOf = async (runId: string) =>
   fromJsonLines<unknown>(await stack.objects.getText(exportKeys(runId).tasks))
     .map((line) => TaskLine.parse(line))
     .filter((task) => task.run_id === runId);
 
 beforeAll(async () => {
-  process.env.SELFINSTRUCT_RETRY_BASE_MS = '5';
-  process.env.SELFINSTRUCT_RETRY_MAX_MS = '50';
-  process.env.SELFINSTRUCT_API_KEY = KEY;
-  openai = await startOpenAIStandIn({
-    apiKey: KEY,
+  world = await startStandInStack('judge', {
+    apiKey: 'sk-test-judge',
     noise: 0,
     // The judge's requests (model `stand-in-judge`): one in three throttled, one in five garbled.
     fault: (request) => {
@@ -52,18 +43,10 @@ beforeAll(async () => {
       return n % 5 === 1 ? { malformedText: true } : undefined;
     },
   });
-  stack = await LocalStack.start({
-    dataDir: path.join(work, 'data'),
-    fresh: true,
-    context: { 'selfinstruct:allowedModelEndpoints': [openai.url] },
-  });
+  ({ stack, openai, work } = world);
 }, 120_000);
 
-afterAll(async () => {
-  await stack?.close();
-  await openai?.close();
-  rmSync(work, { recursive: true, force: true });
-});
+afterAll(() => world?.close());
 
 describe('the judge', { timeout: 240_000 }, () => {
   let summary: RunSummary;
