@@ -70,8 +70,8 @@ export interface InstancesDeps {
   pool: PoolStore;
   model: TextModel;
   /**
-   * The judge when `config.judgeModel` is another model than the run's; otherwise the run's model judges
-   * (through the same runner, sharing its adaptive limit). Unused when the run has no judge.
+   * The judge when `config.judgeModel` is another model than the run's; otherwise the run's model judges.
+   * Unused when the run has no judge.
    */
   judge?: TextModel;
   /** Milliseconds the function has left. */
@@ -94,15 +94,13 @@ export async function generateInstances(
     remainingMs,
   };
   const calls = new ModelCalls(model, options);
-  const judgeModel = judgeModelOf(config);
-  // The run's sampling overrides are the generator's: the judge keeps its own (greedy).
+  // The judge's runner: its own sampling (the run's overrides are the generator's), the same ceiling of
+  // calls at once as the instance calls (one function's calls, one cap).
   const judgeCalls =
-    judgeModel === undefined
+    judgeModelOf(config) === undefined
       ? undefined
-      : judgeModel === config.model || !judge
-        ? calls
-        : new ModelCalls(judge, { ...options, sampling: undefined });
-  const runners = judgeCalls === undefined || judgeCalls === calls ? [calls] : [calls, judgeCalls];
+      : new ModelCalls(judge ?? model, { ...options, sampling: undefined, limit: calls.limit });
+  const runners = judgeCalls === undefined ? [calls] : [calls, judgeCalls];
 
   const tasks = await pool.getTasks(config.pool, chunk.ids);
   const results = await Promise.all(

@@ -21,6 +21,8 @@ class ScriptedJudge implements TextModel {
   readonly id: string;
   judged = 0;
   others = 0;
+  /** The temperature of each judge request. */
+  readonly temperatures = new Set<number>();
   private readonly offline = new OfflineModel({ seed: 'judge-stage' });
   constructor(
     id: string,
@@ -33,6 +35,7 @@ class ScriptedJudge implements TextModel {
       this.others++;
       return this.offline.generate(request);
     }
+    this.temperatures.add(request.temperature);
     const text = this.verdict(/^Instruction: (.*)$/m.exec(request.prompt)?.[1] ?? '');
     if (text instanceof Error) throw text;
     this.judged++;
@@ -124,6 +127,13 @@ describe('the judge step', () => {
     expect(counted).toBe(unreadable.length);
     await save();
     expect(pool.runs.get('run-1')?.counts?.['judge-unparseable']).toBe(unreadable.length);
+  });
+
+  it('judges greedily whatever temperature the run gives its generation calls', async () => {
+    const model = new ScriptedJudge('offline', () => verdict(4));
+    await judgedIteration({ temperature: 1.2 }, model);
+    expect(model.judged).toBeGreaterThan(0);
+    expect([...model.temperatures]).toEqual([0]);
   });
 
   it('makes no judge call when judgeModel is none', async () => {
