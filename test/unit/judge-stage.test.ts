@@ -14,6 +14,7 @@ import { toJsonLines } from '../../functions/shared/model-calls.ts';
 import { OfflineModel } from '../../functions/shared/models/offline.ts';
 import type { ModelReply, ModelRequest, PoolTask, TextModel } from '../../functions/shared/ports.ts';
 import { type JudgedTask, qualityStats } from '../../functions/shared/report/stats.ts';
+import { groupCounts } from '../../infra/cli/counts.ts';
 import { MemoryObjects, MemoryPool, SEED_TASKS } from './fakes.ts';
 
 /** A model that answers judge prompts with `verdict(instruction)` and counts them; other prompts offline. */
@@ -224,5 +225,25 @@ describe('the quality section of stats.json', () => {
       fullyValid: 2 / 5,
     });
     expect(qualityStats([task(undefined)])).toMatchObject({ meanScore: null, fullyValid: null });
+  });
+});
+
+describe('the judge in a run’s counts', () => {
+  it('shows low-quality among the tasks dropped and missing verdicts among the unusable replies', () => {
+    const groups = groupCounts({
+      complete: 5,
+      'low-quality': 2,
+      'judge-unparseable': 1,
+      'judge-call-failed': 1,
+      'judge-not-recorded': 1,
+      rouge: 3,
+    });
+    expect(groups.tasks).toEqual([['low-quality', 2]]);
+    expect(groups.replies.map(([key]) => key).sort()).toEqual([
+      'judge-call-failed',
+      'judge-not-recorded',
+      'judge-unparseable',
+    ]);
+    expect(groups.instructions).toEqual([['rouge', 3]]);
   });
 });
