@@ -64,6 +64,11 @@ export interface StageSpec {
    */
   readonly callsModel: boolean;
   /**
+   * Calls the judge model (`judgeModel`, inside "Generate instances"): besides the text model's grants,
+   * it may invoke the deployed Bedrock judge model when that is another model (`selfinstruct:judgeModel`).
+   */
+  readonly callsJudgeModel: boolean;
+  /**
    * Calls the embedding model (the near-duplicate gate): it may read the API key secret and invoke the
    * deployed Bedrock embedding model (Titan Text Embeddings V2), and it gets the endpoint allow-list.
    */
@@ -82,6 +87,7 @@ export const STAGES = {
     memoryMb: 1024,
     timeoutSeconds: 5 * 60,
     callsModel: false,
+    callsJudgeModel: false,
     callsEmbeddingModel: false,
     // The seed file, the pool's seeds and index, and a price table when the run has a budget.
     s3: { read: [...SEED_FILE_PREFIXES, PRICE_TABLE_PREFIX], write: [POOLS_PREFIX], list: [] },
@@ -95,6 +101,7 @@ export const STAGES = {
     memoryMb: 1024,
     timeoutSeconds: 15 * 60,
     callsModel: true,
+    callsJudgeModel: false,
     callsEmbeddingModel: false,
     // The pool's seeds and index; the iteration's candidates and raw calls.
     s3: { read: [POOLS_PREFIX], write: [RUNS_PREFIX], list: [] },
@@ -110,6 +117,7 @@ export const STAGES = {
     memoryMb: 3008,
     timeoutSeconds: 15 * 60,
     callsModel: false,
+    callsJudgeModel: false,
     callsEmbeddingModel: true,
     // The pool's ROUGE-L index and vectors, the iteration's candidates; its decisions, index and vectors.
     s3: { read: [POOLS_PREFIX, RUNS_PREFIX], write: [RUNS_PREFIX], list: [] },
@@ -121,10 +129,11 @@ export const STAGES = {
     mapState: 'Generate instances',
     id: 'GenerateInstances',
     folder: 'generate-instances',
-    description: 'Classifies one chunk of instructions and generates their instances',
+    description: 'Classifies one chunk of instructions, generates their instances and judges the tasks',
     memoryMb: 1024,
     timeoutSeconds: 15 * 60,
     callsModel: true,
+    callsJudgeModel: true,
     callsEmbeddingModel: false,
     // The chunk's raw calls; per-call records (which a `replay:` model reads) are in the table.
     s3: { read: [], write: [RUNS_PREFIX], list: [] },
@@ -138,6 +147,7 @@ export const STAGES = {
     memoryMb: 1024,
     timeoutSeconds: 5 * 60,
     callsModel: false,
+    callsJudgeModel: false,
     callsEmbeddingModel: false,
     // The iteration's index and vectors (copied to the pool's), the run's verb–noun pairs (diversity);
     // the price table of the cost.
@@ -152,6 +162,7 @@ export const STAGES = {
     memoryMb: 2048,
     timeoutSeconds: 15 * 60,
     callsModel: false,
+    callsJudgeModel: false,
     callsEmbeddingModel: false,
     s3: { read: [], write: [EXPORTS_PREFIX], list: [] },
     dynamodb: 'readWrite',
@@ -166,6 +177,7 @@ export const STAGES = {
     memoryMb: 512,
     timeoutSeconds: 60,
     callsModel: false,
+    callsJudgeModel: false,
     callsEmbeddingModel: false,
     // Reads the run item (its pool), marks it failed, releases the pool's lease.
     s3: { read: [], write: [], list: [] },

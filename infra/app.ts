@@ -22,6 +22,7 @@ export function propsFromContext(app: App): SelfInstructStackProps {
   const endpoints = get('allowedModelEndpoints');
   return {
     model: str('model'),
+    judgeModel: str('judgeModel'),
     profile: str('profile') as SelfInstructStackProps['profile'],
     nightlyGrowBy: num('nightlyGrowBy'),
     nightlyPool: str('nightlyPool'),

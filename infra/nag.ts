@@ -75,6 +75,7 @@ export function applyNag(app: App, stack: SelfInstructStack): void {
     }
     const modelIds = [
       ...(spec.callsModel ? stack.bedrockModelIds : []),
+      ...(spec.callsJudgeModel ? stack.bedrockJudgeModelIds : []),
       ...(spec.callsEmbeddingModel ? stack.bedrockEmbeddingModelIds : []),
     ];
     for (const modelId of modelIds) {

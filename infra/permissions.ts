@@ -33,7 +33,9 @@ export function permissionsTable(): string {
     code(stage.s3.list),
     TABLE_ACCESS[stage.dynamodb],
     [
-      ...(stage.callsModel ? ['API key secret, deployed Bedrock model'] : []),
+      ...(stage.callsModel
+        ? [`API key secret, deployed Bedrock model${stage.callsJudgeModel ? ' and judge model' : ''}`]
+        : []),
       ...(stage.callsEmbeddingModel ? ['API key secret, deployed Bedrock embedding model'] : []),
     ].join('; ') || '–',
   ]);

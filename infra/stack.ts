@@ -33,6 +33,12 @@ export interface SelfInstructStackProps extends StackProps {
    * @default 'offline'
    */
   readonly model?: string;
+  /**
+   * Judge of the triggered runs (run input `judgeModel`), and a Bedrock model "Generate instances" may
+   * call besides `model`: `none`, `offline` or `bedrock:<id>`.
+   * @default - the run's model
+   */
+  readonly judgeModel?: string;
   /** @default 'default' */
   readonly profile?: 'self-instruct' | 'alpaca' | 'default';
   /**
@@ -116,6 +122,8 @@ export class SelfInstructStack extends Stack {
   readonly bedrockModelIds: string[];
   /** Bedrock embedding model ids the near-duplicate gate may invoke (the default of a Bedrock run's). */
   readonly bedrockEmbeddingModelIds: string[];
+  /** Bedrock model ids the judge may invoke (`selfinstruct:judgeModel`, when another Bedrock model). */
+  readonly bedrockJudgeModelIds: string[];
 
   constructor(scope: Construct, id: string, props: SelfInstructStackProps = {}) {
     super(scope, id, props);
@@ -123,6 +131,9 @@ export class SelfInstructStack extends Stack {
     const model = props.model ?? 'offline';
     const limits = operatorLimits(props);
     this.bedrockModelIds = model.startsWith('bedrock:') ? [model.slice('bedrock:'.length)] : [];
+    const judgeModel = props.judgeModel;
+    this.bedrockJudgeModelIds =
+      judgeModel?.startsWith('bedrock:') && judgeModel !== model ? [judgeModel.slice('bedrock:'.length)] : [];
     const embeddingModel = defaultEmbeddingModel(model);
     this.bedrockEmbeddingModelIds = embeddingModel.startsWith('bedrock:')
       ? [embeddingModel.slice('bedrock:'.length)]
@@ -162,6 +173,7 @@ export class SelfInstructStack extends Stack {
       apiKeySecret: this.apiKeySecret,
       bedrockModelIds: this.bedrockModelIds,
       bedrockEmbeddingModelIds: this.bedrockEmbeddingModelIds,
+      bedrockJudgeModelIds: this.bedrockJudgeModelIds,
       limits,
     });
     const { stateMachine } = this.workflow;
@@ -182,6 +194,7 @@ export class SelfInstructStack extends Stack {
       model,
       mapConcurrency: props.mapConcurrency ?? 10,
       rougeThreshold: props.rougeThreshold ?? 0.7,
+      ...(judgeModel === undefined ? {} : { judgeModel }),
     };
     // The triggered runs would all fail in "Prepare run": fail here instead.
     try {

@@ -62,6 +62,11 @@ export interface SelfInstructWorkflowProps {
    */
   readonly bedrockEmbeddingModelIds?: string[];
   /**
+   * Bedrock model ids the judge may invoke besides `bedrockModelIds` (a judge of another model).
+   * @default - none: the judge is the run's model, offline or an OpenAI-compatible server
+   */
+  readonly bedrockJudgeModelIds?: string[];
+  /**
    * Secret holding the API key of an OpenAI-compatible provider; readable only by the stages that
    * call the model, which find it through `MODEL_API_KEY_SECRET_ARN`.
    * @default - none: only Bedrock and the offline model can be used
@@ -149,6 +154,7 @@ function grantStageAccess(fn: lambda.Function, spec: StageSpec, props: SelfInstr
   }
   const modelIds = [
     ...(spec.callsModel ? (props.bedrockModelIds ?? []) : []),
+    ...(spec.callsJudgeModel ? (props.bedrockJudgeModelIds ?? []) : []),
     ...(spec.callsEmbeddingModel ? (props.bedrockEmbeddingModelIds ?? []) : []),
   ];
   if (modelIds.length > 0) {

@@ -11,15 +11,23 @@
  * an earlier attempt made are served again from their records. A task whose calls were lost (within
  * the share a stage may lose) is rejected as `model-call-failed`; one a `replay:` model has no recorded
  * reply for (the recorded run never accepted it), as `not-recorded`.
+ *
+ * Then a judge (`judgeModel`, by default the run's model; see `judge.ts`) rates each task that kept valid
+ * instances: its verdict (score, the paper's three audit answers, a reason) is stored on the task, and a
+ * task scored below `minQuality` is rejected as `low-quality`. A verdict that can't be parsed, or a judge
+ * call lost or not recorded, leaves the task unscored but kept, counted (`judge-unparseable`,
+ * `judge-call-failed`, `judge-not-recorded`). The judge runs in this function, not a state of its own, so a
+ * chunk stays one Task state (history events and transitions per Map item unchanged).
  */
 import type { z } from 'zod';
 import { filterInstances } from '../shared/engine/instances.ts';
 import { verbNouns } from '../shared/engine/verb-noun.ts';
 import { runKeys } from '../shared/keys.ts';
-import { ModelCalls } from '../shared/model-calls.ts';
+import { addUsageByStage, ModelCalls, toJsonLines } from '../shared/model-calls.ts';
+import { judgeModelOf } from '../shared/models/judge-ids.ts';
 import { stagedBy } from '../shared/pool-commit.ts';
 import { holdPool } from '../shared/pool-lease.ts';
-import type { ObjectStore, PoolStore, PoolTask, TextModel } from '../shared/ports.ts';
+import type { ObjectStore, PoolStore, PoolTask, TaskQuality, TextModel } from '../shared/ports.ts';
 import { PROFILES } from '../shared/profiles.ts';
 import { createSafetyScreen, type SafetyScreen, unsafeReason } from '../shared/safety.ts';
 import {
@@ -31,6 +39,7 @@ import {
   taskCounts,
   type UsageByStage,
 } from '../shared/schemas.ts';
+import { parseJudgeReply, renderJudgeRequest } from './judge.ts';
 import {
   parseClassifyReply,
   parseInstancesReply,
@@ -61,6 +70,11 @@ export interface InstancesDeps {
   objects: ObjectStore;
   pool: PoolStore;
   model: TextModel;
+  /**
+   * The judge when `config.judgeModel` is another model than the run's; otherwise the run's model judges.
+   * Unused when the run has no judge.
+   */
+  judge?: TextModel;
   /** Milliseconds the function has left. */
   remainingMs?: () => number;
   /** The run's safety screen. @default createSafetyScreen(config.safetyScreen) */
@@ -69,19 +83,27 @@ export interface InstancesDeps {
 
 export async function generateInstances(
   { runId, config, progress, chunk }: InstancesInput,
-  { objects, pool, model, remainingMs, safety = createSafetyScreen(config.safetyScreen) }: InstancesDeps,
+  { objects, pool, model, judge, remainingMs, safety = createSafetyScreen(config.safetyScreen) }: InstancesDeps,
 ): Promise<InstancesResult> {
   const profile = PROFILES[config.profile];
   const iteration = progress.iteration + 1;
   const keys = runKeys(runId, iteration);
   const staged = stagedBy(runId, iteration);
   await holdPool(pool, config.pool, runId, progress.fence);
-  const calls = new ModelCalls(model, {
+  const options = {
     sampling: config,
     ledger: { pool, runId, iteration, scope: `chunk-${chunk.index}` },
     concurrency: config.callConcurrency,
     remainingMs,
-  });
+  };
+  const calls = new ModelCalls(model, options);
+  // The judge's runner: its own sampling (the run's overrides are the generator's), the same ceiling of
+  // calls at once as the instance calls (one function's calls, one cap).
+  const judgeCalls =
+    judgeModelOf(config) === undefined
+      ? undefined
+      : new ModelCalls(judge ?? model, { ...options, sampling: undefined, limit: calls.limit });
+  const runners = judgeCalls === undefined ? [calls] : [calls, judgeCalls];
 
   const tasks = await pool.getTasks(config.pool, chunk.ids);
   const results = await Promise.all(
@@ -147,19 +169,37 @@ export async function generateInstances(
         return !category;
       });
       const rejectReason = filtered.taskRejected ?? (kept.length === 0 ? 'no-valid-instances' : undefined);
+      if (rejectReason) {
+        return { ...task, isClassification, instances: [], status: 'rejected', rejectReason, outcome };
+      }
+
+      let quality: TaskQuality | undefined;
+      if (judgeCalls) {
+        const key = `${task.id}/judge`;
+        const reply = await judgeCalls.call(renderJudgeRequest(task.instruction, kept), key);
+        if (!reply) count(judgeCalls.notRecorded.has(key) ? 'judge-not-recorded' : 'judge-call-failed');
+        else {
+          quality = parseJudgeReply(reply.text) ?? undefined;
+          if (!quality) count('judge-unparseable');
+        }
+      }
+      // A low-quality task keeps its instances and verdict, for the audit; it never joins the pool.
+      const low =
+        quality !== undefined && config.minQuality !== undefined && quality.score < config.minQuality;
       return {
         ...task,
         isClassification,
-        instances: rejectReason ? [] : kept,
-        status: rejectReason ? 'rejected' : 'complete',
-        rejectReason,
+        instances: kept,
+        status: low ? 'rejected' : 'complete',
+        rejectReason: low ? 'low-quality' : undefined,
         outcome,
+        ...(quality ? { quality } : {}),
       };
     }),
   );
   // Too many lost calls: throw for the state machine's Retry before finishing any task, so the retry
   // (which reuses the replies recorded so far) gets another go at the tasks that lost theirs.
-  calls.checkLosses();
+  for (const runner of runners) runner.checkLosses();
 
   // The verb–noun structure of the completed instructions, tagged together (one pass of the tagger).
   const completed = results.filter((task, i) => task !== tasks[i] && task.status === 'complete');
@@ -181,8 +221,10 @@ export async function generateInstances(
   for (const task of done) {
     if (task.runId === runId && task.iteration === iteration) addCounts(counts, taskCounts(task));
   }
-  if (calls.records.length > 0) {
-    await objects.put(keys.raw('generate-instances', chunk.index), calls.toJsonLines(), 'application/jsonl');
+  const records = runners.flatMap((runner) => runner.records);
+  if (records.length > 0) {
+    await objects.put(keys.raw('generate-instances', chunk.index), toJsonLines(records), 'application/jsonl');
   }
-  return { chunk: chunk.index, counts, usage: calls.usage };
+  const usage = runners.reduce<UsageByStage>((sum, runner) => addUsageByStage(sum, runner.usage), {});
+  return { chunk: chunk.index, counts, usage };
 }

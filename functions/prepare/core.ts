@@ -17,6 +17,7 @@ import { checkOperatorLimits, type OperatorLimits } from '../shared/limits.ts';
 import { fromJsonLines, toJsonLines } from '../shared/model-calls.ts';
 import { checkEmbedderId, defaultEmbeddingModel, NO_EMBEDDINGS } from '../shared/models/embedding-ids.ts';
 import { parseModelId } from '../shared/models/index.ts';
+import { NO_JUDGE } from '../shared/models/judge-ids.ts';
 import { parseReplayId } from '../shared/models/replay.ts';
 import { describeRepair, poolExists, recoverPool, stagedBy } from '../shared/pool-commit.ts';
 import { taskId } from '../shared/pool-ids.ts';
@@ -59,32 +60,28 @@ export function parseRunInput(input: unknown, runId: string): RunConfig {
     );
   }
   const value = parsed.data;
-  try {
-    parseModelId(value.model);
-  } catch (error) {
-    throw new RunInputInvalid(`Run input is invalid: model: ${(error as Error).message}`, { cause: error });
-  }
+  checkField('model', () => parseModelId(value.model));
   const embeddingModel = value.embeddingModel ?? defaultEmbeddingModel(value.model);
-  try {
-    if (embeddingModel !== NO_EMBEDDINGS) checkEmbedderId(embeddingModel);
-  } catch (error) {
-    throw new RunInputInvalid(`Run input is invalid: embeddingModel: ${(error as Error).message}`, {
-      cause: error,
-    });
-  }
-  try {
-    checkSafetyScreenId(value.safetyScreen);
-  } catch (error) {
-    throw new RunInputInvalid(`Run input is invalid: safetyScreen: ${(error as Error).message}`, {
-      cause: error,
-    });
-  }
+  checkField('embeddingModel', () => embeddingModel === NO_EMBEDDINGS || checkEmbedderId(embeddingModel));
+  checkField('safetyScreen', () => checkSafetyScreenId(value.safetyScreen));
+  const judgeModel = value.judgeModel ?? value.model;
+  checkField('judgeModel', () => judgeModel === NO_JUDGE || parseModelId(judgeModel));
   return RunConfig.parse({
     ...value,
     embeddingModel,
+    judgeModel,
     pool: value.pool ?? poolFromSeedKey(value.seedKey),
     seed: value.seed ?? runId,
   });
+}
+
+/** Runs a check of one run input field; its error becomes a RunInputInvalid naming the field. */
+function checkField(field: string, check: () => unknown): void {
+  try {
+    check();
+  } catch (error) {
+    throw new RunInputInvalid(`Run input is invalid: ${field}: ${(error as Error).message}`, { cause: error });
+  }
 }
 
 /** Reads and validates a seed file; every problem is reported with its line and field. */

@@ -16,7 +16,13 @@ import { stageUsageCounters, totalUsage, usageOfCalls } from '../shared/model-ca
 import { nearDuplicateGateOn } from '../shared/models/embedding-ids.ts';
 import { stagedBy, writeSnapshot } from '../shared/pool-commit.ts';
 import { holdPool } from '../shared/pool-lease.ts';
-import { EMBEDDING_STAGE, type ObjectStore, type PoolStore, type PoolTask } from '../shared/ports.ts';
+import {
+  EMBEDDING_STAGE,
+  JUDGE_STAGE,
+  type ObjectStore,
+  type PoolStore,
+  type PoolTask,
+} from '../shared/ports.ts';
 import { DEFAULT_USAGE_ASSUMPTIONS, iterationAwsUsage } from '../shared/pricing/aws-usage.ts';
 import { awsCost, modelCost } from '../shared/pricing/pricing.ts';
 import { priceTable } from '../shared/pricing/run-prices.ts';
@@ -85,7 +91,10 @@ export async function saveIteration(
   const complete = tasks.filter((task) => task.status === 'complete').length;
   const calls = await pool.listCalls(runId, `${iteration}#`);
   const byStage = usageOfCalls(calls);
-  const instanceCallsLost = tasks.filter((task) => task.rejectReason === 'model-call-failed').length;
+  // Calls given up after their retries: the instance calls of rejected tasks, the judge calls of kept ones.
+  const instanceCallsLost = tasks.filter(
+    (task) => task.rejectReason === 'model-call-failed' || task.outcome?.['judge-call-failed'] !== undefined,
+  ).length;
   const counts = iterationCounts(generated, gated, tasks, instanceCallsLost);
 
   const meta = await pool.getMeta(config.pool);
@@ -207,8 +216,13 @@ async function iterationCost(
   const modelUsdByStage: Record<string, number> = {};
   let modelUnpriced = false;
   for (const [stage, usage] of Object.entries(byStage)) {
-    // Embedding calls are billed at the embedding model's price.
-    const model = stage === EMBEDDING_STAGE ? (config.embeddingModel ?? config.model) : config.model;
+    // Embedding calls are billed at the embedding model's price, judge calls at the judge's.
+    const model =
+      stage === EMBEDDING_STAGE
+        ? (config.embeddingModel ?? config.model)
+        : stage === JUDGE_STAGE
+          ? (config.judgeModel ?? config.model)
+          : config.model;
     const priced = modelCost(table, model, usage);
     if (!priced.priced) modelUnpriced = true;
     modelUsdByStage[stage] = priced.usd ?? 0;

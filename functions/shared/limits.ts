@@ -20,6 +20,7 @@ import { z } from 'zod';
 import { ConfigurationError, RunInputInvalid, SelfInstructError } from './errors.ts';
 import { NO_EMBEDDINGS } from './models/embedding-ids.ts';
 import { OLLAMA_BASE_URL, OPENAI_BASE_URL, parseModelId } from './models/index.ts';
+import { judgeModelOf } from './models/judge-ids.ts';
 import type { RunConfig } from './schemas.ts';
 import { hasUrlCredentials, isLoopbackHost, redactUrlCredentials } from './urls.ts';
 
@@ -143,6 +144,8 @@ export function checkOperatorLimits(
   // A moderation endpoint gets the API key too.
   if (config.safetyScreen.includes(':'))
     assertModelAllowed(config.safetyScreen, limits.allowedModelEndpoints);
+  const judge = judgeModelOf(config);
+  if (judge !== undefined) assertModelAllowed(judge, limits.allowedModelEndpoints);
   const { mapConcurrency, callConcurrency } = config;
   const reserved = limits.modelFunctionConcurrency;
   if (reserved !== undefined && mapConcurrency > reserved) {

@@ -204,6 +204,8 @@ export interface ModelCallsOptions {
   ledger?: CallLedger;
   /** The ceiling of calls at once (run input `callConcurrency`). @default 8 */
   concurrency?: number;
+  /** Another runner's limit to share, so that two runners of one function stay under one ceiling. */
+  limit?: AdaptiveLimit;
   retry?: RetryPolicy;
   /** Milliseconds the function has left (Lambda's `getRemainingTimeInMillis`). @default unbounded */
   remainingMs?: () => number;
@@ -230,7 +232,7 @@ export class ModelCalls {
     private readonly model: TextModel,
     private readonly options: ModelCallsOptions = {},
   ) {
-    this.limit = new AdaptiveLimit(options.concurrency ?? 8);
+    this.limit = options.limit ?? new AdaptiveLimit(options.concurrency ?? 8);
     this.retry = options.retry ?? retryPolicy();
   }
 

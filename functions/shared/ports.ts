@@ -6,7 +6,10 @@
 import type { IterationRecord } from './records.ts';
 
 /** The pipeline steps that call a model; the offline model and the raw-reply log key on these. */
-export type ModelStage = 'generate-instructions' | 'classify' | 'generate-instances';
+export type ModelStage = 'generate-instructions' | 'classify' | 'generate-instances' | 'judge';
+
+/** The step that calls the judge model (inside "Generate instances", see `generate-instances/judge.ts`). */
+export const JUDGE_STAGE = 'judge' satisfies ModelStage;
 
 /** The step that calls the embedding model ("Filter and deduplicate"'s near-duplicate gate). */
 export const EMBEDDING_STAGE = 'embed-instructions';
@@ -26,7 +29,8 @@ export type ModelFormat =
   | 'instances/self-instruct-classification'
   | 'instances/self-instruct-generation'
   | 'instances/default-classification'
-  | 'instances/default-generation';
+  | 'instances/default-generation'
+  | 'judge/default';
 
 /** One request to a text model. */
 export interface ModelRequest {
@@ -133,7 +137,25 @@ export interface PoolTask {
    * task completes; `null` when it has none (a question, a statement), absent when not computed.
    */
   verbNoun?: { verb: string; noun: string } | null;
+  /**
+   * The judge's verdict on the task with its instances (see `generate-instances/judge.ts`); absent when
+   * it was not judged: the judge off, its verdict unparseable, or its call lost.
+   */
+  quality?: TaskQuality;
   createdAt: string;
+}
+
+/**
+ * A judge's verdict on one task: the Self-Instruct paper's three audit questions (section 4.2: does the
+ * instruction describe a valid task, is the input appropriate for it, is the output a correct and
+ * acceptable response) and an overall score from 1 to 5 with a one-sentence reason.
+ */
+export interface TaskQuality {
+  score: number;
+  instructionValid: boolean;
+  inputAppropriate: boolean;
+  outputCorrect: boolean;
+  reason: string;
 }
 
 /** The run record's counter maps, each a flat map of name → number. */

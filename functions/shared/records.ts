@@ -39,7 +39,7 @@ export type GateRecord = z.infer<typeof GateRecord>;
  * One task line of `exports/<run>/tasks.jsonl` and `pools/<pool>/snapshots/<run>/iteration-<n>.jsonl`:
  * the Self-Instruct seed-file format plus provenance (`toSeedFormat` writes it). Seed lines
  * (`pools/<pool>/seeds.jsonl`) parse too, with `source` defaulting to `machine` unless the reader says
- * otherwise. `quality_score` is read when a later stage writes one; other unknown fields are dropped.
+ * otherwise. Unknown fields are dropped.
  */
 export const TaskLine = z.object({
   id: z.string().min(1),
@@ -56,7 +56,15 @@ export const TaskLine = z.object({
   /** The instruction's root verb and its direct object; null when it has none, absent when not found. */
   root_verb: z.string().nullable().optional(),
   direct_object: z.string().nullable().optional(),
+  /**
+   * The judge's verdict (`generate-instances/judge.ts`): the 1–5 score, the paper's three audit answers
+   * and a one-sentence reason; absent when the task was not judged.
+   */
   quality_score: z.number().optional(),
+  instruction_valid: z.boolean().optional(),
+  input_appropriate: z.boolean().optional(),
+  output_correct: z.boolean().optional(),
+  quality_reason: z.string().optional(),
 });
 export type TaskLine = z.infer<typeof TaskLine>;
 

@@ -188,6 +188,26 @@ export const RunInput = z
       .describe(
         'Stop with "diversity plateau" when the metric (new-pairs: share of added tasks with a verb–noun pair new to the run; new-clusters: share opening a new cluster by embedding) stays below floor for that many iterations in a row; false: never.',
       ),
+    judgeModel: z
+      .string()
+      .min(1)
+      .max(2048)
+      .refine(
+        (model) => !hasUrlCredentials(model),
+        'the judge model URL carries credentials (user:password@): put the API key in the secret instead',
+      )
+      .optional()
+      .describe(
+        "Model that judges each task (three audit questions and a 1–5 score): any model id `model` takes, or none (no judge). Default: the run's model.",
+      ),
+    minQuality: z
+      .number()
+      .min(1)
+      .max(5)
+      .optional()
+      .describe(
+        'Reject a task the judge scored below this (reason low-quality); unscored tasks are kept. Default: none (the judge only scores).',
+      ),
     temperature: z
       .number()
       .min(0)
@@ -261,6 +281,8 @@ export const RunConfig = RunInput.extend({
   seed: z.string().min(1),
   /** Resolved by `parseRunInput`; optional for the state of a run started before the gate existed. */
   embeddingModel: z.string().min(1).max(2048).optional(),
+  /** Resolved by `parseRunInput` (the run's model unless given); absent in the state of a run started before the judge: no judge. */
+  judgeModel: z.string().min(1).max(2048).optional(),
 });
 export type RunConfig = z.infer<typeof RunConfig>;
 

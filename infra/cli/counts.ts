@@ -3,11 +3,11 @@
 export interface GroupedCounts {
   /** Instructions rejected by the heuristic filters or the ROUGE-L gate, by reason. */
   instructions: [string, number][];
-  /** Accepted instructions dropped at the instance stage (no valid instance, conflicting outputs). */
+  /** Accepted instructions dropped at the instance stage (no valid instance, conflicting outputs, low quality). */
   tasks: [string, number][];
   /** Single instances dropped by the instance filters. */
   instances: [string, number][];
-  /** Model replies (or parts) that could not be used, and calls given up after their retries (`lost`). */
+  /** Model replies (or parts) that could not be used, judge verdicts missing, and calls given up after their retries (`lost`). */
   replies: [string, number][];
 }
 
@@ -18,6 +18,7 @@ const TASK_REASONS = new Set([
   'conflicting-outputs',
   'model-call-failed',
   'not-recorded',
+  'low-quality',
   'rejected-unknown',
 ]);
 
@@ -29,7 +30,12 @@ export function groupCounts(counts: Record<string, number>): GroupedCounts {
     if (TOTALS.has(key)) continue;
     if (key.startsWith('instance-')) groups.instances.push([key.slice('instance-'.length), n]);
     else if (TASK_REASONS.has(key)) groups.tasks.push([key, n]);
-    else if (key.startsWith('reply-') || key.endsWith('-unparseable') || key === 'lost')
+    else if (
+      key.startsWith('reply-') ||
+      key.startsWith('judge-') ||
+      key.endsWith('-unparseable') ||
+      key === 'lost'
+    )
       groups.replies.push([key, n]);
     else groups.instructions.push([key, n]);
   }

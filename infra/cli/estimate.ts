@@ -52,8 +52,18 @@ import { ProfileName, Progress, type RunState, type SeedTask } from '../../funct
 /** The seed file the project ships (the one `npm start` seeds its pools with). */
 const BUNDLED_SEEDS = fileURLToPath(new URL('../../seeds/seed_tasks.jsonl', import.meta.url));
 
+/**
+ * The model steps the estimate counts (the judge, `judgeModel`, is not estimated yet: its calls, one per
+ * task with valid instances, come on top).
+ */
+export type EstimatedStage = Exclude<ModelStage, 'judge'>;
+
 /** The model steps, in pipeline order. */
-export const MODEL_STEPS: readonly ModelStage[] = ['generate-instructions', 'classify', 'generate-instances'];
+export const MODEL_STEPS: readonly EstimatedStage[] = [
+  'generate-instructions',
+  'classify',
+  'generate-instances',
+];
 
 /** The stated token approximation: no tokenizer package is installed, so ceil(characters / 4). */
 export const approxTokens = (text: string) => Math.ceil(text.length / 4);
@@ -195,7 +205,7 @@ export interface EstimateInput {
 
 /** One model step's share of the estimate. */
 export interface StageEstimate {
-  stage: ModelStage;
+  stage: EstimatedStage;
   calls: number;
   inputTokensPerCall: number;
   outputTokensPerCall: number;
@@ -337,7 +347,7 @@ export function estimateRun(input: EstimateInput): Estimate {
 
   const sum = (pick: (it: SimulatedIteration) => number) => iterations.reduce((s, it) => s + pick(it), 0);
   const accepted = sum((it) => it.accepted);
-  const calls: Record<ModelStage, number> = {
+  const calls: Record<EstimatedStage, number> = {
     'generate-instructions': sum((it) => it.prompts),
     classify: accepted * calibration.classifyCallsPerAccepted,
     'generate-instances': accepted * calibration.instanceCallsPerAccepted,
@@ -442,7 +452,7 @@ export function estimateRun(input: EstimateInput): Estimate {
 export class CalibrationInvalid extends SelfInstructError {}
 
 /** Calls and output tokens of one model step over some runs. */
-export type StageTotals = Record<ModelStage, { calls: number; outputTokens: number }>;
+export type StageTotals = Record<EstimatedStage, { calls: number; outputTokens: number }>;
 
 const ratio = (a: number, b: number, fallback: number) => (b > 0 ? a / b : fallback);
 
@@ -478,7 +488,7 @@ export function calibrate(
     instancesPerTask: ratio(exportedRecords, exportedTasks, defaults.instancesPerTask),
   };
   if (stageTotals) {
-    const per = (stage: ModelStage) =>
+    const per = (stage: EstimatedStage) =>
       ratio(stageTotals[stage].outputTokens, stageTotals[stage].calls, defaults.outputTokensPerCall[stage]);
     return Calibration.parse({
       ...base,
@@ -567,7 +577,7 @@ export async function calibrateFromDataDir(
         for (const line of text.split('\n')) {
           if (line.trim() === '') continue;
           const record = JSON.parse(line) as Pick<CallRecord, 'stage' | 'usage'>;
-          const stage = totals[record.stage as ModelStage];
+          const stage = totals[record.stage as EstimatedStage];
           if (!stage) continue;
           stage.calls++;
           stage.outputTokens += record.usage.outputTokens;

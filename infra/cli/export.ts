@@ -132,7 +132,11 @@ export function exportCommand(io: ExportIo = process): Command {
     )
     .option('--split-seed <seed>', 'seed of the shuffle that picks the validation tasks', '42')
     .option('--include-seeds', 'export the pool’s seed tasks too')
-    .option('--min-quality <score>', 'only machine tasks with a quality_score at least this', parseNumber)
+    .option(
+      '--min-quality <score>',
+      'only machine tasks the judge scored at least this (1–5); unscored tasks are left out',
+      parseNumber,
+    )
     .option('--system <text>', 'a system message for the messages and bedrock formats')
     .option(
       '--license <id>',

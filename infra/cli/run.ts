@@ -33,6 +33,8 @@ export interface RunOptions {
   chunkSize?: string;
   promptsPerIteration?: string;
   threshold?: string;
+  judgeModel?: string;
+  minQuality?: string;
   temperature?: string;
   maxCost?: string;
   prices?: string;
@@ -70,12 +72,26 @@ export function runInputFromOptions(options: RunOptions): RunInput {
     chunkSize: num(options.chunkSize),
     promptsPerIteration: num(options.promptsPerIteration),
     rougeThreshold: num(options.threshold),
+    judgeModel: options.judgeModel,
+    minQuality: num(options.minQuality),
     temperature: num(options.temperature),
     maxCostUsd: num(options.maxCost),
     seed: options.seed,
   };
   const defined = Object.fromEntries(Object.entries(flags).filter(([, value]) => value !== undefined));
   return { trigger: 'cli', ...base, ...defined } as RunInput;
+}
+
+/**
+ * The CDK context a deployment for this run's models would have: `selfinstruct:model` and
+ * `selfinstruct:judgeModel` for the Bedrock ones (the functions may invoke those only), none otherwise.
+ */
+export function bedrockContext(model: string, judgeModel: string | undefined) {
+  const context: Record<string, string> = {};
+  if (model.startsWith('bedrock:')) context['selfinstruct:model'] = model;
+  if (judgeModel?.startsWith('bedrock:') && judgeModel !== model)
+    context['selfinstruct:judgeModel'] = judgeModel;
+  return Object.keys(context).length > 0 ? context : undefined;
 }
 
 export function newRunId(now = new Date()): string {
@@ -155,8 +171,9 @@ export async function runLocal(
   const bundleTo = options.bundled ? path.join(options.dataDir, '..', 'cdk.out') : undefined;
   const template = await loadTemplate({
     bundleTo,
-    // Synthesized as it would be deployed for this model (a Bedrock model is the one the functions may call).
-    context: model.startsWith('bedrock:') ? { 'selfinstruct:model': model } : undefined,
+    // Synthesized as it would be deployed for this model and judge (a Bedrock model is one the functions
+    // may call).
+    context: bedrockContext(model, input.judgeModel),
     onSynthesis: () =>
       progress.phase(
         bundleTo
@@ -354,6 +371,8 @@ export function runCommand(): Command {
     .option('--chunk-size <n>', 'instructions per Map item (default 40)')
     .option('--prompts-per-iteration <n>', 'instruction-generation calls per iteration (default: adaptive)')
     .option('--threshold <x>', 'ROUGE-L rejection threshold (default 0.7)')
+    .option('--judge-model <id>', 'the model that scores each task, or none (default: --model)')
+    .option('--min-quality <score>', 'reject tasks the judge scores below this, 1–5 (default: none)')
     .option('--temperature <x>', 'override the profile temperature')
     .option('--seed <text>', 'random seed (default: the run id)')
     .option('--input <file>', 'a run input JSON file, as given in the Step Functions console')

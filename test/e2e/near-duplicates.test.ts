@@ -4,9 +4,6 @@
  * vectors with the pool (a later iteration loads them), and survives a throttling embedding provider
  * with every billed embedding call counted.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RougeIndex } from '../../functions/shared/engine/gate.ts';
 import { VectorIndex } from '../../functions/shared/engine/vector-index.ts';
@@ -14,22 +11,17 @@ import { runKeys } from '../../functions/shared/keys.ts';
 import { fromJsonLines } from '../../functions/shared/model-calls.ts';
 import { wordVectorEmbedding } from '../../functions/shared/models/word-vectors.ts';
 import { EMBEDDING_STAGE } from '../../functions/shared/ports.ts';
-import { GateRecord, RunSummary } from '../../functions/shared/records.ts';
-import { type ExecutionResult, LocalStack } from '../../infra/local/stack.ts';
-import { type StandIn, startOpenAIStandIn } from '../support/model-servers.ts';
+import { GateRecord } from '../../functions/shared/records.ts';
+import type { LocalStack } from '../../infra/local/stack.ts';
+import type { StandIn } from '../support/model-servers.ts';
+import { type StandInStack, startStandInStack } from '../support/stand-in-stack.ts';
 
-const KEY = 'sk-test-near-duplicates';
-const work = mkdtempSync(path.join(tmpdir(), 'selfinstruct-near-duplicates-'));
+let world: StandInStack;
 let stack: LocalStack;
 let openai: StandIn;
 let throttle = false;
 
-/** Runs the state machine with `input`; the run's summary, once it succeeded. */
-const run = async (input: Record<string, unknown>) => {
-  const result: ExecutionResult = await stack.execute(input, { retryIntervalMs: 10 });
-  expect(result.status, `${result.error}: ${result.cause}`).toBe('SUCCEEDED');
-  return RunSummary.parse(result.output);
-};
+const run = (input: Record<string, unknown>) => world.run(input);
 const decisionsOf = async (runId: string, iteration: number) =>
   fromJsonLines<unknown>(await stack.objects.getText(runKeys(runId, iteration).gate)).map((line) =>
     GateRecord.parse(line),
@@ -40,12 +32,9 @@ const cosine = (a: string, b: string) => {
 };
 
 beforeAll(async () => {
-  process.env.SELFINSTRUCT_RETRY_BASE_MS = '5';
-  process.env.SELFINSTRUCT_RETRY_MAX_MS = '50';
-  process.env.SELFINSTRUCT_API_KEY = KEY;
   let embeddingRequests = 0;
-  openai = await startOpenAIStandIn({
-    apiKey: KEY,
+  world = await startStandInStack('near-duplicates', {
+    apiKey: 'sk-test-near-duplicates',
     noise: 0,
     // Every other embedding request throttled, while `throttle` is set.
     fault: (request) =>
@@ -53,18 +42,10 @@ beforeAll(async () => {
         ? { status: 429 }
         : undefined,
   });
-  stack = await LocalStack.start({
-    dataDir: path.join(work, 'data'),
-    fresh: true,
-    context: { 'selfinstruct:allowedModelEndpoints': [openai.url] },
-  });
+  ({ stack, openai } = world);
 }, 120_000);
 
-afterAll(async () => {
-  await stack?.close();
-  await openai?.close();
-  rmSync(work, { recursive: true, force: true });
-});
+afterAll(() => world?.close());
 
 describe('the near-duplicate gate', { timeout: 240_000 }, () => {
   it('rejects candidates whose cosine to the pool is above the threshold, naming the nearest instruction and its cosine', async () => {

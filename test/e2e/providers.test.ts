@@ -224,10 +224,12 @@ describe('a run on Amazon Bedrock', { timeout: 180_000 }, () => {
       1e6;
     expect(run?.cost?.modelUsd).toBeCloseTo(expected, 10);
     expect(run?.cost?.awsUsd).toBeGreaterThan(0);
-    const byStage = ['generate-instructions', 'generate-instances', 'embed-instructions'].map(
+    // The judge (by default the run's model) is priced as a step of its own.
+    const byStage = ['generate-instructions', 'generate-instances', 'embed-instructions', 'judge'].map(
       (stage) => run?.cost?.[`model:${stage}`] ?? 0,
     );
     expect(byStage[0]).toBeGreaterThan(0);
+    expect(byStage[3]).toBeGreaterThan(0);
     expect(byStage.reduce((a, b) => a + b, 0)).toBeCloseTo(run?.cost?.modelUsd ?? -1, 12);
     expect(summary.cost.totalUsd).toBeCloseTo((run?.cost?.modelUsd ?? 0) + (run?.cost?.awsUsd ?? 0), 10);
   });

@@ -212,6 +212,26 @@ describe('the model', () => {
   });
 });
 
+describe('a judge on another Bedrock model', () => {
+  it('may be invoked by "Generate instances" alone, next to the run’s model', () => {
+    const judged = synthesize({
+      'selfinstruct:model': 'bedrock:amazon.nova-micro-v1:0',
+      'selfinstruct:judgeModel': 'bedrock:amazon.nova-pro-v1:0',
+    });
+    const nova = 'arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-micro-v1:0';
+    const judge = nova.replace('nova-micro', 'nova-pro');
+    expect(judged.who('bedrock:InvokeModel', judge)).toEqual(['generate-instances']);
+    expect(judged.who('bedrock:InvokeModel', nova)).toEqual(['generate-instances', 'generate-instructions']);
+    // Without the context key the judge is the run's model: nothing more is granted.
+    expect(
+      synthesize({ 'selfinstruct:model': 'bedrock:amazon.nova-micro-v1:0' }).who(
+        'bedrock:InvokeModel',
+        judge,
+      ),
+    ).toEqual([]);
+  });
+});
+
 describe('a deployment with its own limits and a cross-region inference profile', () => {
   let limited: ReturnType<typeof synthesize>;
   const profile = 'us.anthropic.claude-3-5-haiku-20241022-v1:0';

@@ -162,6 +162,7 @@ const tokens = (text: string) => Math.ceil(text.length / 4);
 
 /** The pipeline step a prompt belongs to, read from the prompt (a provider never gets the stage). */
 function stageOf(prompt: string): ModelStage {
+  if (prompt.includes('"instruction_valid"')) return 'judge';
   if (/Is it classification\?\s*$/.test(prompt) || /Is this a classification task/.test(prompt)) {
     return 'classify';
   }
@@ -196,6 +197,8 @@ function formatOf(request: Omit<ModelRequest, 'stage' | 'format'>): ModelFormat 
       return prompt.includes('Class label:')
         ? 'instances/self-instruct-classification'
         : 'instances/self-instruct-generation';
+    case 'judge':
+      return 'judge/default';
   }
 }
 

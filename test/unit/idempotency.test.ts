@@ -86,6 +86,8 @@ const INPUT = {
   chunkSize: 4,
   target: 1000,
   maxIterations: 1,
+  // The offline model judges every task: some are rejected as low-quality, under the same protocol.
+  minQuality: 3,
 };
 
 /** One iteration, stage by stage; `times` runs each stage that many times with the same input. */
@@ -114,12 +116,13 @@ async function contents(w: World, pool: PoolStore = w.pool) {
   for await (const task of pool.listStaged('demo')) staged.push(task);
   const meta = await pool.getMeta('demo');
   return {
-    tasks: tasks.map(({ id, status, instances, rejectReason, outcome }) => ({
+    tasks: tasks.map(({ id, status, instances, rejectReason, outcome, quality }) => ({
       id,
       status,
       instances,
       rejectReason,
       outcome,
+      quality,
     })),
     staged,
     taskCount: meta?.taskCount,
@@ -148,6 +151,10 @@ describe('a stage run twice with the same input', () => {
     expect(after.progress).toEqual(clean.after.progress);
     expect(clean.contents.taskCount).toBe(clean.contents.complete);
     expect(clean.contents.staged).toEqual([]);
+    expect(clean.contents.tasks.filter((task) => task.rejectReason === 'low-quality').length).toBeGreaterThan(
+      0,
+    );
+    expect(clean.contents.tasks.filter((task) => task.quality !== undefined).length).toBeGreaterThan(0);
     // The second run of each stage served every reply from the records: no call paid twice.
     expect(w.model.billed).toBe(clean.billed);
     expect(w.pool.runs.get('run-1')?.usage?.calls).toBe(clean.billed);

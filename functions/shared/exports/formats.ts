@@ -35,6 +35,11 @@ export function toSeedFormat(task: PoolTask): TaskLine {
     avg_similarity_score: task.avgSimilarity,
     root_verb: task.verbNoun === undefined ? undefined : (task.verbNoun?.verb ?? null),
     direct_object: task.verbNoun === undefined ? undefined : (task.verbNoun?.noun ?? null),
+    quality_score: task.quality?.score,
+    instruction_valid: task.quality?.instructionValid,
+    input_appropriate: task.quality?.inputAppropriate,
+    output_correct: task.quality?.outputCorrect,
+    quality_reason: task.quality?.reason,
   };
 }
 
@@ -52,6 +57,10 @@ export function toRecords(task: TaskLine): JsonlRecord[] {
     most_similar_instruction: task.most_similar_instruction,
     most_similar_score: task.most_similar_score,
     quality_score: task.quality_score,
+    instruction_valid: task.instruction_valid,
+    input_appropriate: task.input_appropriate,
+    output_correct: task.output_correct,
+    quality_reason: task.quality_reason,
   }));
 }
 
@@ -169,7 +178,14 @@ export const FORMATS: Record<ExportFormat, FormatSpec> = {
         'the instruction of the pool most similar to this one when it was accepted (ROUGE-L)',
       ],
       ['most_similar_score', 'its ROUGE-L F score'],
-      ['quality_score', 'a quality score, when the task has one'],
+      [
+        'quality_score',
+        "the judge's score of the task, 1 (unusable) to 5 (excellent); absent when not judged",
+      ],
+      ['instruction_valid', 'the judge: the instruction describes a valid task'],
+      ['input_appropriate', 'the judge: the inputs are appropriate for the instruction'],
+      ['output_correct', 'the judge: the outputs are correct and acceptable responses'],
+      ['quality_reason', "the judge's reason, one sentence"],
     ],
   },
   alpaca: {

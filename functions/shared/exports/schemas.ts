@@ -30,6 +30,10 @@ export const JsonlRecord = z.strictObject({
   most_similar_instruction: z.string().optional(),
   most_similar_score: z.number().optional(),
   quality_score: z.number().optional(),
+  instruction_valid: z.boolean().optional(),
+  input_appropriate: z.boolean().optional(),
+  output_correct: z.boolean().optional(),
+  quality_reason: z.string().optional(),
 });
 export type JsonlRecord = z.infer<typeof JsonlRecord>;
 

@@ -31,7 +31,7 @@ export function selectTasks(
     if (machine.length > 0 && scored.length === 0) {
       throw new ExportOptionsInvalid(
         `--min-quality ${minQuality}: none of the ${machine.length} machine tasks has a quality_score ` +
-          '(no stage scores tasks yet), so the filter would export nothing; leave --min-quality out',
+          '(made with judgeModel "none", or before the judge), so the filter would export nothing; leave --min-quality out',
       );
     }
     kept = scored.filter((task) => (task.quality_score as number) >= minQuality);

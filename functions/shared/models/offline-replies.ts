@@ -472,3 +472,102 @@ export const jsonInstances =
     const json = `{"instances": [\n  ${items.join(',\n  ')}\n]}`;
     return rng.next() < 0.15 ? `\`\`\`json\n${json}\n\`\`\`` : json;
   };
+
+// ---------------------------------------------------------------------------------------------------
+// Judge
+
+/**
+ * Chances of a yes to the audit questions, near the Self-Instruct paper's audit of its generated tasks
+ * (92% valid instructions, 79% appropriate inputs, 58% correct outputs), and lower when the task shows
+ * a defect a reviewer would see at once.
+ */
+const AUDIT = {
+  valid: 0.93,
+  /** An instruction of five words or fewer is often too vague to be a task. */
+  shortValid: 0.6,
+  input: 0.82,
+  /** The instruction points at an input ("the following …") that its examples leave empty. */
+  missingInput: 0.3,
+  output: 0.62,
+  /** The examples all give the same output for different inputs. */
+  sameOutput: 0.3,
+};
+
+const REASONS = {
+  good: [
+    'The instruction is clear and every output correctly answers it.',
+    'A well-posed task whose examples are realistic and correctly solved.',
+    'Clear instruction, appropriate inputs and correct, complete outputs.',
+  ],
+  output: [
+    'The instruction is fine, but some outputs are incomplete or not quite correct.',
+    'The outputs are generic and do not fully answer the instruction for their inputs.',
+  ],
+  input: [
+    'The inputs do not fit the instruction well, although the outputs follow it.',
+    'The instruction refers to an input that the examples do not provide properly.',
+  ],
+  invalid: [
+    'The instruction is too vague to describe a task an assistant could carry out.',
+    'The instruction does not describe a valid, feasible text task.',
+  ],
+  several: [
+    'Both the inputs and the outputs have problems, so the task teaches little.',
+    'Several parts of the task are wrong: it would be a poor training example.',
+  ],
+};
+
+/** The instruction and the examples' inputs and outputs of a judge prompt. */
+function judgedTask(prompt: string): { instruction: string; inputs: string[]; outputs: string[] } {
+  const instruction = /^Instruction: (.*)$/m.exec(prompt)?.[1] ?? '';
+  return {
+    instruction,
+    inputs: [...prompt.matchAll(/^Input: (.*)$/gm)].map((m) => m[1] ?? ''),
+    outputs: [...prompt.matchAll(/^Output: (.*)$/gm)].map((m) => m[1] ?? ''),
+  };
+}
+
+/**
+ * The judge's verdict: the three audit answers drawn at the paper's rates (lower for visible defects),
+ * a score that follows them (all yes: 4 or 5; one no: 3, sometimes 2; two: 2; three, or an invalid
+ * instruction: 1 or 2) and a reason. Now and then (`noise` × 0.2) a verdict the parser can't read:
+ * prose, a score out of range, or JSON cut short.
+ */
+export function judgeVerdict(prompt: string, rng: Rng, noise: number): string {
+  const { instruction, inputs, outputs } = judgedTask(prompt);
+  const wantsInput = inputKind(instruction) !== null;
+  const short = instruction.trim().split(/\s+/).length <= 5;
+  const missingInput = wantsInput && inputs.some((input) => input === '(none)');
+  const sameOutput = outputs.length > 1 && new Set(outputs).size === 1 && new Set(inputs).size > 1;
+  const valid = rng.next() < (short ? AUDIT.shortValid : AUDIT.valid);
+  const input = rng.next() < (missingInput ? AUDIT.missingInput : AUDIT.input);
+  const output = rng.next() < (sameOutput ? AUDIT.sameOutput : AUDIT.output);
+  const noes = [valid, input, output].filter((yes) => !yes).length;
+  let score: number;
+  let reason: string;
+  if (!valid) {
+    score = noes === 3 ? 1 : 1 + rng.int(2);
+    reason = pick(rng, REASONS.invalid);
+  } else if (noes === 0) {
+    score = rng.next() < 0.45 ? 5 : 4;
+    reason = pick(rng, REASONS.good);
+  } else if (noes === 1) {
+    score = rng.next() < 0.15 ? 2 : 3;
+    reason = pick(rng, output ? REASONS.input : REASONS.output);
+  } else {
+    score = 2;
+    reason = pick(rng, REASONS.several);
+  }
+  const json = `{"instruction_valid": ${valid}, "input_appropriate": ${input}, "output_correct": ${output}, "score": ${score}, "reason": ${JSON.stringify(reason)}}`;
+  if (rng.next() < noise * 0.2) {
+    switch (pick(rng, ['prose', 'range', 'cut'] as const)) {
+      case 'prose':
+        return `Overall this task deserves a ${score} out of 5. ${reason}`;
+      case 'range':
+        return json.replace(`"score": ${score}`, `"score": ${score * 2}`);
+      case 'cut':
+        return json.slice(0, Math.floor(json.length * (0.3 + 0.5 * rng.next())));
+    }
+  }
+  return rng.next() < 0.1 ? `\`\`\`json\n${json}\n\`\`\`` : json;
+}

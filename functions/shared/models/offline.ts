@@ -12,7 +12,8 @@
  * near-duplicates of a demonstration, banned words ("Draw a graph of …", "Write a program that …"),
  * too-short items, items starting with punctuation or a non-ASCII character, malformed lines or JSON
  * items, replies cut by the token limit; and among instances, outputs ending with ":", inputs equal to
- * their output, empty outputs and conflicting outputs for one input. Stop sequences and `maxTokens` are
+ * their output, empty outputs and conflicting outputs for one input; among judge verdicts, prose, scores
+ * out of range and JSON cut short. Stop sequences and `maxTokens` are
  * honoured (a reply longer than `maxTokens` comes back cut, with `finish: 'length'`).
  *
  * Token counts are estimated as ceil(characters / 4).
@@ -27,6 +28,7 @@ import {
   jsonFlag,
   jsonInstances,
   jsonTasks,
+  judgeVerdict,
   numberedList,
   type ReplyWriter,
   yesNo,
@@ -137,6 +139,8 @@ const WRITERS: Record<ModelFormat, { write: ReplyWriter; mayTruncate: boolean }>
   'instances/self-instruct-generation': { write: exampleBlocks, mayTruncate: true },
   'instances/default-classification': { write: jsonInstances(true), mayTruncate: true },
   'instances/default-generation': { write: jsonInstances(false), mayTruncate: true },
+  // A verdict's malformed replies are the writer's own (`judgeVerdict`).
+  'judge/default': { write: judgeVerdict, mayTruncate: false },
 };
 
 /** Dispatches on the request's format tag. */

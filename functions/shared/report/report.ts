@@ -85,11 +85,12 @@ export async function buildReport(
   const dropped = gate.flatMap(({ decisions }) =>
     decisions.flatMap((d) => (d.status === 'accepted' && d.id && !ofRun.has(d.id) ? [d.id] : [])),
   );
+  const droppedTasks = await pool.getTasks(run.pool, dropped);
   const instanceRejections = Object.fromEntries(
-    (await pool.getTasks(run.pool, dropped)).flatMap((task) =>
-      task.rejectReason ? [[task.id, task.rejectReason]] : [],
-    ),
+    droppedTasks.flatMap((task) => (task.rejectReason ? [[task.id, task.rejectReason]] : [])),
   );
+  // Tasks dropped after the judge's verdict still count in its score distribution.
+  const judgedRejected = droppedTasks.filter((task) => task.quality).map(toSeedFormat);
 
   const stats = computeStats({
     run,
@@ -98,6 +99,7 @@ export async function buildReport(
     seeds,
     poolSizeAfter,
     instanceRejections,
+    judgedRejected,
     sample: options.sample,
   });
   const html = renderReport(stats);

@@ -8,6 +8,7 @@
  */
 import { z } from 'zod';
 import { RougeIndex } from '../engine/gate.ts';
+import { judgeModelOf } from '../models/judge-ids.ts';
 import type { RunRecord } from '../ports.ts';
 import { createRng } from '../random.ts';
 import { type GateRecord, IterationDiversity, IterationRecord, type TaskLine } from '../records.ts';
@@ -24,6 +25,7 @@ const ReportedConfig = z.object({
   target: z.number().optional(),
   maxIterations: z.number().optional(),
   seed: z.string().optional(),
+  judgeModel: z.string().optional(),
 });
 
 /** Everything `computeStats` reads; `report.ts` gathers it from S3 and DynamoDB. */
@@ -39,6 +41,8 @@ export interface ReportInput {
   poolSizeAfter?: number;
   /** Why a task that passed the gate was dropped at the instance stage, by task id (`rejectReason`). */
   instanceRejections?: Record<string, string>;
+  /** Tasks of the run the judge scored but that were dropped after its verdict (`low-quality`). */
+  judgedRejected?: JudgedTask[];
   /** Sampled tasks per table (default 12 accepted and 12 rejected) and the sampling seed (the run id). */
   sample?: { accepted?: number; rejected?: number; seed?: string };
 }
@@ -63,6 +67,63 @@ export type Distribution = z.infer<typeof Distribution>;
 const Neighbour = z.object({ instruction: z.string(), score: z.number() });
 
 const Cost = z.object({ modelUsd: z.number(), awsUsd: z.number(), totalUsd: z.number() });
+
+/** A task's verdict fields, as the export and the pool's tasks carry them. */
+export type JudgedTask = Pick<
+  TaskLine,
+  'iteration' | 'quality_score' | 'instruction_valid' | 'input_appropriate' | 'output_correct'
+>;
+
+/**
+ * The judge's verdicts on the tasks it was asked about (those with valid instances, kept or then dropped
+ * as `low-quality`): how many got each score and how many stayed unscored (verdict unparseable, judge
+ * call lost), and the share of the scored ones answering yes to each of the paper's audit questions and
+ * to all three (the paper: 92% valid instructions, 79% appropriate inputs, 58% correct outputs, 54% all).
+ */
+export const QualityStats = z.object({
+  judged: z.int().nonnegative(),
+  scores: z.object({
+    1: z.int().nonnegative(),
+    2: z.int().nonnegative(),
+    3: z.int().nonnegative(),
+    4: z.int().nonnegative(),
+    5: z.int().nonnegative(),
+    unscored: z.int().nonnegative(),
+  }),
+  meanScore: z.number().nullable(),
+  instructionValid: z.number().nullable(),
+  inputAppropriate: z.number().nullable(),
+  outputCorrect: z.number().nullable(),
+  fullyValid: z.number().nullable(),
+});
+export type QualityStats = z.infer<typeof QualityStats>;
+
+/** The verdicts of `tasks` (see `QualityStats`). */
+export function qualityStats(tasks: readonly JudgedTask[]): QualityStats {
+  const scores = { 1: 0, 2: 0, 3: 0, 4: 0, 5: 0, unscored: 0 };
+  const scored = tasks.filter((task) => task.quality_score !== undefined);
+  for (const task of tasks) {
+    const score = task.quality_score;
+    if (score === 1 || score === 2 || score === 3 || score === 4 || score === 5) scores[score]++;
+    else scores.unscored++;
+  }
+  const share = (yes: (task: JudgedTask) => boolean) => rate(scored.filter(yes).length, scored.length);
+  return {
+    judged: tasks.length,
+    scores,
+    meanScore: rate(
+      scored.reduce((sum, task) => sum + (task.quality_score as number), 0),
+      scored.length,
+    ),
+    instructionValid: share((task) => task.instruction_valid === true),
+    inputAppropriate: share((task) => task.input_appropriate === true),
+    outputCorrect: share((task) => task.output_correct === true),
+    fullyValid: share(
+      (task) =>
+        task.instruction_valid === true && task.input_appropriate === true && task.output_correct === true,
+    ),
+  };
+}
 
 /** One iteration: the pool-growth funnel, usage and cost. */
 export const IterationStats = z.object({
@@ -90,6 +151,8 @@ export const IterationStats = z.object({
   diversity: IterationDiversity.nullable(),
   /** False when the run record has no saved stats for it (a run that failed in this iteration). */
   saved: z.boolean(),
+  /** The judge's verdicts on the iteration's tasks; null when the run had no judge. */
+  quality: QualityStats.nullable(),
 });
 export type IterationStats = z.infer<typeof IterationStats>;
 
@@ -148,6 +211,8 @@ export const ReportStats = z.object({
     usage: z.object({ calls: z.int(), inputTokens: z.int(), outputTokens: z.int() }),
     cost: Cost.extend({ modelUnpriced: z.boolean() }),
     per1000Added: z.object({ tokens: z.number(), usd: z.number() }).nullable(),
+    /** The judge's verdicts on the run's tasks; null when the run had no judge. */
+    quality: QualityStats.nullable(),
   }),
   iterations: z.array(IterationStats),
   similarity: z.object({
@@ -365,6 +430,11 @@ export function computeStats(input: ReportInput): ReportStats {
     for (const decision of decisions) if (decision.id) gateById.set(decision.id, decision);
   }
   const instanceRejections = input.instanceRejections ?? {};
+  const judged: JudgedTask[] | undefined =
+    judgeModelOf(config) === undefined ? undefined : [...tasks, ...(input.judgedRejected ?? [])];
+  const quality = (iteration?: number) =>
+    judged &&
+    qualityStats(iteration === undefined ? judged : judged.filter((task) => task.iteration === iteration));
 
   // Pool growth and usage, per iteration.
   const records = Object.fromEntries(
@@ -417,6 +487,7 @@ export function computeStats(input: ReportInput): ReportStats {
       per1000Added: per1000(usage, cost, added),
       diversity: record?.diversity ?? null,
       saved: record !== undefined,
+      quality: quality(iteration) ?? null,
     };
   });
   const added = tasks.length;
@@ -560,6 +631,7 @@ export function computeStats(input: ReportInput): ReportStats {
       usage,
       cost,
       per1000Added: per1000(usage, cost, added),
+      quality: quality() ?? null,
     },
     iterations,
     similarity: {

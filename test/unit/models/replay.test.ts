@@ -15,6 +15,7 @@ const FORMATS: Record<ModelStage, ModelFormat> = {
   'generate-instructions': 'instructions/default',
   classify: 'classify/default',
   'generate-instances': 'instances/default-generation',
+  judge: 'judge/default',
 };
 
 const request = (stage: ModelStage, prompt: string): ModelRequest => ({
@@ -49,6 +50,7 @@ async function recordedRun() {
   await record('2#instructions#prompt-0', request('generate-instructions', 'pool A+'), 'Task: two');
   await record('2#instructions#prompt-1', request('generate-instructions', 'pool A+'), 'Task: three');
   await record('1#chunk-0#t1/instances-0', request('generate-instances', 'instances of one'), 'Input: x');
+  await record('1#chunk-0#t1/judge', request('judge', 'judge one'), '{"score": 4}');
   return pool;
 }
 
@@ -69,6 +71,15 @@ describe('a replay model', () => {
     expect((await model.generate(same, { callKey: '2#chunk-3#t1/instances-0' })).text).toBe('Input: x');
     const other = request('generate-instances', 'instances of one, another profile');
     await expect(model.generate(other, { callKey: '1#chunk-0#t1/instances-0' })).rejects.toThrow(NotRecorded);
+  });
+
+  it('serves a recorded judge verdict to the same task’s judge call, at no cost', async () => {
+    const model = new ReplayModel('rec', await recordedRun());
+    const reply = await model.generate(request('judge', 'judge one'), { callKey: '3#chunk-1#t1/judge' });
+    expect(reply).toMatchObject({ text: '{"score": 4}', usage: { inputTokens: 0, outputTokens: 0 } });
+    await expect(
+      model.generate(request('judge', 'judge one, other instances'), { callKey: '1#chunk-0#t1/judge' }),
+    ).rejects.toThrow(NotRecorded);
   });
 
   it('throws NotRecorded for a call the run never made, or sends it to the fallback', async () => {
