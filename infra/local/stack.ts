@@ -307,7 +307,7 @@ export class LocalStack {
         }
         process.env[key] = value;
       }
-      handler = import(pathToFileURL(fn.entry).href).then((module) => module.handler as Handler);
+      handler = importEntry(fn.entry).then((module) => module.handler as Handler);
       this.handlers.set(arn, handler);
     }
     return handler;
@@ -637,6 +637,21 @@ export class LocalStack {
   async close(): Promise<void> {
     await this.servers.close();
   }
+}
+
+/**
+ * Imports a function's handler module. When the CLI runs from its bundle (`infra/cli/bundle.mjs` sets the
+ * global), a handler source (`<root>/functions/<stage>/handler.ts`) is its bundled counterpart
+ * (`<bundle>/functions/<stage>/handler.mjs`), which shares the bundle's modules with the CLI.
+ */
+function importEntry(entry: string): Promise<{ handler?: unknown }> {
+  const bundle = (globalThis as Record<symbol, string | undefined>)[Symbol.for('selfinstruct.cliBundle')];
+  const relative = path.relative(PROJECT_ROOT, entry);
+  const bundled =
+    bundle && entry.endsWith('.ts') && !relative.startsWith('..')
+      ? path.join(bundle, relative.replace(/\.ts$/, '.mjs'))
+      : entry;
+  return import(pathToFileURL(bundled).href);
 }
 
 /** Step Functions' error for a payload over its limit. */
