@@ -90,6 +90,11 @@ export interface LocalStackOptions {
   iam?: boolean;
   /** Changes the synthesized template before it is used (tests: remove a grant). */
   editTemplate?: (template: CfnTemplate) => void;
+  /**
+   * The servers, when the caller started them already (`startLocalServers` on `dataDir`), so that they
+   * start in their process while this one loads the template and the stack's modules. The stack closes them.
+   */
+  servers?: Promise<LocalServers>;
 }
 
 /** Step Functions' limits, lowered by tests to prove they are enforced. */
@@ -190,8 +195,11 @@ export class LocalStack {
     // Loaded while the servers start and the template loads.
     const evaluator = iamOn ? loadEvaluator() : undefined;
     evaluator?.catch(() => undefined);
+    const starting = options.servers ?? startLocalServers(options.dataDir, options);
+    // Awaited below (a failure to start is reported then, not as an unhandled rejection meanwhile).
+    starting.catch(() => undefined);
     const place: Place = { region: (await userRegion()) ?? LOCAL_REGION, account: LOCAL_ACCOUNT };
-    const servers = await startLocalServers(options.dataDir, options);
+    const servers = await starting;
     try {
       configureRuntime({
         place,
