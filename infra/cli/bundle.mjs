@@ -1,18 +1,21 @@
 /**
  * The CLI runs from an esbuild bundle of its TypeScript sources (the CLI, the local stack, every stage's
- * handler), so that plain Node loads it: no TypeScript loader transpiling and resolving every module of
- * every command on the fly (about 1.5 s of a local run's CPU, twice that with its loader thread).
+ * handler) and of most of their dependencies, so that plain Node loads a few large modules: no TypeScript
+ * loader transpiling and resolving every module of every command on the fly (about 1.5 s of a local run's
+ * CPU, twice that with its loader thread), and none of the resolving, format detection and CommonJS
+ * export scanning of the SDK's many files (about 15% of a `report`'s CPU).
  *
  * The bundle lives in `node_modules/.cache/selfinstruct/cli-<hash>/`, keyed by a hash of the content of
- * every source file it was built from (esbuild's own list of its inputs), of the lockfile and of the
- * bundler's version: a command after any edit to a handler, the CLI or the local stack builds it again
- * (well under a second), so a bundle is never stale. Dependencies stay in `node_modules` (not bundled):
- * Node loads them as it would from the sources.
+ * every source file it was built from (esbuild's own list of its inputs), of the lockfiles (the
+ * project's, and npm's record of what is installed) and of this file: a command after any edit to a
+ * handler, the CLI or the local stack builds it again first (seconds), so a bundle is never stale.
+ * `SELFINSTRUCT_FROM_SOURCES=1` runs the sources through tsx instead (`bin.mjs`), e.g. for a debugger.
  *
  * What a source module finds next to itself stays where it was: each `import.meta.url` of a bundled
  * module is its source file's URL (prompt templates, the servers' process, the gate worker, package
- * resolution). A stage's handler is imported by its source path (`importSource` in `infra/project.ts`),
- * which maps it into the bundle.
+ * resolution). A stage's handler is imported by its source path, which the local stack maps into the
+ * bundle (`importEntry` in `infra/local/stack.ts`). Packages that read their own files, native code,
+ * and CDK (loaded only to synthesize) stay in `node_modules` (`EXTERNAL`).
  *
  * Plain JavaScript, run by plain Node before any TypeScript can be loaded.
  */
@@ -37,7 +40,29 @@ const cacheDir = (root) => path.join(root, 'node_modules', '.cache', 'selfinstru
 /** The record of the newest bundle: its folder's name, its inputs and their hash. */
 const currentFile = (root) => path.join(cacheDir(root), 'cli-current.json');
 /** Besides the sources: what decides how they resolve and compile. */
-const ALSO_HASHED = ['package-lock.json', 'tsconfig.json', 'infra/cli/bundle.mjs'];
+const ALSO_HASHED = [
+  'package-lock.json',
+  'node_modules/.package-lock.json',
+  'tsconfig.json',
+  'infra/cli/bundle.mjs',
+];
+/** Packages Node loads from `node_modules`: CDK, packages that read their own files, native code. */
+const EXTERNAL = [
+  'aws-cdk-lib',
+  'aws-cdk-lib/*',
+  'constructs',
+  'cdk-nag',
+  'esbuild',
+  'tsx',
+  'tsx/*',
+  '@cloud-copilot/*',
+  'echarts',
+  's3rver',
+  'dynalite',
+];
+/** Lets the bundled CommonJS code `require` what stays external and Node's built-in modules. */
+const REQUIRE =
+  "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);";
 /** The identifier each bundled module's `import.meta.url` becomes, bound to its source URL. */
 const SOURCE_URL = '__selfinstructSourceUrl';
 /** A bundle folder no longer current is removed after this long (a process started from it may still run). */
@@ -117,15 +142,20 @@ async function buildBundle(root) {
     format: 'esm',
     platform: 'node',
     target: 'node20',
-    packages: 'external',
-    sourcemap: 'linked',
+    external: EXTERNAL,
+    // A package's ES module build where it has one (a UMD build's `require`s hide from the bundler).
+    mainFields: ['module', 'main'],
+    banner: { js: REQUIRE },
     metafile: true,
     logLevel: 'error',
     define: { 'import.meta.url': SOURCE_URL },
     plugins: [sourceUrls(loaded)],
   });
   // Relative to `absWorkingDir`; the lockfile pins esbuild's version too.
-  const inputs = [...Object.keys(result.metafile.inputs), ...ALSO_HASHED];
+  const inputs = [
+    ...Object.keys(result.metafile.inputs).filter((input) => !input.startsWith('node_modules/')),
+    ...ALSO_HASHED,
+  ];
   // Hashed as bundled: a source edited during the build makes the next command build again.
   const hash = hashFiles(root, inputs, (full) => loaded.get(full) ?? readFileSync(full));
   const name = `cli-${hash}`;
