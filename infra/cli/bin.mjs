@@ -11,7 +11,10 @@ if (process.env.SELFINSTRUCT_FROM_SOURCES === '1') {
   register();
   ({ main } = await import('./main.ts'));
 } else {
-  const dir = await cliBundle();
+  const dir = await cliBundle(undefined, {
+    // On a terminal, say why this start takes seconds.
+    onBuild: () => process.stderr.isTTY && process.stderr.write('Sources changed: bundling the CLI…\n'),
+  });
   globalThis[BUNDLE_GLOBAL] = dir;
   ({ main } = await import(pathToFileURL(path.join(dir, 'infra', 'cli', 'main.mjs')).href));
 }

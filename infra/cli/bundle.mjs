@@ -184,9 +184,12 @@ export const BUNDLE_GLOBAL = Symbol.for('selfinstruct.cliBundle');
 
 /**
  * The folder of an up-to-date bundle of the CLI of the project at `root`, built first when a source
- * changed since the last one: `infra/cli/main.mjs` in it is the CLI's `main.ts`, and
- * `functions/<stage>/handler.mjs` each stage's handler.
+ * changed since the last one (`onBuild` is called first: a build takes seconds): `infra/cli/main.mjs`
+ * in it is the CLI's `main.ts`, and `functions/<stage>/handler.mjs` each stage's handler.
  */
-export async function cliBundle(root = PROJECT_ROOT) {
-  return currentBundle(root) ?? (await buildBundle(root));
+export async function cliBundle(root = PROJECT_ROOT, { onBuild } = {}) {
+  const current = currentBundle(root);
+  if (current) return current;
+  onBuild?.();
+  return buildBundle(root);
 }

@@ -70,15 +70,19 @@ describe('the CLI bundle', () => {
   it('is reused while no source changes', async () => {
     const first = await cliBundle(root);
     const recorded = statSync(current()).mtimeMs;
-    expect(await cliBundle(root)).toBe(first);
+    const builds: string[] = [];
+    expect(await cliBundle(root, { onBuild: () => builds.push('build') })).toBe(first);
+    expect(builds).toEqual([]);
     expect(statSync(current()).mtimeMs).toBe(recorded);
   });
 
   it('is built again after an edit to a module it was built from', async () => {
     const before = await cliBundle(root);
     write('functions/shared/greeting.ts', "export const greeting: string = 'hello again';\n");
-    const after = await cliBundle(root);
+    const builds: string[] = [];
+    const after = await cliBundle(root, { onBuild: () => builds.push('build') });
     expect(after).not.toBe(before);
+    expect(builds).toEqual(['build']);
     const { handler } = await load(after, 'functions/echo/handler.mjs');
     expect((await handler()).greeting).toBe('hello again');
     expect(JSON.parse(readFileSync(current(), 'utf8')).inputs).toContain('functions/shared/greeting.ts');
