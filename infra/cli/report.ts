@@ -44,8 +44,13 @@ export async function writeReport(
 /** Builds the report of `runId` from a local data folder (no synthesis) and writes it to `<out>/<runId>/`. */
 export async function reportLocal(runId: string, { out, dataDir }: ReportOptions): Promise<LocalReport> {
   const { openLocalData } = await import('../local/data.ts');
-  const data = await openLocalData(dataDir, `report ${runId}`, 'run `npm start` first');
+  const opening = openLocalData(dataDir, `report ${runId}`, 'run `npm start` first');
+  // The report's modules load while the servers start (`writeReport` finds them loaded).
+  const loading = import('../../functions/shared/report/report.ts');
+  loading.catch(() => undefined);
+  const data = await opening;
   try {
+    await loading;
     return await writeReport(data.objects, data.pool, runId, out);
   } finally {
     await data.close();

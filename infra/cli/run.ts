@@ -143,14 +143,19 @@ export async function runLocal(
     runId,
   );
 
+  // The servers start in their own process while this one loads the template and the stack's modules.
+  const { startLocalServers } = await import('../local/servers.ts');
+  const servers = startLocalServers(options.dataDir, { holder: `run ${runId}`, fresh: options.fresh });
+  servers.catch(() => undefined); // awaited by the stack (or closed below), not unhandled meanwhile
+
   const model = input.model ?? 'offline';
   progress.line(`Model: ${model}: ${describeModel(model)}`);
+  // Asked meanwhile too; said before the run starts.
+  const hint = model === 'offline' ? ollamaHint() : undefined;
   if (model === 'offline') {
     progress.line(
       '  The offline model is a stand-in for trying the pipeline: use a real model for training data.',
     );
-    const hint = await ollamaHint();
-    if (hint) progress.line(`  ${hint}`);
   }
 
   // The history, as Step Functions would keep it, for the progress view, and for `status` and `watch`
@@ -167,32 +172,43 @@ export async function runLocal(
   };
 
   progress.phase('loading the stack template');
-  const { loadTemplate } = await import('../local/template.ts');
   const bundleTo = options.bundled ? path.join(options.dataDir, '..', 'cdk.out') : undefined;
-  const template = await loadTemplate({
-    bundleTo,
-    // Synthesized as it would be deployed for this model and judge (a Bedrock model is one the functions
-    // may call).
-    context: bedrockContext(model, input.judgeModel),
-    onSynthesis: () =>
-      progress.phase(
-        bundleTo
-          ? 'synthesizing and bundling the stack'
-          : 'synthesizing the stack (cached for the next runs)',
-      ),
-  });
-  progress.phase('starting local S3 and DynamoDB');
-  const { LocalStack } = await import('../local/stack.ts');
+  let template: Awaited<ReturnType<typeof import('../local/template.ts').loadTemplate>>;
+  let LocalStack: typeof import('../local/stack.ts').LocalStack;
+  try {
+    const { loadTemplate } = await import('../local/template.ts');
+    template = await loadTemplate({
+      bundleTo,
+      // Synthesized as it would be deployed for this model and judge (a Bedrock model is one the functions
+      // may call).
+      context: bedrockContext(model, input.judgeModel),
+      onSynthesis: () =>
+        progress.phase(
+          bundleTo
+            ? 'synthesizing and bundling the stack'
+            : 'synthesizing the stack (cached for the next runs)',
+        ),
+    });
+    progress.phase('starting local S3 and DynamoDB');
+    ({ LocalStack } = await import('../local/stack.ts'));
+  } catch (error) {
+    await servers.then(
+      (started) => started.close(),
+      () => undefined,
+    );
+    throw error;
+  }
   const stack = await LocalStack.start({
     dataDir: options.dataDir,
-    fresh: options.fresh,
-    holder: `run ${runId}`,
+    servers,
     logLevel: options.verbose ? 'INFO' : 'SILENT',
     bundleTo,
     template,
     iam: options.iam === false ? false : undefined,
   });
   try {
+    const ollama = await hint;
+    if (ollama) progress.line(`  ${ollama}`);
     mkdirSync(path.dirname(historyFile), { recursive: true });
     record({ type: 'ExecutionStarted', timestamp: startedAt.getTime(), input: input as never });
     for (const { executionName, deliveries } of stack.abandoned) {

@@ -5,11 +5,8 @@
  */
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
-import { DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
-import { ListBucketsCommand, S3Client } from '@aws-sdk/client-s3';
-import { DynamoPoolStore } from '../../functions/shared/adapters/dynamodb.ts';
-import { S3ObjectStore } from '../../functions/shared/adapters/s3.ts';
-import { awsClientConfig } from '../../functions/shared/config.ts';
+import type { DynamoPoolStore } from '../../functions/shared/adapters/dynamodb.ts';
+import type { S3ObjectStore } from '../../functions/shared/adapters/s3.ts';
 import { NotFound } from '../../functions/shared/errors.ts';
 import { pointSdkAt, startLocalServers } from './servers.ts';
 
@@ -25,12 +22,30 @@ export interface LocalData {
 
 /**
  * Opens the data folder a local run left (taking its lock, as `holder`): throws `NotFound` with `hint`
- * when there is none, rather than creating an empty one.
+ * when there is none, rather than creating an empty one. The SDK clients load while the servers start
+ * in their process.
  */
 export async function openLocalData(dataDir: string, holder: string, hint: string): Promise<LocalData> {
   if (!hasLocalData(dataDir)) throw new NotFound(`No local data in ${dataDir}: ${hint}`);
-  const servers = await startLocalServers(dataDir, { holder });
+  const starting = startLocalServers(dataDir, { holder });
+  starting.catch(() => undefined); // awaited below, after the imports
+  const modules = Promise.all([
+    import('@aws-sdk/client-dynamodb'),
+    import('@aws-sdk/client-s3'),
+    import('../../functions/shared/adapters/dynamodb.ts'),
+    import('../../functions/shared/adapters/s3.ts'),
+    import('../../functions/shared/config.ts'),
+  ]);
+  modules.catch(() => undefined);
+  const servers = await starting;
   try {
+    const [
+      { DynamoDBClient, ListTablesCommand },
+      { ListBucketsCommand, S3Client },
+      { DynamoPoolStore },
+      { S3ObjectStore },
+      { awsClientConfig },
+    ] = await modules;
     pointSdkAt(servers);
     const { Buckets = [] } = await new S3Client(awsClientConfig('s3')).send(new ListBucketsCommand({}));
     const { TableNames = [] } = await new DynamoDBClient(awsClientConfig('dynamodb')).send(

@@ -90,6 +90,11 @@ export interface LocalStackOptions {
   iam?: boolean;
   /** Changes the synthesized template before it is used (tests: remove a grant). */
   editTemplate?: (template: CfnTemplate) => void;
+  /**
+   * The servers, when the caller started them already (`startLocalServers` on `dataDir`), so that they
+   * start in their process while this one loads the template and the stack's modules. The stack closes them.
+   */
+  servers?: Promise<LocalServers>;
 }
 
 /** Step Functions' limits, lowered by tests to prove they are enforced. */
@@ -190,8 +195,11 @@ export class LocalStack {
     // Loaded while the servers start and the template loads.
     const evaluator = iamOn ? loadEvaluator() : undefined;
     evaluator?.catch(() => undefined);
+    const starting = options.servers ?? startLocalServers(options.dataDir, options);
+    // Awaited below (a failure to start is reported then, not as an unhandled rejection meanwhile).
+    starting.catch(() => undefined);
     const place: Place = { region: (await userRegion()) ?? LOCAL_REGION, account: LOCAL_ACCOUNT };
-    const servers = await startLocalServers(options.dataDir, options);
+    const servers = await starting;
     try {
       configureRuntime({
         place,
@@ -307,7 +315,7 @@ export class LocalStack {
         }
         process.env[key] = value;
       }
-      handler = import(pathToFileURL(fn.entry).href).then((module) => module.handler as Handler);
+      handler = importEntry(fn.entry).then((module) => module.handler as Handler);
       this.handlers.set(arn, handler);
     }
     return handler;
@@ -637,6 +645,21 @@ export class LocalStack {
   async close(): Promise<void> {
     await this.servers.close();
   }
+}
+
+/**
+ * Imports a function's handler module. When the CLI runs from its bundle (`infra/cli/bundle.mjs` sets the
+ * global), a handler source (`<root>/functions/<stage>/handler.ts`) is its bundled counterpart
+ * (`<bundle>/functions/<stage>/handler.mjs`), which shares the bundle's modules with the CLI.
+ */
+function importEntry(entry: string): Promise<{ handler?: unknown }> {
+  const bundle = (globalThis as Record<symbol, string | undefined>)[Symbol.for('selfinstruct.cliBundle')];
+  const relative = path.relative(PROJECT_ROOT, entry);
+  const bundled =
+    bundle && entry.endsWith('.ts') && !relative.startsWith('..')
+      ? path.join(bundle, relative.replace(/\.ts$/, '.mjs'))
+      : entry;
+  return import(pathToFileURL(bundled).href);
 }
 
 /** Step Functions' error for a payload over its limit. */

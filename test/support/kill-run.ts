@@ -44,7 +44,7 @@ export const inGenerateInstances = (history: readonly HistoryEvent[]) =>
   history.some((event) => event.type === 'MapIterationStarted');
 
 /**
- * Spawns `npm run cli -- run <args> --data-dir <dataDir>` and sends `signal` once `when(history)` holds
+ * Spawns `npm run cli -- run <args> --data-dir <dataDir>` (the CLI's bundle, as `npm start` runs it) and sends `signal` once `when(history)` holds
  * (default: in the middle of "Generate instances"), then waits for the process to end.
  */
 export async function interruptRun(
@@ -64,7 +64,7 @@ export async function interruptRun(
 ): Promise<InterruptedRun> {
   const child: ChildProcess = spawn(
     process.execPath,
-    ['--import', 'tsx', path.join(PROJECT_ROOT, 'infra/cli/main.ts'), 'run', ...args, '--data-dir', dataDir],
+    [path.join(PROJECT_ROOT, 'infra/cli/bin.mjs'), 'run', ...args, '--data-dir', dataDir],
     { cwd: PROJECT_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let stdout = '';
