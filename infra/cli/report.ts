@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Command } from 'commander';
 import type { ObjectStore, PoolStore } from '../../functions/shared/ports.ts';
-import type { RunReport } from '../../functions/shared/report/report.ts';
+import type { RunReport } from './report/report.ts';
 
 /** The command's options: where the report is written, where the local stack keeps its data. */
 export interface ReportOptions {
@@ -31,7 +31,7 @@ export async function writeReport(
   runId: string,
   out: string,
 ): Promise<LocalReport> {
-  const { buildReport } = await import('../../functions/shared/report/report.ts');
+  const { buildReport } = await import('./report/report.ts');
   const report = await buildReport(objects, pool, runId);
   const dir = path.resolve(out, runId);
   mkdirSync(dir, { recursive: true });

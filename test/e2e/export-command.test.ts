@@ -9,12 +9,8 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { NotFound } from '../../functions/shared/errors.ts';
-import {
-  EXPORT_FORMATS,
-  type ExportFormat,
-  FORMATS,
-  parseExportFile,
-} from '../../functions/shared/exports/index.ts';
+import { FORMATS, parseExportFile } from '../../functions/shared/exports/formats.ts';
+import { EXPORT_FORMATS, type ExportFormat } from '../../functions/shared/exports/schemas.ts';
 import type { RunSummary } from '../../functions/shared/records.ts';
 import { exportCommand } from '../../infra/cli/export.ts';
 import { LocalStack } from '../../infra/local/stack.ts';

@@ -13,8 +13,8 @@ import {
   inlineScript,
   jsonForScript,
   renderReport,
-} from '../../functions/shared/report/html.ts';
-import { buildReport, reportKeys } from '../../functions/shared/report/report.ts';
+} from '../../infra/cli/report/html.ts';
+import { buildReport, reportKeys } from '../../infra/cli/report/report.ts';
 import {
   computeStats,
   countWords,
@@ -24,7 +24,7 @@ import {
   type ReportInput,
   ReportStats,
   verbNounStats,
-} from '../../functions/shared/report/stats.ts';
+} from '../../infra/cli/report/stats.ts';
 import { reportLocal } from '../../infra/cli/report.ts';
 import { MemoryObjects, MemoryPool, runSummary } from './fakes.ts';
 

@@ -5,13 +5,13 @@
  */
 import pLimit from 'p-limit';
 import { z } from 'zod';
-import { InputFileInvalid, NotFound } from '../errors.ts';
-import { parseRecords } from '../input-files.ts';
-import { exportKeys, poolKeys, SEED_UPLOAD_PREFIX } from '../keys.ts';
-import type { ObjectStore } from '../ports.ts';
-import { RunSummary, TaskLine } from '../records.ts';
-import { PoolName } from '../schemas.ts';
-import { ExportOptionsInvalid } from './schemas.ts';
+import { InputFileInvalid, NotFound } from '../../../functions/shared/errors.ts';
+import { ExportOptionsInvalid } from '../../../functions/shared/exports/schemas.ts';
+import { parseRecords } from '../../../functions/shared/input-files.ts';
+import { exportKeys, poolKeys, SEED_UPLOAD_PREFIX } from '../../../functions/shared/keys.ts';
+import type { ObjectStore } from '../../../functions/shared/ports.ts';
+import { RunSummary, TaskLine } from '../../../functions/shared/records.ts';
+import { PoolName } from '../../../functions/shared/schemas.ts';
 
 /** What to export: one run's export, or a whole pool. */
 export type SourceRef = { run: string } | { pool: string };

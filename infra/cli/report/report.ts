@@ -5,12 +5,12 @@
  * still gets a report: its tasks then come from the pool.
  */
 import { z } from 'zod';
-import { NotFound } from '../errors.ts';
-import { toSeedFormat } from '../exports/formats.ts';
-import { parseRecords } from '../input-files.ts';
-import { exportKeys, poolKeys } from '../keys.ts';
-import type { ObjectStore, PoolStore } from '../ports.ts';
-import { GateRecord, RunSummary, TaskLine } from '../records.ts';
+import { NotFound } from '../../../functions/shared/errors.ts';
+import { toSeedFormat } from '../../../functions/shared/exports/formats.ts';
+import { parseRecords } from '../../../functions/shared/input-files.ts';
+import { exportKeys, poolKeys } from '../../../functions/shared/keys.ts';
+import type { ObjectStore, PoolStore } from '../../../functions/shared/ports.ts';
+import { GateRecord, RunSummary, TaskLine } from '../../../functions/shared/records.ts';
 import { renderReport } from './html.ts';
 import { computeStats, type ReportInput, type ReportStats } from './stats.ts';
 
@@ -114,7 +114,7 @@ export async function buildReport(
 async function findVerbNouns(tasks: TaskLine[]): Promise<void> {
   const missing = tasks.filter((task) => task.root_verb === undefined);
   if (missing.length === 0) return;
-  const { verbNouns } = await import('../engine/verb-noun.ts');
+  const { verbNouns } = await import('../../../functions/shared/engine/verb-noun.ts');
   verbNouns(missing.map((task) => task.instruction)).forEach((pair, i) => {
     const task = missing[i] as TaskLine;
     task.root_verb = pair?.verb ?? null;

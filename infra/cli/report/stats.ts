@@ -7,11 +7,11 @@
  * tasks with the reasons and nearest neighbours. Pure: the stores are read by `report.ts`.
  */
 import { z } from 'zod';
-import { RougeIndex } from '../engine/gate.ts';
-import type { RunRecord } from '../ports.ts';
-import { createRng } from '../random.ts';
-import { type GateRecord, IterationRecord, type TaskLine } from '../records.ts';
-import { Instance } from '../schemas.ts';
+import { RougeIndex } from '../../../functions/shared/engine/gate.ts';
+import type { RunRecord } from '../../../functions/shared/ports.ts';
+import { createRng } from '../../../functions/shared/random.ts';
+import { type GateRecord, IterationRecord, type TaskLine } from '../../../functions/shared/records.ts';
+import { Instance } from '../../../functions/shared/schemas.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // Inputs, as the pipeline stores them.
