@@ -18,7 +18,7 @@
  */
 import { z } from 'zod';
 import { ConfigurationError, RunInputInvalid, SelfInstructError } from './errors.ts';
-import { OLLAMA_BASE_URL, OPENAI_BASE_URL, parseModelId } from './models/index.ts';
+import { OLLAMA_BASE_URL, OPENAI_BASE_URL, parseModelId } from './models/model-ids.ts';
 import type { RunConfig } from './schemas.ts';
 import { hasUrlCredentials, isLoopbackHost, redactUrlCredentials } from './urls.ts';
 

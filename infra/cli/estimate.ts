@@ -23,7 +23,8 @@ import { parseRunInput } from '../../functions/prepare/core.ts';
 import { SelfInstructError } from '../../functions/shared/errors.ts';
 import { parseJsonFile, parseSeedFile } from '../../functions/shared/input-files.ts';
 import type { CallRecord } from '../../functions/shared/model-calls.ts';
-import { parseModelId } from '../../functions/shared/models/index.ts';
+import { parseModelId } from '../../functions/shared/models/model-ids.ts';
+import { estimateTokens } from '../../functions/shared/models/usage.ts';
 import type { ModelRequest, ModelStage } from '../../functions/shared/ports.ts';
 import {
   DEFAULT_USAGE_ASSUMPTIONS,
@@ -55,11 +56,8 @@ const BUNDLED_SEEDS = fileURLToPath(new URL('../../seeds/seed_tasks.jsonl', impo
 /** The model steps, in pipeline order. */
 export const MODEL_STEPS: readonly ModelStage[] = ['generate-instructions', 'classify', 'generate-instances'];
 
-/** The stated token approximation: no tokenizer package is installed, so ceil(characters / 4). */
-export const approxTokens = (text: string) => Math.ceil(text.length / 4);
-
 /** Tokens of a rendered request: system and user message (chat framing tokens not counted). */
-const requestTokens = (request: ModelRequest) => approxTokens((request.system ?? '') + request.prompt);
+const requestTokens = (request: ModelRequest) => estimateTokens((request.system ?? '') + request.prompt);
 
 /** What a profile's calls look like and yield, per call and per accepted instruction. */
 export const Calibration = z.object({

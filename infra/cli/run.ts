@@ -115,7 +115,7 @@ export async function runLocal(
   progress.phase('checking the run input');
   const [{ parseRunInput }, { describeModel, ollamaHint }] = await Promise.all([
     import('../../functions/prepare/core.ts'),
-    import('../../functions/shared/models/index.ts'),
+    import('./model-hints.ts'),
   ]);
   // Fail fast on a bad flag, before starting anything (the prepare stage validates the same way).
   parseRunInput(

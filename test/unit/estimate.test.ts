@@ -4,10 +4,10 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { renderInstancesRequest } from '../../functions/generate-instances/prompt.ts';
 import { parseRecords } from '../../functions/shared/input-files.ts';
+import { estimateTokens } from '../../functions/shared/models/usage.ts';
 import { shippedPrices } from '../../functions/shared/pricing/pricing.ts';
 import { SeedTask } from '../../functions/shared/schemas.ts';
 import {
-  approxTokens,
   calibrate,
   type Estimate,
   estimateCommand,
@@ -112,7 +112,7 @@ describe('measurePrompts', () => {
 
     const measured = measurePrompts('default', [task]);
 
-    expect(measured['generate-instances']).toBe(approxTokens((request.system ?? '') + request.prompt));
+    expect(measured['generate-instances']).toBe(estimateTokens((request.system ?? '') + request.prompt));
     expect(measured.classificationShare).toBe(0);
   });
 

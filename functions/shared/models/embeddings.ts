@@ -18,7 +18,7 @@ import pLimit from 'p-limit';
 import { tokenize } from '../engine/rouge.ts';
 import { ConfigurationError, ModelRequestFailed, ModelUnavailable } from '../errors.ts';
 import { bedrockClient, bedrockError } from './bedrock.ts';
-import { DEFAULT_TIMEOUT_MS, type OpenAIEndpoint, parseModelId } from './index.ts';
+import { DEFAULT_TIMEOUT_MS, type OpenAIEndpoint, parseModelId } from './model-ids.ts';
 import { describeEndpoint, openAIClient, openAIError } from './openai.ts';
 
 /** Turns texts into vectors; similar meanings give close vectors. */

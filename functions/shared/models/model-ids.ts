@@ -1,5 +1,6 @@
 /**
- * Chooses a `TextModel` adapter from a model id (run input `model`, CLI `--model`). The accepted forms:
+ * The model ids (run input `model`, CLI `--model`) that `createTextModel` (`index.ts`) accepts, parsed into a
+ * `ModelSpec`, with the endpoints and the call timeout they default to. The accepted forms:
  *
  * - `offline`: the deterministic stand-in (no network; for trying the pipeline, not for training data);
  * - `bedrock:<model id or inference profile>`: Amazon Bedrock through the Converse API, e.g.
@@ -21,19 +22,8 @@
  * the `default` profile's prompts ask for JSON in words anyway, and its parsers read JSON out of free text.
  */
 import { ModelRequestFailed } from '../errors.ts';
-import type { ModelRequest, PoolStore, TextModel, TokenUsage } from '../ports.ts';
 import { hasUrlCredentials, redactUrlCredentials } from '../urls.ts';
-import { parseReplayId, ReplayModel } from './replay.ts';
-
-/** Options of `createTextModel`. */
-export interface ModelOptions {
-  /** Seed of the offline model. */
-  seed: string;
-  /** The pool table, whose call ledger a `replay:` model reads the recorded run from. */
-  pool?: PoolStore;
-  /** Time allowed for one model call before it fails as `ModelUnavailable`. @default 120000 */
-  timeoutMs?: number;
-}
+import { parseReplayId } from './replay.ts';
 
 /** OpenAI's API. */
 export const OPENAI_BASE_URL = 'https://api.openai.com/v1';
@@ -41,18 +31,8 @@ export const OPENAI_BASE_URL = 'https://api.openai.com/v1';
 /** The default time allowed for one model call. */
 export const DEFAULT_TIMEOUT_MS = 120_000;
 
-/** A rough token count for when a provider reports none: about four characters a token. */
-export const estimateTokens = (text: string): number => Math.ceil(text.length / 4);
-
-/** Usage estimated from the text, for a provider that reported none. */
-export const estimatedUsage = (
-  request: Pick<ModelRequest, 'system' | 'prompt'>,
-  reply: string,
-): TokenUsage => ({
-  inputTokens: estimateTokens((request.system ?? '') + request.prompt),
-  outputTokens: estimateTokens(reply),
-  estimated: true,
-});
+/** Where Ollama serves its OpenAI-compatible API by default. */
+export const OLLAMA_BASE_URL = 'http://127.0.0.1:11434/v1';
 
 /** Where an OpenAI-API model lives and how to talk to it. */
 export interface OpenAIEndpoint {
@@ -145,90 +125,4 @@ export function parseModelId(id: string): ModelSpec {
     completions: prefix === 'openai-completions',
     jsonMode,
   };
-}
-
-/** Builds the `TextModel` a model id names; throws `ModelRequestFailed` on an id of no accepted form. */
-export async function createTextModel(
-  id: string,
-  { seed, timeoutMs, pool }: ModelOptions,
-): Promise<TextModel> {
-  const spec = parseModelId(id);
-  switch (spec.provider) {
-    case 'replay': {
-      if (!pool) throw new ModelRequestFailed(`${id}: replaying needs the table of the recorded run`);
-      const fallback = spec.fallback
-        ? await createTextModel(spec.fallback, { seed, timeoutMs, pool })
-        : undefined;
-      return new ReplayModel(spec.runId, pool, fallback);
-    }
-    case 'offline': {
-      const { OfflineModel } = await import('./offline.ts');
-      return new OfflineModel({ seed });
-    }
-    case 'bedrock': {
-      const { BedrockModel } = await import('./bedrock.ts');
-      return new BedrockModel(id, { timeoutMs });
-    }
-    case 'openai':
-    case 'openai-compatible': {
-      const { OpenAIModel } = await import('./openai.ts');
-      return new OpenAIModel(id, spec, { timeoutMs });
-    }
-  }
-}
-
-/**
- * One line describing a model id for the CLI: provider, model, endpoint and whether token counts are
- * real. Throws `ModelRequestFailed` on an id of no accepted form.
- */
-export function describeModel(id: string): string {
-  const spec = parseModelId(id);
-  switch (spec.provider) {
-    case 'replay':
-      return `replay of run ${spec.runId}'s recorded replies (no model calls, no cost)${spec.fallback ? `; unrecorded prompts go to ${describeModel(spec.fallback)}` : '; an unrecorded prompt fails the run'}`;
-    case 'offline':
-      return 'offline stand-in (deterministic, no network; not for training data); token counts estimated';
-    case 'bedrock': {
-      const endpoint =
-        process.env.AWS_ENDPOINT_URL_BEDROCK_RUNTIME ??
-        `bedrock-runtime.${process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? '<region>'}.amazonaws.com`;
-      return `Amazon Bedrock (Converse), model ${spec.modelId}, endpoint ${endpoint}; token counts reported by Bedrock`;
-    }
-    case 'openai':
-    case 'openai-compatible': {
-      const name = spec.provider === 'openai' ? 'OpenAI' : 'OpenAI-compatible server';
-      const api = spec.completions
-        ? 'completions for raw prompts, chat completions for chat'
-        : 'chat completions';
-      const json = spec.jsonMode ? '' : ', no JSON mode';
-      return `${name} (${api}${json}), model ${spec.model}, endpoint ${spec.baseURL}; token counts reported by the server (estimated when it leaves them out)`;
-    }
-  }
-}
-
-/** Where Ollama serves its OpenAI-compatible API by default. */
-export const OLLAMA_BASE_URL = 'http://127.0.0.1:11434/v1';
-
-/**
- * When an OpenAI-compatible server (by default Ollama's) answers `GET <baseURL>/models` within
- * `timeoutMs`, a one-line hint on how to use its first model, with the exact `--model` flag; otherwise
- * (nothing there, too slow, no models, not the OpenAI API) `undefined`. Never throws.
- */
-export async function ollamaHint({
-  baseURL = OLLAMA_BASE_URL,
-  timeoutMs = 300,
-}: {
-  baseURL?: string;
-  timeoutMs?: number;
-} = {}): Promise<string | undefined> {
-  try {
-    const response = await fetch(`${baseURL}/models`, { signal: AbortSignal.timeout(timeoutMs) });
-    if (!response.ok) return undefined;
-    const body = (await response.json()) as { data?: { id?: unknown }[] };
-    const model = body.data?.[0]?.id;
-    if (typeof model !== 'string' || model === '') return undefined;
-    return `A local model server answers at ${baseURL}: to use it, add --model openai-compatible:${model}@${baseURL}`;
-  } catch {
-    return undefined;
-  }
 }
