@@ -24,6 +24,7 @@ import {
   NotRecorded,
   type SelfInstructError,
 } from './errors.ts';
+import { toJsonLines } from './json-lines.ts';
 import type { ModelReply, ModelRequest, PoolStore, StoredCall, TextModel } from './ports.ts';
 import type { Usage, UsageByStage } from './schemas.ts';
 
@@ -396,18 +397,4 @@ export class ModelCalls {
       ...(reused ? { reused } : {}),
     });
   }
-}
-
-/** Values as JSON Lines (one JSON document per line, trailing newline). */
-export function toJsonLines(values: readonly unknown[]): string {
-  return values.map((value) => JSON.stringify(value)).join('\n') + (values.length > 0 ? '\n' : '');
-}
-
-/** Parses JSON Lines written by this project (trusted: no per-line validation). */
-export function fromJsonLines<T>(text: string | undefined): T[] {
-  if (!text) return [];
-  return text
-    .split('\n')
-    .filter((line) => line.trim() !== '')
-    .map((line) => JSON.parse(line) as T);
 }

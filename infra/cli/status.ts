@@ -9,6 +9,7 @@ import type { HistoryEvent, SFNClient } from '@aws-sdk/client-sfn';
 import { Command } from 'commander';
 import { awsClientConfig } from '../../functions/shared/config.ts';
 import { NotFound } from '../../functions/shared/errors.ts';
+import { fromJsonLines } from '../../functions/shared/json-lines.ts';
 import { totalUsage } from '../../functions/shared/model-calls.ts';
 import { formatUsd } from '../../functions/shared/pricing/money.ts';
 import type { Usage } from '../../functions/shared/schemas.ts';
@@ -83,13 +84,10 @@ export function localHistory(dataDir: string, runId: string): HistorySource {
   return {
     async history() {
       if (!existsSync(file)) throw new NotFound(`No local run ${runId} in ${dataDir} (looked for ${file})`);
-      return readFileSync(file, 'utf8')
-        .split('\n')
-        .filter((line) => line.trim() !== '')
-        .map((line) => {
-          const event = JSON.parse(line) as HistoryEvent & { timestamp: string };
-          return { ...event, timestamp: new Date(event.timestamp) };
-        });
+      return fromJsonLines<HistoryEvent & { timestamp: string }>(readFileSync(file, 'utf8')).map((event) => ({
+        ...event,
+        timestamp: new Date(event.timestamp),
+      }));
     },
   };
 }
