@@ -7,14 +7,10 @@ import { parseRecords } from '../../functions/shared/input-files.ts';
 import { estimateTokens } from '../../functions/shared/models/usage.ts';
 import { shippedPrices } from '../../functions/shared/pricing/pricing.ts';
 import { SeedTask } from '../../functions/shared/schemas.ts';
-import {
-  calibrate,
-  type Estimate,
-  estimateCommand,
-  estimateRun,
-  measurePrompts,
-  PROFILE_DEFAULTS,
-} from '../../infra/cli/estimate.ts';
+import { calibrate, PROFILE_DEFAULTS } from '../../infra/cli/estimate/calibrate.ts';
+import { measurePrompts } from '../../infra/cli/estimate/prompts.ts';
+import { type Estimate, estimateRun } from '../../infra/cli/estimate/simulate.ts';
+import { estimateCommand } from '../../infra/cli/estimate.ts';
 import { runSummary } from './fakes.ts';
 
 const seeds = parseRecords(
