@@ -17,7 +17,7 @@ import { runKeys } from '../../functions/shared/keys.ts';
 import type { GateRecord, RunSummary } from '../../functions/shared/records.ts';
 import { CHART_IDS } from '../../infra/cli/report/html.ts';
 import { buildReport, reportKeys } from '../../infra/cli/report/report.ts';
-import { ReportStats } from '../../infra/cli/report/stats.ts';
+import { ReportStats } from '../../infra/cli/report/schema.ts';
 import { reportCommand } from '../../infra/cli/report.ts';
 import { LocalStack } from '../../infra/local/stack.ts';
 

@@ -8,6 +8,7 @@ import { exportKeys, poolKeys, runKeys } from '../../functions/shared/keys.ts';
 import type { RunRecord } from '../../functions/shared/ports.ts';
 import type { GateRecord, TaskLine } from '../../functions/shared/records.ts';
 import type { SeedTask } from '../../functions/shared/schemas.ts';
+import { histogram, lengthDistribution, niceBinWidth } from '../../infra/cli/report/histograms.ts';
 import {
   CHART_IDS,
   escapeHtml,
@@ -16,16 +17,8 @@ import {
   renderReport,
 } from '../../infra/cli/report/html.ts';
 import { buildReport, reportKeys } from '../../infra/cli/report/report.ts';
-import {
-  computeStats,
-  countWords,
-  histogram,
-  lengthDistribution,
-  niceBinWidth,
-  type ReportInput,
-  ReportStats,
-  verbNounStats,
-} from '../../infra/cli/report/stats.ts';
+import { ReportStats } from '../../infra/cli/report/schema.ts';
+import { computeStats, countWords, type ReportInput, verbNounStats } from '../../infra/cli/report/stats.ts';
 import { reportLocal } from '../../infra/cli/report.ts';
 import { MemoryObjects, MemoryPool, runSummary } from './fakes.ts';
 

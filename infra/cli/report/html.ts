@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { formatUsd as usd } from '../../../functions/shared/pricing/money.ts';
-import type { ReportStats, SampledTask } from './stats.ts';
+import type { ReportStats, SampledTask } from './schema.ts';
 
 const ENTITIES: Record<string, string> = {
   '&': '&amp;',

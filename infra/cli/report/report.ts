@@ -12,7 +12,8 @@ import { exportKeys, poolKeys } from '../../../functions/shared/keys.ts';
 import type { ObjectStore, PoolStore } from '../../../functions/shared/ports.ts';
 import { GateRecord, RunSummary, TaskLine } from '../../../functions/shared/records.ts';
 import { renderReport } from './html.ts';
-import { computeStats, type ReportInput, type ReportStats } from './stats.ts';
+import type { ReportStats } from './schema.ts';
+import { computeStats, type ReportInput } from './stats.ts';
 
 /** Where the report lives: next to the run's export. */
 export const reportKeys = (runId: string) => {
