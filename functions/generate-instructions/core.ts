@@ -6,7 +6,7 @@
 
 import { fromJsonLines, toJsonLines } from '../shared/json-lines.ts';
 import { runKeys } from '../shared/keys.ts';
-import { ModelCalls } from '../shared/model-calls.ts';
+import { INSTRUCTIONS_SCOPE, ModelCalls } from '../shared/model-calls.ts';
 import { committedPool, loadIndex } from '../shared/pool-index.ts';
 import { holdPool } from '../shared/pool-lease.ts';
 import type { ObjectStore, PoolStore, TextModel } from '../shared/ports.ts';
@@ -93,7 +93,7 @@ export async function generateInstructions(
 
   const calls = new ModelCalls(model, {
     sampling: config,
-    ledger: { pool, runId, iteration, scope: 'instructions' },
+    ledger: { pool, runId, iteration, scope: INSTRUCTIONS_SCOPE },
     concurrency: config.callConcurrency,
     remainingMs,
   });

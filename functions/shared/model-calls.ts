@@ -194,9 +194,16 @@ export interface CallLedger {
   pool: PoolStore;
   runId: string;
   iteration: number;
-  /** `instructions`, or `chunk-<n>` for a Map item. */
+  /** `INSTRUCTIONS_SCOPE`, or `chunk-<n>` for a Map item. */
   scope: string;
 }
+
+/** The ledger scope of an iteration's instruction-generation calls (a Map item's is `chunk-<n>`). */
+export const INSTRUCTIONS_SCOPE = 'instructions';
+
+/** What the call keys of one ledger scope start with: `<iteration>#<scope>#`. */
+export const callKeyPrefix = ({ iteration, scope }: Pick<CallLedger, 'iteration' | 'scope'>): string =>
+  `${iteration}#${scope}#`;
 
 export interface ModelCallsOptions {
   /** The run's overrides of the profiles' temperature and top-p, applied to every call. */
@@ -336,14 +343,13 @@ export class ModelCalls {
   }
 
   private callKey(key: string): string {
-    const { iteration, scope } = this.options.ledger as CallLedger;
-    return `${iteration}#${scope}#${key}`;
+    return `${callKeyPrefix(this.options.ledger as CallLedger)}${key}`;
   }
 
   private loadRecorded(): Promise<Map<string, StoredCall>> {
     if (!this.recorded) {
-      const { pool, runId, iteration, scope } = this.options.ledger as CallLedger;
-      this.recorded = pool.listCalls(runId, `${iteration}#${scope}#`).then((calls) => {
+      const ledger = this.options.ledger as CallLedger;
+      this.recorded = ledger.pool.listCalls(ledger.runId, callKeyPrefix(ledger)).then((calls) => {
         const byKey = new Map<string, StoredCall>();
         for (const call of calls)
           if (call.reply !== undefined && !byKey.has(call.callKey)) byKey.set(call.callKey, call);
