@@ -9,6 +9,7 @@
  */
 import { z } from 'zod';
 import { RougeIndex } from '../../../functions/shared/engine/gate.ts';
+import { totalUsage } from '../../../functions/shared/model-calls.ts';
 import type { RunRecord } from '../../../functions/shared/ports.ts';
 import { createRng } from '../../../functions/shared/random.ts';
 import { type GateRecord, IterationRecord, type TaskLine } from '../../../functions/shared/records.ts';
@@ -190,14 +191,8 @@ export function computeStats(input: ReportInput): ReportStats {
       }
     }
     const added = tasks.filter((task) => task.iteration === iteration).length;
-    const usage = Object.values(record?.usage ?? {}).reduce(
-      (sum, stage) => ({
-        calls: sum.calls + stage.calls,
-        inputTokens: sum.inputTokens + stage.inputTokens,
-        outputTokens: sum.outputTokens + stage.outputTokens,
-      }),
-      { calls: 0, inputTokens: 0, outputTokens: 0 },
-    );
+    const { calls, inputTokens, outputTokens } = totalUsage(record?.usage ?? {});
+    const usage = { calls, inputTokens, outputTokens };
     const cost = {
       modelUsd: record?.cost?.modelUsd ?? 0,
       awsUsd: record?.cost?.awsUsd ?? 0,
