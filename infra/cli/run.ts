@@ -15,7 +15,7 @@ import { RunSummary } from '../../functions/shared/records.ts';
 import { executionLogPath } from '../local/executions.ts';
 import type { ExecutionStatus } from '../local/rules.ts';
 import type { EventLog, LocalStack } from '../local/stack.ts';
-import { formatEntries, groupCounts } from './counts.ts';
+import { formatEntries, formatFields, groupCounts } from './counts.ts';
 import { liveView, type ProgressView, plainView } from './progress.ts';
 import { shown } from './report.ts';
 import { newRunId, type RunOptions, runInputFromOptions } from './run-options.ts';
@@ -231,8 +231,7 @@ export function formatSummary(result: LocalRunResult): string {
     ['report', result.report ? shown(result.report.html) : ''],
     ['next', `npm run cli -- export ${s.runId} --format messages  ·  npm run cli -- status ${s.runId}`],
   ];
-  const width = Math.max(...rows.map(([key]) => key.length));
-  return rows.map(([key, value]) => `  ${key.padEnd(width)}  ${value}`).join('\n');
+  return formatFields(rows);
 }
 
 /** The run's wall time, and how long getting the template took (a synthesis after a change, or the cache). */

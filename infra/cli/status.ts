@@ -15,7 +15,7 @@ import { formatUsd } from '../../functions/shared/pricing/money.ts';
 import type { Usage } from '../../functions/shared/schemas.ts';
 import { initialRunView, type RunView, reduce, timing } from '../history/run-view.ts';
 import { executionLogPath } from '../local/executions.ts';
-import { formatEntries, groupCounts } from './counts.ts';
+import { formatEntries, formatFields, groupCounts } from './counts.ts';
 
 /** Where a run stands at a moment: its view, with the time it has run and the time left. */
 export interface RunStatus extends Omit<RunView, 'usage'> {
@@ -58,8 +58,7 @@ export function formatStatus(s: RunStatus): string {
     ['elapsed', seconds(s.elapsedMs) + (s.etaMs === undefined ? '' : `, about ${seconds(s.etaMs)} to go`)],
   ];
   if (s.error) rows.push(['error', `${s.error}: ${s.cause ?? ''}`]);
-  const width = Math.max(...rows.map(([key]) => key.length));
-  return rows.map(([key, value]) => `  ${key.padEnd(width)}  ${value}`).join('\n');
+  return formatFields(rows);
 }
 
 /** One line: a progress bar in a terminal, plain text otherwise. */
