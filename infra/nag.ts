@@ -5,8 +5,8 @@
 import { type App, type CfnResource, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
-import { inferenceProfileModel } from '../functions/shared/models/bedrock-ids.ts';
 import { STAGES, type StageKey, type StageSpec } from '../functions/stages.ts';
+import { inferenceProfileModel } from './bedrock-ids.ts';
 import type { RoleWithUnscopedPolicy } from './roles.ts';
 import type { SelfInstructStack } from './stack.ts';
 

@@ -25,8 +25,8 @@ import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import { ConfigurationError } from '../functions/shared/errors.ts';
 import { DEFAULT_OPERATOR_LIMITS, LIMIT_SETTINGS, type OperatorLimits } from '../functions/shared/limits.ts';
-import { inferenceProfileModel } from '../functions/shared/models/bedrock-ids.ts';
 import { CONTROL_STATES, STAGES, type StageKey, type StageSpec } from '../functions/stages.ts';
+import { inferenceProfileModel } from './bedrock-ids.ts';
 import { ENTRY_METADATA, PROJECT_ROOT } from './project.ts';
 import { RoleWithUnscopedPolicy } from './roles.ts';
 

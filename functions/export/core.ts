@@ -5,8 +5,9 @@
  */
 
 import { toAlpaca, toRecords, toSeedFormat } from '../shared/exports/formats.ts';
+import { toJsonLines } from '../shared/json-lines.ts';
 import { exportKeys } from '../shared/keys.ts';
-import { stageUsageCounters, toJsonLines, totalUsage, usageOfCalls } from '../shared/model-calls.ts';
+import { stageUsageCounters, totalUsage, usageOfCalls } from '../shared/model-calls.ts';
 import { holdPool } from '../shared/pool-lease.ts';
 import type { ObjectStore, PoolStore, RunRecord } from '../shared/ports.ts';
 import { formatUsd } from '../shared/pricing/money.ts';

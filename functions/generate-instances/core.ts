@@ -22,8 +22,9 @@
 import type { z } from 'zod';
 import { filterInstances } from '../shared/engine/instances.ts';
 import { verbNouns } from '../shared/engine/verb-noun.ts';
+import { toJsonLines } from '../shared/json-lines.ts';
 import { runKeys } from '../shared/keys.ts';
-import { addUsageByStage, ModelCalls, toJsonLines } from '../shared/model-calls.ts';
+import { addUsageByStage, ModelCalls } from '../shared/model-calls.ts';
 import { judgeModelOf } from '../shared/models/judge-ids.ts';
 import { stagedBy } from '../shared/pool-commit.ts';
 import { holdPool } from '../shared/pool-lease.ts';
@@ -83,7 +84,14 @@ export interface InstancesDeps {
 
 export async function generateInstances(
   { runId, config, progress, chunk }: InstancesInput,
-  { objects, pool, model, judge, remainingMs, safety = createSafetyScreen(config.safetyScreen) }: InstancesDeps,
+  {
+    objects,
+    pool,
+    model,
+    judge,
+    remainingMs,
+    safety = createSafetyScreen(config.safetyScreen),
+  }: InstancesDeps,
 ): Promise<InstancesResult> {
   const profile = PROFILES[config.profile];
   const iteration = progress.iteration + 1;

@@ -3,8 +3,10 @@
  * machine-made tasks and asks for new ones; replies are parsed into candidates, which the next stage
  * filters. The number of calls is sized from the remaining target and the last iteration's yield.
  */
+
+import { fromJsonLines, toJsonLines } from '../shared/json-lines.ts';
 import { runKeys } from '../shared/keys.ts';
-import { fromJsonLines, ModelCalls, toJsonLines } from '../shared/model-calls.ts';
+import { INSTRUCTIONS_SCOPE, ModelCalls } from '../shared/model-calls.ts';
 import { committedPool, loadIndex } from '../shared/pool-index.ts';
 import { holdPool } from '../shared/pool-lease.ts';
 import type { ObjectStore, PoolStore, TextModel } from '../shared/ports.ts';
@@ -98,7 +100,7 @@ export async function generateInstructions(
 
   const calls = new ModelCalls(model, {
     sampling: config,
-    ledger: { pool, runId, iteration, scope: 'instructions' },
+    ledger: { pool, runId, iteration, scope: INSTRUCTIONS_SCOPE },
     concurrency: config.callConcurrency,
     remainingMs,
   });

@@ -12,12 +12,12 @@ import { z } from 'zod';
 import { NotFound, PoolBusy, RunInputInvalid } from '../shared/errors.ts';
 import { checkExecutionLimits } from '../shared/execution-limits.ts';
 import { parseSeedFile } from '../shared/input-files.ts';
+import { fromJsonLines, toJsonLines } from '../shared/json-lines.ts';
 import { DEFAULT_SEED_KEY, poolKeys, SEED_UPLOAD_PREFIX } from '../shared/keys.ts';
 import { checkOperatorLimits, type OperatorLimits } from '../shared/limits.ts';
-import { fromJsonLines, toJsonLines } from '../shared/model-calls.ts';
 import { checkEmbedderId, defaultEmbeddingModel, NO_EMBEDDINGS } from '../shared/models/embedding-ids.ts';
-import { parseModelId } from '../shared/models/index.ts';
 import { NO_JUDGE } from '../shared/models/judge-ids.ts';
+import { parseModelId } from '../shared/models/model-ids.ts';
 import { parseReplayId } from '../shared/models/replay.ts';
 import { describeRepair, poolExists, recoverPool, stagedBy } from '../shared/pool-commit.ts';
 import { taskId } from '../shared/pool-ids.ts';
@@ -80,7 +80,9 @@ function checkField(field: string, check: () => unknown): void {
   try {
     check();
   } catch (error) {
-    throw new RunInputInvalid(`Run input is invalid: ${field}: ${(error as Error).message}`, { cause: error });
+    throw new RunInputInvalid(`Run input is invalid: ${field}: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
 }
 

@@ -19,8 +19,8 @@
 import { z } from 'zod';
 import { ConfigurationError, RunInputInvalid, SelfInstructError } from './errors.ts';
 import { NO_EMBEDDINGS } from './models/embedding-ids.ts';
-import { OLLAMA_BASE_URL, OPENAI_BASE_URL, parseModelId } from './models/index.ts';
 import { judgeModelOf } from './models/judge-ids.ts';
+import { OLLAMA_BASE_URL, OPENAI_BASE_URL, parseModelId } from './models/model-ids.ts';
 import type { RunConfig } from './schemas.ts';
 import { hasUrlCredentials, isLoopbackHost, redactUrlCredentials } from './urls.ts';
 

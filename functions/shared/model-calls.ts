@@ -24,6 +24,7 @@ import {
   NotRecorded,
   type SelfInstructError,
 } from './errors.ts';
+import { toJsonLines } from './json-lines.ts';
 import type { ModelReply, ModelRequest, PoolStore, StoredCall, TextModel } from './ports.ts';
 import type { Usage, UsageByStage } from './schemas.ts';
 
@@ -193,9 +194,16 @@ export interface CallLedger {
   pool: PoolStore;
   runId: string;
   iteration: number;
-  /** `instructions`, or `chunk-<n>` for a Map item. */
+  /** `INSTRUCTIONS_SCOPE`, or `chunk-<n>` for a Map item. */
   scope: string;
 }
+
+/** The ledger scope of an iteration's instruction-generation calls (a Map item's is `chunk-<n>`). */
+export const INSTRUCTIONS_SCOPE = 'instructions';
+
+/** What the call keys of one ledger scope start with: `<iteration>#<scope>#`. */
+export const callKeyPrefix = ({ iteration, scope }: Pick<CallLedger, 'iteration' | 'scope'>): string =>
+  `${iteration}#${scope}#`;
 
 export interface ModelCallsOptions {
   /** The run's overrides of the profiles' temperature and top-p, applied to every call. */
@@ -337,14 +345,13 @@ export class ModelCalls {
   }
 
   private callKey(key: string): string {
-    const { iteration, scope } = this.options.ledger as CallLedger;
-    return `${iteration}#${scope}#${key}`;
+    return `${callKeyPrefix(this.options.ledger as CallLedger)}${key}`;
   }
 
   private loadRecorded(): Promise<Map<string, StoredCall>> {
     if (!this.recorded) {
-      const { pool, runId, iteration, scope } = this.options.ledger as CallLedger;
-      this.recorded = pool.listCalls(runId, `${iteration}#${scope}#`).then((calls) => {
+      const ledger = this.options.ledger as CallLedger;
+      this.recorded = ledger.pool.listCalls(ledger.runId, callKeyPrefix(ledger)).then((calls) => {
         const byKey = new Map<string, StoredCall>();
         for (const call of calls)
           if (call.reply !== undefined && !byKey.has(call.callKey)) byKey.set(call.callKey, call);
@@ -398,18 +405,4 @@ export class ModelCalls {
       ...(reused ? { reused } : {}),
     });
   }
-}
-
-/** Values as JSON Lines (one JSON document per line, trailing newline). */
-export function toJsonLines(values: readonly unknown[]): string {
-  return values.map((value) => JSON.stringify(value)).join('\n') + (values.length > 0 ? '\n' : '');
-}
-
-/** Parses JSON Lines written by this project (trusted: no per-line validation). */
-export function fromJsonLines<T>(text: string | undefined): T[] {
-  if (!text) return [];
-  return text
-    .split('\n')
-    .filter((line) => line.trim() !== '')
-    .map((line) => JSON.parse(line) as T);
 }

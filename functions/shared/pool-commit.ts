@@ -13,8 +13,8 @@
  */
 import { NotFound, PoolBusy } from './errors.ts';
 import { toSeedFormat } from './exports/formats.ts';
+import { toJsonLines } from './json-lines.ts';
 import { poolKeys } from './keys.ts';
-import { toJsonLines } from './model-calls.ts';
 import { POOL_LEASE_MS } from './pool-lease.ts';
 import type { ObjectStore, PoolMeta, PoolStore, PoolTask } from './ports.ts';
 

@@ -6,7 +6,7 @@
  * pool's snapshots), `summary.json` and the run record's per-iteration stats.
  */
 import { z } from 'zod';
-import { Counts, Instance, ProfileName, RunConfig, UsageByStage } from './schemas.ts';
+import { Counts, ProfileName, RunConfig, SeedTask, UsageByStage } from './schemas.ts';
 
 /**
  * One gate decision: a line of `runs/<run>/iteration-<n>/gate.jsonl` (written by "Filter and
@@ -41,12 +41,11 @@ export type GateRecord = z.infer<typeof GateRecord>;
  * (`pools/<pool>/seeds.jsonl`) parse too, with `source` defaulting to `machine` unless the reader says
  * otherwise. Unknown fields are dropped.
  */
-export const TaskLine = z.object({
-  id: z.string().min(1),
-  name: z.string().min(1).optional(),
+export const TaskLine = SeedTask.extend({
+  // A seed line's fields, looser: machine tasks have no name, and the instruction is kept as accepted.
+  name: SeedTask.shape.name.optional(),
   instruction: z.string().min(1),
-  instances: z.array(Instance).min(1),
-  is_classification: z.boolean().default(false),
+  is_classification: SeedTask.shape.is_classification.default(false),
   source: z.enum(['seed', 'machine']).default('machine'),
   run_id: z.string().optional(),
   iteration: z.int().nonnegative().optional(),

@@ -16,7 +16,7 @@ import { backOff } from 'exponential-backoff';
 import type { RegExpMatcher } from 'obscenity';
 import { ModelRequestFailed, ModelThrottled, ModelUnavailable } from './errors.ts';
 import { retryPolicy } from './model-calls.ts';
-import { parseModelId } from './models/index.ts';
+import { parseModelId } from './models/model-ids.ts';
 
 /** `safetyScreen` that turns the screen off. */
 export const NO_SCREEN = 'none';

@@ -1,4 +1,7 @@
-/** Groups a run's flat counters for display: why instructions, tasks, instances and replies were lost. */
+/**
+ * Groups a run's flat counters for display (why instructions, tasks, instances and replies were lost), and
+ * lays out the summary tables of `run` and `status`.
+ */
 
 export interface GroupedCounts {
   /** Instructions rejected by the heuristic filters or the ROUGE-L gate, by reason. */
@@ -50,3 +53,9 @@ export function groupCounts(counts: Record<string, number>): GroupedCounts {
 /** `a 3, b 2` (or `none`). */
 export const formatEntries = (entries: [string, number][]) =>
   entries.length === 0 ? 'none' : entries.map(([key, n]) => `${key} ${n}`).join(', ');
+
+/** A summary table: one `key  value` line per field, indented, the keys padded to one width. */
+export function formatFields(rows: readonly [string, string | number][]): string {
+  const width = Math.max(...rows.map(([key]) => key.length));
+  return rows.map(([key, value]) => `  ${key.padEnd(width)}  ${value}`).join('\n');
+}

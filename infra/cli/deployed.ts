@@ -17,7 +17,7 @@ import { LOCAL_CREDENTIALS } from '../local/servers.ts';
 import { startLocalStepFunctions } from '../local/sfn-server.ts';
 import { LocalStack } from '../local/stack.ts';
 import { LOCAL_REGION } from '../local/template.ts';
-import { newRunId, type RunOptions, runInputFromOptions } from './run.ts';
+import { newRunId, type RunOptions, runInputFromOptions } from './run-options.ts';
 import { deployedHistory, executionArnOf, type RunStatus, watch } from './status.ts';
 
 export interface DeployedTarget {

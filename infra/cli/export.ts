@@ -9,21 +9,16 @@ import * as path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { S3ObjectStore } from '../../functions/shared/adapters/s3.ts';
 import {
-  type BuiltExport,
-  buildExport,
-  CARD_MARKER,
-  dataPath,
   EXPORT_FORMATS,
   type ExportFormat,
   type ExportOptionsInput,
   ExportOptionsInvalid,
-  parseExportOptions,
-  readTasks,
-  type SourceRef,
   SPLITS,
-  type TaskSource,
-} from '../../functions/shared/exports/index.ts';
+} from '../../functions/shared/exports/schemas.ts';
 import type { ObjectStore } from '../../functions/shared/ports.ts';
+import { type BuiltExport, buildExport, dataPath, parseExportOptions } from './export/build.ts';
+import { CARD_MARKER } from './export/card.ts';
+import { readTasks, type SourceRef, type TaskSource } from './export/sources.ts';
 
 /** What to export, how, and where to write it. */
 export interface ExportRequest extends ExportOptionsInput {

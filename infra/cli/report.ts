@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Command } from 'commander';
 import type { ObjectStore, PoolStore } from '../../functions/shared/ports.ts';
-import type { RunReport } from '../../functions/shared/report/report.ts';
+import type { RunReport } from './report/report.ts';
 
 /** The command's options: where the report is written, where the local stack keeps its data. */
 export interface ReportOptions {
@@ -31,7 +31,7 @@ export async function writeReport(
   runId: string,
   out: string,
 ): Promise<LocalReport> {
-  const { buildReport } = await import('../../functions/shared/report/report.ts');
+  const { buildReport } = await import('./report/report.ts');
   const report = await buildReport(objects, pool, runId);
   const dir = path.resolve(out, runId);
   mkdirSync(dir, { recursive: true });
@@ -46,7 +46,7 @@ export async function reportLocal(runId: string, { out, dataDir }: ReportOptions
   const { openLocalData } = await import('../local/data.ts');
   const opening = openLocalData(dataDir, `report ${runId}`, 'run `npm start` first');
   // The report's modules load while the servers start (`writeReport` finds them loaded).
-  const loading = import('../../functions/shared/report/report.ts');
+  const loading = import('./report/report.ts');
   loading.catch(() => undefined);
   const data = await opening;
   try {

@@ -9,95 +9,16 @@ import * as path from 'node:path';
 import { Command, Option } from 'commander';
 import { readableCause } from '../../functions/record-failure/core.ts';
 import { NotFound } from '../../functions/shared/errors.ts';
-import { parseJsonFile } from '../../functions/shared/input-files.ts';
 import { exportKeys, PRICE_TABLE_PREFIX, SEED_UPLOAD_PREFIX } from '../../functions/shared/keys.ts';
 import { formatUsd as usd } from '../../functions/shared/pricing/money.ts';
 import { RunSummary } from '../../functions/shared/records.ts';
-import type { RunInput } from '../../functions/shared/schemas.ts';
 import { executionLogPath } from '../local/executions.ts';
 import type { ExecutionStatus } from '../local/rules.ts';
 import type { EventLog, LocalStack } from '../local/stack.ts';
-import { formatEntries, groupCounts } from './counts.ts';
+import { formatEntries, formatFields, groupCounts } from './counts.ts';
 import { liveView, type ProgressView, plainView } from './progress.ts';
 import { shown } from './report.ts';
-
-export interface RunOptions {
-  pool?: string;
-  profile?: string;
-  model?: string;
-  target?: string;
-  iterations?: string;
-  seeds?: string;
-  concurrency?: string;
-  callConcurrency?: string;
-  chunkSize?: string;
-  promptsPerIteration?: string;
-  threshold?: string;
-  judgeModel?: string;
-  minQuality?: string;
-  temperature?: string;
-  maxCost?: string;
-  prices?: string;
-  seed?: string;
-  input?: string;
-  fresh?: boolean;
-  dataDir: string;
-  out: string;
-  verbose?: boolean;
-  bundled?: boolean;
-  /** `--no-iam` sets this false: the local stack stops enforcing the functions' roles. */
-  iam?: boolean;
-  dryRun?: boolean;
-  deployed?: boolean;
-  stateMachineArn?: string;
-  bucket?: string;
-  stack?: string;
-}
-
-const num = (value: string | undefined) => (value === undefined ? undefined : Number(value));
-
-/** The run input the flags describe (validated later by the same schema the console input uses). */
-export function runInputFromOptions(options: RunOptions): RunInput {
-  const base = options.input
-    ? (parseJsonFile(readFileSync(options.input, 'utf8'), options.input) as RunInput)
-    : {};
-  const flags: Record<string, unknown> = {
-    pool: options.pool,
-    profile: options.profile,
-    model: options.model,
-    target: num(options.target),
-    maxIterations: num(options.iterations),
-    mapConcurrency: num(options.concurrency),
-    callConcurrency: num(options.callConcurrency),
-    chunkSize: num(options.chunkSize),
-    promptsPerIteration: num(options.promptsPerIteration),
-    rougeThreshold: num(options.threshold),
-    judgeModel: options.judgeModel,
-    minQuality: num(options.minQuality),
-    temperature: num(options.temperature),
-    maxCostUsd: num(options.maxCost),
-    seed: options.seed,
-  };
-  const defined = Object.fromEntries(Object.entries(flags).filter(([, value]) => value !== undefined));
-  return { trigger: 'cli', ...base, ...defined } as RunInput;
-}
-
-/**
- * The CDK context a deployment for this run's models would have: `selfinstruct:model` and
- * `selfinstruct:judgeModel` for the Bedrock ones (the functions may invoke those only), none otherwise.
- */
-export function bedrockContext(model: string, judgeModel: string | undefined) {
-  const context: Record<string, string> = {};
-  if (model.startsWith('bedrock:')) context['selfinstruct:model'] = model;
-  if (judgeModel?.startsWith('bedrock:') && judgeModel !== model)
-    context['selfinstruct:judgeModel'] = judgeModel;
-  return Object.keys(context).length > 0 ? context : undefined;
-}
-
-export function newRunId(now = new Date()): string {
-  const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-  return `run-${stamp}-${Math.random().toString(36).slice(2, 6)}`;
-}
+import { bedrockContext, newRunId, type RunOptions, runInputFromOptions } from './run-options.ts';
 
 export interface LocalRunResult {
   runId: string;
@@ -131,7 +52,7 @@ export async function runLocal(
   progress.phase('checking the run input');
   const [{ parseRunInput }, { describeModel, ollamaHint }] = await Promise.all([
     import('../../functions/prepare/core.ts'),
-    import('../../functions/shared/models/index.ts'),
+    import('./model-hints.ts'),
   ]);
   // Fail fast on a bad flag, before starting anything (the prepare stage validates the same way).
   parseRunInput(
@@ -327,8 +248,7 @@ export function formatSummary(result: LocalRunResult): string {
     ['report', result.report ? shown(result.report.html) : ''],
     ['next', `npm run cli -- export ${s.runId} --format messages  ·  npm run cli -- status ${s.runId}`],
   ];
-  const width = Math.max(...rows.map(([key]) => key.length));
-  return rows.map(([key, value]) => `  ${key.padEnd(width)}  ${value}`).join('\n');
+  return formatFields(rows);
 }
 
 /** The run's wall time, and how long getting the template took (a synthesis after a change, or the cache). */

@@ -9,12 +9,13 @@ import type { HistoryEvent, SFNClient } from '@aws-sdk/client-sfn';
 import { Command } from 'commander';
 import { awsClientConfig } from '../../functions/shared/config.ts';
 import { NotFound } from '../../functions/shared/errors.ts';
+import { fromJsonLines } from '../../functions/shared/json-lines.ts';
 import { totalUsage } from '../../functions/shared/model-calls.ts';
 import { formatUsd } from '../../functions/shared/pricing/money.ts';
 import type { Usage } from '../../functions/shared/schemas.ts';
 import { initialRunView, type RunView, reduce, timing } from '../history/run-view.ts';
 import { executionLogPath } from '../local/executions.ts';
-import { formatEntries, groupCounts } from './counts.ts';
+import { formatEntries, formatFields, groupCounts } from './counts.ts';
 
 /** Where a run stands at a moment: its view, with the time it has run and the time left. */
 export interface RunStatus extends Omit<RunView, 'usage'> {
@@ -57,8 +58,7 @@ export function formatStatus(s: RunStatus): string {
     ['elapsed', seconds(s.elapsedMs) + (s.etaMs === undefined ? '' : `, about ${seconds(s.etaMs)} to go`)],
   ];
   if (s.error) rows.push(['error', `${s.error}: ${s.cause ?? ''}`]);
-  const width = Math.max(...rows.map(([key]) => key.length));
-  return rows.map(([key, value]) => `  ${key.padEnd(width)}  ${value}`).join('\n');
+  return formatFields(rows);
 }
 
 /** One line: a progress bar in a terminal, plain text otherwise. */
@@ -83,13 +83,10 @@ export function localHistory(dataDir: string, runId: string): HistorySource {
   return {
     async history() {
       if (!existsSync(file)) throw new NotFound(`No local run ${runId} in ${dataDir} (looked for ${file})`);
-      return readFileSync(file, 'utf8')
-        .split('\n')
-        .filter((line) => line.trim() !== '')
-        .map((line) => {
-          const event = JSON.parse(line) as HistoryEvent & { timestamp: string };
-          return { ...event, timestamp: new Date(event.timestamp) };
-        });
+      return fromJsonLines<HistoryEvent & { timestamp: string }>(readFileSync(file, 'utf8')).map((event) => ({
+        ...event,
+        timestamp: new Date(event.timestamp),
+      }));
     },
   };
 }

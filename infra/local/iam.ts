@@ -13,7 +13,7 @@
  */
 import { Readable } from 'node:stream';
 import type { AwsService } from '../../functions/shared/config.ts';
-import { inferenceProfileModel } from '../../functions/shared/models/bedrock-ids.ts';
+import { inferenceProfileModel } from '../bedrock-ids.ts';
 import { type CfnTemplate, type LocalNames, resolveIntrinsics, resourcesOfType } from './template.ts';
 
 /** The parts of an SDK HTTP request the mapping reads. */

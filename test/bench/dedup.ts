@@ -7,7 +7,7 @@
  *   npm run bench:dedup -- [--pool 175] [--candidates 5000] [--acceptance 0.44] [--seed 1] [--sample 200]
  *                          [--full] [--threads 2] [--bootstrap] [--target 52000] [--write-stream <dir>]
  *
- * Baselines, both exact: `reference.ts`, the paper's code path (rouge-score tokenizes both texts again and
+ * Baselines, both exact: `rouge-reference.ts`, the paper's code path (rouge-score tokenizes both texts again and
  * fills the whole (m+1)×(n+1) table for every pair), and the honest one, the pool tokenized once and a
  * one-row dynamic programming per pair (what Stanford Alpaca's code effectively does). Checks every
  * decision, max, top 10 and mean of the gate (WebAssembly and JavaScript kernels, one thread and worker
@@ -26,11 +26,11 @@ import { checkInstruction, normalizeInstruction } from '../../functions/shared/e
 import { DEFAULT_TOP_K, gate, RougeIndex } from '../../functions/shared/engine/gate.ts';
 import { wasmSimdAvailable } from '../../functions/shared/engine/lcs-wasm.ts';
 import { numpyMean } from '../../functions/shared/engine/mean.ts';
-import { referenceScore } from '../../functions/shared/engine/reference.ts';
 import { fMeasure, lcsLength, tokenize } from '../../functions/shared/engine/rouge.ts';
 import type { GateResult } from '../../functions/shared/engine/scoring.ts';
 import { createRng, type Rng } from '../../functions/shared/random.ts';
 import { gateInThreads } from '../../infra/cli/gate-threads.ts';
+import { referenceScore } from '../support/rouge-reference.ts';
 
 // Frequent words of instruction text first, so that the head of the Zipf distribution looks like it.
 const COMMON = `the a of to and in for is that you this with on are be as it your can or an from by

@@ -13,8 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readableCause } from '../../functions/record-failure/core.ts';
 import { awsClientConfig } from '../../functions/shared/config.ts';
 import { MAX_SEED_RECORD_BYTES } from '../../functions/shared/input-files.ts';
+import { fromJsonLines } from '../../functions/shared/json-lines.ts';
 import { DEFAULT_SEED_KEY, poolKeys } from '../../functions/shared/keys.ts';
-import { fromJsonLines } from '../../functions/shared/model-calls.ts';
 import { LocalStack } from '../../infra/local/stack.ts';
 
 const work = mkdtempSync(path.join(tmpdir(), 'selfinstruct-bad-'));

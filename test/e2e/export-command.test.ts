@@ -9,22 +9,20 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { NotFound } from '../../functions/shared/errors.ts';
-import {
-  EXPORT_FORMATS,
-  type ExportFormat,
-  FORMATS,
-  parseExportFile,
-} from '../../functions/shared/exports/index.ts';
+import { FORMATS, parseExportFile } from '../../functions/shared/exports/formats.ts';
+import { EXPORT_FORMATS, type ExportFormat } from '../../functions/shared/exports/schemas.ts';
+import { fromJsonLines } from '../../functions/shared/json-lines.ts';
 import type { RunSummary } from '../../functions/shared/records.ts';
+import type { SeedTask } from '../../functions/shared/schemas.ts';
 import { exportCommand } from '../../infra/cli/export.ts';
 import { LocalStack } from '../../infra/local/stack.ts';
 
 const work = mkdtempSync(path.join(tmpdir(), 'selfinstruct-export-'));
 const dataDir = path.join(work, 'data');
-const seedInstances = readFileSync('seeds/seed_tasks.jsonl', 'utf8')
-  .trim()
-  .split('\n')
-  .reduce((n, line) => n + (JSON.parse(line) as { instances: unknown[] }).instances.length, 0);
+const seedInstances = fromJsonLines<SeedTask>(readFileSync('seeds/seed_tasks.jsonl', 'utf8')).reduce(
+  (n, task) => n + task.instances.length,
+  0,
+);
 let summary: RunSummary;
 let fromBucket: Output;
 

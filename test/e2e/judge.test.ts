@@ -8,14 +8,14 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseExportFile } from '../../functions/shared/exports/index.ts';
+import { parseExportFile } from '../../functions/shared/exports/formats.ts';
 import type { JsonlRecord } from '../../functions/shared/exports/schemas.ts';
+import { fromJsonLines } from '../../functions/shared/json-lines.ts';
 import { exportKeys } from '../../functions/shared/keys.ts';
-import { fromJsonLines } from '../../functions/shared/model-calls.ts';
 import { JUDGE_STAGE } from '../../functions/shared/ports.ts';
 import { type RunSummary, TaskLine } from '../../functions/shared/records.ts';
-import { buildReport } from '../../functions/shared/report/report.ts';
 import { exportCommand } from '../../infra/cli/export.ts';
+import { buildReport } from '../../infra/cli/report/report.ts';
 import type { LocalStack } from '../../infra/local/stack.ts';
 import { MALFORMED_TEXT, type StandIn } from '../support/model-servers.ts';
 import { type StandInStack, startStandInStack } from '../support/stand-in-stack.ts';

@@ -7,8 +7,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RougeIndex } from '../../functions/shared/engine/gate.ts';
 import { VectorIndex } from '../../functions/shared/engine/vector-index.ts';
+import { fromJsonLines } from '../../functions/shared/json-lines.ts';
 import { runKeys } from '../../functions/shared/keys.ts';
-import { fromJsonLines } from '../../functions/shared/model-calls.ts';
 import { wordVectorEmbedding } from '../../functions/shared/models/word-vectors.ts';
 import { EMBEDDING_STAGE } from '../../functions/shared/ports.ts';
 import { GateRecord } from '../../functions/shared/records.ts';

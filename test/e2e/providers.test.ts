@@ -11,8 +11,9 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readableCause } from '../../functions/record-failure/core.ts';
+import { fromJsonLines } from '../../functions/shared/json-lines.ts';
 import { exportKeys, runKeys } from '../../functions/shared/keys.ts';
-import { type CallRecord, fromJsonLines } from '../../functions/shared/model-calls.ts';
+import type { CallRecord } from '../../functions/shared/model-calls.ts';
 import type { RunSummary } from '../../functions/shared/records.ts';
 import { type ExecutionResult, LocalStack } from '../../infra/local/stack.ts';
 import {

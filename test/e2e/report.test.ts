@@ -12,12 +12,12 @@ import serverlessChromium from '@sparticuz/chromium';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { NotFound } from '../../functions/shared/errors.ts';
+import { toJsonLines } from '../../functions/shared/json-lines.ts';
 import { runKeys } from '../../functions/shared/keys.ts';
-import { toJsonLines } from '../../functions/shared/model-calls.ts';
 import type { GateRecord, RunSummary } from '../../functions/shared/records.ts';
-import { CHART_IDS } from '../../functions/shared/report/html.ts';
-import { buildReport, reportKeys } from '../../functions/shared/report/report.ts';
-import { ReportStats } from '../../functions/shared/report/stats.ts';
+import { CHART_IDS } from '../../infra/cli/report/html.ts';
+import { buildReport, reportKeys } from '../../infra/cli/report/report.ts';
+import { ReportStats } from '../../infra/cli/report/schema.ts';
 import { reportCommand } from '../../infra/cli/report.ts';
 import { LocalStack } from '../../infra/local/stack.ts';
 

@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { InputFileInvalid, NotFound } from '../../functions/shared/errors.ts';
+import { fromJsonLines } from '../../functions/shared/json-lines.ts';
 import { createRng } from '../../functions/shared/random.ts';
+import type { GateRecord } from '../../functions/shared/records.ts';
 import { dedupCommand } from '../../infra/cli/dedup.ts';
 
 let dir: string;
@@ -55,10 +57,7 @@ describe('selfinstruct dedup', () => {
 
     await dedup('--pool', pool, '--candidates', candidates, '--profile', 'self-instruct', '--out', out);
 
-    const lines = readFileSync(out, 'utf8')
-      .trimEnd()
-      .split('\n')
-      .map((line) => JSON.parse(line));
+    const lines = fromJsonLines<GateRecord>(readFileSync(out, 'utf8'));
     expect(lines.map((line) => [line.instruction, line.status, line.reason])).toEqual([
       ['Write a poem about the autumn leaves falling down', 'rejected', 'rouge'],
       ['Draw a picture of a cat', 'rejected', 'banned-word'],
@@ -71,7 +70,7 @@ describe('selfinstruct dedup', () => {
       most_similar: { 'Write a poem about the autumn leaves falling': 0.9411764705882353 },
       avg_similarity_score: 0.9411764705882353,
     });
-    expect(Object.keys(lines[3].most_similar)).toEqual([
+    expect(Object.keys(lines[3]?.most_similar ?? {})).toEqual([
       'Explain the theory of relativity to a child',
       'Write a poem about the autumn leaves falling',
     ]);

@@ -4,17 +4,13 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { renderInstancesRequest } from '../../functions/generate-instances/prompt.ts';
 import { parseRecords } from '../../functions/shared/input-files.ts';
+import { estimateTokens } from '../../functions/shared/models/usage.ts';
 import { shippedPrices } from '../../functions/shared/pricing/pricing.ts';
 import { SeedTask } from '../../functions/shared/schemas.ts';
-import {
-  approxTokens,
-  calibrate,
-  type Estimate,
-  estimateCommand,
-  estimateRun,
-  measurePrompts,
-  PROFILE_DEFAULTS,
-} from '../../infra/cli/estimate.ts';
+import { calibrate, PROFILE_DEFAULTS } from '../../infra/cli/estimate/calibrate.ts';
+import { measurePrompts } from '../../infra/cli/estimate/prompts.ts';
+import { type Estimate, estimateRun } from '../../infra/cli/estimate/simulate.ts';
+import { estimateCommand } from '../../infra/cli/estimate.ts';
 import { runSummary } from './fakes.ts';
 
 const seeds = parseRecords(
@@ -112,7 +108,7 @@ describe('measurePrompts', () => {
 
     const measured = measurePrompts('default', [task]);
 
-    expect(measured['generate-instances']).toBe(approxTokens((request.system ?? '') + request.prompt));
+    expect(measured['generate-instances']).toBe(estimateTokens((request.system ?? '') + request.prompt));
     expect(measured.classificationShare).toBe(0);
   });
 

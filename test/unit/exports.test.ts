@@ -10,34 +10,30 @@ import { parse as parseYaml } from 'yaml';
 import { parseRunInput } from '../../functions/prepare/core.ts';
 import { InputFileInvalid, NotFound } from '../../functions/shared/errors.ts';
 import {
-  AlpacaRecord,
-  BedrockRecord,
-  type BuiltExport,
-  buildExport,
-  CARD_MARKER,
-  code,
-  EXPORT_FORMATS,
-  type ExportFormat,
-  ExportOptionsInvalid,
   FORMATS,
   type FormatRecord,
-  fence,
-  JsonlRecord,
-  MessagesRecord,
-  NothingToExport,
   parseExportFile,
-  RECORD_SCHEMAS,
-  readTasks,
   renderRecords,
-  sizeCategory,
-  splitTasks,
-  type TaskSource,
   toBedrockRecord,
   toMessagesRecord,
   toRecords,
-  validationSize,
-} from '../../functions/shared/exports/index.ts';
+} from '../../functions/shared/exports/formats.ts';
+import {
+  AlpacaRecord,
+  BedrockRecord,
+  EXPORT_FORMATS,
+  type ExportFormat,
+  ExportOptionsInvalid,
+  JsonlRecord,
+  MessagesRecord,
+  NothingToExport,
+  RECORD_SCHEMAS,
+} from '../../functions/shared/exports/schemas.ts';
 import { RunSummary, type TaskLine } from '../../functions/shared/records.ts';
+import { type BuiltExport, buildExport } from '../../infra/cli/export/build.ts';
+import { CARD_MARKER, code, fence, sizeCategory } from '../../infra/cli/export/card.ts';
+import { splitTasks, validationSize } from '../../infra/cli/export/select.ts';
+import { readTasks, type TaskSource } from '../../infra/cli/export/sources.ts';
 import { exportDataset } from '../../infra/cli/export.ts';
 import { MemoryObjects, runSummary } from './fakes.ts';
 

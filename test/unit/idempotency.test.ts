@@ -11,8 +11,8 @@ import { generateInstructions } from '../../functions/generate-instructions/core
 import { prepareRun } from '../../functions/prepare/core.ts';
 import { saveIteration } from '../../functions/save-iteration/core.ts';
 import { PoolBusy } from '../../functions/shared/errors.ts';
+import { toJsonLines } from '../../functions/shared/json-lines.ts';
 import { DEFAULT_SEED_KEY } from '../../functions/shared/keys.ts';
-import { toJsonLines } from '../../functions/shared/model-calls.ts';
 import { OfflineModel } from '../../functions/shared/models/offline.ts';
 import { recoverPool } from '../../functions/shared/pool-commit.ts';
 import { POOL_LEASE_MS } from '../../functions/shared/pool-lease.ts';

@@ -10,11 +10,11 @@ import { generateInstructions } from '../../functions/generate-instructions/core
 import { parseRunInput, prepareRun } from '../../functions/prepare/core.ts';
 import { saveIteration } from '../../functions/save-iteration/core.ts';
 import { ModelThrottled } from '../../functions/shared/errors.ts';
-import { toJsonLines } from '../../functions/shared/model-calls.ts';
+import { toJsonLines } from '../../functions/shared/json-lines.ts';
 import { OfflineModel } from '../../functions/shared/models/offline.ts';
 import type { ModelReply, ModelRequest, PoolTask, TextModel } from '../../functions/shared/ports.ts';
-import { type JudgedTask, qualityStats } from '../../functions/shared/report/stats.ts';
 import { groupCounts } from '../../infra/cli/counts.ts';
+import { type JudgedTask, qualityStats } from '../../infra/cli/report/stats.ts';
 import { MemoryObjects, MemoryPool, SEED_TASKS } from './fakes.ts';
 
 /** A model that answers judge prompts with `verdict(instruction)` and counts them; other prompts offline. */

@@ -3,28 +3,22 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { verbNoun, verbNouns } from '../../functions/shared/engine/verb-noun.ts';
 import { NotFound } from '../../functions/shared/errors.ts';
+import { fromJsonLines, toJsonLines } from '../../functions/shared/json-lines.ts';
 import { exportKeys, poolKeys, runKeys } from '../../functions/shared/keys.ts';
-import { toJsonLines } from '../../functions/shared/model-calls.ts';
 import type { RunRecord } from '../../functions/shared/ports.ts';
 import type { GateRecord, TaskLine } from '../../functions/shared/records.ts';
+import type { SeedTask } from '../../functions/shared/schemas.ts';
+import { histogram, lengthDistribution, niceBinWidth } from '../../infra/cli/report/histograms.ts';
 import {
   CHART_IDS,
   escapeHtml,
   inlineScript,
   jsonForScript,
   renderReport,
-} from '../../functions/shared/report/html.ts';
-import { buildReport, reportKeys } from '../../functions/shared/report/report.ts';
-import {
-  computeStats,
-  countWords,
-  histogram,
-  lengthDistribution,
-  niceBinWidth,
-  type ReportInput,
-  ReportStats,
-  verbNounStats,
-} from '../../functions/shared/report/stats.ts';
+} from '../../infra/cli/report/html.ts';
+import { buildReport, reportKeys } from '../../infra/cli/report/report.ts';
+import { ReportStats } from '../../infra/cli/report/schema.ts';
+import { computeStats, countWords, type ReportInput, verbNounStats } from '../../infra/cli/report/stats.ts';
 import { reportLocal } from '../../infra/cli/report.ts';
 import { MemoryObjects, MemoryPool, runSummary } from './fakes.ts';
 
@@ -229,10 +223,9 @@ describe('verb–noun structure', () => {
   });
 
   it('finds the same structures when many instructions are tagged at once as one by one', () => {
-    const seeds = readFileSync('seeds/seed_tasks.jsonl', 'utf8')
-      .trim()
-      .split('\n')
-      .map((line) => (JSON.parse(line) as { instruction: string }).instruction);
+    const seeds = fromJsonLines<SeedTask>(readFileSync('seeds/seed_tasks.jsonl', 'utf8')).map(
+      (task) => task.instruction,
+    );
     const instructions = [
       ...seeds,
       'Here is a list of numbers. Sort it in ascending order',

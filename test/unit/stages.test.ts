@@ -6,8 +6,9 @@ import { FailureInput, readableCause, recordFailure } from '../../functions/reco
 import { saveIteration } from '../../functions/save-iteration/core.ts';
 import { RunInputInvalid, SeedFileInvalid } from '../../functions/shared/errors.ts';
 import { MAX_SEED_RECORD_BYTES } from '../../functions/shared/input-files.ts';
+import { fromJsonLines, toJsonLines } from '../../functions/shared/json-lines.ts';
 import { poolKeys, runKeys } from '../../functions/shared/keys.ts';
-import { fromJsonLines, ModelCalls, toJsonLines } from '../../functions/shared/model-calls.ts';
+import { ModelCalls } from '../../functions/shared/model-calls.ts';
 import { POOL_LEASE_MS } from '../../functions/shared/pool-lease.ts';
 import type { ModelRequest, PoolTask, TextModel } from '../../functions/shared/ports.ts';
 import { GateRecord } from '../../functions/shared/records.ts';

@@ -5,7 +5,7 @@
  * at that moment: the seeds plus every candidate accepted before it, in order. For each candidate the gate
  * also reports the 10 most similar pool instructions and the mean score over the whole pool, as the
  * original records them. Decisions, scores and means equal the original's to the last bit
- * (`reference.ts` is the literal version the tests compare with); the engine is in `scoring.ts`.
+ * (`test/support/rouge-reference.ts` is the literal version the tests compare with); the engine is in `scoring.ts`.
  */
 import type { RougeIndex } from './rouge-index.ts';
 import { type GateOptions, type GateResult, runGate } from './scoring.ts';

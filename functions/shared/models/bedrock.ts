@@ -15,7 +15,8 @@ import {
 import { awsClientConfig } from '../config.ts';
 import { ModelRequestFailed, ModelThrottled, ModelUnavailable, type SelfInstructError } from '../errors.ts';
 import type { ModelReply, ModelRequest, TextModel } from '../ports.ts';
-import { DEFAULT_TIMEOUT_MS, estimatedUsage } from './index.ts';
+import { DEFAULT_TIMEOUT_MS } from './model-ids.ts';
+import { estimatedUsage } from './usage.ts';
 
 /** Bedrock rejects more stop sequences than this. */
 const MAX_STOP_SEQUENCES = 4;

@@ -4,7 +4,7 @@
  * run's input without loading them (or the offline word vectors).
  */
 import { ModelRequestFailed } from '../errors.ts';
-import { parseModelId } from './index.ts';
+import { parseModelId } from './model-ids.ts';
 
 /** The Bedrock embedding model the adapter speaks to (its request body is model-specific). */
 export const TITAN_TEXT_EMBEDDINGS_V2 = 'amazon.titan-embed-text-v2:0';

@@ -23,7 +23,7 @@ import { tokenize } from '../engine/rouge.ts';
 import { ConfigurationError, ModelUnavailable } from '../errors.ts';
 import { bedrockClient, bedrockError } from './bedrock.ts';
 import { checkEmbedderId } from './embedding-ids.ts';
-import { DEFAULT_TIMEOUT_MS, type OpenAIEndpoint, parseModelId } from './index.ts';
+import { DEFAULT_TIMEOUT_MS, type OpenAIEndpoint, parseModelId } from './model-ids.ts';
 import { describeEndpoint, openAIClient, openAIError } from './openai.ts';
 import { WORD_VECTOR_DIMENSIONS, wordVectorEmbedding } from './word-vectors.ts';
 

@@ -33,6 +33,7 @@ import {
   type ReplyWriter,
   yesNo,
 } from './offline-replies.ts';
+import { estimatedUsage } from './usage.ts';
 
 /** Options of the offline model. */
 export interface OfflineModelOptions {
@@ -80,20 +81,11 @@ export class OfflineModel implements TextModel {
     return {
       text,
       finish,
-      usage: {
-        inputTokens: estimateTokens((request.system ?? '') + request.prompt),
-        outputTokens: estimateTokens(text),
-        estimated: true,
-      },
+      usage: estimatedUsage(request, text),
       latencyMs: performance.now() - started,
       model: this.id,
     };
   }
-}
-
-/** A rough token count: about four characters a token for English text. */
-function estimateTokens(text: string): number {
-  return Math.ceil(text.length / 4);
 }
 
 /** The reply a model would write if nothing stopped it, and whether it may be cut at random. */

@@ -42,7 +42,8 @@ import {
 import { assertModelEndpointAllowed, operatorLimitsFromEnv } from '../limits.ts';
 import type { ModelReply, ModelRequest, TextModel } from '../ports.ts';
 import { redactUrlCredentials } from '../urls.ts';
-import { DEFAULT_TIMEOUT_MS, estimatedUsage, type OpenAIEndpoint } from './index.ts';
+import { DEFAULT_TIMEOUT_MS, type OpenAIEndpoint } from './model-ids.ts';
+import { estimatedUsage } from './usage.ts';
 
 /** The environment variable naming the Secrets Manager secret that holds the API key (set in AWS). */
 export const API_KEY_SECRET_ENV = 'MODEL_API_KEY_SECRET_ARN';

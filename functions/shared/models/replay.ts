@@ -16,7 +16,7 @@
  * the recorded run never accepted, rejected as `not-recorded`) rather than failing the run.
  */
 import { ModelRequestFailed, NotRecorded } from '../errors.ts';
-import { promptHash } from '../model-calls.ts';
+import { callKeyPrefix, INSTRUCTIONS_SCOPE, promptHash } from '../model-calls.ts';
 import type { CallContext, ModelReply, ModelRequest, PoolStore, StoredCall, TextModel } from '../ports.ts';
 import { redactUrlCredentials } from '../urls.ts';
 
@@ -82,8 +82,9 @@ export class ReplayModel implements TextModel {
   /** How many instruction-generation calls the recorded run made in `iteration` (none with a fallback). */
   async recordedInstructionCalls(iteration: number): Promise<number | undefined> {
     if (this.fallback) return undefined;
+    const prefix = callKeyPrefix({ iteration, scope: INSTRUCTIONS_SCOPE });
     let n = 0;
-    for (const key of (await this.load()).keys()) if (key.startsWith(`${iteration}#instructions#`)) n++;
+    for (const key of (await this.load()).keys()) if (key.startsWith(prefix)) n++;
     return n;
   }
 

@@ -8,7 +8,7 @@
  */
 import { z } from 'zod';
 import { SelfInstructError } from '../errors.ts';
-import { parseModelId } from '../models/index.ts';
+import { parseModelId } from '../models/model-ids.ts';
 import shipped from './prices.json' with { type: 'json' };
 
 /** The price of one model, USD per million tokens. */

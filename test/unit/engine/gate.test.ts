@@ -7,7 +7,6 @@ import {
   scoreCandidate,
 } from '../../../functions/shared/engine/gate.ts';
 import { wasmSimdAvailable } from '../../../functions/shared/engine/lcs-wasm.ts';
-import { referenceGate, referenceScore } from '../../../functions/shared/engine/reference.ts';
 import {
   commitBatch,
   decideBatch,
@@ -16,6 +15,7 @@ import {
 } from '../../../functions/shared/engine/scoring.ts';
 import { PoolShard } from '../../../functions/shared/engine/shard.ts';
 import { createRng } from '../../../functions/shared/random.ts';
+import { referenceGate, referenceScore } from '../../support/rouge-reference.ts';
 
 /**
  * Random instruction-like texts over a small vocabulary, so that ties, high scores and near-duplicates

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { numpyMean, pairwiseSum } from '../../../functions/shared/engine/mean.ts';
-import { referenceTokenize, scorerScore } from '../../../functions/shared/engine/reference.ts';
 import { fMeasure, lcsLength, rougeL, tokenize } from '../../../functions/shared/engine/rouge.ts';
+import { referenceTokenize, scorerScore } from '../../support/rouge-reference.ts';
 
 describe('tokenize', () => {
   it('lower-cases and splits on every run of characters outside [a-z0-9]', () => {

@@ -1,15 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelRequestFailed } from '../../../functions/shared/errors.ts';
 import { BedrockModel } from '../../../functions/shared/models/bedrock.ts';
-import {
-  createTextModel,
-  describeModel,
-  OPENAI_BASE_URL,
-  ollamaHint,
-  parseModelId,
-} from '../../../functions/shared/models/index.ts';
+import { createTextModel } from '../../../functions/shared/models/index.ts';
+import { OPENAI_BASE_URL, parseModelId } from '../../../functions/shared/models/model-ids.ts';
 import { OfflineModel } from '../../../functions/shared/models/offline.ts';
 import { OpenAIModel } from '../../../functions/shared/models/openai.ts';
+import { describeModel, ollamaHint } from '../../../infra/cli/model-hints.ts';
 import { type StandIn, startOpenAIStandIn } from '../../support/model-servers.ts';
 
 describe('parseModelId', () => {

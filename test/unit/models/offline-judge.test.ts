@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseJudgeReply, renderJudgeRequest } from '../../../functions/generate-instances/judge.ts';
-import { fromJsonLines } from '../../../functions/shared/model-calls.ts';
+import { fromJsonLines } from '../../../functions/shared/json-lines.ts';
 import { OfflineModel } from '../../../functions/shared/models/offline.ts';
 import type { TaskQuality } from '../../../functions/shared/ports.ts';
 import type { Instance, SeedTask } from '../../../functions/shared/schemas.ts';

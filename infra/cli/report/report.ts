@@ -5,14 +5,15 @@
  * still gets a report: its tasks then come from the pool.
  */
 import { z } from 'zod';
-import { NotFound } from '../errors.ts';
-import { toSeedFormat } from '../exports/formats.ts';
-import { parseRecords } from '../input-files.ts';
-import { exportKeys, poolKeys } from '../keys.ts';
-import type { ObjectStore, PoolStore } from '../ports.ts';
-import { GateRecord, RunSummary, TaskLine } from '../records.ts';
+import { NotFound } from '../../../functions/shared/errors.ts';
+import { toSeedFormat } from '../../../functions/shared/exports/formats.ts';
+import { exportKeys, poolKeys } from '../../../functions/shared/keys.ts';
+import type { ObjectStore, PoolStore } from '../../../functions/shared/ports.ts';
+import { GateRecord, RunSummary, TaskLine } from '../../../functions/shared/records.ts';
+import { readStoredJson, readStoredLines } from '../stored.ts';
 import { renderReport } from './html.ts';
-import { computeStats, type ReportInput, type ReportStats } from './stats.ts';
+import type { ReportStats } from './schema.ts';
+import { computeStats, type ReportInput } from './stats.ts';
 
 /** Where the report lives: next to the run's export. */
 export const reportKeys = (runId: string) => {
@@ -27,11 +28,8 @@ export interface RunReport {
   keys: ReturnType<typeof reportKeys>;
 }
 
+/** What the report reads of a seed line. */
 const SeedInstruction = z.object({ instruction: z.string() });
-/** Validated JSON Lines; an empty file (an iteration without candidates) has no records. */
-function readLines<S extends z.ZodType>(text: string, schema: S, key: string): z.infer<S>[] {
-  return text.trim() === '' ? [] : parseRecords(text, schema, key);
-}
 
 /**
  * Builds the report of `runId` from the stores and writes it to S3 (`reportKeys`). Throws `NotFound`
@@ -53,7 +51,7 @@ export async function buildReport(
       if (!match) return [];
       return objects.getText(key).then((text) => ({
         iteration: Number(match[1]),
-        decisions: readLines(text ?? '', GateRecord, key),
+        decisions: readStoredLines(text, GateRecord, key),
       }));
     }),
   );
@@ -61,7 +59,7 @@ export async function buildReport(
   const tasksText = await objects.getText(exported.tasks);
   let tasks: TaskLine[];
   if (tasksText !== undefined) {
-    tasks = readLines(tasksText, TaskLine, exported.tasks);
+    tasks = readStoredLines(tasksText, TaskLine, exported.tasks);
   } else {
     tasks = [];
     for await (const task of pool.listTasks(run.pool)) {
@@ -74,11 +72,11 @@ export async function buildReport(
   const ofRun = new Set(tasks.filter((task) => task.run_id === runId).map((task) => task.id));
 
   const seedsKey = poolKeys(run.pool).seeds;
-  const seeds = readLines((await objects.getText(seedsKey)) ?? '', SeedInstruction, seedsKey);
+  const seeds = readStoredLines(await objects.getText(seedsKey), SeedInstruction, seedsKey);
 
   const summaryText = await objects.getText(exported.summary);
   const poolSizeAfter = summaryText
-    ? RunSummary.parse(JSON.parse(summaryText)).poolSize
+    ? readStoredJson(summaryText, RunSummary, exported.summary).poolSize
     : await pool.countComplete(run.pool);
 
   // Why the tasks that passed the gate but are not in the export were dropped.
@@ -116,7 +114,7 @@ export async function buildReport(
 async function findVerbNouns(tasks: TaskLine[]): Promise<void> {
   const missing = tasks.filter((task) => task.root_verb === undefined);
   if (missing.length === 0) return;
-  const { verbNouns } = await import('../engine/verb-noun.ts');
+  const { verbNouns } = await import('../../../functions/shared/engine/verb-noun.ts');
   verbNouns(missing.map((task) => task.instruction)).forEach((pair, i) => {
     const task = missing[i] as TaskLine;
     task.root_verb = pair?.verb ?? null;

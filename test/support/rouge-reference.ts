@@ -5,8 +5,8 @@
  * the max, the top 10 and the mean the same way as `gate.ts`. Slow on purpose (O(m·n) per pair, allocating):
  * tests and the benchmark use it to check that every decision, score and mean of the fast gate agrees.
  */
-import { DEFAULT_THRESHOLD, DEFAULT_TOP_K, type GateResult } from './gate.ts';
-import { numpyMean } from './mean.ts';
+import { DEFAULT_THRESHOLD, DEFAULT_TOP_K, type GateResult } from '../../functions/shared/engine/gate.ts';
+import { numpyMean } from '../../functions/shared/engine/mean.ts';
 
 /** rouge-score's `Score` tuple. */
 export interface Score {

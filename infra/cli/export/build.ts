@@ -4,8 +4,13 @@
  * dataset card. `readTasks` reads the tasks from the bucket; `buildExport` makes the files; the
  * `selfinstruct export` command writes them.
  */
-import { type CardFile, renderCard } from './card.ts';
-import { FORMATS, renderRecords, reservedKeywordRecords, toRecords } from './formats.ts';
+
+import {
+  FORMATS,
+  renderRecords,
+  reservedKeywordRecords,
+  toRecords,
+} from '../../../functions/shared/exports/formats.ts';
 import {
   ExportOptions,
   type ExportOptionsInput,
@@ -14,15 +19,10 @@ import {
   NothingToExport,
   SPLITS,
   type Split,
-} from './schemas.ts';
+} from '../../../functions/shared/exports/schemas.ts';
+import { type CardFile, renderCard } from './card.ts';
 import { type Selection, selectTasks, splitTasks, validationSize } from './select.ts';
 import type { TaskSource } from './sources.ts';
-
-export * from './card.ts';
-export * from './formats.ts';
-export * from './schemas.ts';
-export * from './select.ts';
-export * from './sources.ts';
 
 /** A file of the export: a path relative to the output folder and its text. */
 export interface ExportFile {

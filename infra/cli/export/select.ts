@@ -1,7 +1,12 @@
 /** Which tasks an export holds, and the train/validation split, both deterministic. */
-import { createRng } from '../random.ts';
-import type { TaskLine } from '../records.ts';
-import { type ExportOptions, ExportOptionsInvalid, type Split } from './schemas.ts';
+
+import {
+  type ExportOptions,
+  ExportOptionsInvalid,
+  type Split,
+} from '../../../functions/shared/exports/schemas.ts';
+import { createRng } from '../../../functions/shared/random.ts';
+import type { TaskLine } from '../../../functions/shared/records.ts';
 
 /** The tasks kept, and how many were left out and why. */
 export interface Selection {

@@ -5,13 +5,13 @@
  */
 import pLimit from 'p-limit';
 import { z } from 'zod';
-import { InputFileInvalid, NotFound } from '../errors.ts';
-import { parseRecords } from '../input-files.ts';
-import { exportKeys, poolKeys, SEED_UPLOAD_PREFIX } from '../keys.ts';
-import type { ObjectStore } from '../ports.ts';
-import { RunSummary, TaskLine } from '../records.ts';
-import { PoolName } from '../schemas.ts';
-import { ExportOptionsInvalid } from './schemas.ts';
+import { NotFound } from '../../../functions/shared/errors.ts';
+import { ExportOptionsInvalid } from '../../../functions/shared/exports/schemas.ts';
+import { exportKeys, poolKeys, SEED_UPLOAD_PREFIX } from '../../../functions/shared/keys.ts';
+import type { ObjectStore } from '../../../functions/shared/ports.ts';
+import { RunSummary, TaskLine } from '../../../functions/shared/records.ts';
+import { PoolName } from '../../../functions/shared/schemas.ts';
+import { readStoredJson, readStoredLines } from '../stored.ts';
 
 /** What to export: one run's export, or a whole pool. */
 export type SourceRef = { run: string } | { pool: string };
@@ -76,7 +76,7 @@ async function readRun(objects: ObjectStore, runId: string): Promise<TaskSource>
               : '; no run has been exported yet'),
     );
   }
-  const summary = parseJson(summaryText, RunSummary, keys.summary);
+  const summary = readStoredJson(summaryText, RunSummary, keys.summary);
   const tasks = dedupe(parseLines(tasksText, keys.tasks, 'machine'));
   // A run exports every machine task of its pool, earlier runs' too: describe each run they came from.
   const iterations = new Map([[runId, summary.iterations]]);
@@ -131,7 +131,7 @@ async function describeRuns(
         const key = exportKeys(runId).summary;
         const text = known.has(runId) ? undefined : await objects.getText(key);
         const summary =
-          known.get(runId) ?? (text === undefined ? undefined : parseJson(text, RunSummary, key));
+          known.get(runId) ?? (text === undefined ? undefined : readStoredJson(text, RunSummary, key));
         return { runId, iterations: summary?.iterations ?? count, summary };
       }),
     ),
@@ -158,28 +158,8 @@ async function recentRuns(objects: ObjectStore, count = 5): Promise<string[]> {
 
 /** Every line of a JSON Lines object as a task; an absent or empty object (an iteration that added none) has none. */
 function parseLines(text: string | undefined, key: string, source: 'seed' | 'machine'): TaskLine[] {
-  if (text === undefined || text.trim() === '') return [];
   // Seed lines carry no `source`; machine lines do, and theirs wins.
-  const schema = TaskLine.extend({ source: z.enum(['seed', 'machine']).default(source) });
-  return parseRecords(text, schema, key);
-}
-
-function parseJson<S extends z.ZodType>(text: string, schema: S, key: string): z.infer<S> {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    throw new InputFileInvalid([{ file: key, message: `not valid JSON: ${(error as Error).message}` }]);
-  }
-  const result = schema.safeParse(value);
-  if (result.success) return result.data;
-  throw new InputFileInvalid(
-    result.error.issues.map((issue) => ({
-      file: key,
-      field: issue.path.join('.') || undefined,
-      message: issue.message,
-    })),
-  );
+  return readStoredLines(text, TaskLine.extend({ source: z.enum(['seed', 'machine']).default(source) }), key);
 }
 
 /** Each task id once, at its first place (machine task ids are hashes of the instruction). */

@@ -5,9 +5,14 @@
  * its fields, counts, examples, limitations and the citation.
  */
 import { Document, type Scalar } from 'yaml';
-import { formatUsd as usd } from '../pricing/money.ts';
-import { convertRecord, FORMATS } from './formats.ts';
-import type { ExportFormat, ExportOptions, JsonlRecord, Split } from './schemas.ts';
+import { convertRecord, FORMATS } from '../../../functions/shared/exports/formats.ts';
+import type {
+  ExportFormat,
+  ExportOptions,
+  JsonlRecord,
+  Split,
+} from '../../../functions/shared/exports/schemas.ts';
+import { formatUsd as usd } from '../../../functions/shared/pricing/money.ts';
 import type { Selection } from './select.ts';
 import type { TaskSource } from './sources.ts';
 

@@ -4,15 +4,18 @@
  * why candidates were lost, how much the new instructions overlap with the seeds (the paper's ROUGE-L
  * figure) and with the pool, how long instructions, inputs and outputs are, which verbs and objects the
  * instructions use (the paper's verb–noun chart), what it cost, and a sample of accepted and rejected
- * tasks with the reasons and nearest neighbours. Pure: the stores are read by `report.ts`.
+ * tasks with the reasons and nearest neighbours. Pure: the stores are read by `report.ts`; the output's
+ * schema is `schema.ts`, its histograms are drawn by `histograms.ts`.
  */
 import { z } from 'zod';
-import { RougeIndex } from '../engine/gate.ts';
-import { judgeModelOf } from '../models/judge-ids.ts';
-import type { RunRecord } from '../ports.ts';
-import { createRng } from '../random.ts';
-import { type GateRecord, IterationDiversity, IterationRecord, type TaskLine } from '../records.ts';
-import { Instance } from '../schemas.ts';
+import { RougeIndex } from '../../../functions/shared/engine/gate.ts';
+import { totalUsage } from '../../../functions/shared/model-calls.ts';
+import { judgeModelOf } from '../../../functions/shared/models/judge-ids.ts';
+import type { RunRecord } from '../../../functions/shared/ports.ts';
+import { createRng } from '../../../functions/shared/random.ts';
+import { type GateRecord, IterationRecord, type TaskLine } from '../../../functions/shared/records.ts';
+import { lengthDistribution, similarityDistribution } from './histograms.ts';
+import { type QualityStats, ReportStats, type SampledTask } from './schema.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // Inputs, as the pipeline stores them.
@@ -48,55 +51,29 @@ export interface ReportInput {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Output: the schema of stats.json.
+// Helpers.
 
-/** Counts of values in `[edges[i], edges[i + 1])`; the last bin also holds its upper edge. */
-export const Histogram = z.object({ edges: z.array(z.number()), counts: z.array(z.int().nonnegative()) });
-export type Histogram = z.infer<typeof Histogram>;
+/** Rejection reasons of the gates (ROUGE-L, embeddings, the pool's keys); any other is a heuristic filter's. */
+const GATE_REASONS = new Set(['rouge', 'near-duplicate', 'duplicate']);
 
-/** A distribution: its histogram and summary numbers (null when empty). */
-export const Distribution = z.object({
-  count: z.int().nonnegative(),
-  mean: z.number().nullable(),
-  median: z.number().nullable(),
-  max: z.number().nullable(),
-  histogram: Histogram,
-});
-export type Distribution = z.infer<typeof Distribution>;
+/** Root verbs in the verb–noun chart, as in the paper. */
+export const TOP_VERBS = 20;
+/** Direct noun objects per verb in the verb–noun chart, as in the paper. */
+export const TOP_NOUNS = 4;
 
-const Neighbour = z.object({ instruction: z.string(), score: z.number() });
+/** Words of a text: whitespace-separated tokens. */
+export const countWords = (text: string) => {
+  const trimmed = text.trim();
+  return trimmed === '' ? 0 : trimmed.split(/\s+/).length;
+};
 
-const Cost = z.object({ modelUsd: z.number(), awsUsd: z.number(), totalUsd: z.number() });
+const rate = (part: number, whole: number) => (whole > 0 ? part / whole : null);
 
 /** A task's verdict fields, as the export and the pool's tasks carry them. */
 export type JudgedTask = Pick<
   TaskLine,
   'iteration' | 'quality_score' | 'instruction_valid' | 'input_appropriate' | 'output_correct'
 >;
-
-/**
- * The judge's verdicts on the tasks it was asked about (those with valid instances, kept or then dropped
- * as `low-quality`): how many got each score and how many stayed unscored (verdict unparseable, judge
- * call lost), and the share of the scored ones answering yes to each of the paper's audit questions and
- * to all three (the paper: 92% valid instructions, 79% appropriate inputs, 58% correct outputs, 54% all).
- */
-export const QualityStats = z.object({
-  judged: z.int().nonnegative(),
-  scores: z.object({
-    1: z.int().nonnegative(),
-    2: z.int().nonnegative(),
-    3: z.int().nonnegative(),
-    4: z.int().nonnegative(),
-    5: z.int().nonnegative(),
-    unscored: z.int().nonnegative(),
-  }),
-  meanScore: z.number().nullable(),
-  instructionValid: z.number().nullable(),
-  inputAppropriate: z.number().nullable(),
-  outputCorrect: z.number().nullable(),
-  fullyValid: z.number().nullable(),
-});
-export type QualityStats = z.infer<typeof QualityStats>;
 
 /** The verdicts of `tasks` (see `QualityStats`). */
 export function qualityStats(tasks: readonly JudgedTask[]): QualityStats {
@@ -124,209 +101,6 @@ export function qualityStats(tasks: readonly JudgedTask[]): QualityStats {
     ),
   };
 }
-
-/** One iteration: the pool-growth funnel, usage and cost. */
-export const IterationStats = z.object({
-  iteration: z.int().positive(),
-  /** Candidates parsed from the model's replies (one gate decision each). */
-  generated: z.int().nonnegative(),
-  /** Candidates rejected by a heuristic filter, the ROUGE-L gate (`rouge`), the embeddings (`near-duplicate`) or as duplicates, by reason. */
-  rejected: z.record(z.string(), z.int().nonnegative()),
-  /** Candidates that passed the filters and the gate (they joined the pool as pending tasks). */
-  accepted: z.int().nonnegative(),
-  /** Accepted tasks left without a valid instance, by reason. */
-  droppedAtInstances: z.record(z.string(), z.int().nonnegative()),
-  /** Tasks with valid instances: what the iteration added to the dataset. */
-  added: z.int().nonnegative(),
-  /** Tasks in the pool (seeds included) after the iteration. */
-  poolSize: z.int().nonnegative(),
-  /** accepted / generated and added / generated (null when nothing was generated). */
-  acceptanceRate: z.number().nullable(),
-  yieldRate: z.number().nullable(),
-  usage: z.object({ calls: z.int(), inputTokens: z.int(), outputTokens: z.int() }),
-  cost: Cost,
-  /** Tokens (in + out) and USD per 1,000 added tasks; null when none was added. */
-  per1000Added: z.object({ tokens: z.number(), usd: z.number() }).nullable(),
-  /** New verb–noun pairs, highest ROUGE-L, new clusters (see `diversity.ts`); null when not saved. */
-  diversity: IterationDiversity.nullable(),
-  /** False when the run record has no saved stats for it (a run that failed in this iteration). */
-  saved: z.boolean(),
-  /** The judge's verdicts on the iteration's tasks; null when the run had no judge. */
-  quality: QualityStats.nullable(),
-});
-export type IterationStats = z.infer<typeof IterationStats>;
-
-/** A sampled task: an accepted one (with an instance) or a rejected one (with the reason). */
-export const SampledTask = z.object({
-  iteration: z.int(),
-  instruction: z.string(),
-  status: z.enum(['added', 'rejected']),
-  reason: z.string().nullable(),
-  /** Where a rejected task was lost: a heuristic filter, the ROUGE-L gate (`rouge`, `duplicate`), instances. */
-  stage: z.enum(['filter', 'gate', 'instances']).nullable(),
-  /** Highest ROUGE-L to the pool at the gate (absent when a filter rejected it before the gate). */
-  maxSimilarity: z.number().nullable(),
-  /** Highest ROUGE-L to the seeds (added tasks). */
-  seedSimilarity: z.number().nullable(),
-  /** The gate's 3 most similar pool instructions. */
-  neighbours: z.array(Neighbour),
-  isClassification: z.boolean().nullable(),
-  instances: z.int().nonnegative(),
-  example: Instance.nullable(),
-});
-export type SampledTask = z.infer<typeof SampledTask>;
-
-/** The whole `stats.json`. */
-export const ReportStats = z.object({
-  version: z.literal(1),
-  run: z.object({
-    runId: z.string(),
-    pool: z.string(),
-    status: z.string(),
-    model: z.string(),
-    profile: z.string(),
-    rougeThreshold: z.number(),
-    target: z.number().nullable(),
-    maxIterations: z.number().nullable(),
-    seed: z.string().nullable(),
-    startedAt: z.string(),
-    endedAt: z.string().nullable(),
-    stopReason: z.string().nullable(),
-    /** Token counts are estimates (the offline model, or a provider that did not report them). */
-    tokensEstimated: z.boolean(),
-  }),
-  totals: z.object({
-    seeds: z.int().nonnegative(),
-    iterations: z.int().nonnegative(),
-    generated: z.int().nonnegative(),
-    accepted: z.int().nonnegative(),
-    added: z.int().nonnegative(),
-    rejected: z.record(z.string(), z.int().nonnegative()),
-    droppedAtInstances: z.record(z.string(), z.int().nonnegative()),
-    poolSizeBefore: z.int().nonnegative(),
-    poolSizeAfter: z.int().nonnegative(),
-    acceptanceRate: z.number().nullable(),
-    yieldRate: z.number().nullable(),
-    instances: z.int().nonnegative(),
-    usage: z.object({ calls: z.int(), inputTokens: z.int(), outputTokens: z.int() }),
-    cost: Cost.extend({ modelUnpriced: z.boolean() }),
-    per1000Added: z.object({ tokens: z.number(), usd: z.number() }).nullable(),
-    /** The judge's verdicts on the run's tasks; null when the run had no judge. */
-    quality: QualityStats.nullable(),
-  }),
-  iterations: z.array(IterationStats),
-  similarity: z.object({
-    threshold: z.number(),
-    /** Each added instruction's highest ROUGE-L F to the seed instructions (the paper's figure 3). */
-    toSeeds: Distribution,
-    /** The gate's highest ROUGE-L F to the pool: of the added instructions, and of those it rejected. */
-    toPool: z.object({ added: Distribution, rejected: Distribution }),
-  }),
-  /** Lengths in words (whitespace-separated) of the added tasks. */
-  lengths: z.object({
-    instructions: Distribution,
-    /** Non-empty inputs only, as in the paper; `emptyInputs` counts the rest. */
-    inputs: Distribution,
-    emptyInputs: z.int().nonnegative(),
-    outputs: Distribution,
-  }),
-  /** Root verb → direct noun object of the added instructions (see `verb-noun.ts`). */
-  verbNoun: z.object({
-    instructions: z.int().nonnegative(),
-    withStructure: z.int().nonnegative(),
-    withoutStructure: z.int().nonnegative(),
-    verbs: z.array(
-      z.object({
-        verb: z.string(),
-        count: z.int().positive(),
-        nouns: z.array(z.object({ noun: z.string(), count: z.int().positive() })),
-      }),
-    ),
-  }),
-  samples: z.object({ seed: z.string(), added: z.array(SampledTask), rejected: z.array(SampledTask) }),
-});
-export type ReportStats = z.infer<typeof ReportStats>;
-
-// ---------------------------------------------------------------------------------------------------
-// Helpers.
-
-/** Rejection reasons of the gates (ROUGE-L, embeddings, the pool's keys); any other is a heuristic filter's. */
-const GATE_REASONS = new Set(['rouge', 'near-duplicate', 'duplicate']);
-
-/** Root verbs in the verb–noun chart, as in the paper. */
-export const TOP_VERBS = 20;
-/** Direct noun objects per verb in the verb–noun chart, as in the paper. */
-export const TOP_NOUNS = 4;
-/** Bins of the ROUGE-L histograms: 0.1 wide over [0, 1]. */
-export const SIMILARITY_BINS = 10;
-/** At most this many bins in a length histogram; the bin width is 1, 2 or 5 times a power of 10. */
-export const MAX_LENGTH_BINS = 20;
-
-/** Words of a text: whitespace-separated tokens. */
-export const countWords = (text: string) => {
-  const trimmed = text.trim();
-  return trimmed === '' ? 0 : trimmed.split(/\s+/).length;
-};
-
-/**
- * Counts `values` in `bins` equal bins over `[min, max]`. A value on an inner edge goes to the bin it
- * opens (0.7 → [0.7, 0.8)); `max` goes to the last bin; values outside the range are clamped.
- */
-export function histogram(values: readonly number[], min: number, max: number, bins: number): Histogram {
-  const counts = new Array<number>(bins).fill(0);
-  for (const value of values) {
-    // (value - min) * bins / span, not (value - min) / width: 0.7 / 0.1 is 6.999….
-    const bin = Math.floor(((value - min) * bins) / (max - min));
-    const index = Math.min(bins - 1, Math.max(0, bin));
-    counts[index] = (counts[index] ?? 0) + 1;
-  }
-  const edges = Array.from({ length: bins + 1 }, (_, i) => round(min + ((max - min) * i) / bins));
-  return { edges, counts };
-}
-
-/** A bin width of 1, 2 or 5 times a power of ten that covers `[0, max]` in at most `maxBins` bins. */
-export function niceBinWidth(max: number, maxBins = MAX_LENGTH_BINS): number {
-  for (let scale = 1; ; scale *= 10) {
-    for (const step of [1, 2, 5]) {
-      if (Math.floor(max / (step * scale)) + 1 <= maxBins) return step * scale;
-    }
-  }
-}
-
-/** The distribution of word counts: bins of a nice width from 0. */
-export function lengthDistribution(lengths: readonly number[]): Distribution {
-  const max = lengths.reduce((a, b) => Math.max(a, b), 0);
-  const width = niceBinWidth(max);
-  const bins = Math.floor(max / width) + 1;
-  // Integer edges: [0, w), [w, 2w), …; the histogram's last bin is closed, so give it one more width.
-  return summarize(lengths, histogram(lengths, 0, bins * width, bins));
-}
-
-/** The distribution of ROUGE-L scores in bins of 0.1 over [0, 1]. */
-export const similarityDistribution = (scores: readonly number[]) =>
-  summarize(scores, histogram(scores, 0, 1, SIMILARITY_BINS));
-
-function summarize(values: readonly number[], bins: Histogram): Distribution {
-  const sorted = [...values].sort((a, b) => a - b);
-  const n = sorted.length;
-  const mid = Math.floor(n / 2);
-  const median =
-    n === 0
-      ? null
-      : n % 2
-        ? (sorted[mid] as number)
-        : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-  return {
-    count: n,
-    mean: n === 0 ? null : sorted.reduce((a, b) => a + b, 0) / n,
-    median,
-    max: n === 0 ? null : (sorted[n - 1] as number),
-    histogram: bins,
-  };
-}
-
-const round = (value: number) => Math.round(value * 1e9) / 1e9;
-const rate = (part: number, whole: number) => (whole > 0 ? part / whole : null);
 
 function increment(map: Record<string, number>, key: string, by = 1) {
   map[key] = (map[key] ?? 0) + by;
@@ -459,14 +233,8 @@ export function computeStats(input: ReportInput): ReportStats {
       }
     }
     const added = tasks.filter((task) => task.iteration === iteration).length;
-    const usage = Object.values(record?.usage ?? {}).reduce(
-      (sum, stage) => ({
-        calls: sum.calls + stage.calls,
-        inputTokens: sum.inputTokens + stage.inputTokens,
-        outputTokens: sum.outputTokens + stage.outputTokens,
-      }),
-      { calls: 0, inputTokens: 0, outputTokens: 0 },
-    );
+    const { calls, inputTokens, outputTokens } = totalUsage(record?.usage ?? {});
+    const usage = { calls, inputTokens, outputTokens };
     const cost = {
       modelUsd: record?.cost?.modelUsd ?? 0,
       awsUsd: record?.cost?.awsUsd ?? 0,

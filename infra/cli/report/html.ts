@@ -10,8 +10,8 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { formatUsd as usd } from '../pricing/money.ts';
-import type { ReportStats, SampledTask } from './stats.ts';
+import { formatUsd as usd } from '../../../functions/shared/pricing/money.ts';
+import type { ReportStats, SampledTask } from './schema.ts';
 
 const ENTITIES: Record<string, string> = {
   '&': '&amp;',

@@ -1,0 +1,222 @@
+/**
+ * The yields and output tokens an estimate assumes: defaults per profile measured on the offline model,
+ * or figures read back from past runs: an exported `summary.json`, or the summaries and raw call records
+ * of a local data folder (read through its local S3 and DynamoDB servers, started for the purpose).
+ */
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { SelfInstructError } from '../../../functions/shared/errors.ts';
+import { parseJsonFile } from '../../../functions/shared/input-files.ts';
+import { fromJsonLines } from '../../../functions/shared/json-lines.ts';
+import type { CallRecord } from '../../../functions/shared/model-calls.ts';
+import { RunSummary } from '../../../functions/shared/records.ts';
+import type { ProfileName } from '../../../functions/shared/schemas.ts';
+import type { EstimatedStage } from './prompts.ts';
+
+/** What a profile's calls look like and yield, per call and per accepted instruction. */
+export const Calibration = z.object({
+  /** Where the figures come from (shown with the estimate). */
+  source: z.string(),
+  /** Candidates parsed from one instruction-generation reply. */
+  candidatesPerCall: z.number().nonnegative(),
+  /** Share of candidates that pass the filters and the ROUGE-L gate. */
+  acceptanceRate: z.number().min(0).max(1),
+  /** Share of accepted instructions left with at least one valid instance (the tasks a run adds). */
+  completeShare: z.number().min(0).max(1),
+  /** Classification calls per accepted instruction. */
+  classifyCallsPerAccepted: z.number().nonnegative(),
+  /** Instance-generation calls per accepted instruction. */
+  instanceCallsPerAccepted: z.number().nonnegative(),
+  /** Output tokens per call of each model step. */
+  outputTokensPerCall: z.object({
+    'generate-instructions': z.number().nonnegative(),
+    classify: z.number().nonnegative(),
+    'generate-instances': z.number().nonnegative(),
+  }),
+  /** Instances kept per task (records per exported task); informational. */
+  instancesPerTask: z.number().nonnegative(),
+});
+export type Calibration = z.infer<typeof Calibration>;
+
+/**
+ * Defaults per profile, measured on the offline model (2026-11-24) with
+ * `npm start -- --fresh --data-dir .local/est-<profile> --profile <profile> --seed est --out .local/est-out`
+ * (target 300, at most 3 iterations) and read back with `estimate --data-dir .local/est-<profile>`. The offline
+ * model's reply lengths are arbitrary, so calibrate with a real model's run (`--data-dir`, `--from-run`).
+ */
+export const PROFILE_DEFAULTS: Record<ProfileName, Calibration> = {
+  'self-instruct': {
+    source: 'defaults for self-instruct, measured on the offline model (run-20261124-223319-q83t)',
+    candidatesPerCall: 6.506,
+    acceptanceRate: 0.7218,
+    completeShare: 0.8841,
+    classifyCallsPerAccepted: 1,
+    instanceCallsPerAccepted: 1,
+    outputTokensPerCall: { 'generate-instructions': 169.4, classify: 1.005, 'generate-instances': 96.72 },
+    instancesPerTask: 1.881,
+  },
+  alpaca: {
+    source: 'defaults for alpaca, measured on the offline model (run-20261124-223330-d7os)',
+    candidatesPerCall: 15.19,
+    acceptanceRate: 0.7771,
+    completeShare: 0.8415,
+    classifyCallsPerAccepted: 0,
+    instanceCallsPerAccepted: 0,
+    outputTokensPerCall: { 'generate-instructions': 1158, classify: 0, 'generate-instances': 0 },
+    instancesPerTask: 1,
+  },
+  default: {
+    source: 'defaults for default, measured on the offline model (run-20261124-223339-w7eg)',
+    candidatesPerCall: 9.523,
+    acceptanceRate: 0.7733,
+    completeShare: 0.9352,
+    classifyCallsPerAccepted: 0,
+    instanceCallsPerAccepted: 1,
+    outputTokensPerCall: { 'generate-instructions': 368.6, classify: 0, 'generate-instances': 126.0 },
+    instancesPerTask: 2.35,
+  },
+};
+
+/** A run summary or call record that can't calibrate an estimate. */
+export class CalibrationInvalid extends SelfInstructError {}
+
+/** Calls and output tokens of one model step over some runs. */
+export type StageTotals = Record<EstimatedStage, { calls: number; outputTokens: number }>;
+
+const ratio = (a: number, b: number, fallback: number) => (b > 0 ? a / b : fallback);
+
+/**
+ * Calibrates from run summaries (their counts) and, when given, per-step totals from the runs' raw call
+ * records. Without per-step totals the profile's default output tokens are scaled so their total
+ * matches the summaries', and the instance stage's calls are split as the defaults split them.
+ */
+export function calibrate(
+  profile: ProfileName,
+  summaries: readonly Pick<RunSummary, 'counts' | 'usage' | 'exportedTasks' | 'exportedRecords'>[],
+  stageTotals: StageTotals | undefined,
+  source: string,
+): Calibration {
+  const defaults = PROFILE_DEFAULTS[profile];
+  const total = (key: string) => summaries.reduce((sum, s) => sum + (s.counts[key] ?? 0), 0);
+  const prompts = total('prompts');
+  const generated = total('generated');
+  const accepted = total('accepted');
+  const complete = total('complete');
+  if (prompts <= 0 || accepted <= 0) {
+    throw new CalibrationInvalid(
+      `${source}: no instruction calls or no accepted instruction to calibrate from (prompts ${prompts}, accepted ${accepted})`,
+    );
+  }
+  const exportedTasks = summaries.reduce((sum, s) => sum + s.exportedTasks, 0);
+  const exportedRecords = summaries.reduce((sum, s) => sum + s.exportedRecords, 0);
+  const base = {
+    source,
+    candidatesPerCall: generated / prompts,
+    acceptanceRate: ratio(accepted, generated, 0),
+    completeShare: complete / accepted,
+    instancesPerTask: ratio(exportedRecords, exportedTasks, defaults.instancesPerTask),
+  };
+  if (stageTotals) {
+    const per = (stage: EstimatedStage) =>
+      ratio(stageTotals[stage].outputTokens, stageTotals[stage].calls, defaults.outputTokensPerCall[stage]);
+    return Calibration.parse({
+      ...base,
+      classifyCallsPerAccepted: stageTotals.classify.calls / accepted,
+      instanceCallsPerAccepted: stageTotals['generate-instances'].calls / accepted,
+      outputTokensPerCall: {
+        'generate-instructions': per('generate-instructions'),
+        classify: per('classify'),
+        'generate-instances': per('generate-instances'),
+      },
+    });
+  }
+  const calls = summaries.reduce((sum, s) => sum + s.usage.calls, 0);
+  const outputTokens = summaries.reduce((sum, s) => sum + s.usage.outputTokens, 0);
+  const mapCalls = Math.max(0, calls - prompts);
+  const defaultMap = defaults.classifyCallsPerAccepted + defaults.instanceCallsPerAccepted;
+  const classifyShare = ratio(defaults.classifyCallsPerAccepted, defaultMap, 0);
+  const classifyCalls = mapCalls * classifyShare;
+  const instanceCalls = mapCalls - classifyCalls;
+  const expected =
+    prompts * defaults.outputTokensPerCall['generate-instructions'] +
+    classifyCalls * defaults.outputTokensPerCall.classify +
+    instanceCalls * defaults.outputTokensPerCall['generate-instances'];
+  const scale = ratio(outputTokens, expected, 1);
+  return Calibration.parse({
+    ...base,
+    source: `${source} (output tokens per step: the defaults scaled by ${scale.toFixed(2)} to the summary's total)`,
+    classifyCallsPerAccepted: classifyCalls / accepted,
+    instanceCallsPerAccepted: instanceCalls / accepted,
+    outputTokensPerCall: {
+      'generate-instructions': defaults.outputTokensPerCall['generate-instructions'] * scale,
+      classify: defaults.outputTokensPerCall.classify * scale,
+      'generate-instances': defaults.outputTokensPerCall['generate-instances'] * scale,
+    },
+  });
+}
+
+/** Reads and validates an exported `summary.json`. */
+export function readSummaryFile(file: string): RunSummary {
+  const json = parseJsonFile(readFileSync(file, 'utf8'), file);
+  const parsed = RunSummary.safeParse(json);
+  if (!parsed.success) {
+    throw new CalibrationInvalid(
+      `${file} is not a run summary: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
+    );
+  }
+  return parsed.data;
+}
+
+/**
+ * Calibration from a local data folder: the summaries under `exports/` of the runs with this profile
+ * (preferring those of `model`), and the raw call records of those runs under `runs/<run>/`.
+ */
+export async function calibrateFromDataDir(
+  dataDir: string,
+  profile: ProfileName,
+  model: string,
+): Promise<Calibration | undefined> {
+  const { hasLocalData, openLocalData } = await import('../../local/data.ts');
+  if (!hasLocalData(dataDir)) throw new CalibrationInvalid(`${dataDir} holds no local run data`);
+  const stack = await openLocalData(dataDir, 'estimate', 'run `npm start` first');
+  try {
+    const summaries: RunSummary[] = [];
+    for (const key of await stack.objects.list('exports/')) {
+      if (!key.endsWith('/summary.json')) continue;
+      const parsed = RunSummary.safeParse(JSON.parse((await stack.objects.getText(key)) ?? 'null'));
+      if (parsed.success && parsed.data.profile === profile) summaries.push(parsed.data);
+    }
+    const sameModel = summaries.filter((s) => s.model === model);
+    const chosen = sameModel.length > 0 ? sameModel : summaries;
+    if (chosen.length === 0) return undefined;
+    const totals: StageTotals = {
+      'generate-instructions': { calls: 0, outputTokens: 0 },
+      classify: { calls: 0, outputTokens: 0 },
+      'generate-instances': { calls: 0, outputTokens: 0 },
+    };
+    let records = 0;
+    for (const summary of chosen) {
+      if (!summary.runId) continue;
+      for (const key of await stack.objects.list(`runs/${summary.runId}/`)) {
+        if (!/\/raw\/[^/]+\.jsonl$/.test(key)) continue;
+        const calls = fromJsonLines<Pick<CallRecord, 'stage' | 'usage'>>(await stack.objects.getText(key));
+        for (const record of calls) {
+          const stage = totals[record.stage as EstimatedStage];
+          if (!stage) continue;
+          stage.calls++;
+          stage.outputTokens += record.usage.outputTokens;
+          records++;
+        }
+      }
+    }
+    const models = [...new Set(chosen.map((s) => s.model))].join(', ');
+    return calibrate(
+      profile,
+      chosen,
+      records > 0 ? totals : undefined,
+      `${chosen.length} ${profile} run${chosen.length === 1 ? '' : 's'} of ${models} in ${dataDir}, ${records} call records`,
+    );
+  } finally {
+    await stack.close();
+  }
+}

@@ -1,0 +1,76 @@
+import {
+  renderClassifyRequest,
+  renderInstancesRequest,
+} from '../../../functions/generate-instances/prompt.ts';
+import {
+  renderInstructionRequest,
+  selectDemonstrations,
+} from '../../../functions/generate-instructions/prompt.ts';
+import { estimateTokens } from '../../../functions/shared/models/usage.ts';
+import type { ModelRequest, ModelStage } from '../../../functions/shared/ports.ts';
+import { createRng } from '../../../functions/shared/random.ts';
+import type { ProfileName, SeedTask } from '../../../functions/shared/schemas.ts';
+
+/**
+ * The model steps the estimate counts (the judge, `judgeModel`, is not estimated yet: its calls, one per
+ * task with valid instances, come on top).
+ */
+export type EstimatedStage = Exclude<ModelStage, 'judge'>;
+
+/** The model steps, in pipeline order. */
+export const MODEL_STEPS: readonly EstimatedStage[] = [
+  'generate-instructions',
+  'classify',
+  'generate-instances',
+];
+
+/** Tokens of a rendered request: system and user message (chat framing tokens not counted). */
+const requestTokens = (request: ModelRequest) => estimateTokens((request.system ?? '') + request.prompt);
+
+/** Mean input tokens per call of each model step, from the rendered prompts. */
+export interface PromptTokens {
+  'generate-instructions': number;
+  classify: number;
+  'generate-instances': number;
+  /** Instruction prompts rendered (each with its own sampled demonstrations). */
+  samples: number;
+  /** Share of the sample instructions that are classification tasks. */
+  classificationShare: number;
+}
+
+/**
+ * Renders the profile's prompts and measures them: `samples` instruction-generation prompts with
+ * demonstrations sampled as the stage samples them (machine demonstrations stood in for by seed
+ * instructions), and the classification and instance prompts of every seed instruction (output-first
+ * for the classification ones, input-first for the others).
+ */
+export function measurePrompts(
+  profile: ProfileName,
+  seeds: readonly SeedTask[],
+  { samples = 200, seed = 'estimate' }: { samples?: number; seed?: string } = {},
+): PromptTokens {
+  const rng = createRng(`${seed}:${profile}`);
+  const demos = seeds.map((task) => ({
+    instruction: task.instruction,
+    input: task.instances[0]?.input,
+    output: task.instances[0]?.output,
+  }));
+  const machine = seeds.map((task) => ({ instruction: task.instruction }));
+  let instructionTokens = 0;
+  for (let i = 0; i < samples; i++) {
+    const chosen = selectDemonstrations(profile, demos, machine, rng);
+    instructionTokens += requestTokens(renderInstructionRequest(profile, chosen));
+  }
+  const mean = (values: number[]) => values.reduce((sum, v) => sum + v, 0) / Math.max(1, values.length);
+  return {
+    'generate-instructions': instructionTokens / samples,
+    classify: mean(seeds.map((task) => requestTokens(renderClassifyRequest(profile, task.instruction)))),
+    'generate-instances': mean(
+      seeds.map((task) =>
+        requestTokens(renderInstancesRequest(profile, task.instruction, task.is_classification)),
+      ),
+    ),
+    samples,
+    classificationShare: seeds.filter((task) => task.is_classification).length / Math.max(1, seeds.length),
+  };
+}

@@ -1,0 +1,292 @@
+import { promptsForIteration } from '../../../functions/generate-instructions/core.ts';
+import { parseRunInput } from '../../../functions/prepare/core.ts';
+import {
+  DEFAULT_USAGE_ASSUMPTIONS,
+  type IterationShape,
+  runAwsUsage,
+  type UsageAssumptions,
+} from '../../../functions/shared/pricing/aws-usage.ts';
+import {
+  type AwsCost,
+  type AwsUsage,
+  awsCost,
+  type CostSummary,
+  type ModelCost,
+  modelCost,
+  type PriceTable,
+  summarizeCost,
+} from '../../../functions/shared/pricing/pricing.ts';
+import { PROFILES } from '../../../functions/shared/profiles.ts';
+import {
+  type ProfileName,
+  Progress,
+  type RunState,
+  type SeedTask,
+} from '../../../functions/shared/schemas.ts';
+import { type Calibration, PROFILE_DEFAULTS } from './calibrate.ts';
+import { type EstimatedStage, MODEL_STEPS, measurePrompts, type PromptTokens } from './prompts.ts';
+
+/** The input of `estimateRun`. */
+export interface EstimateInput {
+  model: string;
+  /** Tasks the run should add. */
+  target: number;
+  profile: ProfileName;
+  prices: PriceTable;
+  /** The seed file the run starts a new pool from (its prompts are rendered). */
+  seeds: readonly SeedTask[];
+  /** Yields and output tokens; the profile's defaults when absent. */
+  calibration?: Calibration;
+  /** Iteration cap; when absent, the run input's default or the smallest cap that reaches the target. */
+  maxIterations?: number;
+  chunkSize?: number;
+  callConcurrency?: number;
+  maxPromptsPerIteration?: number;
+  /** Overrides of the AWS usage assumptions. */
+  assumptions?: Partial<UsageAssumptions>;
+}
+
+/** One model step's share of the estimate. */
+export interface StageEstimate {
+  stage: EstimatedStage;
+  calls: number;
+  inputTokensPerCall: number;
+  outputTokensPerCall: number;
+  inputTokens: number;
+  outputTokens: number;
+  cost: ModelCost;
+}
+
+/** What `estimateRun` returns (and `estimate --json` prints). */
+export interface Estimate {
+  model: string;
+  profile: ProfileName;
+  target: number;
+  prices: { version: string; date: string; region: string; modelNotes?: string };
+  run: {
+    iterations: number;
+    maxIterations: number;
+    reachesTarget: boolean;
+    instructionCalls: number;
+    candidates: number;
+    acceptedInstructions: number;
+    mapItems: number;
+    /** Tasks the run adds (at or above the target: the last iteration overshoots). */
+    addedTasks: number;
+  };
+  stages: StageEstimate[];
+  tokens: { input: number; output: number };
+  modelCost: ModelCost;
+  aws: AwsCost & { usage: AwsUsage };
+  summary: CostSummary;
+  calibration: Calibration;
+  promptTokens: PromptTokens;
+  assumptions: string[];
+}
+
+/** The run configuration the stages would use (the run input's defaults, then these). */
+function runConfig(input: EstimateInput, maxIterations: number) {
+  return parseRunInput(
+    {
+      profile: input.profile,
+      model: input.model,
+      target: input.target,
+      maxIterations,
+      ...(input.chunkSize ? { chunkSize: input.chunkSize } : {}),
+      ...(input.callConcurrency ? { callConcurrency: input.callConcurrency } : {}),
+      ...(input.maxPromptsPerIteration ? { maxPromptsPerIteration: input.maxPromptsPerIteration } : {}),
+    },
+    'estimate',
+  );
+}
+
+// Fields the loop carries that the sizing does not read, with their defaults (the simulation's counts
+// are expected values, not integers, so the rest is filled in by hand).
+const PROGRESS_DEFAULTS = Progress.parse({ iteration: 0, added: 0, poolSize: 0 });
+
+interface SimulatedIteration {
+  prompts: number;
+  candidates: number;
+  accepted: number;
+  complete: number;
+  mapItems: number;
+  poolInstructions: number;
+}
+
+/**
+ * Runs the loop on expected values: each iteration sizes its calls with the stage's own
+ * `promptsForIteration` (remaining target, iterations left, last yield), then candidates, accepted and
+ * complete tasks follow from the calibration's rates.
+ */
+function simulate(input: EstimateInput, calibration: Calibration, maxIterations: number) {
+  const config = runConfig(input, maxIterations);
+  let state: RunState = {
+    runId: 'estimate',
+    config,
+    progress: { ...PROGRESS_DEFAULTS, iteration: 0, added: 0, poolSize: input.seeds.length },
+  };
+  let poolInstructions = input.seeds.length;
+  const iterations: SimulatedIteration[] = [];
+  while (state.progress.added < config.target && state.progress.iteration < config.maxIterations) {
+    const prompts = promptsForIteration(state);
+    const candidates = prompts * calibration.candidatesPerCall;
+    const accepted = candidates * calibration.acceptanceRate;
+    const complete = accepted * calibration.completeShare;
+    iterations.push({
+      prompts,
+      candidates,
+      accepted,
+      complete,
+      mapItems: Math.ceil(accepted / config.chunkSize),
+      poolInstructions,
+    });
+    poolInstructions += accepted;
+    state = {
+      ...state,
+      progress: {
+        ...state.progress,
+        iteration: state.progress.iteration + 1,
+        added: state.progress.added + complete,
+        poolSize: state.progress.poolSize + complete,
+        yieldPerPrompt: complete / prompts,
+      },
+    };
+    // A calibration that yields nothing would loop to the cap: that is the answer, stop early.
+    if (complete <= 0) break;
+  }
+  return { config, iterations, added: state.progress.added };
+}
+
+/**
+ * The iteration cap a user would run with: the run input's default when the simulated run reaches the
+ * target with it, else the smallest cap that does (bounded by the schema's 10,000).
+ */
+function defaultCap(input: EstimateInput, calibration: Calibration): number {
+  const perCall = calibration.candidatesPerCall * calibration.acceptanceRate * calibration.completeShare;
+  const { maxPromptsPerIteration, maxIterations } = parseRunInput({}, 'estimate');
+  if (perCall <= 0) return maxIterations;
+  let cap = Math.max(maxIterations, Math.ceil(input.target / (maxPromptsPerIteration * perCall)));
+  while (cap < 10_000 && simulate(input, calibration, cap).added < input.target) cap++;
+  return cap;
+}
+
+/** A count as the estimate shows it: rounded, with thousands separators. */
+export const fmtInt = (n: number) => Math.round(n).toLocaleString('en-US');
+
+/**
+ * Estimates what a run that adds `target` tasks costs: model calls and tokens per step, model cost,
+ * AWS usage and cost, and the per-task figures, with every assumption spelled out. Pure.
+ */
+export function estimateRun(input: EstimateInput): Estimate {
+  const calibration = input.calibration ?? PROFILE_DEFAULTS[input.profile];
+  const assumptions: UsageAssumptions = {
+    ...DEFAULT_USAGE_ASSUMPTIONS,
+    ...(input.callConcurrency ? { callConcurrency: input.callConcurrency } : {}),
+    ...input.assumptions,
+  };
+  const maxIterations = input.maxIterations ?? defaultCap(input, calibration);
+  const { config, iterations, added } = simulate(input, calibration, maxIterations);
+  const promptTokens = measurePrompts(input.profile, input.seeds);
+
+  const sum = (pick: (it: SimulatedIteration) => number) => iterations.reduce((s, it) => s + pick(it), 0);
+  const accepted = sum((it) => it.accepted);
+  const calls: Record<EstimatedStage, number> = {
+    'generate-instructions': sum((it) => it.prompts),
+    classify: accepted * calibration.classifyCallsPerAccepted,
+    'generate-instances': accepted * calibration.instanceCallsPerAccepted,
+  };
+  const stages: StageEstimate[] = MODEL_STEPS.map((stage) => {
+    const inputTokens = calls[stage] * promptTokens[stage];
+    const outputTokens = calls[stage] * calibration.outputTokensPerCall[stage];
+    return {
+      stage,
+      calls: calls[stage],
+      inputTokensPerCall: promptTokens[stage],
+      outputTokensPerCall: calibration.outputTokensPerCall[stage],
+      inputTokens,
+      outputTokens,
+      cost: modelCost(input.prices, input.model, { inputTokens, outputTokens }),
+    };
+  });
+  const tokens = {
+    input: stages.reduce((s, st) => s + st.inputTokens, 0),
+    output: stages.reduce((s, st) => s + st.outputTokens, 0),
+  };
+  const totalModelCost = modelCost(input.prices, input.model, {
+    inputTokens: tokens.input,
+    outputTokens: tokens.output,
+  });
+
+  const mapCallsPerAccepted = calibration.classifyCallsPerAccepted + calibration.instanceCallsPerAccepted;
+  const mapOutputPerAccepted =
+    calibration.classifyCallsPerAccepted * calibration.outputTokensPerCall.classify +
+    calibration.instanceCallsPerAccepted * calibration.outputTokensPerCall['generate-instances'];
+  const shapes: IterationShape[] = iterations.map((it) => ({
+    instructionCalls: it.prompts,
+    instructionOutputTokens: it.prompts * calibration.outputTokensPerCall['generate-instructions'],
+    candidates: it.candidates,
+    acceptedInstructions: it.accepted,
+    mapItems: it.mapItems,
+    mapCalls: it.accepted * mapCallsPerAccepted,
+    mapOutputTokens: it.accepted * mapOutputPerAccepted,
+    poolInstructions: it.poolInstructions,
+  }));
+  const usage = runAwsUsage(
+    shapes,
+    { seedTasksAdded: input.seeds.length, poolItemsAtExport: input.seeds.length + accepted },
+    assumptions,
+  );
+  const aws = { ...awsCost(input.prices, usage), usage };
+  const summary = summarizeCost({ models: [totalModelCost], aws, acceptedTasks: added, estimated: true });
+
+  const price = input.prices.models[input.model];
+  const profile = PROFILES[input.profile];
+  const lines = [
+    `Prices: table ${input.prices.version} (checked ${input.prices.date}), ${input.prices.aws.region} on-demand list prices; free tiers, batch and caching discounts not applied.`,
+    price
+      ? `Model price: ${input.model} at $${price.inputPer1M} / $${price.outputPer1M} per million input / output tokens.${price.notes ? ` Source: ${price.notes}` : ''}`
+      : totalModelCost.priced
+        ? `Model price: ${input.model} has no per-token bill (no provider called, or a server on this machine): the model share is $0.`
+        : `Model price: NONE for ${input.model}: the model cost, total and per-task figures are unknown.`,
+    'Input tokens: ceil(characters / 4) of the rendered system and user messages (no tokenizer package is installed; chat framing tokens not counted).',
+    `Instruction prompts: ${promptTokens.samples} prompts of the ${input.profile} profile rendered with demonstrations sampled from the ${input.seeds.length} seed tasks (${profile.seedDemonstrations} seed + ${profile.machineDemonstrations} machine, machine ones stood in for by seed instructions): ${promptTokens['generate-instructions'].toFixed(0)} tokens each on average.`,
+    `Classification and instance prompts: rendered for each seed instruction (${(promptTokens.classificationShare * 100).toFixed(0)}% classification): ${promptTokens.classify.toFixed(0)} and ${promptTokens['generate-instances'].toFixed(0)} tokens on average.`,
+    `Yields and output tokens (${calibration.source}): ${calibration.candidatesPerCall.toFixed(2)} candidates per call, ${(calibration.acceptanceRate * 100).toFixed(1)}% accepted, ${(calibration.completeShare * 100).toFixed(1)}% of those with valid instances, ${calibration.classifyCallsPerAccepted.toFixed(2)} classification + ${calibration.instanceCallsPerAccepted.toFixed(2)} instance calls per accepted instruction, ${calibration.instancesPerTask.toFixed(2)} instances per task; output tokens per call ${MODEL_STEPS.map((s) => `${s} ${calibration.outputTokensPerCall[s].toFixed(0)}`).join(', ')}.`,
+    'Yields are held constant over the run; with a real model the acceptance rate falls as the pool grows, so a large run costs more per task than this.',
+    `Sizing: the stage's adaptive sizing (at most ${config.maxPromptsPerIteration} calls per iteration), iteration cap ${maxIterations}${input.maxIterations ? ' (given)' : ' (the run input default, or the smallest cap that reaches the target)'}; chunks of ${config.chunkSize} ids; ${assumptions.callConcurrency} model calls at once per function.`,
+    `The run adds ${fmtInt(added)} tasks for a target of ${fmtInt(input.target)} (the last iteration aims 1.5× high); per-task figures divide by the tasks added.`,
+    `A new pool seeded with the ${input.seeds.length} seed tasks; no retries (each retry adds a state transition and a Lambda invocation).`,
+    `Lambda durations: ${assumptions.firstTokenSeconds} s to the first token and ${assumptions.outputTokensPerSecond} output tokens/s per model call, ${assumptions.invocationOverheadSeconds} s overhead per invocation, gate at ${(assumptions.gatePairsPerSecond / 1e6).toFixed(0)} M pairs/s; functions are billed while they wait on the model; memory from infra/workflow.ts.`,
+    `DynamoDB: ${assumptions.pendingTaskWriteUnits} WRU per pending task item, ${assumptions.finishedTaskWriteUnits} WRU per finished one, ${assumptions.runItemWriteUnits} WRU per run-item write, eventually consistent reads (0.5 RRU per item up to 4 KB), task items of ${assumptions.taskItemKb} KB for the export's Query.`,
+    'Not counted: S3 storage, CloudWatch Logs (the state machine logs at level ALL), X-Ray traces, data transfer.',
+  ];
+  return {
+    model: input.model,
+    profile: input.profile,
+    target: input.target,
+    prices: {
+      version: input.prices.version,
+      date: input.prices.date,
+      region: input.prices.aws.region,
+      ...(price?.notes ? { modelNotes: price.notes } : {}),
+    },
+    run: {
+      iterations: iterations.length,
+      maxIterations,
+      reachesTarget: added >= input.target,
+      instructionCalls: calls['generate-instructions'],
+      candidates: sum((it) => it.candidates),
+      acceptedInstructions: accepted,
+      mapItems: sum((it) => it.mapItems),
+      addedTasks: added,
+    },
+    stages,
+    tokens,
+    modelCost: totalModelCost,
+    aws,
+    summary,
+    calibration,
+    promptTokens,
+    assumptions: lines,
+  };
+}

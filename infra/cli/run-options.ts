@@ -1,0 +1,87 @@
+/**
+ * The flags of `run` and the run input they describe, shared by the local run (`run.ts`) and the run
+ * started on the deployed stack (`deployed.ts`).
+ */
+import { readFileSync } from 'node:fs';
+import { parseJsonFile } from '../../functions/shared/input-files.ts';
+import type { RunInput } from '../../functions/shared/schemas.ts';
+
+/** The flags of `run` as commander gives them (strings, as typed). */
+export interface RunOptions {
+  pool?: string;
+  profile?: string;
+  model?: string;
+  target?: string;
+  iterations?: string;
+  seeds?: string;
+  concurrency?: string;
+  callConcurrency?: string;
+  chunkSize?: string;
+  promptsPerIteration?: string;
+  threshold?: string;
+  judgeModel?: string;
+  minQuality?: string;
+  temperature?: string;
+  maxCost?: string;
+  prices?: string;
+  seed?: string;
+  input?: string;
+  fresh?: boolean;
+  dataDir: string;
+  out: string;
+  verbose?: boolean;
+  bundled?: boolean;
+  /** `--no-iam` sets this false: the local stack stops enforcing the functions' roles. */
+  iam?: boolean;
+  dryRun?: boolean;
+  deployed?: boolean;
+  stateMachineArn?: string;
+  bucket?: string;
+  stack?: string;
+}
+
+const num = (value: string | undefined) => (value === undefined ? undefined : Number(value));
+
+/** The run input the flags describe (validated later by the same schema the console input uses). */
+export function runInputFromOptions(options: RunOptions): RunInput {
+  const base = options.input
+    ? (parseJsonFile(readFileSync(options.input, 'utf8'), options.input) as RunInput)
+    : {};
+  const flags: Record<string, unknown> = {
+    pool: options.pool,
+    profile: options.profile,
+    model: options.model,
+    target: num(options.target),
+    maxIterations: num(options.iterations),
+    mapConcurrency: num(options.concurrency),
+    callConcurrency: num(options.callConcurrency),
+    chunkSize: num(options.chunkSize),
+    promptsPerIteration: num(options.promptsPerIteration),
+    rougeThreshold: num(options.threshold),
+    judgeModel: options.judgeModel,
+    minQuality: num(options.minQuality),
+    temperature: num(options.temperature),
+    maxCostUsd: num(options.maxCost),
+    seed: options.seed,
+  };
+  const defined = Object.fromEntries(Object.entries(flags).filter(([, value]) => value !== undefined));
+  return { trigger: 'cli', ...base, ...defined } as RunInput;
+}
+
+/**
+ * The CDK context a deployment for this run's models would have: `selfinstruct:model` and
+ * `selfinstruct:judgeModel` for the Bedrock ones (the functions may invoke those only), none otherwise.
+ */
+export function bedrockContext(model: string, judgeModel: string | undefined) {
+  const context: Record<string, string> = {};
+  if (model.startsWith('bedrock:')) context['selfinstruct:model'] = model;
+  if (judgeModel?.startsWith('bedrock:') && judgeModel !== model)
+    context['selfinstruct:judgeModel'] = judgeModel;
+  return Object.keys(context).length > 0 ? context : undefined;
+}
+
+/** A new run id: `run-<UTC yyyymmdd-hhmmss>-<4 random characters>`, sortable by start time. */
+export function newRunId(now = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+  return `run-${stamp}-${Math.random().toString(36).slice(2, 6)}`;
+}
