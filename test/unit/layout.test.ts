@@ -14,7 +14,7 @@ import { STAGES, type StageSpec } from '../../functions/stages.ts';
 /** Files under `functions/` that no Lambda loads, and why they are there all the same. */
 const NOT_LOADED: Record<string, string> = {
   'functions/shared/engine/kernel.wat': 'the source `npm run build:kernel` assembles into kernel.wasm.ts',
-  'functions/shared/models/embeddings.ts': 'the Embedder port and its adapters, which no stage uses yet',
+  'functions/shared/engine/vectors.wat': 'the source `npm run build:kernel` assembles into vectors.wasm.ts',
 };
 
 const files = (dir: string): string[] =>
