@@ -16,6 +16,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { parseJsonFile, parseSeedFile } from '../../functions/shared/input-files.ts';
+import { NO_JUDGE } from '../../functions/shared/models/judge-ids.ts';
 import { parseModelId } from '../../functions/shared/models/model-ids.ts';
 import { formatUsd } from '../../functions/shared/pricing/money.ts';
 import {
@@ -46,6 +47,7 @@ export interface EstimateIo {
 /** The command's options, as commander parses them. */
 export interface EstimateOptions {
   model: string;
+  judgeModel?: string;
   target: number;
   profile: ProfileName;
   prices?: string;
@@ -171,6 +173,7 @@ export function estimateCommand(io: EstimateIo = process): Command {
   return new Command('estimate')
     .requiredOption('--model <id>', 'model id as a run takes it, e.g. bedrock:amazon.nova-micro-v1:0')
     .requiredOption('--target <n>', 'tasks the run should add', positiveInt('--target'))
+    .option('--judge-model <id>', "the judge's model id, or none (default: the run's model)")
     .addOption(
       new Option('--profile <name>', 'prompts, parsers and filters')
         .choices(ProfileName.options)
@@ -206,7 +209,10 @@ export function estimateCommand(io: EstimateIo = process): Command {
     .option('--seeds <file>', 'seed file whose tasks the prompts show', BUNDLED_SEEDS)
     .option('--json', 'print the estimate as JSON')
     .action(async (options: EstimateOptions) => {
-      parseModelId(options.model); // the check a run makes: an id of no accepted form fails here too
+      // The checks a run makes: an id of no accepted form fails here too.
+      parseModelId(options.model);
+      if (options.judgeModel !== undefined && options.judgeModel !== NO_JUDGE)
+        parseModelId(options.judgeModel);
       const prices = loadPrices(options.prices);
       const seeds = parseSeedFile(readFileSync(options.seeds), options.seeds).tasks;
       let calibration: Calibration | undefined;
@@ -233,6 +239,7 @@ export function estimateCommand(io: EstimateIo = process): Command {
       }
       const estimate = estimateRun({
         model: options.model,
+        judgeModel: options.judgeModel,
         target: options.target,
         profile: options.profile,
         prices,

@@ -90,6 +90,43 @@ describe('estimateRun', () => {
     expect(dear.summary.awsShare).toBeLessThan(cheap.summary.awsShare ?? 0);
   });
 
+  it('counts a verdict per task by default, none with judgeModel none, at the judge model its price', () => {
+    const judged = estimate(3_000);
+    const unjudged = estimateRun({
+      model: nova,
+      judgeModel: 'none',
+      target: 3_000,
+      profile: 'default',
+      prices,
+      seeds,
+    });
+    const dearJudge = estimateRun({
+      model: nova,
+      judgeModel: 'openai:gpt-4o',
+      target: 3_000,
+      profile: 'default',
+      prices,
+      seeds,
+    });
+    const judgeOf = (e: Estimate) => e.stages.find((st) => st.stage === 'judge');
+
+    expect(judgeOf(judged)?.calls).toBeCloseTo(
+      judged.run.acceptedInstructions * PROFILE_DEFAULTS.default.judgeCallsPerAccepted,
+      9,
+    );
+    expect(judgeOf(judged)?.inputTokensPerCall).toBeGreaterThan(0);
+    expect(judgeOf(unjudged)?.calls).toBe(0);
+    expect(unjudged.summary.modelUsd).toBeLessThan(judged.summary.modelUsd ?? 0);
+    expect(unjudged.summary.awsUsd).toBeLessThan(judged.summary.awsUsd);
+    // The judge's tokens at gpt-4o's price, the rest at Nova Micro's.
+    expect(judgeOf(dearJudge)?.cost.modelId).toBe('openai:gpt-4o');
+    expect(dearJudge.tokens).toEqual(judged.tokens);
+    expect(dearJudge.summary.modelUsd).toBeCloseTo(
+      (unjudged.summary.modelUsd ?? 0) + (judgeOf(dearJudge)?.cost.usd ?? 0),
+      12,
+    );
+  });
+
   it('flags a model without a price and leaves the totals unknown', () => {
     const e = estimate(300, 'default', 'bedrock:vendor.unpriced-v1:0');
 
@@ -154,6 +191,7 @@ describe('calibrate', () => {
         'generate-instructions': { calls: 10, outputTokens: 3_000 },
         classify: { calls: 0, outputTokens: 0 },
         'generate-instances': { calls: 80, outputTokens: 7_000 },
+        judge: { calls: 64, outputTokens: 2_560 },
       },
       'test',
     );
@@ -162,7 +200,30 @@ describe('calibrate', () => {
       'generate-instructions': 300,
       classify: 0,
       'generate-instances': 87.5,
+      judge: 40,
     });
+    expect(c.judgeCallsPerAccepted).toBe(64 / 80);
+  });
+
+  it("counts a judged summary's judge calls apart from the instance calls", () => {
+    // 10 instruction calls, 80 instance calls and one verdict for each of the 60 complete and 4
+    // low-quality tasks.
+    const judged = {
+      ...summary,
+      config: { judgeModel: 'bedrock:amazon.nova-micro-v1:0' },
+      counts: { ...summary.counts, 'low-quality': 4 },
+      usage: { ...summary.usage, calls: 154 },
+    };
+    const c = calibrate('default', [judged], undefined, 'test');
+
+    expect(c.instanceCallsPerAccepted).toBe(1);
+    expect(c.judgeCallsPerAccepted).toBe(64 / 80);
+  });
+
+  it('assumes a verdict per task with valid instances when the runs had no judge', () => {
+    const c = calibrate('default', [summary], undefined, 'test');
+
+    expect(c.judgeCallsPerAccepted).toBe(c.completeShare);
   });
 
   it('refuses a run with nothing accepted', () => {

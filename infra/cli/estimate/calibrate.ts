@@ -9,9 +9,11 @@ import { SelfInstructError } from '../../../functions/shared/errors.ts';
 import { parseJsonFile } from '../../../functions/shared/input-files.ts';
 import { fromJsonLines } from '../../../functions/shared/json-lines.ts';
 import type { CallRecord } from '../../../functions/shared/model-calls.ts';
+import { judgeModelOf } from '../../../functions/shared/models/judge-ids.ts';
+import type { ModelStage } from '../../../functions/shared/ports.ts';
 import { RunSummary } from '../../../functions/shared/records.ts';
 import type { ProfileName } from '../../../functions/shared/schemas.ts';
-import type { EstimatedStage } from './prompts.ts';
+import { MODEL_STEPS } from './prompts.ts';
 
 /** What a profile's calls look like and yield, per call and per accepted instruction. */
 export const Calibration = z.object({
@@ -27,16 +29,25 @@ export const Calibration = z.object({
   classifyCallsPerAccepted: z.number().nonnegative(),
   /** Instance-generation calls per accepted instruction. */
   instanceCallsPerAccepted: z.number().nonnegative(),
+  /** Judge calls per accepted instruction (one per task left with valid instances), when a judge runs. */
+  judgeCallsPerAccepted: z.number().nonnegative(),
   /** Output tokens per call of each model step. */
   outputTokensPerCall: z.object({
     'generate-instructions': z.number().nonnegative(),
     classify: z.number().nonnegative(),
     'generate-instances': z.number().nonnegative(),
+    judge: z.number().nonnegative(),
   }),
   /** Instances kept per task (records per exported task); informational. */
   instancesPerTask: z.number().nonnegative(),
 });
 export type Calibration = z.infer<typeof Calibration>;
+
+/**
+ * Output tokens of a judge verdict, measured on the offline judge (2026-12-01: 328 verdicts of a default
+ * `npm start` run read back with `estimate --data-dir`); the profile defaults below predate the judge.
+ */
+const JUDGE_OUTPUT_TOKENS = 44.3;
 
 /**
  * Defaults per profile, measured on the offline model (2026-11-24) with
@@ -52,7 +63,13 @@ export const PROFILE_DEFAULTS: Record<ProfileName, Calibration> = {
     completeShare: 0.8841,
     classifyCallsPerAccepted: 1,
     instanceCallsPerAccepted: 1,
-    outputTokensPerCall: { 'generate-instructions': 169.4, classify: 1.005, 'generate-instances': 96.72 },
+    judgeCallsPerAccepted: 0.8841,
+    outputTokensPerCall: {
+      'generate-instructions': 169.4,
+      classify: 1.005,
+      'generate-instances': 96.72,
+      judge: JUDGE_OUTPUT_TOKENS,
+    },
     instancesPerTask: 1.881,
   },
   alpaca: {
@@ -62,7 +79,13 @@ export const PROFILE_DEFAULTS: Record<ProfileName, Calibration> = {
     completeShare: 0.8415,
     classifyCallsPerAccepted: 0,
     instanceCallsPerAccepted: 0,
-    outputTokensPerCall: { 'generate-instructions': 1158, classify: 0, 'generate-instances': 0 },
+    judgeCallsPerAccepted: 0.8415,
+    outputTokensPerCall: {
+      'generate-instructions': 1158,
+      classify: 0,
+      'generate-instances': 0,
+      judge: JUDGE_OUTPUT_TOKENS,
+    },
     instancesPerTask: 1,
   },
   default: {
@@ -72,7 +95,13 @@ export const PROFILE_DEFAULTS: Record<ProfileName, Calibration> = {
     completeShare: 0.9352,
     classifyCallsPerAccepted: 0,
     instanceCallsPerAccepted: 1,
-    outputTokensPerCall: { 'generate-instructions': 368.6, classify: 0, 'generate-instances': 126.0 },
+    judgeCallsPerAccepted: 0.9352,
+    outputTokensPerCall: {
+      'generate-instructions': 368.6,
+      classify: 0,
+      'generate-instances': 126.0,
+      judge: JUDGE_OUTPUT_TOKENS,
+    },
     instancesPerTask: 2.35,
   },
 };
@@ -81,7 +110,7 @@ export const PROFILE_DEFAULTS: Record<ProfileName, Calibration> = {
 export class CalibrationInvalid extends SelfInstructError {}
 
 /** Calls and output tokens of one model step over some runs. */
-export type StageTotals = Record<EstimatedStage, { calls: number; outputTokens: number }>;
+export type StageTotals = Record<ModelStage, { calls: number; outputTokens: number }>;
 
 const ratio = (a: number, b: number, fallback: number) => (b > 0 ? a / b : fallback);
 
@@ -92,7 +121,9 @@ const ratio = (a: number, b: number, fallback: number) => (b > 0 ? a / b : fallb
  */
 export function calibrate(
   profile: ProfileName,
-  summaries: readonly Pick<RunSummary, 'counts' | 'usage' | 'exportedTasks' | 'exportedRecords'>[],
+  summaries: readonly (Pick<RunSummary, 'counts' | 'usage' | 'exportedTasks' | 'exportedRecords'> & {
+    config?: { judgeModel?: string };
+  })[],
   stageTotals: StageTotals | undefined,
   source: string,
 ): Calibration {
@@ -109,6 +140,10 @@ export function calibrate(
   }
   const exportedTasks = summaries.reduce((sum, s) => sum + s.exportedTasks, 0);
   const exportedRecords = summaries.reduce((sum, s) => sum + s.exportedRecords, 0);
+  // The judge rates each task left with valid instances: the complete ones and those it dropped.
+  const judged = summaries
+    .filter((s) => s.config && judgeModelOf(s.config) !== undefined)
+    .reduce((sum, s) => sum + (s.counts.complete ?? 0) + (s.counts['low-quality'] ?? 0), 0);
   const base = {
     source,
     candidatesPerCall: generated / prompts,
@@ -116,42 +151,44 @@ export function calibrate(
     completeShare: complete / accepted,
     instancesPerTask: ratio(exportedRecords, exportedTasks, defaults.instancesPerTask),
   };
+  // Runs without a judge say nothing of its calls: one per task with valid instances, as the run does.
+  const judgeCallsPer = (calls: number) => (calls > 0 ? calls / accepted : base.completeShare);
   if (stageTotals) {
-    const per = (stage: EstimatedStage) =>
+    const per = (stage: ModelStage) =>
       ratio(stageTotals[stage].outputTokens, stageTotals[stage].calls, defaults.outputTokensPerCall[stage]);
     return Calibration.parse({
       ...base,
       classifyCallsPerAccepted: stageTotals.classify.calls / accepted,
       instanceCallsPerAccepted: stageTotals['generate-instances'].calls / accepted,
-      outputTokensPerCall: {
-        'generate-instructions': per('generate-instructions'),
-        classify: per('classify'),
-        'generate-instances': per('generate-instances'),
-      },
+      judgeCallsPerAccepted: judgeCallsPer(stageTotals.judge.calls),
+      outputTokensPerCall: Object.fromEntries(MODEL_STEPS.map((stage) => [stage, per(stage)])),
     });
   }
   const calls = summaries.reduce((sum, s) => sum + s.usage.calls, 0);
   const outputTokens = summaries.reduce((sum, s) => sum + s.usage.outputTokens, 0);
-  const mapCalls = Math.max(0, calls - prompts);
+  const mapCalls = Math.max(0, calls - prompts - judged);
   const defaultMap = defaults.classifyCallsPerAccepted + defaults.instanceCallsPerAccepted;
   const classifyShare = ratio(defaults.classifyCallsPerAccepted, defaultMap, 0);
-  const classifyCalls = mapCalls * classifyShare;
-  const instanceCalls = mapCalls - classifyCalls;
-  const expected =
-    prompts * defaults.outputTokensPerCall['generate-instructions'] +
-    classifyCalls * defaults.outputTokensPerCall.classify +
-    instanceCalls * defaults.outputTokensPerCall['generate-instances'];
+  const stageCalls: Record<ModelStage, number> = {
+    'generate-instructions': prompts,
+    classify: mapCalls * classifyShare,
+    'generate-instances': mapCalls * (1 - classifyShare),
+    judge: judged,
+  };
+  const expected = MODEL_STEPS.reduce(
+    (sum, stage) => sum + stageCalls[stage] * defaults.outputTokensPerCall[stage],
+    0,
+  );
   const scale = ratio(outputTokens, expected, 1);
   return Calibration.parse({
     ...base,
     source: `${source} (output tokens per step: the defaults scaled by ${scale.toFixed(2)} to the summary's total)`,
-    classifyCallsPerAccepted: classifyCalls / accepted,
-    instanceCallsPerAccepted: instanceCalls / accepted,
-    outputTokensPerCall: {
-      'generate-instructions': defaults.outputTokensPerCall['generate-instructions'] * scale,
-      classify: defaults.outputTokensPerCall.classify * scale,
-      'generate-instances': defaults.outputTokensPerCall['generate-instances'] * scale,
-    },
+    classifyCallsPerAccepted: stageCalls.classify / accepted,
+    instanceCallsPerAccepted: stageCalls['generate-instances'] / accepted,
+    judgeCallsPerAccepted: judgeCallsPer(judged),
+    outputTokensPerCall: Object.fromEntries(
+      MODEL_STEPS.map((stage) => [stage, defaults.outputTokensPerCall[stage] * scale]),
+    ),
   });
 }
 
@@ -189,11 +226,9 @@ export async function calibrateFromDataDir(
     const sameModel = summaries.filter((s) => s.model === model);
     const chosen = sameModel.length > 0 ? sameModel : summaries;
     if (chosen.length === 0) return undefined;
-    const totals: StageTotals = {
-      'generate-instructions': { calls: 0, outputTokens: 0 },
-      classify: { calls: 0, outputTokens: 0 },
-      'generate-instances': { calls: 0, outputTokens: 0 },
-    };
+    const totals = Object.fromEntries(
+      MODEL_STEPS.map((stage) => [stage, { calls: 0, outputTokens: 0 }]),
+    ) as StageTotals;
     let records = 0;
     for (const summary of chosen) {
       if (!summary.runId) continue;
@@ -201,7 +236,7 @@ export async function calibrateFromDataDir(
         if (!/\/raw\/[^/]+\.jsonl$/.test(key)) continue;
         const calls = fromJsonLines<Pick<CallRecord, 'stage' | 'usage'>>(await stack.objects.getText(key));
         for (const record of calls) {
-          const stage = totals[record.stage as EstimatedStage];
+          const stage = totals[record.stage as ModelStage];
           if (!stage) continue;
           stage.calls++;
           stage.outputTokens += record.usage.outputTokens;

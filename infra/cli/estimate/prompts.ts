@@ -1,3 +1,4 @@
+import { renderJudgeRequest } from '../../../functions/generate-instances/judge.ts';
 import {
   renderClassifyRequest,
   renderInstancesRequest,
@@ -11,17 +12,12 @@ import type { ModelRequest, ModelStage } from '../../../functions/shared/ports.t
 import { createRng } from '../../../functions/shared/random.ts';
 import type { ProfileName, SeedTask } from '../../../functions/shared/schemas.ts';
 
-/**
- * The model steps the estimate counts (the judge, `judgeModel`, is not estimated yet: its calls, one per
- * task with valid instances, come on top).
- */
-export type EstimatedStage = Exclude<ModelStage, 'judge'>;
-
 /** The model steps, in pipeline order. */
-export const MODEL_STEPS: readonly EstimatedStage[] = [
+export const MODEL_STEPS: readonly ModelStage[] = [
   'generate-instructions',
   'classify',
   'generate-instances',
+  'judge',
 ];
 
 /** Tokens of a rendered request: system and user message (chat framing tokens not counted). */
@@ -32,6 +28,7 @@ export interface PromptTokens {
   'generate-instructions': number;
   classify: number;
   'generate-instances': number;
+  judge: number;
   /** Instruction prompts rendered (each with its own sampled demonstrations). */
   samples: number;
   /** Share of the sample instructions that are classification tasks. */
@@ -41,8 +38,9 @@ export interface PromptTokens {
 /**
  * Renders the profile's prompts and measures them: `samples` instruction-generation prompts with
  * demonstrations sampled as the stage samples them (machine demonstrations stood in for by seed
- * instructions), and the classification and instance prompts of every seed instruction (output-first
- * for the classification ones, input-first for the others).
+ * instructions), the classification and instance prompts of every seed instruction (output-first
+ * for the classification ones, input-first for the others), and the judge's prompt of every seed task
+ * with its instances.
  */
 export function measurePrompts(
   profile: ProfileName,
@@ -70,6 +68,7 @@ export function measurePrompts(
         requestTokens(renderInstancesRequest(profile, task.instruction, task.is_classification)),
       ),
     ),
+    judge: mean(seeds.map((task) => requestTokens(renderJudgeRequest(task.instruction, task.instances)))),
     samples,
     classificationShare: seeds.filter((task) => task.is_classification).length / Math.max(1, seeds.length),
   };

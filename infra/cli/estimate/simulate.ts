@@ -1,5 +1,7 @@
 import { promptsForIteration } from '../../../functions/generate-instructions/core.ts';
 import { parseRunInput } from '../../../functions/prepare/core.ts';
+import { judgeModelOf } from '../../../functions/shared/models/judge-ids.ts';
+import type { ModelStage } from '../../../functions/shared/ports.ts';
 import {
   DEFAULT_USAGE_ASSUMPTIONS,
   type IterationShape,
@@ -24,11 +26,13 @@ import {
   type SeedTask,
 } from '../../../functions/shared/schemas.ts';
 import { type Calibration, PROFILE_DEFAULTS } from './calibrate.ts';
-import { type EstimatedStage, MODEL_STEPS, measurePrompts, type PromptTokens } from './prompts.ts';
+import { MODEL_STEPS, measurePrompts, type PromptTokens } from './prompts.ts';
 
 /** The input of `estimateRun`. */
 export interface EstimateInput {
   model: string;
+  /** The judge (run input `judgeModel`): `none` for no judge; by default the run's model. */
+  judgeModel?: string;
   /** Tasks the run should add. */
   target: number;
   profile: ProfileName;
@@ -48,7 +52,7 @@ export interface EstimateInput {
 
 /** One model step's share of the estimate. */
 export interface StageEstimate {
-  stage: EstimatedStage;
+  stage: ModelStage;
   calls: number;
   inputTokensPerCall: number;
   outputTokensPerCall: number;
@@ -170,6 +174,24 @@ function defaultCap(input: EstimateInput, calibration: Calibration): number {
   return cap;
 }
 
+/** The model cost of a run whose steps call several models: the unpriced one if any, else the sum. */
+function combineModelCosts(costs: readonly ModelCost[]): ModelCost {
+  const [first, ...rest] = costs;
+  if (!first) throw new Error('no model cost to combine');
+  const unpriced = costs.find((cost) => !cost.priced);
+  if (unpriced || rest.length === 0) return unpriced ?? first;
+  const priced = costs.filter((cost) => cost.priced);
+  const total = (pick: (cost: (typeof priced)[number]) => number) => priced.reduce((s, c) => s + pick(c), 0);
+  return {
+    modelId: costs.map((cost) => cost.modelId).join(' + '),
+    priced: true,
+    priceId: priced.map((cost) => cost.priceId).join(' + '),
+    usd: total((c) => c.usd),
+    inputUsd: total((c) => c.inputUsd),
+    outputUsd: total((c) => c.outputUsd),
+  };
+}
+
 /** A count as the estimate shows it: rounded, with thousands separators. */
 export const fmtInt = (n: number) => Math.round(n).toLocaleString('en-US');
 
@@ -190,11 +212,20 @@ export function estimateRun(input: EstimateInput): Estimate {
 
   const sum = (pick: (it: SimulatedIteration) => number) => iterations.reduce((s, it) => s + pick(it), 0);
   const accepted = sum((it) => it.accepted);
-  const calls: Record<EstimatedStage, number> = {
-    'generate-instructions': sum((it) => it.prompts),
-    classify: accepted * calibration.classifyCallsPerAccepted,
-    'generate-instances': accepted * calibration.instanceCallsPerAccepted,
+  const judge = judgeModelOf({ judgeModel: input.judgeModel ?? input.model });
+  const judgeCallsPerAccepted = judge === undefined ? 0 : calibration.judgeCallsPerAccepted;
+  const callsPerAccepted: Record<Exclude<ModelStage, 'generate-instructions'>, number> = {
+    classify: calibration.classifyCallsPerAccepted,
+    'generate-instances': calibration.instanceCallsPerAccepted,
+    judge: judgeCallsPerAccepted,
   };
+  const calls: Record<ModelStage, number> = {
+    'generate-instructions': sum((it) => it.prompts),
+    classify: accepted * callsPerAccepted.classify,
+    'generate-instances': accepted * callsPerAccepted['generate-instances'],
+    judge: accepted * callsPerAccepted.judge,
+  };
+  const modelOf = (stage: ModelStage) => (stage === 'judge' && judge !== undefined ? judge : input.model);
   const stages: StageEstimate[] = MODEL_STEPS.map((stage) => {
     const inputTokens = calls[stage] * promptTokens[stage];
     const outputTokens = calls[stage] * calibration.outputTokensPerCall[stage];
@@ -205,22 +236,29 @@ export function estimateRun(input: EstimateInput): Estimate {
       outputTokensPerCall: calibration.outputTokensPerCall[stage],
       inputTokens,
       outputTokens,
-      cost: modelCost(input.prices, input.model, { inputTokens, outputTokens }),
+      cost: modelCost(input.prices, modelOf(stage), { inputTokens, outputTokens }),
     };
   });
   const tokens = {
     input: stages.reduce((s, st) => s + st.inputTokens, 0),
     output: stages.reduce((s, st) => s + st.outputTokens, 0),
   };
-  const totalModelCost = modelCost(input.prices, input.model, {
-    inputTokens: tokens.input,
-    outputTokens: tokens.output,
+  // Each model's tokens priced at its own price (the judge may be another model than the run's).
+  const modelCosts = [...new Set(MODEL_STEPS.map(modelOf))].map((model) => {
+    const own = stages.filter((st) => modelOf(st.stage) === model);
+    return modelCost(input.prices, model, {
+      inputTokens: own.reduce((s, st) => s + st.inputTokens, 0),
+      outputTokens: own.reduce((s, st) => s + st.outputTokens, 0),
+    });
   });
+  const totalModelCost = combineModelCosts(modelCosts);
 
-  const mapCallsPerAccepted = calibration.classifyCallsPerAccepted + calibration.instanceCallsPerAccepted;
-  const mapOutputPerAccepted =
-    calibration.classifyCallsPerAccepted * calibration.outputTokensPerCall.classify +
-    calibration.instanceCallsPerAccepted * calibration.outputTokensPerCall['generate-instances'];
+  // The Map's functions wait on the classification, instance and judge calls.
+  const mapCallsPerAccepted = Object.values(callsPerAccepted).reduce((s, n) => s + n, 0);
+  const mapOutputPerAccepted = (Object.keys(callsPerAccepted) as (keyof typeof callsPerAccepted)[]).reduce(
+    (s, stage) => s + callsPerAccepted[stage] * calibration.outputTokensPerCall[stage],
+    0,
+  );
   const shapes: IterationShape[] = iterations.map((it) => ({
     instructionCalls: it.prompts,
     instructionOutputTokens: it.prompts * calibration.outputTokensPerCall['generate-instructions'],
@@ -237,7 +275,7 @@ export function estimateRun(input: EstimateInput): Estimate {
     assumptions,
   );
   const aws = { ...awsCost(input.prices, usage), usage };
-  const summary = summarizeCost({ models: [totalModelCost], aws, acceptedTasks: added, estimated: true });
+  const summary = summarizeCost({ models: modelCosts, aws, acceptedTasks: added, estimated: true });
 
   const price = input.prices.models[input.model];
   const profile = PROFILES[input.profile];
@@ -251,6 +289,9 @@ export function estimateRun(input: EstimateInput): Estimate {
     'Input tokens: ceil(characters / 4) of the rendered system and user messages (no tokenizer package is installed; chat framing tokens not counted).',
     `Instruction prompts: ${promptTokens.samples} prompts of the ${input.profile} profile rendered with demonstrations sampled from the ${input.seeds.length} seed tasks (${profile.seedDemonstrations} seed + ${profile.machineDemonstrations} machine, machine ones stood in for by seed instructions): ${promptTokens['generate-instructions'].toFixed(0)} tokens each on average.`,
     `Classification and instance prompts: rendered for each seed instruction (${(promptTokens.classificationShare * 100).toFixed(0)}% classification): ${promptTokens.classify.toFixed(0)} and ${promptTokens['generate-instances'].toFixed(0)} tokens on average.`,
+    judge === undefined
+      ? 'Judge: none (judgeModel none).'
+      : `Judge: ${judge}${judge === input.model ? " (the run's model)" : ''}, one call per task left with valid instances (${judgeCallsPerAccepted.toFixed(2)} per accepted instruction), its prompt rendered for each seed task with its instances: ${promptTokens.judge.toFixed(0)} tokens on average.`,
     `Yields and output tokens (${calibration.source}): ${calibration.candidatesPerCall.toFixed(2)} candidates per call, ${(calibration.acceptanceRate * 100).toFixed(1)}% accepted, ${(calibration.completeShare * 100).toFixed(1)}% of those with valid instances, ${calibration.classifyCallsPerAccepted.toFixed(2)} classification + ${calibration.instanceCallsPerAccepted.toFixed(2)} instance calls per accepted instruction, ${calibration.instancesPerTask.toFixed(2)} instances per task; output tokens per call ${MODEL_STEPS.map((s) => `${s} ${calibration.outputTokensPerCall[s].toFixed(0)}`).join(', ')}.`,
     'Yields are held constant over the run; with a real model the acceptance rate falls as the pool grows, so a large run costs more per task than this.',
     `Sizing: the stage's adaptive sizing (at most ${config.maxPromptsPerIteration} calls per iteration), iteration cap ${maxIterations}${input.maxIterations ? ' (given)' : ' (the run input default, or the smallest cap that reaches the target)'}; chunks of ${config.chunkSize} ids; ${assumptions.callConcurrency} model calls at once per function.`,
