@@ -267,7 +267,7 @@
             xAxis: `Iteration ${plateau.stoppedAt}`,
             name: 'stopped',
             lineStyle: { type: 'solid', color: COLORS.pool },
-            label: { formatter: 'plateau: stopped', position: 'insideEndTop' },
+            label: { formatter: 'plateau: stopped', position: 'end' },
           });
         }
         return {

@@ -17,7 +17,12 @@ import { nearDuplicateGateOn } from '../../../functions/shared/models/embedding-
 import { judgeModelOf } from '../../../functions/shared/models/judge-ids.ts';
 import type { RunRecord } from '../../../functions/shared/ports.ts';
 import { createRng } from '../../../functions/shared/random.ts';
-import { type GateRecord, IterationRecord, type TaskLine } from '../../../functions/shared/records.ts';
+import {
+  type GateRecord,
+  type IterationDiversity,
+  IterationRecord,
+  type TaskLine,
+} from '../../../functions/shared/records.ts';
 import { NO_SCREEN } from '../../../functions/shared/safety.ts';
 import { PlateauMetric } from '../../../functions/shared/schemas.ts';
 import { lengthDistribution, similarityDistribution } from './histograms.ts';
@@ -193,7 +198,7 @@ export function nearDuplicateExamples(
  */
 export function plateauStats(
   rule: { metric: PlateauStats['metric']; floor: number; iterations: number },
-  iterations: readonly { iteration: number; diversity: IterationDiversityOrNull }[],
+  iterations: readonly { iteration: number; diversity: IterationDiversity | null }[],
   stopReason: string | undefined,
 ): PlateauStats {
   const measured = iterations.filter((it) => it.diversity !== null);
@@ -211,8 +216,6 @@ export function plateauStats(
 
 /** How "Export dataset" words a stop for a diversity plateau (`functions/export/core.ts`). */
 const PLATEAU_STOP = 'diversity plateau';
-
-type IterationDiversityOrNull = ReportStats['iterations'][number]['diversity'];
 
 function increment(map: Record<string, number>, key: string, by = 1) {
   map[key] = (map[key] ?? 0) + by;
