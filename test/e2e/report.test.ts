@@ -15,7 +15,7 @@ import { NotFound } from '../../functions/shared/errors.ts';
 import { toJsonLines } from '../../functions/shared/json-lines.ts';
 import { runKeys } from '../../functions/shared/keys.ts';
 import type { GateRecord, RunSummary } from '../../functions/shared/records.ts';
-import { CHART_IDS } from '../../infra/cli/report/html.ts';
+import { CHART_IDS, chartIdsOf, renderReport } from '../../infra/cli/report/html.ts';
 import { buildReport, reportKeys } from '../../infra/cli/report/report.ts';
 import { ReportStats } from '../../infra/cli/report/schema.ts';
 import { reportCommand } from '../../infra/cli/report.ts';
@@ -132,6 +132,13 @@ describe('the run report', () => {
         expect(status[id]?.points ?? 0, id).toBeGreaterThan(0);
       }
       expect(await page.locator('.no-data').count()).toBe(0);
+      // The default run has every quality check: the audit table and the near-duplicate examples.
+      expect(chartIdsOf(clean.stats)).toEqual([...CHART_IDS]);
+      expect(await page.locator('#audit tbody tr').count()).toBe(4);
+      expect(clean.stats.nearDuplicates?.count ?? 0).toBeGreaterThan(0);
+      expect(await page.locator('#near-duplicates tbody tr').count()).toBe(
+        clean.stats.nearDuplicates?.examples.length ?? -1,
+      );
       expect(await page.locator('#sample-added tbody tr').count()).toBe(clean.stats.samples.added.length);
       expect(await page.locator('#sample-rejected tbody tr').count()).toBe(
         clean.stats.samples.rejected.length,
@@ -152,6 +159,63 @@ describe('the run report', () => {
       }
     } finally {
       await page.close();
+    }
+  }, 60_000);
+
+  it('marks a plateau stop and shows "not measured" for the checks a run did not have', async () => {
+    const { stats } = clean;
+    const last = stats.iterations.at(-1)?.iteration ?? 1;
+    const plateau = stats.plateau ?? expect.unreachable('the default run has a plateau rule');
+    const stopped: ReportStats = {
+      ...stats,
+      plateau: { ...plateau, belowFloor: [last], stoppedAt: last },
+      totals: { ...stats.totals, safety: { instructions: { profanity: 2 }, instances: { violence: 1 } } },
+    };
+    const unchecked: ReportStats = {
+      ...stats,
+      run: { ...stats.run, judgeModel: null, embeddingModel: null, safetyScreen: null },
+      totals: { ...stats.totals, quality: null, safety: null },
+      iterations: stats.iterations.map((it) => ({
+        ...it,
+        quality: null,
+        safety: null,
+        diversity: it.diversity && { ...it.diversity, newClusterShare: null, meanNearestCosine: null },
+      })),
+      nearDuplicates: null,
+    };
+    for (const [name, variant] of [
+      ['stopped', stopped],
+      ['unchecked', unchecked],
+    ] as const) {
+      const file = path.join(work, `${name}.html`);
+      writeFileSync(file, renderReport(variant));
+      const { page, errors, blocked } = await open(file);
+      try {
+        expect(errors, name).toEqual([]);
+        expect(blocked, name).toEqual([]);
+        const status = await charts(page);
+        expect(Object.keys(status).sort(), name).toEqual(chartIdsOf(variant).sort());
+        for (const id of chartIdsOf(variant)) expect(status[id]?.rendered, `${name}: ${id}`).toBe(true);
+        if (name === 'stopped') {
+          expect(
+            await page.locator('#diversity-curves svg text', { hasText: 'plateau: stopped' }).count(),
+          ).toBe(1);
+          expect(await page.locator('#safety tbody tr').count()).toBe(2);
+        } else {
+          expect(await page.locator('#quality-scores, #audit').count()).toBe(0);
+          expect(await page.locator('#judge-not-measured').textContent()).toBe(
+            'not measured: judgeModel none',
+          );
+          expect(await page.locator('#near-duplicates').textContent()).toBe(
+            'not measured: embeddingModel none',
+          );
+          expect(await page.locator('#safety').textContent()).toBe('not measured: safetyScreen none');
+          // The new verb–noun pairs are measured without embeddings.
+          expect(status['diversity-curves']?.points).toBe(stats.iterations.length);
+        }
+      } finally {
+        await page.close();
+      }
     }
   }, 60_000);
 

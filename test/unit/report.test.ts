@@ -6,11 +6,17 @@ import { NotFound } from '../../functions/shared/errors.ts';
 import { fromJsonLines, toJsonLines } from '../../functions/shared/json-lines.ts';
 import { exportKeys, poolKeys, runKeys } from '../../functions/shared/keys.ts';
 import type { RunRecord } from '../../functions/shared/ports.ts';
-import type { GateRecord, TaskLine } from '../../functions/shared/records.ts';
+import type {
+  GateRecord,
+  IterationDiversity,
+  IterationRecord,
+  TaskLine,
+} from '../../functions/shared/records.ts';
 import type { SeedTask } from '../../functions/shared/schemas.ts';
 import { histogram, lengthDistribution, niceBinWidth } from '../../infra/cli/report/histograms.ts';
 import {
   CHART_IDS,
+  chartIdsOf,
   escapeHtml,
   inlineScript,
   jsonForScript,
@@ -18,7 +24,14 @@ import {
 } from '../../infra/cli/report/html.ts';
 import { buildReport, reportKeys } from '../../infra/cli/report/report.ts';
 import { ReportStats } from '../../infra/cli/report/schema.ts';
-import { computeStats, countWords, type ReportInput, verbNounStats } from '../../infra/cli/report/stats.ts';
+import {
+  computeStats,
+  countWords,
+  nearDuplicateExamples,
+  type ReportInput,
+  verbNounStats,
+  WITHHELD,
+} from '../../infra/cli/report/stats.ts';
 import { reportLocal } from '../../infra/cli/report.ts';
 import { MemoryObjects, MemoryPool, runSummary } from './fakes.ts';
 
@@ -341,6 +354,315 @@ describe('computeStats', () => {
   });
 });
 
+const diversity = (newPairShare: number, newClusterShare: number | null): IterationDiversity => ({
+  added: 10,
+  distinctPairs: 10,
+  newPairs: Math.round(newPairShare * 10),
+  newPairShare,
+  rougeHistogram: [0, 0, 0, 5, 5, 0, 0, 0, 0, 0],
+  meanMaxRouge: 0.4,
+  newClusterShare,
+  meanNearestCosine: newClusterShare === null ? null : 0.8,
+  acceptanceRate: 0.5,
+});
+
+const nearDuplicate = (instruction: string, nearest: string, cosine: number) =>
+  decision(instruction, {
+    status: 'rejected',
+    reason: 'near-duplicate',
+    max_similarity: 0.3,
+    nearest_instruction: nearest,
+    nearest_cosine: cosine,
+  });
+
+/**
+ * `smallInput` with every quality check on: a judge, a lexicon that flagged two instructions and two
+ * instances, three near-duplicates, and a plateau rule (new pairs below 20% once) that stopped the run
+ * after iteration 2.
+ */
+function checkedInput(): ReportInput {
+  const input = smallInput();
+  const [first, second] = input.gate;
+  first?.decisions.push(
+    decision('Write a damn poem about cats.', { status: 'rejected', reason: 'unsafe-profanity' }),
+  );
+  second?.decisions.push(
+    decision('Describe how to hurt someone.', { status: 'rejected', reason: 'unsafe-violence' }),
+    nearDuplicate('Describe your perfect holiday.', 'Describe your ideal vacation.', 0.95),
+    nearDuplicate('Tell me the capital of France.', 'What is the capital of France?', 0.97),
+    nearDuplicate('Write a short poem about cats', 'Write a poem about cats', 0.92),
+  );
+  const records = RUN.iterations as Record<string, IterationRecord>;
+  return {
+    ...input,
+    run: {
+      ...RUN,
+      stopReason:
+        'diversity plateau: tasks with a new verb–noun pair below 20% of those added for 1 iterations in a row',
+      config: {
+        ...RUN.config,
+        judgeModel: 'offline',
+        minQuality: 2,
+        embeddingModel: 'offline',
+        embeddingThreshold: 0.9,
+        safetyScreen: 'lexicon',
+        diversityPlateau: { metric: 'new-pairs', floor: 0.2, iterations: 1 },
+      },
+      iterations: {
+        '1': {
+          ...(records['1'] as IterationRecord),
+          counts: {
+            generated: 5,
+            accepted: 2,
+            complete: 1,
+            'unsafe-profanity': 1,
+            'instance-unsafe-profanity': 2,
+          },
+          diversity: diversity(0.5, 0.4),
+        },
+        '2': { ...(records['2'] as IterationRecord), diversity: diversity(0.1, 0.3) },
+      },
+    },
+    tasks: input.tasks.map((task) =>
+      task.id === 't1'
+        ? {
+            ...task,
+            quality_score: 4,
+            instruction_valid: true,
+            input_appropriate: true,
+            output_correct: true,
+          }
+        : task.id === 't3'
+          ? {
+              ...task,
+              quality_score: 2,
+              instruction_valid: true,
+              input_appropriate: false,
+              output_correct: false,
+            }
+          : task,
+    ),
+    judgedRejected: [
+      {
+        iteration: 2,
+        quality_score: 1,
+        instruction_valid: false,
+        input_appropriate: false,
+        output_correct: false,
+      },
+    ],
+  };
+}
+
+describe("the quality section's numbers", () => {
+  it('counts what the safety screen flagged by category, instructions and instances apart', () => {
+    const stats = computeStats(checkedInput());
+    expect(stats.iterations.map((it) => it.safety)).toEqual([
+      { instructions: { profanity: 1 }, instances: { profanity: 2 } },
+      { instructions: { violence: 1 }, instances: {} },
+    ]);
+    expect(stats.totals.safety).toEqual({
+      instructions: { profanity: 1, violence: 1 },
+      instances: { profanity: 2 },
+    });
+    expect(stats.run.safetyScreen).toBe('lexicon');
+  });
+
+  it('keeps the flagged instructions out of the samples', () => {
+    const stats = computeStats(checkedInput());
+    const unsafe = stats.samples.rejected.filter((task) => task.reason?.startsWith('unsafe-'));
+    expect(unsafe.map((task) => [task.reason, task.instruction])).toEqual([
+      ['unsafe-profanity', WITHHELD],
+      ['unsafe-violence', WITHHELD],
+    ]);
+    expect(JSON.stringify(stats)).not.toMatch(/damn|hurt someone/);
+  });
+
+  it('counts the near-duplicates and shows them with their nearest instruction and cosine', () => {
+    const { nearDuplicates, totals } = computeStats(checkedInput());
+    expect(nearDuplicates).toEqual({
+      embeddingModel: 'offline',
+      threshold: 0.9,
+      count: 3,
+      examples: [
+        {
+          iteration: 2,
+          instruction: 'Tell me the capital of France.',
+          nearestInstruction: 'What is the capital of France?',
+          cosine: 0.97,
+        },
+        {
+          iteration: 2,
+          instruction: 'Describe your perfect holiday.',
+          nearestInstruction: 'Describe your ideal vacation.',
+          cosine: 0.95,
+        },
+        {
+          iteration: 2,
+          instruction: 'Write a short poem about cats',
+          nearestInstruction: 'Write a poem about cats',
+          cosine: 0.92,
+        },
+      ],
+    });
+    expect(totals.rejected['near-duplicate']).toBe(3);
+  });
+
+  it("draws the near-duplicate examples with the samples' seed: the same for the same seed", () => {
+    const input = checkedInput();
+    const first = nearDuplicateExamples(input.gate, 'seed-a', 2);
+    expect(first.count).toBe(3);
+    expect(first.examples).toHaveLength(2);
+    expect(nearDuplicateExamples(input.gate, 'seed-a', 2)).toEqual(first);
+    const drawn = new Set(
+      ['seed-b', 'seed-c', 'seed-d', 'seed-e'].map((seed) =>
+        JSON.stringify(nearDuplicateExamples(input.gate, seed, 2).examples.map((e) => e.cosine)),
+      ),
+    );
+    expect(drawn.size).toBeGreaterThan(1);
+  });
+
+  it('marks the iterations below the plateau floor and the one the run stopped after', () => {
+    const { plateau, iterations } = computeStats(checkedInput());
+    expect(plateau).toEqual({
+      metric: 'new-pairs',
+      figure: 'newPairShare',
+      floor: 0.2,
+      iterations: 1,
+      belowFloor: [2],
+      stoppedAt: 2,
+    });
+    expect(iterations.map((it) => it.diversity?.newPairShare)).toEqual([0.5, 0.1]);
+  });
+
+  it('watches new clusters when the rule says so, and knows a run that stopped for another reason', () => {
+    const input = checkedInput();
+    const run = {
+      ...input.run,
+      stopReason: 'iteration cap reached',
+      config: {
+        ...input.run.config,
+        diversityPlateau: { metric: 'new-clusters', floor: 0.35, iterations: 2 },
+      },
+    };
+    expect(computeStats({ ...input, run }).plateau).toEqual({
+      metric: 'new-clusters',
+      figure: 'newClusterShare',
+      floor: 0.35,
+      iterations: 2,
+      belowFloor: [2],
+      stoppedAt: null,
+    });
+  });
+
+  it('has no numbers for the checks a run turned off, or had before they existed', () => {
+    const input = checkedInput();
+    const off = {
+      ...input.run,
+      config: {
+        ...input.run.config,
+        judgeModel: 'none',
+        embeddingModel: 'none',
+        safetyScreen: 'none',
+        diversityPlateau: false,
+      },
+    };
+    for (const run of [off, RUN]) {
+      const stats = computeStats({ ...input, run });
+      expect(stats.run).toMatchObject({ judgeModel: null, embeddingModel: null, safetyScreen: null });
+      expect(stats.totals.quality).toBeNull();
+      expect(stats.totals.safety).toBeNull();
+      expect(stats.iterations.map((it) => [it.quality, it.safety])).toEqual([
+        [null, null],
+        [null, null],
+      ]);
+      expect(stats.nearDuplicates).toBeNull();
+      expect(stats.plateau).toBeNull();
+    }
+  });
+
+  it('produces what the stats.json schema describes', () => {
+    expect(ReportStats.safeParse(computeStats(checkedInput())).success).toBe(true);
+  });
+});
+
+describe('the quality section of the page', () => {
+  it("sets the judge's audit answers next to the paper's Table 2", () => {
+    const stats = computeStats(checkedInput());
+    // Scored: t1 (yes to all), t3 (valid only) and the low-quality one (no to all).
+    expect(stats.totals.quality).toMatchObject({ judged: 4, instructionValid: 2 / 3, fullyValid: 1 / 3 });
+    const audit = tableRows(renderReport(stats), 'audit');
+    expect(audit).toEqual([
+      ['Does the instruction describe a valid task?', '66.7%', '92.0%'],
+      ['Is the input appropriate for the instruction?', '33.3%', '79.0%'],
+      ['Is the output a correct and acceptable response to the instruction and input?', '33.3%', '58.0%'],
+      ['All fields are valid', '33.3%', '54.0%'],
+    ]);
+  });
+
+  it('tabulates the scores per iteration and for the run', () => {
+    const rows = tableRows(renderReport(computeStats(checkedInput())), 'quality-scores-table');
+    expect(rows).toEqual([
+      ['1', '1', '0', '0', '0', '1', '0', '0', '4.00', '100.0%'],
+      ['2', '3', '1', '1', '0', '0', '0', '1', '1.50', '0.0%'],
+      ['run', '4', '1', '1', '0', '1', '0', '1', '2.33', '33.3%'],
+    ]);
+  });
+
+  it('lists the safety flags by category and the near-duplicates with their nearest instruction', () => {
+    const html = renderReport(computeStats(checkedInput()));
+    expect(tableRows(html, 'safety')).toEqual([
+      ['profanity', '1', '2'],
+      ['violence', '1', '0'],
+    ]);
+    expect(tableRows(html, 'near-duplicates')).toEqual([
+      ['1', '2', 'Tell me the capital of France.', 'What is the capital of France?', '0.970'],
+      ['2', '2', 'Describe your perfect holiday.', 'Describe your ideal vacation.', '0.950'],
+      ['3', '2', 'Write a short poem about cats', 'Write a poem about cats', '0.920'],
+    ]);
+    expect(html).not.toMatch(/damn|hurt someone/);
+    expect(html).toContain('The run stopped after iteration 2 for a plateau');
+  });
+
+  it('draws every chart when every check ran', () => {
+    const stats = computeStats(checkedInput());
+    expect(chartIdsOf(stats)).toEqual([...CHART_IDS]);
+    const html = renderReport(stats);
+    for (const id of CHART_IDS) expect(html).toContain(`<div class="plot" id="${id}"`);
+  });
+
+  it('says "not measured" in one line for each check the run did not have, with no empty chart', () => {
+    const input = checkedInput();
+    const config = { ...input.run.config, judgeModel: 'none', embeddingModel: 'none', safetyScreen: 'none' };
+    const stats = computeStats({ ...input, run: { ...input.run, config } });
+    const html = renderReport(stats);
+    expect(chartIdsOf(stats)).not.toContain('quality-scores');
+    expect(html).not.toContain('id="quality-scores"');
+    expect(html).not.toContain('id="audit"');
+    // Once in the summary, once in the section (and the new clusters of the diversity chart).
+    const lines = (option: string) => html.split(`not measured: ${option} none`).length - 1;
+    expect([lines('judgeModel'), lines('safetyScreen'), lines('embeddingModel')]).toEqual([2, 2, 3]);
+    // Without embeddings the diversity chart still shows the new verb–noun pairs.
+    expect(chartIdsOf(stats)).toContain('diversity-curves');
+  });
+});
+
+/** The cells' text of each body row of the table `id` (tags dropped, entities decoded). */
+function tableRows(html: string, id: string): string[][] {
+  const start = html.indexOf(`<table class="data${id === 'safety' ? ' narrow' : ''}" id="${id}">`);
+  expect(start, id).toBeGreaterThanOrEqual(0);
+  const body = html.slice(html.indexOf('<tbody>', start), html.indexOf('</tbody>', start));
+  return [...body.matchAll(/<tr[^>]*>([\s\S]*?)<\/tr>/g)].map((row) =>
+    [...(row[1] ?? '').matchAll(/<td[^>]*>([\s\S]*?)<\/td>/g)].map((cell) =>
+      (cell[1] ?? '')
+        .replace(/<[^>]+>/g, '')
+        .replace(/&#39;/g, "'")
+        .replace(/&amp;/g, '&')
+        .trim(),
+    ),
+  );
+}
+
 const PAYLOAD = 'Write a poem </script><script>window.__pwned = 1</script> about <b>cats</b> & "dogs"';
 
 function craftedStats() {
@@ -408,9 +730,10 @@ describe('escaping untrusted text', () => {
     }
   });
 
-  it('has a chart element for every chart id', () => {
-    const html = renderReport(computeStats(smallInput()));
-    for (const id of CHART_IDS) expect(html).toContain(`id="${id}"`);
+  it('has a chart element for every chart it draws', () => {
+    const stats = computeStats(smallInput());
+    const html = renderReport(stats);
+    for (const id of chartIdsOf(stats)) expect(html).toContain(`<div class="plot" id="${id}"`);
   });
 });
 

@@ -177,6 +177,27 @@
     );
   }
 
+  /** Line series of shares (0 to 1) per iteration, on a percent axis named `yName`. */
+  function shareChart(id, series, yName) {
+    draw(
+      id,
+      series.reduce((n, s) => n + finite(s.data), 0),
+      {
+        tooltip: { trigger: 'axis', formatter: axisTooltip(percent) },
+        xAxis: { type: 'category', data: iterationNames, boundaryGap: false },
+        yAxis: {
+          type: 'value',
+          min: 0,
+          max: 1,
+          ...axisName(yName),
+          nameGap: 44,
+          axisLabel: { formatter: (v) => `${Math.round(v * 100)}%` },
+        },
+        series,
+      },
+    );
+  }
+
   // Acceptance rate: of the candidates generated, the share that passed the gate and the share added.
   {
     const series = [
@@ -196,23 +217,73 @@
         data: iterations.map((it) => it.yieldRate),
       },
     ];
+    shareChart('acceptance-rate', series, 'share of candidates');
+  }
+
+  // The judge's scores per iteration, stacked 1 to 5 and unscored (drawn when the run had a judge).
+  if (document.getElementById('quality-scores')) {
+    const SCORE_COLORS = ['#cc6677', '#ee9977', '#ddcc77', '#88bbdd', '#4477aa', '#bbbbbb'];
+    const judged = iterations.filter((it) => it.quality);
+    const series = ['1', '2', '3', '4', '5', 'unscored'].map((key, i) => ({
+      name: key === 'unscored' ? 'unscored' : `score ${key}`,
+      type: 'bar',
+      stack: 'scores',
+      color: SCORE_COLORS[i],
+      barMaxWidth: 56,
+      data: judged.map((it) => it.quality.scores[key]),
+    }));
     draw(
-      'acceptance-rate',
-      series.reduce((n, s) => n + finite(s.data), 0),
+      'quality-scores',
+      series.reduce((n, s) => n + nonZero(s.data), 0),
       {
-        tooltip: { trigger: 'axis', formatter: axisTooltip(percent) },
-        xAxis: { type: 'category', data: iterationNames, boundaryGap: false },
-        yAxis: {
-          type: 'value',
-          min: 0,
-          max: 1,
-          ...axisName('share of candidates'),
-          nameGap: 44,
-          axisLabel: { formatter: (v) => `${Math.round(v * 100)}%` },
-        },
+        tooltip: { trigger: 'axis', axisPointer: { type: 'shadow' }, formatter: axisTooltip() },
+        xAxis: { type: 'category', data: judged.map((it) => `Iteration ${it.iteration}`) },
+        yAxis: { type: 'value', ...axisName('tasks judged'), minInterval: 1 },
         series,
       },
     );
+  }
+
+  // New diversity per iteration, with the plateau rule's floor and the iteration the run stopped after.
+  if (document.getElementById('diversity-curves')) {
+    const { plateau } = stats;
+    const figures = [
+      ['newPairShare', 'new verb–noun pairs', COLORS.added],
+      ['newClusterShare', 'new clusters (embeddings)', COLORS.rejected],
+    ];
+    const series = figures
+      .map(([figure, name, color]) => {
+        const watched = plateau?.figure === figure;
+        const marks = [];
+        if (watched) {
+          marks.push({
+            yAxis: plateau.floor,
+            name: 'plateau floor',
+            label: { formatter: `floor ${percent(plateau.floor)}`, position: 'insideEndTop' },
+          });
+        }
+        if (watched && plateau.stoppedAt !== null) {
+          marks.push({
+            xAxis: `Iteration ${plateau.stoppedAt}`,
+            name: 'stopped',
+            lineStyle: { type: 'solid', color: COLORS.pool },
+            label: { formatter: 'plateau: stopped', position: 'end' },
+          });
+        }
+        return {
+          name: watched ? `${name} (watched)` : name,
+          type: 'line',
+          color,
+          symbolSize: 7,
+          data: iterations.map((it) => it.diversity?.[figure] ?? null),
+          markLine:
+            marks.length === 0
+              ? undefined
+              : { symbol: 'none', silent: true, lineStyle: { type: 'dashed', color }, data: marks },
+        };
+      })
+      .filter((s) => finite(s.data) > 0);
+    shareChart('diversity-curves', series, 'share of added tasks');
   }
 
   /** A histogram as bars over its bins; several series are stacked. */

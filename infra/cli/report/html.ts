@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { formatUsd as usd } from '../../../functions/shared/pricing/money.ts';
-import type { ReportStats, SampledTask } from './schema.ts';
+import type { QualityStats, ReportStats, SafetyCounts, SampledTask } from './schema.ts';
 
 const ENTITIES: Record<string, string> = {
   '&': '&amp;',
@@ -122,11 +122,48 @@ function headline(stats: ReportStats): string {
         ? '–'
         : `${usd(totals.per1000Added.usd)}, ${integer(Math.round(totals.per1000Added.tokens))} tokens`,
     ],
+    ...qualityHeadline(stats),
   ];
   return `<table class="kv" id="headline"><tbody>
 ${rows.map(([key, value]) => `<tr><th scope="row">${escapeHtml(key)}</th><td>${escapeHtml(value)}</td></tr>`).join('\n')}
 </tbody></table>`;
 }
+
+/** The summary's rows on the quality checks. */
+function qualityHeadline({ run, totals, nearDuplicates }: ReportStats): [string, string][] {
+  const { quality, safety } = totals;
+  const fullyValid = PAPER_AUDIT.find(([field]) => field === 'fullyValid')?.[2] ?? 0;
+  return [
+    [
+      'Judge',
+      quality === null || run.judgeModel === null
+        ? notMeasured('judgeModel')
+        : `${run.judgeModel}: mean score ${quality.meanScore === null ? '–' : quality.meanScore.toFixed(2)} of 5, ${percent(quality.fullyValid)} fully valid (the paper: ${percent(fullyValid)}), ${integer(quality.scores.unscored)} unscored`,
+    ],
+    [
+      'Near-duplicates (embeddings)',
+      nearDuplicates === null
+        ? notMeasured('embeddingModel')
+        : `${integer(nearDuplicates.count)} rejected (${nearDuplicates.embeddingModel}, cosine above ${nearDuplicates.threshold ?? '–'})`,
+    ],
+    [
+      'Safety screen',
+      safety === null || run.safetyScreen === null
+        ? notMeasured('safetyScreen')
+        : `${run.safetyScreen}: ${flagged(safety)}`,
+    ],
+  ];
+}
+
+/** What a check that did not run shows instead of its numbers. */
+const notMeasured = (option: 'judgeModel' | 'embeddingModel' | 'safetyScreen') =>
+  `not measured: ${option} none`;
+
+/** The safety screen's flags in a line. */
+const flagged = ({ instructions, instances }: SafetyCounts) =>
+  Object.keys(instructions).length + Object.keys(instances).length === 0
+    ? 'nothing flagged'
+    : `instructions ${entries(instructions)}; instances ${entries(instances)}`;
 
 function iterationTable(stats: ReportStats): string {
   const rows = stats.iterations.map(
@@ -189,6 +226,136 @@ ${rows.join('\n')}
 </tbody></table>`;
 }
 
+// ---------------------------------------------------------------------------------------------------
+// Quality.
+
+/**
+ * The Self-Instruct paper's quality review (Wang et al., 2022, section 4.2, Table 2): an expert
+ * annotator's answers on 200 generated instructions with one instance each. Field of `QualityStats`,
+ * question, share answered yes.
+ */
+export const PAPER_AUDIT = [
+  ['instructionValid', 'Does the instruction describe a valid task?', 0.92],
+  ['inputAppropriate', 'Is the input appropriate for the instruction?', 0.79],
+  ['outputCorrect', 'Is the output a correct and acceptable response to the instruction and input?', 0.58],
+  ['fullyValid', 'All fields are valid', 0.54],
+] as const satisfies readonly (readonly [keyof QualityStats, string, number])[];
+
+const diversityMeasured = (iterations: ReportStats['iterations']) =>
+  iterations.some((it) => it.diversity !== null);
+
+/** The one line a check that did not run shows instead of its charts and tables. */
+const notMeasuredLine = (id: string, option: Parameters<typeof notMeasured>[0]) =>
+  `<p class="no-data" id="${id}">${escapeHtml(notMeasured(option))}</p>`;
+
+function auditTable(run: ReportStats['run'], quality: QualityStats): string {
+  const scored = quality.judged - quality.scores.unscored;
+  const rows = PAPER_AUDIT.map(
+    ([field, question, paper]) =>
+      `<tr><td>${escapeHtml(question)}</td><td class="num">${percent(quality[field])}</td><td class="num">${percent(paper)}</td></tr>`,
+  );
+  return `<table class="data" id="audit">
+<thead><tr><th>Quality review question</th><th>This run<br><span class="muted">judge ${text(run.judgeModel ?? '–', 80)}, ${integer(scored)} tasks</span></th><th>Self-Instruct<br><span class="muted">human, 200 tasks</span></th></tr></thead>
+<tbody>
+${rows.join('\n')}
+</tbody></table>
+<p class="note">Share of the scored tasks the judge answered yes for, next to the paper’s Table 2 (an expert’s review of 200 random GPT-3 tasks, one instance each). A model judging every task is not a human judging a sample: compare with care. Mean score ${quality.meanScore === null ? '–' : quality.meanScore.toFixed(2)} of 5${run.minQuality === null ? '' : `; tasks below ${run.minQuality} are dropped as <code>low-quality</code>`}.</p>`;
+}
+
+function scoreTable(stats: ReportStats): string {
+  const row = (label: string, q: QualityStats) =>
+    `<tr><td class="num">${label}</td><td class="num">${integer(q.judged)}</td>${(
+      [1, 2, 3, 4, 5, 'unscored'] as const
+    )
+      .map((key) => `<td class="num">${integer(q.scores[key])}</td>`)
+      .join(
+        '',
+      )}<td class="num">${q.meanScore === null ? '–' : q.meanScore.toFixed(2)}</td><td class="num">${percent(q.fullyValid)}</td></tr>`;
+  const rows = stats.iterations.flatMap((it) => (it.quality ? [row(String(it.iteration), it.quality)] : []));
+  if (stats.totals.quality) rows.push(row('run', stats.totals.quality));
+  return `<table class="data" id="quality-scores-table">
+<thead><tr><th>Iteration</th><th>Judged</th><th>1</th><th>2</th><th>3</th><th>4</th><th>5</th><th>Unscored</th><th>Mean</th><th>Fully valid</th></tr></thead>
+<tbody>
+${rows.join('\n')}
+</tbody></table>`;
+}
+
+function safetyBlock({ run, totals }: ReportStats): string {
+  const { safety } = totals;
+  if (safety === null) return notMeasuredLine('safety', 'safetyScreen');
+  const categories = [...new Set([...Object.keys(safety.instructions), ...Object.keys(safety.instances)])];
+  const screen = `the <code>${text(run.safetyScreen ?? '–', 200)}</code> screen`;
+  if (categories.length === 0) {
+    return `<p id="safety">Nothing flagged by ${screen}, in the candidate instructions or the generated instances.</p>`;
+  }
+  const rows = categories.map(
+    (category) =>
+      `<tr><td>${text(category, 80)}</td><td class="num">${integer(safety.instructions[category] ?? 0)}</td><td class="num">${integer(safety.instances[category] ?? 0)}</td></tr>`,
+  );
+  return `<table class="data narrow" id="safety">
+<thead><tr><th>Category</th><th>Candidate instructions</th><th>Instances</th></tr></thead>
+<tbody>
+${rows.join('\n')}
+</tbody></table>
+<p class="note">Flagged by ${screen} and dropped: an instruction at the filter (<code>unsafe-&lt;category&gt;</code>), an instance at the instance stage (a task left with none is dropped as <code>no-valid-instances</code>). Their texts stay out of this report, stored with the export; <code>runs/&lt;run&gt;/iteration-&lt;n&gt;/gate.jsonl</code> keeps the instructions for review.</p>`;
+}
+
+function nearDuplicateBlock({ nearDuplicates, samples }: ReportStats): string {
+  if (nearDuplicates === null) return notMeasuredLine('near-duplicates', 'embeddingModel');
+  const { count, embeddingModel, threshold, examples } = nearDuplicates;
+  const intro = `<p>${integer(count)} candidates rejected as <code>near-duplicate</code>: their highest cosine to the pool (or to a candidate accepted before them) by <code>${text(embeddingModel, 200)}</code> embeddings was above ${threshold ?? '–'}, though ROUGE-L let them through.</p>`;
+  if (examples.length === 0) return `${intro}<p class="no-data" id="near-duplicates">No near-duplicates.</p>`;
+  const rows = examples.map(
+    (example, i) =>
+      `<tr><td class="num">${i + 1}</td><td class="num">${example.iteration}</td><td class="instruction">${text(example.instruction)}</td><td class="instruction">${example.nearestInstruction === null ? '<span class="muted">–</span>' : text(example.nearestInstruction)}</td><td class="num">${score(example.cosine)}</td></tr>`,
+  );
+  return `${intro}
+<table class="data" id="near-duplicates">
+<thead><tr><th>#</th><th>Iter.</th><th>Rejected instruction</th><th>Nearest instruction</th><th>Cosine</th></tr></thead>
+<tbody>
+${rows.join('\n')}
+</tbody></table>
+<p class="note">${integer(examples.length)} of them, drawn with the seed <code>${escapeHtml(samples.seed)}</code>.</p>`;
+}
+
+function diversityBlock({ run, iterations, nearDuplicates, plateau }: ReportStats): string {
+  if (!diversityMeasured(iterations)) {
+    return '<p class="no-data" id="diversity-not-measured">not measured: no iteration of the run saved diversity figures</p>';
+  }
+  const rule =
+    plateau === null
+      ? 'The run had no plateau rule (<code>diversityPlateau: false</code>).'
+      : `The plateau rule watches <code>${plateau.figure}</code> (${plateau.metric}): below ${percent(plateau.floor)} (the dashed line) for ${plateau.iterations} iteration${plateau.iterations === 1 ? '' : 's'} in a row stops the run. Below the floor: ${plateau.belowFloor.length === 0 ? 'no iteration' : `iteration ${plateau.belowFloor.join(', ')}`}. ${plateau.stoppedAt === null ? 'The run did not stop for a plateau.' : `The run stopped after iteration ${plateau.stoppedAt} for a plateau (the vertical line): ${text(run.stopReason ?? '', 300)}.`}`;
+  const clusters =
+    nearDuplicates === null ? ` New clusters: ${escapeHtml(notMeasured('embeddingModel'))}.` : '';
+  return `<div class="grid">
+${figure('diversity-curves', 'New diversity per iteration', `Of each iteration’s added tasks, the share with a verb–noun pair new to the run and the share opening a new cluster (nearest earlier instruction by embedding below <code>newClusterCosine</code>), as “Save iteration” measured them.${clusters} ${rule}`)}
+</div>`;
+}
+
+function qualitySection(stats: ReportStats): string {
+  const { quality } = stats.totals;
+  const judge =
+    quality === null
+      ? notMeasuredLine('judge-not-measured', 'judgeModel')
+      : `<div class="grid">
+${figure('quality-scores', 'Judge scores per iteration', 'Tasks the judge rated 1 (poor) to 5 (excellent), per iteration, and those left unscored (verdict unreadable or judge call lost); tasks dropped as <code>low-quality</code> count too.')}
+<div class="side">${auditTable(stats.run, quality)}</div>
+</div>
+${scoreTable(stats)}`;
+  return `<section id="quality">
+<h2>Quality</h2>
+<h3 class="part">The judge</h3>
+${judge}
+<h3 class="part">Safety screen</h3>
+${safetyBlock(stats)}
+<h3 class="part">Near-duplicates by embedding</h3>
+${nearDuplicateBlock(stats)}
+<h3 class="part">Diversity and the plateau</h3>
+${diversityBlock(stats)}
+</section>`;
+}
+
 /** A chart's figure: the element the chart code draws into, and its caption. */
 const figure = (id: string, title: string, caption: string, wide = false) =>
   `<figure class="chart${wide ? ' wide' : ''}"><h3>${escapeHtml(title)}</h3><div class="plot" id="${id}" role="img" aria-label="${escapeHtml(title)}"></div><figcaption>${caption}</figcaption></figure>`;
@@ -197,6 +364,8 @@ const figure = (id: string, title: string, caption: string, wide = false) =>
 export const CHART_IDS = [
   'pool-growth',
   'acceptance-rate',
+  'quality-scores',
+  'diversity-curves',
   'rouge-seeds',
   'rouge-pool',
   'length-instructions',
@@ -206,6 +375,14 @@ export const CHART_IDS = [
   'tokens-cost',
   'per-1000',
 ] as const;
+
+/** The charts a report of `stats` draws: all but those of a check the run did not have. */
+export const chartIdsOf = (stats: ReportStats): string[] =>
+  CHART_IDS.filter(
+    (id) =>
+      (id !== 'quality-scores' || stats.totals.quality !== null) &&
+      (id !== 'diversity-curves' || diversityMeasured(stats.iterations)),
+  );
 
 const STYLE = `
 :root { --ink: #222; --muted: #666; --rule: #d0d0d0; --soft: #f4f4f2; }
@@ -227,6 +404,9 @@ figure.chart.wide { width: 100%; max-width: 1120px; }
 figure.wide .plot { width: 100%; height: 560px; }
 .plot.empty { display: flex; align-items: center; justify-content: center; border: 1px dashed var(--rule); background: var(--soft); }
 .no-data { color: var(--muted); font-style: italic; }
+.side { flex: 1 1 480px; min-width: 0; }
+h3.part { font-size: 15px; margin: 22px 0 8px; }
+table.data.narrow { width: auto; min-width: 50%; }
 table { border-collapse: collapse; font-size: 13px; }
 table.kv th { text-align: left; font-weight: 600; padding: 3px 16px 3px 0; vertical-align: top; white-space: nowrap; }
 table.kv td { padding: 3px 0; }
@@ -259,7 +439,10 @@ footer { margin-top: 40px; font-size: 12px; color: var(--muted); }
 /**
  * The report page for `stats` (see `computeStats`): headline numbers, the charts (pool growth,
  * acceptance rate, ROUGE-L to the seeds and to the pool, lengths, verb–noun sunburst, tokens and cost),
- * the per-iteration table and the sampled tasks. One file, no network.
+ * the per-iteration table, the quality section (the judge's scores and the audit table next to the
+ * paper's, the safety screen's flags, near-duplicates with examples, diversity per iteration with the
+ * plateau rule; "not measured" for a check the run did not have) and the sampled tasks. One file, no
+ * network.
  */
 export function renderReport(stats: ReportStats): string {
   const { echarts, charts } = loadScripts();
@@ -303,6 +486,8 @@ ${figure('acceptance-rate', 'Acceptance rate', 'Share of each iteration’s cand
 </div>
 ${iterationTable(stats)}
 </section>
+
+${qualitySection(stats)}
 
 <section id="similarity">
 <h2>Overlap with the seeds and the pool (ROUGE-L)</h2>

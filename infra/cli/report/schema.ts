@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { IterationDiversity } from '../../../functions/shared/records.ts';
-import { Instance } from '../../../functions/shared/schemas.ts';
+import { Instance, PlateauMetric } from '../../../functions/shared/schemas.ts';
 
 /** Counts of values in `[edges[i], edges[i + 1])`; the last bin also holds its upper edge. */
 export const Histogram = z.object({ edges: z.array(z.number()), counts: z.array(z.int().nonnegative()) });
@@ -48,6 +48,55 @@ export const QualityStats = z.object({
 });
 export type QualityStats = z.infer<typeof QualityStats>;
 
+/**
+ * Texts the safety screen flagged, by category (`profanity`, `violence` …): candidate instructions
+ * (dropped at the filter as `unsafe-<category>`) and generated instances (dropped one by one at the
+ * instance stage, counted as `instance-unsafe-<category>`).
+ */
+export const SafetyCounts = z.object({
+  instructions: z.record(z.string(), z.int().nonnegative()),
+  instances: z.record(z.string(), z.int().nonnegative()),
+});
+export type SafetyCounts = z.infer<typeof SafetyCounts>;
+
+/** A candidate the embeddings rejected as a near-duplicate, with its nearest instruction and their cosine. */
+export const NearDuplicateExample = z.object({
+  iteration: z.int(),
+  instruction: z.string(),
+  /** Null in a gate line written before the gate recorded it. */
+  nearestInstruction: z.string().nullable(),
+  cosine: z.number().nullable(),
+});
+export type NearDuplicateExample = z.infer<typeof NearDuplicateExample>;
+
+/**
+ * The near-duplicate gate of the run (Self-Instruct's step 4 by embeddings): candidates whose highest
+ * cosine to the pool (and to those accepted before them) is above `threshold`, and a few of them, drawn
+ * with the samples' seed.
+ */
+export const NearDuplicateStats = z.object({
+  embeddingModel: z.string(),
+  threshold: z.number().nullable(),
+  count: z.int().nonnegative(),
+  examples: z.array(NearDuplicateExample),
+});
+export type NearDuplicateStats = z.infer<typeof NearDuplicateStats>;
+
+/**
+ * The run's `diversityPlateau` rule: the figure it watches (`metric` new-pairs: `newPairShare`,
+ * new-clusters: `newClusterShare`), its `floor` and how many `iterations` in a row below it stop the run;
+ * the iterations that were below it, and the one the run stopped after for a plateau (null if it did not).
+ */
+export const PlateauStats = z.object({
+  metric: PlateauMetric,
+  figure: z.enum(['newPairShare', 'newClusterShare']),
+  floor: z.number(),
+  iterations: z.int().positive(),
+  belowFloor: z.array(z.int().positive()),
+  stoppedAt: z.int().positive().nullable(),
+});
+export type PlateauStats = z.infer<typeof PlateauStats>;
+
 /** One iteration: the pool-growth funnel, usage and cost. */
 export const IterationStats = z.object({
   iteration: z.int().positive(),
@@ -76,6 +125,8 @@ export const IterationStats = z.object({
   saved: z.boolean(),
   /** The judge's verdicts on the iteration's tasks; null when the run had no judge. */
   quality: QualityStats.nullable(),
+  /** What the safety screen flagged in the iteration; null when the run had no screen. */
+  safety: SafetyCounts.nullable(),
 });
 export type IterationStats = z.infer<typeof IterationStats>;
 
@@ -117,6 +168,11 @@ export const ReportStats = z.object({
     stopReason: z.string().nullable(),
     /** Token counts are estimates (the offline model, or a provider that did not report them). */
     tokensEstimated: z.boolean(),
+    /** The quality checks the run had; null when off (`none`, or a run from before the check existed). */
+    judgeModel: z.string().nullable(),
+    minQuality: z.number().nullable(),
+    embeddingModel: z.string().nullable(),
+    safetyScreen: z.string().nullable(),
   }),
   totals: z.object({
     seeds: z.int().nonnegative(),
@@ -136,8 +192,14 @@ export const ReportStats = z.object({
     per1000Added: z.object({ tokens: z.number(), usd: z.number() }).nullable(),
     /** The judge's verdicts on the run's tasks; null when the run had no judge. */
     quality: QualityStats.nullable(),
+    /** What the safety screen flagged over the run; null when the run had no screen. */
+    safety: SafetyCounts.nullable(),
   }),
   iterations: z.array(IterationStats),
+  /** The near-duplicate gate's rejections; null when the run had no embedding model. */
+  nearDuplicates: NearDuplicateStats.nullable(),
+  /** The plateau stop rule and where it fired; null when the run had none. */
+  plateau: PlateauStats.nullable(),
   similarity: z.object({
     threshold: z.number(),
     /** Each added instruction's highest ROUGE-L F to the seed instructions (the paper's figure 3). */

@@ -4,18 +4,36 @@
  * why candidates were lost, how much the new instructions overlap with the seeds (the paper's ROUGE-L
  * figure) and with the pool, how long instructions, inputs and outputs are, which verbs and objects the
  * instructions use (the paper's verb–noun chart), what it cost, and a sample of accepted and rejected
- * tasks with the reasons and nearest neighbours. Pure: the stores are read by `report.ts`; the output's
+ * tasks with the reasons and nearest neighbours; and the quality checks of issue 12: the judge's scores
+ * and audit answers (the paper's section 4.2), what the safety screen flagged, the near-duplicates the
+ * embeddings caught, and the diversity plateau rule. Pure: the stores are read by `report.ts`; the output's
  * schema is `schema.ts`, its histograms are drawn by `histograms.ts`.
  */
 import { z } from 'zod';
+import { lowDiversityStreak, PLATEAU_METRICS } from '../../../functions/save-iteration/diversity.ts';
 import { RougeIndex } from '../../../functions/shared/engine/gate.ts';
 import { totalUsage } from '../../../functions/shared/model-calls.ts';
+import { nearDuplicateGateOn } from '../../../functions/shared/models/embedding-ids.ts';
 import { judgeModelOf } from '../../../functions/shared/models/judge-ids.ts';
 import type { RunRecord } from '../../../functions/shared/ports.ts';
 import { createRng } from '../../../functions/shared/random.ts';
-import { type GateRecord, IterationRecord, type TaskLine } from '../../../functions/shared/records.ts';
+import {
+  type GateRecord,
+  type IterationDiversity,
+  IterationRecord,
+  type TaskLine,
+} from '../../../functions/shared/records.ts';
+import { NO_SCREEN } from '../../../functions/shared/safety.ts';
+import { PlateauMetric } from '../../../functions/shared/schemas.ts';
 import { lengthDistribution, similarityDistribution } from './histograms.ts';
-import { type QualityStats, ReportStats, type SampledTask } from './schema.ts';
+import {
+  type NearDuplicateExample,
+  type PlateauStats,
+  type QualityStats,
+  ReportStats,
+  type SafetyCounts,
+  type SampledTask,
+} from './schema.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // Inputs, as the pipeline stores them.
@@ -29,6 +47,17 @@ const ReportedConfig = z.object({
   maxIterations: z.number().optional(),
   seed: z.string().optional(),
   judgeModel: z.string().optional(),
+  minQuality: z.number().optional(),
+  embeddingModel: z.string().optional(),
+  embeddingThreshold: z.number().optional(),
+  safetyScreen: z.string().optional(),
+  // As the run input has it, without its default: a run from before the rule had none.
+  diversityPlateau: z
+    .union([
+      z.literal(false),
+      z.object({ metric: PlateauMetric, floor: z.number(), iterations: z.int().positive() }),
+    ])
+    .optional(),
 });
 
 /** Everything `computeStats` reads; `report.ts` gathers it from S3 and DynamoDB. */
@@ -102,6 +131,92 @@ export function qualityStats(tasks: readonly JudgedTask[]): QualityStats {
   };
 }
 
+/** A candidate instruction's reason when the safety screen flagged it, and an instance's count key. */
+const UNSAFE_INSTRUCTION = /^unsafe-(.+)$/;
+const UNSAFE_INSTANCE = /^instance-unsafe-(.+)$/;
+
+/**
+ * What the safety screen flagged, by category: the candidate instructions among `rejected` (the gate
+ * log's reasons, `unsafe-<category>`) and the instances among an iteration's `counts` (the run record's,
+ * `instance-unsafe-<category>`).
+ */
+export function safetyCounts(rejected: Record<string, number>, counts: Record<string, number>): SafetyCounts {
+  const byCategory = (map: Record<string, number>, pattern: RegExp) => {
+    const found: Record<string, number> = {};
+    for (const [key, n] of Object.entries(map)) {
+      const category = pattern.exec(key)?.[1];
+      if (category !== undefined && n > 0) increment(found, category, n);
+    }
+    return Object.fromEntries(Object.entries(found).sort(byCount));
+  };
+  return {
+    instructions: byCategory(rejected, UNSAFE_INSTRUCTION),
+    instances: byCategory(counts, UNSAFE_INSTANCE),
+  };
+}
+
+/** What the report shows instead of a candidate the safety screen flagged (`gate.jsonl` keeps it). */
+export const WITHHELD = '(withheld: flagged by the safety screen)';
+
+/** Near-duplicate examples in stats.json. */
+export const NEAR_DUPLICATE_EXAMPLES = 8;
+
+/**
+ * The candidates the near-duplicate gate rejected, `k` of them drawn with `seed` (from the gate log in
+ * iteration order, so the same run gives the same examples), shown by iteration, highest cosine first.
+ */
+export function nearDuplicateExamples(
+  gate: ReportInput['gate'],
+  seed: string,
+  k = NEAR_DUPLICATE_EXAMPLES,
+): { count: number; examples: NearDuplicateExample[] } {
+  const all = [...gate]
+    .sort((a, b) => a.iteration - b.iteration)
+    .flatMap(({ iteration, decisions }) =>
+      decisions.flatMap((d): NearDuplicateExample[] =>
+        d.status === 'rejected' && d.reason === 'near-duplicate'
+          ? [
+              {
+                iteration,
+                instruction: d.instruction,
+                nearestInstruction: d.nearest_instruction ?? null,
+                cosine: d.nearest_cosine ?? null,
+              },
+            ]
+          : [],
+      ),
+    );
+  const examples = createRng(`${seed}/near-duplicates`)
+    .sample(all, k)
+    .sort((a, b) => a.iteration - b.iteration || (b.cosine ?? 0) - (a.cosine ?? 0));
+  return { count: all.length, examples };
+}
+
+/**
+ * The plateau rule's view of the run: the iterations whose watched figure stayed below the floor (as
+ * "Save iteration" decides, `lowDiversityStreak`) and the last one when the run stopped for a plateau.
+ */
+export function plateauStats(
+  rule: { metric: PlateauStats['metric']; floor: number; iterations: number },
+  iterations: readonly { iteration: number; diversity: IterationDiversity | null }[],
+  stopReason: string | undefined,
+): PlateauStats {
+  const measured = iterations.filter((it) => it.diversity !== null);
+  return {
+    metric: rule.metric,
+    figure: PLATEAU_METRICS[rule.metric],
+    floor: rule.floor,
+    iterations: rule.iterations,
+    belowFloor: measured.flatMap(({ iteration, diversity }) =>
+      diversity !== null && lowDiversityStreak(diversity, rule, 0) > 0 ? [iteration] : [],
+    ),
+    stoppedAt: stopReason?.startsWith(PLATEAU_STOP) ? (measured.at(-1)?.iteration ?? null) : null,
+  };
+}
+
+/** How "Export dataset" words a stop for a diversity plateau (`functions/export/core.ts`). */
+const PLATEAU_STOP = 'diversity plateau';
+
 function increment(map: Record<string, number>, key: string, by = 1) {
   map[key] = (map[key] ?? 0) + by;
 }
@@ -112,6 +227,13 @@ function addAll(into: Record<string, number>, from: Record<string, number>) {
 
 /** Map entries sorted by count (descending), then name. */
 const byCount = <T extends [string, number]>(a: T, b: T) => b[1] - a[1] || a[0].localeCompare(b[0]);
+
+/** The sum of counts by key, largest first. */
+function summed(maps: readonly Record<string, number>[]): Record<string, number> {
+  const total: Record<string, number> = {};
+  for (const map of maps) addAll(total, map);
+  return Object.fromEntries(Object.entries(total).sort(byCount));
+}
 
 /**
  * The verb–noun table: the `TOP_VERBS` most common root verbs, each with its `TOP_NOUNS` most common
@@ -191,12 +313,16 @@ function sampleAcrossGroups<T>(groups: Map<string, T[]>, k: number, shuffle: (it
  * - Verb–noun: see `verb-noun.ts`.
  * - Usage and cost: the run record's per-iteration stats, and per 1,000 added tasks.
  * - Samples: seeded (the run id), spread over the rejection reasons; a task rejected for its instances
- *   counts as rejected.
+ *   counts as rejected. A candidate the safety screen flagged is shown as `WITHHELD`.
+ * - Quality: the judge's verdicts (`qualityStats`), what the safety screen flagged by category
+ *   (`safetyCounts`), the near-duplicate gate's rejections with examples (`nearDuplicateExamples`) and
+ *   the plateau rule (`plateauStats`); each null when the run did not have it.
  */
 export function computeStats(input: ReportInput): ReportStats {
   const { run } = input;
   const config = ReportedConfig.parse(run.config ?? {});
-  const rng = createRng(input.sample?.seed ?? run.runId);
+  const sampleSeed = input.sample?.seed ?? run.runId;
+  const rng = createRng(sampleSeed);
   const tasks = input.tasks.filter((task) => task.run_id === undefined || task.run_id === run.runId);
   const addedIds = new Set(tasks.map((task) => task.id));
   const gateById = new Map<string, GateRecord>();
@@ -209,6 +335,7 @@ export function computeStats(input: ReportInput): ReportStats {
   const quality = (iteration?: number) =>
     judged &&
     qualityStats(iteration === undefined ? judged : judged.filter((task) => task.iteration === iteration));
+  const screened = config.safetyScreen !== undefined && config.safetyScreen !== NO_SCREEN;
 
   // Pool growth and usage, per iteration.
   const records = Object.fromEntries(
@@ -256,6 +383,7 @@ export function computeStats(input: ReportInput): ReportStats {
       diversity: record?.diversity ?? null,
       saved: record !== undefined,
       quality: quality(iteration) ?? null,
+      safety: screened ? safetyCounts(rejected, record?.counts ?? {}) : null,
     };
   });
   const added = tasks.length;
@@ -277,6 +405,12 @@ export function computeStats(input: ReportInput): ReportStats {
     addAll(rejected, it.rejected);
     addAll(droppedAtInstances, it.droppedAtInstances);
   }
+  const safety = screened
+    ? {
+        instructions: summed(iterations.map((it) => it.safety?.instructions ?? {})),
+        instances: summed(iterations.map((it) => it.safety?.instances ?? {})),
+      }
+    : null;
   const usage = {
     calls: sum((it) => it.usage.calls),
     inputTokens: sum((it) => it.usage.inputTokens),
@@ -348,7 +482,8 @@ export function computeStats(input: ReportInput): ReportStats {
       const group = rejectedByReason.get(reason) ?? [];
       group.push({
         iteration,
-        instruction: decision.instruction,
+        // The report is stored with the export, where screened text never goes.
+        instruction: UNSAFE_INSTRUCTION.test(reason) ? WITHHELD : decision.instruction,
         status: 'rejected',
         reason,
         stage,
@@ -382,6 +517,10 @@ export function computeStats(input: ReportInput): ReportStats {
       endedAt: run.endedAt ?? null,
       stopReason: run.stopReason ?? null,
       tokensEstimated,
+      judgeModel: judgeModelOf(config) ?? null,
+      minQuality: config.minQuality ?? null,
+      embeddingModel: nearDuplicateGateOn(config) ? (config.embeddingModel ?? null) : null,
+      safetyScreen: screened ? (config.safetyScreen ?? null) : null,
     },
     totals: {
       seeds: input.seeds.length,
@@ -400,8 +539,20 @@ export function computeStats(input: ReportInput): ReportStats {
       cost,
       per1000Added: per1000(usage, cost, added),
       quality: quality() ?? null,
+      safety,
     },
     iterations,
+    nearDuplicates:
+      nearDuplicateGateOn(config) && config.embeddingModel !== undefined
+        ? {
+            embeddingModel: config.embeddingModel,
+            threshold: config.embeddingThreshold ?? null,
+            ...nearDuplicateExamples(input.gate, sampleSeed),
+          }
+        : null,
+    plateau: config.diversityPlateau
+      ? plateauStats(config.diversityPlateau, iterations, run.stopReason)
+      : null,
     similarity: {
       threshold: config.rougeThreshold,
       toSeeds: similarityDistribution([...seedSimilarity.values()]),
@@ -417,7 +568,7 @@ export function computeStats(input: ReportInput): ReportStats {
       outputs: lengthDistribution(instances.map((instance) => countWords(instance.output))),
     },
     verbNoun: verbNounStats(tasks),
-    samples: { seed: input.sample?.seed ?? run.runId, added: addedSample, rejected: rejectedSample },
+    samples: { seed: sampleSeed, added: addedSample, rejected: rejectedSample },
   } satisfies ReportStats);
 }
 
