@@ -128,6 +128,12 @@ export async function filterAndDeduplicate(
     counts.accepted = (counts.accepted ?? 0) + 1;
   });
 
+  // A task's nearest instruction travels into the exports (`most_similar_instruction`): one the screen
+  // flags (a seed's: seeds are not screened) is left out, so screened text never reaches an export.
+  const flaggedNeighbours = await flagged(
+    accepted.flatMap(({ decision }) => (decision.gated as GateResult).mostSimilar.slice(0, 1)),
+    safety,
+  );
   const createdAt = now().toISOString();
   const staged = stagedBy(runId, iteration);
   const limit = pLimit(16);
@@ -151,7 +157,10 @@ export async function filterAndDeduplicate(
           runId,
           iteration,
           maxSimilarity: gated.maxSimilarity,
-          mostSimilar: top ? { instruction: top.instruction, score: top.score } : undefined,
+          mostSimilar:
+            top && !flaggedNeighbours.has(top.instruction)
+              ? { instruction: top.instruction, score: top.score }
+              : undefined,
           avgSimilarity: gated.avgSimilarity,
           nearestCosine: decision.nearest?.score,
           staged,
@@ -185,6 +194,17 @@ export async function filterAndDeduplicate(
     chunks.push({ index: chunks.length, ids: ids.slice(start, start + config.chunkSize) });
   }
   return { chunks, counts, decisionsKey: keys.gate };
+}
+
+/** The texts among `neighbours`' instructions that `safety` flags. */
+async function flagged(
+  neighbours: readonly { instruction: string }[],
+  safety: SafetyScreen | undefined,
+): Promise<Set<string>> {
+  if (safety === undefined || neighbours.length === 0) return new Set();
+  const texts = [...new Set(neighbours.map(({ instruction }) => instruction))];
+  const verdicts = await safety.screen(texts);
+  return new Set(texts.filter((_, i) => verdicts[i]));
 }
 
 /** Marks the candidates the filters passed and `safety` flags as dropped for `unsafe-<category>`. */

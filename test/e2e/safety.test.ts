@@ -67,7 +67,12 @@ const runWithSeeds = async (name: string, words: readonly string[], input: Recor
     task.instruction,
     ...task.instances.flatMap(({ input, output }) => [input, output]),
   ]);
-  return { summary, gate, texts };
+  // Every byte the Export stage wrote, provenance fields (the nearest instruction, a seed's) included.
+  const keys = exportKeys(summary.runId);
+  const files = await Promise.all(
+    [keys.tasks, keys.dataset, keys.alpaca].map(async (key) => (await stack.objects.getText(key)) ?? ''),
+  );
+  return { summary, gate, texts, files: files.join('\n') };
 };
 
 beforeAll(async () => {
@@ -87,7 +92,11 @@ afterAll(async () => {
 
 describe('the safety screen', { timeout: 240_000 }, () => {
   it('drops the candidates the lexicon flags, and none of their words reaches the export', async () => {
-    const { summary, gate, texts } = await runWithSeeds('profane', ['shitty', 'fucking', 'damn shitty']);
+    const { summary, gate, texts, files } = await runWithSeeds('profane', [
+      'shitty',
+      'fucking',
+      'damn shitty',
+    ]);
 
     const unsafe = gate.filter((decision) => decision.reason === 'unsafe-profanity');
     expect(unsafe.length).toBeGreaterThan(0);
@@ -96,10 +105,11 @@ describe('the safety screen', { timeout: 240_000 }, () => {
     expect(texts.length).toBeGreaterThan(0);
     expect(texts.filter((text) => /shit|fuck/i.test(text))).toEqual([]);
     expect((await new LexiconScreen().screen(texts)).filter(Boolean)).toEqual([]);
+    expect(files.match(/\b\w*(shit|fuck)\w*\b/gi)).toBeNull();
   });
 
   it('drops what an OpenAI-compatible moderation endpoint flags, by its category', async () => {
-    const { summary, gate, texts } = await runWithSeeds('moderated', ['kill', 'kill'], {
+    const { summary, gate, texts, files } = await runWithSeeds('moderated', ['kill', 'kill'], {
       safetyScreen: `openai-compatible:stand-in-moderation@${openai.url}`,
     });
 
@@ -109,5 +119,6 @@ describe('the safety screen', { timeout: 240_000 }, () => {
     expect(unsafe.length).toBeGreaterThan(0);
     expect(summary.counts['unsafe-violence']).toBe(unsafe.length);
     expect(texts.filter((text) => /\bkill\b/i.test(text))).toEqual([]);
+    expect(files.match(/\bkill\b/gi)).toBeNull();
   });
 });
