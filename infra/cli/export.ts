@@ -1,7 +1,8 @@
 /**
  * `selfinstruct export <name>`: a run's or a pool's tasks as training files (`jsonl`, `alpaca`,
  * `messages`, `bedrock`), split into train and validation by task, with a dataset card. Reads the bucket
- * only: the local stack's by default, a deployed one with `--bucket`.
+ * only (the local stack's by default, a deployed one with `--bucket`), and with `--select` calls the run's
+ * embedding model for the instructions the pool's stored vectors lack.
  */
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
@@ -20,7 +21,7 @@ import { type BuiltExport, buildExport, dataPath, parseExportOptions } from './e
 import { CARD_MARKER } from './export/card.ts';
 import { describePicked, qualityCandidates } from './export/select.ts';
 import { readTasks, type SourceRef, type TaskSource } from './export/sources.ts';
-import { type SelectionVectorsOptions, selectionVectors } from './export/vectors.ts';
+import type { SelectionVectorsOptions } from './export/vectors.ts';
 
 /** What to export, how, and where to write it. */
 export interface ExportRequest extends ExportOptionsInput {
@@ -51,10 +52,16 @@ export async function exportDataset(
   const { source: ref, outDir, ...input } = request;
   const options = parseExportOptions(input); // before any read: a bad value fails fast
   const source = await readTasks(objects, ref);
+  // Loaded only to select: the embedders and the offline word vectors are megabytes.
   const vectors =
     options.select === undefined
       ? undefined
-      : await selectionVectors(objects, source, qualityCandidates(source.tasks, options).kept, vectorOptions);
+      : await (await import('./export/vectors.ts')).selectionVectors(
+          objects,
+          source,
+          qualityCandidates(source.tasks, options).kept,
+          vectorOptions,
+        );
   const built = buildExport(source, options, vectors);
   const removed = await clearEarlierExport(outDir, new Set(built.files.map((file) => file.path)));
   for (const file of built.files) {

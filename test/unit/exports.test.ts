@@ -43,7 +43,7 @@ import {
 } from '../../infra/cli/export/select.ts';
 import { readTasks, type TaskSource } from '../../infra/cli/export/sources.ts';
 import { type SelectionVectors, selectionModel, selectionVectors } from '../../infra/cli/export/vectors.ts';
-import { exportDataset } from '../../infra/cli/export.ts';
+import { exportCommand, exportDataset } from '../../infra/cli/export.ts';
 import { MemoryObjects, runSummary } from './fakes.ts';
 
 /** A machine task line as the export stage and the snapshots write it. */
@@ -661,6 +661,18 @@ describe('--select', () => {
       costUsd: 0.08, // Titan V2: $0.02 per 1M input tokens
     });
     expect(Array.from(vectors.vectors.get(tasks[9]?.instruction ?? '') ?? [])).toEqual([0, 1, 0, 0]);
+  });
+
+  it('refuses --select-threshold without --select, and a count that is not a whole number', async () => {
+    const parse = (args: string[]) =>
+      exportCommand({ stdout: { write: () => true }, stderr: { write: () => true } })
+        .exitOverride()
+        .configureOutput({ writeErr: () => undefined })
+        .parseAsync(['run-a', ...args], { from: 'user' });
+    await expect(parse(['--select-threshold', '0.8'])).rejects.toThrow(
+      '--select-threshold needs --select <n>',
+    );
+    await expect(parse(['--select', '2.5'])).rejects.toThrow(/expected a whole number/);
   });
 
   it('uses the default of the run’s model when the run had the gate off', () => {
