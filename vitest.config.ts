@@ -4,7 +4,7 @@ import { defineConfig } from 'vitest/config';
  * End-to-end tests too slow for every `npm test` (minutes each on 2 cores): the functions bundled
  * with esbuild as `cdk deploy` would; the fault mixes of the local runtime; runs interrupted by Ctrl-C
  * and SIGKILL; the offline word vectors checked against the 294 MB package they come from; the safety
- * screen and the diversity plateau over several iterations each. `npm run
+ * screen, the diversity plateau and `export --select` over several iterations each. `npm run
  * test:e2e` runs them; CI runs both.
  */
 const SLOW = [
@@ -14,6 +14,7 @@ const SLOW = [
   'test/unit/models/word-vectors.test.ts',
   'test/e2e/safety.test.ts',
   'test/e2e/diversity.test.ts',
+  'test/e2e/select.test.ts',
 ];
 
 export default defineConfig({

@@ -63,6 +63,8 @@ export const poolKeys = (pool: string) => ({
    */
   vectorsVersion: (runId: string, iteration: number) =>
     `${POOLS_PREFIX}${pool}/vectors/${runId}/iteration-${iteration}.bin`,
+  /** Every committed version of the vectors (`vectorsVersion`), for `export --select` to find the newest. */
+  vectorsPrefix: `${POOLS_PREFIX}${pool}/vectors/`,
   /** The tasks an iteration added, JSON Lines in the seed-file format. */
   snapshot: (runId: string, iteration: number) =>
     `${POOLS_PREFIX}${pool}/snapshots/${runId}/iteration-${iteration}.jsonl`,

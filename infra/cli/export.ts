@@ -1,7 +1,8 @@
 /**
  * `selfinstruct export <name>`: a run's or a pool's tasks as training files (`jsonl`, `alpaca`,
  * `messages`, `bedrock`), split into train and validation by task, with a dataset card. Reads the bucket
- * only: the local stack's by default, a deployed one with `--bucket`.
+ * only (the local stack's by default, a deployed one with `--bucket`), and with `--select` calls the run's
+ * embedding model for the instructions the pool's stored vectors lack.
  */
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
@@ -18,7 +19,9 @@ import {
 import type { ObjectStore } from '../../functions/shared/ports.ts';
 import { type BuiltExport, buildExport, dataPath, parseExportOptions } from './export/build.ts';
 import { CARD_MARKER } from './export/card.ts';
+import { describePicked, qualityCandidates } from './export/select.ts';
 import { readTasks, type SourceRef, type TaskSource } from './export/sources.ts';
+import type { SelectionVectorsOptions } from './export/vectors.ts';
 
 /** What to export, how, and where to write it. */
 export interface ExportRequest extends ExportOptionsInput {
@@ -37,15 +40,29 @@ export interface WrittenExport extends BuiltExport {
 
 /**
  * Reads the tasks of a run or a pool from `objects` (any bucket: the local stack's, or a deployed one
- * through `S3ObjectStore`), builds the files of each format and the card, and writes them into `outDir`.
- * Export files of an earlier export there that this one does not rewrite are removed, so the folder
- * matches its card.
+ * through `S3ObjectStore`), with `select` the candidates' vectors (`selectionVectors`), builds the files
+ * of each format and the card, and writes them into `outDir`. Export files of an earlier export there
+ * that this one does not rewrite are removed, so the folder matches its card.
  */
-export async function exportDataset(objects: ObjectStore, request: ExportRequest): Promise<WrittenExport> {
+export async function exportDataset(
+  objects: ObjectStore,
+  request: ExportRequest,
+  vectorOptions?: SelectionVectorsOptions,
+): Promise<WrittenExport> {
   const { source: ref, outDir, ...input } = request;
   const options = parseExportOptions(input); // before any read: a bad value fails fast
   const source = await readTasks(objects, ref);
-  const built = buildExport(source, options);
+  // Loaded only to select: the embedders and the offline word vectors are megabytes.
+  const vectors =
+    options.select === undefined
+      ? undefined
+      : await (await import('./export/vectors.ts')).selectionVectors(
+          objects,
+          source,
+          qualityCandidates(source.tasks, options).kept,
+          vectorOptions,
+        );
+  const built = buildExport(source, options, vectors);
   const removed = await clearEarlierExport(outDir, new Set(built.files.map((file) => file.path)));
   for (const file of built.files) {
     const target = path.join(outDir, file.path);
@@ -102,6 +119,8 @@ export interface ExportCommandOptions {
   splitSeed: string;
   includeSeeds?: boolean;
   minQuality?: number;
+  select?: number;
+  selectThreshold?: number;
   system?: string;
   license?: string;
   dataDir: string;
@@ -132,6 +151,16 @@ export function exportCommand(io: ExportIo = process): Command {
       'only machine tasks the judge scored at least this (1–5); unscored tasks are left out',
       parseNumber,
     )
+    .option(
+      '--select <n>',
+      'pick n machine tasks, best quality_score first, skipping one too close to a task already picked (DEITA)',
+      parsePositiveInteger,
+    )
+    .option(
+      '--select-threshold <cosine>',
+      'with --select: skip a task whose cosine to a picked one is above this (default 0.9)',
+      parseNumber,
+    )
     .option('--system <text>', 'a system message for the messages and bedrock formats')
     .option(
       '--license <id>',
@@ -153,9 +182,14 @@ export function exportCommand(io: ExportIo = process): Command {
         splitSeed: options.splitSeed,
         includeSeeds: options.includeSeeds ?? false,
         minQuality: options.minQuality,
+        select: options.select,
+        selectThreshold: options.selectThreshold,
         system: options.system,
         license: options.license,
       };
+      if (options.selectThreshold !== undefined && options.select === undefined) {
+        throw new ExportOptionsInvalid('--select-threshold needs --select <n>');
+      }
       parseExportOptions(request);
       const result = options.bucket
         ? await exportDataset(new S3ObjectStore(options.bucket), request)
@@ -189,6 +223,8 @@ export function formatExport(result: WrittenExport): string {
   const lines = [`Exported ${what}: ${tasks} tasks, ${records} records`];
   const seeds = result.selection.seedTasks;
   lines.push(`  ${result.selection.machineTasks} machine tasks${seeds > 0 ? `, ${seeds} seed tasks` : ''}`);
+  const picked = result.selection.picked;
+  if (picked) lines.push(...describePicked(picked).map((line) => `  ${line}`));
   for (const split of SPLITS) {
     if (counts[split].records === 0) continue;
     lines.push(`  ${split.padEnd(10)}  ${counts[split].tasks} tasks, ${counts[split].records} records`);
@@ -208,6 +244,12 @@ export function formatExport(result: WrittenExport): string {
 function parseNumber(value: string): number {
   const number = Number(value);
   if (value.trim() === '' || !Number.isFinite(number)) throw new InvalidArgumentError('expected a number');
+  return number;
+}
+
+function parsePositiveInteger(value: string): number {
+  const number = parseNumber(value);
+  if (!Number.isInteger(number) || number < 1) throw new InvalidArgumentError('expected a whole number ≥ 1');
   return number;
 }
 

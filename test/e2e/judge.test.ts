@@ -5,18 +5,15 @@
  * throttles and garbles its replies leaves a completed run with every billed judge call counted and every
  * unreadable verdict counted.
  */
-import { readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseExportFile } from '../../functions/shared/exports/formats.ts';
-import type { JsonlRecord } from '../../functions/shared/exports/schemas.ts';
 import { fromJsonLines } from '../../functions/shared/json-lines.ts';
 import { exportKeys } from '../../functions/shared/keys.ts';
 import { JUDGE_STAGE } from '../../functions/shared/ports.ts';
 import { type RunSummary, TaskLine } from '../../functions/shared/records.ts';
-import { exportCommand } from '../../infra/cli/export.ts';
 import { buildReport } from '../../infra/cli/report/report.ts';
 import type { LocalStack } from '../../infra/local/stack.ts';
+import { exportJsonl } from '../support/export-jsonl.ts';
 import { MALFORMED_TEXT, type StandIn } from '../support/model-servers.ts';
 import { type StandInStack, startStandInStack } from '../support/stand-in-stack.ts';
 
@@ -105,33 +102,9 @@ describe('the judge', { timeout: 240_000 }, () => {
   });
 
   it('lets export --min-quality 4 write only the tasks scored 4 or more', async () => {
-    const out = path.join(work, 'export-4');
-    const printed = { stdout: '', stderr: '' };
-    const io = {
-      stdout: { write: (text: string) => (printed.stdout += text) },
-      stderr: { write: (text: string) => (printed.stderr += text) },
-    };
-    await exportCommand(io)
-      .exitOverride()
-      .parseAsync(
-        [
-          summary.runId,
-          '--min-quality',
-          '4',
-          '--format',
-          'jsonl',
-          '--validation',
-          '0',
-          '--bucket',
-          stack.bucketName,
-          '--out',
-          out,
-        ],
-        { from: 'user' },
-      );
-    const files = readdirSync(out).filter((name) => name.endsWith('.jsonl'));
-    const records = files.flatMap(
-      (file) => parseExportFile('jsonl', readFileSync(path.join(out, file), 'utf8'), file) as JsonlRecord[],
+    const { records } = await exportJsonl(
+      { runId: summary.runId, bucket: stack.bucketName, out: path.join(work, 'export-4') },
+      ['--min-quality', '4'],
     );
     const expected = (await tasksOf(summary.runId)).filter((task) => (task.quality_score ?? 0) >= 4);
     expect(expected.length).toBeGreaterThan(0);

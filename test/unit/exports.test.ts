@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { parseRunInput } from '../../functions/prepare/core.ts';
+import { VectorIndex } from '../../functions/shared/engine/vector-index.ts';
 import { InputFileInvalid, NotFound } from '../../functions/shared/errors.ts';
 import {
   FORMATS,
@@ -29,12 +30,20 @@ import {
   NothingToExport,
   RECORD_SCHEMAS,
 } from '../../functions/shared/exports/schemas.ts';
+import type { Embedder } from '../../functions/shared/models/embeddings.ts';
 import { RunSummary, type TaskLine } from '../../functions/shared/records.ts';
 import { type BuiltExport, buildExport } from '../../infra/cli/export/build.ts';
 import { CARD_MARKER, code, fence, sizeCategory } from '../../infra/cli/export/card.ts';
-import { splitTasks, validationSize } from '../../infra/cli/export/select.ts';
+import {
+  bySelectionOrder,
+  pickDiverse,
+  selectTasks,
+  splitTasks,
+  validationSize,
+} from '../../infra/cli/export/select.ts';
 import { readTasks, type TaskSource } from '../../infra/cli/export/sources.ts';
-import { exportDataset } from '../../infra/cli/export.ts';
+import { type SelectionVectors, selectionModel, selectionVectors } from '../../infra/cli/export/vectors.ts';
+import { exportCommand, exportDataset } from '../../infra/cli/export.ts';
 import { MemoryObjects, runSummary } from './fakes.ts';
 
 /** A machine task line as the export stage and the snapshots write it. */
@@ -479,5 +488,198 @@ describe('exportDataset', () => {
       /README\.md.*choose another --out/,
     );
     expect(readFileSync(path.join(dir, 'README.md'), 'utf8')).toBe('# My project\n');
+  });
+});
+
+describe('--select', () => {
+  /** Vectors for the tasks of `many`, by task number: unit axes unless given. */
+  const vectorsFor = (
+    tasks: readonly TaskLine[],
+    given: Record<number, number[]> = {},
+  ): SelectionVectors => ({
+    model: 'offline',
+    vectors: new Map(
+      tasks.map((t, n) => {
+        const axis = Array.from({ length: tasks.length }, (_, i) => (i === n ? 1 : 0));
+        return [t.instruction, Float32Array.from(given[n] ?? axis)];
+      }),
+    ),
+    reused: tasks.length,
+    embedded: 0,
+    usage: { calls: 0, inputTokens: 0, outputTokens: 0, estimated: false },
+    costUsd: 0,
+  });
+  const scored = (scores: readonly (number | undefined)[]) =>
+    scores.map((score, n) => task(n, score === undefined ? {} : { quality_score: score }));
+  const ids = (tasks: readonly TaskLine[]) => tasks.map((t) => t.id);
+
+  it('picks the best-scored tasks first, unscored ones last', () => {
+    const tasks = scored([3, undefined, 5, 1, 4]);
+    const { picked, tooClose } = pickDiverse(
+      tasks,
+      (t) => vectorsFor(tasks).vectors.get(t.instruction) ?? [],
+      {
+        n: 3,
+        threshold: 0.9,
+      },
+    );
+    expect(ids(picked)).toEqual(['task-000', 'task-002', 'task-004']);
+    expect(tooClose).toBe(0);
+    expect(ids(tasks.slice().sort(bySelectionOrder)).at(-1)).toBe('task-001');
+  });
+
+  it('skips a task whose cosine to a picked one is above the threshold, and takes the next', () => {
+    // Task 1 (score 4) is task 0's (score 5) near-twin: cosine 0.995; task 2 (score 3) is far from both.
+    const tasks = scored([5, 4, 3]);
+    const vectors = vectorsFor(tasks, { 0: [1, 0, 0], 1: [1, 0.1, 0], 2: [0, 0, 1] });
+    const selection = selectTasks(
+      { machine: tasks, seeds: [] },
+      { includeSeeds: false, select: 2, selectThreshold: 0.9 },
+      vectors,
+    );
+    expect(ids(selection.tasks)).toEqual(['task-000', 'task-002']);
+    expect(selection.picked).toMatchObject({
+      asked: 2,
+      candidates: 3,
+      written: 2,
+      tooClose: 1,
+      threshold: 0.9,
+    });
+    // At a threshold above their cosine both are kept.
+    const loose = selectTasks(
+      { machine: tasks, seeds: [] },
+      { includeSeeds: false, select: 2, selectThreshold: 0.999 },
+      vectors,
+    );
+    expect(ids(loose.tasks)).toEqual(['task-000', 'task-001']);
+  });
+
+  it('breaks ties by the audit answers, then by task id, whatever the input order', () => {
+    const tasks = [
+      task(7, { quality_score: 4, instruction_valid: true, input_appropriate: false, output_correct: false }),
+      task(3, { quality_score: 4, instruction_valid: true, input_appropriate: true, output_correct: false }),
+      task(5, { quality_score: 4, instruction_valid: true, input_appropriate: false, output_correct: false }),
+      task(9, { quality_score: 4 }),
+    ];
+    const vectors = vectorsFor(tasks);
+    const pick = (order: TaskLine[]) =>
+      ids(
+        pickDiverse(order, (t) => vectors.vectors.get(t.instruction) ?? [], { n: 2, threshold: 0.9 }).picked,
+      ).sort();
+    expect(pick(tasks)).toEqual(['task-003', 'task-005']);
+    expect(pick(tasks.slice().reverse())).toEqual(['task-003', 'task-005']);
+  });
+
+  it('writes what survived when fewer than asked do, and says so in a warning and the card', () => {
+    // Five paraphrases of one task: one survives.
+    const tasks = scored([5, 4, 3, 2, 1]);
+    const same = Object.fromEntries(tasks.map((_, n) => [n, [1, 0.01 * n, 0, 0, 0]]));
+    const built = buildExport(
+      source(tasks),
+      { select: 3, validation: 0, formats: ['jsonl'] },
+      vectorsFor(tasks, same),
+    );
+    expect(built.selection.machineTasks).toBe(1);
+    expect(built.selection.picked).toMatchObject({ asked: 3, written: 1, tooClose: 4 });
+    expect(built.warnings.join('\n')).toMatch(
+      /--select 3: only 1 tasks written: of the 5 candidates, 4 were closer than cosine 0\.9/,
+    );
+    const card = built.files.find((f) => f.path === 'README.md')?.content ?? '';
+    expect(card).toContain('## Selection');
+    expect(card).toMatch(/\| written \| 1 \(fewer: the candidates ran out\) \|/);
+    expect(card).toMatch(/\| skipped as too close \| 4 \|/);
+    expect(card).toMatch(/\| embedding model \| `offline` \|/);
+    expect(card).toContain('Left out: 4 tasks too close to a selected one.');
+  });
+
+  it('selects among the tasks --min-quality keeps, and leaves the seeds to --include-seeds', () => {
+    const tasks = scored([5, 2, 4, 3, 4]);
+    const built = buildExport(
+      source(tasks),
+      { minQuality: 4, select: 10, includeSeeds: true, validation: 0, formats: ['jsonl'] },
+      vectorsFor(tasks),
+    );
+    expect(built.selection).toMatchObject({ machineTasks: 3, seedTasks: 3, belowQuality: 2 });
+    expect(built.selection.picked).toMatchObject({ candidates: 3, written: 3 });
+  });
+
+  it('fails when there is no candidate at all', () => {
+    const tasks = scored([1, 2]);
+    expect(() =>
+      buildExport(source(tasks), { minQuality: 4, select: 5, includeSeeds: true }, vectorsFor(tasks)),
+    ).toThrow(/--select 5: no machine task to select from \(none scored ≥ 4\)/);
+  });
+
+  it('rejects a count that is not a whole number above 0', () => {
+    expect(() => buildExport(source(many(3)), { select: 0 })).toThrow(/--select/);
+    expect(() => buildExport(source(many(3)), { select: 2, selectThreshold: 1.5 })).toThrow(
+      /--select-threshold/,
+    );
+  });
+
+  it('reuses the pool’s stored vectors and embeds, counts and prices only the rest', async () => {
+    const objects = await bucket();
+    const config = parseRunInput({ pool: 'p', model: 'bedrock:amazon.nova-micro-v1:0' }, 'run-a');
+    const runs = [{ runId: 'run-a', iterations: 2, summary: runSummary({ config }) }];
+    const model = selectionModel({ runs });
+    expect(model).toBe('bedrock:amazon.titan-embed-text-v2:0');
+    const tasks = many(12);
+    // An older file of another model, and the newest of the run's model holding tasks 0–7.
+    const other = new VectorIndex('offline', 4);
+    other.add(tasks[8]?.instruction ?? '', [1, 0, 0, 0]);
+    await objects.put('pools/p/vectors/run-a/iteration-2.bin', other.toBuffer());
+    const stored = new VectorIndex(model, 4);
+    for (const t of tasks.slice(0, 8)) stored.add(t.instruction, [1, 0, 0, 0]);
+    await objects.put('pools/p/vectors/run-a/iteration-1.bin', stored.toBuffer());
+    const sent: string[][] = [];
+    const embedder: Embedder = {
+      id: model,
+      dimensions: 4,
+      textsPerCall: 1,
+      billed: true,
+      embed: async (texts) => texts.map(() => [0, 1, 0, 0]),
+      async embedCall(texts) {
+        sent.push(texts);
+        return { vectors: texts.map(() => [0, 3, 0, 0]), inputTokens: 1_000_000, estimated: false };
+      },
+    };
+    const vectors = await selectionVectors(objects, source(tasks, { runs }), tasks, {
+      embedders: async () => embedder,
+    });
+    expect(sent.flat().sort()).toEqual(
+      tasks
+        .slice(8)
+        .map((t) => t.instruction)
+        .sort(),
+    );
+    expect(vectors).toMatchObject({
+      model,
+      reused: 8,
+      storedKey: 'pools/p/vectors/run-a/iteration-1.bin',
+      embedded: 4,
+      usage: { calls: 4, inputTokens: 4_000_000 },
+      costUsd: 0.08, // Titan V2: $0.02 per 1M input tokens
+    });
+    expect(Array.from(vectors.vectors.get(tasks[9]?.instruction ?? '') ?? [])).toEqual([0, 1, 0, 0]);
+  });
+
+  it('refuses --select-threshold without --select, and a count that is not a whole number', async () => {
+    const parse = (args: string[]) =>
+      exportCommand({ stdout: { write: () => true }, stderr: { write: () => true } })
+        .exitOverride()
+        .configureOutput({ writeErr: () => undefined })
+        .parseAsync(['run-a', ...args], { from: 'user' });
+    await expect(parse(['--select-threshold', '0.8'])).rejects.toThrow(
+      '--select-threshold needs --select <n>',
+    );
+    await expect(parse(['--select', '2.5'])).rejects.toThrow(/expected a whole number/);
+  });
+
+  it('uses the default of the run’s model when the run had the gate off', () => {
+    const summary = runSummary({
+      model: 'offline',
+      config: parseRunInput({ pool: 'p', embeddingModel: 'none' }, 'run-a'),
+    });
+    expect(selectionModel({ runs: [{ runId: 'run-a', iterations: 1, summary }] })).toBe('offline');
   });
 });

@@ -91,6 +91,17 @@ export const ExportOptions = z.object({
   includeSeeds: z.boolean().default(false),
   /** Only machine tasks with a `quality_score` at least this. */
   minQuality: z.number().optional(),
+  /**
+   * Pick this many machine tasks, score-first and diversity-aware as DEITA does (after `minQuality`):
+   * by `quality_score` descending, skipping a task whose instruction's cosine to one already picked is
+   * above `selectThreshold` (`infra/cli/export/select.ts`).
+   */
+  select: z.int().positive().optional(),
+  /**
+   * The cosine, on the run's embedding model, above which `select` skips a task as too close to one it
+   * picked; DEITA's default threshold (on its own model's embeddings) is 0.9.
+   */
+  selectThreshold: z.number().min(0).max(1).default(0.9),
   /** A system message for the `messages` and `bedrock` formats. */
   system: z.string().trim().min(1).optional(),
   /**

@@ -23,6 +23,7 @@ import {
 import { type CardFile, renderCard } from './card.ts';
 import { type Selection, selectTasks, splitTasks, validationSize } from './select.ts';
 import type { TaskSource } from './sources.ts';
+import type { SelectionVectors } from './vectors.ts';
 
 /** A file of the export: a path relative to the output folder and its text. */
 export interface ExportFile {
@@ -68,13 +69,18 @@ export function dataPath(format: CardFile['format'], split: Split, formats: numb
 }
 
 /**
- * Builds an export of `source`: selects the tasks (`includeSeeds`, `minQuality`), splits them by task
- * with the seeded shuffle, writes each split in each format, and the dataset card. Throws
- * `ExportOptionsInvalid` for bad options and `NothingToExport` when no record is left.
+ * Builds an export of `source`: selects the tasks (`includeSeeds`, `minQuality`, and `select` with the
+ * candidates' `vectors`), splits them by task with the seeded shuffle, writes each split in each format,
+ * and the dataset card. Throws `ExportOptionsInvalid` for bad options and `NothingToExport` when no
+ * record is left.
  */
-export function buildExport(source: TaskSource, input: ExportOptionsInput = {}): BuiltExport {
+export function buildExport(
+  source: TaskSource,
+  input: ExportOptionsInput = {},
+  vectors?: SelectionVectors,
+): BuiltExport {
   const options = parseExportOptions(input);
-  const selection = selectTasks({ machine: source.tasks, seeds: source.seeds }, options);
+  const selection = selectTasks({ machine: source.tasks, seeds: source.seeds }, options, vectors);
   if (selection.tasks.length === 0) {
     const what = source.kind === 'run' ? `run ${source.name}` : `pool ${source.name}`;
     throw new NothingToExport(
@@ -99,6 +105,13 @@ export function buildExport(source: TaskSource, input: ExportOptionsInput = {}):
   }
 
   const warnings: string[] = [];
+  const picked = selection.picked;
+  if (picked && picked.written < picked.asked) {
+    warnings.push(
+      `--select ${picked.asked}: only ${picked.written} tasks written: of the ${picked.candidates} candidates, ` +
+        `${picked.tooClose} were closer than cosine ${picked.threshold} to a selected one.`,
+    );
+  }
   const models = new Set(source.runs.flatMap((run) => (run.summary ? [run.summary.model] : [])));
   if (models.has('offline')) {
     warnings.push(

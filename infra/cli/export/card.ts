@@ -13,7 +13,7 @@ import type {
   Split,
 } from '../../../functions/shared/exports/schemas.ts';
 import { formatUsd as usd } from '../../../functions/shared/pricing/money.ts';
-import type { Selection } from './select.ts';
+import { describePicked, SELECTION_ORDER, type Selection } from './select.ts';
 import type { TaskSource } from './sources.ts';
 
 /** One data file of the export. */
@@ -102,6 +102,8 @@ export function renderCard(input: CardInput): string {
   const offline = models(source).includes('offline');
   const total = counts.train.records + counts.validation.records;
   const tasks = counts.train.tasks + counts.validation.tasks;
+  const picked = input.selection.picked;
+  const notReached = picked ? picked.candidates - picked.written - picked.tooClose : 0;
   const lines: string[] = [
     '---',
     frontMatter(input).trimEnd(),
@@ -159,6 +161,9 @@ export function renderCard(input: CardInput): string {
       `validation fraction ${options.validation} of the tasks (split seed ${code(options.splitSeed)})`,
       options.includeSeeds ? 'seed tasks included' : 'seed tasks excluded',
       options.minQuality === undefined ? 'no quality threshold' : `quality_score ≥ ${options.minQuality}`,
+      options.select === undefined
+        ? 'no selection'
+        : `${options.select} tasks selected, best score first and diverse (see Selection)`,
       options.system === undefined ? 'no system message' : `system message ${code(options.system)}`,
     ].join('; '),
   );
@@ -180,10 +185,41 @@ export function renderCard(input: CardInput): string {
       ? `${input.selection.belowQuality} tasks below the quality threshold`
       : '',
     input.selection.unscored > 0 ? `${input.selection.unscored} tasks without a quality score` : '',
+    picked && picked.tooClose > 0 ? `${picked.tooClose} tasks too close to a selected one` : '',
+    picked && notReached > 0 ? `${notReached} tasks below the selected ones in the selection order` : '',
     input.emptyOutputs > 0 ? `${input.emptyOutputs} instances with an empty output` : '',
   ].filter(Boolean);
   if (left.length > 0) lines.push(`Left out: ${left.join(', ')}.`);
   lines.push('');
+
+  if (picked) {
+    lines.push(
+      '## Selection',
+      '',
+      `The machine tasks were selected score-first and diversity-aware, as DEITA does (Liu et al., 2023,`,
+      '"What Makes Good Data for Alignment?", https://arxiv.org/abs/2312.15685): the candidates' +
+        (options.minQuality === undefined ? '' : ` (those scored ≥ ${options.minQuality})`) +
+        ' were sorted,',
+      `and each was kept unless the cosine of its instruction's embedding to a task kept before it was above`,
+      'the threshold, until the number asked was reached. DEITA embeds the whole sample with its own model;',
+      "here the instruction alone is embedded with the run's embedding model, as the near-duplicate gate does.",
+      '',
+      '| | |',
+      '| --- | --- |',
+    );
+    row('asked', String(picked.asked));
+    row(
+      'written',
+      `${picked.written}${picked.written < picked.asked ? ' (fewer: the candidates ran out)' : ''}`,
+    );
+    row('candidates', String(picked.candidates));
+    row('sort key', SELECTION_ORDER);
+    row('threshold', `cosine ${picked.threshold} (a task closer than this to a selected one is skipped)`);
+    row('embedding model', code(picked.vectors.model));
+    row('skipped as too close', String(picked.tooClose));
+    row('vectors', describePicked(picked)[1] as string);
+    lines.push('');
+  }
 
   lines.push('## Formats and fields', '');
   for (const format of unique(input.files.map((file) => file.format))) {
