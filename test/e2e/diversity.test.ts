@@ -34,9 +34,11 @@ describe('diversity per iteration', { timeout: 240_000 }, () => {
     // A floor no iteration reaches (every added task would need a pair of its own): two iterations below it.
     const summary = await run({
       pool: 'plateau',
+      // A fixed seed (by default the run id's, random): the offline model's replies are the same each time.
+      seed: 'diversity-e2e',
       target: 100_000,
       maxIterations: 6,
-      promptsPerIteration: 3,
+      promptsPerIteration: 6,
       diversityPlateau: { floor: 1, iterations: 2 },
     });
 
@@ -57,6 +59,7 @@ describe('diversity per iteration', { timeout: 240_000 }, () => {
   it('runs to the iteration cap with the rule off', async () => {
     const summary = await run({
       pool: 'no-plateau',
+      seed: 'diversity-e2e',
       target: 100_000,
       maxIterations: 2,
       promptsPerIteration: 3,

@@ -51,7 +51,16 @@ const runWithSeeds = async (name: string, words: readonly string[], input: Recor
   const key = `uploads/${name}.jsonl`;
   await stack.objects.put(key, seedFile(words));
   const result = await stack.execute(
-    { pool: name, seedKey: key, target: 1000, maxIterations: 2, promptsPerIteration: 12, ...input },
+    // A fixed seed (by default the run id's, random): the offline model's replies are the same each time.
+    {
+      pool: name,
+      seed: name,
+      seedKey: key,
+      target: 1000,
+      maxIterations: 2,
+      promptsPerIteration: 12,
+      ...input,
+    },
     { retryIntervalMs: 10 },
   );
   expect(result.status, `${result.error}: ${result.cause}`).toBe('SUCCEEDED');
@@ -109,7 +118,7 @@ describe('the safety screen', { timeout: 240_000 }, () => {
   });
 
   it('drops what an OpenAI-compatible moderation endpoint flags, by its category', async () => {
-    const { summary, gate, texts, files } = await runWithSeeds('moderated', ['kill', 'kill'], {
+    const { summary, gate, texts, files } = await runWithSeeds('moderated', ['kill', 'kill', 'kill'], {
       safetyScreen: `openai-compatible:stand-in-moderation@${openai.url}`,
     });
 
