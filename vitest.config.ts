@@ -4,8 +4,8 @@ import { defineConfig } from 'vitest/config';
  * End-to-end tests too slow for every `npm test` (minutes each on 2 cores): the functions bundled
  * with esbuild as `cdk deploy` would; the fault mixes of the local runtime; runs interrupted by Ctrl-C
  * and SIGKILL; the offline word vectors checked against the 294 MB package they come from; the safety
- * screen, the diversity plateau and `export --select` over several iterations each. `npm run
- * test:e2e` runs them; CI runs both.
+ * screen (lexicon, moderation endpoint, Bedrock guardrail), the diversity plateau and `export --select`
+ * over several iterations each. `npm run test:e2e` runs them; CI runs both.
  */
 const SLOW = [
   'test/e2e/bundled.test.ts',

@@ -73,6 +73,11 @@ export interface StageSpec {
    * deployed Bedrock embedding model (Titan Text Embeddings V2), and it gets the endpoint allow-list.
    */
   readonly callsEmbeddingModel: boolean;
+  /**
+   * Screens texts for safety (`functions/shared/safety.ts`): with a deployment guardrail (CDK context
+   * `selfinstruct:guardrail`), it gets the guardrail's id and version and may apply that guardrail.
+   */
+  readonly screensSafety: boolean;
   readonly s3: S3Access;
   readonly dynamodb: TableAccess;
 }
@@ -89,6 +94,7 @@ export const STAGES = {
     callsModel: false,
     callsJudgeModel: false,
     callsEmbeddingModel: false,
+    screensSafety: false,
     // The seed file, the pool's seeds and index, and a price table when the run has a budget.
     s3: { read: [...SEED_FILE_PREFIXES, PRICE_TABLE_PREFIX], write: [POOLS_PREFIX], list: [] },
     dynamodb: 'readWrite',
@@ -103,6 +109,7 @@ export const STAGES = {
     callsModel: true,
     callsJudgeModel: false,
     callsEmbeddingModel: false,
+    screensSafety: false,
     // The pool's seeds and index; the iteration's candidates and raw calls.
     s3: { read: [POOLS_PREFIX], write: [RUNS_PREFIX], list: [] },
     // Per-call records (usage, replies), which a `replay:` model reads too.
@@ -119,6 +126,7 @@ export const STAGES = {
     callsModel: false,
     callsJudgeModel: false,
     callsEmbeddingModel: true,
+    screensSafety: true,
     // The pool's ROUGE-L index and vectors, the iteration's candidates; its decisions, index and vectors.
     s3: { read: [POOLS_PREFIX, RUNS_PREFIX], write: [RUNS_PREFIX], list: [] },
     // The pool's tasks and lease; the embedding calls' records.
@@ -135,6 +143,7 @@ export const STAGES = {
     callsModel: true,
     callsJudgeModel: true,
     callsEmbeddingModel: false,
+    screensSafety: true,
     // The chunk's raw calls; per-call records (which a `replay:` model reads) are in the table.
     s3: { read: [], write: [RUNS_PREFIX], list: [] },
     dynamodb: 'readWrite',
@@ -149,6 +158,7 @@ export const STAGES = {
     callsModel: false,
     callsJudgeModel: false,
     callsEmbeddingModel: false,
+    screensSafety: false,
     // The iteration's index and vectors (copied to the pool's), the run's verb–noun pairs (diversity);
     // the price table of the cost.
     s3: { read: [RUNS_PREFIX, PRICE_TABLE_PREFIX], write: [POOLS_PREFIX, RUNS_PREFIX], list: [] },
@@ -164,6 +174,7 @@ export const STAGES = {
     callsModel: false,
     callsJudgeModel: false,
     callsEmbeddingModel: false,
+    screensSafety: false,
     s3: { read: [], write: [EXPORTS_PREFIX], list: [] },
     dynamodb: 'readWrite',
   },
@@ -179,6 +190,7 @@ export const STAGES = {
     callsModel: false,
     callsJudgeModel: false,
     callsEmbeddingModel: false,
+    screensSafety: false,
     // Reads the run item (its pool), marks it failed, releases the pool's lease.
     s3: { read: [], write: [], list: [] },
     dynamodb: 'readWrite',

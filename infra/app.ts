@@ -4,6 +4,7 @@
  */
 import { App } from 'aws-cdk-lib';
 import { LIMIT_SETTINGS, parseEndpointList } from '../functions/shared/limits.ts';
+import { parseGuardrailSetting } from './guardrail.ts';
 import { applyNag } from './nag.ts';
 import { SelfInstructStack, type SelfInstructStackProps } from './stack.ts';
 
@@ -34,6 +35,7 @@ export function propsFromContext(app: App): SelfInstructStackProps {
     allowedModelEndpoints: endpoints === undefined ? undefined : parseEndpointList(endpoints),
     maxModelCallsInFlight: num('maxModelCallsInFlight'),
     modelFunctionConcurrency: num('modelFunctionConcurrency'),
+    guardrail: parseGuardrailSetting(get('guardrail')),
   };
 }
 

@@ -37,6 +37,7 @@ export function permissionsTable(): string {
         ? [`API key secret, deployed Bedrock model${stage.callsJudgeModel ? ' and judge model' : ''}`]
         : []),
       ...(stage.callsEmbeddingModel ? ['API key secret, deployed Bedrock embedding model'] : []),
+      ...(stage.screensSafety ? ['deployed Bedrock guardrail (`bedrock:ApplyGuardrail`)'] : []),
     ].join('; ') || '–',
   ]);
   const header = ['stage', 'S3 read', 'S3 write', 'S3 list', 'DynamoDB table', 'model'];

@@ -23,6 +23,7 @@ import {
   type OperatorLimits,
 } from '../functions/shared/limits.ts';
 import { defaultEmbeddingModel } from '../functions/shared/models/embedding-ids.ts';
+import { type DeployedGuardrail, deployGuardrail, type GuardrailSetting } from './guardrail.ts';
 import { PROJECT_ROOT } from './project.ts';
 import { SelfInstructWorkflow } from './workflow.ts';
 
@@ -85,6 +86,12 @@ export interface SelfInstructStackProps extends StackProps {
    * @default - none reserved
    */
   readonly modelFunctionConcurrency?: number;
+  /**
+   * The Bedrock guardrail of the safety screen `bedrock-guardrail` (context `selfinstruct:guardrail`, see
+   * `infra/guardrail.ts`): policies for a guardrail the stack creates, or an existing one's id and version.
+   * @default - none: runs may not use `bedrock-guardrail`
+   */
+  readonly guardrail?: GuardrailSetting;
 }
 
 /**
@@ -124,6 +131,8 @@ export class SelfInstructStack extends Stack {
   readonly bedrockEmbeddingModelIds: string[];
   /** Bedrock model ids the judge may invoke (`selfinstruct:judgeModel`, when another Bedrock model). */
   readonly bedrockJudgeModelIds: string[];
+  /** The guardrail the screening stages may apply, when the deployment has one. */
+  readonly guardrail?: DeployedGuardrail;
 
   constructor(scope: Construct, id: string, props: SelfInstructStackProps = {}) {
     super(scope, id, props);
@@ -167,6 +176,8 @@ export class SelfInstructStack extends Stack {
           description: 'API key of the OpenAI-compatible model provider (set it after deploying)',
         });
 
+    this.guardrail = props.guardrail === undefined ? undefined : deployGuardrail(this, props.guardrail);
+
     this.workflow = new SelfInstructWorkflow(this, 'Workflow', {
       bucket: this.bucket,
       table: this.table,
@@ -175,6 +186,7 @@ export class SelfInstructStack extends Stack {
       bedrockEmbeddingModelIds: this.bedrockEmbeddingModelIds,
       bedrockJudgeModelIds: this.bedrockJudgeModelIds,
       limits,
+      guardrail: this.guardrail,
     });
     const { stateMachine } = this.workflow;
 

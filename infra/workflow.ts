@@ -25,8 +25,10 @@ import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import { ConfigurationError } from '../functions/shared/errors.ts';
 import { DEFAULT_OPERATOR_LIMITS, LIMIT_SETTINGS, type OperatorLimits } from '../functions/shared/limits.ts';
+import { GUARDRAIL_ENV } from '../functions/shared/safety.ts';
 import { CONTROL_STATES, STAGES, type StageKey, type StageSpec } from '../functions/stages.ts';
 import { inferenceProfileModel } from './bedrock-ids.ts';
+import type { DeployedGuardrail } from './guardrail.ts';
 import { ENTRY_METADATA, PROJECT_ROOT } from './project.ts';
 import { RoleWithUnscopedPolicy } from './roles.ts';
 
@@ -83,6 +85,13 @@ export interface SelfInstructWorkflowProps {
    * @default DEFAULT_OPERATOR_LIMITS
    */
   readonly limits?: OperatorLimits;
+  /**
+   * The Bedrock guardrail of the safety screen `bedrock-guardrail` (see `infra/guardrail.ts`): the
+   * screening stages may apply it, and they and "Prepare run" (which refuses the screen without it) get
+   * its id and version.
+   * @default - none: the screen `bedrock-guardrail` is refused
+   */
+  readonly guardrail?: DeployedGuardrail;
 }
 
 /**
@@ -147,6 +156,20 @@ function grantStageAccess(fn: lambda.Function, spec: StageSpec, props: SelfInstr
   for (const prefix of spec.s3.write) props.bucket.grantPut(fn, `${prefix}*`);
   if (spec.dynamodb === 'readWrite') props.table.grantReadWriteData(fn);
   if (spec.dynamodb === 'read') props.table.grantReadData(fn);
+  const { guardrail } = props;
+  if (guardrail && (spec.screensSafety || spec === STAGES.prepare)) {
+    fn.addEnvironment(GUARDRAIL_ENV.id, guardrail.id);
+    fn.addEnvironment(GUARDRAIL_ENV.version, guardrail.version);
+  }
+  if (guardrail && spec.screensSafety) {
+    // No grant helper for a guardrail either: the one action, on that guardrail's ARN alone (its
+    // versions share it).
+    iam.Grant.addToPrincipal({
+      grantee: fn,
+      actions: ['bedrock:ApplyGuardrail'],
+      resourceArns: [guardrail.arn],
+    });
+  }
   if (!spec.callsModel && !spec.callsEmbeddingModel) return;
   if (props.apiKeySecret) {
     props.apiKeySecret.grantRead(fn);

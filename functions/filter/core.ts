@@ -38,12 +38,16 @@ export async function filterAndDeduplicate(
     now = () => new Date(),
     embedders,
     remainingMs,
-    safety = createSafetyScreen(config.safetyScreen),
+    safety = createSafetyScreen(config.safetyScreen, {
+      ledger: { pool, runId, iteration: progress.iteration + 1, scope: 'filter' },
+      concurrency: config.callConcurrency,
+      remainingMs,
+    }),
   }: {
     objects: ObjectStore;
     pool: PoolStore;
     now?: () => Date;
-    /** The run's safety screen. @default createSafetyScreen(config.safetyScreen) */
+    /** The run's safety screen (billed calls in the run's ledger). @default createSafetyScreen(config.safetyScreen, …) */
     safety?: SafetyScreen;
   } & Partial<NearDuplicateDeps>,
 ): Promise<FilterResult> {
@@ -211,7 +215,10 @@ async function flagged(
 async function screenForSafety(screened: Screened[], safety: SafetyScreen | undefined): Promise<void> {
   if (safety === undefined) return;
   const passed = screened.filter((candidate) => candidate.filtered === null);
-  const verdicts = await safety.screen(passed.map((candidate) => candidate.instruction));
+  const verdicts = await safety.screen(
+    passed.map((candidate) => candidate.instruction),
+    'instructions',
+  );
   passed.forEach((candidate, i) => {
     const category = verdicts[i];
     if (category) candidate.filtered = unsafeReason(category);

@@ -28,7 +28,14 @@ import { addUsageByStage, ModelCalls } from '../shared/model-calls.ts';
 import { judgeModelOf } from '../shared/models/judge-ids.ts';
 import { stagedBy } from '../shared/pool-commit.ts';
 import { holdPool } from '../shared/pool-lease.ts';
-import type { ObjectStore, PoolStore, PoolTask, TaskQuality, TextModel } from '../shared/ports.ts';
+import {
+  type ObjectStore,
+  type PoolStore,
+  type PoolTask,
+  SAFETY_STAGE,
+  type TaskQuality,
+  type TextModel,
+} from '../shared/ports.ts';
 import { PROFILES } from '../shared/profiles.ts';
 import { createSafetyScreen, type SafetyScreen, unsafeReason } from '../shared/safety.ts';
 import {
@@ -78,7 +85,7 @@ export interface InstancesDeps {
   judge?: TextModel;
   /** Milliseconds the function has left. */
   remainingMs?: () => number;
-  /** The run's safety screen. @default createSafetyScreen(config.safetyScreen) */
+  /** The run's safety screen (billed calls in the run's ledger). @default createSafetyScreen(config.safetyScreen, …) */
   safety?: SafetyScreen;
 }
 
@@ -90,7 +97,11 @@ export async function generateInstances(
     model,
     judge,
     remainingMs,
-    safety = createSafetyScreen(config.safetyScreen),
+    safety = createSafetyScreen(config.safetyScreen, {
+      ledger: { pool, runId, iteration: progress.iteration + 1, scope: `chunk-${chunk.index}` },
+      concurrency: config.callConcurrency,
+      remainingMs,
+    }),
   }: InstancesDeps,
 ): Promise<InstancesResult> {
   const profile = PROFILES[config.profile];
@@ -169,7 +180,10 @@ export async function generateInstances(
       for (const [reason, n] of Object.entries<number>(filtered.dropped)) count(`instance-${reason}`, n);
       // The safety screen over the instances kept: a flagged one is dropped (see `safety.ts`).
       const verdicts = safety
-        ? await safety.screen(filtered.kept.map(({ input, output }) => `${input}\n${output}`))
+        ? await safety.screen(
+            filtered.kept.map(({ input, output }) => `${input}\n${output}`),
+            'instances',
+          )
         : [];
       const kept = filtered.kept.filter((_, i) => {
         const category = verdicts[i];
@@ -234,5 +248,6 @@ export async function generateInstances(
     await objects.put(keys.raw('generate-instances', chunk.index), toJsonLines(records), 'application/jsonl');
   }
   const usage = runners.reduce<UsageByStage>((sum, runner) => addUsageByStage(sum, runner.usage), {});
+  if (safety?.usage && safety.usage.calls > 0) addUsageByStage(usage, { [SAFETY_STAGE]: safety.usage });
   return { chunk: chunk.index, counts, usage };
 }

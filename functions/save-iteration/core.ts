@@ -22,11 +22,13 @@ import {
   type ObjectStore,
   type PoolStore,
   type PoolTask,
+  SAFETY_STAGE,
 } from '../shared/ports.ts';
 import { DEFAULT_USAGE_ASSUMPTIONS, iterationAwsUsage } from '../shared/pricing/aws-usage.ts';
 import { awsCost, modelCost } from '../shared/pricing/pricing.ts';
 import { priceTable } from '../shared/pricing/run-prices.ts';
 import type { IterationCost, IterationDiversity, IterationRecord } from '../shared/records.ts';
+import { GUARDRAIL_PRICE_ID } from '../shared/safety.ts';
 import {
   addCounts,
   type Counts,
@@ -216,13 +218,16 @@ async function iterationCost(
   const modelUsdByStage: Record<string, number> = {};
   let modelUnpriced = false;
   for (const [stage, usage] of Object.entries(byStage)) {
-    // Embedding calls are billed at the embedding model's price, judge calls at the judge's.
+    // Embedding calls are billed at the embedding model's price, judge calls at the judge's, guardrail
+    // calls (their text units) at the guardrail's.
     const model =
       stage === EMBEDDING_STAGE
         ? (config.embeddingModel ?? config.model)
         : stage === JUDGE_STAGE
           ? (config.judgeModel ?? config.model)
-          : config.model;
+          : stage === SAFETY_STAGE
+            ? GUARDRAIL_PRICE_ID
+            : config.model;
     const priced = modelCost(table, model, usage);
     if (!priced.priced) modelUnpriced = true;
     modelUsdByStage[stage] = priced.usd ?? 0;

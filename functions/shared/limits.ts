@@ -141,8 +141,8 @@ export function checkOperatorLimits(
   if (config.embeddingModel !== undefined && config.embeddingModel !== NO_EMBEDDINGS) {
     assertModelAllowed(config.embeddingModel, limits.allowedModelEndpoints);
   }
-  // A moderation endpoint gets the API key too.
-  if (config.safetyScreen.includes(':'))
+  // A moderation endpoint gets the API key too (a Bedrock guardrail does not: IAM confines it).
+  if (config.safetyScreen.startsWith('openai'))
     assertModelAllowed(config.safetyScreen, limits.allowedModelEndpoints);
   const judge = judgeModelOf(config);
   if (judge !== undefined) assertModelAllowed(judge, limits.allowedModelEndpoints);

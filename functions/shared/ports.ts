@@ -15,6 +15,13 @@ export const JUDGE_STAGE = 'judge' satisfies ModelStage;
 export const EMBEDDING_STAGE = 'embed-instructions';
 
 /**
+ * The step that calls a billed safety screen (Amazon Bedrock Guardrails' `ApplyGuardrail`, in "Filter
+ * and deduplicate" and "Generate instances"); its calls' input tokens are the guardrail's billed text
+ * units (see `safety.ts`).
+ */
+export const SAFETY_STAGE = 'screen-safety';
+
+/**
  * Which prompt format a request is: the task (`instructions`, `classify`, `instances`) and the prompt a
  * profile renders for it (the paper's completion prompts are shared by `self-instruct` and `alpaca` where
  * Alpaca keeps them). The offline model writes its reply by this tag, as a real model would by reading the
@@ -217,7 +224,7 @@ export interface StoredCall {
   callKey: string;
   /** Unique per billed call. */
   callId: string;
-  stage: ModelStage | typeof EMBEDDING_STAGE;
+  stage: ModelStage | typeof EMBEDDING_STAGE | typeof SAFETY_STAGE;
   iteration: number;
   promptHash: string;
   model: string;

@@ -9,29 +9,85 @@
  * - `openai:<model>` (e.g. `openai:omni-moderation-latest`) or `openai-compatible:<model>@<base URL>`:
  *   the `/moderations` endpoint; the first flagged category, `/` written as `-` (`unsafe-hate-threatening`).
  *   OpenAI does not bill moderation calls, so they are not in the call ledger.
+ * - `bedrock-guardrail`: Amazon Bedrock Guardrails' `ApplyGuardrail` with the deployment's guardrail
+ *   (CDK context `selfinstruct:guardrail`: created by the stack from its policies, or an existing one
+ *   named there), or `bedrock-guardrail:<id>:<version>` for another version of that same guardrail: the
+ *   functions may apply that guardrail alone (IAM), so "Prepare run" refuses any other. One call per
+ *   text, under the run's `callConcurrency`; candidate instructions are screened as `INPUT` (they become
+ *   prompts: the prompt-attack filter applies), instances as `OUTPUT` (model answers). Category: the
+ *   blocking content filter's type (`violence`, `hate`, `prompt-attack` …), `topic-<name>` for a denied
+ *   topic, `denied-word` or `profanity` for the word filters. Each call is billed by text unit (up to
+ *   1,000 characters) per policy: it is recorded in the run's call ledger (stage `screen-safety`, its
+ *   content-filter and denied-topic units as input tokens) and priced from the price table's
+ *   `bedrock-guardrail` entry.
  * - `none`: no screen.
  * Model output is untrusted: the screen only reads it and returns category names from its own list.
  */
+import { randomUUID } from 'node:crypto';
+import type { ApplyGuardrailCommandOutput } from '@aws-sdk/client-bedrock-runtime';
 import { backOff } from 'exponential-backoff';
 import type { RegExpMatcher } from 'obscenity';
-import { ModelRequestFailed, ModelThrottled, ModelUnavailable } from './errors.ts';
-import { retryPolicy } from './model-calls.ts';
+import { ConfigurationError, ModelRequestFailed, ModelThrottled, ModelUnavailable } from './errors.ts';
+import {
+  AdaptiveLimit,
+  addUsage,
+  type CallLedger,
+  emptyUsage,
+  promptHash,
+  type RetryPolicy,
+  retryPolicy,
+  TIME_RESERVE_MS,
+} from './model-calls.ts';
 import { parseModelId } from './models/model-ids.ts';
+import { SAFETY_STAGE } from './ports.ts';
+import type { Usage } from './schemas.ts';
 
 /** `safetyScreen` that turns the screen off. */
 export const NO_SCREEN = 'none';
 /** The default screen. */
 export const LEXICON = 'lexicon';
+/** `safetyScreen` of the deployment's guardrail (`bedrock-guardrail:<id>:<version>` names a version). */
+export const BEDROCK_GUARDRAIL = 'bedrock-guardrail';
+/** The price table entry of `ApplyGuardrail` calls (USD per million billed text units). */
+export const GUARDRAIL_PRICE_ID = BEDROCK_GUARDRAIL;
+/** The CDK context key of the deployment's guardrail (see `infra/guardrail.ts`). */
+export const GUARDRAIL_CONTEXT = 'selfinstruct:guardrail';
+/** The environment variables that hand the deployment's guardrail to the functions. */
+export const GUARDRAIL_ENV = {
+  id: 'SELFINSTRUCT_GUARDRAIL_ID',
+  version: 'SELFINSTRUCT_GUARDRAIL_VERSION',
+} as const;
 
 /** The reason a screened text is dropped for. */
 export type UnsafeReason = `unsafe-${string}`;
 export const unsafeReason = (category: string): UnsafeReason =>
   `unsafe-${category.toLowerCase().replace(/[^a-z0-9]+/g, '-')}`;
 
+/**
+ * What the screened texts are: candidate `instructions` (prompts to be) or generated `instances`
+ * (answers); a screen that tells inputs from outputs (a guardrail) applies the matching policies.
+ */
+export type ScreenedText = 'instructions' | 'instances';
+
 /** Screens texts; one category per text, or null when it passes. */
 export interface SafetyScreen {
   readonly id: string;
-  screen(texts: readonly string[]): Promise<(string | null)[]>;
+  /** What this invocation's billed screening calls cost, when the screen is billed. */
+  readonly usage?: Usage;
+  screen(texts: readonly string[], kind?: ScreenedText): Promise<(string | null)[]>;
+}
+
+/** Where a billed screen records its calls, and how many it makes at once. */
+export interface SafetyScreenOptions {
+  /** The run's call ledger; none: nothing recorded (tests, tools). */
+  ledger?: CallLedger;
+  /** The ceiling of calls at once (run input `callConcurrency`). @default 8 */
+  concurrency?: number;
+  retry?: RetryPolicy;
+  /** Milliseconds the function has left. @default unbounded */
+  remainingMs?: () => number;
+  /** Where the deployment's guardrail is read from. @default process.env */
+  env?: NodeJS.ProcessEnv;
 }
 
 /**
@@ -117,24 +173,201 @@ export class ModerationScreen implements SafetyScreen {
   }
 }
 
+/** A Bedrock guardrail version. */
+export interface GuardrailRef {
+  /** The guardrail's id (the last part of its ARN). */
+  id: string;
+  /** `DRAFT` or a version number. */
+  version: string;
+}
+
+const GUARDRAIL_ID = /^bedrock-guardrail:(.+):(DRAFT|[1-9][0-9]{0,7})$/;
+
+/**
+ * The guardrail a `bedrock-guardrail…` screen id names, checked against the deployment's (from
+ * `GUARDRAIL_ENV`): `ConfigurationError` when the deployment has none or `id` names another guardrail
+ * (the functions may apply the deployment's alone), `ModelRequestFailed` when `id` is malformed.
+ */
+export function guardrailOf(id: string, env: NodeJS.ProcessEnv = process.env): GuardrailRef {
+  const deployed = env[GUARDRAIL_ENV.id];
+  const deployedVersion = env[GUARDRAIL_ENV.version];
+  const how = `deploy with -c ${GUARDRAIL_CONTEXT}='{}' (the stack creates one with the default policies; see the README's "Safety screen")`;
+  if (!deployed || !deployedVersion) {
+    throw new ConfigurationError(`safety screen "${id}": this deployment has no Bedrock guardrail: ${how}`);
+  }
+  if (id === BEDROCK_GUARDRAIL) return { id: deployed, version: deployedVersion };
+  const match = GUARDRAIL_ID.exec(id);
+  if (!match) {
+    throw new ModelRequestFailed(
+      `Unknown safety screen "${id}": use ${BEDROCK_GUARDRAIL} or ${BEDROCK_GUARDRAIL}:<guardrail id or ARN>:<version or DRAFT>`,
+    );
+  }
+  const identifier = match[1] as string;
+  // An ARN ends in `guardrail/<id>`.
+  const named = identifier.startsWith('arn:') ? identifier.split('/').at(-1) : identifier;
+  if (named !== deployed) {
+    throw new ConfigurationError(
+      `safety screen "${id}": the functions may apply this deployment's guardrail ${deployed} only (IAM grants bedrock:ApplyGuardrail on it alone); to screen with another, name it in CDK context ${GUARDRAIL_CONTEXT} ({"id": "<id>", "version": "<version>"}) and deploy`,
+    );
+  }
+  return { id: deployed, version: match[2] as string };
+}
+
+/** The category names of the content filters (`HATE` → `hate`, `PROMPT_ATTACK` → `prompt-attack`). */
+const filterCategory = (type: string) => type.toLowerCase().replace(/_/g, '-');
+
+/**
+ * The category an `ApplyGuardrail` reply blocks a text for, or null when the guardrail did not
+ * intervene: the first blocking content filter (`violence`, `hate`, `insults`, `sexual`, `misconduct`,
+ * `prompt-attack`), else denied topic (`topic-<name>`), else word filter (`profanity` for the managed
+ * list, `denied-word` for the custom words), else sensitive information; `guardrail` when the reply names
+ * none. A filter in detect mode (action `NONE`) blocks nothing.
+ */
+export function guardrailCategory(
+  reply: Pick<ApplyGuardrailCommandOutput, 'action' | 'assessments'>,
+): string | null {
+  if (reply.action !== 'GUARDRAIL_INTERVENED') return null;
+  for (const assessment of reply.assessments ?? []) {
+    const filter = assessment.contentPolicy?.filters?.find((f) => f.action === 'BLOCKED');
+    if (filter?.type) return filterCategory(filter.type);
+    const topic = assessment.topicPolicy?.topics?.find((t) => t.action === 'BLOCKED');
+    if (topic) return `topic-${topic.name ?? 'denied'}`;
+    const words = assessment.wordPolicy;
+    if (words?.managedWordLists?.some((w) => w.action === 'BLOCKED')) return 'profanity';
+    if (words?.customWords?.some((w) => w.action === 'BLOCKED')) return 'denied-word';
+    const sensitive = assessment.sensitiveInformationPolicy;
+    if (
+      sensitive?.piiEntities?.some((e) => e.action === 'BLOCKED') ||
+      sensitive?.regexes?.some((r) => r.action === 'BLOCKED')
+    ) {
+      return 'sensitive-information';
+    }
+  }
+  return 'guardrail';
+}
+
+/**
+ * The text units of an `ApplyGuardrail` reply that are billed at the price table's `bedrock-guardrail`
+ * rate: content filters and denied topics ($0.15 per 1,000 units each as of 2026-11); word filters are
+ * free, and the other policies are not configured by the stack.
+ */
+export const billedGuardrailUnits = (reply: Pick<ApplyGuardrailCommandOutput, 'usage'>): number =>
+  (reply.usage?.contentPolicyUnits ?? 0) + (reply.usage?.topicPolicyUnits ?? 0);
+
+const retryable = (error: unknown) => error instanceof ModelThrottled || error instanceof ModelUnavailable;
+
+/**
+ * The `bedrock-guardrail` screen: one `ApplyGuardrail` call per text, under an adaptive limit of
+ * `concurrency` calls at once, throttled and transient failures retried with the runner's backoff while
+ * the function has time; a call still failing fails the stage with its error, for the state machine's
+ * Retry (an unscreened text must not pass). Each billed call is recorded in the run's ledger.
+ */
+export class GuardrailScreen implements SafetyScreen {
+  readonly usage: Usage = emptyUsage();
+  private readonly limit: AdaptiveLimit;
+  private readonly retry: RetryPolicy;
+  private calls = 0;
+
+  constructor(
+    readonly id: string,
+    readonly guardrail: GuardrailRef,
+    private readonly options: SafetyScreenOptions = {},
+  ) {
+    this.limit = new AdaptiveLimit(options.concurrency ?? 8);
+    this.retry = options.retry ?? retryPolicy();
+  }
+
+  async screen(texts: readonly string[], kind: ScreenedText = 'instructions'): Promise<(string | null)[]> {
+    const source = kind === 'instances' ? 'OUTPUT' : 'INPUT';
+    // ApplyGuardrail refuses empty text; there is nothing in it to flag.
+    return Promise.all(texts.map((text) => (text.trim() === '' ? null : this.#call(text, source))));
+  }
+
+  #timeLeft(): number {
+    return this.options.remainingMs?.() ?? Number.POSITIVE_INFINITY;
+  }
+
+  async #call(text: string, source: 'INPUT' | 'OUTPUT'): Promise<string | null> {
+    const { ApplyGuardrailCommand } = await import('@aws-sdk/client-bedrock-runtime');
+    const { bedrockClient, bedrockError } = await import('./models/bedrock.ts');
+    const { id, version } = this.guardrail;
+    const started = Date.now();
+    const reply = await backOff(
+      () =>
+        this.limit.run(async () => {
+          if (this.#timeLeft() < TIME_RESERVE_MS) {
+            throw new ModelUnavailable('no time left in this function for another guardrail call');
+          }
+          try {
+            return await bedrockClient().send(
+              new ApplyGuardrailCommand({
+                guardrailIdentifier: id,
+                guardrailVersion: version,
+                source,
+                content: [{ text: { text } }],
+              }),
+            );
+          } catch (error) {
+            throw bedrockError(error, id, `guardrail ${id}:${version}`);
+          }
+        }),
+      {
+        numOfAttempts: this.retry.attempts,
+        startingDelay: this.retry.baseDelayMs,
+        maxDelay: this.retry.maxDelayMs,
+        jitter: 'full',
+        retry: (error) => retryable(error) && this.#timeLeft() >= TIME_RESERVE_MS + this.retry.maxDelayMs,
+      },
+    );
+    const units = billedGuardrailUnits(reply);
+    const number = this.calls++;
+    if (this.options.ledger) {
+      const { pool, runId, iteration, scope } = this.options.ledger;
+      await pool.putCall(runId, {
+        callKey: `${iteration}#${scope}#guardrail-${number}`,
+        callId: randomUUID(),
+        stage: SAFETY_STAGE,
+        iteration,
+        promptHash: promptHash({ prompt: text }),
+        model: `${BEDROCK_GUARDRAIL}:${id}:${version}`,
+        finish: 'stop',
+        inputTokens: units,
+        outputTokens: 0,
+        estimated: false,
+        latencyMs: Date.now() - started,
+        at: new Date().toISOString(),
+      });
+    }
+    addUsage(this.usage, { calls: 1, inputTokens: units, outputTokens: 0, estimated: false });
+    return guardrailCategory(reply);
+  }
+}
+
 function openAIEndpointOf(id: string) {
   const spec = parseModelId(id);
   if ((spec.provider !== 'openai' && spec.provider !== 'openai-compatible') || spec.completions) {
     throw new ModelRequestFailed(
-      `Unknown safety screen "${id}": use ${LEXICON}, ${NO_SCREEN}, openai:<moderation model> or openai-compatible:<model>@<base URL>`,
+      `Unknown safety screen "${id}": use ${LEXICON}, ${NO_SCREEN}, ${BEDROCK_GUARDRAIL}, openai:<moderation model> or openai-compatible:<model>@<base URL>`,
     );
   }
   return spec;
 }
 
-/** Throws `ModelRequestFailed` when `id` names no screen (checked by "Prepare run" before any call). */
-export function checkSafetyScreenId(id: string): void {
-  if (id !== LEXICON && id !== NO_SCREEN) openAIEndpointOf(id);
+const isGuardrail = (id: string) => id === BEDROCK_GUARDRAIL || id.startsWith(`${BEDROCK_GUARDRAIL}:`);
+
+/**
+ * Throws when `id` names no screen this deployment can run (checked by "Prepare run" before any call):
+ * `ModelRequestFailed` for an unknown one, `ConfigurationError` for a guardrail the deployment lacks.
+ */
+export function checkSafetyScreenId(id: string, env: NodeJS.ProcessEnv = process.env): void {
+  if (isGuardrail(id)) guardrailOf(id, env);
+  else if (id !== LEXICON && id !== NO_SCREEN) openAIEndpointOf(id);
 }
 
-/** The screen `id` names; undefined for `none`. */
-export function createSafetyScreen(id: string): SafetyScreen | undefined {
+/** The screen `id` names; undefined for `none`. `options` serve the billed screens. */
+export function createSafetyScreen(id: string, options: SafetyScreenOptions = {}): SafetyScreen | undefined {
   if (id === NO_SCREEN) return undefined;
   if (id === LEXICON) return new LexiconScreen();
+  if (isGuardrail(id)) return new GuardrailScreen(id, guardrailOf(id, options.env), options);
   return new ModerationScreen(id, openAIEndpointOf(id));
 }

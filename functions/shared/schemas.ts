@@ -157,7 +157,7 @@ export const RunInput = z
       )
       .default('lexicon')
       .describe(
-        'Screen of candidate instructions and generated instances: lexicon (a profanity word list, local) | openai:<moderation model> | openai-compatible:<model>@<base URL> (a /moderations endpoint) | none. A flagged text is dropped as unsafe-<category>.',
+        'Screen of candidate instructions and generated instances: lexicon (a profanity word list, local) | bedrock-guardrail (Amazon Bedrock Guardrails, the guardrail of CDK context selfinstruct:guardrail; bedrock-guardrail:<id>:<version> for another version of it) | openai:<moderation model> | openai-compatible:<model>@<base URL> (a /moderations endpoint) | none. A flagged text is dropped as unsafe-<category>.',
       ),
     diverseDemonstrations: z
       .boolean()

@@ -9,7 +9,7 @@
  * built, as the service would: S3's REST method, path, query and copy-source header (`s3:prefix` for a
  * listing), DynamoDB's `X-Amz-Target` and body (`TableName`, `IndexName`, `RequestItems`,
  * `TransactItems`), Bedrock's `/model/{id}/converse` path (the foundation model or inference profile in
- * the signing region), the JSON protocols' `X-Amz-Target` for Secrets Manager and Step Functions.
+ * the signing region) and `/guardrail/{id}/version/{v}/apply` path (the guardrail), the JSON protocols' `X-Amz-Target` for Secrets Manager and Step Functions.
  */
 import { Readable } from 'node:stream';
 import type { AwsService } from '../../functions/shared/config.ts';
@@ -196,10 +196,23 @@ const BEDROCK_OPERATIONS: Record<string, [string, string]> = {
 };
 
 function describeBedrock(request: SdkHttpRequest, place: Place): AwsRequest {
+  const region = signingRegion(request) ?? place.region;
+  // ApplyGuardrail: `/guardrail/{id or ARN}/version/{version}/apply`, on the guardrail (all versions).
+  const guardrail = /^\/guardrail\/([^/]+)\/version\/[^/]+\/apply$/.exec(request.path);
+  if (guardrail) {
+    const identifier = decodeURIComponent(guardrail[1] ?? '');
+    const resource = identifier.startsWith('arn:')
+      ? identifier
+      : `arn:aws:bedrock:${region}:${place.account}:guardrail/${identifier}`;
+    return {
+      service: 'bedrock-runtime',
+      operation: 'ApplyGuardrail',
+      authorizations: [{ action: 'bedrock:ApplyGuardrail', resource }],
+    };
+  }
   const match = /^\/model\/([^/]+)\/([a-z-]+)$/.exec(request.path);
   const [operation, action] = BEDROCK_OPERATIONS[match?.[2] ?? ''] ?? [request.path, 'bedrock:InvokeModel'];
   const modelId = decodeURIComponent(match?.[1] ?? '');
-  const region = signingRegion(request) ?? place.region;
   const foundation = (id: string) => `arn:aws:bedrock:${region}::foundation-model/${id}`;
   const base = inferenceProfileModel(modelId);
   const resources = modelId.startsWith('arn:')

@@ -699,13 +699,36 @@ function localNames(
         return `arn:aws:logs:${region}:${account}:log-group:${id}:*`;
       case 'AWS::Events::Rule':
         return `arn:aws:events:${region}:${account}:rule/${id}`;
+      case 'AWS::Bedrock::Guardrail':
+        return `arn:aws:bedrock:${region}:${account}:guardrail/${guardrailId(id)}`;
       default:
         return `arn:aws:local:${region}:${account}:${id}`;
     }
   };
+  // A guardrail's id is lower-case letters and digits; its first version is 1.
+  const guardrailId = (id: string) =>
+    id
+      .toLowerCase()
+      .replace(/[^a-z0-9]/g, '')
+      .slice(0, 64);
+  const attribute = (id: string, name: string): string | undefined => {
+    const resource = template.Resources[id];
+    if (resource?.Type === 'AWS::Bedrock::Guardrail') {
+      return { GuardrailArn: arn(id), GuardrailId: guardrailId(id), Version: 'DRAFT' }[name];
+    }
+    if (resource?.Type === 'AWS::Bedrock::GuardrailVersion') {
+      if (name === 'Version') return '1';
+      const of = (resource.Properties?.GuardrailIdentifier as { 'Fn::GetAtt'?: [string, string] })?.[
+        'Fn::GetAtt'
+      ]?.[0];
+      return of === undefined ? undefined : attribute(of, name);
+    }
+    return undefined;
+  };
   return {
     region,
     arn,
+    attribute,
     ref: (id) => {
       if (id === bucketId) return bucketName;
       if (id === tableId) return tableId;

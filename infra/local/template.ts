@@ -186,6 +186,8 @@ export const LOCAL_REGION = 'us-east-1';
 export interface LocalNames {
   ref(logicalId: string): string;
   arn(logicalId: string): string;
+  /** Another `Fn::GetAtt` attribute (e.g. a guardrail's `GuardrailId`), when the local stack knows it. */
+  attribute?(logicalId: string, attribute: string): string | undefined;
   /** The region `AWS::Region` stands for. @default LOCAL_REGION */
   region?: string;
 }
@@ -212,6 +214,8 @@ export function resolveIntrinsics(value: unknown, names: LocalNames): unknown {
         case 'Fn::GetAtt': {
           const [id, attribute] = arg as [string, string];
           if (attribute === 'Arn') return names.arn(id);
+          const known = names.attribute?.(id, attribute);
+          if (known !== undefined) return known;
           throw new Error(`local stack: unsupported Fn::GetAtt ${id}.${attribute}`);
         }
         case 'Fn::Join': {

@@ -7,6 +7,7 @@ import { App } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { LIMIT_SETTINGS } from '../../functions/shared/limits.ts';
+import { GUARDRAIL_ENV } from '../../functions/shared/safety.ts';
 import { INLINE_MAP_MAX_CONCURRENCY } from '../../functions/shared/schemas.ts';
 import { STAGES } from '../../functions/stages.ts';
 import { buildApp, propsFromContext } from '../../infra/app.ts';
@@ -229,6 +230,93 @@ describe('a judge on another Bedrock model', () => {
         judge,
       ),
     ).toEqual([]);
+  });
+});
+
+describe('a Bedrock guardrail (CDK context selfinstruct:guardrail)', () => {
+  let guarded: ReturnType<typeof synthesize>;
+  const resourcesOf = (synthesized: ReturnType<typeof synthesize>, type: string) =>
+    Object.entries(synthesized.template.Resources).filter(([, r]) => r.Type === type);
+
+  beforeAll(() => {
+    guarded = synthesize({
+      'selfinstruct:guardrail': JSON.stringify({ filters: { VIOLENCE: 'HIGH' }, deniedWords: ['acme'] }),
+    });
+  });
+
+  it('is created from the context’s policies, every other category at the default strength, with a version', () => {
+    const [guardrail, ...more] = resourcesOf(guarded, 'AWS::Bedrock::Guardrail');
+    expect(more).toEqual([]);
+    const properties = guardrail?.[1].Properties ?? {};
+    expect(properties.ContentPolicyConfig).toEqual({
+      FiltersConfig: [
+        { Type: 'HATE', InputStrength: 'MEDIUM', OutputStrength: 'MEDIUM' },
+        { Type: 'INSULTS', InputStrength: 'MEDIUM', OutputStrength: 'MEDIUM' },
+        { Type: 'SEXUAL', InputStrength: 'MEDIUM', OutputStrength: 'MEDIUM' },
+        { Type: 'VIOLENCE', InputStrength: 'HIGH', OutputStrength: 'HIGH' },
+        { Type: 'MISCONDUCT', InputStrength: 'MEDIUM', OutputStrength: 'MEDIUM' },
+        // Prompt attacks are evaluated on inputs only.
+        { Type: 'PROMPT_ATTACK', InputStrength: 'MEDIUM', OutputStrength: 'NONE' },
+      ],
+    });
+    expect(properties.WordPolicyConfig).toEqual({
+      WordsConfig: [{ Text: 'acme' }],
+      ManagedWordListsConfig: [{ Type: 'PROFANITY' }],
+    });
+    expect(properties.TopicPolicyConfig).toBeUndefined();
+    const [version] = resourcesOf(guarded, 'AWS::Bedrock::GuardrailVersion');
+    expect(version?.[1].Properties?.GuardrailIdentifier).toBe(`<${guardrail?.[0]}>.GuardrailId`);
+  });
+
+  it('may be applied by the two screening stages alone, on its ARN alone', () => {
+    const [[id] = []] = resourcesOf(guarded, 'AWS::Bedrock::Guardrail');
+    const arn = `<${id}>.GuardrailArn`;
+
+    expect(guarded.who('bedrock:ApplyGuardrail', arn)).toEqual(['filter', 'generate-instances']);
+    const grants = guarded.folders.flatMap((folder) =>
+      guarded.statementsOf(folder).filter((s) => s.Action.some((action) => action.includes('Guardrail'))),
+    );
+    expect(grants).toEqual([
+      { Effect: 'Allow', Action: ['bedrock:ApplyGuardrail'], Resource: [arn] },
+      { Effect: 'Allow', Action: ['bedrock:ApplyGuardrail'], Resource: [arn] },
+    ]);
+    expect(
+      guarded.who('bedrock:ApplyGuardrail', 'arn:aws:bedrock:us-east-1:000000000000:guardrail/other'),
+    ).toEqual([]);
+  });
+
+  it('is named to the screening stages and "Prepare run" by its id and version', () => {
+    const [[id] = []] = resourcesOf(guarded, 'AWS::Bedrock::Guardrail');
+    const [[versionId] = []] = resourcesOf(guarded, 'AWS::Bedrock::GuardrailVersion');
+    const named = guarded.folders.filter((folder) => GUARDRAIL_ENV.id in guarded.envOf(folder));
+
+    expect(named).toEqual(['filter', 'generate-instances', 'prepare']);
+    for (const folder of named) {
+      expect(guarded.envOf(folder)[GUARDRAIL_ENV.id]).toBe(`<${id}>.GuardrailId`);
+      expect(guarded.envOf(folder)[GUARDRAIL_ENV.version]).toBe(`<${versionId}>.Version`);
+    }
+  });
+
+  it('does not exist without the context: no guardrail, no grant, no variable', () => {
+    expect(resourcesOf(plain, 'AWS::Bedrock::Guardrail')).toEqual([]);
+    expect(resourcesOf(plain, 'AWS::Bedrock::GuardrailVersion')).toEqual([]);
+    expect(JSON.stringify(plain.template)).not.toMatch(/ApplyGuardrail|SELFINSTRUCT_GUARDRAIL/);
+  });
+
+  it('may be an existing one: nothing created, that guardrail granted', () => {
+    const existing = synthesize({ 'selfinstruct:guardrail': { id: 'abc123xyz', version: '2' } });
+
+    expect(resourcesOf(existing, 'AWS::Bedrock::Guardrail')).toEqual([]);
+    expect(
+      existing.who('bedrock:ApplyGuardrail', 'arn:aws:bedrock:us-east-1:000000000000:guardrail/abc123xyz'),
+    ).toEqual(['filter', 'generate-instances']);
+    expect(existing.envOf('filter')[GUARDRAIL_ENV.version]).toBe('2');
+  });
+
+  it('fails synthesis when the context is not a valid setting, naming the key and the field', () => {
+    expect(() => synthesize({ 'selfinstruct:guardrail': { filters: { VIOLENCE: 'EXTREME' } } })).toThrow(
+      /selfinstruct:guardrail: filters.VIOLENCE/,
+    );
   });
 });
 

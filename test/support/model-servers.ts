@@ -117,6 +117,15 @@ export interface BedrockStandInOptions extends StandInOptions {
   accessKeyId?: string;
   /** When set, a request signed for another region gets 403 `InvalidSignatureException`. */
   region?: string;
+  /**
+   * `POST /guardrail/{id}/version/{v}/apply` blocks a text containing one of these words (whole word, any
+   * case) with the content filter of that type (`VIOLENCE`, `HATE`, `INSULTS`, `SEXUAL`, `MISCONDUCT`,
+   * `PROMPT_ATTACK`, which applies to `INPUT` only), or `PROFANITY` with the managed word list.
+   * @default { kill: 'VIOLENCE' }
+   */
+  guardrailWords?: Record<string, string>;
+  /** The guardrails that exist, as `<id>:<version>`; another gets 404 `ResourceNotFoundException`. @default any */
+  guardrails?: string[];
 }
 
 /** Options of the OpenAI stand-in. */
@@ -332,8 +341,9 @@ async function listen(
 
 /**
  * Starts an Amazon Bedrock runtime stand-in (HTTP/2 cleartext): `POST /model/{modelId}/converse`
- * (Converse, reply text from the offline model) and `POST /model/{modelId}/invoke` (Titan Text
- * Embeddings V2: `{inputText, dimensions}` → `{embedding, inputTextTokenCount}`). Errors carry the
+ * (Converse, reply text from the offline model), `POST /model/{modelId}/invoke` (Titan Text
+ * Embeddings V2: `{inputText, dimensions}` → `{embedding, inputTextTokenCount}`) and
+ * `POST /guardrail/{id}/version/{v}/apply` (ApplyGuardrail, blocking `guardrailWords`). Errors carry the
  * `x-amzn-errortype` header and a `{"message"}` body, as Bedrock's do.
  */
 export async function startBedrockStandIn(options: BedrockStandInOptions = {}): Promise<StandIn> {
@@ -345,7 +355,10 @@ export async function startBedrockStandIn(options: BedrockStandInOptions = {}): 
     session.on('close', () => sessions.delete(session));
   });
   server.on('request', async (req: Http2ServerRequest, res: Http2ServerResponse) => {
-    const match = /^\/model\/([^/]+)\/(converse|invoke)$/.exec(new URL(req.url, 'http://x').pathname);
+    const pathname = new URL(req.url, 'http://x').pathname;
+    const match =
+      /^\/model\/([^/]+)\/(converse|invoke)$/.exec(pathname) ??
+      /^\/guardrail\/([^/]+)\/version\/([^/]+)\/(apply)$/.exec(pathname);
     const recorded = await recorder.receive(req, match ? decodeURIComponent(match[1] ?? '') : undefined);
     const reply = (status: number, body: string, headers: Record<string, string> = {}) => {
       recorded.reply = { ...recorded.reply, status };
@@ -383,6 +396,23 @@ export async function startBedrockStandIn(options: BedrockStandInOptions = {}): 
       return;
     }
     const body = recorded.body ?? {};
+    if (match[3] === 'apply') {
+      const [status, answer] = applyGuardrail(
+        `${recorded.model}:${decodeURIComponent(match[2] ?? '')}`,
+        body,
+        options,
+      );
+      if (status !== 200) {
+        const type = ERROR_TYPES[status] ?? 'InternalServerException';
+        reply(status, JSON.stringify(answer), {
+          'x-amzn-errortype': `${type}:http://internal.amazon.com/coral/com.amazonaws.bedrock/`,
+        });
+        return;
+      }
+      reply(200, JSON.stringify(answer));
+      recorded.reply = { ...recorded.reply, status: 200 };
+      return;
+    }
     if (match[2] === 'invoke') {
       const inputText = String(body.inputText ?? '');
       const dimensions = Number(body.dimensions ?? 1024);
@@ -447,6 +477,87 @@ export async function startBedrockStandIn(options: BedrockStandInOptions = {}): 
         server.close(() => resolve());
       }),
   };
+}
+
+/**
+ * The stand-in's `ApplyGuardrail`: the request checked as Bedrock checks it (`source` INPUT or OUTPUT,
+ * text content blocks), then each block screened for `guardrailWords`; the reply in Bedrock's shape,
+ * with text units (one per 1,000 characters, per policy: content filters and the word filter) as usage.
+ * It knows no classifier: only the configured words are blocked, at HIGH confidence.
+ */
+function applyGuardrail(
+  guardrail: string,
+  body: Record<string, unknown>,
+  options: BedrockStandInOptions,
+): [number, Record<string, unknown>] {
+  if (options.guardrails && !options.guardrails.includes(guardrail)) {
+    return [404, { message: `The guardrail ${guardrail} was not found.` }];
+  }
+  const { source, content } = body;
+  const texts = Array.isArray(content)
+    ? content.map((block) => (block as { text?: { text?: unknown } })?.text?.text)
+    : [];
+  if ((source !== 'INPUT' && source !== 'OUTPUT') || texts.length === 0) {
+    return [400, { message: 'source must be INPUT or OUTPUT, and content a non-empty list' }];
+  }
+  if (texts.some((text) => typeof text !== 'string' || text.length === 0)) {
+    return [400, { message: 'Each content block needs a text of at least 1 character.' }];
+  }
+  const text = (texts as string[]).join('\n');
+  const found = Object.entries(options.guardrailWords ?? { kill: 'VIOLENCE' }).filter(
+    ([word, type]) =>
+      new RegExp(`\\b${word}\\b`, 'i').test(text) && !(type === 'PROMPT_ATTACK' && source === 'OUTPUT'),
+  );
+  const filters = found
+    .filter(([, type]) => type !== 'PROFANITY')
+    .map(([, type]) => ({
+      type,
+      confidence: 'HIGH',
+      filterStrength: 'MEDIUM',
+      action: 'BLOCKED',
+      detected: true,
+    }));
+  const profane = found.filter(([, type]) => type === 'PROFANITY');
+  const units = (texts as string[]).reduce((sum, t) => sum + Math.ceil(t.length / 1000), 0);
+  const usage = {
+    topicPolicyUnits: 0,
+    contentPolicyUnits: units,
+    wordPolicyUnits: units,
+    sensitiveInformationPolicyUnits: 0,
+    sensitiveInformationPolicyFreeUnits: 0,
+    contextualGroundingPolicyUnits: 0,
+  };
+  const coverage = { textCharacters: { guarded: text.length, total: text.length } };
+  const intervened = found.length > 0;
+  return [
+    200,
+    {
+      usage,
+      action: intervened ? 'GUARDRAIL_INTERVENED' : 'NONE',
+      ...(intervened ? { actionReason: 'Guardrail blocked.' } : {}),
+      outputs: intervened ? [{ text: 'Blocked by the stand-in guardrail.' }] : [],
+      assessments: [
+        {
+          ...(filters.length > 0 ? { contentPolicy: { filters } } : {}),
+          ...(profane.length > 0
+            ? {
+                wordPolicy: {
+                  customWords: [],
+                  managedWordLists: profane.map(([word]) => ({
+                    match: word,
+                    type: 'PROFANITY',
+                    action: 'BLOCKED',
+                    detected: true,
+                  })),
+                },
+              }
+            : {}),
+          invocationMetrics: { guardrailProcessingLatency: 1, usage, guardrailCoverage: coverage },
+        },
+      ],
+      guardrailCoverage: coverage,
+    },
+  ];
 }
 
 /** The OpenAI error body. */

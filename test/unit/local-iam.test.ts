@@ -13,6 +13,12 @@ const http = (request: Partial<SdkHttpRequest>): SdkHttpRequest => ({
   headers: {},
   ...request,
 });
+/** The role of a function `Filter` with one policy of these statements. */
+const principalWith = (...statements: object[]) => ({
+  functionName: 'Filter',
+  roleName: 'FilterRole',
+  policies: [{ name: 'p', policy: { Version: '2012-10-17', Statement: statements } }],
+});
 const dynamo = (operation: string, body: object) =>
   describeRequest(
     'dynamodb',
@@ -99,31 +105,40 @@ describe('the IAM authorizations of a request', () => {
       },
     ]);
   });
+
+  it('applies a Bedrock guardrail: bedrock:ApplyGuardrail on the guardrail (any version), by id or ARN', async () => {
+    const apply = (identifier: string) =>
+      describeRequest(
+        'bedrock-runtime',
+        http({ method: 'POST', path: `/guardrail/${encodeURIComponent(identifier)}/version/3/apply` }),
+        place,
+      );
+    const arn = 'arn:aws:bedrock:eu-west-1:000000000000:guardrail/gr0abc';
+
+    expect(apply('gr0abc')).toEqual({
+      service: 'bedrock-runtime',
+      operation: 'ApplyGuardrail',
+      authorizations: [{ action: 'bedrock:ApplyGuardrail', resource: arn }],
+    });
+    expect(apply(arn).authorizations).toEqual([{ action: 'bedrock:ApplyGuardrail', resource: arn }]);
+    const iam = new IamEvaluator(place, await loadEvaluator());
+    const principal = principalWith({ Effect: 'Allow', Action: 'bedrock:ApplyGuardrail', Resource: arn });
+    expect(await iam.check(principal, apply('gr0abc').authorizations)).toBeUndefined();
+    expect(await iam.check(principal, apply('other1').authorizations)).toMatchObject({ kind: 'implicit' });
+  });
 });
 
 describe('the evaluator', () => {
   it('allows what a statement grants, and refuses the rest naming principal, action and resource', async () => {
     const iam = new IamEvaluator(place, await loadEvaluator());
-    const principal = {
-      functionName: 'Filter',
-      roleName: 'FilterRole',
-      policies: [
-        {
-          name: 'p',
-          policy: {
-            Version: '2012-10-17',
-            Statement: [
-              {
-                Effect: 'Allow',
-                Action: ['s3:GetObject*', 's3:List*'],
-                Resource: ['arn:aws:s3:::b', 'arn:aws:s3:::b/pools/*'],
-              },
-              { Effect: 'Deny', Action: 's3:GetObject', Resource: 'arn:aws:s3:::b/pools/secret' },
-            ],
-          },
-        },
-      ],
-    };
+    const principal = principalWith(
+      {
+        Effect: 'Allow',
+        Action: ['s3:GetObject*', 's3:List*'],
+        Resource: ['arn:aws:s3:::b', 'arn:aws:s3:::b/pools/*'],
+      },
+      { Effect: 'Deny', Action: 's3:GetObject', Resource: 'arn:aws:s3:::b/pools/secret' },
+    );
     expect(
       await iam.check(principal, [{ action: 's3:GetObject', resource: 'arn:aws:s3:::b/pools/x' }]),
     ).toBeUndefined();

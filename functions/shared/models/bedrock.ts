@@ -93,9 +93,14 @@ function endpoint(): string {
  * `ModelTimeoutException`, timeouts, other 5xx, network failures and unreadable replies →
  * `ModelUnavailable`; anything else (`ValidationException`, `AccessDeniedException`,
  * `ResourceNotFoundException`, missing credentials…) → `ModelRequestFailed`. The message names the
- * endpoint, the model, the HTTP status and Bedrock's error.
+ * endpoint, what was called (`model <id>` by default, e.g. `guardrail <id>:<version>`), the HTTP status
+ * and Bedrock's error.
  */
-export function bedrockError(error: unknown, modelId: string): SelfInstructError {
+export function bedrockError(
+  error: unknown,
+  modelId: string,
+  subject = `model ${modelId}`,
+): SelfInstructError {
   const e = error as {
     name?: string;
     code?: string;
@@ -106,7 +111,7 @@ export function bedrockError(error: unknown, modelId: string): SelfInstructError
   };
   const name = e.name ?? 'Error';
   const status = e.$metadata?.httpStatusCode;
-  const where = `Bedrock (${endpoint()}), model ${modelId}`;
+  const where = `Bedrock (${endpoint()}), ${subject}`;
   const message = `${where}: ${status ? `HTTP ${status} ` : ''}${name}: ${e.message ?? String(error)}`;
   if (THROTTLED.has(name)) return new ModelThrottled(message, { cause: error });
   if (UNAVAILABLE.has(name) || NETWORK_CODES.has(e.code ?? '')) {
