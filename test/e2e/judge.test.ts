@@ -50,6 +50,8 @@ describe('the judge', { timeout: 240_000 }, () => {
   beforeAll(async () => {
     summary = await run({
       pool: 'judged',
+      // A fixed seed (by default the run id's, random): the offline model's replies are the same each time.
+      seed: 'judge-e2e',
       target: 1000,
       maxIterations: 2,
       promptsPerIteration: 4,
@@ -121,6 +123,7 @@ describe('a judge that throttles and garbles its replies', { timeout: 240_000 },
     judgeRequests = 0;
     const summary = await run({
       pool: 'throttled',
+      seed: 'judge-e2e',
       target: 1000,
       maxIterations: 1,
       promptsPerIteration: 3,
