@@ -15,6 +15,7 @@ import {
   PRICE_TABLE_PREFIX,
   RUNS_PREFIX,
   SEED_FILE_PREFIXES,
+  TEMPLATES_PREFIX,
 } from './shared/keys.ts';
 
 /** What a stage may do in the bucket, by key prefix. */
@@ -89,8 +90,13 @@ export const STAGES = {
     callsModel: false,
     callsJudgeModel: false,
     callsEmbeddingModel: false,
-    // The seed file, the pool's seeds and index, and a price table when the run has a budget.
-    s3: { read: [...SEED_FILE_PREFIXES, PRICE_TABLE_PREFIX], write: [POOLS_PREFIX], list: [] },
+    // The seed file, the pool's seeds and index, a price table when the run has a budget, and the run's
+    // templates (listed, to check them).
+    s3: {
+      read: [...SEED_FILE_PREFIXES, PRICE_TABLE_PREFIX, TEMPLATES_PREFIX],
+      write: [POOLS_PREFIX],
+      list: [TEMPLATES_PREFIX],
+    },
     dynamodb: 'readWrite',
   },
   generateInstructions: {
@@ -103,8 +109,8 @@ export const STAGES = {
     callsModel: true,
     callsJudgeModel: false,
     callsEmbeddingModel: false,
-    // The pool's seeds and index; the iteration's candidates and raw calls.
-    s3: { read: [POOLS_PREFIX], write: [RUNS_PREFIX], list: [] },
+    // The pool's seeds and index, the run's templates; the iteration's candidates and raw calls.
+    s3: { read: [POOLS_PREFIX, TEMPLATES_PREFIX], write: [RUNS_PREFIX], list: [TEMPLATES_PREFIX] },
     // Per-call records (usage, replies), which a `replay:` model reads too.
     dynamodb: 'readWrite',
   },
@@ -135,8 +141,9 @@ export const STAGES = {
     callsModel: true,
     callsJudgeModel: true,
     callsEmbeddingModel: false,
-    // The chunk's raw calls; per-call records (which a `replay:` model reads) are in the table.
-    s3: { read: [], write: [RUNS_PREFIX], list: [] },
+    // The run's templates; the chunk's raw calls. Per-call records (which a `replay:` model reads) are
+    // in the table.
+    s3: { read: [TEMPLATES_PREFIX], write: [RUNS_PREFIX], list: [TEMPLATES_PREFIX] },
     dynamodb: 'readWrite',
   },
   saveIteration: {

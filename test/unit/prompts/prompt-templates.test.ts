@@ -1,0 +1,266 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { parseJudgeReply, renderJudgeRequest } from '../../../functions/generate-instances/judge.ts';
+import {
+  parseClassifyReply,
+  parseInstancesReply,
+  renderClassifyRequest,
+  renderInstancesRequest,
+} from '../../../functions/generate-instances/prompt.ts';
+import {
+  parseInstructionReply,
+  renderInstructionRequest,
+} from '../../../functions/generate-instructions/prompt.ts';
+import { prepareRun } from '../../../functions/prepare/core.ts';
+import { RunInputInvalid } from '../../../functions/shared/errors.ts';
+import { OfflineModel } from '../../../functions/shared/models/offline.ts';
+import type { ModelRequest } from '../../../functions/shared/ports.ts';
+import {
+  checkTemplates,
+  MAX_TEMPLATE_CHARS,
+  PROMPT_TEMPLATES,
+  runTemplates,
+  SHIPPED_TEMPLATES,
+  type TemplateName,
+  type TemplateOverrides,
+} from '../../../functions/shared/prompt-templates.ts';
+import { ProfileName } from '../../../functions/shared/schemas.ts';
+import { placeholders } from '../../../functions/shared/templates.ts';
+import { MemoryObjects, MemoryPool } from '../fakes.ts';
+
+const NAMES = Object.keys(PROMPT_TEMPLATES) as TemplateName[];
+const demos = [
+  { instruction: 'Name a fruit that is red.', input: '', output: 'A cherry.' },
+  { instruction: 'Sort the numbers from low to high.', input: '3, 1, 2', output: '1, 2, 3' },
+  { instruction: 'Translate the greeting into French.', input: 'Good morning', output: 'Bonjour' },
+];
+const instances = [{ input: 'Good morning', output: 'Bonjour' }];
+
+/** Every request any renderer makes, for every profile and branch, with `templates`. */
+function everyRequest(templates: TemplateOverrides): ModelRequest[] {
+  return [
+    ...ProfileName.options.flatMap((profile) => [
+      renderInstructionRequest(profile, demos, templates),
+      renderClassifyRequest(profile, 'Is the review positive or negative?', templates),
+      renderInstancesRequest(profile, 'Is the review positive or negative?', true, templates),
+      renderInstancesRequest(profile, 'Name a fruit.', false, templates),
+    ]),
+    renderJudgeRequest('Translate the greeting into French.', instances, templates),
+  ];
+}
+
+describe('the table of prompt templates', () => {
+  it('lists every shipped template file, with the stage folder that ships it and exactly its placeholders', () => {
+    const shipped = ['generate-instructions', 'generate-instances'].flatMap((stage) =>
+      readdirSync(`functions/${stage}/prompts`).map((name) => ({ stage, name })),
+    );
+
+    expect(shipped.map(({ name }) => name).sort()).toEqual([...NAMES].sort());
+    for (const { stage, name } of shipped) {
+      const spec = PROMPT_TEMPLATES[name as TemplateName];
+      const text = readFileSync(`functions/${stage}/prompts/${name}`, 'utf8');
+      expect(spec.stage, name).toBe(stage);
+      expect(placeholders(text).sort(), name).toEqual([...spec.variables].sort());
+    }
+  });
+
+  it('is what the renderers pass: a run’s version of every template, holding exactly the table’s placeholders, renders', () => {
+    // `render` throws on a placeholder it is not given and on a variable the template does not use, so
+    // each renderer passes exactly the variables the table lists for the template it fills.
+    const templates = Object.fromEntries(
+      NAMES.map((name) => [
+        name,
+        `<<${name}>>${PROMPT_TEMPLATES[name].variables.map((v) => `{{${v}}}`).join('|')}`,
+      ]),
+    );
+
+    const used = new Set(
+      everyRequest(templates).flatMap((request) =>
+        [...`${request.system ?? ''}${request.prompt}`.matchAll(/<<([\w.-]+)>>/g)].map((m) => m[1]),
+      ),
+    );
+
+    // … and every template of the table is one a renderer fills.
+    expect([...used].sort()).toEqual([...NAMES].sort());
+  });
+
+  it('renders the shipped file for every template a run does not give', () => {
+    const overridden = everyRequest({ 'judge-system.txt': 'Be strict.' });
+    const shipped = everyRequest(SHIPPED_TEMPLATES);
+
+    expect(overridden.at(-1)?.system).toBe('Be strict.');
+    expect(overridden.slice(0, -1)).toEqual(shipped.slice(0, -1));
+    expect({ ...overridden.at(-1), system: undefined }).toEqual({ ...shipped.at(-1), system: undefined });
+  });
+});
+
+describe('a run’s own template', () => {
+  it('replaces the shipped one in the rendered prompt, exactly', () => {
+    const templates = {
+      'default-user.txt':
+        'Tasks for lawyers:\n{{demonstrations}}\nWrite {{count}} new tasks about contract law.',
+    };
+
+    const request = renderInstructionRequest('default', demos.slice(0, 2), templates);
+
+    expect(request.prompt).toBe(
+      'Tasks for lawyers:\n1. Name a fruit that is red.\n2. Sort the numbers from low to high.\nWrite 10 new tasks about contract law.',
+    );
+    expect(request.system).toBe(renderInstructionRequest('default', demos).system);
+    expect(request.format).toBe('instructions/default');
+  });
+
+  it('keeps the stage’s own framing around a few-shot prefix (the paper appends the task)', () => {
+    const templates = { 'self-instruct-generation.txt': 'My examples.\n\nTask:' };
+
+    expect(renderInstancesRequest('self-instruct', ' Name a fruit. ', false, templates).prompt).toBe(
+      'My examples.\n\nTask: Name a fruit.\n',
+    );
+  });
+
+  it('still gets replies the offline model writes and the parsers read (it answers by format, not text)', async () => {
+    const model = new OfflineModel({ seed: 'templates', noise: 0 });
+    const templates: TemplateOverrides = {
+      'self-instruct.txt': 'List new tasks for a legal assistant:\n{{demonstrations}}{{next}}.',
+      'default-user.txt': 'Examples:\n{{demonstrations}}\nGive {{count}} new tasks as {"tasks": [...]}.',
+      'default-classify-user.txt': 'Task: {{instruction}}\nClassification? JSON please.',
+      'default-instances-generation.txt': 'Task: {{instruction}}\nExamples as JSON {"instances": [...]}.',
+      'judge-user.txt': 'Instruction: {{instruction}}\n{{count}} examples:\n{{instances}}\nVerdict as JSON.',
+    };
+    const many = [...demos, ...demos.map((d) => ({ instruction: `Explain why ${d.instruction}` }))];
+
+    for (const profile of ['self-instruct', 'default'] as const) {
+      const reply = await model.generate(renderInstructionRequest(profile, many, templates));
+      expect(parseInstructionReply(profile, reply, { demonstrations: many.length }).candidates.length).toBe(
+        profile === 'default' ? 10 : 16 - many.length - 1,
+      );
+    }
+    const classify = await model.generate(renderClassifyRequest('default', 'Tell spam from ham.', templates));
+    expect(parseClassifyReply('default', classify.text)).not.toBeNull();
+    const generated = await model.generate(
+      renderInstancesRequest('default', 'Give three tips for a beginner in knitting.', false, templates),
+    );
+    expect(parseInstancesReply('default', generated, false).instances.length).toBeGreaterThan(0);
+    const verdict = await model.generate(renderJudgeRequest('Translate the greeting.', instances, templates));
+    expect(parseJudgeReply(verdict.text)).not.toBeNull();
+  });
+});
+
+describe('checkTemplates', () => {
+  const where = 'templates/legal/';
+  const error = (files: Record<string, string>) => {
+    try {
+      checkTemplates(files, where);
+    } catch (thrown) {
+      expect(thrown).toBeInstanceOf(RunInputInvalid);
+      return (thrown as Error).message;
+    }
+    throw new Error('no error');
+  };
+
+  it('returns the files as rendered: CRLF line endings made LF, one final newline dropped', () => {
+    expect(checkTemplates({ 'judge-system.txt': 'Be strict.\r\nBe fair.\r\n' }, where)).toEqual({
+      'judge-system.txt': 'Be strict.\nBe fair.',
+    });
+  });
+
+  it('names a file that is not a template', () => {
+    expect(error({ 'defaults-user.txt': 'x' })).toMatch(
+      /^Run input is invalid: templates: templates\/legal\/defaults-user\.txt is not a template name \(the names: self-instruct\.txt, .*judge-user\.txt\)$/,
+    );
+  });
+
+  it('names the file and its unknown placeholder', () => {
+    expect(error({ 'default-user.txt': '{{demonstrations}} {{count}} about {{topic}}' })).toBe(
+      'Run input is invalid: templates: templates/legal/default-user.txt has the unknown placeholder {{topic}} (default-user.txt takes {{demonstrations}}, {{count}})',
+    );
+  });
+
+  it('names the file and the required placeholder it lacks', () => {
+    expect(error({ 'self-instruct.txt': 'Come up with a series of tasks:\n{{next}}.' })).toBe(
+      'Run input is invalid: templates: templates/legal/self-instruct.txt lacks the required placeholder {{demonstrations}} (self-instruct.txt takes {{demonstrations}}, {{next}})',
+    );
+  });
+
+  it('says a template without variables takes none', () => {
+    expect(error({ 'judge-system.txt': 'Judge {{instruction}}.' })).toMatch(/takes none\)$/);
+  });
+
+  it('reports every problem of every file in one error', () => {
+    const message = error({
+      'judge-user.txt': '{{instruction}} {{instances}} {{score}}',
+      'notes.txt': 'x',
+      'default-classify-user.txt': 'no task here',
+    });
+
+    expect(message.split('; ')).toEqual([
+      expect.stringMatching(
+        /^Run input is invalid: templates: templates\/legal\/default-classify-user\.txt lacks the required placeholder \{\{instruction\}\}/,
+      ),
+      expect.stringMatching(/^templates\/legal\/judge-user\.txt has the unknown placeholder \{\{score\}\}/),
+      expect.stringMatching(
+        /^templates\/legal\/judge-user\.txt lacks the required placeholder \{\{count\}\}/,
+      ),
+      expect.stringMatching(/^templates\/legal\/notes\.txt is not a template name/),
+    ]);
+  });
+
+  it('refuses an empty folder and a file too long to be a prompt', () => {
+    expect(error({})).toBe('Run input is invalid: templates: templates/legal/ holds no template file');
+    expect(error({ 'judge-system.txt': 'x'.repeat(MAX_TEMPLATE_CHARS + 1) })).toMatch(
+      /judge-system\.txt has 100001 characters, more than 100000/,
+    );
+  });
+});
+
+describe('runTemplates', () => {
+  it('is the shipped set for a run without templates', async () => {
+    expect(await runTemplates(new MemoryObjects(), 'run-1', undefined)).toBe(SHIPPED_TEMPLATES);
+  });
+
+  it('reads a run’s templates once per run and prefix, and checks them', async () => {
+    const objects = new MemoryObjects();
+    await objects.put('templates/a/judge-system.txt', 'Be strict.\n');
+    let reads = 0;
+    const getText = objects.getText.bind(objects);
+    objects.getText = (key) => {
+      reads++;
+      return getText(key);
+    };
+
+    expect(await runTemplates(objects, 'run-1', 'templates/a/')).toEqual({
+      'judge-system.txt': 'Be strict.',
+    });
+    await runTemplates(objects, 'run-1', 'templates/a/');
+    expect(reads).toBe(1);
+    await objects.put('templates/a/judge-user.txt', '{{instruction}}');
+    await expect(runTemplates(objects, 'run-2', 'templates/a/')).rejects.toThrow(
+      /judge-user\.txt lacks the required placeholder \{\{count\}\}/,
+    );
+  });
+});
+
+describe('"Prepare run" with a bad template', () => {
+  it('fails with RunInputInvalid naming the file and placeholder, before writing anything', async () => {
+    const objects = new MemoryObjects();
+    const pool = new MemoryPool();
+    await objects.put('templates/legal/default-user.txt', 'Tasks:\n{{demonstrations}}\n{{topic}}');
+
+    await expect(
+      prepareRun({ runId: 'run-1', input: { templates: 'templates/legal/' } }, { objects, pool }),
+    ).rejects.toThrow(
+      'templates/legal/default-user.txt has the unknown placeholder {{topic}} (default-user.txt takes {{demonstrations}}, {{count}}); templates/legal/default-user.txt lacks the required placeholder {{count}}',
+    );
+    expect(pool.writes).toEqual([]);
+    expect([...objects.objects.keys()]).toEqual(['templates/legal/default-user.txt']);
+  });
+
+  it('refuses a templates folder outside templates/', async () => {
+    await expect(
+      prepareRun(
+        { runId: 'run-1', input: { templates: 'pools/legal/' } },
+        { objects: new MemoryObjects(), pool: new MemoryPool() },
+      ),
+    ).rejects.toThrow(/templates: must be a folder under templates\//);
+  });
+});
