@@ -73,7 +73,7 @@ export const PROMPT_TEMPLATES = {
   'default-classify-user.txt': {
     stage: 'generate-instances',
     variables: ['instruction'],
-    use: '`default`: the classification question; the reply must be `{"is_classification": true|false}`',
+    use: '`default`: the classification question; the reply must be `{"is_classification": true}` or `false`',
   },
   'default-instances-system.txt': {
     stage: 'generate-instances',

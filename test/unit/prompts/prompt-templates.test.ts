@@ -26,6 +26,7 @@ import {
 } from '../../../functions/shared/prompt-templates.ts';
 import { ProfileName } from '../../../functions/shared/schemas.ts';
 import { placeholders } from '../../../functions/shared/templates.ts';
+import { TEMPLATES_MARKERS, templatesTable, withTemplatesTable } from '../../../infra/templates-table.ts';
 import { MemoryObjects, MemoryPool } from '../fakes.ts';
 
 const NAMES = Object.keys(PROMPT_TEMPLATES) as TemplateName[];
@@ -82,6 +83,14 @@ describe('the table of prompt templates', () => {
 
     // … and every template of the table is one a renderer fills.
     expect([...used].sort()).toEqual([...NAMES].sort());
+  });
+
+  it('is the list of templates in the README (regenerate: npx tsx infra/templates-table.ts --write)', () => {
+    const readme = readFileSync('README.md', 'utf8');
+
+    expect(readme).toContain(`${TEMPLATES_MARKERS.begin}\n${templatesTable()}\n${TEMPLATES_MARKERS.end}`);
+    expect(withTemplatesTable(readme)).toBe(readme);
+    expect(templatesTable().split('\n').slice(2)).toHaveLength(NAMES.length);
   });
 
   it('renders the shipped file for every template a run does not give', () => {
