@@ -129,6 +129,7 @@ export const MAX_TEMPLATE_CHARS = 100_000;
 
 const isTemplateName = (name: string): name is TemplateName => Object.hasOwn(PROMPT_TEMPLATES, name);
 const braces = (names: readonly string[]) => names.map((name) => `{{${name}}}`).join(', ') || 'none';
+const plural = (items: readonly unknown[]) => (items.length > 1 ? 's' : '');
 
 /**
  * The filler of one stage's templates: `fill(templates, name, variables)` renders the run's version of
@@ -147,7 +148,7 @@ export function stageTemplates<S extends TemplateSpec['stage']>(moduleUrl: strin
  * Checks a run's template files (`files`: text by file name, read from `where`) against the table: every
  * name must be a template's, every placeholder one of its variables, every variable used, and the text
  * at most `MAX_TEMPLATE_CHARS`. Returns them as rendered; otherwise throws one `RunInputInvalid` that
- * names every bad file with its placeholder.
+ * names every bad file with its wrong placeholders.
  */
 export function checkTemplates(files: Readonly<Record<string, string>>, where: string): TemplateOverrides {
   const problems: string[] = [];
@@ -168,14 +169,13 @@ export function checkTemplates(files: Readonly<Record<string, string>>, where: s
       problems.push(`${file} has ${text.length} characters, more than ${MAX_TEMPLATE_CHARS}`);
     }
     const used = placeholders(text);
-    for (const unknown of used.filter((variable) => !expected.includes(variable))) {
-      problems.push(`${file} has the unknown placeholder {{${unknown}}} (${name} takes ${braces(expected)})`);
-    }
-    for (const missing of expected.filter((variable) => !used.includes(variable))) {
-      problems.push(
-        `${file} lacks the required placeholder {{${missing}}} (${name} takes ${braces(expected)})`,
-      );
-    }
+    const unknown = used.filter((variable) => !expected.includes(variable));
+    const missing = expected.filter((variable) => !used.includes(variable));
+    const wrong = [
+      ...(unknown.length > 0 ? [`has the unknown placeholder${plural(unknown)} ${braces(unknown)}`] : []),
+      ...(missing.length > 0 ? [`lacks the required placeholder${plural(missing)} ${braces(missing)}`] : []),
+    ];
+    if (wrong.length > 0) problems.push(`${file} ${wrong.join(' and ')} (${name} takes ${braces(expected)})`);
     templates[name] = text;
   }
   if (problems.length > 0)

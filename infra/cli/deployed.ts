@@ -78,7 +78,7 @@ export async function runDeployed(
     },
     runId,
   );
-  const templates = options.templates ? readTemplatesFolder(options.templates) : undefined;
+  const templates = options.templates ? readTemplatesFolder(options.templates).files : undefined;
   const target = await resolveDeployed(options);
 
   const upload = async (file: string, prefix: string, contentType: string) => {

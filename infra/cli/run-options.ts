@@ -8,7 +8,7 @@ import { NotFound } from '../../functions/shared/errors.ts';
 import { parseJsonFile } from '../../functions/shared/input-files.ts';
 import { runTemplatesPrefix } from '../../functions/shared/keys.ts';
 import type { ObjectStore } from '../../functions/shared/ports.ts';
-import { checkTemplates } from '../../functions/shared/prompt-templates.ts';
+import { checkTemplates, type TemplateOverrides } from '../../functions/shared/prompt-templates.ts';
 import type { RunInput } from '../../functions/shared/schemas.ts';
 
 /** The flags of `run` as commander gives them (strings, as typed). */
@@ -78,8 +78,12 @@ export function runInputFromOptions(options: RunOptions): RunInput {
 /**
  * The `*.txt` files of a `--templates` folder, by file name, checked as "Prepare run" checks them (so a
  * bad template stops the command before anything starts); other files in the folder are left out.
+ * `files` are the texts as read (what a run uploads), `templates` as rendered.
  */
-export function readTemplatesFolder(dir: string): Record<string, string> {
+export function readTemplatesFolder(dir: string): {
+  files: Record<string, string>;
+  templates: TemplateOverrides;
+} {
   let names: string[];
   try {
     names = readdirSync(dir).filter((name) => name.endsWith('.txt'));
@@ -87,8 +91,7 @@ export function readTemplatesFolder(dir: string): Record<string, string> {
     throw new NotFound(`Templates folder ${dir} does not exist or can't be read`);
   }
   const files = Object.fromEntries(names.map((name) => [name, readFileSync(path.join(dir, name), 'utf8')]));
-  checkTemplates(files, `${dir.replace(/\/+$/, '')}/`);
-  return files;
+  return { files, templates: checkTemplates(files, `${dir.replace(/\/+$/, '')}/`) };
 }
 
 /**

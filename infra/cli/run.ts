@@ -76,7 +76,7 @@ export async function runLocal(
     },
     runId,
   );
-  const templates = options.templates ? readTemplatesFolder(options.templates) : undefined;
+  const templates = options.templates ? readTemplatesFolder(options.templates).files : undefined;
 
   // The servers start in their own process while this one loads the template and the stack's modules.
   const { startLocalServers } = await import('../local/servers.ts');
@@ -355,6 +355,7 @@ export function runCommand(): Command {
         args.push('--call-concurrency', String(input.callConcurrency), '--data-dir', options.dataDir);
         if (options.prices) args.push('--prices', options.prices);
         if (options.seeds) args.push('--seeds', options.seeds);
+        if (options.templates) args.push('--templates', options.templates);
         await estimateCommand().parseAsync(args, { from: 'user' });
         return;
       }

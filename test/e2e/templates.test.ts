@@ -143,7 +143,7 @@ describe('a bad template', { timeout: 120_000 }, () => {
     expect(result.status).toBe('FAILED');
     expect(result.error).toBe('RunInputInvalid');
     expect(readableCause(result.error ?? '', result.cause)).toContain(
-      'templates/bad/judge-user.txt has the unknown placeholder {{score}} (judge-user.txt takes {{instruction}}, {{count}}, {{instances}}); templates/bad/judge-user.txt lacks the required placeholder {{count}}',
+      'templates/bad/judge-user.txt has the unknown placeholder {{score}} and lacks the required placeholders {{count}}, {{instances}} (judge-user.txt takes {{instruction}}, {{count}}, {{instances}})',
     );
     const entered = result.events.flatMap((event) =>
       'state' in event && event.type === 'StateEntered' ? [event.state.name] : [],

@@ -26,8 +26,9 @@ import {
 } from '../../../functions/shared/prompt-templates.ts';
 import { ProfileName } from '../../../functions/shared/schemas.ts';
 import { placeholders } from '../../../functions/shared/templates.ts';
+import { measurePrompts } from '../../../infra/cli/estimate/prompts.ts';
 import { TEMPLATES_MARKERS, templatesTable, withTemplatesTable } from '../../../infra/templates-table.ts';
-import { MemoryObjects, MemoryPool } from '../fakes.ts';
+import { MemoryObjects, MemoryPool, SEED_TASKS } from '../fakes.ts';
 
 const NAMES = Object.keys(PROMPT_TEMPLATES) as TemplateName[];
 const demos = [
@@ -155,6 +156,26 @@ describe('a run’s own template', () => {
   });
 });
 
+describe('the estimate of a run with its own templates', () => {
+  it('counts the input tokens of the run’s templates, not the shipped ones', () => {
+    const shipped = measurePrompts('self-instruct', SEED_TASKS);
+    const paperSized = 'An example task and its instances. '.repeat(180);
+
+    const measured = measurePrompts('self-instruct', SEED_TASKS, {
+      templates: {
+        'self-instruct-generation.txt': paperSized,
+        'self-instruct-classification.txt': paperSized,
+      },
+    });
+
+    // Every seed's instance prompt is the ~6,300-character prefix and the task: ~1,575 tokens more or less.
+    expect(measured['generate-instances']).toBeGreaterThan(1_575);
+    expect(measured['generate-instances']).toBeLessThan(1_575 + 40);
+    expect(shipped['generate-instances']).toBeLessThan(600);
+    expect(measured.classify).toBe(shipped.classify);
+  });
+});
+
 describe('checkTemplates', () => {
   const where = 'templates/legal/';
   const error = (files: Record<string, string>) => {
@@ -195,21 +216,16 @@ describe('checkTemplates', () => {
     expect(error({ 'judge-system.txt': 'Judge {{instruction}}.' })).toMatch(/takes none\)$/);
   });
 
-  it('reports every problem of every file in one error', () => {
+  it('reports every problem of every file in one error, one clause per file', () => {
     const message = error({
-      'judge-user.txt': '{{instruction}} {{instances}} {{score}}',
+      'judge-user.txt': '{{instruction}} {{score}} {{rank}}',
       'notes.txt': 'x',
       'default-classify-user.txt': 'no task here',
     });
 
     expect(message.split('; ')).toEqual([
-      expect.stringMatching(
-        /^Run input is invalid: templates: templates\/legal\/default-classify-user\.txt lacks the required placeholder \{\{instruction\}\}/,
-      ),
-      expect.stringMatching(/^templates\/legal\/judge-user\.txt has the unknown placeholder \{\{score\}\}/),
-      expect.stringMatching(
-        /^templates\/legal\/judge-user\.txt lacks the required placeholder \{\{count\}\}/,
-      ),
+      'Run input is invalid: templates: templates/legal/default-classify-user.txt lacks the required placeholder {{instruction}} (default-classify-user.txt takes {{instruction}})',
+      'templates/legal/judge-user.txt has the unknown placeholders {{score}}, {{rank}} and lacks the required placeholders {{count}}, {{instances}} (judge-user.txt takes {{instruction}}, {{count}}, {{instances}})',
       expect.stringMatching(/^templates\/legal\/notes\.txt is not a template name/),
     ]);
   });
@@ -244,7 +260,7 @@ describe('runTemplates', () => {
     expect(reads).toBe(1);
     await objects.put('templates/a/judge-user.txt', '{{instruction}}');
     await expect(runTemplates(objects, 'run-2', 'templates/a/')).rejects.toThrow(
-      /judge-user\.txt lacks the required placeholder \{\{count\}\}/,
+      /judge-user\.txt lacks the required placeholders \{\{count\}\}, \{\{instances\}\}/,
     );
   });
 });
@@ -258,7 +274,7 @@ describe('"Prepare run" with a bad template', () => {
     await expect(
       prepareRun({ runId: 'run-1', input: { templates: 'templates/legal/' } }, { objects, pool }),
     ).rejects.toThrow(
-      'templates/legal/default-user.txt has the unknown placeholder {{topic}} (default-user.txt takes {{demonstrations}}, {{count}}); templates/legal/default-user.txt lacks the required placeholder {{count}}',
+      'templates/legal/default-user.txt has the unknown placeholder {{topic}} and lacks the required placeholder {{count}} (default-user.txt takes {{demonstrations}}, {{count}})',
     );
     expect(pool.writes).toEqual([]);
     expect([...objects.objects.keys()]).toEqual(['templates/legal/default-user.txt']);
