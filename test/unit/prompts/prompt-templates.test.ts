@@ -13,6 +13,7 @@ import {
 } from '../../../functions/generate-instructions/prompt.ts';
 import { prepareRun } from '../../../functions/prepare/core.ts';
 import { RunInputInvalid } from '../../../functions/shared/errors.ts';
+import { toJsonLines } from '../../../functions/shared/json-lines.ts';
 import { OfflineModel } from '../../../functions/shared/models/offline.ts';
 import type { ModelRequest } from '../../../functions/shared/ports.ts';
 import {
@@ -24,7 +25,7 @@ import {
   type TemplateName,
   type TemplateOverrides,
 } from '../../../functions/shared/prompt-templates.ts';
-import { ProfileName } from '../../../functions/shared/schemas.ts';
+import { ProfileName, RunConfig } from '../../../functions/shared/schemas.ts';
 import { placeholders } from '../../../functions/shared/templates.ts';
 import { measurePrompts } from '../../../infra/cli/estimate/prompts.ts';
 import { TEMPLATES_MARKERS, templatesTable, withTemplatesTable } from '../../../infra/templates-table.ts';
@@ -278,6 +279,31 @@ describe('"Prepare run" with a bad template', () => {
     );
     expect(pool.writes).toEqual([]);
     expect([...objects.objects.keys()]).toEqual(['templates/legal/default-user.txt']);
+  });
+
+  it('gives a replay the templates of the run it replays (the same prompts), checked again', async () => {
+    const objects = new MemoryObjects();
+    const pool = new MemoryPool();
+    await objects.put('seeds/five.jsonl', toJsonLines(SEED_TASKS));
+    await objects.put('templates/run-0/judge-system.txt', 'Be strict.');
+    const recorded = { pool: 'first', seed: 'x', seedKey: 'seeds/five.jsonl', templates: 'templates/run-0/' };
+    await pool.putRun({
+      runId: 'run-0',
+      pool: 'first',
+      status: 'SUCCEEDED',
+      config: RunConfig.parse(recorded),
+      startedAt: '2026-01-01T00:00:00.000Z',
+      iteration: 1,
+    });
+
+    const replay = { model: 'replay:run-0', pool: 'again' };
+    const state = await prepareRun({ runId: 'run-1', input: replay }, { objects, pool });
+    expect(state.config.templates).toBe('templates/run-0/');
+
+    await objects.put('templates/run-0/judge-user.txt', 'no placeholders');
+    await expect(
+      prepareRun({ runId: 'run-2', input: { ...replay, pool: 'third' } }, { objects, pool }),
+    ).rejects.toThrow(/templates\/run-0\/judge-user\.txt lacks the required placeholders/);
   });
 
   it('refuses a templates folder outside templates/', async () => {
