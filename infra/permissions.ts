@@ -28,7 +28,10 @@ const TABLE_ACCESS: Record<StageSpec['dynamodb'], string> = {
 export function permissionsTable(): string {
   const rows = Object.values(STAGES as Record<string, StageSpec>).map((stage) => [
     stage.state,
-    code(stage.s3.read),
+    [
+      ...stage.s3.read.map((prefix) => `\`${prefix}\``),
+      ...stage.s3.get.map((prefix) => `\`${prefix}\` (by key, no listing)`),
+    ].join(' ') || '–',
     code(stage.s3.write),
     code(stage.s3.list),
     TABLE_ACCESS[stage.dynamodb],

@@ -115,7 +115,7 @@ export async function generateInstances(
       : new ModelCalls(judge ?? model, { ...options, sampling: undefined, limit: calls.limit });
   const runners = judgeCalls === undefined ? [calls] : [calls, judgeCalls];
 
-  const templates = await runTemplates(objects, runId, config.templates);
+  const templates = await runTemplates(objects, runId, config);
   const tasks = await pool.getTasks(config.pool, chunk.ids);
   const results = await Promise.all(
     tasks.map(async (task): Promise<PoolTask> => {

@@ -89,7 +89,7 @@ export async function generateInstructions(
   const rng = createRng(`${config.seed}:iteration-${progress.iteration + 1}:instructions`);
   // A replay re-gates what its recorded run generated: as many calls as that run made in this iteration.
   const prompts = (await model.recordedInstructionCalls?.(iteration)) ?? promptsForIteration(state);
-  const templates = await runTemplates(objects, runId, config.templates);
+  const templates = await runTemplates(objects, runId, config);
   const diverse = config.diverseDemonstrations ?? config.profile === 'default';
   const machineDemos = diverse ? new MachineDemonstrations(machine) : machine;
   const requests = Array.from({ length: prompts }, () => {

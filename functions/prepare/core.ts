@@ -106,8 +106,11 @@ export async function prepareRun(
   checkExecutionLimits(config);
   if (config.model.startsWith('replay:')) await inheritRecordedRun(config, input, pool);
   if (config.maxCostUsd !== undefined) await requirePrice(config, objects);
-  // The run's templates: names and placeholders checked before anything is written or called.
-  if (config.templates !== undefined) await readTemplates(objects, config.templates);
+  // The run's templates: names and placeholders checked before anything is written or called; the
+  // files found are the ones the model stages read (by key: they may not list the bucket).
+  if (config.templates !== undefined) {
+    config.templateFiles = Object.keys(await readTemplates(objects, config.templates));
+  }
   const asked = config.seedKey !== undefined;
   // The bundled seeds only seed a new pool; an existing pool grows from its own seeds.
   config.seedKey ??= poolExists(await pool.getMeta(config.pool)) ? undefined : DEFAULT_SEED_KEY;

@@ -16,6 +16,7 @@
  */
 import { RunInputInvalid } from './errors.ts';
 import type { ObjectStore } from './ports.ts';
+import type { RunConfig } from './schemas.ts';
 import { loadTemplate, normalizeTemplate, placeholders, render } from './templates.ts';
 
 /** One template file: where it ships, the variables its renderer passes, and what it is for. */
@@ -183,11 +184,21 @@ export function checkTemplates(files: Readonly<Record<string, string>>, where: s
   return templates;
 }
 
-/** Reads and checks (`checkTemplates`) the template files under `prefix`: every object there is one. */
-export async function readTemplates(objects: ObjectStore, prefix: string): Promise<TemplateOverrides> {
+/**
+ * Reads and checks (`checkTemplates`) the template files under `prefix`: the objects `names` (as "Prepare
+ * run" found them), or every object there when not told (listing the prefix: "Prepare run" alone may).
+ */
+export async function readTemplates(
+  objects: ObjectStore,
+  prefix: string,
+  names?: readonly string[],
+): Promise<TemplateOverrides> {
+  const keys = names ? names.map((name) => `${prefix}${name}`) : await objects.list(prefix);
   const files: Record<string, string> = {};
-  for (const key of await objects.list(prefix)) {
-    files[key.slice(prefix.length)] = (await objects.getText(key)) ?? '';
+  for (const key of keys) {
+    const text = await objects.getText(key);
+    if (text === undefined) throw new RunInputInvalid(`Run input is invalid: templates: ${key} is gone`);
+    files[key.slice(prefix.length)] = text;
   }
   return checkTemplates(files, prefix);
 }
@@ -197,14 +208,14 @@ const cache = new WeakMap<ObjectStore, Map<string, Promise<TemplateOverrides>>>(
 const CACHED_RUNS = 8;
 
 /**
- * A run's templates (`templatesPrefix`, the run input `templates`), read and checked once per run and
- * prefix in a process; the shipped ones when the run has none. Checked again by every stage that reads
- * them, not only by "Prepare run", since files under the prefix may change during the run.
+ * A run's templates (the run input `templates`, the files "Prepare run" found there), read by key and
+ * checked once per run and prefix in a process; the shipped ones when the run has none. Checked again by
+ * every stage that reads them, not only by "Prepare run", since the files may change during the run.
  */
 export function runTemplates(
   objects: ObjectStore,
   runId: string,
-  templatesPrefix: string | undefined,
+  { templates: templatesPrefix, templateFiles }: Pick<RunConfig, 'templates' | 'templateFiles'>,
 ): Promise<TemplateOverrides> {
   if (templatesPrefix === undefined) return Promise.resolve(SHIPPED_TEMPLATES);
   let runs = cache.get(objects);
@@ -216,7 +227,7 @@ export function runTemplates(
   let templates = runs.get(key);
   if (templates === undefined) {
     const entries = runs;
-    templates = readTemplates(objects, templatesPrefix);
+    templates = readTemplates(objects, templatesPrefix, templateFiles ?? []);
     // A failed read is not kept: the state machine's retry reads again.
     templates.catch(() => entries.delete(key));
     entries.set(key, templates);

@@ -294,6 +294,11 @@ export const RunConfig = RunInput.extend({
   embeddingModel: z.string().min(1).max(2048).optional(),
   /** Resolved by `parseRunInput` (the run's model unless given); absent in the state of a run started before the judge: no judge. */
   judgeModel: z.string().min(1).max(2048).optional(),
+  /**
+   * Resolved by "Prepare run": the file names it found and checked under `templates`, which the model
+   * stages get by key (they may not list the bucket).
+   */
+  templateFiles: z.array(z.string().min(1).max(256)).max(64).optional(),
 });
 export type RunConfig = z.infer<typeof RunConfig>;
 

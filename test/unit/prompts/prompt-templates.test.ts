@@ -241,28 +241,31 @@ describe('checkTemplates', () => {
 
 describe('runTemplates', () => {
   it('is the shipped set for a run without templates', async () => {
-    expect(await runTemplates(new MemoryObjects(), 'run-1', undefined)).toBe(SHIPPED_TEMPLATES);
+    expect(await runTemplates(new MemoryObjects(), 'run-1', {})).toBe(SHIPPED_TEMPLATES);
   });
 
-  it('reads a run’s templates once per run and prefix, and checks them', async () => {
+  it('gets the files "Prepare run" found, by key and without listing, once per run and prefix, and checks them', async () => {
     const objects = new MemoryObjects();
     await objects.put('templates/a/judge-system.txt', 'Be strict.\n');
-    let reads = 0;
+    await objects.put('templates/a/judge-user.txt', '{{instruction}}');
+    const got: string[] = [];
     const getText = objects.getText.bind(objects);
     objects.getText = (key) => {
-      reads++;
+      got.push(key);
       return getText(key);
     };
+    objects.list = () => Promise.reject(new Error('AccessDenied: s3:ListBucket'));
+    const config = { templates: 'templates/a/', templateFiles: ['judge-system.txt'] };
 
-    expect(await runTemplates(objects, 'run-1', 'templates/a/')).toEqual({
-      'judge-system.txt': 'Be strict.',
-    });
-    await runTemplates(objects, 'run-1', 'templates/a/');
-    expect(reads).toBe(1);
-    await objects.put('templates/a/judge-user.txt', '{{instruction}}');
-    await expect(runTemplates(objects, 'run-2', 'templates/a/')).rejects.toThrow(
-      /judge-user\.txt lacks the required placeholders \{\{count\}\}, \{\{instances\}\}/,
-    );
+    expect(await runTemplates(objects, 'run-1', config)).toEqual({ 'judge-system.txt': 'Be strict.' });
+    await runTemplates(objects, 'run-1', config);
+    expect(got).toEqual(['templates/a/judge-system.txt']);
+    await expect(
+      runTemplates(objects, 'run-2', { ...config, templateFiles: ['judge-system.txt', 'judge-user.txt'] }),
+    ).rejects.toThrow(/judge-user\.txt lacks the required placeholders \{\{count\}\}, \{\{instances\}\}/);
+    await expect(
+      runTemplates(objects, 'run-3', { ...config, templateFiles: ['judge-system.txt', 'gone.txt'] }),
+    ).rejects.toThrow('templates: templates/a/gone.txt is gone');
   });
 });
 
@@ -299,6 +302,7 @@ describe('"Prepare run" with a bad template', () => {
     const replay = { model: 'replay:run-0', pool: 'again' };
     const state = await prepareRun({ runId: 'run-1', input: replay }, { objects, pool });
     expect(state.config.templates).toBe('templates/run-0/');
+    expect(state.config.templateFiles).toEqual(['judge-system.txt']);
 
     await objects.put('templates/run-0/judge-user.txt', 'no placeholders');
     await expect(
