@@ -15,6 +15,7 @@ import {
   PRICE_TABLE_PREFIX,
   RUNS_PREFIX,
   SEED_FILE_PREFIXES,
+  TEMPLATES_PREFIX,
 } from './shared/keys.ts';
 
 /** What a stage may do in the bucket, by key prefix. */
@@ -25,6 +26,12 @@ export interface S3Access {
    * (`NoSuchKey`, which the adapters read as "not there yet") rather than 403.
    */
   readonly read: readonly string[];
+  /**
+   * Prefixes it gets objects from by keys it is told, without listing the bucket: `s3:GetObject` there
+   * and nothing else, so a missing key is AccessDenied (403), as S3 answers a role that may not list.
+   * For a stage that must not enumerate the bucket, reading what another stage found.
+   */
+  readonly get: readonly string[];
   /** Prefixes it puts objects under (`grantPut`). A copy needs `read` on its source and `write` here. */
   readonly write: readonly string[];
   /**
@@ -95,8 +102,14 @@ export const STAGES = {
     callsJudgeModel: false,
     callsEmbeddingModel: false,
     screensSafety: false,
-    // The seed file, the pool's seeds and index, and a price table when the run has a budget.
-    s3: { read: [...SEED_FILE_PREFIXES, PRICE_TABLE_PREFIX], write: [POOLS_PREFIX], list: [] },
+    // The seed file, the pool's seeds and index, a price table when the run has a budget, and the run's
+    // templates (listed, to check them).
+    s3: {
+      read: [...SEED_FILE_PREFIXES, PRICE_TABLE_PREFIX, TEMPLATES_PREFIX],
+      get: [],
+      write: [POOLS_PREFIX],
+      list: [TEMPLATES_PREFIX],
+    },
     dynamodb: 'readWrite',
   },
   generateInstructions: {
@@ -110,8 +123,9 @@ export const STAGES = {
     callsJudgeModel: false,
     callsEmbeddingModel: false,
     screensSafety: false,
-    // The pool's seeds and index; the iteration's candidates and raw calls.
-    s3: { read: [POOLS_PREFIX], write: [RUNS_PREFIX], list: [] },
+    // The pool's seeds and index, the run's templates (the files "Prepare run" found); the iteration's
+    // candidates and raw calls.
+    s3: { read: [POOLS_PREFIX], get: [TEMPLATES_PREFIX], write: [RUNS_PREFIX], list: [] },
     // Per-call records (usage, replies), which a `replay:` model reads too.
     dynamodb: 'readWrite',
   },
@@ -128,7 +142,7 @@ export const STAGES = {
     callsEmbeddingModel: true,
     screensSafety: true,
     // The pool's ROUGE-L index and vectors, the iteration's candidates; its decisions, index and vectors.
-    s3: { read: [POOLS_PREFIX, RUNS_PREFIX], write: [RUNS_PREFIX], list: [] },
+    s3: { read: [POOLS_PREFIX, RUNS_PREFIX], get: [], write: [RUNS_PREFIX], list: [] },
     // The pool's tasks and lease; the embedding calls' records.
     dynamodb: 'readWrite',
   },
@@ -144,8 +158,9 @@ export const STAGES = {
     callsJudgeModel: true,
     callsEmbeddingModel: false,
     screensSafety: true,
-    // The chunk's raw calls; per-call records (which a `replay:` model reads) are in the table.
-    s3: { read: [], write: [RUNS_PREFIX], list: [] },
+    // The run's templates (the files "Prepare run" found: it lists nothing); the chunk's raw calls.
+    // Per-call records (which a `replay:` model reads) are in the table.
+    s3: { read: [], get: [TEMPLATES_PREFIX], write: [RUNS_PREFIX], list: [] },
     dynamodb: 'readWrite',
   },
   saveIteration: {
@@ -161,7 +176,7 @@ export const STAGES = {
     screensSafety: false,
     // The iteration's index and vectors (copied to the pool's), the run's verb–noun pairs (diversity);
     // the price table of the cost.
-    s3: { read: [RUNS_PREFIX, PRICE_TABLE_PREFIX], write: [POOLS_PREFIX, RUNS_PREFIX], list: [] },
+    s3: { read: [RUNS_PREFIX, PRICE_TABLE_PREFIX], get: [], write: [POOLS_PREFIX, RUNS_PREFIX], list: [] },
     dynamodb: 'readWrite',
   },
   exportDataset: {
@@ -175,7 +190,7 @@ export const STAGES = {
     callsJudgeModel: false,
     callsEmbeddingModel: false,
     screensSafety: false,
-    s3: { read: [], write: [EXPORTS_PREFIX], list: [] },
+    s3: { read: [], get: [], write: [EXPORTS_PREFIX], list: [] },
     dynamodb: 'readWrite',
   },
   recordFailure: {
@@ -192,7 +207,7 @@ export const STAGES = {
     callsEmbeddingModel: false,
     screensSafety: false,
     // Reads the run item (its pool), marks it failed, releases the pool's lease.
-    s3: { read: [], write: [], list: [] },
+    s3: { read: [], get: [], write: [], list: [] },
     dynamodb: 'readWrite',
   },
 } as const satisfies Record<string, StageSpec>;

@@ -66,7 +66,7 @@ export function applyNag(app: App, stack: SelfInstructStack): void {
         `${action} comes from CDK's grantRead/grantPut on this stack's bucket only.`,
       );
     }
-    for (const prefix of new Set([...spec.s3.read, ...spec.s3.write])) {
+    for (const prefix of new Set([...spec.s3.read, ...spec.s3.get, ...spec.s3.write])) {
       ack(
         role,
         `IAM5[Resource::${bucketArn}/${prefix}*]`,

@@ -28,7 +28,10 @@ const TABLE_ACCESS: Record<StageSpec['dynamodb'], string> = {
 export function permissionsTable(): string {
   const rows = Object.values(STAGES as Record<string, StageSpec>).map((stage) => [
     stage.state,
-    code(stage.s3.read),
+    [
+      ...stage.s3.read.map((prefix) => `\`${prefix}\``),
+      ...stage.s3.get.map((prefix) => `\`${prefix}\` (by key, no listing)`),
+    ].join(' ') || '–',
     code(stage.s3.write),
     code(stage.s3.list),
     TABLE_ACCESS[stage.dynamodb],
@@ -46,10 +49,20 @@ export function permissionsTable(): string {
 
 /** `readme` with the text between the markers replaced by the generated table. */
 export function withPermissionsTable(readme: string): string {
-  const begin = readme.indexOf(PERMISSIONS_MARKERS.begin);
-  const end = readme.indexOf(PERMISSIONS_MARKERS.end);
-  if (begin < 0 || end < begin) throw new Error('README.md has no permissions markers');
-  return `${readme.slice(0, begin + PERMISSIONS_MARKERS.begin.length)}\n${permissionsTable()}\n${readme.slice(end)}`;
+  return withGenerated(readme, PERMISSIONS_MARKERS, permissionsTable(), 'permissions');
+}
+
+/** `readme` with the text between `markers` replaced by `text` (a README section generated from code). */
+export function withGenerated(
+  readme: string,
+  markers: { readonly begin: string; readonly end: string },
+  text: string,
+  what: string,
+): string {
+  const begin = readme.indexOf(markers.begin);
+  const end = readme.indexOf(markers.end);
+  if (begin < 0 || end < begin) throw new Error(`README.md has no ${what} markers`);
+  return `${readme.slice(0, begin + markers.begin.length)}\n${text}\n${readme.slice(end)}`;
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

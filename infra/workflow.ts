@@ -153,6 +153,14 @@ function grantStageAccess(fn: lambda.Function, spec: StageSpec, props: SelfInstr
     throw new ConfigurationError(`stage "${spec.state}" lists ${unread.join(', ')} but does not read it`);
   }
   for (const prefix of spec.s3.read) props.bucket.grantRead(fn, `${prefix}*`);
+  // Objects by key only: grantRead would add listing the bucket (s3:List*), which these stages must not.
+  for (const prefix of spec.s3.get) {
+    iam.Grant.addToPrincipal({
+      grantee: fn,
+      actions: ['s3:GetObject'],
+      resourceArns: [props.bucket.arnForObjects(`${prefix}*`)],
+    });
+  }
   for (const prefix of spec.s3.write) props.bucket.grantPut(fn, `${prefix}*`);
   if (spec.dynamodb === 'readWrite') props.table.grantReadWriteData(fn);
   if (spec.dynamodb === 'read') props.table.grantReadData(fn);

@@ -3,7 +3,8 @@
  * instructions: for each, decide whether it is a classification task (unless the instruction stage
  * already said), generate instances output-first for classification and input-first otherwise (unless
  * the task arrived with its instance, as in Alpaca), and keep the instances that pass the paper's
- * instance filters. A task left with none is marked rejected. The chunk's tasks run concurrently,
+ * instance filters. A task left with none is marked rejected. Every prompt is the profile's, or the run's
+ * own template of it (run input `templates`). The chunk's tasks run concurrently,
  * under the call runner's adaptive limit.
  *
  * Safe to run twice, even at once: a task moves `pending → complete | rejected` with a conditional
@@ -37,6 +38,7 @@ import {
   type TextModel,
 } from '../shared/ports.ts';
 import { PROFILES } from '../shared/profiles.ts';
+import { runTemplates } from '../shared/prompt-templates.ts';
 import { createSafetyScreen, type SafetyScreen, unsafeReason } from '../shared/safety.ts';
 import {
   addCounts,
@@ -124,6 +126,7 @@ export async function generateInstances(
       : new ModelCalls(judge ?? model, { ...options, sampling: undefined, limit: calls.limit });
   const runners = judgeCalls === undefined ? [calls] : [calls, judgeCalls];
 
+  const templates = await runTemplates(objects, runId, config);
   const tasks = await pool.getTasks(config.pool, chunk.ids);
   const results = await Promise.all(
     tasks.map(async (task): Promise<PoolTask> => {
@@ -149,7 +152,10 @@ export async function generateInstances(
       let isClassification = task.proposed?.isClassification ?? (carriesInstance ? false : undefined);
       if (isClassification === undefined) {
         const key = `${task.id}/classify`;
-        const reply = await calls.call(renderClassifyRequest(config.profile, task.instruction), key);
+        const reply = await calls.call(
+          renderClassifyRequest(config.profile, task.instruction, templates),
+          key,
+        );
         if (!reply) return lost(key);
         const parsed = parseClassifyReply(config.profile, reply.text);
         if (parsed === null) count('classify-unparseable');
@@ -161,7 +167,12 @@ export async function generateInstances(
         raw.push({ input: task.proposed?.input ?? '', output: task.proposed?.output ?? '' });
       } else {
         for (let round = 0; round < config.instanceRounds; round++) {
-          const request = renderInstancesRequest(config.profile, task.instruction, isClassification);
+          const request = renderInstancesRequest(
+            config.profile,
+            task.instruction,
+            isClassification,
+            templates,
+          );
           const key = `${task.id}/instances-${round}`;
           const reply = await calls.call(request, key);
           if (!reply) return lost(key);
@@ -198,7 +209,7 @@ export async function generateInstances(
       let quality: TaskQuality | undefined;
       if (judgeCalls) {
         const key = `${task.id}/judge`;
-        const reply = await judgeCalls.call(renderJudgeRequest(task.instruction, kept), key);
+        const reply = await judgeCalls.call(renderJudgeRequest(task.instruction, kept, templates), key);
         if (!reply) count(judgeCalls.notRecorded.has(key) ? 'judge-not-recorded' : 'judge-call-failed');
         else {
           quality = parseJudgeReply(reply.text) ?? undefined;

@@ -14,8 +14,9 @@
 import { z } from 'zod';
 import { JUDGE_STAGE, type ModelRequest, type TaskQuality } from '../shared/ports.ts';
 import type { CallParameters } from '../shared/profiles.ts';
+import { SHIPPED_TEMPLATES, stageTemplates, type TemplateOverrides } from '../shared/prompt-templates.ts';
 import type { Instance } from '../shared/schemas.ts';
-import { extractJsonObject, loadTemplate, render } from '../shared/templates.ts';
+import { extractJsonObject } from '../shared/templates.ts';
 
 /** Greedy and short: a verdict is a few dozen tokens. */
 export const JUDGE_PARAMETERS: CallParameters = { temperature: 0, topP: 1, maxTokens: 256 };
@@ -29,7 +30,7 @@ export const MAX_REASON_CHARS = 300;
 /** An input or output is shown to the judge up to this many characters (an instance may hold 32,000). */
 export const MAX_JUDGED_FIELD_CHARS = 2_000;
 
-const template = (name: string) => loadTemplate(import.meta.url, name);
+const fill = stageTemplates(import.meta.url, 'generate-instances');
 
 /** The reason as stored: whitespace collapsed to one line, cut to `MAX_REASON_CHARS`. */
 const Reason = z
@@ -66,15 +67,19 @@ function shown(text: string): string {
     : `${trimmed.slice(0, MAX_JUDGED_FIELD_CHARS)} […]`;
 }
 
-/** The judge's request for a task with its instances (the ones the instance filters kept). */
-export function renderJudgeRequest(instruction: string, instances: readonly Instance[]): ModelRequest {
+/** The judge's request for a task with its instances (the ones the instance filters kept), with the run's templates. */
+export function renderJudgeRequest(
+  instruction: string,
+  instances: readonly Instance[],
+  templates: TemplateOverrides = SHIPPED_TEMPLATES,
+): ModelRequest {
   return {
     stage: JUDGE_STAGE,
     format: 'judge/default',
     kind: 'chat',
     ...JUDGE_PARAMETERS,
-    system: template('judge-system.txt'),
-    prompt: render(template('judge-user.txt'), {
+    system: fill(templates, 'judge-system.txt', {}),
+    prompt: fill(templates, 'judge-user.txt', {
       instruction: instruction.trim(),
       count: instances.length,
       instances: instances

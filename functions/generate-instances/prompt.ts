@@ -15,8 +15,9 @@
 import { z } from 'zod';
 import type { ModelPrompt, ModelRequest, ReplyText } from '../shared/ports.ts';
 import { callParameters, type ProfileTable } from '../shared/profiles.ts';
+import { SHIPPED_TEMPLATES, stageTemplates, type TemplateOverrides } from '../shared/prompt-templates.ts';
 import type { Instance, ProfileName } from '../shared/schemas.ts';
-import { extractJsonArrayItems, extractJsonObject, loadTemplate, render } from '../shared/templates.ts';
+import { extractJsonArrayItems, extractJsonObject } from '../shared/templates.ts';
 
 /** What one instance reply yields. */
 export interface ParsedInstances {
@@ -25,13 +26,13 @@ export interface ParsedInstances {
   malformed: boolean;
 }
 
-const template = (name: string) => loadTemplate(import.meta.url, name);
+const fill = stageTemplates(import.meta.url, 'generate-instances');
 
 const ClassifyAnswer = z.object({ is_classification: z.boolean() });
 
-/** The "is it a classification task?" task of one profile: its prompt and the reader of the answer. */
+/** The "is it a classification task?" task of one profile: its prompt (with the run's templates) and the reader of the answer. */
 export interface ClassifyTask {
-  render(instruction: string): ModelPrompt;
+  render(instruction: string, templates: TemplateOverrides): ModelPrompt;
   /** `true`, `false`, or `null` when the reply can't be read. */
   parse(text: string): boolean | null;
 }
@@ -43,10 +44,10 @@ export interface ClassifyTask {
  * (the paper counts it as "not classification", which a caller reproduces by reading `null` as `false`).
  */
 const PAPER_CLASSIFY: ClassifyTask = {
-  render: (instruction) => ({
+  render: (instruction, templates) => ({
     format: 'classify/self-instruct',
     kind: 'completion',
-    prompt: `${template('self-instruct-classify.txt')} ${instruction.trim()}\nIs it classification?`,
+    prompt: `${fill(templates, 'self-instruct-classify.txt', {})} ${instruction.trim()}\nIs it classification?`,
   }),
   parse: (text) => {
     const word = text.trim();
@@ -61,11 +62,11 @@ export const CLASSIFY_TASKS: ProfileTable<ClassifyTask> = {
   'self-instruct': PAPER_CLASSIFY,
   alpaca: PAPER_CLASSIFY,
   default: {
-    render: (instruction) => ({
+    render: (instruction, templates) => ({
       format: 'classify/default',
       kind: 'chat',
-      system: template('default-classify-system.txt'),
-      prompt: render(template('default-classify-user.txt'), { instruction: instruction.trim() }),
+      system: fill(templates, 'default-classify-system.txt', {}),
+      prompt: fill(templates, 'default-classify-user.txt', { instruction: instruction.trim() }),
       json: true,
     }),
     parse: (text) => {
@@ -75,9 +76,9 @@ export const CLASSIFY_TASKS: ProfileTable<ClassifyTask> = {
   },
 };
 
-/** The instance-generation task of one profile: its prompt and the parser of the reply. */
+/** The instance-generation task of one profile: its prompt (with the run's templates) and the parser of the reply. */
 export interface InstancesTask {
-  render(instruction: string, isClassification: boolean): ModelPrompt;
+  render(instruction: string, isClassification: boolean, templates: TemplateOverrides): ModelPrompt;
   parse(reply: ReplyText, isClassification: boolean): ParsedInstances;
 }
 
@@ -92,17 +93,17 @@ export interface InstancesTask {
  * token limit its last instance is dropped.
  */
 const PAPER_INSTANCES: InstancesTask = {
-  render: (instruction, isClassification) =>
+  render: (instruction, isClassification, templates) =>
     isClassification
       ? {
           format: 'instances/self-instruct-classification',
           kind: 'completion',
-          prompt: `${template('self-instruct-classification.txt')} ${instruction.trim()}\n`,
+          prompt: `${fill(templates, 'self-instruct-classification.txt', {})} ${instruction.trim()}\n`,
         }
       : {
           format: 'instances/self-instruct-generation',
           kind: 'completion',
-          prompt: `${template('self-instruct-generation.txt')} ${instruction.trim()}\n`,
+          prompt: `${fill(templates, 'self-instruct-generation.txt', {})} ${instruction.trim()}\n`,
         },
   parse: (reply, isClassification) => {
     const parsed = isClassification
@@ -121,14 +122,13 @@ export const INSTANCES_TASKS: ProfileTable<InstancesTask> = {
   'self-instruct': PAPER_INSTANCES,
   alpaca: PAPER_INSTANCES,
   default: {
-    render: (instruction, isClassification) => ({
+    render: (instruction, isClassification, templates) => ({
       format: isClassification ? 'instances/default-classification' : 'instances/default-generation',
       kind: 'chat',
-      system: template('default-instances-system.txt'),
-      prompt: render(
-        template(
-          isClassification ? 'default-instances-classification.txt' : 'default-instances-generation.txt',
-        ),
+      system: fill(templates, 'default-instances-system.txt', {}),
+      prompt: fill(
+        templates,
+        isClassification ? 'default-instances-classification.txt' : 'default-instances-generation.txt',
         { instruction: instruction.trim() },
       ),
       json: true,
@@ -137,12 +137,16 @@ export const INSTANCES_TASKS: ProfileTable<InstancesTask> = {
   },
 };
 
-/** Builds the "is it a classification task?" request of a profile (see `CLASSIFY_TASKS`). */
-export function renderClassifyRequest(profile: ProfileName, instruction: string): ModelRequest {
+/** Builds the "is it a classification task?" request of a profile (see `CLASSIFY_TASKS`) with the run's templates. */
+export function renderClassifyRequest(
+  profile: ProfileName,
+  instruction: string,
+  templates: TemplateOverrides = SHIPPED_TEMPLATES,
+): ModelRequest {
   return {
     stage: 'classify',
     ...callParameters(profile, 'classify'),
-    ...CLASSIFY_TASKS[profile].render(instruction),
+    ...CLASSIFY_TASKS[profile].render(instruction, templates),
   };
 }
 
@@ -151,16 +155,17 @@ export function parseClassifyReply(profile: ProfileName, text: string): boolean 
   return CLASSIFY_TASKS[profile].parse(text);
 }
 
-/** Builds the instance-generation request of a profile (see `INSTANCES_TASKS`). */
+/** Builds the instance-generation request of a profile (see `INSTANCES_TASKS`) with the run's templates. */
 export function renderInstancesRequest(
   profile: ProfileName,
   instruction: string,
   isClassification: boolean,
+  templates: TemplateOverrides = SHIPPED_TEMPLATES,
 ): ModelRequest {
   return {
     stage: 'generate-instances',
     ...callParameters(profile, 'instances'),
-    ...INSTANCES_TASKS[profile].render(instruction, isClassification),
+    ...INSTANCES_TASKS[profile].render(instruction, isClassification, templates),
   };
 }
 

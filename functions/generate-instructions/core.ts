@@ -1,7 +1,7 @@
 /**
  * Stage "Generate instructions" (Self-Instruct step 2): each call shows the model a few seed and
- * machine-made tasks and asks for new ones; replies are parsed into candidates, which the next stage
- * filters. The number of calls is sized from the remaining target and the last iteration's yield.
+ * machine-made tasks and asks for new ones (in the profile's prompt, or the run's own template of it);
+ * replies are parsed into candidates, which the next stage filters. The number of calls is sized from the remaining target and the last iteration's yield.
  */
 
 import { fromJsonLines, toJsonLines } from '../shared/json-lines.ts';
@@ -10,6 +10,7 @@ import { INSTRUCTIONS_SCOPE, ModelCalls } from '../shared/model-calls.ts';
 import { committedPool, loadIndex } from '../shared/pool-index.ts';
 import { holdPool } from '../shared/pool-lease.ts';
 import type { ObjectStore, PoolStore, TextModel } from '../shared/ports.ts';
+import { runTemplates } from '../shared/prompt-templates.ts';
 import { createRng } from '../shared/random.ts';
 import type { Candidate, RunState, SeedTask, UsageByStage } from '../shared/schemas.ts';
 import {
@@ -88,12 +89,13 @@ export async function generateInstructions(
   const rng = createRng(`${config.seed}:iteration-${progress.iteration + 1}:instructions`);
   // A replay re-gates what its recorded run generated: as many calls as that run made in this iteration.
   const prompts = (await model.recordedInstructionCalls?.(iteration)) ?? promptsForIteration(state);
+  const templates = await runTemplates(objects, runId, config);
   const diverse = config.diverseDemonstrations ?? config.profile === 'default';
   const machineDemos = diverse ? new MachineDemonstrations(machine) : machine;
   const requests = Array.from({ length: prompts }, () => {
     const demonstrations = selectDemonstrations(config.profile, seedDemos, machineDemos, rng);
     return {
-      request: renderInstructionRequest(config.profile, demonstrations),
+      request: renderInstructionRequest(config.profile, demonstrations, templates),
       demonstrations: demonstrations.length,
     };
   });

@@ -12,9 +12,10 @@
 import { z } from 'zod';
 import type { ModelPrompt, ModelRequest, ReplyText } from '../shared/ports.ts';
 import { callParameters, PROFILES, type ProfileTable } from '../shared/profiles.ts';
+import { SHIPPED_TEMPLATES, stageTemplates, type TemplateOverrides } from '../shared/prompt-templates.ts';
 import type { Rng } from '../shared/random.ts';
 import type { Candidate, ProfileName } from '../shared/schemas.ts';
-import { extractJsonArrayItems, loadTemplate, render } from '../shared/templates.ts';
+import { extractJsonArrayItems } from '../shared/templates.ts';
 
 /** A task shown to the model as an example: a seed or a machine-generated task. */
 export interface DemoTask {
@@ -36,7 +37,7 @@ export interface ParsedInstructions {
 /** How many new tasks the default profile asks for in one call. */
 export const DEFAULT_TASKS_PER_CALL = 10;
 
-const template = (name: string) => loadTemplate(import.meta.url, name);
+const fill = stageTemplates(import.meta.url, 'generate-instructions');
 
 /**
  * Picks the demonstrations of one prompt.
@@ -103,12 +104,12 @@ function cleanInstruction(instruction: string): string {
 }
 
 /**
- * The instruction-generation task of one profile: the prompt it renders around the demonstrations (the
- * sampling parameters are the profile's) and the parser of the reply. `demonstrations` is the number of
- * tasks the prompt showed.
+ * The instruction-generation task of one profile: the prompt it renders around the demonstrations with
+ * the run's templates (the sampling parameters are the profile's) and the parser of the reply.
+ * `demonstrations` is the number of tasks the prompt showed.
  */
 export interface InstructionTask {
-  render(demos: readonly DemoTask[]): ModelPrompt;
+  render(demos: readonly DemoTask[], templates: TemplateOverrides): ModelPrompt;
   parse(reply: ReplyText, demonstrations: number): ParsedInstructions;
 }
 
@@ -128,10 +129,10 @@ export interface InstructionTask {
  */
 export const INSTRUCTION_TASKS: ProfileTable<InstructionTask> = {
   'self-instruct': {
-    render: (demos) => ({
+    render: (demos, templates) => ({
       format: 'instructions/self-instruct',
       kind: 'completion',
-      prompt: render(template('self-instruct.txt'), {
+      prompt: fill(templates, 'self-instruct.txt', {
         demonstrations: demos.map((d, i) => `${i + 1}. ${cleanInstruction(d.instruction)}\n`).join(''),
         next: demos.length + 1,
       }),
@@ -139,10 +140,10 @@ export const INSTRUCTION_TASKS: ProfileTable<InstructionTask> = {
     parse: parseNumberedList,
   },
   alpaca: {
-    render: (demos) => ({
+    render: (demos, templates) => ({
       format: 'instructions/alpaca',
       kind: 'completion',
-      prompt: render(template('alpaca.txt'), {
+      prompt: fill(templates, 'alpaca.txt', {
         demonstrations: demos
           .map((d, i) => {
             const n = i + 1;
@@ -156,11 +157,11 @@ export const INSTRUCTION_TASKS: ProfileTable<InstructionTask> = {
     parse: parseAlpacaBlocks,
   },
   default: {
-    render: (demos) => ({
+    render: (demos, templates) => ({
       format: 'instructions/default',
       kind: 'chat',
-      system: template('default-system.txt'),
-      prompt: render(template('default-user.txt'), {
+      system: fill(templates, 'default-system.txt', {}),
+      prompt: fill(templates, 'default-user.txt', {
         demonstrations: demos.map((d, i) => `${i + 1}. ${cleanInstruction(d.instruction)}`).join('\n'),
         count: DEFAULT_TASKS_PER_CALL,
       }),
@@ -170,12 +171,19 @@ export const INSTRUCTION_TASKS: ProfileTable<InstructionTask> = {
   },
 };
 
-/** Builds the instruction-generation request of a profile from its demonstrations (see `INSTRUCTION_TASKS`). */
-export function renderInstructionRequest(profile: ProfileName, demos: readonly DemoTask[]): ModelRequest {
+/**
+ * Builds the instruction-generation request of a profile from its demonstrations (see `INSTRUCTION_TASKS`),
+ * with the run's templates (the shipped ones unless told).
+ */
+export function renderInstructionRequest(
+  profile: ProfileName,
+  demos: readonly DemoTask[],
+  templates: TemplateOverrides = SHIPPED_TEMPLATES,
+): ModelRequest {
   return {
     stage: 'generate-instructions',
     ...callParameters(profile, 'instructions'),
-    ...INSTRUCTION_TASKS[profile].render(demos),
+    ...INSTRUCTION_TASKS[profile].render(demos, templates),
   };
 }
 

@@ -3,7 +3,7 @@
  * token for the run), finishes or removes what a dead run left in the pool, records the run, and seeds
  * the pool (DynamoDB items, the pool's seed list and its ROUGE-L index in S3), committing the seeds as
  * the pool's iteration 0 of this run. Nothing is written, and no model is called, unless the input, the
- * model id and the whole seed file are valid. A new pool gets the bundled seeds when no seed file is
+ * model id, the run's templates and the whole seed file are valid. A new pool gets the bundled seeds when no seed file is
  * given; an existing one grows from its own. A new pool exists once its seeds commit, or not at all.
  */
 
@@ -26,6 +26,7 @@ import { takePool } from '../shared/pool-lease.ts';
 import type { ObjectStore, PoolStore, PoolTask } from '../shared/ports.ts';
 import { modelCost } from '../shared/pricing/pricing.ts';
 import { priceTable } from '../shared/pricing/run-prices.ts';
+import { readTemplates } from '../shared/prompt-templates.ts';
 import { checkSafetyScreenId } from '../shared/safety.ts';
 import { PoolName, RunConfig, RunInput, type RunState, type SeedTask } from '../shared/schemas.ts';
 
@@ -105,6 +106,11 @@ export async function prepareRun(
   checkExecutionLimits(config);
   if (config.model.startsWith('replay:')) await inheritRecordedRun(config, input, pool);
   if (config.maxCostUsd !== undefined) await requirePrice(config, objects);
+  // The run's templates: names and placeholders checked before anything is written or called; the
+  // files found are the ones the model stages read (by key: they may not list the bucket).
+  if (config.templates !== undefined) {
+    config.templateFiles = Object.keys(await readTemplates(objects, config.templates));
+  }
   const asked = config.seedKey !== undefined;
   // The bundled seeds only seed a new pool; an existing pool grows from its own seeds.
   config.seedKey ??= poolExists(await pool.getMeta(config.pool)) ? undefined : DEFAULT_SEED_KEY;
@@ -228,11 +234,19 @@ async function finishSeeds(
 
 /**
  * What a replay takes from its recorded run unless the input says otherwise: the seed (which drives the
- * sampling of demonstrations), its seed file (the same seeds for a new pool), the profile (the prompts),
- * and the loop's shape (target, iteration cap,
+ * sampling of demonstrations), its seed file (the same seeds for a new pool), the profile and the
+ * templates (the prompts), and the loop's shape (target, iteration cap,
  * instance rounds), so that by default it re-runs the recorded run's calls, only filtered differently.
  */
-const INHERITED = ['seed', 'seedKey', 'profile', 'target', 'maxIterations', 'instanceRounds'] as const;
+const INHERITED = [
+  'seed',
+  'seedKey',
+  'profile',
+  'templates',
+  'target',
+  'maxIterations',
+  'instanceRounds',
+] as const;
 
 /** A replay: see `INHERITED`. */
 async function inheritRecordedRun(config: RunConfig, input: unknown, pool: PoolStore): Promise<void> {

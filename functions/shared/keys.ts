@@ -28,6 +28,15 @@ export const EXPORTS_PREFIX = 'exports/';
 export const PRICE_TABLE_PREFIX = 'prices/';
 
 /**
+ * Prompt template files that replace the shipped ones by file name (run input `templates`, a folder
+ * under this prefix; the CLI uploads `--templates <dir>` to `templates/<run id>/`).
+ */
+export const TEMPLATES_PREFIX = 'templates/';
+
+/** Where the CLI puts a run's `--templates` files: a folder of the run's own, never shared or overwritten. */
+export const runTemplatesPrefix = (runId: string) => `${TEMPLATES_PREFIX}${runId}/`;
+
+/**
  * Where a run's seed file (run input `seedKey`) may be: the bundled seeds, uploads that start runs,
  * the CLI's uploads, and this stack's own files in the seed-file format (a pool's seeds, an export's
  * `tasks.jsonl`). "Prepare run" may read these prefixes only, so `runs/` stays out of its reach.

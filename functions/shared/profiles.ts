@@ -1,8 +1,10 @@
 /**
  * Profiles fix the prompts, parsers and filters of a run.
  *
- * - `self-instruct`: the released code of Wang et al. (2022), exactly: completion prompts with
- *   8 numbered demonstrations (6 seed + 2 machine), the paper's filters and instance parsers.
+ * - `self-instruct`: the released code of Wang et al. (2022): its instruction prompt (completion, 8
+ *   numbered demonstrations: 6 seed + 2 machine), its filters and instance parsers, exactly; its
+ *   classification and instance prompts in the paper's few-shot structure, with demonstrations written
+ *   for this project (a run can give the paper's own as templates: `prompt-templates.ts`).
  * - `alpaca`: Stanford Alpaca's variant: 3 seed demonstrations, up to 20 tasks per reply with
  *   instruction, input and output together, its 18-word banned list, no capitalization.
  * - `default`: ours: chat prompts with JSON replies validated by zod, no lower-casing,

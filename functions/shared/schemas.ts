@@ -3,7 +3,7 @@
  * run input and every stage's input and output. Types come from `z.infer`.
  */
 import { z } from 'zod';
-import { PRICE_TABLE_PREFIX, SEED_FILE_PREFIXES } from './keys.ts';
+import { PRICE_TABLE_PREFIX, SEED_FILE_PREFIXES, TEMPLATES_PREFIX } from './keys.ts';
 import type { PoolTask } from './ports.ts';
 import { hasUrlCredentials } from './urls.ts';
 
@@ -244,6 +244,17 @@ export const RunInput = z
       .describe(
         `S3 key of a JSON price table merged over the shipped one (functions/shared/pricing/prices.json), under ${PRICE_TABLE_PREFIX}.`,
       ),
+    templates: z
+      .string()
+      .max(1024)
+      .regex(
+        new RegExp(`^${TEMPLATES_PREFIX}(?:[^/]+/)+$`),
+        `must be a folder under ${TEMPLATES_PREFIX}, ending with "/" (the only prefix the stages may read templates from)`,
+      )
+      .optional()
+      .describe(
+        `S3 folder of prompt template files, under ${TEMPLATES_PREFIX} (e.g. ${TEMPLATES_PREFIX}legal/): each replaces the shipped template of the same file name; files not given keep the shipped ones. Checked by "Prepare run" (names, placeholders) before any model call. CLI: --templates <dir>.`,
+      ),
     mapConcurrency: z
       .int()
       .min(1)
@@ -283,6 +294,11 @@ export const RunConfig = RunInput.extend({
   embeddingModel: z.string().min(1).max(2048).optional(),
   /** Resolved by `parseRunInput` (the run's model unless given); absent in the state of a run started before the judge: no judge. */
   judgeModel: z.string().min(1).max(2048).optional(),
+  /**
+   * Resolved by "Prepare run": the file names it found and checked under `templates`, which the model
+   * stages get by key (they may not list the bucket).
+   */
+  templateFiles: z.array(z.string().min(1).max(256)).max(64).optional(),
 });
 export type RunConfig = z.infer<typeof RunConfig>;
 

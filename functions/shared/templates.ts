@@ -15,11 +15,8 @@ import { ConfigurationError } from './errors.ts';
 const cache = new Map<string, string>();
 
 /**
- * Reads `./prompts/<name>` relative to `moduleUrl` (pass `import.meta.url`), once per process.
- *
- * Line endings are normalized to `\n` and one final newline is dropped (as Jinja does by default), so
- * an editor that adds or keeps a newline at the end of the file does not change the prompt, and a
- * checkout with CRLF line endings renders the same bytes.
+ * Reads `./prompts/<name>` relative to `moduleUrl` (pass `import.meta.url`), once per process, as
+ * `normalizeTemplate` reads it.
  */
 export function loadTemplate(moduleUrl: string, name: string): string {
   const url = new URL(`./prompts/${name}`, moduleUrl);
@@ -31,9 +28,26 @@ export function loadTemplate(moduleUrl: string, name: string): string {
   } catch (error) {
     throw new ConfigurationError(`Prompt template ${url.pathname} could not be read`, { cause: error });
   }
-  const template = text.replace(/\r\n/g, '\n').replace(/\n$/, '');
+  const template = normalizeTemplate(text);
   cache.set(url.href, template);
   return template;
+}
+
+/**
+ * A template file's text as it is rendered: line endings normalized to `\n` and one final newline
+ * dropped (as Jinja does by default), so an editor that adds or keeps a newline at the end of the file
+ * does not change the prompt, and a checkout with CRLF line endings renders the same bytes.
+ */
+export function normalizeTemplate(text: string): string {
+  return text.replace(/\r\n/g, '\n').replace(/\n$/, '');
+}
+
+/** A `{{name}}` placeholder (spaces inside the braces allowed); group 1 is the name. */
+const PLACEHOLDER = /\{\{\s*([A-Za-z_][\w]*)\s*\}\}/g;
+
+/** The names of the placeholders of `template`, each once, in order of first use. */
+export function placeholders(template: string): string[] {
+  return [...new Set([...template.matchAll(PLACEHOLDER)].map((match) => match[1] as string))];
 }
 
 /**
@@ -43,7 +57,7 @@ export function loadTemplate(moduleUrl: string, name: string): string {
  */
 export function render(template: string, vars: Readonly<Record<string, string | number>>): string {
   const used = new Set<string>();
-  const text = template.replace(/\{\{\s*([A-Za-z_][\w]*)\s*\}\}/g, (_match, name: string) => {
+  const text = template.replace(PLACEHOLDER, (_match, name: string) => {
     const value = vars[name];
     if (value === undefined) throw new ConfigurationError(`Template variable {{${name}}} is not given`);
     used.add(name);

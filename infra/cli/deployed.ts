@@ -12,12 +12,18 @@ import { parseRunInput } from '../../functions/prepare/core.ts';
 import { S3ObjectStore } from '../../functions/shared/adapters/s3.ts';
 import { awsClientConfig } from '../../functions/shared/config.ts';
 import { ConfigurationError, NotFound } from '../../functions/shared/errors.ts';
-import { PRICE_TABLE_PREFIX, UPLOADS_PREFIX } from '../../functions/shared/keys.ts';
+import { PRICE_TABLE_PREFIX, runTemplatesPrefix, UPLOADS_PREFIX } from '../../functions/shared/keys.ts';
 import { LOCAL_CREDENTIALS } from '../local/servers.ts';
 import { startLocalStepFunctions } from '../local/sfn-server.ts';
 import { LocalStack } from '../local/stack.ts';
 import { LOCAL_REGION } from '../local/template.ts';
-import { newRunId, type RunOptions, runInputFromOptions } from './run-options.ts';
+import {
+  newRunId,
+  type RunOptions,
+  readTemplatesFolder,
+  runInputFromOptions,
+  uploadTemplates,
+} from './run-options.ts';
 import { deployedHistory, executionArnOf, type RunStatus, watch } from './status.ts';
 
 export interface DeployedTarget {
@@ -65,9 +71,14 @@ export async function runDeployed(
   const runId = newRunId();
   const input = runInputFromOptions(options);
   parseRunInput(
-    { ...input, seedKey: input.seedKey ?? (options.seeds ? `${UPLOADS_PREFIX}x` : undefined) },
+    {
+      ...input,
+      seedKey: input.seedKey ?? (options.seeds ? `${UPLOADS_PREFIX}x` : undefined),
+      templates: options.templates ? runTemplatesPrefix(runId) : input.templates,
+    },
     runId,
   );
+  const templates = options.templates ? readTemplatesFolder(options.templates).files : undefined;
   const target = await resolveDeployed(options);
 
   const upload = async (file: string, prefix: string, contentType: string) => {
@@ -80,6 +91,10 @@ export async function runDeployed(
   if (options.seeds) input.seedKey = await upload(options.seeds, UPLOADS_PREFIX, 'application/jsonl');
   if (options.prices) {
     input.priceTableKey = await upload(options.prices, PRICE_TABLE_PREFIX, 'application/json');
+  }
+  if (templates) {
+    if (!target.bucket) throw new ConfigurationError('Uploading templates needs the bucket: pass --bucket');
+    input.templates = await uploadTemplates(new S3ObjectStore(target.bucket), templates, runId);
   }
 
   const sfn = new SFNClient(awsClientConfig('sfn'));

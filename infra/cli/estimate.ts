@@ -34,6 +34,7 @@ import {
   readSummaryFile,
 } from './estimate/calibrate.ts';
 import { type Estimate, estimateRun, fmtInt } from './estimate/simulate.ts';
+import { readTemplatesFolder } from './run-options.ts';
 
 /** The seed file the project ships (the one `npm start` seeds its pools with). */
 const BUNDLED_SEEDS = fileURLToPath(new URL('../../seeds/seed_tasks.jsonl', import.meta.url));
@@ -59,6 +60,8 @@ export interface EstimateOptions {
   tokensPerSecond?: number;
   firstTokenSeconds?: number;
   seeds: string;
+  /** A folder of prompt templates replacing the shipped ones, as `run --templates` gives it. */
+  templates?: string;
   json?: boolean;
 }
 
@@ -207,6 +210,7 @@ export function estimateCommand(io: EstimateIo = process): Command {
       positiveNumber('--first-token-seconds'),
     )
     .option('--seeds <file>', 'seed file whose tasks the prompts show', BUNDLED_SEEDS)
+    .option('--templates <dir>', 'prompt templates replacing the shipped ones, as `run --templates`')
     .option('--json', 'print the estimate as JSON')
     .action(async (options: EstimateOptions) => {
       // The checks a run makes: an id of no accepted form fails here too.
@@ -244,6 +248,7 @@ export function estimateCommand(io: EstimateIo = process): Command {
         profile: options.profile,
         prices,
         seeds,
+        templates: options.templates ? readTemplatesFolder(options.templates).templates : undefined,
         calibration,
         maxIterations: options.iterations,
         chunkSize: options.chunkSize,

@@ -2,8 +2,13 @@
  * The flags of `run` and the run input they describe, shared by the local run (`run.ts`) and the run
  * started on the deployed stack (`deployed.ts`).
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { NotFound } from '../../functions/shared/errors.ts';
 import { parseJsonFile } from '../../functions/shared/input-files.ts';
+import { runTemplatesPrefix } from '../../functions/shared/keys.ts';
+import type { ObjectStore } from '../../functions/shared/ports.ts';
+import { checkTemplates, type TemplateOverrides } from '../../functions/shared/prompt-templates.ts';
 import type { RunInput } from '../../functions/shared/schemas.ts';
 
 /** The flags of `run` as commander gives them (strings, as typed). */
@@ -24,6 +29,8 @@ export interface RunOptions {
   temperature?: string;
   maxCost?: string;
   prices?: string;
+  /** A folder of prompt template files (`*.txt`) replacing the shipped ones by name. */
+  templates?: string;
   seed?: string;
   input?: string;
   fresh?: boolean;
@@ -66,6 +73,42 @@ export function runInputFromOptions(options: RunOptions): RunInput {
   };
   const defined = Object.fromEntries(Object.entries(flags).filter(([, value]) => value !== undefined));
   return { trigger: 'cli', ...base, ...defined } as RunInput;
+}
+
+/**
+ * The `*.txt` files of a `--templates` folder, by file name, checked as "Prepare run" checks them (so a
+ * bad template stops the command before anything starts); other files in the folder are left out.
+ * `files` are the texts as read (what a run uploads), `templates` as rendered.
+ */
+export function readTemplatesFolder(dir: string): {
+  files: Record<string, string>;
+  templates: TemplateOverrides;
+} {
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((name) => name.endsWith('.txt'));
+  } catch {
+    throw new NotFound(`Templates folder ${dir} does not exist or can't be read`);
+  }
+  const files = Object.fromEntries(names.map((name) => [name, readFileSync(path.join(dir, name), 'utf8')]));
+  return { files, templates: checkTemplates(files, `${dir.replace(/\/+$/, '')}/`) };
+}
+
+/**
+ * Uploads a `--templates` folder's files to the run's own folder, `templates/<run id>/`, and returns that
+ * prefix (the run input `templates`): a later run's templates never change what this one (or a replay of
+ * it) renders.
+ */
+export async function uploadTemplates(
+  objects: Pick<ObjectStore, 'put'>,
+  files: Readonly<Record<string, string>>,
+  runId: string,
+): Promise<string> {
+  const prefix = runTemplatesPrefix(runId);
+  for (const [name, text] of Object.entries(files)) {
+    await objects.put(`${prefix}${name}`, text, 'text/plain; charset=utf-8');
+  }
+  return prefix;
 }
 
 /**

@@ -9,7 +9,12 @@ import * as path from 'node:path';
 import { Command, Option } from 'commander';
 import { readableCause } from '../../functions/record-failure/core.ts';
 import { NotFound } from '../../functions/shared/errors.ts';
-import { exportKeys, PRICE_TABLE_PREFIX, SEED_UPLOAD_PREFIX } from '../../functions/shared/keys.ts';
+import {
+  exportKeys,
+  PRICE_TABLE_PREFIX,
+  runTemplatesPrefix,
+  SEED_UPLOAD_PREFIX,
+} from '../../functions/shared/keys.ts';
 import { formatUsd as usd } from '../../functions/shared/pricing/money.ts';
 import { RunSummary } from '../../functions/shared/records.ts';
 import { executionLogPath } from '../local/executions.ts';
@@ -18,7 +23,14 @@ import type { EventLog, LocalStack } from '../local/stack.ts';
 import { formatEntries, formatFields, groupCounts } from './counts.ts';
 import { liveView, type ProgressView, plainView } from './progress.ts';
 import { shown } from './report.ts';
-import { bedrockContext, newRunId, type RunOptions, runInputFromOptions } from './run-options.ts';
+import {
+  bedrockContext,
+  newRunId,
+  type RunOptions,
+  readTemplatesFolder,
+  runInputFromOptions,
+  uploadTemplates,
+} from './run-options.ts';
 
 export interface LocalRunResult {
   runId: string;
@@ -54,15 +66,17 @@ export async function runLocal(
     import('../../functions/prepare/core.ts'),
     import('./model-hints.ts'),
   ]);
-  // Fail fast on a bad flag, before starting anything (the prepare stage validates the same way).
+  // Fail fast on a bad flag or template, before starting anything (the prepare stage validates the same way).
   parseRunInput(
     {
       ...input,
       seedKey:
         input.seedKey ?? (options.seeds ? `${SEED_UPLOAD_PREFIX}${input.pool ?? 'default'}/x` : undefined),
+      templates: options.templates ? runTemplatesPrefix(runId) : input.templates,
     },
     runId,
   );
+  const templates = options.templates ? readTemplatesFolder(options.templates).files : undefined;
 
   // The servers start in their own process while this one loads the template and the stack's modules.
   const { startLocalServers } = await import('../local/servers.ts');
@@ -155,6 +169,10 @@ export async function runLocal(
       const key = `${PRICE_TABLE_PREFIX}${path.basename(options.prices)}`;
       await stack.objects.put(key, readFileSync(options.prices), 'application/json');
       input.priceTableKey = key;
+    }
+    if (templates) {
+      // As in AWS, the stages read the run's templates from the bucket.
+      input.templates = await uploadTemplates(stack.objects, templates, runId);
     }
     const from = template.from === 'cache' ? 'cached template' : 'stack synthesized';
     progress.line(
@@ -285,12 +303,16 @@ export function runCommand(): Command {
     )
     .option('--max-cost <usd>', 'budget: stop before an iteration that would cross it')
     .option('--prices <file>', 'a price table JSON merged over the shipped one')
+    .option(
+      '--templates <dir>',
+      'a folder of prompt templates (*.txt) that replace the shipped ones of the same name',
+    )
     .option('--dry-run', 'print the estimated cost of this run (see `estimate`) and stop, before any call')
     .option('--deployed', 'start the run on the deployed stack (found from its outputs) and follow it')
     .option('--state-machine-arn <arn>', 'with --deployed: the state machine (default: stack outputs)')
     .option(
       '--bucket <name>',
-      'with --deployed: the bucket to upload --seeds/--prices to (default: stack outputs)',
+      'with --deployed: the bucket to upload --seeds/--prices/--templates to (default: stack outputs)',
     )
     .option('--stack <name>', 'with --deployed: the stack name', 'SelfInstruct')
     .addOption(new Option('--target <n>', 'new tasks to add (default 300)').env('SELFINSTRUCT_TARGET'))
@@ -333,6 +355,7 @@ export function runCommand(): Command {
         args.push('--call-concurrency', String(input.callConcurrency), '--data-dir', options.dataDir);
         if (options.prices) args.push('--prices', options.prices);
         if (options.seeds) args.push('--seeds', options.seeds);
+        if (options.templates) args.push('--templates', options.templates);
         await estimateCommand().parseAsync(args, { from: 'user' });
         return;
       }

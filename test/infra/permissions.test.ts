@@ -117,7 +117,16 @@ beforeAll(() => {
 });
 
 describe('the stages in S3', () => {
-  const prefixes = ['defaults/', 'seeds/', 'uploads/', 'pools/', 'runs/', 'exports/', 'prices/'];
+  const prefixes = [
+    'defaults/',
+    'seeds/',
+    'uploads/',
+    'pools/',
+    'runs/',
+    'exports/',
+    'prices/',
+    'templates/',
+  ];
   const reach = (action: string) =>
     Object.fromEntries(
       plain.folders.map((folder) => [
@@ -126,13 +135,13 @@ describe('the stages in S3', () => {
       ]),
     );
 
-  it('read exactly what their code reads: the seed file, pools, runs and price tables', () => {
+  it('read exactly what their code reads: the seed file, pools, runs, price tables and templates', () => {
     expect(reach('s3:GetObject')).toEqual({
       export: [],
       filter: ['pools/', 'runs/'],
-      'generate-instances': [],
-      'generate-instructions': ['pools/'],
-      prepare: ['defaults/', 'seeds/', 'uploads/', 'pools/', 'exports/', 'prices/'],
+      'generate-instances': ['templates/'],
+      'generate-instructions': ['pools/', 'templates/'],
+      prepare: ['defaults/', 'seeds/', 'uploads/', 'pools/', 'exports/', 'prices/', 'templates/'],
       'record-failure': [],
       'save-iteration': ['runs/', 'prices/'],
     });
@@ -151,7 +160,7 @@ describe('the stages in S3', () => {
     expect(plain.who('s3:DeleteObject', plain.object('runs/r/x'))).toEqual([]);
   });
 
-  it('let no model-calling stage list the bucket (a replay reads the recorded calls from the table)', () => {
+  it('let no model-calling stage list the bucket (a replay reads the recorded calls from the table, templates are got by key)', () => {
     const listers = plain.who('s3:ListBucket', plain.bucket);
     // Listing comes with reading (CDK's grantRead): "Generate instructions" reads the pool's files.
     expect(listers).not.toContain('generate-instances');

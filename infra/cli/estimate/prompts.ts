@@ -9,6 +9,7 @@ import {
 } from '../../../functions/generate-instructions/prompt.ts';
 import { estimateTokens } from '../../../functions/shared/models/usage.ts';
 import type { ModelRequest, ModelStage } from '../../../functions/shared/ports.ts';
+import { SHIPPED_TEMPLATES, type TemplateOverrides } from '../../../functions/shared/prompt-templates.ts';
 import { createRng } from '../../../functions/shared/random.ts';
 import type { ProfileName, SeedTask } from '../../../functions/shared/schemas.ts';
 
@@ -40,12 +41,16 @@ export interface PromptTokens {
  * demonstrations sampled as the stage samples them (machine demonstrations stood in for by seed
  * instructions), the classification and instance prompts of every seed instruction (output-first
  * for the classification ones, input-first for the others), and the judge's prompt of every seed task
- * with its instances.
+ * with its instances; with the run's `templates` (run input `templates`) where it has them.
  */
 export function measurePrompts(
   profile: ProfileName,
   seeds: readonly SeedTask[],
-  { samples = 200, seed = 'estimate' }: { samples?: number; seed?: string } = {},
+  {
+    samples = 200,
+    seed = 'estimate',
+    templates = SHIPPED_TEMPLATES,
+  }: { samples?: number; seed?: string; templates?: TemplateOverrides } = {},
 ): PromptTokens {
   const rng = createRng(`${seed}:${profile}`);
   const demos = seeds.map((task) => ({
@@ -57,18 +62,22 @@ export function measurePrompts(
   let instructionTokens = 0;
   for (let i = 0; i < samples; i++) {
     const chosen = selectDemonstrations(profile, demos, machine, rng);
-    instructionTokens += requestTokens(renderInstructionRequest(profile, chosen));
+    instructionTokens += requestTokens(renderInstructionRequest(profile, chosen, templates));
   }
   const mean = (values: number[]) => values.reduce((sum, v) => sum + v, 0) / Math.max(1, values.length);
   return {
     'generate-instructions': instructionTokens / samples,
-    classify: mean(seeds.map((task) => requestTokens(renderClassifyRequest(profile, task.instruction)))),
+    classify: mean(
+      seeds.map((task) => requestTokens(renderClassifyRequest(profile, task.instruction, templates))),
+    ),
     'generate-instances': mean(
       seeds.map((task) =>
-        requestTokens(renderInstancesRequest(profile, task.instruction, task.is_classification)),
+        requestTokens(renderInstancesRequest(profile, task.instruction, task.is_classification, templates)),
       ),
     ),
-    judge: mean(seeds.map((task) => requestTokens(renderJudgeRequest(task.instruction, task.instances)))),
+    judge: mean(
+      seeds.map((task) => requestTokens(renderJudgeRequest(task.instruction, task.instances, templates))),
+    ),
     samples,
     classificationShare: seeds.filter((task) => task.is_classification).length / Math.max(1, seeds.length),
   };

@@ -19,6 +19,7 @@ import {
   summarizeCost,
 } from '../../../functions/shared/pricing/pricing.ts';
 import { PROFILES } from '../../../functions/shared/profiles.ts';
+import type { TemplateOverrides } from '../../../functions/shared/prompt-templates.ts';
 import {
   type ProfileName,
   Progress,
@@ -39,6 +40,8 @@ export interface EstimateInput {
   prices: PriceTable;
   /** The seed file the run starts a new pool from (its prompts are rendered). */
   seeds: readonly SeedTask[];
+  /** The run's own prompt templates (`--templates`); the shipped ones when absent. */
+  templates?: TemplateOverrides;
   /** Yields and output tokens; the profile's defaults when absent. */
   calibration?: Calibration;
   /** Iteration cap; when absent, the run input's default or the smallest cap that reaches the target. */
@@ -208,7 +211,7 @@ export function estimateRun(input: EstimateInput): Estimate {
   };
   const maxIterations = input.maxIterations ?? defaultCap(input, calibration);
   const { config, iterations, added } = simulate(input, calibration, maxIterations);
-  const promptTokens = measurePrompts(input.profile, input.seeds);
+  const promptTokens = measurePrompts(input.profile, input.seeds, { templates: input.templates });
 
   const sum = (pick: (it: SimulatedIteration) => number) => iterations.reduce((s, it) => s + pick(it), 0);
   const accepted = sum((it) => it.accepted);
