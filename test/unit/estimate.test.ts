@@ -127,6 +127,22 @@ describe('estimateRun', () => {
     );
   });
 
+  it('names the unpriced model when the judge is another model than the run’s', () => {
+    const e = estimateRun({
+      model: 'offline',
+      judgeModel: 'bedrock:vendor.unpriced-v1:0',
+      target: 300,
+      profile: 'default',
+      prices,
+      seeds,
+    });
+    const assumptions = e.assumptions.join('\n');
+
+    expect(e.modelCost.priced).toBe(false);
+    expect(assumptions).toMatch(/Model price: offline at \$0 \/ \$0 per million/);
+    expect(assumptions).toMatch(/Model price: NONE for bedrock:vendor\.unpriced-v1:0/);
+  });
+
   it('flags a model without a price and leaves the totals unknown', () => {
     const e = estimate(300, 'default', 'bedrock:vendor.unpriced-v1:0');
 

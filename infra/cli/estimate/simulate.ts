@@ -284,11 +284,16 @@ export function estimateRun(input: EstimateInput): Estimate {
   const profile = PROFILES[input.profile];
   const lines = [
     `Prices: table ${input.prices.version} (checked ${input.prices.date}), ${input.prices.aws.region} on-demand list prices; free tiers, batch and caching discounts not applied.`,
-    price
-      ? `Model price: ${input.model} at $${price.inputPer1M} / $${price.outputPer1M} per million input / output tokens.${price.notes ? ` Source: ${price.notes}` : ''}`
-      : totalModelCost.priced
-        ? `Model price: ${input.model} has no per-token bill (no provider called, or a server on this machine): the model share is $0.`
-        : `Model price: NONE for ${input.model}: the model cost, total and per-task figures are unknown.`,
+    // One line per model called (the run's, and the judge when it is another).
+    ...modelCosts.map((cost) => {
+      const own = input.prices.models[cost.modelId];
+      if (own) {
+        return `Model price: ${cost.modelId} at $${own.inputPer1M} / $${own.outputPer1M} per million input / output tokens.${own.notes ? ` Source: ${own.notes}` : ''}`;
+      }
+      return cost.priced
+        ? `Model price: ${cost.modelId} has no per-token bill (no provider called, or a server on this machine): its share is $0.`
+        : `Model price: NONE for ${cost.modelId}: the model cost, total and per-task figures are unknown.`;
+    }),
     'Input tokens: ceil(characters / 4) of the rendered system and user messages (no tokenizer package is installed; chat framing tokens not counted).',
     `Instruction prompts: ${promptTokens.samples} prompts of the ${input.profile} profile rendered with demonstrations sampled from the ${input.seeds.length} seed tasks (${profile.seedDemonstrations} seed + ${profile.machineDemonstrations} machine, machine ones stood in for by seed instructions): ${promptTokens['generate-instructions'].toFixed(0)} tokens each on average.`,
     `Classification and instance prompts: rendered for each seed instruction (${(promptTokens.classificationShare * 100).toFixed(0)}% classification): ${promptTokens.classify.toFixed(0)} and ${promptTokens['generate-instances'].toFixed(0)} tokens on average.`,
