@@ -11,6 +11,15 @@ import { hasUrlCredentials } from './urls.ts';
 export const ProfileName = z.enum(['self-instruct', 'alpaca', 'default']);
 export type ProfileName = z.infer<typeof ProfileName>;
 
+/**
+ * How a run makes its candidates and their responses (see `methods.ts`): `self-instruct` bootstraps new
+ * instructions from demonstrations (the profile then fixes prompts, parsers and filters), `evol` rewrites
+ * pool instructions (Evol-Instruct, Xu et al., 2023), `backtranslate` writes the instruction each passage
+ * of the user's documents answers (Humpback, Li et al., 2023).
+ */
+export const Method = z.enum(['self-instruct', 'evol', 'backtranslate']);
+export type Method = z.infer<typeof Method>;
+
 /** One input/output example of a task. */
 export const Instance = z.object({
   input: z.string(),
@@ -94,6 +103,9 @@ export const RunInput = z
       ),
     profile: ProfileName.default('default').describe(
       'Prompts, parsers and filters: self-instruct, alpaca or default.',
+    ),
+    method: Method.default('self-instruct').describe(
+      'How candidates and responses are made: self-instruct (new instructions from demonstrations), evol (Evol-Instruct: evolve pool instructions) or backtranslate (instructions for passages of your documents).',
     ),
     model: z
       .string()

@@ -15,6 +15,7 @@ import type { RunInput } from '../../functions/shared/schemas.ts';
 export interface RunOptions {
   pool?: string;
   profile?: string;
+  method?: string;
   model?: string;
   target?: string;
   iterations?: string;
@@ -57,6 +58,7 @@ export function runInputFromOptions(options: RunOptions): RunInput {
   const flags: Record<string, unknown> = {
     pool: options.pool,
     profile: options.profile,
+    method: options.method,
     model: options.model,
     target: num(options.target),
     maxIterations: num(options.iterations),

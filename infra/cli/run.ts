@@ -17,6 +17,7 @@ import {
 } from '../../functions/shared/keys.ts';
 import { formatUsd as usd } from '../../functions/shared/pricing/money.ts';
 import { RunSummary } from '../../functions/shared/records.ts';
+import { Method } from '../../functions/shared/schemas.ts';
 import { executionLogPath } from '../local/executions.ts';
 import type { ExecutionStatus } from '../local/rules.ts';
 import type { EventLog, LocalStack } from '../local/stack.ts';
@@ -294,6 +295,11 @@ export function runCommand(): Command {
       new Option('--profile <name>', 'prompts, parsers and filters')
         .choices(['self-instruct', 'alpaca', 'default'])
         .env('SELFINSTRUCT_PROFILE'),
+    )
+    .addOption(
+      new Option('--method <name>', 'how candidates are made (default self-instruct)')
+        .choices(Method.options)
+        .env('SELFINSTRUCT_METHOD'),
     )
     .addOption(
       new Option(
