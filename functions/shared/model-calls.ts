@@ -25,7 +25,15 @@ import {
   type SelfInstructError,
 } from './errors.ts';
 import { toJsonLines } from './json-lines.ts';
-import type { ModelReply, ModelRequest, PoolStore, StoredCall, TextModel } from './ports.ts';
+import type {
+  EMBEDDING_STAGE,
+  ModelReply,
+  ModelRequest,
+  PoolStore,
+  SAFETY_STAGE,
+  StoredCall,
+  TextModel,
+} from './ports.ts';
 import type { Usage, UsageByStage } from './schemas.ts';
 
 /** One raw call as stored in `runs/<run>/iteration-<n>/raw/<stage>.jsonl`. */
@@ -145,6 +153,27 @@ export const TIME_RESERVE_MS = 30_000;
 export const MAX_STORED_REPLY_CHARS = 100_000;
 
 const retryable = (error: unknown) => error instanceof ModelThrottled || error instanceof ModelUnavailable;
+
+const unbounded = () => Number.POSITIVE_INFINITY;
+
+/**
+ * Runs `attempt` with the runner's backoff: a throttled (`ModelThrottled`) or transient
+ * (`ModelUnavailable`) failure is tried again after a wait drawn with full jitter, while the function has
+ * time for the longest wait and one more attempt (`timeLeft`, in milliseconds).
+ */
+export function withRetries<T>(
+  attempt: () => Promise<T>,
+  retry: RetryPolicy,
+  timeLeft: () => number = unbounded,
+): Promise<T> {
+  return backOff(attempt, {
+    numOfAttempts: retry.attempts,
+    startingDelay: retry.baseDelayMs,
+    maxDelay: retry.maxDelayMs,
+    jitter: 'full',
+    retry: (error) => retryable(error) && timeLeft() >= TIME_RESERVE_MS + retry.maxDelayMs,
+  });
+}
 
 /**
  * A concurrency limit that adapts as production clients do (AIMD): it starts at the ceiling, halves on
@@ -279,13 +308,11 @@ export class ModelCalls {
 
     let reply: ModelReply;
     try {
-      reply = await backOff(() => this.attempt(request, callKey), {
-        numOfAttempts: this.retry.attempts,
-        startingDelay: this.retry.baseDelayMs,
-        maxDelay: this.retry.maxDelayMs,
-        jitter: 'full',
-        retry: (error) => retryable(error) && this.timeLeft() >= TIME_RESERVE_MS + this.retry.maxDelayMs,
-      });
+      reply = await withRetries(
+        () => this.attempt(request, callKey),
+        this.retry,
+        () => this.timeLeft(),
+      );
     } catch (error) {
       if (error instanceof NotRecorded && key !== undefined) {
         this.notRecorded.add(key);
@@ -362,7 +389,7 @@ export class ModelCalls {
   }
 
   private timeLeft(): number {
-    return this.options.remainingMs?.() ?? Number.POSITIVE_INFINITY;
+    return (this.options.remainingMs ?? unbounded)();
   }
 
   /** One attempt, under the adaptive limit; none after a permanent error or without time left. */
@@ -404,5 +431,92 @@ export class ModelCalls {
       callKey,
       ...(reused ? { reused } : {}),
     });
+  }
+}
+
+/** What the ledger records of a billed call that is not a text-model call. */
+export interface ServiceBill {
+  /** The pipeline step it is billed to. */
+  stage: typeof EMBEDDING_STAGE | typeof SAFETY_STAGE;
+  promptHash: string;
+  /** The model or service id the price table prices it under. */
+  model: string;
+  /** Billed units (tokens, or a guardrail's text units). */
+  inputTokens: number;
+  estimated: boolean;
+}
+
+export interface ServiceCallsOptions {
+  /** Where billed calls are recorded; none: nothing is recorded (tests, tools). */
+  ledger?: CallLedger;
+  /** The ceiling of calls at once. @default 8 */
+  concurrency?: number;
+  retry?: RetryPolicy;
+  /** Milliseconds the function has left. @default unbounded */
+  remainingMs?: () => number;
+}
+
+/**
+ * The runner of billed calls to services other than text models (embeddings, guardrail screens), with
+ * `ModelCalls`' adaptive limit, backoff and time reserve. A call still failing after its retries fails the
+ * stage with its error, for the state machine's Retry: these calls gate what enters the pool, so none may
+ * be lost. Each billed call is recorded in the run's ledger the moment its reply arrives, under
+ * `<iteration>#<scope>#<kind>-<n>`, and added to `usage`. Replies are not kept (a batch of vectors is
+ * megabytes), so a retried stage pays for its calls again, and counts them again.
+ */
+export class ServiceCalls {
+  /** Usage billed by this invocation's calls. */
+  readonly usage: Usage = emptyUsage();
+  private readonly limit: AdaptiveLimit;
+  private readonly retry: RetryPolicy;
+  private calls = 0;
+
+  /** `kind` names the calls: in their ledger keys and in errors. */
+  constructor(
+    private readonly kind: string,
+    private readonly options: ServiceCallsOptions = {},
+  ) {
+    this.limit = new AdaptiveLimit(options.concurrency ?? 8);
+    this.retry = options.retry ?? retryPolicy();
+  }
+
+  /** Makes one call; `bill` says what its reply was billed, or undefined when it was free. */
+  async call<T>(attempt: () => Promise<T>, bill: (reply: T) => ServiceBill | undefined): Promise<T> {
+    const timeLeft = this.options.remainingMs ?? unbounded;
+    const started = Date.now();
+    const reply = await withRetries(
+      () =>
+        this.limit.run(() => {
+          if (timeLeft() < TIME_RESERVE_MS) {
+            throw new ModelUnavailable(`no time left in this function for another ${this.kind} call`);
+          }
+          return attempt();
+        }),
+      this.retry,
+      timeLeft,
+    );
+    const number = this.calls++;
+    const billed = bill(reply);
+    if (!billed) return reply;
+    if (this.options.ledger) {
+      const { pool, runId, iteration, scope } = this.options.ledger;
+      await pool.putCall(runId, {
+        ...billed,
+        callKey: `${iteration}#${scope}#${this.kind}-${number}`,
+        callId: randomUUID(),
+        iteration,
+        finish: 'stop',
+        outputTokens: 0,
+        latencyMs: Date.now() - started,
+        at: new Date().toISOString(),
+      });
+    }
+    addUsage(this.usage, {
+      calls: 1,
+      inputTokens: billed.inputTokens,
+      outputTokens: 0,
+      estimated: billed.estimated,
+    });
+    return reply;
   }
 }

@@ -23,20 +23,15 @@
  * - `none`: no screen.
  * Model output is untrusted: the screen only reads it and returns category names from its own list.
  */
-import { randomUUID } from 'node:crypto';
 import type { ApplyGuardrailCommandOutput } from '@aws-sdk/client-bedrock-runtime';
-import { backOff } from 'exponential-backoff';
 import type { RegExpMatcher } from 'obscenity';
-import { ConfigurationError, ModelRequestFailed, ModelThrottled, ModelUnavailable } from './errors.ts';
+import { ConfigurationError, ModelRequestFailed, ModelUnavailable } from './errors.ts';
 import {
-  AdaptiveLimit,
-  addUsage,
-  type CallLedger,
-  emptyUsage,
   promptHash,
-  type RetryPolicy,
   retryPolicy,
-  TIME_RESERVE_MS,
+  ServiceCalls,
+  type ServiceCallsOptions,
+  withRetries,
 } from './model-calls.ts';
 import { parseModelId } from './models/model-ids.ts';
 import { SAFETY_STAGE } from './ports.ts';
@@ -78,14 +73,7 @@ export interface SafetyScreen {
 }
 
 /** Where a billed screen records its calls, and how many it makes at once. */
-export interface SafetyScreenOptions {
-  /** The run's call ledger; none: nothing recorded (tests, tools). */
-  ledger?: CallLedger;
-  /** The ceiling of calls at once (run input `callConcurrency`). @default 8 */
-  concurrency?: number;
-  retry?: RetryPolicy;
-  /** Milliseconds the function has left. @default unbounded */
-  remainingMs?: () => number;
+export interface SafetyScreenOptions extends ServiceCallsOptions {
   /** Where the deployment's guardrail is read from. @default process.env */
   env?: NodeJS.ProcessEnv;
 }
@@ -137,39 +125,29 @@ export class ModerationScreen implements SafetyScreen {
   }
 
   async #call(input: string[]): Promise<(string | null)[]> {
-    const policy = retryPolicy();
     const { describeEndpoint, openAIClient, openAIError } = await import('./models/openai.ts');
-    return backOff(
-      async () => {
-        const { client, apiKey } = await openAIClient(this.endpoint);
-        let reply: { results?: { flagged?: unknown; categories?: unknown }[] };
-        try {
-          reply = await client.moderations.create({ model: this.endpoint.model, input });
-        } catch (error) {
-          throw openAIError(error, this.endpoint, apiKey);
-        }
-        const results = Array.isArray(reply.results) ? reply.results : [];
-        if (results.length !== input.length) {
-          throw new ModelUnavailable(
-            `${describeEndpoint(this.endpoint)}: unreadable moderation reply (${input.length} texts sent, ${results.length} results)`,
-          );
-        }
-        return results.map(({ flagged, categories }) => {
-          if (flagged !== true) return null;
-          const named = Object.entries(
-            typeof categories === 'object' && categories !== null ? categories : {},
-          ).find(([, on]) => on === true);
-          return named ? named[0] : 'flagged';
-        });
-      },
-      {
-        numOfAttempts: policy.attempts,
-        startingDelay: policy.baseDelayMs,
-        maxDelay: policy.maxDelayMs,
-        jitter: 'full',
-        retry: (error) => error instanceof ModelThrottled || error instanceof ModelUnavailable,
-      },
-    );
+    return withRetries(async () => {
+      const { client, apiKey } = await openAIClient(this.endpoint);
+      let reply: { results?: { flagged?: unknown; categories?: unknown }[] };
+      try {
+        reply = await client.moderations.create({ model: this.endpoint.model, input });
+      } catch (error) {
+        throw openAIError(error, this.endpoint, apiKey);
+      }
+      const results = Array.isArray(reply.results) ? reply.results : [];
+      if (results.length !== input.length) {
+        throw new ModelUnavailable(
+          `${describeEndpoint(this.endpoint)}: unreadable moderation reply (${input.length} texts sent, ${results.length} results)`,
+        );
+      }
+      return results.map(({ flagged, categories }) => {
+        if (flagged !== true) return null;
+        const named = Object.entries(
+          typeof categories === 'object' && categories !== null ? categories : {},
+        ).find(([, on]) => on === true);
+        return named ? named[0] : 'flagged';
+      });
+    }, retryPolicy());
   }
 }
 
@@ -254,27 +232,26 @@ export function guardrailCategory(
 export const billedGuardrailUnits = (reply: Pick<ApplyGuardrailCommandOutput, 'usage'>): number =>
   (reply.usage?.contentPolicyUnits ?? 0) + (reply.usage?.topicPolicyUnits ?? 0);
 
-const retryable = (error: unknown) => error instanceof ModelThrottled || error instanceof ModelUnavailable;
-
 /**
- * The `bedrock-guardrail` screen: one `ApplyGuardrail` call per text, under an adaptive limit of
- * `concurrency` calls at once, throttled and transient failures retried with the runner's backoff while
- * the function has time; a call still failing fails the stage with its error, for the state machine's
- * Retry (an unscreened text must not pass). Each billed call is recorded in the run's ledger.
+ * The `bedrock-guardrail` screen: one `ApplyGuardrail` call per text, made by the shared runner of billed
+ * calls (`ServiceCalls`: adaptive limit of `concurrency` calls at once, backoff while the function has
+ * time, each billed call in the run's ledger); a call still failing fails the stage with its error, for
+ * the state machine's Retry (an unscreened text must not pass).
  */
 export class GuardrailScreen implements SafetyScreen {
-  readonly usage: Usage = emptyUsage();
-  private readonly limit: AdaptiveLimit;
-  private readonly retry: RetryPolicy;
-  private calls = 0;
+  private readonly calls: ServiceCalls;
 
   constructor(
     readonly id: string,
     readonly guardrail: GuardrailRef,
-    private readonly options: SafetyScreenOptions = {},
+    options: SafetyScreenOptions = {},
   ) {
-    this.limit = new AdaptiveLimit(options.concurrency ?? 8);
-    this.retry = options.retry ?? retryPolicy();
+    this.calls = new ServiceCalls('guardrail', options);
+  }
+
+  /** Usage billed by this invocation's calls. */
+  get usage(): Usage {
+    return this.calls.usage;
   }
 
   async screen(texts: readonly string[], kind: ScreenedText = 'instructions'): Promise<(string | null)[]> {
@@ -283,62 +260,33 @@ export class GuardrailScreen implements SafetyScreen {
     return Promise.all(texts.map((text) => (text.trim() === '' ? null : this.#call(text, source))));
   }
 
-  #timeLeft(): number {
-    return this.options.remainingMs?.() ?? Number.POSITIVE_INFINITY;
-  }
-
   async #call(text: string, source: 'INPUT' | 'OUTPUT'): Promise<string | null> {
     const { ApplyGuardrailCommand } = await import('@aws-sdk/client-bedrock-runtime');
     const { bedrockClient, bedrockError } = await import('./models/bedrock.ts');
     const { id, version } = this.guardrail;
-    const started = Date.now();
-    const reply = await backOff(
-      () =>
-        this.limit.run(async () => {
-          if (this.#timeLeft() < TIME_RESERVE_MS) {
-            throw new ModelUnavailable('no time left in this function for another guardrail call');
-          }
-          try {
-            return await bedrockClient().send(
-              new ApplyGuardrailCommand({
-                guardrailIdentifier: id,
-                guardrailVersion: version,
-                source,
-                content: [{ text: { text } }],
-              }),
-            );
-          } catch (error) {
-            throw bedrockError(error, id, `guardrail ${id}:${version}`);
-          }
-        }),
-      {
-        numOfAttempts: this.retry.attempts,
-        startingDelay: this.retry.baseDelayMs,
-        maxDelay: this.retry.maxDelayMs,
-        jitter: 'full',
-        retry: (error) => retryable(error) && this.#timeLeft() >= TIME_RESERVE_MS + this.retry.maxDelayMs,
+    const reply = await this.calls.call(
+      async () => {
+        try {
+          return await bedrockClient().send(
+            new ApplyGuardrailCommand({
+              guardrailIdentifier: id,
+              guardrailVersion: version,
+              source,
+              content: [{ text: { text } }],
+            }),
+          );
+        } catch (error) {
+          throw bedrockError(error, id, `guardrail ${id}:${version}`);
+        }
       },
-    );
-    const units = billedGuardrailUnits(reply);
-    const number = this.calls++;
-    if (this.options.ledger) {
-      const { pool, runId, iteration, scope } = this.options.ledger;
-      await pool.putCall(runId, {
-        callKey: `${iteration}#${scope}#guardrail-${number}`,
-        callId: randomUUID(),
+      (reply) => ({
         stage: SAFETY_STAGE,
-        iteration,
         promptHash: promptHash({ prompt: text }),
         model: `${BEDROCK_GUARDRAIL}:${id}:${version}`,
-        finish: 'stop',
-        inputTokens: units,
-        outputTokens: 0,
+        inputTokens: billedGuardrailUnits(reply),
         estimated: false,
-        latencyMs: Date.now() - started,
-        at: new Date().toISOString(),
-      });
-    }
-    addUsage(this.usage, { calls: 1, inputTokens: units, outputTokens: 0, estimated: false });
+      }),
+    );
     return guardrailCategory(reply);
   }
 }
