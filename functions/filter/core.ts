@@ -17,7 +17,7 @@ import { committedPool, loadIndex } from '../shared/pool-index.ts';
 import { holdPool } from '../shared/pool-lease.ts';
 import type { ObjectStore, PoolStore, PoolTask } from '../shared/ports.ts';
 import { createSafetyScreen, type SafetyScreen, unsafeReason } from '../shared/safety.ts';
-import { type Candidate, type Chunk, type Counts, RunState } from '../shared/schemas.ts';
+import { type Candidate, type Chunk, type Counts, RunState, type SeedTask } from '../shared/schemas.ts';
 import { type NearDuplicateDeps, prepareNearDuplicates } from './near-duplicates.ts';
 
 export const FilterInput = RunState.extend({ candidatesKey: z.string().min(1) });
@@ -132,11 +132,13 @@ export async function filterAndDeduplicate(
     counts.accepted = (counts.accepted ?? 0) + 1;
   });
 
-  // A task's nearest instruction travels into the exports (`most_similar_instruction`): one the screen
-  // flags (a seed's: seeds are not screened) is left out, so screened text never reaches an export.
-  const flaggedNeighbours = await flagged(
+  // A task's nearest instruction travels into the exports (`most_similar_instruction`): a seed's that the
+  // screen flags is left out, so screened text never reaches an export. Only seeds are screened here:
+  // machine instructions were when they joined, so a billed screen pays for none of them twice.
+  const flaggedNeighbours = await flaggedSeeds(
     accepted.flatMap(({ decision }) => (decision.gated as GateResult).mostSimilar.slice(0, 1)),
     safety,
+    async () => fromJsonLines<SeedTask>(await objects.getText(committed.seedsKey)),
   );
   const createdAt = now().toISOString();
   const staged = stagedBy(runId, iteration);
@@ -200,13 +202,18 @@ export async function filterAndDeduplicate(
   return { chunks, counts, decisionsKey: keys.gate };
 }
 
-/** The texts among `neighbours`' instructions that `safety` flags. */
-async function flagged(
+/** The seed instructions among `neighbours`' that `safety` flags (`seeds` read only when needed). */
+async function flaggedSeeds(
   neighbours: readonly { instruction: string }[],
   safety: SafetyScreen | undefined,
+  seeds: () => Promise<SeedTask[]>,
 ): Promise<Set<string>> {
   if (safety === undefined || neighbours.length === 0) return new Set();
-  const texts = [...new Set(neighbours.map(({ instruction }) => instruction))];
+  const seedInstructions = new Set((await seeds()).map((task) => task.instruction.trim()));
+  const texts = [...new Set(neighbours.map(({ instruction }) => instruction))].filter((text) =>
+    seedInstructions.has(text),
+  );
+  if (texts.length === 0) return new Set();
   const verdicts = await safety.screen(texts);
   return new Set(texts.filter((_, i) => verdicts[i]));
 }

@@ -211,6 +211,40 @@ describe('filter and deduplicate', () => {
     expect(machine[0]?.status).toBe('pending');
   });
 
+  it('screens the nearest instructions that are seeds only: machine ones were screened when they joined', async () => {
+    // Without the near-duplicate gate, whose offline vectors find the second candidate near seed 2.
+    const { objects, pool, state } = await prepared(undefined, undefined, { embeddingModel: 'none' });
+    const key = runKeys(state.runId, 1).candidates;
+    const candidates = [
+      'Summarize the long article in two sentences for a busy manager.', // nearest: seed 0
+      'Suggest five names for a cafe that sells fresh bread and coffee.', // nearest: seed 2
+      'Summarize the long story in three short sentences for a young student.', // nearest: the first
+    ];
+    await objects.put(key, toJsonLines(candidates.map((instruction) => ({ instruction }))));
+    const asked: string[][] = [];
+    const safety = {
+      id: 'recording',
+      async screen(texts: readonly string[]) {
+        asked.push([...texts]);
+        return texts.map(() => null);
+      },
+    };
+    const input = FilterInput.parse({ ...state, candidatesKey: key });
+    const { counts } = await filterAndDeduplicate(input, { objects, pool, safety });
+    const decisions = fromJsonLines(await objects.getText(runKeys(state.runId, 1).gate)).map((line) =>
+      GateRecord.parse(line),
+    );
+
+    expect(counts).toMatchObject({ generated: 3, accepted: 3 });
+    expect(decisions.map((d) => Object.keys(d.most_similar ?? {})[0])).toEqual([
+      SEEDS[0]?.instruction,
+      SEEDS[2]?.instruction,
+      candidates[0],
+    ]);
+    // The candidates, then the neighbours: the two seeds, not the machine instruction.
+    expect(asked).toEqual([candidates, [SEEDS[0]?.instruction, SEEDS[2]?.instruction]]);
+  });
+
   it('splits the accepted ids into Map items of chunkSize', async () => {
     const { result } = await filter(
       [
