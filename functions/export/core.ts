@@ -11,7 +11,7 @@ import { stageUsageCounters, totalUsage, usageOfCalls } from '../shared/model-ca
 import { holdPool } from '../shared/pool-lease.ts';
 import type { ObjectStore, PoolStore, RunRecord } from '../shared/ports.ts';
 import { formatUsd } from '../shared/pricing/money.ts';
-import type { RunSummary } from '../shared/records.ts';
+import type { IterationRecord, RunSummary } from '../shared/records.ts';
 import type { RunState } from '../shared/schemas.ts';
 
 /** Why the loop stopped, as the "Enough instructions?" choice decided. */
@@ -70,7 +70,7 @@ export async function exportDataset(
     exportedRecords: records.length,
     counts: run?.counts ?? {},
     usage: { calls: total.calls, inputTokens: total.inputTokens, outputTokens: total.outputTokens },
-    cost: runCost(run, progress.added),
+    cost: runCost(run, Object.values(await pool.getIterations(runId)), progress.added),
     exportPrefix: keys.prefix,
     files: { dataset: keys.dataset, alpaca: keys.alpaca, tasks: keys.tasks, summary: keys.summary },
   } satisfies RunSummary;
@@ -87,11 +87,14 @@ export async function exportDataset(
   return summary;
 }
 
-function runCost(run: RunRecord | undefined, added: number): RunSummary['cost'] {
+function runCost(
+  run: RunRecord | undefined,
+  iterations: readonly IterationRecord[],
+  added: number,
+): RunSummary['cost'] {
   const modelUsd = run?.cost?.modelUsd ?? 0;
   const awsUsd = run?.cost?.awsUsd ?? 0;
   const totalUsd = modelUsd + awsUsd;
-  const iterations = Object.values(run?.iterations ?? {});
   return {
     modelUsd,
     awsUsd,

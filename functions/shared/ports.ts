@@ -170,7 +170,7 @@ export type CounterMap = 'counts' | 'usage' | 'stageUsage' | 'cost';
 
 /** What "Save iteration" adds to a run record. */
 export interface IterationUpdate {
-  /** Stored as `iterations.<n>`. */
+  /** Stored in an item of the iteration's own, so the run item stays small however many iterations run. */
   stats: IterationRecord;
   /** Added to the run's counter maps. */
   increments: Partial<Record<CounterMap, Record<string, number>>>;
@@ -257,7 +257,10 @@ export interface RunRecord {
   stageUsage?: Record<string, number>;
   /** Estimated USD: `model`, `aws`, and `model:<stage>`. */
   cost?: Record<string, number>;
-  /** Per iteration: counts, usage, cost. */
+  /**
+   * Per iteration: counts, usage, cost, as runs saved before iterations had items of their own kept
+   * them. Read them with `PoolStore.getIterations`, which includes these.
+   */
   iterations?: Record<string, IterationRecord>;
   exportPrefix?: string;
   /** What "Prepare run" repaired in the pool before the run started (see `recoverPool`). */
@@ -316,10 +319,14 @@ export interface PoolStore {
   putRun(run: RunRecord): Promise<void>;
   getRun(runId: string): Promise<RunRecord | undefined>;
   /**
-   * Adds an iteration to the run record, once: its stats under `iterations.<n>` and its `increments`
-   * to the run's counter maps. A retried call for the same iteration changes nothing and returns false.
+   * Adds an iteration to the run record, once: its stats in an item of its own and its `increments` to
+   * the run's counter maps. A retried call for the same iteration changes nothing and returns false;
+   * one that finds the iteration's item written but the counters not (a crash between the two) adds the
+   * increments stored with the item, so counters and iteration items always agree.
    */
   addIteration(runId: string, iteration: number, update: IterationUpdate): Promise<boolean>;
+  /** The run's iterations by number (as strings): their stats. */
+  getIterations(runId: string): Promise<Record<string, IterationRecord>>;
   finishRun(
     runId: string,
     patch: Pick<

@@ -45,8 +45,8 @@ describe('diversity per iteration', { timeout: 240_000 }, () => {
     expect(summary.iterations).toBe(2);
     expect(summary.stopReason).toMatch(/^diversity plateau: tasks with a new verb–noun pair below 100%/);
     expect(await stack.objects.getText(exportKeys(summary.runId).dataset)).toBeDefined();
-    const record = await stack.pool.getRun(summary.runId);
-    const [first, second] = [1, 2].map((n) => IterationRecord.parse(record?.iterations?.[n]).diversity);
+    const iterations = await stack.pool.getIterations(summary.runId);
+    const [first, second] = [1, 2].map((n) => IterationRecord.parse(iterations[n]).diversity);
     expect(first?.added).toBeGreaterThan(0);
     // Every pair of the first iteration is new to the run; the second meets some again.
     expect(first?.newPairs).toBe(first?.distinctPairs);

@@ -113,6 +113,28 @@ describe('a crashed invocation', () => {
   });
 });
 
+describe('an iteration saved across a crash', () => {
+  it("adds to the run's counters exactly what its iteration item holds, when it dies between the two", async () => {
+    const fault = timeoutAfterWrite({
+      invocation: (i) => i.state === 'Save iteration' && i.attempt === 1,
+      request: (r) => r.service === 'dynamodb' && r.operation === 'PutItem' && /\/ITER#/.test(r.key ?? ''),
+    });
+    const result = await run('iteration-item', [fault]);
+    expect(result.faultsStruck).toMatchObject({ 'timeout-after-write': 1 });
+    expect(failedStates(result)).toEqual(['Save iteration: Sandbox.Timedout']);
+    expect(result.status, `${result.error}: ${result.cause}`).toBe('SUCCEEDED');
+
+    const record = await stack.pool.getRun(result.executionName);
+    const iterations = Object.values(await stack.pool.getIterations(result.executionName));
+    expect(iterations).toHaveLength(1);
+    // Counted once, and from the item the first attempt wrote.
+    expect(record?.counts).toEqual(iterations[0]?.counts);
+    expect(record?.cost?.totalUsd).toBeCloseTo(iterations[0]?.cost.totalUsd ?? Number.NaN, 12);
+    // The run item holds no per-iteration stats: it stays small however many iterations run.
+    expect(record?.iterations).toBeUndefined();
+  });
+});
+
 describe('a crash deferred while model calls are in flight', () => {
   it('lets every reply the provider sent reach the invocation, then kills it', async () => {
     const openai = slow;

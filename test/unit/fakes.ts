@@ -13,7 +13,7 @@ import type {
   RunRecord,
   StoredCall,
 } from '../../functions/shared/ports.ts';
-import type { RunSummary } from '../../functions/shared/records.ts';
+import type { IterationRecord, RunSummary } from '../../functions/shared/records.ts';
 
 /** A seed task of the Self-Instruct seed-file format. */
 export const seedTask = (id: number, instruction: string) => ({
@@ -60,6 +60,8 @@ export class MemoryPool implements PoolStore {
   readonly runs = new Map<string, RunRecord & { saved?: Set<number> }>();
   readonly metas = new Map<string, PoolMeta>();
   readonly calls = new Map<string, StoredCall>();
+  /** Iteration stats by `<run id>#<n>`. */
+  readonly iterations = new Map<string, IterationRecord>();
   /** Every write to a pool's tasks and META, in order: what a test can count. */
   readonly writes: string[] = [];
 
@@ -201,13 +203,21 @@ export class MemoryPool implements PoolStore {
     if (run.saved.has(iteration)) return false;
     run.saved.add(iteration);
     run.iteration = iteration;
-    run.iterations = { ...run.iterations, [String(iteration)]: stats };
+    this.iterations.set(`${runId}#${iteration}`, stats);
     for (const [map, entries] of Object.entries(increments) as [CounterMap, Record<string, number>][]) {
       run[map] ??= {};
       const target = run[map] as Record<string, number>;
       for (const [key, n] of Object.entries(entries)) target[key] = (target[key] ?? 0) + n;
     }
     return true;
+  }
+  async getIterations(runId: string) {
+    const prefix = `${runId}#`;
+    return Object.fromEntries(
+      [...this.iterations]
+        .filter(([key]) => key.startsWith(prefix))
+        .map(([key, stats]) => [key.slice(prefix.length), stats]),
+    );
   }
   async finishRun(runId: string, patch: Partial<RunRecord>) {
     const run = this.runs.get(runId) ?? ({ runId, pool: '', status: 'RUNNING', startedAt: '' } as RunRecord);

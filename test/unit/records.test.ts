@@ -65,8 +65,7 @@ describe('the stored files, each through its schema', async () => {
   });
 
   it("the run record's iteration stats", async () => {
-    const run = await pool.getRun('run-1');
-    const written = run?.iterations?.['1'];
+    const written = (await pool.getIterations('run-1'))['1'];
     expect(written).toBeDefined();
     expect(IterationRecord.parse(written)).toEqual(written);
   });

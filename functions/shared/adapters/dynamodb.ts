@@ -33,10 +33,17 @@ import type {
   RunRecord,
   StoredCall,
 } from '../ports.ts';
+import type { IterationRecord } from '../records.ts';
 
 const taskKey = (pool: string, id: string) => ({ pk: `POOL#${pool}`, sk: `TASK#${id}` });
 const metaKey = (pool: string) => ({ pk: `POOL#${pool}`, sk: 'META' });
 const runKey = (runId: string) => ({ pk: `RUN#${runId}`, sk: 'RUN' });
+const ITERATION_PREFIX = 'ITER#';
+/** An iteration's item: its stats and the increments it added to the run's counters. */
+const iterationKey = (runId: string, iteration: number) => ({
+  pk: `RUN#${runId}`,
+  sk: `${ITERATION_PREFIX}${String(iteration).padStart(6, '0')}`,
+});
 const callKey = (runId: string, call: Pick<StoredCall, 'callKey' | 'callId'>) => ({
   pk: `RUN#${runId}`,
   sk: `CALL#${call.callKey}#${call.callId}`,
@@ -404,7 +411,6 @@ export class DynamoPoolStore implements PoolStore {
           usage: {},
           stageUsage: {},
           cost: {},
-          iterations: {},
           ...run,
         },
       }),
@@ -416,30 +422,36 @@ export class DynamoPoolStore implements PoolStore {
     return reply.Item ? stripKeys<RunRecord>(reply.Item) : undefined;
   }
 
-  async addIteration(
-    runId: string,
-    iteration: number,
-    { stats, increments }: IterationUpdate,
-  ): Promise<boolean> {
+  async addIteration(runId: string, iteration: number, update: IterationUpdate): Promise<boolean> {
+    // First the iteration's own item, once: a retry finds the first attempt's and adds the increments
+    // stored with it, so the counters always sum what the iteration items say (no transactions needed).
+    const key = iterationKey(runId, iteration);
+    let stored = update;
+    const first = await conditionally(() =>
+      this.doc.send(
+        new PutCommand({
+          TableName: this.table,
+          Item: { ...key, ...update },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      ),
+    );
+    if (!first) {
+      const reply = await this.doc.send(
+        new GetCommand({ TableName: this.table, Key: key, ConsistentRead: true }),
+      );
+      stored = stripKeys<IterationUpdate>(reply.Item ?? {});
+    }
     // Every attribute through a placeholder: `usage` and friends are DynamoDB reserved words.
-    const names: Record<string, string> = {
-      '#iteration': 'iteration',
-      '#saved': 'savedIterations',
-      '#its': 'iterations',
-    };
-    const values: Record<string, unknown> = {
-      ':i': iteration,
-      ':iset': new Set([iteration]),
-      ':stats': stats,
-    };
-    const sets = ['#iteration = :i', `#its.#n = :stats`];
-    names['#n'] = String(iteration);
+    const names: Record<string, string> = { '#iteration': 'iteration', '#saved': 'savedIterations' };
+    const values: Record<string, unknown> = { ':i': iteration, ':iset': new Set([iteration]) };
+    const sets = ['#iteration = :i'];
     let n = 0;
-    for (const [map, entries] of Object.entries(increments)) {
+    for (const [map, entries] of Object.entries(stored.increments)) {
       names[`#${map}`] = map;
-      for (const [key, value] of Object.entries(entries ?? {})) {
+      for (const [name, value] of Object.entries(entries ?? {})) {
         const path = `#${map}.#k${n}`;
-        names[`#k${n}`] = key;
+        names[`#k${n}`] = name;
         values[`:v${n}`] = value;
         values[':zero'] = 0;
         sets.push(`${path} = if_not_exists(${path}, :zero) + :v${n}`);
@@ -462,6 +474,22 @@ export class DynamoPoolStore implements PoolStore {
       if (isConditionFailure(error)) return false;
       throw error;
     }
+  }
+
+  async getIterations(runId: string): Promise<Record<string, IterationRecord>> {
+    // Runs saved before iterations had items of their own keep them in the run item.
+    const run = await this.getRun(runId);
+    const iterations: Record<string, IterationRecord> = { ...run?.iterations };
+    for await (const item of this.query({
+      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
+      ExpressionAttributeValues: { ':pk': `RUN#${runId}`, ':prefix': ITERATION_PREFIX },
+      ConsistentRead: true,
+    })) {
+      iterations[String(Number(String(item.sk).slice(ITERATION_PREFIX.length)))] = (
+        item as unknown as IterationUpdate
+      ).stats;
+    }
+    return iterations;
   }
 
   async finishRun(

@@ -41,8 +41,9 @@ export async function buildReport(
   runId: string,
   options: Pick<ReportInput, 'sample'> = {},
 ): Promise<RunReport> {
-  const run = await pool.getRun(runId);
-  if (!run) throw new NotFound(`Run ${runId} does not exist: no run record in the table`);
+  const record = await pool.getRun(runId);
+  if (!record) throw new NotFound(`Run ${runId} does not exist: no run record in the table`);
+  const run = { ...record, iterations: await pool.getIterations(runId) };
   const exported = exportKeys(runId);
 
   const gate = await Promise.all(
