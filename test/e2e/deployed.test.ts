@@ -76,7 +76,8 @@ describe('run --deployed', () => {
     expect(out.lines()[0]).toMatch(/^Started arn:aws:states:.*:execution:SelfInstruct:run-/);
     expect(out.lines().some((line) => /tasks · iteration \d · /.test(line))).toBe(true);
     expect(out.lines().at(-1)).toMatch(/SUCCEEDED/);
-  });
+    // Two iterations through the CLI's polling: as long as the other whole-run tests may take under load.
+  }, 120_000);
 
   it('refuses an invalid input before starting anything', async () => {
     await expect(
