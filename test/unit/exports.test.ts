@@ -427,6 +427,20 @@ describe('the dataset card', () => {
     expect(MessagesRecord.parse(blocks[4])).toBeDefined();
   });
 
+  it('names the prompt templates: the shipped ones, or the run’s own folder and files', () => {
+    expect(body).toContain('| prompt templates | the shipped ones |');
+    const config = {
+      ...runSummary().config,
+      templates: 'templates/run-a/',
+      templateFiles: ['judge-user.txt'],
+    };
+    const own = source(many(3), {
+      runs: [{ runId: 'run-a', iterations: 1, summary: runSummary({ config }) }],
+    });
+    const ownCard = buildExport(own, { formats: ['jsonl'] }).files.at(-1)?.content ?? '';
+    expect(ownCard).toContain('| prompt templates | `templates/run-a/` (`judge-user.txt`) |');
+  });
+
   it('says loudly that the offline model’s output is not training data', () => {
     const offline = source(many(3), {
       runs: [{ runId: 'run-a', iterations: 1, summary: runSummary({ model: 'offline' }) }],

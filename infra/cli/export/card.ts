@@ -144,6 +144,7 @@ export function renderCard(input: CardInput): string {
   row('model', list(models(source)));
   row('profile', list(unique(summaries(source).map((summary) => summary.profile))));
   row('ROUGE-L threshold', rougeThresholds(source));
+  row('prompt templates', promptTemplates(source));
   row(
     'seed set',
     `${code(source.seedKey)}: ${source.seeds.length} tasks` +
@@ -325,6 +326,18 @@ function rougeThresholds(source: TaskSource): string {
   return values.length > 0
     ? values.join(', ')
     : 'not recorded in the run summaries (the run input’s default is 0.7)';
+}
+
+/** The shipped templates, or the run's own (`templates`: its folder and the files it replaced). */
+function promptTemplates(source: TaskSource): string {
+  const used = unique(
+    summaries(source).map(({ config }) =>
+      config?.templates
+        ? `${code(config.templates)} (${(config.templateFiles ?? []).map(code).join(', ')})`
+        : 'the shipped ones',
+    ),
+  );
+  return used.length > 0 ? used.join('; ') : 'not recorded in the run summaries';
 }
 
 function seedFiles(source: TaskSource): string {
