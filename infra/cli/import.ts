@@ -83,7 +83,7 @@ export function formatImport(plan: ImportPlan, result: ImportResult): string {
     ...rest
   } = result.counts;
   lines.push(
-    `  ${read} tasks read: ${complete} added with instances, ${rejected} kept out of the dataset, ` +
+    `  ${read} records read as ${plan.tasks.length} tasks: ${complete} added with instances, ${rejected} kept out of the dataset, ` +
       `${duplicate} duplicates${result.decisionsKey ? `, ${rouge} rejected by ROUGE-L` : ''}` +
       (seeds > 0 ? `; ${seeds} seed tasks added` : ''),
   );
