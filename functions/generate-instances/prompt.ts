@@ -13,6 +13,7 @@
  * applied here: the parsers return what the reply holds.
  */
 import { z } from 'zod';
+import { PY_SPACE, pyStrip } from '../shared/engine/filters.ts';
 import type { ModelPrompt, ModelRequest, ReplyText } from '../shared/ports.ts';
 import { callParameters, type ProfileTable } from '../shared/profiles.ts';
 import { SHIPPED_TEMPLATES, stageTemplates, type TemplateOverrides } from '../shared/prompt-templates.ts';
@@ -90,7 +91,8 @@ export interface InstancesTask {
  * (the first piece dropped; in each, the first line is the label and output, the rest the input); a
  * generation reply is split on `/Example\s?\d*\.?/` when it has such a marker, else read as one
  * input/output pair when it has an `Output:` marker, else yields nothing. When the reply was cut by the
- * token limit its last instance is dropped.
+ * token limit its last instance is dropped. Python's notions are kept: its `\s` and `strip()` (whitespace
+ * as `str.isspace()`) and its `\d` (any Unicode decimal digit).
  */
 const PAPER_INSTANCES: InstancesTask = {
   render: (instruction, isClassification, templates) =>
@@ -184,8 +186,12 @@ const DefaultInstance = z
   .object({ input: z.union([Text, z.null()]).optional(), output: Text })
   .transform(({ input, output }) => ({ input: input ?? '', output }));
 
-const OUTPUT_MARKER = /Output\s*\d*\s*:/;
-const INPUT_MARKER = /Input\s*\d*\s*:/;
+// The paper's markers with Python's `\s` (its 29 whitespace characters) and `\d` (any Unicode digit).
+const S = `[${PY_SPACE}]`;
+const OUTPUT_MARKER = new RegExp(`Output${S}*\\p{Nd}*${S}*:`, 'u');
+const INPUT_MARKER = new RegExp(`Input${S}*\\p{Nd}*${S}*:`, 'u');
+const INPUT_PREFIX = new RegExp(`^Input${S}*\\p{Nd}*${S}*:`, 'u');
+const EXAMPLE_MARKER = new RegExp(`Example${S}?\\p{Nd}*\\.?`, 'u');
 
 /** `parse_input_output` of the paper: the text before the first "Output:" is the input, the text up to the next marker the output. */
 function parseInputOutput(text: string): Instance {
@@ -193,24 +199,24 @@ function parseInputOutput(text: string): Instance {
   let output: string;
   if (OUTPUT_MARKER.test(text)) {
     const parts = text.split(OUTPUT_MARKER);
-    input = (parts[0] ?? '').trim();
-    output = (parts[1] ?? '').trim();
+    input = pyStrip(parts[0] ?? '');
+    output = pyStrip(parts[1] ?? '');
   } else {
-    output = text.trim();
+    output = pyStrip(text);
   }
   // The model sometimes goes on with another pair: keep only the first output.
-  if (INPUT_MARKER.test(output)) output = (output.split(INPUT_MARKER)[0] ?? '').trim();
-  input = input.replace(/^Input\s*\d*\s*:/, '').trim();
+  if (INPUT_MARKER.test(output)) output = pyStrip(output.split(INPUT_MARKER)[0] ?? '');
+  input = pyStrip(input.replace(INPUT_PREFIX, ''));
   return { input, output };
 }
 
 /** `parse_instances_for_generation_task` of the paper, without its filters; `null` when nothing is recognized. */
 function parseGenerationInstances(text: string): Instance[] | null {
-  const raw = text.trim();
-  if (/Example\s?\d*\.?/.test(raw)) {
+  const raw = pyStrip(text);
+  if (EXAMPLE_MARKER.test(raw)) {
     return raw
-      .split(/Example\s?\d*\.?/)
-      .map((piece) => piece.trim())
+      .split(EXAMPLE_MARKER)
+      .map((piece) => pyStrip(piece))
       .filter((piece) => piece !== '')
       .map(parseInputOutput);
   }
@@ -225,11 +231,11 @@ function parseClassificationInstances(text: string): Instance[] | null {
     .split('Class label:')
     .slice(1)
     .map((piece) => {
-      const trimmed = piece.trim();
+      const trimmed = pyStrip(piece);
       const newline = trimmed.indexOf('\n');
       return newline < 0
         ? { input: '', output: trimmed }
-        : { input: trimmed.slice(newline + 1).trim(), output: trimmed.slice(0, newline).trim() };
+        : { input: pyStrip(trimmed.slice(newline + 1)), output: pyStrip(trimmed.slice(0, newline)) };
     });
 }
 

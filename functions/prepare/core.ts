@@ -270,7 +270,8 @@ async function requirePrice(config: RunConfig, objects: ObjectStore): Promise<vo
   if (!price.priced) throw new RunInputInvalid(`maxCostUsd needs a price for the model: ${price.message}`);
 }
 
-function seedToPoolTask(pool: string, task: SeedTask, runId: string, createdAt: string): PoolTask {
+/** A seed task as the pool stores it: complete, of iteration 0 of the run (or import) that added it. */
+export function seedToPoolTask(pool: string, task: SeedTask, runId: string, createdAt: string): PoolTask {
   return {
     id: taskId(task.instruction),
     pool,

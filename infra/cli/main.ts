@@ -53,6 +53,12 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./report.ts')).reportCommand(),
   },
   {
+    name: 'import',
+    description:
+      'Bring Self-Instruct, Alpaca or tasks.jsonl files into a local pool (each recognised by its content)',
+    load: async () => (await import('./import.ts')).importCommand(),
+  },
+  {
     name: 'repair',
     description: 'Finish or remove what dead runs left in a local pool, and say what was repaired',
     load: async () => (await import('./repair.ts')).repairCommand(),

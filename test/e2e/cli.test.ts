@@ -81,7 +81,7 @@ describe('the commands that read a run', () => {
     expect(stdout).toMatch(/status.*\n.*watch/s);
   });
 
-  it('show a run’s status, export it, report it and calibrate an estimate on it, without CDK', async () => {
+  it('show a run’s status, export it, report it, calibrate an estimate on it and import into a pool, without CDK', async () => {
     const status = await cli('status', result.runId, '--data-dir', dataDir);
     expect(status.stderr).not.toMatch(/error|forbidden/i);
     expect(status.stdout).toMatch(/status +SUCCEEDED/);
@@ -100,7 +100,17 @@ describe('the commands that read a run', () => {
 
     const seeds = await cli('seeds', 'validate', 'seeds/seed_tasks.jsonl');
     expect(seeds.stdout).toMatch(/^seeds\/seed_tasks\.jsonl: valid Self-Instruct JSON Lines: \d+ seed tasks/);
-    for (const { code } of [status, exported, report, estimate, seeds]) expect(code).toBe(0);
+
+    const imported = await cli(
+      'import',
+      'cli-import',
+      'test/fixtures/import/alpaca_data.json',
+      '--data-dir',
+      dataDir,
+    );
+    expect(imported.stderr).not.toMatch(/error|forbidden/i);
+    expect(imported.stdout).toContain('Imported into pool "cli-import" as import-');
+    for (const { code } of [status, exported, report, estimate, seeds, imported]) expect(code).toBe(0);
   }, 120_000);
 });
 

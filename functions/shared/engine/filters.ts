@@ -41,8 +41,8 @@ export interface FilterOptions {
   maxWords?: number;
 }
 
-// Python's str.isspace() characters: what `\s`, `str.split()` and `str.strip()` use on str.
-const PY_SPACE =
+/** Python's `str.isspace()` characters, as a regex class body: what `\s`, `str.split()` and `str.strip()` use on str. */
+export const PY_SPACE =
   '\\t\\n\\v\\f\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
 const SPACE_RUNS = new RegExp(`[${PY_SPACE}]+`, 'g');
 const EDGE_SPACES = new RegExp(`^[${PY_SPACE}]+|[${PY_SPACE}]+$`, 'g');
