@@ -208,6 +208,7 @@ describe('calibrate', () => {
         classify: { calls: 0, outputTokens: 0 },
         'generate-instances': { calls: 80, outputTokens: 7_000 },
         judge: { calls: 64, outputTokens: 2_560 },
+        teach: { calls: 120, outputTokens: 18_000 },
       },
       'test',
     );
@@ -217,6 +218,7 @@ describe('calibrate', () => {
       classify: 0,
       'generate-instances': 87.5,
       judge: 40,
+      teach: 150,
     });
     expect(c.judgeCallsPerAccepted).toBe(64 / 80);
   });
