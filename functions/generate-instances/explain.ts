@@ -21,7 +21,7 @@
  */
 import { userContent } from '../shared/exports/formats.ts';
 import type { ModelCalls } from '../shared/model-calls.ts';
-import { TEACH_STAGE, type ModelRequest, type ReplyText } from '../shared/ports.ts';
+import { type ModelRequest, type ReplyText, TEACH_STAGE } from '../shared/ports.ts';
 import type { CallParameters } from '../shared/profiles.ts';
 import type { Counts, Instance } from '../shared/schemas.ts';
 
