@@ -601,7 +601,8 @@ export function explainedAnswer(prompt: string, rng: Rng, noise: number): string
       case 'refusal':
         return "I'm sorry, but I can't help with that request.";
       case 'bare':
-        return answer.split('\n')[0] ?? answer;
+        // The answer alone, as a model that ignored the system message would write it: a few words.
+        return answer.split(/\s+/).slice(0, 6).join(' ');
     }
   }
   const steps = [
