@@ -16,10 +16,11 @@ import type { ProfileName } from '../../../functions/shared/schemas.ts';
 import { MODEL_STEPS } from './prompts.ts';
 
 /**
- * Output tokens of an explained answer, measured on the offline teacher (see the README's "Explanation
- * traces" for the run); the profile defaults below predate the teacher.
+ * Output tokens of an explained answer, measured on the offline teacher (2026-12-01: 734 teacher calls of
+ * `npm start -- --response-style explained --seed explained-readme`, read back with `estimate --data-dir`);
+ * the profile defaults below predate the teacher.
  */
-const TEACH_OUTPUT_TOKENS = 0;
+const TEACH_OUTPUT_TOKENS = 136.4;
 
 /** What a profile's calls look like and yield, per call and per accepted instruction. */
 export const Calibration = z.object({
@@ -55,7 +56,6 @@ export type Calibration = z.infer<typeof Calibration>;
  * `npm start` run read back with `estimate --data-dir`); the profile defaults below predate the judge.
  */
 const JUDGE_OUTPUT_TOKENS = 44.3;
-
 
 /**
  * Defaults per profile, measured on the offline model (2026-11-24) with
