@@ -19,11 +19,11 @@ import { holdPool } from '../shared/pool-lease.ts';
 import {
   EMBEDDING_STAGE,
   JUDGE_STAGE,
-  TEACH_STAGE,
   type ObjectStore,
   type PoolStore,
   type PoolTask,
   SAFETY_STAGE,
+  TEACH_STAGE,
 } from '../shared/ports.ts';
 import { DEFAULT_USAGE_ASSUMPTIONS, iterationAwsUsage } from '../shared/pricing/aws-usage.ts';
 import { awsCost, modelCost } from '../shared/pricing/pricing.ts';

@@ -221,7 +221,7 @@ export const RunInput = z
         "Model that judges each task (three audit questions and a 1–5 score): any model id `model` takes, or none (no judge). Default: the run's model.",
       ),
     responseStyle: ResponseStyle.default('direct').describe(
-      'How responses are written: direct (the instance stage\'s outputs) or explained (a teacher model rewrites each output as a step-by-step explanation under a system message chosen per task type, after Orca).',
+      "How responses are written: direct (the instance stage's outputs) or explained (a teacher model rewrites each output as a step-by-step explanation under a system message chosen per task type, after Orca).",
     ),
     teacherModel: z
       .string()

@@ -186,7 +186,10 @@ export function estimateCommand(io: EstimateIo = process): Command {
         .choices(ResponseStyle.options)
         .default('direct'),
     )
-    .option('--teacher-model <id>', "the teacher's model id for explained responses (default: the run's model)")
+    .option(
+      '--teacher-model <id>',
+      "the teacher's model id for explained responses (default: the run's model)",
+    )
     .addOption(
       new Option('--profile <name>', 'prompts, parsers and filters')
         .choices(ProfileName.options)

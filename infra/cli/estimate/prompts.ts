@@ -1,7 +1,4 @@
-import {
-  renderTeacherRequest,
-  systemMessageFor,
-} from '../../../functions/generate-instances/explain.ts';
+import { renderTeacherRequest, systemMessageFor } from '../../../functions/generate-instances/explain.ts';
 import { renderJudgeRequest } from '../../../functions/generate-instances/judge.ts';
 import {
   renderClassifyRequest,
