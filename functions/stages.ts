@@ -76,6 +76,12 @@ export interface StageSpec {
    */
   readonly callsJudgeModel: boolean;
   /**
+   * Calls the teacher model (`teacherModel`, explained responses, inside "Generate instances"): besides the
+   * text model's grants, it may invoke the deployed Bedrock teacher model when that is another model
+   * (`selfinstruct:teacherModel`).
+   */
+  readonly callsTeacherModel: boolean;
+  /**
    * Calls the embedding model (the near-duplicate gate): it may read the API key secret and invoke the
    * deployed Bedrock embedding model (Titan Text Embeddings V2), and it gets the endpoint allow-list.
    */
@@ -100,6 +106,7 @@ export const STAGES = {
     timeoutSeconds: 5 * 60,
     callsModel: false,
     callsJudgeModel: false,
+    callsTeacherModel: false,
     callsEmbeddingModel: false,
     screensSafety: false,
     // The seed file, the pool's seeds and index, a price table when the run has a budget, and the run's
@@ -121,6 +128,7 @@ export const STAGES = {
     timeoutSeconds: 15 * 60,
     callsModel: true,
     callsJudgeModel: false,
+    callsTeacherModel: false,
     callsEmbeddingModel: false,
     screensSafety: false,
     // The pool's seeds and index, the run's templates (the files "Prepare run" found); the iteration's
@@ -139,6 +147,7 @@ export const STAGES = {
     timeoutSeconds: 15 * 60,
     callsModel: false,
     callsJudgeModel: false,
+    callsTeacherModel: false,
     callsEmbeddingModel: true,
     screensSafety: true,
     // The pool's ROUGE-L index and vectors, the iteration's candidates; its decisions, index and vectors.
@@ -151,11 +160,13 @@ export const STAGES = {
     mapState: 'Generate instances',
     id: 'GenerateInstances',
     folder: 'generate-instances',
-    description: 'Classifies one chunk of instructions, generates their instances and judges the tasks',
+    description:
+      'Classifies one chunk of instructions, generates their instances (explained by the teacher) and judges the tasks',
     memoryMb: 1024,
     timeoutSeconds: 15 * 60,
     callsModel: true,
     callsJudgeModel: true,
+    callsTeacherModel: true,
     callsEmbeddingModel: false,
     screensSafety: true,
     // The run's templates (the files "Prepare run" found: it lists nothing); the chunk's raw calls.
@@ -172,6 +183,7 @@ export const STAGES = {
     timeoutSeconds: 5 * 60,
     callsModel: false,
     callsJudgeModel: false,
+    callsTeacherModel: false,
     callsEmbeddingModel: false,
     screensSafety: false,
     // The iteration's index and vectors (copied to the pool's), the run's verb–noun pairs (diversity);
@@ -188,6 +200,7 @@ export const STAGES = {
     timeoutSeconds: 15 * 60,
     callsModel: false,
     callsJudgeModel: false,
+    callsTeacherModel: false,
     callsEmbeddingModel: false,
     screensSafety: false,
     s3: { read: [], get: [], write: [EXPORTS_PREFIX], list: [] },
@@ -204,6 +217,7 @@ export const STAGES = {
     timeoutSeconds: 60,
     callsModel: false,
     callsJudgeModel: false,
+    callsTeacherModel: false,
     callsEmbeddingModel: false,
     screensSafety: false,
     // Reads the run item (its pool), marks it failed, releases the pool's lease.

@@ -24,6 +24,7 @@ export function propsFromContext(app: App): SelfInstructStackProps {
   return {
     model: str('model'),
     judgeModel: str('judgeModel'),
+    teacherModel: str('teacherModel'),
     profile: str('profile') as SelfInstructStackProps['profile'],
     nightlyGrowBy: num('nightlyGrowBy'),
     nightlyPool: str('nightlyPool'),

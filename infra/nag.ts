@@ -76,6 +76,7 @@ export function applyNag(app: App, stack: SelfInstructStack): void {
     const modelIds = [
       ...(spec.callsModel ? stack.bedrockModelIds : []),
       ...(spec.callsJudgeModel ? stack.bedrockJudgeModelIds : []),
+      ...(spec.callsTeacherModel ? stack.bedrockTeacherModelIds : []),
       ...(spec.callsEmbeddingModel ? stack.bedrockEmbeddingModelIds : []),
     ];
     for (const modelId of modelIds) {

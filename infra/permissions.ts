@@ -37,7 +37,9 @@ export function permissionsTable(): string {
     TABLE_ACCESS[stage.dynamodb],
     [
       ...(stage.callsModel
-        ? [`API key secret, deployed Bedrock model${stage.callsJudgeModel ? ' and judge model' : ''}`]
+        ? [
+            `API key secret, deployed Bedrock model${stage.callsJudgeModel ? ', judge model' : ''}${stage.callsTeacherModel ? ' and teacher model' : ''}`,
+          ]
         : []),
       ...(stage.callsEmbeddingModel ? ['API key secret, deployed Bedrock embedding model'] : []),
       ...(stage.screensSafety ? ['deployed Bedrock guardrail (`bedrock:ApplyGuardrail`)'] : []),

@@ -40,6 +40,13 @@ export interface SelfInstructStackProps extends StackProps {
    * @default - the run's model
    */
   readonly judgeModel?: string;
+  /**
+   * Teacher of the triggered runs' explained responses (run input `teacherModel`), and a Bedrock model
+   * "Generate instances" may call besides `model`: `offline` or `bedrock:<id>`. Setting it does not make
+   * the triggered runs explained (their `responseStyle` stays `direct`); it lets runs that ask for it call it.
+   * @default - the run's model
+   */
+  readonly teacherModel?: string;
   /** @default 'default' */
   readonly profile?: 'self-instruct' | 'alpaca' | 'default';
   /**
@@ -131,6 +138,8 @@ export class SelfInstructStack extends Stack {
   readonly bedrockEmbeddingModelIds: string[];
   /** Bedrock model ids the judge may invoke (`selfinstruct:judgeModel`, when another Bedrock model). */
   readonly bedrockJudgeModelIds: string[];
+  /** Bedrock model ids the teacher may invoke (`selfinstruct:teacherModel`, when another Bedrock model). */
+  readonly bedrockTeacherModelIds: string[];
   /** The guardrail the screening stages may apply, when the deployment has one. */
   readonly guardrail?: DeployedGuardrail;
 
@@ -143,6 +152,11 @@ export class SelfInstructStack extends Stack {
     const judgeModel = props.judgeModel;
     this.bedrockJudgeModelIds =
       judgeModel?.startsWith('bedrock:') && judgeModel !== model ? [judgeModel.slice('bedrock:'.length)] : [];
+    const teacherModel = props.teacherModel;
+    this.bedrockTeacherModelIds =
+      teacherModel?.startsWith('bedrock:') && teacherModel !== model
+        ? [teacherModel.slice('bedrock:'.length)]
+        : [];
     const embeddingModel = defaultEmbeddingModel(model);
     this.bedrockEmbeddingModelIds = embeddingModel.startsWith('bedrock:')
       ? [embeddingModel.slice('bedrock:'.length)]
@@ -185,6 +199,7 @@ export class SelfInstructStack extends Stack {
       bedrockModelIds: this.bedrockModelIds,
       bedrockEmbeddingModelIds: this.bedrockEmbeddingModelIds,
       bedrockJudgeModelIds: this.bedrockJudgeModelIds,
+      bedrockTeacherModelIds: this.bedrockTeacherModelIds,
       limits,
       guardrail: this.guardrail,
     });

@@ -69,6 +69,11 @@ export interface SelfInstructWorkflowProps {
    */
   readonly bedrockJudgeModelIds?: string[];
   /**
+   * Bedrock model ids the teacher of explained responses may invoke besides `bedrockModelIds`.
+   * @default - none: the teacher is the run's model, offline or an OpenAI-compatible server
+   */
+  readonly bedrockTeacherModelIds?: string[];
+  /**
    * Secret holding the API key of an OpenAI-compatible provider; readable only by the stages that
    * call the model, which find it through `MODEL_API_KEY_SECRET_ARN`.
    * @default - none: only Bedrock and the offline model can be used
@@ -186,6 +191,7 @@ function grantStageAccess(fn: lambda.Function, spec: StageSpec, props: SelfInstr
   const modelIds = [
     ...(spec.callsModel ? (props.bedrockModelIds ?? []) : []),
     ...(spec.callsJudgeModel ? (props.bedrockJudgeModelIds ?? []) : []),
+    ...(spec.callsTeacherModel ? (props.bedrockTeacherModelIds ?? []) : []),
     ...(spec.callsEmbeddingModel ? (props.bedrockEmbeddingModelIds ?? []) : []),
   ];
   if (modelIds.length > 0) {

@@ -19,6 +19,10 @@
  * call lost or not recorded, leaves the task unscored but kept, counted (`judge-unparseable`,
  * `judge-call-failed`, `judge-not-recorded`). The judge runs in this function, not a state of its own, so a
  * chunk stays one Task state (history events and transitions per Map item unchanged).
+ *
+ * With `responseStyle` `explained`, a teacher model (`teacherModel`; see `explain.ts`) writes the output
+ * of each instance the filters kept again, under a system message chosen per task type; the explained
+ * instances are then screened and judged, and the task records its style and system message.
  */
 import type { z } from 'zod';
 import { filterInstances } from '../shared/engine/instances.ts';
@@ -26,7 +30,7 @@ import { verbNouns } from '../shared/engine/verb-noun.ts';
 import { toJsonLines } from '../shared/json-lines.ts';
 import { runKeys } from '../shared/keys.ts';
 import { addUsageByStage, ModelCalls } from '../shared/model-calls.ts';
-import { judgeModelOf } from '../shared/models/judge-ids.ts';
+import { judgeModelOf, teacherModelOf } from '../shared/models/judge-ids.ts';
 import { stagedBy } from '../shared/pool-commit.ts';
 import { holdPool } from '../shared/pool-lease.ts';
 import {
@@ -49,6 +53,7 @@ import {
   taskCounts,
   type UsageByStage,
 } from '../shared/schemas.ts';
+import { type Explained, explainInstances } from './explain.ts';
 import { parseJudgeReply, renderJudgeRequest } from './judge.ts';
 import {
   parseClassifyReply,
@@ -85,6 +90,8 @@ export interface InstancesDeps {
    * Unused when the run has no judge.
    */
   judge?: TextModel;
+  /** The teacher when `config.teacherModel` is another model than the run's (explained responses only). */
+  teacher?: TextModel;
   /** Milliseconds the function has left. */
   remainingMs?: () => number;
   /** The run's safety screen (billed calls in the run's ledger). @default createSafetyScreen(config.safetyScreen, …) */
@@ -98,6 +105,7 @@ export async function generateInstances(
     pool,
     model,
     judge,
+    teacher,
     remainingMs,
     safety = createSafetyScreen(config.safetyScreen, {
       ledger: { pool, runId, iteration: progress.iteration + 1, scope: `chunk-${chunk.index}` },
@@ -124,7 +132,12 @@ export async function generateInstances(
     judgeModelOf(config) === undefined
       ? undefined
       : new ModelCalls(judge ?? model, { ...options, sampling: undefined, limit: calls.limit });
-  const runners = judgeCalls === undefined ? [calls] : [calls, judgeCalls];
+  // The teacher's runner likewise (explained responses only).
+  const teachCalls =
+    teacherModelOf(config) === undefined
+      ? undefined
+      : new ModelCalls(teacher ?? model, { ...options, sampling: undefined, limit: calls.limit });
+  const runners = [calls, judgeCalls, teachCalls].filter((runner) => runner !== undefined);
 
   const templates = await runTemplates(objects, runId, config);
   const tasks = await pool.getTasks(config.pool, chunk.ids);
@@ -138,10 +151,10 @@ export async function generateInstances(
         outcome[key] = (outcome[key] ?? 0) + n;
       };
       // A call given up after its retries, or one a replay has no recording for.
-      const lost = (key: string): PoolTask => ({
+      const lost = (key: string, runner = calls): PoolTask => ({
         ...task,
         status: 'rejected',
-        rejectReason: calls.notRecorded.has(key) ? 'not-recorded' : 'model-call-failed',
+        rejectReason: runner.notRecorded.has(key) ? 'not-recorded' : 'model-call-failed',
         instances: [],
         outcome,
       });
@@ -189,14 +202,23 @@ export async function generateInstances(
       if (fitting.length < raw.length) count('instance-too-long', raw.length - fitting.length);
       const filtered = filterInstances(fitting, { maxInstances: profile.maxInstances });
       for (const [reason, n] of Object.entries<number>(filtered.dropped)) count(`instance-${reason}`, n);
+      // Explained responses: the teacher writes each kept instance's output again (see `explain.ts`).
+      let explained: Explained | undefined;
+      if (teachCalls && !filtered.taskRejected) {
+        const about = { id: task.id, instruction: task.instruction, isClassification };
+        explained = await explainInstances(about, filtered.kept, teachCalls, MAX_INSTANCE_CHARS);
+        if (explained.lost) return lost(explained.lost, teachCalls);
+        addCounts(outcome, explained.counts);
+      }
+      const answered = explained?.instances ?? filtered.kept;
       // The safety screen over the instances kept: a flagged one is dropped (see `safety.ts`).
       const verdicts = safety
         ? await safety.screen(
-            filtered.kept.map(({ input, output }) => `${input}\n${output}`),
+            answered.map(({ input, output }) => `${input}\n${output}`),
             'instances',
           )
         : [];
-      const kept = filtered.kept.filter((_, i) => {
+      const kept = answered.filter((_, i) => {
         const category = verdicts[i];
         if (category) count(`instance-${unsafeReason(category)}`);
         return !category;
@@ -227,6 +249,7 @@ export async function generateInstances(
         rejectReason: low ? 'low-quality' : undefined,
         outcome,
         ...(quality ? { quality } : {}),
+        ...(explained ? { responseStyle: 'explained', systemMessage: explained.systemMessage } : {}),
       };
     }),
   );

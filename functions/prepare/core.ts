@@ -67,10 +67,15 @@ export function parseRunInput(input: unknown, runId: string): RunConfig {
   checkField('safetyScreen', () => checkSafetyScreenId(value.safetyScreen));
   const judgeModel = value.judgeModel ?? value.model;
   checkField('judgeModel', () => judgeModel === NO_JUDGE || parseModelId(judgeModel));
+  // The teacher writes the responses of an explained run only: a direct run has none unless given.
+  const teacherModel =
+    value.responseStyle === 'explained' ? (value.teacherModel ?? value.model) : value.teacherModel;
+  if (teacherModel !== undefined) checkField('teacherModel', () => parseModelId(teacherModel));
   return RunConfig.parse({
     ...value,
     embeddingModel,
     judgeModel,
+    ...(teacherModel === undefined ? {} : { teacherModel }),
     pool: value.pool ?? poolFromSeedKey(value.seedKey),
     seed: value.seed ?? runId,
   });

@@ -23,6 +23,7 @@ import {
   type PoolStore,
   type PoolTask,
   SAFETY_STAGE,
+  TEACH_STAGE,
 } from '../shared/ports.ts';
 import { DEFAULT_USAGE_ASSUMPTIONS, iterationAwsUsage } from '../shared/pricing/aws-usage.ts';
 import { awsCost, modelCost } from '../shared/pricing/pricing.ts';
@@ -32,6 +33,7 @@ import { GUARDRAIL_PRICE_ID } from '../shared/safety.ts';
 import {
   addCounts,
   type Counts,
+  type RunConfig,
   type RunState,
   type SaveInput,
   taskCounts,
@@ -208,6 +210,20 @@ async function saveDiversity(
   return diversity;
 }
 
+const runModel = (config: RunConfig) => config.model;
+
+/**
+ * The price id each step's calls are billed at, where it is not the run's model: embedding calls at the
+ * embedding model's, judge calls at the judge's, teacher calls at the teacher's, guardrail calls (their
+ * text units) at the guardrail's.
+ */
+const STAGE_PRICED_AS: Readonly<Record<string, (config: RunConfig) => string>> = {
+  [EMBEDDING_STAGE]: (config) => config.embeddingModel ?? config.model,
+  [JUDGE_STAGE]: (config) => config.judgeModel ?? config.model,
+  [TEACH_STAGE]: (config) => config.teacherModel ?? config.model,
+  [SAFETY_STAGE]: () => GUARDRAIL_PRICE_ID,
+};
+
 /** Estimated cost of one iteration: its model tokens at the price table's rates, and its AWS usage. */
 async function iterationCost(
   { config, byStage, poolSize }: { config: RunState['config']; byStage: UsageByStage; poolSize: number },
@@ -218,16 +234,7 @@ async function iterationCost(
   const modelUsdByStage: Record<string, number> = {};
   let modelUnpriced = false;
   for (const [stage, usage] of Object.entries(byStage)) {
-    // Embedding calls are billed at the embedding model's price, judge calls at the judge's, guardrail
-    // calls (their text units) at the guardrail's.
-    const model =
-      stage === EMBEDDING_STAGE
-        ? (config.embeddingModel ?? config.model)
-        : stage === JUDGE_STAGE
-          ? (config.judgeModel ?? config.model)
-          : stage === SAFETY_STAGE
-            ? GUARDRAIL_PRICE_ID
-            : config.model;
+    const model = (STAGE_PRICED_AS[stage] ?? runModel)(config);
     const priced = modelCost(table, model, usage);
     if (!priced.priced) modelUnpriced = true;
     modelUsdByStage[stage] = priced.usd ?? 0;

@@ -19,7 +19,7 @@
 import { z } from 'zod';
 import { ConfigurationError, RunInputInvalid, SelfInstructError } from './errors.ts';
 import { NO_EMBEDDINGS } from './models/embedding-ids.ts';
-import { judgeModelOf } from './models/judge-ids.ts';
+import { judgeModelOf, teacherModelOf } from './models/judge-ids.ts';
 import { OLLAMA_BASE_URL, OPENAI_BASE_URL, parseModelId } from './models/model-ids.ts';
 import type { RunConfig } from './schemas.ts';
 import { hasUrlCredentials, isLoopbackHost, redactUrlCredentials } from './urls.ts';
@@ -146,6 +146,8 @@ export function checkOperatorLimits(
     assertModelAllowed(config.safetyScreen, limits.allowedModelEndpoints);
   const judge = judgeModelOf(config);
   if (judge !== undefined) assertModelAllowed(judge, limits.allowedModelEndpoints);
+  const teacher = teacherModelOf(config);
+  if (teacher !== undefined) assertModelAllowed(teacher, limits.allowedModelEndpoints);
   const { mapConcurrency, callConcurrency } = config;
   const reserved = limits.modelFunctionConcurrency;
   if (reserved !== undefined && mapConcurrency > reserved) {

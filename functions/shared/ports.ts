@@ -6,10 +6,16 @@
 import type { IterationRecord } from './records.ts';
 
 /** The pipeline steps that call a model; the offline model and the raw-reply log key on these. */
-export type ModelStage = 'generate-instructions' | 'classify' | 'generate-instances' | 'judge';
+export type ModelStage = 'generate-instructions' | 'classify' | 'generate-instances' | 'judge' | 'teach';
 
 /** The step that calls the judge model (inside "Generate instances", see `generate-instances/judge.ts`). */
 export const JUDGE_STAGE = 'judge' satisfies ModelStage;
+
+/**
+ * The step that calls the teacher model (inside "Generate instances", for `responseStyle` `explained`; see
+ * `generate-instances/explain.ts`).
+ */
+export const TEACH_STAGE = 'teach' satisfies ModelStage;
 
 /** The step that calls the embedding model ("Filter and deduplicate"'s near-duplicate gate). */
 export const EMBEDDING_STAGE = 'embed-instructions';
@@ -37,7 +43,8 @@ export type ModelFormat =
   | 'instances/self-instruct-generation'
   | 'instances/default-classification'
   | 'instances/default-generation'
-  | 'judge/default';
+  | 'judge/default'
+  | 'teach/explained';
 
 /** One request to a text model. */
 export interface ModelRequest {
@@ -149,6 +156,13 @@ export interface PoolTask {
    * it was not judged: the judge off, its verdict unparseable, or its call lost.
    */
   quality?: TaskQuality;
+  /**
+   * How its instances' outputs were written: `explained` by the teacher model under `systemMessage` (see
+   * `generate-instances/explain.ts`); absent for direct responses.
+   */
+  responseStyle?: 'direct' | 'explained';
+  /** The system message the teacher wrote the outputs under (explained responses only). */
+  systemMessage?: string;
   createdAt: string;
 }
 

@@ -64,6 +64,12 @@ export const TaskLine = SeedTask.extend({
   input_appropriate: z.boolean().optional(),
   output_correct: z.boolean().optional(),
   quality_reason: z.string().optional(),
+  /**
+   * How its outputs were written (`generate-instances/explain.ts`): `explained` by a teacher model under
+   * `system_message`; absent for direct responses.
+   */
+  response_style: z.enum(['direct', 'explained']).optional(),
+  system_message: z.string().optional(),
 });
 export type TaskLine = z.infer<typeof TaskLine>;
 

@@ -20,6 +20,14 @@ export type ProfileName = z.infer<typeof ProfileName>;
 export const Method = z.enum(['self-instruct', 'evol', 'backtranslate']);
 export type Method = z.infer<typeof Method>;
 
+/**
+ * How the responses of a run's instances are written (see `generate-instances/explain.ts`): `direct`, by
+ * the instance stage's model as the profile asks; `explained`, rewritten by a teacher model under a system
+ * message chosen per task type, as Orca's explanation traces (Mukherjee et al., 2023).
+ */
+export const ResponseStyle = z.enum(['direct', 'explained']);
+export type ResponseStyle = z.infer<typeof ResponseStyle>;
+
 /** One input/output example of a task. */
 export const Instance = z.object({
   input: z.string(),
@@ -212,6 +220,21 @@ export const RunInput = z
       .describe(
         "Model that judges each task (three audit questions and a 1–5 score): any model id `model` takes, or none (no judge). Default: the run's model.",
       ),
+    responseStyle: ResponseStyle.default('direct').describe(
+      "How responses are written: direct (the instance stage's outputs) or explained (a teacher model rewrites each output as a step-by-step explanation under a system message chosen per task type, after Orca).",
+    ),
+    teacherModel: z
+      .string()
+      .min(1)
+      .max(2048)
+      .refine(
+        (model) => !hasUrlCredentials(model),
+        'the teacher model URL carries credentials (user:password@): put the API key in the secret instead',
+      )
+      .optional()
+      .describe(
+        "Model that writes the explained responses (responseStyle explained): any model id `model` takes. Default: the run's model.",
+      ),
     minQuality: z
       .number()
       .min(1)
@@ -306,6 +329,8 @@ export const RunConfig = RunInput.extend({
   embeddingModel: z.string().min(1).max(2048).optional(),
   /** Resolved by `parseRunInput` (the run's model unless given); absent in the state of a run started before the judge: no judge. */
   judgeModel: z.string().min(1).max(2048).optional(),
+  /** Resolved by `parseRunInput` when `responseStyle` is `explained` (the run's model unless given). */
+  teacherModel: z.string().min(1).max(2048).optional(),
   /**
    * Resolved by "Prepare run": the file names it found and checked under `templates`, which the model
    * stages get by key (they may not list the bucket).

@@ -10,7 +10,7 @@ export interface GroupedCounts {
   tasks: [string, number][];
   /** Single instances dropped by the instance filters. */
   instances: [string, number][];
-  /** Model replies (or parts) that could not be used, judge verdicts missing, and calls given up after their retries (`lost`). */
+  /** Model replies (or parts) that could not be used (a teacher's `teach-*`: its instance dropped), judge verdicts missing, and calls given up after their retries (`lost`). */
   replies: [string, number][];
 }
 
@@ -36,6 +36,7 @@ export function groupCounts(counts: Record<string, number>): GroupedCounts {
     else if (
       key.startsWith('reply-') ||
       key.startsWith('judge-') ||
+      key.startsWith('teach-') ||
       key.endsWith('-unparseable') ||
       key === 'lost'
     )

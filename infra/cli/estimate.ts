@@ -25,7 +25,7 @@ import {
   shippedPrices,
   withOverride,
 } from '../../functions/shared/pricing/pricing.ts';
-import { ProfileName } from '../../functions/shared/schemas.ts';
+import { ProfileName, ResponseStyle } from '../../functions/shared/schemas.ts';
 import {
   type Calibration,
   CalibrationInvalid,
@@ -49,6 +49,10 @@ export interface EstimateIo {
 export interface EstimateOptions {
   model: string;
   judgeModel?: string;
+  /** `explained` counts a teacher call per instance kept (run input `responseStyle`). */
+  responseStyle?: ResponseStyle;
+  /** The teacher of explained responses; by default `model`. */
+  teacherModel?: string;
   target: number;
   profile: ProfileName;
   prices?: string;
@@ -178,6 +182,15 @@ export function estimateCommand(io: EstimateIo = process): Command {
     .requiredOption('--target <n>', 'tasks the run should add', positiveInt('--target'))
     .option('--judge-model <id>', "the judge's model id, or none (default: the run's model)")
     .addOption(
+      new Option('--response-style <style>', 'explained counts a teacher call per instance (default direct)')
+        .choices(ResponseStyle.options)
+        .default('direct'),
+    )
+    .option(
+      '--teacher-model <id>',
+      "the teacher's model id for explained responses (default: the run's model)",
+    )
+    .addOption(
       new Option('--profile <name>', 'prompts, parsers and filters')
         .choices(ProfileName.options)
         .default('default'),
@@ -217,6 +230,7 @@ export function estimateCommand(io: EstimateIo = process): Command {
       parseModelId(options.model);
       if (options.judgeModel !== undefined && options.judgeModel !== NO_JUDGE)
         parseModelId(options.judgeModel);
+      if (options.teacherModel !== undefined) parseModelId(options.teacherModel);
       const prices = loadPrices(options.prices);
       const seeds = parseSeedFile(readFileSync(options.seeds), options.seeds).tasks;
       let calibration: Calibration | undefined;
@@ -244,6 +258,8 @@ export function estimateCommand(io: EstimateIo = process): Command {
       const estimate = estimateRun({
         model: options.model,
         judgeModel: options.judgeModel,
+        responseStyle: options.responseStyle,
+        teacherModel: options.teacherModel,
         target: options.target,
         profile: options.profile,
         prices,

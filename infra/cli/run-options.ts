@@ -27,6 +27,8 @@ export interface RunOptions {
   threshold?: string;
   judgeModel?: string;
   minQuality?: string;
+  responseStyle?: string;
+  teacherModel?: string;
   temperature?: string;
   maxCost?: string;
   prices?: string;
@@ -69,6 +71,8 @@ export function runInputFromOptions(options: RunOptions): RunInput {
     rougeThreshold: num(options.threshold),
     judgeModel: options.judgeModel,
     minQuality: num(options.minQuality),
+    responseStyle: options.responseStyle,
+    teacherModel: options.teacherModel,
     temperature: num(options.temperature),
     maxCostUsd: num(options.maxCost),
     seed: options.seed,
@@ -114,14 +118,17 @@ export async function uploadTemplates(
 }
 
 /**
- * The CDK context a deployment for this run's models would have: `selfinstruct:model` and
- * `selfinstruct:judgeModel` for the Bedrock ones (the functions may invoke those only), none otherwise.
+ * The CDK context a deployment for this run's models would have: `selfinstruct:model`,
+ * `selfinstruct:judgeModel` and `selfinstruct:teacherModel` for the Bedrock ones (the functions may invoke
+ * those only), none otherwise.
  */
-export function bedrockContext(model: string, judgeModel: string | undefined) {
+export function bedrockContext(model: string, judgeModel: string | undefined, teacherModel?: string) {
   const context: Record<string, string> = {};
   if (model.startsWith('bedrock:')) context['selfinstruct:model'] = model;
   if (judgeModel?.startsWith('bedrock:') && judgeModel !== model)
     context['selfinstruct:judgeModel'] = judgeModel;
+  if (teacherModel?.startsWith('bedrock:') && teacherModel !== model)
+    context['selfinstruct:teacherModel'] = teacherModel;
   return Object.keys(context).length > 0 ? context : undefined;
 }
 

@@ -15,9 +15,10 @@ import {
   runTemplatesPrefix,
   SEED_UPLOAD_PREFIX,
 } from '../../functions/shared/keys.ts';
+import { teacherModelOf } from '../../functions/shared/models/judge-ids.ts';
 import { formatUsd as usd } from '../../functions/shared/pricing/money.ts';
 import { RunSummary } from '../../functions/shared/records.ts';
-import { Method } from '../../functions/shared/schemas.ts';
+import { Method, ResponseStyle } from '../../functions/shared/schemas.ts';
 import { executionLogPath } from '../local/executions.ts';
 import type { ExecutionStatus } from '../local/rules.ts';
 import type { EventLog, LocalStack } from '../local/stack.ts';
@@ -115,9 +116,9 @@ export async function runLocal(
     const { loadTemplate } = await import('../local/template.ts');
     template = await loadTemplate({
       bundleTo,
-      // Synthesized as it would be deployed for this model and judge (a Bedrock model is one the functions
+      // Synthesized as it would be deployed for this model, judge and teacher (a Bedrock model is one the functions
       // may call).
-      context: bedrockContext(model, input.judgeModel),
+      context: bedrockContext(model, input.judgeModel, teacherModelOf({ ...input, model })),
       onSynthesis: () =>
         progress.phase(
           bundleTo
@@ -337,6 +338,13 @@ export function runCommand(): Command {
     .option('--threshold <x>', 'ROUGE-L rejection threshold (default 0.7)')
     .option('--judge-model <id>', 'the model that scores each task, or none (default: --model)')
     .option('--min-quality <score>', 'reject tasks the judge scores below this, 1–5 (default: none)')
+    .addOption(
+      new Option(
+        '--response-style <style>',
+        'explained: a teacher model writes each output as an explanation (default direct)',
+      ).choices(ResponseStyle.options),
+    )
+    .option('--teacher-model <id>', 'the model that writes explained responses (default: --model)')
     .option('--temperature <x>', 'override the profile temperature')
     .option('--seed <text>', 'random seed (default: the run id)')
     .option('--input <file>', 'a run input JSON file, as given in the Step Functions console')
@@ -362,6 +370,9 @@ export function runCommand(): Command {
         if (options.prices) args.push('--prices', options.prices);
         if (options.seeds) args.push('--seeds', options.seeds);
         if (options.templates) args.push('--templates', options.templates);
+        if (input.judgeModel) args.push('--judge-model', input.judgeModel);
+        args.push('--response-style', input.responseStyle);
+        if (input.teacherModel) args.push('--teacher-model', input.teacherModel);
         await estimateCommand().parseAsync(args, { from: 'user' });
         return;
       }

@@ -222,22 +222,29 @@ describe('the model', () => {
   });
 });
 
-describe('a judge on another Bedrock model', () => {
+describe.each([
+  ['judge', 'judgeModel', 'nova-pro'],
+  ['teacher', 'teacherModel', 'nova-premier'],
+])('a %s on another Bedrock model', (role, key, other) => {
   it('may be invoked by "Generate instances" alone, next to the run’s model', () => {
-    const judged = synthesize({
+    const synthesized = synthesize({
       'selfinstruct:model': 'bedrock:amazon.nova-micro-v1:0',
-      'selfinstruct:judgeModel': 'bedrock:amazon.nova-pro-v1:0',
+      [`selfinstruct:${key}`]: `bedrock:amazon.${other}-v1:0`,
     });
     const nova = 'arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-micro-v1:0';
-    const judge = nova.replace('nova-micro', 'nova-pro');
-    expect(judged.who('bedrock:InvokeModel', judge)).toEqual(['generate-instances']);
-    expect(judged.who('bedrock:InvokeModel', nova)).toEqual(['generate-instances', 'generate-instructions']);
-    // Without the context key the judge is the run's model: nothing more is granted.
+    const extra = nova.replace('nova-micro', other);
+    expect(synthesized.who('bedrock:InvokeModel', extra)).toEqual(['generate-instances']);
+    expect(synthesized.who('bedrock:InvokeModel', nova)).toEqual([
+      'generate-instances',
+      'generate-instructions',
+    ]);
+    // Without the context key the model is the run's: nothing more is granted.
     expect(
       synthesize({ 'selfinstruct:model': 'bedrock:amazon.nova-micro-v1:0' }).who(
         'bedrock:InvokeModel',
-        judge,
+        extra,
       ),
+      role,
     ).toEqual([]);
   });
 });

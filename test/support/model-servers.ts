@@ -12,6 +12,7 @@
  * Embeddings are deterministic (`hashedEmbedding`: a normalized hashed bag of words), so a test can
  * assert that near-duplicates are closer than unrelated texts.
  */
+
 import { createHash } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import {
@@ -21,6 +22,7 @@ import {
   type ServerHttp2Session,
 } from 'node:http2';
 import type { AddressInfo } from 'node:net';
+import { SYSTEM_MESSAGES } from '../../functions/generate-instances/explain.ts';
 import { hashedEmbedding } from '../../functions/shared/models/embeddings.ts';
 import { OfflineModel } from '../../functions/shared/models/offline.ts';
 import type { ModelFormat, ModelRequest, ModelStage } from '../../functions/shared/ports.ts';
@@ -166,11 +168,15 @@ export function times(n: number, fault: Fault): Fault[] {
   return Array.from({ length: n }, () => ({ ...fault }));
 }
 
+const TEACHER_SYSTEM_MESSAGES = new Set<string>(Object.values(SYSTEM_MESSAGES));
+
 /** A rough token count, as real tokenizers give for English: about four characters a token. */
 const tokens = (text: string) => Math.ceil(text.length / 4);
 
 /** The pipeline step a prompt belongs to, read from the prompt (a provider never gets the stage). */
-function stageOf(prompt: string): ModelStage {
+function stageOf({ system, prompt }: Pick<ModelRequest, 'system' | 'prompt'>): ModelStage {
+  // A teacher's request is the user's turn alone, under one of the explanation system messages.
+  if (system !== undefined && TEACHER_SYSTEM_MESSAGES.has(system)) return 'teach';
   if (prompt.includes('"instruction_valid"')) return 'judge';
   if (/Is it classification\?\s*$/.test(prompt) || /Is this a classification task/.test(prompt)) {
     return 'classify';
@@ -191,7 +197,7 @@ function stageOf(prompt: string): ModelStage {
 function formatOf(request: Omit<ModelRequest, 'stage' | 'format'>): ModelFormat {
   const { prompt } = request;
   const chat = request.kind === 'chat' || request.json === true;
-  switch (stageOf(prompt)) {
+  switch (stageOf(request)) {
     case 'generate-instructions':
       if (chat) return 'instructions/default';
       return /Instruction:\s*$/.test(prompt) ? 'instructions/alpaca' : 'instructions/self-instruct';
@@ -208,6 +214,8 @@ function formatOf(request: Omit<ModelRequest, 'stage' | 'format'>): ModelFormat 
         : 'instances/self-instruct-generation';
     case 'judge':
       return 'judge/default';
+    case 'teach':
+      return 'teach/explained';
   }
 }
 
@@ -315,7 +323,7 @@ async function answer(
 ): Promise<{ text: string; finish: 'stop' | 'length'; inputTokens: number; outputTokens: number }> {
   const reply = await recorder.model.generate({
     ...request,
-    stage: stageOf(request.prompt),
+    stage: stageOf(request),
     format: formatOf(request),
   });
   const text = fault.malformedText ? MALFORMED_TEXT : (fault.text ?? reply.text);

@@ -127,6 +127,37 @@ describe('estimateRun', () => {
     );
   });
 
+  it('counts a teacher call per instance kept for explained responses, at the teacher’s price, none for direct', () => {
+    const direct = estimate(3_000);
+    const explained = estimateRun({
+      model: nova,
+      responseStyle: 'explained',
+      teacherModel: 'openai:gpt-4o',
+      target: 3_000,
+      profile: 'default',
+      prices,
+      seeds,
+    });
+    const teachOf = (e: Estimate) => e.stages.find((st) => st.stage === 'teach');
+    const d = PROFILE_DEFAULTS.default;
+
+    expect(teachOf(direct)).toBeUndefined();
+    expect(teachOf(explained)?.calls).toBeCloseTo(
+      explained.run.acceptedInstructions * d.completeShare * d.instancesPerTask,
+      9,
+    );
+    expect(teachOf(explained)?.inputTokensPerCall).toBeGreaterThan(0);
+    expect(teachOf(explained)?.outputTokensPerCall).toBe(d.outputTokensPerCall.teach);
+    expect(teachOf(explained)?.cost.modelId).toBe('openai:gpt-4o');
+    expect(explained.summary.modelUsd).toBeCloseTo(
+      (direct.summary.modelUsd ?? 0) + (teachOf(explained)?.cost.usd ?? 0),
+      12,
+    );
+    expect(explained.assumptions.join('\n')).toMatch(
+      /Teacher \(explained responses\): openai:gpt-4o, one call per instance/,
+    );
+  });
+
   it('names the unpriced model when the judge is another model than the run’s', () => {
     const e = estimateRun({
       model: 'offline',
@@ -208,6 +239,7 @@ describe('calibrate', () => {
         classify: { calls: 0, outputTokens: 0 },
         'generate-instances': { calls: 80, outputTokens: 7_000 },
         judge: { calls: 64, outputTokens: 2_560 },
+        teach: { calls: 120, outputTokens: 18_000 },
       },
       'test',
     );
@@ -217,6 +249,7 @@ describe('calibrate', () => {
       classify: 0,
       'generate-instances': 87.5,
       judge: 40,
+      teach: 150,
     });
     expect(c.judgeCallsPerAccepted).toBe(64 / 80);
   });

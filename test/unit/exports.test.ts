@@ -234,6 +234,72 @@ describe('the formats', () => {
   });
 });
 
+describe('explained records', () => {
+  const SYSTEM = 'You are an AI assistant. Think step-by-step and justify your steps.';
+  const explained = (n: number) => task(n, { response_style: 'explained', system_message: SYSTEM });
+  const record = toRecords(explained(4))[1] as JsonlRecord;
+
+  it('carry the response style and system message of their task in jsonl', () => {
+    expect(record).toMatchObject({
+      task_id: 'task-004',
+      response_style: 'explained',
+      system_message: SYSTEM,
+    });
+    expect(JsonlRecord.parse(record)).toEqual(record);
+  });
+
+  it('put their own system message first in messages and bedrock, over the export’s', () => {
+    const user = 'Write task number 4 in a few words.\n\ninput 4.1';
+    for (const options of [{}, { system: 'Be brief.' }]) {
+      expect(toMessagesRecord(record, options)).toEqual({
+        messages: [
+          { role: 'system', content: SYSTEM },
+          { role: 'user', content: user },
+          { role: 'assistant', content: 'output 4.1' },
+        ],
+      });
+      expect(toBedrockRecord(record, options)).toEqual({
+        schemaVersion: 'bedrock-conversation-2024',
+        system: [{ text: SYSTEM }],
+        messages: [
+          { role: 'user', content: [{ text: user }] },
+          { role: 'assistant', content: [{ text: 'output 4.1' }] },
+        ],
+      });
+    }
+  });
+
+  it('leave the export’s system message to the direct records of a mixed export', () => {
+    const built = buildExport(source([explained(0), task(1)]), { validation: 0, system: 'Be brief.' });
+    // The formats hold the same records in the same order.
+    const byTask = new Map(
+      parsed(built, 'jsonl', 'train').map((r, i) => [
+        r.task_id,
+        parsed(built, 'bedrock', 'train')[i]?.system,
+      ]),
+    );
+    expect(byTask.get('task-000')).toEqual([{ text: SYSTEM }]);
+    expect(byTask.get('task-001')).toEqual([{ text: 'Be brief.' }]);
+  });
+
+  it('are named in the card: the style, the teacher and each system message with its task count', () => {
+    const summary = runSummary();
+    const config = { ...summary.config, responseStyle: 'explained' as const, teacherModel: 'openai:gpt-4o' };
+    const built = buildExport(
+      source([explained(0), explained(1), task(2)], {
+        runs: [{ runId: 'run-a', iterations: 2, summary: { ...summary, config } }],
+      }),
+      { validation: 0 },
+    );
+    const card = built.files.find((file) => file.path === 'README.md')?.content ?? '';
+    expect(card).toContain(
+      '| responses | direct (1 task); explained by `openai:gpt-4o` (2 tasks; see Explanation traces) |',
+    );
+    expect(card).toContain(`## Explanation traces`);
+    expect(card).toContain(`| ${SYSTEM} | 2 |`);
+  });
+});
+
 describe('the split', () => {
   const options = { validation: 0.2, splitSeed: '42' };
 

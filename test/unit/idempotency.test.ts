@@ -116,13 +116,14 @@ async function contents(w: World, pool: PoolStore = w.pool) {
   for await (const task of pool.listStaged('demo')) staged.push(task);
   const meta = await pool.getMeta('demo');
   return {
-    tasks: tasks.map(({ id, status, instances, rejectReason, outcome, quality }) => ({
+    tasks: tasks.map(({ id, status, instances, rejectReason, outcome, quality, systemMessage }) => ({
       id,
       status,
       instances,
       rejectReason,
       outcome,
       quality,
+      systemMessage,
     })),
     staged,
     taskCount: meta?.taskCount,
@@ -132,9 +133,9 @@ async function contents(w: World, pool: PoolStore = w.pool) {
   };
 }
 
-async function cleanRun() {
+async function cleanRun(input: Record<string, unknown> = INPUT) {
   const w = await world();
-  const state = await prepareRun({ runId: 'run-1', input: INPUT }, { ...w, now });
+  const state = await prepareRun({ runId: 'run-1', input }, { ...w, now });
   const after = await iteration(w, state);
   return { w, state, after, contents: await contents(w), billed: w.model.billed };
 }
@@ -159,6 +160,22 @@ describe('a stage run twice with the same input', () => {
     expect(w.model.billed).toBe(clean.billed);
     expect(w.pool.runs.get('run-1')?.usage?.calls).toBe(clean.billed);
     expect(w.pool.runs.get('run-1')?.counts).toEqual(clean.w.pool.runs.get('run-1')?.counts);
+  });
+});
+
+describe('an explained run whose stages each run twice', () => {
+  it('leaves the same pool and explanations, no teacher call paid twice', async () => {
+    const input = { ...INPUT, responseStyle: 'explained' };
+    const clean = await cleanRun(input);
+    const w = await world();
+    const state = await prepareRun({ runId: 'run-1', input }, { ...w, now });
+    await iteration(w, state, 2);
+
+    expect(await contents(w)).toEqual(clean.contents);
+    expect(clean.contents.tasks.filter((task) => task.systemMessage !== undefined).length).toBeGreaterThan(0);
+    expect(w.model.billed).toBe(clean.billed);
+    expect(w.pool.runs.get('run-1')?.stageUsage?.['teach:calls']).toBeGreaterThan(0);
+    expect(w.pool.runs.get('run-1')?.stageUsage).toEqual(clean.w.pool.runs.get('run-1')?.stageUsage);
   });
 });
 

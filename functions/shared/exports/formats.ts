@@ -40,6 +40,8 @@ export function toSeedFormat(task: PoolTask): TaskLine {
     input_appropriate: task.quality?.inputAppropriate,
     output_correct: task.quality?.outputCorrect,
     quality_reason: task.quality?.reason,
+    response_style: task.responseStyle,
+    system_message: task.systemMessage,
   };
 }
 
@@ -61,6 +63,8 @@ export function toRecords(task: TaskLine): JsonlRecord[] {
     input_appropriate: task.input_appropriate,
     output_correct: task.output_correct,
     quality_reason: task.quality_reason,
+    response_style: task.response_style,
+    system_message: task.system_message,
   }));
 }
 
@@ -83,9 +87,16 @@ export const userContent = ({ instruction, input }: Pick<JsonlRecord, 'instructi
 
 /** Options of the chat formats. */
 export interface ChatOptions {
-  /** A system message to put first; none when undefined. */
+  /** A system message to put first, for a record without its own `system_message`; none when undefined. */
   system?: string;
 }
+
+/**
+ * The system message of a record's conversation: the one its output was written under (an explained
+ * record's `system_message`: the answer was written for it, so it belongs with it), else the export's.
+ */
+export const systemOf = (record: Pick<JsonlRecord, 'system_message'>, { system }: ChatOptions = {}) =>
+  record.system_message ?? system;
 
 /**
  * The "messages" conversation format: `{"messages": [{"role", "content"}, …]}`, one per line. It is the
@@ -97,7 +108,8 @@ export interface ChatOptions {
  * `"formatting": "sharegpt"`, `"columns": {"messages": "messages"}` and role/content tags
  * (hiyouga/LLaMA-Factory, data/README.md).
  */
-export function toMessagesRecord(record: JsonlRecord, { system }: ChatOptions = {}): MessagesRecord {
+export function toMessagesRecord(record: JsonlRecord, options: ChatOptions = {}): MessagesRecord {
+  const system = systemOf(record, options);
   const user = { role: 'user' as const, content: userContent(record) };
   const assistant = { role: 'assistant' as const, content: record.output };
   return {
@@ -116,7 +128,8 @@ export function toMessagesRecord(record: JsonlRecord, { system }: ChatOptions = 
  * `Bot:`, `Assistant:`, `System:`, `<image>`, `<video>` and `[EOS]` at the start of a prompt:
  * `reservedKeywordRecords` counts such records.
  */
-export function toBedrockRecord(record: JsonlRecord, { system }: ChatOptions = {}): BedrockRecord {
+export function toBedrockRecord(record: JsonlRecord, options: ChatOptions = {}): BedrockRecord {
+  const system = systemOf(record, options);
   return {
     schemaVersion: BEDROCK_SCHEMA_VERSION,
     ...(system === undefined ? {} : { system: [{ text: system }] as [{ text: string }] }),
@@ -130,12 +143,13 @@ export function toBedrockRecord(record: JsonlRecord, { system }: ChatOptions = {
 const RESERVED_PREFIX = /^\s*(User:|Bot:|Assistant:|System:|<image>|<video>|\[EOS\])/;
 
 /** Records whose user prompt (or the system message) starts with a keyword Amazon Nova reserves. */
-export function reservedKeywordRecords(
-  records: readonly JsonlRecord[],
-  { system }: ChatOptions = {},
-): number {
-  if (system !== undefined && RESERVED_PREFIX.test(system)) return records.length;
-  return records.filter((record) => RESERVED_PREFIX.test(userContent(record))).length;
+export function reservedKeywordRecords(records: readonly JsonlRecord[], options: ChatOptions = {}): number {
+  return records.filter((record) => {
+    const system = systemOf(record, options);
+    return (
+      (system !== undefined && RESERVED_PREFIX.test(system)) || RESERVED_PREFIX.test(userContent(record))
+    );
+  }).length;
 }
 
 /** The record type of each format. */
@@ -186,6 +200,11 @@ export const FORMATS: Record<ExportFormat, FormatSpec> = {
       ['input_appropriate', 'the judge: the inputs are appropriate for the instruction'],
       ['output_correct', 'the judge: the outputs are correct and acceptable responses'],
       ['quality_reason', "the judge's reason, one sentence"],
+      [
+        'response_style',
+        '`explained` when a teacher model wrote the output as an explanation (step-by-step reasoning, then the answer) under `system_message`; absent for direct outputs',
+      ],
+      ['system_message', 'the system message the explained output was written under'],
     ],
   },
   alpaca: {
@@ -207,7 +226,7 @@ export const FORMATS: Record<ExportFormat, FormatSpec> = {
     fields: [
       [
         'messages',
-        'an optional `system` message, then the `user` turn (the instruction, and the input after a blank line when there is one), then the `assistant` turn (the output); each `{role, content}`',
+        "an optional `system` message (an explained record's own, else the export's `--system`), then the `user` turn (the instruction, and the input after a blank line when there is one), then the `assistant` turn (the output); each `{role, content}`",
       ],
     ],
   },
@@ -218,7 +237,10 @@ export const FORMATS: Record<ExportFormat, FormatSpec> = {
       'JSON Lines in Amazon Bedrock’s conversation format for fine-tuning (`bedrock-conversation-2024`; Amazon Nova and other Converse-format models).',
     fields: [
       ['schemaVersion', '`bedrock-conversation-2024`'],
-      ['system', 'optional: `[{text}]`, the system message'],
+      [
+        'system',
+        "optional: `[{text}]`, the system message (an explained record's own, else the export's `--system`)",
+      ],
       [
         'messages',
         '`[{role: "user", content: [{text}]}, {role: "assistant", content: [{text}]}]`: the instruction (and input) then the output',

@@ -34,6 +34,8 @@ export const JsonlRecord = z.strictObject({
   input_appropriate: z.boolean().optional(),
   output_correct: z.boolean().optional(),
   quality_reason: z.string().optional(),
+  response_style: z.enum(['direct', 'explained']).optional(),
+  system_message: z.string().optional(),
 });
 export type JsonlRecord = z.infer<typeof JsonlRecord>;
 
@@ -102,7 +104,10 @@ export const ExportOptions = z.object({
    * picked; DEITA's default threshold (on its own model's embeddings) is 0.9.
    */
   selectThreshold: z.number().min(0).max(1).default(0.9),
-  /** A system message for the `messages` and `bedrock` formats. */
+  /**
+   * A system message for the `messages` and `bedrock` formats, for the records that have none of their
+   * own (an explained record keeps the system message its output was written under).
+   */
   system: z.string().trim().min(1).optional(),
   /**
    * The data's license as a Hugging Face license id (`cc-by-4.0`, `apache-2.0` …), chosen by whoever

@@ -12,3 +12,14 @@ export const NO_JUDGE = 'none';
  */
 export const judgeModelOf = (config: { judgeModel?: string }): string | undefined =>
   config.judgeModel === undefined || config.judgeModel === NO_JUDGE ? undefined : config.judgeModel;
+
+/**
+ * The model that writes a run's explained responses (run input `teacherModel`, see
+ * `generate-instances/explain.ts`), or `undefined` when the run's responses are direct.
+ */
+export const teacherModelOf = (config: {
+  responseStyle?: string;
+  teacherModel?: string;
+  model: string;
+}): string | undefined =>
+  config.responseStyle === 'explained' ? (config.teacherModel ?? config.model) : undefined;

@@ -571,3 +571,50 @@ export function judgeVerdict(prompt: string, rng: Rng, noise: number): string {
   }
   return rng.next() < 0.1 ? `\`\`\`json\n${json}\n\`\`\`` : json;
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Explained responses (the teacher of `responseStyle: "explained"`)
+
+/** How the faults of a noisy teacher reply are shared out (a reply cut short is `offline.ts`'s). */
+const TEACH_NOISE: readonly ['empty' | 'refusal' | 'bare', number][] = [
+  ['empty', 0.2],
+  ['refusal', 0.4],
+  ['bare', 0.4],
+];
+
+/**
+ * The teacher's explained answer to a user turn (the instruction, then the input after a blank line):
+ * the task restated, a look at the input when there is one, a reasoning step about its topic, then the
+ * answer ("So the answer is: …"), a label of the instruction's for a classification task. Now and then
+ * (`noise` × 0.4) a reply that can't be used: empty, a refusal, or the bare answer with no reasoning.
+ */
+export function explainedAnswer(prompt: string, rng: Rng, noise: number): string {
+  const [instruction = '', ...rest] = prompt.split('\n\n');
+  const input = rest.join('\n\n').trim();
+  const topic = topicOf(instruction, rng);
+  const labels = labelsIn(instruction);
+  const answer = labels ? pick(rng, labels) : makeOutput(instruction, input, topic, rng);
+  if (rng.next() < noise * 0.4) {
+    switch (weighted(rng, TEACH_NOISE)) {
+      case 'empty':
+        return '';
+      case 'refusal':
+        return "I'm sorry, but I can't help with that request.";
+      case 'bare':
+        // The answer alone, as a model that ignored the system message would write it: a few words.
+        return answer.split(/\s+/).slice(0, 6).join(' ');
+    }
+  }
+  const steps = [
+    `First, I read the task: "${instruction.trim()}". It asks for ${labels ? `one of the labels ${labels.join(', ')}` : `an answer about ${topic}`}.`,
+    ...(input === ''
+      ? []
+      : [`Next, I look at the input: "${input.length > 120 ? `${input.slice(0, 117)}...` : input}".`]),
+    `${capitalize(fill(pick(rng, SENTENCES), topic))} This is the key point for the answer, so I use it to decide.`,
+    labels
+      ? `The other labels (${labels.filter((label) => label !== answer).join(', ')}) do not fit as well, because the text points to ${answer.toLowerCase()}.`
+      : `I check that the answer covers what the task asks and nothing more.`,
+  ];
+  const reasoning = steps.map((step, i) => `Step ${i + 1}: ${step}`).join('\n');
+  return `${reasoning}\n\nSo the answer is: ${answer}`;
+}

@@ -13,7 +13,8 @@
  * too-short items, items starting with punctuation or a non-ASCII character, malformed lines or JSON
  * items, replies cut by the token limit; and among instances, outputs ending with ":", inputs equal to
  * their output, empty outputs and conflicting outputs for one input; among judge verdicts, prose, scores
- * out of range and JSON cut short. Stop sequences and `maxTokens` are
+ * out of range and JSON cut short; among explained answers (a teacher's), empty replies, refusals, bare
+ * answers without reasoning and explanations cut short. Stop sequences and `maxTokens` are
  * honoured (a reply longer than `maxTokens` comes back cut, with `finish: 'length'`).
  *
  * Token counts are estimated as ceil(characters / 4).
@@ -25,6 +26,7 @@ import {
   alpacaBlocks,
   classLabelBlocks,
   exampleBlocks,
+  explainedAnswer,
   jsonFlag,
   jsonInstances,
   jsonTasks,
@@ -133,6 +135,8 @@ const WRITERS: Record<ModelFormat, { write: ReplyWriter; mayTruncate: boolean }>
   'instances/default-generation': { write: jsonInstances(false), mayTruncate: true },
   // A verdict's malformed replies are the writer's own (`judgeVerdict`).
   'judge/default': { write: judgeVerdict, mayTruncate: false },
+  // An explanation may be cut by the token limit; its other faults are the writer's (`explainedAnswer`).
+  'teach/explained': { write: explainedAnswer, mayTruncate: true },
 };
 
 /** Dispatches on the request's format tag. */

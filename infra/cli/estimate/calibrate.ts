@@ -15,6 +15,13 @@ import { RunSummary } from '../../../functions/shared/records.ts';
 import type { ProfileName } from '../../../functions/shared/schemas.ts';
 import { MODEL_STEPS } from './prompts.ts';
 
+/**
+ * Output tokens of an explained answer, measured on the offline teacher (2026-12-01: 734 teacher calls of
+ * `npm start -- --response-style explained --seed explained-readme`, read back with `estimate --data-dir`);
+ * the profile defaults below predate the teacher.
+ */
+const TEACH_OUTPUT_TOKENS = 136.4;
+
 /** What a profile's calls look like and yield, per call and per accepted instruction. */
 export const Calibration = z.object({
   /** Where the figures come from (shown with the estimate). */
@@ -37,6 +44,7 @@ export const Calibration = z.object({
     classify: z.number().nonnegative(),
     'generate-instances': z.number().nonnegative(),
     judge: z.number().nonnegative(),
+    teach: z.number().nonnegative().default(TEACH_OUTPUT_TOKENS),
   }),
   /** Instances kept per task (records per exported task); informational. */
   instancesPerTask: z.number().nonnegative(),
@@ -69,6 +77,7 @@ export const PROFILE_DEFAULTS: Record<ProfileName, Calibration> = {
       classify: 1.005,
       'generate-instances': 96.72,
       judge: JUDGE_OUTPUT_TOKENS,
+      teach: TEACH_OUTPUT_TOKENS,
     },
     instancesPerTask: 1.881,
   },
@@ -85,6 +94,7 @@ export const PROFILE_DEFAULTS: Record<ProfileName, Calibration> = {
       classify: 0,
       'generate-instances': 0,
       judge: JUDGE_OUTPUT_TOKENS,
+      teach: TEACH_OUTPUT_TOKENS,
     },
     instancesPerTask: 1,
   },
@@ -101,6 +111,7 @@ export const PROFILE_DEFAULTS: Record<ProfileName, Calibration> = {
       classify: 0,
       'generate-instances': 126.0,
       judge: JUDGE_OUTPUT_TOKENS,
+      teach: TEACH_OUTPUT_TOKENS,
     },
     instancesPerTask: 2.35,
   },
@@ -174,6 +185,8 @@ export function calibrate(
     classify: mapCalls * classifyShare,
     'generate-instances': mapCalls * (1 - classifyShare),
     judge: judged,
+    // A summary does not tell teacher calls apart: they count with the instance calls.
+    teach: 0,
   };
   const expected = MODEL_STEPS.reduce(
     (sum, stage) => sum + stageCalls[stage] * defaults.outputTokensPerCall[stage],

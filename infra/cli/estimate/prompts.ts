@@ -1,3 +1,4 @@
+import { renderTeacherRequest, systemMessageFor } from '../../../functions/generate-instances/explain.ts';
 import { renderJudgeRequest } from '../../../functions/generate-instances/judge.ts';
 import {
   renderClassifyRequest,
@@ -19,6 +20,7 @@ export const MODEL_STEPS: readonly ModelStage[] = [
   'classify',
   'generate-instances',
   'judge',
+  'teach',
 ];
 
 /** Tokens of a rendered request: system and user message (chat framing tokens not counted). */
@@ -30,6 +32,8 @@ export interface PromptTokens {
   classify: number;
   'generate-instances': number;
   judge: number;
+  /** A teacher's request per seed instance, under its task's system message (explained responses). */
+  teach: number;
   /** Instruction prompts rendered (each with its own sampled demonstrations). */
   samples: number;
   /** Share of the sample instructions that are classification tasks. */
@@ -40,8 +44,8 @@ export interface PromptTokens {
  * Renders the profile's prompts and measures them: `samples` instruction-generation prompts with
  * demonstrations sampled as the stage samples them (machine demonstrations stood in for by seed
  * instructions), the classification and instance prompts of every seed instruction (output-first
- * for the classification ones, input-first for the others), and the judge's prompt of every seed task
- * with its instances; with the run's `templates` (run input `templates`) where it has them.
+ * for the classification ones, input-first for the others), the judge's prompt of every seed task
+ * with its instances, and the teacher's request of every seed instance under its task's system message; with the run's `templates` (run input `templates`) where it has them.
  */
 export function measurePrompts(
   profile: ProfileName,
@@ -77,6 +81,14 @@ export function measurePrompts(
     ),
     judge: mean(
       seeds.map((task) => requestTokens(renderJudgeRequest(task.instruction, task.instances, templates))),
+    ),
+    teach: mean(
+      seeds.flatMap((task) => {
+        const system = systemMessageFor(task.instruction, task.is_classification, task.instances).text;
+        return task.instances.map((instance) =>
+          requestTokens(renderTeacherRequest(system, task.instruction, instance)),
+        );
+      }),
     ),
     samples,
     classificationShare: seeds.filter((task) => task.is_classification).length / Math.max(1, seeds.length),

@@ -1,6 +1,6 @@
 import { promptsForIteration } from '../../../functions/generate-instructions/core.ts';
 import { parseRunInput } from '../../../functions/prepare/core.ts';
-import { judgeModelOf } from '../../../functions/shared/models/judge-ids.ts';
+import { judgeModelOf, teacherModelOf } from '../../../functions/shared/models/judge-ids.ts';
 import type { ModelStage } from '../../../functions/shared/ports.ts';
 import {
   DEFAULT_USAGE_ASSUMPTIONS,
@@ -23,6 +23,7 @@ import type { TemplateOverrides } from '../../../functions/shared/prompt-templat
 import {
   type ProfileName,
   Progress,
+  type ResponseStyle,
   type RunState,
   type SeedTask,
 } from '../../../functions/shared/schemas.ts';
@@ -34,6 +35,10 @@ export interface EstimateInput {
   model: string;
   /** The judge (run input `judgeModel`): `none` for no judge; by default the run's model. */
   judgeModel?: string;
+  /** `explained`: a teacher call per instance kept (run input `responseStyle`). @default 'direct' */
+  responseStyle?: ResponseStyle;
+  /** The teacher of explained responses; by default the run's model. */
+  teacherModel?: string;
   /** Tasks the run should add. */
   target: number;
   profile: ProfileName;
@@ -217,19 +222,30 @@ export function estimateRun(input: EstimateInput): Estimate {
   const accepted = sum((it) => it.accepted);
   const judge = judgeModelOf({ judgeModel: input.judgeModel ?? input.model });
   const judgeCallsPerAccepted = judge === undefined ? 0 : calibration.judgeCallsPerAccepted;
+  const teacher = teacherModelOf({ ...input, responseStyle: input.responseStyle ?? 'direct' });
+  // A direct run has no teacher step: its estimate shows none.
+  const steps = MODEL_STEPS.filter((stage) => stage !== 'teach' || teacher !== undefined);
   const callsPerAccepted: Record<Exclude<ModelStage, 'generate-instructions'>, number> = {
     classify: calibration.classifyCallsPerAccepted,
     'generate-instances': calibration.instanceCallsPerAccepted,
     judge: judgeCallsPerAccepted,
+    // The teacher writes each instance the filters kept again: about the instances of a complete task.
+    teach: teacher === undefined ? 0 : calibration.completeShare * calibration.instancesPerTask,
   };
   const calls: Record<ModelStage, number> = {
     'generate-instructions': sum((it) => it.prompts),
     classify: accepted * callsPerAccepted.classify,
     'generate-instances': accepted * callsPerAccepted['generate-instances'],
     judge: accepted * callsPerAccepted.judge,
+    teach: accepted * callsPerAccepted.teach,
   };
-  const modelOf = (stage: ModelStage) => (stage === 'judge' && judge !== undefined ? judge : input.model);
-  const stages: StageEstimate[] = MODEL_STEPS.map((stage) => {
+  const modelOf = (stage: ModelStage) =>
+    stage === 'judge' && judge !== undefined
+      ? judge
+      : stage === 'teach' && teacher !== undefined
+        ? teacher
+        : input.model;
+  const stages: StageEstimate[] = steps.map((stage) => {
     const inputTokens = calls[stage] * promptTokens[stage];
     const outputTokens = calls[stage] * calibration.outputTokensPerCall[stage];
     return {
@@ -247,7 +263,7 @@ export function estimateRun(input: EstimateInput): Estimate {
     output: stages.reduce((s, st) => s + st.outputTokens, 0),
   };
   // Each model's tokens priced at its own price (the judge may be another model than the run's).
-  const modelCosts = [...new Set(MODEL_STEPS.map(modelOf))].map((model) => {
+  const modelCosts = [...new Set(steps.map(modelOf))].map((model) => {
     const own = stages.filter((st) => modelOf(st.stage) === model);
     return modelCost(input.prices, model, {
       inputTokens: own.reduce((s, st) => s + st.inputTokens, 0),
@@ -300,7 +316,12 @@ export function estimateRun(input: EstimateInput): Estimate {
     judge === undefined
       ? 'Judge: none (judgeModel none).'
       : `Judge: ${judge}${judge === input.model ? " (the run's model)" : ''}, one call per task left with valid instances (${judgeCallsPerAccepted.toFixed(2)} per accepted instruction), its prompt rendered for each seed task with its instances: ${promptTokens.judge.toFixed(0)} tokens on average.`,
-    `Yields and output tokens (${calibration.source}): ${calibration.candidatesPerCall.toFixed(2)} candidates per call, ${(calibration.acceptanceRate * 100).toFixed(1)}% accepted, ${(calibration.completeShare * 100).toFixed(1)}% of those with valid instances, ${calibration.classifyCallsPerAccepted.toFixed(2)} classification + ${calibration.instanceCallsPerAccepted.toFixed(2)} instance calls per accepted instruction, ${calibration.instancesPerTask.toFixed(2)} instances per task; output tokens per call ${MODEL_STEPS.map((s) => `${s} ${calibration.outputTokensPerCall[s].toFixed(0)}`).join(', ')}.`,
+    ...(teacher === undefined
+      ? []
+      : [
+          `Teacher (explained responses): ${teacher}${teacher === input.model ? " (the run's model)" : ''}, one call per instance the filters kept (${callsPerAccepted.teach.toFixed(2)} per accepted instruction: the share with valid instances × instances per task), its request (system message of the task's type, then the user's turn) rendered for each seed instance: ${promptTokens.teach.toFixed(0)} tokens on average.`,
+        ]),
+    `Yields and output tokens (${calibration.source}): ${calibration.candidatesPerCall.toFixed(2)} candidates per call, ${(calibration.acceptanceRate * 100).toFixed(1)}% accepted, ${(calibration.completeShare * 100).toFixed(1)}% of those with valid instances, ${calibration.classifyCallsPerAccepted.toFixed(2)} classification + ${calibration.instanceCallsPerAccepted.toFixed(2)} instance calls per accepted instruction, ${calibration.instancesPerTask.toFixed(2)} instances per task; output tokens per call ${steps.map((s) => `${s} ${calibration.outputTokensPerCall[s].toFixed(0)}`).join(', ')}.`,
     'Yields are held constant over the run; with a real model the acceptance rate falls as the pool grows, so a large run costs more per task than this.',
     `Sizing: the stage's adaptive sizing (at most ${config.maxPromptsPerIteration} calls per iteration), iteration cap ${maxIterations}${input.maxIterations ? ' (given)' : ' (the run input default, or the smallest cap that reaches the target)'}; chunks of ${config.chunkSize} ids; ${assumptions.callConcurrency} model calls at once per function.`,
     `The run adds ${fmtInt(added)} tasks for a target of ${fmtInt(input.target)} (the last iteration aims 1.5× high); per-task figures divide by the tasks added.`,

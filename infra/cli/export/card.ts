@@ -143,6 +143,7 @@ export function renderCard(input: CardInput): string {
   row('pool', code(source.pool));
   row('model', list(models(source)));
   row('profile', list(unique(summaries(source).map((summary) => summary.profile))));
+  row('responses', responsesText(input));
   row('ROUGE-L threshold', rougeThresholds(source));
   row('prompt templates', promptTemplates(source));
   row(
@@ -169,6 +170,23 @@ export function renderCard(input: CardInput): string {
     ].join('; '),
   );
   lines.push('');
+
+  const explained = systemMessages(input);
+  if (explained.length > 0) {
+    lines.push(
+      '## Explanation traces',
+      '',
+      'The outputs of the explained tasks were written by a teacher model as explanations (reasoning,',
+      'then the answer), after Orca (Mukherjee et al., 2023, https://arxiv.org/abs/2306.02707), under a',
+      'system message chosen by task type. The `messages` and `bedrock` records carry that system message;',
+      'the `jsonl` records carry it in `system_message`, with `response_style` `explained`.',
+      '',
+      '| system message | tasks |',
+      '| --- | --- |',
+      ...explained.map(([message, n]) => `| ${cell(message)} | ${n} |`),
+      '',
+    );
+  }
 
   lines.push('## Splits', '', '| split | tasks | records | files |', '| --- | --- | --- | --- |');
   for (const split of ['train', 'validation'] as const) {
@@ -296,6 +314,37 @@ export function renderCard(input: CardInput): string {
     '',
   );
   return lines.join('\n');
+}
+
+/** The system messages of the exported explained tasks, with their task counts, most used first. */
+function systemMessages({ selection }: CardInput): [message: string, tasks: number][] {
+  const counts = new Map<string, number>();
+  for (const task of selection.tasks) {
+    if (task.system_message !== undefined) {
+      counts.set(task.system_message, (counts.get(task.system_message) ?? 0) + 1);
+    }
+  }
+  return [...counts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+}
+
+/** How the exported tasks' outputs were written: direct, explained (by which teacher), or both. */
+function responsesText(input: CardInput): string {
+  const explained = input.selection.tasks.filter((task) => task.response_style === 'explained').length;
+  const direct = input.selection.tasks.length - explained;
+  const teachers = unique(
+    summaries(input.source).flatMap((summary) =>
+      summary.config.responseStyle === 'explained'
+        ? [summary.config.teacherModel ?? summary.config.model]
+        : [],
+    ),
+  );
+  const parts = [
+    direct > 0 ? `direct (${plural(direct, 'task')})` : '',
+    explained > 0
+      ? `explained by ${teachers.length > 0 ? list(teachers) : 'a teacher model'} (${plural(explained, 'task')}; see Explanation traces)`
+      : '',
+  ].filter(Boolean);
+  return parts.join('; ');
 }
 
 function title(source: TaskSource): string {

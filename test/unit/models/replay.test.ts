@@ -16,6 +16,7 @@ const FORMATS: Record<ModelStage, ModelFormat> = {
   classify: 'classify/default',
   'generate-instances': 'instances/default-generation',
   judge: 'judge/default',
+  teach: 'teach/explained',
 };
 
 const request = (stage: ModelStage, prompt: string): ModelRequest => ({
