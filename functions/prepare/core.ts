@@ -15,6 +15,7 @@ import { parseSeedFile } from '../shared/input-files.ts';
 import { fromJsonLines, toJsonLines } from '../shared/json-lines.ts';
 import { DEFAULT_SEED_KEY, poolKeys, SEED_UPLOAD_PREFIX } from '../shared/keys.ts';
 import { checkOperatorLimits, type OperatorLimits } from '../shared/limits.ts';
+import { METHOD_DEFAULTS, type MethodTable, methodNotAvailable } from '../shared/methods.ts';
 import { checkEmbedderId, defaultEmbeddingModel, NO_EMBEDDINGS } from '../shared/models/embedding-ids.ts';
 import { NO_JUDGE } from '../shared/models/judge-ids.ts';
 import { parseModelId } from '../shared/models/model-ids.ts';
@@ -29,6 +30,16 @@ import { priceTable } from '../shared/pricing/run-prices.ts';
 import { readTemplates } from '../shared/prompt-templates.ts';
 import { checkSafetyScreenId } from '../shared/safety.ts';
 import { PoolName, RunConfig, RunInput, type RunState, type SeedTask } from '../shared/schemas.ts';
+import { poolOfDocuments, preparePassages } from './passages.ts';
+
+/** What "Prepare run" reads for each method before writing anything, and what it then writes. */
+const METHOD_PREPARE: MethodTable<
+  (config: RunConfig, runId: string, objects: ObjectStore) => Promise<{ write(): Promise<void> } | undefined>
+> = {
+  'self-instruct': async () => undefined,
+  evol: () => methodNotAvailable('evol'),
+  backtranslate: preparePassages,
+};
 
 export interface PrepareDeps {
   objects: ObjectStore;
@@ -67,13 +78,28 @@ export function parseRunInput(input: unknown, runId: string): RunConfig {
   checkField('safetyScreen', () => checkSafetyScreenId(value.safetyScreen));
   const judgeModel = value.judgeModel ?? value.model;
   checkField('judgeModel', () => judgeModel === NO_JUDGE || parseModelId(judgeModel));
+  checkField('method', () => METHOD_INPUT[value.method](value));
   return RunConfig.parse({
     ...value,
+    minQuality: value.minQuality ?? METHOD_DEFAULTS[value.method].minQuality,
     embeddingModel,
     judgeModel,
-    pool: value.pool ?? poolFromSeedKey(value.seedKey),
+    pool: value.pool ?? (value.documents ? poolOfDocuments(value.documents) : poolFromSeedKey(value.seedKey)),
     seed: value.seed ?? runId,
   });
+}
+
+/** What each method asks of the run input (see `methods.ts`). */
+const METHOD_INPUT: MethodTable<(input: { documents?: string }) => void> = {
+  'self-instruct': withoutDocuments,
+  evol: () => methodNotAvailable('evol'),
+  backtranslate: ({ documents }) => {
+    if (documents === undefined) throw new Error('backtranslate needs documents (documents/<pool>/)');
+  },
+};
+
+function withoutDocuments({ documents }: { documents?: string }): void {
+  if (documents !== undefined) throw new Error('documents are read by method backtranslate only');
 }
 
 /** Runs a check of one run input field; its error becomes a RunInputInvalid naming the field. */
@@ -111,12 +137,15 @@ export async function prepareRun(
   if (config.templates !== undefined) {
     config.templateFiles = Object.keys(await readTemplates(objects, config.templates));
   }
+  // Method backtranslate: the documents split into passages, checked here (no document, a broken one).
+  const passages = await METHOD_PREPARE[config.method](config, runId, objects);
   const asked = config.seedKey !== undefined;
   // The bundled seeds only seed a new pool; an existing pool grows from its own seeds.
   config.seedKey ??= poolExists(await pool.getMeta(config.pool)) ? undefined : DEFAULT_SEED_KEY;
   const seeds = config.seedKey === undefined ? [] : await readSeedFile(objects, config.seedKey);
 
   const { fence, previous } = await takePool(pool, config.pool, runId, now());
+  await passages?.write();
   if (previous !== undefined && previous !== runId) {
     const abandoned = await pool.getRun(previous);
     if (abandoned?.status === 'RUNNING') {

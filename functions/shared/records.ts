@@ -64,6 +64,13 @@ export const TaskLine = SeedTask.extend({
   input_appropriate: z.boolean().optional(),
   output_correct: z.boolean().optional(),
   quality_reason: z.string().optional(),
+  /**
+   * Method `backtranslate`: the document the task was made from, the span [start, end) of its passage in
+   * the document's extracted text, and whether the passage is the task's output or its grounding.
+   */
+  source_document: z.string().optional(),
+  source_span: z.tuple([z.int().nonnegative(), z.int().nonnegative()]).optional(),
+  source_use: z.enum(['output', 'grounding']).optional(),
 });
 export type TaskLine = z.infer<typeof TaskLine>;
 

@@ -30,6 +30,7 @@ import {
   type RunOptions,
   readTemplatesFolder,
   runInputFromOptions,
+  uploadDocuments,
   uploadTemplates,
 } from './run-options.ts';
 
@@ -164,6 +165,13 @@ export async function runLocal(
       const key = `${SEED_UPLOAD_PREFIX}${input.pool ?? 'default'}/${path.basename(options.seeds)}`;
       await stack.objects.put(key, text, 'application/jsonl');
       input.seedKey = key;
+    }
+    if (options.documents) {
+      // As an upload in AWS would: "Prepare run" reads and splits the documents in the bucket.
+      const keys = await uploadDocuments(stack.objects, options.documents, input.pool ?? 'default');
+      progress.line(
+        `Documents: ${keys.length} file${keys.length === 1 ? '' : 's'} uploaded to ${input.documents}`,
+      );
     }
     if (options.prices) {
       // As in AWS, the run reads its price table from the bucket.
@@ -312,6 +320,14 @@ export function runCommand(): Command {
     .option(
       '--templates <dir>',
       'a folder of prompt templates (*.txt) that replace the shipped ones of the same name',
+    )
+    .option(
+      '--documents <dir>',
+      'a folder of documents (.txt, .md, .html, .pdf): uploaded to documents/<pool>/, the run backtranslates their passages (--method backtranslate)',
+    )
+    .option(
+      '--grounded-questions <n>',
+      'with --documents: also ask for up to n question–answer pairs grounded in each passage (default 0)',
     )
     .option('--dry-run', 'print the estimated cost of this run (see `estimate`) and stop, before any call')
     .option('--deployed', 'start the run on the deployed stack (found from its outputs) and follow it')

@@ -40,6 +40,9 @@ export function toSeedFormat(task: PoolTask): TaskLine {
     input_appropriate: task.quality?.inputAppropriate,
     output_correct: task.quality?.outputCorrect,
     quality_reason: task.quality?.reason,
+    source_document: task.document?.document,
+    source_span: task.document?.span,
+    source_use: task.document?.use,
   };
 }
 
@@ -61,6 +64,9 @@ export function toRecords(task: TaskLine): JsonlRecord[] {
     input_appropriate: task.input_appropriate,
     output_correct: task.output_correct,
     quality_reason: task.quality_reason,
+    source_document: task.source_document,
+    source_span: task.source_span,
+    source_use: task.source_use,
   }));
 }
 

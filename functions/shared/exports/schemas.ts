@@ -34,6 +34,9 @@ export const JsonlRecord = z.strictObject({
   input_appropriate: z.boolean().optional(),
   output_correct: z.boolean().optional(),
   quality_reason: z.string().optional(),
+  source_document: z.string().optional(),
+  source_span: z.tuple([z.int().nonnegative(), z.int().nonnegative()]).optional(),
+  source_use: z.enum(['output', 'grounding']).optional(),
 });
 export type JsonlRecord = z.infer<typeof JsonlRecord>;
 

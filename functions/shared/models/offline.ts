@@ -13,7 +13,8 @@
  * too-short items, items starting with punctuation or a non-ASCII character, malformed lines or JSON
  * items, replies cut by the token limit; and among instances, outputs ending with ":", inputs equal to
  * their output, empty outputs and conflicting outputs for one input; among judge verdicts, prose, scores
- * out of range and JSON cut short. Stop sequences and `maxTokens` are
+ * out of range and JSON cut short; among backtranslated instructions, ones that do not fit their passage,
+ * generic ones many passages share, and prose instead of JSON (`offline-backtranslate.ts`). Stop sequences and `maxTokens` are
  * honoured (a reply longer than `maxTokens` comes back cut, with `finish: 'length'`).
  *
  * Token counts are estimated as ceil(characters / 4).
@@ -21,6 +22,7 @@
 import { createHash } from 'node:crypto';
 import type { ModelFormat, ModelReply, ModelRequest, TextModel } from '../ports.ts';
 import { createRng, type Rng } from '../random.ts';
+import { backtranslation } from './offline-backtranslate.ts';
 import {
   alpacaBlocks,
   classLabelBlocks,
@@ -133,6 +135,7 @@ const WRITERS: Record<ModelFormat, { write: ReplyWriter; mayTruncate: boolean }>
   'instances/default-generation': { write: jsonInstances(false), mayTruncate: true },
   // A verdict's malformed replies are the writer's own (`judgeVerdict`).
   'judge/default': { write: judgeVerdict, mayTruncate: false },
+  'backtranslate/default': { write: backtranslation, mayTruncate: true },
 };
 
 /** Dispatches on the request's format tag. */
