@@ -73,8 +73,9 @@ export async function extractText(key: string, bytes: Uint8Array): Promise<strin
       case 'html':
         return normalize(convert(new TextDecoder('utf-8').decode(bytes), HTML_OPTIONS));
       case 'pdf': {
-        // pdf.js may detach the buffer it is given: hand it a copy.
-        const pdf = await getDocumentProxy(new Uint8Array(bytes));
+        // pdf.js may detach the buffer it is given: hand it a copy. Its warnings (a damaged file it
+        // repairs) are not the run's log lines.
+        const pdf = await getDocumentProxy(new Uint8Array(bytes), { verbosity: 0 });
         const { text } = await pdfText(pdf, { mergePages: false });
         return normalize(text.map((page) => page.trim()).join('\n\n'));
       }
