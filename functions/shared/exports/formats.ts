@@ -192,6 +192,18 @@ export const FORMATS: Record<ExportFormat, FormatSpec> = {
       ['input_appropriate', 'the judge: the inputs are appropriate for the instruction'],
       ['output_correct', 'the judge: the outputs are correct and acceptable responses'],
       ['quality_reason', "the judge's reason, one sentence"],
+      [
+        'source_document',
+        'method `backtranslate`: the key of the document (under `documents/<pool>/`) the task was made from',
+      ],
+      [
+        'source_span',
+        "[start, end): the characters of the passage in that document's extracted text (`functions/shared/documents/extract.ts`)",
+      ],
+      [
+        'source_use',
+        "`output` (the passage is the output: Humpback's self-augmentation) or `grounding` (a question and answer drawn from the passage)",
+      ],
     ],
   },
   alpaca: {
