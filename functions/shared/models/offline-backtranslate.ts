@@ -78,8 +78,11 @@ function pairs(passage: string, count: number, rng: Rng, noise: number): string[
   return sentences(passage)
     .slice(0, count)
     .map((answer) => {
-      const [word = 'this'] = contentWords(answer).sort((x, y) => y.length - x.length);
-      const question = `${pick(rng, ['What does one need to know about', 'What is true of', 'What is the advice on'])} ${word}?`;
+      // Its three longest content words, in the sentence's order: questions of one passage differ.
+      const words = contentWords(answer);
+      const key = [...words].sort((x, y) => y.length - x.length).slice(0, 3);
+      const asked = words.filter((word, i) => key.includes(word) && words.indexOf(word) === i).join(', ');
+      const question = `${pick(rng, ['What is said about', 'Explain the point about', 'What is the advice concerning'])} ${asked || 'this'}?`;
       if (rng.next() < noise * 0.3) return JSON.stringify({ question });
       return JSON.stringify({ question, answer });
     });

@@ -19,7 +19,9 @@ import { DocumentInvalid, MethodNotAvailable, RunInputInvalid } from '../../../f
 import { fromJsonLines, toJsonLines } from '../../../functions/shared/json-lines.ts';
 import { DEFAULT_SEED_KEY, passagesKey } from '../../../functions/shared/keys.ts';
 import { OfflineModel } from '../../../functions/shared/models/offline.ts';
+import { shippedPrices } from '../../../functions/shared/pricing/pricing.ts';
 import { Candidate } from '../../../functions/shared/schemas.ts';
+import { estimateBacktranslation } from '../../../infra/cli/estimate/backtranslate.ts';
 import { MemoryObjects, MemoryPool, SEED_TASKS } from '../fakes.ts';
 
 const FIXTURES = 'test/fixtures/documents/';
@@ -343,5 +345,35 @@ describe('the offline model’s backtranslations', () => {
     const repeated = instructions.filter((text, i) => instructions.indexOf(text) !== i);
     expect(repeated.length).toBeGreaterThan(0);
     expect(replies.flatMap((reply) => reply.pairs).length).toBeGreaterThan(replies.length);
+  });
+});
+
+describe('estimate --method backtranslate', () => {
+  it('counts one call per passage and at most one judge call per candidate, with the rendered prompts’ tokens', async () => {
+    const prices = shippedPrices();
+    const model = 'bedrock:amazon.nova-micro-v1:0';
+    const passages = (await splitDocuments(documentsBucket(), 'documents/notes/')).passages;
+    const plain = await estimateBacktranslation({ dir: FIXTURES, model, groundedQuestions: 0, prices });
+    expect(plain).toMatchObject({ documents: 4, passages: passages.length });
+    expect(plain.backtranslate.calls).toBe(passages.length);
+    expect(plain.backtranslate.inputTokens).toBe(
+      passages.reduce((sum, passage) => {
+        const request = renderBacktranslateRequest(passage.text, 0);
+        return sum + Math.ceil(((request.system ?? '') + request.prompt).length / 4);
+      }, 0),
+    );
+    expect(plain.judge?.calls).toBe(passages.length);
+    const grounded = await estimateBacktranslation({ dir: FIXTURES, model, groundedQuestions: 2, prices });
+    expect(grounded.judge?.calls).toBe(passages.length * 3);
+    expect(grounded.totalUsd as number).toBeGreaterThan(plain.totalUsd as number);
+    const unjudged = await estimateBacktranslation({
+      dir: FIXTURES,
+      model,
+      judgeModel: 'none',
+      groundedQuestions: 0,
+      prices,
+    });
+    expect(unjudged.judge).toBeNull();
+    expect(unjudged.totalUsd).toBe(plain.backtranslate.cost.usd);
   });
 });
