@@ -264,7 +264,7 @@ async function finishSeeds(
 /**
  * What a replay takes from its recorded run unless the input says otherwise: the seed (which drives the
  * sampling of demonstrations), its seed file (the same seeds for a new pool), the profile and the
- * templates (the prompts), and the loop's shape (target, iteration cap,
+ * templates (the prompts), the method and its documents, and the loop's shape (target, iteration cap,
  * instance rounds), so that by default it re-runs the recorded run's calls, only filtered differently.
  */
 const INHERITED = [
@@ -272,6 +272,9 @@ const INHERITED = [
   'seedKey',
   'profile',
   'templates',
+  'method',
+  'documents',
+  'groundedQuestions',
   'target',
   'maxIterations',
   'instanceRounds',
@@ -288,6 +291,8 @@ async function inheritRecordedRun(config: RunConfig, input: unknown, pool: PoolS
     if (given[key] === undefined && previous[key] !== undefined)
       Object.assign(config, { [key]: previous[key] });
   }
+  // The inherited method's defaults, for what the input does not say.
+  if (given.minQuality === undefined) config.minQuality = METHOD_DEFAULTS[config.method].minQuality;
 }
 
 /** A budget can only be held with a price for the model. */

@@ -378,6 +378,10 @@ export function runCommand(): Command {
         if (options.prices) args.push('--prices', options.prices);
         if (options.seeds) args.push('--seeds', options.seeds);
         if (options.templates) args.push('--templates', options.templates);
+        if (input.method === 'backtranslate' && options.documents) {
+          args.push('--method', 'backtranslate', '--documents', options.documents);
+          args.push('--grounded-questions', String(input.groundedQuestions ?? 0));
+        }
         await estimateCommand().parseAsync(args, { from: 'user' });
         return;
       }
