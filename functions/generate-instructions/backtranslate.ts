@@ -17,7 +17,6 @@
  * neither stops the batch.
  */
 import { z } from 'zod';
-import { Passage } from '../shared/documents/passages.ts';
 import { fromJsonLines, toJsonLines } from '../shared/json-lines.ts';
 import { passagesKey, runKeys } from '../shared/keys.ts';
 import { INSTRUCTIONS_SCOPE, ModelCalls } from '../shared/model-calls.ts';
@@ -30,6 +29,7 @@ import {
   stageTemplates,
   type TemplateOverrides,
 } from '../shared/prompt-templates.ts';
+import { Passage } from '../shared/records.ts';
 import type { Candidate, RunState } from '../shared/schemas.ts';
 import { extractJsonObject } from '../shared/templates.ts';
 import type { GenerateInstructionsDeps, GenerateInstructionsResult } from './core.ts';

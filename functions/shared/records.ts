@@ -74,6 +74,20 @@ export const TaskLine = SeedTask.extend({
 });
 export type TaskLine = z.infer<typeof TaskLine>;
 
+/**
+ * One passage of a document, a line of `runs/<run>/passages.jsonl` (method `backtranslate`: "Prepare run"
+ * writes them, `functions/shared/documents/passages.ts` cuts them).
+ */
+export const Passage = z.object({
+  /** Its position among the run's passages, from 0. */
+  index: z.int().nonnegative(),
+  document: z.string().min(1),
+  start: z.int().nonnegative(),
+  end: z.int().nonnegative(),
+  text: z.string().min(1),
+});
+export type Passage = z.infer<typeof Passage>;
+
 /** Estimated USD of one iteration: its model tokens at the price table's rates, and its AWS usage. */
 export const IterationCost = z.object({
   modelUsd: z.number(),

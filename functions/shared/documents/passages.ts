@@ -9,20 +9,9 @@
  * Deterministic: the same documents give the same passages in the same order (documents in key order,
  * passages in text order), so a retried "Prepare run" writes the same file.
  */
-import { z } from 'zod';
 import type { ObjectStore } from '../ports.ts';
+import type { Passage } from '../records.ts';
 import { documentKind, extractText } from './extract.ts';
-
-/** One passage of a document (a line of `runs/<run>/passages.jsonl`). */
-export const Passage = z.object({
-  /** Its position among the run's passages, from 0. */
-  index: z.int().nonnegative(),
-  document: z.string().min(1),
-  start: z.int().nonnegative(),
-  end: z.int().nonnegative(),
-  text: z.string().min(1),
-});
-export type Passage = z.infer<typeof Passage>;
 
 /** How passages are cut. */
 export interface PassageOptions {

@@ -14,12 +14,13 @@ import {
 import { generateInstructions } from '../../../functions/generate-instructions/core.ts';
 import { parseRunInput, prepareRun } from '../../../functions/prepare/core.ts';
 import { documentKind, extractText } from '../../../functions/shared/documents/extract.ts';
-import { Passage, passageSpans, splitDocuments } from '../../../functions/shared/documents/passages.ts';
+import { passageSpans, splitDocuments } from '../../../functions/shared/documents/passages.ts';
 import { DocumentInvalid, MethodNotAvailable, RunInputInvalid } from '../../../functions/shared/errors.ts';
 import { fromJsonLines, toJsonLines } from '../../../functions/shared/json-lines.ts';
 import { DEFAULT_SEED_KEY, passagesKey } from '../../../functions/shared/keys.ts';
 import { OfflineModel } from '../../../functions/shared/models/offline.ts';
 import { shippedPrices } from '../../../functions/shared/pricing/pricing.ts';
+import { Passage } from '../../../functions/shared/records.ts';
 import { Candidate } from '../../../functions/shared/schemas.ts';
 import { estimateBacktranslation } from '../../../infra/cli/estimate/backtranslate.ts';
 import { MemoryObjects, MemoryPool, SEED_TASKS } from '../fakes.ts';
