@@ -10,6 +10,7 @@
  * modules it calls, reads, writes and lists; nothing else in the bucket is granted to it.
  */
 import {
+  DOCUMENTS_PREFIX,
   EXPORTS_PREFIX,
   POOLS_PREFIX,
   PRICE_TABLE_PREFIX,
@@ -109,13 +110,14 @@ export const STAGES = {
     callsTeacherModel: false,
     callsEmbeddingModel: false,
     screensSafety: false,
-    // The seed file, the pool's seeds and index, a price table when the run has a budget, and the run's
-    // templates (listed, to check them).
+    // The seed file, the pool's seeds and index, a price table when the run has a budget, the run's
+    // templates (listed, to check them), and a backtranslate run's documents (listed, split into the
+    // passages it writes to the run's folder).
     s3: {
-      read: [...SEED_FILE_PREFIXES, PRICE_TABLE_PREFIX, TEMPLATES_PREFIX],
+      read: [...SEED_FILE_PREFIXES, PRICE_TABLE_PREFIX, TEMPLATES_PREFIX, DOCUMENTS_PREFIX],
       get: [],
-      write: [POOLS_PREFIX],
-      list: [TEMPLATES_PREFIX],
+      write: [POOLS_PREFIX, RUNS_PREFIX],
+      list: [TEMPLATES_PREFIX, DOCUMENTS_PREFIX],
     },
     dynamodb: 'readWrite',
   },
@@ -131,9 +133,9 @@ export const STAGES = {
     callsTeacherModel: false,
     callsEmbeddingModel: false,
     screensSafety: false,
-    // The pool's seeds and index, the run's templates (the files "Prepare run" found); the iteration's
-    // candidates and raw calls.
-    s3: { read: [POOLS_PREFIX], get: [TEMPLATES_PREFIX], write: [RUNS_PREFIX], list: [] },
+    // The pool's seeds and index, the run's templates (the files "Prepare run" found), a backtranslate
+    // run's passages (by key, as "Prepare run" wrote them); the iteration's candidates and raw calls.
+    s3: { read: [POOLS_PREFIX], get: [TEMPLATES_PREFIX, RUNS_PREFIX], write: [RUNS_PREFIX], list: [] },
     // Per-call records (usage, replies), which a `replay:` model reads too.
     dynamodb: 'readWrite',
   },

@@ -1,7 +1,8 @@
 /**
  * The deployable stack: an encrypted, private, versioned bucket; the DynamoDB table; the workflow; and
- * the two triggers besides the console: an upload of a seed file under `seeds/` starts a run on that
- * seed set, and a nightly schedule grows a pool by a configured number of tasks.
+ * the triggers besides the console: an upload of a seed file under `seeds/` starts a run on that seed
+ * set, an upload of a document under `documents/<pool>/` starts an instruction backtranslation run on its
+ * folder, and a nightly schedule grows a pool by a configured number of tasks.
  */
 import * as path from 'node:path';
 import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
@@ -14,7 +15,7 @@ import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
 import { parseRunInput } from '../functions/prepare/core.ts';
 import { ConfigurationError } from '../functions/shared/errors.ts';
-import { DEFAULT_SEED_KEY, SEED_UPLOAD_PREFIX } from '../functions/shared/keys.ts';
+import { DEFAULT_SEED_KEY, DOCUMENTS_PREFIX, SEED_UPLOAD_PREFIX } from '../functions/shared/keys.ts';
 import {
   checkOperatorLimits,
   DEFAULT_OPERATOR_LIMITS,
@@ -232,26 +233,36 @@ export class SelfInstructStack extends Stack {
       );
     }
 
-    new events.Rule(this, 'SeedUploadStartsRun', {
-      description: `Starts a Self-Instruct run when a seed file is uploaded under ${SEED_UPLOAD_PREFIX}`,
-      eventPattern: {
-        source: ['aws.s3'],
-        detailType: ['Object Created'],
-        detail: {
-          bucket: { name: [this.bucket.bucketName] },
-          object: { key: [{ prefix: SEED_UPLOAD_PREFIX }] },
+    // An upload under a prefix starts a run whose input names the uploaded key.
+    const uploadStartsRun = (id: string, description: string, prefix: string, input: object) =>
+      new events.Rule(this, id, {
+        description,
+        eventPattern: {
+          source: ['aws.s3'],
+          detailType: ['Object Created'],
+          detail: { bucket: { name: [this.bucket.bucketName] }, object: { key: [{ prefix }] } },
         },
-      },
-      targets: [
-        new targets.SfnStateMachine(stateMachine, {
-          input: events.RuleTargetInput.fromObject({
-            ...runDefaults,
-            seedKey: events.EventField.fromPath('$.detail.object.key'),
-            trigger: 'upload',
+        targets: [
+          new targets.SfnStateMachine(stateMachine, {
+            input: events.RuleTargetInput.fromObject({ ...runDefaults, ...input, trigger: 'upload' }),
           }),
-        }),
-      ],
-    });
+        ],
+      });
+    const uploadedKey = events.EventField.fromPath('$.detail.object.key');
+    uploadStartsRun(
+      'SeedUploadStartsRun',
+      `Starts a Self-Instruct run when a seed file is uploaded under ${SEED_UPLOAD_PREFIX}`,
+      SEED_UPLOAD_PREFIX,
+      { seedKey: uploadedKey },
+    );
+    // Method backtranslate: a document uploaded under documents/<pool>/ starts a run on that pool, which
+    // splits every document of the folder into passages ("Prepare run").
+    uploadStartsRun(
+      'DocumentUploadStartsRun',
+      `Starts an instruction backtranslation run when a document is uploaded under ${DOCUMENTS_PREFIX}`,
+      DOCUMENTS_PREFIX,
+      { method: 'backtranslate', documents: uploadedKey },
+    );
 
     const schedule = props.nightlySchedule ?? 'cron(0 3 * * ? *)';
     if (schedule !== '') {

@@ -169,6 +169,7 @@ export async function filterAndDeduplicate(
               : undefined,
           avgSimilarity: gated.avgSimilarity,
           nearestCosine: decision.nearest?.score,
+          ...(candidate.document ? { document: candidate.document } : {}),
           staged,
           createdAt,
         };

@@ -6,6 +6,7 @@
 
 import { fromJsonLines, toJsonLines } from '../shared/json-lines.ts';
 import { runKeys } from '../shared/keys.ts';
+import { type MethodTable, methodNotAvailable } from '../shared/methods.ts';
 import { INSTRUCTIONS_SCOPE, ModelCalls } from '../shared/model-calls.ts';
 import { committedPool, loadIndex } from '../shared/pool-index.ts';
 import { holdPool } from '../shared/pool-lease.ts';
@@ -13,6 +14,7 @@ import type { ObjectStore, PoolStore, TextModel } from '../shared/ports.ts';
 import { runTemplates } from '../shared/prompt-templates.ts';
 import { createRng } from '../shared/random.ts';
 import type { Candidate, RunState, SeedTask, UsageByStage } from '../shared/schemas.ts';
+import { backtranslateInstructions } from './backtranslate.ts';
 import {
   MachineDemonstrations,
   parseInstructionReply,
@@ -63,7 +65,25 @@ export function promptsForIteration({ config, progress }: RunState): number {
   return Math.min(config.maxPromptsPerIteration, Math.max(1, prompts));
 }
 
-export async function generateInstructions(
+/** What "Generate instructions" does for each method (see `methods.ts`). */
+const GENERATORS: MethodTable<
+  (state: RunState, deps: GenerateInstructionsDeps) => Promise<GenerateInstructionsResult>
+> = {
+  'self-instruct': bootstrapInstructions,
+  evol: () => methodNotAvailable('evol'),
+  backtranslate: backtranslateInstructions,
+};
+
+/** Stage "Generate instructions": the run's method's candidates (see the module comment and `methods.ts`). */
+export function generateInstructions(
+  state: RunState,
+  deps: GenerateInstructionsDeps,
+): Promise<GenerateInstructionsResult> {
+  return GENERATORS[state.config.method](state, deps);
+}
+
+/** Self-Instruct's step: new instructions from demonstrations of the seeds and the pool. */
+async function bootstrapInstructions(
   state: RunState,
   { objects, pool, model, remainingMs }: GenerateInstructionsDeps,
 ): Promise<GenerateInstructionsResult> {

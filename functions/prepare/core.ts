@@ -15,6 +15,7 @@ import { parseSeedFile } from '../shared/input-files.ts';
 import { fromJsonLines, toJsonLines } from '../shared/json-lines.ts';
 import { DEFAULT_SEED_KEY, poolKeys, SEED_UPLOAD_PREFIX } from '../shared/keys.ts';
 import { checkOperatorLimits, type OperatorLimits } from '../shared/limits.ts';
+import { METHOD_DEFAULTS, type MethodTable, methodNotAvailable } from '../shared/methods.ts';
 import { checkEmbedderId, defaultEmbeddingModel, NO_EMBEDDINGS } from '../shared/models/embedding-ids.ts';
 import { NO_JUDGE } from '../shared/models/judge-ids.ts';
 import { parseModelId } from '../shared/models/model-ids.ts';
@@ -29,6 +30,16 @@ import { priceTable } from '../shared/pricing/run-prices.ts';
 import { readTemplates } from '../shared/prompt-templates.ts';
 import { checkSafetyScreenId } from '../shared/safety.ts';
 import { PoolName, RunConfig, RunInput, type RunState, type SeedTask } from '../shared/schemas.ts';
+import { poolOfDocuments, preparePassages } from './passages.ts';
+
+/** What "Prepare run" reads for each method before writing anything, and what it then writes. */
+const METHOD_PREPARE: MethodTable<
+  (config: RunConfig, runId: string, objects: ObjectStore) => Promise<{ write(): Promise<void> } | undefined>
+> = {
+  'self-instruct': async () => undefined,
+  evol: () => methodNotAvailable('evol'),
+  backtranslate: preparePassages,
+};
 
 export interface PrepareDeps {
   objects: ObjectStore;
@@ -71,14 +82,29 @@ export function parseRunInput(input: unknown, runId: string): RunConfig {
   const teacherModel =
     value.responseStyle === 'explained' ? (value.teacherModel ?? value.model) : value.teacherModel;
   if (teacherModel !== undefined) checkField('teacherModel', () => parseModelId(teacherModel));
+  checkField('method', () => METHOD_INPUT[value.method](value));
   return RunConfig.parse({
     ...value,
+    minQuality: value.minQuality ?? METHOD_DEFAULTS[value.method].minQuality,
     embeddingModel,
     judgeModel,
     ...(teacherModel === undefined ? {} : { teacherModel }),
-    pool: value.pool ?? poolFromSeedKey(value.seedKey),
+    pool: value.pool ?? (value.documents ? poolOfDocuments(value.documents) : poolFromSeedKey(value.seedKey)),
     seed: value.seed ?? runId,
   });
+}
+
+/** What each method asks of the run input (see `methods.ts`). */
+const METHOD_INPUT: MethodTable<(input: { documents?: string }) => void> = {
+  'self-instruct': withoutDocuments,
+  evol: () => methodNotAvailable('evol'),
+  backtranslate: ({ documents }) => {
+    if (documents === undefined) throw new Error('backtranslate needs documents (documents/<pool>/)');
+  },
+};
+
+function withoutDocuments({ documents }: { documents?: string }): void {
+  if (documents !== undefined) throw new Error('documents are read by method backtranslate only');
 }
 
 /** Runs a check of one run input field; its error becomes a RunInputInvalid naming the field. */
@@ -116,12 +142,15 @@ export async function prepareRun(
   if (config.templates !== undefined) {
     config.templateFiles = Object.keys(await readTemplates(objects, config.templates));
   }
+  // Method backtranslate: the documents split into passages, checked here (no document, a broken one).
+  const passages = await METHOD_PREPARE[config.method](config, runId, objects);
   const asked = config.seedKey !== undefined;
   // The bundled seeds only seed a new pool; an existing pool grows from its own seeds.
   config.seedKey ??= poolExists(await pool.getMeta(config.pool)) ? undefined : DEFAULT_SEED_KEY;
   const seeds = config.seedKey === undefined ? [] : await readSeedFile(objects, config.seedKey);
 
   const { fence, previous } = await takePool(pool, config.pool, runId, now());
+  await passages?.write();
   if (previous !== undefined && previous !== runId) {
     const abandoned = await pool.getRun(previous);
     if (abandoned?.status === 'RUNNING') {
@@ -240,7 +269,7 @@ async function finishSeeds(
 /**
  * What a replay takes from its recorded run unless the input says otherwise: the seed (which drives the
  * sampling of demonstrations), its seed file (the same seeds for a new pool), the profile and the
- * templates (the prompts), and the loop's shape (target, iteration cap,
+ * templates (the prompts), the method and its documents, and the loop's shape (target, iteration cap,
  * instance rounds), so that by default it re-runs the recorded run's calls, only filtered differently.
  */
 const INHERITED = [
@@ -248,6 +277,9 @@ const INHERITED = [
   'seedKey',
   'profile',
   'templates',
+  'method',
+  'documents',
+  'groundedQuestions',
   'target',
   'maxIterations',
   'instanceRounds',
@@ -264,6 +296,8 @@ async function inheritRecordedRun(config: RunConfig, input: unknown, pool: PoolS
     if (given[key] === undefined && previous[key] !== undefined)
       Object.assign(config, { [key]: previous[key] });
   }
+  // The inherited method's defaults, for what the input does not say.
+  if (given.minQuality === undefined) config.minQuality = METHOD_DEFAULTS[config.method].minQuality;
 }
 
 /** A budget can only be held with a price for the model. */

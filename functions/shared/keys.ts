@@ -12,6 +12,15 @@ export const DEFAULT_SEED_KEY = `${DEFAULTS_PREFIX}seed_tasks.jsonl`;
 /** Uploads under this prefix start a run (EventBridge rule). `seeds/<pool>/<file>` grows `<pool>`. */
 export const SEED_UPLOAD_PREFIX = 'seeds/';
 
+/**
+ * Documents whose passages a `backtranslate` run turns into tasks: `documents/<pool>/<file>` (plain text,
+ * Markdown, HTML, PDF). An upload here starts a run on pool `<pool>` (EventBridge rule), as under `seeds/`.
+ */
+export const DOCUMENTS_PREFIX = 'documents/';
+
+/** The folder of a pool's documents. */
+export const documentsPrefix = (pool: string) => `${DOCUMENTS_PREFIX}${pool}/`;
+
 /** Files the CLI uploads for a deployed run (seed files), where no trigger watches. */
 export const UPLOADS_PREFIX = 'uploads/';
 
@@ -81,6 +90,12 @@ export const poolKeys = (pool: string) => ({
 
 /** Every object a run keeps under `runs/` (what a replay of it lists). */
 export const runPrefix = (runId: string) => `${RUNS_PREFIX}${runId}/`;
+
+/**
+ * The passages "Prepare run" split a `backtranslate` run's documents into (JSON Lines, `Passage`), in
+ * document and position order; "Generate instructions" reads them by key.
+ */
+export const passagesKey = (runId: string) => `${runPrefix(runId)}passages.jsonl`;
 
 export const runKeys = (runId: string, iteration: number) => {
   const base = `${runPrefix(runId)}iteration-${iteration}`;

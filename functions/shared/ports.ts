@@ -4,6 +4,7 @@
  */
 
 import type { IterationRecord } from './records.ts';
+import type { DocumentSource } from './schemas.ts';
 
 /** The pipeline steps that call a model; the offline model and the raw-reply log key on these. */
 export type ModelStage = 'generate-instructions' | 'classify' | 'generate-instances' | 'judge' | 'teach';
@@ -44,7 +45,8 @@ export type ModelFormat =
   | 'instances/default-classification'
   | 'instances/default-generation'
   | 'judge/default'
-  | 'teach/explained';
+  | 'teach/explained'
+  | 'backtranslate/default';
 
 /** One request to a text model. */
 export interface ModelRequest {
@@ -139,6 +141,8 @@ export interface PoolTask {
   avgSimilarity?: number;
   /** Cosine to its nearest instruction by embedding when it was accepted (the near-duplicate gate's). */
   nearestCosine?: number;
+  /** The passage of the user's documents it was made from (method `backtranslate`). */
+  document?: DocumentSource;
   /**
    * `<run>#<iteration>` of the iteration that wrote the task, until that iteration commits (see
    * `PoolMeta.commit`): a staged task is not part of the pool yet, and no reader sees it.

@@ -51,6 +51,21 @@ export const PROMPT_TEMPLATES = {
     variables: ['demonstrations', 'count'],
     use: '`default`: the instruction prompt; `demonstrations` are numbered lines, `count` the tasks asked for; the reply must be `{"tasks": [{"instruction", "is_classification"}]}`',
   },
+  'backtranslate-system.txt': {
+    stage: 'generate-instructions',
+    variables: [],
+    use: 'method `backtranslate`: the system message of the backtranslation prompt',
+  },
+  'backtranslate-user.txt': {
+    stage: 'generate-instructions',
+    variables: ['passage'],
+    use: 'method `backtranslate`: the instruction a passage answers (self-augmentation); the reply must be `{"instruction"}`',
+  },
+  'backtranslate-qa-user.txt': {
+    stage: 'generate-instructions',
+    variables: ['passage', 'count'],
+    use: 'method `backtranslate` with `groundedQuestions` > 0: the instruction and up to `count` question–answer pairs grounded in the passage; the reply must be `{"instruction", "pairs": [{"question", "answer"}]}`',
+  },
   'self-instruct-classify.txt': {
     stage: 'generate-instances',
     variables: [],

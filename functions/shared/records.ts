@@ -70,8 +70,29 @@ export const TaskLine = SeedTask.extend({
    */
   response_style: z.enum(['direct', 'explained']).optional(),
   system_message: z.string().optional(),
+  /**
+   * Method `backtranslate`: the document the task was made from, the span [start, end) of its passage in
+   * the document's extracted text, and whether the passage is the task's output or its grounding.
+   */
+  source_document: z.string().optional(),
+  source_span: z.tuple([z.int().nonnegative(), z.int().nonnegative()]).optional(),
+  source_use: z.enum(['output', 'grounding']).optional(),
 });
 export type TaskLine = z.infer<typeof TaskLine>;
+
+/**
+ * One passage of a document, a line of `runs/<run>/passages.jsonl` (method `backtranslate`: "Prepare run"
+ * writes them, `functions/shared/documents/passages.ts` cuts them).
+ */
+export const Passage = z.object({
+  /** Its position among the run's passages, from 0. */
+  index: z.int().nonnegative(),
+  document: z.string().min(1),
+  start: z.int().nonnegative(),
+  end: z.int().nonnegative(),
+  text: z.string().min(1),
+});
+export type Passage = z.infer<typeof Passage>;
 
 /** Estimated USD of one iteration: its model tokens at the price table's rates, and its AWS usage. */
 export const IterationCost = z.object({

@@ -3,7 +3,7 @@
  * run input and every stage's input and output. Types come from `z.infer`.
  */
 import { z } from 'zod';
-import { PRICE_TABLE_PREFIX, SEED_FILE_PREFIXES, TEMPLATES_PREFIX } from './keys.ts';
+import { DOCUMENTS_PREFIX, PRICE_TABLE_PREFIX, SEED_FILE_PREFIXES, TEMPLATES_PREFIX } from './keys.ts';
 import type { PoolTask } from './ports.ts';
 import { hasUrlCredentials } from './urls.ts';
 
@@ -57,6 +57,19 @@ export const AlpacaTask = z.object({
 export type AlpacaTask = z.infer<typeof AlpacaTask>;
 
 /**
+ * Where a backtranslated task comes from: the document's key, the character span [start, end) of its
+ * passage in the document's extracted text (`functions/shared/documents/`), and how the task uses it:
+ * `output` (the passage is the task's output, Humpback's self-augmentation) or `grounding` (a question and
+ * answer the model drew from the passage).
+ */
+export const DocumentSource = z.object({
+  document: z.string().min(1),
+  span: z.tuple([z.int().nonnegative(), z.int().nonnegative()]),
+  use: z.enum(['output', 'grounding']),
+});
+export type DocumentSource = z.infer<typeof DocumentSource>;
+
+/**
  * A task as a model proposed it, before filtering. Profiles that generate more than the
  * instruction in one reply (Alpaca's batched generation, our JSON profile) fill the optional fields,
  * and the instance stage then skips the model calls it no longer needs.
@@ -66,6 +79,8 @@ export const Candidate = z.object({
   input: z.string().optional(),
   output: z.string().optional(),
   isClassification: z.boolean().optional(),
+  /** The passage of the user's documents it was made from (method `backtranslate`). */
+  document: DocumentSource.optional(),
 });
 export type Candidate = z.infer<typeof Candidate>;
 
@@ -115,6 +130,25 @@ export const RunInput = z
     method: Method.default('self-instruct').describe(
       'How candidates and responses are made: self-instruct (new instructions from demonstrations), evol (Evol-Instruct: evolve pool instructions) or backtranslate (instructions for passages of your documents).',
     ),
+    documents: z
+      .string()
+      .max(1024)
+      .regex(
+        new RegExp(`^${DOCUMENTS_PREFIX}[a-z0-9][a-z0-9-]{0,62}/`),
+        `must be under ${DOCUMENTS_PREFIX}<pool>/ (a document there, or the folder)`,
+      )
+      .optional()
+      .describe(
+        `Method backtranslate: the documents, a folder ${DOCUMENTS_PREFIX}<pool>/ or a document in it (the upload trigger passes the uploaded key); every document of that folder is split into passages. Default pool: <pool>. CLI: --documents <dir>.`,
+      ),
+    groundedQuestions: z
+      .int()
+      .min(0)
+      .max(5)
+      .default(0)
+      .describe(
+        'Method backtranslate: besides the instruction each passage answers, ask for up to this many question–answer pairs grounded in the passage (0: none).',
+      ),
     model: z
       .string()
       .min(1)
@@ -241,7 +275,7 @@ export const RunInput = z
       .max(5)
       .optional()
       .describe(
-        'Reject a task the judge scored below this (reason low-quality); unscored tasks are kept. Default: none (the judge only scores).',
+        "Reject a task the judge scored below this (reason low-quality); unscored tasks are kept. Default: 4 for method backtranslate (Humpback's curation), else none (the judge only scores).",
       ),
     temperature: z
       .number()

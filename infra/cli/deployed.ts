@@ -68,6 +68,11 @@ export async function runDeployed(
     intervalMs = 2000,
   }: { out?: NodeJS.WritableStream & { isTTY?: boolean }; intervalMs?: number } = {},
 ): Promise<RunStatus> {
+  if (options.documents) {
+    throw new ConfigurationError(
+      '--documents is for local runs: on AWS, upload the documents to the bucket under documents/<pool>/ (the upload starts the run), or pass --input with "documents": "documents/<pool>/" for documents already there',
+    );
+  }
   const runId = newRunId();
   const input = runInputFromOptions(options);
   parseRunInput(

@@ -16,6 +16,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { parseJsonFile, parseSeedFile } from '../../functions/shared/input-files.ts';
+import { methodNotAvailable } from '../../functions/shared/methods.ts';
 import { NO_JUDGE } from '../../functions/shared/models/judge-ids.ts';
 import { parseModelId } from '../../functions/shared/models/model-ids.ts';
 import { formatUsd } from '../../functions/shared/pricing/money.ts';
@@ -25,7 +26,8 @@ import {
   shippedPrices,
   withOverride,
 } from '../../functions/shared/pricing/pricing.ts';
-import { ProfileName, ResponseStyle } from '../../functions/shared/schemas.ts';
+import { Method, ProfileName, ResponseStyle } from '../../functions/shared/schemas.ts';
+import { estimateBacktranslation, type StepCount } from './estimate/backtranslate.ts';
 import {
   type Calibration,
   CalibrationInvalid,
@@ -67,6 +69,10 @@ export interface EstimateOptions {
   /** A folder of prompt templates replacing the shipped ones, as `run --templates` gives it. */
   templates?: string;
   json?: boolean;
+  method?: Method;
+  /** Method backtranslate: the folder of documents, as `run --documents` gives it. */
+  documents?: string;
+  groundedQuestions?: number;
 }
 
 const positiveInt = (name: string) => (value: string) => {
@@ -225,6 +231,17 @@ export function estimateCommand(io: EstimateIo = process): Command {
     .option('--seeds <file>', 'seed file whose tasks the prompts show', BUNDLED_SEEDS)
     .option('--templates <dir>', 'prompt templates replacing the shipped ones, as `run --templates`')
     .option('--json', 'print the estimate as JSON')
+    .addOption(
+      new Option('--method <name>', 'how candidates are made (default self-instruct)').choices(
+        Method.options,
+      ),
+    )
+    .option('--documents <dir>', 'with --method backtranslate: the folder of documents, as `run --documents`')
+    .option(
+      '--grounded-questions <n>',
+      'with --method backtranslate: question–answer pairs asked per passage (default 0)',
+      (value: string) => Number(value),
+    )
     .action(async (options: EstimateOptions) => {
       // The checks a run makes: an id of no accepted form fails here too.
       parseModelId(options.model);
@@ -232,6 +249,11 @@ export function estimateCommand(io: EstimateIo = process): Command {
         parseModelId(options.judgeModel);
       if (options.teacherModel !== undefined) parseModelId(options.teacherModel);
       const prices = loadPrices(options.prices);
+      if (options.method === 'evol') methodNotAvailable('evol');
+      if (options.method === 'backtranslate') {
+        await printBacktranslation(options, prices, io);
+        return;
+      }
       const seeds = parseSeedFile(readFileSync(options.seeds), options.seeds).tasks;
       let calibration: Calibration | undefined;
       if (options.fromRun) {
@@ -282,4 +304,46 @@ export function estimateCommand(io: EstimateIo = process): Command {
         process.exitCode = 1;
       }
     });
+}
+
+/** `estimate --method backtranslate`: counted from the documents (see `estimate/backtranslate.ts`). */
+async function printBacktranslation(
+  options: EstimateOptions,
+  prices: PriceTable,
+  io: EstimateIo,
+): Promise<void> {
+  if (!options.documents) {
+    throw new InvalidArgumentError(
+      '--method backtranslate needs --documents <dir> (the run splits them into passages)',
+    );
+  }
+  const e = await estimateBacktranslation({
+    dir: options.documents,
+    model: options.model,
+    judgeModel: options.judgeModel,
+    groundedQuestions: options.groundedQuestions ?? 0,
+    prices,
+    templates: options.templates ? readTemplatesFolder(options.templates).templates : undefined,
+  });
+  if (options.json) {
+    io.stdout.write(`${JSON.stringify(e, (_key, value) => (value === undefined ? null : value), 2)}\n`);
+  } else {
+    const line = (name: string, step: StepCount) =>
+      `  ${name.padEnd(14)} ${step.model}: ${plural(step.calls, 'call')}, ${fmtInt(step.inputTokens)} tokens in, ${fmtInt(step.outputTokens)} out, ${usd(step.cost.usd)}`;
+    io.stdout.write(
+      [
+        `Estimate: instruction backtranslation of ${plural(e.passages, 'passage')} from ${plural(e.documents, 'document')} (${options.documents})`,
+        line('backtranslate', e.backtranslate),
+        e.judge ? line('judge', e.judge) : '  judge          none',
+        `  model cost     ${usd(e.totalUsd)} (the judge at most: the filters and the ROUGE-L gate drop some candidates first; AWS side not counted)`,
+        '',
+      ].join('\n'),
+    );
+  }
+  for (const step of [e.backtranslate, e.judge]) {
+    if (step && !step.cost.priced) {
+      io.stderr.write(`error: ${step.cost.message}\n`);
+      process.exitCode = 1;
+    }
+  }
 }

@@ -6,7 +6,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { NotFound } from '../../functions/shared/errors.ts';
 import { parseJsonFile } from '../../functions/shared/input-files.ts';
-import { runTemplatesPrefix } from '../../functions/shared/keys.ts';
+import { documentsPrefix, runTemplatesPrefix } from '../../functions/shared/keys.ts';
 import type { ObjectStore } from '../../functions/shared/ports.ts';
 import { checkTemplates, type TemplateOverrides } from '../../functions/shared/prompt-templates.ts';
 import type { RunInput } from '../../functions/shared/schemas.ts';
@@ -34,6 +34,9 @@ export interface RunOptions {
   prices?: string;
   /** A folder of prompt template files (`*.txt`) replacing the shipped ones by name. */
   templates?: string;
+  /** A folder of documents (method backtranslate), uploaded to `documents/<pool>/`. */
+  documents?: string;
+  groundedQuestions?: string;
   seed?: string;
   input?: string;
   fresh?: boolean;
@@ -76,6 +79,14 @@ export function runInputFromOptions(options: RunOptions): RunInput {
     temperature: num(options.temperature),
     maxCostUsd: num(options.maxCost),
     seed: options.seed,
+    groundedQuestions: num(options.groundedQuestions),
+    // A documents folder makes it a backtranslation run on that pool's documents folder.
+    ...(options.documents
+      ? {
+          method: options.method ?? 'backtranslate',
+          documents: documentsPrefix(options.pool ?? base.pool ?? 'default'),
+        }
+      : {}),
   };
   const defined = Object.fromEntries(Object.entries(flags).filter(([, value]) => value !== undefined));
   return { trigger: 'cli', ...base, ...defined } as RunInput;
@@ -136,4 +147,29 @@ export function bedrockContext(model: string, judgeModel: string | undefined, te
 export function newRunId(now = new Date()): string {
   const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
   return `run-${stamp}-${Math.random().toString(36).slice(2, 6)}`;
+}
+
+/**
+ * Uploads the files of a `--documents` folder (not its subfolders) to `documents/<pool>/`, as a user's
+ * upload in AWS would put them (there, the upload itself starts the run), and returns their keys. Files
+ * that are not documents are uploaded too: "Prepare run" says which it did not read.
+ */
+export async function uploadDocuments(objects: ObjectStore, dir: string, pool: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = readdirSync(dir, { withFileTypes: true })
+      .filter((entry) => entry.isFile())
+      .map((entry) => entry.name)
+      .sort();
+  } catch {
+    throw new NotFound(`Documents folder ${dir} does not exist or can't be read`);
+  }
+  if (names.length === 0) throw new NotFound(`Documents folder ${dir} holds no file`);
+  const keys: string[] = [];
+  for (const name of names) {
+    const key = `${documentsPrefix(pool)}${name}`;
+    await objects.put(key, readFileSync(path.join(dir, name)));
+    keys.push(key);
+  }
+  return keys;
 }

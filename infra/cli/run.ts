@@ -31,6 +31,7 @@ import {
   type RunOptions,
   readTemplatesFolder,
   runInputFromOptions,
+  uploadDocuments,
   uploadTemplates,
 } from './run-options.ts';
 
@@ -165,6 +166,13 @@ export async function runLocal(
       const key = `${SEED_UPLOAD_PREFIX}${input.pool ?? 'default'}/${path.basename(options.seeds)}`;
       await stack.objects.put(key, text, 'application/jsonl');
       input.seedKey = key;
+    }
+    if (options.documents) {
+      // As an upload in AWS would: "Prepare run" reads and splits the documents in the bucket.
+      const keys = await uploadDocuments(stack.objects, options.documents, input.pool ?? 'default');
+      progress.line(
+        `Documents: ${keys.length} file${keys.length === 1 ? '' : 's'} uploaded to ${input.documents}`,
+      );
     }
     if (options.prices) {
       // As in AWS, the run reads its price table from the bucket.
@@ -314,6 +322,14 @@ export function runCommand(): Command {
       '--templates <dir>',
       'a folder of prompt templates (*.txt) that replace the shipped ones of the same name',
     )
+    .option(
+      '--documents <dir>',
+      'a folder of documents (.txt, .md, .html, .pdf): uploaded to documents/<pool>/, the run backtranslates their passages (--method backtranslate)',
+    )
+    .option(
+      '--grounded-questions <n>',
+      'with --documents: also ask for up to n question–answer pairs grounded in each passage (default 0)',
+    )
     .option('--dry-run', 'print the estimated cost of this run (see `estimate`) and stop, before any call')
     .option('--deployed', 'start the run on the deployed stack (found from its outputs) and follow it')
     .option('--state-machine-arn <arn>', 'with --deployed: the state machine (default: stack outputs)')
@@ -373,6 +389,10 @@ export function runCommand(): Command {
         if (input.judgeModel) args.push('--judge-model', input.judgeModel);
         args.push('--response-style', input.responseStyle);
         if (input.teacherModel) args.push('--teacher-model', input.teacherModel);
+        if (input.method === 'backtranslate' && options.documents) {
+          args.push('--method', 'backtranslate', '--documents', options.documents);
+          args.push('--grounded-questions', String(input.groundedQuestions ?? 0));
+        }
         await estimateCommand().parseAsync(args, { from: 'user' });
         return;
       }

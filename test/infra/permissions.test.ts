@@ -126,6 +126,7 @@ describe('the stages in S3', () => {
     'exports/',
     'prices/',
     'templates/',
+    'documents/',
   ];
   const reach = (action: string) =>
     Object.fromEntries(
@@ -135,13 +136,22 @@ describe('the stages in S3', () => {
       ]),
     );
 
-  it('read exactly what their code reads: the seed file, pools, runs, price tables and templates', () => {
+  it('read exactly what their code reads: the seed file, pools, runs, price tables, templates and documents', () => {
     expect(reach('s3:GetObject')).toEqual({
       export: [],
       filter: ['pools/', 'runs/'],
       'generate-instances': ['templates/'],
-      'generate-instructions': ['pools/', 'templates/'],
-      prepare: ['defaults/', 'seeds/', 'uploads/', 'pools/', 'exports/', 'prices/', 'templates/'],
+      'generate-instructions': ['pools/', 'runs/', 'templates/'],
+      prepare: [
+        'defaults/',
+        'seeds/',
+        'uploads/',
+        'pools/',
+        'exports/',
+        'prices/',
+        'templates/',
+        'documents/',
+      ],
       'record-failure': [],
       'save-iteration': ['runs/', 'prices/'],
     });
@@ -153,7 +163,8 @@ describe('the stages in S3', () => {
       filter: ['runs/'],
       'generate-instances': ['runs/'],
       'generate-instructions': ['runs/'],
-      prepare: ['pools/'],
+      // A backtranslate run's passages, under its own folder.
+      prepare: ['pools/', 'runs/'],
       'record-failure': [],
       'save-iteration': ['pools/', 'runs/'],
     });
@@ -166,6 +177,11 @@ describe('the stages in S3', () => {
     expect(listers).not.toContain('generate-instances');
     expect(listers).not.toContain('export');
     expect(listers).not.toContain('record-failure');
+  });
+
+  it('let exactly "Prepare run" read the documents, which no stage may write', () => {
+    expect(plain.who('s3:GetObject', plain.object('documents/legal/contract.pdf'))).toEqual(['prepare']);
+    expect(plain.who('s3:PutObject', plain.object('documents/legal/contract.pdf'))).toEqual([]);
   });
 
   it('let exactly "Prepare run" and "Save iteration" read a price table, and only under prices/', () => {

@@ -1,6 +1,7 @@
 import { App } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { parseRunInput } from '../../functions/prepare/core.ts';
 import {
   ITERATION_STATES,
   MAP_ITEM_STATES,
@@ -285,33 +286,47 @@ describe('triggers', () => {
     Match.objectLike({ Arn: { Ref: Match.stringLikeRegexp('StateMachine') } }),
   ]);
 
-  it('starts a run when a seed file is uploaded under seeds/', () => {
+  /** The rule that starts a run on an upload under `prefix`, and the run input it gives for `key`. */
+  const uploadRule = (prefix: string) => {
     template.hasResourceProperties('AWS::Events::Rule', {
       EventPattern: {
         source: ['aws.s3'],
         'detail-type': ['Object Created'],
         detail: {
           bucket: { name: [{ Ref: Match.stringLikeRegexp('DataBucket') }] },
-          object: { key: [{ prefix: 'seeds/' }] },
+          object: { key: [{ prefix }] },
         },
       },
       Targets: machineTarget,
     });
-  });
-
-  it('passes the uploaded key to the run as its seed file', () => {
     const [rule] = Object.values(
       template.findResources('AWS::Events::Rule', {
-        Properties: { EventPattern: Match.objectLike({ source: ['aws.s3'] }) },
+        Properties: {
+          EventPattern: Match.objectLike({ detail: Match.objectLike({ object: { key: [{ prefix }] } }) }),
+        },
       }),
     );
     const transformer = rule?.Properties.Targets[0].InputTransformer;
     expect(transformer.InputPathsMap).toEqual({ 'detail-object-key': '$.detail.object.key' });
     // EventBridge substitutes the key as a JSON string.
-    const input = JSON.parse(
-      transformer.InputTemplate.replace('<detail-object-key>', '"seeds/legal/tasks.jsonl"'),
-    );
+    return (key: string) =>
+      JSON.parse(transformer.InputTemplate.replace('<detail-object-key>', JSON.stringify(key)));
+  };
+
+  it('starts a run when a seed file is uploaded under seeds/, with the uploaded key as its seed file', () => {
+    const input = uploadRule('seeds/')('seeds/legal/tasks.jsonl');
     expect(input).toMatchObject({ seedKey: 'seeds/legal/tasks.jsonl', trigger: 'upload' });
+  });
+
+  it('starts a backtranslation run when a document is uploaded under documents/, on its folder', () => {
+    const input = uploadRule('documents/')('documents/legal/contract.pdf');
+    expect(input).toMatchObject({
+      method: 'backtranslate',
+      documents: 'documents/legal/contract.pdf',
+      trigger: 'upload',
+    });
+    // The run it starts grows the folder's pool, with the method's curation threshold.
+    expect(parseRunInput(input, 'run-1')).toMatchObject({ pool: 'legal', minQuality: 4 });
   });
 
   it('grows the pool every night on a schedule', () => {

@@ -42,6 +42,9 @@ export function toSeedFormat(task: PoolTask): TaskLine {
     quality_reason: task.quality?.reason,
     response_style: task.responseStyle,
     system_message: task.systemMessage,
+    source_document: task.document?.document,
+    source_span: task.document?.span,
+    source_use: task.document?.use,
   };
 }
 
@@ -65,6 +68,9 @@ export function toRecords(task: TaskLine): JsonlRecord[] {
     quality_reason: task.quality_reason,
     response_style: task.response_style,
     system_message: task.system_message,
+    source_document: task.source_document,
+    source_span: task.source_span,
+    source_use: task.source_use,
   }));
 }
 
@@ -205,6 +211,18 @@ export const FORMATS: Record<ExportFormat, FormatSpec> = {
         '`explained` when a teacher model wrote the output as an explanation (step-by-step reasoning, then the answer) under `system_message`; absent for direct outputs',
       ],
       ['system_message', 'the system message the explained output was written under'],
+      [
+        'source_document',
+        'method `backtranslate`: the key of the document (under `documents/<pool>/`) the task was made from',
+      ],
+      [
+        'source_span',
+        "[start, end): the characters of the passage in that document's extracted text (`functions/shared/documents/extract.ts`)",
+      ],
+      [
+        'source_use',
+        "`output` (the passage is the output: Humpback's self-augmentation) or `grounding` (a question and answer drawn from the passage)",
+      ],
     ],
   },
   alpaca: {

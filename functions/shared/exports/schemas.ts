@@ -36,6 +36,9 @@ export const JsonlRecord = z.strictObject({
   quality_reason: z.string().optional(),
   response_style: z.enum(['direct', 'explained']).optional(),
   system_message: z.string().optional(),
+  source_document: z.string().optional(),
+  source_span: z.tuple([z.int().nonnegative(), z.int().nonnegative()]).optional(),
+  source_use: z.enum(['output', 'grounding']).optional(),
 });
 export type JsonlRecord = z.infer<typeof JsonlRecord>;
 

@@ -8,6 +8,7 @@
  * sometimes with a constraint, an audience or a format.
  */
 import type { Rng } from '../random.ts';
+import { contentWords } from './offline-backtranslate.ts';
 import words from './offline-words.json' with { type: 'json' };
 
 /** A reply writer: the text a model would write for a prompt of one format, drawn from `rng`. */
@@ -491,6 +492,8 @@ const AUDIT = {
   output: 0.62,
   /** The examples all give the same output for different inputs. */
   sameOutput: 0.3,
+  /** A long output (a backtranslated passage) that shares no content word with the instruction. */
+  offTopic: 0.08,
 };
 
 const REASONS = {
@@ -527,6 +530,24 @@ function judgedTask(prompt: string): { instruction: string; inputs: string[]; ou
   };
 }
 
+/** The outputs of a judge prompt, whole (each may span lines), as one text. */
+function judgedOutputs(prompt: string): string {
+  return [...prompt.matchAll(/^Output: ([\s\S]*?)(?=\n\nExample \d+\n|\n\nAudit this task|$)/gm)]
+    .map((m) => m[1] ?? '')
+    .join('\n');
+}
+
+/**
+ * An output long enough to be a passage (200 characters or more) that shares no content word with the
+ * instruction: a backtranslated instruction that does not fit its passage, which a judge notices.
+ */
+function offTopicOutput(prompt: string, instruction: string): boolean {
+  const outputs = judgedOutputs(prompt);
+  if (outputs.length < 200) return false;
+  const said = new Set(contentWords(outputs));
+  return !contentWords(instruction).some((word) => said.has(word));
+}
+
 /**
  * The judge's verdict: the three audit answers drawn at the paper's rates (lower for visible defects),
  * a score that follows them (all yes: 4 or 5; one no: 3, sometimes 2; two: 2; three, or an invalid
@@ -539,9 +560,10 @@ export function judgeVerdict(prompt: string, rng: Rng, noise: number): string {
   const short = instruction.trim().split(/\s+/).length <= 5;
   const missingInput = wantsInput && inputs.some((input) => input === '(none)');
   const sameOutput = outputs.length > 1 && new Set(outputs).size === 1 && new Set(inputs).size > 1;
+  const offTopic = offTopicOutput(prompt, instruction);
   const valid = rng.next() < (short ? AUDIT.shortValid : AUDIT.valid);
   const input = rng.next() < (missingInput ? AUDIT.missingInput : AUDIT.input);
-  const output = rng.next() < (sameOutput ? AUDIT.sameOutput : AUDIT.output);
+  const output = rng.next() < (sameOutput ? AUDIT.sameOutput : offTopic ? AUDIT.offTopic : AUDIT.output);
   const noes = [valid, input, output].filter((yes) => !yes).length;
   let score: number;
   let reason: string;

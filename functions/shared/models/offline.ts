@@ -14,7 +14,8 @@
  * items, replies cut by the token limit; and among instances, outputs ending with ":", inputs equal to
  * their output, empty outputs and conflicting outputs for one input; among judge verdicts, prose, scores
  * out of range and JSON cut short; among explained answers (a teacher's), empty replies, refusals, bare
- * answers without reasoning and explanations cut short. Stop sequences and `maxTokens` are
+ * answers without reasoning and explanations cut short; among backtranslated instructions, ones that do not fit their passage,
+ * generic ones many passages share, and prose instead of JSON (`offline-backtranslate.ts`). Stop sequences and `maxTokens` are
  * honoured (a reply longer than `maxTokens` comes back cut, with `finish: 'length'`).
  *
  * Token counts are estimated as ceil(characters / 4).
@@ -22,6 +23,7 @@
 import { createHash } from 'node:crypto';
 import type { ModelFormat, ModelReply, ModelRequest, TextModel } from '../ports.ts';
 import { createRng, type Rng } from '../random.ts';
+import { backtranslation } from './offline-backtranslate.ts';
 import {
   alpacaBlocks,
   classLabelBlocks,
@@ -137,6 +139,7 @@ const WRITERS: Record<ModelFormat, { write: ReplyWriter; mayTruncate: boolean }>
   'judge/default': { write: judgeVerdict, mayTruncate: false },
   // An explanation may be cut by the token limit; its other faults are the writer's (`explainedAnswer`).
   'teach/explained': { write: explainedAnswer, mayTruncate: true },
+  'backtranslate/default': { write: backtranslation, mayTruncate: true },
 };
 
 /** Dispatches on the request's format tag. */

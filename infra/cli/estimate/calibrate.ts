@@ -55,7 +55,7 @@ export type Calibration = z.infer<typeof Calibration>;
  * Output tokens of a judge verdict, measured on the offline judge (2026-12-01: 328 verdicts of a default
  * `npm start` run read back with `estimate --data-dir`); the profile defaults below predate the judge.
  */
-const JUDGE_OUTPUT_TOKENS = 44.3;
+export const JUDGE_OUTPUT_TOKENS = 44.3;
 
 /**
  * Defaults per profile, measured on the offline model (2026-11-24) with

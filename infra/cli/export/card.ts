@@ -144,6 +144,14 @@ export function renderCard(input: CardInput): string {
   row('model', list(models(source)));
   row('profile', list(unique(summaries(source).map((summary) => summary.profile))));
   row('responses', responsesText(input));
+  const methods = unique(summaries(source).map((summary) => summary.config.method ?? 'self-instruct'));
+  row('method', list(methods));
+  if (methods.includes('backtranslate')) {
+    row(
+      'documents',
+      `${list(unique(summaries(source).flatMap((summary) => summary.config.documents ?? [])))}: instructions backtranslated from passages of these documents (Li et al., 2023, Humpback), curated by the judge; each task's \`source_document\` and \`source_span\` cite its passage`,
+    );
+  }
   row('ROUGE-L threshold', rougeThresholds(source));
   row('prompt templates', promptTemplates(source));
   row(

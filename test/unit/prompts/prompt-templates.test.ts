@@ -7,6 +7,7 @@ import {
   renderClassifyRequest,
   renderInstancesRequest,
 } from '../../../functions/generate-instances/prompt.ts';
+import { renderBacktranslateRequest } from '../../../functions/generate-instructions/backtranslate.ts';
 import {
   parseInstructionReply,
   renderInstructionRequest,
@@ -48,6 +49,8 @@ function everyRequest(templates: TemplateOverrides): ModelRequest[] {
       renderInstancesRequest(profile, 'Is the review positive or negative?', true, templates),
       renderInstancesRequest(profile, 'Name a fruit.', false, templates),
     ]),
+    renderBacktranslateRequest('Feed the starter once a day.', 0, templates),
+    renderBacktranslateRequest('Feed the starter once a day.', 2, templates),
     renderJudgeRequest('Translate the greeting into French.', instances, templates),
   ];
 }
