@@ -147,6 +147,39 @@ export function addAwsUsage(...usages: AwsUsage[]): AwsUsage {
   return sum;
 }
 
+/** How long each function of one iteration runs: what Lambda bills, and what the loop waits on. */
+export interface IterationSeconds {
+  /** "Generate instructions": its calls, `callConcurrency` at a time. */
+  generate: number;
+  /** "Filter and deduplicate": the gate's pairs and its conditional puts. */
+  filter: number;
+  /** One Map item ("Generate instances for a chunk"): its share of the classification, instance and judge calls. */
+  mapItem: number;
+  /** "Save iteration". */
+  save: number;
+}
+
+/** Seconds each function of an iteration runs, from its shape and the assumptions (durations only). */
+export function iterationSeconds(shape: IterationShape, assumptions: UsageAssumptions): IterationSeconds {
+  const a = assumptions;
+  const { mapItems } = shape;
+  const callsPerItem = mapItems > 0 ? shape.mapCalls / mapItems : 0;
+  const outputPerItem = mapItems > 0 ? shape.mapOutputTokens / mapItems : 0;
+  return {
+    generate:
+      a.invocationOverheadSeconds + callSeconds(shape.instructionCalls, shape.instructionOutputTokens, a),
+    filter:
+      a.invocationOverheadSeconds +
+      gatePairs(shape) / a.gatePairsPerSecond +
+      Math.ceil(shape.acceptedInstructions / 16) * a.dynamodbWriteSeconds,
+    mapItem: a.invocationOverheadSeconds + callSeconds(callsPerItem, outputPerItem, a),
+    save: a.invocationOverheadSeconds,
+  };
+}
+
+/** ROUGE-L pairs the gate scores in an iteration: every candidate against the pool it started from. */
+export const gatePairs = (shape: IterationShape) => shape.candidates * shape.poolInstructions;
+
 /**
  * The AWS usage of one iteration (see the module comment for where each count comes from).
  * Lambda GB-seconds are memory × duration, durations from `assumptions`.
@@ -154,19 +187,7 @@ export function addAwsUsage(...usages: AwsUsage[]): AwsUsage {
 export function iterationAwsUsage(shape: IterationShape, assumptions: UsageAssumptions): AwsUsage {
   const a = assumptions;
   const { acceptedInstructions: accepted, mapItems } = shape;
-  const callsPerItem = mapItems > 0 ? shape.mapCalls / mapItems : 0;
-  const outputPerItem = mapItems > 0 ? shape.mapOutputTokens / mapItems : 0;
-
-  const seconds = {
-    generate:
-      a.invocationOverheadSeconds + callSeconds(shape.instructionCalls, shape.instructionOutputTokens, a),
-    filter:
-      a.invocationOverheadSeconds +
-      (shape.candidates * shape.poolInstructions) / a.gatePairsPerSecond +
-      Math.ceil(accepted / 16) * a.dynamodbWriteSeconds,
-    mapItem: a.invocationOverheadSeconds + callSeconds(callsPerItem, outputPerItem, a),
-    save: a.invocationOverheadSeconds,
-  };
+  const seconds = iterationSeconds(shape, a);
   return {
     stateTransitions: ITERATION_STATES.length + MAP_ITEM_STATES.length * mapItems,
     lambdaRequests: 3 + mapItems,
