@@ -506,6 +506,10 @@ describe('wall time', () => {
       invocationOverheadSeconds: 0.2,
       gatePairsPerSecond: 1_000_000,
       dynamodbWriteSeconds: 0.01,
+      // CPU work besides the calls (stretched by memory): counted in test/unit/pricing.test.ts.
+      instructionCpuSecondsPerCall: 0,
+      instructionCpuSecondsPerPoolInstruction: 0,
+      chunkCpuSecondsPerCall: 0,
     };
     const time = { mapConcurrency: 10, stateTransitionSeconds: 0.1, coldStartSeconds: 1 };
     const shape = {

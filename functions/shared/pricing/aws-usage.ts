@@ -90,6 +90,14 @@ export interface UsageAssumptions {
   invocationOverheadSeconds: number;
   /** ROUGE-L pairs the gate scores a second in the filter function. */
   gatePairsPerSecond: number;
+  /** CPU seconds "Generate instructions" spends per call (rendering, parsing, recording), on a full vCPU. */
+  instructionCpuSecondsPerCall: number;
+  /** CPU seconds it spends per instruction of the pool (loading the pool's index for demonstrations). */
+  instructionCpuSecondsPerPoolInstruction: number;
+  /** CPU seconds a Map item spends per model call (parsing, filtering, screening, recording). */
+  chunkCpuSecondsPerCall: number;
+  /** Lambda memory that buys one full vCPU; below it, CPU work stretches by `fullCpuMemoryMb / memory`. */
+  fullCpuMemoryMb: number;
   /** Seconds of one DynamoDB write; the filter makes 16 at once. */
   dynamodbWriteSeconds: number;
   /** Seconds the export spends per pool item (Query pages, formatting, the four uploads). */
@@ -110,8 +118,18 @@ export const DEFAULT_USAGE_ASSUMPTIONS: UsageAssumptions = {
   firstTokenSeconds: 0.6,
   outputTokensPerSecond: 80,
   invocationOverheadSeconds: 0.3,
-  // README: 74 M pairs/s on a 2-core machine (WebAssembly SIMD); a 3,008 MB function has about 1.7 vCPU.
+  // README (`npm run bench:dedup -- --bootstrap`): 106 M pairs per CPU-second growing a pool to 52K on
+  // this project's test machine, 12 M on a pool of 2K where per-batch costs dominate; one thread of a
+  // 3,008 MB function has a full vCPU. Taken between, erring slow.
   gatePairsPerSecond: 50_000_000,
+  // `npm run bench:memory` (2026-12-01, x86 test machine at load 14, CPU time): 200 instruction calls
+  // took 135 ms of CPU at a 192-instruction pool and 1,038 ms at 52,000 (the index load); a chunk of 40
+  // tasks, 79 calls (instances and verdicts), 265 ms.
+  instructionCpuSecondsPerCall: 0.00067,
+  instructionCpuSecondsPerPoolInstruction: 0.0000174,
+  chunkCpuSecondsPerCall: 0.0034,
+  // AWS Lambda: "at 1,769 MB, a function has the equivalent of one vCPU".
+  fullCpuMemoryMb: 1769,
   dynamodbWriteSeconds: 0.01,
   exportSecondsPerItem: 0.0002,
   pendingTaskWriteUnits: 1,
@@ -122,6 +140,10 @@ export const DEFAULT_USAGE_ASSUMPTIONS: UsageAssumptions = {
 
 /** A stage function's memory in GB, as deployed (`functions/stages.ts`). */
 const GB = (stage: StageKey) => STAGES[stage].memoryMb / 1024;
+
+/** Seconds `cpuSeconds` of work (on a full vCPU) take in a stage's function, whose CPU scales with memory. */
+const cpuSeconds = (stage: StageKey, cpu: number, a: UsageAssumptions) =>
+  cpu * Math.max(1, a.fullCpuMemoryMb / STAGES[stage].memoryMb);
 
 /** Seconds a function spends on `calls` calls of `outputTokens` in total, `callConcurrency` at a time. */
 function callSeconds(calls: number, outputTokens: number, a: UsageAssumptions): number {
@@ -165,14 +187,23 @@ export function iterationSeconds(shape: IterationShape, assumptions: UsageAssump
   const { mapItems } = shape;
   const callsPerItem = mapItems > 0 ? shape.mapCalls / mapItems : 0;
   const outputPerItem = mapItems > 0 ? shape.mapOutputTokens / mapItems : 0;
+  // CPU work is counted after the calls, not overlapped with them: erring long.
+  const generateCpu =
+    shape.instructionCalls * a.instructionCpuSecondsPerCall +
+    shape.poolInstructions * a.instructionCpuSecondsPerPoolInstruction;
   return {
     generate:
-      a.invocationOverheadSeconds + callSeconds(shape.instructionCalls, shape.instructionOutputTokens, a),
+      a.invocationOverheadSeconds +
+      callSeconds(shape.instructionCalls, shape.instructionOutputTokens, a) +
+      cpuSeconds('generateInstructions', generateCpu, a),
     filter:
       a.invocationOverheadSeconds +
       gatePairs(shape) / a.gatePairsPerSecond +
       Math.ceil(shape.acceptedInstructions / 16) * a.dynamodbWriteSeconds,
-    mapItem: a.invocationOverheadSeconds + callSeconds(callsPerItem, outputPerItem, a),
+    mapItem:
+      a.invocationOverheadSeconds +
+      callSeconds(callsPerItem, outputPerItem, a) +
+      cpuSeconds('generateInstances', callsPerItem * a.chunkCpuSecondsPerCall, a),
     save: a.invocationOverheadSeconds,
   };
 }
