@@ -34,7 +34,7 @@ import {
   readSummaryFile,
 } from './estimate/calibrate.ts';
 import { type Estimate, estimateRun, fmtInt } from './estimate/simulate.ts';
-import { formatDuration } from './estimate/timing.ts';
+import { formatDuration, TIME_STEP_LABELS, type TimeStep } from './estimate/timing.ts';
 import { readTemplatesFolder } from './run-options.ts';
 
 /** The seed file the project ships (the one `npm start` seeds its pools with). */
@@ -59,6 +59,7 @@ export interface EstimateOptions {
   chunkSize?: number;
   callConcurrency?: number;
   mapConcurrency?: number;
+  maxPromptsPerIteration?: number;
   tokensPerSecond?: number;
   firstTokenSeconds?: number;
   seeds: string;
@@ -176,14 +177,8 @@ function formatTime(e: Estimate): string {
   const its = t.iterations;
   const mean = its.length > 0 ? its.reduce((s, it) => s + it.total, 0) / its.length : 0;
   const picks = [...new Set([0, Math.floor(its.length / 2), its.length - 1])].filter((i) => i >= 0 && its[i]);
-  const steps = ['generate', 'filter', 'map', 'save', 'workflow'] as const;
-  const labels: Record<(typeof steps)[number], string> = {
-    generate: 'Generate instructions',
-    filter: 'Filter and deduplicate',
-    map: 'Generate instances (Map)',
-    save: 'Save iteration',
-    workflow: 'transitions, cold starts',
-  };
+  const steps = Object.keys(TIME_STEP_LABELS) as TimeStep[];
+  const labels = TIME_STEP_LABELS;
   const lines = [
     `Projected wall time (deployed): ${formatDuration(t.totalSeconds)}, ${formatDuration(mean)} per iteration on average; bottleneck: ${labels[t.bottleneck.step]} (${percent(t.bottleneck.share)})`,
     `  model calls: ${t.latency.firstTokenSeconds.toFixed(2)} s + output tokens / ${fmtInt(t.latency.outputTokensPerSecond)} per second; Map ${t.assumptions.mapConcurrency} chunks at once`,
@@ -234,6 +229,11 @@ export function estimateCommand(io: EstimateIo = process): Command {
       positiveInt('--call-concurrency'),
     )
     .option('--map-concurrency <n>', 'Map items at once (default 10)', positiveInt('--map-concurrency'))
+    .option(
+      '--max-prompts-per-iteration <n>',
+      'upper bound of the adaptive calls per iteration (default 200)',
+      positiveInt('--max-prompts-per-iteration'),
+    )
     .option(
       '--tokens-per-second <x>',
       "output tokens a second of the model (default: measured from --data-dir, else the model's published figure, else 80)",
@@ -289,6 +289,7 @@ export function estimateCommand(io: EstimateIo = process): Command {
         chunkSize: options.chunkSize,
         callConcurrency: options.callConcurrency,
         mapConcurrency: options.mapConcurrency,
+        maxPromptsPerIteration: options.maxPromptsPerIteration,
         assumptions: {
           ...(options.tokensPerSecond ? { outputTokensPerSecond: options.tokensPerSecond } : {}),
           ...(options.firstTokenSeconds ? { firstTokenSeconds: options.firstTokenSeconds } : {}),

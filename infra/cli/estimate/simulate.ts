@@ -35,6 +35,7 @@ import {
   formatDuration,
   type ModelLatency,
   projectWallTime,
+  TIME_STEP_LABELS,
   type TimeAssumptions,
   type WallTime,
 } from './timing.ts';
@@ -360,7 +361,7 @@ export function estimateRun(input: EstimateInput): Estimate {
     `A new pool seeded with the ${input.seeds.length} seed tasks; no retries (each retry adds a state transition and a Lambda invocation).`,
     `Model reply time: ${assumptions.firstTokenSeconds.toFixed(2)} s to the first token and ${fmtInt(assumptions.outputTokensPerSecond)} output tokens/s per call (${input.assumptions?.firstTokenSeconds || input.assumptions?.outputTokensPerSecond ? 'given' : latency.source}), the judge's too.`,
     `Lambda durations: ${assumptions.invocationOverheadSeconds} s overhead per invocation besides the model calls, gate at ${(assumptions.gatePairsPerSecond / 1e6).toFixed(0)} M pairs/s; functions are billed while they wait on the model; memory from functions/stages.ts.`,
-    `Wall time: per iteration "Generate instructions" (its calls ${assumptions.callConcurrency} at a time), the gate, the Map's chunks ${timeAssumptions.mapConcurrency} at a time, "Save iteration", one after the other; ${timeAssumptions.stateTransitionSeconds} s per state transition, ${timeAssumptions.coldStartSeconds} s per cold start (the first iteration's functions, Prepare, Export); no throttling (model quotas are not modeled) and no retries. Projected ${formatDuration(time.totalSeconds)} in all; the bottleneck is ${time.bottleneck.step} (${pct(time.bottleneck.share)} of it).`,
+    `Wall time: per iteration "Generate instructions" (its calls ${assumptions.callConcurrency} at a time), the gate, the Map's chunks ${timeAssumptions.mapConcurrency} at a time, "Save iteration", one after the other; ${timeAssumptions.stateTransitionSeconds} s per state transition, ${timeAssumptions.coldStartSeconds} s per cold start (the first iteration's functions, Prepare, Export); no throttling (model quotas are not modeled) and no retries. Projected ${formatDuration(time.totalSeconds)} in all; the bottleneck is ${TIME_STEP_LABELS[time.bottleneck.step]} (${pct(time.bottleneck.share)} of it).`,
     `DynamoDB: ${assumptions.pendingTaskWriteUnits} WRU per pending task item, ${assumptions.finishedTaskWriteUnits} WRU per finished one, ${assumptions.runItemWriteUnits} WRU per run-item write, eventually consistent reads (0.5 RRU per item up to 4 KB), task items of ${assumptions.taskItemKb} KB for the export's Query.`,
     'Not counted: S3 storage, CloudWatch Logs (the state machine logs at level ALL), X-Ray traces, data transfer.',
   ];

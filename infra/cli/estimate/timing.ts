@@ -119,6 +119,15 @@ export interface IterationTime {
 /** The steps a projection names as the bottleneck. */
 export type TimeStep = Exclude<keyof IterationTime, 'total'>;
 
+/** The steps of an iteration's wall time, as the estimate names them. */
+export const TIME_STEP_LABELS: Readonly<Record<TimeStep, string>> = {
+  generate: 'Generate instructions',
+  filter: 'Filter and deduplicate',
+  map: 'Generate instances (Map)',
+  save: 'Save iteration',
+  workflow: 'transitions, cold starts',
+};
+
 /** A run's projected wall time. */
 export interface WallTime {
   iterations: IterationTime[];
@@ -164,7 +173,7 @@ export function projectWallTime(
     2 * (time.coldStartSeconds + usage.invocationOverheadSeconds) +
     exportSeconds;
   const totalSeconds = onceSeconds + iterations.reduce((s, it) => s + it.total, 0);
-  const steps: TimeStep[] = ['generate', 'filter', 'map', 'save', 'workflow'];
+  const steps = Object.keys(TIME_STEP_LABELS) as TimeStep[];
   const [step, seconds] = steps
     .map((step) => [step, iterations.reduce((s, it) => s + it[step], 0)] as const)
     .reduce((a, b) => (b[1] > a[1] ? b : a));
