@@ -93,10 +93,11 @@ export interface TimeAssumptions {
 }
 
 /**
- * Defaults of the workflow's overhead. AWS publishes no latency per state transition; 0.1 s is what a
- * Standard workflow's Task → Task step takes in the execution histories the authors have seen, and a
- * local run's history (`aws-local-stepfunctions`, milliseconds) says nothing about the service. Cold
- * starts of a bundled Node.js function: about a second.
+ * Defaults of the workflow's overhead: assumptions, not measurements. AWS publishes no latency per
+ * state transition and a local run's history (`aws-local-stepfunctions`, milliseconds) says nothing
+ * about the service, so 0.1 s per transition is a round guess on the slow side; a cold start of a
+ * bundled Node.js function is taken as a second. Both are small next to the model calls (the
+ * estimate prints their share as "transitions, cold starts").
  */
 export const DEFAULT_TIME_ASSUMPTIONS: TimeAssumptions = {
   mapConcurrency: 10,
