@@ -36,6 +36,7 @@ import {
   readSummaryFile,
 } from './estimate/calibrate.ts';
 import { type Estimate, estimateRun, fmtInt } from './estimate/simulate.ts';
+import { formatDuration, TIME_STEP_LABELS, type TimeStep } from './estimate/timing.ts';
 import { readTemplatesFolder } from './run-options.ts';
 
 /** The seed file the project ships (the one `npm start` seeds its pools with). */
@@ -63,6 +64,8 @@ export interface EstimateOptions {
   iterations?: number;
   chunkSize?: number;
   callConcurrency?: number;
+  mapConcurrency?: number;
+  maxPromptsPerIteration?: number;
   tokensPerSecond?: number;
   firstTokenSeconds?: number;
   seeds: string;
@@ -118,6 +121,7 @@ export function formatEstimate(e: Estimate): string {
   const out = [
     `Estimate: a run adding ${fmtInt(e.target)} tasks, profile ${e.profile}, model ${e.model}`,
     `  ${plural(e.run.iterations, 'iteration')} (cap ${e.run.maxIterations}), ${plural(e.run.candidates, 'candidate')}, ${plural(e.run.acceptedInstructions, 'accepted instruction')}, ${plural(e.run.mapItems, 'Map item')}, ${plural(e.run.addedTasks, 'task')} added${e.run.reachesTarget ? '' : ' (BELOW the target: raise --iterations)'}`,
+    `  acceptance ${percent(e.run.acceptance.start)} at the start (pool ${fmtInt(e.run.acceptance.poolAtStart)}), ${percent(e.run.acceptance.end)} in the last iteration (pool ${fmtInt(e.run.acceptance.poolAtEnd)}); ${percent(e.run.acceptedInstructions / Math.max(1, e.run.candidates))} over the run`,
     '',
     rows(
       [
@@ -167,10 +171,35 @@ export function formatEstimate(e: Estimate): string {
     ),
     ...s.unpriced.map((message) => `\n  ! ${message}`),
     '',
+    formatTime(e),
+    '',
     'Assumptions',
     ...e.assumptions.map((line) => `  - ${line}`),
   ];
   return `${out.join('\n')}\n`;
+}
+
+const percent = (x: number) => `${(x * 100).toFixed(1)}%`;
+
+/** The projected wall time: in all, per iteration (first, middle, last), by step, and the bottleneck. */
+function formatTime(e: Estimate): string {
+  const t = e.time;
+  const its = t.iterations;
+  const mean = its.length > 0 ? its.reduce((s, it) => s + it.total, 0) / its.length : 0;
+  const picks = [...new Set([0, Math.floor(its.length / 2), its.length - 1])].filter((i) => i >= 0 && its[i]);
+  const steps = Object.keys(TIME_STEP_LABELS) as TimeStep[];
+  const labels = TIME_STEP_LABELS;
+  const lines = [
+    `Projected wall time (deployed): ${formatDuration(t.totalSeconds)}, ${formatDuration(mean)} per iteration on average; bottleneck: ${labels[t.bottleneck.step]} (${percent(t.bottleneck.share)})`,
+    `  model calls: ${t.latency.firstTokenSeconds.toFixed(2)} s + output tokens / ${fmtInt(t.latency.outputTokensPerSecond)} per second; Map ${t.assumptions.mapConcurrency} chunks at once`,
+    ...picks.map((i) => {
+      const it = its[i];
+      if (!it) return '';
+      const parts = steps.map((step) => `${step} ${formatDuration(it[step])}`).join(', ');
+      return `  iteration ${i + 1}: ${formatDuration(it.total)} (${parts})`;
+    }),
+  ];
+  return lines.join('\n');
 }
 
 /** Loads the price table: the shipped one, with the user's override merged over it. */
@@ -218,14 +247,20 @@ export function estimateCommand(io: EstimateIo = process): Command {
       'model calls at once inside one function (default 8)',
       positiveInt('--call-concurrency'),
     )
+    .option('--map-concurrency <n>', 'Map items at once (default 10)', positiveInt('--map-concurrency'))
+    .option(
+      '--max-prompts-per-iteration <n>',
+      'upper bound of the adaptive calls per iteration (default 200)',
+      positiveInt('--max-prompts-per-iteration'),
+    )
     .option(
       '--tokens-per-second <x>',
-      'output tokens a second of the model (default 80)',
+      "output tokens a second of the model (default: measured from --data-dir, else the model's published figure, else 80)",
       positiveNumber('--tokens-per-second'),
     )
     .option(
       '--first-token-seconds <x>',
-      'seconds to the first token (default 0.6)',
+      'seconds to the first token (default: as --tokens-per-second, else 0.6)',
       positiveNumber('--first-token-seconds'),
     )
     .option('--seeds <file>', 'seed file whose tasks the prompts show', BUNDLED_SEEDS)
@@ -291,6 +326,8 @@ export function estimateCommand(io: EstimateIo = process): Command {
         maxIterations: options.iterations,
         chunkSize: options.chunkSize,
         callConcurrency: options.callConcurrency,
+        mapConcurrency: options.mapConcurrency,
+        maxPromptsPerIteration: options.maxPromptsPerIteration,
         assumptions: {
           ...(options.tokensPerSecond ? { outputTokensPerSecond: options.tokensPerSecond } : {}),
           ...(options.firstTokenSeconds ? { firstTokenSeconds: options.firstTokenSeconds } : {}),

@@ -383,6 +383,8 @@ export function runCommand(): Command {
         const args = ['--model', input.model, '--target', String(input.target), '--profile', input.profile];
         args.push('--iterations', String(input.maxIterations), '--chunk-size', String(input.chunkSize));
         args.push('--call-concurrency', String(input.callConcurrency), '--data-dir', options.dataDir);
+        args.push('--map-concurrency', String(input.mapConcurrency));
+        args.push('--max-prompts-per-iteration', String(input.maxPromptsPerIteration));
         if (options.prices) args.push('--prices', options.prices);
         if (options.seeds) args.push('--seeds', options.seeds);
         if (options.templates) args.push('--templates', options.templates);

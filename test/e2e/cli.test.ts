@@ -97,6 +97,8 @@ describe('the commands that read a run', () => {
     const estimate = await cli('estimate', '--model', 'offline', '--target', '50', '--data-dir', dataDir);
     expect(estimate.stderr).not.toMatch(/error|forbidden/i);
     expect(estimate.stdout).toMatch(/1 default run of offline in /);
+    // One iteration gives one pool size: the default curve's shape through the run's own rate.
+    expect(estimate.stdout).toMatch(/the default curve's shape through the overall rate of 1 default run/);
 
     const seeds = await cli('seeds', 'validate', 'seeds/seed_tasks.jsonl');
     expect(seeds.stdout).toMatch(/^seeds\/seed_tasks\.jsonl: valid Self-Instruct JSON Lines: \d+ seed tasks/);

@@ -5,11 +5,23 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { renderInstancesRequest } from '../../functions/generate-instances/prompt.ts';
 import { parseRecords } from '../../functions/shared/input-files.ts';
 import { estimateTokens } from '../../functions/shared/models/usage.ts';
+import { DEFAULT_USAGE_ASSUMPTIONS } from '../../functions/shared/pricing/aws-usage.ts';
 import { shippedPrices } from '../../functions/shared/pricing/pricing.ts';
 import { SeedTask } from '../../functions/shared/schemas.ts';
-import { calibrate, PROFILE_DEFAULTS } from '../../infra/cli/estimate/calibrate.ts';
+import {
+  acceptanceAt,
+  DEFAULT_ACCEPTANCE_CURVE,
+  fitAcceptanceCurve,
+} from '../../infra/cli/estimate/acceptance.ts';
+import { calibrate, gateOutcomes, PROFILE_DEFAULTS } from '../../infra/cli/estimate/calibrate.ts';
 import { measurePrompts } from '../../infra/cli/estimate/prompts.ts';
-import { type Estimate, estimateRun } from '../../infra/cli/estimate/simulate.ts';
+import { type Estimate, type EstimateInput, estimateRun } from '../../infra/cli/estimate/simulate.ts';
+import {
+  DEFAULT_TIME_ASSUMPTIONS,
+  fitLatency,
+  iterationTime,
+  projectWallTime,
+} from '../../infra/cli/estimate/timing.ts';
 import { estimateCommand } from '../../infra/cli/estimate.ts';
 import { runSummary } from './fakes.ts';
 
@@ -25,7 +37,8 @@ const estimate = (
   target: number,
   profile: 'self-instruct' | 'alpaca' | 'default' = 'default',
   model = nova,
-) => estimateRun({ model, target, profile, prices, seeds });
+  more: Partial<EstimateInput> = {},
+) => estimateRun({ model, target, profile, prices, seeds, ...more });
 
 describe('estimateRun', () => {
   it('costs more, in model and AWS, the more tasks the run adds', () => {
@@ -80,9 +93,12 @@ describe('estimateRun', () => {
     expect(new Set([paper, alpaca, ours].map((e) => e.promptTokens['generate-instructions'])).size).toBe(3);
   });
 
-  it('prices a dearer model higher for the same run, and the AWS part the same', () => {
-    const cheap = estimate(3_000, 'default', nova);
-    const dear = estimate(3_000, 'default', 'openai:gpt-4o');
+  it('prices a dearer model higher for the same run, and the AWS part the same at the same reply times', () => {
+    // The reply times are the model's own (they set what Lambda bills): the same for both here.
+    const sameLatency = { firstTokenSeconds: 0.6, outputTokensPerSecond: 80 };
+    const at = (model: string) => estimate(3_000, 'default', model, { assumptions: sameLatency });
+    const cheap = at(nova);
+    const dear = at('openai:gpt-4o');
 
     expect(dear.tokens).toEqual(cheap.tokens);
     expect(dear.summary.modelUsd).toBeGreaterThan(cheap.summary.modelUsd ?? Infinity);
@@ -396,5 +412,189 @@ describe('selfinstruct estimate', () => {
     expect(json.modelCost.priced).toBe(false);
     expect(stderr.join('')).toMatch(/No price for model "bedrock:vendor\.unpriced-v1:0"/);
     expect(process.exitCode).toBe(1);
+  });
+});
+
+describe('acceptance that falls with the pool', () => {
+  const callsPerTask = (e: Estimate) => e.run.instructionCalls / e.run.addedTasks;
+
+  it('makes each added task cost more instruction calls the larger the target', () => {
+    const [small, medium, large] = [1_000, 10_000, 30_000].map((target) => estimate(target)) as [
+      Estimate,
+      Estimate,
+      Estimate,
+    ];
+
+    expect(callsPerTask(medium)).toBeGreaterThan(callsPerTask(small) * 1.5);
+    expect(callsPerTask(large)).toBeGreaterThan(callsPerTask(medium) * 1.5);
+    expect(large.summary.per1000TasksUsd).toBeGreaterThan(small.summary.per1000TasksUsd ?? Infinity);
+    expect(large.run.acceptance.end).toBeLessThan(large.run.acceptance.start / 4);
+    expect(large.run.acceptance.poolAtEnd).toBeGreaterThan(25_000);
+  });
+
+  it('is what makes the difference: a flat curve keeps the calls per task flat', () => {
+    const flat = {
+      ...PROFILE_DEFAULTS.default,
+      acceptanceCurve: { ...DEFAULT_ACCEPTANCE_CURVE, rate: 0.5, maxRate: 0.5, exponent: 0 },
+    };
+    const [small, large] = [1_000, 30_000].map((target) =>
+      estimate(target, 'default', nova, { calibration: flat }),
+    ) as [Estimate, Estimate];
+
+    expect(large.run.acceptance.end).toBe(0.5);
+    expect(callsPerTask(large)).toBeCloseTo(callsPerTask(small), 1);
+  });
+
+  it('reads the curve at the pool each iteration starts from, capped at the highest rate measured', () => {
+    const curve = {
+      rate: 0.2,
+      atPool: 1_000,
+      exponent: 1,
+      maxRate: 0.6,
+      fittedPools: [100, 5_000] as [number, number],
+    };
+
+    expect(acceptanceAt(curve, 1_000)).toBeCloseTo(0.2, 12);
+    expect(acceptanceAt(curve, 2_000)).toBeCloseTo(0.1, 12);
+    expect(acceptanceAt(curve, 100)).toBe(0.6);
+  });
+});
+
+describe('calibrating the acceptance curve from a recorded run', () => {
+  // A run record's iterations as "Save iteration" stores them, drawn from a known curve:
+  // acceptance 0.5 × (pool / 1,000)^-0.6, each iteration 1,000 candidates, the rate read where the
+  // middle of the batch meets the pool (as the fit reads it).
+  const truth = { rate: 0.5, atPool: 1_000, exponent: 0.6 };
+  const rateAt = (pool: number) => truth.rate * (pool / truth.atPool) ** -truth.exponent;
+  const iterations: Record<string, { counts: Record<string, number> }> = {};
+  let pool = 1_000;
+  for (let n = 1; n <= 12; n++) {
+    let accepted = 1_000 * rateAt(pool);
+    for (let step = 0; step < 20; step++) accepted = 1_000 * rateAt(pool + accepted / 2);
+    accepted = Math.round(accepted);
+    iterations[String(n)] = { counts: { generated: 1_000, accepted, rouge: 1_000 - accepted } };
+    pool += accepted;
+  }
+
+  it('follows the pool from iteration to iteration, leaving out the surplus past the target', () => {
+    const outcomes = gateOutcomes(
+      { ...iterations, '13': { counts: { generated: 500, accepted: 10, surplus: 400 } } },
+      1_000,
+    );
+
+    expect(outcomes[0]).toEqual({
+      poolAtStart: 1_000,
+      candidates: 1_000,
+      accepted: iterations['1']?.counts.accepted,
+    });
+    expect(outcomes[1]?.poolAtStart).toBe(1_000 + (iterations['1']?.counts.accepted ?? 0));
+    expect(outcomes.at(-1)).toMatchObject({ candidates: 100, accepted: 10 });
+  });
+
+  it('recovers the curve the run followed', () => {
+    const summary = {
+      counts: { prompts: 1_200, generated: 12_000, accepted: pool - 1_000, complete: pool - 1_000 },
+      usage: { calls: 1_200, inputTokens: 1, outputTokens: 1 },
+      exportedTasks: pool - 1_000,
+      exportedRecords: pool - 1_000,
+    };
+    const c = calibrate('default', [summary], undefined, 'run-x', {
+      outcomes: gateOutcomes(iterations, 1_000),
+    });
+
+    expect(c.acceptanceSource).toMatch(/fitted to 12 iterations' gate outcomes of run-x/);
+    // Accepted counts are rounded and read at the batch's middle: close, not exact.
+    expect(c.acceptanceCurve.exponent).toBeCloseTo(truth.exponent, 2);
+    expect(acceptanceAt(c.acceptanceCurve, 3_000)).toBeCloseTo(rateAt(3_000), 3);
+    expect(c.acceptanceCurve.maxRate).toBeCloseTo((iterations['1']?.counts.accepted ?? 0) / 1_000, 9);
+  });
+
+  it('without per-iteration outcomes, puts the default shape through the run’s overall rate', () => {
+    const run = runSummary({
+      poolSize: 5_200,
+      added: 5_000,
+      counts: { prompts: 3, generated: 30, accepted: 14 },
+    });
+    const c = calibrate('default', [run], undefined, 'run-y');
+    const rate = 14 / 30;
+
+    expect(c.acceptanceSource).toMatch(/default curve's shape/);
+    expect(c.acceptanceCurve.exponent).toBe(DEFAULT_ACCEPTANCE_CURVE.exponent);
+    // The run started from 200 tasks and accepted 14: its middle candidate met a pool of 207.
+    expect(acceptanceAt(c.acceptanceCurve, 207)).toBeCloseTo(rate, 9);
+  });
+
+  it('is left undefined by fewer than two pool sizes', () => {
+    expect(fitAcceptanceCurve([{ poolAtStart: 100, candidates: 50, accepted: 20 }])).toBeUndefined();
+  });
+});
+
+describe('wall time', () => {
+  it('adds the functions of an iteration one after the other, the Map in waves (hand-computed)', () => {
+    const usage = {
+      ...DEFAULT_USAGE_ASSUMPTIONS,
+      callConcurrency: 8,
+      firstTokenSeconds: 0.5,
+      outputTokensPerSecond: 100,
+      invocationOverheadSeconds: 0.2,
+      gatePairsPerSecond: 1_000_000,
+      dynamodbWriteSeconds: 0.01,
+      // CPU work besides the calls (stretched by memory): counted in test/unit/pricing.test.ts.
+      instructionCpuSecondsPerCall: 0,
+      instructionCpuSecondsPerPoolInstruction: 0,
+      chunkCpuSecondsPerCall: 0,
+    };
+    const time = { mapConcurrency: 10, stateTransitionSeconds: 0.1, coldStartSeconds: 1 };
+    const shape = {
+      instructionCalls: 20, // 3 rounds of 8
+      instructionOutputTokens: 20 * 300, // 3 s each: 0.5 + 300 / 100
+      candidates: 200,
+      acceptedInstructions: 100, // 7 rounds of 16 puts
+      mapItems: 25, // 3 waves of 10
+      mapCalls: 25 * 16, // 2 rounds of 8 per item
+      mapOutputTokens: 25 * 16 * 150, // 2 s each
+      poolInstructions: 5_000, // 1 M pairs
+    };
+
+    const t = iterationTime(shape, usage, time, false);
+
+    expect(t.generate).toBeCloseTo(0.2 + 3 * 3.5, 9);
+    expect(t.filter).toBeCloseTo(0.2 + 1 + 7 * 0.01, 9);
+    expect(t.map).toBeCloseTo(3 * (0.2 + 2 * 2), 9);
+    expect(t.save).toBeCloseTo(0.2, 9);
+    expect(t.workflow).toBeCloseTo((5 + 3) * 0.1, 9);
+    expect(t.total).toBeCloseTo(10.7 + 1.27 + 12.6 + 0.2 + 0.8, 9);
+    // The first iteration pays four cold starts.
+    expect(iterationTime(shape, usage, time, true).workflow).toBeCloseTo(0.8 + 4, 9);
+
+    const run = projectWallTime([shape, shape], usage, time, 2);
+    expect(run.onceSeconds).toBeCloseTo(4 * 0.1 + 2 * (1 + 0.2) + 2, 9);
+    expect(run.totalSeconds).toBeCloseTo(run.onceSeconds + 2 * t.total + 4, 9);
+    expect(run.bottleneck.step).toBe('map');
+    expect(run.bottleneck.share).toBeCloseTo((2 * t.map) / run.totalSeconds, 9);
+  });
+
+  it('projects a longer run for a larger target, and less time with more calls at once', () => {
+    const small = estimate(1_000);
+    const large = estimate(10_000);
+    const wide = estimate(10_000, 'default', nova, { callConcurrency: 32 });
+
+    expect(large.time.totalSeconds).toBeGreaterThan(small.time.totalSeconds * 5);
+    expect(wide.time.totalSeconds).toBeLessThan(large.time.totalSeconds);
+    expect(large.time.iterations).toHaveLength(large.run.iterations);
+    expect(large.time.assumptions).toEqual({ ...DEFAULT_TIME_ASSUMPTIONS, mapConcurrency: 10 });
+  });
+
+  it("takes the model's reply time from recorded calls: first token and tokens a second", () => {
+    // 0.4 s + tokens / 200, exactly.
+    const calls = Array.from({ length: 20 }, (_, i) => ({
+      outputTokens: 50 + 20 * i,
+      seconds: 0.4 + (50 + 20 * i) / 200,
+    }));
+    const latency = fitLatency(calls, 'test');
+
+    expect(latency?.firstTokenSeconds).toBeCloseTo(0.4, 9);
+    expect(latency?.outputTokensPerSecond).toBeCloseTo(200, 6);
+    expect(fitLatency(calls.slice(0, 9), 'test')).toBeUndefined();
   });
 });

@@ -285,7 +285,7 @@ describe('the teacher step of Generate instances', () => {
     await save();
     const record = pool.runs.get('run-1');
     expect(record?.stageUsage?.['teach:calls']).toBe(teacher.taught);
-    const cost = record?.iterations?.[1]?.cost;
+    const cost = (await pool.getIterations('run-1'))[1]?.cost;
     expect(cost?.modelUsdByStage.teach).toBeCloseTo((teacher.taught * (50 * 2.5 + 80 * 10)) / 1e6, 9);
   });
 

@@ -233,6 +233,10 @@ describe('the AWS usage model', () => {
     outputTokensPerSecond: 100,
     invocationOverheadSeconds: 0.5,
     gatePairsPerSecond: 1_000_000,
+    instructionCpuSecondsPerCall: 0.01,
+    instructionCpuSecondsPerPoolInstruction: 0.001,
+    chunkCpuSecondsPerCall: 0.05,
+    fullCpuMemoryMb: 2048,
     dynamodbWriteSeconds: 0.016,
     exportSecondsPerItem: 0.001,
     pendingTaskWriteUnits: 1,
@@ -258,11 +262,11 @@ describe('the AWS usage model', () => {
     expect(usage.stateTransitions).toBe(7);
     // Generate instructions, Filter, Save iteration + 1 per Map item.
     expect(usage.lambdaRequests).toBe(5);
-    // Generate: 1 GB × (0.5 + 2 waves × (1 + 400/100)) = 10.5
+    // Generate: 0.5 GB × (0.5 + 2 waves × (1 + 400/100) + CPU (16 × 0.01 + 200 × 0.001) × 2048/512) = 5.97
     // Filter: 3008/1024 GB × (0.5 + 100 × 200 / 1e6 + 5 × 0.016) = 2.9375 × 0.6 = 1.7625
-    // Map items: 2 × 1 GB × (0.5 + 5 waves × (1 + 200/100)) = 31
+    // Map items: 2 × 0.5 GB × (0.5 + 5 waves × (1 + 200/100) + CPU 40 × 0.05 × 4) = 23.5
     // Save: 1 GB × 0.5
-    expect(usage.lambdaGbSeconds).toBeCloseTo(10.5 + 1.7625 + 31 + 0.5, 9);
+    expect(usage.lambdaGbSeconds).toBeCloseTo(5.97 + 1.7625 + 23.5 + 0.5, 9);
     // 80 pending puts × 1 + 80 finished puts × 2 + run item 2 + pool META 1
     expect(usage.dynamodbWriteUnits).toBe(243);
     // 80 items batch-read at 0.5 + the pool count 0.5
@@ -277,7 +281,7 @@ describe('the AWS usage model', () => {
     const usage = iterationAwsUsage({ ...iteration, mapCalls: 0, mapOutputTokens: 0 }, assumptions);
 
     expect(usage.s3Puts).toBe(8);
-    expect(usage.lambdaGbSeconds).toBeCloseTo(10.5 + 1.7625 + 2 * 0.5 + 0.5, 9);
+    expect(usage.lambdaGbSeconds).toBeCloseTo(5.97 + 1.7625 + 2 * 0.5 * 0.5 + 0.5, 9);
   });
 
   it('counts what a run does once, seeding a new pool, and adds it to its iterations', () => {

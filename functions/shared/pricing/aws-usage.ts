@@ -90,6 +90,14 @@ export interface UsageAssumptions {
   invocationOverheadSeconds: number;
   /** ROUGE-L pairs the gate scores a second in the filter function. */
   gatePairsPerSecond: number;
+  /** CPU seconds "Generate instructions" spends per call (rendering, parsing, recording), on a full vCPU. */
+  instructionCpuSecondsPerCall: number;
+  /** CPU seconds it spends per instruction of the pool (loading the pool's index for demonstrations). */
+  instructionCpuSecondsPerPoolInstruction: number;
+  /** CPU seconds a Map item spends per model call (parsing, filtering, screening, recording). */
+  chunkCpuSecondsPerCall: number;
+  /** Lambda memory that buys one full vCPU; below it, CPU work stretches by `fullCpuMemoryMb / memory`. */
+  fullCpuMemoryMb: number;
   /** Seconds of one DynamoDB write; the filter makes 16 at once. */
   dynamodbWriteSeconds: number;
   /** Seconds the export spends per pool item (Query pages, formatting, the four uploads). */
@@ -110,8 +118,18 @@ export const DEFAULT_USAGE_ASSUMPTIONS: UsageAssumptions = {
   firstTokenSeconds: 0.6,
   outputTokensPerSecond: 80,
   invocationOverheadSeconds: 0.3,
-  // README: 74 M pairs/s on a 2-core machine (WebAssembly SIMD); a 3,008 MB function has about 1.7 vCPU.
+  // README (`npm run bench:dedup -- --bootstrap`): 106 M pairs per CPU-second growing a pool to 52K on
+  // this project's test machine, 12 M on a pool of 2K where per-batch costs dominate; one thread of a
+  // 3,008 MB function has a full vCPU. Taken between, erring slow.
   gatePairsPerSecond: 50_000_000,
+  // `npm run bench:memory` (2026-12-01, x86 test machine at load 14, CPU time): 200 instruction calls
+  // took 135 ms of CPU at a 192-instruction pool and 1,038 ms at 52,000 (the index load); a chunk of 40
+  // tasks, 79 calls (instances and verdicts), 265 ms.
+  instructionCpuSecondsPerCall: 0.00067,
+  instructionCpuSecondsPerPoolInstruction: 0.0000174,
+  chunkCpuSecondsPerCall: 0.0034,
+  // AWS Lambda: "at 1,769 MB, a function has the equivalent of one vCPU".
+  fullCpuMemoryMb: 1769,
   dynamodbWriteSeconds: 0.01,
   exportSecondsPerItem: 0.0002,
   pendingTaskWriteUnits: 1,
@@ -122,6 +140,10 @@ export const DEFAULT_USAGE_ASSUMPTIONS: UsageAssumptions = {
 
 /** A stage function's memory in GB, as deployed (`functions/stages.ts`). */
 const GB = (stage: StageKey) => STAGES[stage].memoryMb / 1024;
+
+/** Seconds `cpuSeconds` of work (on a full vCPU) take in a stage's function, whose CPU scales with memory. */
+const cpuSeconds = (stage: StageKey, cpu: number, a: UsageAssumptions) =>
+  cpu * Math.max(1, a.fullCpuMemoryMb / STAGES[stage].memoryMb);
 
 /** Seconds a function spends on `calls` calls of `outputTokens` in total, `callConcurrency` at a time. */
 function callSeconds(calls: number, outputTokens: number, a: UsageAssumptions): number {
@@ -147,6 +169,48 @@ export function addAwsUsage(...usages: AwsUsage[]): AwsUsage {
   return sum;
 }
 
+/** How long each function of one iteration runs: what Lambda bills, and what the loop waits on. */
+export interface IterationSeconds {
+  /** "Generate instructions": its calls, `callConcurrency` at a time. */
+  generate: number;
+  /** "Filter and deduplicate": the gate's pairs and its conditional puts. */
+  filter: number;
+  /** One Map item ("Generate instances for a chunk"): its share of the classification, instance and judge calls. */
+  mapItem: number;
+  /** "Save iteration". */
+  save: number;
+}
+
+/** Seconds each function of an iteration runs, from its shape and the assumptions (durations only). */
+export function iterationSeconds(shape: IterationShape, assumptions: UsageAssumptions): IterationSeconds {
+  const a = assumptions;
+  const { mapItems } = shape;
+  const callsPerItem = mapItems > 0 ? shape.mapCalls / mapItems : 0;
+  const outputPerItem = mapItems > 0 ? shape.mapOutputTokens / mapItems : 0;
+  // CPU work is counted after the calls, not overlapped with them: erring long.
+  const generateCpu =
+    shape.instructionCalls * a.instructionCpuSecondsPerCall +
+    shape.poolInstructions * a.instructionCpuSecondsPerPoolInstruction;
+  return {
+    generate:
+      a.invocationOverheadSeconds +
+      callSeconds(shape.instructionCalls, shape.instructionOutputTokens, a) +
+      cpuSeconds('generateInstructions', generateCpu, a),
+    filter:
+      a.invocationOverheadSeconds +
+      gatePairs(shape) / a.gatePairsPerSecond +
+      Math.ceil(shape.acceptedInstructions / 16) * a.dynamodbWriteSeconds,
+    mapItem:
+      a.invocationOverheadSeconds +
+      callSeconds(callsPerItem, outputPerItem, a) +
+      cpuSeconds('generateInstances', callsPerItem * a.chunkCpuSecondsPerCall, a),
+    save: a.invocationOverheadSeconds,
+  };
+}
+
+/** ROUGE-L pairs the gate scores in an iteration: every candidate against the pool it started from. */
+export const gatePairs = (shape: IterationShape) => shape.candidates * shape.poolInstructions;
+
 /**
  * The AWS usage of one iteration (see the module comment for where each count comes from).
  * Lambda GB-seconds are memory × duration, durations from `assumptions`.
@@ -154,19 +218,7 @@ export function addAwsUsage(...usages: AwsUsage[]): AwsUsage {
 export function iterationAwsUsage(shape: IterationShape, assumptions: UsageAssumptions): AwsUsage {
   const a = assumptions;
   const { acceptedInstructions: accepted, mapItems } = shape;
-  const callsPerItem = mapItems > 0 ? shape.mapCalls / mapItems : 0;
-  const outputPerItem = mapItems > 0 ? shape.mapOutputTokens / mapItems : 0;
-
-  const seconds = {
-    generate:
-      a.invocationOverheadSeconds + callSeconds(shape.instructionCalls, shape.instructionOutputTokens, a),
-    filter:
-      a.invocationOverheadSeconds +
-      (shape.candidates * shape.poolInstructions) / a.gatePairsPerSecond +
-      Math.ceil(accepted / 16) * a.dynamodbWriteSeconds,
-    mapItem: a.invocationOverheadSeconds + callSeconds(callsPerItem, outputPerItem, a),
-    save: a.invocationOverheadSeconds,
-  };
+  const seconds = iterationSeconds(shape, a);
   return {
     stateTransitions: ITERATION_STATES.length + MAP_ITEM_STATES.length * mapItems,
     lambdaRequests: 3 + mapItems,

@@ -13,7 +13,15 @@ import { judgeModelOf } from '../../../functions/shared/models/judge-ids.ts';
 import type { ModelStage } from '../../../functions/shared/ports.ts';
 import { RunSummary } from '../../../functions/shared/records.ts';
 import type { ProfileName } from '../../../functions/shared/schemas.ts';
+import {
+  AcceptanceCurve,
+  DEFAULT_ACCEPTANCE_CURVE,
+  fitAcceptanceCurve,
+  type GateOutcome,
+  scaleCurve,
+} from './acceptance.ts';
 import { MODEL_STEPS } from './prompts.ts';
+import { fitLatency, hasRealLatency, type LatencySample, ModelLatency } from './timing.ts';
 
 /**
  * Output tokens of an explained answer, measured on the offline teacher (2026-12-01: 734 teacher calls of
@@ -28,8 +36,14 @@ export const Calibration = z.object({
   source: z.string(),
   /** Candidates parsed from one instruction-generation reply. */
   candidatesPerCall: z.number().nonnegative(),
-  /** Share of candidates that pass the filters and the ROUGE-L gate. */
+  /** Share of candidates that pass the filters and the ROUGE-L gate, over the runs it comes from. */
   acceptanceRate: z.number().min(0).max(1),
+  /** The same as a function of the pool's size: what the simulation reads, iteration by iteration. */
+  acceptanceCurve: AcceptanceCurve,
+  /** Where the curve comes from. */
+  acceptanceSource: z.string(),
+  /** The model's reply time, measured from the runs' recorded calls of that model (else a default). */
+  latency: ModelLatency.optional(),
   /** Share of accepted instructions left with at least one valid instance (the tasks a run adds). */
   completeShare: z.number().min(0).max(1),
   /** Classification calls per accepted instruction. */
@@ -58,6 +72,17 @@ export type Calibration = z.infer<typeof Calibration>;
 export const JUDGE_OUTPUT_TOKENS = 44.3;
 
 /**
+ * A profile's default curve: the offline model's measured shape (`DEFAULT_ACCEPTANCE_CURVE`) through
+ * the profile's own rate, measured on a 300-task run whose middle accepted candidate met a pool of
+ * about 340 (192 seeds + half the ~300 accepted).
+ */
+const profileCurve = (rate: number) => ({
+  acceptanceCurve: scaleCurve(DEFAULT_ACCEPTANCE_CURVE, rate, 340),
+  acceptanceSource:
+    "the offline model's curve measured on a 10K-task run (DEFAULT_ACCEPTANCE_CURVE), through the profile's measured rate",
+});
+
+/**
  * Defaults per profile, measured on the offline model (2026-11-24) with
  * `npm start -- --fresh --data-dir .local/est-<profile> --profile <profile> --seed est --out .local/est-out`
  * (target 300, at most 3 iterations) and read back with `estimate --data-dir .local/est-<profile>`. The offline
@@ -68,6 +93,7 @@ export const PROFILE_DEFAULTS: Record<ProfileName, Calibration> = {
     source: 'defaults for self-instruct, measured on the offline model (run-20261124-223319-q83t)',
     candidatesPerCall: 6.506,
     acceptanceRate: 0.7218,
+    ...profileCurve(0.7218),
     completeShare: 0.8841,
     classifyCallsPerAccepted: 1,
     instanceCallsPerAccepted: 1,
@@ -85,6 +111,7 @@ export const PROFILE_DEFAULTS: Record<ProfileName, Calibration> = {
     source: 'defaults for alpaca, measured on the offline model (run-20261124-223330-d7os)',
     candidatesPerCall: 15.19,
     acceptanceRate: 0.7771,
+    ...profileCurve(0.7771),
     completeShare: 0.8415,
     classifyCallsPerAccepted: 0,
     instanceCallsPerAccepted: 0,
@@ -102,6 +129,7 @@ export const PROFILE_DEFAULTS: Record<ProfileName, Calibration> = {
     source: 'defaults for default, measured on the offline model (run-20261124-223339-w7eg)',
     candidatesPerCall: 9.523,
     acceptanceRate: 0.7733,
+    ...profileCurve(0.7733),
     completeShare: 0.9352,
     classifyCallsPerAccepted: 0,
     instanceCallsPerAccepted: 1,
@@ -132,16 +160,19 @@ const ratio = (a: number, b: number, fallback: number) => (b > 0 ? a / b : fallb
  */
 export function calibrate(
   profile: ProfileName,
-  summaries: readonly (Pick<RunSummary, 'counts' | 'usage' | 'exportedTasks' | 'exportedRecords'> & {
-    config?: { judgeModel?: string };
-  })[],
+  summaries: readonly (Pick<RunSummary, 'counts' | 'usage' | 'exportedTasks' | 'exportedRecords'> &
+    Partial<Pick<RunSummary, 'poolSize' | 'added'>> & {
+      config?: { judgeModel?: string };
+    })[],
   stageTotals: StageTotals | undefined,
   source: string,
+  measured: { outcomes?: readonly GateOutcome[]; latency?: ModelLatency } = {},
 ): Calibration {
   const defaults = PROFILE_DEFAULTS[profile];
   const total = (key: string) => summaries.reduce((sum, s) => sum + (s.counts[key] ?? 0), 0);
   const prompts = total('prompts');
-  const generated = total('generated');
+  // Candidates past the target (`surplus`) were neither gated nor accepted: they say nothing of the rate.
+  const generated = total('generated') - total('surplus');
   const accepted = total('accepted');
   const complete = total('complete');
   if (prompts <= 0 || accepted <= 0) {
@@ -155,10 +186,18 @@ export function calibrate(
   const judged = summaries
     .filter((s) => s.config && judgeModelOf(s.config) !== undefined)
     .reduce((sum, s) => sum + (s.counts.complete ?? 0) + (s.counts['low-quality'] ?? 0), 0);
+  const acceptanceRate = ratio(accepted, generated, 0);
+  const fitted = measured.outcomes && fitAcceptanceCurve(measured.outcomes);
   const base = {
     source,
-    candidatesPerCall: generated / prompts,
-    acceptanceRate: ratio(accepted, generated, 0),
+    candidatesPerCall: total('generated') / prompts,
+    acceptanceRate,
+    acceptanceCurve:
+      fitted ?? scaleCurve(DEFAULT_ACCEPTANCE_CURVE, acceptanceRate, middlePool(summaries, accepted)),
+    acceptanceSource: fitted
+      ? `fitted to ${measured.outcomes?.length} iterations' gate outcomes of ${source}`
+      : `the default curve's shape through the overall rate of ${source}`,
+    ...(measured.latency ? { latency: measured.latency } : {}),
     completeShare: complete / accepted,
     instancesPerTask: ratio(exportedRecords, exportedTasks, defaults.instancesPerTask),
   };
@@ -205,6 +244,48 @@ export function calibrate(
   });
 }
 
+/**
+ * The pool size the runs' middle accepted candidate met: the pool each run started from (its tasks
+ * before the run; a new pool's are the seeds) plus half of what it accepted, weighted by acceptances.
+ * Summaries without the pool's size count from the 175 tasks of the paper's seed file.
+ */
+function middlePool(
+  summaries: readonly (Partial<Pick<RunSummary, 'poolSize' | 'added'>> & {
+    counts: Record<string, number>;
+  })[],
+  accepted: number,
+): number {
+  const weighted = summaries.reduce((sum, s) => {
+    const own = s.counts.accepted ?? 0;
+    const start = s.poolSize !== undefined && s.added !== undefined ? s.poolSize - s.added : 175;
+    return sum + own * (start + own / 2);
+  }, 0);
+  return accepted > 0 ? weighted / accepted : 175;
+}
+
+/**
+ * The gate outcome of each iteration of a run, from its iterations' `counts` (`PoolStore.getIterations`), the
+ * pool growing by each iteration's accepted instructions from `poolAtStart`.
+ */
+export function gateOutcomes(
+  iterations: Readonly<Record<string, { counts: Readonly<Record<string, number>> }>>,
+  poolAtStart: number,
+): GateOutcome[] {
+  let pool = poolAtStart;
+  return Object.entries(iterations)
+    .sort(([a], [b]) => Number(a) - Number(b))
+    .map(([, { counts }]) => {
+      const accepted = counts.accepted ?? 0;
+      const outcome = {
+        poolAtStart: pool,
+        candidates: (counts.generated ?? 0) - (counts.surplus ?? 0),
+        accepted,
+      };
+      pool += accepted;
+      return outcome;
+    });
+}
+
 /** Reads and validates an exported `summary.json`. */
 export function readSummaryFile(file: string): RunSummary {
   const json = parseJsonFile(readFileSync(file, 'utf8'), file);
@@ -243,27 +324,37 @@ export async function calibrateFromDataDir(
       MODEL_STEPS.map((stage) => [stage, { calls: 0, outputTokens: 0 }]),
     ) as StageTotals;
     let records = 0;
+    const outcomes: GateOutcome[] = [];
+    const latencies: LatencySample[] = [];
     for (const summary of chosen) {
       if (!summary.runId) continue;
+      const iterations = await stack.pool.getIterations(summary.runId);
+      outcomes.push(...gateOutcomes(iterations, summary.poolSize - summary.added));
       for (const key of await stack.objects.list(`runs/${summary.runId}/`)) {
         if (!/\/raw\/[^/]+\.jsonl$/.test(key)) continue;
-        const calls = fromJsonLines<Pick<CallRecord, 'stage' | 'usage'>>(await stack.objects.getText(key));
+        const calls = fromJsonLines<Pick<CallRecord, 'stage' | 'usage' | 'model' | 'latencyMs' | 'reused'>>(
+          await stack.objects.getText(key),
+        );
         for (const record of calls) {
           const stage = totals[record.stage as ModelStage];
           if (!stage) continue;
           stage.calls++;
           stage.outputTokens += record.usage.outputTokens;
           records++;
+          // Reply times of the estimated model only, paid calls only (a reused reply took no time).
+          if (record.model === model && !record.reused && hasRealLatency(model)) {
+            latencies.push({ seconds: record.latencyMs / 1000, outputTokens: record.usage.outputTokens });
+          }
         }
       }
     }
     const models = [...new Set(chosen.map((s) => s.model))].join(', ');
-    return calibrate(
-      profile,
-      chosen,
-      records > 0 ? totals : undefined,
-      `${chosen.length} ${profile} run${chosen.length === 1 ? '' : 's'} of ${models} in ${dataDir}, ${records} call records`,
-    );
+    const source = `${chosen.length} ${profile} run${chosen.length === 1 ? '' : 's'} of ${models} in ${dataDir}, ${records} call records`;
+    const latency = fitLatency(latencies, `${latencies.length} recorded calls of ${model} in ${dataDir}`);
+    return calibrate(profile, chosen, records > 0 ? totals : undefined, source, {
+      outcomes,
+      ...(latency ? { latency } : {}),
+    });
   } finally {
     await stack.close();
   }

@@ -27,8 +27,19 @@ import {
   type RunState,
   type SeedTask,
 } from '../../../functions/shared/schemas.ts';
+import { acceptanceAt, batchAcceptance } from './acceptance.ts';
 import { type Calibration, PROFILE_DEFAULTS } from './calibrate.ts';
 import { MODEL_STEPS, measurePrompts, type PromptTokens } from './prompts.ts';
+import {
+  DEFAULT_TIME_ASSUMPTIONS,
+  defaultLatency,
+  formatDuration,
+  type ModelLatency,
+  projectWallTime,
+  TIME_STEP_LABELS,
+  type TimeAssumptions,
+  type WallTime,
+} from './timing.ts';
 
 /** The input of `estimateRun`. */
 export interface EstimateInput {
@@ -53,9 +64,13 @@ export interface EstimateInput {
   maxIterations?: number;
   chunkSize?: number;
   callConcurrency?: number;
+  /** Map items at once (run input `mapConcurrency`). */
+  mapConcurrency?: number;
   maxPromptsPerIteration?: number;
-  /** Overrides of the AWS usage assumptions. */
+  /** Overrides of the AWS usage assumptions (a given latency wins over the model's). */
   assumptions?: Partial<UsageAssumptions>;
+  /** Overrides of the workflow's time assumptions. */
+  timeAssumptions?: Partial<Omit<TimeAssumptions, 'mapConcurrency'>>;
 }
 
 /** One model step's share of the estimate. */
@@ -85,7 +100,11 @@ export interface Estimate {
     mapItems: number;
     /** Tasks the run adds (at or above the target: the last iteration overshoots). */
     addedTasks: number;
+    /** The acceptance the simulation assumed in its first and its last iteration, at those pools. */
+    acceptance: { start: number; end: number; poolAtStart: number; poolAtEnd: number };
   };
+  /** The projected wall time of the run, deployed (see `timing.ts`). */
+  time: WallTime & { latency: ModelLatency; assumptions: TimeAssumptions };
   stages: StageEstimate[];
   tokens: { input: number; output: number };
   modelCost: ModelCost;
@@ -106,6 +125,7 @@ function runConfig(input: EstimateInput, maxIterations: number) {
       maxIterations,
       ...(input.chunkSize ? { chunkSize: input.chunkSize } : {}),
       ...(input.callConcurrency ? { callConcurrency: input.callConcurrency } : {}),
+      ...(input.mapConcurrency ? { mapConcurrency: input.mapConcurrency } : {}),
       ...(input.maxPromptsPerIteration ? { maxPromptsPerIteration: input.maxPromptsPerIteration } : {}),
     },
     'estimate',
@@ -119,6 +139,8 @@ const PROGRESS_DEFAULTS = Progress.parse({ iteration: 0, added: 0, poolSize: 0 }
 interface SimulatedIteration {
   prompts: number;
   candidates: number;
+  /** The acceptance assumed for this iteration's candidates (the curve at its pool). */
+  acceptance: number;
   accepted: number;
   complete: number;
   mapItems: number;
@@ -142,11 +164,13 @@ function simulate(input: EstimateInput, calibration: Calibration, maxIterations:
   while (state.progress.added < config.target && state.progress.iteration < config.maxIterations) {
     const prompts = promptsForIteration(state);
     const candidates = prompts * calibration.candidatesPerCall;
-    const accepted = candidates * calibration.acceptanceRate;
+    const acceptance = batchAcceptance(calibration.acceptanceCurve, poolInstructions, candidates);
+    const accepted = candidates * acceptance;
     const complete = accepted * calibration.completeShare;
     iterations.push({
       prompts,
       candidates,
+      acceptance,
       accepted,
       complete,
       mapItems: Math.ceil(accepted / config.chunkSize),
@@ -171,15 +195,26 @@ function simulate(input: EstimateInput, calibration: Calibration, maxIterations:
 
 /**
  * The iteration cap a user would run with: the run input's default when the simulated run reaches the
- * target with it, else the smallest cap that does (bounded by the schema's 10,000).
+ * target with it, else the smallest cap that does (bounded by the schema's 10,000), found by doubling
+ * then bisection (a higher cap reaches at least as far: acceptance falls with the pool, not with time).
  */
 function defaultCap(input: EstimateInput, calibration: Calibration): number {
-  const perCall = calibration.candidatesPerCall * calibration.acceptanceRate * calibration.completeShare;
-  const { maxPromptsPerIteration, maxIterations } = parseRunInput({}, 'estimate');
-  if (perCall <= 0) return maxIterations;
-  let cap = Math.max(maxIterations, Math.ceil(input.target / (maxPromptsPerIteration * perCall)));
-  while (cap < 10_000 && simulate(input, calibration, cap).added < input.target) cap++;
-  return cap;
+  const { maxIterations } = parseRunInput({}, 'estimate');
+  const reaches = (cap: number) => simulate(input, calibration, cap).added >= input.target;
+  if (reaches(maxIterations)) return maxIterations;
+  let low = maxIterations;
+  let high = Math.min(10_000, maxIterations * 2);
+  while (high < 10_000 && !reaches(high)) {
+    low = high;
+    high = Math.min(10_000, high * 2);
+  }
+  if (!reaches(high)) return high;
+  while (high - low > 1) {
+    const middle = Math.floor((low + high) / 2);
+    if (reaches(middle)) high = middle;
+    else low = middle;
+  }
+  return high;
 }
 
 /** The model cost of a run whose steps call several models: the unpriced one if any, else the sum. */
@@ -209,8 +244,11 @@ export const fmtInt = (n: number) => Math.round(n).toLocaleString('en-US');
  */
 export function estimateRun(input: EstimateInput): Estimate {
   const calibration = input.calibration ?? PROFILE_DEFAULTS[input.profile];
+  const latency = calibration.latency ?? defaultLatency(input.model);
   const assumptions: UsageAssumptions = {
     ...DEFAULT_USAGE_ASSUMPTIONS,
+    firstTokenSeconds: latency.firstTokenSeconds,
+    outputTokensPerSecond: latency.outputTokensPerSecond,
     ...(input.callConcurrency ? { callConcurrency: input.callConcurrency } : {}),
     ...input.assumptions,
   };
@@ -294,6 +332,22 @@ export function estimateRun(input: EstimateInput): Estimate {
     assumptions,
   );
   const aws = { ...awsCost(input.prices, usage), usage };
+  const timeAssumptions: TimeAssumptions = {
+    ...DEFAULT_TIME_ASSUMPTIONS,
+    mapConcurrency: config.mapConcurrency,
+    ...input.timeAssumptions,
+  };
+  const exportSeconds = (input.seeds.length + accepted) * assumptions.exportSecondsPerItem;
+  const time = projectWallTime(shapes, assumptions, timeAssumptions, exportSeconds);
+  const [firstIteration, lastIteration] = [iterations[0], iterations.at(-1)];
+  const acceptance = {
+    start: firstIteration?.acceptance ?? acceptanceAt(calibration.acceptanceCurve, input.seeds.length),
+    end: lastIteration?.acceptance ?? acceptanceAt(calibration.acceptanceCurve, input.seeds.length),
+    poolAtStart: firstIteration?.poolInstructions ?? input.seeds.length,
+    poolAtEnd: lastIteration?.poolInstructions ?? input.seeds.length,
+  };
+  const curve = calibration.acceptanceCurve;
+  const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
   const summary = summarizeCost({ models: modelCosts, aws, acceptedTasks: added, estimated: true });
 
   const price = input.prices.models[input.model];
@@ -322,11 +376,13 @@ export function estimateRun(input: EstimateInput): Estimate {
           `Teacher (explained responses): ${teacher}${teacher === input.model ? " (the run's model)" : ''}, one call per instance the filters kept (${callsPerAccepted.teach.toFixed(2)} per accepted instruction: the share with valid instances × instances per task), its request (system message of the task's type, then the user's turn) rendered for each seed instance: ${promptTokens.teach.toFixed(0)} tokens on average.`,
         ]),
     `Yields and output tokens (${calibration.source}): ${calibration.candidatesPerCall.toFixed(2)} candidates per call, ${(calibration.acceptanceRate * 100).toFixed(1)}% accepted, ${(calibration.completeShare * 100).toFixed(1)}% of those with valid instances, ${calibration.classifyCallsPerAccepted.toFixed(2)} classification + ${calibration.instanceCallsPerAccepted.toFixed(2)} instance calls per accepted instruction, ${calibration.instancesPerTask.toFixed(2)} instances per task; output tokens per call ${steps.map((s) => `${s} ${calibration.outputTokensPerCall[s].toFixed(0)}`).join(', ')}.`,
-    'Yields are held constant over the run; with a real model the acceptance rate falls as the pool grows, so a large run costs more per task than this.',
+    `Acceptance falls as the pool grows: ${pct(curve.rate)} × (pool / ${fmtInt(curve.atPool)})^-${curve.exponent.toFixed(3)}, at most ${pct(curve.maxRate)} (${calibration.acceptanceSource}; fitted over pools of ${fmtInt(curve.fittedPools[0])}–${fmtInt(curve.fittedPools[1])}, beyond that an extrapolation): ${pct(acceptance.start)} in the first iteration (pool ${fmtInt(acceptance.poolAtStart)}), ${pct(acceptance.end)} in the last (pool ${fmtInt(acceptance.poolAtEnd)}). The other yields are held constant.`,
     `Sizing: the stage's adaptive sizing (at most ${config.maxPromptsPerIteration} calls per iteration), iteration cap ${maxIterations}${input.maxIterations ? ' (given)' : ' (the run input default, or the smallest cap that reaches the target)'}; chunks of ${config.chunkSize} ids; ${assumptions.callConcurrency} model calls at once per function.`,
     `The run adds ${fmtInt(added)} tasks for a target of ${fmtInt(input.target)} (the last iteration aims 1.5× high); per-task figures divide by the tasks added.`,
     `A new pool seeded with the ${input.seeds.length} seed tasks; no retries (each retry adds a state transition and a Lambda invocation).`,
-    `Lambda durations: ${assumptions.firstTokenSeconds} s to the first token and ${assumptions.outputTokensPerSecond} output tokens/s per model call, ${assumptions.invocationOverheadSeconds} s overhead per invocation, gate at ${(assumptions.gatePairsPerSecond / 1e6).toFixed(0)} M pairs/s; functions are billed while they wait on the model; memory from infra/workflow.ts.`,
+    `Model reply time: ${assumptions.firstTokenSeconds.toFixed(2)} s to the first token and ${fmtInt(assumptions.outputTokensPerSecond)} output tokens/s per call (${input.assumptions?.firstTokenSeconds || input.assumptions?.outputTokensPerSecond ? 'given' : latency.source}), the judge's too.`,
+    `Lambda durations: ${assumptions.invocationOverheadSeconds} s overhead per invocation besides the model calls, gate at ${(assumptions.gatePairsPerSecond / 1e6).toFixed(0)} M pairs/s; functions are billed while they wait on the model; memory from functions/stages.ts.`,
+    `Wall time: per iteration "Generate instructions" (its calls ${assumptions.callConcurrency} at a time), the gate, the Map's chunks ${timeAssumptions.mapConcurrency} at a time, "Save iteration", one after the other; ${timeAssumptions.stateTransitionSeconds} s per state transition, ${timeAssumptions.coldStartSeconds} s per cold start (the first iteration's functions, Prepare, Export); no throttling (model quotas are not modeled) and no retries. Projected ${formatDuration(time.totalSeconds)} in all; the bottleneck is ${TIME_STEP_LABELS[time.bottleneck.step]} (${pct(time.bottleneck.share)} of it).`,
     `DynamoDB: ${assumptions.pendingTaskWriteUnits} WRU per pending task item, ${assumptions.finishedTaskWriteUnits} WRU per finished one, ${assumptions.runItemWriteUnits} WRU per run-item write, eventually consistent reads (0.5 RRU per item up to 4 KB), task items of ${assumptions.taskItemKb} KB for the export's Query.`,
     'Not counted: S3 storage, CloudWatch Logs (the state machine logs at level ALL), X-Ray traces, data transfer.',
   ];
@@ -349,7 +405,9 @@ export function estimateRun(input: EstimateInput): Estimate {
       acceptedInstructions: accepted,
       mapItems: sum((it) => it.mapItems),
       addedTasks: added,
+      acceptance,
     },
+    time: { ...time, latency, assumptions: timeAssumptions },
     stages,
     tokens,
     modelCost: totalModelCost,
