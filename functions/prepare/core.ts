@@ -15,6 +15,7 @@ import { parseSeedFile } from '../shared/input-files.ts';
 import { fromJsonLines, toJsonLines } from '../shared/json-lines.ts';
 import { DEFAULT_SEED_KEY, poolKeys, SEED_UPLOAD_PREFIX } from '../shared/keys.ts';
 import { checkOperatorLimits, type OperatorLimits } from '../shared/limits.ts';
+import { methodNotAvailable, UNAVAILABLE_METHODS } from '../shared/methods.ts';
 import { checkEmbedderId, defaultEmbeddingModel, NO_EMBEDDINGS } from '../shared/models/embedding-ids.ts';
 import { NO_JUDGE } from '../shared/models/judge-ids.ts';
 import { parseModelId } from '../shared/models/model-ids.ts';
@@ -61,6 +62,7 @@ export function parseRunInput(input: unknown, runId: string): RunConfig {
     );
   }
   const value = parsed.data;
+  if (UNAVAILABLE_METHODS.includes(value.method)) methodNotAvailable(value.method);
   checkField('model', () => parseModelId(value.model));
   const embeddingModel = value.embeddingModel ?? defaultEmbeddingModel(value.model);
   checkField('embeddingModel', () => embeddingModel === NO_EMBEDDINGS || checkEmbedderId(embeddingModel));

@@ -83,3 +83,6 @@ export class ConfigurationError extends SelfInstructError {}
 
 /** An iteration's Map reported success but left tasks unfinished: it is not committed. */
 export class IterationIncomplete extends SelfInstructError {}
+
+/** The run asks for a method this build does not have (see `methods.ts`). */
+export class MethodNotAvailable extends SelfInstructError {}

@@ -13,7 +13,16 @@
  * What a stage does per method is a `MethodTable` in that stage, so that adding a method without its
  * entries fails to compile instead of quietly taking another method's path.
  */
+import { MethodNotAvailable } from './errors.ts';
 import type { Method } from './schemas.ts';
 
 /** One entry per method. */
 export type MethodTable<T> = { readonly [M in Method]: T };
+
+/** Methods this build cannot run: "Prepare run" refuses them before any model call. */
+export const UNAVAILABLE_METHODS: readonly Method[] = ['backtranslate'];
+
+/** Throws `MethodNotAvailable` for `method`: the entry of a method this build does not have. */
+export function methodNotAvailable(method: Method): never {
+  throw new MethodNotAvailable(`method ${method} is not available in this build`);
+}

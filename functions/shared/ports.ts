@@ -4,6 +4,7 @@
  */
 
 import type { IterationRecord } from './records.ts';
+import type { Lineage } from './schemas.ts';
 
 /** The pipeline steps that call a model; the offline model and the raw-reply log key on these. */
 export type ModelStage = 'generate-instructions' | 'classify' | 'generate-instances' | 'judge';
@@ -37,7 +38,9 @@ export type ModelFormat =
   | 'instances/self-instruct-generation'
   | 'instances/default-classification'
   | 'instances/default-generation'
-  | 'judge/default';
+  | 'judge/default'
+  | 'evol/evolve'
+  | 'evol/equal';
 
 /** One request to a text model. */
 export interface ModelRequest {
@@ -149,6 +152,8 @@ export interface PoolTask {
    * it was not judged: the judge off, its verdict unparseable, or its call lost.
    */
   quality?: TaskQuality;
+  /** An evolved task's parent, operation and depth (`method: evol`); absent for other tasks. */
+  lineage?: Lineage;
   createdAt: string;
 }
 

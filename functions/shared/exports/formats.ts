@@ -40,6 +40,7 @@ export function toSeedFormat(task: PoolTask): TaskLine {
     input_appropriate: task.quality?.inputAppropriate,
     output_correct: task.quality?.outputCorrect,
     quality_reason: task.quality?.reason,
+    lineage: task.lineage,
   };
 }
 
@@ -61,6 +62,7 @@ export function toRecords(task: TaskLine): JsonlRecord[] {
     input_appropriate: task.input_appropriate,
     output_correct: task.output_correct,
     quality_reason: task.quality_reason,
+    lineage: task.lineage,
   }));
 }
 
@@ -186,6 +188,10 @@ export const FORMATS: Record<ExportFormat, FormatSpec> = {
       ['input_appropriate', 'the judge: the inputs are appropriate for the instruction'],
       ['output_correct', 'the judge: the outputs are correct and acceptable responses'],
       ['quality_reason', "the judge's reason, one sentence"],
+      [
+        'lineage',
+        "`method: evol`: `{parent, operation, depth}`, the task id it was evolved from, the operation, its depth in the evolution tree (1 for a seed's child)",
+      ],
     ],
   },
   alpaca: {

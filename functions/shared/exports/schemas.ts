@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { SelfInstructError } from '../errors.ts';
+import { Lineage } from '../schemas.ts';
 
 /** The formats `selfinstruct export` writes. */
 export const EXPORT_FORMATS = ['jsonl', 'alpaca', 'messages', 'bedrock'] as const;
@@ -34,6 +35,8 @@ export const JsonlRecord = z.strictObject({
   input_appropriate: z.boolean().optional(),
   output_correct: z.boolean().optional(),
   quality_reason: z.string().optional(),
+  /** An evolved task's parent task id, operation and depth (`method: evol`). */
+  lineage: Lineage.optional(),
 });
 export type JsonlRecord = z.infer<typeof JsonlRecord>;
 

@@ -21,6 +21,7 @@
 import { createHash } from 'node:crypto';
 import type { ModelFormat, ModelReply, ModelRequest, TextModel } from '../ports.ts';
 import { createRng, type Rng } from '../random.ts';
+import { equalVerdicts, evolveReply } from './offline-evol.ts';
 import {
   alpacaBlocks,
   classLabelBlocks,
@@ -133,6 +134,8 @@ const WRITERS: Record<ModelFormat, { write: ReplyWriter; mayTruncate: boolean }>
   'instances/default-generation': { write: jsonInstances(false), mayTruncate: true },
   // A verdict's malformed replies are the writer's own (`judgeVerdict`).
   'judge/default': { write: judgeVerdict, mayTruncate: false },
+  'evol/evolve': { write: evolveReply, mayTruncate: true },
+  'evol/equal': { write: equalVerdicts, mayTruncate: false },
 };
 
 /** Dispatches on the request's format tag. */
