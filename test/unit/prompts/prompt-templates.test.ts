@@ -8,6 +8,11 @@ import {
   renderInstancesRequest,
 } from '../../../functions/generate-instances/prompt.ts';
 import {
+  OPERATION_NAMES,
+  renderEqualRequest,
+  renderEvolveRequest,
+} from '../../../functions/generate-instructions/evol.ts';
+import {
   parseInstructionReply,
   renderInstructionRequest,
 } from '../../../functions/generate-instructions/prompt.ts';
@@ -48,6 +53,8 @@ function everyRequest(templates: TemplateOverrides): ModelRequest[] {
       renderInstancesRequest(profile, 'Is the review positive or negative?', true, templates),
       renderInstancesRequest(profile, 'Name a fruit.', false, templates),
     ]),
+    ...OPERATION_NAMES.map((operation) => renderEvolveRequest('Name a fruit.', operation, templates)),
+    renderEqualRequest([{ parent: 'Name a fruit.', child: 'Name a red fruit.' }], templates),
     renderJudgeRequest('Translate the greeting into French.', instances, templates),
   ];
 }
