@@ -25,7 +25,7 @@ import {
   shippedPrices,
   withOverride,
 } from '../../functions/shared/pricing/pricing.ts';
-import { ProfileName } from '../../functions/shared/schemas.ts';
+import { Method, ProfileName } from '../../functions/shared/schemas.ts';
 import {
   type Calibration,
   CalibrationInvalid,
@@ -51,6 +51,7 @@ export interface EstimateOptions {
   judgeModel?: string;
   target: number;
   profile: ProfileName;
+  method: Method;
   prices?: string;
   dataDir?: string;
   fromRun?: string;
@@ -106,7 +107,7 @@ export function formatEstimate(e: Estimate): string {
   };
   const s = e.summary;
   const out = [
-    `Estimate: a run adding ${fmtInt(e.target)} tasks, profile ${e.profile}, model ${e.model}`,
+    `Estimate: a run adding ${fmtInt(e.target)} tasks, profile ${e.profile}${e.method === 'self-instruct' ? '' : `, method ${e.method}`}, model ${e.model}`,
     `  ${plural(e.run.iterations, 'iteration')} (cap ${e.run.maxIterations}), ${plural(e.run.candidates, 'candidate')}, ${plural(e.run.acceptedInstructions, 'accepted instruction')}, ${plural(e.run.mapItems, 'Map item')}, ${plural(e.run.addedTasks, 'task')} added${e.run.reachesTarget ? '' : ' (BELOW the target: raise --iterations)'}`,
     '',
     rows(
@@ -182,6 +183,14 @@ export function estimateCommand(io: EstimateIo = process): Command {
         .choices(ProfileName.options)
         .default('default'),
     )
+    .addOption(
+      new Option(
+        '--method <name>',
+        'how candidates are made (evol counts its evolving and information-gain calls)',
+      )
+        .choices(Method.options)
+        .default('self-instruct'),
+    )
     .option('--prices <file>', 'JSON prices merged over the shipped table (models, aws)')
     .option(
       '--data-dir <dir>',
@@ -222,6 +231,11 @@ export function estimateCommand(io: EstimateIo = process): Command {
       let calibration: Calibration | undefined;
       if (options.fromRun) {
         const summary = readSummaryFile(options.fromRun);
+        if (summary.config.method !== options.method) {
+          throw new CalibrationInvalid(
+            `${options.fromRun} is a ${summary.config.method} run; its yields do not apply to --method ${options.method}`,
+          );
+        }
         if (summary.profile !== options.profile) {
           throw new CalibrationInvalid(
             `${options.fromRun} is a ${summary.profile} run; its yields do not apply to --profile ${options.profile}`,
@@ -234,10 +248,15 @@ export function estimateCommand(io: EstimateIo = process): Command {
           `run summary ${options.fromRun} (${summary.model})`,
         );
       } else if (options.dataDir) {
-        calibration = await calibrateFromDataDir(options.dataDir, options.profile, options.model);
+        calibration = await calibrateFromDataDir(
+          options.dataDir,
+          options.profile,
+          options.model,
+          options.method,
+        );
         if (!calibration) {
           io.stderr.write(
-            `note: no ${options.profile} run in ${options.dataDir}; using the profile's defaults\n`,
+            `note: no ${options.profile} ${options.method} run in ${options.dataDir}; using the defaults\n`,
           );
         }
       }
@@ -246,6 +265,7 @@ export function estimateCommand(io: EstimateIo = process): Command {
         judgeModel: options.judgeModel,
         target: options.target,
         profile: options.profile,
+        method: options.method,
         prices,
         seeds,
         templates: options.templates ? readTemplatesFolder(options.templates).templates : undefined,
