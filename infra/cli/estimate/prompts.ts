@@ -43,12 +43,10 @@ function evolPromptTokens(
     ),
   );
   const evolve = evolving.reduce((sum, n) => sum + n, 0) / Math.max(1, evolving.length);
-  const pairs = seeds
-    .slice(0, GAIN_BATCH)
-    .map((task, i) => ({
-      parent: task.instruction,
-      child: seeds[(i + 1) % seeds.length]?.instruction ?? '',
-    }));
+  const pairs = seeds.slice(0, GAIN_BATCH).map((task, i) => ({
+    parent: task.instruction,
+    child: seeds[(i + 1) % seeds.length]?.instruction ?? '',
+  }));
   const gain = requestTokens(renderEqualRequest(pairs, templates));
   return (evolve + gainCallsPerCall * gain) / (1 + gainCallsPerCall);
 }
