@@ -72,6 +72,14 @@ export async function filterAndDeduplicate(
     candidates.map((candidate) => candidate.instruction),
     { bannedWords: config.bannedWords },
   );
+  // Evol-Instruct: the lineage goes into the gate lines, and what an elimination rule dropped before
+  // this stage is counted here by its reason, before the filters (`generate-instructions/evol.ts`).
+  screened.forEach((candidate, i) => {
+    const { lineage, eliminated, gainUnparseable } = candidates[i] as Candidate;
+    if (lineage) candidate.lineage = lineage;
+    if (eliminated) candidate.filtered = eliminated;
+    if (gainUnparseable) counts['evol-gain-unparseable'] = (counts['evol-gain-unparseable'] ?? 0) + 1;
+  });
   // Then the safety screen over what the filters passed (see `safety.ts`).
   await screenForSafety(screened, safety);
   const survivors = screened.flatMap((candidate) =>
@@ -170,6 +178,7 @@ export async function filterAndDeduplicate(
           avgSimilarity: gated.avgSimilarity,
           nearestCosine: decision.nearest?.score,
           ...(candidate.document ? { document: candidate.document } : {}),
+          lineage: candidate.lineage,
           staged,
           createdAt,
         };

@@ -29,6 +29,7 @@ import { filterInstances } from '../shared/engine/instances.ts';
 import { verbNouns } from '../shared/engine/verb-noun.ts';
 import { toJsonLines } from '../shared/json-lines.ts';
 import { runKeys } from '../shared/keys.ts';
+import type { MethodTable } from '../shared/methods.ts';
 import { addUsageByStage, ModelCalls } from '../shared/model-calls.ts';
 import { judgeModelOf, teacherModelOf } from '../shared/models/judge-ids.ts';
 import { stagedBy } from '../shared/pool-commit.ts';
@@ -53,6 +54,7 @@ import {
   taskCounts,
   type UsageByStage,
 } from '../shared/schemas.ts';
+import { evolResponseElimination } from './evol.ts';
 import { type Explained, explainInstances } from './explain.ts';
 import { parseJudgeReply, renderJudgeRequest } from './judge.ts';
 import {
@@ -97,6 +99,18 @@ export interface InstancesDeps {
   /** The run's safety screen (billed calls in the run's ledger). @default createSafetyScreen(config.safetyScreen, …) */
   safety?: SafetyScreen;
 }
+
+/**
+ * What a method rejects a task for after its instances are kept (before the judge): nothing for
+ * Self-Instruct and backtranslation (the judge curates); Evol-Instruct's response rules (`evol.ts`).
+ */
+export const RESPONSE_RULES: MethodTable<
+  (instances: readonly Instance[], isClassification: boolean) => string | undefined
+> = {
+  'self-instruct': () => undefined,
+  evol: evolResponseElimination,
+  backtranslate: () => undefined,
+};
 
 export async function generateInstances(
   { runId, config, progress, chunk }: InstancesInput,
@@ -223,7 +237,9 @@ export async function generateInstances(
         if (category) count(`instance-${unsafeReason(category)}`);
         return !category;
       });
-      const rejectReason = filtered.taskRejected ?? (kept.length === 0 ? 'no-valid-instances' : undefined);
+      const rejectReason =
+        filtered.taskRejected ??
+        (kept.length === 0 ? 'no-valid-instances' : RESPONSE_RULES[config.method](kept, isClassification));
       if (rejectReason) {
         return { ...task, isClassification, instances: [], status: 'rejected', rejectReason, outcome };
       }

@@ -1,20 +1,25 @@
 /**
- * Stage "Generate instructions" (Self-Instruct step 2): each call shows the model a few seed and
- * machine-made tasks and asks for new ones (in the profile's prompt, or the run's own template of it);
- * replies are parsed into candidates, which the next stage filters. The number of calls is sized from the remaining target and the last iteration's yield.
+ * Stage "Generate instructions": the candidates of the run's method (`methods.ts`). Self-Instruct (step
+ * 2 of the paper): each call shows the model a few seed and machine-made tasks and asks for new ones (in
+ * the profile's prompt, or the run's own template of it). Evol-Instruct: each call evolves one pool
+ * instruction (`evol.ts`). Backtranslation: each call asks for the instruction a passage of the run's
+ * documents answers (`backtranslate.ts`). Replies are parsed into candidates, which the next stage
+ * filters; the number of calls is sized from the remaining target and the last iteration's yield.
  */
 
 import { fromJsonLines, toJsonLines } from '../shared/json-lines.ts';
 import { runKeys } from '../shared/keys.ts';
-import { type MethodTable, methodNotAvailable } from '../shared/methods.ts';
+import type { MethodTable } from '../shared/methods.ts';
 import { INSTRUCTIONS_SCOPE, ModelCalls } from '../shared/model-calls.ts';
+import { taskId } from '../shared/pool-ids.ts';
 import { committedPool, loadIndex } from '../shared/pool-index.ts';
 import { holdPool } from '../shared/pool-lease.ts';
 import type { ObjectStore, PoolStore, TextModel } from '../shared/ports.ts';
-import { runTemplates } from '../shared/prompt-templates.ts';
-import { createRng } from '../shared/random.ts';
+import { runTemplates, type TemplateOverrides } from '../shared/prompt-templates.ts';
+import { createRng, type Rng } from '../shared/random.ts';
 import type { Candidate, RunState, SeedTask, UsageByStage } from '../shared/schemas.ts';
 import { backtranslateInstructions } from './backtranslate.ts';
+import { drawParents, type EvolParent, evolveInstructions } from './evol.ts';
 import {
   MachineDemonstrations,
   parseInstructionReply,
@@ -22,8 +27,13 @@ import {
   selectDemonstrations,
 } from './prompt.ts';
 
-/** Complete tasks per call assumed before a run has measured its own. */
-export const DEFAULT_YIELD_PER_PROMPT = 4;
+/**
+ * Complete tasks per call assumed before a run has measured its own, per method: a Self-Instruct call
+ * asks for several tasks, an Evol-Instruct call evolves one (and some evolutions are eliminated).
+ */
+export const DEFAULT_YIELDS: MethodTable<number> = { 'self-instruct': 4, evol: 0.5, backtranslate: 1 };
+/** The Self-Instruct default (`DEFAULT_YIELDS`). */
+export const DEFAULT_YIELD_PER_PROMPT = DEFAULT_YIELDS['self-instruct'];
 
 /** Calls are sized for this much more than the iteration's share of the remaining target. */
 export const SIZING_MARGIN = 1.2;
@@ -58,19 +68,111 @@ export function promptsForIteration({ config, progress }: RunState): number {
   const remaining = Math.max(1, config.target - progress.added);
   const iterationsLeft = Math.max(1, config.maxIterations - progress.iteration);
   const perIteration = Math.ceil(remaining / iterationsLeft);
-  const yieldPerPrompt = Math.max(0.25, progress.yieldPerPrompt ?? DEFAULT_YIELD_PER_PROMPT);
+  const yieldPerPrompt = Math.max(0.25, progress.yieldPerPrompt ?? DEFAULT_YIELDS[config.method]);
   // Aim high: yields fall as the pool grows, and one more call is cheaper than missing the target.
   const margin = iterationsLeft === 1 ? LAST_ITERATION_MARGIN : SIZING_MARGIN;
   const prompts = Math.ceil((perIteration * margin) / yieldPerPrompt);
   return Math.min(config.maxPromptsPerIteration, Math.max(1, prompts));
 }
 
-/** What "Generate instructions" does for each method (see `methods.ts`). */
+/** What a method's step of this stage is given: the run, the committed pool, the calls to make. */
+export interface InstructionStepInput {
+  state: RunState;
+  pool: PoolStore;
+  seeds: readonly SeedTask[];
+  /** The pool's machine instructions (not seeds), as committed. */
+  machine: readonly string[];
+  rng: Rng;
+  /** Calls to make (sized from the remaining target, or a replay's recorded number). */
+  prompts: number;
+  templates: TemplateOverrides;
+  calls: ModelCalls;
+}
+
+/** What a method's step yields: the candidates (with the call each came from) and what was lost. */
+export interface InstructionStepOutput {
+  candidates: (Candidate & { call: number })[];
+  malformed: number;
+  droppedByTruncation: number;
+}
+
+/**
+ * Self-Instruct: each call shows demonstrations sampled from the seeds and the pool (profile-dependent)
+ * and asks for new tasks, parsed with the profile's parser.
+ */
+async function selfInstructStep(input: InstructionStepInput): Promise<InstructionStepOutput> {
+  const { seeds, machine, rng, prompts, templates, calls } = input;
+  const { config } = input.state;
+  const seedDemos = seeds.map((task) => ({
+    instruction: task.instruction,
+    input: task.instances[0]?.input,
+    output: task.instances[0]?.output,
+  }));
+  const machineTasks = machine.map((instruction) => ({ instruction }));
+  const diverse = config.diverseDemonstrations ?? config.profile === 'default';
+  const machineDemos = diverse ? new MachineDemonstrations(machineTasks) : machineTasks;
+  const requests = Array.from({ length: prompts }, () => {
+    const demonstrations = selectDemonstrations(config.profile, seedDemos, machineDemos, rng);
+    return {
+      request: renderInstructionRequest(config.profile, demonstrations, templates),
+      demonstrations: demonstrations.length,
+    };
+  });
+  const replies = await Promise.all(
+    requests.map(async ({ request, demonstrations }, call) => {
+      const reply = await calls.call(request, `prompt-${call}`);
+      return reply && parseInstructionReply(config.profile, reply, { demonstrations });
+    }),
+  );
+  const parsed = replies.map((reply) => reply ?? { candidates: [], malformed: 0, droppedByTruncation: 0 });
+  return {
+    candidates: parsed.flatMap((reply, call) =>
+      reply.candidates.map((candidate) => ({ ...candidate, call })),
+    ),
+    malformed: parsed.reduce((sum, reply) => sum + reply.malformed, 0),
+    droppedByTruncation: parsed.reduce((sum, reply) => sum + reply.droppedByTruncation, 0),
+  };
+}
+
+/**
+ * Evol-Instruct (`evol.ts`): each call evolves one pool instruction, a seed (depth 0) or a machine task
+ * (its lineage's depth, 0 when it was not made by evolution); the elimination rules mark what they drop.
+ */
+async function evolStep(input: InstructionStepInput): Promise<InstructionStepOutput> {
+  const { seeds, machine, rng } = input;
+  const drawn = drawParents(
+    [
+      ...seeds.map((task) => ({ instruction: task.instruction, seed: true })),
+      ...machine.map((instruction) => ({ instruction, seed: false })),
+    ],
+    input.prompts,
+    rng,
+  ).map(({ instruction, seed }) => ({ id: taskId(instruction), instruction, seed }));
+  // Only the drawn machine tasks are read, for their depth.
+  const machineIds = [...new Set(drawn.filter(({ seed }) => !seed).map(({ id }) => id))];
+  const depths = new Map(
+    (await input.pool.getTasks(input.state.config.pool, machineIds)).map((task) => [
+      task.id,
+      task.lineage?.depth ?? 0,
+    ]),
+  );
+  const parents: EvolParent[] = drawn.map(({ id, instruction }) => ({
+    id,
+    instruction,
+    depth: depths.get(id) ?? 0,
+  }));
+  return evolveInstructions({ drawn: parents, rng, templates: input.templates, runner: input.calls });
+}
+
+/**
+ * What "Generate instructions" does per method (see `methods.ts`): a step over the committed pool
+ * (Self-Instruct, Evol-Instruct), or the next passages of the run's documents (backtranslation).
+ */
 const GENERATORS: MethodTable<
   (state: RunState, deps: GenerateInstructionsDeps) => Promise<GenerateInstructionsResult>
 > = {
-  'self-instruct': bootstrapInstructions,
-  evol: () => methodNotAvailable('evol'),
+  'self-instruct': (state, deps) => fromPool(selfInstructStep, state, deps),
+  evol: (state, deps) => fromPool(evolStep, state, deps),
   backtranslate: backtranslateInstructions,
 };
 
@@ -82,8 +184,9 @@ export function generateInstructions(
   return GENERATORS[state.config.method](state, deps);
 }
 
-/** Self-Instruct's step: new instructions from demonstrations of the seeds and the pool. */
-async function bootstrapInstructions(
+/** Runs a method's `step` over the pool as committed, with the stage's calls, and stores its candidates. */
+async function fromPool(
+  step: (input: InstructionStepInput) => Promise<InstructionStepOutput>,
   state: RunState,
   { objects, pool, model, remainingMs }: GenerateInstructionsDeps,
 ): Promise<GenerateInstructionsResult> {
@@ -97,47 +200,30 @@ async function bootstrapInstructions(
   const seeds = fromJsonLines<SeedTask>(await objects.getText(committed.seedsKey));
   const seedInstructions = new Set(seeds.map((task) => task.instruction.trim()));
   const index = await loadIndex(objects, committed.indexKey);
-  const machine = (index?.instructions ?? [])
-    .filter((instruction) => !seedInstructions.has(instruction))
-    .map((instruction) => ({ instruction }));
-  const seedDemos = seeds.map((task) => ({
-    instruction: task.instruction,
-    input: task.instances[0]?.input,
-    output: task.instances[0]?.output,
-  }));
+  const machine = (index?.instructions ?? []).filter((instruction) => !seedInstructions.has(instruction));
 
   const rng = createRng(`${config.seed}:iteration-${progress.iteration + 1}:instructions`);
   // A replay re-gates what its recorded run generated: as many calls as that run made in this iteration.
   const prompts = (await model.recordedInstructionCalls?.(iteration)) ?? promptsForIteration(state);
   const templates = await runTemplates(objects, runId, config);
-  const diverse = config.diverseDemonstrations ?? config.profile === 'default';
-  const machineDemos = diverse ? new MachineDemonstrations(machine) : machine;
-  const requests = Array.from({ length: prompts }, () => {
-    const demonstrations = selectDemonstrations(config.profile, seedDemos, machineDemos, rng);
-    return {
-      request: renderInstructionRequest(config.profile, demonstrations, templates),
-      demonstrations: demonstrations.length,
-    };
-  });
-
   const calls = new ModelCalls(model, {
     sampling: config,
     ledger: { pool, runId, iteration, scope: INSTRUCTIONS_SCOPE },
     concurrency: config.callConcurrency,
     remainingMs,
   });
-  const replies = await Promise.all(
-    requests.map(async ({ request, demonstrations }, call) => {
-      const reply = await calls.call(request, `prompt-${call}`);
-      return reply && parseInstructionReply(config.profile, reply, { demonstrations });
-    }),
-  );
+  const made = await step({
+    state,
+    pool,
+    seeds,
+    machine,
+    rng,
+    prompts,
+    templates,
+    calls,
+  });
   calls.checkLosses();
-  const parsed = replies.map((reply) => reply ?? { candidates: [], malformed: 0, droppedByTruncation: 0 });
-
-  const candidates: (Candidate & { call: number })[] = parsed.flatMap((reply, call) =>
-    reply.candidates.map((candidate) => ({ ...candidate, call })),
-  );
+  const { candidates } = made;
   await objects.put(keys.candidates, toJsonLines(candidates), 'application/jsonl');
   await objects.put(keys.raw('generate-instructions'), calls.toJsonLines(), 'application/jsonl');
 
@@ -145,8 +231,8 @@ async function bootstrapInstructions(
     candidatesKey: keys.candidates,
     prompts,
     candidates: candidates.length,
-    malformed: parsed.reduce((sum, reply) => sum + reply.malformed, 0),
-    droppedByTruncation: parsed.reduce((sum, reply) => sum + reply.droppedByTruncation, 0),
+    malformed: made.malformed,
+    droppedByTruncation: made.droppedByTruncation,
     lost: calls.lost,
     notRecorded: calls.notRecorded.size,
     usage: calls.usage,

@@ -15,7 +15,7 @@ import { parseSeedFile } from '../shared/input-files.ts';
 import { fromJsonLines, toJsonLines } from '../shared/json-lines.ts';
 import { DEFAULT_SEED_KEY, poolKeys, SEED_UPLOAD_PREFIX } from '../shared/keys.ts';
 import { checkOperatorLimits, type OperatorLimits } from '../shared/limits.ts';
-import { METHOD_DEFAULTS, type MethodTable, methodNotAvailable } from '../shared/methods.ts';
+import { METHOD_DEFAULTS, type MethodTable } from '../shared/methods.ts';
 import { checkEmbedderId, defaultEmbeddingModel, NO_EMBEDDINGS } from '../shared/models/embedding-ids.ts';
 import { NO_JUDGE } from '../shared/models/judge-ids.ts';
 import { parseModelId } from '../shared/models/model-ids.ts';
@@ -37,7 +37,7 @@ const METHOD_PREPARE: MethodTable<
   (config: RunConfig, runId: string, objects: ObjectStore) => Promise<{ write(): Promise<void> } | undefined>
 > = {
   'self-instruct': async () => undefined,
-  evol: () => methodNotAvailable('evol'),
+  evol: async () => undefined,
   backtranslate: preparePassages,
 };
 
@@ -95,11 +95,16 @@ export function parseRunInput(input: unknown, runId: string): RunConfig {
 }
 
 /** What each method asks of the run input (see `methods.ts`). */
-const METHOD_INPUT: MethodTable<(input: { documents?: string }) => void> = {
+const METHOD_INPUT: MethodTable<(input: { documents?: string; responseStyle?: string }) => void> = {
   'self-instruct': withoutDocuments,
-  evol: () => methodNotAvailable('evol'),
-  backtranslate: ({ documents }) => {
+  evol: withoutDocuments,
+  backtranslate: ({ documents, responseStyle }) => {
     if (documents === undefined) throw new Error('backtranslate needs documents (documents/<pool>/)');
+    // The output of a backtranslated task is the passage (its provenance cites it): no teacher rewrites it.
+    if (responseStyle === 'explained')
+      throw new Error(
+        'backtranslate keeps each passage as its output: responseStyle explained does not apply',
+      );
   },
 };
 

@@ -4,7 +4,7 @@
  */
 
 import type { IterationRecord } from './records.ts';
-import type { DocumentSource } from './schemas.ts';
+import type { DocumentSource, Lineage } from './schemas.ts';
 
 /** The pipeline steps that call a model; the offline model and the raw-reply log key on these. */
 export type ModelStage = 'generate-instructions' | 'classify' | 'generate-instances' | 'judge' | 'teach';
@@ -46,7 +46,9 @@ export type ModelFormat =
   | 'instances/default-generation'
   | 'judge/default'
   | 'teach/explained'
-  | 'backtranslate/default';
+  | 'backtranslate/default'
+  | 'evol/evolve'
+  | 'evol/equal';
 
 /** One request to a text model. */
 export interface ModelRequest {
@@ -167,6 +169,8 @@ export interface PoolTask {
   responseStyle?: 'direct' | 'explained';
   /** The system message the teacher wrote the outputs under (explained responses only). */
   systemMessage?: string;
+  /** An evolved task's parent, operation and depth (`method: evol`); absent for other tasks. */
+  lineage?: Lineage;
   createdAt: string;
 }
 

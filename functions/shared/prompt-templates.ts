@@ -66,6 +66,21 @@ export const PROMPT_TEMPLATES = {
     variables: ['passage', 'count'],
     use: 'method `backtranslate` with `groundedQuestions` > 0: the instruction and up to `count` question–answer pairs grounded in the passage; the reply must be `{"instruction", "pairs": [{"question", "answer"}]}`',
   },
+  'evol-depth.txt': {
+    stage: 'generate-instructions',
+    variables: ['instruction', 'method'],
+    use: "`method: evol`: the in-depth evolving prompt (chat); `instruction` is the pool instruction, `method` the operation's sentence (add constraints, deepen, concretize, increase reasoning, complicate the input); the reply is the evolved instruction",
+  },
+  'evol-breadth.txt': {
+    stage: 'generate-instructions',
+    variables: ['instruction'],
+    use: '`method: evol`: the in-breadth evolving prompt (chat); the reply is a new, rarer instruction of the same domain',
+  },
+  'evol-equal.txt': {
+    stage: 'generate-instructions',
+    variables: ['count', 'pairs'],
+    use: '`method: evol`: the information-gain question over `count` parent/evolved pairs (`Pair n` blocks); the reply must be `{"verdicts": ["equal" | "not equal", …]}`',
+  },
   'self-instruct-classify.txt': {
     stage: 'generate-instances',
     variables: [],

@@ -6,7 +6,7 @@
  * pool's snapshots), `summary.json` and the run record's per-iteration stats.
  */
 import { z } from 'zod';
-import { Counts, ProfileName, RunConfig, SeedTask, UsageByStage } from './schemas.ts';
+import { Counts, Lineage, ProfileName, RunConfig, SeedTask, UsageByStage } from './schemas.ts';
 
 /**
  * One gate decision: a line of `runs/<run>/iteration-<n>/gate.jsonl` (written by "Filter and
@@ -30,6 +30,8 @@ export const GateRecord = z.object({
   /** Its nearest instruction by embedding and their cosine (the near-duplicate gate's, when it compared it). */
   nearest_instruction: z.string().optional(),
   nearest_cosine: z.number().optional(),
+  /** An evolved candidate's parent, operation and depth (`method: evol`; the Filter stage's lines only). */
+  lineage: Lineage.optional(),
   /** The task id an accepted candidate got (the Filter stage's lines only). */
   id: z.string().optional(),
 });
@@ -77,6 +79,8 @@ export const TaskLine = SeedTask.extend({
   source_document: z.string().optional(),
   source_span: z.tuple([z.int().nonnegative(), z.int().nonnegative()]).optional(),
   source_use: z.enum(['output', 'grounding']).optional(),
+  /** An evolved task's parent task id, operation and depth in the evolution tree (`method: evol`). */
+  lineage: Lineage.optional(),
 });
 export type TaskLine = z.infer<typeof TaskLine>;
 

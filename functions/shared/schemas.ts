@@ -28,6 +28,46 @@ export type Method = z.infer<typeof Method>;
 export const ResponseStyle = z.enum(['direct', 'explained']);
 export type ResponseStyle = z.infer<typeof ResponseStyle>;
 
+/**
+ * The evolving operations of Evol-Instruct (Xu et al., 2023): five in-depth ones that make an instruction
+ * harder, and in-breadth, which writes a new, rarer instruction of the same domain (see
+ * `generate-instructions/evol.ts`).
+ */
+export const EvolOperation = z.enum([
+  'add-constraints',
+  'deepen',
+  'concretize',
+  'increase-reasoning',
+  'complicate-input',
+  'breadth',
+]);
+export type EvolOperation = z.infer<typeof EvolOperation>;
+
+/**
+ * Where an evolved task comes from: the pool task it was evolved from (its id), the operation, and its
+ * depth in the evolution tree (its parent's depth + 1; seeds and tasks not made by evolution are depth 0).
+ */
+export const Lineage = z.object({
+  parent: z.string().min(1),
+  operation: EvolOperation,
+  depth: z.int().positive(),
+});
+export type Lineage = z.infer<typeof Lineage>;
+
+/**
+ * Evol-Instruct's elimination rules, each a counted reason (see `generate-instructions/evol.ts` and
+ * `generate-instances/evol.ts`): `evol-no-gain` (the model judged the evolution equal to its parent),
+ * `evol-copied-prompt` (the evolution copies the evolving prompt's own words), `evol-could-not-answer`
+ * (a response apologizes and is short), `evol-stopwords-only` (a response of punctuation and stop words).
+ */
+export const EvolElimination = z.enum([
+  'evol-no-gain',
+  'evol-copied-prompt',
+  'evol-could-not-answer',
+  'evol-stopwords-only',
+]);
+export type EvolElimination = z.infer<typeof EvolElimination>;
+
 /** One input/output example of a task. */
 export const Instance = z.object({
   input: z.string(),
@@ -81,6 +121,12 @@ export const Candidate = z.object({
   isClassification: z.boolean().optional(),
   /** The passage of the user's documents it was made from (method `backtranslate`). */
   document: DocumentSource.optional(),
+  /** An evolved candidate's parent, operation and depth (`method: evol`). */
+  lineage: Lineage.optional(),
+  /** An elimination rule that dropped it before the filters (`method: evol`: no gain, copied prompt). */
+  eliminated: EvolElimination.optional(),
+  /** `method: evol`: the model's information-gain verdict on it was missing or unreadable (kept, counted). */
+  gainUnparseable: z.literal(true).optional(),
 });
 export type Candidate = z.infer<typeof Candidate>;
 

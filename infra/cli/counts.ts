@@ -22,6 +22,8 @@ const TASK_REASONS = new Set([
   'model-call-failed',
   'not-recorded',
   'low-quality',
+  'evol-could-not-answer',
+  'evol-stopwords-only',
   'rejected-unknown',
 ]);
 

@@ -16,7 +16,6 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { parseJsonFile, parseSeedFile } from '../../functions/shared/input-files.ts';
-import { methodNotAvailable } from '../../functions/shared/methods.ts';
 import { NO_JUDGE } from '../../functions/shared/models/judge-ids.ts';
 import { parseModelId } from '../../functions/shared/models/model-ids.ts';
 import { formatUsd } from '../../functions/shared/pricing/money.ts';
@@ -58,6 +57,7 @@ export interface EstimateOptions {
   teacherModel?: string;
   target: number;
   profile: ProfileName;
+  method: Method;
   prices?: string;
   dataDir?: string;
   fromRun?: string;
@@ -72,7 +72,6 @@ export interface EstimateOptions {
   /** A folder of prompt templates replacing the shipped ones, as `run --templates` gives it. */
   templates?: string;
   json?: boolean;
-  method?: Method;
   /** Method backtranslate: the folder of documents, as `run --documents` gives it. */
   documents?: string;
   groundedQuestions?: number;
@@ -119,7 +118,7 @@ export function formatEstimate(e: Estimate): string {
   };
   const s = e.summary;
   const out = [
-    `Estimate: a run adding ${fmtInt(e.target)} tasks, profile ${e.profile}, model ${e.model}`,
+    `Estimate: a run adding ${fmtInt(e.target)} tasks, profile ${e.profile}${e.method === 'self-instruct' ? '' : `, method ${e.method}`}, model ${e.model}`,
     `  ${plural(e.run.iterations, 'iteration')} (cap ${e.run.maxIterations}), ${plural(e.run.candidates, 'candidate')}, ${plural(e.run.acceptedInstructions, 'accepted instruction')}, ${plural(e.run.mapItems, 'Map item')}, ${plural(e.run.addedTasks, 'task')} added${e.run.reachesTarget ? '' : ' (BELOW the target: raise --iterations)'}`,
     `  acceptance ${percent(e.run.acceptance.start)} at the start (pool ${fmtInt(e.run.acceptance.poolAtStart)}), ${percent(e.run.acceptance.end)} in the last iteration (pool ${fmtInt(e.run.acceptance.poolAtEnd)}); ${percent(e.run.acceptedInstructions / Math.max(1, e.run.candidates))} over the run`,
     '',
@@ -230,6 +229,14 @@ export function estimateCommand(io: EstimateIo = process): Command {
         .choices(ProfileName.options)
         .default('default'),
     )
+    .addOption(
+      new Option(
+        '--method <name>',
+        'how candidates are made (evol counts its evolving and information-gain calls)',
+      )
+        .choices(Method.options)
+        .default('self-instruct'),
+    )
     .option('--prices <file>', 'JSON prices merged over the shipped table (models, aws)')
     .option(
       '--data-dir <dir>',
@@ -284,7 +291,6 @@ export function estimateCommand(io: EstimateIo = process): Command {
         parseModelId(options.judgeModel);
       if (options.teacherModel !== undefined) parseModelId(options.teacherModel);
       const prices = loadPrices(options.prices);
-      if (options.method === 'evol') methodNotAvailable('evol');
       if (options.method === 'backtranslate') {
         await printBacktranslation(options, prices, io);
         return;
@@ -293,6 +299,11 @@ export function estimateCommand(io: EstimateIo = process): Command {
       let calibration: Calibration | undefined;
       if (options.fromRun) {
         const summary = readSummaryFile(options.fromRun);
+        if (summary.config.method !== options.method) {
+          throw new CalibrationInvalid(
+            `${options.fromRun} is a ${summary.config.method} run; its yields do not apply to --method ${options.method}`,
+          );
+        }
         if (summary.profile !== options.profile) {
           throw new CalibrationInvalid(
             `${options.fromRun} is a ${summary.profile} run; its yields do not apply to --profile ${options.profile}`,
@@ -305,10 +316,15 @@ export function estimateCommand(io: EstimateIo = process): Command {
           `run summary ${options.fromRun} (${summary.model})`,
         );
       } else if (options.dataDir) {
-        calibration = await calibrateFromDataDir(options.dataDir, options.profile, options.model);
+        calibration = await calibrateFromDataDir(
+          options.dataDir,
+          options.profile,
+          options.model,
+          options.method,
+        );
         if (!calibration) {
           io.stderr.write(
-            `note: no ${options.profile} run in ${options.dataDir}; using the profile's defaults\n`,
+            `note: no ${options.profile} ${options.method} run in ${options.dataDir}; using the defaults\n`,
           );
         }
       }
@@ -319,6 +335,7 @@ export function estimateCommand(io: EstimateIo = process): Command {
         teacherModel: options.teacherModel,
         target: options.target,
         profile: options.profile,
+        method: options.method,
         prices,
         seeds,
         templates: options.templates ? readTemplatesFolder(options.templates).templates : undefined,

@@ -7,7 +7,7 @@
  * worker threads).
  */
 import type { UnsafeReason } from '../safety.ts';
-import type { ProfileName } from '../schemas.ts';
+import type { EvolElimination, Lineage, ProfileName } from '../schemas.ts';
 import { checkInstruction, type FilterOptions, type FilterReason, normalizeInstruction } from './filters.ts';
 import type { GateResult, SimilarInstruction } from './scoring.ts';
 
@@ -17,8 +17,13 @@ export interface Screened {
   raw: string;
   /** As normalized by the profile: what the gate compares and the pool stores. */
   instruction: string;
-  /** The filter (or the safety screen) that dropped it; null when it goes on to the gate. */
-  filtered: FilterReason | UnsafeReason | null;
+  /**
+   * The filter (or the safety screen, or an Evol-Instruct elimination rule before them) that dropped it;
+   * null when it goes on to the gate.
+   */
+  filtered: FilterReason | UnsafeReason | EvolElimination | null;
+  /** An evolved candidate's lineage (`method: evol`), written into its gate line. */
+  lineage?: Lineage;
 }
 
 /** Normalizes and filters each candidate with the profile's rules. */
@@ -106,7 +111,8 @@ export class DecisionWriter {
       decision.nearest === undefined
         ? ''
         : `,"nearest_instruction":${JSON.stringify(decision.nearest.instruction)},"nearest_cosine":${this.#number(decision.nearest.score)}`;
-    const tail = `${nearest}${decision.id === undefined ? '' : `,"id":${JSON.stringify(decision.id)}`}}\n`;
+    const lineage = decision.lineage === undefined ? '' : `,"lineage":${JSON.stringify(decision.lineage)}`;
+    const tail = `${nearest}${lineage}${decision.id === undefined ? '' : `,"id":${JSON.stringify(decision.id)}`}}\n`;
     if (gated === undefined) {
       return `${head},"max_similarity":null,"most_similar":null,"avg_similarity_score":null${tail}`;
     }

@@ -45,6 +45,7 @@ export function toSeedFormat(task: PoolTask): TaskLine {
     source_document: task.document?.document,
     source_span: task.document?.span,
     source_use: task.document?.use,
+    lineage: task.lineage,
   };
 }
 
@@ -71,6 +72,7 @@ export function toRecords(task: TaskLine): JsonlRecord[] {
     source_document: task.source_document,
     source_span: task.source_span,
     source_use: task.source_use,
+    lineage: task.lineage,
   }));
 }
 
@@ -222,6 +224,10 @@ export const FORMATS: Record<ExportFormat, FormatSpec> = {
       [
         'source_use',
         "`output` (the passage is the output: Humpback's self-augmentation) or `grounding` (a question and answer drawn from the passage)",
+      ],
+      [
+        'lineage',
+        "`method: evol`: `{parent, operation, depth}`, the task id it was evolved from, the operation, its depth in the evolution tree (1 for a seed's child)",
       ],
     ],
   },

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { SelfInstructError } from '../errors.ts';
+import { Lineage } from '../schemas.ts';
 
 /** The formats `selfinstruct export` writes. */
 export const EXPORT_FORMATS = ['jsonl', 'alpaca', 'messages', 'bedrock'] as const;
@@ -39,6 +40,8 @@ export const JsonlRecord = z.strictObject({
   source_document: z.string().optional(),
   source_span: z.tuple([z.int().nonnegative(), z.int().nonnegative()]).optional(),
   source_use: z.enum(['output', 'grounding']).optional(),
+  /** An evolved task's parent task id, operation and depth (`method: evol`). */
+  lineage: Lineage.optional(),
 });
 export type JsonlRecord = z.infer<typeof JsonlRecord>;
 

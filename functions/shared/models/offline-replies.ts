@@ -9,6 +9,7 @@
  */
 import type { Rng } from '../random.ts';
 import { contentWords } from './offline-backtranslate.ts';
+import { failedOutput, failureOf } from './offline-evol-failures.ts';
 import words from './offline-words.json' with { type: 'json' };
 
 /** A reply writer: the text a model would write for a prompt of one format, drawn from `rng`. */
@@ -126,7 +127,7 @@ function newTask(rng: Rng, demos: readonly string[], noise: number): Task {
 }
 
 /** A well-formed new task: a demonstration's verb (or opening words) applied to a topic of the bank. */
-function cleanTask(rng: Rng, demos: readonly string[]): string {
+export function cleanTask(rng: Rng, demos: readonly string[]): string {
   const demo = demos.length > 0 ? pick(rng, demos) : '';
   if (rng.next() < (looksLikeClassification(demo) ? 0.35 : CLASSIFICATION)) return classificationTask(rng);
   const verb = demo.split(/\s+/)[0]?.toLowerCase() ?? '';
@@ -173,19 +174,19 @@ function nearDuplicate(rng: Rng, demo: string): string {
 }
 
 /** Replaces `{t}` (and `{T}`, capitalized) with `value`. */
-function fill(frame: string, value: string): string {
+export function fill(frame: string, value: string): string {
   return frame.replace('{T}', capitalize(value)).replace('{t}', value);
 }
 
-function capitalize(s: string): string {
+export function capitalize(s: string): string {
   return s.charAt(0).toUpperCase() + s.slice(1);
 }
 
-function pick<T>(rng: Rng, items: readonly T[]): T {
+export function pick<T>(rng: Rng, items: readonly T[]): T {
   return items[rng.int(items.length)] as T;
 }
 
-function weighted<T>(rng: Rng, items: readonly [T, number][]): T {
+export function weighted<T>(rng: Rng, items: readonly [T, number][]): T {
   const total = items.reduce((sum, [, w]) => sum + w, 0);
   let r = rng.next() * total;
   for (const [item, w] of items) {
@@ -339,6 +340,11 @@ function makeInstances(
   noise: number,
   howMany = 2 + rng.int(3),
 ): DraftInstance[] {
+  // An evolution that overreached (Evol-Instruct): every answer is an apology or empty of content.
+  const failure = failureOf(instruction);
+  if (failure !== undefined) {
+    return Array.from({ length: howMany }, () => ({ input: '', output: failedOutput(failure, rng) }));
+  }
   const topic = topicOf(instruction, rng);
   const field = inputKind(instruction);
   const out: DraftInstance[] = [];
@@ -369,7 +375,7 @@ function makeInstances(
 }
 
 /** The topic of an instruction: the bank's topic it mentions, else its last words. */
-function topicOf(instruction: string, rng: Rng): string {
+export function topicOf(instruction: string, rng: Rng): string {
   const lower = instruction.toLowerCase();
   for (const topic of TOPICS) if (lower.includes(topic.toLowerCase())) return topic;
   const words = lower

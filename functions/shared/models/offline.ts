@@ -24,6 +24,7 @@ import { createHash } from 'node:crypto';
 import type { ModelFormat, ModelReply, ModelRequest, TextModel } from '../ports.ts';
 import { createRng, type Rng } from '../random.ts';
 import { backtranslation } from './offline-backtranslate.ts';
+import { equalVerdicts, evolveReply } from './offline-evol.ts';
 import {
   alpacaBlocks,
   classLabelBlocks,
@@ -140,6 +141,8 @@ const WRITERS: Record<ModelFormat, { write: ReplyWriter; mayTruncate: boolean }>
   // An explanation may be cut by the token limit; its other faults are the writer's (`explainedAnswer`).
   'teach/explained': { write: explainedAnswer, mayTruncate: true },
   'backtranslate/default': { write: backtranslation, mayTruncate: true },
+  'evol/evolve': { write: evolveReply, mayTruncate: true },
+  'evol/equal': { write: equalVerdicts, mayTruncate: false },
 };
 
 /** Dispatches on the request's format tag. */

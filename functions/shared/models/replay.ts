@@ -79,12 +79,18 @@ export class ReplayModel implements TextModel {
     );
   }
 
-  /** How many instruction-generation calls the recorded run made in `iteration` (none with a fallback). */
+  /**
+   * How many instruction-generation calls the recorded run made in `iteration` (none with a fallback):
+   * its generating calls, not `method: evol`'s information-gain questions (`gain-<n>`), which follow
+   * from the evolutions.
+   */
   async recordedInstructionCalls(iteration: number): Promise<number | undefined> {
     if (this.fallback) return undefined;
     const prefix = callKeyPrefix({ iteration, scope: INSTRUCTIONS_SCOPE });
     let n = 0;
-    for (const key of (await this.load()).keys()) if (key.startsWith(prefix)) n++;
+    for (const key of (await this.load()).keys()) {
+      if (key.startsWith(prefix) && !key.startsWith(`${prefix}gain-`)) n++;
+    }
     return n;
   }
 

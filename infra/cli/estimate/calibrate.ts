@@ -12,7 +12,7 @@ import type { CallRecord } from '../../../functions/shared/model-calls.ts';
 import { judgeModelOf } from '../../../functions/shared/models/judge-ids.ts';
 import type { ModelStage } from '../../../functions/shared/ports.ts';
 import { RunSummary } from '../../../functions/shared/records.ts';
-import type { ProfileName } from '../../../functions/shared/schemas.ts';
+import type { Method, ProfileName } from '../../../functions/shared/schemas.ts';
 import {
   AcceptanceCurve,
   DEFAULT_ACCEPTANCE_CURVE,
@@ -62,6 +62,11 @@ export const Calibration = z.object({
   }),
   /** Instances kept per task (records per exported task); informational. */
   instancesPerTask: z.number().nonnegative(),
+  /**
+   * `method: evol`: information-gain calls per evolving call (one per `GAIN_BATCH` evolutions the
+   * copied-words rule kept); counted with the instruction step, whose calls they are. Absent: none.
+   */
+  gainCallsPerCall: z.number().nonnegative().optional(),
 });
 export type Calibration = z.infer<typeof Calibration>;
 
@@ -145,6 +150,32 @@ export const PROFILE_DEFAULTS: Record<ProfileName, Calibration> = {
   },
 };
 
+/**
+ * Defaults of `method: evol` (with the `default` profile's instance prompts), measured on the offline
+ * model (2026-12-01) with `npm start -- --method evol --target 200 --seed evol-1 --data-dir /tmp/evol-data
+ * --fresh` and read back with `estimate --method evol --data-dir /tmp/evol-data` (run-20261201-053316-2m25:
+ * 501 evolving calls, 47 information-gain calls, 489 candidates, 191 accepted, 160 complete).
+ */
+export const EVOL_DEFAULTS: Calibration = {
+  source: 'defaults for method evol, measured on the offline model (run-20261201-053316-2m25)',
+  candidatesPerCall: 0.976,
+  acceptanceRate: 0.3906,
+  ...profileCurve(0.3906),
+  completeShare: 0.8377,
+  classifyCallsPerAccepted: 1,
+  instanceCallsPerAccepted: 1,
+  judgeCallsPerAccepted: 0.8377,
+  outputTokensPerCall: {
+    'generate-instructions': 50.57,
+    classify: 6.906,
+    'generate-instances': 122.1,
+    judge: JUDGE_OUTPUT_TOKENS,
+    teach: TEACH_OUTPUT_TOKENS,
+  },
+  instancesPerTask: 2.388,
+  gainCallsPerCall: 0.0938,
+};
+
 /** A run summary or call record that can't calibrate an estimate. */
 export class CalibrationInvalid extends SelfInstructError {}
 
@@ -206,8 +237,11 @@ export function calibrate(
   if (stageTotals) {
     const per = (stage: ModelStage) =>
       ratio(stageTotals[stage].outputTokens, stageTotals[stage].calls, defaults.outputTokensPerCall[stage]);
+    // Instruction-step calls beyond the generating ones: evol's information-gain questions.
+    const gain = Math.max(0, stageTotals['generate-instructions'].calls - prompts) / prompts;
     return Calibration.parse({
       ...base,
+      ...(gain > 0 ? { gainCallsPerCall: gain } : {}),
       classifyCallsPerAccepted: stageTotals.classify.calls / accepted,
       instanceCallsPerAccepted: stageTotals['generate-instances'].calls / accepted,
       judgeCallsPerAccepted: judgeCallsPer(stageTotals.judge.calls),
@@ -300,12 +334,13 @@ export function readSummaryFile(file: string): RunSummary {
 
 /**
  * Calibration from a local data folder: the summaries under `exports/` of the runs with this profile
- * (preferring those of `model`), and the raw call records of those runs under `runs/<run>/`.
+ * and method (preferring those of `model`), and the raw call records of those runs under `runs/<run>/`.
  */
 export async function calibrateFromDataDir(
   dataDir: string,
   profile: ProfileName,
   model: string,
+  method: Method = 'self-instruct',
 ): Promise<Calibration | undefined> {
   const { hasLocalData, openLocalData } = await import('../../local/data.ts');
   if (!hasLocalData(dataDir)) throw new CalibrationInvalid(`${dataDir} holds no local run data`);
@@ -315,7 +350,9 @@ export async function calibrateFromDataDir(
     for (const key of await stack.objects.list('exports/')) {
       if (!key.endsWith('/summary.json')) continue;
       const parsed = RunSummary.safeParse(JSON.parse((await stack.objects.getText(key)) ?? 'null'));
-      if (parsed.success && parsed.data.profile === profile) summaries.push(parsed.data);
+      if (parsed.success && parsed.data.profile === profile && parsed.data.config.method === method) {
+        summaries.push(parsed.data);
+      }
     }
     const sameModel = summaries.filter((s) => s.model === model);
     const chosen = sameModel.length > 0 ? sameModel : summaries;

@@ -5,6 +5,12 @@ import {
   renderInstancesRequest,
 } from '../../../functions/generate-instances/prompt.ts';
 import {
+  GAIN_BATCH,
+  OPERATION_NAMES,
+  renderEqualRequest,
+  renderEvolveRequest,
+} from '../../../functions/generate-instructions/evol.ts';
+import {
   renderInstructionRequest,
   selectDemonstrations,
 } from '../../../functions/generate-instructions/prompt.ts';
@@ -12,7 +18,7 @@ import { estimateTokens } from '../../../functions/shared/models/usage.ts';
 import type { ModelRequest, ModelStage } from '../../../functions/shared/ports.ts';
 import { SHIPPED_TEMPLATES, type TemplateOverrides } from '../../../functions/shared/prompt-templates.ts';
 import { createRng } from '../../../functions/shared/random.ts';
-import type { ProfileName, SeedTask } from '../../../functions/shared/schemas.ts';
+import type { Method, ProfileName, SeedTask } from '../../../functions/shared/schemas.ts';
 
 /** The model steps, in pipeline order. */
 export const MODEL_STEPS: readonly ModelStage[] = [
@@ -22,6 +28,30 @@ export const MODEL_STEPS: readonly ModelStage[] = [
   'judge',
   'teach',
 ];
+
+/**
+ * `method: evol`: mean input tokens of an instruction-step call, the evolving prompts of every seed
+ * instruction by every operation and the information-gain question over `GAIN_BATCH` seed pairs,
+ * weighted by `gainCallsPerCall`.
+ */
+function evolPromptTokens(
+  seeds: readonly SeedTask[],
+  templates: TemplateOverrides,
+  gainCallsPerCall: number,
+) {
+  const evolving = seeds.flatMap((task) =>
+    OPERATION_NAMES.map((operation) =>
+      requestTokens(renderEvolveRequest(task.instruction, operation, templates)),
+    ),
+  );
+  const evolve = evolving.reduce((sum, n) => sum + n, 0) / Math.max(1, evolving.length);
+  const pairs = seeds.slice(0, GAIN_BATCH).map((task, i) => ({
+    parent: task.instruction,
+    child: seeds[(i + 1) % seeds.length]?.instruction ?? '',
+  }));
+  const gain = requestTokens(renderEqualRequest(pairs, templates));
+  return (evolve + gainCallsPerCall * gain) / (1 + gainCallsPerCall);
+}
 
 /** Tokens of a rendered request: system and user message (chat framing tokens not counted). */
 const requestTokens = (request: ModelRequest) => estimateTokens((request.system ?? '') + request.prompt);
@@ -54,7 +84,15 @@ export function measurePrompts(
     samples = 200,
     seed = 'estimate',
     templates = SHIPPED_TEMPLATES,
-  }: { samples?: number; seed?: string; templates?: TemplateOverrides } = {},
+    method = 'self-instruct',
+    gainCallsPerCall = 0,
+  }: {
+    samples?: number;
+    seed?: string;
+    templates?: TemplateOverrides;
+    method?: Method;
+    gainCallsPerCall?: number;
+  } = {},
 ): PromptTokens {
   const rng = createRng(`${seed}:${profile}`);
   const demos = seeds.map((task) => ({
@@ -70,7 +108,8 @@ export function measurePrompts(
   }
   const mean = (values: number[]) => values.reduce((sum, v) => sum + v, 0) / Math.max(1, values.length);
   return {
-    'generate-instructions': instructionTokens / samples,
+    'generate-instructions':
+      method === 'evol' ? evolPromptTokens(seeds, templates, gainCallsPerCall) : instructionTokens / samples,
     classify: mean(
       seeds.map((task) => requestTokens(renderClassifyRequest(profile, task.instruction, templates))),
     ),

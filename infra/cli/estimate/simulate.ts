@@ -1,4 +1,5 @@
 import { promptsForIteration } from '../../../functions/generate-instructions/core.ts';
+import { GAIN_BATCH } from '../../../functions/generate-instructions/evol.ts';
 import { parseRunInput } from '../../../functions/prepare/core.ts';
 import { judgeModelOf, teacherModelOf } from '../../../functions/shared/models/judge-ids.ts';
 import type { ModelStage } from '../../../functions/shared/ports.ts';
@@ -21,6 +22,7 @@ import {
 import { PROFILES } from '../../../functions/shared/profiles.ts';
 import type { TemplateOverrides } from '../../../functions/shared/prompt-templates.ts';
 import {
+  type Method,
   type ProfileName,
   Progress,
   type ResponseStyle,
@@ -28,7 +30,7 @@ import {
   type SeedTask,
 } from '../../../functions/shared/schemas.ts';
 import { acceptanceAt, batchAcceptance } from './acceptance.ts';
-import { type Calibration, PROFILE_DEFAULTS } from './calibrate.ts';
+import { type Calibration, EVOL_DEFAULTS, PROFILE_DEFAULTS } from './calibrate.ts';
 import { MODEL_STEPS, measurePrompts, type PromptTokens } from './prompts.ts';
 import {
   DEFAULT_TIME_ASSUMPTIONS,
@@ -53,6 +55,8 @@ export interface EstimateInput {
   /** Tasks the run should add. */
   target: number;
   profile: ProfileName;
+  /** How candidates are made (run input `method`). @default 'self-instruct' */
+  method?: Method;
   prices: PriceTable;
   /** The seed file the run starts a new pool from (its prompts are rendered). */
   seeds: readonly SeedTask[];
@@ -88,6 +92,7 @@ export interface StageEstimate {
 export interface Estimate {
   model: string;
   profile: ProfileName;
+  method: Method;
   target: number;
   prices: { version: string; date: string; region: string; modelNotes?: string };
   run: {
@@ -120,6 +125,7 @@ function runConfig(input: EstimateInput, maxIterations: number) {
   return parseRunInput(
     {
       profile: input.profile,
+      method: input.method,
       model: input.model,
       target: input.target,
       maxIterations,
@@ -243,8 +249,12 @@ export const fmtInt = (n: number) => Math.round(n).toLocaleString('en-US');
  * AWS usage and cost, and the per-task figures, with every assumption spelled out. Pure.
  */
 export function estimateRun(input: EstimateInput): Estimate {
-  const calibration = input.calibration ?? PROFILE_DEFAULTS[input.profile];
+  const method = input.method ?? 'self-instruct';
+  const calibration =
+    input.calibration ?? (method === 'evol' ? EVOL_DEFAULTS : PROFILE_DEFAULTS[input.profile]);
   const latency = calibration.latency ?? defaultLatency(input.model);
+  // Evol's information-gain questions are instruction-step calls too.
+  const instructionCallsPerPrompt = 1 + (calibration.gainCallsPerCall ?? 0);
   const assumptions: UsageAssumptions = {
     ...DEFAULT_USAGE_ASSUMPTIONS,
     firstTokenSeconds: latency.firstTokenSeconds,
@@ -254,7 +264,11 @@ export function estimateRun(input: EstimateInput): Estimate {
   };
   const maxIterations = input.maxIterations ?? defaultCap(input, calibration);
   const { config, iterations, added } = simulate(input, calibration, maxIterations);
-  const promptTokens = measurePrompts(input.profile, input.seeds, { templates: input.templates });
+  const promptTokens = measurePrompts(input.profile, input.seeds, {
+    templates: input.templates,
+    method,
+    gainCallsPerCall: calibration.gainCallsPerCall,
+  });
 
   const sum = (pick: (it: SimulatedIteration) => number) => iterations.reduce((s, it) => s + pick(it), 0);
   const accepted = sum((it) => it.accepted);
@@ -271,7 +285,7 @@ export function estimateRun(input: EstimateInput): Estimate {
     teach: teacher === undefined ? 0 : calibration.completeShare * calibration.instancesPerTask,
   };
   const calls: Record<ModelStage, number> = {
-    'generate-instructions': sum((it) => it.prompts),
+    'generate-instructions': sum((it) => it.prompts) * instructionCallsPerPrompt,
     classify: accepted * callsPerAccepted.classify,
     'generate-instances': accepted * callsPerAccepted['generate-instances'],
     judge: accepted * callsPerAccepted.judge,
@@ -317,8 +331,9 @@ export function estimateRun(input: EstimateInput): Estimate {
     0,
   );
   const shapes: IterationShape[] = iterations.map((it) => ({
-    instructionCalls: it.prompts,
-    instructionOutputTokens: it.prompts * calibration.outputTokensPerCall['generate-instructions'],
+    instructionCalls: it.prompts * instructionCallsPerPrompt,
+    instructionOutputTokens:
+      it.prompts * instructionCallsPerPrompt * calibration.outputTokensPerCall['generate-instructions'],
     candidates: it.candidates,
     acceptedInstructions: it.accepted,
     mapItems: it.mapItems,
@@ -365,7 +380,9 @@ export function estimateRun(input: EstimateInput): Estimate {
         : `Model price: NONE for ${cost.modelId}: the model cost, total and per-task figures are unknown.`;
     }),
     'Input tokens: ceil(characters / 4) of the rendered system and user messages (no tokenizer package is installed; chat framing tokens not counted).',
-    `Instruction prompts: ${promptTokens.samples} prompts of the ${input.profile} profile rendered with demonstrations sampled from the ${input.seeds.length} seed tasks (${profile.seedDemonstrations} seed + ${profile.machineDemonstrations} machine, machine ones stood in for by seed instructions): ${promptTokens['generate-instructions'].toFixed(0)} tokens each on average.`,
+    method === 'evol'
+      ? `Instruction step (method evol): one evolving call per candidate sought, its prompt rendered for each of the ${input.seeds.length} seed instructions by each operation, and ${(calibration.gainCallsPerCall ?? 0).toFixed(3)} information-gain calls per evolving call (${GAIN_BATCH} pairs each): ${promptTokens['generate-instructions'].toFixed(0)} tokens per call on average.`
+      : `Instruction prompts: ${promptTokens.samples} prompts of the ${input.profile} profile rendered with demonstrations sampled from the ${input.seeds.length} seed tasks (${profile.seedDemonstrations} seed + ${profile.machineDemonstrations} machine, machine ones stood in for by seed instructions): ${promptTokens['generate-instructions'].toFixed(0)} tokens each on average.`,
     `Classification and instance prompts: rendered for each seed instruction (${(promptTokens.classificationShare * 100).toFixed(0)}% classification): ${promptTokens.classify.toFixed(0)} and ${promptTokens['generate-instances'].toFixed(0)} tokens on average.`,
     judge === undefined
       ? 'Judge: none (judgeModel none).'
@@ -389,6 +406,7 @@ export function estimateRun(input: EstimateInput): Estimate {
   return {
     model: input.model,
     profile: input.profile,
+    method,
     target: input.target,
     prices: {
       version: input.prices.version,

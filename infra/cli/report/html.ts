@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { formatUsd as usd } from '../../../functions/shared/pricing/money.ts';
+import { evolutionSection } from './evolution.ts';
 import type { QualityStats, ReportStats, SafetyCounts, SampledTask } from './schema.ts';
 
 const ENTITIES: Record<string, string> = {
@@ -488,6 +489,8 @@ ${iterationTable(stats)}
 </section>
 
 ${qualitySection(stats)}
+
+${evolutionSection(stats)}
 
 <section id="similarity">
 <h2>Overlap with the seeds and the pool (ROUGE-L)</h2>

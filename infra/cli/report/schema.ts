@@ -4,7 +4,12 @@
  */
 import { z } from 'zod';
 import { IterationDiversity } from '../../../functions/shared/records.ts';
-import { Instance, PlateauMetric } from '../../../functions/shared/schemas.ts';
+import {
+  EvolElimination,
+  EvolOperation,
+  Instance,
+  PlateauMetric,
+} from '../../../functions/shared/schemas.ts';
 
 /** Counts of values in `[edges[i], edges[i + 1])`; the last bin also holds its upper edge. */
 export const Histogram = z.object({ edges: z.array(z.number()), counts: z.array(z.int().nonnegative()) });
@@ -150,6 +155,28 @@ export const SampledTask = z.object({
 });
 export type SampledTask = z.infer<typeof SampledTask>;
 
+/** Evolved candidates of one operation: generated, eliminated by a rule of the paper, added with valid instances. */
+export const OperationStats = z.object({
+  generated: z.int().nonnegative(),
+  eliminated: z.int().nonnegative(),
+  added: z.int().nonnegative(),
+});
+export type OperationStats = z.infer<typeof OperationStats>;
+
+/**
+ * An Evol-Instruct run (`method: evol`, see `generate-instructions/evol.ts`): per operation, its
+ * candidates (from the gate lines' lineage) and added tasks; per elimination rule, the candidates or
+ * tasks it dropped; and the evolution tree's depth distribution of the added tasks (depth 1: a seed's or
+ * an unevolved task's child).
+ */
+export const EvolutionStats = z.object({
+  operations: z.record(EvolOperation, OperationStats),
+  eliminations: z.record(EvolElimination, z.int().nonnegative()),
+  depths: z.array(z.object({ depth: z.int().positive(), tasks: z.int().nonnegative() })),
+  maxDepth: z.int().nonnegative(),
+});
+export type EvolutionStats = z.infer<typeof EvolutionStats>;
+
 /** The whole `stats.json`. */
 export const ReportStats = z.object({
   version: z.literal(1),
@@ -200,6 +227,8 @@ export const ReportStats = z.object({
   nearDuplicates: NearDuplicateStats.nullable(),
   /** The plateau stop rule and where it fired; null when the run had none. */
   plateau: PlateauStats.nullable(),
+  /** Evol-Instruct's operations, eliminations and tree depths; null when the run's method is not `evol`. */
+  evolution: EvolutionStats.nullable(),
   similarity: z.object({
     threshold: z.number(),
     /** Each added instruction's highest ROUGE-L F to the seed instructions (the paper's figure 3). */

@@ -25,6 +25,7 @@ import {
 } from '../../../functions/shared/records.ts';
 import { NO_SCREEN } from '../../../functions/shared/safety.ts';
 import { PlateauMetric } from '../../../functions/shared/schemas.ts';
+import { evolutionStats } from './evolution.ts';
 import { lengthDistribution, similarityDistribution } from './histograms.ts';
 import {
   type NearDuplicateExample,
@@ -51,6 +52,7 @@ const ReportedConfig = z.object({
   embeddingModel: z.string().optional(),
   embeddingThreshold: z.number().optional(),
   safetyScreen: z.string().optional(),
+  method: z.string().optional(),
   // As the run input has it, without its default: a run from before the rule had none.
   diversityPlateau: z
     .union([
@@ -553,6 +555,14 @@ export function computeStats(input: ReportInput): ReportStats {
     plateau: config.diversityPlateau
       ? plateauStats(config.diversityPlateau, iterations, run.stopReason)
       : null,
+    evolution:
+      config.method === 'evol'
+        ? evolutionStats(
+            input.gate.flatMap(({ decisions }) => decisions),
+            tasks,
+            instanceRejections,
+          )
+        : null,
     similarity: {
       threshold: config.rougeThreshold,
       toSeeds: similarityDistribution([...seedSimilarity.values()]),

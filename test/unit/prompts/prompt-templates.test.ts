@@ -9,6 +9,11 @@ import {
 } from '../../../functions/generate-instances/prompt.ts';
 import { renderBacktranslateRequest } from '../../../functions/generate-instructions/backtranslate.ts';
 import {
+  OPERATION_NAMES,
+  renderEqualRequest,
+  renderEvolveRequest,
+} from '../../../functions/generate-instructions/evol.ts';
+import {
   parseInstructionReply,
   renderInstructionRequest,
 } from '../../../functions/generate-instructions/prompt.ts';
@@ -51,6 +56,8 @@ function everyRequest(templates: TemplateOverrides): ModelRequest[] {
     ]),
     renderBacktranslateRequest('Feed the starter once a day.', 0, templates),
     renderBacktranslateRequest('Feed the starter once a day.', 2, templates),
+    ...OPERATION_NAMES.map((operation) => renderEvolveRequest('Name a fruit.', operation, templates)),
+    renderEqualRequest([{ parent: 'Name a fruit.', child: 'Name a red fruit.' }], templates),
     renderJudgeRequest('Translate the greeting into French.', instances, templates),
   ];
 }
