@@ -84,8 +84,5 @@ export class ConfigurationError extends SelfInstructError {}
 /** An iteration's Map reported success but left tasks unfinished: it is not committed. */
 export class IterationIncomplete extends SelfInstructError {}
 
-/** A run asked for a method this build does not have (its stages' entries for it are not there). */
-export class MethodNotAvailable extends SelfInstructError {}
-
 /** A document under `documents/<pool>/` that can't be read as its file type says (a broken PDF, say). */
 export class DocumentInvalid extends SelfInstructError {}

@@ -13,19 +13,10 @@
  * What a stage does per method is a `MethodTable` in that stage, so that adding a method without its
  * entries fails to compile instead of quietly taking another method's path.
  */
-import { MethodNotAvailable } from './errors.ts';
 import type { Method } from './schemas.ts';
 
 /** One entry per method. */
 export type MethodTable<T> = { readonly [M in Method]: T };
-
-/**
- * The `evol` entry of a `MethodTable` of functions in this build: Evol-Instruct is not part of it, so its
- * entries throw `MethodNotAvailable` (and "Prepare run" refuses `method: evol` before anything is written).
- */
-export function methodNotAvailable(method: Method): never {
-  throw new MethodNotAvailable(`method ${method} is not available in this build`);
-}
 
 /** Run input defaults that depend on the method; a field given in the input wins. */
 export const METHOD_DEFAULTS: MethodTable<{ readonly minQuality?: number }> = {

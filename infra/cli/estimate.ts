@@ -232,7 +232,7 @@ export function estimateCommand(io: EstimateIo = process): Command {
     .addOption(
       new Option(
         '--method <name>',
-        'how candidates are made (evol counts its evolving and information-gain calls)',
+        'how candidates are made (evol counts its evolving and information-gain calls, backtranslate one call per passage of --documents)',
       )
         .choices(Method.options)
         .default('self-instruct'),
@@ -273,11 +273,6 @@ export function estimateCommand(io: EstimateIo = process): Command {
     .option('--seeds <file>', 'seed file whose tasks the prompts show', BUNDLED_SEEDS)
     .option('--templates <dir>', 'prompt templates replacing the shipped ones, as `run --templates`')
     .option('--json', 'print the estimate as JSON')
-    .addOption(
-      new Option('--method <name>', 'how candidates are made (default self-instruct)').choices(
-        Method.options,
-      ),
-    )
     .option('--documents <dir>', 'with --method backtranslate: the folder of documents, as `run --documents`')
     .option(
       '--grounded-questions <n>',

@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { GAIN_BATCH, renderEqualRequest } from '../../functions/generate-instructions/evol.ts';
-import { MethodNotAvailable } from '../../functions/shared/errors.ts';
 import { parseRecords } from '../../functions/shared/input-files.ts';
 import { estimateTokens } from '../../functions/shared/models/usage.ts';
 import { shippedPrices } from '../../functions/shared/pricing/pricing.ts';
@@ -85,9 +84,5 @@ describe('estimate --method evol', () => {
       ).gainCallsPerCall,
     ).toBeUndefined();
     expect(PROFILE_DEFAULTS.default.gainCallsPerCall).toBeUndefined();
-  });
-
-  it('refuses --method backtranslate, which this build does not have', () => {
-    expect(() => estimateRun({ ...input, method: 'backtranslate' })).toThrow(MethodNotAvailable);
   });
 });

@@ -11,7 +11,7 @@ import { generateInstructions } from '../../functions/generate-instructions/core
 import { GAIN_BATCH } from '../../functions/generate-instructions/evol.ts';
 import { prepareRun } from '../../functions/prepare/core.ts';
 import { saveIteration } from '../../functions/save-iteration/core.ts';
-import { MethodNotAvailable } from '../../functions/shared/errors.ts';
+import { RunInputInvalid } from '../../functions/shared/errors.ts';
 import { fromJsonLines, toJsonLines } from '../../functions/shared/json-lines.ts';
 import { taskId } from '../../functions/shared/pool-ids.ts';
 import type { ModelReply, ModelRequest, TextModel } from '../../functions/shared/ports.ts';
@@ -256,14 +256,17 @@ describe('evol: generate instances', () => {
 });
 
 describe('evol: prepare run', () => {
-  it('refuses method backtranslate before writing or calling anything', async () => {
+  it('refuses documents, which only backtranslation reads, before writing or calling anything', async () => {
     const objects = new MemoryObjects();
     const pool = new MemoryPool();
 
-    const run = prepareRun({ runId: 'run-1', input: { method: 'backtranslate' } }, { objects, pool });
+    const run = prepareRun(
+      { runId: 'run-1', input: { method: 'evol', documents: 'documents/legal/' } },
+      { objects, pool },
+    );
 
-    await expect(run).rejects.toThrow(MethodNotAvailable);
-    await expect(run).rejects.toThrow('method backtranslate is not available in this build');
+    await expect(run).rejects.toThrow(RunInputInvalid);
+    await expect(run).rejects.toThrow('method: documents are read by method backtranslate only');
     expect(pool.tasks.size).toBe(0);
     expect(await pool.getRun('run-1')).toBeUndefined();
   });

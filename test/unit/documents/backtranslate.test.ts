@@ -15,7 +15,7 @@ import { generateInstructions } from '../../../functions/generate-instructions/c
 import { parseRunInput, prepareRun } from '../../../functions/prepare/core.ts';
 import { documentKind, extractText } from '../../../functions/shared/documents/extract.ts';
 import { passageSpans, splitDocuments } from '../../../functions/shared/documents/passages.ts';
-import { DocumentInvalid, MethodNotAvailable, RunInputInvalid } from '../../../functions/shared/errors.ts';
+import { DocumentInvalid, RunInputInvalid } from '../../../functions/shared/errors.ts';
 import { fromJsonLines, toJsonLines } from '../../../functions/shared/json-lines.ts';
 import { DEFAULT_SEED_KEY, passagesKey } from '../../../functions/shared/keys.ts';
 import { OfflineModel } from '../../../functions/shared/models/offline.ts';
@@ -264,15 +264,12 @@ describe('the run input of a backtranslation run', () => {
     );
   });
 
-  it('refuses method evol, which this build does not have, by name', () => {
-    expect(() => parseRunInput({ method: 'evol' }, 'r')).toThrow(
-      'method evol is not available in this build',
+  it('keeps each passage as its output: no teacher rewrites it (responseStyle explained is refused)', () => {
+    const input = { method: 'backtranslate', documents: 'documents/legal/' } as const;
+    expect(() => parseRunInput({ ...input, responseStyle: 'explained' }, 'r')).toThrow(
+      'method: backtranslate keeps each passage as its output: responseStyle explained does not apply',
     );
-    try {
-      parseRunInput({ method: 'evol' }, 'r');
-    } catch (error) {
-      expect((error as Error).cause).toBeInstanceOf(MethodNotAvailable);
-    }
+    expect(parseRunInput(input, 'r').responseStyle).toBe('direct');
   });
 });
 
