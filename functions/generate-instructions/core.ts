@@ -4,21 +4,17 @@
  * replies are parsed into candidates, which the next stage filters. The number of calls is sized from the remaining target and the last iteration's yield.
  */
 
+import { machineDemonstrations } from '../shared/demonstrations.ts';
 import { fromJsonLines, toJsonLines } from '../shared/json-lines.ts';
 import { runKeys } from '../shared/keys.ts';
 import { INSTRUCTIONS_SCOPE, ModelCalls } from '../shared/model-calls.ts';
-import { committedPool, loadIndex } from '../shared/pool-index.ts';
+import { committedPool } from '../shared/pool-index.ts';
 import { holdPool } from '../shared/pool-lease.ts';
 import type { ObjectStore, PoolStore, TextModel } from '../shared/ports.ts';
 import { runTemplates } from '../shared/prompt-templates.ts';
 import { createRng } from '../shared/random.ts';
 import type { Candidate, RunState, SeedTask, UsageByStage } from '../shared/schemas.ts';
-import {
-  MachineDemonstrations,
-  parseInstructionReply,
-  renderInstructionRequest,
-  selectDemonstrations,
-} from './prompt.ts';
+import { parseInstructionReply, renderInstructionRequest, selectDemonstrations } from './prompt.ts';
 
 /** Complete tasks per call assumed before a run has measured its own. */
 export const DEFAULT_YIELD_PER_PROMPT = 4;
@@ -76,10 +72,8 @@ export async function generateInstructions(
   const committed = await committedPool(pool, config.pool);
   const seeds = fromJsonLines<SeedTask>(await objects.getText(committed.seedsKey));
   const seedInstructions = new Set(seeds.map((task) => task.instruction.trim()));
-  const index = await loadIndex(objects, committed.indexKey);
-  const machine = (index?.instructions ?? [])
-    .filter((instruction) => !seedInstructions.has(instruction))
-    .map((instruction) => ({ instruction }));
+  const diverse = config.diverseDemonstrations ?? config.profile === 'default';
+  const machineDemos = await machineDemonstrations(objects, committed, { seeds: seedInstructions, diverse });
   const seedDemos = seeds.map((task) => ({
     instruction: task.instruction,
     input: task.instances[0]?.input,
@@ -90,8 +84,6 @@ export async function generateInstructions(
   // A replay re-gates what its recorded run generated: as many calls as that run made in this iteration.
   const prompts = (await model.recordedInstructionCalls?.(iteration)) ?? promptsForIteration(state);
   const templates = await runTemplates(objects, runId, config);
-  const diverse = config.diverseDemonstrations ?? config.profile === 'default';
-  const machineDemos = diverse ? new MachineDemonstrations(machine) : machine;
   const requests = Array.from({ length: prompts }, () => {
     const demonstrations = selectDemonstrations(config.profile, seedDemos, machineDemos, rng);
     return {
