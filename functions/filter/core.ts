@@ -160,7 +160,8 @@ async function gateAndStage(
   decisions.forEach((decision, i) => {
     if (decision.filtered !== null) return;
     const position = positions[survivor] ?? -1;
-    const nearest = nearDuplicates?.nearest(survivor++);
+    const nearest = nearDuplicates?.nearest(survivor);
+    survivor++;
     if (nearest) decision.nearest = nearest;
     // Only reachable with a threshold of 1: the same instruction is never stored twice.
     if (decision.reason === null && knownBefore(index, position, decision)) decision.reason = 'duplicate';
