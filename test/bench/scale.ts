@@ -76,7 +76,7 @@ export interface ScaleRow {
   exportPerTask: Timing;
   exported: number;
   /** Filter's segment loads in the timed iteration: reused from memory, read from S3. */
-  segments: { reused: number; fromStore: number };
+  segments: { reused: number; fromStore: number; fromDisk: number };
 }
 
 async function timed<T>(work: () => Promise<T>): Promise<[T, Timing]> {
@@ -112,6 +112,8 @@ async function writeItems(table: string, tasks: readonly PoolTask[]): Promise<vo
 
 async function measure(size: number, options: { candidates: number; items: number }): Promise<ScaleRow> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'bench-scale-'));
+  // A /tmp segment cache of this size's own: the cold load reads S3, not an earlier bench's files.
+  process.env.SELFINSTRUCT_INDEX_CACHE = path.join(dataDir, 'segment-cache');
   const stack = await LocalStack.start({ dataDir, fresh: true, holder: 'bench:scale', iam: false });
   const { objects, pool } = stack;
   try {
@@ -201,7 +203,7 @@ async function measure(size: number, options: { candidates: number; items: numbe
         pool,
       }),
     );
-    const segments = { reused: segmentLoads.reused, fromStore: segmentLoads.fromStore };
+    const segments = { ...segmentLoads };
     // The gate's pair work alone, on the same survivors against the same index (what Filter's gate did).
     const survivors = fromJsonLines<GateRecord>((await objects.getText(gated.decisionsKey)) ?? '')
       .filter((decision) => decision.max_similarity !== null)
@@ -326,7 +328,7 @@ const rows: ScaleRow[] = [];
 for (const size of opts.sizes.split(',').map(Number)) {
   const row = await measure(size, { candidates: Number(opts.candidates), items: Number(opts.items) });
   console.error(
-    `pool ${size}: preloaded in ${row.preloadS.toFixed(1)} s (${row.items} items); Filter reused ${row.segments.reused} segments, read ${row.segments.fromStore}`,
+    `pool ${size}: preloaded in ${row.preloadS.toFixed(1)} s (${row.items} items); Filter reused ${row.segments.reused} segments, read ${row.segments.fromStore} from S3 and ${row.segments.fromDisk} from /tmp`,
   );
   rows.push(row);
 }
