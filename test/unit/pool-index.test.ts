@@ -128,6 +128,43 @@ describe('the segmented pool index', () => {
     }
   });
 
+  it('scores as a fresh index does after a rollback, even when a new segment reuses a rolled-back length id', async () => {
+    const objects = new MemoryObjects();
+    const words = (n: number, word: string) =>
+      Array.from({ length: n }, (_, i) => `${word}${i % 7}`).join(' ');
+    const base = ['Plan a short trip.', 'Write a long letter home.', 'List four ripe fruits now.'];
+    const first = await segmented(objects, [base]);
+    const lease = await openPoolIndex(objects, first, { cacheDir: false });
+    // A length the pool lacks (20 tokens), accepted, then a later batch's candidate of 25 tokens scored
+    // against it: its score table gains a row for that length. Then it is all rolled back.
+    const fillers = Array.from(
+      { length: 40 },
+      (_, i) => `Filler number ${i} ${words(3 + (i % 3), `f${i}x`)}.`,
+    );
+    gate(lease.index, [words(20, 'alpha'), ...fillers, words(25, 'gamma')]);
+    lease.release();
+    // A retried stage: the same committed pool, gated again.
+    const retry = await openPoolIndex(objects, first, { cacheDir: false });
+    try {
+      expect(gate(retry.index, [words(25, 'gamma'), ...fillers])).toEqual(
+        gate(RougeIndex.from(base), [words(25, 'gamma'), ...fillers]),
+      );
+    } finally {
+      retry.release();
+    }
+    const key = 'pools/p/segments/run-1/iteration-5.bin';
+    const second = await appendSegment(objects, first, { writeTo: key, key }, [words(30, 'beta')]);
+    const candidates = [words(20, 'alpha'), words(30, 'beta'), words(25, 'beta')];
+    const again = await openPoolIndex(objects, second, { cacheDir: false });
+    try {
+      expect(gate(again.index, candidates)).toEqual(
+        gate(RougeIndex.from([...base, words(30, 'beta')]), candidates),
+      );
+    } finally {
+      again.release();
+    }
+  });
+
   it('reads an index stored whole (before segments) as one segment, and a missing one as empty', async () => {
     const objects = new MemoryObjects();
     await objects.put('pools/p/index/run-0/iteration-3.bin', RougeIndex.from(POOL).toBuffer());

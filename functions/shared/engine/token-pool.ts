@@ -22,6 +22,7 @@ export class TokenPool {
   #tokenCount = 0;
   #maxLength = 0;
   #idLimit = 0;
+  #rollbacks = 0;
   readonly #lengthIdOf = new Map<number, number>();
   readonly #lengthsById: number[] = [];
 
@@ -55,6 +56,14 @@ export class TokenPool {
   /** Token count of the longest instruction. */
   get maxLength(): number {
     return this.#maxLength;
+  }
+
+  /**
+   * How many times the pool was rolled back: a copy of it (a kernel's) made before the last rollback may
+   * hold instructions and length ids it no longer has, and must be made again.
+   */
+  get rollbacks(): number {
+    return this.#rollbacks;
   }
 
   /** One more than the highest token id in the pool: an id at or above it matches nothing. */
@@ -104,6 +113,8 @@ export class TokenPool {
    */
   rollback(checkpoint: TokenPoolCheckpoint): void {
     if (checkpoint.size > this.#size) throw new RangeError('checkpoint is ahead of the pool');
+    if (checkpoint.size < this.#size || checkpoint.distinctLengths < this.#lengthsById.length)
+      this.#rollbacks++;
     this.#size = checkpoint.size;
     this.#tokenCount = this.#offsets[checkpoint.size] as number;
     this.#maxLength = checkpoint.maxLength;
