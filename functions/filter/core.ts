@@ -7,15 +7,24 @@
  */
 import pLimit from 'p-limit';
 import { z } from 'zod';
+import { committedSample, extendSample } from '../shared/demonstrations.ts';
 import { type Decision, DecisionWriter, decide, type Screened, screen } from '../shared/engine/decisions.ts';
-import { type GateResult, gate, RougeIndex } from '../shared/engine/gate.ts';
+import { type GateResult, gate, type RougeIndex } from '../shared/engine/gate.ts';
 import { fromJsonLines } from '../shared/json-lines.ts';
-import { runKeys } from '../shared/keys.ts';
+import { poolKeys, runKeys } from '../shared/keys.ts';
 import { stagedBy } from '../shared/pool-commit.ts';
 import { instructionKey, taskId } from '../shared/pool-ids.ts';
-import { committedPool, loadIndex } from '../shared/pool-index.ts';
+import {
+  appendSegment,
+  type CommittedPool,
+  committedPool,
+  openPoolIndex,
+  readManifest,
+} from '../shared/pool-index.ts';
 import { holdPool } from '../shared/pool-lease.ts';
 import type { ObjectStore, PoolStore, PoolTask } from '../shared/ports.ts';
+import { createRng } from '../shared/random.ts';
+import type { IndexManifest, MachineSample } from '../shared/records.ts';
 import { createSafetyScreen, type SafetyScreen, unsafeReason } from '../shared/safety.ts';
 import { type Candidate, type Chunk, type Counts, RunState, type SeedTask } from '../shared/schemas.ts';
 import { type NearDuplicateDeps, prepareNearDuplicates } from './near-duplicates.ts';
@@ -51,15 +60,45 @@ export async function filterAndDeduplicate(
     safety?: SafetyScreen;
   } & Partial<NearDuplicateDeps>,
 ): Promise<FilterResult> {
-  const iteration = progress.iteration + 1;
-  const keys = runKeys(runId, iteration);
   await holdPool(pool, config.pool, runId, progress.fence);
   const candidates = fromJsonLines<Candidate>(await objects.getText(candidatesKey));
   // The pool's index as committed: this iteration's joins it only when "Save iteration" commits, so a
   // retry of this stage sees the same pool and reaches the same decisions.
   const committed = await committedPool(pool, config.pool);
-  const index = (await loadIndex(objects, committed.indexKey)) ?? new RougeIndex();
-  const known = new Set(index.instructions.map(instructionKey));
+  const manifest = await readManifest(objects, committed.indexKey);
+  // The function's cached copy of the index, lent: what the gate adds to it is dropped on release.
+  const lease = await openPoolIndex(objects, manifest);
+  try {
+    return await gateAndStage(
+      { runId, config, progress, candidates },
+      { objects, pool, now, embedders, remainingMs, safety },
+      { committed, manifest, index: lease.index },
+    );
+  } finally {
+    lease.release();
+  }
+}
+
+/** The filters, the gate and the staging of the accepted tasks, on the pool's index as committed. */
+async function gateAndStage(
+  { runId, config, progress, candidates }: Omit<FilterInput, 'candidatesKey'> & { candidates: Candidate[] },
+  {
+    objects,
+    pool,
+    now,
+    embedders,
+    remainingMs,
+    safety,
+  }: {
+    objects: ObjectStore;
+    pool: PoolStore;
+    now: () => Date;
+    safety: SafetyScreen | undefined;
+  } & Partial<NearDuplicateDeps>,
+  { committed, manifest, index }: { committed: CommittedPool; manifest: IndexManifest; index: RougeIndex },
+): Promise<FilterResult> {
+  const iteration = progress.iteration + 1;
+  const keys = runKeys(runId, iteration);
 
   const counts: Counts = { generated: candidates.length, accepted: 0 };
   const reject = (reason: string) => {
@@ -117,6 +156,9 @@ export async function filterAndDeduplicate(
   }
   const decisions: Decision[] = [];
   for await (const batch of decide(screened, [results])) decisions.push(...batch);
+  // Where each survivor the gate accepted went in the index (after the pool, in order).
+  let next = poolSize;
+  const positions = results.map((result) => (result.accepted ? next++ : -1));
 
   // Counted in this order (the counts' key order is the run record's): the filters' reasons, then the
   // outcomes of the survivors.
@@ -125,16 +167,16 @@ export async function filterAndDeduplicate(
   let survivor = 0;
   decisions.forEach((decision, i) => {
     if (decision.filtered !== null) return;
-    const nearest = nearDuplicates?.nearest(survivor++);
+    const position = positions[survivor] ?? -1;
+    const nearest = nearDuplicates?.nearest(survivor);
+    survivor++;
     if (nearest) decision.nearest = nearest;
-    const key = instructionKey(decision.instruction);
     // Only reachable with a threshold of 1: the same instruction is never stored twice.
-    if (decision.reason === null && known.has(key)) decision.reason = 'duplicate';
+    if (decision.reason === null && knownBefore(index, position, decision)) decision.reason = 'duplicate';
     if (decision.reason !== null) {
       reject(decision.reason);
       return;
     }
-    known.add(key);
     decision.id = taskId(decision.instruction);
     accepted.push({ candidate: candidates[i] as Candidate, decision });
     counts.accepted = (counts.accepted ?? 0) + 1;
@@ -201,7 +243,11 @@ export async function filterAndDeduplicate(
   }
 
   await objects.put(keys.gate, new DecisionWriter().lines(decisions), 'application/jsonl');
-  await objects.put(keys.index, index.toBuffer());
+  await stageIndex(
+    { runId, config, iteration, committed, manifest },
+    index.instructions.slice(poolSize, index.size),
+    { objects, index: index.instructions, poolSize },
+  );
   await nearDuplicates?.save(index.size);
 
   const ids = kept.map(({ decision }) => decision.id as string);
@@ -210,6 +256,72 @@ export async function filterAndDeduplicate(
     chunks.push({ index: chunks.length, ids: ids.slice(start, start + config.chunkSize) });
   }
   return { chunks, counts, decisionsKey: keys.gate };
+}
+
+/**
+ * Whether the instruction at `position` of `index` (the gate just added it) has the comparison form of
+ * one before it: the pool's, or one accepted earlier in the batch. Two instructions of the same form
+ * have the same tokens, so ROUGE-L 1 (or no tokens at all): only then are the instructions before it
+ * compared, first by their token ids (the gate's own index), then by their form. No set of the pool.
+ */
+function knownBefore(index: RougeIndex, position: number, decision: Decision): boolean {
+  if (position < 0) return false;
+  const ids = index.tokenIds(position);
+  if (ids.length > 0 && (decision.gated?.maxSimilarity ?? 0) < 1) return false;
+  const key = instructionKey(decision.instruction);
+  const { tokens, offsets } = index.storage();
+  for (let p = 0; p < position; p++) {
+    const from = offsets[p] as number;
+    if ((offsets[p + 1] as number) - from !== ids.length) continue;
+    let same = true;
+    for (let i = 0; i < ids.length && same; i++) same = tokens[from + i] === ids[i];
+    if (same && instructionKey(index.text(p)) === key) return true;
+  }
+  return false;
+}
+
+/**
+ * Writes what "Save iteration" promotes to the pool's index with the commit: the segment of the
+ * instructions the gate accepted, the demonstrations sample with them, and the manifest listing the
+ * committed segments plus this one (under the pool key the segment is promoted to).
+ */
+async function stageIndex(
+  {
+    runId,
+    config,
+    iteration,
+    committed,
+    manifest,
+  }: {
+    runId: string;
+    config: FilterInput['config'];
+    iteration: number;
+    committed: CommittedPool;
+    manifest: IndexManifest;
+  },
+  added: readonly string[],
+  { objects, index, poolSize }: { objects: ObjectStore; index: readonly string[]; poolSize: number },
+): Promise<void> {
+  const keys = runKeys(runId, iteration);
+  const poolPaths = poolKeys(config.pool);
+  const rng = createRng(`${config.seed}:iteration-${iteration}:demonstrations`);
+  const previous = await committedSample(
+    objects,
+    manifest,
+    committed.seedsKey,
+    () => index.slice(0, poolSize),
+    rng,
+  );
+  const sample = extendSample(previous, added, rng);
+  await objects.put(keys.demonstrations, JSON.stringify(sample satisfies MachineSample), 'application/json');
+  const next = await appendSegment(
+    objects,
+    manifest,
+    { writeTo: keys.segment, key: poolPaths.segment(runId, iteration) },
+    added,
+  );
+  const staged: IndexManifest = { ...next, demonstrations: poolPaths.demonstrations(runId, iteration) };
+  await objects.put(keys.index, JSON.stringify(staged), 'application/json');
 }
 
 /** The seed instructions among `neighbours`' that `safety` flags (`seeds` read only when needed). */

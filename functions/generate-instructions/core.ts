@@ -7,12 +7,13 @@
  * filters; the number of calls is sized from the remaining target and the last iteration's yield.
  */
 
+import { type DemonstrationSampler, machineDemonstrations } from '../shared/demonstrations.ts';
 import { fromJsonLines, toJsonLines } from '../shared/json-lines.ts';
 import { runKeys } from '../shared/keys.ts';
 import type { MethodTable } from '../shared/methods.ts';
 import { INSTRUCTIONS_SCOPE, ModelCalls } from '../shared/model-calls.ts';
 import { taskId } from '../shared/pool-ids.ts';
-import { committedPool, loadIndex } from '../shared/pool-index.ts';
+import { type CommittedPool, committedPool } from '../shared/pool-index.ts';
 import { holdPool } from '../shared/pool-lease.ts';
 import type { ObjectStore, PoolStore, TextModel } from '../shared/ports.ts';
 import { runTemplates, type TemplateOverrides } from '../shared/prompt-templates.ts';
@@ -20,12 +21,7 @@ import { createRng, type Rng } from '../shared/random.ts';
 import type { Candidate, RunState, SeedTask, UsageByStage } from '../shared/schemas.ts';
 import { backtranslateInstructions } from './backtranslate.ts';
 import { drawParents, type EvolParent, evolveInstructions } from './evol.ts';
-import {
-  MachineDemonstrations,
-  parseInstructionReply,
-  renderInstructionRequest,
-  selectDemonstrations,
-} from './prompt.ts';
+import { parseInstructionReply, renderInstructionRequest, selectDemonstrations } from './prompt.ts';
 
 /**
  * Complete tasks per call assumed before a run has measured its own, per method: a Self-Instruct call
@@ -79,9 +75,12 @@ export function promptsForIteration({ config, progress }: RunState): number {
 export interface InstructionStepInput {
   state: RunState;
   pool: PoolStore;
+  objects: ObjectStore;
+  /** The pool as committed (its machine tasks are read through `machineDemonstrations`). */
+  committed: CommittedPool;
   seeds: readonly SeedTask[];
-  /** The pool's machine instructions (not seeds), as committed. */
-  machine: readonly string[];
+  /** The seeds' instructions, trimmed as the index holds them: never machine tasks. */
+  seedInstructions: ReadonlySet<string>;
   rng: Rng;
   /** Calls to make (sized from the remaining target, or a replay's recorded number). */
   prompts: number;
@@ -101,16 +100,18 @@ export interface InstructionStepOutput {
  * and asks for new tasks, parsed with the profile's parser.
  */
 async function selfInstructStep(input: InstructionStepInput): Promise<InstructionStepOutput> {
-  const { seeds, machine, rng, prompts, templates, calls } = input;
+  const { seeds, rng, prompts, templates, calls } = input;
   const { config } = input.state;
   const seedDemos = seeds.map((task) => ({
     instruction: task.instruction,
     input: task.instances[0]?.input,
     output: task.instances[0]?.output,
   }));
-  const machineTasks = machine.map((instruction) => ({ instruction }));
   const diverse = config.diverseDemonstrations ?? config.profile === 'default';
-  const machineDemos = diverse ? new MachineDemonstrations(machineTasks) : machineTasks;
+  const machineDemos = await machineDemonstrations(input.objects, input.committed, {
+    seeds: input.seedInstructions,
+    diverse,
+  });
   const requests = Array.from({ length: prompts }, () => {
     const demonstrations = selectDemonstrations(config.profile, seedDemos, machineDemos, rng);
     return {
@@ -139,14 +140,29 @@ async function selfInstructStep(input: InstructionStepInput): Promise<Instructio
  * (its lineage's depth, 0 when it was not made by evolution); the elimination rules mark what they drop.
  */
 async function evolStep(input: InstructionStepInput): Promise<InstructionStepOutput> {
-  const { seeds, machine, rng } = input;
-  const drawn = drawParents(
-    [
-      ...seeds.map((task) => ({ instruction: task.instruction, seed: true })),
-      ...machine.map((instruction) => ({ instruction, seed: false })),
-    ],
-    input.prompts,
-    rng,
+  const { seeds, rng } = input;
+  // Uniform over the pool's machine tasks: all of them while the sample file lists them (then parents
+  // are drawn from seeds and machine tasks alike), else its per-word samples (above
+  // EXACT_DEMONSTRATIONS machine tasks, where seeds are a few percent of the pool, from those only).
+  const machine = await machineDemonstrations(input.objects, input.committed, {
+    seeds: input.seedInstructions,
+    diverse: false,
+  });
+  const pool = Array.isArray(machine)
+    ? [
+        ...seeds.map((task) => ({ instruction: task.instruction, seed: true })),
+        ...(machine as readonly { instruction: string }[]).map(({ instruction }) => ({
+          instruction,
+          seed: false,
+        })),
+      ]
+    : undefined;
+  const drawn = (
+    pool
+      ? drawParents(pool, input.prompts, rng)
+      : (machine as DemonstrationSampler)
+          .sample(input.prompts, rng)
+          .map(({ instruction }) => ({ instruction, seed: false }))
   ).map(({ instruction, seed }) => ({ id: taskId(instruction), instruction, seed }));
   // Only the drawn machine tasks are read, for their depth.
   const machineIds = [...new Set(drawn.filter(({ seed }) => !seed).map(({ id }) => id))];
@@ -199,8 +215,6 @@ async function fromPool(
   const committed = await committedPool(pool, config.pool);
   const seeds = fromJsonLines<SeedTask>(await objects.getText(committed.seedsKey));
   const seedInstructions = new Set(seeds.map((task) => task.instruction.trim()));
-  const index = await loadIndex(objects, committed.indexKey);
-  const machine = (index?.instructions ?? []).filter((instruction) => !seedInstructions.has(instruction));
 
   const rng = createRng(`${config.seed}:iteration-${progress.iteration + 1}:instructions`);
   // A replay re-gates what its recorded run generated: as many calls as that run made in this iteration.
@@ -215,8 +229,10 @@ async function fromPool(
   const made = await step({
     state,
     pool,
+    objects,
+    committed,
     seeds,
-    machine,
+    seedInstructions,
     rng,
     prompts,
     templates,

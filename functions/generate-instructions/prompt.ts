@@ -10,6 +10,7 @@
  * Templates are in `./prompts/`. Filtering and normalizing the instructions is the filter stage's job.
  */
 import { z } from 'zod';
+import { type DemonstrationSampler, MachineDemonstrations } from '../shared/demonstrations.ts';
 import type { ModelPrompt, ModelRequest, ReplyText } from '../shared/ports.ts';
 import { callParameters, PROFILES, type ProfileTable } from '../shared/profiles.ts';
 import { SHIPPED_TEMPLATES, stageTemplates, type TemplateOverrides } from '../shared/prompt-templates.ts';
@@ -37,6 +38,8 @@ export interface ParsedInstructions {
 /** How many new tasks the default profile asks for in one call. */
 export const DEFAULT_TASKS_PER_CALL = 10;
 
+export { MachineDemonstrations };
+
 const fill = stageTemplates(import.meta.url, 'generate-instructions');
 
 /**
@@ -49,11 +52,11 @@ const fill = stageTemplates(import.meta.url, 'generate-instructions');
 export function selectDemonstrations(
   profile: ProfileName,
   seeds: readonly DemoTask[],
-  machine: readonly DemoTask[] | MachineDemonstrations,
+  machine: readonly DemoTask[] | DemonstrationSampler,
   rng: Rng,
 ): DemoTask[] {
   const { seedDemonstrations, machineDemonstrations } = PROFILES[profile];
-  const pick = machine instanceof MachineDemonstrations ? machine : undefined;
+  const pick = Array.isArray(machine) ? undefined : (machine as DemonstrationSampler);
   const tasks = pick ? [] : (machine as readonly DemoTask[]);
   const fromMachine =
     machineDemonstrations === 0
@@ -64,38 +67,6 @@ export function selectDemonstrations(
   const fromSeeds = rng.sample(seeds, seedDemonstrations + machineDemonstrations - fromMachine.length);
   const demos = [...fromMachine, ...fromSeeds];
   return machineDemonstrations > 0 ? rng.shuffle(demos) : demos;
-}
-
-/**
- * Machine demonstrations sampled diversity-aware (run input `diverseDemonstrations`): grouped by their
- * leading word (the root verb of an imperative instruction, "Write", "Classify", …), a sample takes
- * distinct groups uniformly, then one task of each, so a verb the pool has ten tasks of is shown as
- * often as one it has a thousand of. Uniform sampling, the paper's, shows the pool's majority verbs and
- * so reinforces them.
- */
-export class MachineDemonstrations {
-  readonly #groups: DemoTask[][];
-
-  constructor(tasks: readonly DemoTask[]) {
-    const groups = new Map<string, DemoTask[]>();
-    for (const task of tasks) {
-      const word =
-        task.instruction
-          .trim()
-          .split(/\s+/, 1)[0]
-          ?.toLowerCase()
-          .replace(/[^\p{L}\p{N}]+/gu, '') ?? '';
-      const group = groups.get(word);
-      if (group) group.push(task);
-      else groups.set(word, [task]);
-    }
-    this.#groups = [...groups.values()];
-  }
-
-  /** `k` tasks of `k` distinct leading words (fewer when the pool has fewer words). */
-  sample(k: number, rng: Rng): DemoTask[] {
-    return rng.sample(this.#groups, k).map((group) => rng.sample(group, 1)[0] as DemoTask);
-  }
 }
 
 /** The paper's clean-up of a demonstration: whitespace runs collapsed, stripped, trailing colons removed. */

@@ -22,7 +22,7 @@ import { parseModelId } from '../shared/models/model-ids.ts';
 import { parseReplayId } from '../shared/models/replay.ts';
 import { describeRepair, poolExists, recoverPool, stagedBy } from '../shared/pool-commit.ts';
 import { taskId } from '../shared/pool-ids.ts';
-import { committedPool, loadIndex, saveIndex } from '../shared/pool-index.ts';
+import { appendSegment, committedPool, readManifest } from '../shared/pool-index.ts';
 import { takePool } from '../shared/pool-lease.ts';
 import type { ObjectStore, PoolStore, PoolTask } from '../shared/ports.ts';
 import { modelCost } from '../shared/pricing/pricing.ts';
@@ -231,12 +231,14 @@ export async function prepareRun(
   if (added.length > 0) {
     const versions = { seedsKey: keys.seedsVersion(runId), indexKey: keys.indexVersion(runId, 0) };
     await objects.put(versions.seedsKey, toJsonLines([...known, ...fresh]), 'application/jsonl');
-    await saveIndex(
+    // The committed index plus a segment of the seeds added (its demonstrations sample unchanged).
+    const manifest = await appendSegment(
       objects,
-      versions.indexKey,
-      await loadIndex(objects, indexKey),
+      await readManifest(objects, indexKey),
+      { writeTo: keys.segment(runId, 0), key: keys.segment(runId, 0), seeds: true },
       added.map((task) => task.instruction.trim()),
     );
+    await objects.put(versions.indexKey, JSON.stringify(manifest), 'application/json');
     commit = versions;
   }
   const result = await pool.commit(config.pool, {

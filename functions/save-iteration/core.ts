@@ -103,8 +103,13 @@ export async function saveIteration(
 
   const meta = await pool.getMeta(config.pool);
   if (!(meta?.commit?.runId === runId && meta.commit.iteration >= iteration)) {
+    // The iteration's index segment and demonstrations sample, then the manifest that lists them (only
+    // these new, small objects: the pool's other segments stay where they are).
+    const iterationKeys = runKeys(runId, iteration);
+    await copyIfPresent(objects, iterationKeys.segment, poolPaths.segment(runId, iteration));
+    await copyIfPresent(objects, iterationKeys.demonstrations, poolPaths.demonstrations(runId, iteration));
     const indexKey = poolPaths.indexVersion(runId, iteration);
-    await objects.copy(runKeys(runId, iteration).index, indexKey);
+    await objects.copy(iterationKeys.index, indexKey);
     // The near-duplicate gate's vectors, when it ran (else the pool keeps the ones it has).
     const vectorsKey = nearDuplicateGateOn(config) ? poolPaths.vectorsVersion(runId, iteration) : undefined;
     if (vectorsKey !== undefined) await objects.copy(runKeys(runId, iteration).vectors, vectorsKey);
@@ -172,6 +177,12 @@ export async function saveIteration(
       diversityPlateau: rule !== false && lowDiversity >= rule.iterations,
     },
   };
+}
+
+/** Copies `from` to `to` when `from` exists (an iteration that accepted nothing wrote no segment). */
+async function copyIfPresent(objects: ObjectStore, from: string, to: string): Promise<void> {
+  const bytes = await objects.getBytes(from);
+  if (bytes !== undefined) await objects.put(to, bytes);
 }
 
 /**

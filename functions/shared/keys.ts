@@ -69,12 +69,19 @@ export const poolKeys = (pool: string) => ({
   /** The ROUGE-L index of a pool committed before `META` pointed at versions (read, never written). */
   index: `${POOLS_PREFIX}${pool}/rouge-index.bin`,
   /**
-   * The persisted ROUGE-L index of every instruction the gate accepted, seeds first, as an iteration
-   * commits it (iteration 0: a run's seeds); the pool's `META` points at the current one, so an index
-   * written by an iteration that never committed is never read.
+   * The manifest of the persisted ROUGE-L index of every instruction the gate accepted, seeds first, as
+   * an iteration commits it (iteration 0: a run's seeds): the list of its segments (`IndexManifest`).
+   * The pool's `META` points at the current one, so what an iteration that never committed wrote is
+   * never read. (Pools committed before segments point at a whole index under the same name, `.bin`.)
    */
   indexVersion: (runId: string, iteration: number) =>
-    `${POOLS_PREFIX}${pool}/index/${runId}/iteration-${iteration}.bin`,
+    `${POOLS_PREFIX}${pool}/index/${runId}/iteration-${iteration}.json`,
+  /** The segment of the ROUGE-L index one commit added (a `RougeIndex` of its instructions only). */
+  segment: (runId: string, iteration: number) =>
+    `${POOLS_PREFIX}${pool}/segments/${runId}/iteration-${iteration}.bin`,
+  /** The machine demonstrations sample (`MachineSample`) as one commit left it. */
+  demonstrations: (runId: string, iteration: number) =>
+    `${POOLS_PREFIX}${pool}/demonstrations/${runId}/iteration-${iteration}.json`,
   /**
    * The near-duplicate gate's vectors (`VectorIndex`) as an iteration commits them; the pool's `META`
    * points at the current one, like the ROUGE-L index.
@@ -103,8 +110,12 @@ export const runKeys = (runId: string, iteration: number) => {
     candidates: `${base}/candidates.jsonl`,
     /** One decision per candidate: status, reason, scores. */
     gate: `${base}/gate.jsonl`,
-    /** The index after this iteration's gate; promoted to the pool's by "Save iteration". */
-    index: `${base}/rouge-index.bin`,
+    /** The index manifest after this iteration's gate; promoted to the pool's by "Save iteration". */
+    index: `${base}/rouge-index.json`,
+    /** The segment of the instructions this iteration's gate accepted; promoted with the manifest. */
+    segment: `${base}/rouge-segment.bin`,
+    /** The machine demonstrations sample after this iteration; promoted with the manifest. */
+    demonstrations: `${base}/demonstrations.json`,
     /** The vectors after this iteration's near-duplicate gate; promoted to the pool's by "Save iteration". */
     vectors: `${base}/vectors.bin`,
     /** The verb–noun pairs the run added up to this iteration ("Save iteration"'s diversity). */

@@ -184,3 +184,49 @@ export const RunSummary = z.object({
   files: z.object({ dataset: z.string(), alpaca: z.string(), tasks: z.string(), summary: z.string() }),
 });
 export type RunSummary = z.infer<typeof RunSummary>;
+
+/**
+ * One part of a pool's ROUGE-L index (`pools/<pool>/segments/<run>/iteration-<n>.bin`, a `RougeIndex`
+ * of the instructions one commit added), as the pool's index manifest lists it. A segment is written once
+ * and never changed after its commit, so `sha256` names its content: a function may keep it in its
+ * `/tmp` and memory under that name. `legacy`: an index written as one object before segments (its
+ * size and digest unknown until read; a missing one reads as empty).
+ */
+export const IndexSegment = z.object({
+  key: z.string().min(1),
+  size: z.number().int().nonnegative().optional(),
+  sha256: z.string().optional(),
+  /** The segment holds seed tasks (a run's "Prepare run"), not machine ones. */
+  seeds: z.boolean().optional(),
+  legacy: z.boolean().optional(),
+});
+export type IndexSegment = z.infer<typeof IndexSegment>;
+
+/**
+ * A pool's committed ROUGE-L index (`pools/<pool>/index/<run>/iteration-<n>.json`; the pool's `META`
+ * `indexKey` names it): its segments in pool order, seeds first, and the demonstration sample of its
+ * machine tasks (`demonstrations`, see `MachineSample`) as of the same commit.
+ */
+export const IndexManifest = z.object({
+  version: z.literal(1),
+  segments: z.array(IndexSegment),
+  demonstrations: z.string().optional(),
+});
+export type IndexManifest = z.infer<typeof IndexManifest>;
+
+/**
+ * What "Generate instructions" samples its machine demonstrations from, so it never loads the index
+ * (`pools/<pool>/demonstrations/<run>/iteration-<n>.json`, written with each commit): every machine task
+ * of the pool in pool order while there are at most `EXACT_DEMONSTRATIONS` (`tasks`), and always, per
+ * leading word in order of first appearance, the number of tasks and a uniform sample of at most
+ * `GROUP_SAMPLE` of them (`groups`, kept by reservoir sampling).
+ */
+export const MachineSample = z.object({
+  version: z.literal(1),
+  machine: z.number().int().nonnegative(),
+  tasks: z.array(z.string()).optional(),
+  groups: z.array(
+    z.object({ word: z.string(), count: z.number().int().positive(), sample: z.array(z.string()) }),
+  ),
+});
+export type MachineSample = z.infer<typeof MachineSample>;

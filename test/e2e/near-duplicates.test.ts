@@ -5,11 +5,11 @@
  * with every billed embedding call counted.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RougeIndex } from '../../functions/shared/engine/gate.ts';
 import { VectorIndex } from '../../functions/shared/engine/vector-index.ts';
 import { fromJsonLines } from '../../functions/shared/json-lines.ts';
 import { runKeys } from '../../functions/shared/keys.ts';
 import { wordVectorEmbedding } from '../../functions/shared/models/word-vectors.ts';
+import { loadIndex } from '../../functions/shared/pool-index.ts';
 import { EMBEDDING_STAGE } from '../../functions/shared/ports.ts';
 import { GateRecord } from '../../functions/shared/records.ts';
 import type { LocalStack } from '../../infra/local/stack.ts';
@@ -98,7 +98,7 @@ describe('the near-duplicate gate', { timeout: 240_000 }, () => {
     for (const instruction of known) expect(vectors.vectorOf(instruction), instruction).toBeDefined();
     for (const decision of nearDuplicates) expect(vectors.vectorOf(decision.instruction)).toBeUndefined();
     // Nor are they in the ROUGE-L index: no later candidate was compared with one.
-    const rouge = RougeIndex.fromBuffer((await stack.objects.getBytes(meta?.indexKey ?? '')) as Uint8Array);
+    const rouge = await loadIndex(stack.objects, meta?.indexKey ?? '');
     const inIndex = new Set(rouge.instructions);
     expect(rouge.size).toBe(known.size);
     for (const decision of nearDuplicates) expect(inIndex.has(decision.instruction)).toBe(false);

@@ -223,6 +223,8 @@ export class WasmScanner {
   readonly #kernel: Kernel;
   #layout: Layout = layoutFor({ idLimit: 0, documents: 0, range: 0, tokens: 0, lengths: 0, slots: 0, k: 0 });
   #synced = 0;
+  /** The pool's `rollbacks` when it was copied. */
+  #rollbacks = 0;
   /** Distinct instruction lengths of the pool when the batch began: the rows its scans refer to. */
   #lengths = 0;
   /** Per candidate length, how many rows (instruction lengths) of its score table are filled. */
@@ -279,6 +281,13 @@ export class WasmScanner {
       this.#views = views(this.#memory.buffer);
       this.#views.u8.fill(0, 0, layout.tables); // masks, full and histogram
       this.#layout = layout;
+      this.#synced = 0;
+      this.#tableRows.fill(0);
+    }
+    if (pool.rollbacks !== this.#rollbacks) {
+      // Rolled back since the copy (a cached pool lent to a gate, `RougeIndex.rollback`): its tail and
+      // the length ids of the score tables may have changed, so both are made again.
+      this.#rollbacks = pool.rollbacks;
       this.#synced = 0;
       this.#tableRows.fill(0);
     }

@@ -7,7 +7,7 @@
 import { SelfInstructError } from '../errors.ts';
 import { tokenize } from './rouge.ts';
 import { type GateOptions, type GateResult, runGate } from './scoring.ts';
-import { TokenPool } from './token-pool.ts';
+import { TokenPool, type TokenPoolCheckpoint } from './token-pool.ts';
 
 /** A serialized index that can't be read (wrong magic, unknown version, truncated or inconsistent). */
 export class RougeIndexInvalid extends SelfInstructError {}
@@ -16,6 +16,12 @@ const MAGIC = 0x58494752; // 'RGIX' read as a little-endian uint32
 const HEADER_BYTES = 32;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
+
+/** An index's state at one moment (`RougeIndex.checkpoint`). */
+export interface RougeIndexCheckpoint {
+  pool: TokenPoolCheckpoint;
+  vocabularySize: number;
+}
 
 /** An append-only pool of tokenized instructions. */
 export class RougeIndex {
@@ -97,6 +103,43 @@ export class RougeIndex {
     }
     this.#texts.push(text);
     return this.#pool.append(resolved);
+  }
+
+  /**
+   * Appends every instruction of `segment` (another index, e.g. one segment of a pool stored in parts),
+   * in order, mapping its token ids onto this index's vocabulary without tokenizing again. The result is
+   * the index `add` would build from the same texts in the same order (same vocabulary order too).
+   */
+  append(segment: RougeIndex): void {
+    const ids = new Int32Array(segment.vocabularySize);
+    segment.#words.forEach((word, id) => {
+      let mine = this.#vocabulary.get(word);
+      if (mine === undefined) {
+        mine = this.#words.length;
+        this.#vocabulary.set(word, mine);
+        this.#words.push(word);
+      }
+      ids[id] = mine;
+    });
+    const { tokens, offsets } = segment.storage();
+    const mapped = new Int32Array(tokens.length);
+    for (let i = 0; i < tokens.length; i++) mapped[i] = ids[tokens[i] as number] as number;
+    for (let position = 0; position < segment.size; position++) {
+      this.#texts.push(segment.#texts[position] as string);
+      this.#pool.append(mapped.subarray(offsets[position], offsets[position + 1]));
+    }
+  }
+
+  /** What `rollback` restores: the index as it is now. */
+  checkpoint(): RougeIndexCheckpoint {
+    return { pool: this.#pool.checkpoint(), vocabularySize: this.#words.length };
+  }
+
+  /** Drops what was added since `checkpoint`: instructions and the tokens only they had. */
+  rollback(checkpoint: RougeIndexCheckpoint): void {
+    this.#pool.rollback(checkpoint.pool);
+    this.#texts.length = checkpoint.pool.size;
+    for (const word of this.#words.splice(checkpoint.vocabularySize)) this.#vocabulary.delete(word);
   }
 
   /** The text at `position`. */

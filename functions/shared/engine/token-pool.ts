@@ -4,6 +4,14 @@
  * of the pool keeps a copy without them.
  */
 
+/** A pool's state at one moment (`TokenPool.checkpoint`). */
+export interface TokenPoolCheckpoint {
+  size: number;
+  maxLength: number;
+  idLimit: number;
+  distinctLengths: number;
+}
+
 /** Token ids of instructions, in pool order. */
 export class TokenPool {
   #tokens = new Int32Array(4096);
@@ -14,6 +22,7 @@ export class TokenPool {
   #tokenCount = 0;
   #maxLength = 0;
   #idLimit = 0;
+  #rollbacks = 0;
   readonly #lengthIdOf = new Map<number, number>();
   readonly #lengthsById: number[] = [];
 
@@ -49,6 +58,14 @@ export class TokenPool {
     return this.#maxLength;
   }
 
+  /**
+   * How many times the pool was rolled back: a copy of it (a kernel's) made before the last rollback may
+   * hold instructions and length ids it no longer has, and must be made again.
+   */
+  get rollbacks(): number {
+    return this.#rollbacks;
+  }
+
   /** One more than the highest token id in the pool: an id at or above it matches nothing. */
   get idLimit(): number {
     return this.#idLimit;
@@ -78,6 +95,32 @@ export class TokenPool {
     this.#tokenCount = at;
     this.#size = position + 1;
     return position;
+  }
+
+  /** What `rollback` restores: the pool as it is now. */
+  checkpoint(): TokenPoolCheckpoint {
+    return {
+      size: this.#size,
+      maxLength: this.#maxLength,
+      idLimit: this.#idLimit,
+      distinctLengths: this.#lengthsById.length,
+    };
+  }
+
+  /**
+   * Drops every instruction appended since `checkpoint` was taken, leaving the pool exactly as it was
+   * then (lengths, ids, limits), so a cached pool can be gated on and given back unchanged.
+   */
+  rollback(checkpoint: TokenPoolCheckpoint): void {
+    if (checkpoint.size > this.#size) throw new RangeError('checkpoint is ahead of the pool');
+    if (checkpoint.size < this.#size || checkpoint.distinctLengths < this.#lengthsById.length)
+      this.#rollbacks++;
+    this.#size = checkpoint.size;
+    this.#tokenCount = this.#offsets[checkpoint.size] as number;
+    this.#maxLength = checkpoint.maxLength;
+    this.#idLimit = checkpoint.idLimit;
+    for (const length of this.#lengthsById.splice(checkpoint.distinctLengths))
+      this.#lengthIdOf.delete(length);
   }
 
   /** Token ids of the instruction at `position` (a view: do not modify). */

@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest';
+import { serializePool } from '../../functions/export/core.ts';
+import { toAlpaca, toRecords, toSeedFormat } from '../../functions/shared/exports/formats.ts';
+import { toJsonLines } from '../../functions/shared/json-lines.ts';
+import { taskId } from '../../functions/shared/pool-ids.ts';
+import type { PoolTask } from '../../functions/shared/ports.ts';
+import { createRng } from '../../functions/shared/random.ts';
+
+/** Tasks of several runs and iterations, in id order as the query returns them; seeds and rejected ones among them. */
+function pool(n: number): PoolTask[] {
+  const rng = createRng('export');
+  const tasks = Array.from({ length: n }, (_, i): PoolTask => {
+    const instruction = `Task number ${i}: say "hi"\nthen stop.`;
+    const kind = rng.int(10);
+    return {
+      id: taskId(instruction),
+      pool: 'p',
+      instruction,
+      source: kind === 0 ? 'seed' : 'machine',
+      status: kind === 1 ? 'rejected' : 'complete',
+      instances: Array.from({ length: 1 + rng.int(3) }, (_, j) => ({
+        input: j ? `in ${j}\n"q"` : '',
+        output: `out ${i}.${j}`,
+      })),
+      isClassification: rng.int(2) === 0,
+      runId: ['run-b', 'run-a', 'run-c'][rng.int(3)],
+      iteration: 1 + rng.int(4),
+      createdAt: '',
+    };
+  });
+  return tasks.sort((a, b) => a.id.localeCompare(b.id));
+}
+
+/** The export as it was written before it was streamed: every task, sorted, then every file at once. */
+function materialized(items: readonly PoolTask[]) {
+  const tasks = items.filter((t) => t.source === 'machine' && t.status === 'complete').map(toSeedFormat);
+  tasks.sort(
+    (a, b) => (a.run_id ?? '').localeCompare(b.run_id ?? '') || (a.iteration ?? 0) - (b.iteration ?? 0),
+  );
+  const records = tasks.flatMap(toRecords);
+  return {
+    dataset: toJsonLines(records),
+    alpaca: `${JSON.stringify(toAlpaca(records), null, 2)}\n`,
+    tasks: toJsonLines(tasks),
+    taskCount: tasks.length,
+    recordCount: records.length,
+  };
+}
+
+async function* pages(items: readonly PoolTask[]) {
+  for (const item of items) yield item;
+}
+
+describe('the streamed export', () => {
+  it('writes the same files, byte for byte, as sorting the whole pool did', async () => {
+    const items = pool(400);
+    const streamed = await serializePool(pages(items));
+    expect(streamed).toEqual(materialized(items));
+    expect(streamed.taskCount).toBeGreaterThan(250);
+  });
+
+  it('writes an empty pool as the same empty files', async () => {
+    expect(await serializePool(pages([]))).toEqual(materialized([]));
+  });
+});
