@@ -22,7 +22,7 @@ import { parseModelId } from '../shared/models/model-ids.ts';
 import { parseReplayId } from '../shared/models/replay.ts';
 import { describeRepair, poolExists, recoverPool, stagedBy } from '../shared/pool-commit.ts';
 import { taskId } from '../shared/pool-ids.ts';
-import { appendSegment, committedPool, readManifest } from '../shared/pool-index.ts';
+import { appendSegment, committedManifest, committedPool } from '../shared/pool-index.ts';
 import { takePool } from '../shared/pool-lease.ts';
 import type { ObjectStore, PoolStore, PoolTask } from '../shared/ports.ts';
 import { modelCost } from '../shared/pricing/pricing.ts';
@@ -167,7 +167,8 @@ export async function prepareRun(
     }
   }
   const repaired = await recoverPool(pool, objects, config.pool, { except: runId });
-  const { meta, seedsKey, indexKey } = await committedPool(pool, config.pool);
+  const committed = await committedPool(pool, config.pool);
+  const { meta, seedsKey } = committed;
   // Another run may have created the pool since it was read: then only the seed file asked for counts.
   const adding = !asked && poolExists(meta) && meta?.commit?.runId !== runId ? [] : seeds;
   const existing = await pool.getRun(runId);
@@ -234,7 +235,7 @@ export async function prepareRun(
     // The committed index plus a segment of the seeds added (its demonstrations sample unchanged).
     const manifest = await appendSegment(
       objects,
-      await readManifest(objects, indexKey),
+      await committedManifest(objects, committed),
       { writeTo: keys.segment(runId, 0), key: keys.segment(runId, 0), seeds: true },
       added.map((task) => task.instruction.trim()),
     );

@@ -39,6 +39,18 @@ export async function committedPool(store: PoolStore, pool: string): Promise<Com
 export const EMPTY_MANIFEST: IndexManifest = { version: 1, segments: [] };
 
 /**
+ * The manifest of the pool as committed: `EMPTY_MANIFEST` for a pool nothing has committed to yet (no
+ * `META`, or one holding only a lease), else `readManifest` (a pool committed before versioned keys has
+ * tasks and its index under the fixed key).
+ */
+export function committedManifest(objects: ObjectStore, committed: CommittedPool): Promise<IndexManifest> {
+  const { meta } = committed;
+  return meta?.indexKey === undefined && !meta?.taskCount
+    ? Promise.resolve(EMPTY_MANIFEST)
+    : readManifest(objects, committed.indexKey);
+}
+
+/**
  * The manifest `indexKey` names: parsed from a `.json` manifest, or one legacy segment for an index
  * stored whole (a pool committed before segments; a missing one reads as an empty index).
  */

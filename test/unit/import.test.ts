@@ -5,11 +5,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { RougeIndex } from '../../functions/shared/engine/gate.ts';
 import { PoolBusy } from '../../functions/shared/errors.ts';
 import { fromJsonLines } from '../../functions/shared/json-lines.ts';
 import { poolKeys } from '../../functions/shared/keys.ts';
 import { taskId } from '../../functions/shared/pool-ids.ts';
+import { loadIndex, readManifest } from '../../functions/shared/pool-index.ts';
 import type { TaskLine } from '../../functions/shared/records.ts';
 import { applyImport } from '../../infra/cli/import/apply.ts';
 import { prepareInstances } from '../../infra/cli/import/paper.ts';
@@ -252,8 +252,13 @@ describe('import: into a pool', () => {
     const staged = [];
     for await (const task of pool.listStaged('p')) staged.push(task);
     expect(staged).toEqual([]);
-    const index = RougeIndex.fromBuffer((await objects.getBytes(meta?.indexKey as string)) as Uint8Array);
+    const index = await loadIndex(objects, meta?.indexKey as string);
     expect(index.instructions).toEqual(plan.tasks.map((task) => task.instruction));
+    // A new segment of the pool's index, and the demonstrations sample with the tasks.
+    expect(await readManifest(objects, meta?.indexKey as string)).toMatchObject({
+      segments: [{ key: poolKeys('p').segment('import-1', 1), size: plan.tasks.length }],
+      demonstrations: poolKeys('p').demonstrations('import-1', 1),
+    });
     const snapshot = fromJsonLines<TaskLine>(await objects.getText(poolKeys('p').snapshot('import-1', 1)));
     expect(snapshot.map((task) => task.instruction)).toEqual(
       plan.tasks.filter((task) => task.rejectReason === undefined).map((task) => task.instruction),

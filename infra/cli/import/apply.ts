@@ -12,18 +12,25 @@
  */
 import pLimit, { type LimitFunction } from 'p-limit';
 import { seedToPoolTask } from '../../../functions/prepare/core.ts';
+import { committedSample, extendSample } from '../../../functions/shared/demonstrations.ts';
 import { type Decision, DecisionWriter } from '../../../functions/shared/engine/decisions.ts';
-import { type GateResult, gate, RougeIndex } from '../../../functions/shared/engine/gate.ts';
+import { type GateResult, gate } from '../../../functions/shared/engine/gate.ts';
 import { verbNouns } from '../../../functions/shared/engine/verb-noun.ts';
 import { PoolBusy } from '../../../functions/shared/errors.ts';
 import { fromJsonLines, toJsonLines } from '../../../functions/shared/json-lines.ts';
 import { poolKeys, runKeys } from '../../../functions/shared/keys.ts';
 import { recoverPool, stagedBy, writeSnapshot } from '../../../functions/shared/pool-commit.ts';
 import { instructionKey, taskId } from '../../../functions/shared/pool-ids.ts';
-import { committedPool, loadIndex } from '../../../functions/shared/pool-index.ts';
+import {
+  appendSegment,
+  committedManifest,
+  committedPool,
+  loadIndex,
+} from '../../../functions/shared/pool-index.ts';
 import { POOL_LEASE_MS } from '../../../functions/shared/pool-lease.ts';
 import type { ObjectStore, PoolStore, PoolTask } from '../../../functions/shared/ports.ts';
-import type { IterationRecord } from '../../../functions/shared/records.ts';
+import { createRng } from '../../../functions/shared/random.ts';
+import type { IterationRecord, MachineSample } from '../../../functions/shared/records.ts';
 import { addCounts, type Counts, type SeedTask, taskCounts } from '../../../functions/shared/schemas.ts';
 import type { ImportPlan, PlannedTask } from './plan.ts';
 
@@ -159,7 +166,9 @@ async function importTasks(
   const limit = pLimit(16);
   const counts: Counts = { ...plan.counts };
   const committed = await committedPool(pool, name);
-  const index = (await loadIndex(objects, committed.indexKey)) ?? new RougeIndex();
+  const manifest = await committedManifest(objects, committed);
+  const index = await loadIndex(objects, committed.indexKey);
+  const committedSize = index.size;
   const known = new Set(index.instructions.map(instructionKey));
 
   // The seeds first, as "Prepare run" adds a seed file's: those the pool's seed list lacks.
@@ -229,8 +238,38 @@ async function importTasks(
     decisionsKey = runKeys(importId, IMPORT_ITERATION).gate;
     await objects.put(decisionsKey, new DecisionWriter().lines(decisions), 'application/jsonl');
   }
+  // The committed index plus segments of what the import added (its seeds, then its tasks), and the
+  // demonstrations sample extended with the tasks, as "Prepare run" and a commit of "Save iteration" do.
   const indexKey = keys.indexVersion(importId, IMPORT_ITERATION);
-  await objects.put(indexKey, index.toBuffer());
+  const seedTexts = storedSeeds.map((task) => task.instruction.trim());
+  const taskTexts = index.instructions.slice(committedSize + seedTexts.length, index.size) as string[];
+  const withSeeds = await appendSegment(
+    objects,
+    manifest,
+    { writeTo: keys.segment(importId, 0), key: keys.segment(importId, 0), seeds: true },
+    seedTexts,
+  );
+  const withTasks = await appendSegment(
+    objects,
+    withSeeds,
+    { writeTo: keys.segment(importId, IMPORT_ITERATION), key: keys.segment(importId, IMPORT_ITERATION) },
+    taskTexts,
+  );
+  const rng = createRng(`${importId}:demonstrations`);
+  const previous = await committedSample(
+    objects,
+    manifest,
+    committed.seedsKey,
+    () => index.instructions.slice(0, committedSize),
+    rng,
+  );
+  const demonstrations = keys.demonstrations(importId, IMPORT_ITERATION);
+  await objects.put(
+    demonstrations,
+    JSON.stringify(extendSample(previous, taskTexts, rng) satisfies MachineSample),
+    'application/json',
+  );
+  await objects.put(indexKey, JSON.stringify({ ...withTasks, demonstrations }), 'application/json');
   const seedsKey = storedSeeds.length > 0 ? keys.seedsVersion(importId) : undefined;
   if (seedsKey) await objects.put(seedsKey, toJsonLines([...seedList, ...storedSeeds]), 'application/jsonl');
   const commit = await pool.commit(name, {
