@@ -3,7 +3,9 @@
  * with the profile's rules, applies the profile's heuristic filters, then the ROUGE-L gate in order, so
  * that each candidate is compared with the seeds and every instruction accepted before it, including
  * earlier ones of the same batch. This sequential pass is the one place where order matters; the Map
- * after it fans out the per-instruction work in chunks of ids.
+ * after it fans out the per-instruction work in chunks of ids. From a pool of `shardGateAbove` on, the
+ * state machine runs it in three steps around the gate's shard Lambdas (`gateShards`, see
+ * `shared/gate-shards.ts`), with the same decisions and scores.
  */
 import pLimit from 'p-limit';
 import { z } from 'zod';
@@ -15,6 +17,7 @@ import { highestOver, tailScores } from '../shared/engine/sharded.ts';
 import {
   GatePhase,
   GateShard,
+  GateShardsDisagree,
   planShards,
   readHighest,
   readScores,
@@ -224,7 +227,9 @@ async function gateAndStage(
     }
     const sizes = await readStep<number[]>(objects, keys.gateShards.sizes);
     if (sizes.length !== decided.length || sizes.some((size, c) => size !== decided[c]?.size))
-      throw new Error('the sharded gate decided otherwise than its decide step');
+      throw new GateShardsDisagree(
+        `The sharded gate's merge decided ${decided.length} survivors otherwise than its decide step`,
+      );
     commitBatch(index, batch, decided);
     const parts = await readScores(objects, runId, iteration, gateShards.shards);
     parts.push({ from: poolSize, scores: tailScores(decided, poolSize, DEFAULT_TOP_K) });

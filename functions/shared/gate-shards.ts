@@ -18,6 +18,9 @@ import { type IndexManifest, IndexSegment } from './records.ts';
 /** A step of the sharded gate found an object an earlier step should have written missing. */
 export class GateShardMissing extends SelfInstructError {}
 
+/** The merge step decided otherwise than the decide step it follows (a changed pool or candidates). */
+export class GateShardsDisagree extends SelfInstructError {}
+
 /** One shard: the pool's positions `[from, to)` and the segments that hold them, `start` being each one's first position. */
 export const GateShard = z.object({
   shard: z.int().nonnegative(),
