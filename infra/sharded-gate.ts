@@ -24,8 +24,8 @@ export type InvokeStage = (
 ) => tasks.LambdaInvoke;
 
 /**
- * The Choice "Gate in shards?" and the sharded path, both ending where `filter` (today's Filter) goes:
- * call `.afterwards()`-free, and give `next` the state after the gate (the instances Map).
+ * The Choice "Gate in shards?" with its two paths, today's `filter` and the sharded one, both going on
+ * to `next` (the instances Map): chain it after "Generate instructions".
  */
 export function shardedGate(
   scope: Construct,
