@@ -159,6 +159,27 @@ export const STAGES = {
     // The pool's tasks and lease; the embedding calls' records.
     dynamodb: 'readWrite',
   },
+  gateShard: {
+    state: 'Score a gate shard',
+    mapState: 'Score gate shards',
+    id: 'ScoreGateShard',
+    folder: 'gate-shard',
+    description:
+      "Scores the iteration's survivors against one range of the pool's ROUGE-L index (the sharded gate)",
+    // One full vCPU (Lambda gives 1 vCPU at 1,769 MB): the kernel is single-threaded; the range's
+    // segments and the kernel's copy of them fit many times over.
+    memoryMb: 1769,
+    timeoutSeconds: 15 * 60,
+    callsModel: false,
+    callsJudgeModel: false,
+    callsTeacherModel: false,
+    callsEmbeddingModel: false,
+    screensSafety: false,
+    // Its range's segments of the pool's index and the iteration's `gate-shards/` objects, by the keys
+    // it is given (it lists nothing); its results under the same folder.
+    s3: { read: [], get: [POOLS_PREFIX, RUNS_PREFIX], write: [RUNS_PREFIX], list: [] },
+    dynamodb: 'none',
+  },
   generateInstances: {
     state: 'Generate instances for a chunk',
     mapState: 'Generate instances',
@@ -235,9 +256,22 @@ export const STAGES = {
 /** A stage's key in `STAGES`. */
 export type StageKey = keyof typeof STAGES;
 
-/** The states that run no function: the start, the loop's choice and the two ends. */
+/** The states that run no function: the start, the loop's choice and the two ends, the gate's choice. */
 export const CONTROL_STATES = {
   start: 'Start run',
   enough: 'Enough instructions?',
   done: 'Done',
+  shardGate: 'Gate in shards?',
+} as const;
+
+/**
+ * The sharded gate's other states (`infra/sharded-gate.ts`): the Filter function's three steps and the
+ * shard function's second Map (its first is `STAGES.gateShard`'s).
+ */
+export const SHARDED_GATE_STATES = {
+  plan: 'Plan the gate shards',
+  decide: 'Decide on the shard scores',
+  rescoreMap: 'Score gate shards again',
+  rescore: 'Score a gate shard again',
+  merge: 'Filter and merge the shard scores',
 } as const;

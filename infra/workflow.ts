@@ -31,6 +31,7 @@ import { inferenceProfileModel } from './bedrock-ids.ts';
 import type { DeployedGuardrail } from './guardrail.ts';
 import { ENTRY_METADATA, PROJECT_ROOT } from './project.ts';
 import { RoleWithUnscopedPolicy } from './roles.ts';
+import { type InvokeStage, shardedGate } from './sharded-gate.ts';
 
 /** Errors worth retrying with backoff: Lambda's own transient faults and the model adapters' named ones. */
 export const RETRYABLE_ERRORS = [
@@ -288,8 +289,8 @@ export class SelfInstructWorkflow extends Construct {
     const f = this.functions;
 
     /** The Task state of a stage: named, timed and wired from the registry. */
-    const invoke = (stage: StageKey, options: Partial<tasks.LambdaInvokeProps> = {}) => {
-      const task = new tasks.LambdaInvoke(this, STAGES[stage].state, {
+    const invoke: InvokeStage = (stage, options = {}, name = STAGES[stage].state) => {
+      const task = new tasks.LambdaInvoke(this, name, {
         lambdaFunction: f[stage],
         payloadResponseOnly: false,
         retryOnServiceExceptions: false,
@@ -335,11 +336,9 @@ export class SelfInstructWorkflow extends Construct {
       },
       resultPath: '$.generated',
     });
+    const filterPayload = { ...runState, 'candidatesKey.$': '$.generated.candidatesKey' };
     const filter = invoke('filter', {
-      payload: sfn.TaskInput.fromObject({
-        ...runState,
-        'candidatesKey.$': '$.generated.candidatesKey',
-      }),
+      payload: sfn.TaskInput.fromObject(filterPayload),
       resultSelector: { 'chunks.$': '$.Payload.chunks', 'counts.$': '$.Payload.counts' },
       resultPath: '$.gated',
     });
@@ -396,13 +395,11 @@ export class SelfInstructWorkflow extends Construct {
       )
       .otherwise(exportDataset.next(done));
 
+    instancesMap.next(save).next(enough);
     const definition = start
       .next(prepare)
       .next(generate)
-      .next(filter)
-      .next(instancesMap)
-      .next(save)
-      .next(enough);
+      .next(shardedGate(this, { invoke, filter, filterPayload, runState, next: instancesMap }));
 
     const logGroup = new logs.LogGroup(this, 'StateMachineLogs', {
       retention,

@@ -3,13 +3,26 @@
  * with the profile's rules, applies the profile's heuristic filters, then the ROUGE-L gate in order, so
  * that each candidate is compared with the seeds and every instruction accepted before it, including
  * earlier ones of the same batch. This sequential pass is the one place where order matters; the Map
- * after it fans out the per-instruction work in chunks of ids.
+ * after it fans out the per-instruction work in chunks of ids. From a pool of `shardGateAbove` on, the
+ * state machine runs it in three steps around the gate's shard Lambdas (`gateShards`, see
+ * `shared/gate-shards.ts`), with the same decisions and scores.
  */
 import pLimit from 'p-limit';
 import { z } from 'zod';
 import { committedSample, extendSample } from '../shared/demonstrations.ts';
 import { type Decision, DecisionWriter, decide, type Screened, screen } from '../shared/engine/decisions.ts';
-import { type GateResult, gate, type RougeIndex } from '../shared/engine/gate.ts';
+import { DEFAULT_TOP_K, type GateResult, gate, type RougeIndex } from '../shared/engine/gate.ts';
+import { commitBatch, decideBatch, mergeBatch, prepareBatch } from '../shared/engine/scoring.ts';
+import { highestOver, tailScores } from '../shared/engine/sharded.ts';
+import {
+  GatePhase,
+  GateShard,
+  GateShardsDisagree,
+  planShards,
+  readHighest,
+  readScores,
+  readStep,
+} from '../shared/gate-shards.ts';
 import { fromJsonLines } from '../shared/json-lines.ts';
 import { poolKeys, runKeys } from '../shared/keys.ts';
 import { stagedBy } from '../shared/pool-commit.ts';
@@ -29,8 +42,25 @@ import { createSafetyScreen, type SafetyScreen, unsafeReason } from '../shared/s
 import { type Candidate, type Chunk, type Counts, RunState, type SeedTask } from '../shared/schemas.ts';
 import { type NearDuplicateDeps, prepareNearDuplicates } from './near-duplicates.ts';
 
-export const FilterInput = RunState.extend({ candidatesKey: z.string().min(1) });
+export const FilterInput = RunState.extend({
+  candidatesKey: z.string().min(1),
+  /**
+   * The sharded gate's step (see `shared/gate-shards.ts`), absent for the gate in-process: `plan` stops
+   * after the filters, writes the survivors and returns the shards; `decide` decides on the shards'
+   * highest scores and writes each decided survivor's pool size; `merge` decides again (the same
+   * decisions) and merges the shards' parts where the gate in-process would have scored, then goes on.
+   */
+  gateShards: z.object({ phase: GatePhase, shards: z.array(GateShard).default([]) }).optional(),
+});
 export type FilterInput = z.infer<typeof FilterInput>;
+
+/** What the `plan` and `decide` steps of the sharded gate return (the state machine reads `shards`). */
+export interface GateStepResult {
+  phase: 'plan' | 'decide';
+  shards: GateShard[];
+  /** Survivors of the filters (`plan`), or those decided (`decide`: the rest are over the quota). */
+  candidates: number;
+}
 
 export interface FilterResult {
   chunks: Chunk[];
@@ -39,8 +69,22 @@ export interface FilterResult {
   decisionsKey: string;
 }
 
+/** The stage without the sharded gate's steps: the Filter stage as tests and benchmarks call it. */
 export async function filterAndDeduplicate(
-  { runId, config, progress, candidatesKey }: FilterInput,
+  input: FilterInput,
+  deps: Parameters<typeof filterStep>[1],
+): Promise<FilterResult> {
+  const result = await filterStep({ ...input, gateShards: undefined }, deps);
+  if ('chunks' in result) return result;
+  throw new Error('the in-process gate stopped at a step of the sharded gate');
+}
+
+/**
+ * Stage "Filter and deduplicate" and the sharded gate's steps that run in its function (`gateShards`):
+ * the filters, the gate (in-process, or from the shards' parts) and the staging of the accepted tasks.
+ */
+export async function filterStep(
+  { runId, config, progress, candidatesKey, gateShards }: FilterInput,
   {
     objects,
     pool,
@@ -59,7 +103,7 @@ export async function filterAndDeduplicate(
     /** The run's safety screen (billed calls in the run's ledger). @default createSafetyScreen(config.safetyScreen, …) */
     safety?: SafetyScreen;
   } & Partial<NearDuplicateDeps>,
-): Promise<FilterResult> {
+): Promise<FilterResult | GateStepResult> {
   await holdPool(pool, config.pool, runId, progress.fence);
   const candidates = fromJsonLines<Candidate>(await objects.getText(candidatesKey));
   // The pool's index as committed: this iteration's joins it only when "Save iteration" commits, so a
@@ -70,7 +114,7 @@ export async function filterAndDeduplicate(
   const lease = await openPoolIndex(objects, manifest);
   try {
     return await gateAndStage(
-      { runId, config, progress, candidates },
+      { runId, config, progress, candidates, gateShards },
       { objects, pool, now, embedders, remainingMs, safety },
       { committed, manifest, index: lease.index },
     );
@@ -81,7 +125,13 @@ export async function filterAndDeduplicate(
 
 /** The filters, the gate and the staging of the accepted tasks, on the pool's index as committed. */
 async function gateAndStage(
-  { runId, config, progress, candidates }: Omit<FilterInput, 'candidatesKey'> & { candidates: Candidate[] },
+  {
+    runId,
+    config,
+    progress,
+    candidates,
+    gateShards,
+  }: Omit<FilterInput, 'candidatesKey'> & { candidates: Candidate[] },
   {
     objects,
     pool,
@@ -96,7 +146,7 @@ async function gateAndStage(
     safety: SafetyScreen | undefined;
   } & Partial<NearDuplicateDeps>,
   { committed, manifest, index }: { committed: CommittedPool; manifest: IndexManifest; index: RougeIndex },
-): Promise<FilterResult> {
+): Promise<FilterResult | GateStepResult> {
   const iteration = progress.iteration + 1;
   const keys = runKeys(runId, iteration);
 
@@ -124,6 +174,11 @@ async function gateAndStage(
   const survivors = screened.flatMap((candidate) =>
     candidate.filtered === null ? [candidate.instruction] : [],
   );
+  if (gateShards?.phase === 'plan') {
+    await objects.put(keys.gateShards.survivors, JSON.stringify(survivors), 'application/json');
+    const shards = await planShards(objects, manifest, config.gateShards);
+    return { phase: 'plan', shards, candidates: survivors.length };
+  }
   // The near-duplicate gate (off unless the run has an embedding model) vetoes, in order, what the
   // ROUGE-L threshold lets through (see `near-duplicates.ts`).
   const poolSize = index.size;
@@ -144,15 +199,41 @@ async function gateAndStage(
   // an instruction past the quota.
   const quota = Math.max(0, config.target - progress.added);
   const results: GateResult[] = [];
-  let acceptedByGate = 0;
-  while (results.length < survivors.length && acceptedByGate < quota) {
-    const from = results.length;
-    const slice = survivors.slice(from, from + quota - acceptedByGate);
-    const veto = nearDuplicates && ((position: number) => nearDuplicates.veto(from + position));
-    for (const result of gate(index, slice, { threshold: config.rougeThreshold, veto })) {
-      results.push(result);
-      if (result.accepted) acceptedByGate++;
+  if (gateShards === undefined) {
+    let acceptedByGate = 0;
+    while (results.length < survivors.length && acceptedByGate < quota) {
+      const from = results.length;
+      const slice = survivors.slice(from, from + quota - acceptedByGate);
+      const veto = nearDuplicates && ((position: number) => nearDuplicates.veto(from + position));
+      for (const result of gate(index, slice, { threshold: config.rougeThreshold, veto })) {
+        results.push(result);
+        if (result.accepted) acceptedByGate++;
+      }
     }
+  } else {
+    // The sharded gate: the survivors as one batch, decided in order on the shards' highest scores up
+    // to the quota (the decisions the slices above reach), then merged from the shards' parts.
+    const batch = prepareBatch(index, survivors);
+    const highest = highestOver(
+      await readHighest(objects, runId, iteration, gateShards.shards),
+      survivors.length,
+    );
+    const veto = nearDuplicates && ((position: number) => nearDuplicates.veto(position));
+    const decided = decideBatch(batch, highest, poolSize, config.rougeThreshold, true, veto, quota);
+    if (gateShards.phase === 'decide') {
+      const sizes = decided.map((decision) => decision.size);
+      await objects.put(keys.gateShards.sizes, JSON.stringify(sizes), 'application/json');
+      return { phase: 'decide', shards: gateShards.shards, candidates: sizes.length };
+    }
+    const sizes = await readStep<number[]>(objects, keys.gateShards.sizes);
+    if (sizes.length !== decided.length || sizes.some((size, c) => size !== decided[c]?.size))
+      throw new GateShardsDisagree(
+        `The sharded gate's merge decided ${decided.length} survivors otherwise than its decide step`,
+      );
+    commitBatch(index, batch, decided);
+    const parts = await readScores(objects, runId, iteration, gateShards.shards);
+    parts.push({ from: poolSize, scores: tailScores(decided, poolSize, DEFAULT_TOP_K) });
+    results.push(...mergeBatch(index, batch, decided, parts, DEFAULT_TOP_K));
   }
   const decisions: Decision[] = [];
   for await (const batch of decide(screened, [results])) decisions.push(...batch);

@@ -120,6 +120,13 @@ export const runKeys = (runId: string, iteration: number) => {
     vectors: `${base}/vectors.bin`,
     /** The verb–noun pairs the run added up to this iteration ("Save iteration"'s diversity). */
     pairs: `${base}/verb-noun-pairs.json`,
+    /** The sharded gate's objects (`shared/gate-shards.ts`): its candidates, decisions and shard parts. */
+    gateShards: {
+      survivors: `${base}/gate-shards/survivors.json`,
+      sizes: `${base}/gate-shards/sizes.json`,
+      highest: (shard: number) => `${base}/gate-shards/shard-${shard}-highest.json`,
+      scores: (shard: number) => `${base}/gate-shards/shard-${shard}-scores.json`,
+    },
     /** Raw model requests and replies of one stage (and Map item). */
     raw: (stage: string, chunk?: number) =>
       `${base}/raw/${stage}${chunk === undefined ? '' : `-chunk-${chunk}`}.jsonl`,

@@ -137,6 +137,14 @@ export type Candidate = z.infer<typeof Candidate>;
  */
 export const INLINE_MAP_MAX_CONCURRENCY = 40;
 
+/**
+ * Default pool size from which the gate runs sharded (`shardGateAbove`): where the largest iteration the
+ * schema allows (5,000 prompts, about 50,000 candidates) would gate for about 5 minutes in one function
+ * (174 M pairs per CPU-second, `npm run bench:shards`); an iteration of the default 200 prompts gates a
+ * pool of 1M in about 11 s, less than the sharded path's own steps save (README, "The gate in shards").
+ */
+export const SHARD_GATE_ABOVE = 1_000_000;
+
 /** What the `diversityPlateau` rule watches (see `functions/save-iteration/diversity.ts`). */
 export const PlateauMetric = z.enum(['new-pairs', 'new-clusters']);
 export type PlateauMetric = z.infer<typeof PlateauMetric>;
@@ -382,6 +390,21 @@ export const RunInput = z
         `Map state MaxConcurrency (chunks at once), at most ${INLINE_MAP_MAX_CONCURRENCY} (and the deployment's caps).`,
       ),
     chunkSize: z.int().min(1).max(500).default(40).describe('Instructions per Map item.'),
+    shardGateAbove: z
+      .int()
+      .min(0)
+      .default(SHARD_GATE_ABOVE)
+      .describe(
+        `Pool size (tasks) from which the ROUGE-L gate runs as parallel shard Lambdas ("Gate in shards?"); below it, in "Filter and deduplicate". Default ${SHARD_GATE_ABOVE}: where one iteration's gate in one Lambda would pass a few minutes (README, "The gate in shards").`,
+      ),
+    gateShards: z
+      .int()
+      .min(1)
+      .max(INLINE_MAP_MAX_CONCURRENCY)
+      .default(16)
+      .describe(
+        `Shards of the sharded gate (Lambdas scoring one range of the pool each, at once), at most ${INLINE_MAP_MAX_CONCURRENCY}.`,
+      ),
     callConcurrency: z
       .int()
       .min(1)

@@ -7,7 +7,7 @@
  */
 
 import type { HistoryEvent } from '@aws-sdk/client-sfn';
-import { CONTROL_STATES, STAGES } from '../../functions/stages.ts';
+import { CONTROL_STATES, SHARDED_GATE_STATES, STAGES } from '../../functions/stages.ts';
 import { initialRunView, type RunView, reduce, timing } from '../history/run-view.ts';
 import { formatEntries, groupCounts } from './counts.ts';
 import { statusLine } from './status.ts';
@@ -134,6 +134,7 @@ export function progressLines(event: HistoryEvent, was: RunView, now: RunView): 
           ]
         : [];
     case STAGES.filter.state:
+    case SHARDED_GATE_STATES.merge:
       return gated
         ? [
             `    accepted ${gated.accepted ?? 0} of ${gated.generated ?? 0}; rejected: ${formatEntries(groupCounts(gated).instructions)}`,

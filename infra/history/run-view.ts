@@ -14,7 +14,7 @@ import {
   SaveInput,
   type UsageByStage,
 } from '../../functions/shared/schemas.ts';
-import { STAGES } from '../../functions/stages.ts';
+import { SHARDED_GATE_STATES, STAGES } from '../../functions/stages.ts';
 import type { ExecutionStatus } from '../local/rules.ts';
 
 /** What the instruction stage reports of an iteration (as the state carries it to "Save iteration"). */
@@ -157,7 +157,8 @@ function exit(view: RunView, name: string, output: string | undefined): RunView 
         current: { ...view.current, generation: generated },
       };
     }
-    case STAGES.filter.state: {
+    case STAGES.filter.state:
+    case SHARDED_GATE_STATES.merge: {
       const { counts } = AfterGate.parse(json(output)).gated;
       return { ...view, counts: plus(view.counts, counts), current: { ...view.current, gated: counts } };
     }

@@ -34,6 +34,7 @@ const bytes = (text: string | undefined) => Buffer.byteLength(text ?? 'null');
 // The states of one pass round the loop (the Map's own events included, its items' not).
 const LOOP_STATES = new Set<string | undefined>([
   STAGES.generateInstructions.state,
+  CONTROL_STATES.shardGate,
   STAGES.filter.state,
   STAGES.generateInstances.mapState,
   STAGES.saveIteration.state,

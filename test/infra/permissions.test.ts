@@ -140,6 +140,8 @@ describe('the stages in S3', () => {
     expect(reach('s3:GetObject')).toEqual({
       export: [],
       filter: ['pools/', 'runs/'],
+      // Its range's segments and the iteration's gate objects, by key.
+      'gate-shard': ['pools/', 'runs/'],
       'generate-instances': ['templates/'],
       'generate-instructions': ['pools/', 'runs/', 'templates/'],
       prepare: [
@@ -161,6 +163,7 @@ describe('the stages in S3', () => {
     expect(reach('s3:PutObject')).toEqual({
       export: ['exports/'],
       filter: ['runs/'],
+      'gate-shard': ['runs/'],
       'generate-instances': ['runs/'],
       'generate-instructions': ['runs/'],
       // A backtranslate run's passages, under its own folder.
@@ -177,6 +180,7 @@ describe('the stages in S3', () => {
     expect(listers).not.toContain('generate-instances');
     expect(listers).not.toContain('export');
     expect(listers).not.toContain('record-failure');
+    expect(listers).not.toContain('gate-shard');
   });
 
   it('let exactly "Prepare run" read the documents, which no stage may write', () => {
@@ -199,9 +203,11 @@ describe('the stages in DynamoDB', () => {
     expect(plain.allows('record-failure', 'dynamodb:UpdateItem', plain.table)).toBe(true);
   });
 
-  it('let every stage read and write the table, "Generate instructions" included (its usage records)', () => {
+  it('let every stage but the gate shards read and write the table, "Generate instructions" included (its usage records)', () => {
     for (const action of ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query']) {
-      expect(plain.who(action, plain.table), action).toEqual(plain.folders);
+      expect(plain.who(action, plain.table), action).toEqual(
+        plain.folders.filter((folder) => folder !== 'gate-shard'),
+      );
     }
   });
 });

@@ -47,16 +47,12 @@ beforeAll(() => {
 
 describe('the state machine', () => {
   it('runs the stages in the Self-Instruct order', () => {
-    const order = [
-      'Start run',
-      'Prepare run',
-      'Generate instructions',
-      'Filter and deduplicate',
-      'Generate instances',
-    ];
+    const order = ['Start run', 'Prepare run', 'Generate instructions', 'Gate in shards?'];
     for (let i = 0; i < order.length - 1; i++) {
       expect(states[order[i] as string]?.Next).toBe(order[i + 1]);
     }
+    expect(states['Gate in shards?']?.Default).toBe('Filter and deduplicate');
+    expect(states['Filter and deduplicate']?.Next).toBe('Generate instances');
     expect(states['Generate instances']?.Next).toBe('Save iteration');
     expect(states['Save iteration']?.Next).toBe('Enough instructions?');
   });
@@ -79,6 +75,59 @@ describe('the state machine', () => {
     expect(states['Export dataset']?.Next).toBe('Done');
   });
 
+  it('gates a pool from `shardGateAbove` on in shards: plan, a Map of highest scores, decisions, a Map of top 10 and mean, merge', () => {
+    const choice = states['Gate in shards?'];
+    expect(choice?.Type).toBe('Choice');
+    expect(choice?.Choices).toEqual([
+      {
+        Variable: '$.progress.poolSize',
+        NumericGreaterThanEqualsPath: '$.config.shardGateAbove',
+        Next: 'Plan the gate shards',
+        Comment: expect.any(String),
+      },
+    ]);
+    const order = [
+      'Plan the gate shards',
+      'Score gate shards',
+      'Decide on the shard scores',
+      'Score gate shards again',
+      'Filter and merge the shard scores',
+      'Generate instances',
+    ];
+    for (let i = 0; i < order.length - 1; i++) {
+      expect(states[order[i] as string]?.Next, order[i]).toBe(order[i + 1]);
+    }
+    for (const [map, task, step] of [
+      ['Score gate shards', 'Score a gate shard', 'highest'],
+      ['Score gate shards again', 'Score a gate shard again', 'scores'],
+    ] as const) {
+      const state = states[map] as State & { ResultPath?: unknown };
+      expect(state.Type).toBe('Map');
+      // Shard descriptors (keys and offsets) from the plan; the results stay in S3.
+      expect(state.ItemsPath).toBe('$.gateShards.shards');
+      expect(state.MaxConcurrencyPath).toBe('$.config.gateShards');
+      expect(state.ItemSelector).toMatchObject({ 'shard.$': '$$.Map.Item.Value', step });
+      expect(state.ResultPath).toBeNull();
+      expect(Object.keys(state.ItemProcessor?.States ?? {})).toEqual([task]);
+      expect(state.ItemProcessor?.States[task]?.Retry?.[0]?.ErrorEquals).toEqual(RETRYABLE_ERRORS);
+    }
+    const phases = (name: string) =>
+      (states[name] as State & { Parameters?: { Payload?: { gateShards?: unknown } } }).Parameters?.Payload
+        ?.gateShards;
+    expect(phases('Plan the gate shards')).toEqual({ phase: 'plan' });
+    expect(phases('Decide on the shard scores')).toEqual({
+      phase: 'decide',
+      'shards.$': '$.gateShards.shards',
+    });
+    expect(phases('Filter and merge the shard scores')).toEqual({
+      phase: 'merge',
+      'shards.$': '$.gateShards.shards',
+    });
+    expect((states['Filter and merge the shard scores'] as { ResultPath?: string }).ResultPath).toBe(
+      '$.gated',
+    );
+  });
+
   it('fans out instance generation in a Map over chunks of ids, its concurrency from the run input', () => {
     const map = states['Generate instances'];
     expect(map?.Type).toBe('Map');
@@ -91,9 +140,9 @@ describe('the state machine', () => {
   it('retries transient errors and crashes with exponential backoff on every Lambda task', () => {
     const tasks = [
       ...Object.entries(states),
-      ...Object.entries(states['Generate instances']?.ItemProcessor?.States ?? {}),
+      ...Object.values(states).flatMap((state) => Object.entries(state.ItemProcessor?.States ?? {})),
     ].filter(([, state]) => state.Type === 'Task');
-    expect(tasks.length).toBe(6);
+    expect(tasks.length).toBe(11);
     for (const [, state] of tasks) {
       const retry = state.Retry?.[0];
       expect(retry?.ErrorEquals).toEqual(RETRYABLE_ERRORS);
@@ -115,7 +164,7 @@ describe('the state machine', () => {
   it('fails the execution at the failing stage (no catch-all), so a redrive restarts it there', () => {
     const all = [
       ...Object.values(states),
-      ...Object.values(states['Generate instances']?.ItemProcessor?.States ?? {}),
+      ...Object.values(states).flatMap((state) => Object.values(state.ItemProcessor?.States ?? {})),
     ];
     expect(all.filter((state) => state.Catch)).toEqual([]);
     expect(all.filter((state) => state.Type === 'Fail')).toEqual([]);
@@ -171,7 +220,7 @@ describe('the state machine', () => {
             (state as { TimeoutSeconds?: number }).TimeoutSeconds,
           ] as const,
       );
-    expect(tasks).toHaveLength(6);
+    expect(tasks).toHaveLength(11);
     for (const [id, seconds] of tasks) expect(seconds).toBe(timeouts[id]);
   });
 
@@ -180,7 +229,9 @@ describe('the state machine', () => {
     for (let name: string | undefined = STAGES.generateInstructions.state; name && !loop.includes(name); ) {
       loop.push(name);
       const state: State | undefined = states[name];
-      name = state?.Type === 'Choice' ? undefined : state?.Next;
+      // The gate's choice: an iteration below `shardGateAbove` (the sharded path has its own states).
+      name =
+        state?.Type === 'Choice' ? (name === 'Gate in shards?' ? state.Default : undefined) : state?.Next;
     }
 
     expect(loop).toEqual([...ITERATION_STATES]);
@@ -194,7 +245,11 @@ describe('the state machine', () => {
   });
 
   it('times each task out with its function', () => {
-    const tasks = { ...states, ...states['Generate instances']?.ItemProcessor?.States };
+    const tasks = {
+      ...states,
+      ...states['Generate instances']?.ItemProcessor?.States,
+      ...states['Score gate shards']?.ItemProcessor?.States,
+    };
     for (const stage of Object.values(STAGES).filter((spec) => !('ruleTarget' in spec))) {
       expect(tasks[stage.state]?.TimeoutSeconds, stage.state).toBe(stage.timeoutSeconds);
     }
@@ -257,6 +312,7 @@ describe('storage', () => {
     expect(functions.map((fn) => fn.Metadata['SelfInstruct:Entry']).sort()).toEqual([
       'functions/export/handler.ts',
       'functions/filter/handler.ts',
+      'functions/gate-shard/handler.ts',
       'functions/generate-instances/handler.ts',
       'functions/generate-instructions/handler.ts',
       'functions/prepare/handler.ts',

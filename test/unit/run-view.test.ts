@@ -145,6 +145,32 @@ describe('the history reducer', () => {
     });
   });
 
+  it('reads the gate’s counts from the sharded gate’s merge as from "Filter and deduplicate"', () => {
+    const rename = (name: string | undefined) =>
+      name === 'Filter and deduplicate' ? 'Filter and merge the shard scores' : name;
+    const sharded = oneIteration().events.map((event) => ({
+      ...event,
+      ...(event.stateEnteredEventDetails && {
+        stateEnteredEventDetails: {
+          ...event.stateEnteredEventDetails,
+          name: rename(event.stateEnteredEventDetails.name),
+        },
+      }),
+      ...(event.stateExitedEventDetails && {
+        stateExitedEventDetails: {
+          ...event.stateExitedEventDetails,
+          name: rename(event.stateExitedEventDetails.name),
+        },
+      }),
+    }));
+    expect(
+      sharded.some((event) => event.stateExitedEventDetails?.name === 'Filter and merge the shard scores'),
+    ).toBe(true);
+
+    expect(fold(sharded).counts).toEqual(fold(oneIteration().events).counts);
+    expect(fold(sharded).counts.rouge).toBe(7);
+  });
+
   it('stays in the Map while its items run, counting them done', () => {
     const { events } = oneIteration();
     const firstItemDone = events.findIndex((event) => event.type === 'MapIterationSucceeded');

@@ -136,7 +136,8 @@ export interface Decision {
  * Decides a batch in order from each candidate's `highest` score against the pool before the batch
  * (`documents` instructions): each is also compared with the batch's candidates accepted before it
  * when `grow` (the gate adds them to the pool), and rejected when its highest score exceeds `threshold`
- * or `veto` (given the candidate's place in the batch) rejects it.
+ * or `veto` (given the candidate's place in the batch) rejects it. With a `limit`, deciding stops at the
+ * candidate that brings the accepted ones to `limit`: the decisions are then those of a prefix of the batch.
  */
 export function decideBatch(
   batch: Batch,
@@ -145,6 +146,7 @@ export function decideBatch(
   threshold: number,
   grow: boolean,
   veto?: (candidate: number) => string | null,
+  limit = Number.POSITIVE_INFINITY,
 ): Decision[] {
   // The batch's ids, those the index lacks (negative) moved past the others, so that they match too.
   let known = 0;
@@ -159,7 +161,10 @@ export function decideBatch(
   let count = 0;
   let idLimit = 0;
   const lcs = new Int32Array(batch.ids.length);
-  return batch.ids.map((original, c) => {
+  const decisions: Decision[] = [];
+  let acceptedCount = 0;
+  for (let c = 0; c < batch.ids.length && acceptedCount < limit; c++) {
+    const original = batch.ids[c] as Int32Array;
     const ids = shift(original);
     const inBatch = new Float64Array(count);
     let max = highest[c] as number;
@@ -180,14 +185,16 @@ export function decideBatch(
       inBatch,
     };
     if (vetoed !== null) decision.vetoed = vetoed;
+    if (decision.accepted) acceptedCount++;
     if (grow && decision.accepted) {
       const at = accepted.offsets[count] as number;
       accepted.tokens.set(ids, at);
       accepted.offsets[++count] = at + ids.length;
       for (const id of ids) if (id >= idLimit) idLimit = id + 1;
     }
-    return decision;
-  });
+    decisions.push(decision);
+  }
+  return decisions;
 }
 
 /** Adds the batch's accepted candidates to the index, in order. */

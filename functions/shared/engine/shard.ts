@@ -42,6 +42,19 @@ export interface ShardScores {
   sums: Float64Array;
 }
 
+/** Room for the `ShardScores` of `count` candidates' top `k`, with no sums yet. */
+export function emptyScores(count: number, k: number): ShardScores {
+  return {
+    k,
+    counts: new Int32Array(count),
+    positions: new Int32Array(count * k),
+    scores: new Float64Array(count * k),
+    ends: new Int32Array(count),
+    sumStarts: new Int32Array(count + 1),
+    sums: new Float64Array(0),
+  };
+}
+
 /**
  * Where a candidate's scores are between `begin` and `finish`: to be read from a slot of the WebAssembly
  * kernel, or computed already (JavaScript kernel).
@@ -91,11 +104,17 @@ export class TopK {
 export class PoolShard {
   readonly #pool: TokenPool;
   readonly #scanner: WasmScanner | null;
+  readonly #offset: number;
   #batch: { candidates: readonly Int32Array[]; from: number; to: number; pending: Pending[] } | null = null;
 
-  /** A shard of `pool`; `kernel: 'js'` keeps to the JavaScript kernel. */
-  constructor(pool: TokenPool, kernel: 'auto' | 'js' = 'auto') {
+  /**
+   * A shard of `pool`; `kernel: 'js'` keeps to the JavaScript kernel. `offset`: the position of `pool`'s
+   * first instruction in the whole pool, when `pool` holds only a range of it (a shard Lambda's segments):
+   * `finish` then reports positions, ends and pairwise shares in the whole pool's positions.
+   */
+  constructor(pool: TokenPool, kernel: 'auto' | 'js' = 'auto', offset = 0) {
     this.#pool = pool;
+    this.#offset = offset;
     this.#scanner = kernel === 'js' ? null : WasmScanner.create(pool);
   }
 
@@ -158,16 +177,8 @@ export class PoolShard {
     if (batch === null) throw new Error('finish() without begin()');
     this.#batch = null;
     const { candidates, from, to } = batch;
-    const count = candidates.length;
-    const result: ShardScores = {
-      k,
-      counts: new Int32Array(count),
-      positions: new Int32Array(count * k),
-      scores: new Float64Array(count * k),
-      ends: new Int32Array(count),
-      sumStarts: new Int32Array(count + 1),
-      sums: new Float64Array(0),
-    };
+    const offset = this.#offset;
+    const result = emptyScores(candidates.length, k);
     const sums: number[] = [];
     const top = new TopK();
     const scanner = this.#scanner as WasmScanner;
@@ -175,21 +186,21 @@ export class PoolShard {
     const keep = (c: number, scores: Float64Array, positions: Int32Array, filled: number) => {
       result.counts[c] = filled;
       result.scores.set(scores.subarray(0, filled), c * k);
-      result.positions.set(positions.subarray(0, filled), c * k);
+      for (let i = 0; i < filled; i++) result.positions[c * k + i] = (positions[i] as number) + offset;
     };
     batch.pending.forEach((where, c) => {
       const size = sizes[c] as number;
       const tail = tails?.[c] ?? NO_SCORES;
       const end = to + tail.length;
-      if (tails !== undefined && end !== size)
-        throw new RangeError(`candidate ${c}: ${end} of ${size} scores`);
-      result.ends[c] = end;
+      if (tails !== undefined && offset + end !== size)
+        throw new RangeError(`candidate ${c}: ${offset + end} of ${size} scores`);
+      result.ends[c] = offset + end;
       if ('slot' in where) {
         const m = (candidates[c] as Int32Array).length;
         const filled = scanner.score(where.slot, where.lane, m, from, to, k, tail);
         const best = scanner.top(k);
         keep(c, best.scores, best.positions, filled);
-        pairwisePart(scanner.scores(end - from), size, from, end, sums, pairwise);
+        pairwisePart(scanner.scores(end - from), size, offset + from, offset + end, sums, pairwise);
       } else {
         const scores = new Float64Array(end - from);
         scores.set(where.scores);
@@ -201,7 +212,7 @@ export class PoolShard {
           if (score > floor) floor = top.offer(score, d);
         }
         keep(c, top.scores, top.positions, top.filled);
-        pairwisePart(scores, size, from, end, sums);
+        pairwisePart(scores, size, offset + from, offset + end, sums);
       }
       result.sumStarts[c + 1] = sums.length;
     });

@@ -33,6 +33,7 @@ import type { AwsUsage } from './pricing.ts';
 /** The states an iteration enters, in order (each one state transition). */
 export const ITERATION_STATES = [
   STAGES.generateInstructions.state,
+  CONTROL_STATES.shardGate,
   STAGES.filter.state,
   STAGES.generateInstances.mapState,
   STAGES.saveIteration.state,
