@@ -91,9 +91,13 @@ export function shardedGate(
   filter.next(next);
   return new stepfunctions.Choice(scope, CONTROL_STATES.shardGate)
     .when(
-      stepfunctions.Condition.numberGreaterThanEqualsJsonPath(
-        '$.progress.poolSize',
-        '$.config.shardGateAbove',
+      // A run started before the sharded gate has no `shardGateAbove`: a redrive of it gates in-process.
+      stepfunctions.Condition.and(
+        stepfunctions.Condition.isPresent('$.config.shardGateAbove'),
+        stepfunctions.Condition.numberGreaterThanEqualsJsonPath(
+          '$.progress.poolSize',
+          '$.config.shardGateAbove',
+        ),
       ),
       plan,
       { comment: 'A pool this large: the gate as parallel shards over its segments' },

@@ -78,10 +78,13 @@ describe('the state machine', () => {
   it('gates a pool from `shardGateAbove` on in shards: plan, a Map of highest scores, decisions, a Map of top 10 and mean, merge', () => {
     const choice = states['Gate in shards?'];
     expect(choice?.Type).toBe('Choice');
+    // Only when the run's config has the threshold: a redrive of a run from before it gates in-process.
     expect(choice?.Choices).toEqual([
       {
-        Variable: '$.progress.poolSize',
-        NumericGreaterThanEqualsPath: '$.config.shardGateAbove',
+        And: [
+          { Variable: '$.config.shardGateAbove', IsPresent: true },
+          { Variable: '$.progress.poolSize', NumericGreaterThanEqualsPath: '$.config.shardGateAbove' },
+        ],
         Next: 'Plan the gate shards',
         Comment: expect.any(String),
       },
