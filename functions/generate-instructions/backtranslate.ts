@@ -17,9 +17,8 @@
  * neither stops the batch.
  */
 import { z } from 'zod';
-import { fromJsonLines, toJsonLines } from '../shared/json-lines.ts';
+import { fromJsonLines } from '../shared/json-lines.ts';
 import { passagesKey, runKeys } from '../shared/keys.ts';
-import { INSTRUCTIONS_SCOPE, ModelCalls } from '../shared/model-calls.ts';
 import { holdPool } from '../shared/pool-lease.ts';
 import type { ModelRequest, ReplyText } from '../shared/ports.ts';
 import type { CallParameters } from '../shared/profiles.ts';
@@ -32,6 +31,7 @@ import {
 import { Passage } from '../shared/records.ts';
 import type { Candidate, RunState } from '../shared/schemas.ts';
 import { extractJsonObject } from '../shared/templates.ts';
+import { instructionCalls, storeCandidates } from './calls.ts';
 import type { GenerateInstructionsDeps, GenerateInstructionsResult } from './core.ts';
 
 /** Sampling of the backtranslation calls (a run's `temperature` and `topP` override them). */
@@ -136,9 +136,10 @@ function candidatesOf(passage: Passage, parsed: ParsedBacktranslation): Candidat
 
 /** "Generate instructions" of a `backtranslate` run (see the module comment). */
 export async function backtranslateInstructions(
-  { runId, config, progress }: RunState,
+  state: RunState,
   { objects, pool, model, remainingMs }: GenerateInstructionsDeps,
 ): Promise<GenerateInstructionsResult> {
+  const { runId, config, progress } = state;
   const iteration = progress.iteration + 1;
   const keys = runKeys(runId, iteration);
   await holdPool(pool, config.pool, runId, progress.fence);
@@ -148,12 +149,7 @@ export async function backtranslateInstructions(
   const [start, end] = passageSlice(all.length, iteration, config);
   const passages = all.slice(start, end);
   const templates = await runTemplates(objects, runId, config);
-  const calls = new ModelCalls(model, {
-    sampling: config,
-    ledger: { pool, runId, iteration, scope: INSTRUCTIONS_SCOPE },
-    concurrency: config.callConcurrency,
-    remainingMs,
-  });
+  const calls = instructionCalls(state, { pool, model, remainingMs });
   const count = config.groundedQuestions ?? 0;
   const replies = await Promise.all(
     passages.map(async (passage) => {
@@ -164,21 +160,14 @@ export async function backtranslateInstructions(
       return reply && parseBacktranslateReply(reply, count);
     }),
   );
-  calls.checkLosses();
   const candidates = replies.flatMap((parsed, call) => {
     const passage = passages[call] as Passage;
     return parsed ? candidatesOf(passage, parsed).map((candidate) => ({ ...candidate, call })) : [];
   });
-  await objects.put(keys.candidates, toJsonLines(candidates), 'application/jsonl');
-  await objects.put(keys.raw('generate-instructions'), calls.toJsonLines(), 'application/jsonl');
-  return {
-    candidatesKey: keys.candidates,
+  return storeCandidates(objects, keys, calls, {
     prompts: passages.length,
-    candidates: candidates.length,
+    candidates,
     malformed: replies.reduce((sum, parsed) => sum + (parsed?.malformed ?? 0), 0),
     droppedByTruncation: replies.reduce((sum, parsed) => sum + (parsed?.droppedByTruncation ?? 0), 0),
-    lost: calls.lost,
-    notRecorded: calls.notRecorded.size,
-    usage: calls.usage,
-  };
+  });
 }

@@ -8,10 +8,10 @@
  */
 
 import { type DemonstrationSampler, machineDemonstrations } from '../shared/demonstrations.ts';
-import { fromJsonLines, toJsonLines } from '../shared/json-lines.ts';
+import { fromJsonLines } from '../shared/json-lines.ts';
 import { runKeys } from '../shared/keys.ts';
 import type { MethodTable } from '../shared/methods.ts';
-import { INSTRUCTIONS_SCOPE, ModelCalls } from '../shared/model-calls.ts';
+import type { ModelCalls } from '../shared/model-calls.ts';
 import { taskId } from '../shared/pool-ids.ts';
 import { type CommittedPool, committedPool } from '../shared/pool-index.ts';
 import { holdPool } from '../shared/pool-lease.ts';
@@ -20,6 +20,7 @@ import { runTemplates, type TemplateOverrides } from '../shared/prompt-templates
 import { createRng, type Rng } from '../shared/random.ts';
 import type { Candidate, RunState, SeedTask, UsageByStage } from '../shared/schemas.ts';
 import { backtranslateInstructions } from './backtranslate.ts';
+import { instructionCalls, storeCandidates } from './calls.ts';
 import { drawParents, type EvolParent, evolveInstructions } from './evol.ts';
 import { parseInstructionReply, renderInstructionRequest, selectDemonstrations } from './prompt.ts';
 
@@ -220,12 +221,7 @@ async function fromPool(
   // A replay re-gates what its recorded run generated: as many calls as that run made in this iteration.
   const prompts = (await model.recordedInstructionCalls?.(iteration)) ?? promptsForIteration(state);
   const templates = await runTemplates(objects, runId, config);
-  const calls = new ModelCalls(model, {
-    sampling: config,
-    ledger: { pool, runId, iteration, scope: INSTRUCTIONS_SCOPE },
-    concurrency: config.callConcurrency,
-    remainingMs,
-  });
+  const calls = instructionCalls(state, { pool, model, remainingMs });
   const made = await step({
     state,
     pool,
@@ -238,19 +234,5 @@ async function fromPool(
     templates,
     calls,
   });
-  calls.checkLosses();
-  const { candidates } = made;
-  await objects.put(keys.candidates, toJsonLines(candidates), 'application/jsonl');
-  await objects.put(keys.raw('generate-instructions'), calls.toJsonLines(), 'application/jsonl');
-
-  return {
-    candidatesKey: keys.candidates,
-    prompts,
-    candidates: candidates.length,
-    malformed: made.malformed,
-    droppedByTruncation: made.droppedByTruncation,
-    lost: calls.lost,
-    notRecorded: calls.notRecorded.size,
-    usage: calls.usage,
-  };
+  return storeCandidates(objects, keys, calls, { prompts, ...made });
 }
