@@ -264,17 +264,25 @@ export function estimateRun(input: EstimateInput): Estimate {
   };
   const maxIterations = input.maxIterations ?? defaultCap(input, calibration);
   const { config, iterations, added } = simulate(input, calibration, maxIterations);
+  const teacher = teacherModelOf({ ...input, responseStyle: input.responseStyle ?? 'direct' });
   const promptTokens = measurePrompts(input.profile, input.seeds, {
     templates: input.templates,
     method,
     gainCallsPerCall: calibration.gainCallsPerCall,
+    // The judge of an explained run reads the teacher's replies, not the direct outputs.
+    explained:
+      teacher === undefined
+        ? undefined
+        : {
+            outputTokens: calibration.outputTokensPerCall.teach,
+            instancesPerTask: calibration.instancesPerTask,
+          },
   });
 
   const sum = (pick: (it: SimulatedIteration) => number) => iterations.reduce((s, it) => s + pick(it), 0);
   const accepted = sum((it) => it.accepted);
   const judge = judgeModelOf({ judgeModel: input.judgeModel ?? input.model });
   const judgeCallsPerAccepted = judge === undefined ? 0 : calibration.judgeCallsPerAccepted;
-  const teacher = teacherModelOf({ ...input, responseStyle: input.responseStyle ?? 'direct' });
   // A direct run has no teacher step: its estimate shows none.
   const steps = MODEL_STEPS.filter((stage) => stage !== 'teach' || teacher !== undefined);
   const callsPerAccepted: Record<Exclude<ModelStage, 'generate-instructions'>, number> = {
@@ -386,7 +394,7 @@ export function estimateRun(input: EstimateInput): Estimate {
     `Classification and instance prompts: rendered for each seed instruction (${(promptTokens.classificationShare * 100).toFixed(0)}% classification): ${promptTokens.classify.toFixed(0)} and ${promptTokens['generate-instances'].toFixed(0)} tokens on average.`,
     judge === undefined
       ? 'Judge: none (judgeModel none).'
-      : `Judge: ${judge}${judge === input.model ? " (the run's model)" : ''}, one call per task left with valid instances (${judgeCallsPerAccepted.toFixed(2)} per accepted instruction), its prompt rendered for each seed task with its instances: ${promptTokens.judge.toFixed(0)} tokens on average.`,
+      : `Judge: ${judge}${judge === input.model ? " (the run's model)" : ''}, one call per task left with valid instances (${judgeCallsPerAccepted.toFixed(2)} per accepted instruction), its prompt rendered for each seed task with its instances${promptTokens.judgeExplainedPerInstance === undefined ? '' : `, each explained output adding ${promptTokens.judgeExplainedPerInstance.toFixed(0)} tokens over the direct one (the teacher's ${calibration.outputTokensPerCall.teach.toFixed(0)} output tokens) on ${calibration.instancesPerTask.toFixed(2)} instances per task`}: ${promptTokens.judge.toFixed(0)} tokens on average.`,
     ...(teacher === undefined
       ? []
       : [
