@@ -204,6 +204,35 @@ describe('estimateRun', () => {
     );
   });
 
+  it('prices the gate in shards, its steps, Maps and shard Lambdas, for the iterations past shardGateAbove', () => {
+    const inProcess = estimate(3_000);
+    const sharded = estimate(3_000, 'default', nova, { shardGateAbove: 1_000, gateShards: 8 });
+    const [before, after] = [inProcess, sharded].map((e) => e.aws.usage);
+    const n = sharded.run.shardedIterations;
+
+    // The same run: only the iterations whose pool starts at 1,000 tasks or more gate in shards.
+    expect(sharded.run.iterations).toBe(inProcess.run.iterations);
+    expect(inProcess.run.shardedIterations).toBe(0);
+    expect(n).toBeGreaterThan(0);
+    expect(n).toBeLessThan(sharded.run.iterations);
+    // Per sharded iteration: 5 states instead of Filter's one, and each of 8 shards an item of both Maps.
+    expect(after?.stateTransitions).toBe((before?.stateTransitions ?? 0) + n * (4 + 2 * 8));
+    expect(after?.lambdaRequests).toBe((before?.lambdaRequests ?? 0) + n * (2 + 2 * 8));
+    expect(after?.s3Puts).toBe((before?.s3Puts ?? 0) + n * (2 + 2 * 8));
+    expect(after?.dynamodbWriteUnits).toBe(before?.dynamodbWriteUnits);
+    expect(sharded.aws.usd).toBeGreaterThan(inProcess.aws.usd);
+    expect(sharded.summary.awsShare).toBeGreaterThan(inProcess.summary.awsShare ?? 1);
+    expect(sharded.modelCost.usd).toBe(inProcess.modelCost.usd);
+    expect(sharded.assumptions.join('\n')).toMatch(
+      new RegExp(
+        `Gate in shards: from a pool of 1,000 tasks \\(shardGateAbove\\): ${n} iterations of ${sharded.run.iterations} \\(from iteration \\d+\\) gate in 8 shard Lambdas`,
+      ),
+    );
+    expect(inProcess.assumptions.join('\n')).toMatch(
+      /Gate in shards: from a pool of 1,000,000 tasks \(shardGateAbove\); no iteration starts at such a pool/,
+    );
+  });
+
   it('names the unpriced model when the judge is another model than the run’s', () => {
     const e = estimateRun({
       model: 'offline',
@@ -387,6 +416,24 @@ describe('selfinstruct estimate', () => {
     expect(e.summary.totalUsd).toBeCloseTo((e.summary.modelUsd ?? 0) + e.summary.awsUsd, 12);
     expect(Object.keys(e.aws.breakdown)).toHaveLength(7);
     expect(e.assumptions.length).toBeGreaterThan(5);
+  });
+
+  it('takes the sharded gate’s settings as a run does', async () => {
+    await run(
+      '--model',
+      nova,
+      '--target',
+      '2000',
+      '--shard-gate-above',
+      '500',
+      '--gate-shards',
+      '4',
+      '--json',
+    );
+    const e = JSON.parse(stdout.join('')) as Estimate;
+
+    expect(e.run.shardedIterations).toBeGreaterThan(0);
+    expect(e.assumptions.join('\n')).toMatch(/from a pool of 500 tasks .* gate in 4 shard Lambdas/);
   });
 
   it('prints a table with the per-task figures and the assumptions', async () => {
