@@ -6,6 +6,8 @@ import {
   ITERATION_STATES,
   MAP_ITEM_STATES,
   RUN_ONCE_STATES,
+  SHARD_ITEM_STATES,
+  SHARDED_GATE_PATH_STATES,
 } from '../../functions/shared/pricing/aws-usage.ts';
 import { STAGES } from '../../functions/stages.ts';
 import { buildApp } from '../../infra/app.ts';
@@ -241,6 +243,21 @@ describe('the state machine', () => {
     expect(Object.keys(states['Generate instances']?.ItemProcessor?.States ?? {})).toEqual([
       ...MAP_ITEM_STATES,
     ]);
+    // From a pool past `shardGateAbove`: the sharded path instead of Filter, on to the instances Map.
+    const sharded: string[] = [];
+    for (
+      let name = states['Gate in shards?']?.Choices?.[0]?.Next;
+      name && name !== STAGES.generateInstances.mapState && !sharded.includes(name);
+      name = states[name]?.Next
+    ) {
+      sharded.push(name);
+    }
+    expect(sharded).toEqual([...SHARDED_GATE_PATH_STATES]);
+    expect(
+      [STAGES.gateShard.mapState, 'Score gate shards again'].flatMap((map) =>
+        Object.keys(states[map]?.ItemProcessor?.States ?? {}),
+      ),
+    ).toEqual([...SHARD_ITEM_STATES]);
     expect(states['Start run']?.Next).toBe('Prepare run');
     expect(states['Prepare run']?.Next).toBe('Generate instructions');
     expect(states['Export dataset']?.Next).toBe('Done');
