@@ -21,7 +21,8 @@ interface State {
   Retry?: { ErrorEquals: string[]; BackoffRate?: number; MaxAttempts?: number }[];
   Catch?: { ErrorEquals: string[]; Next: string }[];
   MaxConcurrencyPath?: string;
-  ItemProcessor?: { States: Record<string, State> };
+  ItemProcessor?: { States: Record<string, State>; ProcessorConfig?: Record<string, string> };
+  Label?: string;
   ItemsPath?: string;
   ItemSelector?: Record<string, string>;
   TimeoutSeconds?: number;
@@ -138,6 +139,38 @@ describe('the state machine', () => {
     expect(map?.MaxConcurrencyPath).toBe('$.config.mapConcurrency');
     expect(map?.ItemSelector?.['chunk.$']).toBe('$$.Map.Item.Value');
     expect(Object.keys(map?.ItemProcessor?.States ?? {})).toEqual(['Generate instances for a chunk']);
+  });
+
+  it('runs each chunk as a Standard child execution (Distributed Map), items and result inline, no failure tolerated', () => {
+    const map = states['Generate instances'];
+    expect(map?.ItemProcessor?.ProcessorConfig).toEqual({ Mode: 'DISTRIBUTED', ExecutionType: 'STANDARD' });
+    expect(map?.Label).toBe('Generateinstances');
+    for (const absent of ['ItemReader', 'ResultWriter', 'ItemBatcher', 'ToleratedFailurePercentage']) {
+      expect(map).not.toHaveProperty(absent);
+    }
+    expect(map).not.toHaveProperty('ToleratedFailureCount');
+    // The other Maps stay inline.
+    expect(states['Score gate shards']?.ItemProcessor?.ProcessorConfig).toMatchObject({ Mode: 'INLINE' });
+  });
+
+  it('lets the state machine start its own child executions and watch, stop and redrive only its own', () => {
+    const machineRole = Object.keys(template.findResources('AWS::IAM::Role')).find((id) =>
+      id.startsWith('WorkflowStateMachineRole'),
+    );
+    const machine = Object.keys(template.findResources('AWS::StepFunctions::StateMachine'))[0];
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      Roles: [{ Ref: machineRole }],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Action: 'states:StartExecution', Resource: { Ref: machine } }),
+          Match.objectLike({ Action: ['states:DescribeExecution', 'states:StopExecution'] }),
+          Match.objectLike({
+            Action: 'states:RedriveExecution',
+            Resource: { 'Fn::Join': ['', Match.arrayWith(['/Generateinstances:*'])] },
+          }),
+        ]),
+      },
+    });
   });
 
   it('retries transient errors and crashes with exponential backoff on every Lambda task', () => {
