@@ -7,7 +7,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { HistoryEvent } from '@aws-sdk/client-sfn';
-import { historyRecorder } from './history-events.ts';
 import type { ExecutionStatus } from './rules.ts';
 import { setLocalEndpoint } from './runtime.ts';
 import type { LocalStack } from './stack.ts';
@@ -76,7 +75,7 @@ export async function startLocalStepFunctions(stack: LocalStack): Promise<LocalS
         events: [],
       };
       executions.set(name, execution);
-      const toHistory = historyRecorder();
+      const toHistory = stack.historyRecorder();
       const done = stack
         .execute(JSON.parse(input), {
           executionName: name,

@@ -141,7 +141,7 @@ describe('the state machine', () => {
     expect(Object.keys(map?.ItemProcessor?.States ?? {})).toEqual(['Generate instances for a chunk']);
   });
 
-  it('runs each chunk as a Standard child execution (Distributed Map), items and result inline, no failure tolerated', () => {
+  it('runs each chunk and each gate shard as a Standard child execution (Distributed Map), items and result inline, no failure tolerated', () => {
     const map = states['Generate instances'];
     expect(map?.ItemProcessor?.ProcessorConfig).toEqual({ Mode: 'DISTRIBUTED', ExecutionType: 'STANDARD' });
     expect(map?.Label).toBe('Generateinstances');
@@ -149,8 +149,10 @@ describe('the state machine', () => {
       expect(map).not.toHaveProperty(absent);
     }
     expect(map).not.toHaveProperty('ToleratedFailureCount');
-    // The other Maps stay inline.
-    expect(states['Score gate shards']?.ItemProcessor?.ProcessorConfig).toMatchObject({ Mode: 'INLINE' });
+    // So do the gate's shards: no Map's items grow the parent's history.
+    const maps = Object.values(states).filter((state) => state.Type === 'Map');
+    expect(maps.length).toBe(3);
+    for (const each of maps) expect(each.ItemProcessor?.ProcessorConfig?.Mode).toBe('DISTRIBUTED');
   });
 
   it('lets the state machine start its own child executions and watch, stop and redrive only its own', () => {
@@ -166,7 +168,9 @@ describe('the state machine', () => {
           Match.objectLike({ Action: ['states:DescribeExecution', 'states:StopExecution'] }),
           Match.objectLike({
             Action: 'states:RedriveExecution',
-            Resource: { 'Fn::Join': ['', Match.arrayWith(['/Generateinstances:*'])] },
+            Resource: ['/Generateinstances:*', '/Scoregateshards:*', '/Scoregateshardsagain:*'].map(
+              (label) => ({ 'Fn::Join': ['', Match.arrayWith([label])] }),
+            ),
           }),
         ]),
       },
