@@ -8,9 +8,9 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { STAGES, type StageKey, type StageSpec } from '../functions/stages.ts';
 import { inferenceProfileModel } from './bedrock-ids.ts';
+import { mapRunLabel } from './per-item-map.ts';
 import type { RoleWithUnscopedPolicy } from './roles.ts';
 import type { SelfInstructStack } from './stack.ts';
-import { mapRunLabel } from './per-item-map.ts';
 
 const ack = (scope: IConstruct, rule: string, reason: string) =>
   Validations.of(scope).acknowledge({ id: `AwsSolutions::AwsSolutions-${rule}`, reason });

@@ -29,4 +29,3 @@ export function perItemMap(scope: Construct, id: string, props: sfn.MapProps): s
 
 /** The Map Run label of a per-item Map (letters and digits of its state name). */
 export const mapRunLabel = (stateName: string) => stateName.replace(/[^A-Za-z0-9]/g, '');
-

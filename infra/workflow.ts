@@ -29,9 +29,9 @@ import { GUARDRAIL_ENV } from '../functions/shared/safety.ts';
 import { CONTROL_STATES, STAGES, type StageKey, type StageSpec } from '../functions/stages.ts';
 import { inferenceProfileModel } from './bedrock-ids.ts';
 import type { DeployedGuardrail } from './guardrail.ts';
+import { perItemMap } from './per-item-map.ts';
 import { ENTRY_METADATA, PROJECT_ROOT } from './project.ts';
 import { RoleWithUnscopedPolicy } from './roles.ts';
-import { perItemMap } from './per-item-map.ts';
 import { type InvokeStage, shardedGate } from './sharded-gate.ts';
 
 /** Errors worth retrying with backoff: Lambda's own transient faults and the model adapters' named ones. */

@@ -108,8 +108,8 @@ export function checkExecutionLimits(config: LimitedConfig): void {
     const prompts = largest(
       config.promptsPerIteration ?? config.maxPromptsPerIteration,
       (value) =>
-        executionNeeds({ ...config, promptsPerIteration: value, maxPromptsPerIteration: value }).payloadBytes <=
-        MAX_PAYLOAD_BYTES,
+        executionNeeds({ ...config, promptsPerIteration: value, maxPromptsPerIteration: value })
+          .payloadBytes <= MAX_PAYLOAD_BYTES,
     );
     throw new RunInputInvalid(
       `Run input is invalid: up to ${needs.acceptedPerIteration} instructions accepted in one iteration (in ${Math.ceil(needs.acceptedPerIteration / config.chunkSize) + 1} Map items) would make "Save iteration"'s input about ${Math.round(needs.payloadBytes / 1024)} KB, over Step Functions' 256 KB per state: use at most ${prompts} prompts per iteration (promptsPerIteration or maxPromptsPerIteration)`,

@@ -35,7 +35,10 @@ export interface DistributedMaps {
   itemStates: ReadonlyMap<string, string>;
 }
 
-type States = Record<string, { Type?: string; ItemProcessor?: ProcessorDefinition; Iterator?: ProcessorDefinition }>;
+type States = Record<
+  string,
+  { Type?: string; ItemProcessor?: ProcessorDefinition; Iterator?: ProcessorDefinition }
+>;
 interface ProcessorDefinition {
   ProcessorConfig?: { Mode?: string };
   States?: States;
@@ -236,8 +239,10 @@ function noteMapEntry(event: EventLog, distributed: DistributedMaps, entries: Ma
 }
 
 /** How many history events AWS records for one local event (what counts towards the 25,000). */
-export const historyEventsFor = (event: EventLog, distributed: DistributedMaps = NO_DISTRIBUTED_MAPS): number =>
-  recorded(event, distributed).length;
+export const historyEventsFor = (
+  event: EventLog,
+  distributed: DistributedMaps = NO_DISTRIBUTED_MAPS,
+): number => recorded(event, distributed).length;
 
 /**
  * Counts an execution's history events where AWS keeps them: the parent's, and each Distributed Map

@@ -6,10 +6,11 @@
  * child execution holds in its own, and extrapolated to a larger run. Where the run stands at each event (iteration, state, inside
  * a Map item or not) comes from the history reducer that `status` uses.
  */
-import type { LocalHistoryEvent } from './history-events.ts';
+
 import { SaveInput } from '../../functions/shared/schemas.ts';
 import { CONTROL_STATES, STAGES } from '../../functions/stages.ts';
 import { initialRunView, reduce } from '../history/run-view.ts';
+import type { LocalHistoryEvent } from './history-events.ts';
 
 export { MAX_HISTORY_EVENTS, MAX_PAYLOAD_BYTES } from '../../functions/shared/execution-limits.ts';
 

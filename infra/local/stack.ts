@@ -409,7 +409,10 @@ export class LocalStack {
     const historyLimit = limits.historyEvents ?? MAX_HISTORY_EVENTS;
     const childHistoryLimit = limits.childHistoryEvents ?? MAX_HISTORY_EVENTS;
     // A Distributed Map starts its items as executions of this state machine, as the machine's role.
-    const startRefused = this.distributed.maps.size > 0 ? await this.machineRefused('states:StartExecution', this.stateMachineArn) : undefined;
+    const startRefused =
+      this.distributed.maps.size > 0
+        ? await this.machineRefused('states:StartExecution', this.stateMachineArn)
+        : undefined;
     const startDate = Date.now();
     markOpen(this.dataDir, { name: executionName, input, startDate });
     let limitFailure: { error: string; cause: string } | undefined;
@@ -493,7 +496,8 @@ export class LocalStack {
           const { name, type } = event.state;
           if (event.type === 'StateEntered' && type === 'Map') {
             mapInputs.set(name, event.state.input);
-            if (startRefused && this.distributed.maps.has(name)) overLimit('States.Runtime', startRefused.message);
+            if (startRefused && this.distributed.maps.has(name))
+              overLimit('States.Runtime', startRefused.message);
           }
           for (const [what, value] of [
             ['input', event.type === 'StateEntered' ? event.state.input : undefined],
