@@ -80,7 +80,9 @@ export async function startLocalStepFunctions(stack: LocalStack): Promise<LocalS
         .execute(JSON.parse(input), {
           executionName: name,
           signal: execution.stop.signal,
-          onEvent: (event) => execution.events.push(...toHistory(event)),
+          // The parent's history, as AWS keeps it: a Distributed Map item's events are its child's.
+          onEvent: (event) =>
+            execution.events.push(...toHistory(event).filter((recorded) => !recorded.childExecution)),
         })
         .then((result) => {
           execution.status = result.status;
