@@ -4,9 +4,11 @@
  * template gives it, against local S3 and DynamoDB servers. There is no other orchestrator.
  *
  * It is as strict as AWS: each invocation runs as its function's role (IAM from the template, see
- * `iam.ts`, unless turned off), dies on its function's `Timeout` (`Sandbox.Timedout`), and an
- * execution fails on a state payload over 256 KB (`States.DataLimitExceeded`) or a history over
- * 25,000 events. When an execution ends, the template's EventBridge rules that match its "Step
+ * `iam.ts`, unless turned off), and is made as the state machine's role (`lambda:InvokeFunction`, and
+ * `states:StartExecution` on itself for a Distributed Map's children), dies on its function's `Timeout`
+ * (`Sandbox.Timedout`), and an execution fails on a state payload over 256 KB
+ * (`States.DataLimitExceeded`) or a history over 25,000 events (the parent's, or a Distributed Map
+ * item's child execution's: see `history-events.ts`). When an execution ends, the template's EventBridge rules that match its "Step
  * Functions Execution Status Change" event run their Lambda targets (see `rules.ts`). A fault plan
  * (`faults.ts`) injects crashes, duplicate deliveries and timeouts.
  */
@@ -674,6 +676,14 @@ export class LocalStack {
           }
           const payload = (input as { Payload: unknown }).Payload;
           if (bytes(payload) > payloadLimit) throw dataLimit(name, 'input');
+          // Step Functions invokes the function as the state machine's role; Lambda refuses it with a 403.
+          const refused = await this.machineRefused('lambda:InvokeFunction', functionArn);
+          if (refused) {
+            throw new LambdaError(
+              'Lambda.AWSLambdaException',
+              `${refused.message} (Service: AWSLambda; Status Code: 403; Error Code: AccessDeniedException; Request ID: ${crypto.randomUUID()}; Proxy: null)`,
+            );
+          }
           const key = `${name}\n${JSON.stringify(payload)}`;
           const attempt = (deliveries.get(key) ?? 0) + 1;
           deliveries.set(key, attempt);

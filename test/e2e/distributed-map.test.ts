@@ -3,7 +3,8 @@
  * child execution's history, not the parent's. A run whose inline Map items would cross a lowered parent
  * history limit fits it; the same run with the Maps made inline again crosses it; a child execution
  * past its own (lowered) limit fails the run; and a state machine role without `states:StartExecution`
- * on itself fails the run at the Map, before any item runs, as AWS does.
+ * on itself fails the run at the Map, before any item runs, as AWS does (and one without
+ * `lambda:InvokeFunction` on a function fails its task).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -153,7 +154,7 @@ describe('Distributed Maps on the local stack', { timeout: 300_000 }, () => {
   it('fails the run at the Map, before any item runs, when the state machine may not start its own executions', async () => {
     await withStack(
       'no-start-execution',
-      { iam: true, editTemplate: (template) => removeStartExecution(template) },
+      { iam: true, editTemplate: (template) => removeMachineGrant(template, 'states:StartExecution') },
       async (stack) => {
         const run = await stack.execute({ ...input, pool: 'denied' }, { retryIntervalMs: 10 });
         expect(run.status).toBe('FAILED');
@@ -169,22 +170,52 @@ describe('Distributed Maps on the local stack', { timeout: 300_000 }, () => {
       },
     );
   });
+
+  it('fails a task as AWS does when the state machine may not invoke its function: Lambda.AWSLambdaException, retried, then the run fails there', async () => {
+    await withStack(
+      'no-invoke',
+      {
+        iam: true,
+        editTemplate: (template) => removeMachineGrant(template, 'lambda:InvokeFunction', /ExportDataset/),
+      },
+      async (stack) => {
+        const run = await stack.execute(
+          { seed: 'distributed-map-e2e', target: 20, maxIterations: 1, pool: 'no-invoke' },
+          { retryIntervalMs: 10 },
+        );
+        expect(run.status).toBe('FAILED');
+        expect(run.error).toBe('Lambda.AWSLambdaException');
+        expect(run.cause).toMatch(
+          /assumed-role\/\w*StateMachineRole\w*\/\w+ is not authorized to perform: lambda:InvokeFunction on resource: arn:aws:lambda:[\w-]+:\d+:function:\w*ExportDataset\w* because no identity-based policy allows the lambda:InvokeFunction action \(Service: AWSLambda; Status Code: 403; Error Code: AccessDeniedException;/,
+        );
+        const retried = run.events.filter(
+          (event) => event.type === 'StateRetried' && event.state.name === STAGES.exportDataset.state,
+        );
+        expect(retried).toHaveLength(6);
+      },
+    );
+  });
 });
 
-/** Removes `states:StartExecution` from the policies of the state machine's role. */
-function removeStartExecution(template: CfnTemplate): void {
+/** Removes `action` on the resources matching `on` from the state machine's role's statements. */
+function removeMachineGrant(template: CfnTemplate, action: string, on = /./): void {
   const machine = stateMachineOf(template);
   const role = (machine.RoleArn as { 'Fn::GetAtt': [string] })['Fn::GetAtt'][0];
   let removed = 0;
   for (const resource of Object.values(template.Resources)) {
     if (resource.Type !== 'AWS::IAM::Policy') continue;
     if (!((resource.Properties?.Roles ?? []) as { Ref: string }[]).some((r) => r.Ref === role)) continue;
-    const document = resource.Properties?.PolicyDocument as { Statement: { Action: string | string[] }[] };
-    document.Statement = document.Statement.filter((statement) => {
-      const keep = ![statement.Action].flat().includes('states:StartExecution');
-      if (!keep) removed++;
-      return keep;
+    const document = resource.Properties?.PolicyDocument as {
+      Statement: { Action: string | string[]; Resource: unknown }[];
+    };
+    document.Statement = document.Statement.flatMap((statement) => {
+      if (![statement.Action].flat().includes(action)) return [statement];
+      // CDK merges the grants of one action into one statement: keep the other resources.
+      const resources = [statement.Resource].flat();
+      const kept = resources.filter((each) => !on.test(JSON.stringify(each)));
+      removed += resources.length - kept.length;
+      return kept.length > 0 ? [{ ...statement, Resource: kept }] : [];
     });
   }
-  if (removed === 0) throw new Error('the state machine role has no states:StartExecution');
+  if (removed === 0) throw new Error(`the state machine role has no ${action} on ${on}`);
 }
