@@ -8,7 +8,7 @@
  */
 
 import { SaveInput } from '../../functions/shared/schemas.ts';
-import { CONTROL_STATES, STAGES } from '../../functions/stages.ts';
+import { CONTROL_STATES, SHARDED_GATE_STATES, STAGES } from '../../functions/stages.ts';
 import { initialRunView, reduce } from '../history/run-view.ts';
 import type { LocalHistoryEvent } from './history-events.ts';
 
@@ -41,6 +41,12 @@ const LOOP_STATES = new Set<string | undefined>([
   STAGES.generateInstructions.state,
   CONTROL_STATES.shardGate,
   STAGES.filter.state,
+  // The gate in shards, its Maps' own events included.
+  SHARDED_GATE_STATES.plan,
+  STAGES.gateShard.mapState,
+  SHARDED_GATE_STATES.decide,
+  SHARDED_GATE_STATES.rescoreMap,
+  SHARDED_GATE_STATES.merge,
   STAGES.generateInstances.mapState,
   STAGES.saveIteration.state,
   CONTROL_STATES.enough,
