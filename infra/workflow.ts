@@ -2,9 +2,10 @@
  * The Self-Instruct workflow: one Lambda per stage and the Standard Step Functions state machine that
  * orchestrates them (JSONPath, Lambda tasks only, so the same definition also runs locally).
  *
- *   Start run → Prepare run → Generate instructions → Filter and deduplicate → Generate instances (Map
- *   over chunks of ids) → Save iteration → Enough instructions? ─ no → Generate instructions
- *                                                              └ yes → Export dataset → Done
+ *   Start run → Prepare run → Generate instructions → Filter and deduplicate → Generate instances
+ *   (Distributed Map over chunks of ids, `per-item-map.ts`) → Save iteration
+ *   → Enough instructions? ─ no → Generate instructions
+ *                          └ yes → Export dataset → Done
  *   A stage's error (after its retries) fails the execution at that stage, so a redrive resumes there;
  *   an EventBridge rule on the execution's end runs Record failure (status, readable cause, lease back).
  */

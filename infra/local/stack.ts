@@ -8,8 +8,9 @@
  * `states:StartExecution` on itself for a Distributed Map's children), dies on its function's `Timeout`
  * (`Sandbox.Timedout`), and an execution fails on a state payload over 256 KB
  * (`States.DataLimitExceeded`) or a history over 25,000 events (the parent's, or a Distributed Map
- * item's child execution's: see `history-events.ts`). When an execution ends, the template's EventBridge rules that match its "Step
- * Functions Execution Status Change" event run their Lambda targets (see `rules.ts`). A fault plan
+ * item's child execution's: see `history-events.ts`). When an execution ends, the template's
+ * EventBridge rules that match its "Step Functions Execution Status Change" event run their Lambda
+ * targets (see `rules.ts`). A fault plan
  * (`faults.ts`) injects crashes, duplicate deliveries and timeouts.
  */
 import { readFileSync } from 'node:fs';
