@@ -20,6 +20,7 @@ import { formatUsd as usd } from '../../functions/shared/pricing/money.ts';
 import { RunSummary } from '../../functions/shared/records.ts';
 import { Method, ResponseStyle } from '../../functions/shared/schemas.ts';
 import { executionLogPath } from '../local/executions.ts';
+import type { LocalHistoryEvent } from '../local/history-events.ts';
 import type { ExecutionStatus } from '../local/rules.ts';
 import type { EventLog, LocalStack } from '../local/stack.ts';
 import { formatEntries, formatFields, groupCounts } from './counts.ts';
@@ -100,10 +101,10 @@ export async function runLocal(
   // from another terminal. It starts now: what the user waits for (start-up included) is the run's
   // elapsed time.
   const historyFile = executionLogPath(options.dataDir, runId);
-  const { historyRecorder } = await import('../local/history-events.ts');
-  const toHistory = historyRecorder();
+  // Recorded from the stack's definition (its Distributed Maps) once the stack has started.
+  let toHistory: ((event: EventLog) => LocalHistoryEvent[]) | undefined;
   const record = (event: EventLog) => {
-    for (const recorded of toHistory(event)) {
+    for (const recorded of toHistory?.(event) ?? []) {
       appendFileSync(historyFile, `${JSON.stringify(recorded)}\n`);
       progress.event(recorded);
     }
@@ -144,6 +145,7 @@ export async function runLocal(
     template,
     iam: options.iam === false ? false : undefined,
   });
+  toHistory = stack.historyRecorder();
   try {
     const ollama = await hint;
     if (ollama) progress.line(`  ${ollama}`);

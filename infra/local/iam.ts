@@ -291,34 +291,51 @@ export interface Denial {
  * stricter.
  */
 export function principalsFromTemplate(template: CfnTemplate, names: LocalNames): Map<string, Principal> {
-  const policiesOfRole = new Map<string, { name: string; policy: unknown }[]>();
+  const policiesOf = rolePolicies(template, names);
+  const principals = new Map<string, Principal>();
+  for (const [id, resource] of resourcesOfType(template, 'AWS::Lambda::Function')) {
+    const role = roleOf(resource.Properties?.Role);
+    if (!role) continue;
+    principals.set(id, { functionName: id, roleName: role, policies: policiesOf(role) });
+  }
+  return principals;
+}
+
+/**
+ * The state machine's role as a principal (its session named after the machine), for what Step
+ * Functions itself does as that role: start a Distributed Map's child executions.
+ */
+export function stateMachinePrincipal(template: CfnTemplate, names: LocalNames): Principal | undefined {
+  const [machine] = resourcesOfType(template, 'AWS::StepFunctions::StateMachine');
+  const role = roleOf(machine?.[1].Properties?.RoleArn);
+  if (!machine || !role) return undefined;
+  return { functionName: machine[0], roleName: role, policies: rolePolicies(template, names)(role) };
+}
+
+/** The logical id of the role an `Fn::GetAtt [role, Arn]` names. */
+const roleOf = (arn: unknown): string | undefined =>
+  (arn as { 'Fn::GetAtt'?: [string, string] } | undefined)?.['Fn::GetAtt']?.[0];
+
+/** A role's policies: its inline `Policies` and every `AWS::IAM::Policy` attached to it, resolved. */
+function rolePolicies(template: CfnTemplate, names: LocalNames) {
+  const attached = new Map<string, { name: string; policy: unknown }[]>();
   for (const [id, resource] of resourcesOfType(template, 'AWS::IAM::Policy')) {
     for (const role of (resource.Properties?.Roles ?? []) as { Ref?: string }[]) {
       if (!role.Ref) continue;
-      const list = policiesOfRole.get(role.Ref) ?? [];
+      const list = attached.get(role.Ref) ?? [];
       list.push({ name: id, policy: resolveIntrinsics(resource.Properties?.PolicyDocument, names) });
-      policiesOfRole.set(role.Ref, list);
+      attached.set(role.Ref, list);
     }
   }
-  const principals = new Map<string, Principal>();
-  for (const [id, resource] of resourcesOfType(template, 'AWS::Lambda::Function')) {
-    const role = (resource.Properties?.Role as { 'Fn::GetAtt'?: [string, string] } | undefined)?.[
-      'Fn::GetAtt'
-    ]?.[0];
-    if (!role) continue;
+  return (role: string) => {
     const inline = (
       (template.Resources[role]?.Properties?.Policies ?? []) as {
         PolicyName: string;
         PolicyDocument: unknown;
       }[]
     ).map((p) => ({ name: p.PolicyName, policy: resolveIntrinsics(p.PolicyDocument, names) }));
-    principals.set(id, {
-      functionName: id,
-      roleName: role,
-      policies: [...inline, ...(policiesOfRole.get(role) ?? [])],
-    });
-  }
-  return principals;
+    return [...inline, ...(attached.get(role) ?? [])];
+  };
 }
 
 type Simulate = typeof import('@cloud-copilot/iam-simulate').runSimulation;

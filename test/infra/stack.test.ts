@@ -23,7 +23,8 @@ interface State {
   Retry?: { ErrorEquals: string[]; BackoffRate?: number; MaxAttempts?: number }[];
   Catch?: { ErrorEquals: string[]; Next: string }[];
   MaxConcurrencyPath?: string;
-  ItemProcessor?: { States: Record<string, State> };
+  ItemProcessor?: { States: Record<string, State>; ProcessorConfig?: Record<string, string> };
+  Label?: string;
   ItemsPath?: string;
   ItemSelector?: Record<string, string>;
   TimeoutSeconds?: number;
@@ -140,6 +141,42 @@ describe('the state machine', () => {
     expect(map?.MaxConcurrencyPath).toBe('$.config.mapConcurrency');
     expect(map?.ItemSelector?.['chunk.$']).toBe('$$.Map.Item.Value');
     expect(Object.keys(map?.ItemProcessor?.States ?? {})).toEqual(['Generate instances for a chunk']);
+  });
+
+  it('runs each chunk and each gate shard as a Standard child execution (Distributed Map), items and result inline, no failure tolerated', () => {
+    const map = states['Generate instances'];
+    expect(map?.ItemProcessor?.ProcessorConfig).toEqual({ Mode: 'DISTRIBUTED', ExecutionType: 'STANDARD' });
+    expect(map?.Label).toBe('Generateinstances');
+    for (const absent of ['ItemReader', 'ResultWriter', 'ItemBatcher', 'ToleratedFailurePercentage']) {
+      expect(map).not.toHaveProperty(absent);
+    }
+    expect(map).not.toHaveProperty('ToleratedFailureCount');
+    // So do the gate's shards: no Map's items grow the parent's history.
+    const maps = Object.values(states).filter((state) => state.Type === 'Map');
+    expect(maps.length).toBe(3);
+    for (const each of maps) expect(each.ItemProcessor?.ProcessorConfig?.Mode).toBe('DISTRIBUTED');
+  });
+
+  it('lets the state machine start its own child executions and watch, stop and redrive only its own', () => {
+    const machineRole = Object.keys(template.findResources('AWS::IAM::Role')).find((id) =>
+      id.startsWith('WorkflowStateMachineRole'),
+    );
+    const machine = Object.keys(template.findResources('AWS::StepFunctions::StateMachine'))[0];
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      Roles: [{ Ref: machineRole }],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Action: 'states:StartExecution', Resource: { Ref: machine } }),
+          Match.objectLike({ Action: ['states:DescribeExecution', 'states:StopExecution'] }),
+          Match.objectLike({
+            Action: 'states:RedriveExecution',
+            Resource: ['/Generateinstances:*', '/Scoregateshards:*', '/Scoregateshardsagain:*'].map(
+              (label) => ({ 'Fn::Join': ['', Match.arrayWith([label])] }),
+            ),
+          }),
+        ]),
+      },
+    });
   });
 
   it('retries transient errors and crashes with exponential backoff on every Lambda task', () => {
