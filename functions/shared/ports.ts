@@ -121,6 +121,15 @@ export interface ObjectStore {
   list(prefix: string): Promise<string[]>;
 }
 
+/**
+ * An object written as a stream, for files too large to hold in memory (the export's): `body`'s chunks
+ * are the object's text in order. The object appears whole or not at all, and a failed write leaves
+ * nothing behind (on S3 a multipart upload, aborted on error).
+ */
+export interface ObjectUploads {
+  upload(key: string, body: AsyncIterable<string | Uint8Array>, contentType?: string): Promise<void>;
+}
+
 /** A task of the pool, one DynamoDB item. */
 export interface PoolTask {
   /** Stable id derived from the normalized instruction: the same instruction can't be stored twice. */

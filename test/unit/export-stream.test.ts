@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { serializePool } from '../../functions/export/core.ts';
+import { gatherPoolFiles, POOL_FILES, readPoolFile } from '../../functions/export/pool-files.ts';
 import { toAlpaca, toRecords, toSeedFormat } from '../../functions/shared/exports/formats.ts';
 import { toJsonLines } from '../../functions/shared/json-lines.ts';
 import { taskId } from '../../functions/shared/pool-ids.ts';
@@ -51,15 +51,48 @@ async function* pages(items: readonly PoolTask[]) {
   for (const item of items) yield item;
 }
 
+/** The files gathered with at most `memoryChars` of text in memory, read back whole. */
+async function streamed(items: readonly PoolTask[], memoryChars?: number) {
+  const files = await gatherPoolFiles(pages(items), { memoryChars });
+  try {
+    const [dataset, alpaca, tasks] = await Promise.all(POOL_FILES.map((file) => readPoolFile(files, file)));
+    return {
+      files: { dataset, alpaca, tasks, taskCount: files.taskCount, recordCount: files.recordCount },
+      spilled: files.spilled,
+    };
+  } finally {
+    await files.dispose();
+  }
+}
+
 describe('the streamed export', () => {
   it('writes the same files, byte for byte, as sorting the whole pool did', async () => {
     const items = pool(400);
-    const streamed = await serializePool(pages(items));
-    expect(streamed).toEqual(materialized(items));
-    expect(streamed.taskCount).toBeGreaterThan(250);
+    const { files, spilled } = await streamed(items);
+    expect(files).toEqual(materialized(items));
+    expect(spilled).toBe(false);
+    expect(files.taskCount).toBeGreaterThan(250);
+  });
+
+  it('writes the same files when most of the text went to disk on the way, in many gzip members', async () => {
+    const items = pool(400);
+    // A few tasks' text at a time: hundreds of spills, every group's files written in many pieces.
+    const { files, spilled } = await streamed(items, 2_000);
+    expect(spilled).toBe(true);
+    expect(files).toEqual(materialized(items));
+  });
+
+  it('keeps text in other scripts whole across the spilled chunks', async () => {
+    const items = pool(60).map((task, i) => ({
+      ...task,
+      instruction: `${'日本語の指示、ü ✓ 🙂 '.repeat(1 + (i % 7))}${task.instruction}`,
+    }));
+    const { files, spilled } = await streamed(items, 500);
+    expect(spilled).toBe(true);
+    expect(files).toEqual(materialized(items));
   });
 
   it('writes an empty pool as the same empty files', async () => {
-    expect(await serializePool(pages([]))).toEqual(materialized([]));
+    expect((await streamed([])).files).toEqual(materialized([]));
   });
 });
