@@ -7,7 +7,7 @@
 import { exportKeys } from '../shared/keys.ts';
 import { stageUsageCounters, totalUsage, usageOfCalls } from '../shared/model-calls.ts';
 import { holdPool } from '../shared/pool-lease.ts';
-import type { ObjectStore, ObjectUploads, PoolStore, RunRecord } from '../shared/ports.ts';
+import type { ObjectStore, ObjectStreams, PoolStore, RunRecord } from '../shared/ports.ts';
 import { formatUsd } from '../shared/pricing/money.ts';
 import type { IterationRecord, RunSummary } from '../shared/records.ts';
 import type { RunState } from '../shared/schemas.ts';
@@ -30,13 +30,13 @@ export function stopReason({ config, progress }: RunState): string {
 
 /**
  * Writes the export: one pass over the pool's committed tasks (`gatherPoolFiles`), then each file
- * streamed to the bucket (`ObjectUploads`: multipart on S3), so memory is bounded whatever the pool's
+ * streamed to the bucket (`ObjectStreams`: multipart on S3), so memory is bounded whatever the pool's
  * size; then the summary, the run's end and the pool's lease. A retry writes the same files again.
  * `memoryChars` is the text kept in memory before it goes to disk (tests make it small).
  */
 export async function exportDataset(
   state: RunState,
-  { objects, pool }: { objects: ObjectStore & ObjectUploads; pool: PoolStore },
+  { objects, pool }: { objects: ObjectStore & ObjectStreams; pool: PoolStore },
   { memoryChars }: { memoryChars?: number } = {},
 ): Promise<RunSummary> {
   const { runId, config, progress } = state;

@@ -1,10 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { gatherPoolFiles, POOL_FILES, readPoolFile } from '../../functions/export/pool-files.ts';
-import { toAlpaca, toRecords, toSeedFormat } from '../../functions/shared/exports/formats.ts';
-import { toJsonLines } from '../../functions/shared/json-lines.ts';
 import { taskId } from '../../functions/shared/pool-ids.ts';
 import type { PoolTask } from '../../functions/shared/ports.ts';
 import { createRng } from '../../functions/shared/random.ts';
+import { materializedExport } from '../support/export-files.ts';
 
 /** Tasks of several runs and iterations, in id order as the query returns them; seeds and rejected ones among them. */
 function pool(n: number): PoolTask[] {
@@ -31,21 +30,7 @@ function pool(n: number): PoolTask[] {
   return tasks.sort((a, b) => a.id.localeCompare(b.id));
 }
 
-/** The export as it was written before it was streamed: every task, sorted, then every file at once. */
-function materialized(items: readonly PoolTask[]) {
-  const tasks = items.filter((t) => t.source === 'machine' && t.status === 'complete').map(toSeedFormat);
-  tasks.sort(
-    (a, b) => (a.run_id ?? '').localeCompare(b.run_id ?? '') || (a.iteration ?? 0) - (b.iteration ?? 0),
-  );
-  const records = tasks.flatMap(toRecords);
-  return {
-    dataset: toJsonLines(records),
-    alpaca: `${JSON.stringify(toAlpaca(records), null, 2)}\n`,
-    tasks: toJsonLines(tasks),
-    taskCount: tasks.length,
-    recordCount: records.length,
-  };
-}
+const materialized = materializedExport;
 
 async function* pages(items: readonly PoolTask[]) {
   for (const item of items) yield item;

@@ -5,7 +5,7 @@ import type {
   CounterMap,
   IterationUpdate,
   ObjectStore,
-  ObjectUploads,
+  ObjectStreams,
   PoolCommit,
   PoolLease,
   PoolMeta,
@@ -34,7 +34,7 @@ export const SEED_TASKS = [
   seedTask(4, 'Write a haiku about the first snow of the winter.'),
 ];
 
-export class MemoryObjects implements ObjectStore, ObjectUploads {
+export class MemoryObjects implements ObjectStore, ObjectStreams {
   readonly objects = new Map<string, Uint8Array>();
   async getBytes(key: string) {
     return this.objects.get(key);
@@ -51,6 +51,14 @@ export class MemoryObjects implements ObjectStore, ObjectUploads {
     const chunks: Buffer[] = [];
     for await (const chunk of body) chunks.push(Buffer.from(chunk));
     this.objects.set(key, new Uint8Array(Buffer.concat(chunks)));
+  }
+  async download(key: string) {
+    const bytes = this.objects.get(key);
+    return bytes === undefined
+      ? undefined
+      : (async function* () {
+          yield bytes;
+        })();
   }
   async copy(from: string, to: string) {
     const bytes = this.objects.get(from);

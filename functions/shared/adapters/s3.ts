@@ -11,7 +11,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { awsClientConfig } from '../config.ts';
-import type { ObjectStore, ObjectUploads } from '../ports.ts';
+import type { ObjectStore, ObjectStreams } from '../ports.ts';
 
 /**
  * Parts of a streamed upload: S3's minimum (5 MiB; every part but the last must be at least that,
@@ -21,16 +21,25 @@ import type { ObjectStore, ObjectUploads } from '../ports.ts';
 export const UPLOAD_PART_BYTES = 5 * 1024 * 1024;
 const UPLOAD_QUEUE = 2;
 
-export class S3ObjectStore implements ObjectStore, ObjectUploads {
+export class S3ObjectStore implements ObjectStore, ObjectStreams {
   constructor(
     private readonly bucket: string,
     private readonly client = new S3Client(awsClientConfig('s3')),
   ) {}
 
   async getBytes(key: string): Promise<Uint8Array | undefined> {
+    return await (await this.getObject(key))?.transformToByteArray();
+  }
+
+  async download(key: string): Promise<AsyncIterable<Uint8Array> | undefined> {
+    // In Node the SDK's body is a Readable (an async iterable of Buffers).
+    return (await this.getObject(key)) as AsyncIterable<Uint8Array> | undefined;
+  }
+
+  private async getObject(key: string) {
     try {
       const reply = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
-      return await reply.Body?.transformToByteArray();
+      return reply.Body;
     } catch (error) {
       if (error instanceof NoSuchKey || (error as { name?: string }).name === 'NoSuchKey') return undefined;
       throw error;
