@@ -25,7 +25,7 @@ export const POOL_FILES = ['dataset', 'alpaca', 'tasks'] as const;
 export type PoolFile = (typeof POOL_FILES)[number];
 
 /** Text kept in memory before it goes to disk: about 2 × this many bytes of heap at most. */
-export const POOL_FILES_MEMORY_CHARS = 32 * 1024 * 1024;
+export const POOL_FILES_MEMORY_CHARS = 8 * 1024 * 1024;
 
 /** Chunks a file is read back in (what an upload's part buffer gathers). */
 const CHUNK_CHARS = 256 * 1024;

@@ -1,9 +1,17 @@
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { exportDataset } from '../../functions/export/core.ts';
 import { gatherPoolFiles, POOL_FILES, readPoolFile } from '../../functions/export/pool-files.ts';
+import { prepareRun } from '../../functions/prepare/core.ts';
+import { toJsonLines } from '../../functions/shared/json-lines.ts';
+import { exportKeys } from '../../functions/shared/keys.ts';
 import { taskId } from '../../functions/shared/pool-ids.ts';
 import type { PoolTask } from '../../functions/shared/ports.ts';
 import { createRng } from '../../functions/shared/random.ts';
 import { materializedExport } from '../support/export-files.ts';
+import { MemoryObjects, MemoryPool, SEED_TASKS } from './fakes.ts';
 
 /** Tasks of several runs and iterations, in id order as the query returns them; seeds and rejected ones among them. */
 function pool(n: number): PoolTask[] {
@@ -81,3 +89,60 @@ describe('the streamed export', () => {
     expect((await streamed([])).files).toEqual(materialized([]));
   });
 });
+
+describe('the export stage', () => {
+  let spillRoot: string;
+  const tmp = process.env.TMPDIR;
+  beforeEach(() => {
+    // The spilled text goes to the system's temporary folder (the Lambda's /tmp): this test's own.
+    spillRoot = mkdtempSync(path.join(tmpdir(), 'export-stage-'));
+    process.env.TMPDIR = spillRoot;
+  });
+  afterEach(() => {
+    process.env.TMPDIR = tmp;
+    rmSync(spillRoot, { recursive: true, force: true });
+  });
+
+  it('writes the same files on a retry after a failed write, and leaves no spilled text behind either time', async () => {
+    const objects = new MemoryObjects();
+    const store = new MemoryPool();
+    await objects.put('seeds/p/seeds.jsonl', toJsonLines(SEED_TASKS));
+    const state = await prepareRun(
+      { runId: 'run-x', input: { pool: 'p', seedKey: 'seeds/p/seeds.jsonl', target: 10 } },
+      { objects, pool: store },
+    );
+    const tasks = pool(300).map((task) => ({ ...task, pool: 'p' }));
+    for (const task of tasks) store.tasks.set(`p/${task.id}`, task);
+    const keys = exportKeys('run-x');
+    let failures = 1;
+    const failing = Object.assign(Object.create(objects) as MemoryObjects, {
+      async upload(key: string, body: AsyncIterable<string | Uint8Array>) {
+        if (key === keys.alpaca && failures-- > 0) throw new Error('S3 unavailable');
+        return objects.upload(key, body);
+      },
+    });
+
+    await expect(
+      exportDataset(state, { objects: failing, pool: store }, { memoryChars: 5_000 }),
+    ).rejects.toThrow('S3 unavailable');
+    expect(readdirSync(spillRoot)).toEqual([]);
+    const summary = await exportDataset(state, { objects: failing, pool: store }, { memoryChars: 5_000 });
+    expect(readdirSync(spillRoot)).toEqual([]);
+
+    const expected = materialized([...(await collect(store.listTasks('p')))]);
+    expect(await objects.getText(keys.dataset)).toBe(expected.dataset);
+    expect(await objects.getText(keys.alpaca)).toBe(expected.alpaca);
+    expect(await objects.getText(keys.tasks)).toBe(expected.tasks);
+    expect(summary).toMatchObject({
+      exportedTasks: expected.taskCount,
+      exportedRecords: expected.recordCount,
+    });
+    expect(expected.taskCount).toBeGreaterThan(200);
+  });
+});
+
+async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
+  const all: T[] = [];
+  for await (const item of items) all.push(item);
+  return all;
+}
