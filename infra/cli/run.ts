@@ -4,8 +4,9 @@
  * local bucket to `./out/<run-id>/` and writes the run report (`report.html`, `stats.json`) next to it.
  * Everything heavy is imported when the command runs, so `--help` stays fast.
  */
-import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, createWriteStream, mkdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { Command, Option } from 'commander';
 import { readableCause } from '../../functions/record-failure/core.ts';
 import { NotFound } from '../../functions/shared/errors.ts';
@@ -224,9 +225,12 @@ export async function runLocal(
     const outDir = path.resolve(options.out, runId);
     mkdirSync(outDir, { recursive: true });
     const keys = exportKeys(runId);
+    // Streamed: an export's files are the size of the pool.
     for (const key of [keys.dataset, keys.alpaca, keys.tasks, keys.summary]) {
-      const text = await stack.objects.getText(key);
-      if (text !== undefined) writeFileSync(path.join(outDir, path.posix.basename(key)), text);
+      const body = await stack.objects.download(key);
+      if (body !== undefined) {
+        await pipeline(body, createWriteStream(path.join(outDir, path.posix.basename(key))));
+      }
     }
     const { writeReport } = await import('./report.ts');
     const { files } = await writeReport(stack.objects, stack.pool, runId, options.out);

@@ -93,6 +93,9 @@ function describeS3(request: SdkHttpRequest): AwsRequest {
     if (method === 'GET' && 'location' in query) {
       return of('GetBucketLocation', { action: 's3:GetBucketLocation', resource: bucketArn });
     }
+    if (method === 'GET' && 'uploads' in query) {
+      return of('ListMultipartUploads', { action: 's3:ListBucketMultipartUploads', resource: bucketArn });
+    }
     if (method === 'GET' && 'versions' in query) {
       return of('ListObjectVersions', { action: 's3:ListBucketVersions', resource: bucketArn });
     }
@@ -114,6 +117,9 @@ function describeS3(request: SdkHttpRequest): AwsRequest {
     }
     return of(`${method} bucket`, { action: 's3:*', resource: bucketArn });
   }
+  if (method === 'GET' && 'uploadId' in query) {
+    return of('ListParts', { action: 's3:ListMultipartUploadParts', resource: objectArn });
+  }
   if (method === 'GET' || method === 'HEAD') {
     return of(method === 'HEAD' ? 'HeadObject' : 'GetObject', {
       action: 's3:GetObject',
@@ -125,11 +131,13 @@ function describeS3(request: SdkHttpRequest): AwsRequest {
       ? of('AbortMultipartUpload', { action: 's3:AbortMultipartUpload', resource: objectArn })
       : of('DeleteObject', { action: 's3:DeleteObject', resource: objectArn });
   }
+  // A multipart upload is s3:PutObject throughout (create, parts, complete), as S3 authorizes it;
+  // aborting it is s3:AbortMultipartUpload (above); a part copied from an object also reads the source.
   const copySource = header(request, 'x-amz-copy-source');
-  if (method === 'PUT' && copySource && !('partNumber' in query)) {
+  if (method === 'PUT' && copySource) {
     const source = decodeURIComponent(copySource.replace(/^\//, '').split('?')[0] ?? '');
     return of(
-      'CopyObject',
+      'uploadId' in query ? 'UploadPartCopy' : 'CopyObject',
       { action: 's3:GetObject', resource: `arn:aws:s3:::${source}` },
       { action: 's3:PutObject', resource: objectArn },
     );

@@ -16,6 +16,7 @@ import { type LocalRunResult, runLocal } from '../../infra/cli/run.ts';
 import { localHistory, statusFromHistory } from '../../infra/cli/status.ts';
 import { MAX_HISTORY_EVENTS, MAX_PAYLOAD_BYTES, profileHistory, project } from '../../infra/local/history.ts';
 import { LocalStack } from '../../infra/local/stack.ts';
+import { materializedExport } from '../support/export-files.ts';
 
 const work = mkdtempSync(path.join(tmpdir(), 'selfinstruct-e2e-'));
 const dataDir = path.join(work, 'data');
@@ -105,6 +106,27 @@ describe('a local run of two iterations', () => {
       expect(records).toHaveLength(summary.exportedRecords);
       expect(alpaca).toHaveLength(summary.exportedRecords);
       expect(records.reduce((sum, r) => sum + (r.output.length > 0 ? 1 : 0), 0)).toBe(records.length);
+    } finally {
+      await stack.close();
+    }
+  });
+
+  it('writes the export streamed byte for byte as it was built whole before, for a pool of two runs', async () => {
+    const stack = await LocalStack.start({ dataDir });
+    try {
+      const tasks: PoolTask[] = [];
+      for await (const task of stack.pool.listTasks('e2e')) tasks.push(task);
+      const keys = exportKeys(second.runId);
+      const expected = materializedExport(tasks);
+      expect(new Set(tasks.map((task) => task.runId)).size).toBe(2);
+      expect(await stack.objects.getText(keys.dataset)).toBe(expected.dataset);
+      expect(await stack.objects.getText(keys.alpaca)).toBe(expected.alpaca);
+      expect(await stack.objects.getText(keys.tasks)).toBe(expected.tasks);
+      // And copied to the output folder as they are.
+      const dir = second.outDir as string;
+      expect(readFileSync(path.join(dir, 'dataset.jsonl'), 'utf8')).toBe(expected.dataset);
+      expect(readFileSync(path.join(dir, 'alpaca.json'), 'utf8')).toBe(expected.alpaca);
+      expect(readFileSync(path.join(dir, 'tasks.jsonl'), 'utf8')).toBe(expected.tasks);
     } finally {
       await stack.close();
     }

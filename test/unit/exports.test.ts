@@ -32,7 +32,7 @@ import {
 } from '../../functions/shared/exports/schemas.ts';
 import { METHODS, RESPONSE_STYLES } from '../../functions/shared/methods.ts';
 import type { Embedder } from '../../functions/shared/models/embeddings.ts';
-import { RunSummary, type TaskLine } from '../../functions/shared/records.ts';
+import { RunSummary, TaskLine } from '../../functions/shared/records.ts';
 import { Method } from '../../functions/shared/schemas.ts';
 import { type BuiltExport, buildExport } from '../../infra/cli/export/build.ts';
 import { CARD_MARKER, code, fence, sizeCategory } from '../../infra/cli/export/card.ts';
@@ -233,6 +233,21 @@ describe('the formats', () => {
     expect(read).toMatchObject({ runId: 'run-a', pool: 'p', model: 'offline', iterations: 2 });
     expect(read.cost?.perTaskUsd).toBeNull();
     expect(Object.keys(RECORD_SCHEMAS)).toEqual([...EXPORT_FORMATS]);
+  });
+
+  it('declare the provenance a record shares with its task line once: the jsonl record takes it from TaskLine', () => {
+    const own = ['instruction', 'input', 'output', 'task_id', 'is_classification', 'source'];
+    const shared = Object.keys(JsonlRecord.shape).filter((field) => !own.includes(field));
+    expect(shared).toContain('lineage');
+    expect(shared).toContain('source_span');
+    expect(shared).toContain('quality_score');
+    for (const field of shared) {
+      expect(JsonlRecord.shape[field as keyof typeof JsonlRecord.shape], field).toBe(
+        TaskLine.shape[field as keyof typeof TaskLine.shape],
+      );
+    }
+    // Every field of a record is a field of the card, in the same order.
+    expect(FORMATS.jsonl.fields.map(([name]) => name)).toEqual(Object.keys(JsonlRecord.shape));
   });
 });
 
