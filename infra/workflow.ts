@@ -264,6 +264,10 @@ export class SelfInstructWorkflow extends Construct {
           minify: true,
           sourceMap: true,
           mainFields: ['module', 'main'],
+          // The AWS SDK goes into the bundle too (CDK's default leaves `@aws-sdk/*` to the Lambda runtime's
+          // copy): the functions then run the SDK versions of the lockfile, the ones the tests ran, and the
+          // libraries the runtime need not carry (lib-storage, lib-dynamodb) are there.
+          externalModules: [],
           // ESM bundles of CommonJS dependencies still call require().
           banner: "import { createRequire } from 'module'; const require = createRequire(import.meta.url);",
           commandHooks: {
