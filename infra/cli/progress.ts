@@ -7,7 +7,12 @@
  */
 
 import type { HistoryEvent } from '@aws-sdk/client-sfn';
-import { CONTROL_STATES, SHARDED_GATE_STATES, STAGES } from '../../functions/stages.ts';
+import {
+  CONTROL_STATES,
+  INSTRUCTION_BATCH_STATES,
+  SHARDED_GATE_STATES,
+  STAGES,
+} from '../../functions/stages.ts';
 import { initialRunView, type RunView, reduce, timing } from '../history/run-view.ts';
 import { formatEntries, groupCounts } from './counts.ts';
 import { statusLine } from './status.ts';
@@ -127,7 +132,7 @@ export function progressLines(event: HistoryEvent, was: RunView, now: RunView): 
   if (now.retries > was.retries) return [`    retrying "${now.state}"`];
   const { generation, gated, tasks } = now.current;
   switch (event.stateExitedEventDetails?.name) {
-    case STAGES.generateInstructions.state:
+    case INSTRUCTION_BATCH_STATES.collect:
       return generation
         ? [
             `    ${generation.prompts} calls → ${generation.candidates} candidates (${generation.malformed} malformed, ${generation.droppedByTruncation} lost to truncation)`,

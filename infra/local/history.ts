@@ -7,7 +7,7 @@
  */
 import type { HistoryEvent } from '@aws-sdk/client-sfn';
 import { SaveInput } from '../../functions/shared/schemas.ts';
-import { CONTROL_STATES, STAGES } from '../../functions/stages.ts';
+import { CONTROL_STATES, INSTRUCTION_BATCH_STATES, STAGES } from '../../functions/stages.ts';
 import { initialRunView, reduce } from '../history/run-view.ts';
 
 export { MAX_HISTORY_EVENTS, MAX_PAYLOAD_BYTES } from '../../functions/shared/execution-limits.ts';
@@ -33,7 +33,10 @@ const bytes = (text: string | undefined) => Buffer.byteLength(text ?? 'null');
 
 // The states of one pass round the loop (the Map's own events included, its items' not).
 const LOOP_STATES = new Set<string | undefined>([
+  INSTRUCTION_BATCH_STATES.plan,
+  STAGES.generateInstructions.mapState,
   STAGES.generateInstructions.state,
+  INSTRUCTION_BATCH_STATES.collect,
   CONTROL_STATES.shardGate,
   STAGES.filter.state,
   STAGES.generateInstances.mapState,
