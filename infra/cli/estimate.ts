@@ -63,6 +63,7 @@ export interface EstimateOptions {
   fromRun?: string;
   iterations?: number;
   chunkSize?: number;
+  instructionBatchSize?: number;
   callConcurrency?: number;
   mapConcurrency?: number;
   maxPromptsPerIteration?: number;
@@ -250,6 +251,11 @@ export function estimateCommand(io: EstimateIo = process): Command {
     )
     .option('--chunk-size <n>', 'instructions per Map item (default 40)', positiveInt('--chunk-size'))
     .option(
+      '--instruction-batch-size <n>',
+      'instruction-generation calls per item of the "Generate instructions" Map (default 20)',
+      positiveInt('--instruction-batch-size'),
+    )
+    .option(
       '--call-concurrency <n>',
       'model calls at once inside one function (default 8)',
       positiveInt('--call-concurrency'),
@@ -337,6 +343,7 @@ export function estimateCommand(io: EstimateIo = process): Command {
         calibration,
         maxIterations: options.iterations,
         chunkSize: options.chunkSize,
+        instructionBatchSize: options.instructionBatchSize,
         callConcurrency: options.callConcurrency,
         mapConcurrency: options.mapConcurrency,
         maxPromptsPerIteration: options.maxPromptsPerIteration,

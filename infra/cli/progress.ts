@@ -118,8 +118,9 @@ export function progressLines(event: HistoryEvent, was: RunView, now: RunView): 
   const entered = event.stateEnteredEventDetails?.name;
   if (entered) {
     const lines = now.iteration > was.iteration ? [`iteration ${now.iteration}`] : [];
-    if (entered !== STAGES.generateInstances.state && entered !== CONTROL_STATES.enough)
-      lines.push(`  ▸ ${entered}`);
+    // A Map item's state is not a step of its own: its Map's name says it.
+    const item = entered === STAGES.generateInstances.state || entered === STAGES.generateInstructions.state;
+    if (!item && entered !== CONTROL_STATES.enough) lines.push(`  ▸ ${entered}`);
     return lines;
   }
   const { chunks } = now;

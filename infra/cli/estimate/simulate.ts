@@ -67,6 +67,8 @@ export interface EstimateInput {
   /** Iteration cap; when absent, the run input's default or the smallest cap that reaches the target. */
   maxIterations?: number;
   chunkSize?: number;
+  /** Instruction calls per item of the "Generate instructions" Map (run input `instructionBatchSize`). */
+  instructionBatchSize?: number;
   callConcurrency?: number;
   /** Map items at once (run input `mapConcurrency`). */
   mapConcurrency?: number;
@@ -130,6 +132,7 @@ function runConfig(input: EstimateInput, maxIterations: number) {
       target: input.target,
       maxIterations,
       ...(input.chunkSize ? { chunkSize: input.chunkSize } : {}),
+      ...(input.instructionBatchSize ? { instructionBatchSize: input.instructionBatchSize } : {}),
       ...(input.callConcurrency ? { callConcurrency: input.callConcurrency } : {}),
       ...(input.mapConcurrency ? { mapConcurrency: input.mapConcurrency } : {}),
       ...(input.maxPromptsPerIteration ? { maxPromptsPerIteration: input.maxPromptsPerIteration } : {}),
