@@ -16,6 +16,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { parseJsonFile, parseSeedFile } from '../../functions/shared/input-files.ts';
+import { type OperatorLimits, operatorLimitsFromEnv } from '../../functions/shared/limits.ts';
 import { NO_JUDGE } from '../../functions/shared/models/judge-ids.ts';
 import { parseModelId } from '../../functions/shared/models/model-ids.ts';
 import { formatUsd } from '../../functions/shared/pricing/money.ts';
@@ -179,6 +180,12 @@ export function formatEstimate(e: Estimate): string {
   return `${out.join('\n')}\n`;
 }
 
+/** The operator's caps on model calls that bound the Maps' items at once (see `timing.ts`). */
+const timeLimits = ({ maxModelCallsInFlight, modelFunctionConcurrency }: OperatorLimits) => ({
+  maxModelCallsInFlight,
+  ...(modelFunctionConcurrency === undefined ? {} : { modelFunctionConcurrency }),
+});
+
 const percent = (x: number) => `${(x * 100).toFixed(1)}%`;
 
 /** The projected wall time: in all, per iteration (first, middle, last), by step, and the bottleneck. */
@@ -190,8 +197,8 @@ function formatTime(e: Estimate): string {
   const steps = Object.keys(TIME_STEP_LABELS) as TimeStep[];
   const labels = TIME_STEP_LABELS;
   const lines = [
-    `Projected wall time (deployed): ${formatDuration(t.totalSeconds)}, ${formatDuration(mean)} per iteration on average; bottleneck: ${labels[t.bottleneck.step]} (${percent(t.bottleneck.share)})`,
-    `  model calls: ${t.latency.firstTokenSeconds.toFixed(2)} s + output tokens / ${fmtInt(t.latency.outputTokensPerSecond)} per second; Map ${t.assumptions.mapConcurrency} chunks at once`,
+    `Projected wall time (deployed): ${formatDuration(t.totalSeconds)}, ${formatDuration(mean)} per iteration on average; bottleneck: ${labels[t.bottleneck.step]} (${percent(t.bottleneck.share)})${t.bottleneck.limitedBy ? `, limited by ${t.bottleneck.limitedBy}` : ''}`,
+    `  model calls: ${t.latency.firstTokenSeconds.toFixed(2)} s + output tokens / ${fmtInt(t.latency.outputTokensPerSecond)} per second${t.assumptions.requestsPerMinute ? `, at most ${fmtInt(t.assumptions.requestsPerMinute)} a minute (the model's quota)` : ''}; Maps ${t.itemsAtOnce} items at once (batches of instruction calls, chunks of instances)`,
     ...picks.map((i) => {
       const it = its[i];
       if (!it) return '';
@@ -347,6 +354,8 @@ export function estimateCommand(io: EstimateIo = process): Command {
         callConcurrency: options.callConcurrency,
         mapConcurrency: options.mapConcurrency,
         maxPromptsPerIteration: options.maxPromptsPerIteration,
+        // The operator's caps as a local run gets them (the environment, else the defaults).
+        timeAssumptions: timeLimits(operatorLimitsFromEnv()),
         assumptions: {
           ...(options.tokensPerSecond ? { outputTokensPerSecond: options.tokensPerSecond } : {}),
           ...(options.firstTokenSeconds ? { firstTokenSeconds: options.firstTokenSeconds } : {}),

@@ -7,7 +7,10 @@
  *
  * | state                           | Lambda | DynamoDB                                   | S3 GET                | S3 PUT/COPY                   |
  * | ------------------------------- | ------ | ------------------------------------------ | --------------------- | ----------------------------- |
- * | Generate instructions           | 1      | –                                          | pool seeds, index     | candidates, raw replies       |
+ * | Plan instructions               | 1      | –                                          | –                     | –                             |
+ * | Generate instructions (Map)     | –      | –                                          | –                     | –                             |
+ * | … a batch (per batch)           | 1      | –                                          | pool seeds, index     | candidates, raw replies, result |
+ * | Collect instructions            | 1      | –                                          | 3 per batch           | candidates, raw replies       |
  * | Filter and deduplicate          | 1      | 1 conditional put per accepted instruction | candidates, index     | gate log, iteration index     |
  * | Generate instances (Map)        | –      | –                                          | –                     | –                             |
  * | … for a chunk (per Map item)    | 1      | 1 BatchGet (≤ 100 ids) + 1 put per task    | –                     | chunk tasks, raw replies¹     |
@@ -27,12 +30,14 @@
  * consistency here), a Query sums the sizes of the items it returns before rounding. S3 COPY is billed
  * as a PUT. Storage, CloudWatch Logs, X-Ray and data transfer are not counted.
  */
-import { CONTROL_STATES, STAGES, type StageKey } from '../../stages.ts';
+import { CONTROL_STATES, INSTRUCTION_BATCH_STATES, STAGES, type StageKey } from '../../stages.ts';
 import type { AwsUsage } from './pricing.ts';
 
 /** The states an iteration enters, in order (each one state transition). */
 export const ITERATION_STATES = [
-  STAGES.generateInstructions.state,
+  INSTRUCTION_BATCH_STATES.plan,
+  STAGES.generateInstructions.mapState,
+  INSTRUCTION_BATCH_STATES.collect,
   CONTROL_STATES.shardGate,
   STAGES.filter.state,
   STAGES.generateInstances.mapState,
@@ -42,6 +47,9 @@ export const ITERATION_STATES = [
 
 /** The states each Map item enters. */
 export const MAP_ITEM_STATES = [STAGES.generateInstances.state] as const;
+
+/** The states each item of the "Generate instructions" Map (a batch of calls) enters. */
+export const BATCH_ITEM_STATES = [STAGES.generateInstructions.state] as const;
 
 /** The states a successful run enters once. */
 export const RUN_ONCE_STATES = [
@@ -55,6 +63,8 @@ export const RUN_ONCE_STATES = [
 export interface IterationShape {
   /** Model calls of "Generate instructions". */
   instructionCalls: number;
+  /** Items of its Map: batches of `instructionBatchSize` calls. */
+  instructionBatches: number;
   /** Output tokens of those calls, in total (they set the calls' duration). */
   instructionOutputTokens: number;
   /** Candidates the calls yielded (the gate compares each with the pool). */
@@ -172,8 +182,10 @@ export function addAwsUsage(...usages: AwsUsage[]): AwsUsage {
 
 /** How long each function of one iteration runs: what Lambda bills, and what the loop waits on. */
 export interface IterationSeconds {
-  /** "Generate instructions": its calls, `callConcurrency` at a time. */
-  generate: number;
+  /** "Plan instructions" and "Collect instructions", together. */
+  planAndCollect: number;
+  /** One batch ("Generate a batch of instructions"): its share of the calls, `callConcurrency` at a time. */
+  batch: number;
   /** "Filter and deduplicate": the gate's pairs and its conditional puts. */
   filter: number;
   /** One Map item ("Generate instances for a chunk"): its share of the classification, instance and judge calls. */
@@ -188,15 +200,19 @@ export function iterationSeconds(shape: IterationShape, assumptions: UsageAssump
   const { mapItems } = shape;
   const callsPerItem = mapItems > 0 ? shape.mapCalls / mapItems : 0;
   const outputPerItem = mapItems > 0 ? shape.mapOutputTokens / mapItems : 0;
-  // CPU work is counted after the calls, not overlapped with them: erring long.
-  const generateCpu =
-    shape.instructionCalls * a.instructionCpuSecondsPerCall +
+  const batches = Math.max(1, shape.instructionBatches);
+  const callsPerBatch = shape.instructionCalls / batches;
+  // CPU work is counted after the calls, not overlapped with them: erring long. Each batch draws the
+  // iteration's demonstrations from the pool's sample again.
+  const batchCpu =
+    callsPerBatch * a.instructionCpuSecondsPerCall +
     shape.poolInstructions * a.instructionCpuSecondsPerPoolInstruction;
   return {
-    generate:
+    planAndCollect: 2 * a.invocationOverheadSeconds,
+    batch:
       a.invocationOverheadSeconds +
-      callSeconds(shape.instructionCalls, shape.instructionOutputTokens, a) +
-      cpuSeconds('generateInstructions', generateCpu, a),
+      callSeconds(callsPerBatch, shape.instructionOutputTokens / batches, a) +
+      cpuSeconds('generateInstructions', batchCpu, a),
     filter:
       a.invocationOverheadSeconds +
       gatePairs(shape) / a.gatePairsPerSecond +
@@ -218,13 +234,15 @@ export const gatePairs = (shape: IterationShape) => shape.candidates * shape.poo
  */
 export function iterationAwsUsage(shape: IterationShape, assumptions: UsageAssumptions): AwsUsage {
   const a = assumptions;
-  const { acceptedInstructions: accepted, mapItems } = shape;
+  const { acceptedInstructions: accepted, mapItems, instructionBatches: batches } = shape;
   const seconds = iterationSeconds(shape, a);
   return {
-    stateTransitions: ITERATION_STATES.length + MAP_ITEM_STATES.length * mapItems,
-    lambdaRequests: 3 + mapItems,
+    stateTransitions:
+      ITERATION_STATES.length + BATCH_ITEM_STATES.length * batches + MAP_ITEM_STATES.length * mapItems,
+    // Plan, Collect, Filter, Save + 1 per batch and per Map item.
+    lambdaRequests: 4 + batches + mapItems,
     lambdaGbSeconds:
-      GB('generateInstructions') * seconds.generate +
+      GB('generateInstructions') * (seconds.planAndCollect + batches * seconds.batch) +
       GB('filter') * seconds.filter +
       GB('generateInstances') * seconds.mapItem * mapItems +
       GB('saveIteration') * seconds.save,
@@ -239,11 +257,13 @@ export function iterationAwsUsage(shape: IterationShape, assumptions: UsageAssum
       // Save iteration: the pool's count.
       0.5,
     s3Gets:
-      2 + // Generate instructions: pool seeds, pool index
+      2 * batches + // each batch: pool seeds, pool index
+      3 * batches + // Collect: each batch's result, candidates and raw replies
       2 + // Filter: candidates, pool index
       mapItems, // Save iteration: each chunk's tasks
     s3Puts:
-      2 + // candidates, raw replies
+      3 * batches + // each batch's candidates, raw replies and result
+      2 + // Collect: candidates, raw replies
       2 + // gate log, iteration index
       mapItems + // chunk tasks
       (shape.mapCalls > 0 ? mapItems : 0) + // raw replies of each chunk that called the model
@@ -300,13 +320,18 @@ interface StageUsage {
 export function iterationShapeFromCounts(
   counts: Readonly<Record<string, number>>,
   usageByStage: Readonly<Record<string, StageUsage>>,
-  { chunkSize, poolInstructions }: { chunkSize: number; poolInstructions: number },
+  {
+    chunkSize,
+    instructionBatchSize,
+    poolInstructions,
+  }: { chunkSize: number; instructionBatchSize: number; poolInstructions: number },
 ): IterationShape {
   const stage = (name: string): StageUsage => usageByStage[name] ?? { calls: 0, outputTokens: 0 };
   const accepted = counts.accepted ?? 0;
   const map = [stage('classify'), stage('generate-instances')];
   return {
     instructionCalls: stage('generate-instructions').calls || (counts.prompts ?? 0),
+    instructionBatches: Math.ceil((counts.prompts ?? 0) / instructionBatchSize),
     instructionOutputTokens: stage('generate-instructions').outputTokens,
     candidates: counts.generated ?? 0,
     acceptedInstructions: accepted,

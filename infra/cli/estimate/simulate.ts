@@ -36,6 +36,7 @@ import {
   DEFAULT_TIME_ASSUMPTIONS,
   defaultLatency,
   formatDuration,
+  MODEL_QUOTAS,
   type ModelLatency,
   projectWallTime,
   TIME_STEP_LABELS,
@@ -335,6 +336,7 @@ export function estimateRun(input: EstimateInput): Estimate {
   );
   const shapes: IterationShape[] = iterations.map((it) => ({
     instructionCalls: it.prompts * instructionCallsPerPrompt,
+    instructionBatches: Math.ceil(it.prompts / config.instructionBatchSize),
     instructionOutputTokens:
       it.prompts * instructionCallsPerPrompt * calibration.outputTokensPerCall['generate-instructions'],
     candidates: it.candidates,
@@ -350,9 +352,11 @@ export function estimateRun(input: EstimateInput): Estimate {
     assumptions,
   );
   const aws = { ...awsCost(input.prices, usage), usage };
+  const quota = MODEL_QUOTAS[input.model];
   const timeAssumptions: TimeAssumptions = {
     ...DEFAULT_TIME_ASSUMPTIONS,
     mapConcurrency: config.mapConcurrency,
+    ...(quota ? { requestsPerMinute: quota.requestsPerMinute } : {}),
     ...input.timeAssumptions,
   };
   const exportSeconds = (input.seeds.length + accepted) * assumptions.exportSecondsPerItem;
@@ -402,7 +406,7 @@ export function estimateRun(input: EstimateInput): Estimate {
     `A new pool seeded with the ${input.seeds.length} seed tasks; no retries (each retry adds a state transition and a Lambda invocation).`,
     `Model reply time: ${assumptions.firstTokenSeconds.toFixed(2)} s to the first token and ${fmtInt(assumptions.outputTokensPerSecond)} output tokens/s per call (${input.assumptions?.firstTokenSeconds || input.assumptions?.outputTokensPerSecond ? 'given' : latency.source}), the judge's too.`,
     `Lambda durations: ${assumptions.invocationOverheadSeconds} s overhead per invocation besides the model calls, gate at ${(assumptions.gatePairsPerSecond / 1e6).toFixed(0)} M pairs/s; functions are billed while they wait on the model; memory from functions/stages.ts.`,
-    `Wall time: per iteration "Generate instructions" (its calls ${assumptions.callConcurrency} at a time), the gate, the Map's chunks ${timeAssumptions.mapConcurrency} at a time, "Save iteration", one after the other; ${timeAssumptions.stateTransitionSeconds} s per state transition, ${timeAssumptions.coldStartSeconds} s per cold start (the first iteration's functions, Prepare, Export); no throttling (model quotas are not modeled) and no retries. Projected ${formatDuration(time.totalSeconds)} in all; the bottleneck is ${TIME_STEP_LABELS[time.bottleneck.step]} (${pct(time.bottleneck.share)} of it).`,
+    `Wall time: per iteration "Generate instructions" (Plan instructions, a Map of batches of ${config.instructionBatchSize} calls, ${time.itemsAtOnce} at once, ${assumptions.callConcurrency} calls at a time in each, then Collect instructions), the gate, the instances Map's chunks ${time.itemsAtOnce} at a time, "Save iteration", one after the other; Map items at once: mapConcurrency ${timeAssumptions.mapConcurrency} within the operator's caps (${fmtInt(timeAssumptions.maxModelCallsInFlight)} model calls in flight, ${timeAssumptions.modelFunctionConcurrency === undefined ? 'no reserved concurrency' : `reserved concurrency ${timeAssumptions.modelFunctionConcurrency}`}); ${timeAssumptions.requestsPerMinute ? `no step's calls faster than the model's quota of ${fmtInt(timeAssumptions.requestsPerMinute)} requests/min (${input.timeAssumptions?.requestsPerMinute ? 'given' : (quota?.source ?? 'given')}; tokens-per-minute quotas not modeled)` : 'no model quota known for this model (calls are not throttled)'}; ${timeAssumptions.stateTransitionSeconds} s per state transition, ${timeAssumptions.coldStartSeconds} s per cold start (the first iteration's functions, Prepare, Export); no retries. Projected ${formatDuration(time.totalSeconds)} in all; the bottleneck is ${TIME_STEP_LABELS[time.bottleneck.step]} (${pct(time.bottleneck.share)} of it)${time.bottleneck.limitedBy ? `, limited by ${time.bottleneck.limitedBy}` : ''}.`,
     `DynamoDB: ${assumptions.pendingTaskWriteUnits} WRU per pending task item, ${assumptions.finishedTaskWriteUnits} WRU per finished one, ${assumptions.runItemWriteUnits} WRU per run-item write, eventually consistent reads (0.5 RRU per item up to 4 KB), task items of ${assumptions.taskItemKb} KB for the export's Query.`,
     'Not counted: S3 storage, CloudWatch Logs (the state machine logs at level ALL), X-Ray traces, data transfer.',
   ];
