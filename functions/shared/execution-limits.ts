@@ -11,8 +11,12 @@ import type { RunConfig } from './schemas.ts';
 export const MAX_HISTORY_EVENTS = 25_000;
 export const MAX_PAYLOAD_BYTES = 256 * 1024;
 
-/** History events a run pays once, per iteration (outside the Map items), and per Map item (measured: 16, 21, 7). */
-export const HISTORY_EVENTS = { once: 20, perIteration: 24, perMapItem: 7 } as const;
+/**
+ * History events a run pays once, per iteration (outside the instances Map's items, one batch of the
+ * "Generate instructions" Map included), and per Map item (measured: 16, 39, 7; each further batch of an
+ * iteration adds a Map item's 7 while the Map is inline).
+ */
+export const HISTORY_EVENTS = { once: 20, perIteration: 42, perMapItem: 7 } as const;
 /** Bytes of "Save iteration"'s input (the largest state payload): a base, and per accepted id (measured: 1.1 KB, 31). */
 export const PAYLOAD_BYTES = { base: 4_096, perAcceptedId: 40 } as const;
 /** Most tasks one instruction call yields (Alpaca's prompt asks for 20). */

@@ -57,7 +57,12 @@ export function profileHistory(history: readonly HistoryEvent[]): HistoryProfile
 
   for (const event of history) {
     view = reduce(view, event);
-    if (event.type === 'MapIterationStarted') chunks++;
+    // The instances Map's items (the instructions Map's batches are part of the iteration's events).
+    if (
+      event.type === 'MapIterationStarted' &&
+      event.mapIterationStartedEventDetails?.name === STAGES.generateInstances.mapState
+    )
+      chunks++;
     // Inside a Map item: while the Map runs, every event but the Map state's own.
     if (view.chunks && !event.type?.startsWith('MapState')) chunkEvents++;
     else if (LOOP_STATES.has(view.state)) loopEvents++;
