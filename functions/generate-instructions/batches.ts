@@ -28,13 +28,13 @@ import { addUsageByStage } from '../shared/model-calls.ts';
 import { holdPool } from '../shared/pool-lease.ts';
 import type { ObjectStore } from '../shared/ports.ts';
 import { RunState, type UsageByStage } from '../shared/schemas.ts';
-import { instructionCalls } from './calls.ts';
+import { stageResult } from './calls.ts';
 import {
-  GENERATORS,
   type GenerateInstructionsDeps,
   type GenerateInstructionsResult,
   generateInstructions,
   iterationPrompts,
+  makeInstructionCalls,
 } from './core.ts';
 
 /** One item of the "Generate instructions" Map: the calls `[from, to)` of the iteration. */
@@ -96,23 +96,10 @@ export async function generateInstructionBatch(
   { batch, from, to }: InstructionBatch,
   deps: GenerateInstructionsDeps,
 ): Promise<BatchResult> {
-  const { runId, config, progress } = state;
-  await holdPool(deps.pool, config.pool, runId, progress.fence);
-  const calls = instructionCalls(state, deps);
-  const made = await GENERATORS[config.method](state, deps, calls, { prompts, from, to });
+  const { calls, made } = await makeInstructionCalls(state, deps, { prompts, from, to });
   calls.checkLosses();
-  const keys = runKeys(runId, progress.iteration + 1).instructionBatch(batch);
-  const result: BatchResult = {
-    batch,
-    candidatesKey: keys.candidates,
-    prompts: made.prompts,
-    candidates: made.candidates.length,
-    malformed: made.malformed,
-    droppedByTruncation: made.droppedByTruncation,
-    lost: calls.lost,
-    notRecorded: calls.notRecorded.size,
-    usage: calls.usage,
-  };
+  const keys = runKeys(state.runId, state.progress.iteration + 1).instructionBatch(batch);
+  const result: BatchResult = { batch, ...stageResult(keys.candidates, calls, made) };
   await deps.objects.put(keys.candidates, toJsonLines(made.candidates), 'application/jsonl');
   await deps.objects.put(keys.raw, calls.toJsonLines(), 'application/jsonl');
   // Last: a batch whose result is stored has stored its candidates and calls.

@@ -215,7 +215,7 @@ export type MadeInstructions = InstructionStepOutput & { prompts: number };
  * (Self-Instruct, Evol-Instruct), or the next passages of the run's documents (backtranslation). Each
  * makes the calls of `slice` (a batch), or all of the iteration's.
  */
-export const GENERATORS: MethodTable<
+const GENERATORS: MethodTable<
   (
     state: RunState,
     deps: GenerateInstructionsDeps,
@@ -248,11 +248,20 @@ export async function generateInstructions(
   state: RunState,
   deps: GenerateInstructionsDeps,
 ): Promise<GenerateInstructionsResult> {
+  const { calls, made } = await makeInstructionCalls(state, deps);
+  return storeCandidates(deps.objects, runKeys(state.runId, state.progress.iteration + 1), calls, made);
+}
+
+/** Holds the pool, then makes the calls of `slice` (or all of the iteration's) with the run's method. */
+export async function makeInstructionCalls(
+  state: RunState,
+  deps: GenerateInstructionsDeps,
+  slice?: CallSlice,
+): Promise<{ calls: ModelCalls; made: MadeInstructions }> {
   const { runId, config, progress } = state;
   await holdPool(deps.pool, config.pool, runId, progress.fence);
   const calls = instructionCalls(state, deps);
-  const made = await GENERATORS[config.method](state, deps, calls);
-  return storeCandidates(deps.objects, runKeys(runId, progress.iteration + 1), calls, made);
+  return { calls, made: await GENERATORS[config.method](state, deps, calls, slice) };
 }
 
 /** Runs a method's `step` over the pool as committed, with the stage's calls (those of `slice`). */

@@ -18,27 +18,13 @@ import { IterationIncomplete } from '../../functions/shared/errors.ts';
 import { fromJsonLines, toJsonLines } from '../../functions/shared/json-lines.ts';
 import { runKeys } from '../../functions/shared/keys.ts';
 import { callKeyPrefix, INSTRUCTIONS_SCOPE } from '../../functions/shared/model-calls.ts';
-import { OfflineModel } from '../../functions/shared/models/offline.ts';
-import type { ModelReply, ModelRequest, TextModel } from '../../functions/shared/ports.ts';
 import type { Candidate } from '../../functions/shared/schemas.ts';
-import { MemoryObjects, MemoryPool, SEED_TASKS as SEEDS } from './fakes.ts';
-
-/** The offline model, counting the calls it answers (the calls a provider would bill). */
-class BilledModel implements TextModel {
-  readonly id = 'offline';
-  billed = 0;
-  private readonly inner = new OfflineModel({ seed: 'batches' });
-  async generate(request: ModelRequest): Promise<ModelReply> {
-    const reply = await this.inner.generate(request);
-    this.billed++;
-    return reply;
-  }
-}
+import { BilledModel, MemoryObjects, MemoryPool, SEED_TASKS as SEEDS } from './fakes.ts';
 
 async function world(input: Record<string, unknown> = {}) {
   const objects = new MemoryObjects();
   const pool = new MemoryPool();
-  const model = new BilledModel();
+  const model = new BilledModel('batches');
   await objects.put('seeds/demo/seeds.jsonl', toJsonLines(SEEDS));
   const state = await prepareRun(
     {
