@@ -225,7 +225,7 @@ export async function evolveInstructions({
         : runner.call(renderEvolveRequest(parent.instruction, operation, templates), `evolve-${call}`),
     ),
   );
-  const gainKey = (b: number) => (from === 0 && to === drawn.length ? `gain-${b}` : `gain-${from}-${b}`);
+  const gainKey = (b: number) => (from === 0 && to >= drawn.length ? `gain-${b}` : `gain-${from}-${b}`);
 
   const result: EvolvedCandidates = { candidates: [], malformed: 0, droppedByTruncation: 0 };
   replies.forEach((reply, call) => {
