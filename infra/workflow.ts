@@ -2,10 +2,11 @@
  * The Self-Instruct workflow: one Lambda per stage and the Standard Step Functions state machine that
  * orchestrates them (JSONPath, Lambda tasks only, so the same definition also runs locally).
  *
- *   Start run → Prepare run → Plan instructions → Generate instructions (Map over batches of calls) →
- *   Collect instructions → Filter and deduplicate → Generate instances (Map over chunks of ids) →
- *   Save iteration → Enough instructions? ─ no → Plan instructions
- *                                        └ yes → Export dataset → Done
+ *   Start run → Prepare run → Plan instructions → Generate instructions (Distributed Map over batches
+ *   of calls) → Collect instructions → Filter and deduplicate → Generate instances (Distributed Map over
+ *   chunks of ids; both Maps through `per-item-map.ts`) → Save iteration
+ *   → Enough instructions? ─ no → Plan instructions
+ *                          └ yes → Export dataset → Done
  *   A stage's error (after its retries) fails the execution at that stage, so a redrive resumes there;
  *   an EventBridge rule on the execution's end runs Record failure (status, readable cause, lease back).
  */
@@ -36,6 +37,7 @@ import {
 } from '../functions/stages.ts';
 import { inferenceProfileModel } from './bedrock-ids.ts';
 import type { DeployedGuardrail } from './guardrail.ts';
+import { perItemMap } from './per-item-map.ts';
 import { ENTRY_METADATA, PROJECT_ROOT } from './project.ts';
 import { RoleWithUnscopedPolicy } from './roles.ts';
 import { type InvokeStage, shardedGate } from './sharded-gate.ts';
@@ -341,7 +343,9 @@ export class SelfInstructWorkflow extends Construct {
       },
       INSTRUCTION_BATCH_STATES.plan,
     );
-    const instructionsMap = new sfn.Map(this, STAGES.generateInstructions.mapState, {
+    // A Distributed Map like the instances' (per-item-map.ts): each batch is a child execution, so the
+    // parent's history grows by the Map Run's events, not by the batches'.
+    const instructionsMap = perItemMap(this, STAGES.generateInstructions.mapState, {
       itemsPath: '$.instructionPlan.batches',
       // Batches at once: the run's Map concurrency, so that mapConcurrency × callConcurrency still
       // bounds the model calls in flight (the operator's maxModelCallsInFlight checks that product).
@@ -387,7 +391,7 @@ export class SelfInstructWorkflow extends Construct {
       resultSelector: { 'chunks.$': '$.Payload.chunks', 'counts.$': '$.Payload.counts' },
       resultPath: '$.gated',
     });
-    const instancesMap = new sfn.Map(this, STAGES.generateInstances.mapState, {
+    const instancesMap = perItemMap(this, STAGES.generateInstances.mapState, {
       itemsPath: '$.gated.chunks',
       maxConcurrencyPath: '$.config.mapConcurrency',
       itemSelector: {

@@ -2,13 +2,20 @@
  * Step Functions limits, checked on a local run's history (the events AWS would record, see
  * `history-events.ts`): a Standard execution's history holds at most 25,000 events and a state's input
  * or output at most 256 KB. The history is split into what a run pays once, per iteration and per Map
- * item, and extrapolated to a larger run. Where the run stands at each event (iteration, state, inside
+ * item in the parent's history (none for a Distributed Map's item), and what each Distributed Map item's
+ * child execution holds in its own, and extrapolated to a larger run. Where the run stands at each event (iteration, state, inside
  * a Map item or not) comes from the history reducer that `status` uses.
  */
-import type { HistoryEvent } from '@aws-sdk/client-sfn';
+
 import { SaveInput } from '../../functions/shared/schemas.ts';
-import { CONTROL_STATES, INSTRUCTION_BATCH_STATES, STAGES } from '../../functions/stages.ts';
+import {
+  CONTROL_STATES,
+  INSTRUCTION_BATCH_STATES,
+  SHARDED_GATE_STATES,
+  STAGES,
+} from '../../functions/stages.ts';
 import { initialRunView, reduce } from '../history/run-view.ts';
+import type { LocalHistoryEvent } from './history-events.ts';
 
 export { MAX_HISTORY_EVENTS, MAX_PAYLOAD_BYTES } from '../../functions/shared/execution-limits.ts';
 
@@ -16,11 +23,14 @@ export interface HistoryProfile {
   iterations: number;
   chunks: number;
   acceptedIds: number;
+  /** The parent execution's events. */
   totalEvents: number;
-  /** Events a run pays once, per iteration (outside the Map items), and per Map item. */
+  /** Events a run pays once, per iteration (outside the Map items), and per Map item, in the parent's history. */
   fixedEvents: number;
   eventsPerIteration: number;
   eventsPerChunk: number;
+  /** The longest history of a Distributed Map item's child execution (its start and end included). */
+  childEvents: number;
   /** The largest state input or output seen, and which state. */
   largestPayloadBytes: number;
   largestPayloadState: string;
@@ -39,17 +49,25 @@ const LOOP_STATES = new Set<string | undefined>([
   INSTRUCTION_BATCH_STATES.collect,
   CONTROL_STATES.shardGate,
   STAGES.filter.state,
+  // The gate in shards, its Maps' own events included.
+  SHARDED_GATE_STATES.plan,
+  STAGES.gateShard.mapState,
+  SHARDED_GATE_STATES.decide,
+  SHARDED_GATE_STATES.rescoreMap,
+  SHARDED_GATE_STATES.merge,
   STAGES.generateInstances.mapState,
   STAGES.saveIteration.state,
   CONTROL_STATES.enough,
 ]);
 
 /** Splits a run's history into the parts that scale differently. */
-export function profileHistory(history: readonly HistoryEvent[]): HistoryProfile {
+export function profileHistory(history: readonly LocalHistoryEvent[]): HistoryProfile {
   let view = initialRunView;
   let chunks = 0;
   let chunkEvents = 0;
   let loopEvents = 0;
+  let parentEvents = 0;
+  const children = new Map<string, number>();
   let acceptedIds = 0;
   let largest = { bytes: 0, state: '' };
   let perId = 0;
@@ -57,14 +75,23 @@ export function profileHistory(history: readonly HistoryEvent[]): HistoryProfile
 
   for (const event of history) {
     view = reduce(view, event);
-    // The instances Map's items (the instructions Map's batches are part of the iteration's events).
+    // The instances Map's items (the instruction batches and gate shards are part of the iteration).
     if (
       event.type === 'MapIterationStarted' &&
       event.mapIterationStartedEventDetails?.name === STAGES.generateInstances.mapState
     )
       chunks++;
-    // Inside a Map item: while the Map runs, every event but the Map state's own.
-    if (view.chunks && !event.type?.startsWith('MapState')) chunkEvents++;
+    const child = event.childExecution;
+    if (child) {
+      // A child execution's own events (its start and end counted in), the local item markers aside.
+      if (event.type?.startsWith('MapIteration')) continue;
+      const key = `${child.map}\n${child.entry}\n${child.index}`;
+      children.set(key, (children.get(key) ?? 2) + 1);
+      continue;
+    }
+    parentEvents++;
+    // Inside an inline Map item: while the Map runs, every event but the Map state's (and run's) own.
+    if (view.chunks && !/^Map(State|Run)/.test(event.type ?? '')) chunkEvents++;
     else if (LOOP_STATES.has(view.state)) loopEvents++;
 
     const entered = event.stateEnteredEventDetails;
@@ -89,10 +116,11 @@ export function profileHistory(history: readonly HistoryEvent[]): HistoryProfile
     iterations: view.iteration,
     chunks,
     acceptedIds,
-    totalEvents: history.length,
-    fixedEvents: history.length - chunkEvents - loopEvents,
+    totalEvents: parentEvents,
+    fixedEvents: parentEvents - chunkEvents - loopEvents,
     eventsPerIteration,
     eventsPerChunk: chunks > 0 ? chunkEvents / chunks : 0,
+    childEvents: Math.max(0, ...children.values()),
     largestPayloadBytes: largest.bytes,
     largestPayloadState: largest.state,
     payloadBytesPerId: perId,

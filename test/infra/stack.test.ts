@@ -7,6 +7,8 @@ import {
   ITERATION_STATES,
   MAP_ITEM_STATES,
   RUN_ONCE_STATES,
+  SHARD_ITEM_STATES,
+  SHARDED_GATE_PATH_STATES,
 } from '../../functions/shared/pricing/aws-usage.ts';
 import { INSTRUCTION_BATCH_STATES, STAGES } from '../../functions/stages.ts';
 import { buildApp } from '../../infra/app.ts';
@@ -22,7 +24,8 @@ interface State {
   Retry?: { ErrorEquals: string[]; BackoffRate?: number; MaxAttempts?: number }[];
   Catch?: { ErrorEquals: string[]; Next: string }[];
   MaxConcurrencyPath?: string;
-  ItemProcessor?: { States: Record<string, State> };
+  ItemProcessor?: { States: Record<string, State>; ProcessorConfig?: Record<string, string> };
+  Label?: string;
   ItemsPath?: string;
   ItemSelector?: Record<string, string>;
   TimeoutSeconds?: number;
@@ -181,6 +184,50 @@ describe('the state machine', () => {
     expect(Object.keys(map?.ItemProcessor?.States ?? {})).toEqual(['Generate instances for a chunk']);
   });
 
+  it('runs each instruction batch, chunk and gate shard as a Standard child execution (Distributed Map), items and result inline, no failure tolerated', () => {
+    for (const [name, label] of [
+      ['Generate instructions', 'Generateinstructions'],
+      ['Generate instances', 'Generateinstances'],
+    ] as const) {
+      const map = states[name];
+      expect(map?.ItemProcessor?.ProcessorConfig).toEqual({ Mode: 'DISTRIBUTED', ExecutionType: 'STANDARD' });
+      expect(map?.Label).toBe(label);
+      for (const absent of ['ItemReader', 'ResultWriter', 'ItemBatcher', 'ToleratedFailurePercentage']) {
+        expect(map).not.toHaveProperty(absent);
+      }
+      expect(map).not.toHaveProperty('ToleratedFailureCount');
+    }
+    // So do the gate's shards: no Map's items grow the parent's history.
+    const maps = Object.values(states).filter((state) => state.Type === 'Map');
+    expect(maps.length).toBe(4);
+    for (const each of maps) expect(each.ItemProcessor?.ProcessorConfig?.Mode).toBe('DISTRIBUTED');
+  });
+
+  it('lets the state machine start its own child executions and watch, stop and redrive only its own', () => {
+    const machineRole = Object.keys(template.findResources('AWS::IAM::Role')).find((id) =>
+      id.startsWith('WorkflowStateMachineRole'),
+    );
+    const machine = Object.keys(template.findResources('AWS::StepFunctions::StateMachine'))[0];
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      Roles: [{ Ref: machineRole }],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Action: 'states:StartExecution', Resource: { Ref: machine } }),
+          Match.objectLike({ Action: ['states:DescribeExecution', 'states:StopExecution'] }),
+          Match.objectLike({
+            Action: 'states:RedriveExecution',
+            Resource: [
+              '/Generateinstances:*',
+              '/Generateinstructions:*',
+              '/Scoregateshards:*',
+              '/Scoregateshardsagain:*',
+            ].map((label) => ({ 'Fn::Join': ['', Match.arrayWith([label])] })),
+          }),
+        ]),
+      },
+    });
+  });
+
   it('retries transient errors and crashes with exponential backoff on every Lambda task', () => {
     const tasks = [
       ...Object.entries(states),
@@ -285,6 +332,21 @@ describe('the state machine', () => {
     expect(Object.keys(states['Generate instructions']?.ItemProcessor?.States ?? {})).toEqual([
       ...BATCH_ITEM_STATES,
     ]);
+    // From a pool past `shardGateAbove`: the sharded path instead of Filter, on to the instances Map.
+    const sharded: string[] = [];
+    for (
+      let name = states['Gate in shards?']?.Choices?.[0]?.Next;
+      name && name !== STAGES.generateInstances.mapState && !sharded.includes(name);
+      name = states[name]?.Next
+    ) {
+      sharded.push(name);
+    }
+    expect(sharded).toEqual([...SHARDED_GATE_PATH_STATES]);
+    expect(
+      [STAGES.gateShard.mapState, 'Score gate shards again'].flatMap((map) =>
+        Object.keys(states[map]?.ItemProcessor?.States ?? {}),
+      ),
+    ).toEqual([...SHARD_ITEM_STATES]);
     expect(states['Start run']?.Next).toBe('Prepare run');
     expect(states['Prepare run']?.Next).toBe('Plan instructions');
     expect(states['Export dataset']?.Next).toBe('Done');

@@ -17,20 +17,40 @@
  * | Save iteration                  | 1      | run item update, pool META update, 1 get   | 1 per Map item        | snapshot, index copy          |
  * | Enough instructions?            | –      | –                                          | –                     | –                             |
  *
+ * From a pool of `shardGateAbove` tasks on, "Gate in shards?" sends the iteration's gate to the sharded
+ * path instead of "Filter and deduplicate" (`infra/sharded-gate.ts`), with S = `gateShards` shards:
+ *
+ * | state                                   | Lambda        | S3 GET                          | S3 PUT             |
+ * | --------------------------------------- | ------------- | ------------------------------- | ------------------ |
+ * | Plan the gate shards                    | 1 (Filter)    | candidates, index               | survivors          |
+ * | Score gate shards (Map, S items)        | S (shard)     | survivors, each                 | highest, each      |
+ * | Decide on the shard scores              | 1 (Filter)    | candidates, index, S highest    | sizes              |
+ * | Score gate shards again (Map, S items)  | S (shard)     | survivors and sizes, each       | scores, each       |
+ * | Filter and merge the shard scores       | 1 (Filter)    | candidates, index, S highest, sizes, S scores | gate log, iteration index |
+ *
+ * (a shard's segments are cached in its `/tmp`, as the Filter's index is: not counted).
+ *
  * Once per run: Start run (Pass), Prepare run (run item put, pool count get; on a new pool one put per
  * seed, the META update, the index and seed list), Export dataset (Query over the whole pool, run get,
  * run update, 4 objects), Done (Succeed).
  *
  * ¹ only when the chunk made model calls (Alpaca's tasks arrive with their instance and make none).
  *
- * Billing rules used: Step Functions Standard counts one state transition per state entered, the Map
- * state once plus each state of each item, and each retry once more (no retries assumed). DynamoDB on
+ * Billing rules used: Step Functions Standard counts one state transition per state entered, a
+ * Distributed Map state once plus, for each item, one for starting its Standard child execution and each
+ * state the child enters, and each retry once more (no retries assumed). DynamoDB on
  * demand: a write costs 1 WRU per KB of the item (rounded up, the larger of the old and new item for an
  * update), an eventually consistent read 0.5 RRU per 4 KB (BatchGet, Get and Query use eventual
  * consistency here), a Query sums the sizes of the items it returns before rounding. S3 COPY is billed
  * as a PUT. Storage, CloudWatch Logs, X-Ray and data transfer are not counted.
  */
-import { CONTROL_STATES, INSTRUCTION_BATCH_STATES, STAGES, type StageKey } from '../../stages.ts';
+import {
+  CONTROL_STATES,
+  INSTRUCTION_BATCH_STATES,
+  SHARDED_GATE_STATES,
+  STAGES,
+  type StageKey,
+} from '../../stages.ts';
 import type { AwsUsage } from './pricing.ts';
 
 /** The states an iteration enters, in order (each one state transition). */
@@ -50,6 +70,38 @@ export const MAP_ITEM_STATES = [STAGES.generateInstances.state] as const;
 
 /** The states each item of the "Generate instructions" Map (a batch of calls) enters. */
 export const BATCH_ITEM_STATES = [STAGES.generateInstructions.state] as const;
+
+/**
+ * The state transition billed for starting each item of a Distributed Map (every per-item Map is one,
+ * `infra/per-item-map.ts`): a Standard child execution, whose own states are billed as well.
+ */
+export const CHILD_EXECUTION_TRANSITIONS = 1;
+
+/** The states an iteration gated in shards enters instead of "Filter and deduplicate", in order. */
+export const SHARDED_GATE_PATH_STATES = [
+  SHARDED_GATE_STATES.plan,
+  STAGES.gateShard.mapState,
+  SHARDED_GATE_STATES.decide,
+  SHARDED_GATE_STATES.rescoreMap,
+  SHARDED_GATE_STATES.merge,
+] as const;
+
+/** The states each shard enters: one item of each of the two Maps. */
+export const SHARD_ITEM_STATES = [STAGES.gateShard.state, SHARDED_GATE_STATES.rescore] as const;
+
+/**
+ * The shards an iteration's gate runs in, as "Gate in shards?" (`infra/sharded-gate.ts`) decides from the
+ * pool's size when the iteration starts: `gateShards` from `shardGateAbove` tasks on (at most one per
+ * instruction, as `splitRange` plans them), else 0, the gate in "Filter and deduplicate" (also for a run
+ * from before the sharded gate, whose configuration has no `shardGateAbove`).
+ */
+export function gateShardsFor(
+  config: { readonly shardGateAbove?: number; readonly gateShards: number },
+  poolSize: number,
+): number {
+  if (config.shardGateAbove === undefined || poolSize < config.shardGateAbove) return 0;
+  return Math.max(1, Math.min(config.gateShards, poolSize));
+}
 
 /** The states a successful run enters once. */
 export const RUN_ONCE_STATES = [
@@ -79,6 +131,11 @@ export interface IterationShape {
   mapOutputTokens: number;
   /** Instructions in the pool's ROUGE-L index when the iteration starts (seeds included). */
   poolInstructions: number;
+  /**
+   * Shards the gate ran in, past `shardGateAbove` (`gateShardsFor`); 0 or absent: in "Filter and
+   * deduplicate".
+   */
+  gateShards?: number;
 }
 
 /** What a run does once, outside its iterations. */
@@ -101,6 +158,16 @@ export interface UsageAssumptions {
   invocationOverheadSeconds: number;
   /** ROUGE-L pairs the gate scores a second in the filter function. */
   gatePairsPerSecond: number;
+  /**
+   * CPU a gate shard spends per pair of its range over its two scans (highest, then top 10 and mean),
+   * relative to the gate in one process (`gatePairsPerSecond`).
+   */
+  gateShardCpuRatio: number;
+  /**
+   * CPU seconds of the sharded gate's decisions per pair of survivors (each compared with those accepted
+   * before it), made twice: by "Decide on the shard scores" and again by "Filter and merge".
+   */
+  gateDecisionCpuSecondsPerPair: number;
   /** CPU seconds "Generate instructions" spends per call (rendering, parsing, recording), on a full vCPU. */
   instructionCpuSecondsPerCall: number;
   /** CPU seconds it spends per instruction of the pool (loading the pool's index for demonstrations). */
@@ -133,6 +200,12 @@ export const DEFAULT_USAGE_ASSUMPTIONS: UsageAssumptions = {
   // this project's test machine, 12 M on a pool of 2K where per-batch costs dominate; one thread of a
   // 3,008 MB function has a full vCPU. Taken between, erring slow.
   gatePairsPerSecond: 50_000_000,
+  // `npm run bench:shards -- --pool 200000 --candidates 2000` (2026-12-01, this 2-core machine at load
+  // 2–3, CPU time): a shard's two scans 1.29 + 1.82 CPU-s for 400 M pairs, 1.17× the gate's 2.65 (1.15×
+  // at a pool of 100,000; 1.50× in the README's run at load 3–5, taken: erring slow); the decisions
+  // 0.11 CPU-s (0.13 at 100,000) for 2,000 survivors. A shard has one vCPU (1,769 MB).
+  gateShardCpuRatio: 1.5,
+  gateDecisionCpuSecondsPerPair: 0.13 / 2000 ** 2,
   // `npm run bench:memory` (2026-12-01, x86 test machine at load 14, CPU time): 200 instruction calls
   // took 135 ms of CPU at a 192-instruction pool and 1,038 ms at 52,000 (the index load); a chunk of 40
   // tasks, 79 calls (instances and verdicts), 265 ms.
@@ -186,8 +259,15 @@ export interface IterationSeconds {
   planAndCollect: number;
   /** One batch ("Generate a batch of instructions"): its share of the calls, `callConcurrency` at a time. */
   batch: number;
-  /** "Filter and deduplicate": the gate's pairs and its conditional puts. */
+  /**
+   * The gate, as the loop waits on it: "Filter and deduplicate" (the gate's pairs and its conditional
+   * puts), or in shards the Filter's three steps and one shard's two (the shards run at once).
+   */
   filter: number;
+  /** In shards: the Filter function's three steps (its part of `filter`); else 0. */
+  filterSteps: number;
+  /** In shards: one shard's two invocations (its part of `filter`, as long for each shard); else 0. */
+  gateShard: number;
   /** One Map item ("Generate instances for a chunk"): its share of the classification, instance and judge calls. */
   mapItem: number;
   /** "Save iteration". */
@@ -207,6 +287,20 @@ export function iterationSeconds(shape: IterationShape, assumptions: UsageAssump
   const batchCpu =
     callsPerBatch * a.instructionCpuSecondsPerCall +
     shape.poolInstructions * a.instructionCpuSecondsPerPoolInstruction;
+  const writes = Math.ceil(shape.acceptedInstructions / 16) * a.dynamodbWriteSeconds;
+  const shards = shape.gateShards ?? 0;
+  // In shards: plan, decide and merge (both deciding), and each shard's two scans of its range.
+  const filterSteps =
+    shards > 0
+      ? 3 * a.invocationOverheadSeconds +
+        cpuSeconds('filter', 2 * shape.candidates ** 2 * a.gateDecisionCpuSecondsPerPair, a) +
+        writes
+      : 0;
+  const gateShard =
+    shards > 0
+      ? 2 * a.invocationOverheadSeconds +
+        cpuSeconds('gateShard', ((gatePairs(shape) / shards) * a.gateShardCpuRatio) / a.gatePairsPerSecond, a)
+      : 0;
   return {
     planAndCollect: 2 * a.invocationOverheadSeconds,
     batch:
@@ -214,9 +308,11 @@ export function iterationSeconds(shape: IterationShape, assumptions: UsageAssump
       callSeconds(callsPerBatch, shape.instructionOutputTokens / batches, a) +
       cpuSeconds('generateInstructions', batchCpu, a),
     filter:
-      a.invocationOverheadSeconds +
-      gatePairs(shape) / a.gatePairsPerSecond +
-      Math.ceil(shape.acceptedInstructions / 16) * a.dynamodbWriteSeconds,
+      shards > 0
+        ? filterSteps + gateShard
+        : a.invocationOverheadSeconds + gatePairs(shape) / a.gatePairsPerSecond + writes,
+    filterSteps,
+    gateShard,
     mapItem:
       a.invocationOverheadSeconds +
       callSeconds(callsPerItem, outputPerItem, a) +
@@ -236,14 +332,25 @@ export function iterationAwsUsage(shape: IterationShape, assumptions: UsageAssum
   const a = assumptions;
   const { acceptedInstructions: accepted, mapItems, instructionBatches: batches } = shape;
   const seconds = iterationSeconds(shape, a);
+  const shards = shape.gateShards ?? 0;
+  const sharded = shards > 0 ? 1 : 0;
   return {
     stateTransitions:
-      ITERATION_STATES.length + BATCH_ITEM_STATES.length * batches + MAP_ITEM_STATES.length * mapItems,
-    // Plan, Collect, Filter, Save + 1 per batch and per Map item.
-    lambdaRequests: 4 + batches + mapItems,
+      ITERATION_STATES.length +
+      // Each item of a Map is a child execution: its start, then its own states.
+      (CHILD_EXECUTION_TRANSITIONS + BATCH_ITEM_STATES.length) * batches +
+      (CHILD_EXECUTION_TRANSITIONS + MAP_ITEM_STATES.length) * mapItems +
+      // The sharded path's states instead of "Filter and deduplicate", and each shard's two items.
+      sharded *
+        (SHARDED_GATE_PATH_STATES.length -
+          1 +
+          (CHILD_EXECUTION_TRANSITIONS + 1) * SHARD_ITEM_STATES.length * shards),
+    // Plan, Collect, Filter, Save + 1 per batch and per Map item; in shards 2 more Filter steps and 2 per shard.
+    lambdaRequests: 4 + batches + mapItems + sharded * (2 + SHARD_ITEM_STATES.length * shards),
     lambdaGbSeconds:
       GB('generateInstructions') * (seconds.planAndCollect + batches * seconds.batch) +
-      GB('filter') * seconds.filter +
+      GB('filter') * (sharded ? seconds.filterSteps : seconds.filter) +
+      GB('gateShard') * seconds.gateShard * shards +
       GB('generateInstances') * seconds.mapItem * mapItems +
       GB('saveIteration') * seconds.save,
     dynamodbWriteUnits:
@@ -260,11 +367,13 @@ export function iterationAwsUsage(shape: IterationShape, assumptions: UsageAssum
       2 * batches + // each batch: pool seeds, pool index
       3 * batches + // Collect: each batch's result, candidates and raw replies
       2 + // Filter: candidates, pool index
+      sharded * (5 + 6 * shards) + // in shards: the steps' hand-offs (see the module comment)
       mapItems, // Save iteration: each chunk's tasks
     s3Puts:
       3 * batches + // each batch's candidates, raw replies and result
       2 + // Collect: candidates, raw replies
       2 + // gate log, iteration index
+      sharded * (2 + 2 * shards) + // in shards: survivors, sizes, each shard's highest and scores
       mapItems + // chunk tasks
       (shape.mapCalls > 0 ? mapItems : 0) + // raw replies of each chunk that called the model
       2, // snapshot, index copy
