@@ -122,10 +122,12 @@ export const STAGES = {
     dynamodb: 'readWrite',
   },
   generateInstructions: {
-    state: 'Generate instructions',
+    state: 'Generate a batch of instructions',
+    mapState: 'Generate instructions',
     id: 'GenerateInstructions',
     folder: 'generate-instructions',
-    description: 'Asks the model for new instructions from seed and machine demonstrations',
+    description:
+      "Plans the iteration's instruction calls in batches, asks the model for new instructions from seed and machine demonstrations (one batch per Map item), and collects the batches",
     // It waits on the model, and Lambda bills the wait by memory. `npm run bench:memory`: about 140 MiB
     // at a 52,000-instruction pool (Node.js and its modules ~100 MiB, the pool's index ~40 MiB more).
     memoryMb: 512,
@@ -136,7 +138,8 @@ export const STAGES = {
     callsEmbeddingModel: false,
     screensSafety: false,
     // The pool's seeds and index, the run's templates (the files "Prepare run" found), a backtranslate
-    // run's passages (by key, as "Prepare run" wrote them); the iteration's candidates and raw calls.
+    // run's passages (by key, as "Prepare run" wrote them), the batches' objects (by key); the
+    // iteration's candidates and raw calls, and each batch's.
     s3: { read: [POOLS_PREFIX], get: [TEMPLATES_PREFIX, RUNS_PREFIX], write: [RUNS_PREFIX], list: [] },
     // Per-call records (usage, replies), which a `replay:` model reads too.
     dynamodb: 'readWrite',
@@ -262,6 +265,15 @@ export const CONTROL_STATES = {
   enough: 'Enough instructions?',
   done: 'Done',
   shardGate: 'Gate in shards?',
+} as const;
+
+/**
+ * The other states of "Generate instructions" as a Map of batches (`generate-instructions/batches.ts`):
+ * the function's plan and collect steps around the Map (`STAGES.generateInstructions.mapState`).
+ */
+export const INSTRUCTION_BATCH_STATES = {
+  plan: 'Plan instructions',
+  collect: 'Collect instructions',
 } as const;
 
 /**

@@ -2,9 +2,10 @@
  * The Self-Instruct workflow: one Lambda per stage and the Standard Step Functions state machine that
  * orchestrates them (JSONPath, Lambda tasks only, so the same definition also runs locally).
  *
- *   Start run → Prepare run → Generate instructions → Filter and deduplicate → Generate instances
- *   (Distributed Map over chunks of ids, `per-item-map.ts`) → Save iteration
- *   → Enough instructions? ─ no → Generate instructions
+ *   Start run → Prepare run → Plan instructions → Generate instructions (Distributed Map over batches
+ *   of calls) → Collect instructions → Filter and deduplicate → Generate instances (Distributed Map over
+ *   chunks of ids; both Maps through `per-item-map.ts`) → Save iteration
+ *   → Enough instructions? ─ no → Plan instructions
  *                          └ yes → Export dataset → Done
  *   A stage's error (after its retries) fails the execution at that stage, so a redrive resumes there;
  *   an EventBridge rule on the execution's end runs Record failure (status, readable cause, lease back).
@@ -27,7 +28,13 @@ import { Construct } from 'constructs';
 import { ConfigurationError } from '../functions/shared/errors.ts';
 import { DEFAULT_OPERATOR_LIMITS, LIMIT_SETTINGS, type OperatorLimits } from '../functions/shared/limits.ts';
 import { GUARDRAIL_ENV } from '../functions/shared/safety.ts';
-import { CONTROL_STATES, STAGES, type StageKey, type StageSpec } from '../functions/stages.ts';
+import {
+  CONTROL_STATES,
+  INSTRUCTION_BATCH_STATES,
+  STAGES,
+  type StageKey,
+  type StageSpec,
+} from '../functions/stages.ts';
 import { inferenceProfileModel } from './bedrock-ids.ts';
 import type { DeployedGuardrail } from './guardrail.ts';
 import { perItemMap } from './per-item-map.ts';
@@ -329,19 +336,59 @@ export class SelfInstructWorkflow extends Construct {
     const prepare = invoke('prepare', {
       resultSelector: runStateFromPayload,
     });
-    const generate = invoke('generateInstructions', {
-      payload: sfn.TaskInput.fromObject(runState),
-      resultSelector: {
-        'candidatesKey.$': '$.Payload.candidatesKey',
-        'prompts.$': '$.Payload.prompts',
-        'candidates.$': '$.Payload.candidates',
-        'malformed.$': '$.Payload.malformed',
-        'droppedByTruncation.$': '$.Payload.droppedByTruncation',
-        'lost.$': '$.Payload.lost',
-        'usage.$': '$.Payload.usage',
+    // "Generate instructions" as a Map of batches (generate-instructions/batches.ts): the plan's items
+    // are call ranges, each batch stores its candidates under keys of its own, the collection joins them.
+    const planInstructions = invoke(
+      'generateInstructions',
+      {
+        payload: sfn.TaskInput.fromObject({ ...runState, instructions: { phase: 'plan' } }),
+        resultSelector: { 'prompts.$': '$.Payload.prompts', 'batches.$': '$.Payload.batches' },
+        resultPath: '$.instructionPlan',
       },
-      resultPath: '$.generated',
+      INSTRUCTION_BATCH_STATES.plan,
+    );
+    // A Distributed Map like the instances' (per-item-map.ts): each batch is a child execution, so the
+    // parent's history grows by the Map Run's events, not by the batches'.
+    const instructionsMap = perItemMap(this, STAGES.generateInstructions.mapState, {
+      itemsPath: '$.instructionPlan.batches',
+      // Batches at once: the run's Map concurrency, so that mapConcurrency × callConcurrency still
+      // bounds the model calls in flight (the operator's maxModelCallsInFlight checks that product).
+      maxConcurrencyPath: '$.config.mapConcurrency',
+      itemSelector: {
+        ...runState,
+        instructions: {
+          phase: 'batch',
+          'prompts.$': '$.instructionPlan.prompts',
+          'batch.$': '$$.Map.Item.Value',
+        },
+      },
+      // The batches' results are in S3 (their `result` keys): the collection reads them there.
+      resultPath: sfn.JsonPath.DISCARD,
     });
+    instructionsMap.itemProcessor(
+      invoke('generateInstructions', { resultSelector: { 'batch.$': '$.Payload.batch' } }),
+    );
+    const collectInstructions = invoke(
+      'generateInstructions',
+      {
+        payload: sfn.TaskInput.fromObject({
+          ...runState,
+          instructions: { phase: 'collect', 'batches.$': '$.instructionPlan.batches' },
+        }),
+        resultSelector: {
+          'candidatesKey.$': '$.Payload.candidatesKey',
+          'prompts.$': '$.Payload.prompts',
+          'candidates.$': '$.Payload.candidates',
+          'malformed.$': '$.Payload.malformed',
+          'droppedByTruncation.$': '$.Payload.droppedByTruncation',
+          'lost.$': '$.Payload.lost',
+          'usage.$': '$.Payload.usage',
+        },
+        resultPath: '$.generated',
+      },
+      INSTRUCTION_BATCH_STATES.collect,
+    );
+    const generate = planInstructions.next(instructionsMap).next(collectInstructions);
     const filterPayload = { ...runState, 'candidatesKey.$': '$.generated.candidatesKey' };
     const filter = invoke('filter', {
       payload: sfn.TaskInput.fromObject(filterPayload),
@@ -393,7 +440,7 @@ export class SelfInstructWorkflow extends Construct {
           // The diversity plateau: true when new diversity stayed below the run's floor long enough.
           sfn.Condition.booleanEquals('$.progress.diversityPlateau', false),
         ),
-        generate,
+        planInstructions,
         {
           comment:
             'Below the target, the iteration cap and the budget, diversity still growing: another iteration',

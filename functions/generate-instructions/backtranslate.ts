@@ -18,9 +18,9 @@
  */
 import { z } from 'zod';
 import { fromJsonLines } from '../shared/json-lines.ts';
-import { passagesKey, runKeys } from '../shared/keys.ts';
-import { holdPool } from '../shared/pool-lease.ts';
-import type { ModelRequest, ReplyText } from '../shared/ports.ts';
+import { passagesKey } from '../shared/keys.ts';
+import type { ModelCalls } from '../shared/model-calls.ts';
+import type { ModelRequest, ObjectStore, ReplyText } from '../shared/ports.ts';
 import type { CallParameters } from '../shared/profiles.ts';
 import {
   runTemplates,
@@ -31,8 +31,7 @@ import {
 import { Passage } from '../shared/records.ts';
 import type { Candidate, RunState } from '../shared/schemas.ts';
 import { extractJsonObject } from '../shared/templates.ts';
-import { instructionCalls, storeCandidates } from './calls.ts';
-import type { GenerateInstructionsDeps, GenerateInstructionsResult } from './core.ts';
+import type { CallSlice, GenerateInstructionsDeps, MadeInstructions } from './core.ts';
 
 /** Sampling of the backtranslation calls (a run's `temperature` and `topP` override them). */
 export const BACKTRANSLATE_PARAMETERS: CallParameters = { temperature: 0.7, topP: 0.9, maxTokens: 600 };
@@ -134,22 +133,31 @@ function candidatesOf(passage: Passage, parsed: ParsedBacktranslation): Candidat
   return candidates;
 }
 
-/** "Generate instructions" of a `backtranslate` run (see the module comment). */
-export async function backtranslateInstructions(
-  state: RunState,
-  { objects, pool, model, remainingMs }: GenerateInstructionsDeps,
-): Promise<GenerateInstructionsResult> {
+/** The passages of the iteration's share (`passageSlice`), read from the run's passages file. */
+export async function iterationPassages(state: RunState, objects: ObjectStore): Promise<Passage[]> {
   const { runId, config, progress } = state;
-  const iteration = progress.iteration + 1;
-  const keys = runKeys(runId, iteration);
-  await holdPool(pool, config.pool, runId, progress.fence);
   const all = fromJsonLines<unknown>(await objects.getText(passagesKey(runId))).map((line) =>
     Passage.parse(line),
   );
-  const [start, end] = passageSlice(all.length, iteration, config);
-  const passages = all.slice(start, end);
+  const [start, end] = passageSlice(all.length, progress.iteration + 1, config);
+  return all.slice(start, end);
+}
+
+/**
+ * "Generate instructions" of a `backtranslate` run (see the module comment): the calls of `slice` (a
+ * batch of the iteration's passages), or all of them.
+ */
+export async function backtranslateInstructions(
+  state: RunState,
+  { objects }: GenerateInstructionsDeps,
+  calls: ModelCalls,
+  slice?: CallSlice,
+): Promise<MadeInstructions> {
+  const { runId, config } = state;
+  const share = await iterationPassages(state, objects);
+  const from = slice?.from ?? 0;
+  const passages = share.slice(from, slice?.to ?? share.length);
   const templates = await runTemplates(objects, runId, config);
-  const calls = instructionCalls(state, { pool, model, remainingMs });
   const count = config.groundedQuestions ?? 0;
   const replies = await Promise.all(
     passages.map(async (passage) => {
@@ -160,14 +168,15 @@ export async function backtranslateInstructions(
       return reply && parseBacktranslateReply(reply, count);
     }),
   );
-  const candidates = replies.flatMap((parsed, call) => {
-    const passage = passages[call] as Passage;
+  const candidates = replies.flatMap((parsed, i) => {
+    const passage = passages[i] as Passage;
+    const call = from + i;
     return parsed ? candidatesOf(passage, parsed).map((candidate) => ({ ...candidate, call })) : [];
   });
-  return storeCandidates(objects, keys, calls, {
+  return {
     prompts: passages.length,
     candidates,
     malformed: replies.reduce((sum, parsed) => sum + (parsed?.malformed ?? 0), 0),
     droppedByTruncation: replies.reduce((sum, parsed) => sum + (parsed?.droppedByTruncation ?? 0), 0),
-  });
+  };
 }

@@ -41,8 +41,17 @@ export async function storeCandidates(
   calls.checkLosses();
   await objects.put(keys.candidates, toJsonLines(made.candidates), 'application/jsonl');
   await objects.put(keys.raw('generate-instructions'), calls.toJsonLines(), 'application/jsonl');
+  return stageResult(keys.candidates, calls, made);
+}
+
+/** The stage's result for candidates stored at `candidatesKey`: their counts and the calls' usage. */
+export function stageResult(
+  candidatesKey: string,
+  calls: ModelCalls,
+  made: Parameters<typeof storeCandidates>[3],
+): GenerateInstructionsResult {
   return {
-    candidatesKey: keys.candidates,
+    candidatesKey,
     prompts: made.prompts,
     candidates: made.candidates.length,
     malformed: made.malformed,

@@ -19,7 +19,7 @@ import type { ObjectStore, PoolStore, TextModel } from '../shared/ports.ts';
 import { runTemplates, type TemplateOverrides } from '../shared/prompt-templates.ts';
 import { createRng, type Rng } from '../shared/random.ts';
 import type { Candidate, RunState, SeedTask, UsageByStage } from '../shared/schemas.ts';
-import { backtranslateInstructions } from './backtranslate.ts';
+import { backtranslateInstructions, iterationPassages } from './backtranslate.ts';
 import { instructionCalls, storeCandidates } from './calls.ts';
 import { drawParents, type EvolParent, evolveInstructions } from './evol.ts';
 import { parseInstructionReply, renderInstructionRequest, selectDemonstrations } from './prompt.ts';
@@ -83,8 +83,10 @@ export interface InstructionStepInput {
   /** The seeds' instructions, trimmed as the index holds them: never machine tasks. */
   seedInstructions: ReadonlySet<string>;
   rng: Rng;
-  /** Calls to make (sized from the remaining target, or a replay's recorded number). */
+  /** Calls of the iteration (sized from the remaining target, or a replay's recorded number). */
   prompts: number;
+  /** The calls `[from, to)` of them this invocation makes (a batch), all of them by default. */
+  range: readonly [from: number, to: number];
   templates: TemplateOverrides;
   calls: ModelCalls;
 }
@@ -120,8 +122,11 @@ async function selfInstructStep(input: InstructionStepInput): Promise<Instructio
       demonstrations: demonstrations.length,
     };
   });
+  // Every request of the iteration is drawn (the same draws in every batch), only the range's are made.
+  const [from, to] = input.range;
   const replies = await Promise.all(
     requests.map(async ({ request, demonstrations }, call) => {
+      if (call < from || call >= to) return undefined;
       const reply = await calls.call(request, `prompt-${call}`);
       return reply && parseInstructionReply(config.profile, reply, { demonstrations });
     }),
@@ -165,8 +170,16 @@ async function evolStep(input: InstructionStepInput): Promise<InstructionStepOut
           .sample(input.prompts, rng)
           .map(({ instruction }) => ({ instruction, seed: false }))
   ).map(({ instruction, seed }) => ({ id: taskId(instruction), instruction, seed }));
-  // Only the drawn machine tasks are read, for their depth.
-  const machineIds = [...new Set(drawn.filter(({ seed }) => !seed).map(({ id }) => id))];
+  // Only the drawn machine tasks of the range are read, for their depth.
+  const [from, to] = input.range;
+  const machineIds = [
+    ...new Set(
+      drawn
+        .slice(from, to)
+        .filter(({ seed }) => !seed)
+        .map(({ id }) => id),
+    ),
+  ];
   const depths = new Map(
     (await input.pool.getTasks(input.state.config.pool, machineIds)).map((task) => [
       task.id,
@@ -178,50 +191,98 @@ async function evolStep(input: InstructionStepInput): Promise<InstructionStepOut
     instruction,
     depth: depths.get(id) ?? 0,
   }));
-  return evolveInstructions({ drawn: parents, rng, templates: input.templates, runner: input.calls });
+  return evolveInstructions({
+    drawn: parents,
+    rng,
+    templates: input.templates,
+    runner: input.calls,
+    range: input.range,
+  });
 }
+
+/** The calls of one batch: `[from, to)` of the iteration's `prompts` (see `batches.ts`). */
+export interface CallSlice {
+  prompts: number;
+  from: number;
+  to: number;
+}
+
+/** What a method's calls made, before it is stored. */
+export type MadeInstructions = InstructionStepOutput & { prompts: number };
 
 /**
  * What "Generate instructions" does per method (see `methods.ts`): a step over the committed pool
- * (Self-Instruct, Evol-Instruct), or the next passages of the run's documents (backtranslation).
+ * (Self-Instruct, Evol-Instruct), or the next passages of the run's documents (backtranslation). Each
+ * makes the calls of `slice` (a batch), or all of the iteration's.
  */
 const GENERATORS: MethodTable<
-  (state: RunState, deps: GenerateInstructionsDeps) => Promise<GenerateInstructionsResult>
+  (
+    state: RunState,
+    deps: GenerateInstructionsDeps,
+    calls: ModelCalls,
+    slice?: CallSlice,
+  ) => Promise<MadeInstructions>
 > = {
-  'self-instruct': (state, deps) => fromPool(selfInstructStep, state, deps),
-  evol: (state, deps) => fromPool(evolStep, state, deps),
+  'self-instruct': (state, deps, calls, slice) => fromPool(selfInstructStep, state, deps, calls, slice),
+  evol: (state, deps, calls, slice) => fromPool(evolStep, state, deps, calls, slice),
   backtranslate: backtranslateInstructions,
 };
 
-/** Stage "Generate instructions": the run's method's candidates (see the module comment and `methods.ts`). */
-export function generateInstructions(
+/**
+ * How many calls the iteration makes: a replay's recorded number, else sized from the remaining target
+ * (`promptsForIteration`), or for backtranslation the passages of its share.
+ */
+export async function iterationPrompts(state: RunState, deps: GenerateInstructionsDeps): Promise<number> {
+  if (state.config.method === 'backtranslate') return (await iterationPassages(state, deps.objects)).length;
+  return (
+    (await deps.model.recordedInstructionCalls?.(state.progress.iteration + 1)) ?? promptsForIteration(state)
+  );
+}
+
+/**
+ * Stage "Generate instructions" in one invocation: the run's method's candidates, all of the iteration's
+ * calls, stored as the state machine's batches and their collection store them (see the module comment
+ * and `batches.ts`). What a definition without the batches' Map runs.
+ */
+export async function generateInstructions(
   state: RunState,
   deps: GenerateInstructionsDeps,
 ): Promise<GenerateInstructionsResult> {
-  return GENERATORS[state.config.method](state, deps);
+  const { calls, made } = await makeInstructionCalls(state, deps);
+  return storeCandidates(deps.objects, runKeys(state.runId, state.progress.iteration + 1), calls, made);
 }
 
-/** Runs a method's `step` over the pool as committed, with the stage's calls, and stores its candidates. */
+/** Holds the pool, then makes the calls of `slice` (or all of the iteration's) with the run's method. */
+export async function makeInstructionCalls(
+  state: RunState,
+  deps: GenerateInstructionsDeps,
+  slice?: CallSlice,
+): Promise<{ calls: ModelCalls; made: MadeInstructions }> {
+  const { runId, config, progress } = state;
+  await holdPool(deps.pool, config.pool, runId, progress.fence);
+  const calls = instructionCalls(state, deps);
+  return { calls, made: await GENERATORS[config.method](state, deps, calls, slice) };
+}
+
+/** Runs a method's `step` over the pool as committed, with the stage's calls (those of `slice`). */
 async function fromPool(
   step: (input: InstructionStepInput) => Promise<InstructionStepOutput>,
   state: RunState,
-  { objects, pool, model, remainingMs }: GenerateInstructionsDeps,
-): Promise<GenerateInstructionsResult> {
+  deps: GenerateInstructionsDeps,
+  calls: ModelCalls,
+  slice?: CallSlice,
+): Promise<MadeInstructions> {
+  const { objects, pool } = deps;
   const { runId, config, progress } = state;
-  const iteration = progress.iteration + 1;
-  const keys = runKeys(runId, iteration);
-  await holdPool(pool, config.pool, runId, progress.fence);
 
-  // Demonstrations come from the pool as committed: the same for every attempt of this stage.
+  // Demonstrations come from the pool as committed: the same for every attempt and batch of this stage.
   const committed = await committedPool(pool, config.pool);
   const seeds = fromJsonLines<SeedTask>(await objects.getText(committed.seedsKey));
   const seedInstructions = new Set(seeds.map((task) => task.instruction.trim()));
 
   const rng = createRng(`${config.seed}:iteration-${progress.iteration + 1}:instructions`);
-  // A replay re-gates what its recorded run generated: as many calls as that run made in this iteration.
-  const prompts = (await model.recordedInstructionCalls?.(iteration)) ?? promptsForIteration(state);
+  const prompts = slice?.prompts ?? (await iterationPrompts(state, deps));
   const templates = await runTemplates(objects, runId, config);
-  const calls = instructionCalls(state, { pool, model, remainingMs });
   const made = await step({
     state,
     pool,
@@ -231,8 +292,9 @@ async function fromPool(
     seedInstructions,
     rng,
     prompts,
+    range: slice ? [slice.from, slice.to] : [0, prompts],
     templates,
     calls,
   });
-  return storeCandidates(objects, keys, calls, { prompts, ...made });
+  return { prompts: slice ? slice.to - slice.from : prompts, ...made };
 }

@@ -198,25 +198,34 @@ export function drawParents<T>(tasks: readonly T[], calls: number, rng: Rng): T[
 /**
  * Evolves each of `drawn` with one operation, then applies the copied-words rule and the
  * information-gain question (batched, only over evolutions the first rule kept). Calls are named
- * (`evolve-<n>`, `gain-<n>`), so a retried stage reuses the replies it recorded.
+ * (`evolve-<n>`, `gain-<n>`), so a retried stage reuses the replies it recorded. With `range`, only the
+ * evolutions `[from, to)` of the iteration's are made (one batch of "Generate instructions"): the
+ * operations are still drawn for all of them, so each call is the one the whole iteration would make;
+ * the "equal?" calls of a batch are named `gain-<from>-<n>`.
  */
 export async function evolveInstructions({
   drawn,
   rng,
   templates,
   runner,
+  range = [0, drawn.length],
 }: {
   drawn: readonly EvolParent[];
   rng: Rng;
   templates: TemplateOverrides;
   runner: ModelCalls;
+  range?: readonly [from: number, to: number];
 }): Promise<EvolvedCandidates> {
   const plan = drawn.map((parent) => ({ parent, operation: chooseOperation(rng) }));
+  const [from, to] = range;
   const replies = await Promise.all(
     plan.map(({ parent, operation }, call) =>
-      runner.call(renderEvolveRequest(parent.instruction, operation, templates), `evolve-${call}`),
+      call < from || call >= to
+        ? undefined
+        : runner.call(renderEvolveRequest(parent.instruction, operation, templates), `evolve-${call}`),
     ),
   );
+  const gainKey = (b: number) => (from === 0 && to >= drawn.length ? `gain-${b}` : `gain-${from}-${b}`);
 
   const result: EvolvedCandidates = { candidates: [], malformed: 0, droppedByTruncation: 0 };
   replies.forEach((reply, call) => {
@@ -250,7 +259,7 @@ export async function evolveInstructions({
         parent: (plan[candidate.call] as (typeof plan)[number]).parent.instruction,
         child: candidate.instruction,
       }));
-      const reply = await runner.call(renderEqualRequest(pairs, templates), `gain-${b}`);
+      const reply = await runner.call(renderEqualRequest(pairs, templates), gainKey(b));
       // A lost call leaves its pairs unjudged (the ledger counts the loss); an unreadable verdict is
       // marked, and "Filter and deduplicate" counts it (`evol-gain-unparseable`).
       const verdicts = reply ? parseEqualReply(reply, batch.length) : [];

@@ -258,6 +258,7 @@ async function iterationCost(
     iterationAwsUsage(
       {
         instructionCalls: shape.generated.prompts,
+        instructionBatches: Math.ceil(shape.generated.prompts / config.instructionBatchSize),
         instructionOutputTokens: byStage['generate-instructions']?.outputTokens ?? 0,
         candidates: shape.generated.candidates,
         acceptedInstructions: shape.accepted,

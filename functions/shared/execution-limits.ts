@@ -15,25 +15,36 @@ export const MAX_PAYLOAD_BYTES = 256 * 1024;
 export const MAX_EXECUTION_DAYS = 7;
 
 /**
- * History events, rounded up from local runs (measured: 16 once, 25 per iteration, 22 more for an
- * iteration gated in shards whatever the shard count, 0 per Map item in the parent, 7 per child
- * execution). The Maps are Distributed: each item is a child execution with a history of its own
- * (started, the task entered, scheduled, started, succeeded, exited, succeeded), and each Retry of its
- * task adds 3 (failed, scheduled, started), at most 6 retries.
+ * History events, rounded up from local runs (measured: 16 once; 36 per iteration, whatever its number of
+ * instruction batches: Plan instructions 5, the "Generate instructions" Map and its Map Run 6, Collect
+ * instructions 5, the gate's Choice 2 and Filter 5, the instances Map and its Map Run 6, Save iteration 5
+ * and the Choice 2; 22 more for an iteration gated in shards whatever the shard count; 0 per Map item in
+ * the parent, 7 per child execution). The Maps are Distributed: each item (a batch of instruction calls,
+ * a chunk of ids, a gate shard) is a child execution with a history of its own (started, the task
+ * entered, scheduled, started, succeeded, exited, succeeded), and each Retry of its task adds 3 (failed,
+ * scheduled, started), at most 6 retries.
  */
 export const HISTORY_EVENTS = {
   once: 20,
-  perIteration: 27,
+  perIteration: 38,
   perShardedIteration: 24,
   perMapItem: 0,
   perChildExecution: 7 + 3 * 6,
 } as const;
 /**
- * Bytes of "Save iteration"'s input, the largest state payload (it holds the instances Map's input's ids
- * and the Map's whole result, so it bounds both): a base, per accepted id and per Map item (measured:
- * 1.3 KB, 24 bytes, 282 bytes).
+ * Bytes of "Save iteration"'s input, the largest state payload (the instances Map's output: it holds the
+ * Map's input ids and its whole result, so it bounds both, and the iteration's plan of instruction
+ * batches, the "Generate instructions" Map's items, which the state carries from "Plan instructions"
+ * on): a base, per accepted id, per Map item and per instruction batch (measured: 1.3 KB, 24 bytes,
+ * 282 bytes; 32 bytes per batch, 502 for a plan of 15). The batches' own results stay in S3 (the Map
+ * discards its result), each a few bytes.
  */
-export const PAYLOAD_BYTES = { base: 4_096, perAcceptedId: 32, perMapItem: 400 } as const;
+export const PAYLOAD_BYTES = {
+  base: 4_096,
+  perAcceptedId: 32,
+  perMapItem: 400,
+  perInstructionBatch: 40,
+} as const;
 /** Most tasks one instruction call yields (Alpaca's prompt asks for 20). */
 export const MAX_TASKS_PER_CALL = 20;
 /** Share of accepted instructions that end with valid instances, planned low (runs see 85–95%). */
@@ -41,7 +52,12 @@ export const PLANNED_COMPLETE_RATE = 0.8;
 
 type LimitedConfig = Pick<
   RunConfig,
-  'target' | 'maxIterations' | 'promptsPerIteration' | 'maxPromptsPerIteration' | 'chunkSize'
+  | 'target'
+  | 'maxIterations'
+  | 'promptsPerIteration'
+  | 'maxPromptsPerIteration'
+  | 'chunkSize'
+  | 'instructionBatchSize'
 >;
 
 /** What a run of this configuration needs of one execution, at worst. */
@@ -73,6 +89,7 @@ export function executionNeeds(config: LimitedConfig): ExecutionNeeds {
   // Every iteration's last Map item may be partial.
   const mapItems = Math.ceil(reachable / config.chunkSize) + iterations;
   const itemsPerIteration = Math.ceil(acceptedPerIteration / config.chunkSize) + 1;
+  const batchesPerIteration = Math.ceil(prompts / config.instructionBatchSize);
   return {
     iterations,
     mapItems,
@@ -85,7 +102,8 @@ export function executionNeeds(config: LimitedConfig): ExecutionNeeds {
     payloadBytes:
       PAYLOAD_BYTES.base +
       PAYLOAD_BYTES.perAcceptedId * acceptedPerIteration +
-      PAYLOAD_BYTES.perMapItem * itemsPerIteration,
+      PAYLOAD_BYTES.perMapItem * itemsPerIteration +
+      PAYLOAD_BYTES.perInstructionBatch * batchesPerIteration,
   };
 }
 

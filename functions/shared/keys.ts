@@ -127,6 +127,15 @@ export const runKeys = (runId: string, iteration: number) => {
       highest: (shard: number) => `${base}/gate-shards/shard-${shard}-highest.json`,
       scores: (shard: number) => `${base}/gate-shards/shard-${shard}-scores.json`,
     },
+    /**
+     * One batch of "Generate instructions" (`generate-instructions/batches.ts`): its candidates, raw calls
+     * and result, which "Collect instructions" joins into `candidates` and the stage's raw calls.
+     */
+    instructionBatch: (batch: number) => ({
+      candidates: `${base}/instruction-batches/batch-${batch}-candidates.jsonl`,
+      raw: `${base}/instruction-batches/batch-${batch}-raw.jsonl`,
+      result: `${base}/instruction-batches/batch-${batch}.json`,
+    }),
     /** Raw model requests and replies of one stage (and Map item). */
     raw: (stage: string, chunk?: number) =>
       `${base}/raw/${stage}${chunk === undefined ? '' : `-chunk-${chunk}`}.jsonl`,

@@ -390,6 +390,14 @@ export const RunInput = z
         `Map state MaxConcurrency (chunks at once), at most ${INLINE_MAP_MAX_CONCURRENCY} (and the deployment's caps).`,
       ),
     chunkSize: z.int().min(1).max(500).default(40).describe('Instructions per Map item.'),
+    instructionBatchSize: z
+      .int()
+      .min(1)
+      .max(1000)
+      .default(20)
+      .describe(
+        'Instruction-generation calls per item of the "Generate instructions" Map: an iteration\'s calls run as batches of this many, mapConcurrency batches at once, each with callConcurrency calls in flight.',
+      ),
     shardGateAbove: z
       .int()
       .min(0)

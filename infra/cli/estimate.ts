@@ -16,6 +16,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { parseJsonFile, parseSeedFile } from '../../functions/shared/input-files.ts';
+import { type OperatorLimits, operatorLimitsFromEnv } from '../../functions/shared/limits.ts';
 import { NO_JUDGE } from '../../functions/shared/models/judge-ids.ts';
 import { parseModelId } from '../../functions/shared/models/model-ids.ts';
 import { formatUsd } from '../../functions/shared/pricing/money.ts';
@@ -63,6 +64,7 @@ export interface EstimateOptions {
   fromRun?: string;
   iterations?: number;
   chunkSize?: number;
+  instructionBatchSize?: number;
   callConcurrency?: number;
   mapConcurrency?: number;
   maxPromptsPerIteration?: number;
@@ -185,6 +187,12 @@ export function formatEstimate(e: Estimate): string {
   return `${out.join('\n')}\n`;
 }
 
+/** The operator's caps on model calls that bound the Maps' items at once (see `timing.ts`). */
+const timeLimits = ({ maxModelCallsInFlight, modelFunctionConcurrency }: OperatorLimits) => ({
+  maxModelCallsInFlight,
+  ...(modelFunctionConcurrency === undefined ? {} : { modelFunctionConcurrency }),
+});
+
 const percent = (x: number) => `${(x * 100).toFixed(1)}%`;
 
 /** The projected wall time: in all, per iteration (first, middle, last), by step, and the bottleneck. */
@@ -196,8 +204,8 @@ function formatTime(e: Estimate): string {
   const steps = Object.keys(TIME_STEP_LABELS) as TimeStep[];
   const labels = TIME_STEP_LABELS;
   const lines = [
-    `Projected wall time (deployed): ${formatDuration(t.totalSeconds)}, ${formatDuration(mean)} per iteration on average; bottleneck: ${labels[t.bottleneck.step]} (${percent(t.bottleneck.share)})`,
-    `  model calls: ${t.latency.firstTokenSeconds.toFixed(2)} s + output tokens / ${fmtInt(t.latency.outputTokensPerSecond)} per second; Map ${t.assumptions.mapConcurrency} chunks at once`,
+    `Projected wall time (deployed): ${formatDuration(t.totalSeconds)}, ${formatDuration(mean)} per iteration on average; bottleneck: ${labels[t.bottleneck.step]} (${percent(t.bottleneck.share)})${t.bottleneck.limitedBy ? `, limited by ${t.bottleneck.limitedBy}` : ''}`,
+    `  model calls: ${t.latency.firstTokenSeconds.toFixed(2)} s + output tokens / ${fmtInt(t.latency.outputTokensPerSecond)} per second${t.assumptions.requestsPerMinute ? `, at most ${fmtInt(t.assumptions.requestsPerMinute)} a minute (the model's quota)` : ''}; Maps ${t.itemsAtOnce} items at once (batches of instruction calls, chunks of instances)`,
     ...picks.map((i) => {
       const it = its[i];
       if (!it) return '';
@@ -256,6 +264,11 @@ export function estimateCommand(io: EstimateIo = process): Command {
       positiveInt('--iterations'),
     )
     .option('--chunk-size <n>', 'instructions per Map item (default 40)', positiveInt('--chunk-size'))
+    .option(
+      '--instruction-batch-size <n>',
+      'instruction-generation calls per item of the "Generate instructions" Map (default 20)',
+      positiveInt('--instruction-batch-size'),
+    )
     .option(
       '--call-concurrency <n>',
       'model calls at once inside one function (default 8)',
@@ -350,11 +363,14 @@ export function estimateCommand(io: EstimateIo = process): Command {
         calibration,
         maxIterations: options.iterations,
         chunkSize: options.chunkSize,
+        instructionBatchSize: options.instructionBatchSize,
         callConcurrency: options.callConcurrency,
         mapConcurrency: options.mapConcurrency,
         maxPromptsPerIteration: options.maxPromptsPerIteration,
         shardGateAbove: options.shardGateAbove,
         gateShards: options.gateShards,
+        // The operator's caps as a local run gets them (the environment, else the defaults).
+        timeAssumptions: timeLimits(operatorLimitsFromEnv()),
         assumptions: {
           ...(options.tokensPerSecond ? { outputTokensPerSecond: options.tokensPerSecond } : {}),
           ...(options.firstTokenSeconds ? { firstTokenSeconds: options.firstTokenSeconds } : {}),

@@ -7,7 +7,12 @@
  */
 
 import type { HistoryEvent } from '@aws-sdk/client-sfn';
-import { CONTROL_STATES, SHARDED_GATE_STATES, STAGES } from '../../functions/stages.ts';
+import {
+  CONTROL_STATES,
+  INSTRUCTION_BATCH_STATES,
+  SHARDED_GATE_STATES,
+  STAGES,
+} from '../../functions/stages.ts';
 import { initialRunView, type RunView, reduce, timing } from '../history/run-view.ts';
 import { formatEntries, groupCounts } from './counts.ts';
 import { statusLine } from './status.ts';
@@ -113,8 +118,9 @@ export function progressLines(event: HistoryEvent, was: RunView, now: RunView): 
   const entered = event.stateEnteredEventDetails?.name;
   if (entered) {
     const lines = now.iteration > was.iteration ? [`iteration ${now.iteration}`] : [];
-    if (entered !== STAGES.generateInstances.state && entered !== CONTROL_STATES.enough)
-      lines.push(`  ▸ ${entered}`);
+    // A Map item's state is not a step of its own: its Map's name says it.
+    const item = entered === STAGES.generateInstances.state || entered === STAGES.generateInstructions.state;
+    if (!item && entered !== CONTROL_STATES.enough) lines.push(`  ▸ ${entered}`);
     return lines;
   }
   const { chunks } = now;
@@ -127,7 +133,7 @@ export function progressLines(event: HistoryEvent, was: RunView, now: RunView): 
   if (now.retries > was.retries) return [`    retrying "${now.state}"`];
   const { generation, gated, tasks } = now.current;
   switch (event.stateExitedEventDetails?.name) {
-    case STAGES.generateInstructions.state:
+    case INSTRUCTION_BATCH_STATES.collect:
       return generation
         ? [
             `    ${generation.prompts} calls → ${generation.candidates} candidates (${generation.malformed} malformed, ${generation.droppedByTruncation} lost to truncation)`,

@@ -23,6 +23,7 @@ export interface RunOptions {
   concurrency?: string;
   callConcurrency?: string;
   chunkSize?: string;
+  instructionBatchSize?: string;
   promptsPerIteration?: string;
   threshold?: string;
   judgeModel?: string;
@@ -70,6 +71,7 @@ export function runInputFromOptions(options: RunOptions): RunInput {
     mapConcurrency: num(options.concurrency),
     callConcurrency: num(options.callConcurrency),
     chunkSize: num(options.chunkSize),
+    instructionBatchSize: num(options.instructionBatchSize),
     promptsPerIteration: num(options.promptsPerIteration),
     rougeThreshold: num(options.threshold),
     judgeModel: options.judgeModel,

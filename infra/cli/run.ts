@@ -356,6 +356,10 @@ export function runCommand(): Command {
     )
     .option('--call-concurrency <n>', 'model calls at once inside one function (default 8)')
     .option('--chunk-size <n>', 'instructions per Map item (default 40)')
+    .option(
+      '--instruction-batch-size <n>',
+      'instruction-generation calls per item of the "Generate instructions" Map (default 20)',
+    )
     .option('--prompts-per-iteration <n>', 'instruction-generation calls per iteration (default: adaptive)')
     .option('--threshold <x>', 'ROUGE-L rejection threshold (default 0.7)')
     .option('--judge-model <id>', 'the model that scores each task, or none (default: --model)')

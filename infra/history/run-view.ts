@@ -14,7 +14,7 @@ import {
   SaveInput,
   type UsageByStage,
 } from '../../functions/shared/schemas.ts';
-import { SHARDED_GATE_STATES, STAGES } from '../../functions/stages.ts';
+import { INSTRUCTION_BATCH_STATES, SHARDED_GATE_STATES, STAGES } from '../../functions/stages.ts';
 import type { ExecutionStatus } from '../local/rules.ts';
 
 /** What the instruction stage reports of an iteration (as the state carries it to "Save iteration"). */
@@ -122,8 +122,11 @@ export function reduce(view: RunView, event: HistoryEvent): RunView {
 
 function enter(view: RunView, name: string, input: string | undefined): RunView {
   switch (name) {
-    case STAGES.generateInstructions.state:
+    case INSTRUCTION_BATCH_STATES.plan:
       return { ...view, state: name, iteration: view.iteration + 1, current: {} };
+    // A batch's state: the run is still in the Map of batches.
+    case STAGES.generateInstructions.state:
+      return view;
     case STAGES.generateInstances.mapState:
       return {
         ...view,
@@ -149,7 +152,7 @@ function exit(view: RunView, name: string, output: string | undefined): RunView 
         poolSize: progress.poolSize,
       };
     }
-    case STAGES.generateInstructions.state: {
+    case INSTRUCTION_BATCH_STATES.collect: {
       const { generated } = AfterGeneration.parse(json(output));
       return {
         ...view,

@@ -8,7 +8,12 @@
  */
 
 import { SaveInput } from '../../functions/shared/schemas.ts';
-import { CONTROL_STATES, SHARDED_GATE_STATES, STAGES } from '../../functions/stages.ts';
+import {
+  CONTROL_STATES,
+  INSTRUCTION_BATCH_STATES,
+  SHARDED_GATE_STATES,
+  STAGES,
+} from '../../functions/stages.ts';
 import { initialRunView, reduce } from '../history/run-view.ts';
 import type { LocalHistoryEvent } from './history-events.ts';
 
@@ -38,7 +43,10 @@ const bytes = (text: string | undefined) => Buffer.byteLength(text ?? 'null');
 
 // The states of one pass round the loop (the Map's own events included, its items' not).
 const LOOP_STATES = new Set<string | undefined>([
+  INSTRUCTION_BATCH_STATES.plan,
+  STAGES.generateInstructions.mapState,
   STAGES.generateInstructions.state,
+  INSTRUCTION_BATCH_STATES.collect,
   CONTROL_STATES.shardGate,
   STAGES.filter.state,
   // The gate in shards, its Maps' own events included.
@@ -67,7 +75,12 @@ export function profileHistory(history: readonly LocalHistoryEvent[]): HistoryPr
 
   for (const event of history) {
     view = reduce(view, event);
-    if (event.type === 'MapIterationStarted') chunks++;
+    // The instances Map's items (the instruction batches and gate shards are part of the iteration).
+    if (
+      event.type === 'MapIterationStarted' &&
+      event.mapIterationStartedEventDetails?.name === STAGES.generateInstances.mapState
+    )
+      chunks++;
     const child = event.childExecution;
     if (child) {
       // A child execution's own events (its start and end counted in), the local item markers aside.

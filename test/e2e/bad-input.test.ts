@@ -141,7 +141,7 @@ describe('a run with bad input', () => {
     expect(result.error).toBe('SeedFileInvalid');
     expect(result.cause).toMatch(message);
     expect(result.cause?.split('\n')).toHaveLength(2);
-    expect(result.states.has('Generate instructions')).toBe(false);
+    expect(result.states.has('Plan instructions')).toBe(false);
     expect(await poolState('guarded')).toEqual(before);
     const run = await stack.pool.getRun(result.executionName);
     expect(run?.status).toBe('FAILED');

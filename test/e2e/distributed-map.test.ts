@@ -25,7 +25,7 @@ const input = {
   promptsPerIteration: 6,
   chunkSize: 5,
 };
-// Above what the run's parent records (66 measured), below what the same run records with inline Maps (223).
+// Above what the run's parent records (88 measured), below what the same run records with inline Maps (227).
 const PARENT_LIMIT = 120;
 
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -118,7 +118,7 @@ describe('Distributed Maps on the local stack', { timeout: 300_000 }, () => {
     expect(run.cause).toBe(`The execution reached the maximum number of history events (${PARENT_LIMIT}).`);
   });
 
-  it("fails a run whose Map item's child execution crosses its own history limit", async () => {
+  it("fails a run whose Map item's child execution crosses its own history limit: the first Map's, the instruction batches'", async () => {
     await withStack('child-limit', {}, async (stack) => {
       const run = await stack.execute(
         { ...input, pool: 'child' },
@@ -130,7 +130,7 @@ describe('Distributed Maps on the local stack', { timeout: 300_000 }, () => {
       expect(run.status).toBe('FAILED');
       expect(run.error).toBe('States.Runtime');
       expect(run.cause).toMatch(
-        /^Child execution \d+ of the Map Run of "Generate instances" reached the maximum number of history events \(6\)/,
+        /^Child execution \d+ of the Map Run of "Generate instructions" reached the maximum number of history events \(6\)/,
       );
     });
   });
@@ -165,8 +165,10 @@ describe('Distributed Maps on the local stack', { timeout: 300_000 }, () => {
         const entered = run.events.flatMap((event) =>
           event.type === 'StateEntered' ? [event.state.name] : [],
         );
-        expect(entered).toContain(STAGES.generateInstances.mapState);
-        expect(entered).not.toContain(STAGES.generateInstances.state);
+        // The first Distributed Map the run reaches: the instruction batches'.
+        expect(entered).toContain(STAGES.generateInstructions.mapState);
+        expect(entered).not.toContain(STAGES.generateInstructions.state);
+        expect(entered).not.toContain(STAGES.generateInstances.mapState);
       },
     );
   });

@@ -150,7 +150,7 @@ describe('a run on an OpenAI-compatible server', { timeout: 180_000 }, () => {
         { retryIntervalMs: 10 },
       );
       const summary = summaryOf(result);
-      expect(retried(result)).toEqual(['Generate instructions']);
+      expect(retried(result)).toEqual(['Generate a batch of instructions']);
       const instructionCalls = billed(flaky).filter(asksForTasks);
       // The retry paid only for the lost call: the two answered in the failed attempt were served again.
       expect(instructionCalls).toHaveLength(3);

@@ -148,7 +148,7 @@ describe('a bad template', { timeout: 120_000 }, () => {
     const entered = result.events.flatMap((event) =>
       'state' in event && event.type === 'StateEntered' ? [event.state.name] : [],
     );
-    expect(entered).not.toContain('Generate instructions');
+    expect(entered).not.toContain('Plan instructions');
     expect(await stack.objects.list(runPrefix('bad-templates'))).toEqual([]);
   });
 });

@@ -3,13 +3,14 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseRunInput } from '../../functions/prepare/core.ts';
 import {
+  BATCH_ITEM_STATES,
   ITERATION_STATES,
   MAP_ITEM_STATES,
   RUN_ONCE_STATES,
   SHARD_ITEM_STATES,
   SHARDED_GATE_PATH_STATES,
 } from '../../functions/shared/pricing/aws-usage.ts';
-import { STAGES } from '../../functions/stages.ts';
+import { INSTRUCTION_BATCH_STATES, STAGES } from '../../functions/stages.ts';
 import { buildApp } from '../../infra/app.ts';
 import { cdkJsonContext } from '../../infra/local/synth.ts';
 import { RETRYABLE_ERRORS } from '../../infra/workflow.ts';
@@ -50,7 +51,14 @@ beforeAll(() => {
 
 describe('the state machine', () => {
   it('runs the stages in the Self-Instruct order', () => {
-    const order = ['Start run', 'Prepare run', 'Generate instructions', 'Gate in shards?'];
+    const order = [
+      'Start run',
+      'Prepare run',
+      'Plan instructions',
+      'Generate instructions',
+      'Collect instructions',
+      'Gate in shards?',
+    ];
     for (let i = 0; i < order.length - 1; i++) {
       expect(states[order[i] as string]?.Next).toBe(order[i + 1]);
     }
@@ -64,7 +72,7 @@ describe('the state machine', () => {
     const choice = states['Enough instructions?'];
     expect(choice?.Type).toBe('Choice');
     expect(choice?.Choices).toHaveLength(1);
-    expect(choice?.Choices?.[0]?.Next).toBe('Generate instructions');
+    expect(choice?.Choices?.[0]?.Next).toBe('Plan instructions');
     expect(JSON.stringify(choice?.Choices?.[0]?.And)).toContain(
       '"Variable":"$.progress.added","NumericLessThanPath":"$.config.target"',
     );
@@ -134,6 +142,39 @@ describe('the state machine', () => {
     );
   });
 
+  it('fans out instruction generation in a Map over batches of call indices, its concurrency from the run input', () => {
+    const map = states['Generate instructions'] as State & {
+      ResultPath?: unknown;
+      ItemSelector?: Record<string, unknown>;
+    };
+    expect(map.Type).toBe('Map');
+    // The plan's batches: call ranges, never payloads; each batch's candidates stay in S3.
+    expect(map.ItemsPath).toBe('$.instructionPlan.batches');
+    expect(map.MaxConcurrencyPath).toBe('$.config.mapConcurrency');
+    expect(map.ItemSelector?.instructions).toEqual({
+      phase: 'batch',
+      'prompts.$': '$.instructionPlan.prompts',
+      'batch.$': '$$.Map.Item.Value',
+    });
+    expect(map.ResultPath).toBeNull();
+    expect(Object.keys(map.ItemProcessor?.States ?? {})).toEqual(['Generate a batch of instructions']);
+    const batch = map.ItemProcessor?.States['Generate a batch of instructions'];
+    expect(batch?.Retry?.[0]?.ErrorEquals).toEqual(RETRYABLE_ERRORS);
+    expect(batch?.Retry?.[0]).toMatchObject({ BackoffRate: 2, MaxAttempts: 6 });
+    expect(batch?.TimeoutSeconds).toBe(STAGES.generateInstructions.timeoutSeconds);
+
+    const payload = (name: string) =>
+      (states[name] as State & { Parameters?: { Payload?: { instructions?: unknown } } }).Parameters?.Payload
+        ?.instructions;
+    expect(payload('Plan instructions')).toEqual({ phase: 'plan' });
+    expect(payload('Collect instructions')).toEqual({
+      phase: 'collect',
+      'batches.$': '$.instructionPlan.batches',
+    });
+    expect((states['Plan instructions'] as { ResultPath?: string }).ResultPath).toBe('$.instructionPlan');
+    expect((states['Collect instructions'] as { ResultPath?: string }).ResultPath).toBe('$.generated');
+  });
+
   it('fans out instance generation in a Map over chunks of ids, its concurrency from the run input', () => {
     const map = states['Generate instances'];
     expect(map?.Type).toBe('Map');
@@ -143,17 +184,22 @@ describe('the state machine', () => {
     expect(Object.keys(map?.ItemProcessor?.States ?? {})).toEqual(['Generate instances for a chunk']);
   });
 
-  it('runs each chunk and each gate shard as a Standard child execution (Distributed Map), items and result inline, no failure tolerated', () => {
-    const map = states['Generate instances'];
-    expect(map?.ItemProcessor?.ProcessorConfig).toEqual({ Mode: 'DISTRIBUTED', ExecutionType: 'STANDARD' });
-    expect(map?.Label).toBe('Generateinstances');
-    for (const absent of ['ItemReader', 'ResultWriter', 'ItemBatcher', 'ToleratedFailurePercentage']) {
-      expect(map).not.toHaveProperty(absent);
+  it('runs each instruction batch, chunk and gate shard as a Standard child execution (Distributed Map), items and result inline, no failure tolerated', () => {
+    for (const [name, label] of [
+      ['Generate instructions', 'Generateinstructions'],
+      ['Generate instances', 'Generateinstances'],
+    ] as const) {
+      const map = states[name];
+      expect(map?.ItemProcessor?.ProcessorConfig).toEqual({ Mode: 'DISTRIBUTED', ExecutionType: 'STANDARD' });
+      expect(map?.Label).toBe(label);
+      for (const absent of ['ItemReader', 'ResultWriter', 'ItemBatcher', 'ToleratedFailurePercentage']) {
+        expect(map).not.toHaveProperty(absent);
+      }
+      expect(map).not.toHaveProperty('ToleratedFailureCount');
     }
-    expect(map).not.toHaveProperty('ToleratedFailureCount');
     // So do the gate's shards: no Map's items grow the parent's history.
     const maps = Object.values(states).filter((state) => state.Type === 'Map');
-    expect(maps.length).toBe(3);
+    expect(maps.length).toBe(4);
     for (const each of maps) expect(each.ItemProcessor?.ProcessorConfig?.Mode).toBe('DISTRIBUTED');
   });
 
@@ -170,9 +216,12 @@ describe('the state machine', () => {
           Match.objectLike({ Action: ['states:DescribeExecution', 'states:StopExecution'] }),
           Match.objectLike({
             Action: 'states:RedriveExecution',
-            Resource: ['/Generateinstances:*', '/Scoregateshards:*', '/Scoregateshardsagain:*'].map(
-              (label) => ({ 'Fn::Join': ['', Match.arrayWith([label])] }),
-            ),
+            Resource: [
+              '/Generateinstances:*',
+              '/Generateinstructions:*',
+              '/Scoregateshards:*',
+              '/Scoregateshardsagain:*',
+            ].map((label) => ({ 'Fn::Join': ['', Match.arrayWith([label])] })),
           }),
         ]),
       },
@@ -184,7 +233,7 @@ describe('the state machine', () => {
       ...Object.entries(states),
       ...Object.values(states).flatMap((state) => Object.entries(state.ItemProcessor?.States ?? {})),
     ].filter(([, state]) => state.Type === 'Task');
-    expect(tasks.length).toBe(11);
+    expect(tasks.length).toBe(13);
     for (const [, state] of tasks) {
       const retry = state.Retry?.[0];
       expect(retry?.ErrorEquals).toEqual(RETRYABLE_ERRORS);
@@ -262,13 +311,13 @@ describe('the state machine', () => {
             (state as { TimeoutSeconds?: number }).TimeoutSeconds,
           ] as const,
       );
-    expect(tasks).toHaveLength(11);
+    expect(tasks).toHaveLength(13);
     for (const [id, seconds] of tasks) expect(seconds).toBe(timeouts[id]);
   });
 
   it('enters the states the AWS cost model counts, per iteration, per Map item and once per run', () => {
     const loop: string[] = [];
-    for (let name: string | undefined = STAGES.generateInstructions.state; name && !loop.includes(name); ) {
+    for (let name: string | undefined = INSTRUCTION_BATCH_STATES.plan; name && !loop.includes(name); ) {
       loop.push(name);
       const state: State | undefined = states[name];
       // The gate's choice: an iteration below `shardGateAbove` (the sharded path has its own states).
@@ -279,6 +328,9 @@ describe('the state machine', () => {
     expect(loop).toEqual([...ITERATION_STATES]);
     expect(Object.keys(states['Generate instances']?.ItemProcessor?.States ?? {})).toEqual([
       ...MAP_ITEM_STATES,
+    ]);
+    expect(Object.keys(states['Generate instructions']?.ItemProcessor?.States ?? {})).toEqual([
+      ...BATCH_ITEM_STATES,
     ]);
     // From a pool past `shardGateAbove`: the sharded path instead of Filter, on to the instances Map.
     const sharded: string[] = [];
@@ -296,7 +348,7 @@ describe('the state machine', () => {
       ),
     ).toEqual([...SHARD_ITEM_STATES]);
     expect(states['Start run']?.Next).toBe('Prepare run');
-    expect(states['Prepare run']?.Next).toBe('Generate instructions');
+    expect(states['Prepare run']?.Next).toBe('Plan instructions');
     expect(states['Export dataset']?.Next).toBe('Done');
     for (const name of RUN_ONCE_STATES) expect(states[name], name).toBeDefined();
   });
@@ -305,6 +357,7 @@ describe('the state machine', () => {
     const tasks = {
       ...states,
       ...states['Generate instances']?.ItemProcessor?.States,
+      ...states['Generate instructions']?.ItemProcessor?.States,
       ...states['Score gate shards']?.ItemProcessor?.States,
     };
     for (const stage of Object.values(STAGES).filter((spec) => !('ruleTarget' in spec))) {

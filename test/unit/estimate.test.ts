@@ -20,6 +20,7 @@ import { type Estimate, type EstimateInput, estimateRun } from '../../infra/cli/
 import {
   DEFAULT_TIME_ASSUMPTIONS,
   fitLatency,
+  itemsAtOnce,
   iterationTime,
   projectWallTime,
 } from '../../infra/cli/estimate/timing.ts';
@@ -215,8 +216,9 @@ describe('estimateRun', () => {
     expect(inProcess.run.shardedIterations).toBe(0);
     expect(n).toBeGreaterThan(0);
     expect(n).toBeLessThan(sharded.run.iterations);
-    // Per sharded iteration: 5 states instead of Filter's one, and each of 8 shards an item of both Maps.
-    expect(after?.stateTransitions).toBe((before?.stateTransitions ?? 0) + n * (4 + 2 * 8));
+    // Per sharded iteration: 5 states instead of Filter's one, and each of 8 shards an item of both Maps
+    // (each a child execution: its start and its state).
+    expect(after?.stateTransitions).toBe((before?.stateTransitions ?? 0) + n * (4 + 2 * 2 * 8));
     expect(after?.lambdaRequests).toBe((before?.lambdaRequests ?? 0) + n * (2 + 2 * 8));
     expect(after?.s3Puts).toBe((before?.s3Puts ?? 0) + n * (2 + 2 * 8));
     expect(after?.dynamodbWriteUnits).toBe(before?.dynamodbWriteUnits);
@@ -646,10 +648,16 @@ describe('wall time', () => {
       instructionCpuSecondsPerPoolInstruction: 0,
       chunkCpuSecondsPerCall: 0,
     };
-    const time = { mapConcurrency: 10, stateTransitionSeconds: 0.1, coldStartSeconds: 1 };
+    const time = {
+      mapConcurrency: 10,
+      maxModelCallsInFlight: 320,
+      stateTransitionSeconds: 0.1,
+      coldStartSeconds: 1,
+    };
     const shape = {
-      instructionCalls: 20, // 3 rounds of 8
-      instructionOutputTokens: 20 * 300, // 3 s each: 0.5 + 300 / 100
+      instructionCalls: 40, // 2 batches of 20 at once, each 3 rounds of 8
+      instructionBatches: 2,
+      instructionOutputTokens: 40 * 300, // 3 s each: 0.5 + 300 / 100
       candidates: 200,
       acceptedInstructions: 100, // 7 rounds of 16 puts
       mapItems: 25, // 3 waves of 10
@@ -660,20 +668,56 @@ describe('wall time', () => {
 
     const t = iterationTime(shape, usage, time, false);
 
-    expect(t.generate).toBeCloseTo(0.2 + 3 * 3.5, 9);
+    // Plan and Collect (0.2 each), then one wave of the two batches.
+    expect(t.generate).toBeCloseTo(0.4 + 0.2 + 3 * 3.5, 9);
     expect(t.filter).toBeCloseTo(0.2 + 1 + 7 * 0.01, 9);
     expect(t.map).toBeCloseTo(3 * (0.2 + 2 * 2), 9);
     expect(t.save).toBeCloseTo(0.2, 9);
-    expect(t.workflow).toBeCloseTo((5 + 3) * 0.1, 9);
-    expect(t.total).toBeCloseTo(10.7 + 1.27 + 12.6 + 0.2 + 0.8, 9);
-    // The first iteration pays four cold starts.
-    expect(iterationTime(shape, usage, time, true).workflow).toBeCloseTo(0.8 + 4, 9);
+    // 7 states, 1 wave of batches, 3 waves of chunks.
+    expect(t.workflow).toBeCloseTo((7 + 1 + 3) * 0.1, 9);
+    expect(t.total).toBeCloseTo(11.1 + 1.27 + 12.6 + 0.2 + 1.1, 9);
+    expect(t.limits).toEqual({ generate: 'concurrency', map: 'concurrency' });
+    // The first iteration pays five cold starts.
+    expect(iterationTime(shape, usage, time, true).workflow).toBeCloseTo(1.1 + 5, 9);
 
     const run = projectWallTime([shape, shape], usage, time, 2);
     expect(run.onceSeconds).toBeCloseTo(4 * 0.1 + 2 * (1 + 0.2) + 2, 9);
-    expect(run.totalSeconds).toBeCloseTo(run.onceSeconds + 2 * t.total + 4, 9);
-    expect(run.bottleneck.step).toBe('map');
-    expect(run.bottleneck.share).toBeCloseTo((2 * t.map) / run.totalSeconds, 9);
+    expect(run.totalSeconds).toBeCloseTo(run.onceSeconds + 2 * t.total + 5, 9);
+    expect(run.bottleneck).toEqual({
+      step: 'map',
+      share: expect.closeTo((2 * t.map) / run.totalSeconds, 9),
+      limit: 'concurrency',
+      limitedBy: '10 Map items at once × 8 calls each',
+    });
+
+    // The model's quota: 600 requests a minute take the Map's 400 calls 40 s, longer than its waves.
+    const quota = iterationTime(shape, usage, { ...time, requestsPerMinute: 600 }, false);
+    expect(quota.generate).toBeCloseTo(t.generate, 9); // 40 calls: 4 s at the quota's pace, less than a wave
+    expect(quota.map).toBeCloseTo(40, 9);
+    expect(quota.limits).toEqual({ generate: 'concurrency', map: 'quota' });
+    expect(projectWallTime([shape], usage, { ...time, requestsPerMinute: 600 }, 0).bottleneck).toMatchObject({
+      step: 'map',
+      limit: 'quota',
+      limitedBy: "the model's quota of 600 requests/min",
+    });
+
+    // The operator's caps: 16 calls in flight at 8 per function leave 2 Map items at once.
+    const capped = { ...time, maxModelCallsInFlight: 16 };
+    expect(itemsAtOnce(capped, 8)).toBe(2);
+    expect(itemsAtOnce({ ...time, modelFunctionConcurrency: 4 }, 8)).toBe(4);
+    const narrow = iterationTime(shape, usage, capped, false);
+    expect(narrow.generate).toBeCloseTo(t.generate, 9); // still one wave of 2 batches
+    expect(narrow.map).toBeCloseTo(13 * (0.2 + 2 * 2), 9);
+  });
+
+  it("spreads an iteration's instruction calls over batches: more batches at once, less time", () => {
+    const one = estimate(10_000, 'default', nova, { instructionBatchSize: 1000 });
+    const many = estimate(10_000, 'default', nova, { instructionBatchSize: 20 });
+
+    expect(many.time.iterations.reduce((s, it) => s + it.generate, 0)).toBeLessThan(
+      one.time.iterations.reduce((s, it) => s + it.generate, 0) / 2,
+    );
+    expect(many.time.totalSeconds).toBeLessThan(one.time.totalSeconds);
   });
 
   it('projects a longer run for a larger target, and less time with more calls at once', () => {
@@ -684,7 +728,11 @@ describe('wall time', () => {
     expect(large.time.totalSeconds).toBeGreaterThan(small.time.totalSeconds * 5);
     expect(wide.time.totalSeconds).toBeLessThan(large.time.totalSeconds);
     expect(large.time.iterations).toHaveLength(large.run.iterations);
-    expect(large.time.assumptions).toEqual({ ...DEFAULT_TIME_ASSUMPTIONS, mapConcurrency: 10 });
+    expect(large.time.assumptions).toEqual({
+      ...DEFAULT_TIME_ASSUMPTIONS,
+      mapConcurrency: 10,
+      requestsPerMinute: 2_000,
+    });
   });
 
   it("takes the model's reply time from recorded calls: first token and tokens a second", () => {

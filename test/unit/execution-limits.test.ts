@@ -26,18 +26,19 @@ describe('the limits of one execution', () => {
     expect(executionNeeds(large).historyEvents).toBeLessThan(25_000);
   });
 
-  it('holds 1,000,000 tasks at the default 200 prompts and chunks of 40: 313 iterations, 15,983 parent events, 31,563 child executions of at most 25 events, "Save iteration" about 168 KB', () => {
+  it('holds 1,000,000 tasks at the default 200 prompts, chunks of 40 and instruction batches of 20: 313 iterations, 19,426 parent events, 31,563 child executions of at most 25 events, "Save iteration" about 169 KB', () => {
     const million = config({ target: 1_000_000, maxIterations: 10_000 });
     expect(() => checkExecutionLimits(million)).not.toThrow();
     // 1,250,000 accepted at 80% complete, 4,000 an iteration (200 prompts × 20); every iteration planned
-    // gated in shards (20 + 313 × (27 + 24) events); the Map items are child executions, none in the parent.
+    // gated in shards (20 + 313 × (38 + 24) events); the Map items (instruction batches and chunks) are
+    // child executions, none in the parent; the payload carries the plan's 10 batches (40 bytes each).
     expect(executionNeeds(million)).toEqual({
       iterations: 313,
       mapItems: 31_563,
-      historyEvents: 15_983,
+      historyEvents: 19_426,
       childHistoryEvents: 25,
       acceptedPerIteration: 4_000,
-      payloadBytes: 172_496,
+      payloadBytes: 172_896,
     });
   });
 
@@ -45,7 +46,7 @@ describe('the limits of one execution', () => {
     const million = config({ target: 1_000_000, maxIterations: 10_000, promptsPerIteration: 100 });
     const message = refusal(million);
     expect(message).toMatch(
-      /adding 1000000 tasks takes about 31895 history events \(625 iterations of 100 prompts, .*\), over Step Functions' 25,000 per execution: split it into runs of at most (\d+) tasks on the same pool, or raise promptsPerIteration to (\d+)$/,
+      /adding 1000000 tasks takes about 38770 history events \(625 iterations of 100 prompts, .*\), over Step Functions' 25,000 per execution: split it into runs of at most (\d+) tasks on the same pool, or raise promptsPerIteration to (\d+)$/,
     );
     const target = Number(/at most (\d+) tasks/.exec(message)?.[1]);
     expect(() => checkExecutionLimits({ ...million, target })).not.toThrow();
@@ -72,13 +73,17 @@ describe('the limits of one execution', () => {
       /"Save iteration"'s input about \d+ KB, over Step Functions' 256 KB per state: use at most (\d+) prompts per iteration/,
     );
     const prompts = Number(/at most (\d+) prompts/.exec(message)?.[1]);
-    // 4 KB + 32 bytes per accepted id + 400 per Map item of 40: 306 prompts (6,120 ids, 155 items).
-    expect(prompts).toBe(306);
+    // 4 KB + 32 bytes per accepted id + 400 per Map item of 40 + 40 per instruction batch of 20: 305
+    // prompts (6,100 ids, 154 items, 16 batches).
+    expect(prompts).toBe(305);
     expect(() => checkExecutionLimits({ ...large, maxPromptsPerIteration: prompts })).not.toThrow();
     expect(refusal({ ...large, maxPromptsPerIteration: prompts + 1 })).toMatch(/256 KB per state/);
     // Smaller Map items make more of them: fewer prompts fit.
     const small = refusal({ ...large, chunkSize: 5 });
     expect(Number(/at most (\d+) prompts/.exec(small)?.[1])).toBeLessThan(prompts);
+    // So do smaller instruction batches: the plan the state carries has more of them.
+    const single = refusal({ ...large, instructionBatchSize: 1 });
+    expect(Number(/at most (\d+) prompts/.exec(single)?.[1])).toBeLessThan(prompts);
   });
 
   it("refuses a projected duration past the state machine's 7-day timeout", () => {

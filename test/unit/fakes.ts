@@ -1,9 +1,12 @@
 /** In-memory ports for the pure stage tests (the end-to-end tests use the real servers). */
 import { parseRunInput } from '../../functions/prepare/core.ts';
+import { OfflineModel } from '../../functions/shared/models/offline.ts';
 import type {
   CommitResult,
   CounterMap,
   IterationUpdate,
+  ModelReply,
+  ModelRequest,
   ObjectStore,
   ObjectStreams,
   PoolCommit,
@@ -13,8 +16,24 @@ import type {
   PoolTask,
   RunRecord,
   StoredCall,
+  TextModel,
 } from '../../functions/shared/ports.ts';
 import type { IterationRecord, RunSummary } from '../../functions/shared/records.ts';
+
+/** The offline model, counting the calls it answers (the calls a provider would bill). */
+export class BilledModel implements TextModel {
+  readonly id = 'offline';
+  billed = 0;
+  private readonly inner: OfflineModel;
+  constructor(seed: string) {
+    this.inner = new OfflineModel({ seed });
+  }
+  async generate(request: ModelRequest): Promise<ModelReply> {
+    const reply = await this.inner.generate(request);
+    this.billed++;
+    return reply;
+  }
+}
 
 /** A seed task of the Self-Instruct seed-file format. */
 export const seedTask = (id: number, instruction: string) => ({

@@ -13,33 +13,14 @@ import { saveIteration } from '../../functions/save-iteration/core.ts';
 import { PoolBusy } from '../../functions/shared/errors.ts';
 import { toJsonLines } from '../../functions/shared/json-lines.ts';
 import { DEFAULT_SEED_KEY } from '../../functions/shared/keys.ts';
-import { OfflineModel } from '../../functions/shared/models/offline.ts';
 import { recoverPool } from '../../functions/shared/pool-commit.ts';
 import { POOL_LEASE_MS } from '../../functions/shared/pool-lease.ts';
-import type {
-  ModelReply,
-  ModelRequest,
-  PoolStore,
-  PoolTask,
-  TextModel,
-} from '../../functions/shared/ports.ts';
+import type { PoolStore, PoolTask } from '../../functions/shared/ports.ts';
 import type { RunState } from '../../functions/shared/schemas.ts';
-import { MemoryObjects, MemoryPool, SEED_TASKS as SEEDS, seedTask as seed } from './fakes.ts';
+import { BilledModel, MemoryObjects, MemoryPool, SEED_TASKS as SEEDS, seedTask as seed } from './fakes.ts';
 
 const NOW = new Date('2026-11-30T12:00:00Z');
 const now = () => NOW;
-
-/** The offline model, counting the calls it answers (the calls a provider would bill). */
-class BilledModel implements TextModel {
-  readonly id = 'offline';
-  billed = 0;
-  private readonly inner = new OfflineModel({ seed: 'idempotency' });
-  async generate(request: ModelRequest): Promise<ModelReply> {
-    const reply = await this.inner.generate(request);
-    this.billed++;
-    return reply;
-  }
-}
 
 /**
  * A store that crashes (throws, as a killed function stops) at its `n`th call of `method`: right after
@@ -77,7 +58,7 @@ interface World {
 const world = async (): Promise<World> => {
   const objects = new MemoryObjects();
   await objects.put('seeds/demo/seeds.jsonl', toJsonLines(SEEDS));
-  return { objects, pool: new MemoryPool(), model: new BilledModel() };
+  return { objects, pool: new MemoryPool(), model: new BilledModel('idempotency') };
 };
 
 const INPUT = {

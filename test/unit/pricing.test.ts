@@ -250,6 +250,7 @@ describe('the AWS usage model', () => {
   };
   const iteration: IterationShape = {
     instructionCalls: 16,
+    instructionBatches: 1,
     instructionOutputTokens: 16 * 400,
     candidates: 100,
     acceptedInstructions: 80,
@@ -262,23 +263,26 @@ describe('the AWS usage model', () => {
   it('counts a hand-worked iteration', () => {
     const usage = iterationAwsUsage(iteration, assumptions);
 
-    // 6 states of the loop (the gate's choice included) + 1 per Map item.
-    expect(usage.stateTransitions).toBe(8);
-    // Generate instructions, Filter, Save iteration + 1 per Map item.
-    expect(usage.lambdaRequests).toBe(5);
-    // Generate: 0.5 GB × (0.5 + 2 waves × (1 + 400/100) + CPU (16 × 0.01 + 200 × 0.001) × 2048/512) = 5.97
+    // 8 states of the loop (the gate's choice and the instructions Map included) + 2 per batch and per
+    // Map item (each a Distributed Map's child execution: its start and its one state).
+    expect(usage.stateTransitions).toBe(14);
+    // Plan and Collect instructions, Filter, Save iteration + 1 per batch and per Map item.
+    expect(usage.lambdaRequests).toBe(7);
+    // Generate: 0.5 GB × (Plan 0.5 + Collect 0.5 + the batch: 0.5 + 2 waves × (1 + 400/100) + CPU
+    // (16 × 0.01 + 200 × 0.001) × 2048/512) = 6.47
     // Filter: 3008/1024 GB × (0.5 + 100 × 200 / 1e6 + 5 × 0.016) = 2.9375 × 0.6 = 1.7625
     // Map items: 2 × 0.5 GB × (0.5 + 5 waves × (1 + 200/100) + CPU 40 × 0.05 × 4) = 23.5
     // Save: 1 GB × 0.5
-    expect(usage.lambdaGbSeconds).toBeCloseTo(5.97 + 1.7625 + 23.5 + 0.5, 9);
+    expect(usage.lambdaGbSeconds).toBeCloseTo(6.47 + 1.7625 + 23.5 + 0.5, 9);
     // 80 pending puts × 1 + 80 finished puts × 2 + run item 2 + pool META 1
     expect(usage.dynamodbWriteUnits).toBe(243);
     // 80 items batch-read at 0.5 + the pool count 0.5
     expect(usage.dynamodbReadUnits).toBe(40.5);
-    // seeds, index, candidates, index + 2 chunk files
-    expect(usage.s3Gets).toBe(6);
-    // candidates, raw, gate, index + 2 chunk files + 2 chunk raw files + snapshot, index copy
-    expect(usage.s3Puts).toBe(10);
+    // the batch: seeds, index; Collect: its result, candidates, raw; Filter: candidates, index + 2 chunk files
+    expect(usage.s3Gets).toBe(9);
+    // the batch's candidates, raw, result; Collect's candidates, raw; gate, index + 2 chunk files + 2
+    // chunk raw files + snapshot, index copy
+    expect(usage.s3Puts).toBe(13);
   });
 
   it('counts the gate in shards of an iteration past shardGateAbove: its steps, Maps and shard Lambdas', () => {
@@ -290,8 +294,9 @@ describe('the AWS usage model', () => {
     const inProcess = iterationAwsUsage(iteration, assumptions);
     const sharded = iterationAwsUsage({ ...iteration, gateShards: 4 }, assumptions);
 
-    // Plan, Map, Decide, Map again, Merge instead of Filter (+4), each shard an item of both Maps (+8).
-    expect(sharded.stateTransitions).toBe(inProcess.stateTransitions + 4 + 2 * 4);
+    // Plan, Map, Decide, Map again, Merge instead of Filter (+4), each shard an item of both Maps, each
+    // item a child execution: its start and its state (+16).
+    expect(sharded.stateTransitions).toBe(inProcess.stateTransitions + 4 + 2 * 2 * 4);
     expect(sharded.lambdaRequests).toBe(inProcess.lambdaRequests + 2 + 2 * 4);
     // Filter: 3008/1024 GB × (3 × 0.5 + decisions 2 × 100² × 1e-5 + 5 × 0.016) = 2.9375 × 1.78
     // Shards: 4 × 1769/1024 GB × (2 × 0.5 + 100 × 200 / 4 × 2 / 1,000,000 pairs/s × 2048/1769)
@@ -312,7 +317,7 @@ describe('the AWS usage model', () => {
     // Priced: the AWS cost of the iteration includes the shards' transitions, invocations and GB-seconds.
     const { aws } = table;
     expect(awsCost(table, sharded).usd - awsCost(table, inProcess).usd).toBeCloseTo(
-      12 * aws.stepFunctionsPerStateTransition +
+      20 * aws.stepFunctionsPerStateTransition +
         10 * aws.lambdaPerRequest +
         (filter + shards - 1.7625) * aws.lambdaPerGbSecond +
         10 * aws.s3PerPutRequest +
@@ -324,8 +329,8 @@ describe('the AWS usage model', () => {
   it('writes no raw file for chunks that make no model call', () => {
     const usage = iterationAwsUsage({ ...iteration, mapCalls: 0, mapOutputTokens: 0 }, assumptions);
 
-    expect(usage.s3Puts).toBe(8);
-    expect(usage.lambdaGbSeconds).toBeCloseTo(5.97 + 1.7625 + 2 * 0.5 * 0.5 + 0.5, 9);
+    expect(usage.s3Puts).toBe(11);
+    expect(usage.lambdaGbSeconds).toBeCloseTo(6.47 + 1.7625 + 2 * 0.5 * 0.5 + 0.5, 9);
   });
 
   it('counts what a run does once, seeding a new pool, and adds it to its iterations', () => {
@@ -346,7 +351,7 @@ describe('the AWS usage model', () => {
       { seedTasksAdded: 10, poolItemsAtExport: 100 },
       assumptions,
     );
-    expect(run.stateTransitions).toBe(4 + 2 * 8);
+    expect(run.stateTransitions).toBe(4 + 2 * 14);
     expect(run.dynamodbWriteUnits).toBe(25 + 2 * 243);
   });
 
@@ -358,7 +363,7 @@ describe('the AWS usage model', () => {
         classify: { calls: 80, outputTokens: 160 },
         'generate-instances': { calls: 80, outputTokens: 15_840 },
       },
-      { chunkSize: 40, poolInstructions: 200 },
+      { chunkSize: 40, instructionBatchSize: 20, poolInstructions: 200 },
     );
 
     expect(shape).toEqual({ ...iteration, mapCalls: 160 });

@@ -81,8 +81,41 @@ function oneIteration() {
   h.add(0, { type: 'ExecutionStarted', executionStartedEventDetails: { input: '{}' } });
   h.entered(1, 'Prepare run', { runId: 'run-1', input: {} });
   h.exited(2, 'Prepare run', state({ added: 0, poolSize: 175 }));
-  h.entered(2, 'Generate instructions', state({ added: 0, poolSize: 175 }));
-  h.exited(3, 'Generate instructions', { ...state({ added: 0, poolSize: 175 }), generated });
+  h.entered(2, 'Plan instructions', state({ added: 0, poolSize: 175 }));
+  const plan = {
+    prompts: 2,
+    batches: [
+      { batch: 0, from: 0, to: 1 },
+      { batch: 1, from: 1, to: 2 },
+    ],
+  };
+  h.exited(2, 'Plan instructions', { ...state({ added: 0, poolSize: 175 }), instructionPlan: plan });
+  h.entered(
+    2,
+    'Generate instructions',
+    { ...state({ added: 0, poolSize: 175 }), instructionPlan: plan },
+    'Map',
+  );
+  for (const index of [0, 1]) {
+    h.add(2, {
+      type: 'MapIterationStarted',
+      mapIterationStartedEventDetails: { name: 'Generate instructions', index },
+    });
+    h.entered(2, 'Generate a batch of instructions', {});
+    h.exited(3, 'Generate a batch of instructions', { batch: index });
+    h.add(3, {
+      type: 'MapIterationSucceeded',
+      mapIterationSucceededEventDetails: { name: 'Generate instructions', index },
+    });
+  }
+  h.exited(
+    3,
+    'Generate instructions',
+    { ...state({ added: 0, poolSize: 175 }), instructionPlan: plan },
+    'Map',
+  );
+  h.entered(3, 'Collect instructions', {});
+  h.exited(3, 'Collect instructions', { ...state({ added: 0, poolSize: 175 }), generated });
   h.entered(3, 'Filter and deduplicate', {});
   h.exited(4, 'Filter and deduplicate', { ...state({ added: 0, poolSize: 175 }), generated, gated });
   h.entered(4, 'Generate instances', { ...state({ added: 0, poolSize: 175 }), generated, gated }, 'Map');
@@ -173,10 +206,18 @@ describe('the history reducer', () => {
 
   it('stays in the Map while its items run, counting them done', () => {
     const { events } = oneIteration();
-    const firstItemDone = events.findIndex((event) => event.type === 'MapIterationSucceeded');
-    const view = fold(events.slice(0, firstItemDone + 1));
+    const itemDone = (map: string) =>
+      events.findIndex(
+        (event) =>
+          event.type === 'MapIterationSucceeded' && event.mapIterationSucceededEventDetails?.name === map,
+      );
+    const view = fold(events.slice(0, itemDone('Generate instances') + 1));
     expect(view.state).toBe('Generate instances');
     expect(view.chunks).toEqual({ done: 1, total: 2 });
+    // The instructions Map's batches are not the instances Map's chunks.
+    const batching = fold(events.slice(0, itemDone('Generate instructions') + 1));
+    expect(batching).toMatchObject({ state: 'Generate instructions', iteration: 1 });
+    expect(batching.chunks).toBeUndefined();
   });
 
   it('counts a task attempt scheduled again after it failed as a retry, and a failure with no retry as none', () => {
@@ -263,7 +304,9 @@ describe('the progress lines of a run', () => {
     expect(lines).toEqual([
       '  ▸ Prepare run',
       'iteration 1',
+      '  ▸ Plan instructions',
       '  ▸ Generate instructions',
+      '  ▸ Collect instructions',
       '    2 calls → 12 candidates (1 malformed, 0 lost to truncation)',
       '  ▸ Filter and deduplicate',
       '    accepted 4 of 12; rejected: rouge 7, too-short 1',

@@ -7,7 +7,10 @@
  *
  * | state                           | Lambda | DynamoDB                                   | S3 GET                | S3 PUT/COPY                   |
  * | ------------------------------- | ------ | ------------------------------------------ | --------------------- | ----------------------------- |
- * | Generate instructions           | 1      | –                                          | pool seeds, index     | candidates, raw replies       |
+ * | Plan instructions               | 1      | –                                          | –                     | –                             |
+ * | Generate instructions (Map)     | –      | –                                          | –                     | –                             |
+ * | … a batch (per batch)           | 1      | –                                          | pool seeds, index     | candidates, raw replies, result |
+ * | Collect instructions            | 1      | –                                          | 3 per batch           | candidates, raw replies       |
  * | Filter and deduplicate          | 1      | 1 conditional put per accepted instruction | candidates, index     | gate log, iteration index     |
  * | Generate instances (Map)        | –      | –                                          | –                     | –                             |
  * | … for a chunk (per Map item)    | 1      | 1 BatchGet (≤ 100 ids) + 1 put per task    | –                     | chunk tasks, raw replies¹     |
@@ -33,19 +36,28 @@
  *
  * ¹ only when the chunk made model calls (Alpaca's tasks arrive with their instance and make none).
  *
- * Billing rules used: Step Functions Standard counts one state transition per state entered, the Map
- * state once plus each state of each item, and each retry once more (no retries assumed). DynamoDB on
+ * Billing rules used: Step Functions Standard counts one state transition per state entered, a
+ * Distributed Map state once plus, for each item, one for starting its Standard child execution and each
+ * state the child enters, and each retry once more (no retries assumed). DynamoDB on
  * demand: a write costs 1 WRU per KB of the item (rounded up, the larger of the old and new item for an
  * update), an eventually consistent read 0.5 RRU per 4 KB (BatchGet, Get and Query use eventual
  * consistency here), a Query sums the sizes of the items it returns before rounding. S3 COPY is billed
  * as a PUT. Storage, CloudWatch Logs, X-Ray and data transfer are not counted.
  */
-import { CONTROL_STATES, SHARDED_GATE_STATES, STAGES, type StageKey } from '../../stages.ts';
+import {
+  CONTROL_STATES,
+  INSTRUCTION_BATCH_STATES,
+  SHARDED_GATE_STATES,
+  STAGES,
+  type StageKey,
+} from '../../stages.ts';
 import type { AwsUsage } from './pricing.ts';
 
 /** The states an iteration enters, in order (each one state transition). */
 export const ITERATION_STATES = [
-  STAGES.generateInstructions.state,
+  INSTRUCTION_BATCH_STATES.plan,
+  STAGES.generateInstructions.mapState,
+  INSTRUCTION_BATCH_STATES.collect,
   CONTROL_STATES.shardGate,
   STAGES.filter.state,
   STAGES.generateInstances.mapState,
@@ -55,6 +67,15 @@ export const ITERATION_STATES = [
 
 /** The states each Map item enters. */
 export const MAP_ITEM_STATES = [STAGES.generateInstances.state] as const;
+
+/** The states each item of the "Generate instructions" Map (a batch of calls) enters. */
+export const BATCH_ITEM_STATES = [STAGES.generateInstructions.state] as const;
+
+/**
+ * The state transition billed for starting each item of a Distributed Map (every per-item Map is one,
+ * `infra/per-item-map.ts`): a Standard child execution, whose own states are billed as well.
+ */
+export const CHILD_EXECUTION_TRANSITIONS = 1;
 
 /** The states an iteration gated in shards enters instead of "Filter and deduplicate", in order. */
 export const SHARDED_GATE_PATH_STATES = [
@@ -94,6 +115,8 @@ export const RUN_ONCE_STATES = [
 export interface IterationShape {
   /** Model calls of "Generate instructions". */
   instructionCalls: number;
+  /** Items of its Map: batches of `instructionBatchSize` calls. */
+  instructionBatches: number;
   /** Output tokens of those calls, in total (they set the calls' duration). */
   instructionOutputTokens: number;
   /** Candidates the calls yielded (the gate compares each with the pool). */
@@ -232,8 +255,10 @@ export function addAwsUsage(...usages: AwsUsage[]): AwsUsage {
 
 /** How long each function of one iteration runs: what Lambda bills, and what the loop waits on. */
 export interface IterationSeconds {
-  /** "Generate instructions": its calls, `callConcurrency` at a time. */
-  generate: number;
+  /** "Plan instructions" and "Collect instructions", together. */
+  planAndCollect: number;
+  /** One batch ("Generate a batch of instructions"): its share of the calls, `callConcurrency` at a time. */
+  batch: number;
   /**
    * The gate, as the loop waits on it: "Filter and deduplicate" (the gate's pairs and its conditional
    * puts), or in shards the Filter's three steps and one shard's two (the shards run at once).
@@ -255,9 +280,12 @@ export function iterationSeconds(shape: IterationShape, assumptions: UsageAssump
   const { mapItems } = shape;
   const callsPerItem = mapItems > 0 ? shape.mapCalls / mapItems : 0;
   const outputPerItem = mapItems > 0 ? shape.mapOutputTokens / mapItems : 0;
-  // CPU work is counted after the calls, not overlapped with them: erring long.
-  const generateCpu =
-    shape.instructionCalls * a.instructionCpuSecondsPerCall +
+  const batches = Math.max(1, shape.instructionBatches);
+  const callsPerBatch = shape.instructionCalls / batches;
+  // CPU work is counted after the calls, not overlapped with them: erring long. Each batch draws the
+  // iteration's demonstrations from the pool's sample again.
+  const batchCpu =
+    callsPerBatch * a.instructionCpuSecondsPerCall +
     shape.poolInstructions * a.instructionCpuSecondsPerPoolInstruction;
   const writes = Math.ceil(shape.acceptedInstructions / 16) * a.dynamodbWriteSeconds;
   const shards = shape.gateShards ?? 0;
@@ -274,10 +302,11 @@ export function iterationSeconds(shape: IterationShape, assumptions: UsageAssump
         cpuSeconds('gateShard', ((gatePairs(shape) / shards) * a.gateShardCpuRatio) / a.gatePairsPerSecond, a)
       : 0;
   return {
-    generate:
+    planAndCollect: 2 * a.invocationOverheadSeconds,
+    batch:
       a.invocationOverheadSeconds +
-      callSeconds(shape.instructionCalls, shape.instructionOutputTokens, a) +
-      cpuSeconds('generateInstructions', generateCpu, a),
+      callSeconds(callsPerBatch, shape.instructionOutputTokens / batches, a) +
+      cpuSeconds('generateInstructions', batchCpu, a),
     filter:
       shards > 0
         ? filterSteps + gateShard
@@ -301,19 +330,25 @@ export const gatePairs = (shape: IterationShape) => shape.candidates * shape.poo
  */
 export function iterationAwsUsage(shape: IterationShape, assumptions: UsageAssumptions): AwsUsage {
   const a = assumptions;
-  const { acceptedInstructions: accepted, mapItems } = shape;
+  const { acceptedInstructions: accepted, mapItems, instructionBatches: batches } = shape;
   const seconds = iterationSeconds(shape, a);
   const shards = shape.gateShards ?? 0;
   const sharded = shards > 0 ? 1 : 0;
   return {
     stateTransitions:
       ITERATION_STATES.length +
-      MAP_ITEM_STATES.length * mapItems +
-      // The sharded path's states instead of "Filter and deduplicate", and each shard's items.
-      sharded * (SHARDED_GATE_PATH_STATES.length - 1 + SHARD_ITEM_STATES.length * shards),
-    lambdaRequests: 3 + mapItems + sharded * (2 + SHARD_ITEM_STATES.length * shards),
+      // Each item of a Map is a child execution: its start, then its own states.
+      (CHILD_EXECUTION_TRANSITIONS + BATCH_ITEM_STATES.length) * batches +
+      (CHILD_EXECUTION_TRANSITIONS + MAP_ITEM_STATES.length) * mapItems +
+      // The sharded path's states instead of "Filter and deduplicate", and each shard's two items.
+      sharded *
+        (SHARDED_GATE_PATH_STATES.length -
+          1 +
+          (CHILD_EXECUTION_TRANSITIONS + 1) * SHARD_ITEM_STATES.length * shards),
+    // Plan, Collect, Filter, Save + 1 per batch and per Map item; in shards 2 more Filter steps and 2 per shard.
+    lambdaRequests: 4 + batches + mapItems + sharded * (2 + SHARD_ITEM_STATES.length * shards),
     lambdaGbSeconds:
-      GB('generateInstructions') * seconds.generate +
+      GB('generateInstructions') * (seconds.planAndCollect + batches * seconds.batch) +
       GB('filter') * (sharded ? seconds.filterSteps : seconds.filter) +
       GB('gateShard') * seconds.gateShard * shards +
       GB('generateInstances') * seconds.mapItem * mapItems +
@@ -329,12 +364,14 @@ export function iterationAwsUsage(shape: IterationShape, assumptions: UsageAssum
       // Save iteration: the pool's count.
       0.5,
     s3Gets:
-      2 + // Generate instructions: pool seeds, pool index
+      2 * batches + // each batch: pool seeds, pool index
+      3 * batches + // Collect: each batch's result, candidates and raw replies
       2 + // Filter: candidates, pool index
       sharded * (5 + 6 * shards) + // in shards: the steps' hand-offs (see the module comment)
       mapItems, // Save iteration: each chunk's tasks
     s3Puts:
-      2 + // candidates, raw replies
+      3 * batches + // each batch's candidates, raw replies and result
+      2 + // Collect: candidates, raw replies
       2 + // gate log, iteration index
       sharded * (2 + 2 * shards) + // in shards: survivors, sizes, each shard's highest and scores
       mapItems + // chunk tasks
@@ -392,13 +429,18 @@ interface StageUsage {
 export function iterationShapeFromCounts(
   counts: Readonly<Record<string, number>>,
   usageByStage: Readonly<Record<string, StageUsage>>,
-  { chunkSize, poolInstructions }: { chunkSize: number; poolInstructions: number },
+  {
+    chunkSize,
+    instructionBatchSize,
+    poolInstructions,
+  }: { chunkSize: number; instructionBatchSize: number; poolInstructions: number },
 ): IterationShape {
   const stage = (name: string): StageUsage => usageByStage[name] ?? { calls: 0, outputTokens: 0 };
   const accepted = counts.accepted ?? 0;
   const map = [stage('classify'), stage('generate-instances')];
   return {
     instructionCalls: stage('generate-instructions').calls || (counts.prompts ?? 0),
+    instructionBatches: Math.ceil((counts.prompts ?? 0) / instructionBatchSize),
     instructionOutputTokens: stage('generate-instructions').outputTokens,
     candidates: counts.generated ?? 0,
     acceptedInstructions: accepted,

@@ -4,6 +4,7 @@ import { parseRunInput } from '../../../functions/prepare/core.ts';
 import { judgeModelOf, teacherModelOf } from '../../../functions/shared/models/judge-ids.ts';
 import type { ModelStage } from '../../../functions/shared/ports.ts';
 import {
+  CHILD_EXECUTION_TRANSITIONS,
   DEFAULT_USAGE_ASSUMPTIONS,
   gateShardsFor,
   type IterationShape,
@@ -39,6 +40,7 @@ import {
   DEFAULT_TIME_ASSUMPTIONS,
   defaultLatency,
   formatDuration,
+  MODEL_QUOTAS,
   type ModelLatency,
   projectWallTime,
   TIME_STEP_LABELS,
@@ -70,6 +72,8 @@ export interface EstimateInput {
   /** Iteration cap; when absent, the run input's default or the smallest cap that reaches the target. */
   maxIterations?: number;
   chunkSize?: number;
+  /** Instruction calls per item of the "Generate instructions" Map (run input `instructionBatchSize`). */
+  instructionBatchSize?: number;
   callConcurrency?: number;
   /** Map items at once (run input `mapConcurrency`). */
   mapConcurrency?: number;
@@ -139,6 +143,7 @@ function runConfig(input: EstimateInput, maxIterations: number) {
       target: input.target,
       maxIterations,
       ...(input.chunkSize ? { chunkSize: input.chunkSize } : {}),
+      ...(input.instructionBatchSize ? { instructionBatchSize: input.instructionBatchSize } : {}),
       ...(input.callConcurrency ? { callConcurrency: input.callConcurrency } : {}),
       ...(input.mapConcurrency ? { mapConcurrency: input.mapConcurrency } : {}),
       ...(input.maxPromptsPerIteration ? { maxPromptsPerIteration: input.maxPromptsPerIteration } : {}),
@@ -267,7 +272,7 @@ function shardedGateLine(
   if (!first) {
     return `${from}; no iteration starts at such a pool, so every gate runs in "Filter and deduplicate".`;
   }
-  return `${from}: ${plural(sharded.length, 'iteration')} of ${fmtInt(iterations.length)} (from iteration ${iterations.indexOf(first) + 1}) gate in ${first.gateShards} shard Lambdas, each billed for its two scans of its range (${a.gateShardCpuRatio}× the gate's CPU per pair, at ${(a.gatePairsPerSecond / 1e6).toFixed(0)} M pairs/s) plus ${a.invocationOverheadSeconds} s per invocation, and the Filter for its three steps (the decisions twice, ${(a.gateDecisionCpuSecondsPerPair * 2000 ** 2).toFixed(2)} s each at 2,000 candidates, growing with their square); ${SHARDED_GATE_PATH_STATES.length - 1} more state transitions and ${SHARD_ITEM_STATES.length} per shard.`;
+  return `${from}: ${plural(sharded.length, 'iteration')} of ${fmtInt(iterations.length)} (from iteration ${iterations.indexOf(first) + 1}) gate in ${first.gateShards} shard Lambdas, each billed for its two scans of its range (${a.gateShardCpuRatio}× the gate's CPU per pair, at ${(a.gatePairsPerSecond / 1e6).toFixed(0)} M pairs/s) plus ${a.invocationOverheadSeconds} s per invocation, and the Filter for its three steps (the decisions twice, ${(a.gateDecisionCpuSecondsPerPair * 2000 ** 2).toFixed(2)} s each at 2,000 candidates, growing with their square); ${SHARDED_GATE_PATH_STATES.length - 1} more state transitions and ${(CHILD_EXECUTION_TRANSITIONS + 1) * SHARD_ITEM_STATES.length} per shard (an item of each Map, each a child execution: its start and its state).`;
 }
 
 const plural = (n: number, noun: string) => `${fmtInt(n)} ${noun}${Math.round(n) === 1 ? '' : 's'}`;
@@ -371,6 +376,7 @@ export function estimateRun(input: EstimateInput): Estimate {
   );
   const shapes: IterationShape[] = iterations.map((it) => ({
     instructionCalls: it.prompts * instructionCallsPerPrompt,
+    instructionBatches: Math.ceil(it.prompts / config.instructionBatchSize),
     instructionOutputTokens:
       it.prompts * instructionCallsPerPrompt * calibration.outputTokensPerCall['generate-instructions'],
     candidates: it.candidates,
@@ -387,9 +393,11 @@ export function estimateRun(input: EstimateInput): Estimate {
     assumptions,
   );
   const aws = { ...awsCost(input.prices, usage), usage };
+  const quota = MODEL_QUOTAS[input.model];
   const timeAssumptions: TimeAssumptions = {
     ...DEFAULT_TIME_ASSUMPTIONS,
     mapConcurrency: config.mapConcurrency,
+    ...(quota ? { requestsPerMinute: quota.requestsPerMinute } : {}),
     ...input.timeAssumptions,
   };
   const exportSeconds = (input.seeds.length + accepted) * assumptions.exportSecondsPerItem;
@@ -440,7 +448,7 @@ export function estimateRun(input: EstimateInput): Estimate {
     `A new pool seeded with the ${input.seeds.length} seed tasks; no retries (each retry adds a state transition and a Lambda invocation).`,
     `Model reply time: ${assumptions.firstTokenSeconds.toFixed(2)} s to the first token and ${fmtInt(assumptions.outputTokensPerSecond)} output tokens/s per call (${input.assumptions?.firstTokenSeconds || input.assumptions?.outputTokensPerSecond ? 'given' : latency.source}), the judge's too.`,
     `Lambda durations: ${assumptions.invocationOverheadSeconds} s overhead per invocation besides the model calls, gate at ${(assumptions.gatePairsPerSecond / 1e6).toFixed(0)} M pairs/s; functions are billed while they wait on the model; memory from functions/stages.ts.`,
-    `Wall time: per iteration "Generate instructions" (its calls ${assumptions.callConcurrency} at a time), the gate, the Map's chunks ${timeAssumptions.mapConcurrency} at a time, "Save iteration", one after the other; ${timeAssumptions.stateTransitionSeconds} s per state transition, ${timeAssumptions.coldStartSeconds} s per cold start (the first iteration's functions, Prepare, Export); no throttling (model quotas are not modeled) and no retries. Projected ${formatDuration(time.totalSeconds)} in all; the bottleneck is ${TIME_STEP_LABELS[time.bottleneck.step]} (${pct(time.bottleneck.share)} of it).`,
+    `Wall time: per iteration "Generate instructions" (Plan instructions, a Map of batches of ${config.instructionBatchSize} calls, ${time.itemsAtOnce} at once, ${assumptions.callConcurrency} calls at a time in each, then Collect instructions), the gate, the instances Map's chunks ${time.itemsAtOnce} at a time, "Save iteration", one after the other; Map items at once: mapConcurrency ${timeAssumptions.mapConcurrency} within the operator's caps (${fmtInt(timeAssumptions.maxModelCallsInFlight)} model calls in flight, ${timeAssumptions.modelFunctionConcurrency === undefined ? 'no reserved concurrency' : `reserved concurrency ${timeAssumptions.modelFunctionConcurrency}`}); ${timeAssumptions.requestsPerMinute ? `no step's calls faster than the model's quota of ${fmtInt(timeAssumptions.requestsPerMinute)} requests/min (${input.timeAssumptions?.requestsPerMinute ? 'given' : (quota?.source ?? 'given')}; tokens-per-minute quotas not modeled)` : 'no model quota known for this model (calls are not throttled)'}; ${timeAssumptions.stateTransitionSeconds} s per state transition, ${timeAssumptions.coldStartSeconds} s per cold start (the first iteration's functions, Prepare, Export); no retries. Projected ${formatDuration(time.totalSeconds)} in all; the bottleneck is ${TIME_STEP_LABELS[time.bottleneck.step]} (${pct(time.bottleneck.share)} of it)${time.bottleneck.limitedBy ? `, limited by ${time.bottleneck.limitedBy}` : ''}.`,
     shardedGateLine(config, sharded, iterations, assumptions),
     `DynamoDB: ${assumptions.pendingTaskWriteUnits} WRU per pending task item, ${assumptions.finishedTaskWriteUnits} WRU per finished one, ${assumptions.runItemWriteUnits} WRU per run-item write, eventually consistent reads (0.5 RRU per item up to 4 KB), task items of ${assumptions.taskItemKb} KB for the export's Query.`,
     'Not counted: S3 storage, CloudWatch Logs (the state machine logs at level ALL), X-Ray traces, data transfer.',

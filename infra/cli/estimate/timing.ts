@@ -1,11 +1,18 @@
 /**
- * How long a deployed run takes: per iteration, the functions the loop waits on one after the other
- * ("Generate instructions", "Filter and deduplicate", the Map's waves of chunks, "Save iteration"),
- * each as long as `iterationSeconds` (the same durations Lambda bills, `aws-usage.ts`), plus the
- * workflow's own overhead (state transitions, cold starts). Per-call latency is the model's: measured
- * from recorded calls when a run of that model is on record, else the defaults below.
+ * How long a deployed run takes: per iteration, the steps the loop waits on one after the other
+ * ("Generate instructions": its plan, the Map's waves of batches and the collection; "Filter and
+ * deduplicate"; the instances Map's waves of chunks; "Save iteration"), each as long as
+ * `iterationSeconds` (the same durations Lambda bills, `aws-usage.ts`), plus the workflow's own
+ * overhead (state transitions, cold starts). Per-call latency is the model's: measured from recorded
+ * calls when a run of that model is on record, else the defaults below.
+ *
+ * A Map's items run `mapConcurrency` at once, fewer when the operator's caps say so (the model-calling
+ * functions' reserved concurrency, `maxModelCallsInFlight / callConcurrency`: `functions/shared/limits.ts`),
+ * and no step's calls go faster than the model's account quota allows (requests per minute): a step
+ * takes the longer of the two.
  */
 import { z } from 'zod';
+import { DEFAULT_OPERATOR_LIMITS } from '../../../functions/shared/limits.ts';
 import { parseModelId } from '../../../functions/shared/models/model-ids.ts';
 import {
   type IterationSeconds,
@@ -48,6 +55,25 @@ export const MODEL_LATENCY: Readonly<Record<string, ModelLatency>> = {
   },
 };
 
+/** A model's default on-demand quota of requests per minute in an account (per model, per region). */
+export interface ModelQuota {
+  requestsPerMinute: number;
+  source: string;
+}
+
+/**
+ * Default quotas of the models a run is most often estimated for. Nova Micro: 2,000 on-demand requests
+ * per minute (issue 14's figure for Bedrock's default "On-demand InvokeModel requests per minute for
+ * Amazon Nova Micro"; quotas vary by region and account, check yours in Service Quotas). Bedrock also
+ * caps tokens per minute: not modeled.
+ */
+export const MODEL_QUOTAS: Readonly<Record<string, ModelQuota>> = {
+  'bedrock:amazon.nova-micro-v1:0': {
+    requestsPerMinute: 2_000,
+    source: "Bedrock's default on-demand quota for Nova Micro",
+  },
+};
+
 /** The latency an estimate assumes for a model that has no recorded calls. */
 export const defaultLatency = (model: string): ModelLatency => MODEL_LATENCY[model] ?? GENERIC_LATENCY;
 
@@ -86,6 +112,12 @@ export function fitLatency(samples: readonly LatencySample[], source: string): M
 export interface TimeAssumptions {
   /** Map items at once (run input `mapConcurrency`). */
   mapConcurrency: number;
+  /** The operator's cap on model calls at once per run (`maxModelCallsInFlight`). */
+  maxModelCallsInFlight: number;
+  /** The model-calling functions' reserved concurrency (`modelFunctionConcurrency`); none: unbounded. */
+  modelFunctionConcurrency?: number;
+  /** The model's quota of requests per minute in the account; none: unbounded. */
+  requestsPerMinute?: number;
   /** Seconds Step Functions takes to move from one state to the next and invoke its function. */
   stateTransitionSeconds: number;
   /** Extra seconds of a function's first (cold) invocation: once per serial step of the first iteration. */
@@ -101,12 +133,14 @@ export interface TimeAssumptions {
  */
 export const DEFAULT_TIME_ASSUMPTIONS: TimeAssumptions = {
   mapConcurrency: 10,
+  maxModelCallsInFlight: DEFAULT_OPERATOR_LIMITS.maxModelCallsInFlight,
   stateTransitionSeconds: 0.1,
   coldStartSeconds: 1,
 };
 
 /** The parts of one iteration's wall time, in seconds. */
 export interface IterationTime {
+  /** Plan, the Map's waves of batches (or the quota's pace), Collect. */
   generate: number;
   filter: number;
   /** The Map: `ceil(items / mapConcurrency)` waves of one chunk's duration. */
@@ -115,10 +149,15 @@ export interface IterationTime {
   /** State transitions of the iteration (its items' included) and, in the first, the cold starts. */
   workflow: number;
   total: number;
+  /** What set the pace of the two steps of model calls: Map items at once, or the model's quota. */
+  limits: { generate: TimeLimit; map: TimeLimit };
 }
 
+/** What bounds a step of model calls: the items (and calls) at once, or the model's requests per minute. */
+export type TimeLimit = 'concurrency' | 'quota';
+
 /** The steps a projection names as the bottleneck. */
-export type TimeStep = Exclude<keyof IterationTime, 'total'>;
+export type TimeStep = Exclude<keyof IterationTime, 'total' | 'limits'>;
 
 /** The steps of an iteration's wall time, as the estimate names them. */
 export const TIME_STEP_LABELS: Readonly<Record<TimeStep, string>> = {
@@ -135,8 +174,25 @@ export interface WallTime {
   /** Prepare run and Export dataset (and their transitions). */
   onceSeconds: number;
   totalSeconds: number;
-  /** The step with the largest share of the total, and that share. */
-  bottleneck: { step: TimeStep; share: number };
+  /**
+   * The step with the largest share of the total, that share, and for a step of model calls what bounds
+   * it (in most of its time): `limitedBy` in words.
+   */
+  bottleneck: { step: TimeStep; share: number; limit?: TimeLimit; limitedBy?: string };
+  /** Map items (batches or chunks) that run at once: `mapConcurrency` within the operator's caps. */
+  itemsAtOnce: number;
+}
+
+/** Map items at once: the run's `mapConcurrency`, within the operator's caps on model calls. */
+export function itemsAtOnce(time: TimeAssumptions, callConcurrency: number): number {
+  return Math.max(
+    1,
+    Math.min(
+      time.mapConcurrency,
+      time.modelFunctionConcurrency ?? Number.POSITIVE_INFINITY,
+      Math.floor(time.maxModelCallsInFlight / callConcurrency),
+    ),
+  );
 }
 
 /** One iteration's wall time: its functions one after the other, the Map's chunks in waves. */
@@ -147,17 +203,38 @@ export function iterationTime(
   first: boolean,
 ): IterationTime {
   const s: IterationSeconds = iterationSeconds(shape, usage);
-  const waves = Math.ceil(shape.mapItems / time.mapConcurrency);
-  // The states each iteration enters (5) and one per Map item; the Map's items overlap by waves.
-  const transitions = 5 + waves;
+  const atOnce = itemsAtOnce(time, usage.callConcurrency);
+  const batchWaves = Math.ceil(shape.instructionBatches / atOnce);
+  const waves = Math.ceil(shape.mapItems / atOnce);
+  // Seconds the model's quota needs for `calls` requests, at its pace.
+  const quota = (calls: number) => (time.requestsPerMinute ? (calls * 60) / time.requestsPerMinute : 0);
+  const batches = { concurrency: batchWaves * s.batch, quota: quota(shape.instructionCalls) };
+  const chunks = { concurrency: waves * s.mapItem, quota: quota(shape.mapCalls) };
+  const limit = (step: typeof batches): TimeLimit =>
+    step.quota > step.concurrency ? 'quota' : 'concurrency';
+  // The states each iteration enters (7) and one per wave of each Map's items.
+  const transitions = 7 + batchWaves + waves;
   const parts = {
-    generate: s.generate,
+    generate: s.planAndCollect + Math.max(batches.concurrency, batches.quota),
     filter: s.filter,
-    map: waves * s.mapItem,
+    map: Math.max(chunks.concurrency, chunks.quota),
     save: s.save,
-    workflow: transitions * time.stateTransitionSeconds + (first ? 4 * time.coldStartSeconds : 0),
+    // Cold starts in the first: plan, the batches (at once), filter, the chunks (at once), save.
+    workflow: transitions * time.stateTransitionSeconds + (first ? 5 * time.coldStartSeconds : 0),
   };
-  return { ...parts, total: Object.values(parts).reduce((a, b) => a + b, 0) };
+  return {
+    ...parts,
+    total: Object.values(parts).reduce((a, b) => a + b, 0),
+    limits: { generate: limit(batches), map: limit(chunks) },
+  };
+}
+
+/** What bounds a step, in words. */
+function limitedBy(limit: TimeLimit, time: TimeAssumptions, atOnce: number, callConcurrency: number): string {
+  if (limit === 'quota')
+    return `the model's quota of ${time.requestsPerMinute?.toLocaleString('en-US')} requests/min`;
+  const capped = atOnce < time.mapConcurrency ? " (the operator's caps)" : '';
+  return `${atOnce} Map items at once${capped} × ${callConcurrency} calls each`;
 }
 
 /** Projects a run's wall time from its iterations' shapes (see the module comment). */
@@ -178,12 +255,14 @@ export function projectWallTime(
   const [step, seconds] = steps
     .map((step) => [step, iterations.reduce((s, it) => s + it[step], 0)] as const)
     .reduce((a, b) => (b[1] > a[1] ? b : a));
-  return {
-    iterations,
-    onceSeconds,
-    totalSeconds,
-    bottleneck: { step, share: totalSeconds > 0 ? seconds / totalSeconds : 0 },
-  };
+  const atOnce = itemsAtOnce(time, usage.callConcurrency);
+  const bottleneck: WallTime['bottleneck'] = { step, share: totalSeconds > 0 ? seconds / totalSeconds : 0 };
+  if (step === 'generate' || step === 'map') {
+    const quotaSeconds = iterations.reduce((s, it) => s + (it.limits[step] === 'quota' ? it[step] : 0), 0);
+    bottleneck.limit = quotaSeconds > seconds / 2 ? 'quota' : 'concurrency';
+    bottleneck.limitedBy = limitedBy(bottleneck.limit, time, atOnce, usage.callConcurrency);
+  }
+  return { iterations, onceSeconds, totalSeconds, bottleneck, itemsAtOnce: atOnce };
 }
 
 /** Whether a model's recorded calls say anything about a deployed model's reply time. */
