@@ -94,6 +94,11 @@ export interface StageSpec {
   readonly screensSafety: boolean;
   readonly s3: S3Access;
   readonly dynamodb: TableAccess;
+  /**
+   * Drives batch jobs (batch mode): `submit` may start a Bedrock batch inference job of the deployed
+   * models and pass the batch service role to Bedrock; `check` may read a job's status.
+   */
+  readonly batchJobs?: 'submit' | 'check';
 }
 
 /** The stage functions, in pipeline order, "Record failure" last. */
@@ -180,6 +185,46 @@ export const STAGES = {
     s3: { read: [], get: [POOLS_PREFIX, RUNS_PREFIX], write: [RUNS_PREFIX], list: [] },
     dynamodb: 'none',
   },
+  submitBatch: {
+    state: 'Submit the instance batch',
+    id: 'SubmitInstanceBatch',
+    folder: 'submit-batch',
+    description:
+      "Batch mode: classifies the iteration's instructions and starts a batch job of their instance calls",
+    memoryMb: 512,
+    timeoutSeconds: 15 * 60,
+    // The classification calls before the batch, on demand (under the Map items' call keys).
+    callsModel: true,
+    callsJudgeModel: false,
+    callsTeacherModel: false,
+    callsEmbeddingModel: false,
+    screensSafety: false,
+    // The run's templates (by key); the job record it looks for first (a missing one is 404: read),
+    // the job's input and records.
+    s3: { read: [RUNS_PREFIX], get: [TEMPLATES_PREFIX], write: [RUNS_PREFIX], list: [] },
+    // The pool's tasks and lease; the classification calls' records.
+    dynamodb: 'readWrite',
+    batchJobs: 'submit',
+  },
+  checkBatch: {
+    state: 'Check the instance batch',
+    id: 'CheckInstanceBatch',
+    folder: 'check-batch',
+    description:
+      "Batch mode: looks at the iteration's batch job and, once it is done, records its replies in the call ledger",
+    memoryMb: 512,
+    timeoutSeconds: 5 * 60,
+    callsModel: false,
+    callsJudgeModel: false,
+    callsTeacherModel: false,
+    callsEmbeddingModel: false,
+    screensSafety: false,
+    // The job record, records, input and the job's output.
+    s3: { read: [RUNS_PREFIX], get: [], write: [], list: [] },
+    // The lease, renewed at every look; the replies, as billed calls of the ledger.
+    dynamodb: 'readWrite',
+    batchJobs: 'check',
+  },
   generateInstances: {
     state: 'Generate instances for a chunk',
     mapState: 'Generate instances',
@@ -262,6 +307,15 @@ export const CONTROL_STATES = {
   enough: 'Enough instructions?',
   done: 'Done',
   shardGate: 'Gate in shards?',
+} as const;
+
+/** Batch mode's control states around "Submit the instance batch" and "Check the instance batch". */
+export const BATCH_STATES = {
+  choice: 'Batch the instances?',
+  submitted: 'Instance batch submitted?',
+  wait: 'Wait for the instance batch',
+  done: 'Batch done?',
+  timedOut: 'Instance batch timed out',
 } as const;
 
 /**

@@ -104,6 +104,11 @@ export const runPrefix = (runId: string) => `${RUNS_PREFIX}${runId}/`;
  */
 export const passagesKey = (runId: string) => `${runPrefix(runId)}passages.jsonl`;
 
+/** An iteration's batch input folder, under its `runs/<run>/iteration-<n>/` (what the provider's role reads). */
+export const BATCH_INPUT_FOLDER = 'batch/input/';
+/** An iteration's batch output folder (what the provider's role writes). */
+export const BATCH_OUTPUT_FOLDER = 'batch/output/';
+
 export const runKeys = (runId: string, iteration: number) => {
   const base = `${runPrefix(runId)}iteration-${iteration}`;
   return {
@@ -126,6 +131,17 @@ export const runKeys = (runId: string, iteration: number) => {
       sizes: `${base}/gate-shards/sizes.json`,
       highest: (shard: number) => `${base}/gate-shards/shard-${shard}-highest.json`,
       scores: (shard: number) => `${base}/gate-shards/shard-${shard}-scores.json`,
+    },
+    /**
+     * The iteration's instance batch (batch mode, `shared/batch/`): the job's input file (the only object
+     * of the input folder the provider reads), the folder its output goes to, the job record ("Submit the
+     * instance batch"'s marker) and which call each record is.
+     */
+    batch: {
+      input: `${base}/${BATCH_INPUT_FOLDER}instances.jsonl`,
+      output: `${base}/${BATCH_OUTPUT_FOLDER}`,
+      job: `${base}/batch/job.json`,
+      records: `${base}/batch/records.jsonl`,
     },
     /** Raw model requests and replies of one stage (and Map item). */
     raw: (stage: string, chunk?: number) =>

@@ -405,6 +405,20 @@ export const RunInput = z
       .describe(
         `Shards of the sharded gate (Lambdas scoring one range of the pool each, at once), at most ${INLINE_MAP_MAX_CONCURRENCY}.`,
       ),
+    batch: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Generate the instances of each iteration through the provider\'s batch API (Amazon Bedrock batch inference; about half the on-demand price, minutes to hours per iteration): see README "Batch mode". CLI: --batch.',
+      ),
+    batchPollSeconds: z
+      .int()
+      .min(0)
+      .max(3600)
+      .default(60)
+      .describe(
+        "Batch mode: seconds between two looks at the batch job (the Wait state); the polls stop after the provider's 24 h job window.",
+      ),
     callConcurrency: z
       .int()
       .min(1)
