@@ -95,10 +95,10 @@ export interface StageSpec {
   readonly s3: S3Access;
   readonly dynamodb: TableAccess;
   /**
-   * Drives batch jobs (batch mode): `submit` may start a Bedrock batch inference job of the deployed
-   * models and pass the batch service role to Bedrock; `check` may read a job's status.
+   * Drives batch jobs (batch mode, `BATCH_STATES`): may start a Bedrock batch inference job of the
+   * deployed models, pass the batch service role to Bedrock, and read a job's status.
    */
-  readonly batchJobs?: 'submit' | 'check';
+  readonly batchJobs?: boolean;
 }
 
 /** The stage functions, in pipeline order, "Record failure" last. */
@@ -185,53 +185,13 @@ export const STAGES = {
     s3: { read: [], get: [POOLS_PREFIX, RUNS_PREFIX], write: [RUNS_PREFIX], list: [] },
     dynamodb: 'none',
   },
-  submitBatch: {
-    state: 'Submit the instance batch',
-    id: 'SubmitInstanceBatch',
-    folder: 'submit-batch',
-    description:
-      "Batch mode: classifies the iteration's instructions and starts a batch job of their instance calls",
-    memoryMb: 512,
-    timeoutSeconds: 15 * 60,
-    // The classification calls before the batch, on demand (under the Map items' call keys).
-    callsModel: true,
-    callsJudgeModel: false,
-    callsTeacherModel: false,
-    callsEmbeddingModel: false,
-    screensSafety: false,
-    // The run's templates (by key); the job record it looks for first (a missing one is 404: read),
-    // the job's input and records.
-    s3: { read: [RUNS_PREFIX], get: [TEMPLATES_PREFIX], write: [RUNS_PREFIX], list: [] },
-    // The pool's tasks and lease; the classification calls' records.
-    dynamodb: 'readWrite',
-    batchJobs: 'submit',
-  },
-  checkBatch: {
-    state: 'Check the instance batch',
-    id: 'CheckInstanceBatch',
-    folder: 'check-batch',
-    description:
-      "Batch mode: looks at the iteration's batch job and, once it is done, records its replies in the call ledger",
-    memoryMb: 512,
-    timeoutSeconds: 5 * 60,
-    callsModel: false,
-    callsJudgeModel: false,
-    callsTeacherModel: false,
-    callsEmbeddingModel: false,
-    screensSafety: false,
-    // The job record, records, input and the job's output.
-    s3: { read: [RUNS_PREFIX], get: [], write: [], list: [] },
-    // The lease, renewed at every look; the replies, as billed calls of the ledger.
-    dynamodb: 'readWrite',
-    batchJobs: 'check',
-  },
   generateInstances: {
     state: 'Generate instances for a chunk',
     mapState: 'Generate instances',
     id: 'GenerateInstances',
     folder: 'generate-instances',
     description:
-      'Classifies one chunk of instructions, generates their instances (explained by the teacher) and judges the tasks',
+      'Classifies one chunk of instructions, generates their instances (explained by the teacher) and judges the tasks; batch mode: submits and checks the batch job of the instance calls',
     // It waits on the model (see "Generate instructions"); `npm run bench:memory`: about 150 MiB for a
     // chunk of 40 with the judge, whatever the pool's size.
     memoryMb: 512,
@@ -241,10 +201,13 @@ export const STAGES = {
     callsTeacherModel: true,
     callsEmbeddingModel: false,
     screensSafety: true,
-    // The run's templates (the files "Prepare run" found: it lists nothing); the chunk's raw calls.
+    // The run's templates (the files "Prepare run" found); the chunk's raw calls. Batch mode's steps
+    // (`BATCH_STATES`): the iteration's batch job record, which "Submit the instance batch" looks for
+    // first (a missing one must be 404, so `read`), the job's input, records and output.
     // Per-call records (which a `replay:` model reads) are in the table.
-    s3: { read: [], get: [TEMPLATES_PREFIX], write: [RUNS_PREFIX], list: [] },
+    s3: { read: [RUNS_PREFIX], get: [TEMPLATES_PREFIX], write: [RUNS_PREFIX], list: [] },
     dynamodb: 'readWrite',
+    batchJobs: true,
   },
   saveIteration: {
     state: 'Save iteration',
@@ -309,8 +272,13 @@ export const CONTROL_STATES = {
   shardGate: 'Gate in shards?',
 } as const;
 
-/** Batch mode's control states around "Submit the instance batch" and "Check the instance batch". */
+/**
+ * Batch mode's states before the instances Map: the "Generate instances" function's two steps (`submit`,
+ * `check`) and the choices and wait around them (`infra/workflow.ts`).
+ */
 export const BATCH_STATES = {
+  submit: 'Submit the instance batch',
+  check: 'Check the instance batch',
   choice: 'Batch the instances?',
   submitted: 'Instance batch submitted?',
   wait: 'Wait for the instance batch',

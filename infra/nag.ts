@@ -74,11 +74,11 @@ export function applyNag(app: App, stack: SelfInstructStack): void {
         `"${spec.state}" reads or writes objects named per pool and run under ${prefix}: the grant is that prefix of this stack's bucket.`,
       );
     }
-    if (spec.batchJobs) {
+    if (spec.batchJobs && stack.bedrockModelIds.length > 0) {
       ack(
         role,
         'IAM5[Resource::arn:<AWS::Partition>:bedrock:<AWS::Region>:<AWS::AccountId>:model-invocation-job/*]',
-        `"${spec.state}" ${spec.batchJobs === 'submit' ? 'starts' : 'looks at'} the batch inference job of a run's iteration, whose id Bedrock assigns at creation: this account's and region's jobs.`,
+        `"${spec.state}" starts and looks at the batch inference job of a run's iteration (batch mode), whose id Bedrock assigns at creation: this account's and region's jobs.`,
       );
     }
     const modelIds = [

@@ -236,10 +236,9 @@ function batchServiceRole(scope: Construct, bucket: s3.IBucket): iam.Role {
 }
 
 /**
- * A stage that drives batch jobs (`StageSpec.batchJobs`): the role's ARN in its environment; for
- * `submit`, `bedrock:CreateModelInvocationJob` on the deployed models and on this account's jobs, and
- * `iam:PassRole` on the batch role, to Bedrock only; for `check`, `bedrock:GetModelInvocationJob` on
- * this account's jobs.
+ * A stage that drives batch jobs (`StageSpec.batchJobs`): the batch role's ARN in its environment;
+ * `bedrock:CreateModelInvocationJob` on the deployed models and on this account's jobs, `iam:PassRole`
+ * on the batch role, to Bedrock only; `bedrock:GetModelInvocationJob` on this account's jobs.
  */
 function grantBatchAccess(
   fn: lambda.Function,
@@ -249,24 +248,17 @@ function grantBatchAccess(
 ): void {
   if (!spec.batchJobs) return;
   const stack = Stack.of(fn);
-  fn.addEnvironment(BATCH_ROLE_ENV, role.roleArn);
-  const jobs = stack.formatArn({ service: 'bedrock', resource: 'model-invocation-job', resourceName: '*' });
-  if (spec.batchJobs === 'check') {
-    iam.Grant.addToPrincipal({
-      grantee: fn,
-      actions: ['bedrock:GetModelInvocationJob'],
-      resourceArns: [jobs],
-    });
-    return;
-  }
   const models = (props.bedrockModelIds ?? []).flatMap((modelId) => bedrockResources(stack, modelId));
   // Without a deployed Bedrock model there is nothing to batch: no grant (the submit is refused).
   if (models.length === 0) return;
+  fn.addEnvironment(BATCH_ROLE_ENV, role.roleArn);
+  const jobs = stack.formatArn({ service: 'bedrock', resource: 'model-invocation-job', resourceName: '*' });
   iam.Grant.addToPrincipal({
     grantee: fn,
     actions: ['bedrock:CreateModelInvocationJob'],
     resourceArns: [...models, jobs],
   });
+  iam.Grant.addToPrincipal({ grantee: fn, actions: ['bedrock:GetModelInvocationJob'], resourceArns: [jobs] });
   iam.Grant.addToPrincipal({
     grantee: fn,
     actions: ['iam:PassRole'],
@@ -538,23 +530,39 @@ export class SelfInstructWorkflow extends Construct {
    * provider's 24 h window at `batchPollSeconds`), then the Map, which finds the replies recorded. A job
    * that failed fails the run at "Check the instance batch" (`BatchJobFailed`); one still running after
    * the last look, at "Instance batch timed out". Without `batch` (or without a job: too few records),
-   * straight to the Map.
+   * straight to the Map. Both steps run in the "Generate instances" function (its prompts, its grants).
    */
   private batchStates(
     invoke: InvokeStage,
     runState: Record<string, string>,
     next: sfn.IChainable,
   ): sfn.Choice {
-    const submit = invoke('submitBatch', {
-      payload: sfn.TaskInput.fromObject({ ...runState, 'chunks.$': '$.gated.chunks' }),
-      resultSelector: { 'batch.$': '$.Payload' },
-      resultPath: '$.batching',
-    });
-    const check = invoke('checkBatch', {
-      payload: sfn.TaskInput.fromObject({ ...runState, 'batch.$': '$.batching.batch' }),
-      resultSelector: { 'batch.$': '$.Payload' },
-      resultPath: '$.batching',
-    });
+    const submit = invoke(
+      'generateInstances',
+      {
+        payload: sfn.TaskInput.fromObject({
+          ...runState,
+          step: 'submit-batch',
+          'chunks.$': '$.gated.chunks',
+        }),
+        resultSelector: { 'batch.$': '$.Payload' },
+        resultPath: '$.batching',
+      },
+      BATCH_STATES.submit,
+    );
+    const check = invoke(
+      'generateInstances',
+      {
+        payload: sfn.TaskInput.fromObject({
+          ...runState,
+          step: 'check-batch',
+          'batch.$': '$.batching.batch',
+        }),
+        resultSelector: { 'batch.$': '$.Payload' },
+        resultPath: '$.batching',
+      },
+      BATCH_STATES.check,
+    );
     const wait = new sfn.Wait(this, BATCH_STATES.wait, {
       time: sfn.WaitTime.secondsPath('$.batching.batch.waitSeconds'),
     });

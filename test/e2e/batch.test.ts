@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BEDROCK_MIN_RECORDS } from '../../functions/shared/batch/jobs.ts';
 import { shippedPrices } from '../../functions/shared/pricing/pricing.ts';
 import type { RunSummary } from '../../functions/shared/records.ts';
-import { BATCH_STATES, STAGES } from '../../functions/stages.ts';
+import { BATCH_STATES } from '../../functions/stages.ts';
 import { type ExecutionResult, LocalStack } from '../../infra/local/stack.ts';
 import { type BatchStandIn, startBedrockBatchStandIn } from '../support/batch-servers.ts';
 import { type StandIn, startBedrockStandIn } from '../support/model-servers.ts';
@@ -92,7 +92,7 @@ describe('a run with --batch on Bedrock', { timeout: 240_000 }, () => {
     expect(job?.answered).toBeGreaterThanOrEqual(BEDROCK_MIN_RECORDS);
     expect(job?.polls).toBe(2);
     expect(entered(result, BATCH_STATES.wait)).toBe(2);
-    expect(entered(result, STAGES.checkBatch.state)).toBe(2);
+    expect(entered(result, BATCH_STATES.check)).toBe(2);
 
     // No instance call went on demand: every one was a batch record, recorded as a billed batch call.
     expect(onDemandInstanceCalls()).toBe(0);
@@ -143,7 +143,7 @@ describe('a run with --batch on Bedrock', { timeout: 240_000 }, () => {
     expect(batch.jobs).toHaveLength(0);
     expect(entered(result, BATCH_STATES.wait)).toBe(0);
     const submitted = result.events.find(
-      (event) => event.type === 'StateExited' && event.state.name === STAGES.submitBatch.state,
+      (event) => event.type === 'StateExited' && event.state.name === BATCH_STATES.submit,
     );
     expect(JSON.stringify(submitted)).toMatch(/below the bedrock minimum of 100 records per batch job/);
     expect(onDemandInstanceCalls()).toBeGreaterThan(0);

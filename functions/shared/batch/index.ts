@@ -3,6 +3,7 @@
  * `bedrock:` model; any other model is refused (`checkBatchModel`, also run by "Prepare run").
  */
 import { requireEnv } from '../config.ts';
+import { ConfigurationError } from '../errors.ts';
 import type { ObjectStore } from '../ports.ts';
 import { type BatchJobs, checkBatchModel } from './jobs.ts';
 
@@ -12,5 +13,11 @@ export const BATCH_ROLE_ENV = 'BATCH_ROLE_ARN';
 export async function createBatchJobs(model: string, objects: ObjectStore): Promise<BatchJobs> {
   checkBatchModel(model);
   const { BedrockBatchJobs } = await import('./bedrock.ts');
-  return new BedrockBatchJobs(objects, requireEnv('BUCKET_NAME'), requireEnv(BATCH_ROLE_ENV));
+  const role = process.env[BATCH_ROLE_ENV];
+  if (!role) {
+    throw new ConfigurationError(
+      `batch mode on ${model} needs a deployment for that Bedrock model (context selfinstruct:model): this one may not start batch jobs`,
+    );
+  }
+  return new BedrockBatchJobs(objects, requireEnv('BUCKET_NAME'), role);
 }

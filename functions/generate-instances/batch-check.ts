@@ -1,5 +1,6 @@
 /**
- * Stage "Check the instance batch" (batch mode): one look at the iteration's batch job, after each Wait.
+ * "Check the instance batch", a step of the "Generate instances" function (batch mode; `handler.ts`
+ * dispatches on `step`): one look at the iteration's batch job, after each Wait.
  * While the job runs it only counts the look (the poll loop's counter, bounded by `maxPolls`) and renews
  * the pool's lease, which a job of hours would otherwise let expire. When the job has finished, it
  * records every answered record in the run's call ledger as a billed call of step `generate-instances`,
@@ -11,7 +12,7 @@
  * Idempotent: a reply is recorded under a call id derived from the job and the record, and the ledger
  * keeps the first write of a call id, so a retried look records nothing twice.
  */
-import type { z } from 'zod';
+import { z } from 'zod';
 import { BatchJob, type BatchJobs, BatchRecord, BatchState } from '../shared/batch/jobs.ts';
 import { BatchJobFailed } from '../shared/errors.ts';
 import { fromJsonLines } from '../shared/json-lines.ts';
@@ -22,6 +23,7 @@ import type { ObjectStore, PoolStore } from '../shared/ports.ts';
 import { RunState } from '../shared/schemas.ts';
 
 export const CheckBatchInput = RunState.pick({ runId: true, config: true, progress: true }).extend({
+  step: z.literal('check-batch'),
   batch: BatchState,
 });
 export type CheckBatchInput = z.infer<typeof CheckBatchInput>;

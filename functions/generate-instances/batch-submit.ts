@@ -1,5 +1,6 @@
 /**
- * Stage "Submit the instance batch" (batch mode, run input `batch`): renders the instance-generation
+ * "Submit the instance batch", a step of the "Generate instances" function (batch mode, run input
+ * `batch`; `handler.ts` dispatches on `step`): renders the instance-generation
  * calls of every instruction the iteration accepted, exactly as the "Generate instances" Map items would
  * (the same prompt builders, templates, sampling and call keys), and sends them to the provider's batch
  * API as one job. The classification question each instance prompt depends on is asked on demand first,
@@ -13,8 +14,6 @@
  * idempotency token, which the provider answers with the job it already has.
  */
 import { z } from 'zod';
-import { classifyTask } from '../generate-instances/core.ts';
-import { renderInstancesRequest } from '../generate-instances/prompt.ts';
 import {
   BatchJob,
   type BatchJobs,
@@ -32,8 +31,11 @@ import { holdPool } from '../shared/pool-lease.ts';
 import type { ModelRequest, ObjectStore, PoolStore, TextModel } from '../shared/ports.ts';
 import { runTemplates } from '../shared/prompt-templates.ts';
 import { Chunk, RunState } from '../shared/schemas.ts';
+import { classifyTask } from './core.ts';
+import { renderInstancesRequest } from './prompt.ts';
 
 export const SubmitBatchInput = RunState.pick({ runId: true, config: true, progress: true }).extend({
+  step: z.literal('submit-batch'),
   chunks: z.array(Chunk),
 });
 export type SubmitBatchInput = z.infer<typeof SubmitBatchInput>;
