@@ -201,11 +201,10 @@ export const STAGES = {
     callsTeacherModel: true,
     callsEmbeddingModel: false,
     screensSafety: true,
-    // The run's templates (the files "Prepare run" found); the chunk's raw calls. Batch mode's steps
-    // (`BATCH_STATES`): the iteration's batch job record, which "Submit the instance batch" looks for
-    // first (a missing one must be 404, so `read`), the job's input, records and output.
+    // The run's templates (the files "Prepare run" found: it lists nothing); the chunk's raw calls;
+    // batch mode's steps (`BATCH_STATES`): the job's input and records, and its output by key.
     // Per-call records (which a `replay:` model reads) are in the table.
-    s3: { read: [RUNS_PREFIX], get: [TEMPLATES_PREFIX], write: [RUNS_PREFIX], list: [] },
+    s3: { read: [], get: [TEMPLATES_PREFIX, RUNS_PREFIX], write: [RUNS_PREFIX], list: [] },
     dynamodb: 'readWrite',
     batchJobs: true,
   },

@@ -13,7 +13,7 @@
  * keeps the first write of a call id, so a retried look records nothing twice.
  */
 import { z } from 'zod';
-import { BatchJob, type BatchJobs, BatchRecord, BatchState } from '../shared/batch/jobs.ts';
+import { type BatchJobs, BatchRecord, BatchState } from '../shared/batch/jobs.ts';
 import { BatchJobFailed } from '../shared/errors.ts';
 import { fromJsonLines } from '../shared/json-lines.ts';
 import { runKeys } from '../shared/keys.ts';
@@ -43,19 +43,18 @@ export async function checkBatch(
   const keys = runKeys(runId, iteration).batch;
   await holdPool(pool, config.pool, runId, progress.fence);
   const polls = batch.polls + 1;
-  const recorded = await objects.getText(keys.job);
-  if (recorded === undefined) {
-    throw new BatchJobFailed(`Run ${runId} iteration ${iteration}: no batch job was recorded at ${keys.job}`);
+  const jobId = batch.jobId;
+  if (jobId === undefined) {
+    throw new BatchJobFailed(`Run ${runId} iteration ${iteration}: the state names no batch job to look at`);
   }
-  const job = BatchJob.parse(JSON.parse(recorded));
-  const status = await jobs.status(job.jobId);
+  const status = await jobs.status(jobId);
   if (status.status === 'failed') {
     throw new BatchJobFailed(
-      `The instance batch of iteration ${iteration} (${job.provider} job ${job.jobId}, ${job.records} records) ${status.message}`,
+      `The instance batch of iteration ${iteration} (${jobs.provider} job ${jobId}, ${batch.records} records): ${status.message}`,
     );
   }
   if (status.status === 'running') {
-    log?.('instance batch running', { jobId: job.jobId, providerStatus: status.providerStatus, polls });
+    log?.('instance batch running', { jobId, providerStatus: status.providerStatus, polls });
     return { ...batch, status: 'running', polls };
   }
 
@@ -65,11 +64,11 @@ export async function checkBatch(
       return [record.recordId, record] as const;
     }),
   );
-  const results = await jobs.results(job, keys.input, keys.output);
+  const results = await jobs.results(jobId, keys.input, keys.output);
   let answered = 0;
   let failedRecords = 0;
   const at = new Date().toISOString();
-  const jobKey = job.jobId.split('/').at(-1);
+  const jobKey = jobId.split('/').at(-1);
   for (const result of results) {
     const record = records.get(result.recordId);
     if (!record) continue;
@@ -84,7 +83,8 @@ export async function checkBatch(
       callId: `batch-${jobKey}-${record.recordId}`,
       stage: record.stage,
       iteration,
-      promptHash: record.promptHash,
+      // The hash of the prompt the job was sent: the Map serves the reply to that prompt only.
+      promptHash: result.promptHash,
       model: config.model,
       // As the on-demand runner: a reply too long for an item is not kept (the Map makes the call again).
       reply: reply.text.length <= MAX_STORED_REPLY_CHARS ? reply.text : undefined,
@@ -100,7 +100,7 @@ export async function checkBatch(
   // Records the output left out are failed records too: the Map makes them on demand.
   failedRecords += Math.max(0, records.size - answered - failedRecords);
   log?.('instance batch completed', {
-    jobId: job.jobId,
+    jobId,
     providerStatus: status.providerStatus,
     answered,
     failedRecords,

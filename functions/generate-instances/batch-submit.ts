@@ -9,13 +9,13 @@
  * Below the provider's minimum of records per job (Bedrock: 100), nothing is submitted: the iteration's
  * instances are made on demand by the Map, and the stage says so (`status: 'on-demand'`, logged).
  *
- * Idempotent: the job record (`runKeys(…).batch.job`) is written once the job is started, and a retry
- * finds it; a retry after a crash between the two starts the job again under the same name and
- * idempotency token, which the provider answers with the job it already has.
+ * Idempotent: a retry plans the same calls (the classification replies are recorded, the record ids are
+ * hashed from the calls' keys) and starts the job under the same name and idempotency token, which the
+ * provider answers with the job it already has: never a second job, and it needs no lookup (the
+ * function may not list the bucket, so it could not tell a missing object from a forbidden one).
  */
 import { z } from 'zod';
 import {
-  BatchJob,
   type BatchJobs,
   type BatchRecord,
   type BatchState,
@@ -25,7 +25,7 @@ import {
 } from '../shared/batch/jobs.ts';
 import { toJsonLines } from '../shared/json-lines.ts';
 import { runKeys } from '../shared/keys.ts';
-import { ModelCalls, promptHash, withSampling } from '../shared/model-calls.ts';
+import { ModelCalls, withSampling } from '../shared/model-calls.ts';
 import { stagedBy } from '../shared/pool-commit.ts';
 import { holdPool } from '../shared/pool-lease.ts';
 import type { ModelRequest, ObjectStore, PoolStore, TextModel } from '../shared/ports.ts';
@@ -88,10 +88,9 @@ async function planCalls(
         );
         planned.push({
           record: {
-            recordId: recordId(planned.length),
+            recordId: recordId(chunk.index, `${item.task.id}/instances-${round}`),
             chunk: chunk.index,
             key: `${item.task.id}/instances-${round}`,
-            promptHash: promptHash(request),
             stage: 'generate-instances',
           },
           request,
@@ -102,7 +101,7 @@ async function planCalls(
   return planned;
 }
 
-/** Starts the iteration's instance batch, or finds the one an earlier attempt started (see the module comment). */
+/** Starts the iteration's instance batch, or gets the one an earlier attempt started (see the module comment). */
 export async function submitBatch(input: SubmitBatchInput, deps: SubmitBatchDeps): Promise<BatchState> {
   const { runId, config, progress } = input;
   const { objects, pool, jobs, log } = deps;
@@ -111,13 +110,6 @@ export async function submitBatch(input: SubmitBatchInput, deps: SubmitBatchDeps
   const waitSeconds = config.batchPollSeconds;
   const loop = { polls: 0, maxPolls: maxPolls(waitSeconds), waitSeconds };
   await holdPool(pool, config.pool, runId, progress.fence);
-
-  const recorded = await objects.getText(keys.job);
-  if (recorded !== undefined) {
-    const job = BatchJob.parse(JSON.parse(recorded));
-    return { status: 'submitted', jobId: job.jobId, records: job.records, ...loop };
-  }
-
   const planned = await planCalls(input, deps);
   if (planned.length < jobs.minRecords) {
     const reason = `${planned.length} instance calls, below the ${jobs.provider} minimum of ${jobs.minRecords} records per batch job: made on demand`;
@@ -125,22 +117,13 @@ export async function submitBatch(input: SubmitBatchInput, deps: SubmitBatchDeps
     return { status: 'on-demand', records: planned.length, reason, ...loop };
   }
   await objects.put(keys.records, toJsonLines(planned.map(({ record }) => record)), 'application/jsonl');
-  const name = batchJobName(runId, iteration);
   const jobId = await jobs.submit({
-    name,
+    name: batchJobName(runId, iteration),
     modelId: config.model.slice(config.model.indexOf(':') + 1),
     inputKey: keys.input,
     outputPrefix: keys.output,
     records: planned.map(({ record, request }) => ({ recordId: record.recordId, request })),
   });
-  const job: BatchJob = {
-    provider: jobs.provider,
-    jobId,
-    jobName: name,
-    records: planned.length,
-    submittedAt: new Date().toISOString(),
-  };
-  await objects.put(keys.job, JSON.stringify(job), 'application/json');
   log?.('instance batch submitted', { jobId, records: planned.length });
   return { status: 'submitted', jobId, records: planned.length, ...loop };
 }

@@ -134,13 +134,11 @@ export const runKeys = (runId: string, iteration: number) => {
     },
     /**
      * The iteration's instance batch (batch mode, `shared/batch/`): the job's input file (the only object
-     * of the input folder the provider reads), the folder its output goes to, the job record ("Submit the
-     * instance batch"'s marker) and which call each record is.
+     * of the input folder the provider reads), the folder its output goes to, and which call each record is.
      */
     batch: {
       input: `${base}/${BATCH_INPUT_FOLDER}instances.jsonl`,
       output: `${base}/${BATCH_OUTPUT_FOLDER}`,
-      job: `${base}/batch/job.json`,
       records: `${base}/batch/records.jsonl`,
     },
     /** Raw model requests and replies of one stage (and Map item). */

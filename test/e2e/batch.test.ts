@@ -21,8 +21,8 @@ const work = mkdtempSync(path.join(tmpdir(), 'selfinstruct-batch-'));
 let stack: LocalStack;
 let runtime: StandIn;
 let batch: BatchStandIn;
-/** Records the batch stand-in fails (an `error` line): the Map makes them on demand. */
-let failing = new Set<string>();
+/** Input positions of the records the batch stand-in fails (an `error` line): the Map makes them on demand. */
+let failing = new Set<number>();
 
 /** One iteration of enough instructions for a Bedrock job (at least 100 instance calls). */
 const big = { target: 1000, maxIterations: 1, promptsPerIteration: 14, chunkSize: 40, model: NOVA };
@@ -58,7 +58,7 @@ beforeAll(async () => {
     region: stack.place.region,
     account: stack.place.account,
     pollsToComplete: 2,
-    failRecord: (recordId) => failing.has(recordId),
+    failRecord: (_recordId, index) => failing.has(index),
   });
   process.env.AWS_ENDPOINT_URL_BEDROCK = batch.url;
 }, 60_000);
@@ -118,7 +118,7 @@ describe('a run with --batch on Bedrock', { timeout: 240_000 }, () => {
   it('makes the records the job failed on demand', async () => {
     batch.reset();
     runtime.reset();
-    failing = new Set(['R0000000003', 'R0000000007']);
+    failing = new Set([3, 7]);
     const result = await stack.execute(
       { ...big, pool: 'batched-failures', batch: true, batchPollSeconds: 0 },
       { retryIntervalMs: 10 },

@@ -29,8 +29,8 @@ export interface BatchStandInOptions {
   pollsToComplete?: number;
   /** The status a finished job reports. @default 'Completed' */
   finalStatus?: 'Completed' | 'PartiallyCompleted' | 'Failed' | 'Expired' | 'Stopped';
-  /** Records whose inference fails (an `error` line in the output). @default none */
-  failRecord?: (recordId: string) => boolean;
+  /** Records whose inference fails (an `error` line in the output), by id and position in the input. @default none */
+  failRecord?: (recordId: string, index: number) => boolean;
   /** Seed of the offline model behind the replies. @default 'stand-in' */
   seed?: string;
 }
@@ -104,12 +104,15 @@ export async function startBedrockBatchStandIn(options: BatchStandInOptions): Pr
     const lines: string[] = [];
     let answered = 0;
     let failed = 0;
-    for (const line of text.split('\n').filter((l) => l.trim() !== '')) {
+    for (const [index, line] of text
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .entries()) {
       const { recordId, modelInput } = JSON.parse(line) as {
         recordId: string;
         modelInput: Record<string, unknown>;
       };
-      if (options.failRecord?.(recordId)) {
+      if (options.failRecord?.(recordId, index)) {
         failed++;
         lines.push(
           JSON.stringify({ recordId, modelInput, error: { errorCode: 400, errorMessage: 'bad request' } }),

@@ -22,11 +22,11 @@ import {
 import type { ConverseCommandOutput } from '@aws-sdk/client-bedrock-runtime';
 import { awsClientConfig } from '../config.ts';
 import { fromJsonLines } from '../json-lines.ts';
+import { promptHash } from '../model-calls.ts';
 import { bedrockError, converseBody, converseReply } from '../models/bedrock.ts';
 import type { ModelRequest, ObjectStore } from '../ports.ts';
 import {
   BATCH_WINDOW_HOURS,
-  type BatchJob,
   type BatchJobSpec,
   type BatchJobs,
   type BatchResult,
@@ -64,26 +64,30 @@ interface OutputLine {
 }
 
 /**
- * The results in a job's output file. `requests` gives each record's request (its token usage is
- * estimated from it when the output reports none); a line without a record id, or whose id is not one of
- * the job's, is left out.
+ * The results in a job's output file, each with the hash of the prompt its `modelInput` holds (what was
+ * sent, so a reply is only ever served for that prompt). A line without a record id is left out.
  */
-export function parseBedrockBatchOutput(
-  text: string,
-  requests: ReadonlyMap<string, Pick<ModelRequest, 'system' | 'prompt'>>,
-): BatchResult[] {
+export function parseBedrockBatchOutput(text: string): BatchResult[] {
   const results: BatchResult[] = [];
   for (const line of fromJsonLines<OutputLine>(text)) {
-    const request = line.recordId === undefined ? undefined : requests.get(line.recordId);
-    if (!request || line.recordId === undefined) continue;
-    if (line.modelOutput && !line.error) {
-      results.push({ recordId: line.recordId, reply: converseReply(line.modelOutput, request) });
-    } else {
+    if (line.recordId === undefined) continue;
+    if (!line.modelOutput || line.error) {
       results.push({
         recordId: line.recordId,
         error: `${line.error?.errorCode ?? 'error'}: ${line.error?.errorMessage ?? 'no model output'}`,
       });
+      continue;
     }
+    const input = (line.modelInput ?? {}) as ReturnType<typeof converseBody>;
+    const request = {
+      system: input.system?.[0]?.text,
+      prompt: input.messages?.[0]?.content?.[0]?.text ?? '',
+    };
+    results.push({
+      recordId: line.recordId,
+      promptHash: promptHash(request),
+      reply: converseReply(line.modelOutput, request),
+    });
   }
   return results;
 }
@@ -159,20 +163,9 @@ export class BedrockBatchJobs implements BatchJobs {
     }
   }
 
-  async results(job: BatchJob, inputKey: string, outputPrefix: string): Promise<BatchResult[]> {
-    const input = (await this.objects.getText(inputKey)) ?? '';
-    // What token estimates need of each request, when the output reports no usage.
-    const requests = new Map<string, Pick<ModelRequest, 'system' | 'prompt'>>();
-    for (const line of fromJsonLines<{ recordId: string; modelInput: ReturnType<typeof converseBody> }>(
-      input,
-    )) {
-      const { system, messages } = line.modelInput;
-      requests.set(line.recordId, {
-        system: system?.[0]?.text,
-        prompt: messages?.[0]?.content?.[0]?.text ?? '',
-      });
-    }
-    const output = await this.objects.getText(outputKey(job.jobId, inputKey, outputPrefix));
-    return output === undefined ? [] : parseBedrockBatchOutput(output, requests);
+  async results(jobId: string, inputKey: string, outputPrefix: string): Promise<BatchResult[]> {
+    return parseBedrockBatchOutput(
+      (await this.objects.getText(outputKey(jobId, inputKey, outputPrefix))) ?? '',
+    );
   }
 }

@@ -32,30 +32,28 @@ export function maxPolls(pollSeconds: number): number {
   return Math.ceil((BATCH_WINDOW_HOURS * 3600) / Math.max(1, pollSeconds)) + 1;
 }
 
-/** One record of a job: the logical call it stands for. Written next to the input (`records.jsonl`). */
+/**
+ * One record of a job: the logical call it stands for. Written next to the input (`records.jsonl`); the
+ * prompt hash a reply is recorded under is read from the job's output (what was sent), not from here.
+ */
 export const BatchRecord = z.object({
   recordId: z.string().min(1),
   /** The Map item (chunk index) whose ledger scope the reply goes to. */
   chunk: z.int().nonnegative(),
   /** The call's key within that scope: `<task id>/instances-<round>`. */
   key: z.string().min(1),
-  promptHash: z.string().min(1),
   stage: z.literal('generate-instances'),
 });
 export type BatchRecord = z.infer<typeof BatchRecord>;
 
-/** The record id of the n-th call: 11 alphanumeric characters, as Bedrock's examples use. */
-export const recordId = (n: number) => `R${String(n).padStart(10, '0')}`;
-
-/** What the submit stage recorded of a job it started (`runKeys(…).batch.job`), read by every later poll. */
-export const BatchJob = z.object({
-  provider: z.enum(['bedrock']),
-  jobId: z.string().min(1),
-  jobName: z.string().min(1),
-  records: z.int().nonnegative(),
-  submittedAt: z.string(),
-});
-export type BatchJob = z.infer<typeof BatchJob>;
+/**
+ * The record id of a call: 11 alphanumeric characters (the form of Bedrock's examples) hashed from its
+ * chunk and key, so a retried submit names every call as the first attempt did, whichever it plans.
+ */
+export function recordId(chunk: number, key: string): string {
+  const hash = BigInt(`0x${createHash('sha256').update(`${chunk}/${key}`).digest('hex').slice(0, 15)}`);
+  return hash.toString(36).padStart(11, '0').slice(-11);
+}
 
 /** What the poll loop carries in the state (`$.batch`), from "Submit the instance batch" and each look. */
 export const BatchState = z.object({
@@ -85,9 +83,9 @@ export type BatchStatus =
   | { status: 'completed'; providerStatus: string }
   | { status: 'failed'; providerStatus: string; message: string };
 
-/** One answered (or failed) record of a finished job. */
+/** One answered (or failed) record of a finished job; `promptHash` of the request it answered. */
 export type BatchResult =
-  | { recordId: string; reply: Pick<ModelReply, 'text' | 'finish' | 'usage'> }
+  | { recordId: string; promptHash: string; reply: Pick<ModelReply, 'text' | 'finish' | 'usage'> }
   | { recordId: string; error: string };
 
 /** What a job is asked to do. */
@@ -104,18 +102,18 @@ export interface BatchJobSpec {
 
 /** A provider's batch API. */
 export interface BatchJobs {
-  /** The provider as `BatchJob.provider` names it. */
-  readonly provider: BatchJob['provider'];
+  /** The provider, for messages. */
+  readonly provider: 'bedrock';
   /** The fewest records a job may have. */
   readonly minRecords: number;
   /**
-   * Writes the input and starts the job, or finds the one an earlier attempt started under the same
-   * name (the provider's idempotency token): never two jobs for one spec. Returns the job id.
+   * Writes the input and starts the job, or gets the one an earlier attempt started (the same name and
+   * idempotency token): never two jobs for one iteration. Returns the job id.
    */
   submit(spec: BatchJobSpec): Promise<string>;
   status(jobId: string): Promise<BatchStatus>;
   /** The records of a finished job, read from its output. */
-  results(job: BatchJob, inputKey: string, outputPrefix: string): Promise<BatchResult[]>;
+  results(jobId: string, inputKey: string, outputPrefix: string): Promise<BatchResult[]>;
 }
 
 /** A job's name: the run and iteration, hashed to the providers' name limits (Bedrock: 63 characters). */
