@@ -282,7 +282,6 @@ export const BATCH_STATES = {
   submitted: 'Instance batch submitted?',
   wait: 'Wait for the instance batch',
   done: 'Batch done?',
-  timedOut: 'Instance batch timed out',
 } as const;
 
 /**

@@ -24,7 +24,6 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import { BATCH_ROLE_ENV } from '../functions/shared/batch/index.ts';
-import { BATCH_WINDOW_HOURS } from '../functions/shared/batch/jobs.ts';
 import { ConfigurationError } from '../functions/shared/errors.ts';
 import { BATCH_INPUT_FOLDER, BATCH_OUTPUT_FOLDER, RUNS_PREFIX } from '../functions/shared/keys.ts';
 import { DEFAULT_OPERATOR_LIMITS, LIMIT_SETTINGS, type OperatorLimits } from '../functions/shared/limits.ts';
@@ -528,8 +527,8 @@ export class SelfInstructWorkflow extends Construct {
    * Batch mode's states before the instances Map (run input `batch`): submit the iteration's instance
    * calls as one batch job, then Wait and look again until it is done, at most `maxPolls` looks (the
    * provider's 24 h window at `batchPollSeconds`), then the Map, which finds the replies recorded. A job
-   * that failed fails the run at "Check the instance batch" (`BatchJobFailed`); one still running after
-   * the last look, at "Instance batch timed out". Without `batch` (or without a job: too few records),
+   * that failed, or is still running at the last look, fails the run at "Check the instance batch"
+   * (`BatchJobFailed`). Without `batch` (or without a job: too few records),
    * straight to the Map. Both steps run in the "Generate instances" function (its prompts, its grants).
    */
   private batchStates(
@@ -566,20 +565,13 @@ export class SelfInstructWorkflow extends Construct {
     const wait = new sfn.Wait(this, BATCH_STATES.wait, {
       time: sfn.WaitTime.secondsPath('$.batching.batch.waitSeconds'),
     });
-    const timedOut = new sfn.Fail(this, BATCH_STATES.timedOut, {
-      error: 'BatchJobTimedOut',
-      cause: `The instance batch job was still running after its ${BATCH_WINDOW_HOURS} h window (the looks maxPolls allows)`,
-    });
+    // The loop's bound is the look counter in the state: "Check the instance batch" fails the run
+    // (`BatchJobFailed`) at `maxPolls` looks, so a redrive starts there and looks again (no Fail state).
     const done = new sfn.Choice(this, BATCH_STATES.done)
       .when(sfn.Condition.stringEquals('$.batching.batch.status', 'completed'), next, {
         comment: 'The replies are in the call ledger: the Map serves them',
       })
-      .when(
-        sfn.Condition.numberLessThanJsonPath('$.batching.batch.polls', '$.batching.batch.maxPolls'),
-        wait,
-        { comment: 'Still running, within its window: look again after the wait' },
-      )
-      .otherwise(timedOut);
+      .otherwise(wait);
     wait.next(check).next(done);
     const submitted = new sfn.Choice(this, BATCH_STATES.submitted);
     return new sfn.Choice(this, BATCH_STATES.choice)

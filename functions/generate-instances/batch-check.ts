@@ -1,7 +1,8 @@
 /**
  * "Check the instance batch", a step of the "Generate instances" function (batch mode; `handler.ts`
  * dispatches on `step`): one look at the iteration's batch job, after each Wait.
- * While the job runs it only counts the look (the poll loop's counter, bounded by `maxPolls`) and renews
+ * While the job runs it only counts the look (the poll loop's counter: at `maxPolls` looks, past the
+ * provider's window, it fails the run with `BatchJobFailed`, so the loop is bounded) and renews
  * the pool's lease, which a job of hours would otherwise let expire. When the job has finished, it
  * records every answered record in the run's call ledger as a billed call of step `generate-instances`,
  * marked `batch` (priced at the batch rate), under the call key the Map item will ask for, so the
@@ -13,7 +14,7 @@
  * keeps the first write of a call id, so a retried look records nothing twice.
  */
 import { z } from 'zod';
-import { type BatchJobs, BatchRecord, BatchState } from '../shared/batch/jobs.ts';
+import { BATCH_WINDOW_HOURS, type BatchJobs, BatchRecord, BatchState } from '../shared/batch/jobs.ts';
 import { BatchJobFailed } from '../shared/errors.ts';
 import { fromJsonLines } from '../shared/json-lines.ts';
 import { runKeys } from '../shared/keys.ts';
@@ -54,6 +55,12 @@ export async function checkBatch(
     );
   }
   if (status.status === 'running') {
+    // The poll loop's bound: the provider's window is over, and the job with it.
+    if (polls >= batch.maxPolls) {
+      throw new BatchJobFailed(
+        `The instance batch of iteration ${iteration} (${jobs.provider} job ${jobId}) was still ${status.providerStatus} after ${polls} looks ${batch.waitSeconds} s apart, past the provider's ${BATCH_WINDOW_HOURS} h window`,
+      );
+    }
     log?.('instance batch running', { jobId, providerStatus: status.providerStatus, polls });
     return { ...batch, status: 'running', polls };
   }

@@ -27,7 +27,7 @@
  * consistency here), a Query sums the sizes of the items it returns before rounding. S3 COPY is billed
  * as a PUT. Storage, CloudWatch Logs, X-Ray and data transfer are not counted.
  */
-import { CONTROL_STATES, STAGES, type StageKey } from '../../stages.ts';
+import { BATCH_STATES, CONTROL_STATES, STAGES, type StageKey } from '../../stages.ts';
 import type { AwsUsage } from './pricing.ts';
 
 /** The states an iteration enters, in order (each one state transition). */
@@ -35,6 +35,7 @@ export const ITERATION_STATES = [
   STAGES.generateInstructions.state,
   CONTROL_STATES.shardGate,
   STAGES.filter.state,
+  BATCH_STATES.choice,
   STAGES.generateInstances.mapState,
   STAGES.saveIteration.state,
   CONTROL_STATES.enough,
