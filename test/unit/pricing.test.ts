@@ -258,8 +258,8 @@ describe('the AWS usage model', () => {
   it('counts a hand-worked iteration', () => {
     const usage = iterationAwsUsage(iteration, assumptions);
 
-    // 6 states of the loop (the gate's choice included) + 1 per Map item.
-    expect(usage.stateTransitions).toBe(8);
+    // 7 states of the loop (the gate's choice and batch mode's choice included) + 1 per Map item.
+    expect(usage.stateTransitions).toBe(9);
     // Generate instructions, Filter, Save iteration + 1 per Map item.
     expect(usage.lambdaRequests).toBe(5);
     // Generate: 0.5 GB × (0.5 + 2 waves × (1 + 400/100) + CPU (16 × 0.01 + 200 × 0.001) × 2048/512) = 5.97
@@ -302,7 +302,7 @@ describe('the AWS usage model', () => {
       { seedTasksAdded: 10, poolItemsAtExport: 100 },
       assumptions,
     );
-    expect(run.stateTransitions).toBe(4 + 2 * 8);
+    expect(run.stateTransitions).toBe(4 + 2 * 9);
     expect(run.dynamodbWriteUnits).toBe(25 + 2 * 243);
   });
 
