@@ -3,11 +3,13 @@
  * Each acknowledgement below is scoped to the construct it concerns and says why it does not apply.
  */
 import { type App, type CfnResource, Validations } from 'aws-cdk-lib';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { BATCH_INPUT_FOLDER, BATCH_OUTPUT_FOLDER, RUNS_PREFIX } from '../functions/shared/keys.ts';
 import { STAGES, type StageKey, type StageSpec } from '../functions/stages.ts';
 import { inferenceProfileModel } from './bedrock-ids.ts';
+import { mapRunLabel } from './per-item-map.ts';
 import type { RoleWithUnscopedPolicy } from './roles.ts';
 import type { SelfInstructStack } from './stack.ts';
 
@@ -125,6 +127,30 @@ export function applyNag(app: App, stack: SelfInstructStack): void {
       `IAM5[Resource::<${stack.getLogicalId(fn.node.defaultChild as CfnResource)}.Arn>:*]`,
       'lambda:InvokeFunction on the stage function and its versions/aliases, as CDK grants it for LambdaInvoke.',
     );
+  }
+
+  // The Distributed Map's policy (CDK's): its children are executions of this state machine, named
+  // under the parent's execution, so their ARNs can only be given with a wildcard on the execution name.
+  const machine = stack.workflow.stateMachine;
+  const distributedMapPolicy = machine.node.tryFindChild('DistributedMapPolicy');
+  if (distributedMapPolicy) {
+    const machineName = `{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"${stack.getLogicalId(machine.node.defaultChild as CfnResource)}"}]}]}`;
+    const executions = `arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:${machineName}`;
+    ack(
+      distributedMapPolicy,
+      `IAM5[Resource::${executions}:*]`,
+      'states:DescribeExecution and StopExecution on the executions of this state machine only (a Distributed Map watches and stops its child executions).',
+    );
+    const distributedMaps = stack.workflow.node
+      .findAll()
+      .filter((construct) => construct instanceof sfn.DistributedMap);
+    for (const label of distributedMaps.map((map) => mapRunLabel(map.node.id))) {
+      ack(
+        distributedMapPolicy,
+        `IAM5[Resource::${executions}/${label}:*]`,
+        `states:RedriveExecution on the child executions of the "${label}" Map Run only (a redrive of a run redrives its unsuccessful children).`,
+      );
+    }
   }
 
   // CDK's own custom resources: the seed deployment and the bucket's EventBridge notification.

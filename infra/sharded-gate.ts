@@ -15,6 +15,7 @@ import * as stepfunctions from 'aws-cdk-lib/aws-stepfunctions';
 import type * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import type { Construct } from 'constructs';
 import { CONTROL_STATES, SHARDED_GATE_STATES, STAGES, type StageKey } from '../functions/stages.ts';
+import { perItemMap } from './per-item-map.ts';
 
 /** Builds a stage's Task state (named `name` when the function runs in more than one state). */
 export type InvokeStage = (
@@ -61,7 +62,7 @@ export function shardedGate(
       name,
     );
   const shardMap = (mapName: string, taskName: string, step: 'highest' | 'scores') => {
-    const map = new stepfunctions.Map(scope, mapName, {
+    const map = perItemMap(scope, mapName, {
       itemsPath: '$.gateShards.shards',
       maxConcurrencyPath: '$.config.gateShards',
       itemSelector: { ...runState, 'shard.$': '$$.Map.Item.Value', step },

@@ -2,9 +2,10 @@
  * The Self-Instruct workflow: one Lambda per stage and the Standard Step Functions state machine that
  * orchestrates them (JSONPath, Lambda tasks only, so the same definition also runs locally).
  *
- *   Start run → Prepare run → Generate instructions → Filter and deduplicate → Generate instances (Map
- *   over chunks of ids) → Save iteration → Enough instructions? ─ no → Generate instructions
- *                                                              └ yes → Export dataset → Done
+ *   Start run → Prepare run → Generate instructions → Filter and deduplicate → Generate instances
+ *   (Distributed Map over chunks of ids, `per-item-map.ts`) → Save iteration
+ *   → Enough instructions? ─ no → Generate instructions
+ *                          └ yes → Export dataset → Done
  *   A stage's error (after its retries) fails the execution at that stage, so a redrive resumes there;
  *   an EventBridge rule on the execution's end runs Record failure (status, readable cause, lease back).
  */
@@ -31,6 +32,7 @@ import { GUARDRAIL_ENV } from '../functions/shared/safety.ts';
 import { BATCH_STATES, CONTROL_STATES, STAGES, type StageKey, type StageSpec } from '../functions/stages.ts';
 import { inferenceProfileModel } from './bedrock-ids.ts';
 import type { DeployedGuardrail } from './guardrail.ts';
+import { perItemMap } from './per-item-map.ts';
 import { ENTRY_METADATA, PROJECT_ROOT } from './project.ts';
 import { RoleWithUnscopedPolicy } from './roles.ts';
 import { type InvokeStage, shardedGate } from './sharded-gate.ts';
@@ -407,7 +409,7 @@ export class SelfInstructWorkflow extends Construct {
       resultSelector: { 'chunks.$': '$.Payload.chunks', 'counts.$': '$.Payload.counts' },
       resultPath: '$.gated',
     });
-    const instancesMap = new sfn.Map(this, STAGES.generateInstances.mapState, {
+    const instancesMap = perItemMap(this, STAGES.generateInstances.mapState, {
       itemsPath: '$.gated.chunks',
       maxConcurrencyPath: '$.config.mapConcurrency',
       itemSelector: {

@@ -4,14 +4,14 @@
  * another run), plus the run's summary, under `exports/<run>/`, and marks the run succeeded.
  */
 
-import { toAlpacaRecord, toRecords, toSeedFormat } from '../shared/exports/formats.ts';
 import { exportKeys } from '../shared/keys.ts';
 import { stageUsageCounters, totalUsage, usageOfCalls } from '../shared/model-calls.ts';
 import { holdPool } from '../shared/pool-lease.ts';
-import type { ObjectStore, PoolStore, PoolTask, RunRecord } from '../shared/ports.ts';
+import type { ObjectStore, ObjectStreams, PoolStore, RunRecord } from '../shared/ports.ts';
 import { formatUsd } from '../shared/pricing/money.ts';
 import type { IterationRecord, RunSummary } from '../shared/records.ts';
 import type { RunState } from '../shared/schemas.ts';
+import { gatherPoolFiles } from './pool-files.ts';
 
 /** Why the loop stopped, as the "Enough instructions?" choice decided. */
 export function stopReason({ config, progress }: RunState): string {
@@ -28,18 +28,33 @@ export function stopReason({ config, progress }: RunState): string {
   return `iteration cap reached (${progress.iteration} of ${config.maxIterations}) with ${progress.added} of ${config.target} new tasks`;
 }
 
+/**
+ * Writes the export: one pass over the pool's committed tasks (`gatherPoolFiles`), then each file
+ * streamed to the bucket (`ObjectStreams`: multipart on S3), so memory is bounded whatever the pool's
+ * size; then the summary, the run's end and the pool's lease. A retry writes the same files again.
+ * `memoryChars` is the text kept in memory before it goes to disk (tests make it small).
+ */
 export async function exportDataset(
   state: RunState,
-  { objects, pool }: { objects: ObjectStore; pool: PoolStore },
+  { objects, pool }: { objects: ObjectStore & ObjectStreams; pool: PoolStore },
+  { memoryChars }: { memoryChars?: number } = {},
 ): Promise<RunSummary> {
   const { runId, config, progress } = state;
   const keys = exportKeys(runId);
   await holdPool(pool, config.pool, runId, progress.fence);
   // Committed tasks only: staged work of an iteration that never committed is not part of the pool.
-  const files = await serializePool(pool.listTasks(config.pool));
-  await objects.put(keys.dataset, files.dataset, 'application/jsonl');
-  await objects.put(keys.alpaca, files.alpaca, 'application/json');
-  await objects.put(keys.tasks, files.tasks, 'application/jsonl');
+  const files = await gatherPoolFiles(pool.listTasks(config.pool), { memoryChars });
+  try {
+    // All three settled before the spilled text goes: one failing must not cut the others' reads short.
+    const writes = await Promise.allSettled([
+      objects.upload(keys.dataset, files.read('dataset'), 'application/jsonl'),
+      objects.upload(keys.alpaca, files.read('alpaca'), 'application/json'),
+      objects.upload(keys.tasks, files.read('tasks'), 'application/jsonl'),
+    ]);
+    for (const write of writes) if (write.status === 'rejected') throw write.reason;
+  } finally {
+    await files.dispose();
+  }
 
   const run = await pool.getRun(runId);
   // Every billed call of the run, including those of attempts that failed: the sum of its call records.
@@ -75,67 +90,6 @@ export async function exportDataset(
   });
   await pool.releasePool(config.pool, runId);
   return summary;
-}
-
-/** The export's three files and what they hold. */
-export interface SerializedPool {
-  dataset: string;
-  alpaca: string;
-  tasks: string;
-  taskCount: number;
-  recordCount: number;
-}
-
-/**
- * The pool's machine tasks with valid instances as the export's files, oldest first: by run, then
- * iteration, then id. One pass over the paged query: each task is turned into its lines as its page
- * arrives and only the lines are kept (grouped by run and iteration; the query returns id order, so each
- * group is in order as it fills), never the pool's items, records or a second copy of them.
- * `alpaca.json` is the one array `JSON.stringify(records, null, 2)` writes, built entry by entry.
- */
-export async function serializePool(items: AsyncIterable<PoolTask>): Promise<SerializedPool> {
-  const groups = new Map<
-    string,
-    { runId: string; iteration: number; dataset: string[]; alpaca: string[]; tasks: string[] }
-  >();
-  let taskCount = 0;
-  let recordCount = 0;
-  for await (const item of items) {
-    if (item.source !== 'machine' || item.status !== 'complete') continue;
-    const task = toSeedFormat(item);
-    const runId = task.run_id ?? '';
-    const iteration = task.iteration ?? 0;
-    const name = `${runId}\u0000${iteration}`;
-    let group = groups.get(name);
-    if (group === undefined) {
-      group = { runId, iteration, dataset: [], alpaca: [], tasks: [] };
-      groups.set(name, group);
-    }
-    group.tasks.push(JSON.stringify(task));
-    taskCount++;
-    for (const record of toRecords(task)) {
-      group.dataset.push(JSON.stringify(record));
-      // An entry of the pretty-printed array: its lines indented one level.
-      group.alpaca.push(`  ${JSON.stringify(toAlpacaRecord(record), null, 2).replaceAll('\n', '\n  ')}`);
-      recordCount++;
-    }
-  }
-  const ordered = [...groups.values()].sort(
-    (a, b) => a.runId.localeCompare(b.runId) || a.iteration - b.iteration,
-  );
-  const lines = (pick: (group: (typeof ordered)[number]) => string[]) =>
-    ordered
-      .flatMap(pick)
-      .map((line) => `${line}\n`)
-      .join('');
-  const alpaca = ordered.flatMap((group) => group.alpaca);
-  return {
-    dataset: lines((group) => group.dataset),
-    tasks: lines((group) => group.tasks),
-    alpaca: alpaca.length === 0 ? '[]\n' : `[\n${alpaca.join(',\n')}\n]\n`,
-    taskCount,
-    recordCount,
-  };
 }
 
 function runCost(

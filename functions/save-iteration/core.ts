@@ -25,7 +25,7 @@ import {
   SAFETY_STAGE,
   TEACH_STAGE,
 } from '../shared/ports.ts';
-import { DEFAULT_USAGE_ASSUMPTIONS, iterationAwsUsage } from '../shared/pricing/aws-usage.ts';
+import { DEFAULT_USAGE_ASSUMPTIONS, gateShardsFor, iterationAwsUsage } from '../shared/pricing/aws-usage.ts';
 import { awsCost, modelCost } from '../shared/pricing/pricing.ts';
 import { priceTable } from '../shared/pricing/run-prices.ts';
 import type { IterationCost, IterationDiversity, IterationRecord } from '../shared/records.ts';
@@ -291,6 +291,8 @@ async function iterationCost(
         mapCalls: map.reduce((sum, [, usage]) => sum + usage.calls, 0),
         mapOutputTokens: map.reduce((sum, [, usage]) => sum + usage.outputTokens, 0),
         poolInstructions: poolSize,
+        // The pool "Gate in shards?" saw when the iteration started.
+        gateShards: gateShardsFor(config, poolSize),
       },
       { ...DEFAULT_USAGE_ASSUMPTIONS, callConcurrency: config.callConcurrency },
     ),

@@ -1,30 +1,81 @@
 /**
  * The limits of one Step Functions execution that a run's size can cross: a Standard execution's history
- * holds at most 25,000 events, and a state's input or output at most 256 KB. "Prepare run" refuses a
- * run input that would cross either, before any model call, with what to change, instead of a run that
- * fails hours in. The figures per iteration and per Map item are measured on local runs' histories
- * (`infra/local/history.ts`; `test/e2e/local-run.test.ts` checks a run stays within them).
+ * holds at most 25,000 events (the parent's, and each Distributed Map item's child execution's its own),
+ * and a state's input or output at most 256 KB. "Prepare run" refuses a run input that would cross one,
+ * before any model call, naming the limit and what to change, instead of a run that fails hours in. The
+ * figures are measured on local runs' histories (`infra/local/history.ts`; `test/e2e/local-run.test.ts`
+ * checks a run stays within them, `test/e2e/distributed-map.test.ts` measures the sharded gate's).
  */
+import { maxPolls } from './batch/jobs.ts';
 import { RunInputInvalid } from './errors.ts';
 import type { RunConfig } from './schemas.ts';
 
 export const MAX_HISTORY_EVENTS = 25_000;
 export const MAX_PAYLOAD_BYTES = 256 * 1024;
+/** The longest Wait between two looks at a batch job (run input `batchPollSeconds`'s maximum). */
+export const MAX_BATCH_POLL_SECONDS = 3600;
+/** A Standard execution runs at most a year; the state machine's own `TimeoutSeconds` is 7 days. */
+export const MAX_EXECUTION_DAYS = 7;
 
-/** History events a run pays once, per iteration (outside the Map items), and per Map item (measured: 16, 21, 7). */
-export const HISTORY_EVENTS = { once: 20, perIteration: 24, perMapItem: 7 } as const;
-/** Bytes of "Save iteration"'s input (the largest state payload): a base, and per accepted id (measured: 1.1 KB, 31). */
-export const PAYLOAD_BYTES = { base: 4_096, perAcceptedId: 40 } as const;
+/**
+ * History events, rounded up from local runs (measured: 16 once, 27 per iteration ("Batch the instances?" included), 22 more for an
+ * iteration gated in shards whatever the shard count, 0 per Map item in the parent, 7 per child
+ * execution). The Maps are Distributed: each item is a child execution with a history of its own
+ * (started, the task entered, scheduled, started, succeeded, exited, succeeded), and each Retry of its
+ * task adds 3 (failed, scheduled, started), at most 6 retries.
+ */
+export const HISTORY_EVENTS = {
+  once: 20,
+  perIteration: 29,
+  perShardedIteration: 24,
+  perMapItem: 0,
+  perChildExecution: 7 + 3 * 6,
+  /**
+   * Batch mode, rounded up from `test/e2e/batch.test.ts`'s run: "Submit the instance batch" and
+   * "Instance batch submitted?" once per iteration (measured 7), and each look of the poll loop: Wait,
+   * "Check the instance batch", "Batch done?" (measured 9); a retried look adds 3 more.
+   */
+  perBatchSubmit: 8,
+  perBatchPoll: 10,
+} as const;
+/**
+ * Bytes of "Save iteration"'s input, the largest state payload (it holds the instances Map's input's ids
+ * and the Map's whole result, so it bounds both): a base, per accepted id and per Map item (measured:
+ * 1.3 KB, 24 bytes, 282 bytes).
+ */
+export const PAYLOAD_BYTES = { base: 4_096, perAcceptedId: 32, perMapItem: 400 } as const;
 /** Most tasks one instruction call yields (Alpaca's prompt asks for 20). */
 export const MAX_TASKS_PER_CALL = 20;
 /** Share of accepted instructions that end with valid instances, planned low (runs see 85–95%). */
 export const PLANNED_COMPLETE_RATE = 0.8;
 
+type LimitedConfig = Pick<
+  RunConfig,
+  'target' | 'maxIterations' | 'promptsPerIteration' | 'maxPromptsPerIteration' | 'chunkSize'
+> &
+  Partial<Pick<RunConfig, 'batch' | 'batchPollSeconds'>>;
+
+/**
+ * The parent's events of one iteration's batch job at worst: its submit, and every look the poll loop
+ * allows (`maxPolls`: the provider's 24 h window at `batchPollSeconds`; the job may run that long).
+ * 0 without batch mode.
+ */
+export function batchEventsPerIteration(config: Pick<LimitedConfig, 'batch' | 'batchPollSeconds'>): number {
+  if (!config.batch) return 0;
+  return (
+    HISTORY_EVENTS.perBatchSubmit + HISTORY_EVENTS.perBatchPoll * maxPolls(config.batchPollSeconds ?? 60)
+  );
+}
+
 /** What a run of this configuration needs of one execution, at worst. */
 export interface ExecutionNeeds {
   iterations: number;
+  /** Map items of the instances Map (child executions), in all. */
   mapItems: number;
+  /** Events of the parent execution's history. */
   historyEvents: number;
+  /** Events of the longest child execution's history (a Map item retried to the end of its Retry). */
+  childHistoryEvents: number;
   /** Accepted instructions of one iteration, at most, and the payload they make. */
   acceptedPerIteration: number;
   payloadBytes: number;
@@ -33,14 +84,10 @@ export interface ExecutionNeeds {
 /**
  * The execution a run needs to add its `target`: the accepted instructions (planned at
  * `PLANNED_COMPLETE_RATE`), in as few iterations as the prompts per iteration allow (capped by
- * `maxIterations`: a run that stops at its cap adds less), in Map items of `chunkSize`.
+ * `maxIterations`: a run that stops at its cap adds less), in Map items of `chunkSize`. Every iteration
+ * is planned gated in shards: the pool's size is not known yet, and it may be past `shardGateAbove`.
  */
-export function executionNeeds(
-  config: Pick<
-    RunConfig,
-    'target' | 'maxIterations' | 'promptsPerIteration' | 'maxPromptsPerIteration' | 'chunkSize'
-  >,
-): ExecutionNeeds {
+export function executionNeeds(config: LimitedConfig): ExecutionNeeds {
   const accepted = Math.ceil(config.target / PLANNED_COMPLETE_RATE);
   const prompts = config.promptsPerIteration ?? config.maxPromptsPerIteration;
   const acceptedPerIteration = Math.min(accepted, prompts * MAX_TASKS_PER_CALL);
@@ -48,52 +95,112 @@ export function executionNeeds(
   const reachable = Math.min(accepted, iterations * acceptedPerIteration);
   // Every iteration's last Map item may be partial.
   const mapItems = Math.ceil(reachable / config.chunkSize) + iterations;
+  const itemsPerIteration = Math.ceil(acceptedPerIteration / config.chunkSize) + 1;
   return {
     iterations,
     mapItems,
     historyEvents:
-      HISTORY_EVENTS.once + HISTORY_EVENTS.perIteration * iterations + HISTORY_EVENTS.perMapItem * mapItems,
+      HISTORY_EVENTS.once +
+      (HISTORY_EVENTS.perIteration + HISTORY_EVENTS.perShardedIteration + batchEventsPerIteration(config)) *
+        iterations +
+      HISTORY_EVENTS.perMapItem * mapItems,
+    childHistoryEvents: HISTORY_EVENTS.perChildExecution,
     acceptedPerIteration,
-    payloadBytes: PAYLOAD_BYTES.base + PAYLOAD_BYTES.perAcceptedId * acceptedPerIteration,
+    payloadBytes:
+      PAYLOAD_BYTES.base +
+      PAYLOAD_BYTES.perAcceptedId * acceptedPerIteration +
+      PAYLOAD_BYTES.perMapItem * itemsPerIteration,
   };
 }
 
-/** The largest `target` one execution holds with this configuration's other settings. */
-function largestTarget(config: Parameters<typeof executionNeeds>[0]): number {
+/** The largest value from 1 to `high` for which `fits` holds (it holds for 1 and up to the answer, not past it). */
+function largest(high: number, fits: (value: number) => boolean): number {
   let low = 1;
-  let high = config.target;
   while (low < high) {
     const middle = Math.ceil((low + high) / 2);
-    if (executionNeeds({ ...config, target: middle }).historyEvents <= MAX_HISTORY_EVENTS) low = middle;
+    if (fits(middle)) low = middle;
     else high = middle - 1;
   }
   return low;
 }
 
 /** Throws `RunInputInvalid` naming the limit and what to change when a run would cross one. */
-export function checkExecutionLimits(config: Parameters<typeof executionNeeds>[0]): void {
+export function checkExecutionLimits(config: LimitedConfig): void {
   const needs = executionNeeds(config);
   if (needs.payloadBytes > MAX_PAYLOAD_BYTES) {
-    const prompts = Math.floor(
-      (MAX_PAYLOAD_BYTES - PAYLOAD_BYTES.base) / PAYLOAD_BYTES.perAcceptedId / MAX_TASKS_PER_CALL,
+    // The same arithmetic as the refusal: the most prompts whose iteration's payload fits.
+    const prompts = largest(
+      config.promptsPerIteration ?? config.maxPromptsPerIteration,
+      (value) =>
+        executionNeeds({ ...config, promptsPerIteration: value, maxPromptsPerIteration: value })
+          .payloadBytes <= MAX_PAYLOAD_BYTES,
     );
     throw new RunInputInvalid(
-      `Run input is invalid: up to ${needs.acceptedPerIteration} instructions accepted in one iteration would make "Save iteration"'s input about ${Math.round(needs.payloadBytes / 1024)} KB, over Step Functions' 256 KB per state: use at most ${prompts} prompts per iteration (promptsPerIteration or maxPromptsPerIteration)`,
+      `Run input is invalid: up to ${needs.acceptedPerIteration} instructions accepted in one iteration (in ${Math.ceil(needs.acceptedPerIteration / config.chunkSize) + 1} Map items) would make "Save iteration"'s input about ${Math.round(needs.payloadBytes / 1024)} KB, over Step Functions' 256 KB per state: use at most ${prompts} prompts per iteration (promptsPerIteration or maxPromptsPerIteration)`,
+    );
+  }
+  if (needs.childHistoryEvents > MAX_HISTORY_EVENTS) {
+    throw new RunInputInvalid(
+      `Run input is invalid: a Map item's child execution would take about ${needs.childHistoryEvents} history events, over Step Functions' 25,000 per execution`,
+    );
+  }
+  if (needs.historyEvents > MAX_HISTORY_EVENTS && config.batch) {
+    // The poll loop dominates: the fewest looks (the longest Wait) whose worst case fits, if any does.
+    const fitsPolls = (seconds: number) =>
+      executionNeeds({ ...config, batchPollSeconds: seconds }).historyEvents <= MAX_HISTORY_EVENTS;
+    let seconds: number | undefined;
+    if (fitsPolls(MAX_BATCH_POLL_SECONDS)) {
+      let low = config.batchPollSeconds ?? 0;
+      let high = MAX_BATCH_POLL_SECONDS;
+      while (low < high) {
+        const middle = Math.floor((low + high) / 2);
+        if (fitsPolls(middle)) high = middle;
+        else low = middle + 1;
+      }
+      seconds = low;
+    }
+    const perIteration = batchEventsPerIteration(config);
+    throw new RunInputInvalid(
+      `Run input is invalid: in batch mode each iteration may wait up to the provider's 24 h job window, ${maxPolls(config.batchPollSeconds ?? 60)} looks ${config.batchPollSeconds} s apart (about ${perIteration} history events); ${needs.iterations} iterations take about ${needs.historyEvents} events at worst, over Step Functions' 25,000 per execution: ${seconds !== undefined ? `raise batchPollSeconds to ${seconds}, or ` : ''}split it into runs of fewer iterations (maxIterations, or a smaller target) on the same pool`,
     );
   }
   if (needs.historyEvents > MAX_HISTORY_EVENTS) {
-    const chunkSize = Math.ceil(
-      ((needs.mapItems - needs.iterations) * config.chunkSize) /
-        Math.max(
-          1,
-          (MAX_HISTORY_EVENTS -
-            HISTORY_EVENTS.once -
-            (HISTORY_EVENTS.perIteration + HISTORY_EVENTS.perMapItem) * needs.iterations) /
-            HISTORY_EVENTS.perMapItem,
-        ),
+    const fits = (value: Partial<LimitedConfig>) =>
+      executionNeeds({ ...config, ...value }).historyEvents <= MAX_HISTORY_EVENTS;
+    const target = largest(config.target, (value) => fits({ target: value }));
+    const prompts = config.promptsPerIteration ?? config.maxPromptsPerIteration;
+    // More prompts per iteration make fewer iterations, as far as the payload allows: the fewest that fit.
+    const withPrompts = (value: number) => ({ promptsPerIteration: value, maxPromptsPerIteration: value });
+    const mostPrompts = largest(
+      5_000,
+      (value) => executionNeeds({ ...config, ...withPrompts(value) }).payloadBytes <= MAX_PAYLOAD_BYTES,
     );
+    let morePrompts: number | undefined;
+    if (fits(withPrompts(mostPrompts))) {
+      let low = prompts;
+      let high = mostPrompts;
+      while (low < high) {
+        const middle = Math.floor((low + high) / 2);
+        if (fits(withPrompts(middle))) high = middle;
+        else low = middle + 1;
+      }
+      morePrompts = low;
+    }
     throw new RunInputInvalid(
-      `Run input is invalid: adding ${config.target} tasks takes about ${needs.historyEvents} history events (${needs.iterations} iterations, ${needs.mapItems} Map items of ${config.chunkSize}), over Step Functions' 25,000 per execution: split it into runs of at most ${largestTarget(config)} tasks on the same pool${chunkSize <= 500 ? `, or raise chunkSize to ${chunkSize}` : ''}`,
+      `Run input is invalid: adding ${config.target} tasks takes about ${needs.historyEvents} history events (${needs.iterations} iterations of ${prompts} prompts, each about ${HISTORY_EVENTS.perIteration + HISTORY_EVENTS.perShardedIteration} events; the Map items run as child executions), over Step Functions' 25,000 per execution: split it into runs of at most ${target} tasks on the same pool${morePrompts !== undefined && morePrompts > prompts ? `, or raise promptsPerIteration to ${morePrompts}` : ''}`,
+    );
+  }
+}
+
+/**
+ * The state machine's 7-day timeout: refuses a run whose projected duration (e.g. the estimate's, in
+ * hours) would cross it. Not called by "Prepare run" (the run input has no duration); for callers that
+ * project one.
+ */
+export function checkExecutionDuration(projectedHours: number): void {
+  if (projectedHours > MAX_EXECUTION_DAYS * 24) {
+    throw new RunInputInvalid(
+      `Run input is invalid: the run is projected to take about ${Math.round(projectedHours)} hours, over the state machine's ${MAX_EXECUTION_DAYS}-day timeout: split it into runs of a smaller target on the same pool`,
     );
   }
 }

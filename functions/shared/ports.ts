@@ -121,6 +121,17 @@ export interface ObjectStore {
   list(prefix: string): Promise<string[]>;
 }
 
+/** Objects written and read as streams, for files too large to hold in memory (the export's). */
+export interface ObjectStreams {
+  /**
+   * Writes `body`'s chunks, in order, as the object. It appears whole or not at all, and a failed write
+   * leaves nothing behind (on S3 a multipart upload, aborted on error).
+   */
+  upload(key: string, body: AsyncIterable<string | Uint8Array>, contentType?: string): Promise<void>;
+  /** The object's bytes as they arrive, or `undefined` when there is no such key. */
+  download(key: string): Promise<AsyncIterable<Uint8Array> | undefined>;
+}
+
 /** A task of the pool, one DynamoDB item. */
 export interface PoolTask {
   /** Stable id derived from the normalized instruction: the same instruction can't be stored twice. */

@@ -3,6 +3,7 @@
  * run input and every stage's input and output. Types come from `z.infer`.
  */
 import { z } from 'zod';
+import { MAX_BATCH_POLL_SECONDS } from './execution-limits.ts';
 import { DOCUMENTS_PREFIX, PRICE_TABLE_PREFIX, SEED_FILE_PREFIXES, TEMPLATES_PREFIX } from './keys.ts';
 import type { PoolTask } from './ports.ts';
 import { hasUrlCredentials } from './urls.ts';
@@ -414,7 +415,7 @@ export const RunInput = z
     batchPollSeconds: z
       .int()
       .min(0)
-      .max(3600)
+      .max(MAX_BATCH_POLL_SECONDS)
       .default(60)
       .describe(
         "Batch mode: seconds between two looks at the batch job (the Wait state); the polls stop after the provider's 24 h job window.",

@@ -66,6 +66,8 @@ export interface EstimateOptions {
   callConcurrency?: number;
   mapConcurrency?: number;
   maxPromptsPerIteration?: number;
+  shardGateAbove?: number;
+  gateShards?: number;
   tokensPerSecond?: number;
   firstTokenSeconds?: number;
   seeds: string;
@@ -82,6 +84,11 @@ export interface EstimateOptions {
 const positiveInt = (name: string) => (value: string) => {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer`);
+  return n;
+};
+const nonNegativeInt = (name: string) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be an integer ≥ 0`);
   return n;
 };
 const positiveNumber = (name: string) => (value: string) => {
@@ -263,6 +270,12 @@ export function estimateCommand(io: EstimateIo = process): Command {
       positiveInt('--max-prompts-per-iteration'),
     )
     .option(
+      '--shard-gate-above <n>',
+      'pool size from which the gate runs in shard Lambdas (default 1,000,000, as a run)',
+      nonNegativeInt('--shard-gate-above'),
+    )
+    .option('--gate-shards <n>', 'shards of the sharded gate (default 16)', positiveInt('--gate-shards'))
+    .option(
       '--tokens-per-second <x>',
       "output tokens a second of the model (default: measured from --data-dir, else the model's published figure, else 80)",
       positiveNumber('--tokens-per-second'),
@@ -347,6 +360,8 @@ export function estimateCommand(io: EstimateIo = process): Command {
         mapConcurrency: options.mapConcurrency,
         maxPromptsPerIteration: options.maxPromptsPerIteration,
         batch: options.batch,
+        shardGateAbove: options.shardGateAbove,
+        gateShards: options.gateShards,
         assumptions: {
           ...(options.tokensPerSecond ? { outputTokensPerSecond: options.tokensPerSecond } : {}),
           ...(options.firstTokenSeconds ? { firstTokenSeconds: options.firstTokenSeconds } : {}),

@@ -4,8 +4,9 @@
  * local bucket to `./out/<run-id>/` and writes the run report (`report.html`, `stats.json`) next to it.
  * Everything heavy is imported when the command runs, so `--help` stays fast.
  */
-import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, createWriteStream, mkdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { Command, Option } from 'commander';
 import { readableCause } from '../../functions/record-failure/core.ts';
 import { NotFound } from '../../functions/shared/errors.ts';
@@ -20,6 +21,7 @@ import { formatUsd as usd } from '../../functions/shared/pricing/money.ts';
 import { RunSummary } from '../../functions/shared/records.ts';
 import { Method, ResponseStyle } from '../../functions/shared/schemas.ts';
 import { executionLogPath } from '../local/executions.ts';
+import type { LocalHistoryEvent } from '../local/history-events.ts';
 import type { ExecutionStatus } from '../local/rules.ts';
 import type { EventLog, LocalStack } from '../local/stack.ts';
 import { formatEntries, formatFields, groupCounts } from './counts.ts';
@@ -100,10 +102,10 @@ export async function runLocal(
   // from another terminal. It starts now: what the user waits for (start-up included) is the run's
   // elapsed time.
   const historyFile = executionLogPath(options.dataDir, runId);
-  const { historyRecorder } = await import('../local/history-events.ts');
-  const toHistory = historyRecorder();
+  // Recorded from the stack's definition (its Distributed Maps) once the stack has started.
+  let toHistory: ((event: EventLog) => LocalHistoryEvent[]) | undefined;
   const record = (event: EventLog) => {
-    for (const recorded of toHistory(event)) {
+    for (const recorded of toHistory?.(event) ?? []) {
       appendFileSync(historyFile, `${JSON.stringify(recorded)}\n`);
       progress.event(recorded);
     }
@@ -144,6 +146,7 @@ export async function runLocal(
     template,
     iam: options.iam === false ? false : undefined,
   });
+  toHistory = stack.historyRecorder();
   try {
     const ollama = await hint;
     if (ollama) progress.line(`  ${ollama}`);
@@ -222,9 +225,12 @@ export async function runLocal(
     const outDir = path.resolve(options.out, runId);
     mkdirSync(outDir, { recursive: true });
     const keys = exportKeys(runId);
+    // Streamed: an export's files are the size of the pool.
     for (const key of [keys.dataset, keys.alpaca, keys.tasks, keys.summary]) {
-      const text = await stack.objects.getText(key);
-      if (text !== undefined) writeFileSync(path.join(outDir, path.posix.basename(key)), text);
+      const body = await stack.objects.download(key);
+      if (body !== undefined) {
+        await pipeline(body, createWriteStream(path.join(outDir, path.posix.basename(key))));
+      }
     }
     const { writeReport } = await import('./report.ts');
     const { files } = await writeReport(stack.objects, stack.pool, runId, options.out);

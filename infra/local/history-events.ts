@@ -12,6 +12,58 @@ import type { HistoryEvent } from '@aws-sdk/client-sfn';
 import type { EventLog } from './stack.ts';
 import { LOCAL_REGION } from './template.ts';
 
+/**
+ * A history event as a local run records it: a parent's event, or (`childExecution` set) an event of a
+ * Distributed Map item's child execution, which AWS keeps in that child's history, not the parent's.
+ * The local history keeps both in one file so that `status`, `watch` and the progress view still show
+ * the items' stages; only the parent's count towards the parent's 25,000.
+ */
+export type LocalHistoryEvent = HistoryEvent & { childExecution?: ChildExecution };
+
+/** A Distributed Map item's child execution: its Map, the Map's entry (1, 2 … in this run) and index. */
+export interface ChildExecution {
+  map: string;
+  entry: number;
+  index: number;
+}
+
+/** The Distributed Maps of a definition (`ItemProcessor.ProcessorConfig.Mode` `DISTRIBUTED`). */
+export interface DistributedMaps {
+  /** The Distributed Map states' names. */
+  maps: ReadonlySet<string>;
+  /** Each state of a Distributed Map's item processor, with its Map. */
+  itemStates: ReadonlyMap<string, string>;
+}
+
+type States = Record<
+  string,
+  { Type?: string; ItemProcessor?: ProcessorDefinition; Iterator?: ProcessorDefinition }
+>;
+interface ProcessorDefinition {
+  ProcessorConfig?: { Mode?: string };
+  States?: States;
+}
+
+/** Finds the Distributed Maps of a state machine definition (and, inline, in item processors). */
+export function distributedMapsOf(definition: { States: unknown }): DistributedMaps {
+  const maps = new Set<string>();
+  const itemStates = new Map<string, string>();
+  const visit = (states: States, within?: string) => {
+    for (const [name, state] of Object.entries(states)) {
+      if (within !== undefined) itemStates.set(name, within);
+      const processor = state.ItemProcessor ?? state.Iterator;
+      if (!processor?.States) continue;
+      const distributed = processor.ProcessorConfig?.Mode === 'DISTRIBUTED';
+      if (distributed) maps.add(name);
+      visit(processor.States, distributed ? name : within);
+    }
+  };
+  visit(definition.States as States);
+  return { maps, itemStates };
+}
+
+const NO_DISTRIBUTED_MAPS: DistributedMaps = { maps: new Set(), itemStates: new Map() };
+
 /** A history event before it is numbered and stamped. */
 type Recorded = Omit<HistoryEvent, 'id' | 'previousEventId' | 'timestamp'>;
 
@@ -20,8 +72,11 @@ const LAMBDA = { resourceType: 'lambda', resource: 'invoke' };
 
 const json = (value: unknown) => JSON.stringify(value ?? null);
 
-/** The history events AWS records for one local event, in order. */
-function recorded(event: EventLog): Recorded[] {
+/** The history events AWS records for one local event, in order (a Distributed Map's item's in its child's). */
+function recorded(event: EventLog, distributed: DistributedMaps): Recorded[] {
+  if ('state' in event && event.state?.type === 'Map' && distributed.maps.has(event.state.name)) {
+    return mapRun(event);
+  }
   switch (event.type) {
     case 'ExecutionStarted':
       return [{ type: 'ExecutionStarted', executionStartedEventDetails: { input: json(event.input) } }];
@@ -91,6 +146,57 @@ function recorded(event: EventLog): Recorded[] {
   }
 }
 
+/**
+ * A Distributed Map in its parent's history: the Map state and its Map Run (started, then succeeded or
+ * failed); its items' events are their child executions'.
+ */
+function mapRun(event: EventLog): Recorded[] {
+  if (!('state' in event) || !event.state) return [];
+  const { name, input, output } = event.state;
+  const mapRunArn = `map-run:${name}`;
+  switch (event.type) {
+    case 'StateEntered':
+      return [
+        { type: 'MapStateEntered', stateEnteredEventDetails: { name, input: json(input) } },
+        { type: 'MapStateStarted' },
+        { type: 'MapRunStarted', mapRunStartedEventDetails: { mapRunArn } },
+      ];
+    case 'StateExited':
+      return [
+        { type: 'MapRunSucceeded' },
+        { type: 'MapStateSucceeded' },
+        { type: 'MapStateExited', stateExitedEventDetails: { name, output: json(output) } },
+      ];
+    case 'StateFailed': {
+      const cause = typeof event.Cause === 'string' ? event.Cause : json(event.Cause);
+      return [
+        { type: 'MapRunFailed', mapRunFailedEventDetails: { error: event.Error, cause } },
+        { type: 'MapStateFailed' },
+      ];
+    }
+    default:
+      return [];
+  }
+}
+
+/** The child execution an event belongs to, if it is a Distributed Map item's. */
+function childOf(
+  event: EventLog,
+  distributed: DistributedMaps,
+  entries: ReadonlyMap<string, number>,
+): ChildExecution | undefined {
+  const map =
+    'parentState' in event && event.type.startsWith('MapIteration')
+      ? distributed.maps.has(event.parentState.name)
+        ? event.parentState.name
+        : undefined
+      : 'state' in event && event.state && event.index !== undefined
+        ? distributed.itemStates.get(event.state.name)
+        : undefined;
+  if (map === undefined || !('index' in event) || event.index === undefined) return undefined;
+  return { map, entry: entries.get(map) ?? 0, index: event.index };
+}
+
 /** One attempt of a Lambda Task: scheduled, then started. */
 const attempt = (input: unknown): Recorded[] => [
   {
@@ -105,21 +211,69 @@ const attempt = (input: unknown): Recorded[] => [
  * event's `previousEventId` is the one before it in its own chain (the execution's, or one Map item's,
  * as AWS links them), so that a retry's `TaskScheduled` points at the `TaskFailed` it retries.
  */
-export function historyRecorder(): (event: EventLog) => HistoryEvent[] {
+export function historyRecorder(
+  distributed: DistributedMaps = NO_DISTRIBUTED_MAPS,
+): (event: EventLog) => LocalHistoryEvent[] {
   let id = 0;
   const chains = new Map<string, number>();
+  const entries = new Map<string, number>();
   return (event) => {
     const chain = 'index' in event && event.index !== undefined ? String(event.index) : '';
     if (event.type === 'MapIterationStarted') chains.delete(chain);
+    noteMapEntry(event, distributed, entries);
+    const child = childOf(event, distributed, entries);
     const timestamp = new Date(event.timestamp);
-    return recorded(event).map((details) => {
+    return recorded(event, distributed).map((details) => {
       id++;
       const previousEventId = chains.get(chain) ?? chains.get('') ?? 0;
       chains.set(chain, id);
-      return { ...details, id, previousEventId, timestamp };
+      return { ...details, id, previousEventId, timestamp, ...(child ? { childExecution: child } : {}) };
     });
   };
 }
 
+/** Counts a Distributed Map's entries, so that each entry's items are children of their own. */
+function noteMapEntry(event: EventLog, distributed: DistributedMaps, entries: Map<string, number>): void {
+  if (event.type === 'StateEntered' && event.state.type === 'Map' && distributed.maps.has(event.state.name))
+    entries.set(event.state.name, (entries.get(event.state.name) ?? 0) + 1);
+}
+
 /** How many history events AWS records for one local event (what counts towards the 25,000). */
-export const historyEventsFor = (event: EventLog): number => recorded(event).length;
+export const historyEventsFor = (
+  event: EventLog,
+  distributed: DistributedMaps = NO_DISTRIBUTED_MAPS,
+): number => recorded(event, distributed).length;
+
+/**
+ * Counts an execution's history events where AWS keeps them: the parent's, and each Distributed Map
+ * item's child execution's (its own `ExecutionStarted` and end included, which the local engine does
+ * not report). `add` returns the counts the event brought to a limit.
+ */
+export class HistoryCounter {
+  parent = 0;
+  private readonly children = new Map<string, number>();
+  private readonly entries = new Map<string, number>();
+
+  constructor(private readonly distributed: DistributedMaps = NO_DISTRIBUTED_MAPS) {}
+
+  /** Adds one local event; returns the parent's count, or the child's (and which) when it is an item's. */
+  add(event: EventLog): { events: number; child?: ChildExecution } {
+    noteMapEntry(event, this.distributed, this.entries);
+    const child = childOf(event, this.distributed, this.entries);
+    const count = historyEventsFor(event, this.distributed);
+    if (!child) {
+      this.parent += count;
+      return { events: this.parent };
+    }
+    const key = `${child.map}\n${child.entry}\n${child.index}`;
+    // A child starts with ExecutionStarted and ends with ExecutionSucceeded or ExecutionFailed.
+    const events = (this.children.get(key) ?? 2) + (event.type.startsWith('MapIteration') ? 0 : count);
+    this.children.set(key, events);
+    return { events, child };
+  }
+
+  /** The longest child execution's history so far. */
+  get largestChild(): number {
+    return Math.max(0, ...this.children.values());
+  }
+}

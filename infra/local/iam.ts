@@ -95,6 +95,9 @@ function describeS3(request: SdkHttpRequest): AwsRequest {
     if (method === 'GET' && 'location' in query) {
       return of('GetBucketLocation', { action: 's3:GetBucketLocation', resource: bucketArn });
     }
+    if (method === 'GET' && 'uploads' in query) {
+      return of('ListMultipartUploads', { action: 's3:ListBucketMultipartUploads', resource: bucketArn });
+    }
     if (method === 'GET' && 'versions' in query) {
       return of('ListObjectVersions', { action: 's3:ListBucketVersions', resource: bucketArn });
     }
@@ -116,6 +119,9 @@ function describeS3(request: SdkHttpRequest): AwsRequest {
     }
     return of(`${method} bucket`, { action: 's3:*', resource: bucketArn });
   }
+  if (method === 'GET' && 'uploadId' in query) {
+    return of('ListParts', { action: 's3:ListMultipartUploadParts', resource: objectArn });
+  }
   if (method === 'GET' || method === 'HEAD') {
     return of(method === 'HEAD' ? 'HeadObject' : 'GetObject', {
       action: 's3:GetObject',
@@ -127,11 +133,13 @@ function describeS3(request: SdkHttpRequest): AwsRequest {
       ? of('AbortMultipartUpload', { action: 's3:AbortMultipartUpload', resource: objectArn })
       : of('DeleteObject', { action: 's3:DeleteObject', resource: objectArn });
   }
+  // A multipart upload is s3:PutObject throughout (create, parts, complete), as S3 authorizes it;
+  // aborting it is s3:AbortMultipartUpload (above); a part copied from an object also reads the source.
   const copySource = header(request, 'x-amz-copy-source');
-  if (method === 'PUT' && copySource && !('partNumber' in query)) {
+  if (method === 'PUT' && copySource) {
     const source = decodeURIComponent(copySource.replace(/^\//, '').split('?')[0] ?? '');
     return of(
-      'CopyObject',
+      'uploadId' in query ? 'UploadPartCopy' : 'CopyObject',
       { action: 's3:GetObject', resource: `arn:aws:s3:::${source}` },
       { action: 's3:PutObject', resource: objectArn },
     );
@@ -346,34 +354,51 @@ export interface Denial {
  * stricter.
  */
 export function principalsFromTemplate(template: CfnTemplate, names: LocalNames): Map<string, Principal> {
-  const policiesOfRole = new Map<string, { name: string; policy: unknown }[]>();
+  const policiesOf = rolePolicies(template, names);
+  const principals = new Map<string, Principal>();
+  for (const [id, resource] of resourcesOfType(template, 'AWS::Lambda::Function')) {
+    const role = roleOf(resource.Properties?.Role);
+    if (!role) continue;
+    principals.set(id, { functionName: id, roleName: role, policies: policiesOf(role) });
+  }
+  return principals;
+}
+
+/**
+ * The state machine's role as a principal (its session named after the machine), for what Step
+ * Functions itself does as that role: start a Distributed Map's child executions.
+ */
+export function stateMachinePrincipal(template: CfnTemplate, names: LocalNames): Principal | undefined {
+  const [machine] = resourcesOfType(template, 'AWS::StepFunctions::StateMachine');
+  const role = roleOf(machine?.[1].Properties?.RoleArn);
+  if (!machine || !role) return undefined;
+  return { functionName: machine[0], roleName: role, policies: rolePolicies(template, names)(role) };
+}
+
+/** The logical id of the role an `Fn::GetAtt [role, Arn]` names. */
+const roleOf = (arn: unknown): string | undefined =>
+  (arn as { 'Fn::GetAtt'?: [string, string] } | undefined)?.['Fn::GetAtt']?.[0];
+
+/** A role's policies: its inline `Policies` and every `AWS::IAM::Policy` attached to it, resolved. */
+function rolePolicies(template: CfnTemplate, names: LocalNames) {
+  const attached = new Map<string, { name: string; policy: unknown }[]>();
   for (const [id, resource] of resourcesOfType(template, 'AWS::IAM::Policy')) {
     for (const role of (resource.Properties?.Roles ?? []) as { Ref?: string }[]) {
       if (!role.Ref) continue;
-      const list = policiesOfRole.get(role.Ref) ?? [];
+      const list = attached.get(role.Ref) ?? [];
       list.push({ name: id, policy: resolveIntrinsics(resource.Properties?.PolicyDocument, names) });
-      policiesOfRole.set(role.Ref, list);
+      attached.set(role.Ref, list);
     }
   }
-  const principals = new Map<string, Principal>();
-  for (const [id, resource] of resourcesOfType(template, 'AWS::Lambda::Function')) {
-    const role = (resource.Properties?.Role as { 'Fn::GetAtt'?: [string, string] } | undefined)?.[
-      'Fn::GetAtt'
-    ]?.[0];
-    if (!role) continue;
+  return (role: string) => {
     const inline = (
       (template.Resources[role]?.Properties?.Policies ?? []) as {
         PolicyName: string;
         PolicyDocument: unknown;
       }[]
     ).map((p) => ({ name: p.PolicyName, policy: resolveIntrinsics(p.PolicyDocument, names) }));
-    principals.set(id, {
-      functionName: id,
-      roleName: role,
-      policies: [...inline, ...(policiesOfRole.get(role) ?? [])],
-    });
-  }
-  return principals;
+    return [...inline, ...(attached.get(role) ?? [])];
+  };
 }
 
 type Simulate = typeof import('@cloud-copilot/iam-simulate').runSimulation;

@@ -12,6 +12,7 @@ import { mkdirSync } from 'node:fs';
 import * as path from 'node:path';
 import dynalite from 'dynalite';
 import S3rver from 's3rver';
+import { checkMultipartUploads } from './s3-multipart.mjs';
 
 // Node's HTTP server closes a keep-alive connection idle for 5 s; AWS's endpoints keep idle connections
 // far longer, and a client that sends just as the server closes gets `ECONNRESET`.
@@ -42,6 +43,7 @@ const s3 = new S3rver({
   silent: true,
   directory: path.join(dataDir, 's3'),
 });
+checkMultipartUploads(s3);
 const { port } = await s3.run();
 keepIdleConnections(s3.httpServer);
 s3.on('event', (event) => process.send?.({ event }));

@@ -7,7 +7,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { HistoryEvent } from '@aws-sdk/client-sfn';
-import { historyRecorder } from './history-events.ts';
 import type { ExecutionStatus } from './rules.ts';
 import { setLocalEndpoint } from './runtime.ts';
 import type { LocalStack } from './stack.ts';
@@ -76,12 +75,14 @@ export async function startLocalStepFunctions(stack: LocalStack): Promise<LocalS
         events: [],
       };
       executions.set(name, execution);
-      const toHistory = historyRecorder();
+      const toHistory = stack.historyRecorder();
       const done = stack
         .execute(JSON.parse(input), {
           executionName: name,
           signal: execution.stop.signal,
-          onEvent: (event) => execution.events.push(...toHistory(event)),
+          // The parent's history, as AWS keeps it: a Distributed Map item's events are its child's.
+          onEvent: (event) =>
+            execution.events.push(...toHistory(event).filter((recorded) => !recorded.childExecution)),
         })
         .then((result) => {
           execution.status = result.status;

@@ -4,10 +4,13 @@
  * template gives it, against local S3 and DynamoDB servers. There is no other orchestrator.
  *
  * It is as strict as AWS: each invocation runs as its function's role (IAM from the template, see
- * `iam.ts`, unless turned off), dies on its function's `Timeout` (`Sandbox.Timedout`), and an
- * execution fails on a state payload over 256 KB (`States.DataLimitExceeded`) or a history over
- * 25,000 events. When an execution ends, the template's EventBridge rules that match its "Step
- * Functions Execution Status Change" event run their Lambda targets (see `rules.ts`). A fault plan
+ * `iam.ts`, unless turned off), and is made as the state machine's role (`lambda:InvokeFunction`, and
+ * `states:StartExecution` on itself for a Distributed Map's children), dies on its function's `Timeout`
+ * (`Sandbox.Timedout`), and an execution fails on a state payload over 256 KB
+ * (`States.DataLimitExceeded`) or a history over 25,000 events (the parent's, or a Distributed Map
+ * item's child execution's: see `history-events.ts`). When an execution ends, the template's
+ * EventBridge rules that match its "Step Functions Execution Status Change" event run their Lambda
+ * targets (see `rules.ts`). A fault plan
  * (`faults.ts`) injects crashes, duplicate deliveries and timeouts.
  */
 import { readFileSync } from 'node:fs';
@@ -23,8 +26,22 @@ import { ENTRY_METADATA, PROJECT_ROOT } from '../project.ts';
 import { appendEnd, markClosed, markOpen, openExecutions } from './executions.ts';
 import { type Fault, FaultPlan, type InvocationInfo } from './faults.ts';
 import { MAX_HISTORY_EVENTS, MAX_PAYLOAD_BYTES } from './history.ts';
-import { historyEventsFor } from './history-events.ts';
-import { IamEvaluator, loadEvaluator, type Place, type Principal, principalsFromTemplate } from './iam.ts';
+import {
+  type DistributedMaps,
+  distributedMapsOf,
+  HistoryCounter,
+  historyRecorder,
+  type LocalHistoryEvent,
+} from './history-events.ts';
+import {
+  type Denial,
+  IamEvaluator,
+  loadEvaluator,
+  type Place,
+  type Principal,
+  principalsFromTemplate,
+  stateMachinePrincipal,
+} from './iam.ts';
 import { type ExecutionStatus, type ExecutionStatusChange, targetsFor } from './rules.ts';
 import { configureRuntime, deferred, Invocation, LambdaError, registerRuntime } from './runtime.ts';
 import { LOCAL_CREDENTIALS, type LocalServers, startLocalServers } from './servers.ts';
@@ -103,6 +120,8 @@ export interface ExecutionLimits {
   payloadBytes?: number;
   /** @default 25000 */
   historyEvents?: number;
+  /** Events of each Distributed Map item's child execution. @default 25000 */
+  childHistoryEvents?: number;
 }
 
 export interface ExecuteOptions {
@@ -110,6 +129,8 @@ export interface ExecuteOptions {
   onEvent?: (event: EventLog) => void;
   /** Milliseconds between retries instead of the definition's backoff (tests). */
   retryIntervalMs?: number;
+  /** Milliseconds every Wait state waits instead of its seconds (tests of batch mode's poll loop). */
+  waitMs?: number;
   /** Aborts the execution (as `StopExecution` does): status `ABORTED`. */
   signal?: AbortSignal;
   /** Faults to inject (see `faults.ts`). */
@@ -169,6 +190,10 @@ export class LocalStack {
   private readonly handlers = new Map<string, Promise<Handler>>();
   /** Executions an earlier process died with, ended as failed when this stack started. */
   abandoned: AbandonedExecution[] = [];
+  /** The definition's Distributed Maps, whose items run as child executions of their own. */
+  readonly distributed: DistributedMaps;
+  /** The state machine's role and the evaluator of its requests (undefined with IAM off). */
+  private machineIam?: { evaluator: IamEvaluator; principal: Principal };
 
   private constructor(
     readonly servers: LocalServers,
@@ -188,6 +213,12 @@ export class LocalStack {
   ) {
     this.objects = new S3ObjectStore(bucketName);
     this.pool = new DynamoPoolStore(tableName);
+    this.distributed = distributedMapsOf(definition);
+  }
+
+  /** Maps this stack's engine events to the history AWS would record (see `history-events.ts`). */
+  historyRecorder(): (event: EventLog) => LocalHistoryEvent[] {
+    return historyRecorder(this.distributed);
   }
 
   static async start(options: LocalStackOptions): Promise<LocalStack> {
@@ -247,7 +278,8 @@ export class LocalStack {
           principal: principals.get(id),
         });
       }
-      if (evaluator) configureRuntime({ place, iam: new IamEvaluator(place, await evaluator) });
+      const iam = evaluator ? new IamEvaluator(place, await evaluator) : undefined;
+      if (iam) configureRuntime({ place, iam });
 
       const [machine] = resourcesOfType(template, 'AWS::StepFunctions::StateMachine');
       if (!machine) throw new Error('local stack: template has no state machine');
@@ -274,6 +306,8 @@ export class LocalStack {
         synthMs,
         options.dataDir,
       );
+      const machinePrincipal = stateMachinePrincipal(template, names);
+      if (iam && machinePrincipal) stack.machineIam = { evaluator: iam, principal: machinePrincipal };
       await stack.deploySeeds();
       stack.abandoned = await stack.endAbandoned();
       return stack;
@@ -369,6 +403,7 @@ export class LocalStack {
       executionName = `local-${Date.now().toString(36)}`,
       onEvent,
       retryIntervalMs,
+      waitMs,
       signal,
       faults: faultList = [],
       limits = {},
@@ -378,6 +413,12 @@ export class LocalStack {
     const running = new Set<Invocation>();
     const payloadLimit = limits.payloadBytes ?? MAX_PAYLOAD_BYTES;
     const historyLimit = limits.historyEvents ?? MAX_HISTORY_EVENTS;
+    const childHistoryLimit = limits.childHistoryEvents ?? MAX_HISTORY_EVENTS;
+    // A Distributed Map starts its items as executions of this state machine, as the machine's role.
+    const startRefused =
+      this.distributed.maps.size > 0
+        ? await this.machineRefused('states:StartExecution', this.stateMachineArn)
+        : undefined;
     const startDate = Date.now();
     markOpen(this.dataDir, { name: executionName, input, startDate });
     let limitFailure: { error: string; cause: string } | undefined;
@@ -390,7 +431,14 @@ export class LocalStack {
       limitFailure = { error, cause };
       execution.abort();
     };
-    const overrides = this.overrides(faults, running, mapInputs, payloadLimit, () => limitFailure);
+    const overrides = this.overrides(
+      faults,
+      running,
+      mapInputs,
+      payloadLimit,
+      () => limitFailure,
+      startRefused,
+    );
     const execution = machine.run(input as never, {
       overrides: {
         taskResourceLocalHandlers: overrides,
@@ -399,6 +447,16 @@ export class LocalStack {
           : {
               retryIntervalOverrides: Object.fromEntries(
                 Object.keys(overrides).map((name) => [name, retryIntervalMs]),
+              ),
+            }),
+        ...(waitMs === undefined
+          ? {}
+          : {
+              // The Wait states are the top level's (batch mode's poll loop).
+              waitTimeOverrides: Object.fromEntries(
+                Object.entries(this.definition.States)
+                  .filter(([, state]) => (state as { Type?: string }).Type === 'Wait')
+                  .map(([name]) => [name, waitMs]),
               ),
             }),
       },
@@ -420,7 +478,7 @@ export class LocalStack {
     signal?.addEventListener('abort', aborted, { once: true });
 
     const events: EventLog[] = [];
-    let historyEvents = 0;
+    const history = new HistoryCounter(this.distributed);
     const consume = (async () => {
       for await (const raw of execution.eventLogs) {
         let event = raw;
@@ -433,19 +491,33 @@ export class LocalStack {
             Cause: limitFailure.cause,
           };
         }
-        historyEvents += historyEventsFor(event);
+        const { events: historyEvents, child } = history.add(event);
+        // An item of a Distributed Map whose child execution could not start: AWS records none of its
+        // events (the engine may enter the item before the Map's refusal aborts it).
+        if (child && startRefused) continue;
         events.push(event);
         onEvent?.(event);
         if (limitFailure) continue;
-        if (historyEvents >= historyLimit && !event.type.startsWith('Execution')) {
+        if (!child && historyEvents >= historyLimit && !event.type.startsWith('Execution')) {
           overLimit(
             'States.Runtime',
             `The execution reached the maximum number of history events (${historyLimit}).`,
           );
         }
+        // A child execution's end is one more event: at its limit, the child (and its Map Run) fails.
+        if (child && historyEvents >= childHistoryLimit) {
+          overLimit(
+            'States.Runtime',
+            `Child execution ${child.index} of the Map Run of "${child.map}" reached the maximum number of history events (${childHistoryLimit}), failing the Map Run.`,
+          );
+        }
         if ('state' in event && event.state) {
           const { name, type } = event.state;
-          if (event.type === 'StateEntered' && type === 'Map') mapInputs.set(name, event.state.input);
+          if (event.type === 'StateEntered' && type === 'Map') {
+            mapInputs.set(name, event.state.input);
+            if (startRefused && this.distributed.maps.has(name))
+              overLimit('States.Runtime', startRefused.message);
+          }
           for (const [what, value] of [
             ['input', event.type === 'StateEntered' ? event.state.input : undefined],
             ['result', event.type === 'StateExited' ? event.state.output : undefined],
@@ -596,6 +668,7 @@ export class LocalStack {
     mapInputs: Map<string, unknown>,
     payloadLimit: number,
     limitFailure: () => { error: string; cause: string } | undefined,
+    startRefused: Denial | undefined,
   ): TaskHandlers {
     const overrides: TaskHandlers = {};
     const deliveries = new Map<string, number>();
@@ -614,8 +687,20 @@ export class LocalStack {
           await new Promise((resolve) => setImmediate(resolve));
           const failure = limitFailure();
           if (failure) throw new ExecutionLimitFailure(failure.cause);
+          // A Distributed Map item whose child execution could not start never runs.
+          if (map !== undefined && this.distributed.maps.has(map) && startRefused) {
+            throw new LambdaError('States.Runtime', startRefused.message);
+          }
           const payload = (input as { Payload: unknown }).Payload;
           if (bytes(payload) > payloadLimit) throw dataLimit(name, 'input');
+          // Step Functions invokes the function as the state machine's role; Lambda refuses it with a 403.
+          const refused = await this.machineRefused('lambda:InvokeFunction', functionArn);
+          if (refused) {
+            throw new LambdaError(
+              'Lambda.AWSLambdaException',
+              `${refused.message} (Service: AWSLambda; Status Code: 403; Error Code: AccessDeniedException; Request ID: ${crypto.randomUUID()}; Proxy: null)`,
+            );
+          }
           const key = `${name}\n${JSON.stringify(payload)}`;
           const attempt = (deliveries.get(key) ?? 0) + 1;
           deliveries.set(key, attempt);
@@ -640,6 +725,13 @@ export class LocalStack {
     };
     visit(this.definition.States as unknown as Record<string, Record<string, unknown>>);
     return overrides;
+  }
+
+  /** Whether the state machine's role is refused `action` on `resource` (IAM on), and how AWS says so. */
+  private async machineRefused(action: string, resource: string): Promise<Denial | undefined> {
+    if (!this.machineIam) return undefined;
+    const { evaluator, principal } = this.machineIam;
+    return evaluator.check(principal, [{ action, resource }]);
   }
 
   async close(): Promise<void> {

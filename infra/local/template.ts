@@ -192,7 +192,7 @@ export interface LocalNames {
   region?: string;
 }
 
-/** Resolves `Ref`, `Fn::GetAtt`, `Fn::Join`, `Fn::Sub` and `Fn::Select` in `value`. */
+/** Resolves `Ref`, `Fn::GetAtt`, `Fn::Join`, `Fn::Sub`, `Fn::Select` and `Fn::Split` in `value`. */
 export function resolveIntrinsics(value: unknown, names: LocalNames): unknown {
   const pseudo: Record<string, string> = {
     'AWS::Partition': 'aws',
@@ -225,6 +225,10 @@ export function resolveIntrinsics(value: unknown, names: LocalNames): unknown {
         case 'Fn::Select': {
           const [index, list] = arg as [number, unknown[]];
           return (walk(list) as unknown[])[Number(index)];
+        }
+        case 'Fn::Split': {
+          const [separator, text] = arg as [string, unknown];
+          return String(walk(text)).split(separator);
         }
         case 'Fn::Sub': {
           const [text, vars] = (typeof arg === 'string' ? [arg, {}] : arg) as [

@@ -9,9 +9,12 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BEDROCK_MIN_RECORDS } from '../../functions/shared/batch/jobs.ts';
+import { HISTORY_EVENTS } from '../../functions/shared/execution-limits.ts';
 import { shippedPrices } from '../../functions/shared/pricing/pricing.ts';
 import type { RunSummary } from '../../functions/shared/records.ts';
 import { BATCH_STATES } from '../../functions/stages.ts';
+import { profileHistory } from '../../infra/local/history.ts';
+import { historyRecorder } from '../../infra/local/history-events.ts';
 import { type ExecutionResult, LocalStack } from '../../infra/local/stack.ts';
 import { type BatchStandIn, startBedrockBatchStandIn } from '../support/batch-servers.ts';
 import { type StandIn, startBedrockStandIn } from '../support/model-servers.ts';
@@ -77,8 +80,8 @@ describe('a run with --batch on Bedrock', { timeout: 240_000 }, () => {
     runtime.reset();
     failing = new Set();
     const result = await stack.execute(
-      { ...big, pool: 'batched', batch: true, batchPollSeconds: 0 },
-      { retryIntervalMs: 10 },
+      { ...big, pool: 'batched', batch: true, batchPollSeconds: 600 },
+      { retryIntervalMs: 10, waitMs: 0 },
     );
     const summary = summaryOf(result);
     expect(summary.added).toBeGreaterThan(0);
@@ -93,6 +96,18 @@ describe('a run with --batch on Bedrock', { timeout: 240_000 }, () => {
     expect(job?.polls).toBe(2);
     expect(entered(result, BATCH_STATES.wait)).toBe(2);
     expect(entered(result, BATCH_STATES.check)).toBe(2);
+
+    // What "Prepare run" plans a batch iteration's history with is at least what this run measured.
+    const record = historyRecorder(stack.distributed);
+    const profile = profileHistory(result.events.flatMap((event) => record(event)));
+    expect(profile.batchJobs).toBe(1);
+    expect(profile.batchPolls).toBe(2);
+    expect(profile.eventsPerBatchSubmit).toBeGreaterThan(0);
+    expect(profile.eventsPerBatchSubmit).toBeLessThanOrEqual(HISTORY_EVENTS.perBatchSubmit);
+    expect(profile.eventsPerBatchPoll).toBeGreaterThan(0);
+    expect(profile.eventsPerBatchPoll).toBeLessThanOrEqual(HISTORY_EVENTS.perBatchPoll);
+    expect(profile.eventsPerIteration).toBeLessThanOrEqual(HISTORY_EVENTS.perIteration);
+    expect(profile.fixedEvents).toBeLessThanOrEqual(HISTORY_EVENTS.once);
 
     // No instance call went on demand: every one was a batch record, recorded as a billed batch call.
     expect(onDemandInstanceCalls()).toBe(0);
@@ -120,8 +135,8 @@ describe('a run with --batch on Bedrock', { timeout: 240_000 }, () => {
     runtime.reset();
     failing = new Set([3, 7]);
     const result = await stack.execute(
-      { ...big, pool: 'batched-failures', batch: true, batchPollSeconds: 0 },
-      { retryIntervalMs: 10 },
+      { ...big, pool: 'batched-failures', batch: true, batchPollSeconds: 600 },
+      { retryIntervalMs: 10, waitMs: 0 },
     );
     const summary = summaryOf(result);
     expect(batch.jobs[0]?.failed).toBe(2);
@@ -135,8 +150,8 @@ describe('a run with --batch on Bedrock', { timeout: 240_000 }, () => {
     batch.reset();
     runtime.reset();
     const result = await stack.execute(
-      { ...big, promptsPerIteration: 2, pool: 'batched-small', batch: true, batchPollSeconds: 0 },
-      { retryIntervalMs: 10 },
+      { ...big, promptsPerIteration: 2, pool: 'batched-small', batch: true, batchPollSeconds: 600 },
+      { retryIntervalMs: 10, waitMs: 0 },
     );
     const summary = summaryOf(result);
     expect(summary.added).toBeGreaterThan(0);
@@ -160,8 +175,8 @@ describe('a run with --batch on Bedrock', { timeout: 240_000 }, () => {
     process.env.AWS_ENDPOINT_URL_BEDROCK = failed.url;
     try {
       const result = await stack.execute(
-        { ...big, pool: 'batched-expired', batch: true, batchPollSeconds: 0 },
-        { retryIntervalMs: 10 },
+        { ...big, pool: 'batched-expired', batch: true, batchPollSeconds: 600 },
+        { retryIntervalMs: 10, waitMs: 0 },
       );
       expect(result.status).toBe('FAILED');
       expect(result.error).toBe('BatchJobFailed');
@@ -174,6 +189,16 @@ describe('a run with --batch on Bedrock', { timeout: 240_000 }, () => {
 });
 
 describe('batch mode refuses what has no batch API', () => {
+  it('refuses a batch run whose poll loops could cross the history limit, naming the poll interval that fits', async () => {
+    const result = await stack.execute(
+      { ...big, maxIterations: 5, pool: 'batched-long', batch: true, batchPollSeconds: 60 },
+      { retryIntervalMs: 10 },
+    );
+    expect(result.status).toBe('FAILED');
+    expect(result.error).toBe('RunInputInvalid');
+    expect(result.cause).toMatch(/1441 looks 60 s apart .* raise batchPollSeconds to \d+/);
+  });
+
   it('refuses batch with the offline model before any call', async () => {
     const result = await stack.execute({ pool: 'batched-offline', batch: true }, { retryIntervalMs: 10 });
     expect(result.status).toBe('FAILED');

@@ -3,31 +3,13 @@
  * diversity into the run record, and the `diversityPlateau` rule stops the loop at "Enough
  * instructions?" with the reason "diversity plateau", the dataset still exported.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { exportKeys } from '../../functions/shared/keys.ts';
-import { IterationRecord, RunSummary } from '../../functions/shared/records.ts';
-import { LocalStack } from '../../infra/local/stack.ts';
+import { IterationRecord } from '../../functions/shared/records.ts';
+import { useLocalStack } from '../support/local-stack.ts';
 
-const work = mkdtempSync(path.join(tmpdir(), 'selfinstruct-diversity-'));
-let stack: LocalStack;
-
-const run = async (input: Record<string, unknown>) => {
-  const result = await stack.execute(input, { retryIntervalMs: 10 });
-  expect(result.status, `${result.error}: ${result.cause}`).toBe('SUCCEEDED');
-  return RunSummary.parse(result.output);
-};
-
-beforeAll(async () => {
-  stack = await LocalStack.start({ dataDir: path.join(work, 'data'), fresh: true });
-}, 120_000);
-
-afterAll(async () => {
-  await stack?.close();
-  rmSync(work, { recursive: true, force: true });
-});
+const local = useLocalStack('diversity');
+const run = async (input: Record<string, unknown>) => (await local.run(input)).summary;
 
 describe('diversity per iteration', { timeout: 240_000 }, () => {
   it('stops with "diversity plateau" once new verb–noun pairs stay below the floor for the rule\'s iterations', async () => {
@@ -44,8 +26,8 @@ describe('diversity per iteration', { timeout: 240_000 }, () => {
 
     expect(summary.iterations).toBe(2);
     expect(summary.stopReason).toMatch(/^diversity plateau: tasks with a new verb–noun pair below 100%/);
-    expect(await stack.objects.getText(exportKeys(summary.runId).dataset)).toBeDefined();
-    const iterations = await stack.pool.getIterations(summary.runId);
+    expect(await local.stack.objects.getText(exportKeys(summary.runId).dataset)).toBeDefined();
+    const iterations = await local.stack.pool.getIterations(summary.runId);
     const [first, second] = [1, 2].map((n) => IterationRecord.parse(iterations[n]).diversity);
     expect(first?.added).toBeGreaterThan(0);
     // Every pair of the first iteration is new to the run; the second meets some again.

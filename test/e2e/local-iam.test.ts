@@ -100,6 +100,46 @@ describe('the local stack with IAM enforced', () => {
     );
   });
 
+  it('streams a multipart upload under grantPut’s actions, and refuses it, or its abort, to a role without them', async () => {
+    const MiB = 1024 * 1024;
+    async function* body(fail: boolean) {
+      for (let i = 0; i < 6; i++) yield 'x'.repeat(MiB);
+      if (fail) throw new Error('the body failed');
+    }
+    const onExports = (...actions: string[]) => [
+      { Effect: 'Allow', Action: actions, Resource: `arn:aws:s3:::${stack.bucketName}/exports/*` },
+    ];
+    // aws-cdk-lib's BUCKET_PUT_ACTIONS, what `grantPut` gives "Export dataset" on exports/.
+    const grantPut = onExports(
+      's3:PutObject',
+      's3:PutObjectLegalHold',
+      's3:PutObjectRetention',
+      's3:PutObjectTagging',
+      's3:PutObjectVersionTagging',
+      's3:Abort*',
+    );
+    await asFunction(grantPut, () => stack.objects.upload('exports/iam/big.jsonl', body(false)));
+    expect((await stack.objects.getBytes('exports/iam/big.jsonl'))?.length).toBe(6 * MiB);
+    await expect(
+      asFunction(grantPut, () => stack.objects.upload('exports/iam/failed.jsonl', body(true))),
+    ).rejects.toThrow('the body failed');
+
+    const putOnly = onExports('s3:PutObject');
+    const abortRefused = await asFunction(putOnly, () =>
+      stack.objects.upload('exports/iam/failed.jsonl', body(true)),
+    ).catch((e: Error) => e);
+    expect(abortRefused).toMatchObject({ name: 'AccessDenied' });
+    expect((abortRefused as Error).message).toContain(
+      `not authorized to perform: s3:AbortMultipartUpload on resource: "arn:aws:s3:::${stack.bucketName}/exports/iam/failed.jsonl"`,
+    );
+    const abortOnly = onExports('s3:AbortMultipartUpload');
+    const createRefused = await asFunction(abortOnly, () =>
+      stack.objects.upload('exports/iam/other.jsonl', body(false)),
+    ).catch((e: Error) => e);
+    expect(createRefused).toMatchObject({ name: 'AccessDenied' });
+    expect((createRefused as Error).message).toContain('s3:PutObject');
+  });
+
   it('answers a missing key with 403, not 404, to a principal that may not list the bucket', async () => {
     const readOnly = [{ Effect: 'Allow', Action: 's3:GetObject', Resource: '*' }];
     const error = await asFunction(readOnly, () => stack.objects.getText('pools/none')).catch((e) => e);

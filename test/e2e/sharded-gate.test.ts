@@ -4,38 +4,16 @@
  * and writes the same `gate.jsonl` (decisions, max, top neighbour, mean) as the same run gated in
  * "Filter and deduplicate".
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { runKeys } from '../../functions/shared/keys.ts';
-import { RunSummary } from '../../functions/shared/records.ts';
 import { SHARDED_GATE_STATES, STAGES } from '../../functions/stages.ts';
-import { LocalStack } from '../../infra/local/stack.ts';
+import { useLocalStack } from '../support/local-stack.ts';
 
-const work = mkdtempSync(path.join(tmpdir(), 'selfinstruct-sharded-gate-'));
-let stack: LocalStack;
-
-const run = async (input: Record<string, unknown>) => {
-  const result = await stack.execute(input, { retryIntervalMs: 10 });
-  expect(result.status, `${result.error}: ${result.cause}`).toBe('SUCCEEDED');
-  const entered = result.events.flatMap((event) =>
-    event.type === 'StateEntered' && 'state' in event && event.state ? [event.state.name] : [],
-  );
-  return { summary: RunSummary.parse(result.output), entered };
-};
+const local = useLocalStack('sharded-gate');
+const { run } = local;
 
 const gateLines = async (runId: string, iteration: number) =>
-  (await stack.objects.getText(runKeys(runId, iteration).gate)) as string;
-
-beforeAll(async () => {
-  stack = await LocalStack.start({ dataDir: path.join(work, 'data'), fresh: true });
-}, 120_000);
-
-afterAll(async () => {
-  await stack?.close();
-  rmSync(work, { recursive: true, force: true });
-});
+  (await local.stack.objects.getText(runKeys(runId, iteration).gate)) as string;
 
 describe('the gate in shards', { timeout: 300_000 }, () => {
   it('gates a pool past the threshold in 3 shard Lambdas and writes the gate.jsonl of the gate in one', async () => {
@@ -63,10 +41,13 @@ describe('the gate in shards', { timeout: 300_000 }, () => {
     expect(sharded.entered.filter((name) => name === STAGES.gateShard.state)).toHaveLength(6);
     expect(sharded.entered.filter((name) => name === SHARDED_GATE_STATES.rescore)).toHaveLength(6);
     const keys = runKeys(sharded.summary.runId, 2).gateShards;
-    expect(await stack.objects.getText(keys.scores(2))).toBeDefined();
+    expect(await local.stack.objects.getText(keys.scores(2))).toBeDefined();
 
     expect(sharded.summary.iterations).toBe(2);
     expect(sharded.summary.counts).toEqual(whole.summary.counts);
+    // The same calls, so the same model cost; the AWS cost of each iteration includes its shards.
+    expect(sharded.summary.cost?.modelUsd).toBe(whole.summary.cost?.modelUsd);
+    expect(sharded.summary.cost?.awsUsd).toBeGreaterThan(whole.summary.cost?.awsUsd ?? Infinity);
     for (const iteration of [1, 2]) {
       const lines = await gateLines(whole.summary.runId, iteration);
       expect(lines.split('\n').length).toBeGreaterThan(20);

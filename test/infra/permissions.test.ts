@@ -175,6 +175,12 @@ describe('the stages in S3', () => {
     expect(plain.who('s3:DeleteObject', plain.object('runs/r/x'))).toEqual([]);
   });
 
+  it('let "Export dataset" stream its files as multipart uploads and abort them, under exports/ only', () => {
+    // grantPut's s3:PutObject covers create, parts and complete; its s3:Abort* the abort.
+    expect(reach('s3:AbortMultipartUpload').export).toEqual(['exports/']);
+    expect(reach('s3:PutObject').export).toEqual(['exports/']);
+  });
+
   it('let no model-calling stage list the bucket (a replay reads the recorded calls from the table, templates are got by key)', () => {
     const listers = plain.who('s3:ListBucket', plain.bucket);
     // Listing comes with reading (CDK's grantRead): "Generate instructions" reads the pool's files.

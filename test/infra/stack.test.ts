@@ -6,6 +6,8 @@ import {
   ITERATION_STATES,
   MAP_ITEM_STATES,
   RUN_ONCE_STATES,
+  SHARD_ITEM_STATES,
+  SHARDED_GATE_PATH_STATES,
 } from '../../functions/shared/pricing/aws-usage.ts';
 import { STAGES } from '../../functions/stages.ts';
 import { buildApp } from '../../infra/app.ts';
@@ -21,7 +23,8 @@ interface State {
   Retry?: { ErrorEquals: string[]; BackoffRate?: number; MaxAttempts?: number }[];
   Catch?: { ErrorEquals: string[]; Next: string }[];
   MaxConcurrencyPath?: string;
-  ItemProcessor?: { States: Record<string, State> };
+  ItemProcessor?: { States: Record<string, State>; ProcessorConfig?: Record<string, string> };
+  Label?: string;
   ItemsPath?: string;
   ItemSelector?: Record<string, string>;
   TimeoutSeconds?: number;
@@ -139,6 +142,42 @@ describe('the state machine', () => {
     expect(map?.MaxConcurrencyPath).toBe('$.config.mapConcurrency');
     expect(map?.ItemSelector?.['chunk.$']).toBe('$$.Map.Item.Value');
     expect(Object.keys(map?.ItemProcessor?.States ?? {})).toEqual(['Generate instances for a chunk']);
+  });
+
+  it('runs each chunk and each gate shard as a Standard child execution (Distributed Map), items and result inline, no failure tolerated', () => {
+    const map = states['Generate instances'];
+    expect(map?.ItemProcessor?.ProcessorConfig).toEqual({ Mode: 'DISTRIBUTED', ExecutionType: 'STANDARD' });
+    expect(map?.Label).toBe('Generateinstances');
+    for (const absent of ['ItemReader', 'ResultWriter', 'ItemBatcher', 'ToleratedFailurePercentage']) {
+      expect(map).not.toHaveProperty(absent);
+    }
+    expect(map).not.toHaveProperty('ToleratedFailureCount');
+    // So do the gate's shards: no Map's items grow the parent's history.
+    const maps = Object.values(states).filter((state) => state.Type === 'Map');
+    expect(maps.length).toBe(3);
+    for (const each of maps) expect(each.ItemProcessor?.ProcessorConfig?.Mode).toBe('DISTRIBUTED');
+  });
+
+  it('lets the state machine start its own child executions and watch, stop and redrive only its own', () => {
+    const machineRole = Object.keys(template.findResources('AWS::IAM::Role')).find((id) =>
+      id.startsWith('WorkflowStateMachineRole'),
+    );
+    const machine = Object.keys(template.findResources('AWS::StepFunctions::StateMachine'))[0];
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      Roles: [{ Ref: machineRole }],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Action: 'states:StartExecution', Resource: { Ref: machine } }),
+          Match.objectLike({ Action: ['states:DescribeExecution', 'states:StopExecution'] }),
+          Match.objectLike({
+            Action: 'states:RedriveExecution',
+            Resource: ['/Generateinstances:*', '/Scoregateshards:*', '/Scoregateshardsagain:*'].map(
+              (label) => ({ 'Fn::Join': ['', Match.arrayWith([label])] }),
+            ),
+          }),
+        ]),
+      },
+    });
   });
 
   it('retries transient errors and crashes with exponential backoff on every Lambda task', () => {
@@ -293,6 +332,21 @@ describe('the state machine', () => {
     expect(Object.keys(states['Generate instances']?.ItemProcessor?.States ?? {})).toEqual([
       ...MAP_ITEM_STATES,
     ]);
+    // From a pool past `shardGateAbove`: the sharded path instead of Filter, on to "Batch the instances?"
+    // (as Filter's), then the instances Map.
+    const sharded: string[] = [];
+    let name = states['Gate in shards?']?.Choices?.[0]?.Next;
+    for (; name && name !== 'Batch the instances?' && !sharded.includes(name); name = states[name]?.Next) {
+      sharded.push(name);
+    }
+    expect(sharded).toEqual([...SHARDED_GATE_PATH_STATES]);
+    expect(name).toBe('Batch the instances?');
+    expect(states[STAGES.filter.state]?.Next).toBe('Batch the instances?');
+    expect(
+      [STAGES.gateShard.mapState, 'Score gate shards again'].flatMap((map) =>
+        Object.keys(states[map]?.ItemProcessor?.States ?? {}),
+      ),
+    ).toEqual([...SHARD_ITEM_STATES]);
     expect(states['Start run']?.Next).toBe('Prepare run');
     expect(states['Prepare run']?.Next).toBe('Generate instructions');
     expect(states['Export dataset']?.Next).toBe('Done');

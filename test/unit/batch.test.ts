@@ -3,7 +3,7 @@
  * submit step (the same calls the Map would make, idempotent), the check step (its bound, the replies
  * into the call ledger at the batch price) and the Map serving them; with fake ports.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { filterAndDeduplicate } from '../../functions/filter/core.ts';
 import { checkBatch } from '../../functions/generate-instances/batch-check.ts';
 import { submitBatch } from '../../functions/generate-instances/batch-submit.ts';
@@ -31,16 +31,10 @@ import { promptHash } from '../../functions/shared/model-calls.ts';
 import { OfflineModel } from '../../functions/shared/models/offline.ts';
 import { modelCost, shippedPrices } from '../../functions/shared/pricing/pricing.ts';
 import { describeRequest } from '../../infra/local/iam.ts';
+import { useFastRetries } from '../support/stage-iteration.ts';
 import { MemoryObjects, MemoryPool, SEED_TASKS } from './fakes.ts';
 
-beforeAll(() => {
-  process.env.SELFINSTRUCT_RETRY_BASE_MS = '1';
-  process.env.SELFINSTRUCT_RETRY_MAX_MS = '2';
-});
-afterAll(() => {
-  delete process.env.SELFINSTRUCT_RETRY_BASE_MS;
-  delete process.env.SELFINSTRUCT_RETRY_MAX_MS;
-});
+useFastRetries();
 
 describe('Bedrock batch records', () => {
   it('writes a record as its id and the Converse body of the request', () => {

@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { renderJudgeRequest } from '../../functions/generate-instances/judge.ts';
 import { renderInstancesRequest } from '../../functions/generate-instances/prompt.ts';
 import { parseRecords } from '../../functions/shared/input-files.ts';
 import { estimateTokens } from '../../functions/shared/models/usage.ts';
@@ -165,12 +166,70 @@ describe('estimateRun', () => {
     expect(teachOf(explained)?.inputTokensPerCall).toBeGreaterThan(0);
     expect(teachOf(explained)?.outputTokensPerCall).toBe(d.outputTokensPerCall.teach);
     expect(teachOf(explained)?.cost.modelId).toBe('openai:gpt-4o');
+    // The model cost grows by the teacher's calls and by the judge reading their longer replies.
+    const judgeOf = (e: Estimate) => e.stages.find((st) => st.stage === 'judge');
     expect(explained.summary.modelUsd).toBeCloseTo(
-      (direct.summary.modelUsd ?? 0) + (teachOf(explained)?.cost.usd ?? 0),
+      (direct.summary.modelUsd ?? 0) +
+        (teachOf(explained)?.cost.usd ?? 0) +
+        (judgeOf(explained)?.cost.usd ?? 0) -
+        (judgeOf(direct)?.cost.usd ?? 0),
       12,
     );
     expect(explained.assumptions.join('\n')).toMatch(
       /Teacher \(explained responses\): openai:gpt-4o, one call per instance/,
+    );
+  });
+
+  it('counts the judge of an explained run reading the teacher’s replies on every instance of a task', () => {
+    const direct = estimate(3_000);
+    const explained = estimate(3_000, 'default', nova, { responseStyle: 'explained' });
+    const judgeOf = (e: Estimate) => e.stages.find((st) => st.stage === 'judge');
+    const d = PROFILE_DEFAULTS.default;
+    const perInstance = explained.promptTokens.judgeExplainedPerInstance ?? 0;
+
+    // The teacher's replies (136 tokens) are longer than the seeds' direct outputs they replace.
+    expect(perInstance).toBeGreaterThan(d.outputTokensPerCall.teach / 2);
+    expect(perInstance).toBeLessThan(d.outputTokensPerCall.teach);
+    expect(judgeOf(explained)?.inputTokensPerCall).toBeCloseTo(
+      (judgeOf(direct)?.inputTokensPerCall ?? 0) + d.instancesPerTask * perInstance,
+      9,
+    );
+    // An offline explained run recorded 599 input tokens per verdict (README, Explanation traces).
+    expect(judgeOf(explained)?.inputTokensPerCall).toBeGreaterThan(540);
+    expect(judgeOf(explained)?.calls).toBe(judgeOf(direct)?.calls);
+    expect(judgeOf(explained)?.cost.usd).toBeGreaterThan(judgeOf(direct)?.cost.usd ?? Infinity);
+    expect(direct.promptTokens.judgeExplainedPerInstance).toBeUndefined();
+    expect(explained.assumptions.join('\n')).toMatch(
+      /each explained output adding \d+ tokens over the direct one \(the teacher's 136 output tokens\) on 2\.35 instances per task/,
+    );
+  });
+
+  it('prices the gate in shards, its steps, Maps and shard Lambdas, for the iterations past shardGateAbove', () => {
+    const inProcess = estimate(3_000);
+    const sharded = estimate(3_000, 'default', nova, { shardGateAbove: 1_000, gateShards: 8 });
+    const [before, after] = [inProcess, sharded].map((e) => e.aws.usage);
+    const n = sharded.run.shardedIterations;
+
+    // The same run: only the iterations whose pool starts at 1,000 tasks or more gate in shards.
+    expect(sharded.run.iterations).toBe(inProcess.run.iterations);
+    expect(inProcess.run.shardedIterations).toBe(0);
+    expect(n).toBeGreaterThan(0);
+    expect(n).toBeLessThan(sharded.run.iterations);
+    // Per sharded iteration: 5 states instead of Filter's one, and each of 8 shards an item of both Maps.
+    expect(after?.stateTransitions).toBe((before?.stateTransitions ?? 0) + n * (4 + 2 * 8));
+    expect(after?.lambdaRequests).toBe((before?.lambdaRequests ?? 0) + n * (2 + 2 * 8));
+    expect(after?.s3Puts).toBe((before?.s3Puts ?? 0) + n * (2 + 2 * 8));
+    expect(after?.dynamodbWriteUnits).toBe(before?.dynamodbWriteUnits);
+    expect(sharded.aws.usd).toBeGreaterThan(inProcess.aws.usd);
+    expect(sharded.summary.awsShare).toBeGreaterThan(inProcess.summary.awsShare ?? 1);
+    expect(sharded.modelCost.usd).toBe(inProcess.modelCost.usd);
+    expect(sharded.assumptions.join('\n')).toMatch(
+      new RegExp(
+        `Gate in shards: from a pool of 1,000 tasks \\(shardGateAbove\\): ${n} iterations of ${sharded.run.iterations} \\(from iteration \\d+\\) gate in 8 shard Lambdas`,
+      ),
+    );
+    expect(inProcess.assumptions.join('\n')).toMatch(
+      /Gate in shards: from a pool of 1,000,000 tasks \(shardGateAbove\); no iteration starts at such a pool/,
     );
   });
 
@@ -210,6 +269,31 @@ describe('measurePrompts', () => {
 
     expect(measured['generate-instances']).toBe(estimateTokens((request.system ?? '') + request.prompt));
     expect(measured.classificationShare).toBe(0);
+  });
+
+  it('renders the judge of explained responses with each output replaced by a reply of the teacher’s length', () => {
+    const task = {
+      ...(seeds.find((t) => !t.is_classification) as SeedTask),
+      instances: [
+        { input: '', output: 'Short.' },
+        { input: 'x', output: 'Also short.' },
+      ],
+    };
+    const tokens = (instances: SeedTask['instances']) => {
+      const request = renderJudgeRequest(task.instruction, instances);
+      return estimateTokens((request.system ?? '') + request.prompt);
+    };
+    const reply = 'x'.repeat(400); // 100 tokens
+    const added = (tokens(task.instances.map((i) => ({ ...i, output: reply }))) - tokens(task.instances)) / 2;
+
+    const measured = measurePrompts('default', [task], {
+      explained: { outputTokens: 100, instancesPerTask: 3 },
+    });
+
+    expect(added).toBeGreaterThan(90);
+    expect(measured.judgeExplainedPerInstance).toBe(added);
+    expect(measured.judge).toBe(tokens(task.instances) + 3 * added);
+    expect(measurePrompts('default', [task]).judge).toBe(tokens(task.instances));
   });
 
   it('shows the paper profile more demonstrations than Alpaca, and longer instructions cost more', () => {
@@ -332,6 +416,24 @@ describe('selfinstruct estimate', () => {
     expect(e.summary.totalUsd).toBeCloseTo((e.summary.modelUsd ?? 0) + e.summary.awsUsd, 12);
     expect(Object.keys(e.aws.breakdown)).toHaveLength(7);
     expect(e.assumptions.length).toBeGreaterThan(5);
+  });
+
+  it('takes the sharded gate’s settings as a run does', async () => {
+    await run(
+      '--model',
+      nova,
+      '--target',
+      '2000',
+      '--shard-gate-above',
+      '500',
+      '--gate-shards',
+      '4',
+      '--json',
+    );
+    const e = JSON.parse(stdout.join('')) as Estimate;
+
+    expect(e.run.shardedIterations).toBeGreaterThan(0);
+    expect(e.assumptions.join('\n')).toMatch(/from a pool of 500 tasks .* gate in 4 shard Lambdas/);
   });
 
   it('prints a table with the per-task figures and the assumptions', async () => {

@@ -4,9 +4,7 @@
  * ports (explained outputs stored with their system message, unusable replies dropped and counted, lost
  * teacher calls, a teacher of another model billed under its own step and priced at its own price).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { filterAndDeduplicate } from '../../functions/filter/core.ts';
-import { generateInstances } from '../../functions/generate-instances/core.ts';
+import { describe, expect, it } from 'vitest';
 import {
   explainInstances,
   parseTeacherReply,
@@ -17,17 +15,14 @@ import {
   TASK_TYPES,
   taskType,
 } from '../../functions/generate-instances/explain.ts';
-import { generateInstructions } from '../../functions/generate-instructions/core.ts';
-import { parseRunInput, prepareRun } from '../../functions/prepare/core.ts';
-import { saveIteration } from '../../functions/save-iteration/core.ts';
+import { parseRunInput } from '../../functions/prepare/core.ts';
 import { ModelThrottled } from '../../functions/shared/errors.ts';
-import { toJsonLines } from '../../functions/shared/json-lines.ts';
 import { OfflineModel } from '../../functions/shared/models/offline.ts';
 import { explainedAnswer } from '../../functions/shared/models/offline-replies.ts';
-import type { ModelReply, ModelRequest, PoolTask, TextModel } from '../../functions/shared/ports.ts';
+import type { ModelReply, ModelRequest, TextModel } from '../../functions/shared/ports.ts';
 import { createRng } from '../../functions/shared/random.ts';
 import { groupCounts } from '../../infra/cli/counts.ts';
-import { MemoryObjects, MemoryPool, SEED_TASKS } from './fakes.ts';
+import { iterationToInstances, useFastRetries } from '../support/stage-iteration.ts';
 
 const EXPLANATION =
   'Step 1: The task asks for the sentiment of the review.\nStep 2: The review praises the food.\n\nSo the answer is: Positive';
@@ -208,48 +203,14 @@ class ScriptedTeacher implements TextModel {
   }
 }
 
-beforeAll(() => {
-  process.env.SELFINSTRUCT_RETRY_BASE_MS = '1';
-  process.env.SELFINSTRUCT_RETRY_MAX_MS = '2';
-});
-afterAll(() => {
-  delete process.env.SELFINSTRUCT_RETRY_BASE_MS;
-  delete process.env.SELFINSTRUCT_RETRY_MAX_MS;
-});
+useFastRetries();
 
 /** One iteration up to "Generate instances" of a small explained run, with `teacher` as the deps' teacher. */
-async function explainedIteration(input: Record<string, unknown>, teacher?: TextModel) {
-  const objects = new MemoryObjects();
-  const pool = new MemoryPool();
-  await objects.put('seeds/demo/seeds.jsonl', toJsonLines(SEED_TASKS));
-  const state = await prepareRun(
-    {
-      runId: 'run-1',
-      input: {
-        seedKey: 'seeds/demo/seeds.jsonl',
-        promptsPerIteration: 3,
-        target: 1000,
-        judgeModel: 'none',
-        safetyScreen: 'none',
-        responseStyle: 'explained',
-        ...input,
-      },
-    },
-    { objects, pool },
+const explainedIteration = (input: Record<string, unknown>, teacher?: TextModel) =>
+  iterationToInstances(
+    { judgeModel: 'none', safetyScreen: 'none', responseStyle: 'explained', ...input },
+    { model: new OfflineModel({ seed: 'explain-stage', noise: 0 }), teacher },
   );
-  const model = new OfflineModel({ seed: 'explain-stage', noise: 0 });
-  const deps = { objects, pool, model, teacher };
-  const generated = await generateInstructions(state, deps);
-  const gated = await filterAndDeduplicate({ ...state, candidatesKey: generated.candidatesKey }, deps);
-  const instances: Awaited<ReturnType<typeof generateInstances>>[] = [];
-  for (const chunk of gated.chunks) instances.push(await generateInstances({ ...state, chunk }, deps));
-  const tasks = (await pool.getTasks(
-    'demo',
-    gated.chunks.flatMap((chunk) => chunk.ids),
-  )) as PoolTask[];
-  const save = () => saveIteration({ ...state, generated, gated, instances }, deps);
-  return { pool, tasks, instances, save };
-}
 
 describe('the teacher step of Generate instances', () => {
   it('stores the explained outputs with the task’s system message, drops unusable ones and counts them', async () => {

@@ -1,10 +1,17 @@
-import { describe, expect, it } from 'vitest';
-import { serializePool } from '../../functions/export/core.ts';
-import { toAlpaca, toRecords, toSeedFormat } from '../../functions/shared/exports/formats.ts';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { exportDataset } from '../../functions/export/core.ts';
+import { gatherPoolFiles, POOL_FILES, readPoolFile } from '../../functions/export/pool-files.ts';
+import { prepareRun } from '../../functions/prepare/core.ts';
 import { toJsonLines } from '../../functions/shared/json-lines.ts';
+import { exportKeys } from '../../functions/shared/keys.ts';
 import { taskId } from '../../functions/shared/pool-ids.ts';
 import type { PoolTask } from '../../functions/shared/ports.ts';
 import { createRng } from '../../functions/shared/random.ts';
+import { materializedExport } from '../support/export-files.ts';
+import { MemoryObjects, MemoryPool, SEED_TASKS } from './fakes.ts';
 
 /** Tasks of several runs and iterations, in id order as the query returns them; seeds and rejected ones among them. */
 function pool(n: number): PoolTask[] {
@@ -31,35 +38,111 @@ function pool(n: number): PoolTask[] {
   return tasks.sort((a, b) => a.id.localeCompare(b.id));
 }
 
-/** The export as it was written before it was streamed: every task, sorted, then every file at once. */
-function materialized(items: readonly PoolTask[]) {
-  const tasks = items.filter((t) => t.source === 'machine' && t.status === 'complete').map(toSeedFormat);
-  tasks.sort(
-    (a, b) => (a.run_id ?? '').localeCompare(b.run_id ?? '') || (a.iteration ?? 0) - (b.iteration ?? 0),
-  );
-  const records = tasks.flatMap(toRecords);
-  return {
-    dataset: toJsonLines(records),
-    alpaca: `${JSON.stringify(toAlpaca(records), null, 2)}\n`,
-    tasks: toJsonLines(tasks),
-    taskCount: tasks.length,
-    recordCount: records.length,
-  };
-}
+const materialized = materializedExport;
 
 async function* pages(items: readonly PoolTask[]) {
   for (const item of items) yield item;
 }
 
+/** The files gathered with at most `memoryChars` of text in memory, read back whole. */
+async function streamed(items: readonly PoolTask[], memoryChars?: number) {
+  const files = await gatherPoolFiles(pages(items), { memoryChars });
+  try {
+    const [dataset, alpaca, tasks] = await Promise.all(POOL_FILES.map((file) => readPoolFile(files, file)));
+    return {
+      files: { dataset, alpaca, tasks, taskCount: files.taskCount, recordCount: files.recordCount },
+      spilled: files.spilled,
+    };
+  } finally {
+    await files.dispose();
+  }
+}
+
 describe('the streamed export', () => {
   it('writes the same files, byte for byte, as sorting the whole pool did', async () => {
     const items = pool(400);
-    const streamed = await serializePool(pages(items));
-    expect(streamed).toEqual(materialized(items));
-    expect(streamed.taskCount).toBeGreaterThan(250);
+    const { files, spilled } = await streamed(items);
+    expect(files).toEqual(materialized(items));
+    expect(spilled).toBe(false);
+    expect(files.taskCount).toBeGreaterThan(250);
+  });
+
+  it('writes the same files when most of the text went to disk on the way, in many gzip members', async () => {
+    const items = pool(400);
+    // A few tasks' text at a time: hundreds of spills, every group's files written in many pieces.
+    const { files, spilled } = await streamed(items, 2_000);
+    expect(spilled).toBe(true);
+    expect(files).toEqual(materialized(items));
+  });
+
+  it('keeps text in other scripts whole across the spilled chunks', async () => {
+    const items = pool(60).map((task, i) => ({
+      ...task,
+      instruction: `${'日本語の指示、ü ✓ 🙂 '.repeat(1 + (i % 7))}${task.instruction}`,
+    }));
+    const { files, spilled } = await streamed(items, 500);
+    expect(spilled).toBe(true);
+    expect(files).toEqual(materialized(items));
   });
 
   it('writes an empty pool as the same empty files', async () => {
-    expect(await serializePool(pages([]))).toEqual(materialized([]));
+    expect((await streamed([])).files).toEqual(materialized([]));
   });
 });
+
+describe('the export stage', () => {
+  let spillRoot: string;
+  const tmp = process.env.TMPDIR;
+  beforeEach(() => {
+    // The spilled text goes to the system's temporary folder (the Lambda's /tmp): this test's own.
+    spillRoot = mkdtempSync(path.join(tmpdir(), 'export-stage-'));
+    process.env.TMPDIR = spillRoot;
+  });
+  afterEach(() => {
+    process.env.TMPDIR = tmp;
+    rmSync(spillRoot, { recursive: true, force: true });
+  });
+
+  it('writes the same files on a retry after a failed write, and leaves no spilled text behind either time', async () => {
+    const objects = new MemoryObjects();
+    const store = new MemoryPool();
+    await objects.put('seeds/p/seeds.jsonl', toJsonLines(SEED_TASKS));
+    const state = await prepareRun(
+      { runId: 'run-x', input: { pool: 'p', seedKey: 'seeds/p/seeds.jsonl', target: 10 } },
+      { objects, pool: store },
+    );
+    const tasks = pool(300).map((task) => ({ ...task, pool: 'p' }));
+    for (const task of tasks) store.tasks.set(`p/${task.id}`, task);
+    const keys = exportKeys('run-x');
+    let failures = 1;
+    const failing = Object.assign(Object.create(objects) as MemoryObjects, {
+      async upload(key: string, body: AsyncIterable<string | Uint8Array>) {
+        if (key === keys.alpaca && failures-- > 0) throw new Error('S3 unavailable');
+        return objects.upload(key, body);
+      },
+    });
+
+    await expect(
+      exportDataset(state, { objects: failing, pool: store }, { memoryChars: 5_000 }),
+    ).rejects.toThrow('S3 unavailable');
+    expect(readdirSync(spillRoot)).toEqual([]);
+    const summary = await exportDataset(state, { objects: failing, pool: store }, { memoryChars: 5_000 });
+    expect(readdirSync(spillRoot)).toEqual([]);
+
+    const expected = materialized([...(await collect(store.listTasks('p')))]);
+    expect(await objects.getText(keys.dataset)).toBe(expected.dataset);
+    expect(await objects.getText(keys.alpaca)).toBe(expected.alpaca);
+    expect(await objects.getText(keys.tasks)).toBe(expected.tasks);
+    expect(summary).toMatchObject({
+      exportedTasks: expected.taskCount,
+      exportedRecords: expected.recordCount,
+    });
+    expect(expected.taskCount).toBeGreaterThan(200);
+  });
+});
+
+async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
+  const all: T[] = [];
+  for await (const item of items) all.push(item);
+  return all;
+}

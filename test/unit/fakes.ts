@@ -5,6 +5,7 @@ import type {
   CounterMap,
   IterationUpdate,
   ObjectStore,
+  ObjectStreams,
   PoolCommit,
   PoolLease,
   PoolMeta,
@@ -33,7 +34,7 @@ export const SEED_TASKS = [
   seedTask(4, 'Write a haiku about the first snow of the winter.'),
 ];
 
-export class MemoryObjects implements ObjectStore {
+export class MemoryObjects implements ObjectStore, ObjectStreams {
   readonly objects = new Map<string, Uint8Array>();
   async getBytes(key: string) {
     return this.objects.get(key);
@@ -44,6 +45,20 @@ export class MemoryObjects implements ObjectStore {
   }
   async put(key: string, body: string | Uint8Array) {
     this.objects.set(key, typeof body === 'string' ? new TextEncoder().encode(body) : body);
+  }
+  /** A streamed write: the object appears once the whole body was read (nothing when it fails). */
+  async upload(key: string, body: AsyncIterable<string | Uint8Array>) {
+    const chunks: Buffer[] = [];
+    for await (const chunk of body) chunks.push(Buffer.from(chunk));
+    this.objects.set(key, new Uint8Array(Buffer.concat(chunks)));
+  }
+  async download(key: string) {
+    const bytes = this.objects.get(key);
+    return bytes === undefined
+      ? undefined
+      : (async function* () {
+          yield bytes;
+        })();
   }
   async copy(from: string, to: string) {
     const bytes = this.objects.get(from);

@@ -3,19 +3,15 @@
  * rejecting through the same conditional finish as every other outcome, unreadable verdicts and lost
  * judge calls kept unscored and counted, a judge of another model billed under its own step.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { filterAndDeduplicate } from '../../functions/filter/core.ts';
-import { generateInstances } from '../../functions/generate-instances/core.ts';
-import { generateInstructions } from '../../functions/generate-instructions/core.ts';
-import { parseRunInput, prepareRun } from '../../functions/prepare/core.ts';
-import { saveIteration } from '../../functions/save-iteration/core.ts';
+import { describe, expect, it } from 'vitest';
+import { parseRunInput } from '../../functions/prepare/core.ts';
 import { ModelThrottled } from '../../functions/shared/errors.ts';
-import { toJsonLines } from '../../functions/shared/json-lines.ts';
 import { OfflineModel } from '../../functions/shared/models/offline.ts';
-import type { ModelReply, ModelRequest, PoolTask, TextModel } from '../../functions/shared/ports.ts';
+import type { ModelReply, ModelRequest, TextModel } from '../../functions/shared/ports.ts';
 import { groupCounts } from '../../infra/cli/counts.ts';
 import { type JudgedTask, qualityStats } from '../../infra/cli/report/stats.ts';
-import { MemoryObjects, MemoryPool, SEED_TASKS } from './fakes.ts';
+import { iterationToInstances, useFastRetries } from '../support/stage-iteration.ts';
+import { SEED_TASKS } from './fakes.ts';
 
 /** A model that answers judge prompts with `verdict(instruction)` and counts them; other prompts offline. */
 class ScriptedJudge implements TextModel {
@@ -50,39 +46,11 @@ const verdict = (score: number) =>
 /** A score from the instruction's length: a spread of 1–5 over any batch. */
 const scoreOf = (instruction: string) => 1 + (instruction.length % 5);
 
-beforeAll(() => {
-  process.env.SELFINSTRUCT_RETRY_BASE_MS = '1';
-  process.env.SELFINSTRUCT_RETRY_MAX_MS = '2';
-});
-afterAll(() => {
-  delete process.env.SELFINSTRUCT_RETRY_BASE_MS;
-  delete process.env.SELFINSTRUCT_RETRY_MAX_MS;
-});
+useFastRetries();
 
 /** One iteration up to "Generate instances", with `input` over a small run's, and `judge` as the deps' judge. */
-async function judgedIteration(input: Record<string, unknown>, model: TextModel, judge?: TextModel) {
-  const objects = new MemoryObjects();
-  const pool = new MemoryPool();
-  await objects.put('seeds/demo/seeds.jsonl', toJsonLines(SEED_TASKS));
-  const state = await prepareRun(
-    {
-      runId: 'run-1',
-      input: { seedKey: 'seeds/demo/seeds.jsonl', promptsPerIteration: 3, target: 1000, ...input },
-    },
-    { objects, pool },
-  );
-  const deps = { objects, pool, model, judge };
-  const generated = await generateInstructions(state, deps);
-  const gated = await filterAndDeduplicate({ ...state, candidatesKey: generated.candidatesKey }, deps);
-  const instances: Awaited<ReturnType<typeof generateInstances>>[] = [];
-  for (const chunk of gated.chunks) instances.push(await generateInstances({ ...state, chunk }, deps));
-  const tasks = (await pool.getTasks(
-    'demo',
-    gated.chunks.flatMap((chunk) => chunk.ids),
-  )) as PoolTask[];
-  const save = () => saveIteration({ ...state, generated, gated, instances }, deps);
-  return { pool, tasks, instances, save };
-}
+const judgedIteration = (input: Record<string, unknown>, model: TextModel, judge?: TextModel) =>
+  iterationToInstances(input, { model, judge });
 
 describe('the judge step', () => {
   it('stores each verdict on its task and rejects those below minQuality as low-quality, instances kept', async () => {

@@ -128,6 +128,103 @@ describe('the IAM authorizations of a request', () => {
   });
 });
 
+/** The requests of a multipart upload of `exports/r/dataset.jsonl` to bucket `b`, and their actions. */
+const multipart = {
+  CreateMultipartUpload: { method: 'POST', query: { uploads: '' } },
+  UploadPart: { method: 'PUT', query: { partNumber: '1', uploadId: 'u1' } },
+  CompleteMultipartUpload: { method: 'POST', query: { uploadId: 'u1' } },
+  AbortMultipartUpload: { method: 'DELETE', query: { uploadId: 'u1' } },
+  ListParts: { method: 'GET', query: { uploadId: 'u1' } },
+} satisfies Record<string, Partial<SdkHttpRequest>>;
+const multipartRequest = (operation: keyof typeof multipart) =>
+  describeRequest('s3', http({ path: '/b/exports/r/dataset.jsonl', ...multipart[operation] }), place);
+
+describe('the IAM authorizations of a multipart upload', () => {
+  it('are s3:PutObject to create, upload a part and complete, s3:AbortMultipartUpload to abort, as S3 authorizes them', () => {
+    const actions = Object.fromEntries(
+      (Object.keys(multipart) as (keyof typeof multipart)[]).map((operation) => {
+        const request = multipartRequest(operation);
+        expect(request.operation).toBe(operation);
+        return [operation, request.authorizations.map((a) => `${a.action} ${a.resource}`)];
+      }),
+    );
+    const object = 'arn:aws:s3:::b/exports/r/dataset.jsonl';
+    expect(actions).toEqual({
+      CreateMultipartUpload: [`s3:PutObject ${object}`],
+      UploadPart: [`s3:PutObject ${object}`],
+      CompleteMultipartUpload: [`s3:PutObject ${object}`],
+      AbortMultipartUpload: [`s3:AbortMultipartUpload ${object}`],
+      ListParts: [`s3:ListMultipartUploadParts ${object}`],
+    });
+    expect(describeRequest('s3', http({ path: '/b', query: { uploads: '' } }), place).authorizations).toEqual(
+      [{ action: 's3:ListBucketMultipartUploads', resource: 'arn:aws:s3:::b' }],
+    );
+    expect(
+      describeRequest(
+        's3',
+        http({
+          method: 'PUT',
+          path: '/b/exports/r/x',
+          query: { partNumber: '2', uploadId: 'u1' },
+          headers: { 'x-amz-copy-source': 'b/runs/r/y' },
+        }),
+        place,
+      ),
+    ).toMatchObject({
+      operation: 'UploadPartCopy',
+      authorizations: [
+        { action: 's3:GetObject', resource: 'arn:aws:s3:::b/runs/r/y' },
+        { action: 's3:PutObject', resource: 'arn:aws:s3:::b/exports/r/x' },
+      ],
+    });
+  });
+
+  it('are allowed by CDK’s grantPut on the prefix, and refused to a role without them', async () => {
+    const iam = new IamEvaluator(place, await loadEvaluator());
+    const check = (principal: ReturnType<typeof principalWith>, operation: keyof typeof multipart) =>
+      iam.check(principal, multipartRequest(operation).authorizations);
+    // What `bucket.grantPut(fn, 'exports/*')` synthesizes (aws-cdk-lib's BUCKET_PUT_ACTIONS).
+    const grantPut = principalWith({
+      Effect: 'Allow',
+      Action: [
+        's3:PutObject',
+        's3:PutObjectLegalHold',
+        's3:PutObjectRetention',
+        's3:PutObjectTagging',
+        's3:PutObjectVersionTagging',
+        's3:Abort*',
+      ],
+      Resource: 'arn:aws:s3:::b/exports/*',
+    });
+    for (const operation of ['CreateMultipartUpload', 'UploadPart', 'CompleteMultipartUpload'] as const) {
+      expect(await check(grantPut, operation)).toBeUndefined();
+    }
+    expect(await check(grantPut, 'AbortMultipartUpload')).toBeUndefined();
+
+    const putOnly = principalWith({
+      Effect: 'Allow',
+      Action: 's3:PutObject',
+      Resource: 'arn:aws:s3:::b/exports/*',
+    });
+    expect(await check(putOnly, 'UploadPart')).toBeUndefined();
+    expect(await check(putOnly, 'AbortMultipartUpload')).toMatchObject({
+      action: 's3:AbortMultipartUpload',
+      kind: 'implicit',
+    });
+    const abortOnly = principalWith({
+      Effect: 'Allow',
+      Action: 's3:AbortMultipartUpload',
+      Resource: 'arn:aws:s3:::b/exports/*',
+    });
+    for (const operation of ['CreateMultipartUpload', 'UploadPart', 'CompleteMultipartUpload'] as const) {
+      expect(await check(abortOnly, operation)).toMatchObject({ action: 's3:PutObject', kind: 'implicit' });
+    }
+    const elsewhere = principalWith({ Effect: 'Allow', Action: 's3:*', Resource: 'arn:aws:s3:::b/runs/*' });
+    expect(await check(elsewhere, 'CreateMultipartUpload')).toMatchObject({ kind: 'implicit' });
+    expect(await check(elsewhere, 'AbortMultipartUpload')).toMatchObject({ kind: 'implicit' });
+  });
+});
+
 describe('the evaluator', () => {
   it('allows what a statement grants, and refuses the rest naming principal, action and resource', async () => {
     const iam = new IamEvaluator(place, await loadEvaluator());

@@ -2,8 +2,10 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   addAwsUsage,
+  gateShardsFor,
   type IterationShape,
   iterationAwsUsage,
+  iterationSeconds,
   iterationShapeFromCounts,
   runAwsUsage,
   runOnceAwsUsage,
@@ -233,6 +235,8 @@ describe('the AWS usage model', () => {
     outputTokensPerSecond: 100,
     invocationOverheadSeconds: 0.5,
     gatePairsPerSecond: 1_000_000,
+    gateShardCpuRatio: 2,
+    gateDecisionCpuSecondsPerPair: 0.00001,
     instructionCpuSecondsPerCall: 0.01,
     instructionCpuSecondsPerPoolInstruction: 0.001,
     chunkCpuSecondsPerCall: 0.05,
@@ -275,6 +279,46 @@ describe('the AWS usage model', () => {
     expect(usage.s3Gets).toBe(6);
     // candidates, raw, gate, index + 2 chunk files + 2 chunk raw files + snapshot, index copy
     expect(usage.s3Puts).toBe(10);
+  });
+
+  it('counts the gate in shards of an iteration past shardGateAbove: its steps, Maps and shard Lambdas', () => {
+    const config = { shardGateAbove: 200, gateShards: 4 };
+    expect([199, 200, 1_000_000].map((pool) => gateShardsFor(config, pool))).toEqual([0, 4, 4]);
+    expect(gateShardsFor({ gateShards: 4 }, 1_000_000)).toBe(0); // a run from before the sharded gate
+    expect(gateShardsFor({ shardGateAbove: 1, gateShards: 4 }, 3)).toBe(3); // one range per instruction
+
+    const inProcess = iterationAwsUsage(iteration, assumptions);
+    const sharded = iterationAwsUsage({ ...iteration, gateShards: 4 }, assumptions);
+
+    // Plan, Map, Decide, Map again, Merge instead of Filter (+4), each shard an item of both Maps (+8).
+    expect(sharded.stateTransitions).toBe(inProcess.stateTransitions + 4 + 2 * 4);
+    expect(sharded.lambdaRequests).toBe(inProcess.lambdaRequests + 2 + 2 * 4);
+    // Filter: 3008/1024 GB × (3 × 0.5 + decisions 2 × 100² × 1e-5 + 5 × 0.016) = 2.9375 × 1.78
+    // Shards: 4 × 1769/1024 GB × (2 × 0.5 + 100 × 200 / 4 × 2 / 1,000,000 pairs/s × 2048/1769)
+    //   = 4 × (1769/1024 + 0.01 × 2) (the in-process Filter's 1.7625 no longer billed)
+    const filter = 2.9375 * 1.78;
+    const shards = 4 * (1769 / 1024 + 0.02);
+    expect(sharded.lambdaGbSeconds).toBeCloseTo(inProcess.lambdaGbSeconds - 1.7625 + filter + shards, 9);
+    // The loop waits on the Filter's steps and one shard's two (the shards run at once).
+    const seconds = iterationSeconds({ ...iteration, gateShards: 4 }, assumptions);
+    expect(seconds.filterSteps).toBeCloseTo(1.78, 12);
+    expect(seconds.gateShard).toBeCloseTo(1 + (0.01 * 2048) / 1769, 12);
+    expect(seconds.filter).toBeCloseTo(seconds.filterSteps + seconds.gateShard, 12);
+    // GETs: 2 per Filter step more, survivors each shard, highest ×2 and scores, sizes ×2 per shard.
+    expect(sharded.s3Gets).toBe(inProcess.s3Gets + 5 + 6 * 4);
+    // PUTs: survivors, sizes, and each shard's highest and scores.
+    expect(sharded.s3Puts).toBe(inProcess.s3Puts + 2 + 2 * 4);
+    expect(sharded.dynamodbWriteUnits).toBe(inProcess.dynamodbWriteUnits);
+    // Priced: the AWS cost of the iteration includes the shards' transitions, invocations and GB-seconds.
+    const { aws } = table;
+    expect(awsCost(table, sharded).usd - awsCost(table, inProcess).usd).toBeCloseTo(
+      12 * aws.stepFunctionsPerStateTransition +
+        10 * aws.lambdaPerRequest +
+        (filter + shards - 1.7625) * aws.lambdaPerGbSecond +
+        10 * aws.s3PerPutRequest +
+        29 * aws.s3PerGetRequest,
+      12,
+    );
   });
 
   it('writes no raw file for chunks that make no model call', () => {

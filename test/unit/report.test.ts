@@ -5,6 +5,7 @@ import { verbNoun, verbNouns } from '../../functions/shared/engine/verb-noun.ts'
 import { NotFound } from '../../functions/shared/errors.ts';
 import { fromJsonLines, toJsonLines } from '../../functions/shared/json-lines.ts';
 import { exportKeys, poolKeys, runKeys } from '../../functions/shared/keys.ts';
+import { METHODS, RESPONSE_STYLES } from '../../functions/shared/methods.ts';
 import type { RunRecord } from '../../functions/shared/ports.ts';
 import type {
   GateRecord,
@@ -686,6 +687,28 @@ function scriptText(html: string, attributes: string): string {
   expect(start).toBeGreaterThanOrEqual(0);
   return html.slice(start + open.length, html.indexOf('</script>', start));
 }
+
+describe('the method the page names', () => {
+  const page = (config: Record<string, unknown>) =>
+    renderReport(computeStats({ ...smallInput(), run: { ...RUN, config: { ...RUN.config, ...config } } }));
+
+  it('is Self-Instruct for a run without a method, in the registry’s words for the others', () => {
+    expect(computeStats(smallInput()).run).toMatchObject({
+      method: 'self-instruct',
+      responseStyle: 'direct',
+    });
+    expect(page({})).toContain('the method follows Wang et al., 2022, <i>Self-Instruct</i>, section 3.</p>');
+    for (const method of ['evol', 'backtranslate'] as const) {
+      const { name, paper } = METHODS[method];
+      expect(page({ method })).toContain(
+        `the method follows ${paper.cite}, <i>${name}</i>, in the loop of Wang et al., 2022, <i>Self-Instruct</i>, section 3.</p>`,
+      );
+    }
+    expect(page({ method: 'evol', responseStyle: 'explained' })).toContain(
+      `section 3; the responses follow Mukherjee et al., 2023, <i>${escapeHtml(RESPONSE_STYLES.explained?.name ?? '')}</i>.</p>`,
+    );
+  });
+});
 
 describe('escaping untrusted text', () => {
   it('escapes HTML special characters', () => {

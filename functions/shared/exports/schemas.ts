@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { SelfInstructError } from '../errors.ts';
-import { Lineage } from '../schemas.ts';
+import { TaskLine } from '../records.ts';
 
 /** The formats `selfinstruct export` writes. */
 export const EXPORT_FORMATS = ['jsonl', 'alpaca', 'messages', 'bedrock'] as const;
@@ -18,7 +18,11 @@ export type Split = (typeof SPLITS)[number];
 
 const text = z.string().min(1);
 
-/** `jsonl`: one record per instance, the instance plus where it came from (`toRecords`). */
+/**
+ * `jsonl`: one record per instance, the instance plus where it came from (`toRecords`). The provenance
+ * fields are the task line's (`records.ts` `TaskLine`, what `tasks.jsonl` holds), taken from its shape:
+ * declared once. `is_classification` and `source` are required here (a task line defaults them).
+ */
 export const JsonlRecord = z.strictObject({
   instruction: text,
   input: z.string(),
@@ -26,22 +30,23 @@ export const JsonlRecord = z.strictObject({
   task_id: text,
   is_classification: z.boolean(),
   source: z.enum(['seed', 'machine']),
-  run_id: z.string().optional(),
-  iteration: z.int().nonnegative().optional(),
-  most_similar_instruction: z.string().optional(),
-  most_similar_score: z.number().optional(),
-  quality_score: z.number().optional(),
-  instruction_valid: z.boolean().optional(),
-  input_appropriate: z.boolean().optional(),
-  output_correct: z.boolean().optional(),
-  quality_reason: z.string().optional(),
-  response_style: z.enum(['direct', 'explained']).optional(),
-  system_message: z.string().optional(),
-  source_document: z.string().optional(),
-  source_span: z.tuple([z.int().nonnegative(), z.int().nonnegative()]).optional(),
-  source_use: z.enum(['output', 'grounding']).optional(),
-  /** An evolved task's parent task id, operation and depth (`method: evol`). */
-  lineage: Lineage.optional(),
+  ...TaskLine.pick({
+    run_id: true,
+    iteration: true,
+    most_similar_instruction: true,
+    most_similar_score: true,
+    quality_score: true,
+    instruction_valid: true,
+    input_appropriate: true,
+    output_correct: true,
+    quality_reason: true,
+    response_style: true,
+    system_message: true,
+    source_document: true,
+    source_span: true,
+    source_use: true,
+    lineage: true,
+  }).shape,
 });
 export type JsonlRecord = z.infer<typeof JsonlRecord>;
 

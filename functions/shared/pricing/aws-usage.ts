@@ -14,6 +14,19 @@
  * | Save iteration                  | 1      | run item update, pool META update, 1 get   | 1 per Map item        | snapshot, index copy          |
  * | Enough instructions?            | –      | –                                          | –                     | –                             |
  *
+ * From a pool of `shardGateAbove` tasks on, "Gate in shards?" sends the iteration's gate to the sharded
+ * path instead of "Filter and deduplicate" (`infra/sharded-gate.ts`), with S = `gateShards` shards:
+ *
+ * | state                                   | Lambda        | S3 GET                          | S3 PUT             |
+ * | --------------------------------------- | ------------- | ------------------------------- | ------------------ |
+ * | Plan the gate shards                    | 1 (Filter)    | candidates, index               | survivors          |
+ * | Score gate shards (Map, S items)        | S (shard)     | survivors, each                 | highest, each      |
+ * | Decide on the shard scores              | 1 (Filter)    | candidates, index, S highest    | sizes              |
+ * | Score gate shards again (Map, S items)  | S (shard)     | survivors and sizes, each       | scores, each       |
+ * | Filter and merge the shard scores       | 1 (Filter)    | candidates, index, S highest, sizes, S scores | gate log, iteration index |
+ *
+ * (a shard's segments are cached in its `/tmp`, as the Filter's index is: not counted).
+ *
  * Once per run: Start run (Pass), Prepare run (run item put, pool count get; on a new pool one put per
  * seed, the META update, the index and seed list), Export dataset (Query over the whole pool, run get,
  * run update, 4 objects), Done (Succeed).
@@ -27,7 +40,7 @@
  * consistency here), a Query sums the sizes of the items it returns before rounding. S3 COPY is billed
  * as a PUT. Storage, CloudWatch Logs, X-Ray and data transfer are not counted.
  */
-import { BATCH_STATES, CONTROL_STATES, STAGES, type StageKey } from '../../stages.ts';
+import { BATCH_STATES, CONTROL_STATES, SHARDED_GATE_STATES, STAGES, type StageKey } from '../../stages.ts';
 import type { AwsUsage } from './pricing.ts';
 
 /** The states an iteration enters, in order (each one state transition). */
@@ -43,6 +56,32 @@ export const ITERATION_STATES = [
 
 /** The states each Map item enters. */
 export const MAP_ITEM_STATES = [STAGES.generateInstances.state] as const;
+
+/** The states an iteration gated in shards enters instead of "Filter and deduplicate", in order. */
+export const SHARDED_GATE_PATH_STATES = [
+  SHARDED_GATE_STATES.plan,
+  STAGES.gateShard.mapState,
+  SHARDED_GATE_STATES.decide,
+  SHARDED_GATE_STATES.rescoreMap,
+  SHARDED_GATE_STATES.merge,
+] as const;
+
+/** The states each shard enters: one item of each of the two Maps. */
+export const SHARD_ITEM_STATES = [STAGES.gateShard.state, SHARDED_GATE_STATES.rescore] as const;
+
+/**
+ * The shards an iteration's gate runs in, as "Gate in shards?" (`infra/sharded-gate.ts`) decides from the
+ * pool's size when the iteration starts: `gateShards` from `shardGateAbove` tasks on (at most one per
+ * instruction, as `splitRange` plans them), else 0, the gate in "Filter and deduplicate" (also for a run
+ * from before the sharded gate, whose configuration has no `shardGateAbove`).
+ */
+export function gateShardsFor(
+  config: { readonly shardGateAbove?: number; readonly gateShards: number },
+  poolSize: number,
+): number {
+  if (config.shardGateAbove === undefined || poolSize < config.shardGateAbove) return 0;
+  return Math.max(1, Math.min(config.gateShards, poolSize));
+}
 
 /** The states a successful run enters once. */
 export const RUN_ONCE_STATES = [
@@ -70,6 +109,11 @@ export interface IterationShape {
   mapOutputTokens: number;
   /** Instructions in the pool's ROUGE-L index when the iteration starts (seeds included). */
   poolInstructions: number;
+  /**
+   * Shards the gate ran in, past `shardGateAbove` (`gateShardsFor`); 0 or absent: in "Filter and
+   * deduplicate".
+   */
+  gateShards?: number;
 }
 
 /** What a run does once, outside its iterations. */
@@ -92,6 +136,16 @@ export interface UsageAssumptions {
   invocationOverheadSeconds: number;
   /** ROUGE-L pairs the gate scores a second in the filter function. */
   gatePairsPerSecond: number;
+  /**
+   * CPU a gate shard spends per pair of its range over its two scans (highest, then top 10 and mean),
+   * relative to the gate in one process (`gatePairsPerSecond`).
+   */
+  gateShardCpuRatio: number;
+  /**
+   * CPU seconds of the sharded gate's decisions per pair of survivors (each compared with those accepted
+   * before it), made twice: by "Decide on the shard scores" and again by "Filter and merge".
+   */
+  gateDecisionCpuSecondsPerPair: number;
   /** CPU seconds "Generate instructions" spends per call (rendering, parsing, recording), on a full vCPU. */
   instructionCpuSecondsPerCall: number;
   /** CPU seconds it spends per instruction of the pool (loading the pool's index for demonstrations). */
@@ -124,6 +178,12 @@ export const DEFAULT_USAGE_ASSUMPTIONS: UsageAssumptions = {
   // this project's test machine, 12 M on a pool of 2K where per-batch costs dominate; one thread of a
   // 3,008 MB function has a full vCPU. Taken between, erring slow.
   gatePairsPerSecond: 50_000_000,
+  // `npm run bench:shards -- --pool 200000 --candidates 2000` (2026-12-01, this 2-core machine at load
+  // 2–3, CPU time): a shard's two scans 1.29 + 1.82 CPU-s for 400 M pairs, 1.17× the gate's 2.65 (1.15×
+  // at a pool of 100,000; 1.50× in the README's run at load 3–5, taken: erring slow); the decisions
+  // 0.11 CPU-s (0.13 at 100,000) for 2,000 survivors. A shard has one vCPU (1,769 MB).
+  gateShardCpuRatio: 1.5,
+  gateDecisionCpuSecondsPerPair: 0.13 / 2000 ** 2,
   // `npm run bench:memory` (2026-12-01, x86 test machine at load 14, CPU time): 200 instruction calls
   // took 135 ms of CPU at a 192-instruction pool and 1,038 ms at 52,000 (the index load); a chunk of 40
   // tasks, 79 calls (instances and verdicts), 265 ms.
@@ -175,8 +235,15 @@ export function addAwsUsage(...usages: AwsUsage[]): AwsUsage {
 export interface IterationSeconds {
   /** "Generate instructions": its calls, `callConcurrency` at a time. */
   generate: number;
-  /** "Filter and deduplicate": the gate's pairs and its conditional puts. */
+  /**
+   * The gate, as the loop waits on it: "Filter and deduplicate" (the gate's pairs and its conditional
+   * puts), or in shards the Filter's three steps and one shard's two (the shards run at once).
+   */
   filter: number;
+  /** In shards: the Filter function's three steps (its part of `filter`); else 0. */
+  filterSteps: number;
+  /** In shards: one shard's two invocations (its part of `filter`, as long for each shard); else 0. */
+  gateShard: number;
   /** One Map item ("Generate instances for a chunk"): its share of the classification, instance and judge calls. */
   mapItem: number;
   /** "Save iteration". */
@@ -193,15 +260,31 @@ export function iterationSeconds(shape: IterationShape, assumptions: UsageAssump
   const generateCpu =
     shape.instructionCalls * a.instructionCpuSecondsPerCall +
     shape.poolInstructions * a.instructionCpuSecondsPerPoolInstruction;
+  const writes = Math.ceil(shape.acceptedInstructions / 16) * a.dynamodbWriteSeconds;
+  const shards = shape.gateShards ?? 0;
+  // In shards: plan, decide and merge (both deciding), and each shard's two scans of its range.
+  const filterSteps =
+    shards > 0
+      ? 3 * a.invocationOverheadSeconds +
+        cpuSeconds('filter', 2 * shape.candidates ** 2 * a.gateDecisionCpuSecondsPerPair, a) +
+        writes
+      : 0;
+  const gateShard =
+    shards > 0
+      ? 2 * a.invocationOverheadSeconds +
+        cpuSeconds('gateShard', ((gatePairs(shape) / shards) * a.gateShardCpuRatio) / a.gatePairsPerSecond, a)
+      : 0;
   return {
     generate:
       a.invocationOverheadSeconds +
       callSeconds(shape.instructionCalls, shape.instructionOutputTokens, a) +
       cpuSeconds('generateInstructions', generateCpu, a),
     filter:
-      a.invocationOverheadSeconds +
-      gatePairs(shape) / a.gatePairsPerSecond +
-      Math.ceil(shape.acceptedInstructions / 16) * a.dynamodbWriteSeconds,
+      shards > 0
+        ? filterSteps + gateShard
+        : a.invocationOverheadSeconds + gatePairs(shape) / a.gatePairsPerSecond + writes,
+    filterSteps,
+    gateShard,
     mapItem:
       a.invocationOverheadSeconds +
       callSeconds(callsPerItem, outputPerItem, a) +
@@ -221,12 +304,19 @@ export function iterationAwsUsage(shape: IterationShape, assumptions: UsageAssum
   const a = assumptions;
   const { acceptedInstructions: accepted, mapItems } = shape;
   const seconds = iterationSeconds(shape, a);
+  const shards = shape.gateShards ?? 0;
+  const sharded = shards > 0 ? 1 : 0;
   return {
-    stateTransitions: ITERATION_STATES.length + MAP_ITEM_STATES.length * mapItems,
-    lambdaRequests: 3 + mapItems,
+    stateTransitions:
+      ITERATION_STATES.length +
+      MAP_ITEM_STATES.length * mapItems +
+      // The sharded path's states instead of "Filter and deduplicate", and each shard's items.
+      sharded * (SHARDED_GATE_PATH_STATES.length - 1 + SHARD_ITEM_STATES.length * shards),
+    lambdaRequests: 3 + mapItems + sharded * (2 + SHARD_ITEM_STATES.length * shards),
     lambdaGbSeconds:
       GB('generateInstructions') * seconds.generate +
-      GB('filter') * seconds.filter +
+      GB('filter') * (sharded ? seconds.filterSteps : seconds.filter) +
+      GB('gateShard') * seconds.gateShard * shards +
       GB('generateInstances') * seconds.mapItem * mapItems +
       GB('saveIteration') * seconds.save,
     dynamodbWriteUnits:
@@ -242,10 +332,12 @@ export function iterationAwsUsage(shape: IterationShape, assumptions: UsageAssum
     s3Gets:
       2 + // Generate instructions: pool seeds, pool index
       2 + // Filter: candidates, pool index
+      sharded * (5 + 6 * shards) + // in shards: the steps' hand-offs (see the module comment)
       mapItems, // Save iteration: each chunk's tasks
     s3Puts:
       2 + // candidates, raw replies
       2 + // gate log, iteration index
+      sharded * (2 + 2 * shards) + // in shards: survivors, sizes, each shard's highest and scores
       mapItems + // chunk tasks
       (shape.mapCalls > 0 ? mapItems : 0) + // raw replies of each chunk that called the model
       2, // snapshot, index copy

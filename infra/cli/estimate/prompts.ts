@@ -64,6 +64,11 @@ export interface PromptTokens {
   judge: number;
   /** A teacher's request per seed instance, under its task's system message (explained responses). */
   teach: number;
+  /**
+   * Explained responses: the tokens the teacher's reply adds to the judge's prompt per instance, over the
+   * direct output it replaces (`judge` includes them, on `instancesPerTask` instances).
+   */
+  judgeExplainedPerInstance?: number;
   /** Instruction prompts rendered (each with its own sampled demonstrations). */
   samples: number;
   /** Share of the sample instructions that are classification tasks. */
@@ -71,11 +76,54 @@ export interface PromptTokens {
 }
 
 /**
+ * What an explained run's judge reads in place of each direct output: the teacher's reply (`teach`
+ * output tokens, the calibration's), on each instance of a task (`instancesPerTask`, the calibration's:
+ * a run's tasks, not the seeds, are judged).
+ */
+export interface ExplainedJudge {
+  outputTokens: number;
+  instancesPerTask: number;
+}
+
+/** A text `estimateTokens` counts as `tokens` tokens, standing in for a reply of that length. */
+const standIn = (tokens: number) => 'x'.repeat(Math.max(0, Math.round(tokens * 4)));
+
+/**
+ * The judge's mean input tokens: its prompt rendered for each seed task with its instances; with
+ * `explained`, plus what each explained output adds over the direct one it replaces (measured by
+ * rendering each seed task again with its outputs replaced by a stand-in of the teacher's reply length),
+ * times the instances the judge sees per task. Without this, an explained run's judge was counted with the
+ * seeds' short direct outputs (offline: 348 input tokens estimated per verdict against 599 recorded).
+ */
+function judgeTokens(seeds: readonly SeedTask[], templates: TemplateOverrides, explained?: ExplainedJudge) {
+  const direct = seeds.map((task) =>
+    requestTokens(renderJudgeRequest(task.instruction, task.instances, templates)),
+  );
+  const judge = direct.reduce((sum, n) => sum + n, 0) / Math.max(1, seeds.length);
+  if (!explained) return { judge };
+  const reply = standIn(explained.outputTokens);
+  const added = seeds.reduce((sum, task, i) => {
+    const instances = task.instances.map((instance) => ({ ...instance, output: reply }));
+    return sum + requestTokens(renderJudgeRequest(task.instruction, instances, templates)) - (direct[i] ?? 0);
+  }, 0);
+  const perInstance =
+    added /
+    Math.max(
+      1,
+      seeds.reduce((sum, task) => sum + task.instances.length, 0),
+    );
+  return {
+    judge: judge + explained.instancesPerTask * perInstance,
+    judgeExplainedPerInstance: perInstance,
+  };
+}
+
+/**
  * Renders the profile's prompts and measures them: `samples` instruction-generation prompts with
  * demonstrations sampled as the stage samples them (machine demonstrations stood in for by seed
  * instructions), the classification and instance prompts of every seed instruction (output-first
  * for the classification ones, input-first for the others), the judge's prompt of every seed task
- * with its instances, and the teacher's request of every seed instance under its task's system message; with the run's `templates` (run input `templates`) where it has them.
+ * with its instances (`judgeTokens`), and the teacher's request of every seed instance under its task's system message; with the run's `templates` (run input `templates`) where it has them.
  */
 export function measurePrompts(
   profile: ProfileName,
@@ -86,12 +134,15 @@ export function measurePrompts(
     templates = SHIPPED_TEMPLATES,
     method = 'self-instruct',
     gainCallsPerCall = 0,
+    explained,
   }: {
     samples?: number;
     seed?: string;
     templates?: TemplateOverrides;
     method?: Method;
     gainCallsPerCall?: number;
+    /** Explained responses: the judge reads the teacher's replies (see `judgeTokens`). */
+    explained?: ExplainedJudge;
   } = {},
 ): PromptTokens {
   const rng = createRng(`${seed}:${profile}`);
@@ -118,9 +169,7 @@ export function measurePrompts(
         requestTokens(renderInstancesRequest(profile, task.instruction, task.is_classification, templates)),
       ),
     ),
-    judge: mean(
-      seeds.map((task) => requestTokens(renderJudgeRequest(task.instruction, task.instances, templates))),
-    ),
+    ...judgeTokens(seeds, templates, explained),
     teach: mean(
       seeds.flatMap((task) => {
         const system = systemMessageFor(task.instruction, task.is_classification, task.instances).text;

@@ -5,8 +5,11 @@ import { judgeModelOf, teacherModelOf } from '../../../functions/shared/models/j
 import type { ModelStage } from '../../../functions/shared/ports.ts';
 import {
   DEFAULT_USAGE_ASSUMPTIONS,
+  gateShardsFor,
   type IterationShape,
   runAwsUsage,
+  SHARD_ITEM_STATES,
+  SHARDED_GATE_PATH_STATES,
   type UsageAssumptions,
 } from '../../../functions/shared/pricing/aws-usage.ts';
 import {
@@ -72,6 +75,10 @@ export interface EstimateInput {
   /** Map items at once (run input `mapConcurrency`). */
   mapConcurrency?: number;
   maxPromptsPerIteration?: number;
+  /** Pool size from which the gate runs in shards (run input `shardGateAbove`). */
+  shardGateAbove?: number;
+  /** Shards of the sharded gate (run input `gateShards`). */
+  gateShards?: number;
   /** Overrides of the AWS usage assumptions (a given latency wins over the model's). */
   assumptions?: Partial<UsageAssumptions>;
   /** Overrides of the workflow's time assumptions. */
@@ -112,6 +119,8 @@ export interface Estimate {
     candidates: number;
     acceptedInstructions: number;
     mapItems: number;
+    /** Iterations whose pool was past `shardGateAbove`: their gate runs in shards. */
+    shardedIterations: number;
     /** Tasks the run adds (at or above the target: the last iteration overshoots). */
     addedTasks: number;
     /** The acceptance the simulation assumed in its first and its last iteration, at those pools. */
@@ -142,6 +151,8 @@ function runConfig(input: EstimateInput, maxIterations: number) {
       ...(input.callConcurrency ? { callConcurrency: input.callConcurrency } : {}),
       ...(input.mapConcurrency ? { mapConcurrency: input.mapConcurrency } : {}),
       ...(input.maxPromptsPerIteration ? { maxPromptsPerIteration: input.maxPromptsPerIteration } : {}),
+      ...(input.shardGateAbove !== undefined ? { shardGateAbove: input.shardGateAbove } : {}),
+      ...(input.gateShards ? { gateShards: input.gateShards } : {}),
     },
     'estimate',
   );
@@ -160,6 +171,8 @@ interface SimulatedIteration {
   complete: number;
   mapItems: number;
   poolInstructions: number;
+  /** Shards "Gate in shards?" sends its gate to (0: "Filter and deduplicate"). */
+  gateShards: number;
 }
 
 /**
@@ -190,6 +203,7 @@ function simulate(input: EstimateInput, calibration: Calibration, maxIterations:
       complete,
       mapItems: Math.ceil(accepted / config.chunkSize),
       poolInstructions,
+      gateShards: gateShardsFor(config, state.progress.poolSize),
     });
     poolInstructions += accepted;
     state = {
@@ -250,6 +264,23 @@ function combineModelCosts(costs: readonly ModelCost[]): ModelCost {
   };
 }
 
+/** The estimate's line on the sharded gate: from which pool, how many iterations, at what rates. */
+function shardedGateLine(
+  config: { shardGateAbove?: number; gateShards: number },
+  sharded: readonly SimulatedIteration[],
+  iterations: readonly SimulatedIteration[],
+  a: UsageAssumptions,
+): string {
+  const from = `Gate in shards: from a pool of ${fmtInt(config.shardGateAbove ?? Infinity)} tasks (shardGateAbove)`;
+  const first = sharded[0];
+  if (!first) {
+    return `${from}; no iteration starts at such a pool, so every gate runs in "Filter and deduplicate".`;
+  }
+  return `${from}: ${plural(sharded.length, 'iteration')} of ${fmtInt(iterations.length)} (from iteration ${iterations.indexOf(first) + 1}) gate in ${first.gateShards} shard Lambdas, each billed for its two scans of its range (${a.gateShardCpuRatio}× the gate's CPU per pair, at ${(a.gatePairsPerSecond / 1e6).toFixed(0)} M pairs/s) plus ${a.invocationOverheadSeconds} s per invocation, and the Filter for its three steps (the decisions twice, ${(a.gateDecisionCpuSecondsPerPair * 2000 ** 2).toFixed(2)} s each at 2,000 candidates, growing with their square); ${SHARDED_GATE_PATH_STATES.length - 1} more state transitions and ${SHARD_ITEM_STATES.length} per shard.`;
+}
+
+const plural = (n: number, noun: string) => `${fmtInt(n)} ${noun}${Math.round(n) === 1 ? '' : 's'}`;
+
 /** A count as the estimate shows it: rounded, with thousands separators. */
 export const fmtInt = (n: number) => Math.round(n).toLocaleString('en-US');
 
@@ -273,17 +304,25 @@ export function estimateRun(input: EstimateInput): Estimate {
   };
   const maxIterations = input.maxIterations ?? defaultCap(input, calibration);
   const { config, iterations, added } = simulate(input, calibration, maxIterations);
+  const teacher = teacherModelOf({ ...input, responseStyle: input.responseStyle ?? 'direct' });
   const promptTokens = measurePrompts(input.profile, input.seeds, {
     templates: input.templates,
     method,
     gainCallsPerCall: calibration.gainCallsPerCall,
+    // The judge of an explained run reads the teacher's replies, not the direct outputs.
+    explained:
+      teacher === undefined
+        ? undefined
+        : {
+            outputTokens: calibration.outputTokensPerCall.teach,
+            instancesPerTask: calibration.instancesPerTask,
+          },
   });
 
   const sum = (pick: (it: SimulatedIteration) => number) => iterations.reduce((s, it) => s + pick(it), 0);
   const accepted = sum((it) => it.accepted);
   const judge = judgeModelOf({ judgeModel: input.judgeModel ?? input.model });
   const judgeCallsPerAccepted = judge === undefined ? 0 : calibration.judgeCallsPerAccepted;
-  const teacher = teacherModelOf({ ...input, responseStyle: input.responseStyle ?? 'direct' });
   // A direct run has no teacher step: its estimate shows none.
   const steps = MODEL_STEPS.filter((stage) => stage !== 'teach' || teacher !== undefined);
   const callsPerAccepted: Record<Exclude<ModelStage, 'generate-instructions'>, number> = {
@@ -365,6 +404,7 @@ export function estimateRun(input: EstimateInput): Estimate {
     mapCalls: it.accepted * mapCallsPerAccepted,
     mapOutputTokens: it.accepted * mapOutputPerAccepted,
     poolInstructions: it.poolInstructions,
+    gateShards: it.gateShards,
   }));
   const usage = runAwsUsage(
     shapes,
@@ -386,6 +426,7 @@ export function estimateRun(input: EstimateInput): Estimate {
     poolAtStart: firstIteration?.poolInstructions ?? input.seeds.length,
     poolAtEnd: lastIteration?.poolInstructions ?? input.seeds.length,
   };
+  const sharded = iterations.filter((it) => it.gateShards > 0);
   const curve = calibration.acceptanceCurve;
   const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
   const summary = summarizeCost({ models: modelCosts, aws, acceptedTasks: added, estimated: true });
@@ -411,7 +452,7 @@ export function estimateRun(input: EstimateInput): Estimate {
     `Classification and instance prompts: rendered for each seed instruction (${(promptTokens.classificationShare * 100).toFixed(0)}% classification): ${promptTokens.classify.toFixed(0)} and ${promptTokens['generate-instances'].toFixed(0)} tokens on average.`,
     judge === undefined
       ? 'Judge: none (judgeModel none).'
-      : `Judge: ${judge}${judge === input.model ? " (the run's model)" : ''}, one call per task left with valid instances (${judgeCallsPerAccepted.toFixed(2)} per accepted instruction), its prompt rendered for each seed task with its instances: ${promptTokens.judge.toFixed(0)} tokens on average.`,
+      : `Judge: ${judge}${judge === input.model ? " (the run's model)" : ''}, one call per task left with valid instances (${judgeCallsPerAccepted.toFixed(2)} per accepted instruction), its prompt rendered for each seed task with its instances${promptTokens.judgeExplainedPerInstance === undefined ? '' : `, each explained output adding ${promptTokens.judgeExplainedPerInstance.toFixed(0)} tokens over the direct one (the teacher's ${calibration.outputTokensPerCall.teach.toFixed(0)} output tokens) on ${calibration.instancesPerTask.toFixed(2)} instances per task`}: ${promptTokens.judge.toFixed(0)} tokens on average.`,
     ...(teacher === undefined
       ? []
       : [
@@ -425,6 +466,7 @@ export function estimateRun(input: EstimateInput): Estimate {
     `Model reply time: ${assumptions.firstTokenSeconds.toFixed(2)} s to the first token and ${fmtInt(assumptions.outputTokensPerSecond)} output tokens/s per call (${input.assumptions?.firstTokenSeconds || input.assumptions?.outputTokensPerSecond ? 'given' : latency.source}), the judge's too.`,
     `Lambda durations: ${assumptions.invocationOverheadSeconds} s overhead per invocation besides the model calls, gate at ${(assumptions.gatePairsPerSecond / 1e6).toFixed(0)} M pairs/s; functions are billed while they wait on the model; memory from functions/stages.ts.`,
     `Wall time: per iteration "Generate instructions" (its calls ${assumptions.callConcurrency} at a time), the gate, the Map's chunks ${timeAssumptions.mapConcurrency} at a time, "Save iteration", one after the other; ${timeAssumptions.stateTransitionSeconds} s per state transition, ${timeAssumptions.coldStartSeconds} s per cold start (the first iteration's functions, Prepare, Export); no throttling (model quotas are not modeled) and no retries. Projected ${formatDuration(time.totalSeconds)} in all; the bottleneck is ${TIME_STEP_LABELS[time.bottleneck.step]} (${pct(time.bottleneck.share)} of it).`,
+    shardedGateLine(config, sharded, iterations, assumptions),
     `DynamoDB: ${assumptions.pendingTaskWriteUnits} WRU per pending task item, ${assumptions.finishedTaskWriteUnits} WRU per finished one, ${assumptions.runItemWriteUnits} WRU per run-item write, eventually consistent reads (0.5 RRU per item up to 4 KB), task items of ${assumptions.taskItemKb} KB for the export's Query.`,
     ...(input.batch
       ? [
@@ -452,6 +494,7 @@ export function estimateRun(input: EstimateInput): Estimate {
       candidates: sum((it) => it.candidates),
       acceptedInstructions: accepted,
       mapItems: sum((it) => it.mapItems),
+      shardedIterations: sharded.length,
       addedTasks: added,
       acceptance,
     },

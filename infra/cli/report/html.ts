@@ -10,6 +10,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { METHODS, type MethodDescription, RESPONSE_STYLES } from '../../../functions/shared/methods.ts';
 import { formatUsd as usd } from '../../../functions/shared/pricing/money.ts';
 import { evolutionSection } from './evolution.ts';
 import type { QualityStats, ReportStats, SafetyCounts, SampledTask } from './schema.ts';
@@ -438,6 +439,23 @@ footer { margin-top: 40px; font-size: 12px; color: var(--muted); }
 `;
 
 /**
+ * The papers the run followed, in the method registry's words (`functions/shared/methods.ts`): its
+ * method, in Self-Instruct's loop (section 3), and the explanation traces of explained responses.
+ */
+function methodText({ method, responseStyle }: Pick<ReportStats['run'], 'method' | 'responseStyle'>): string {
+  const cite = ({ name, paper }: MethodDescription) =>
+    `${escapeHtml(paper.cite)}, <i>${escapeHtml(name)}</i>`;
+  const loop = `${cite(METHODS['self-instruct'])}, section 3`;
+  const style = RESPONSE_STYLES[responseStyle];
+  return (
+    (method === 'self-instruct'
+      ? `the method follows ${loop}`
+      : `the method follows ${cite(METHODS[method])}, in the loop of ${loop}`) +
+    (style ? `; the responses follow ${cite(style)}` : '')
+  );
+}
+
+/**
  * The report page for `stats` (see `computeStats`): headline numbers, the charts (pool growth,
  * acceptance rate, ROUGE-L to the seeds and to the pool, lengths, verb–noun sunburst, tokens and cost),
  * the per-iteration table, the quality section (the judge's scores and the audit table next to the
@@ -470,7 +488,7 @@ export function renderReport(stats: ReportStats): string {
 <main>
 <header>
 <h1>Self-Instruct run report</h1>
-<p class="sub">Run <code>${escapeHtml(run.runId)}</code> on pool <code>${escapeHtml(run.pool)}</code>, ${escapeHtml(run.model)} / ${escapeHtml(run.profile)}, ${escapeHtml(run.status.toLowerCase())}. Numbers as in <code>stats.json</code>; the method follows Wang et al. (2022), <i>Self-Instruct</i>, section 3.</p>
+<p class="sub">Run <code>${escapeHtml(run.runId)}</code> on pool <code>${escapeHtml(run.pool)}</code>, ${escapeHtml(run.model)} / ${escapeHtml(run.profile)}, ${escapeHtml(run.status.toLowerCase())}. Numbers as in <code>stats.json</code>; ${methodText(run)}.</p>
 <noscript><p class="note">The charts need JavaScript; the tables hold the numbers.</p></noscript>
 </header>
 

@@ -8,7 +8,9 @@ import {
   EvolElimination,
   EvolOperation,
   Instance,
+  Method,
   PlateauMetric,
+  ResponseStyle,
 } from '../../../functions/shared/schemas.ts';
 
 /** Counts of values in `[edges[i], edges[i + 1])`; the last bin also holds its upper edge. */
@@ -186,6 +188,10 @@ export const ReportStats = z.object({
     status: z.string(),
     model: z.string(),
     profile: z.string(),
+    /** How the run made its candidates (`functions/shared/methods.ts`); `self-instruct` before `method` existed. */
+    method: Method,
+    /** How its responses were written; `direct` before `responseStyle` existed. */
+    responseStyle: ResponseStyle,
     rougeThreshold: z.number(),
     target: z.number().nullable(),
     maxIterations: z.number().nullable(),

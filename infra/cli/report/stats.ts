@@ -24,7 +24,7 @@ import {
   type TaskLine,
 } from '../../../functions/shared/records.ts';
 import { NO_SCREEN } from '../../../functions/shared/safety.ts';
-import { PlateauMetric } from '../../../functions/shared/schemas.ts';
+import { Method, PlateauMetric, ResponseStyle } from '../../../functions/shared/schemas.ts';
 import { evolutionStats } from './evolution.ts';
 import { lengthDistribution, similarityDistribution } from './histograms.ts';
 import {
@@ -53,6 +53,7 @@ const ReportedConfig = z.object({
   embeddingThreshold: z.number().optional(),
   safetyScreen: z.string().optional(),
   method: z.string().optional(),
+  responseStyle: z.string().optional(),
   // As the run input has it, without its default: a run from before the rule had none.
   diversityPlateau: z
     .union([
@@ -511,6 +512,8 @@ export function computeStats(input: ReportInput): ReportStats {
       status: run.status,
       model: config.model,
       profile: config.profile,
+      method: Method.catch('self-instruct').parse(config.method),
+      responseStyle: ResponseStyle.catch('direct').parse(config.responseStyle),
       rougeThreshold: config.rougeThreshold,
       target: config.target ?? null,
       maxIterations: config.maxIterations ?? null,

@@ -1,0 +1,58 @@
+/**
+ * The local stack for an end-to-end test file: started on a fresh data folder in a temporary folder of
+ * its own before the file's tests, closed and removed after them, and `run`, which executes the state
+ * machine (Retry waits of 10 ms) and expects the run to succeed.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, expect } from 'vitest';
+import { RunSummary } from '../../functions/shared/records.ts';
+import { type ExecutionResult, LocalStack } from '../../infra/local/stack.ts';
+
+/** A run that succeeded: its summary, and the names of the states it entered, in order. */
+export interface SucceededRun {
+  summary: RunSummary;
+  entered: string[];
+}
+
+export interface TestStack {
+  /** The started stack (for its objects and pool); only inside the file's tests and hooks. */
+  readonly stack: LocalStack;
+  /** Runs the state machine with `input`; fails the test unless the run succeeded. */
+  run(input: Record<string, unknown>): Promise<SucceededRun>;
+}
+
+/** The names of the states an execution entered, in order (Map items' states included). */
+export const enteredStates = (result: ExecutionResult): string[] =>
+  result.events.flatMap((event) =>
+    event.type === 'StateEntered' && 'state' in event && event.state ? [event.state.name] : [],
+  );
+
+/** Registers the stack's start and close as the calling file's `beforeAll` and `afterAll`. */
+export function useLocalStack(name: string): TestStack {
+  let work: string | undefined;
+  let started: LocalStack | undefined;
+  beforeAll(async () => {
+    work = mkdtempSync(path.join(tmpdir(), `selfinstruct-${name}-`));
+    started = await LocalStack.start({ dataDir: path.join(work, 'data'), fresh: true });
+  }, 120_000);
+  afterAll(async () => {
+    await started?.close();
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+  const stack = () => {
+    if (!started) throw new Error(`The local stack of ${name} is used before it started`);
+    return started;
+  };
+  return {
+    get stack() {
+      return stack();
+    },
+    async run(input) {
+      const result = await stack().execute(input, { retryIntervalMs: 10 });
+      expect(result.status, `${result.error}: ${result.cause}`).toBe('SUCCEEDED');
+      return { summary: RunSummary.parse(result.output), entered: enteredStates(result) };
+    },
+  };
+}
