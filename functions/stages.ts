@@ -94,6 +94,11 @@ export interface StageSpec {
   readonly screensSafety: boolean;
   readonly s3: S3Access;
   readonly dynamodb: TableAccess;
+  /**
+   * Drives batch jobs (batch mode, `BATCH_STATES`): may start a Bedrock batch inference job of the
+   * deployed models, pass the batch service role to Bedrock, and read a job's status.
+   */
+  readonly batchJobs?: boolean;
 }
 
 /** The stage functions, in pipeline order, "Record failure" last. */
@@ -189,7 +194,7 @@ export const STAGES = {
     id: 'GenerateInstances',
     folder: 'generate-instances',
     description:
-      'Classifies one chunk of instructions, generates their instances (explained by the teacher) and judges the tasks',
+      'Classifies one chunk of instructions, generates their instances (explained by the teacher) and judges the tasks; batch mode: submits and checks the batch job of the instance calls',
     // It waits on the model (see "Generate instructions"); `npm run bench:memory`: about 150 MiB for a
     // chunk of 40 with the judge, whatever the pool's size.
     memoryMb: 512,
@@ -199,10 +204,12 @@ export const STAGES = {
     callsTeacherModel: true,
     callsEmbeddingModel: false,
     screensSafety: true,
-    // The run's templates (the files "Prepare run" found: it lists nothing); the chunk's raw calls.
+    // The run's templates (the files "Prepare run" found: it lists nothing); the chunk's raw calls;
+    // batch mode's steps (`BATCH_STATES`): the job's input and records, and its output by key.
     // Per-call records (which a `replay:` model reads) are in the table.
-    s3: { read: [], get: [TEMPLATES_PREFIX], write: [RUNS_PREFIX], list: [] },
+    s3: { read: [], get: [TEMPLATES_PREFIX, RUNS_PREFIX], write: [RUNS_PREFIX], list: [] },
     dynamodb: 'readWrite',
+    batchJobs: true,
   },
   saveIteration: {
     state: 'Save iteration',
@@ -274,6 +281,19 @@ export const CONTROL_STATES = {
 export const INSTRUCTION_BATCH_STATES = {
   plan: 'Plan instructions',
   collect: 'Collect instructions',
+} as const;
+
+/**
+ * Batch mode's states before the instances Map: the "Generate instances" function's two steps (`submit`,
+ * `check`) and the choices and wait around them (`infra/workflow.ts`).
+ */
+export const BATCH_STATES = {
+  submit: 'Submit the instance batch',
+  check: 'Check the instance batch',
+  choice: 'Batch the instances?',
+  submitted: 'Instance batch submitted?',
+  wait: 'Wait for the instance batch',
+  done: 'Batch done?',
 } as const;
 
 /**

@@ -6,6 +6,7 @@ import { type App, type CfnResource, Validations } from 'aws-cdk-lib';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
+import { BATCH_INPUT_FOLDER, BATCH_OUTPUT_FOLDER, RUNS_PREFIX } from '../functions/shared/keys.ts';
 import { STAGES, type StageKey, type StageSpec } from '../functions/stages.ts';
 import { inferenceProfileModel } from './bedrock-ids.ts';
 import { mapRunLabel } from './per-item-map.ts';
@@ -75,6 +76,13 @@ export function applyNag(app: App, stack: SelfInstructStack): void {
         `"${spec.state}" reads or writes objects named per pool and run under ${prefix}: the grant is that prefix of this stack's bucket.`,
       );
     }
+    if (spec.batchJobs && stack.bedrockModelIds.length > 0) {
+      ack(
+        role,
+        'IAM5[Resource::arn:<AWS::Partition>:bedrock:<AWS::Region>:<AWS::AccountId>:model-invocation-job/*]',
+        `"${spec.state}" starts and looks at the batch inference job of a run's iteration (batch mode), whose id Bedrock assigns at creation: this account's and region's jobs.`,
+      );
+    }
     const modelIds = [
       ...(spec.callsModel ? stack.bedrockModelIds : []),
       ...(spec.callsJudgeModel ? stack.bedrockJudgeModelIds : []),
@@ -90,6 +98,22 @@ export function applyNag(app: App, stack: SelfInstructStack): void {
         'A cross-region inference profile routes each request to this one model in any of its regions.',
       );
     }
+  }
+
+  const batchRole = stack.workflow.batchRole;
+  for (const action of [...S3_READ_ACTIONS, ...S3_PUT_ACTIONS]) {
+    ack(
+      batchRole,
+      `IAM5[Action::${action}]`,
+      `${action} comes from CDK's grantRead/grantPut on this stack's bucket only (Bedrock reads batch inputs and writes outputs).`,
+    );
+  }
+  for (const folder of [BATCH_INPUT_FOLDER, BATCH_OUTPUT_FOLDER]) {
+    ack(
+      batchRole,
+      `IAM5[Resource::${bucketArn}/${RUNS_PREFIX}*/${folder}*]`,
+      `Bedrock's batch jobs ${folder === BATCH_INPUT_FOLDER ? 'read their input' : 'write their output'} in the ${folder} folder of a run's iteration, named per run: only those folders of this stack's bucket.`,
+    );
   }
 
   const machineRole = stack.workflow.stateMachineRole;

@@ -25,10 +25,13 @@ import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
+import { BATCH_ROLE_ENV } from '../functions/shared/batch/index.ts';
 import { ConfigurationError } from '../functions/shared/errors.ts';
+import { BATCH_INPUT_FOLDER, BATCH_OUTPUT_FOLDER, RUNS_PREFIX } from '../functions/shared/keys.ts';
 import { DEFAULT_OPERATOR_LIMITS, LIMIT_SETTINGS, type OperatorLimits } from '../functions/shared/limits.ts';
 import { GUARDRAIL_ENV } from '../functions/shared/safety.ts';
 import {
+  BATCH_STATES,
   CONTROL_STATES,
   INSTRUCTION_BATCH_STATES,
   STAGES,
@@ -214,6 +217,65 @@ function grantStageAccess(fn: lambda.Function, spec: StageSpec, props: SelfInstr
   }
 }
 
+/**
+ * The service role Bedrock assumes to run the batch jobs of this stack (batch mode): it reads the
+ * iterations' batch input folders and writes their output folders, nothing else, and only a batch
+ * inference job of this account and region may assume it (the confused-deputy conditions AWS
+ * documents for batch inference service roles).
+ */
+function batchServiceRole(scope: Construct, bucket: s3.IBucket): iam.Role {
+  const stack = Stack.of(scope);
+  const role = new iam.Role(scope, 'BatchInferenceRole', {
+    description:
+      'Assumed by Amazon Bedrock to run the batch inference jobs of Self-Instruct runs (batch mode)',
+    assumedBy: new iam.ServicePrincipal('bedrock.amazonaws.com').withConditions({
+      StringEquals: { 'aws:SourceAccount': stack.account },
+      ArnEquals: {
+        'aws:SourceArn': stack.formatArn({
+          service: 'bedrock',
+          resource: 'model-invocation-job',
+          resourceName: '*',
+        }),
+      },
+    }),
+  });
+  bucket.grantRead(role, `${RUNS_PREFIX}*/${BATCH_INPUT_FOLDER}*`);
+  bucket.grantPut(role, `${RUNS_PREFIX}*/${BATCH_OUTPUT_FOLDER}*`);
+  return role;
+}
+
+/**
+ * A stage that drives batch jobs (`StageSpec.batchJobs`): the batch role's ARN in its environment;
+ * `bedrock:CreateModelInvocationJob` on the deployed models and on this account's jobs, `iam:PassRole`
+ * on the batch role, to Bedrock only; `bedrock:GetModelInvocationJob` on this account's jobs.
+ */
+function grantBatchAccess(
+  fn: lambda.Function,
+  spec: StageSpec,
+  role: iam.IRole,
+  props: SelfInstructWorkflowProps,
+): void {
+  if (!spec.batchJobs) return;
+  const stack = Stack.of(fn);
+  const models = (props.bedrockModelIds ?? []).flatMap((modelId) => bedrockResources(stack, modelId));
+  // Without a deployed Bedrock model there is nothing to batch: no grant (the submit is refused).
+  if (models.length === 0) return;
+  fn.addEnvironment(BATCH_ROLE_ENV, role.roleArn);
+  const jobs = stack.formatArn({ service: 'bedrock', resource: 'model-invocation-job', resourceName: '*' });
+  iam.Grant.addToPrincipal({
+    grantee: fn,
+    actions: ['bedrock:CreateModelInvocationJob'],
+    resourceArns: [...models, jobs],
+  });
+  iam.Grant.addToPrincipal({ grantee: fn, actions: ['bedrock:GetModelInvocationJob'], resourceArns: [jobs] });
+  iam.Grant.addToPrincipal({
+    grantee: fn,
+    actions: ['iam:PassRole'],
+    resourceArns: [role.roleArn],
+    conditions: { StringEquals: { 'iam:PassedToService': 'bedrock.amazonaws.com' } },
+  });
+}
+
 /** The stage functions and the state machine of a Self-Instruct pipeline. */
 export class SelfInstructWorkflow extends Construct {
   readonly stateMachine: sfn.StateMachine;
@@ -222,12 +284,15 @@ export class SelfInstructWorkflow extends Construct {
   readonly roles: Record<StageKey, RoleWithUnscopedPolicy>;
   /** The state machine's role: Lambda invocations, and its X-Ray and log-delivery statements apart. */
   readonly stateMachineRole: RoleWithUnscopedPolicy;
+  /** The role Bedrock assumes to run batch jobs (batch mode). */
+  readonly batchRole: iam.Role;
 
   constructor(scope: Construct, id: string, props: SelfInstructWorkflowProps) {
     super(scope, id);
     const retention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
     const limits = props.limits ?? DEFAULT_OPERATOR_LIMITS;
 
+    this.batchRole = batchServiceRole(this, props.bucket);
     const roles: Partial<Record<StageKey, RoleWithUnscopedPolicy>> = {};
     const makeFunction = (key: StageKey, spec: StageSpec) => {
       const entry = path.join(PROJECT_ROOT, 'functions', spec.folder, 'handler.ts');
@@ -292,6 +357,7 @@ export class SelfInstructWorkflow extends Construct {
         path.relative(PROJECT_ROOT, entry).split(path.sep).join('/'),
       );
       grantStageAccess(fn, spec, props);
+      grantBatchAccess(fn, spec, this.batchRole, props);
       return fn;
     };
 
@@ -452,7 +518,15 @@ export class SelfInstructWorkflow extends Construct {
     const definition = start
       .next(prepare)
       .next(generate)
-      .next(shardedGate(this, { invoke, filter, filterPayload, runState, next: instancesMap }));
+      .next(
+        shardedGate(this, {
+          invoke,
+          filter,
+          filterPayload,
+          runState,
+          next: this.batchStates(invoke, runState, instancesMap),
+        }),
+      );
 
     const logGroup = new logs.LogGroup(this, 'StateMachineLogs', {
       retention,
@@ -501,5 +575,73 @@ export class SelfInstructWorkflow extends Construct {
       },
       targets: [new targets.LambdaFunction(f.recordFailure, { retryAttempts: 2 })],
     });
+  }
+
+  /**
+   * Batch mode's states before the instances Map (run input `batch`): submit the iteration's instance
+   * calls as one batch job, then Wait and look again until it is done, at most `maxPolls` looks (the
+   * provider's 24 h window at `batchPollSeconds`), then the Map, which finds the replies recorded. A job
+   * that failed, or is still running at the last look, fails the run at "Check the instance batch"
+   * (`BatchJobFailed`). Without `batch` (or without a job: too few records),
+   * straight to the Map. Both steps run in the "Generate instances" function (its prompts, its grants).
+   */
+  private batchStates(
+    invoke: InvokeStage,
+    runState: Record<string, string>,
+    next: sfn.IChainable,
+  ): sfn.Choice {
+    const submit = invoke(
+      'generateInstances',
+      {
+        payload: sfn.TaskInput.fromObject({
+          ...runState,
+          step: 'submit-batch',
+          'chunks.$': '$.gated.chunks',
+        }),
+        resultSelector: { 'batch.$': '$.Payload' },
+        resultPath: '$.batching',
+      },
+      BATCH_STATES.submit,
+    );
+    const check = invoke(
+      'generateInstances',
+      {
+        payload: sfn.TaskInput.fromObject({
+          ...runState,
+          step: 'check-batch',
+          'batch.$': '$.batching.batch',
+        }),
+        resultSelector: { 'batch.$': '$.Payload' },
+        resultPath: '$.batching',
+      },
+      BATCH_STATES.check,
+    );
+    const wait = new sfn.Wait(this, BATCH_STATES.wait, {
+      time: sfn.WaitTime.secondsPath('$.batching.batch.waitSeconds'),
+    });
+    // The loop's bound is the look counter in the state: "Check the instance batch" fails the run
+    // (`BatchJobFailed`) at `maxPolls` looks, so a redrive starts there and looks again (no Fail state).
+    const done = new sfn.Choice(this, BATCH_STATES.done)
+      .when(sfn.Condition.stringEquals('$.batching.batch.status', 'completed'), next, {
+        comment: 'The replies are in the call ledger: the Map serves them',
+      })
+      .otherwise(wait);
+    wait.next(check).next(done);
+    const submitted = new sfn.Choice(this, BATCH_STATES.submitted);
+    return new sfn.Choice(this, BATCH_STATES.choice)
+      .when(
+        // A run started before batch mode has no `batch` in its config.
+        sfn.Condition.and(
+          sfn.Condition.isPresent('$.config.batch'),
+          sfn.Condition.booleanEquals('$.config.batch', true),
+        ),
+        submit.next(
+          submitted
+            .when(sfn.Condition.stringEquals('$.batching.batch.status', 'submitted'), wait)
+            .otherwise(next),
+        ),
+        { comment: "Batch mode: the instance calls go to the provider's batch API" },
+      )
+      .otherwise(next);
   }
 }

@@ -43,7 +43,7 @@ import {
   type TextModel,
 } from '../shared/ports.ts';
 import { PROFILES } from '../shared/profiles.ts';
-import { runTemplates } from '../shared/prompt-templates.ts';
+import { runTemplates, type TemplateOverrides } from '../shared/prompt-templates.ts';
 import { createSafetyScreen, type SafetyScreen, unsafeReason } from '../shared/safety.ts';
 import {
   addCounts,
@@ -112,6 +112,27 @@ export const RESPONSE_RULES: MethodTable<
   backtranslate: () => undefined,
 };
 
+/**
+ * Whether a task is a classification task: what it arrived with (a task that carries its instance is
+ * not), else the model's answer (an unreadable one read as "no", as the paper does), or the key of the
+ * classification call when it was lost. Shared with batch mode, which classifies before it batches the
+ * instance calls (`functions/submit-batch/`), under the same call key.
+ */
+export async function classifyTask(
+  task: PoolTask,
+  profile: InstancesInput['config']['profile'],
+  calls: ModelCalls,
+  templates: TemplateOverrides,
+): Promise<{ isClassification: boolean; unparseable?: true } | { lost: string }> {
+  const known = task.proposed?.isClassification ?? (task.proposed?.output !== undefined ? false : undefined);
+  if (known !== undefined) return { isClassification: known };
+  const key = `${task.id}/classify`;
+  const reply = await calls.call(renderClassifyRequest(profile, task.instruction, templates), key);
+  if (!reply) return { lost: key };
+  const parsed = parseClassifyReply(profile, reply.text);
+  return parsed === null ? { isClassification: false, unparseable: true } : { isClassification: parsed };
+}
+
 export async function generateInstances(
   { runId, config, progress, chunk }: InstancesInput,
   {
@@ -176,18 +197,10 @@ export async function generateInstances(
       // A task that arrived with its instance (Alpaca's batched generation) needs no classification:
       // it only decides how instances are generated. Stanford Alpaca does not classify either.
       const carriesInstance = task.proposed?.output !== undefined;
-      let isClassification = task.proposed?.isClassification ?? (carriesInstance ? false : undefined);
-      if (isClassification === undefined) {
-        const key = `${task.id}/classify`;
-        const reply = await calls.call(
-          renderClassifyRequest(config.profile, task.instruction, templates),
-          key,
-        );
-        if (!reply) return lost(key);
-        const parsed = parseClassifyReply(config.profile, reply.text);
-        if (parsed === null) count('classify-unparseable');
-        isClassification = parsed ?? false;
-      }
+      const classified = await classifyTask(task, config.profile, calls, templates);
+      if ('lost' in classified) return lost(classified.lost);
+      if (classified.unparseable) count('classify-unparseable');
+      const { isClassification } = classified;
 
       const raw: Instance[] = [];
       if (carriesInstance) {

@@ -9,6 +9,7 @@
 
 import pLimit from 'p-limit';
 import { z } from 'zod';
+import { checkBatchModel } from '../shared/batch/jobs.ts';
 import { NotFound, PoolBusy, RunInputInvalid } from '../shared/errors.ts';
 import { checkExecutionLimits } from '../shared/execution-limits.ts';
 import { parseSeedFile } from '../shared/input-files.ts';
@@ -83,6 +84,7 @@ export function parseRunInput(input: unknown, runId: string): RunConfig {
     value.responseStyle === 'explained' ? (value.teacherModel ?? value.model) : value.teacherModel;
   if (teacherModel !== undefined) checkField('teacherModel', () => parseModelId(teacherModel));
   checkField('method', () => METHOD_INPUT[value.method](value));
+  if (value.batch) checkField('batch', () => checkBatchModel(value.model));
   return RunConfig.parse({
     ...value,
     minQuality: value.minQuality ?? METHOD_DEFAULTS[value.method].minQuality,

@@ -135,7 +135,12 @@ export async function saveIteration(
   const { calls: callCount, inputTokens, outputTokens, estimated } = totalUsage(byStage);
   const stageUsage = stageUsageCounters(byStage);
   const cost = await iterationCost(
-    { config, byStage, poolSize: progress.poolSize },
+    {
+      config,
+      byStage,
+      batchByStage: usageOfCalls(calls.filter((call) => call.batch)),
+      poolSize: progress.poolSize,
+    },
     { generated, accepted: counts.accepted ?? 0, mapItems: gated.chunks.length },
     objects,
   );
@@ -237,7 +242,18 @@ const STAGE_PRICED_AS: Readonly<Record<string, (config: RunConfig) => string>> =
 
 /** Estimated cost of one iteration: its model tokens at the price table's rates, and its AWS usage. */
 async function iterationCost(
-  { config, byStage, poolSize }: { config: RunState['config']; byStage: UsageByStage; poolSize: number },
+  {
+    config,
+    byStage,
+    batchByStage,
+    poolSize,
+  }: {
+    config: RunState['config'];
+    byStage: UsageByStage;
+    /** The part of `byStage` that batch jobs answered (batch mode): priced at the batch rate. */
+    batchByStage: UsageByStage;
+    poolSize: number;
+  },
   shape: { generated: SaveInput['generated']; accepted: number; mapItems: number },
   objects: ObjectStore,
 ): Promise<IterationCost> {
@@ -246,9 +262,19 @@ async function iterationCost(
   let modelUnpriced = false;
   for (const [stage, usage] of Object.entries(byStage)) {
     const model = (STAGE_PRICED_AS[stage] ?? runModel)(config);
-    const priced = modelCost(table, model, usage);
-    if (!priced.priced) modelUnpriced = true;
-    modelUsdByStage[stage] = priced.usd ?? 0;
+    const batched = batchByStage[stage];
+    const onDemand = batched
+      ? {
+          inputTokens: usage.inputTokens - batched.inputTokens,
+          outputTokens: usage.outputTokens - batched.outputTokens,
+        }
+      : usage;
+    const prices = [
+      modelCost(table, model, onDemand),
+      ...(batched ? [modelCost(table, model, batched, { batch: true })] : []),
+    ];
+    if (prices.some((priced) => !priced.priced)) modelUnpriced = true;
+    modelUsdByStage[stage] = prices.reduce((sum, priced) => sum + (priced.usd ?? 0), 0);
   }
   const map = Object.entries(byStage).filter(
     ([stage]) => stage !== 'generate-instructions' && stage !== EMBEDDING_STAGE,

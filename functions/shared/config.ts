@@ -14,7 +14,14 @@ export function requireEnv(name: string): string {
 }
 
 /** The AWS services the handlers and the CLI build clients for. */
-export type AwsService = 's3' | 'dynamodb' | 'sfn' | 'bedrock-runtime' | 'secretsmanager' | 'cloudformation';
+export type AwsService =
+  | 's3'
+  | 'dynamodb'
+  | 'sfn'
+  | 'bedrock-runtime'
+  | 'bedrock'
+  | 'secretsmanager'
+  | 'cloudformation';
 
 /** A client's own settings, as passed to an SDK client constructor. */
 export type ClientConfig = Record<string, unknown>;

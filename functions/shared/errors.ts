@@ -78,6 +78,9 @@ export class ModelRequestFailed extends SelfInstructError {}
 /** A `replay:` model has no recorded reply for a call and no fallback: the stage counts it, the run goes on. */
 export class NotRecorded extends SelfInstructError {}
 
+/** A batch job (batch mode) failed, expired or was stopped: the run fails, naming the job and why. */
+export class BatchJobFailed extends SelfInstructError {}
+
 /** A missing or malformed configuration value (environment variable, context key). */
 export class ConfigurationError extends SelfInstructError {}
 

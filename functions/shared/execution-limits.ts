@@ -6,19 +6,22 @@
  * figures are measured on local runs' histories (`infra/local/history.ts`; `test/e2e/local-run.test.ts`
  * checks a run stays within them, `test/e2e/distributed-map.test.ts` measures the sharded gate's).
  */
+import { maxPolls } from './batch/jobs.ts';
 import { RunInputInvalid } from './errors.ts';
 import type { RunConfig } from './schemas.ts';
 
 export const MAX_HISTORY_EVENTS = 25_000;
 export const MAX_PAYLOAD_BYTES = 256 * 1024;
+/** The longest Wait between two looks at a batch job (run input `batchPollSeconds`'s maximum). */
+export const MAX_BATCH_POLL_SECONDS = 3600;
 /** A Standard execution runs at most a year; the state machine's own `TimeoutSeconds` is 7 days. */
 export const MAX_EXECUTION_DAYS = 7;
 
 /**
- * History events, rounded up from local runs (measured: 16 once; 36 per iteration, whatever its number of
+ * History events, rounded up from local runs (measured: 16 once; 38 per iteration, whatever its number of
  * instruction batches: Plan instructions 5, the "Generate instructions" Map and its Map Run 6, Collect
- * instructions 5, the gate's Choice 2 and Filter 5, the instances Map and its Map Run 6, Save iteration 5
- * and the Choice 2; 22 more for an iteration gated in shards whatever the shard count; 0 per Map item in
+ * instructions 5, the gate's Choice 2 and Filter 5, the instances Map and its Map Run 6, Save iteration 5,
+ * the Choices "Batch the instances?" 2 and "Enough instructions?" 2; 22 more for an iteration gated in shards whatever the shard count; 0 per Map item in
  * the parent, 7 per child execution). The Maps are Distributed: each item (a batch of instruction calls,
  * a chunk of ids, a gate shard) is a child execution with a history of its own (started, the task
  * entered, scheduled, started, succeeded, exited, succeeded), and each Retry of its task adds 3 (failed,
@@ -26,10 +29,17 @@ export const MAX_EXECUTION_DAYS = 7;
  */
 export const HISTORY_EVENTS = {
   once: 20,
-  perIteration: 38,
+  perIteration: 40,
   perShardedIteration: 24,
   perMapItem: 0,
   perChildExecution: 7 + 3 * 6,
+  /**
+   * Batch mode, rounded up from `test/e2e/batch.test.ts`'s run: "Submit the instance batch" and
+   * "Instance batch submitted?" once per iteration (measured 7), and each look of the poll loop: Wait,
+   * "Check the instance batch", "Batch done?" (measured 9); a retried look adds 3 more.
+   */
+  perBatchSubmit: 8,
+  perBatchPoll: 10,
 } as const;
 /**
  * Bytes of "Save iteration"'s input, the largest state payload (the instances Map's output: it holds the
@@ -58,7 +68,20 @@ type LimitedConfig = Pick<
   | 'maxPromptsPerIteration'
   | 'chunkSize'
   | 'instructionBatchSize'
->;
+> &
+  Partial<Pick<RunConfig, 'batch' | 'batchPollSeconds'>>;
+
+/**
+ * The parent's events of one iteration's batch job at worst: its submit, and every look the poll loop
+ * allows (`maxPolls`: the provider's 24 h window at `batchPollSeconds`; the job may run that long).
+ * 0 without batch mode.
+ */
+export function batchEventsPerIteration(config: Pick<LimitedConfig, 'batch' | 'batchPollSeconds'>): number {
+  if (!config.batch) return 0;
+  return (
+    HISTORY_EVENTS.perBatchSubmit + HISTORY_EVENTS.perBatchPoll * maxPolls(config.batchPollSeconds ?? 60)
+  );
+}
 
 /** What a run of this configuration needs of one execution, at worst. */
 export interface ExecutionNeeds {
@@ -95,7 +118,8 @@ export function executionNeeds(config: LimitedConfig): ExecutionNeeds {
     mapItems,
     historyEvents:
       HISTORY_EVENTS.once +
-      (HISTORY_EVENTS.perIteration + HISTORY_EVENTS.perShardedIteration) * iterations +
+      (HISTORY_EVENTS.perIteration + HISTORY_EVENTS.perShardedIteration + batchEventsPerIteration(config)) *
+        iterations +
       HISTORY_EVENTS.perMapItem * mapItems,
     childHistoryEvents: HISTORY_EVENTS.perChildExecution,
     acceptedPerIteration,
@@ -136,6 +160,26 @@ export function checkExecutionLimits(config: LimitedConfig): void {
   if (needs.childHistoryEvents > MAX_HISTORY_EVENTS) {
     throw new RunInputInvalid(
       `Run input is invalid: a Map item's child execution would take about ${needs.childHistoryEvents} history events, over Step Functions' 25,000 per execution`,
+    );
+  }
+  if (needs.historyEvents > MAX_HISTORY_EVENTS && config.batch) {
+    // The poll loop dominates: the fewest looks (the longest Wait) whose worst case fits, if any does.
+    const fitsPolls = (seconds: number) =>
+      executionNeeds({ ...config, batchPollSeconds: seconds }).historyEvents <= MAX_HISTORY_EVENTS;
+    let seconds: number | undefined;
+    if (fitsPolls(MAX_BATCH_POLL_SECONDS)) {
+      let low = config.batchPollSeconds ?? 0;
+      let high = MAX_BATCH_POLL_SECONDS;
+      while (low < high) {
+        const middle = Math.floor((low + high) / 2);
+        if (fitsPolls(middle)) high = middle;
+        else low = middle + 1;
+      }
+      seconds = low;
+    }
+    const perIteration = batchEventsPerIteration(config);
+    throw new RunInputInvalid(
+      `Run input is invalid: in batch mode each iteration may wait up to the provider's 24 h job window, ${maxPolls(config.batchPollSeconds ?? 60)} looks ${config.batchPollSeconds} s apart (about ${perIteration} history events); ${needs.iterations} iterations take about ${needs.historyEvents} events at worst, over Step Functions' 25,000 per execution: ${seconds !== undefined ? `raise batchPollSeconds to ${seconds}, or ` : ''}split it into runs of fewer iterations (maxIterations, or a smaller target) on the same pool`,
     );
   }
   if (needs.historyEvents > MAX_HISTORY_EVENTS) {

@@ -104,6 +104,11 @@ export const runPrefix = (runId: string) => `${RUNS_PREFIX}${runId}/`;
  */
 export const passagesKey = (runId: string) => `${runPrefix(runId)}passages.jsonl`;
 
+/** An iteration's batch input folder, under its `runs/<run>/iteration-<n>/` (what the provider's role reads). */
+export const BATCH_INPUT_FOLDER = 'batch/input/';
+/** An iteration's batch output folder (what the provider's role writes). */
+export const BATCH_OUTPUT_FOLDER = 'batch/output/';
+
 export const runKeys = (runId: string, iteration: number) => {
   const base = `${runPrefix(runId)}iteration-${iteration}`;
   return {
@@ -136,6 +141,15 @@ export const runKeys = (runId: string, iteration: number) => {
       raw: `${base}/instruction-batches/batch-${batch}-raw.jsonl`,
       result: `${base}/instruction-batches/batch-${batch}.json`,
     }),
+    /**
+     * The iteration's instance batch (batch mode, `shared/batch/`): the job's input file (the only object
+     * of the input folder the provider reads), the folder its output goes to, and which call each record is.
+     */
+    batch: {
+      input: `${base}/${BATCH_INPUT_FOLDER}instances.jsonl`,
+      output: `${base}/${BATCH_OUTPUT_FOLDER}`,
+      records: `${base}/batch/records.jsonl`,
+    },
     /** Raw model requests and replies of one stage (and Map item). */
     raw: (stage: string, chunk?: number) =>
       `${base}/raw/${stage}${chunk === undefined ? '' : `-chunk-${chunk}`}.jsonl`,

@@ -106,6 +106,16 @@ export const promptHash = ({ system, prompt }: Pick<ModelRequest, 'system' | 'pr
     .digest('hex')
     .slice(0, 16);
 
+/** A rendered request with the run's overrides of temperature and top-p: what goes to the model. */
+export const withSampling = (
+  rendered: ModelRequest,
+  sampling: { temperature?: number; topP?: number } | undefined,
+): ModelRequest => ({
+  ...rendered,
+  temperature: sampling?.temperature ?? rendered.temperature,
+  topP: sampling?.topP ?? rendered.topP,
+});
+
 /** How the runner retries a throttled or transient call. */
 export interface RetryPolicy {
   /** Attempts of one call, the first included. */
@@ -281,11 +291,7 @@ export class ModelCalls {
    * A permanent error is thrown, and every call after it throws it too.
    */
   async call(rendered: ModelRequest, key?: string): Promise<ModelReply | undefined> {
-    const request = {
-      ...rendered,
-      temperature: this.options.sampling?.temperature ?? rendered.temperature,
-      topP: this.options.sampling?.topP ?? rendered.topP,
-    };
+    const request = withSampling(rendered, this.options.sampling);
     this.requested++;
     const hash = promptHash(request);
     const callKey = key === undefined || !this.options.ledger ? undefined : this.callKey(key);

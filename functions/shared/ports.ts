@@ -269,6 +269,8 @@ export interface StoredCall {
   estimated: boolean;
   latencyMs: number;
   at: string;
+  /** Answered by a batch job (batch mode): billed at the provider's batch price. */
+  batch?: boolean;
 }
 
 /** A run's record: status, configuration and counters. */

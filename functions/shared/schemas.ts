@@ -3,6 +3,7 @@
  * run input and every stage's input and output. Types come from `z.infer`.
  */
 import { z } from 'zod';
+import { MAX_BATCH_POLL_SECONDS } from './execution-limits.ts';
 import { DOCUMENTS_PREFIX, PRICE_TABLE_PREFIX, SEED_FILE_PREFIXES, TEMPLATES_PREFIX } from './keys.ts';
 import type { PoolTask } from './ports.ts';
 import { hasUrlCredentials } from './urls.ts';
@@ -412,6 +413,20 @@ export const RunInput = z
       .default(16)
       .describe(
         `Shards of the sharded gate (Lambdas scoring one range of the pool each, at once), at most ${INLINE_MAP_MAX_CONCURRENCY}.`,
+      ),
+    batch: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Generate the instances of each iteration through the provider\'s batch API (Amazon Bedrock batch inference; about half the on-demand price, minutes to hours per iteration): see README "Batch mode". CLI: --batch.',
+      ),
+    batchPollSeconds: z
+      .int()
+      .min(0)
+      .max(MAX_BATCH_POLL_SECONDS)
+      .default(60)
+      .describe(
+        "Batch mode: seconds between two looks at the batch job (the Wait state); the polls stop after the provider's 24 h job window.",
       ),
     callConcurrency: z
       .int()

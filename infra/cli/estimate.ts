@@ -76,6 +76,8 @@ export interface EstimateOptions {
   /** A folder of prompt templates replacing the shipped ones, as `run --templates` gives it. */
   templates?: string;
   json?: boolean;
+  /** Batch mode, as `run --batch`: the instance calls at the batch price, plus a job's wait per iteration. */
+  batch?: boolean;
   /** Method backtranslate: the folder of documents, as `run --documents` gives it. */
   documents?: string;
   groundedQuestions?: number;
@@ -299,6 +301,10 @@ export function estimateCommand(io: EstimateIo = process): Command {
     .option('--seeds <file>', 'seed file whose tasks the prompts show', BUNDLED_SEEDS)
     .option('--templates <dir>', 'prompt templates replacing the shipped ones, as `run --templates`')
     .option('--json', 'print the estimate as JSON')
+    .option(
+      '--batch',
+      "as `run --batch`: instance calls at the batch price (Bedrock: 50%), plus the jobs' wait",
+    )
     .option('--documents <dir>', 'with --method backtranslate: the folder of documents, as `run --documents`')
     .option(
       '--grounded-questions <n>',
@@ -367,6 +373,7 @@ export function estimateCommand(io: EstimateIo = process): Command {
         callConcurrency: options.callConcurrency,
         mapConcurrency: options.mapConcurrency,
         maxPromptsPerIteration: options.maxPromptsPerIteration,
+        batch: options.batch,
         shardGateAbove: options.shardGateAbove,
         gateShards: options.gateShards,
         // The operator's caps as a local run gets them (the environment, else the defaults).

@@ -33,6 +33,8 @@ export interface RunOptions {
   temperature?: string;
   maxCost?: string;
   prices?: string;
+  batch?: boolean;
+  batchPollSeconds?: string;
   /** A folder of prompt template files (`*.txt`) replacing the shipped ones by name. */
   templates?: string;
   /** A folder of documents (method backtranslate), uploaded to `documents/<pool>/`. */
@@ -80,6 +82,8 @@ export function runInputFromOptions(options: RunOptions): RunInput {
     teacherModel: options.teacherModel,
     temperature: num(options.temperature),
     maxCostUsd: num(options.maxCost),
+    batch: options.batch,
+    batchPollSeconds: num(options.batchPollSeconds),
     seed: options.seed,
     groundedQuestions: num(options.groundedQuestions),
     // A documents folder makes it a backtranslation run on that pool's documents folder.

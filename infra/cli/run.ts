@@ -325,6 +325,14 @@ export function runCommand(): Command {
     .option('--max-cost <usd>', 'budget: stop before an iteration that would cross it')
     .option('--prices <file>', 'a price table JSON merged over the shipped one')
     .option(
+      '--batch',
+      "generate each iteration's instances through the provider's batch API (bedrock:<id>: ~50% cheaper, minutes to hours per iteration)",
+    )
+    .option(
+      '--batch-poll-seconds <n>',
+      'with --batch: seconds between two looks at the batch job (default 60)',
+    )
+    .option(
       '--templates <dir>',
       'a folder of prompt templates (*.txt) that replace the shipped ones of the same name',
     )
@@ -401,6 +409,7 @@ export function runCommand(): Command {
         if (input.judgeModel) args.push('--judge-model', input.judgeModel);
         args.push('--response-style', input.responseStyle);
         if (input.teacherModel) args.push('--teacher-model', input.teacherModel);
+        if (input.batch) args.push('--batch');
         if (input.method === 'backtranslate' && options.documents) {
           args.push('--method', 'backtranslate', '--documents', options.documents);
           args.push('--grounded-questions', String(input.groundedQuestions ?? 0));

@@ -9,6 +9,7 @@
 
 import { SaveInput } from '../../functions/shared/schemas.ts';
 import {
+  BATCH_STATES,
   CONTROL_STATES,
   INSTRUCTION_BATCH_STATES,
   SHARDED_GATE_STATES,
@@ -37,6 +38,11 @@ export interface HistoryProfile {
   /** Payload bytes that grow with each accepted instruction id of an iteration (ids + Map results). */
   payloadBytesPerId: number;
   payloadBaseBytes: number;
+  /** Batch mode: jobs submitted (or found), and the parent's events per job's submit and per look at it. */
+  batchJobs: number;
+  batchPolls: number;
+  eventsPerBatchSubmit: number;
+  eventsPerBatchPoll: number;
 }
 
 const bytes = (text: string | undefined) => Buffer.byteLength(text ?? 'null');
@@ -49,6 +55,8 @@ const LOOP_STATES = new Set<string | undefined>([
   INSTRUCTION_BATCH_STATES.collect,
   CONTROL_STATES.shardGate,
   STAGES.filter.state,
+  // Entered by every iteration, batch mode or not.
+  BATCH_STATES.choice,
   // The gate in shards, its Maps' own events included.
   SHARDED_GATE_STATES.plan,
   STAGES.gateShard.mapState,
@@ -58,6 +66,14 @@ const LOOP_STATES = new Set<string | undefined>([
   STAGES.generateInstances.mapState,
   STAGES.saveIteration.state,
   CONTROL_STATES.enough,
+]);
+
+// Batch mode's states, counted apart: a job's submit once, and each look of the poll loop.
+const BATCH_SUBMIT_STATES = new Set<string | undefined>([BATCH_STATES.submit, BATCH_STATES.submitted]);
+const BATCH_POLL_STATES = new Set<string | undefined>([
+  BATCH_STATES.wait,
+  BATCH_STATES.check,
+  BATCH_STATES.done,
 ]);
 
 /** Splits a run's history into the parts that scale differently. */
@@ -72,6 +88,10 @@ export function profileHistory(history: readonly LocalHistoryEvent[]): HistoryPr
   let largest = { bytes: 0, state: '' };
   let perId = 0;
   let base = 0;
+  let batchJobs = 0;
+  let batchPolls = 0;
+  let submitEvents = 0;
+  let pollEvents = 0;
 
   for (const event of history) {
     view = reduce(view, event);
@@ -93,9 +113,13 @@ export function profileHistory(history: readonly LocalHistoryEvent[]): HistoryPr
     // Inside an inline Map item: while the Map runs, every event but the Map state's (and run's) own.
     if (view.chunks && !/^Map(State|Run)/.test(event.type ?? '')) chunkEvents++;
     else if (LOOP_STATES.has(view.state)) loopEvents++;
+    else if (BATCH_SUBMIT_STATES.has(view.state)) submitEvents++;
+    else if (BATCH_POLL_STATES.has(view.state)) pollEvents++;
 
     const entered = event.stateEnteredEventDetails;
     const exited = event.stateExitedEventDetails;
+    if (entered?.name === BATCH_STATES.submit) batchJobs++;
+    if (entered?.name === BATCH_STATES.check) batchPolls++;
     for (const payload of [entered?.input, exited?.output]) {
       if (payload !== undefined && bytes(payload) > largest.bytes)
         largest = { bytes: bytes(payload), state: entered?.name ?? exited?.name ?? '' };
@@ -117,7 +141,7 @@ export function profileHistory(history: readonly LocalHistoryEvent[]): HistoryPr
     chunks,
     acceptedIds,
     totalEvents: parentEvents,
-    fixedEvents: parentEvents - chunkEvents - loopEvents,
+    fixedEvents: parentEvents - chunkEvents - loopEvents - submitEvents - pollEvents,
     eventsPerIteration,
     eventsPerChunk: chunks > 0 ? chunkEvents / chunks : 0,
     childEvents: Math.max(0, ...children.values()),
@@ -125,6 +149,10 @@ export function profileHistory(history: readonly LocalHistoryEvent[]): HistoryPr
     largestPayloadState: largest.state,
     payloadBytesPerId: perId,
     payloadBaseBytes: base,
+    batchJobs,
+    batchPolls,
+    eventsPerBatchSubmit: batchJobs > 0 ? submitEvents / batchJobs : 0,
+    eventsPerBatchPoll: batchPolls > 0 ? pollEvents / batchPolls : 0,
   };
 }
 

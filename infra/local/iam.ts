@@ -9,7 +9,9 @@
  * built, as the service would: S3's REST method, path, query and copy-source header (`s3:prefix` for a
  * listing), DynamoDB's `X-Amz-Target` and body (`TableName`, `IndexName`, `RequestItems`,
  * `TransactItems`), Bedrock's `/model/{id}/converse` path (the foundation model or inference profile in
- * the signing region) and `/guardrail/{id}/version/{v}/apply` path (the guardrail), the JSON protocols' `X-Amz-Target` for Secrets Manager and Step Functions.
+ * the signing region) and `/guardrail/{id}/version/{v}/apply` path (the guardrail), the Bedrock control
+ * plane's batch inference jobs (`/model-invocation-job`: the model, the job, and `iam:PassRole` of the
+ * service role with `iam:PassedToService`), the JSON protocols' `X-Amz-Target` for Secrets Manager and Step Functions.
  */
 import { Readable } from 'node:stream';
 import type { AwsService } from '../../functions/shared/config.ts';
@@ -235,6 +237,57 @@ function describeBedrock(request: SdkHttpRequest, place: Place): AwsRequest {
   };
 }
 
+/**
+ * The Bedrock control plane's batch inference operations (REST): `POST /model-invocation-job` needs
+ * `bedrock:CreateModelInvocationJob` on the model and on the job, and `iam:PassRole` on the service role
+ * it names, passed to Bedrock (`iam:PassedToService`), as AWS authorizes it; `GET
+ * /model-invocation-job/{id}` needs `bedrock:GetModelInvocationJob` on the job;
+ * `POST /model-invocation-job/{id}/stop`, `bedrock:StopModelInvocationJob`.
+ */
+function describeBedrockControl(request: SdkHttpRequest, place: Place): AwsRequest {
+  const region = signingRegion(request) ?? place.region;
+  const job = (id: string) =>
+    id.startsWith('arn:') ? id : `arn:aws:bedrock:${region}:${place.account}:model-invocation-job/${id}`;
+  const method = request.method.toUpperCase();
+  if (method === 'POST' && request.path === '/model-invocation-job') {
+    const body = jsonBody(request);
+    const modelId = String(body.modelId ?? '');
+    const base = inferenceProfileModel(modelId);
+    const models = modelId.startsWith('arn:')
+      ? [modelId]
+      : base
+        ? [`arn:aws:bedrock:${region}:${place.account}:inference-profile/${modelId}`]
+        : [`arn:aws:bedrock:${region}::foundation-model/${modelId}`];
+    return {
+      service: 'bedrock',
+      operation: 'CreateModelInvocationJob',
+      authorizations: [
+        ...models.map((resource) => ({ action: 'bedrock:CreateModelInvocationJob', resource })),
+        { action: 'bedrock:CreateModelInvocationJob', resource: job(String(body.jobName ?? '')) },
+        {
+          action: 'iam:PassRole',
+          resource: String(body.roleArn ?? ''),
+          context: { 'iam:PassedToService': 'bedrock.amazonaws.com' },
+        },
+      ],
+    };
+  }
+  const match = /^\/model-invocation-job\/([^/]+)(\/stop)?$/.exec(request.path);
+  if (!match) {
+    return {
+      service: 'bedrock',
+      operation: request.path,
+      authorizations: [{ action: 'bedrock:*', resource: '*' }],
+    };
+  }
+  const operation = match[2] ? 'StopModelInvocationJob' : 'GetModelInvocationJob';
+  return {
+    service: 'bedrock',
+    operation,
+    authorizations: [{ action: `bedrock:${operation}`, resource: job(decodeURIComponent(match[1] ?? '')) }],
+  };
+}
+
 function describeJsonService(service: AwsService, request: SdkHttpRequest, place: Place): AwsRequest {
   const operation = (header(request, 'x-amz-target') ?? '').split('.').at(-1) ?? request.path;
   const body = jsonBody(request);
@@ -258,6 +311,8 @@ export function describeRequest(service: AwsService, request: SdkHttpRequest, pl
       return describeDynamoDb(request, place);
     case 'bedrock-runtime':
       return describeBedrock(request, place);
+    case 'bedrock':
+      return describeBedrockControl(request, place);
     case 'secretsmanager':
     case 'sfn':
       return describeJsonService(service, request, place);
@@ -462,6 +517,7 @@ export function denialResponse(service: AwsService, denial: Denial): SdkHttpResp
         `<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>${xmlEscape(denial.message)}</Message></Error><RequestId>${requestId}</RequestId></ErrorResponse>`,
       );
     case 'bedrock-runtime':
+    case 'bedrock':
       return respond(
         403,
         {

@@ -129,6 +129,8 @@ export interface ExecuteOptions {
   onEvent?: (event: EventLog) => void;
   /** Milliseconds between retries instead of the definition's backoff (tests). */
   retryIntervalMs?: number;
+  /** Milliseconds every Wait state waits instead of its seconds (tests of batch mode's poll loop). */
+  waitMs?: number;
   /** Aborts the execution (as `StopExecution` does): status `ABORTED`. */
   signal?: AbortSignal;
   /** Faults to inject (see `faults.ts`). */
@@ -401,6 +403,7 @@ export class LocalStack {
       executionName = `local-${Date.now().toString(36)}`,
       onEvent,
       retryIntervalMs,
+      waitMs,
       signal,
       faults: faultList = [],
       limits = {},
@@ -446,6 +449,16 @@ export class LocalStack {
                 Object.keys(overrides).map((name) => [name, retryIntervalMs]),
               ),
             }),
+        ...(waitMs === undefined
+          ? {}
+          : {
+              // The Wait states are the top level's (batch mode's poll loop).
+              waitTimeOverrides: Object.fromEntries(
+                Object.entries(this.definition.States)
+                  .filter(([, state]) => (state as { Type?: string }).Type === 'Wait')
+                  .map(([name]) => [name, waitMs]),
+              ),
+            }),
       },
       context: {
         Execution: {
@@ -479,6 +492,9 @@ export class LocalStack {
           };
         }
         const { events: historyEvents, child } = history.add(event);
+        // An item of a Distributed Map whose child execution could not start: AWS records none of its
+        // events (the engine may enter the item before the Map's refusal aborts it).
+        if (child && startRefused) continue;
         events.push(event);
         onEvent?.(event);
         if (limitFailure) continue;

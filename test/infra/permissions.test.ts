@@ -142,7 +142,8 @@ describe('the stages in S3', () => {
       filter: ['pools/', 'runs/'],
       // Its range's segments and the iteration's gate objects, by key.
       'gate-shard': ['pools/', 'runs/'],
-      'generate-instances': ['templates/'],
+      // The chunk's templates; batch mode's job input, records and output, by key.
+      'generate-instances': ['runs/', 'templates/'],
       'generate-instructions': ['pools/', 'runs/', 'templates/'],
       prepare: [
         'defaults/',
@@ -247,6 +248,70 @@ describe('the model', () => {
 
     expect(nova.who('bedrock:InvokeModel', titan)).toEqual(['filter']);
     expect(plain.who('bedrock:InvokeModel', titan)).toEqual([]);
+  });
+});
+
+describe('batch mode', () => {
+  const nova = synthesize({ 'selfinstruct:model': 'bedrock:amazon.nova-micro-v1:0' });
+  /** The statements (with conditions) of the policies attached to a role, by its logical id. */
+  const rawStatements = (role: string) =>
+    Object.values(nova.template.Resources).flatMap((r) => {
+      const properties = r.Properties ?? {};
+      if (r.Type !== 'AWS::IAM::Policy' || !(properties.Roles as string[]).includes(role)) return [];
+      return (properties.PolicyDocument as { Statement: Record<string, unknown>[] }).Statement;
+    });
+  const batchRole = Object.entries(nova.template.Resources).find(
+    ([id, r]) => r.Type === 'AWS::IAM::Role' && id.includes('BatchInferenceRole'),
+  );
+
+  it('lets "Generate instances" alone start Bedrock batch jobs of the deployed model and look at them', () => {
+    const model = 'arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-micro-v1:0';
+    expect(nova.who('bedrock:CreateModelInvocationJob', model)).toEqual(['generate-instances']);
+    expect(nova.who('bedrock:CreateModelInvocationJob', model.replace('nova-micro', 'nova-pro'))).toEqual([]);
+    const jobs = rawStatements(nova.roleOf('generate-instances')).filter((s) =>
+      [s.Action].flat().includes('bedrock:GetModelInvocationJob'),
+    );
+    expect(jobs).toHaveLength(1);
+    expect(JSON.stringify(jobs[0]?.Resource)).toMatch(/:model-invocation-job\/\*"?$/);
+    // A deployment without a Bedrock model has nothing to batch: no batch permission at all.
+    expect(plain.who('bedrock:CreateModelInvocationJob', model)).toEqual([]);
+    expect(plain.who('bedrock:GetModelInvocationJob', '*')).toEqual([]);
+  });
+
+  it('passes the batch role to Bedrock only, and from "Generate instances" only', () => {
+    const passing = nova.folders.filter((folder) =>
+      rawStatements(nova.roleOf(folder)).some((s) => [s.Action].flat().includes('iam:PassRole')),
+    );
+    expect(passing).toEqual(['generate-instances']);
+    const [pass] = rawStatements(nova.roleOf('generate-instances')).filter((s) =>
+      [s.Action].flat().includes('iam:PassRole'),
+    );
+    expect(pass?.Condition).toEqual({ StringEquals: { 'iam:PassedToService': 'bedrock.amazonaws.com' } });
+    expect(JSON.stringify(pass?.Resource)).toContain(batchRole?.[0]);
+    expect(nova.envOf('generate-instances').BATCH_ROLE_ARN).toContain(batchRole?.[0]);
+  });
+
+  it('gives Bedrock a role that reads the batch inputs and writes the batch outputs, nothing else', () => {
+    const trust = JSON.stringify(batchRole?.[1].Properties?.AssumeRolePolicyDocument);
+    expect(trust).toContain('bedrock.amazonaws.com');
+    expect(trust).toContain('aws:SourceAccount');
+    const statements = rawStatements(`<${batchRole?.[0]}>`).map((s) => ({
+      Action: [s.Action].flat() as string[],
+      Resource: [s.Resource].flat().map(String),
+    }));
+    const allows = (action: string, key: string) =>
+      statements.some(
+        (s) =>
+          s.Action.some((a) => glob(a).test(action)) &&
+          s.Resource.some((r) => glob(r).test(nova.object(key))),
+      );
+    const input = 'runs/r/iteration-1/batch/input/instances.jsonl';
+    const output = 'runs/r/iteration-1/batch/output/job/instances.jsonl.out';
+    expect(allows('s3:GetObject', input)).toBe(true);
+    expect(allows('s3:PutObject', input)).toBe(false);
+    expect(allows('s3:PutObject', output)).toBe(true);
+    expect(allows('s3:GetObject', 'runs/r/iteration-1/candidates.jsonl')).toBe(false);
+    expect(allows('s3:GetObject', 'pools/p/seeds.jsonl')).toBe(false);
   });
 });
 

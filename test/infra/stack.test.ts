@@ -63,7 +63,8 @@ describe('the state machine', () => {
       expect(states[order[i] as string]?.Next).toBe(order[i + 1]);
     }
     expect(states['Gate in shards?']?.Default).toBe('Filter and deduplicate');
-    expect(states['Filter and deduplicate']?.Next).toBe('Generate instances');
+    expect(states['Filter and deduplicate']?.Next).toBe('Batch the instances?');
+    expect(states['Batch the instances?']?.Default).toBe('Generate instances');
     expect(states['Generate instances']?.Next).toBe('Save iteration');
     expect(states['Save iteration']?.Next).toBe('Enough instructions?');
   });
@@ -106,7 +107,7 @@ describe('the state machine', () => {
       'Decide on the shard scores',
       'Score gate shards again',
       'Filter and merge the shard scores',
-      'Generate instances',
+      'Batch the instances?',
     ];
     for (let i = 0; i < order.length - 1; i++) {
       expect(states[order[i] as string]?.Next, order[i]).toBe(order[i + 1]);
@@ -315,6 +316,53 @@ describe('the state machine', () => {
     for (const [id, seconds] of tasks) expect(seconds).toBe(timeouts[id]);
   });
 
+  it('sends the instances of a batch run through a bounded Wait/poll loop before the Map', () => {
+    const choice = states['Batch the instances?'];
+    expect(choice?.Choices).toEqual([
+      {
+        And: [
+          { Variable: '$.config.batch', IsPresent: true },
+          { Variable: '$.config.batch', BooleanEquals: true },
+        ],
+        Next: 'Submit the instance batch',
+        Comment: expect.any(String),
+      },
+    ]);
+    expect(choice?.Default).toBe('Generate instances');
+    expect(states['Submit the instance batch']?.Next).toBe('Instance batch submitted?');
+    const submitted = states['Instance batch submitted?'];
+    expect(submitted?.Choices?.[0]).toMatchObject({
+      Variable: '$.batching.batch.status',
+      StringEquals: 'submitted',
+      Next: 'Wait for the instance batch',
+    });
+    // Too few records for a job: straight to the Map, on demand.
+    expect(submitted?.Default).toBe('Generate instances');
+    const wait = states['Wait for the instance batch'] as State & { SecondsPath?: string };
+    expect(wait.Type).toBe('Wait');
+    expect(wait.SecondsPath).toBe('$.batching.batch.waitSeconds');
+    expect(wait.Next).toBe('Check the instance batch');
+    expect(states['Check the instance batch']?.Next).toBe('Batch done?');
+    const done = states['Batch done?'];
+    expect(done?.Choices?.[0]).toMatchObject({
+      Variable: '$.batching.batch.status',
+      StringEquals: 'completed',
+      Next: 'Generate instances',
+    });
+    // Still running: wait again; the look counter in the state bounds the loop (the check step fails
+    // the run at maxPolls looks).
+    expect(done?.Default).toBe('Wait for the instance batch');
+    // Both steps run in the Generate instances function, told apart by `step`.
+    const fn = (name: string) =>
+      (states[name] as { Parameters?: { FunctionName?: unknown; Payload?: { step?: string } } }).Parameters;
+    expect(fn('Submit the instance batch')?.Payload?.step).toBe('submit-batch');
+    expect(fn('Check the instance batch')?.Payload?.step).toBe('check-batch');
+    const chunkTask = states['Generate instances']?.ItemProcessor?.States['Generate instances for a chunk'] as
+      | { Parameters?: { FunctionName?: unknown } }
+      | undefined;
+    expect(fn('Submit the instance batch')?.FunctionName).toEqual(chunkTask?.Parameters?.FunctionName);
+  });
+
   it('enters the states the AWS cost model counts, per iteration, per Map item and once per run', () => {
     const loop: string[] = [];
     for (let name: string | undefined = INSTRUCTION_BATCH_STATES.plan; name && !loop.includes(name); ) {
@@ -322,7 +370,11 @@ describe('the state machine', () => {
       const state: State | undefined = states[name];
       // The gate's choice: an iteration below `shardGateAbove` (the sharded path has its own states).
       name =
-        state?.Type === 'Choice' ? (name === 'Gate in shards?' ? state.Default : undefined) : state?.Next;
+        state?.Type === 'Choice'
+          ? name === 'Gate in shards?' || name === 'Batch the instances?'
+            ? state.Default
+            : undefined
+          : state?.Next;
     }
 
     expect(loop).toEqual([...ITERATION_STATES]);
@@ -332,16 +384,16 @@ describe('the state machine', () => {
     expect(Object.keys(states['Generate instructions']?.ItemProcessor?.States ?? {})).toEqual([
       ...BATCH_ITEM_STATES,
     ]);
-    // From a pool past `shardGateAbove`: the sharded path instead of Filter, on to the instances Map.
+    // From a pool past `shardGateAbove`: the sharded path instead of Filter, on to "Batch the instances?"
+    // (as Filter's), then the instances Map.
     const sharded: string[] = [];
-    for (
-      let name = states['Gate in shards?']?.Choices?.[0]?.Next;
-      name && name !== STAGES.generateInstances.mapState && !sharded.includes(name);
-      name = states[name]?.Next
-    ) {
+    let name = states['Gate in shards?']?.Choices?.[0]?.Next;
+    for (; name && name !== 'Batch the instances?' && !sharded.includes(name); name = states[name]?.Next) {
       sharded.push(name);
     }
     expect(sharded).toEqual([...SHARDED_GATE_PATH_STATES]);
+    expect(name).toBe('Batch the instances?');
+    expect(states[STAGES.filter.state]?.Next).toBe('Batch the instances?');
     expect(
       [STAGES.gateShard.mapState, 'Score gate shards again'].flatMap((map) =>
         Object.keys(states[map]?.ItemProcessor?.States ?? {}),

@@ -317,7 +317,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Runs the offline model on a request rebuilt from the wire, then applies the fault's overrides. */
 async function answer(
-  recorder: Recorder,
+  recorder: Pick<Recorder, 'model'>,
   request: Omit<ModelRequest, 'stage' | 'format'>,
   fault: Fault,
 ): Promise<{ text: string; finish: 'stop' | 'length'; inputTokens: number; outputTokens: number }> {
@@ -337,7 +337,52 @@ async function answer(
   };
 }
 
-async function listen(
+/**
+ * A Converse request body answered by the offline model behind a stand-in: the Converse response body
+ * (also a Bedrock batch job's `modelOutput`, see `batch-servers.ts`), with its text and token counts.
+ */
+export async function converseAnswer(
+  recorder: Pick<Recorder, 'model'>,
+  body: Record<string, unknown>,
+  fault: Fault = {},
+): Promise<{ response: Record<string, unknown>; text: string; inputTokens: number; outputTokens: number }> {
+  const messages = (body.messages ?? []) as { content?: { text?: string }[] }[];
+  const prompt = messages
+    .flatMap((m) => m.content ?? [])
+    .map((c) => c.text ?? '')
+    .join('\n');
+  const system = ((body.system ?? []) as { text?: string }[]).map((s) => s.text ?? '').join('\n');
+  const config = (body.inferenceConfig ?? {}) as Record<string, unknown>;
+  const result = await answer(
+    recorder,
+    {
+      kind: system ? 'chat' : 'completion',
+      ...(system ? { system, json: true } : {}),
+      prompt,
+      temperature: Number(config.temperature ?? 1),
+      topP: Number(config.topP ?? 1),
+      maxTokens: Number(config.maxTokens ?? 4096),
+      ...(Array.isArray(config.stopSequences) ? { stop: config.stopSequences as string[] } : {}),
+    },
+    fault,
+  );
+  return {
+    text: result.text,
+    inputTokens: result.inputTokens,
+    outputTokens: result.outputTokens,
+    response: {
+      output: { message: { role: 'assistant', content: [{ text: result.text }] } },
+      stopReason: result.finish === 'length' ? 'max_tokens' : 'end_turn',
+      usage: {
+        inputTokens: result.inputTokens,
+        outputTokens: result.outputTokens,
+        totalTokens: result.inputTokens + result.outputTokens,
+      },
+    },
+  };
+}
+
+export async function listen(
   server: ReturnType<typeof createHttpServer> | ReturnType<typeof createHttp2Server>,
 ): Promise<number> {
   await new Promise<void>((resolve, reject) => {
@@ -433,44 +478,13 @@ export async function startBedrockStandIn(options: BedrockStandInOptions = {}): 
       );
       return;
     }
-    const messages = (body.messages ?? []) as { content?: { text?: string }[] }[];
-    const prompt = messages
-      .flatMap((m) => m.content ?? [])
-      .map((c) => c.text ?? '')
-      .join('\n');
-    const system = ((body.system ?? []) as { text?: string }[]).map((s) => s.text ?? '').join('\n');
-    const config = (body.inferenceConfig ?? {}) as Record<string, unknown>;
-    const result = await answer(
-      recorder,
-      {
-        kind: system ? 'chat' : 'completion',
-        ...(system ? { system, json: true } : {}),
-        prompt,
-        temperature: Number(config.temperature ?? 1),
-        topP: Number(config.topP ?? 1),
-        maxTokens: Number(config.maxTokens ?? 4096),
-        ...(Array.isArray(config.stopSequences) ? { stop: config.stopSequences as string[] } : {}),
-      },
-      fault,
-    );
+    const result = await converseAnswer(recorder, body, fault);
     recorded.reply = {
       status: 200,
       text: result.text,
       usage: { inputTokens: result.inputTokens, outputTokens: result.outputTokens },
     };
-    reply(
-      200,
-      JSON.stringify({
-        output: { message: { role: 'assistant', content: [{ text: result.text }] } },
-        stopReason: result.finish === 'length' ? 'max_tokens' : 'end_turn',
-        usage: {
-          inputTokens: result.inputTokens,
-          outputTokens: result.outputTokens,
-          totalTokens: result.inputTokens + result.outputTokens,
-        },
-        metrics: { latencyMs: fault.latencyMs ?? 1 },
-      }),
-    );
+    reply(200, JSON.stringify({ ...result.response, metrics: { latencyMs: fault.latencyMs ?? 1 } }));
   });
   const port = await listen(server);
   return {

@@ -1,10 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { parseRunInput } from '../../functions/prepare/core.ts';
 import {
+  batchEventsPerIteration,
   checkExecutionDuration,
   checkExecutionLimits,
   executionNeeds,
 } from '../../functions/shared/execution-limits.ts';
+
+/** A model with a batch API (batch mode refuses the offline model). */
+const NOVA = 'bedrock:amazon.nova-micro-v1:0';
 
 const config = (input: Record<string, unknown>) => parseRunInput(input, 'r');
 
@@ -26,16 +30,16 @@ describe('the limits of one execution', () => {
     expect(executionNeeds(large).historyEvents).toBeLessThan(25_000);
   });
 
-  it('holds 1,000,000 tasks at the default 200 prompts, chunks of 40 and instruction batches of 20: 313 iterations, 19,426 parent events, 31,563 child executions of at most 25 events, "Save iteration" about 169 KB', () => {
+  it('holds 1,000,000 tasks at the default 200 prompts, chunks of 40 and instruction batches of 20: 313 iterations, 20,052 parent events, 31,563 child executions of at most 25 events, "Save iteration" about 169 KB', () => {
     const million = config({ target: 1_000_000, maxIterations: 10_000 });
     expect(() => checkExecutionLimits(million)).not.toThrow();
     // 1,250,000 accepted at 80% complete, 4,000 an iteration (200 prompts × 20); every iteration planned
-    // gated in shards (20 + 313 × (38 + 24) events); the Map items (instruction batches and chunks) are
+    // gated in shards (20 + 313 × (40 + 24) events); the Map items (instruction batches and chunks) are
     // child executions, none in the parent; the payload carries the plan's 10 batches (40 bytes each).
     expect(executionNeeds(million)).toEqual({
       iterations: 313,
       mapItems: 31_563,
-      historyEvents: 19_426,
+      historyEvents: 20_052,
       childHistoryEvents: 25,
       acceptedPerIteration: 4_000,
       payloadBytes: 172_896,
@@ -46,7 +50,7 @@ describe('the limits of one execution', () => {
     const million = config({ target: 1_000_000, maxIterations: 10_000, promptsPerIteration: 100 });
     const message = refusal(million);
     expect(message).toMatch(
-      /adding 1000000 tasks takes about 38770 history events \(625 iterations of 100 prompts, .*\), over Step Functions' 25,000 per execution: split it into runs of at most (\d+) tasks on the same pool, or raise promptsPerIteration to (\d+)$/,
+      /adding 1000000 tasks takes about 40020 history events \(625 iterations of 100 prompts, .*\), over Step Functions' 25,000 per execution: split it into runs of at most (\d+) tasks on the same pool, or raise promptsPerIteration to (\d+)$/,
     );
     const target = Number(/at most (\d+) tasks/.exec(message)?.[1]);
     expect(() => checkExecutionLimits({ ...million, target })).not.toThrow();
@@ -84,6 +88,37 @@ describe('the limits of one execution', () => {
     // So do smaller instruction batches: the plan the state carries has more of them.
     const single = refusal({ ...large, instructionBatchSize: 1 });
     expect(Number(/at most (\d+) prompts/.exec(single)?.[1])).toBeLessThan(prompts);
+  });
+
+  it('plans a batch iteration for every look the 24 h window allows: 8 + 10 × 1,441 events at 60 s, none without batch mode', () => {
+    expect(batchEventsPerIteration(config({}))).toBe(0);
+    expect(batchEventsPerIteration(config({ batch: true, model: NOVA }))).toBe(8 + 10 * 1_441);
+    expect(batchEventsPerIteration(config({ batch: true, model: NOVA, batchPollSeconds: 3600 }))).toBe(
+      8 + 10 * 25,
+    );
+    const one = config({ target: 200, maxIterations: 1, batch: true, model: NOVA });
+    expect(executionNeeds(one).historyEvents).toBe(20 + 29 + 24 + 8 + 10 * 1_441);
+    expect(() => checkExecutionLimits(one)).not.toThrow();
+  });
+
+  it('refuses a batch run whose poll loops could cross the history limit, and the poll interval it names fits', () => {
+    const batched = config({
+      target: 5_000,
+      maxIterations: 5,
+      promptsPerIteration: 50,
+      batch: true,
+      model: NOVA,
+    });
+    expect(executionNeeds(batched).iterations).toBe(5);
+    const message = refusal(batched);
+    expect(message).toMatch(
+      /in batch mode each iteration may wait up to the provider's 24 h job window, 1441 looks 60 s apart \(about 14418 history events\); 5 iterations take about \d+ events at worst, .*: raise batchPollSeconds to (\d+), or split it/,
+    );
+    const seconds = Number(/raise batchPollSeconds to (\d+)/.exec(message)?.[1]);
+    expect(() => checkExecutionLimits({ ...batched, batchPollSeconds: seconds })).not.toThrow();
+    expect(refusal({ ...batched, batchPollSeconds: seconds - 1 })).toMatch(/in batch mode/);
+    // The same run on demand fits.
+    expect(() => checkExecutionLimits({ ...batched, batch: false })).not.toThrow();
   });
 
   it("refuses a projected duration past the state machine's 7-day timeout", () => {

@@ -263,9 +263,9 @@ describe('the AWS usage model', () => {
   it('counts a hand-worked iteration', () => {
     const usage = iterationAwsUsage(iteration, assumptions);
 
-    // 8 states of the loop (the gate's choice and the instructions Map included) + 2 per batch and per
+    // 9 states of the loop (the gate's choice, batch mode's choice and the instructions Map included) + 2 per batch and per
     // Map item (each a Distributed Map's child execution: its start and its one state).
-    expect(usage.stateTransitions).toBe(14);
+    expect(usage.stateTransitions).toBe(15);
     // Plan and Collect instructions, Filter, Save iteration + 1 per batch and per Map item.
     expect(usage.lambdaRequests).toBe(7);
     // Generate: 0.5 GB × (Plan 0.5 + Collect 0.5 + the batch: 0.5 + 2 waves × (1 + 400/100) + CPU
@@ -351,7 +351,7 @@ describe('the AWS usage model', () => {
       { seedTasksAdded: 10, poolItemsAtExport: 100 },
       assumptions,
     );
-    expect(run.stateTransitions).toBe(4 + 2 * 14);
+    expect(run.stateTransitions).toBe(4 + 2 * 15);
     expect(run.dynamodbWriteUnits).toBe(25 + 2 * 243);
   });
 

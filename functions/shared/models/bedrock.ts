@@ -10,6 +10,7 @@
 import {
   BedrockRuntimeClient,
   ConverseCommand,
+  type ConverseCommandInput,
   type ConverseCommandOutput,
 } from '@aws-sdk/client-bedrock-runtime';
 import { awsClientConfig } from '../config.ts';
@@ -128,6 +129,49 @@ export function bedrockError(
   return new ModelRequestFailed(message, { cause: error });
 }
 
+/**
+ * The body of a Converse request for `request` (everything but the model id): the same body goes to
+ * `ConverseCommand` and, as a record's `modelInput`, into a batch inference job of the `Converse` type
+ * (`functions/shared/batch/bedrock.ts`), so an on-demand and a batched call of one prompt are one request.
+ */
+export function converseBody(request: ModelRequest): Omit<ConverseCommandInput, 'modelId'> {
+  const stop = request.stop?.filter((s) => s !== '').slice(0, MAX_STOP_SEQUENCES) ?? [];
+  return {
+    ...(request.system ? { system: [{ text: request.system }] } : {}),
+    messages: [{ role: 'user', content: [{ text: request.prompt }] }],
+    inferenceConfig: {
+      temperature: request.temperature,
+      topP: request.topP,
+      maxTokens: request.maxTokens,
+      ...(stop.length > 0 ? { stopSequences: stop } : {}),
+    },
+  };
+}
+
+/** The reply a Converse response body holds (from `ConverseCommand`, or a batch record's `modelOutput`). */
+export function converseReply(
+  reply: Pick<ConverseCommandOutput, 'output' | 'stopReason' | 'usage'>,
+  request: Pick<ModelRequest, 'system' | 'prompt'>,
+): Pick<ModelReply, 'text' | 'finish' | 'usage'> {
+  const text = (reply.output?.message?.content ?? []).map((block) => block.text ?? '').join('');
+  const reported =
+    typeof reply.usage?.inputTokens === 'number' && typeof reply.usage.outputTokens === 'number';
+  return {
+    text,
+    finish:
+      reply.stopReason === 'max_tokens' || reply.stopReason === 'model_context_window_exceeded'
+        ? 'length'
+        : 'stop',
+    usage: reported
+      ? {
+          inputTokens: reply.usage?.inputTokens ?? 0,
+          outputTokens: reply.usage?.outputTokens ?? 0,
+          estimated: false,
+        }
+      : estimatedUsage(request, text),
+  };
+}
+
 /** Options of the Bedrock adapter. */
 export interface BedrockModelOptions {
   /** Time allowed for one call. @default 120000 */
@@ -150,41 +194,16 @@ export class BedrockModel implements TextModel {
 
   async generate(request: ModelRequest): Promise<ModelReply> {
     const started = performance.now();
-    const stop = request.stop?.filter((s) => s !== '').slice(0, MAX_STOP_SEQUENCES) ?? [];
     let reply: ConverseCommandOutput;
     try {
       reply = await bedrockClient(this.timeoutMs).send(
-        new ConverseCommand({
-          modelId: this.modelId,
-          ...(request.system ? { system: [{ text: request.system }] } : {}),
-          messages: [{ role: 'user', content: [{ text: request.prompt }] }],
-          inferenceConfig: {
-            temperature: request.temperature,
-            topP: request.topP,
-            maxTokens: request.maxTokens,
-            ...(stop.length > 0 ? { stopSequences: stop } : {}),
-          },
-        }),
+        new ConverseCommand({ modelId: this.modelId, ...converseBody(request) }),
       );
     } catch (error) {
       throw bedrockError(error, this.modelId);
     }
-    const text = (reply.output?.message?.content ?? []).map((block) => block.text ?? '').join('');
-    const reported =
-      typeof reply.usage?.inputTokens === 'number' && typeof reply.usage.outputTokens === 'number';
     return {
-      text,
-      finish:
-        reply.stopReason === 'max_tokens' || reply.stopReason === 'model_context_window_exceeded'
-          ? 'length'
-          : 'stop',
-      usage: reported
-        ? {
-            inputTokens: reply.usage?.inputTokens ?? 0,
-            outputTokens: reply.usage?.outputTokens ?? 0,
-            estimated: false,
-          }
-        : estimatedUsage(request, text),
+      ...converseReply(reply, request),
       latencyMs: Math.round(performance.now() - started),
       model: this.id,
     };

@@ -45,6 +45,7 @@
  * as a PUT. Storage, CloudWatch Logs, X-Ray and data transfer are not counted.
  */
 import {
+  BATCH_STATES,
   CONTROL_STATES,
   INSTRUCTION_BATCH_STATES,
   SHARDED_GATE_STATES,
@@ -60,6 +61,7 @@ export const ITERATION_STATES = [
   INSTRUCTION_BATCH_STATES.collect,
   CONTROL_STATES.shardGate,
   STAGES.filter.state,
+  BATCH_STATES.choice,
   STAGES.generateInstances.mapState,
   STAGES.saveIteration.state,
   CONTROL_STATES.enough,

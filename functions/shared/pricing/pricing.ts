@@ -16,10 +16,21 @@ export const ModelPrice = z
   .object({
     inputPer1M: z.number().nonnegative(),
     outputPer1M: z.number().nonnegative(),
+    /**
+     * The share of these prices a batch call is billed (batch mode), when it is not `BATCH_PRICE_FACTOR`.
+     */
+    batchFactor: z.number().positive().max(1).optional(),
     notes: z.string().optional(),
   })
   .strict();
 export type ModelPrice = z.infer<typeof ModelPrice>;
+
+/**
+ * The share of the on-demand price a batch call is billed: Amazon Bedrock prices batch inference at 50%
+ * of on-demand for the models it batches, and OpenAI its Batch API likewise. An entry's `batchFactor`
+ * overrides it.
+ */
+export const BATCH_PRICE_FACTOR = 0.5;
 
 /** Unit prices of the AWS services a run uses, USD per unit, in one region. */
 export const AwsPrices = z
@@ -171,10 +182,19 @@ export function isFreeModel(modelId: string): boolean {
  * Prices `tokens` of `modelId` from `table`. An id the table does not have is not priced (`usd`
  * undefined, `flag: 'unknown-model'`), except the free ones (`isFreeModel`), which cost 0.
  * Lookup is by exact id: a cross-region inference profile (`bedrock:us.…`) needs its own entry, since
- * some profiles carry a premium over the base model.
+ * some profiles carry a premium over the base model. With `batch`, the tokens of batch calls (batch mode)
+ * are priced at the entry's batch rate.
  */
-export function modelCost(table: PriceTable, modelId: string, tokens: TokenCounts): ModelCost {
-  const price = table.models[modelId];
+export function modelCost(
+  table: PriceTable,
+  modelId: string,
+  tokens: TokenCounts,
+  { batch = false }: { batch?: boolean } = {},
+): ModelCost {
+  const found = table.models[modelId];
+  // A batch call: the entry's prices times its batch factor (`BATCH_PRICE_FACTOR` by default).
+  const factor = batch ? (found?.batchFactor ?? BATCH_PRICE_FACTOR) : 1;
+  const price = found && { inputPer1M: found.inputPer1M * factor, outputPer1M: found.outputPer1M * factor };
   if (!price) {
     if (isFreeModel(modelId)) {
       return { modelId, priced: true, priceId: 'free', usd: 0, inputUsd: 0, outputUsd: 0 };

@@ -17,6 +17,7 @@ import {
   type AwsCost,
   type AwsUsage,
   awsCost,
+  BATCH_PRICE_FACTOR,
   type CostSummary,
   type ModelCost,
   modelCost,
@@ -86,7 +87,15 @@ export interface EstimateInput {
   assumptions?: Partial<UsageAssumptions>;
   /** Overrides of the workflow's time assumptions. */
   timeAssumptions?: Partial<Omit<TimeAssumptions, 'mapConcurrency'>>;
+  /** Batch mode (run input `batch`): the instance calls at the batch price, and a job's wait per iteration. */
+  batch?: boolean;
 }
+
+/**
+ * The wait for an iteration's batch job that an estimate assumes (batch mode): providers promise only
+ * their 24 h window; Bedrock's and OpenAI's jobs of a few hundred records mostly finish within an hour.
+ */
+export const BATCH_WAIT_SECONDS = 3600;
 
 /** One model step's share of the estimate. */
 export interface StageEstimate {
@@ -351,7 +360,12 @@ export function estimateRun(input: EstimateInput): Estimate {
       outputTokensPerCall: calibration.outputTokensPerCall[stage],
       inputTokens,
       outputTokens,
-      cost: modelCost(input.prices, modelOf(stage), { inputTokens, outputTokens }),
+      cost: modelCost(
+        input.prices,
+        modelOf(stage),
+        { inputTokens, outputTokens },
+        { batch: input.batch === true && stage === 'generate-instances' },
+      ),
     };
   });
   const tokens = {
@@ -359,13 +373,24 @@ export function estimateRun(input: EstimateInput): Estimate {
     output: stages.reduce((s, st) => s + st.outputTokens, 0),
   };
   // Each model's tokens priced at its own price (the judge may be another model than the run's).
-  const modelCosts = [...new Set(steps.map(modelOf))].map((model) => {
-    const own = stages.filter((st) => modelOf(st.stage) === model);
-    return modelCost(input.prices, model, {
-      inputTokens: own.reduce((s, st) => s + st.inputTokens, 0),
-      outputTokens: own.reduce((s, st) => s + st.outputTokens, 0),
-    });
-  });
+  const batched = (stage: ModelStage) => input.batch === true && stage === 'generate-instances';
+  const modelCosts = [...new Set(steps.map(modelOf))].flatMap((model) =>
+    [false, true].flatMap((batch) => {
+      const own = stages.filter((st) => modelOf(st.stage) === model && batched(st.stage) === batch);
+      if (own.length === 0) return [];
+      return [
+        modelCost(
+          input.prices,
+          model,
+          {
+            inputTokens: own.reduce((s, st) => s + st.inputTokens, 0),
+            outputTokens: own.reduce((s, st) => s + st.outputTokens, 0),
+          },
+          { batch },
+        ),
+      ];
+    }),
+  );
   const totalModelCost = combineModelCosts(modelCosts);
 
   // The Map's functions wait on the classification, instance and judge calls.
@@ -451,6 +476,11 @@ export function estimateRun(input: EstimateInput): Estimate {
     `Wall time: per iteration "Generate instructions" (Plan instructions, a Map of batches of ${config.instructionBatchSize} calls, ${time.itemsAtOnce} at once, ${assumptions.callConcurrency} calls at a time in each, then Collect instructions), the gate, the instances Map's chunks ${time.itemsAtOnce} at a time, "Save iteration", one after the other; Map items at once: mapConcurrency ${timeAssumptions.mapConcurrency} within the operator's caps (${fmtInt(timeAssumptions.maxModelCallsInFlight)} model calls in flight, ${timeAssumptions.modelFunctionConcurrency === undefined ? 'no reserved concurrency' : `reserved concurrency ${timeAssumptions.modelFunctionConcurrency}`}); ${timeAssumptions.requestsPerMinute ? `no step's calls faster than the model's quota of ${fmtInt(timeAssumptions.requestsPerMinute)} requests/min (${input.timeAssumptions?.requestsPerMinute ? 'given' : (quota?.source ?? 'given')}; tokens-per-minute quotas not modeled)` : 'no model quota known for this model (calls are not throttled)'}; ${timeAssumptions.stateTransitionSeconds} s per state transition, ${timeAssumptions.coldStartSeconds} s per cold start (the first iteration's functions, Prepare, Export); no retries. Projected ${formatDuration(time.totalSeconds)} in all; the bottleneck is ${TIME_STEP_LABELS[time.bottleneck.step]} (${pct(time.bottleneck.share)} of it)${time.bottleneck.limitedBy ? `, limited by ${time.bottleneck.limitedBy}` : ''}.`,
     shardedGateLine(config, sharded, iterations, assumptions),
     `DynamoDB: ${assumptions.pendingTaskWriteUnits} WRU per pending task item, ${assumptions.finishedTaskWriteUnits} WRU per finished one, ${assumptions.runItemWriteUnits} WRU per run-item write, eventually consistent reads (0.5 RRU per item up to 4 KB), task items of ${assumptions.taskItemKb} KB for the export's Query.`,
+    ...(input.batch
+      ? [
+          `Batch mode: the instance calls go to one batch job per iteration, priced at the batch rate (${((input.prices.models[input.model]?.batchFactor ?? BATCH_PRICE_FACTOR) * 100).toFixed(0)}% of on-demand); each iteration also waits for its job, assumed ${formatDuration(BATCH_WAIT_SECONDS)} (the provider promises only its 24 h window), ${formatDuration(BATCH_WAIT_SECONDS * iterations.length)} over the run, not in the projected wall time above.`,
+        ]
+      : []),
     'Not counted: S3 storage, CloudWatch Logs (the state machine logs at level ALL), X-Ray traces, data transfer.',
   ];
   return {
