@@ -234,7 +234,7 @@ describe('the state machine', () => {
       ...Object.entries(states),
       ...Object.values(states).flatMap((state) => Object.entries(state.ItemProcessor?.States ?? {})),
     ].filter(([, state]) => state.Type === 'Task');
-    expect(tasks.length).toBe(13);
+    expect(tasks.length).toBe(15);
     for (const [, state] of tasks) {
       const retry = state.Retry?.[0];
       expect(retry?.ErrorEquals).toEqual(RETRYABLE_ERRORS);
@@ -312,7 +312,7 @@ describe('the state machine', () => {
             (state as { TimeoutSeconds?: number }).TimeoutSeconds,
           ] as const,
       );
-    expect(tasks).toHaveLength(13);
+    expect(tasks).toHaveLength(15);
     for (const [id, seconds] of tasks) expect(seconds).toBe(timeouts[id]);
   });
 

@@ -97,7 +97,7 @@ describe('the limits of one execution', () => {
       8 + 10 * 25,
     );
     const one = config({ target: 200, maxIterations: 1, batch: true, model: NOVA });
-    expect(executionNeeds(one).historyEvents).toBe(20 + 29 + 24 + 8 + 10 * 1_441);
+    expect(executionNeeds(one).historyEvents).toBe(20 + 40 + 24 + 8 + 10 * 1_441);
     expect(() => checkExecutionLimits(one)).not.toThrow();
   });
 
