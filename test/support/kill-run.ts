@@ -7,6 +7,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { HistoryEvent } from '@aws-sdk/client-sfn';
+import { STAGES } from '../../functions/stages.ts';
 import { executionLogPath } from '../../infra/local/executions.ts';
 import { PROJECT_ROOT } from '../../infra/project.ts';
 
@@ -38,10 +39,16 @@ export function readHistory(dataDir: string, runId: string): HistoryEvent[] {
     });
 }
 
-/** True once the history shows a Map item of "Generate instances" started: the middle of that stage. */
+/**
+ * True once the history shows a Map item of "Generate instances" started: the middle of that stage (not
+ * an item of the instruction batches' Map, which comes first in an iteration).
+ */
 export const inGenerateInstances = (history: readonly HistoryEvent[]) =>
-  history.some((event) => event.type === 'MapStateEntered') &&
-  history.some((event) => event.type === 'MapIterationStarted');
+  history.some(
+    (event) =>
+      event.type === 'MapIterationStarted' &&
+      event.mapIterationStartedEventDetails?.name === STAGES.generateInstances.mapState,
+  );
 
 /**
  * Spawns `npm run cli -- run <args> --data-dir <dataDir>` (the CLI's bundle, as `npm start` runs it) and sends `signal` once `when(history)` holds
