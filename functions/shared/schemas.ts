@@ -418,7 +418,7 @@ export const RunInput = z
       .boolean()
       .default(false)
       .describe(
-        'Generate the instances of each iteration through the provider\'s batch API (Amazon Bedrock batch inference; about half the on-demand price, minutes to hours per iteration): see README "Batch mode". CLI: --batch.',
+        'Generate the instances of each iteration through the provider\'s batch API (Amazon Bedrock batch inference, OpenAI\'s Batch API; about half the on-demand price, minutes to hours per iteration): see README "Batch mode". CLI: --batch.',
       ),
     batchPollSeconds: z
       .int()

@@ -11,12 +11,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BEDROCK_MIN_RECORDS } from '../../functions/shared/batch/jobs.ts';
 import { HISTORY_EVENTS } from '../../functions/shared/execution-limits.ts';
 import { shippedPrices } from '../../functions/shared/pricing/pricing.ts';
-import type { RunSummary } from '../../functions/shared/records.ts';
 import { BATCH_STATES } from '../../functions/stages.ts';
 import { profileHistory } from '../../infra/local/history.ts';
 import { historyRecorder } from '../../infra/local/history-events.ts';
-import { type ExecutionResult, LocalStack } from '../../infra/local/stack.ts';
+import { LocalStack } from '../../infra/local/stack.ts';
 import { type BatchStandIn, startBedrockBatchStandIn } from '../support/batch-servers.ts';
+import { succeededSummary, timesEntered } from '../support/local-stack.ts';
 import { type StandIn, startBedrockStandIn } from '../support/model-servers.ts';
 
 const NOVA = 'bedrock:amazon.nova-micro-v1:0';
@@ -30,12 +30,8 @@ let failing = new Set<number>();
 /** One iteration of enough instructions for a Bedrock job (at least 100 instance calls). */
 const big = { target: 1000, maxIterations: 1, promptsPerIteration: 14, chunkSize: 40, model: NOVA };
 
-const entered = (result: ExecutionResult, state: string) =>
-  result.events.filter((event) => event.type === 'StateEntered' && event.state.name === state).length;
-const summaryOf = (result: ExecutionResult) => {
-  expect(result.status, `${result.error}: ${result.cause}`).toBe('SUCCEEDED');
-  return result.output as RunSummary;
-};
+const entered = timesEntered;
+const summaryOf = succeededSummary;
 /** The Converse requests the runtime stand-in got for instance generation (the default profile's). */
 const onDemandInstanceCalls = () =>
   runtime.requests.filter((request) => JSON.stringify(request.body ?? {}).includes('\\"instances\\"')).length;

@@ -29,6 +29,16 @@ export const enteredStates = (result: ExecutionResult): string[] =>
     event.type === 'StateEntered' && 'state' in event && event.state ? [event.state.name] : [],
   );
 
+/** How often an execution entered the state `name`. */
+export const timesEntered = (result: ExecutionResult, name: string): number =>
+  enteredStates(result).filter((entered) => entered === name).length;
+
+/** The summary of a run that must have succeeded (fails the test with the run's error otherwise). */
+export function succeededSummary(result: ExecutionResult): RunSummary {
+  expect(result.status, `${result.error}: ${result.cause}`).toBe('SUCCEEDED');
+  return result.output as RunSummary;
+}
+
 /** Registers the stack's start and close as the calling file's `beforeAll` and `afterAll`. */
 export function useLocalStack(name: string): TestStack {
   let work: string | undefined;

@@ -23,6 +23,7 @@ import {
 } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { SYSTEM_MESSAGES } from '../../functions/generate-instances/explain.ts';
+import { fromJsonLines } from '../../functions/shared/json-lines.ts';
 import { hashedEmbedding } from '../../functions/shared/models/embeddings.ts';
 import { OfflineModel } from '../../functions/shared/models/offline.ts';
 import type { ModelFormat, ModelRequest, ModelStage } from '../../functions/shared/ports.ts';
@@ -70,6 +71,8 @@ export interface RecordedRequest {
   model: string | undefined;
   /** The parsed JSON body, or `undefined` when there was none or it was not JSON. */
   body: Record<string, unknown> | undefined;
+  /** The body as received when it was not JSON (a multipart file upload). */
+  raw?: string;
   /** Request headers, lower-cased names. */
   headers: Record<string, string>;
   /** The SigV4 credential scope of a signed request: access key id, region and service. */
@@ -143,10 +146,37 @@ export interface OpenAIStandInOptions extends StandInOptions {
    * its category, as OpenAI's categories are named. @default { kill: 'violence' }
    */
   flaggedWords?: Record<string, string>;
+  /**
+   * The Batch API (`POST /v1/files` purpose `batch`, `GET /v1/files/{id}/content`, `POST /v1/batches`,
+   * `GET /v1/batches/{id}`): a batch completes at its `pollsToComplete`-th retrieve (or ends with
+   * `finalStatus`), answering each `/v1/chat/completions` line as the endpoint does; `failRecord` lines
+   * go to the error file.
+   */
+  batch?: {
+    pollsToComplete?: number;
+    finalStatus?: 'completed' | 'failed' | 'expired';
+    failRecord?: (customId: string, index: number) => boolean;
+  };
+}
+
+/** A batch of the OpenAI stand-in, as it saw it. */
+export interface OpenAIStandInBatch {
+  id: string;
+  inputFileId: string;
+  endpoint: string;
+  completionWindow: string;
+  metadata: unknown;
+  /** Input lines (records), their methods and URLs, and retrieves so far. */
+  lines: { custom_id: string; method: string; url: string; body: Record<string, unknown> }[];
+  polls: number;
+  answered: number;
+  failed: number;
 }
 
 /** A running stand-in. */
 export interface StandIn {
+  /** The OpenAI stand-in's batches (with `batch`), in creation order. */
+  batches?: OpenAIStandInBatch[];
   /** Bedrock: the endpoint (for `AWS_ENDPOINT_URL_BEDROCK_RUNTIME`); OpenAI: the base URL, ending in `/v1`. */
   url: string;
   /** Every request received, in order. */
@@ -286,6 +316,7 @@ class Recorder {
       path: url.pathname,
       model: modelFromPath ?? (typeof body?.model === 'string' ? body.model : undefined),
       body,
+      ...(body === undefined && raw !== '' ? { raw } : {}),
       headers,
       ...(scope
         ? { credential: { accessKeyId: scope[1] ?? '', region: scope[2] ?? '', service: scope[3] ?? '' } }
@@ -607,6 +638,7 @@ function openAIError(status: number, fault: Fault): string {
 export async function startOpenAIStandIn(options: OpenAIStandInOptions = {}): Promise<StandIn> {
   const recorder = new Recorder(options);
   const models = options.models ?? ['stand-in-chat', 'stand-in-embed'];
+  const batchApi = new OpenAIBatchStandIn(recorder, options.batch ?? {});
   const server = createHttpServer(async (req, res) => {
     const recorded = await recorder.receive(req);
     const reply = (status: number, body: string, headers: Record<string, string> = {}) => {
@@ -614,6 +646,15 @@ export async function startOpenAIStandIn(options: OpenAIStandInOptions = {}): Pr
       recorded.delivered = send(res, status, body, headers);
     };
     const route = `${req.method} ${recorded.path}`;
+    if (options.batch && BATCH_ROUTE.test(route)) {
+      if (options.apiKey !== undefined && recorded.headers.authorization !== `Bearer ${options.apiKey}`) {
+        reply(401, openAIError(401, { message: 'Incorrect API key provided.' }));
+        return;
+      }
+      const answered = await batchApi.handle(route, recorded);
+      reply(answered.status, answered.body, answered.headers);
+      return;
+    }
     const known = [
       'POST /v1/chat/completions',
       'POST /v1/completions',
@@ -698,95 +739,271 @@ export async function startOpenAIStandIn(options: OpenAIStandInOptions = {}): Pr
       );
       return;
     }
-    const chat = route === 'POST /v1/chat/completions';
-    const messages = (chat ? (body.messages ?? []) : []) as { role?: string; content?: string }[];
-    const system = messages
-      .filter((m) => m.role === 'system')
-      .map((m) => m.content ?? '')
-      .join('\n');
-    const prompt = chat
-      ? messages
-          .filter((m) => m.role !== 'system')
-          .map((m) => m.content ?? '')
-          .join('\n')
-      : String(body.prompt ?? '');
-    const json = (body.response_format as { type?: string } | undefined)?.type === 'json_object';
-    const stop = typeof body.stop === 'string' ? [body.stop] : (body.stop as string[] | undefined);
-    const result = await answer(
-      recorder,
-      {
-        // A prompt sent as a lone user message is a completion-style prompt (the paper's profiles).
-        kind: system || json ? 'chat' : 'completion',
-        ...(system ? { system } : {}),
-        ...(json ? { json } : {}),
-        prompt,
-        temperature: Number(body.temperature ?? 1),
-        topP: Number(body.top_p ?? 1),
-        maxTokens: Number(body.max_tokens ?? body.max_completion_tokens ?? 4096),
-        ...(stop ? { stop } : {}),
-      },
-      fault,
-    );
+    const completion = await completionReply(recorder, route === 'POST /v1/chat/completions', body, fault);
     recorded.reply = {
       status: 200,
-      text: result.text,
-      ...(fault.omitUsage
-        ? {}
-        : { usage: { inputTokens: result.inputTokens, outputTokens: result.outputTokens } }),
+      text: completion.text,
+      ...(completion.usage ? { usage: completion.usage } : {}),
     };
-    const usage = fault.omitUsage
-      ? {}
-      : {
-          usage: {
-            prompt_tokens: result.inputTokens,
-            completion_tokens: result.outputTokens,
-            total_tokens: result.inputTokens + result.outputTokens,
-          },
-        };
-    const finish_reason = result.finish;
-    const id = `cmpl-${createHash('sha256').update(`${recorder.requests.length}`).digest('hex').slice(0, 12)}`;
-    reply(
-      200,
-      JSON.stringify(
-        chat
-          ? {
-              id,
-              object: 'chat.completion',
-              created,
-              model: body.model,
-              choices: [
-                {
-                  index: 0,
-                  message: { role: 'assistant', content: result.text },
-                  finish_reason,
-                  logprobs: null,
-                },
-              ],
-              ...usage,
-            }
-          : {
-              id,
-              object: 'text_completion',
-              created,
-              model: body.model,
-              choices: [{ index: 0, text: result.text, finish_reason, logprobs: null }],
-              ...usage,
-            },
-      ),
-    );
+    reply(200, JSON.stringify(completion.json));
   });
   keepIdleConnections(server); // as the local S3 and DynamoDB servers do: see there
   const port = await listen(server);
   return {
     url: `http://127.0.0.1:${port}/v1`,
     requests: recorder.requests,
+    batches: batchApi.batches,
     billedCalls: () => recorder.billedCalls(),
     enqueue: (...faults) => recorder.queue.push(...faults),
-    reset: () => recorder.reset(),
+    reset: () => {
+      recorder.reset();
+      batchApi.batches.length = 0;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
         server.close(() => resolve());
       }),
   };
+}
+
+/** A chat or text completion's reply body to `body`, as the OpenAI endpoint answers it. */
+async function completionReply(
+  recorder: Recorder,
+  chat: boolean,
+  body: Record<string, unknown>,
+  fault: Fault,
+): Promise<{ json: unknown; text: string; usage?: { inputTokens: number; outputTokens: number } }> {
+  const created = Math.floor(Date.now() / 1000);
+  const messages = (chat ? (body.messages ?? []) : []) as { role?: string; content?: string }[];
+  const system = messages
+    .filter((m) => m.role === 'system')
+    .map((m) => m.content ?? '')
+    .join('\n');
+  const prompt = chat
+    ? messages
+        .filter((m) => m.role !== 'system')
+        .map((m) => m.content ?? '')
+        .join('\n')
+    : String(body.prompt ?? '');
+  const json = (body.response_format as { type?: string } | undefined)?.type === 'json_object';
+  const stop = typeof body.stop === 'string' ? [body.stop] : (body.stop as string[] | undefined);
+  const result = await answer(
+    recorder,
+    {
+      // A prompt sent as a lone user message is a completion-style prompt (the paper's profiles).
+      kind: system || json ? 'chat' : 'completion',
+      ...(system ? { system } : {}),
+      ...(json ? { json } : {}),
+      prompt,
+      temperature: Number(body.temperature ?? 1),
+      topP: Number(body.top_p ?? 1),
+      maxTokens: Number(body.max_tokens ?? body.max_completion_tokens ?? 4096),
+      ...(stop ? { stop } : {}),
+    },
+    fault,
+  );
+  const usage = fault.omitUsage
+    ? {}
+    : {
+        usage: {
+          prompt_tokens: result.inputTokens,
+          completion_tokens: result.outputTokens,
+          total_tokens: result.inputTokens + result.outputTokens,
+        },
+      };
+  const finish_reason = result.finish;
+  const id = `cmpl-${createHash('sha256').update(`${recorder.requests.length}`).digest('hex').slice(0, 12)}`;
+  const replyBody = chat
+    ? {
+        id,
+        object: 'chat.completion',
+        created,
+        model: body.model,
+        choices: [
+          {
+            index: 0,
+            message: { role: 'assistant', content: result.text },
+            finish_reason,
+            logprobs: null,
+          },
+        ],
+        ...usage,
+      }
+    : {
+        id,
+        object: 'text_completion',
+        created,
+        model: body.model,
+        choices: [{ index: 0, text: result.text, finish_reason, logprobs: null }],
+        ...usage,
+      };
+  return {
+    json: replyBody,
+    text: result.text,
+    ...(fault.omitUsage
+      ? {}
+      : { usage: { inputTokens: result.inputTokens, outputTokens: result.outputTokens } }),
+  };
+}
+
+const BATCH_ROUTE =
+  /^(POST \/v1\/files|GET \/v1\/files\/[^/]+\/content|(POST|GET) \/v1\/batches|GET \/v1\/batches\/[^/]+)$/;
+
+/** The OpenAI stand-in's Batch API (see `OpenAIStandInOptions.batch`). */
+class OpenAIBatchStandIn {
+  readonly batches: OpenAIStandInBatch[] = [];
+  private readonly files = new Map<string, string>();
+  private readonly outputs = new Map<string, { output?: string; errors?: string; status: string }>();
+
+  constructor(
+    private readonly recorder: Recorder,
+    private readonly options: NonNullable<OpenAIStandInOptions['batch']>,
+  ) {}
+
+  async handle(
+    route: string,
+    recorded: RecordedRequest,
+  ): Promise<{ status: number; body: string; headers?: Record<string, string> }> {
+    const ok = (body: unknown) => ({ status: 200, body: JSON.stringify(body) });
+    const notFound = (what: string) => ({
+      status: 404,
+      body: openAIError(404, { message: `No such ${what}` }),
+    });
+    const created_at = Math.floor(Date.now() / 1000);
+    if (route === 'POST /v1/files') {
+      const form = await new Request('http://stand-in/', {
+        method: 'POST',
+        headers: { 'content-type': recorded.headers['content-type'] ?? '' },
+        body: recorded.raw ?? '',
+      }).formData();
+      const file = form.get('file');
+      if (form.get('purpose') !== 'batch' || !(file instanceof Blob)) {
+        return { status: 400, body: openAIError(400, { message: 'purpose must be batch, with a file' }) };
+      }
+      const id = `file-${this.files.size + 1}`;
+      this.files.set(id, await file.text());
+      return ok({
+        id,
+        object: 'file',
+        bytes: file.size,
+        created_at,
+        filename: 'input.jsonl',
+        purpose: 'batch',
+      });
+    }
+    const content = /^GET \/v1\/files\/([^/]+)\/content$/.exec(route);
+    if (content) {
+      const text = this.files.get(content[1] ?? '');
+      return text === undefined
+        ? notFound('file')
+        : { status: 200, body: text, headers: { 'content-type': 'application/octet-stream' } };
+    }
+    if (route === 'POST /v1/batches') {
+      const body = recorded.body ?? {};
+      const input = this.files.get(String(body.input_file_id));
+      if (input === undefined) return notFound('file');
+      const batch: OpenAIStandInBatch = {
+        id: `batch_${this.batches.length + 1}`,
+        inputFileId: String(body.input_file_id),
+        endpoint: String(body.endpoint),
+        completionWindow: String(body.completion_window),
+        metadata: body.metadata,
+        lines: fromJsonLines(input),
+        polls: 0,
+        answered: 0,
+        failed: 0,
+      };
+      this.batches.push(batch);
+      this.outputs.set(batch.id, { status: 'validating' });
+      return ok(this.view(batch, created_at));
+    }
+    if (route === 'GET /v1/batches') {
+      // Newest first, one page (the stand-in's batches are few).
+      const data = [...this.batches].reverse().map((batch) => this.view(batch, created_at));
+      return ok({
+        object: 'list',
+        data,
+        first_id: data[0]?.id ?? null,
+        last_id: data.at(-1)?.id ?? null,
+        has_more: false,
+      });
+    }
+    const id = /^GET \/v1\/batches\/([^/]+)$/.exec(route)?.[1] ?? '';
+    const batch = this.batches.find((each) => each.id === id);
+    if (!batch) return notFound('batch');
+    batch.polls++;
+    const state = this.outputs.get(batch.id) ?? { status: 'validating' };
+    if (state.status !== 'completed' && batch.polls >= (this.options.pollsToComplete ?? 1)) {
+      const final = this.options.finalStatus ?? 'completed';
+      if (final === 'completed') {
+        const output: string[] = [];
+        const errors: string[] = [];
+        for (const [index, line] of batch.lines.entries()) {
+          if (this.options.failRecord?.(line.custom_id, index)) {
+            batch.failed++;
+            errors.push(
+              JSON.stringify({
+                id: `batch_req_${index}`,
+                custom_id: line.custom_id,
+                response: { status_code: 500, body: { error: { message: 'stand-in failure' } } },
+                error: null,
+              }),
+            );
+            continue;
+          }
+          const completion = await completionReply(
+            this.recorder,
+            line.url === '/v1/chat/completions',
+            line.body,
+            {},
+          );
+          batch.answered++;
+          output.push(
+            JSON.stringify({
+              id: `batch_req_${index}`,
+              custom_id: line.custom_id,
+              response: { status_code: 200, body: completion.json },
+              error: null,
+            }),
+          );
+        }
+        const outputId = `file-out-${batch.id}`;
+        this.files.set(outputId, `${output.join('\n')}\n`);
+        const errorId = errors.length > 0 ? `file-err-${batch.id}` : undefined;
+        if (errorId) this.files.set(errorId, `${errors.join('\n')}\n`);
+        this.outputs.set(batch.id, {
+          status: 'completed',
+          output: outputId,
+          ...(errorId ? { errors: errorId } : {}),
+        });
+      } else {
+        this.outputs.set(batch.id, { status: final });
+      }
+    } else if (state.status === 'validating') {
+      this.outputs.set(batch.id, { status: 'in_progress' });
+    }
+    return ok(this.view(batch, created_at));
+  }
+
+  private view(batch: OpenAIStandInBatch, created_at: number) {
+    const state = this.outputs.get(batch.id) ?? { status: 'validating' };
+    return {
+      id: batch.id,
+      object: 'batch',
+      endpoint: batch.endpoint,
+      input_file_id: batch.inputFileId,
+      completion_window: batch.completionWindow,
+      status: state.status,
+      output_file_id: state.output ?? null,
+      error_file_id: state.errors ?? null,
+      created_at,
+      metadata: batch.metadata ?? null,
+      errors:
+        state.status === 'failed'
+          ? { object: 'list', data: [{ code: 'stand_in', message: 'stand-in batch failed' }] }
+          : null,
+      request_counts: { total: batch.lines.length, completed: batch.answered, failed: batch.failed },
+    };
+  }
 }

@@ -1,17 +1,22 @@
 /**
  * The `BatchJobs` adapter of a run's model (batch mode): Amazon Bedrock batch inference for a
- * `bedrock:` model; any other model is refused (`checkBatchModel`, also run by "Prepare run").
+ * `bedrock:` model, OpenAI's Batch API for an `openai:` model (`openai.ts`); any other model is refused (`checkBatchModel`, also run by "Prepare run").
  */
 import { requireEnv } from '../config.ts';
 import { ConfigurationError } from '../errors.ts';
 import type { ObjectStore } from '../ports.ts';
-import { type BatchJobs, checkBatchModel } from './jobs.ts';
+import { type BatchJobs, checkBatchModel, openAIBatchEndpoint } from './jobs.ts';
 
 /** The env variable holding the ARN of the service role Bedrock assumes for batch jobs. */
 export const BATCH_ROLE_ENV = 'BATCH_ROLE_ARN';
 
 export async function createBatchJobs(model: string, objects: ObjectStore): Promise<BatchJobs> {
   checkBatchModel(model);
+  const openAI = openAIBatchEndpoint(model);
+  if (openAI) {
+    const { OpenAIBatchJobs } = await import('./openai.ts');
+    return new OpenAIBatchJobs(objects, openAI);
+  }
   const { BedrockBatchJobs } = await import('./bedrock.ts');
   const role = process.env[BATCH_ROLE_ENV];
   if (!role) {

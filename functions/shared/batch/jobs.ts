@@ -13,6 +13,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { ModelRequestFailed } from '../errors.ts';
+import { OPENAI_BASE_URL, type OpenAIEndpoint, parseModelId } from '../models/model-ids.ts';
 import type { ModelReply, ModelRequest } from '../ports.ts';
 
 /** A provider's batch job window: Bedrock and OpenAI both give a job 24 hours (then it expires). */
@@ -103,7 +104,7 @@ export interface BatchJobSpec {
 /** A provider's batch API. */
 export interface BatchJobs {
   /** The provider, for messages. */
-  readonly provider: 'bedrock';
+  readonly provider: 'bedrock' | 'openai';
   /** The fewest records a job may have. */
   readonly minRecords: number;
   /**
@@ -125,10 +126,33 @@ export function batchJobName(runId: string, iteration: number): string {
 /** The idempotency token of a job (Bedrock's `clientRequestToken`). */
 export const batchToken = (name: string) => createHash('sha256').update(name).digest('hex').slice(0, 32);
 
+/**
+ * The base URLs, besides OpenAI's own, whose server offers OpenAI's Batch API (files and batches):
+ * `SELFINSTRUCT_OPENAI_BATCH_ENDPOINTS`, comma-separated (the tests' stand-in). Unset: OpenAI's only.
+ */
+export const OPENAI_BATCH_ENDPOINTS_ENV = 'SELFINSTRUCT_OPENAI_BATCH_ENDPOINTS';
+
+/** The OpenAI endpoint of a model whose server has OpenAI's Batch API, or undefined. */
+export function openAIBatchEndpoint(modelId: string): OpenAIEndpoint | undefined {
+  let spec: ReturnType<typeof parseModelId>;
+  try {
+    spec = parseModelId(modelId);
+  } catch {
+    return undefined;
+  }
+  if (!('baseURL' in spec) || spec.completions) return undefined;
+  const extra = (process.env[OPENAI_BATCH_ENDPOINTS_ENV] ?? '')
+    .split(',')
+    .map((url) => url.trim().replace(/\/+$/, ''))
+    .filter(Boolean);
+  return spec.baseURL === OPENAI_BASE_URL || extra.includes(spec.baseURL) ? spec : undefined;
+}
+
 /** The model ids with a batch API this project drives, and why another is refused. */
 export function checkBatchModel(modelId: string): void {
   if (modelId.startsWith('bedrock:')) return;
+  if (openAIBatchEndpoint(modelId)) return;
   throw new ModelRequestFailed(
-    `batch mode needs a model with a batch API; supported: bedrock:<model id> (Amazon Bedrock batch inference, Converse format), not "${modelId}"`,
+    `batch mode needs a model with a batch API; supported: bedrock:<model id> (Amazon Bedrock batch inference, Converse format) and openai:<model> (OpenAI's Batch API, chat completions), not "${modelId}"`,
   );
 }

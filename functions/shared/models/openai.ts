@@ -241,6 +241,31 @@ interface Choice {
   finishReason: string | null | undefined;
 }
 
+/**
+ * The body of a chat completions request (see the module comment): what the adapter sends, and what a
+ * record of an OpenAI batch job holds (`batch/openai.ts`).
+ */
+export function chatBody(
+  endpoint: Pick<OpenAIEndpoint, 'provider' | 'model' | 'jsonMode'>,
+  request: ModelRequest,
+) {
+  const stop = request.stop?.filter((s) => s !== '').slice(0, MAX_STOP_SEQUENCES) ?? [];
+  return {
+    model: endpoint.model,
+    messages: [
+      ...(request.system ? [{ role: 'system' as const, content: request.system }] : []),
+      { role: 'user' as const, content: request.prompt },
+    ],
+    temperature: request.temperature,
+    top_p: request.topP,
+    ...(endpoint.provider === 'openai'
+      ? { max_completion_tokens: request.maxTokens }
+      : { max_tokens: request.maxTokens }),
+    ...(stop.length > 0 ? { stop } : {}),
+    ...(request.json && endpoint.jsonMode ? { response_format: { type: 'json_object' as const } } : {}),
+  };
+}
+
 /** A text model behind the OpenAI API (see the module comment). */
 export class OpenAIModel implements TextModel {
   private readonly timeoutMs: number;
@@ -274,22 +299,7 @@ export class OpenAIModel implements TextModel {
         choice = first && { text: first.text, finishReason: first.finish_reason };
         usage = reply.usage;
       } else {
-        const reply = await client.chat.completions.create({
-          model: this.endpoint.model,
-          messages: [
-            ...(request.system ? [{ role: 'system' as const, content: request.system }] : []),
-            { role: 'user' as const, content: request.prompt },
-          ],
-          temperature: request.temperature,
-          top_p: request.topP,
-          ...(this.endpoint.provider === 'openai'
-            ? { max_completion_tokens: request.maxTokens }
-            : { max_tokens: request.maxTokens }),
-          ...(stop.length > 0 ? { stop } : {}),
-          ...(request.json && this.endpoint.jsonMode
-            ? { response_format: { type: 'json_object' as const } }
-            : {}),
-        });
+        const reply = await client.chat.completions.create(chatBody(this.endpoint, request));
         const first = reply.choices?.[0];
         choice = first && { text: first.message?.content, finishReason: first.finish_reason };
         usage = reply.usage;

@@ -1,0 +1,133 @@
+/**
+ * Batch mode on OpenAI's Batch API through the whole state machine, against the local S3 and DynamoDB
+ * servers and the OpenAI stand-in with its files and batches (`startOpenAIStandIn({ batch })`), through
+ * the real `openai` client. The stand-in stands for api.openai.com: the operator lists it as a server
+ * with OpenAI's Batch API (`SELFINSTRUCT_OPENAI_BATCH_ENDPOINTS`) and allows the key to go there.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { OPENAI_BATCH_ENDPOINTS_ENV } from '../../functions/shared/batch/jobs.ts';
+import { BATCH_STATES } from '../../functions/stages.ts';
+import { LocalStack } from '../../infra/local/stack.ts';
+import { succeededSummary, timesEntered } from '../support/local-stack.ts';
+import { type StandIn, startOpenAIStandIn } from '../support/model-servers.ts';
+
+const KEY = 'sk-openai-batch-e2e';
+const work = mkdtempSync(path.join(tmpdir(), 'selfinstruct-openai-batch-'));
+let stack: LocalStack;
+let openai: StandIn;
+/** A stand-in whose batches expire. */
+let expired: StandIn;
+let failing = new Set<number>();
+
+const small = { target: 200, maxIterations: 1, promptsPerIteration: 3, chunkSize: 40 };
+
+const entered = timesEntered;
+const summaryOf = succeededSummary;
+/** Chat completions the stand-in answered on demand for instance generation. */
+const onDemandInstanceCalls = () =>
+  openai.requests.filter(
+    (request) =>
+      request.path === '/v1/chat/completions' &&
+      JSON.stringify(request.body ?? {}).includes('\\"instances\\"'),
+  ).length;
+
+beforeAll(async () => {
+  process.env.SELFINSTRUCT_RETRY_BASE_MS = '5';
+  process.env.SELFINSTRUCT_RETRY_MAX_MS = '50';
+  openai = await startOpenAIStandIn({
+    apiKey: KEY,
+    batch: { pollsToComplete: 2, failRecord: (_id, index) => failing.has(index) },
+  });
+  expired = await startOpenAIStandIn({ apiKey: KEY, batch: { finalStatus: 'expired' } });
+  Object.assign(process.env, {
+    SELFINSTRUCT_API_KEY: KEY,
+    [OPENAI_BATCH_ENDPOINTS_ENV]: `${openai.url},${expired.url}`,
+  });
+  stack = await LocalStack.start({
+    dataDir: path.join(work, 'data'),
+    fresh: true,
+    context: { 'selfinstruct:allowedModelEndpoints': [openai.url, expired.url] },
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await stack.close();
+  await openai.close();
+  await expired.close();
+  delete process.env[OPENAI_BATCH_ENDPOINTS_ENV];
+  rmSync(work, { recursive: true, force: true });
+});
+
+describe('a run with --batch on OpenAI', { timeout: 240_000 }, () => {
+  it('uploads the instance calls as one batch, polls it, and grows the pool from its output', async () => {
+    openai.reset();
+    failing = new Set([1]);
+    const model = `openai-compatible:stand-in-chat@${openai.url}`;
+    const result = await stack.execute(
+      { ...small, model, pool: 'openai-batched', batch: true, batchPollSeconds: 600 },
+      { retryIntervalMs: 10, waitMs: 0 },
+    );
+    const summary = summaryOf(result);
+    expect(summary.added).toBeGreaterThan(0);
+
+    // One batch of chat completion records, the very bodies the on-demand adapter sends, 24 h window.
+    expect(openai.batches).toHaveLength(1);
+    const [batch] = openai.batches ?? [];
+    expect(batch?.endpoint).toBe('/v1/chat/completions');
+    expect(batch?.completionWindow).toBe('24h');
+    expect(batch?.lines.every((line) => line.method === 'POST' && line.url === '/v1/chat/completions')).toBe(
+      true,
+    );
+    expect(batch?.lines[0]?.body).toMatchObject({ model: 'stand-in-chat', max_tokens: expect.any(Number) });
+    expect(batch?.polls).toBeGreaterThanOrEqual(2);
+    expect(entered(result, BATCH_STATES.check)).toBe(2);
+    // Named in its metadata, where a retried submit finds it.
+    expect(batch?.metadata).toEqual({
+      selfinstruct_job: expect.stringMatching(/^selfinstruct-[0-9a-f]{16}-i1$/),
+    });
+
+    // Every answered record served from the ledger as a batch call; the failed one made on demand.
+    expect(batch?.failed).toBe(1);
+    expect(onDemandInstanceCalls()).toBe(1);
+    const calls = await stack.pool.listCalls(summary.runId, '');
+    const instanceCalls = calls.filter((call) => call.stage === 'generate-instances');
+    expect(instanceCalls.filter((call) => call.batch === true)).toHaveLength(batch?.answered ?? -1);
+    expect(instanceCalls.filter((call) => !call.batch)).toHaveLength(1);
+  });
+
+  it('fails the run with a readable cause when the batch expires', async () => {
+    const result = await stack.execute(
+      {
+        ...small,
+        model: `openai-compatible:stand-in-chat@${expired.url}`,
+        pool: 'openai-expired',
+        batch: true,
+        batchPollSeconds: 600,
+      },
+      { retryIntervalMs: 10, waitMs: 0 },
+    );
+    expect(result.status).toBe('FAILED');
+    expect(result.error).toBe('BatchJobFailed');
+    expect(result.cause).toMatch(/OpenAI batch expired/);
+  });
+
+  it('refuses batch for an OpenAI-compatible server without the Batch API', async () => {
+    const result = await stack.execute(
+      {
+        ...small,
+        model: 'openai-compatible:llama3.1@http://127.0.0.1:11434/v1',
+        pool: 'openai-no-batch',
+        batch: true,
+      },
+      { retryIntervalMs: 10 },
+    );
+    expect(result.status).toBe('FAILED');
+    expect(result.error).toBe('RunInputInvalid');
+    expect(result.cause).toMatch(
+      /batch mode needs a model with a batch API; .*openai:<model> \(OpenAI's Batch API/,
+    );
+  });
+});
