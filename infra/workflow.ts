@@ -590,32 +590,19 @@ export class SelfInstructWorkflow extends Construct {
     runState: Record<string, string>,
     next: sfn.IChainable,
   ): sfn.Choice {
-    const submit = invoke(
-      'generateInstances',
-      {
-        payload: sfn.TaskInput.fromObject({
-          ...runState,
-          step: 'submit-batch',
-          'chunks.$': '$.gated.chunks',
-        }),
-        resultSelector: { 'batch.$': '$.Payload' },
-        resultPath: '$.batching',
-      },
-      BATCH_STATES.submit,
-    );
-    const check = invoke(
-      'generateInstances',
-      {
-        payload: sfn.TaskInput.fromObject({
-          ...runState,
-          step: 'check-batch',
-          'batch.$': '$.batching.batch',
-        }),
-        resultSelector: { 'batch.$': '$.Payload' },
-        resultPath: '$.batching',
-      },
-      BATCH_STATES.check,
-    );
+    // A step of the "Generate instances" function: its input besides the run state, its reply in $.batching.
+    const batchStep = (state: string, input: Record<string, string>) =>
+      invoke(
+        'generateInstances',
+        {
+          payload: sfn.TaskInput.fromObject({ ...runState, ...input }),
+          resultSelector: { 'batch.$': '$.Payload' },
+          resultPath: '$.batching',
+        },
+        state,
+      );
+    const submit = batchStep(BATCH_STATES.submit, { step: 'submit-batch', 'chunks.$': '$.gated.chunks' });
+    const check = batchStep(BATCH_STATES.check, { step: 'check-batch', 'batch.$': '$.batching.batch' });
     const wait = new sfn.Wait(this, BATCH_STATES.wait, {
       time: sfn.WaitTime.secondsPath('$.batching.batch.waitSeconds'),
     });
