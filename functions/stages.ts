@@ -272,6 +272,9 @@ export const CONTROL_STATES = {
   enough: 'Enough instructions?',
   done: 'Done',
   shardGate: 'Gate in shards?',
+  /** The run goes on in a new execution (its history is full: see `execution-limits.ts`). */
+  continue: 'Continue in a new execution',
+  continued: 'Continued in a new execution',
 } as const;
 
 /**

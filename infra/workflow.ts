@@ -6,6 +6,8 @@
  *   of calls) → Collect instructions → Filter and deduplicate → Generate instances (Distributed Map over
  *   chunks of ids; both Maps through `per-item-map.ts`) → Save iteration
  *   → Enough instructions? ─ no → Plan instructions
+ *                          ├ no, but this execution's history is full → Continue in a new execution
+ *                          │   (the run's next execution, `<run>-2` …, goes on from "Prepare run")
  *                          └ yes → Export dataset → Done
  *   A stage's error (after its retries) fails the execution at that stage, so a redrive resumes there;
  *   an EventBridge rule on the execution's end runs Record failure (status, readable cause, lease back).
@@ -496,22 +498,26 @@ export class SelfInstructWorkflow extends Construct {
     });
     const done = new sfn.Succeed(this, CONTROL_STATES.done, { outputPath: '$.export.summary' });
 
+    const goOn = [
+      sfn.Condition.numberLessThanJsonPath('$.progress.added', '$.config.target'),
+      sfn.Condition.numberLessThanJsonPath('$.progress.iteration', '$.config.maxIterations'),
+      // The budget: false when one more iteration like the last would cross maxCostUsd.
+      sfn.Condition.booleanEquals('$.progress.withinBudget', true),
+      // The diversity plateau: true when new diversity stayed below the run's floor long enough.
+      sfn.Condition.booleanEquals('$.progress.diversityPlateau', false),
+    ];
     const enough = new sfn.Choice(this, CONTROL_STATES.enough)
       .when(
-        sfn.Condition.and(
-          sfn.Condition.numberLessThanJsonPath('$.progress.added', '$.config.target'),
-          sfn.Condition.numberLessThanJsonPath('$.progress.iteration', '$.config.maxIterations'),
-          // The budget: false when one more iteration like the last would cross maxCostUsd.
-          sfn.Condition.booleanEquals('$.progress.withinBudget', true),
-          // The diversity plateau: true when new diversity stayed below the run's floor long enough.
-          sfn.Condition.booleanEquals('$.progress.diversityPlateau', false),
-        ),
+        sfn.Condition.and(...goOn, sfn.Condition.booleanEquals('$.progress.withinHistory', true)),
         planInstructions,
         {
           comment:
             'Below the target, the iteration cap and the budget, diversity still growing: another iteration',
         },
       )
+      .when(sfn.Condition.and(...goOn), this.continueRun(), {
+        comment: "Another iteration, but this execution's history may not hold it: in a new execution",
+      })
       .otherwise(exportDataset.next(done));
 
     instancesMap.next(save).next(enough);
@@ -575,6 +581,54 @@ export class SelfInstructWorkflow extends Construct {
       },
       targets: [new targets.LambdaFunction(f.recordFailure, { retryAttempts: 2 })],
     });
+  }
+
+  /**
+   * The hand-off of a run whose execution's history is full ("Save iteration" said one more iteration
+   * might not fit): starts this state machine again as the run's next execution, `<run>-<n>` (the name
+   * `executionName` gives), with the run's state as its input (`ContinuedRun`: its "Prepare run" takes
+   * the run up from there), and ends this one with the name it handed over to. The name and input are
+   * the same on every attempt, so a retry is idempotent (Step Functions starts an execution of the same
+   * name and input once); if the next execution has already ended, its name is taken all the same. The
+   * state machine's role may start it: the Distributed Maps' grant of `states:StartExecution` on itself.
+   */
+  private continueRun(): sfn.IChainable {
+    const nextName = "States.Format('{}-{}', $.runId, States.MathAdd($.progress.execution, 1))";
+    const continued = new sfn.Pass(this, CONTROL_STATES.continued, {
+      parameters: { 'runId.$': '$.runId', 'continuedAs.$': nextName },
+    });
+    const handOff = new sfn.CustomState(this, CONTROL_STATES.continue, {
+      stateJson: {
+        Type: 'Task',
+        Resource: 'arn:aws:states:::states:startExecution',
+        Parameters: {
+          'StateMachineArn.$': '$$.StateMachine.Id',
+          'Name.$': nextName,
+          Input: {
+            continueRun: { 'runId.$': '$.runId', 'config.$': '$.config', 'progress.$': '$.progress' },
+            // Links the two executions in the console.
+            'AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID.$': '$$.Execution.Id',
+          },
+        },
+        ResultPath: null,
+      },
+    });
+    handOff
+      // Started by an earlier attempt and already ended: the run went on there.
+      .addRetry({ errors: ['StepFunctions.ExecutionAlreadyExistsException'], maxAttempts: 0 })
+      .addRetry({
+        errors: ['States.TaskFailed'],
+        interval: Duration.seconds(2),
+        backoffRate: 2,
+        maxAttempts: 6,
+        maxDelay: Duration.seconds(60),
+        jitterStrategy: sfn.JitterType.FULL,
+      })
+      .addCatch(continued, {
+        errors: ['StepFunctions.ExecutionAlreadyExistsException'],
+        resultPath: sfn.JsonPath.DISCARD,
+      });
+    return handOff.next(continued);
   }
 
   /**

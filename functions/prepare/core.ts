@@ -24,13 +24,22 @@ import { parseReplayId } from '../shared/models/replay.ts';
 import { describeRepair, poolExists, recoverPool, stagedBy } from '../shared/pool-commit.ts';
 import { taskId } from '../shared/pool-ids.ts';
 import { appendSegment, committedManifest, committedPool } from '../shared/pool-index.ts';
-import { takePool } from '../shared/pool-lease.ts';
+import { holdPool, takePool } from '../shared/pool-lease.ts';
 import type { ObjectStore, PoolStore, PoolTask } from '../shared/ports.ts';
 import { modelCost } from '../shared/pricing/pricing.ts';
 import { priceTable } from '../shared/pricing/run-prices.ts';
 import { readTemplates } from '../shared/prompt-templates.ts';
 import { checkSafetyScreenId } from '../shared/safety.ts';
-import { PoolName, RunConfig, RunInput, type RunState, type SeedTask } from '../shared/schemas.ts';
+import {
+  ContinuedRun,
+  executionName,
+  MAX_EXECUTION_NAME,
+  PoolName,
+  RunConfig,
+  RunInput,
+  type RunState,
+  type SeedTask,
+} from '../shared/schemas.ts';
 import { poolOfDocuments, preparePassages } from './passages.ts';
 
 /** What "Prepare run" reads for each method before writing anything, and what it then writes. */
@@ -138,10 +147,18 @@ export async function prepareRun(
   { runId, input }: z.infer<typeof PrepareInput>,
   { objects, pool, now = () => new Date(), limits }: PrepareDeps,
 ): Promise<RunState> {
+  const continued = ContinuedRun.safeParse(input);
+  if (continued.success) return continueRun(continued.data.continueRun, runId, { pool, now });
   // Validate everything before writing anything.
   const config = parseRunInput(input, runId);
   checkOperatorLimits(config, limits);
-  checkExecutionLimits(config);
+  const { executions } = checkExecutionLimits(config);
+  const last = executionName(runId, Math.min(executions, config.maxIterations + 1));
+  if (executions > 1 && last.length > MAX_EXECUTION_NAME) {
+    throw new RunInputInvalid(
+      `Run input is invalid: the run may go on in up to ${executions} executions named after it (${last}), over Step Functions' ${MAX_EXECUTION_NAME} characters: start it under a name of at most ${MAX_EXECUTION_NAME - (last.length - runId.length)} characters`,
+    );
+  }
   if (config.model.startsWith('replay:')) await inheritRecordedRun(config, input, pool);
   if (config.maxCostUsd !== undefined) await requirePrice(config, objects);
   // The run's templates: names and placeholders checked before anything is written or called; the
@@ -198,6 +215,9 @@ export async function prepareRun(
       fence,
       lowDiversity: 0,
       diversityPlateau: false,
+      execution: 1,
+      executionFirstIteration: 0,
+      withinHistory: true,
     },
   });
   const staged = stagedBy(runId, 0);
@@ -317,6 +337,43 @@ async function requirePrice(config: RunConfig, objects: ObjectStore): Promise<vo
     outputTokens: 0,
   });
   if (!price.priced) throw new RunInputInvalid(`maxCostUsd needs a price for the model: ${price.message}`);
+}
+
+/**
+ * "Prepare run" of a run's next execution (`execution` = its name): the run goes on where the last one
+ * stopped, with the same configuration, progress and lease. Nothing is validated again but that the run
+ * is still running and still holds its pool (a run that ended or lost its lease stops here), and that
+ * this execution is the one the last handed it to. A retry returns the same state.
+ */
+export async function continueRun(
+  state: RunState,
+  execution: string,
+  { pool, now }: Pick<PrepareDeps, 'pool'> & { now: () => Date },
+): Promise<RunState> {
+  const { runId, config, progress } = state;
+  const expected = executionName(runId, progress.execution + 1);
+  if (execution !== expected) {
+    throw new RunInputInvalid(
+      `Run input is invalid: run ${runId} goes on in execution ${expected}, not ${execution}`,
+    );
+  }
+  const run = await pool.getRun(runId);
+  if (run?.status !== 'RUNNING') {
+    throw new RunInputInvalid(
+      `Run input is invalid: run ${runId} ${run ? `has ended (${run.status})` : 'does not exist'}: it can't go on in execution ${execution}`,
+    );
+  }
+  await holdPool(pool, config.pool, runId, progress.fence, now());
+  return {
+    runId,
+    config,
+    progress: {
+      ...progress,
+      execution: progress.execution + 1,
+      executionFirstIteration: progress.iteration,
+      withinHistory: true,
+    },
+  };
 }
 
 /** A seed task as the pool stores it: complete, of iteration 0 of the run (or import) that added it. */

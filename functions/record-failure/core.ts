@@ -6,13 +6,14 @@
  */
 import { z } from 'zod';
 import type { PoolStore } from '../shared/ports.ts';
+import { ContinuedRun } from '../shared/schemas.ts';
 
 /** The statuses the rule delivers. */
 export const UNSUCCESSFUL = ['FAILED', 'TIMED_OUT', 'ABORTED'] as const;
 
 /**
- * The EventBridge event (only the fields read here): the run id is the execution's name; `error` and
- * `cause` are the execution's, as `DescribeExecution` reports them (absent for an abort).
+ * The EventBridge event (only the fields read here): the execution's name and input say whose run it
+ * is (`runOfExecution`); `error` and `cause` are the execution's, as `DescribeExecution` reports them (absent for an abort).
  */
 export const FailureInput = z.object({
   source: z.literal('aws.states'),
@@ -22,9 +23,25 @@ export const FailureInput = z.object({
     status: z.enum(UNSUCCESSFUL),
     error: z.string().nullish(),
     cause: z.string().nullish(),
+    /** The execution's input as JSON (left out by EventBridge above 248 KB). */
+    input: z.string().nullish(),
   }),
 });
 export type FailureInput = z.infer<typeof FailureInput>;
+
+/**
+ * The run an execution belongs to: the run id is the first execution's name; a later execution of the
+ * run (`<run>-2` …) has the run's state as its input (`ContinuedRun`), which names it.
+ */
+export function runOfExecution({ name, input }: Pick<FailureInput['detail'], 'name' | 'input'>): string {
+  try {
+    const continued = ContinuedRun.safeParse(JSON.parse(input ?? 'null'));
+    if (continued.success) return continued.data.continueRun.runId;
+  } catch {
+    // Not JSON: the run's own input, never a continued one.
+  }
+  return name;
+}
 
 /** Lambda's error cause is JSON (`errorType`, `errorMessage`, `trace`): keep the message only. */
 export function readableCause(error: string, cause: string | null | undefined): string {
@@ -49,7 +66,7 @@ export async function recordFailure(
   { detail }: FailureInput,
   { pool }: { pool: PoolStore },
 ): Promise<{ runId: string; status: string; error: string; cause: string }> {
-  const runId = detail.name;
+  const runId = runOfExecution(detail);
   const error = detail.error || DEFAULT_ERRORS[detail.status].error;
   const cause = detail.error ? readableCause(error, detail.cause) : DEFAULT_ERRORS[detail.status].cause;
   const run = await pool.getRun(runId);

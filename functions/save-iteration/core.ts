@@ -11,6 +11,7 @@
  */
 import { z } from 'zod';
 import { IterationIncomplete, PoolBusy } from '../shared/errors.ts';
+import { nextIterationFits } from '../shared/execution-limits.ts';
 import { poolKeys, runKeys } from '../shared/keys.ts';
 import { stageUsageCounters, totalUsage, usageOfCalls } from '../shared/model-calls.ts';
 import { nearDuplicateGateOn } from '../shared/models/embedding-ids.ts';
@@ -180,6 +181,12 @@ export async function saveIteration(
       fence: progress.fence,
       lowDiversity,
       diversityPlateau: rule !== false && lowDiversity >= rule.iterations,
+      execution: progress.execution,
+      executionFirstIteration: progress.executionFirstIteration,
+      withinHistory: nextIterationFits(config, {
+        iteration,
+        executionFirstIteration: progress.executionFirstIteration,
+      }),
     },
   };
 }

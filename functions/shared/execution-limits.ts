@@ -1,8 +1,11 @@
 /**
  * The limits of one Step Functions execution that a run's size can cross: a Standard execution's history
  * holds at most 25,000 events (the parent's, and each Distributed Map item's child execution's its own),
- * and a state's input or output at most 256 KB. "Prepare run" refuses a run input that would cross one,
- * before any model call, naming the limit and what to change, instead of a run that fails hours in. The
+ * and a state's input or output at most 256 KB. A run plans each execution's history: when one more
+ * iteration might not fit, "Save iteration" says so and the run goes on in a new execution of the state
+ * machine (`<run>-2`, `<run>-3` …, see `infra/workflow.ts`), so a run of any size holds. "Prepare run"
+ * refuses a run input that would cross a limit all the same (a payload, a child's history, one batch
+ * iteration longer than an execution), before any model call, naming the limit and what to change. The
  * figures are measured on local runs' histories (`infra/local/history.ts`; `test/e2e/local-run.test.ts`
  * checks a run stays within them, `test/e2e/distributed-map.test.ts` measures the sharded gate's).
  */
@@ -40,7 +43,26 @@ export const HISTORY_EVENTS = {
    */
   perBatchSubmit: 8,
   perBatchPoll: 10,
+  /**
+   * Handing the run to its next execution: the Choice's exit, "Continue in a new execution" (entered,
+   * scheduled, started, submitted, succeeded, exited: measured 6, plus 3 per retry, at most 6), the
+   * Succeed state's 2 and the execution's end.
+   */
+  handoff: 10 + 3 * 6,
 } as const;
+
+export const HISTORY_EVENTS_ENV = 'SELFINSTRUCT_HISTORY_EVENTS';
+
+/**
+ * The history limit the run plans each execution against: Step Functions' 25,000, or less when the
+ * environment says so (`SELFINSTRUCT_HISTORY_EVENTS`: the local stack's tests lower its own limit and
+ * the functions' plan together, to see a run continue in a new execution after a few iterations).
+ */
+export function historyEventsLimit(env: Record<string, string | undefined> = process.env): number {
+  const value = Number(env[HISTORY_EVENTS_ENV]);
+  return Number.isInteger(value) && value > 0 ? Math.min(value, MAX_HISTORY_EVENTS) : MAX_HISTORY_EVENTS;
+}
+
 /**
  * Bytes of "Save iteration"'s input, the largest state payload (the instances Map's output: it holds the
  * Map's input ids and its whole result, so it bounds both, and the iteration's plan of instruction
@@ -83,12 +105,46 @@ export function batchEventsPerIteration(config: Pick<LimitedConfig, 'batch' | 'b
   );
 }
 
-/** What a run of this configuration needs of one execution, at worst. */
+/** History events of one iteration at worst: planned gated in shards, with its batch job's every look. */
+export function eventsPerIteration(config: Pick<LimitedConfig, 'batch' | 'batchPollSeconds'>): number {
+  return HISTORY_EVENTS.perIteration + HISTORY_EVENTS.perShardedIteration + batchEventsPerIteration(config);
+}
+
+/**
+ * The iterations one execution holds within `limit` history events: its start and end (`once`), its
+ * hand-off to the next execution, and as many iterations at worst as fit between (0: not even one).
+ */
+export function iterationsPerExecution(
+  config: Pick<LimitedConfig, 'batch' | 'batchPollSeconds'>,
+  limit = historyEventsLimit(),
+): number {
+  return Math.max(
+    0,
+    Math.floor((limit - HISTORY_EVENTS.once - HISTORY_EVENTS.handoff) / eventsPerIteration(config)),
+  );
+}
+
+/**
+ * Whether the execution that began at iteration `executionFirstIteration` and has now made `iteration`
+ * holds one more: "Save iteration" asks after each; when not, the run goes on in a new execution.
+ */
+export function nextIterationFits(
+  config: Pick<LimitedConfig, 'batch' | 'batchPollSeconds'>,
+  progress: { iteration: number; executionFirstIteration: number },
+  limit = historyEventsLimit(),
+): boolean {
+  return progress.iteration - progress.executionFirstIteration < iterationsPerExecution(config, limit);
+}
+
+/** What a run of this configuration needs of its executions, at worst. */
 export interface ExecutionNeeds {
   iterations: number;
+  /** Executions the run takes: each holds `iterationsPerExecution` and hands the run to the next. */
+  executions: number;
+  iterationsPerExecution: number;
   /** Map items of the instances Map (child executions), in all. */
   mapItems: number;
-  /** Events of the parent execution's history. */
+  /** Events of the fullest execution's history. */
   historyEvents: number;
   /** Events of the longest child execution's history (a Map item retried to the end of its Retry). */
   childHistoryEvents: number;
@@ -98,12 +154,13 @@ export interface ExecutionNeeds {
 }
 
 /**
- * The execution a run needs to add its `target`: the accepted instructions (planned at
+ * The executions a run needs to add its `target`: the accepted instructions (planned at
  * `PLANNED_COMPLETE_RATE`), in as few iterations as the prompts per iteration allow (capped by
- * `maxIterations`: a run that stops at its cap adds less), in Map items of `chunkSize`. Every iteration
- * is planned gated in shards: the pool's size is not known yet, and it may be past `shardGateAbove`.
+ * `maxIterations`: a run that stops at its cap adds less), in Map items of `chunkSize`, each execution
+ * holding as many iterations as its history allows. Every iteration is planned gated in shards: the
+ * pool's size is not known yet, and it may be past `shardGateAbove`.
  */
-export function executionNeeds(config: LimitedConfig): ExecutionNeeds {
+export function executionNeeds(config: LimitedConfig, limit = historyEventsLimit()): ExecutionNeeds {
   const accepted = Math.ceil(config.target / PLANNED_COMPLETE_RATE);
   const prompts = config.promptsPerIteration ?? config.maxPromptsPerIteration;
   const acceptedPerIteration = Math.min(accepted, prompts * MAX_TASKS_PER_CALL);
@@ -113,13 +170,17 @@ export function executionNeeds(config: LimitedConfig): ExecutionNeeds {
   const mapItems = Math.ceil(reachable / config.chunkSize) + iterations;
   const itemsPerIteration = Math.ceil(acceptedPerIteration / config.chunkSize) + 1;
   const batchesPerIteration = Math.ceil(prompts / config.instructionBatchSize);
+  const perExecution = iterationsPerExecution(config, limit);
+  const fullest = Math.min(iterations, Math.max(1, perExecution));
   return {
     iterations,
+    executions: perExecution === 0 ? Number.POSITIVE_INFINITY : Math.ceil(iterations / perExecution),
+    iterationsPerExecution: perExecution,
     mapItems,
     historyEvents:
       HISTORY_EVENTS.once +
-      (HISTORY_EVENTS.perIteration + HISTORY_EVENTS.perShardedIteration + batchEventsPerIteration(config)) *
-        iterations +
+      (fullest < iterations ? HISTORY_EVENTS.handoff : 0) +
+      eventsPerIteration(config) * fullest +
       HISTORY_EVENTS.perMapItem * mapItems,
     childHistoryEvents: HISTORY_EVENTS.perChildExecution,
     acceptedPerIteration,
@@ -142,8 +203,11 @@ function largest(high: number, fits: (value: number) => boolean): number {
   return low;
 }
 
-/** Throws `RunInputInvalid` naming the limit and what to change when a run would cross one. */
-export function checkExecutionLimits(config: LimitedConfig): void {
+/**
+ * Throws `RunInputInvalid` naming the limit and what to change when a run would cross one; else what
+ * the run needs of its executions.
+ */
+export function checkExecutionLimits(config: LimitedConfig): ExecutionNeeds {
   const needs = executionNeeds(config);
   if (needs.payloadBytes > MAX_PAYLOAD_BYTES) {
     // The same arithmetic as the refusal: the most prompts whose iteration's payload fits.
@@ -162,10 +226,12 @@ export function checkExecutionLimits(config: LimitedConfig): void {
       `Run input is invalid: a Map item's child execution would take about ${needs.childHistoryEvents} history events, over Step Functions' 25,000 per execution`,
     );
   }
-  if (needs.historyEvents > MAX_HISTORY_EVENTS && config.batch) {
-    // The poll loop dominates: the fewest looks (the longest Wait) whose worst case fits, if any does.
+  if (needs.iterationsPerExecution === 0) {
+    // Only batch mode's poll loop makes one iteration too long for an execution: the fewest looks (the
+    // longest Wait) with which one fits, if any does.
+    const limit = historyEventsLimit();
     const fitsPolls = (seconds: number) =>
-      executionNeeds({ ...config, batchPollSeconds: seconds }).historyEvents <= MAX_HISTORY_EVENTS;
+      iterationsPerExecution({ ...config, batchPollSeconds: seconds }, limit) > 0;
     let seconds: number | undefined;
     if (fitsPolls(MAX_BATCH_POLL_SECONDS)) {
       let low = config.batchPollSeconds ?? 0;
@@ -177,37 +243,11 @@ export function checkExecutionLimits(config: LimitedConfig): void {
       }
       seconds = low;
     }
-    const perIteration = batchEventsPerIteration(config);
     throw new RunInputInvalid(
-      `Run input is invalid: in batch mode each iteration may wait up to the provider's 24 h job window, ${maxPolls(config.batchPollSeconds ?? 60)} looks ${config.batchPollSeconds} s apart (about ${perIteration} history events); ${needs.iterations} iterations take about ${needs.historyEvents} events at worst, over Step Functions' 25,000 per execution: ${seconds !== undefined ? `raise batchPollSeconds to ${seconds}, or ` : ''}split it into runs of fewer iterations (maxIterations, or a smaller target) on the same pool`,
+      `Run input is invalid: in batch mode an iteration may wait up to the provider's 24 h job window, ${maxPolls(config.batchPollSeconds ?? 60)} looks ${config.batchPollSeconds} s apart (about ${eventsPerIteration(config)} history events with the iteration's own), more than one execution holds (Step Functions' ${limit.toLocaleString('en-US')} events)${seconds !== undefined ? `: raise batchPollSeconds to ${seconds}` : ''}`,
     );
   }
-  if (needs.historyEvents > MAX_HISTORY_EVENTS) {
-    const fits = (value: Partial<LimitedConfig>) =>
-      executionNeeds({ ...config, ...value }).historyEvents <= MAX_HISTORY_EVENTS;
-    const target = largest(config.target, (value) => fits({ target: value }));
-    const prompts = config.promptsPerIteration ?? config.maxPromptsPerIteration;
-    // More prompts per iteration make fewer iterations, as far as the payload allows: the fewest that fit.
-    const withPrompts = (value: number) => ({ promptsPerIteration: value, maxPromptsPerIteration: value });
-    const mostPrompts = largest(
-      5_000,
-      (value) => executionNeeds({ ...config, ...withPrompts(value) }).payloadBytes <= MAX_PAYLOAD_BYTES,
-    );
-    let morePrompts: number | undefined;
-    if (fits(withPrompts(mostPrompts))) {
-      let low = prompts;
-      let high = mostPrompts;
-      while (low < high) {
-        const middle = Math.floor((low + high) / 2);
-        if (fits(withPrompts(middle))) high = middle;
-        else low = middle + 1;
-      }
-      morePrompts = low;
-    }
-    throw new RunInputInvalid(
-      `Run input is invalid: adding ${config.target} tasks takes about ${needs.historyEvents} history events (${needs.iterations} iterations of ${prompts} prompts, each about ${HISTORY_EVENTS.perIteration + HISTORY_EVENTS.perShardedIteration} events; the Map items run as child executions), over Step Functions' 25,000 per execution: split it into runs of at most ${target} tasks on the same pool${morePrompts !== undefined && morePrompts > prompts ? `, or raise promptsPerIteration to ${morePrompts}` : ''}`,
-    );
-  }
+  return needs;
 }
 
 /**

@@ -517,6 +517,18 @@ export const Progress = z.object({
   lowDiversity: z.int().nonnegative().default(0),
   /** True when `lowDiversity` reached the rule's `iterations`: "Enough instructions?" then stops. */
   diversityPlateau: z.boolean().default(false),
+  /**
+   * Which execution of the run this is: 1 for the first; a run whose next iteration would not fit in
+   * its execution's history goes on in a new execution, `<run>-2`, `<run>-3` … (see `execution-limits.ts`).
+   */
+  execution: z.int().positive().default(1),
+  /** `iteration` when this execution began (0 for the first): its history holds the iterations since. */
+  executionFirstIteration: z.int().nonnegative().default(0),
+  /**
+   * False when one more iteration (and the end after it) could cross the execution's history limit:
+   * "Enough instructions?" then goes on in a new execution instead of looping.
+   */
+  withinHistory: z.boolean().default(true),
 });
 export type Progress = z.infer<typeof Progress>;
 
@@ -527,6 +539,23 @@ export const RunState = z.object({
   progress: Progress,
 });
 export type RunState = z.infer<typeof RunState>;
+
+/**
+ * The input of a run's next execution: "Continue in a new execution" starts it with the run's state,
+ * and its "Prepare run" takes the run up there (see `execution-limits.ts`).
+ */
+export const ContinuedRun = z.object({ continueRun: RunState });
+
+/**
+ * The name of the run's execution number `execution` (the first is the run id itself); the state
+ * machine formats the same (`States.Format('{}-{}', …)` in `infra/workflow.ts`). At most 80 characters.
+ */
+export const executionName = (runId: string, execution: number) =>
+  execution === 1 ? runId : `${runId}-${execution}`;
+export const MAX_EXECUTION_NAME = 80;
+
+/** The output of an execution that handed the run to the next one (`continuedAs` is its name). */
+export const ContinuedAs = z.object({ runId: z.string().min(1), continuedAs: z.string().min(1) });
 
 /** One Map item: a chunk of instruction ids of one iteration. */
 export const Chunk = z.object({

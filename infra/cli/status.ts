@@ -12,7 +12,7 @@ import { NotFound } from '../../functions/shared/errors.ts';
 import { fromJsonLines } from '../../functions/shared/json-lines.ts';
 import { totalUsage } from '../../functions/shared/model-calls.ts';
 import { formatUsd } from '../../functions/shared/pricing/money.ts';
-import type { Usage } from '../../functions/shared/schemas.ts';
+import { ContinuedAs, type Usage } from '../../functions/shared/schemas.ts';
 import { initialRunView, type RunView, reduce, timing } from '../history/run-view.ts';
 import { executionLogPath } from '../local/executions.ts';
 import { formatEntries, formatFields, groupCounts } from './counts.ts';
@@ -93,8 +93,9 @@ export function localHistory(dataDir: string, runId: string): HistorySource {
 
 /**
  * A deployed run's history, from Step Functions (the local `serve` endpoint when the local runtime
- * points the SFN client at it). The SDK is loaded on the first read, so that a local `status` never
- * loads it.
+ * points the SFN client at it): its first execution's, then, when that one handed the run to a next
+ * execution (`ContinuedAs`), that one's, and so on, as one history. The SDK is loaded on the first
+ * read, so that a local `status` never loads it.
  */
 export function deployedHistory(executionArn: string, given?: SFNClient): HistorySource {
   return {
@@ -111,11 +112,21 @@ export function deployedHistory(executionArn: string, given?: SFNClient): Histor
         throw error;
       }
       const events: HistoryEvent[] = [];
-      for await (const page of paginateGetExecutionHistory(
-        { client },
-        { executionArn, includeExecutionData: true },
-      )) {
-        events.push(...(page.events ?? []));
+      let arn: string | undefined = executionArn;
+      while (arn) {
+        const start = events.length;
+        for await (const page of paginateGetExecutionHistory(
+          { client },
+          { executionArn: arn, includeExecutionData: true },
+        )) {
+          events.push(...(page.events ?? []));
+        }
+        const last = events.at(-1);
+        const handedOver =
+          events.length > start && last?.type === 'ExecutionSucceeded'
+            ? ContinuedAs.safeParse(JSON.parse(last.executionSucceededEventDetails?.output ?? 'null'))
+            : undefined;
+        arn = handedOver?.success ? executionArnOf(arn, handedOver.data.continuedAs, 'execution') : undefined;
       }
       return events;
     },
@@ -162,9 +173,18 @@ interface StatusOptions {
   interval?: string;
 }
 
-/** The execution ARN of run `runId` of a deployed state machine. */
-export const executionArnOf = (stateMachineArn: string, runId: string) =>
-  `${stateMachineArn.replace(':stateMachine:', ':execution:')}:${runId}`;
+/**
+ * The ARN of execution `name` (a run's first execution is named after the run) of a deployed state
+ * machine, or of the state machine of execution `of` another.
+ */
+export const executionArnOf = (
+  arn: string,
+  name: string,
+  of: 'stateMachine' | 'execution' = 'stateMachine',
+) =>
+  of === 'stateMachine'
+    ? `${arn.replace(':stateMachine:', ':execution:')}:${name}`
+    : `${arn.slice(0, arn.lastIndexOf(':'))}:${name}`;
 
 function sourceFor(
   runId: string,

@@ -9,6 +9,7 @@ import { readableCause } from '../../functions/record-failure/core.ts';
 import { addUsageByStage } from '../../functions/shared/model-calls.ts';
 import {
   addCounts,
+  ContinuedAs,
   type Counts,
   RunState,
   SaveInput,
@@ -84,15 +85,20 @@ export function reduce(view: RunView, event: HistoryEvent): RunView {
   const exited = event.stateExitedEventDetails;
   if (exited?.name) return exit(view, exited.name, exited.output);
   switch (event.type) {
+    // A run's later executions (`<run>-2` …) follow its first in one history: the run started with the first.
     case 'ExecutionStarted':
-      return { ...view, startedAt: event.timestamp };
-    case 'ExecutionSucceeded':
+      return { ...view, startedAt: view.startedAt ?? event.timestamp };
+    case 'ExecutionSucceeded': {
+      const output = json(event.executionSucceededEventDetails?.output);
+      // Handed to the next execution: the run goes on there.
+      if (ContinuedAs.safeParse(output).success) return view;
       return {
         ...view,
         status: 'SUCCEEDED',
         endedAt: event.timestamp,
-        output: json(event.executionSucceededEventDetails?.output),
+        output,
       };
+    }
     case 'ExecutionFailed': {
       const error = event.executionFailedEventDetails?.error;
       const cause = readableCause(error ?? '', event.executionFailedEventDetails?.cause);

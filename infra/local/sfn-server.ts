@@ -75,21 +75,43 @@ export async function startLocalStepFunctions(stack: LocalStack): Promise<LocalS
         events: [],
       };
       executions.set(name, execution);
-      const toHistory = stack.historyRecorder();
+      const recorders = new Map<string, ReturnType<LocalStack['historyRecorder']>>();
       const done = stack
         .execute(JSON.parse(input), {
           executionName: name,
           signal: execution.stop.signal,
-          // The parent's history, as AWS keeps it: a Distributed Map item's events are its child's.
-          onEvent: (event) =>
-            execution.events.push(...toHistory(event).filter((recorded) => !recorded.childExecution)),
+          // Each execution's history, as AWS keeps it (a run's next executions are executions of their
+          // own), the parent's only: a Distributed Map item's events are its child's.
+          onEvent: (event, executionName) => {
+            let current = executions.get(executionName);
+            if (!current) {
+              current = {
+                name: executionName,
+                input: JSON.stringify(event.type === 'ExecutionStarted' ? event.input : {}),
+                startDate: new Date(event.timestamp),
+                status: 'RUNNING',
+                stop: execution.stop,
+                events: [],
+              };
+              executions.set(executionName, current);
+            }
+            const toHistory = recorders.get(executionName) ?? stack.historyRecorder();
+            recorders.set(executionName, toHistory);
+            current.events.push(...toHistory(event).filter((recorded) => !recorded.childExecution));
+            if (event.type === 'ExecutionSucceeded') {
+              current.status = 'SUCCEEDED';
+              current.stopDate = new Date(event.timestamp);
+              current.output = JSON.stringify(event.output);
+            }
+          },
         })
         .then((result) => {
-          execution.status = result.status;
-          execution.stopDate = new Date();
-          execution.output = result.output === undefined ? undefined : JSON.stringify(result.output);
-          execution.error = result.error;
-          execution.cause = result.cause;
+          const last = executions.get(result.executions.at(-1) ?? name) ?? execution;
+          last.status = result.status;
+          last.stopDate = new Date();
+          last.output = result.output === undefined ? undefined : JSON.stringify(result.output);
+          last.error = result.error;
+          last.cause = result.cause;
         });
       running.add(done);
       void done.finally(() => running.delete(done));

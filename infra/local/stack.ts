@@ -126,7 +126,8 @@ export interface ExecutionLimits {
 
 export interface ExecuteOptions {
   executionName?: string;
-  onEvent?: (event: EventLog) => void;
+  /** Each event, with the name of the execution it belongs to (a run's next executions included). */
+  onEvent?: (event: EventLog, execution: string) => void;
   /** Milliseconds between retries instead of the definition's backoff (tests). */
   retryIntervalMs?: number;
   /** Milliseconds every Wait state waits instead of its seconds (tests of batch mode's poll loop). */
@@ -157,6 +158,18 @@ export interface ExecutionResult {
   deliveries: RuleDelivery[];
   /** How often each kind of injected fault struck. */
   faultsStruck: ReturnType<FaultPlan['counts']>;
+  /**
+   * The executions of the run, in order: the first, and each it handed the run to ("Continue in a new
+   * execution"). The result is the last one's (status, output, error), with every execution's events and
+   * deliveries, in order.
+   */
+  executions: string[];
+}
+
+/** One execution's result, and the execution it handed the run to, if any. */
+interface Started {
+  result: ExecutionResult;
+  next?: Promise<Started>;
 }
 
 /** An execution whose process ended before it did, and what the rule targets did with its end. */
@@ -173,6 +186,19 @@ const ABANDONED_CAUSE =
 /** Failed before the engine noticed: a Step Functions limit (`States.DataLimitExceeded` …). */
 class ExecutionLimitFailure extends Error {}
 
+/** An error of a service integration as the state machine sees it (`StepFunctions.…Exception`). */
+class ServiceError extends Error {
+  constructor(name: string, message: string) {
+    super(message);
+    this.name = name;
+  }
+}
+
+/** The resource of the state that starts the run's next execution (see `infra/workflow.ts`). */
+const START_EXECUTION = 'arn:aws:states:::states:startExecution';
+/** Step Functions' execution names: 1–80 characters, none of these. */
+const EXECUTION_NAME = /^[^\s<>{}[\]?*"#%\\^|~`$&,;:/\p{Cc}]{1,80}$/u;
+
 const bytes = (value: unknown) => Buffer.byteLength(JSON.stringify(value ?? null));
 
 /** The region the user's AWS configuration names (environment or profile), if any. */
@@ -188,6 +214,8 @@ export class LocalStack {
   readonly objects: S3ObjectStore;
   readonly pool: DynamoPoolStore;
   private readonly handlers = new Map<string, Promise<Handler>>();
+  /** The executions this stack started (Step Functions keeps a name for 90 days). */
+  private readonly executionNames = new Set<string>();
   /** Executions an earlier process died with, ended as failed when this stack started. */
   abandoned: AbandonedExecution[] = [];
   /** The definition's Distributed Maps, whose items run as child executions of their own. */
@@ -396,8 +424,36 @@ export class LocalStack {
     return invocation;
   }
 
-  /** Starts an execution and waits for it (and every invocation it started), passing each event to `onEvent`. */
-  async execute(
+  /**
+   * Starts an execution and waits for it (and every invocation it started), passing each event to
+   * `onEvent`; when it hands the run to a next execution, waits for that one too, and so on (their
+   * events follow the first's: see `ExecutionResult.executions`).
+   */
+  async execute(input: unknown, options: ExecuteOptions = {}): Promise<ExecutionResult> {
+    const faults = new FaultPlan(options.faults ?? []);
+    const executionName = options.executionName ?? `local-${Date.now().toString(36)}`;
+    const first = await this.executeOne(input, { ...options, executionName }, faults);
+    let result: ExecutionResult = first.result;
+    let next = first.next;
+    while (next) {
+      const step = await next;
+      result = {
+        ...step.result,
+        executionName,
+        events: [...result.events, ...step.result.events],
+        deliveries: [...result.deliveries, ...step.result.deliveries],
+        executions: [...result.executions, ...step.result.executions],
+      };
+      next = step.next;
+    }
+    return { ...result, faultsStruck: faults.counts() };
+  }
+
+  /**
+   * One execution; `next` is the execution it handed the run to, if any, whose events reach `onEvent`
+   * once this one's have all been passed.
+   */
+  private async executeOne(
     input: unknown,
     {
       executionName = `local-${Date.now().toString(36)}`,
@@ -405,11 +461,10 @@ export class LocalStack {
       retryIntervalMs,
       waitMs,
       signal,
-      faults: faultList = [],
       limits = {},
-    }: ExecuteOptions = {},
-  ): Promise<ExecutionResult> {
-    const faults = new FaultPlan(faultList);
+    }: ExecuteOptions,
+    faults: FaultPlan,
+  ): Promise<Started> {
     const running = new Set<Invocation>();
     const payloadLimit = limits.payloadBytes ?? MAX_PAYLOAD_BYTES;
     const historyLimit = limits.historyEvents ?? MAX_HISTORY_EVENTS;
@@ -431,6 +486,38 @@ export class LocalStack {
       limitFailure = { error, cause };
       execution.abort();
     };
+    // "Continue in a new execution": the run's next execution starts now, as StartExecution starts it;
+    // its events reach `onEvent` once this one's have (they are one run's history, in order).
+    let next: { name: string; input: string; ended: boolean; started: Promise<Started> } | undefined;
+    const held: [EventLog, string][] = [];
+    let relay: (event: EventLog, execution: string) => void = (event, execution) => {
+      held.push([event, execution]);
+    };
+    const startNext = (name: string, nextInput: unknown) => {
+      const text = JSON.stringify(nextInput);
+      // The same name and input while it runs: the same execution (StartExecution is idempotent).
+      if (next?.name === name && next.input === text && !next.ended) return;
+      if (next || this.executionNames.has(name)) {
+        throw new ServiceError(
+          'StepFunctions.ExecutionAlreadyExistsException',
+          `Execution Already Exists: '${this.executionArn(name)}'`,
+        );
+      }
+      const options = {
+        executionName: name,
+        onEvent: (event: EventLog, execution: string) => relay(event, execution),
+      };
+      const started = this.executeOne(
+        nextInput,
+        { ...options, retryIntervalMs, waitMs, signal, limits },
+        faults,
+      );
+      next = { name, input: text, ended: false, started };
+      void started.then(() => {
+        if (next) next.ended = true;
+      });
+    };
+    this.executionNames.add(executionName);
     const overrides = this.overrides(
       faults,
       running,
@@ -438,6 +525,7 @@ export class LocalStack {
       payloadLimit,
       () => limitFailure,
       startRefused,
+      startNext,
     );
     const execution = machine.run(input as never, {
       overrides: {
@@ -461,6 +549,7 @@ export class LocalStack {
             }),
       },
       context: {
+        StateMachine: { Id: this.stateMachineArn, Name: this.stateMachineArn.split(':').at(-1) },
         Execution: {
           Id: this.executionArn(executionName),
           Name: executionName,
@@ -496,7 +585,7 @@ export class LocalStack {
         // events (the engine may enter the item before the Map's refusal aborts it).
         if (child && startRefused) continue;
         events.push(event);
-        onEvent?.(event);
+        onEvent?.(event, executionName);
         if (limitFailure) continue;
         if (!child && historyEvents >= historyLimit && !event.type.startsWith('Execution')) {
           overLimit(
@@ -560,15 +649,21 @@ export class LocalStack {
     const event = this.statusChange(executionName, input, startDate, { status, output, error, cause });
     const deliveries = await this.deliver(event, faults);
     markClosed(this.dataDir, executionName);
+    for (const [event, execution] of held.splice(0)) onEvent?.(event, execution);
+    relay = (event, execution) => onEvent?.(event, execution);
     return {
-      executionName,
-      status,
-      ...(status === 'SUCCEEDED' ? { output } : {}),
-      ...(error === undefined ? {} : { error }),
-      ...(cause === undefined ? {} : { cause }),
-      events,
-      deliveries,
-      faultsStruck: faults.counts(),
+      result: {
+        executionName,
+        status,
+        ...(status === 'SUCCEEDED' ? { output } : {}),
+        ...(error === undefined ? {} : { error }),
+        ...(cause === undefined ? {} : { cause }),
+        events,
+        deliveries,
+        faultsStruck: faults.counts(),
+        executions: [executionName],
+      },
+      ...(next ? { next: next.started } : {}),
     };
   }
 
@@ -669,17 +764,75 @@ export class LocalStack {
     payloadLimit: number,
     limitFailure: () => { error: string; cause: string } | undefined,
     startRefused: Denial | undefined,
+    startNext: (name: string, input: unknown) => void,
   ): TaskHandlers {
     const overrides: TaskHandlers = {};
     const deliveries = new Map<string, number>();
+    const attemptOf = (name: string, input: unknown) => {
+      const key = `${name}\n${JSON.stringify(input)}`;
+      const attempt = (deliveries.get(key) ?? 0) + 1;
+      deliveries.set(key, attempt);
+      return attempt;
+    };
     const visit = (states: Record<string, Record<string, unknown>>, map?: string) => {
       for (const [name, state] of Object.entries(states)) {
         const processor = (state.ItemProcessor ?? state.Iterator) as { States: typeof states } | undefined;
         if (processor) visit(processor.States, name);
         if (state.Type !== 'Task') continue;
+        if (state.Resource === START_EXECUTION) {
+          overrides[name] = async (input) => {
+            await new Promise((resolve) => setImmediate(resolve));
+            const failure = limitFailure();
+            if (failure) throw new ExecutionLimitFailure(failure.cause);
+            const { StateMachineArn, Name, Input } = input as {
+              StateMachineArn: string;
+              Name: string;
+              Input: unknown;
+            };
+            if (StateMachineArn !== this.stateMachineArn) {
+              throw new ServiceError(
+                'StepFunctions.StateMachineDoesNotExistException',
+                `State Machine Does Not Exist: '${StateMachineArn}'`,
+              );
+            }
+            const refused = await this.machineRefused('states:StartExecution', StateMachineArn);
+            if (refused) {
+              throw new ServiceError(
+                'StepFunctions.AWSStepFunctionsException',
+                `${refused.message} (Service: AWSStepFunctions; Status Code: 400; Error Code: AccessDeniedException; Request ID: ${crypto.randomUUID()}; Proxy: null)`,
+              );
+            }
+            if (!EXECUTION_NAME.test(Name)) {
+              throw new ServiceError('StepFunctions.InvalidNameException', `Invalid Name: '${Name}'`);
+            }
+            if (bytes(Input) > payloadLimit) {
+              throw new ServiceError(
+                'StepFunctions.InvalidExecutionInputException',
+                'The execution input is larger than the maximum size of 262144 bytes.',
+              );
+            }
+            startNext(Name, Input);
+            // A lost reply: the execution started, the state machine sees the call fail and retries it.
+            const info = {
+              state: name,
+              functionName: 'StepFunctions',
+              input,
+              attempt: attemptOf(name, input),
+            };
+            const lost = faults.armed('crash', info).find((fault) => fault.when === 'after');
+            if (lost && faults.strike(lost)) {
+              throw new ServiceError(
+                'StepFunctions.AWSStepFunctionsException',
+                'the reply of StartExecution was lost',
+              );
+            }
+            return { ExecutionArn: this.executionArn(Name), StartDate: Date.now() / 1000 } as never;
+          };
+          continue;
+        }
         if (state.Resource !== 'arn:aws:states:::lambda:invoke') {
           throw new Error(
-            `local stack: task "${name}" uses ${String(state.Resource)}; only lambda:invoke runs locally`,
+            `local stack: task "${name}" uses ${String(state.Resource)}; only lambda:invoke and states:startExecution run locally`,
           );
         }
         const functionArn = (state.Parameters as { FunctionName: string }).FunctionName;
@@ -701,13 +854,10 @@ export class LocalStack {
               `${refused.message} (Service: AWSLambda; Status Code: 403; Error Code: AccessDeniedException; Request ID: ${crypto.randomUUID()}; Proxy: null)`,
             );
           }
-          const key = `${name}\n${JSON.stringify(payload)}`;
-          const attempt = (deliveries.get(key) ?? 0) + 1;
-          deliveries.set(key, attempt);
           const info = {
             state: name,
             input: payload,
-            attempt,
+            attempt: attemptOf(name, payload),
             ...(map === undefined ? {} : { mapInput: mapInputs.get(map) }),
           };
           const invocation = await this.invoke(functionArn, info, faults, running);

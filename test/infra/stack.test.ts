@@ -29,6 +29,8 @@ interface State {
   ItemsPath?: string;
   ItemSelector?: Record<string, string>;
   TimeoutSeconds?: number;
+  Resource?: string;
+  Parameters?: Record<string, unknown>;
 }
 
 let template: Template;
@@ -72,7 +74,7 @@ describe('the state machine', () => {
   it('loops from "Enough instructions?" back to generation while below target, cap and budget, else exports', () => {
     const choice = states['Enough instructions?'];
     expect(choice?.Type).toBe('Choice');
-    expect(choice?.Choices).toHaveLength(1);
+    expect(choice?.Choices).toHaveLength(2);
     expect(choice?.Choices?.[0]?.Next).toBe('Plan instructions');
     expect(JSON.stringify(choice?.Choices?.[0]?.And)).toContain(
       '"Variable":"$.progress.added","NumericLessThanPath":"$.config.target"',
@@ -83,8 +85,46 @@ describe('the state machine', () => {
     expect(JSON.stringify(choice?.Choices?.[0]?.And)).toContain(
       '{"Variable":"$.progress.withinBudget","BooleanEquals":true}',
     );
+    expect(JSON.stringify(choice?.Choices?.[0]?.And)).toContain(
+      '{"Variable":"$.progress.withinHistory","BooleanEquals":true}',
+    );
+    // The same conditions but the history's: the run goes on in a new execution.
+    const [loop, handOff] = choice?.Choices ?? [];
+    expect(handOff?.Next).toBe('Continue in a new execution');
+    expect(handOff?.And).toEqual(
+      loop?.And?.filter(
+        (rule) => JSON.stringify(rule) !== '{"Variable":"$.progress.withinHistory","BooleanEquals":true}',
+      ),
+    );
     expect(choice?.Default).toBe('Export dataset');
     expect(states['Export dataset']?.Next).toBe('Done');
+  });
+
+  it('continues a run whose history is full in a new execution of itself, named after the run, with the run state as input', () => {
+    const handOff = states['Continue in a new execution'];
+    expect(handOff?.Resource).toBe('arn:aws:states:::states:startExecution');
+    expect(handOff?.Parameters).toEqual({
+      'StateMachineArn.$': '$$.StateMachine.Id',
+      'Name.$': "States.Format('{}-{}', $.runId, States.MathAdd($.progress.execution, 1))",
+      Input: {
+        continueRun: { 'runId.$': '$.runId', 'config.$': '$.config', 'progress.$': '$.progress' },
+        'AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID.$': '$$.Execution.Id',
+      },
+    });
+    // Started by an earlier attempt and ended since: never retried, caught; other errors retried.
+    expect(handOff?.Retry?.map((retry) => [retry.ErrorEquals, retry.MaxAttempts])).toEqual([
+      [['StepFunctions.ExecutionAlreadyExistsException'], 0],
+      [['States.TaskFailed'], 6],
+    ]);
+    expect(handOff?.Catch).toEqual([
+      {
+        ErrorEquals: ['StepFunctions.ExecutionAlreadyExistsException'],
+        ResultPath: null,
+        Next: 'Continued in a new execution',
+      },
+    ]);
+    expect(handOff?.Next).toBe('Continued in a new execution');
+    expect(states['Continued in a new execution']).toMatchObject({ Type: 'Pass', End: true });
   });
 
   it('gates a pool from `shardGateAbove` on in shards: plan, a Map of highest scores, decisions, a Map of top 10 and mean, merge', () => {
@@ -233,7 +273,7 @@ describe('the state machine', () => {
     const tasks = [
       ...Object.entries(states),
       ...Object.values(states).flatMap((state) => Object.entries(state.ItemProcessor?.States ?? {})),
-    ].filter(([, state]) => state.Type === 'Task');
+    ].filter(([, state]) => state.Type === 'Task' && Boolean(state.Resource?.endsWith(':lambda:invoke')));
     expect(tasks.length).toBe(15);
     for (const [, state] of tasks) {
       const retry = state.Retry?.[0];
@@ -258,7 +298,10 @@ describe('the state machine', () => {
       ...Object.values(states),
       ...Object.values(states).flatMap((state) => Object.values(state.ItemProcessor?.States ?? {})),
     ];
-    expect(all.filter((state) => state.Catch)).toEqual([]);
+    // The one Catch: the hand-off's, of the one error that means the next execution was started.
+    expect(all.filter((state) => state.Catch).map((state) => state.Catch)).toEqual([
+      [expect.objectContaining({ ErrorEquals: ['StepFunctions.ExecutionAlreadyExistsException'] })],
+    ]);
     expect(all.filter((state) => state.Type === 'Fail')).toEqual([]);
     expect(Object.keys(states)).not.toContain('Record failure');
   });
@@ -304,7 +347,7 @@ describe('the state machine', () => {
     >;
     const nested = Object.values(all).flatMap((state) => Object.values(state.ItemProcessor?.States ?? {}));
     const tasks = [...Object.values(all), ...nested]
-      .filter((state) => state.Type === 'Task')
+      .filter((state) => state.Type === 'Task' && Boolean(state.Resource?.endsWith(':lambda:invoke')))
       .map(
         (state) =>
           [

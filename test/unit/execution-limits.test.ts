@@ -5,6 +5,10 @@ import {
   checkExecutionDuration,
   checkExecutionLimits,
   executionNeeds,
+  HISTORY_EVENTS_ENV,
+  historyEventsLimit,
+  iterationsPerExecution,
+  nextIterationFits,
 } from '../../functions/shared/execution-limits.ts';
 
 /** A model with a batch API (batch mode refuses the offline model). */
@@ -22,7 +26,7 @@ const refusal = (input: ReturnType<typeof config>) => {
   throw new Error('not refused');
 };
 
-describe('the limits of one execution', () => {
+describe('the limits of an execution', () => {
   it('lets the default run and a 52,000-task run in 40 iterations through', () => {
     expect(() => checkExecutionLimits(config({}))).not.toThrow();
     const large = config({ target: 52_000, maxIterations: 40 });
@@ -38,6 +42,8 @@ describe('the limits of one execution', () => {
     // child executions, none in the parent; the payload carries the plan's 10 batches (40 bytes each).
     expect(executionNeeds(million)).toEqual({
       iterations: 313,
+      executions: 1,
+      iterationsPerExecution: 389,
       mapItems: 31_563,
       historyEvents: 20_052,
       childHistoryEvents: 25,
@@ -46,18 +52,26 @@ describe('the limits of one execution', () => {
     });
   });
 
-  it('refuses too many iterations for one history, and the largest target and fewest prompts it names fit', () => {
+  it('goes on in new executions past one history: 389 iterations each (20 + 28 for the start, end and hand-off, 64 an iteration)', () => {
     const million = config({ target: 1_000_000, maxIterations: 10_000, promptsPerIteration: 100 });
-    const message = refusal(million);
-    expect(message).toMatch(
-      /adding 1000000 tasks takes about 40020 history events \(625 iterations of 100 prompts, .*\), over Step Functions' 25,000 per execution: split it into runs of at most (\d+) tasks on the same pool, or raise promptsPerIteration to (\d+)$/,
-    );
-    const target = Number(/at most (\d+) tasks/.exec(message)?.[1]);
-    expect(() => checkExecutionLimits({ ...million, target })).not.toThrow();
-    expect(refusal({ ...million, target: target + 1 })).toMatch(/history events/);
-    const prompts = Number(/raise promptsPerIteration to (\d+)/.exec(message)?.[1]);
-    expect(() => checkExecutionLimits({ ...million, promptsPerIteration: prompts })).not.toThrow();
-    expect(refusal({ ...million, promptsPerIteration: prompts - 1 })).toMatch(/history events/);
+    expect(() => checkExecutionLimits(million)).not.toThrow();
+    const needs = executionNeeds(million);
+    expect(needs).toMatchObject({ iterations: 625, executions: 2, iterationsPerExecution: 389 });
+    expect(needs.historyEvents).toBe(20 + 28 + 389 * 64);
+    expect(needs.historyEvents).toBeLessThanOrEqual(25_000);
+    expect(needs.historyEvents + 64).toBeGreaterThan(25_000);
+    // "Save iteration"'s question, counted from the iteration the execution began at.
+    expect(nextIterationFits(million, { iteration: 388, executionFirstIteration: 0 })).toBe(true);
+    expect(nextIterationFits(million, { iteration: 389, executionFirstIteration: 0 })).toBe(false);
+    expect(nextIterationFits(million, { iteration: 389, executionFirstIteration: 389 })).toBe(true);
+    expect(nextIterationFits(million, { iteration: 777, executionFirstIteration: 389 })).toBe(true);
+    expect(nextIterationFits(million, { iteration: 778, executionFirstIteration: 389 })).toBe(false);
+    // A lowered limit (the local stack's tests): one iteration an execution at 120 events, none at 111.
+    expect(iterationsPerExecution(million, 120)).toBe(1);
+    expect(iterationsPerExecution(million, 111)).toBe(0);
+    expect(historyEventsLimit({ [HISTORY_EVENTS_ENV]: '120' })).toBe(120);
+    expect(historyEventsLimit({ [HISTORY_EVENTS_ENV]: '90000' })).toBe(25_000);
+    expect(historyEventsLimit({})).toBe(25_000);
   });
 
   it('does not count iterations a run cannot make: a large target under a small iteration cap fits', () => {
@@ -101,7 +115,7 @@ describe('the limits of one execution', () => {
     expect(() => checkExecutionLimits(one)).not.toThrow();
   });
 
-  it('refuses a batch run whose poll loops could cross the history limit, and the poll interval it names fits', () => {
+  it('runs a batch run one iteration an execution at 60 s, and refuses a poll loop longer than an execution, naming a poll interval that fits', () => {
     const batched = config({
       target: 5_000,
       maxIterations: 5,
@@ -109,16 +123,27 @@ describe('the limits of one execution', () => {
       batch: true,
       model: NOVA,
     });
-    expect(executionNeeds(batched).iterations).toBe(5);
-    const message = refusal(batched);
-    expect(message).toMatch(
-      /in batch mode each iteration may wait up to the provider's 24 h job window, 1441 looks 60 s apart \(about 14418 history events\); 5 iterations take about \d+ events at worst, .*: raise batchPollSeconds to (\d+), or split it/,
-    );
-    const seconds = Number(/raise batchPollSeconds to (\d+)/.exec(message)?.[1]);
-    expect(() => checkExecutionLimits({ ...batched, batchPollSeconds: seconds })).not.toThrow();
-    expect(refusal({ ...batched, batchPollSeconds: seconds - 1 })).toMatch(/in batch mode/);
-    // The same run on demand fits.
-    expect(() => checkExecutionLimits({ ...batched, batch: false })).not.toThrow();
+    expect(executionNeeds(batched)).toMatchObject({
+      iterations: 5,
+      executions: 5,
+      iterationsPerExecution: 1,
+    });
+    expect(() => checkExecutionLimits(batched)).not.toThrow();
+    // Under a lower limit (10,000 events) one iteration's 1,441 looks do not fit an execution.
+    process.env[HISTORY_EVENTS_ENV] = '10000';
+    try {
+      const message = refusal(batched);
+      expect(message).toMatch(
+        /in batch mode an iteration may wait up to the provider's 24 h job window, 1441 looks 60 s apart \(about 14482 history events with the iteration's own\), more than one execution holds \(Step Functions' 10,000 events\): raise batchPollSeconds to (\d+)$/,
+      );
+      const seconds = Number(/raise batchPollSeconds to (\d+)/.exec(message)?.[1]);
+      expect(() => checkExecutionLimits({ ...batched, batchPollSeconds: seconds })).not.toThrow();
+      expect(refusal({ ...batched, batchPollSeconds: seconds - 1 })).toMatch(/in batch mode/);
+      // The same run on demand fits.
+      expect(() => checkExecutionLimits({ ...batched, batch: false })).not.toThrow();
+    } finally {
+      delete process.env[HISTORY_EVENTS_ENV];
+    }
   });
 
   it("refuses a projected duration past the state machine's 7-day timeout", () => {

@@ -277,6 +277,22 @@ describe('the history reducer', () => {
     expect(fold(h.events)).toMatchObject({ status: 'SUCCEEDED', output: { added: 3 }, endedAt: at(9) });
   });
 
+  it("follows a run into its next execution: the hand-off's success is not the run's end", () => {
+    const h = history();
+    h.add(0, { type: 'ExecutionStarted' });
+    h.add(5, {
+      type: 'ExecutionSucceeded',
+      executionSucceededEventDetails: { output: '{"runId":"r","continuedAs":"r-2"}' },
+    });
+    const handedOver = fold(h.events);
+    expect(handedOver).toMatchObject({ status: 'RUNNING', startedAt: at(0) });
+    expect(handedOver.endedAt).toBeUndefined();
+    h.add(6, { type: 'ExecutionStarted' });
+    h.add(9, { type: 'ExecutionSucceeded', executionSucceededEventDetails: { output: '{"added":3}' } });
+    // The run started with its first execution and ended with its last.
+    expect(fold(h.events)).toMatchObject({ status: 'SUCCEEDED', startedAt: at(0), endedAt: at(9) });
+  });
+
   it('times a running run from its start, and its time left at the rate so far', () => {
     const view = fold(oneIteration().events);
     // 3 of 10 tasks in 60 s: 7 more take 140 s.

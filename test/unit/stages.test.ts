@@ -2,7 +2,12 @@ import { describe, expect, it } from 'vitest';
 import { FilterInput, filterAndDeduplicate } from '../../functions/filter/core.ts';
 import { promptsForIteration } from '../../functions/generate-instructions/core.ts';
 import { parseRunInput, poolFromSeedKey, prepareRun } from '../../functions/prepare/core.ts';
-import { FailureInput, readableCause, recordFailure } from '../../functions/record-failure/core.ts';
+import {
+  FailureInput,
+  readableCause,
+  recordFailure,
+  runOfExecution,
+} from '../../functions/record-failure/core.ts';
 import { saveIteration } from '../../functions/save-iteration/core.ts';
 import { RunInputInvalid, SeedFileInvalid } from '../../functions/shared/errors.ts';
 import { MAX_SEED_RECORD_BYTES } from '../../functions/shared/input-files.ts';
@@ -63,6 +68,9 @@ describe('prepare run', () => {
       lowDiversity: 0,
       diversityPlateau: false,
       fence: 1,
+      execution: 1,
+      executionFirstIteration: 0,
+      withinHistory: true,
     });
     expect(state.config.pool).toBe('demo');
     expect([...pool.tasks.values()].map((task) => task.source)).toEqual(['seed', 'seed', 'seed']);
@@ -106,6 +114,55 @@ describe('prepare run', () => {
     expect(pool.tasks.size).toBe(0);
     expect(pool.runs.size).toBe(0);
     expect(objects.objects.size).toBe(1);
+  });
+});
+
+describe("a run's next execution", () => {
+  const continued = (state: RunState) => ({
+    continueRun: { ...state, progress: { ...state.progress, iteration: 4, withinHistory: false } },
+  });
+
+  it('takes the run up where the last execution stopped, as its next execution, and renews its lease', async () => {
+    const { objects, pool, state } = await prepared();
+    const next = await prepareRun({ runId: 'run-1-2', input: continued(state) }, { objects, pool });
+    expect(next).toEqual({
+      runId: 'run-1',
+      config: state.config,
+      progress: {
+        ...state.progress,
+        iteration: 4,
+        execution: 2,
+        executionFirstIteration: 4,
+        withinHistory: true,
+      },
+    });
+    // A retry: the same state.
+    expect(await prepareRun({ runId: 'run-1-2', input: continued(state) }, { objects, pool })).toEqual(next);
+  });
+
+  it('refuses to go on in another execution than the next, for a run that ended, or without the lease', async () => {
+    const { objects, pool, state } = await prepared();
+    await expect(
+      prepareRun({ runId: 'run-1-3', input: continued(state) }, { objects, pool }),
+    ).rejects.toThrow(/run run-1 goes on in execution run-1-2, not run-1-3/);
+    const lost = { ...state, progress: { ...state.progress, fence: state.progress.fence + 1 } };
+    await expect(prepareRun({ runId: 'run-1-2', input: continued(lost) }, { objects, pool })).rejects.toThrow(
+      /lost the lease/,
+    );
+    await pool.finishRun('run-1', { status: 'ABORTED', error: 'Aborted', cause: 'stopped' });
+    await expect(
+      prepareRun({ runId: 'run-1-2', input: continued(state) }, { objects, pool }),
+    ).rejects.toThrow(/run run-1 has ended \(ABORTED\)/);
+  });
+
+  it('refuses a run whose later executions would have names over 80 characters', async () => {
+    const objects = new MemoryObjects();
+    const pool = new MemoryPool();
+    const long = 'r'.repeat(79);
+    const input = { target: 1_000_000, maxIterations: 10_000, promptsPerIteration: 100 };
+    await expect(prepareRun({ runId: long, input }, { objects, pool })).rejects.toThrow(
+      /up to 2 executions named after it \(r+-2\), over Step Functions' 80 characters: start it under a name of at most 78 characters/,
+    );
   });
 });
 
@@ -294,6 +351,9 @@ describe('generate instructions', () => {
       lowDiversity: 0,
       diversityPlateau: false,
       fence: 1,
+      execution: 1,
+      executionFirstIteration: 0,
+      withinHistory: true,
       ...progress,
     },
   });
@@ -463,6 +523,24 @@ describe('record failure', () => {
     });
     await recordFailure(statusChange('run-1', 'TIMED_OUT'), { pool });
     expect(await pool.getRun('run-1')).toMatchObject({ status: 'TIMED_OUT', error: 'States.Timeout' });
+  });
+
+  it("records a failure of a run's later execution under the run's id, read from the execution's input", async () => {
+    const { pool, state } = await prepared();
+    const continued = {
+      ...statusChange('run-1-2', 'FAILED', 'X'),
+      detail: {
+        ...statusChange('run-1-2', 'FAILED', 'X').detail,
+        input: JSON.stringify({ continueRun: state, AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID: 'arn:x' }),
+      },
+    };
+    expect(runOfExecution(continued.detail)).toBe('run-1');
+    expect(runOfExecution({ name: 'run-1', input: '{"target":5}' })).toBe('run-1');
+    expect(runOfExecution({ name: 'run-1', input: 'not json' })).toBe('run-1');
+    await recordFailure(continued, { pool });
+    expect(await pool.getRun('run-1')).toMatchObject({ status: 'FAILED', error: 'X' });
+    expect(await pool.getRun('run-1-2')).toBeUndefined();
+    expect((await pool.getMeta('default'))?.lease).toBeUndefined();
   });
 
   it('records a run stopped before it was recorded (bad input), holding no pool', async () => {
