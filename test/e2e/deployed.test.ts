@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HISTORY_EVENTS_ENV } from '../../functions/shared/execution-limits.ts';
 import type { RunSummary } from '../../functions/shared/records.ts';
 import { runDeployed } from '../../infra/cli/deployed.ts';
 import { deployedHistory, executionArnOf } from '../../infra/cli/status.ts';
@@ -78,6 +79,42 @@ describe('run --deployed', () => {
     expect(out.lines().at(-1)).toMatch(/SUCCEEDED/);
     // Two iterations through the CLI's polling: as long as the other whole-run tests may take under load.
   }, 120_000);
+
+  it("follows a run that goes on in new executions to its last execution's end", async () => {
+    // Each execution holds one iteration (the limit the run plans with, lowered: see continue-as-new.test.ts).
+    process.env[HISTORY_EVENTS_ENV] = '120';
+    try {
+      const out = capture();
+      const status = await runDeployed(
+        {
+          dataDir: '',
+          out: '',
+          pool: 'chained',
+          target: '400',
+          iterations: '3',
+          promptsPerIteration: '3',
+          stateMachineArn: sfn.stateMachineArn,
+        },
+        { out, intervalMs: 50 },
+      );
+      expect(status.status, `${status.error}: ${status.cause}`).toBe('SUCCEEDED');
+      const summary = status.output as RunSummary;
+      expect(summary.iterations).toBe(3);
+      expect(status.iteration).toBe(3);
+      expect(status.added).toBe(summary.added);
+      expect(status.usage.calls).toBe(summary.usage.calls);
+      // The run's history is its three executions', one after the other.
+      const events = await deployedHistory(executionArnOf(sfn.stateMachineArn, status.runId)).history();
+      expect(events.filter((event) => event.type === 'ExecutionStarted')).toHaveLength(3);
+      expect(
+        events
+          .filter((event) => event.type === 'ExecutionSucceeded')
+          .map((event) => JSON.parse(event.executionSucceededEventDetails?.output ?? '{}').continuedAs),
+      ).toEqual([`${status.runId}-2`, `${status.runId}-3`, undefined]);
+    } finally {
+      delete process.env[HISTORY_EVENTS_ENV];
+    }
+  }, 180_000);
 
   it('refuses an invalid input before starting anything', async () => {
     await expect(
