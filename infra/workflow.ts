@@ -487,6 +487,8 @@ export class SelfInstructWorkflow extends Construct {
         'generated.$': '$.generated',
         'gated.$': '$.gated',
         'instances.$': '$.instances',
+        // The execution's 7-day timeout counts from here (see `nextIterationFits`).
+        'executionStartTime.$': '$$.Execution.StartTime',
       }),
       // Replaces the whole state: only runId, config and progress go round the loop.
       resultSelector: runStateFromPayload,

@@ -11,7 +11,7 @@
  */
 import { z } from 'zod';
 import { IterationIncomplete, PoolBusy } from '../shared/errors.ts';
-import { nextIterationFits } from '../shared/execution-limits.ts';
+import { historyEventsLimit, nextIterationFits } from '../shared/execution-limits.ts';
 import { poolKeys, runKeys } from '../shared/keys.ts';
 import { stageUsageCounters, totalUsage, usageOfCalls } from '../shared/model-calls.ts';
 import { nearDuplicateGateOn } from '../shared/models/embedding-ids.ts';
@@ -73,8 +73,8 @@ export function iterationCounts(
 }
 
 export async function saveIteration(
-  { runId, config, progress, generated, gated }: SaveInput,
-  { objects, pool }: { objects: ObjectStore; pool: PoolStore },
+  { runId, config, progress, generated, gated, executionStartTime }: SaveInput,
+  { objects, pool, now = () => new Date() }: { objects: ObjectStore; pool: PoolStore; now?: () => Date },
 ): Promise<RunState> {
   const iteration = progress.iteration + 1;
   const staged = stagedBy(runId, iteration);
@@ -183,10 +183,14 @@ export async function saveIteration(
       diversityPlateau: rule !== false && lowDiversity >= rule.iterations,
       execution: progress.execution,
       executionFirstIteration: progress.executionFirstIteration,
-      withinHistory: nextIterationFits(config, {
-        iteration,
-        executionFirstIteration: progress.executionFirstIteration,
-      }),
+      withinHistory: nextIterationFits(
+        config,
+        { iteration, executionFirstIteration: progress.executionFirstIteration },
+        historyEventsLimit(),
+        executionStartTime === undefined
+          ? undefined
+          : { startedAt: new Date(executionStartTime), now: now() },
+      ),
     },
   };
 }

@@ -9,7 +9,7 @@
  * figures are measured on local runs' histories (`infra/local/history.ts`; `test/e2e/local-run.test.ts`
  * checks a run stays within them, `test/e2e/distributed-map.test.ts` measures the sharded gate's).
  */
-import { maxPolls } from './batch/jobs.ts';
+import { BATCH_WINDOW_HOURS, maxPolls } from './batch/jobs.ts';
 import { RunInputInvalid } from './errors.ts';
 import type { RunConfig } from './schemas.ts';
 
@@ -126,15 +126,26 @@ export function iterationsPerExecution(
 
 /**
  * Whether the execution that began at iteration `executionFirstIteration` and has now made `iteration`
- * holds one more: "Save iteration" asks after each; when not, the run goes on in a new execution.
+ * holds one more: "Save iteration" asks after each; when not, the run goes on in a new execution. Its
+ * history at worst (`iterationsPerExecution`), and, given the execution's start and the time now, the
+ * state machine's 7-day timeout: one more iteration planned at twice the execution's mean so far, and at
+ * least the batch job window for a batch run (a job may take it all), must end before it.
  */
 export function nextIterationFits(
   config: Pick<LimitedConfig, 'batch' | 'batchPollSeconds'>,
   progress: { iteration: number; executionFirstIteration: number },
   limit = historyEventsLimit(),
+  time?: { startedAt: Date; now: Date },
 ): boolean {
-  return progress.iteration - progress.executionFirstIteration < iterationsPerExecution(config, limit);
+  const done = progress.iteration - progress.executionFirstIteration;
+  if (done >= iterationsPerExecution(config, limit)) return false;
+  if (!time) return true;
+  const elapsed = time.now.getTime() - time.startedAt.getTime();
+  const next = Math.max((2 * elapsed) / Math.max(1, done), config.batch ? BATCH_WINDOW_HOURS * HOUR_MS : 0);
+  return elapsed + next <= MAX_EXECUTION_DAYS * 24 * HOUR_MS;
 }
+
+const HOUR_MS = 3_600_000;
 
 /** What a run of this configuration needs of its executions, at worst. */
 export interface ExecutionNeeds {

@@ -578,5 +578,7 @@ export const SaveInput = RunState.extend({
   }),
   gated: z.object({ chunks: z.array(Chunk), counts: Counts }),
   instances: z.array(z.object({ chunk: z.int(), counts: Counts, usage: UsageByStage })),
+  /** When this execution started (`$$.Execution.StartTime`): its 7-day timeout counts from it. */
+  executionStartTime: z.iso.datetime({ offset: true }).optional(),
 });
 export type SaveInput = z.infer<typeof SaveInput>;

@@ -66,6 +66,24 @@ describe('the limits of an execution', () => {
     expect(nextIterationFits(million, { iteration: 389, executionFirstIteration: 389 })).toBe(true);
     expect(nextIterationFits(million, { iteration: 777, executionFirstIteration: 389 })).toBe(true);
     expect(nextIterationFits(million, { iteration: 778, executionFirstIteration: 389 })).toBe(false);
+    // The 7-day timeout: one more iteration at twice the mean so far must end before it.
+    const day = 24 * 3_600_000;
+    const startedAt = new Date(Date.UTC(2026, 0, 1));
+    const daysIn = (days: number) => ({ startedAt, now: new Date(startedAt.getTime() + days * day) });
+    const first = { iteration: 3, executionFirstIteration: 0 };
+    expect(nextIterationFits(million, first, 25_000, daysIn(4.2))).toBe(true); // 4.2 + 2.8 = 7
+    expect(nextIterationFits(million, first, 25_000, daysIn(4.3))).toBe(false);
+    // A batch iteration may take the job's whole 24 h window.
+    const batched = config({
+      target: 5_000,
+      maxIterations: 50,
+      batch: true,
+      model: NOVA,
+      batchPollSeconds: 3600,
+    });
+    const quick = { iteration: 40, executionFirstIteration: 0 };
+    expect(nextIterationFits(batched, quick, 25_000, daysIn(5.9))).toBe(true);
+    expect(nextIterationFits(batched, quick, 25_000, daysIn(6.1))).toBe(false);
     // A lowered limit (the local stack's tests): one iteration an execution at 120 events, none at 111.
     expect(iterationsPerExecution(million, 120)).toBe(1);
     expect(iterationsPerExecution(million, 111)).toBe(0);
