@@ -16,8 +16,8 @@ import { exportKeys } from '../../functions/shared/keys.ts';
 import type { CallRecord } from '../../functions/shared/model-calls.ts';
 import { TEACH_STAGE } from '../../functions/shared/ports.ts';
 import { type RunSummary, TaskLine } from '../../functions/shared/records.ts';
-import { exportCommand } from '../../infra/cli/export.ts';
 import type { LocalStack } from '../../infra/local/stack.ts';
+import { exportCli } from '../support/export-jsonl.ts';
 import type { StandIn } from '../support/model-servers.ts';
 import { type StandInStack, startStandInStack } from '../support/stand-in-stack.ts';
 
@@ -94,20 +94,8 @@ describe('explained responses (offline)', { timeout: 240_000 }, () => {
 
   it('writes the system message into the messages and bedrock records and the card, and jsonl records it', async () => {
     const out = path.join(work, 'export');
-    const printed = { stdout: '', stderr: '' };
-    await exportCommand({
-      stdout: { write: (text: string) => (printed.stdout += text) },
-      stderr: { write: (text: string) => (printed.stderr += text) },
-    })
-      .exitOverride()
-      .parseAsync(
-        [
-          summary.runId,
-          // Every format (the default): each in its own folder.
-          ...['--validation', '0', '--bucket', stack.bucketName, '--out', out],
-        ],
-        { from: 'user' },
-      );
+    // Every format (the default): each in its own folder.
+    await exportCli(summary.runId, '--validation', '0', '--bucket', stack.bucketName, '--out', out);
     const read = <F extends 'jsonl' | 'messages' | 'bedrock'>(format: F) =>
       parseExportFile(format, readFileSync(path.join(out, format, 'train.jsonl'), 'utf8'), format);
     const jsonl = read('jsonl');
