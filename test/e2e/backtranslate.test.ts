@@ -14,10 +14,10 @@ import { extractText } from '../../functions/shared/documents/extract.ts';
 import { JsonlRecord } from '../../functions/shared/exports/schemas.ts';
 import { fromJsonLines } from '../../functions/shared/json-lines.ts';
 import { exportKeys, passagesKey } from '../../functions/shared/keys.ts';
-import type { Passage } from '../../functions/shared/records.ts';
-import { type RunSummary, TaskLine } from '../../functions/shared/records.ts';
+import type { Passage, RunSummary, TaskLine } from '../../functions/shared/records.ts';
 import { runLocal } from '../../infra/cli/run.ts';
 import { LocalStack } from '../../infra/local/stack.ts';
+import { exportedTasks } from '../support/local-stack.ts';
 
 const FIXTURES = 'test/fixtures/documents';
 const work = mkdtempSync(path.join(tmpdir(), 'selfinstruct-backtranslate-'));
@@ -46,9 +46,7 @@ beforeAll(async () => {
   expect(result.status, `${result.error}: ${result.cause}`).toBe('SUCCEEDED');
   summary = result.summary as RunSummary;
   stack = await LocalStack.start({ dataDir });
-  tasks = fromJsonLines<unknown>(await stack.objects.getText(exportKeys(summary.runId).tasks)).map((line) =>
-    TaskLine.parse(line),
-  );
+  tasks = await exportedTasks(stack, summary.runId);
 }, 240_000);
 
 afterAll(async () => {

@@ -4,24 +4,21 @@
  * Bedrock batch inference stand-in (the instance calls: one job per iteration), all through the real
  * SDK clients and the local IAM checks of the synthesized roles.
  */
-
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { BEDROCK_MIN_RECORDS } from '../../functions/shared/batch/jobs.ts';
 import { HISTORY_EVENTS, HISTORY_EVENTS_ENV } from '../../functions/shared/execution-limits.ts';
 import { shippedPrices } from '../../functions/shared/pricing/pricing.ts';
 import { BATCH_STATES } from '../../functions/stages.ts';
 import { profileHistory } from '../../infra/local/history.ts';
 import { historyRecorder } from '../../infra/local/history-events.ts';
-import { LocalStack } from '../../infra/local/stack.ts';
+import type { LocalStack } from '../../infra/local/stack.ts';
 import { type BatchStandIn, startBedrockBatchStandIn } from '../support/batch-servers.ts';
-import { succeededSummary, timesEntered } from '../support/local-stack.ts';
+import { instanceRequests, useBatchStack } from '../support/batch-stack.ts';
+import { timesEntered as entered, succeededSummary as summaryOf } from '../support/local-stack.ts';
 import { type StandIn, startBedrockStandIn } from '../support/model-servers.ts';
 
 const NOVA = 'bedrock:amazon.nova-micro-v1:0';
-const work = mkdtempSync(path.join(tmpdir(), 'selfinstruct-batch-'));
+const world = useBatchStack('batch');
 let stack: LocalStack;
 let runtime: StandIn;
 let batch: BatchStandIn;
@@ -31,45 +28,30 @@ let failing = new Set<number>();
 /** One iteration of enough instructions for a Bedrock job (at least 100 instance calls). */
 const big = { target: 1000, maxIterations: 1, promptsPerIteration: 14, chunkSize: 40, model: NOVA };
 
-const entered = timesEntered;
-const summaryOf = succeededSummary;
 /** The Converse requests the runtime stand-in got for instance generation (the default profile's). */
-const onDemandInstanceCalls = () =>
-  runtime.requests.filter((request) => JSON.stringify(request.body ?? {}).includes('\\"instances\\"')).length;
+const onDemandInstanceCalls = () => instanceRequests(runtime);
 
 beforeAll(async () => {
-  process.env.SELFINSTRUCT_RETRY_BASE_MS = '5';
-  process.env.SELFINSTRUCT_RETRY_MAX_MS = '50';
-  runtime = await startBedrockStandIn();
-  Object.assign(process.env, {
+  runtime = await world.serve(startBedrockStandIn());
+  world.setEnv({
     AWS_ENDPOINT_URL_BEDROCK_RUNTIME: runtime.url,
     AWS_REGION: 'us-east-1',
     AWS_ACCESS_KEY_ID: 'AKIDBATCH',
     AWS_SECRET_ACCESS_KEY: 'batch-secret',
   });
   // Synthesized for Nova as it would be deployed: the submit stage may start Nova jobs, pass the role.
-  stack = await LocalStack.start({
-    dataDir: path.join(work, 'data'),
-    fresh: true,
-    context: { 'selfinstruct:model': NOVA },
-  });
-  batch = await startBedrockBatchStandIn({
-    objects: () => stack.objects,
-    region: stack.place.region,
-    account: stack.place.account,
-    pollsToComplete: 2,
-    failRecord: (_recordId, index) => failing.has(index),
-  });
-  process.env.AWS_ENDPOINT_URL_BEDROCK = batch.url;
+  stack = await world.startStack({ context: { 'selfinstruct:model': NOVA } });
+  batch = await world.serve(
+    startBedrockBatchStandIn({
+      objects: () => stack.objects,
+      region: stack.place.region,
+      account: stack.place.account,
+      pollsToComplete: 2,
+      failRecord: (_recordId, index) => failing.has(index),
+    }),
+  );
+  world.setEnv({ AWS_ENDPOINT_URL_BEDROCK: batch.url });
 }, 60_000);
-
-afterAll(async () => {
-  await stack.close();
-  await runtime.close();
-  await batch.close();
-  delete process.env.AWS_ENDPOINT_URL_BEDROCK;
-  rmSync(work, { recursive: true, force: true });
-});
 
 describe('a run with --batch on Bedrock', { timeout: 240_000 }, () => {
   it('sends the instance calls as one batch job, waits for it, and grows the pool from its replies', async () => {

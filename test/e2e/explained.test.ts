@@ -12,12 +12,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SYSTEM_MESSAGES } from '../../functions/generate-instances/explain.ts';
 import { parseExportFile, userContent } from '../../functions/shared/exports/formats.ts';
 import { fromJsonLines } from '../../functions/shared/json-lines.ts';
-import { exportKeys } from '../../functions/shared/keys.ts';
 import type { CallRecord } from '../../functions/shared/model-calls.ts';
 import { TEACH_STAGE } from '../../functions/shared/ports.ts';
-import { type RunSummary, TaskLine } from '../../functions/shared/records.ts';
-import { exportCommand } from '../../infra/cli/export.ts';
+import type { RunSummary } from '../../functions/shared/records.ts';
 import type { LocalStack } from '../../infra/local/stack.ts';
+import { exportCli } from '../support/export-jsonl.ts';
+import { exportedTasks } from '../support/local-stack.ts';
 import type { StandIn } from '../support/model-servers.ts';
 import { type StandInStack, startStandInStack } from '../support/stand-in-stack.ts';
 
@@ -27,9 +27,7 @@ let openai: StandIn;
 let work: string;
 
 const tasksOf = async (runId: string) =>
-  fromJsonLines<unknown>(await stack.objects.getText(exportKeys(runId).tasks))
-    .map((line) => TaskLine.parse(line))
-    .filter((task) => task.run_id === runId);
+  (await exportedTasks(stack, runId)).filter((task) => task.run_id === runId);
 
 /** The run's teacher calls, from its raw call records. */
 async function teacherCalls(runId: string): Promise<CallRecord[]> {
@@ -94,20 +92,8 @@ describe('explained responses (offline)', { timeout: 240_000 }, () => {
 
   it('writes the system message into the messages and bedrock records and the card, and jsonl records it', async () => {
     const out = path.join(work, 'export');
-    const printed = { stdout: '', stderr: '' };
-    await exportCommand({
-      stdout: { write: (text: string) => (printed.stdout += text) },
-      stderr: { write: (text: string) => (printed.stderr += text) },
-    })
-      .exitOverride()
-      .parseAsync(
-        [
-          summary.runId,
-          // Every format (the default): each in its own folder.
-          ...['--validation', '0', '--bucket', stack.bucketName, '--out', out],
-        ],
-        { from: 'user' },
-      );
+    // Every format (the default): each in its own folder.
+    await exportCli(summary.runId, '--validation', '0', '--bucket', stack.bucketName, '--out', out);
     const read = <F extends 'jsonl' | 'messages' | 'bedrock'>(format: F) =>
       parseExportFile(format, readFileSync(path.join(out, format, 'train.jsonl'), 'utf8'), format);
     const jsonl = read('jsonl');

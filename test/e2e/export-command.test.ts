@@ -14,8 +14,8 @@ import { EXPORT_FORMATS, type ExportFormat } from '../../functions/shared/export
 import { fromJsonLines } from '../../functions/shared/json-lines.ts';
 import type { RunSummary } from '../../functions/shared/records.ts';
 import type { SeedTask } from '../../functions/shared/schemas.ts';
-import { exportCommand } from '../../infra/cli/export.ts';
 import { LocalStack } from '../../infra/local/stack.ts';
+import { exportCli, type Printed } from '../support/export-jsonl.ts';
 
 const work = mkdtempSync(path.join(tmpdir(), 'selfinstruct-export-'));
 const dataDir = path.join(work, 'data');
@@ -24,23 +24,7 @@ const seedInstances = fromJsonLines<SeedTask>(readFileSync('seeds/seed_tasks.jso
   0,
 );
 let summary: RunSummary;
-let fromBucket: Output;
-
-interface Output {
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `selfinstruct export …` in-process and returns what it printed. */
-async function exportCli(...args: string[]): Promise<Output> {
-  const output = { stdout: '', stderr: '' };
-  const io = {
-    stdout: { write: (text: string) => (output.stdout += text) },
-    stderr: { write: (text: string) => (output.stderr += text) },
-  };
-  await exportCommand(io).exitOverride().parseAsync(args, { from: 'user' });
-  return output;
-}
+let fromBucket: Printed;
 
 /** Every data file under `dir`, parsed with its format's schema: format → split → records. */
 function readBack(dir: string, formats: readonly ExportFormat[]) {

@@ -7,13 +7,12 @@
  */
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fromJsonLines } from '../../functions/shared/json-lines.ts';
-import { exportKeys } from '../../functions/shared/keys.ts';
 import { JUDGE_STAGE } from '../../functions/shared/ports.ts';
-import { type RunSummary, TaskLine } from '../../functions/shared/records.ts';
+import type { RunSummary } from '../../functions/shared/records.ts';
 import { buildReport } from '../../infra/cli/report/report.ts';
 import type { LocalStack } from '../../infra/local/stack.ts';
 import { exportJsonl } from '../support/export-jsonl.ts';
+import { exportedTasks } from '../support/local-stack.ts';
 import { MALFORMED_TEXT, type StandIn } from '../support/model-servers.ts';
 import { type StandInStack, startStandInStack } from '../support/stand-in-stack.ts';
 
@@ -24,9 +23,7 @@ let openai: StandIn;
 let work: string;
 const run = (input: Record<string, unknown>) => world.run(input);
 const tasksOf = async (runId: string) =>
-  fromJsonLines<unknown>(await stack.objects.getText(exportKeys(runId).tasks))
-    .map((line) => TaskLine.parse(line))
-    .filter((task) => task.run_id === runId);
+  (await exportedTasks(stack, runId)).filter((task) => task.run_id === runId);
 
 beforeAll(async () => {
   world = await startStandInStack('judge', {

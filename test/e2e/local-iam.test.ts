@@ -12,10 +12,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BedrockModel } from '../../functions/shared/models/bedrock.ts';
 import type { RunSummary } from '../../functions/shared/records.ts';
 import { FaultPlan } from '../../infra/local/faults.ts';
-import type { Principal } from '../../infra/local/iam.ts';
 import { Invocation } from '../../infra/local/runtime.ts';
 import { LocalStack } from '../../infra/local/stack.ts';
 import type { CfnTemplate } from '../../infra/local/template.ts';
+import { GRANT_PUT_ACTIONS, roleWith } from '../support/iam-roles.ts';
 import { type StandIn, startBedrockStandIn } from '../support/model-servers.ts';
 
 const work = mkdtempSync(path.join(tmpdir(), 'selfinstruct-iam-'));
@@ -50,14 +50,9 @@ function removeGrant(template: CfnTemplate, functionId: RegExp, action: string):
 
 /** Runs `act` as an invocation of a function whose role has only `policies`. */
 function asFunction<T>(statements: object[], act: () => Promise<T>): Promise<T> {
-  const principal: Principal = {
-    functionName: 'TestFunction',
-    roleName: 'TestRole',
-    policies: [{ name: 'test', policy: { Version: '2012-10-17', Statement: statements } }],
-  };
   const invocation = new Invocation(
     { state: 'test', functionName: 'TestFunction', input: {}, attempt: 1 },
-    principal,
+    roleWith('TestFunction', 'TestRole', statements),
     new FaultPlan(),
   );
   let result!: Promise<T>;
@@ -110,14 +105,7 @@ describe('the local stack with IAM enforced', () => {
       { Effect: 'Allow', Action: actions, Resource: `arn:aws:s3:::${stack.bucketName}/exports/*` },
     ];
     // aws-cdk-lib's BUCKET_PUT_ACTIONS, what `grantPut` gives "Export dataset" on exports/.
-    const grantPut = onExports(
-      's3:PutObject',
-      's3:PutObjectLegalHold',
-      's3:PutObjectRetention',
-      's3:PutObjectTagging',
-      's3:PutObjectVersionTagging',
-      's3:Abort*',
-    );
+    const grantPut = onExports(...GRANT_PUT_ACTIONS);
     await asFunction(grantPut, () => stack.objects.upload('exports/iam/big.jsonl', body(false)));
     expect((await stack.objects.getBytes('exports/iam/big.jsonl'))?.length).toBe(6 * MiB);
     await expect(

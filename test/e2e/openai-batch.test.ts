@@ -4,18 +4,16 @@
  * the real `openai` client. The stand-in stands for api.openai.com: the operator lists it as a server
  * with OpenAI's Batch API (`SELFINSTRUCT_OPENAI_BATCH_ENDPOINTS`) and allows the key to go there.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { OPENAI_BATCH_ENDPOINTS_ENV } from '../../functions/shared/batch/jobs.ts';
 import { BATCH_STATES } from '../../functions/stages.ts';
-import { LocalStack } from '../../infra/local/stack.ts';
-import { succeededSummary, timesEntered } from '../support/local-stack.ts';
+import type { LocalStack } from '../../infra/local/stack.ts';
+import { instanceRequests, useBatchStack } from '../support/batch-stack.ts';
+import { timesEntered as entered, succeededSummary as summaryOf } from '../support/local-stack.ts';
 import { type StandIn, startOpenAIStandIn } from '../support/model-servers.ts';
 
 const KEY = 'sk-openai-batch-e2e';
-const work = mkdtempSync(path.join(tmpdir(), 'selfinstruct-openai-batch-'));
+const world = useBatchStack('openai-batch');
 let stack: LocalStack;
 let openai: StandIn;
 /** A stand-in whose batches expire. */
@@ -24,42 +22,25 @@ let failing = new Set<number>();
 
 const small = { target: 200, maxIterations: 1, promptsPerIteration: 3, chunkSize: 40 };
 
-const entered = timesEntered;
-const summaryOf = succeededSummary;
 /** Chat completions the stand-in answered on demand for instance generation. */
-const onDemandInstanceCalls = () =>
-  openai.requests.filter(
-    (request) =>
-      request.path === '/v1/chat/completions' &&
-      JSON.stringify(request.body ?? {}).includes('\\"instances\\"'),
-  ).length;
+const onDemandInstanceCalls = () => instanceRequests(openai, '/v1/chat/completions');
 
 beforeAll(async () => {
-  process.env.SELFINSTRUCT_RETRY_BASE_MS = '5';
-  process.env.SELFINSTRUCT_RETRY_MAX_MS = '50';
-  openai = await startOpenAIStandIn({
-    apiKey: KEY,
-    batch: { pollsToComplete: 2, failRecord: (_id, index) => failing.has(index) },
-  });
-  expired = await startOpenAIStandIn({ apiKey: KEY, batch: { finalStatus: 'expired' } });
-  Object.assign(process.env, {
+  openai = await world.serve(
+    startOpenAIStandIn({
+      apiKey: KEY,
+      batch: { pollsToComplete: 2, failRecord: (_id, index) => failing.has(index) },
+    }),
+  );
+  expired = await world.serve(startOpenAIStandIn({ apiKey: KEY, batch: { finalStatus: 'expired' } }));
+  world.setEnv({
     SELFINSTRUCT_API_KEY: KEY,
     [OPENAI_BATCH_ENDPOINTS_ENV]: `${openai.url},${expired.url}`,
   });
-  stack = await LocalStack.start({
-    dataDir: path.join(work, 'data'),
-    fresh: true,
+  stack = await world.startStack({
     context: { 'selfinstruct:allowedModelEndpoints': [openai.url, expired.url] },
   });
 }, 60_000);
-
-afterAll(async () => {
-  await stack.close();
-  await openai.close();
-  await expired.close();
-  delete process.env[OPENAI_BATCH_ENDPOINTS_ENV];
-  rmSync(work, { recursive: true, force: true });
-});
 
 describe('a run with --batch on OpenAI', { timeout: 240_000 }, () => {
   it('uploads the instance calls as one batch, polls it, and grows the pool from its output', async () => {

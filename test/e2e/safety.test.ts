@@ -14,9 +14,10 @@ import { fromJsonLines } from '../../functions/shared/json-lines.ts';
 import { exportKeys, runKeys } from '../../functions/shared/keys.ts';
 import { SAFETY_STAGE } from '../../functions/shared/ports.ts';
 import { shippedPrices } from '../../functions/shared/pricing/pricing.ts';
-import { GateRecord, RunSummary, TaskLine } from '../../functions/shared/records.ts';
+import { GateRecord, RunSummary } from '../../functions/shared/records.ts';
 import { GUARDRAIL_PRICE_ID, LexiconScreen } from '../../functions/shared/safety.ts';
 import { LocalStack } from '../../infra/local/stack.ts';
+import { exportedTasks } from '../support/local-stack.ts';
 import {
   type RecordedRequest,
   type StandIn,
@@ -80,9 +81,7 @@ const runWithSeeds = async (name: string, words: readonly string[], input: Recor
   );
   expect(result.status, `${result.error}: ${result.cause}`).toBe('SUCCEEDED');
   const summary = RunSummary.parse(result.output);
-  const exported = fromJsonLines<unknown>(await stack.objects.getText(exportKeys(summary.runId).tasks)).map(
-    (line) => TaskLine.parse(line),
-  );
+  const exported = await exportedTasks(stack, summary.runId);
   const gate = [
     ...fromJsonLines<unknown>(await stack.objects.getText(runKeys(summary.runId, 1).gate)),
     ...fromJsonLines<unknown>(await stack.objects.getText(runKeys(summary.runId, 2).gate)),

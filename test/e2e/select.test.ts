@@ -9,13 +9,12 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { normalized } from '../../functions/shared/engine/vector-index.ts';
-import { fromJsonLines } from '../../functions/shared/json-lines.ts';
-import { exportKeys } from '../../functions/shared/keys.ts';
 import { OfflineEmbedder } from '../../functions/shared/models/embeddings.ts';
-import { RunSummary, TaskLine } from '../../functions/shared/records.ts';
+import { RunSummary, type TaskLine } from '../../functions/shared/records.ts';
 import { bySelectionOrder } from '../../infra/cli/export/select.ts';
 import { LocalStack } from '../../infra/local/stack.ts';
 import { exportJsonl } from '../support/export-jsonl.ts';
+import { exportedTasks } from '../support/local-stack.ts';
 
 const work = mkdtempSync(path.join(tmpdir(), 'selfinstruct-select-'));
 let stack: LocalStack;
@@ -30,9 +29,7 @@ beforeAll(async () => {
   );
   expect(result.status, `${result.error}: ${result.cause}`).toBe('SUCCEEDED');
   summary = RunSummary.parse(result.output);
-  tasks = fromJsonLines<unknown>(await stack.objects.getText(exportKeys(summary.runId).tasks)).map((line) =>
-    TaskLine.parse(line),
-  );
+  tasks = await exportedTasks(stack, summary.runId);
 }, 300_000);
 
 afterAll(async () => {

@@ -7,7 +7,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, expect } from 'vitest';
-import { RunSummary } from '../../functions/shared/records.ts';
+import { fromJsonLines } from '../../functions/shared/json-lines.ts';
+import { exportKeys } from '../../functions/shared/keys.ts';
+import { RunSummary, TaskLine } from '../../functions/shared/records.ts';
 import { type ExecutionResult, LocalStack } from '../../infra/local/stack.ts';
 
 /** A run that succeeded: its summary, and the names of the states it entered, in order. */
@@ -37,6 +39,13 @@ export const timesEntered = (result: ExecutionResult, name: string): number =>
 export function succeededSummary(result: ExecutionResult): RunSummary {
   expect(result.status, `${result.error}: ${result.cause}`).toBe('SUCCEEDED');
   return result.output as RunSummary;
+}
+
+/** The tasks a run's "Export dataset" wrote to the bucket (`tasks.jsonl`: every machine task of its pool), parsed. */
+export async function exportedTasks(stack: LocalStack, runId: string): Promise<TaskLine[]> {
+  return fromJsonLines<unknown>(await stack.objects.getText(exportKeys(runId).tasks)).map((line) =>
+    TaskLine.parse(line),
+  );
 }
 
 /** Registers the stack's start and close as the calling file's `beforeAll` and `afterAll`. */

@@ -1,8 +1,9 @@
 /**
  * One iteration of a small run on in-memory ports, through the stage cores in the state machine's order
- * up to "Generate instances", for the unit tests of a step inside it (the judge, the teacher): the run
- * prepared on pool `demo` from the test seed set, 3 prompts, target 1,000, `input` over that; then
- * "Generate instructions", "Filter and deduplicate" and every chunk of "Generate instances".
+ * up to "Generate instances", for the unit tests of a step inside it (the judge, the teacher, batch mode's
+ * submit and check): the run prepared on pool `demo` from the test seed set, 3 prompts, target 1,000,
+ * `input` over that; then "Generate instructions", "Filter and deduplicate" and every chunk of "Generate
+ * instances".
  */
 import { afterAll, beforeAll } from 'vitest';
 import { filterAndDeduplicate } from '../../functions/filter/core.ts';
@@ -34,10 +35,10 @@ export interface IterationModels {
 }
 
 /**
- * Runs the iteration (see the module comment) and returns the pool, the iteration's tasks as stored, the
- * Map items' results and `save`, which runs "Save iteration" on them.
+ * Runs the iteration (see the module comment) up to the gate: the run prepared, "Generate instructions"
+ * and "Filter and deduplicate"; returns the ports, the run's state and both stages' results.
  */
-export async function iterationToInstances(input: Record<string, unknown>, models: IterationModels) {
+export async function iterationToGate(input: Record<string, unknown>, models: IterationModels) {
   const objects = new MemoryObjects();
   const pool = new MemoryPool();
   await objects.put('seeds/demo/seeds.jsonl', toJsonLines(SEED_TASKS));
@@ -51,6 +52,15 @@ export async function iterationToInstances(input: Record<string, unknown>, model
   const deps = { objects, pool, ...models };
   const generated = await generateInstructions(state, deps);
   const gated = await filterAndDeduplicate({ ...state, candidatesKey: generated.candidatesKey }, deps);
+  return { objects, pool, deps, state, generated, gated };
+}
+
+/**
+ * Runs the iteration (see the module comment) and returns the pool, the iteration's tasks as stored, the
+ * Map items' results and `save`, which runs "Save iteration" on them.
+ */
+export async function iterationToInstances(input: Record<string, unknown>, models: IterationModels) {
+  const { pool, deps, state, generated, gated } = await iterationToGate(input, models);
   const instances: Awaited<ReturnType<typeof generateInstances>>[] = [];
   for (const chunk of gated.chunks) instances.push(await generateInstances({ ...state, chunk }, deps));
   const tasks = (await pool.getTasks(

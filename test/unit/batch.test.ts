@@ -4,13 +4,10 @@
  * into the call ledger at the batch price) and the Map serving them; with fake ports.
  */
 import { describe, expect, it } from 'vitest';
-import { filterAndDeduplicate } from '../../functions/filter/core.ts';
 import { checkBatch } from '../../functions/generate-instances/batch-check.ts';
 import { submitBatch } from '../../functions/generate-instances/batch-submit.ts';
 import { generateInstances } from '../../functions/generate-instances/core.ts';
 import { renderInstancesRequest } from '../../functions/generate-instances/prompt.ts';
-import { generateInstructions } from '../../functions/generate-instructions/core.ts';
-import { prepareRun } from '../../functions/prepare/core.ts';
 import {
   bedrockBatchLine,
   bedrockJobStatus,
@@ -31,8 +28,7 @@ import { promptHash } from '../../functions/shared/model-calls.ts';
 import { OfflineModel } from '../../functions/shared/models/offline.ts';
 import { modelCost, shippedPrices } from '../../functions/shared/pricing/pricing.ts';
 import { describeRequest } from '../../infra/local/iam.ts';
-import { useFastRetries } from '../support/stage-iteration.ts';
-import { MemoryObjects, MemoryPool, SEED_TASKS } from './fakes.ts';
+import { iterationToGate, useFastRetries } from '../support/stage-iteration.ts';
 
 useFastRetries();
 
@@ -168,19 +164,8 @@ const asJobs = (jobs: MemoryJobs): BatchJobs => ({
 
 /** One iteration up to the gate, its state with `batch` on. */
 async function gatedIteration() {
-  const objects = new MemoryObjects();
-  const pool = new MemoryPool();
-  await objects.put('seeds/demo/seeds.jsonl', toJsonLines(SEED_TASKS));
-  const state = await prepareRun(
-    { runId: 'run-1', input: { seedKey: 'seeds/demo/seeds.jsonl', promptsPerIteration: 3, target: 1000 } },
-    { objects, pool },
-  );
   const model = new OfflineModel({ seed: 'unit' });
-  const generated = await generateInstructions(state, { objects, pool, model });
-  const gated = await filterAndDeduplicate(
-    { ...state, candidatesKey: generated.candidatesKey },
-    { objects, pool },
-  );
+  const { objects, pool, state, gated } = await iterationToGate({}, { model });
   const batched = { ...state, config: { ...state.config, batch: true, batchPollSeconds: 0 } };
   return { objects, pool, model, state: batched, chunks: gated.chunks };
 }

@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { describeRequest, IamEvaluator, loadEvaluator, type SdkHttpRequest } from '../../infra/local/iam.ts';
+import { GRANT_PUT_ACTIONS, roleWith } from '../support/iam-roles.ts';
 
 const place = { region: 'eu-west-1', account: '000000000000' };
 const http = (request: Partial<SdkHttpRequest>): SdkHttpRequest => ({
@@ -14,11 +15,7 @@ const http = (request: Partial<SdkHttpRequest>): SdkHttpRequest => ({
   ...request,
 });
 /** The role of a function `Filter` with one policy of these statements. */
-const principalWith = (...statements: object[]) => ({
-  functionName: 'Filter',
-  roleName: 'FilterRole',
-  policies: [{ name: 'p', policy: { Version: '2012-10-17', Statement: statements } }],
-});
+const principalWith = (...statements: object[]) => roleWith('Filter', 'FilterRole', statements);
 const dynamo = (operation: string, body: object) =>
   describeRequest(
     'dynamodb',
@@ -186,14 +183,7 @@ describe('the IAM authorizations of a multipart upload', () => {
     // What `bucket.grantPut(fn, 'exports/*')` synthesizes (aws-cdk-lib's BUCKET_PUT_ACTIONS).
     const grantPut = principalWith({
       Effect: 'Allow',
-      Action: [
-        's3:PutObject',
-        's3:PutObjectLegalHold',
-        's3:PutObjectRetention',
-        's3:PutObjectTagging',
-        's3:PutObjectVersionTagging',
-        's3:Abort*',
-      ],
+      Action: GRANT_PUT_ACTIONS,
       Resource: 'arn:aws:s3:::b/exports/*',
     });
     for (const operation of ['CreateMultipartUpload', 'UploadPart', 'CompleteMultipartUpload'] as const) {

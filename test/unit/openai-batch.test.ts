@@ -3,7 +3,7 @@
  * batch's output and error files, its statuses, the models it accepts, its price, and the idempotent
  * submit (a batch named in its metadata, found again by a retried submit) against the OpenAI stand-in.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { checkBatchModel, OPENAI_BATCH_ENDPOINTS_ENV } from '../../functions/shared/batch/jobs.ts';
 import {
   OpenAIBatchJobs,
@@ -16,6 +16,7 @@ import { type OpenAIEndpoint, parseModelId } from '../../functions/shared/models
 import { chatBody } from '../../functions/shared/models/openai.ts';
 import type { ModelRequest } from '../../functions/shared/ports.ts';
 import { modelCost, shippedPrices } from '../../functions/shared/pricing/pricing.ts';
+import { useBatchStack } from '../support/batch-stack.ts';
 import { type StandIn, startOpenAIStandIn } from '../support/model-servers.ts';
 import { MemoryObjects } from './fakes.ts';
 
@@ -116,16 +117,11 @@ describe('OpenAI batch records', () => {
 });
 
 describe('the OpenAI batch submit', () => {
+  const world = useBatchStack('openai-batch-unit');
   let server: StandIn;
   beforeAll(async () => {
-    server = await startOpenAIStandIn({ apiKey: 'sk-unit', batch: { pollsToComplete: 1 } });
-    process.env.SELFINSTRUCT_API_KEY = 'sk-unit';
-    process.env.SELFINSTRUCT_ALLOWED_MODEL_ENDPOINTS = server.url;
-  });
-  afterAll(async () => {
-    delete process.env.SELFINSTRUCT_API_KEY;
-    delete process.env.SELFINSTRUCT_ALLOWED_MODEL_ENDPOINTS;
-    await server.close();
+    server = await world.serve(startOpenAIStandIn({ apiKey: 'sk-unit', batch: { pollsToComplete: 1 } }));
+    world.setEnv({ SELFINSTRUCT_API_KEY: 'sk-unit', SELFINSTRUCT_ALLOWED_MODEL_ENDPOINTS: server.url });
   });
 
   it('uploads one batch, and a retried submit gets the same batch back', async () => {
