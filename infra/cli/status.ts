@@ -75,6 +75,18 @@ export function statusLine(s: Omit<RunStatus, 'runId' | 'usage'>, bar: boolean):
 /** Reads a run's history: `history()` returns the events so far and whether the run has ended. */
 export interface HistorySource {
   history(): Promise<HistoryEvent[]>;
+  /**
+   * Items of a running Map Run done so far, where the history does not hold them (a deployed run's
+   * Distributed Map items are child executions, with histories of their own).
+   */
+  mapRunItemsDone?(mapRunArn: string): Promise<number | undefined>;
+}
+
+/** The view with its Map's items done, asked of the source where the history does not count them. */
+export async function withItemsDone(view: RunView, source: HistorySource): Promise<RunView> {
+  if (view.status !== 'RUNNING' || !view.chunks || !view.mapRun || !source.mapRunItemsDone) return view;
+  const done = await source.mapRunItemsDone(view.mapRun);
+  return done === undefined ? view : { ...view, chunks: { ...view.chunks, done } };
 }
 
 /** The history a local run writes as it goes. */
@@ -98,12 +110,16 @@ export function localHistory(dataDir: string, runId: string): HistorySource {
  * read, so that a local `status` never loads it.
  */
 export function deployedHistory(executionArn: string, given?: SFNClient): HistorySource {
+  let made: SFNClient | undefined;
+  const sdk = () => import('@aws-sdk/client-sfn');
+  const clientOf = async () => {
+    made ??= given ?? new (await sdk()).SFNClient(awsClientConfig('sfn'));
+    return made;
+  };
   return {
     async history() {
-      const { DescribeExecutionCommand, paginateGetExecutionHistory, SFNClient } = await import(
-        '@aws-sdk/client-sfn'
-      );
-      const client = given ?? new SFNClient(awsClientConfig('sfn'));
+      const { DescribeExecutionCommand, paginateGetExecutionHistory } = await sdk();
+      const client = await clientOf();
       try {
         await client.send(new DescribeExecutionCommand({ executionArn }));
       } catch (error) {
@@ -130,6 +146,16 @@ export function deployedHistory(executionArn: string, given?: SFNClient): Histor
       }
       return events;
     },
+    async mapRunItemsDone(mapRunArn) {
+      const { DescribeMapRunCommand } = await sdk();
+      try {
+        const run = await (await clientOf()).send(new DescribeMapRunCommand({ mapRunArn }));
+        return run.itemCounts?.succeeded;
+      } catch {
+        // Progress only: the history still says where the run is.
+        return undefined;
+      }
+    },
   };
 }
 
@@ -153,7 +179,7 @@ export async function watch(
     const events = await source.history();
     view = events.slice(seen).reduce(reduce, view);
     seen = events.length;
-    const status = statusOf(runId, view);
+    const status = statusOf(runId, await withItemsDone(view, source));
     const line = statusLine(status, Boolean(out.isTTY));
     if (out.isTTY) out.write(`\r\u001b[2K${line}`);
     else if (line !== last) out.write(`${line}\n`);
@@ -209,7 +235,10 @@ const withSourceOptions = (command: Command) =>
 export function statusCommand(resolveArn: ResolveArn): Command {
   return withSourceOptions(new Command('status')).action(async (runId: string, options: StatusOptions) => {
     const source = await sourceFor(runId, options, () => resolveArn(options));
-    const result = statusFromHistory(runId, await source.history());
+    const result = statusOf(
+      runId,
+      await withItemsDone((await source.history()).reduce(reduce, initialRunView), source),
+    );
     console.log(formatStatus(result));
     if (result.status !== 'RUNNING' && result.status !== 'SUCCEEDED') process.exitCode = 1;
   });

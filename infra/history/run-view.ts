@@ -41,6 +41,8 @@ export interface RunView {
   costUsd: number;
   /** The Map's items while it runs. */
   chunks?: { done: number; total: number };
+  /** The Distributed Map's run under way (its items' progress is `DescribeMapRun`'s, deployed). */
+  mapRun?: string;
   /** What the iteration under way reported so far: its generation, its gate, its tasks. */
   current: { generation?: Generation; gated?: Counts; tasks?: Counts };
   /** Task attempts that failed and were tried again. */
@@ -108,6 +110,12 @@ export function reduce(view: RunView, event: HistoryEvent): RunView {
       return { ...view, status: 'ABORTED', endedAt: event.timestamp };
     case 'ExecutionTimedOut':
       return { ...view, status: 'TIMED_OUT', endedAt: event.timestamp };
+    // A Distributed Map's run (a deployed history has its items' events in their own executions').
+    case 'MapRunStarted':
+      return { ...view, mapRun: event.mapRunStartedEventDetails?.mapRunArn };
+    case 'MapRunSucceeded':
+    case 'MapRunFailed':
+      return { ...view, mapRun: undefined };
     case 'MapIterationSucceeded':
       return view.chunks ? { ...view, chunks: { ...view.chunks, done: view.chunks.done + 1 } } : view;
     case 'TaskFailed':

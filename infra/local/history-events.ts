@@ -9,8 +9,9 @@
  * expose the Lambda payload), and `MapStateStarted` carries no item count.
  */
 import type { HistoryEvent } from '@aws-sdk/client-sfn';
+import { mapRunLabel } from '../per-item-map.ts';
 import type { EventLog } from './stack.ts';
-import { LOCAL_REGION } from './template.ts';
+import { LOCAL_ACCOUNT, LOCAL_REGION } from './template.ts';
 
 /**
  * A history event as a local run records it: a parent's event, or (`childExecution` set) an event of a
@@ -73,9 +74,10 @@ const LAMBDA = { resourceType: 'lambda', resource: 'invoke' };
 const json = (value: unknown) => JSON.stringify(value ?? null);
 
 /** The history events AWS records for one local event, in order (a Distributed Map's item's in its child's). */
-function recorded(event: EventLog, distributed: DistributedMaps): Recorded[] {
+function recorded(event: EventLog, distributed: DistributedMaps, where?: MapRunPlace): Recorded[] {
   if ('state' in event && event.state?.type === 'Map' && distributed.maps.has(event.state.name)) {
-    return mapRun(event);
+    const { name } = event.state;
+    return mapRun(event, mapRunArnOf(where?.execution ?? 'local', name, where?.entries.get(name) ?? 0));
   }
   switch (event.type) {
     case 'ExecutionStarted':
@@ -146,14 +148,26 @@ function recorded(event: EventLog, distributed: DistributedMaps): Recorded[] {
   }
 }
 
+/** Which execution an event is of, and how often it has entered each Distributed Map so far. */
+interface MapRunPlace {
+  execution: string;
+  entries: ReadonlyMap<string, number>;
+}
+
+/**
+ * The ARN of the Map Run of the `entry`-th entry of Distributed Map `map` in `execution`, shaped as
+ * AWS's (`…:mapRun:<execution>/<label>:<id>`), unique in a local stack.
+ */
+export const mapRunArnOf = (execution: string, map: string, entry: number) =>
+  `arn:aws:states:${LOCAL_REGION}:${LOCAL_ACCOUNT}:mapRun:${execution}/${mapRunLabel(map)}:${entry}`;
+
 /**
  * A Distributed Map in its parent's history: the Map state and its Map Run (started, then succeeded or
  * failed); its items' events are their child executions'.
  */
-function mapRun(event: EventLog): Recorded[] {
+function mapRun(event: EventLog, mapRunArn: string): Recorded[] {
   if (!('state' in event) || !event.state) return [];
   const { name, input, output } = event.state;
-  const mapRunArn = `map-run:${name}`;
   switch (event.type) {
     case 'StateEntered':
       return [
@@ -213,6 +227,7 @@ const attempt = (input: unknown): Recorded[] => [
  */
 export function historyRecorder(
   distributed: DistributedMaps = NO_DISTRIBUTED_MAPS,
+  execution = 'local',
 ): (event: EventLog) => LocalHistoryEvent[] {
   let id = 0;
   const chains = new Map<string, number>();
@@ -223,7 +238,7 @@ export function historyRecorder(
     noteMapEntry(event, distributed, entries);
     const child = childOf(event, distributed, entries);
     const timestamp = new Date(event.timestamp);
-    return recorded(event, distributed).map((details) => {
+    return recorded(event, distributed, { execution, entries }).map((details) => {
       id++;
       const previousEventId = chains.get(chain) ?? chains.get('') ?? 0;
       chains.set(chain, id);

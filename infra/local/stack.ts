@@ -245,8 +245,8 @@ export class LocalStack {
   }
 
   /** Maps this stack's engine events to the history AWS would record (see `history-events.ts`). */
-  historyRecorder(): (event: EventLog) => LocalHistoryEvent[] {
-    return historyRecorder(this.distributed);
+  historyRecorder(execution?: string): (event: EventLog) => LocalHistoryEvent[] {
+    return historyRecorder(this.distributed, execution);
   }
 
   static async start(options: LocalStackOptions): Promise<LocalStack> {

@@ -10,6 +10,7 @@ import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HISTORY_EVENTS_ENV } from '../../functions/shared/execution-limits.ts';
 import type { RunSummary } from '../../functions/shared/records.ts';
+import { STAGES } from '../../functions/stages.ts';
 import { runDeployed } from '../../infra/cli/deployed.ts';
 import { deployedHistory, executionArnOf } from '../../infra/cli/status.ts';
 import { type LocalStepFunctions, startLocalStepFunctions } from '../../infra/local/sfn-server.ts';
@@ -77,6 +78,23 @@ describe('run --deployed', () => {
     expect(out.lines()[0]).toMatch(/^Started arn:aws:states:.*:execution:SelfInstruct:run-/);
     expect(out.lines().some((line) => /tasks · iteration \d · /.test(line))).toBe(true);
     expect(out.lines().at(-1)).toMatch(/SUCCEEDED/);
+    // The instances Maps' items, done as DescribeMapRun counts them (the history holds only the Map Runs).
+    const source = deployedHistory(executionArnOf(sfn.stateMachineArn, status.runId));
+    const events = await source.history();
+    const instanceRuns = events.flatMap((event, i) =>
+      event.type === 'MapRunStarted' &&
+      events[i - 2]?.stateEnteredEventDetails?.name === STAGES.generateInstances.mapState
+        ? [event.mapRunStartedEventDetails?.mapRunArn ?? '']
+        : [],
+    );
+    expect(instanceRuns).toHaveLength(summary.iterations);
+    const chunks = events.flatMap((event) =>
+      event.stateExitedEventDetails?.name === STAGES.generateInstances.mapState
+        ? [JSON.parse(event.stateExitedEventDetails.output ?? '{}').instances.length as number]
+        : [],
+    );
+    expect(await Promise.all(instanceRuns.map((arn) => source.mapRunItemsDone?.(arn)))).toEqual(chunks);
+    expect(chunks.every((n) => n > 0)).toBe(true);
     // Two iterations through the CLI's polling: as long as the other whole-run tests may take under load.
   }, 120_000);
 

@@ -7,6 +7,7 @@ import type { HistoryEvent } from '@aws-sdk/client-sfn';
 import { describe, expect, it } from 'vitest';
 import { RunState } from '../../functions/shared/schemas.ts';
 import { progressLines } from '../../infra/cli/progress.ts';
+import { withItemsDone } from '../../infra/cli/status.ts';
 import { initialRunView, type RunView, reduce, timing } from '../../infra/history/run-view.ts';
 import { historyEventsFor, historyRecorder } from '../../infra/local/history-events.ts';
 import type { EventLog } from '../../infra/local/stack.ts';
@@ -291,6 +292,30 @@ describe('the history reducer', () => {
     h.add(9, { type: 'ExecutionSucceeded', executionSucceededEventDetails: { output: '{"added":3}' } });
     // The run started with its first execution and ended with its last.
     expect(fold(h.events)).toMatchObject({ status: 'SUCCEEDED', startedAt: at(0), endedAt: at(9) });
+  });
+
+  it("asks a deployed source for a Distributed Map's items done, which its history does not hold", async () => {
+    const h = history();
+    h.add(0, { type: 'ExecutionStarted' });
+    const chunks = [0, 1, 2].map((index) => ({ index, ids: [`t${index}`] }));
+    h.entered(1, 'Generate instances', { gated: { chunks, counts: {} } }, 'Map');
+    h.add(1, { type: 'MapRunStarted', mapRunStartedEventDetails: { mapRunArn: 'arn:run' } });
+    const view = fold(h.events);
+    expect(view).toMatchObject({ mapRun: 'arn:run', chunks: { done: 0, total: 3 } });
+    const asked: string[] = [];
+    const source = {
+      history: async () => h.events,
+      mapRunItemsDone: async (arn: string) => {
+        asked.push(arn);
+        return 2;
+      },
+    };
+    expect((await withItemsDone(view, source)).chunks).toEqual({ done: 2, total: 3 });
+    expect(asked).toEqual(['arn:run']);
+    // A local history counts its items itself; an ended Map Run is not asked about.
+    expect(await withItemsDone(view, { history: source.history })).toBe(view);
+    h.add(2, { type: 'MapRunSucceeded' });
+    expect(fold(h.events).mapRun).toBeUndefined();
   });
 
   it('times a running run from its start, and its time left at the rate so far', () => {
