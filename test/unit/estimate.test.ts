@@ -96,9 +96,13 @@ describe('estimateRun', () => {
   });
 
   it('prices a dearer model higher for the same run, and the AWS part the same at the same reply times', () => {
-    // The reply times are the model's own (they set what Lambda bills): the same for both here.
+    // The reply times and the quota are the model's own (they set what Lambda bills): the same for both here.
     const sameLatency = { firstTokenSeconds: 0.6, outputTokensPerSecond: 80 };
-    const at = (model: string) => estimate(3_000, 'default', model, { assumptions: sameLatency });
+    const at = (model: string) =>
+      estimate(3_000, 'default', model, {
+        assumptions: sameLatency,
+        timeAssumptions: { requestsPerMinute: 2_000 },
+      });
     const cheap = at(nova);
     const dear = at('openai:gpt-4o');
 
