@@ -857,7 +857,7 @@ describe('wall time', () => {
     expect(instances(batch)).toBeGreaterThan(instances(onDemand) / 2);
     expect(instances(batch)).toBeLessThan(instances(onDemand));
     const line =
-      /(\d+) iterations? of 812 submit one \(the others have fewer than Bedrock's 100 records a job/.exec(
+      /(\d+) iterations? of 812 submits? one \(the others have fewer than Bedrock's 100 records a job/.exec(
         batch.assumptions.join('\n'),
       );
     expect(Number(line?.[1])).toBe(jobs);
