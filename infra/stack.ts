@@ -217,10 +217,19 @@ export class SelfInstructStack extends Stack {
       retainOnDelete: false,
     });
 
+    const mapConcurrency = props.mapConcurrency ?? 10;
+    // The run input's default callConcurrency, lowered to fit a deployment whose cap on calls in flight
+    // is below mapConcurrency × it (e.g. 96: 10 × 9), so that its triggered runs are not refused.
+    const { callConcurrency } = parseRunInput({}, 'triggered');
+    const fitting = Math.max(
+      1,
+      Math.min(callConcurrency, Math.floor(limits.maxModelCallsInFlight / mapConcurrency)),
+    );
     const runDefaults = {
       profile: props.profile ?? 'default',
       model,
-      mapConcurrency: props.mapConcurrency ?? 10,
+      mapConcurrency,
+      ...(fitting < callConcurrency ? { callConcurrency: fitting } : {}),
       rougeThreshold: props.rougeThreshold ?? 0.7,
       ...(judgeModel === undefined ? {} : { judgeModel }),
     };

@@ -78,6 +78,10 @@ export interface EstimateOptions {
   json?: boolean;
   /** Batch mode, as `run --batch`: the instance calls at the batch price, plus a job's wait per iteration. */
   batch?: boolean;
+  /** Batch mode: seconds between two looks at a job, as `run --batch-poll-seconds`. */
+  batchPollSeconds?: number;
+  /** Batch mode: the job's assumed turnaround, in minutes. */
+  batchTurnaroundMinutes?: number;
   /** Method backtranslate: the folder of documents, as `run --documents` gives it. */
   documents?: string;
   groundedQuestions?: number;
@@ -211,7 +215,10 @@ function formatTime(e: Estimate): string {
     ...picks.map((i) => {
       const it = its[i];
       if (!it) return '';
-      const parts = steps.map((step) => `${step} ${formatDuration(it[step])}`).join(', ');
+      const parts = steps
+        .filter((step) => step !== 'batch' || it.batch > 0)
+        .map((step) => `${step} ${formatDuration(it[step])}`)
+        .join(', ');
       return `  iteration ${i + 1}: ${formatDuration(it.total)} (${parts})`;
     }),
   ];
@@ -305,6 +312,16 @@ export function estimateCommand(io: EstimateIo = process): Command {
       '--batch',
       "as `run --batch`: instance calls at the batch price (Bedrock: 50%), plus the jobs' wait",
     )
+    .option(
+      '--batch-poll-seconds <n>',
+      'with --batch: seconds between two looks at the batch job, as `run --batch-poll-seconds` (default 60)',
+      nonNegativeInt('--batch-poll-seconds'),
+    )
+    .option(
+      '--batch-turnaround-minutes <x>',
+      "with --batch: a job's assumed turnaround, submit to done (default 60: an assumption, the provider promises only its 24 h window)",
+      positiveNumber('--batch-turnaround-minutes'),
+    )
     .option('--documents <dir>', 'with --method backtranslate: the folder of documents, as `run --documents`')
     .option(
       '--grounded-questions <n>',
@@ -374,6 +391,9 @@ export function estimateCommand(io: EstimateIo = process): Command {
         mapConcurrency: options.mapConcurrency,
         maxPromptsPerIteration: options.maxPromptsPerIteration,
         batch: options.batch,
+        batchPollSeconds: options.batchPollSeconds,
+        batchTurnaroundSeconds:
+          options.batchTurnaroundMinutes === undefined ? undefined : options.batchTurnaroundMinutes * 60,
         shardGateAbove: options.shardGateAbove,
         gateShards: options.gateShards,
         // The operator's caps as a local run gets them (the environment, else the defaults).

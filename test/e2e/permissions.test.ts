@@ -22,7 +22,8 @@ let stack: LocalStack;
 let allowed: StandIn;
 let other: StandIn;
 
-const small = { target: 1000, maxIterations: 1, promptsPerIteration: 2, chunkSize: 10 };
+// Within this deployment's cap of 100 calls in flight: 10 Map items × 10 (the default 20 would be refused).
+const small = { target: 1000, maxIterations: 1, promptsPerIteration: 2, chunkSize: 10, callConcurrency: 10 };
 const carryingKey = (server: StandIn) =>
   server.requests.filter((request) => request.headers.authorization === `Bearer ${KEY}`);
 
@@ -98,6 +99,16 @@ describe("the operator's caps", () => {
     expect(result.error).toBe('RunInputInvalid');
     expect(result.cause).toMatch(
       /20 × 8 = 160 .* cap of 100 \(CDK context selfinstruct:maxModelCallsInFlight\)/,
+    );
+  });
+
+  it('refuse the default callConcurrency when 10 Map items × 20 is above the cap of 100', async () => {
+    const { callConcurrency: _, ...defaults } = small;
+    const result = await stack.execute({ ...defaults, pool: 'caps' });
+
+    expect(result.error).toBe('RunInputInvalid');
+    expect(result.cause).toMatch(
+      /10 × 20 = 200 .* cap of 100 \(CDK context selfinstruct:maxModelCallsInFlight\)/,
     );
   });
 

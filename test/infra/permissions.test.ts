@@ -489,6 +489,20 @@ describe('a deployment with its own limits and a cross-region inference profile'
   it('still grants no dangerous action on "*"', () => {
     expect(starStatements(limited)).toEqual([]);
   });
+
+  it('starts its triggered runs with callConcurrency lowered to fit its cap of 96 (10 Map items × 9)', () => {
+    const rules = Object.values(limited.template.Resources).filter((r) => r.Type === 'AWS::Events::Rule');
+    const inputs = rules.flatMap((r) => {
+      const target = (
+        (r.Properties?.Targets ?? []) as { Input?: string; InputTransformer?: { InputTemplate: string } }[]
+      )[0];
+      const text = target?.Input ?? target?.InputTransformer?.InputTemplate;
+      return text?.includes('mapConcurrency') ? [text] : [];
+    });
+
+    expect(inputs.length).toBeGreaterThan(0);
+    for (const text of inputs) expect(text).toMatch(/"mapConcurrency":10,"callConcurrency":9,/);
+  });
 });
 
 /** Statements of the stage roles that allow `bedrock:InvokeModel`, `secretsmanager:GetSecretValue` or `iam:PassRole` on `*`. */

@@ -4,9 +4,10 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { renderJudgeRequest } from '../../functions/generate-instances/judge.ts';
 import { renderInstancesRequest } from '../../functions/generate-instances/prompt.ts';
+import { maxPolls } from '../../functions/shared/batch/jobs.ts';
 import { parseRecords } from '../../functions/shared/input-files.ts';
 import { estimateTokens } from '../../functions/shared/models/usage.ts';
-import { DEFAULT_USAGE_ASSUMPTIONS } from '../../functions/shared/pricing/aws-usage.ts';
+import { DEFAULT_USAGE_ASSUMPTIONS, iterationAwsUsage } from '../../functions/shared/pricing/aws-usage.ts';
 import { shippedPrices } from '../../functions/shared/pricing/pricing.ts';
 import { SeedTask } from '../../functions/shared/schemas.ts';
 import {
@@ -18,6 +19,7 @@ import { calibrate, gateOutcomes, PROFILE_DEFAULTS } from '../../infra/cli/estim
 import { measurePrompts } from '../../infra/cli/estimate/prompts.ts';
 import { type Estimate, type EstimateInput, estimateRun } from '../../infra/cli/estimate/simulate.ts';
 import {
+  batchLooks,
   DEFAULT_TIME_ASSUMPTIONS,
   fitLatency,
   itemsAtOnce,
@@ -96,9 +98,13 @@ describe('estimateRun', () => {
   });
 
   it('prices a dearer model higher for the same run, and the AWS part the same at the same reply times', () => {
-    // The reply times are the model's own (they set what Lambda bills): the same for both here.
+    // The reply times and the quota are the model's own (they set what Lambda bills): the same for both here.
     const sameLatency = { firstTokenSeconds: 0.6, outputTokensPerSecond: 80 };
-    const at = (model: string) => estimate(3_000, 'default', model, { assumptions: sameLatency });
+    const at = (model: string) =>
+      estimate(3_000, 'default', model, {
+        assumptions: sameLatency,
+        timeAssumptions: { requestsPerMinute: 2_000 },
+      });
     const cheap = at(nova);
     const dear = at('openai:gpt-4o');
 
@@ -746,5 +752,120 @@ describe('wall time', () => {
     expect(latency?.firstTokenSeconds).toBeCloseTo(0.4, 9);
     expect(latency?.outputTokensPerSecond).toBeCloseTo(200, 6);
     expect(fitLatency(calls.slice(0, 9), 'test')).toBeUndefined();
+  });
+
+  // The hand-computed iteration of the first test: functions and calls of known length, no CPU work.
+  const usage = {
+    ...DEFAULT_USAGE_ASSUMPTIONS,
+    callConcurrency: 8,
+    firstTokenSeconds: 0.5,
+    outputTokensPerSecond: 100,
+    invocationOverheadSeconds: 0.2,
+    gatePairsPerSecond: 1_000_000,
+    dynamodbWriteSeconds: 0.01,
+    instructionCpuSecondsPerCall: 0,
+    instructionCpuSecondsPerPoolInstruction: 0,
+    chunkCpuSecondsPerCall: 0,
+    gateDecisionCpuSecondsPerPair: 0,
+  };
+  const time = {
+    mapConcurrency: 10,
+    maxModelCallsInFlight: 320,
+    stateTransitionSeconds: 0.1,
+    coldStartSeconds: 1,
+  };
+  const shape = {
+    instructionCalls: 40,
+    instructionBatches: 2,
+    instructionOutputTokens: 40 * 300,
+    candidates: 200,
+    acceptedInstructions: 100,
+    mapItems: 25,
+    mapCalls: 25 * 16,
+    mapOutputTokens: 25 * 16 * 150,
+    poolInstructions: 5_000,
+  };
+
+  it("waits on the sharded gate's extra states and its two shard Maps, and the shard function's first cold start (hand-computed)", () => {
+    const inProcess = iterationTime(shape, usage, time, false);
+    const sharded = { ...shape, gateShards: 4 };
+
+    const t = iterationTime(sharded, usage, time, false);
+
+    // The Filter's three steps (0.2 each, the decisions' CPU 0 here, 7 rounds of puts) and one shard's two
+    // scans of a quarter of the 1 M pairs at 1.5× the CPU (each 0.2 + 0.375 s; the shards run at once).
+    expect(t.filter).toBeCloseTo(3 * 0.2 + 7 * 0.01 + 2 * 0.2 + 0.375, 9);
+    // 4 more states (5 instead of Filter's one), and a wave of each shard Map: a child's start and its state.
+    expect(t.workflow).toBeCloseTo(inProcess.workflow + (4 + 2 * 2) * 0.1, 9);
+    expect(iterationTime(sharded, usage, time, false, true).workflow).toBeCloseTo(t.workflow + 1, 9);
+    // The shard function starts cold in the first iteration gated in shards only.
+    const run = projectWallTime([shape, sharded, sharded], usage, time, 0);
+    expect(run.iterations.map((it) => it.workflow)).toEqual([
+      expect.closeTo(inProcess.workflow + 5, 9),
+      expect.closeTo(t.workflow + 1, 9),
+      expect.closeTo(t.workflow, 9),
+    ]);
+  });
+
+  it('waits for a batch job: the submit, then a look every batchPollSeconds until the assumed turnaround (hand-computed)', () => {
+    // A look after each Wait, the last the first at or past the turnaround, at most the 24 h window's.
+    expect(batchLooks(3_600, 60)).toBe(60);
+    expect(batchLooks(3_601, 60)).toBe(61);
+    expect(batchLooks(10, 60)).toBe(1);
+    expect(batchLooks(48 * 3_600, 60)).toBe(maxPolls(60));
+    const batched = { ...shape, batchLooks: 60 };
+    const poll = { ...time, batchPollSeconds: 60, batchTurnaroundSeconds: 3_600 };
+    const onDemand = iterationTime(shape, usage, poll, false);
+
+    const t = iterationTime(batched, usage, poll, false);
+
+    // The submit and 60 checks (0.2 s each), 60 Waits of 60 s.
+    expect(t.batch).toBeCloseTo(61 * 0.2 + 60 * 60, 9);
+    expect(onDemand.batch).toBe(0);
+    // The submit and its Choice, then each look's Wait, check and Choice.
+    expect(t.workflow).toBeCloseTo(onDemand.workflow + (2 + 3 * 60) * 0.1, 9);
+    expect(t.total).toBeCloseTo(onDemand.total + t.batch + (2 + 3 * 60) * 0.1, 9);
+    // Billed: those states and invocations (the Waits are not), one object each way.
+    const [before, after] = [shape, batched].map((s) => iterationAwsUsage(s, usage));
+    expect(after?.stateTransitions).toBe((before?.stateTransitions ?? 0) + 2 + 3 * 60);
+    expect(after?.lambdaRequests).toBe((before?.lambdaRequests ?? 0) + 61);
+    expect(after?.lambdaGbSeconds).toBeCloseTo((before?.lambdaGbSeconds ?? 0) + 0.5 * 61 * 0.2, 9);
+    expect([after?.s3Puts, after?.s3Gets]).toEqual([(before?.s3Puts ?? 0) + 1, (before?.s3Gets ?? 0) + 1]);
+  });
+
+  it("bills a Map's functions for as long as the model's quota holds their calls back (hand-computed)", () => {
+    const free = iterationAwsUsage(shape, usage);
+
+    const held = iterationAwsUsage(shape, { ...usage, requestsPerMinute: 600, itemsAtOnce: 10 });
+
+    // The Map's 400 calls take 40 s at 600 a minute, its 3 waves of 4.2 s 12.6 s: each of its 25 items
+    // (512 MB) runs 40 / 12.6 times longer. The 40 instruction calls (4 s) fit within their wave (10.7 s).
+    expect(held.lambdaGbSeconds - free.lambdaGbSeconds).toBeCloseTo(0.5 * 25 * 4.2 * (40 / 12.6 - 1), 9);
+    expect(iterationAwsUsage(shape, { ...usage, requestsPerMinute: 6_000, itemsAtOnce: 10 })).toEqual(free);
+  });
+
+  it("batch mode: a job for each iteration with at least Bedrock's 100 instance records, waited for as assumed; the rest on demand", () => {
+    const onDemand = estimate(52_000);
+    const batch = estimate(52_000, 'default', nova, { batch: true });
+    const sooner = estimate(52_000, 'default', nova, { batch: true, batchTurnaroundSeconds: 1_800 });
+    const instances = (e: Estimate) => e.stages.find((s) => s.stage === 'generate-instances')?.cost.usd ?? 0;
+    const jobs = batch.time.iterations.filter((it) => it.batch > 0).length;
+
+    // Acceptance falls with the pool: the late iterations accept too few for a job.
+    expect(jobs).toBeGreaterThan(0);
+    expect(jobs).toBeLessThan(batch.run.iterations);
+    expect(instances(batch)).toBeGreaterThan(instances(onDemand) / 2);
+    expect(instances(batch)).toBeLessThan(instances(onDemand));
+    const line =
+      /(\d+) iterations? of 812 submits? one \(the others have fewer than Bedrock's 100 records a job/.exec(
+        batch.assumptions.join('\n'),
+      );
+    expect(Number(line?.[1])).toBe(jobs);
+    // Half the turnaround: 30 looks fewer a job, each a Wait (60 s), a check (0.3 s) and 3 transitions.
+    expect(batch.time.totalSeconds - sooner.time.totalSeconds).toBeCloseTo(jobs * 30 * (60 + 0.3 + 0.3), 6);
+    // A small run's iterations all make jobs: every instance call at half the price.
+    const small = estimate(3_000, 'default', nova, { batch: true });
+    expect(small.time.iterations.every((it) => it.batch > 0)).toBe(true);
+    expect(instances(small)).toBeCloseTo(instances(estimate(3_000)) / 2, 9);
   });
 });

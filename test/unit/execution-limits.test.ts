@@ -34,12 +34,12 @@ describe('the limits of an execution', () => {
     expect(executionNeeds(large).historyEvents).toBeLessThan(25_000);
   });
 
-  it('holds 1,000,000 tasks at the default 200 prompts, chunks of 40 and instruction batches of 20: 313 iterations, 20,052 parent events, 31,563 child executions of at most 25 events, "Save iteration" about 169 KB', () => {
+  it('holds 1,000,000 tasks at the default 200 prompts, chunks of 40 and instruction batches of 40: 313 iterations, 20,052 parent events, 31,563 child executions of at most 25 events, "Save iteration" about 169 KB', () => {
     const million = config({ target: 1_000_000, maxIterations: 10_000 });
     expect(() => checkExecutionLimits(million)).not.toThrow();
     // 1,250,000 accepted at 80% complete, 4,000 an iteration (200 prompts × 20); every iteration planned
     // gated in shards (20 + 313 × (40 + 24) events); the Map items (instruction batches and chunks) are
-    // child executions, none in the parent; the payload carries the plan's 10 batches (40 bytes each).
+    // child executions, none in the parent; the payload carries the plan's 5 batches (40 bytes each).
     expect(executionNeeds(million)).toEqual({
       iterations: 313,
       executions: 1,
@@ -48,7 +48,7 @@ describe('the limits of an execution', () => {
       historyEvents: 20_052,
       childHistoryEvents: 25,
       acceptedPerIteration: 4_000,
-      payloadBytes: 172_896,
+      payloadBytes: 172_696,
     });
   });
 
@@ -109,9 +109,9 @@ describe('the limits of an execution', () => {
       /"Save iteration"'s input about \d+ KB, over Step Functions' 256 KB per state: use at most (\d+) prompts per iteration/,
     );
     const prompts = Number(/at most (\d+) prompts/.exec(message)?.[1]);
-    // 4 KB + 32 bytes per accepted id + 400 per Map item of 40 + 40 per instruction batch of 20: 305
-    // prompts (6,100 ids, 154 items, 16 batches).
-    expect(prompts).toBe(305);
+    // 4 KB + 32 bytes per accepted id + 400 per Map item of 40 + 40 per instruction batch of 40: 306
+    // prompts (6,120 ids, 154 items, 8 batches).
+    expect(prompts).toBe(306);
     expect(() => checkExecutionLimits({ ...large, maxPromptsPerIteration: prompts })).not.toThrow();
     expect(refusal({ ...large, maxPromptsPerIteration: prompts + 1 })).toMatch(/256 KB per state/);
     // Smaller Map items make more of them: fewer prompts fit.

@@ -30,6 +30,11 @@
  *
  * (a shard's segments are cached in its `/tmp`, as the Filter's index is: not counted).
  *
+ * In batch mode (run input `batch`), an iteration whose instance calls go to a job also enters "Submit
+ * the instance batch" (Lambda; 1 PUT, the job's input) and "Instance batch submitted?", then for each
+ * look "Wait for the instance batch", "Check the instance batch" (Lambda; on the last look 1 GET, the
+ * job's output) and "Batch done?" (`IterationShape.batchLooks`).
+ *
  * Once per run: Start run (Pass), Prepare run (run item put, pool count get; on a new pool one put per
  * seed, the META update, the index and seed list), Export dataset (Query over the whole pool, run get,
  * run update, 4 objects), Done (Succeed).
@@ -138,6 +143,11 @@ export interface IterationShape {
    * deduplicate".
    */
   gateShards?: number;
+  /**
+   * Batch mode: looks of the poll loop at the iteration's instance job (each a Wait, a check and a
+   * Choice); 0 or absent: no job (on demand).
+   */
+  batchLooks?: number;
 }
 
 /** What a run does once, outside its iterations. */
@@ -190,11 +200,21 @@ export interface UsageAssumptions {
   runItemWriteUnits: number;
   /** Average size of a task item in KB (for the export's Query). */
   taskItemKb: number;
+  /**
+   * The model's quota of requests per minute, and the Map items that run at once: when a Map's calls at
+   * the quota's pace take longer than its waves, its functions wait that much longer (`quotaStretch`)
+   * and Lambda bills the wait. Absent (an account of a finished run, a model without a known quota): no
+   * stretch.
+   */
+  requestsPerMinute?: number;
+  itemsAtOnce?: number;
 }
 
 /** Defaults of the assumptions (see each field); an estimate prints the ones it used. */
 export const DEFAULT_USAGE_ASSUMPTIONS: UsageAssumptions = {
-  callConcurrency: 8,
+  // The run input's default `callConcurrency` (`functions/shared/schemas.ts`); estimates and "Save
+  // iteration" take the run's own.
+  callConcurrency: 20,
   firstTokenSeconds: 0.6,
   outputTokensPerSecond: 80,
   invocationOverheadSeconds: 0.3,
@@ -238,6 +258,18 @@ function callSeconds(calls: number, outputTokens: number, a: UsageAssumptions): 
   return Math.ceil(calls / a.callConcurrency) * perCall;
 }
 
+/**
+ * How much the model's quota stretches the items of a Map of `items` items of `itemSeconds` each making
+ * `calls` calls in all (≥ 1): the calls at the quota's pace over the Map's waves of `itemsAtOnce`. Past
+ * the quota, Bedrock throttles; the function backs off and retries inside (`model-calls.ts`), so each
+ * item runs about that much longer. Wall time takes the same longer of the two (`timing.ts`).
+ */
+export function quotaStretch(calls: number, items: number, itemSeconds: number, a: UsageAssumptions): number {
+  if (!a.requestsPerMinute || !a.itemsAtOnce || items <= 0 || itemSeconds <= 0) return 1;
+  const waves = Math.ceil(items / a.itemsAtOnce) * itemSeconds;
+  return Math.max(1, (calls * 60) / a.requestsPerMinute / waves);
+}
+
 /** Adds usages field by field. */
 export function addAwsUsage(...usages: AwsUsage[]): AwsUsage {
   const sum: AwsUsage = {
@@ -274,6 +306,8 @@ export interface IterationSeconds {
   mapItem: number;
   /** "Save iteration". */
   save: number;
+  /** Batch mode: the submit and each look's check, together (the Wait between looks is not billed); else 0. */
+  batchSteps: number;
 }
 
 /** Seconds each function of an iteration runs, from its shape and the assumptions (durations only). */
@@ -320,6 +354,7 @@ export function iterationSeconds(shape: IterationShape, assumptions: UsageAssump
       callSeconds(callsPerItem, outputPerItem, a) +
       cpuSeconds('generateInstances', callsPerItem * a.chunkCpuSecondsPerCall, a),
     save: a.invocationOverheadSeconds,
+    batchSteps: (shape.batchLooks ?? 0) > 0 ? (1 + (shape.batchLooks ?? 0)) * a.invocationOverheadSeconds : 0,
   };
 }
 
@@ -336,6 +371,10 @@ export function iterationAwsUsage(shape: IterationShape, assumptions: UsageAssum
   const seconds = iterationSeconds(shape, a);
   const shards = shape.gateShards ?? 0;
   const sharded = shards > 0 ? 1 : 0;
+  const looks = shape.batchLooks ?? 0;
+  const batched = looks > 0 ? 1 : 0;
+  const batchStretch = quotaStretch(shape.instructionCalls, batches, seconds.batch, a);
+  const mapStretch = quotaStretch(shape.mapCalls, mapItems, seconds.mapItem, a);
   return {
     stateTransitions:
       ITERATION_STATES.length +
@@ -346,14 +385,17 @@ export function iterationAwsUsage(shape: IterationShape, assumptions: UsageAssum
       sharded *
         (SHARDED_GATE_PATH_STATES.length -
           1 +
-          (CHILD_EXECUTION_TRANSITIONS + 1) * SHARD_ITEM_STATES.length * shards),
+          (CHILD_EXECUTION_TRANSITIONS + 1) * SHARD_ITEM_STATES.length * shards) +
+      // Batch mode: submit and its Choice, then each look's Wait, check and Choice.
+      batched * (2 + 3 * looks),
     // Plan, Collect, Filter, Save + 1 per batch and per Map item; in shards 2 more Filter steps and 2 per shard.
-    lambdaRequests: 4 + batches + mapItems + sharded * (2 + SHARD_ITEM_STATES.length * shards),
+    lambdaRequests:
+      4 + batches + mapItems + sharded * (2 + SHARD_ITEM_STATES.length * shards) + batched * (1 + looks),
     lambdaGbSeconds:
-      GB('generateInstructions') * (seconds.planAndCollect + batches * seconds.batch) +
+      GB('generateInstructions') * (seconds.planAndCollect + batches * seconds.batch * batchStretch) +
       GB('filter') * (sharded ? seconds.filterSteps : seconds.filter) +
       GB('gateShard') * seconds.gateShard * shards +
-      GB('generateInstances') * seconds.mapItem * mapItems +
+      GB('generateInstances') * (seconds.mapItem * mapItems * mapStretch + seconds.batchSteps) +
       GB('saveIteration') * seconds.save,
     dynamodbWriteUnits:
       accepted * a.pendingTaskWriteUnits + // the filter's conditional puts
@@ -370,7 +412,8 @@ export function iterationAwsUsage(shape: IterationShape, assumptions: UsageAssum
       3 * batches + // Collect: each batch's result, candidates and raw replies
       2 + // Filter: candidates, pool index
       sharded * (5 + 6 * shards) + // in shards: the steps' hand-offs (see the module comment)
-      mapItems, // Save iteration: each chunk's tasks
+      mapItems + // Save iteration: each chunk's tasks
+      batched, // batch mode: the job's output
     s3Puts:
       3 * batches + // each batch's candidates, raw replies and result
       2 + // Collect: candidates, raw replies
@@ -378,7 +421,8 @@ export function iterationAwsUsage(shape: IterationShape, assumptions: UsageAssum
       sharded * (2 + 2 * shards) + // in shards: survivors, sizes, each shard's highest and scores
       mapItems + // chunk tasks
       (shape.mapCalls > 0 ? mapItems : 0) + // raw replies of each chunk that called the model
-      2, // snapshot, index copy
+      2 + // snapshot, index copy
+      batched, // batch mode: the job's input
   };
 }
 

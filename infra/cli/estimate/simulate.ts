@@ -1,7 +1,9 @@
 import { promptsForIteration } from '../../../functions/generate-instructions/core.ts';
 import { GAIN_BATCH } from '../../../functions/generate-instructions/evol.ts';
 import { parseRunInput } from '../../../functions/prepare/core.ts';
+import { BEDROCK_MIN_RECORDS } from '../../../functions/shared/batch/jobs.ts';
 import { judgeModelOf, teacherModelOf } from '../../../functions/shared/models/judge-ids.ts';
+import { parseModelId } from '../../../functions/shared/models/model-ids.ts';
 import type { ModelStage } from '../../../functions/shared/ports.ts';
 import {
   CHILD_EXECUTION_TRANSITIONS,
@@ -38,9 +40,11 @@ import { acceptanceAt, batchAcceptance } from './acceptance.ts';
 import { type Calibration, EVOL_DEFAULTS, PROFILE_DEFAULTS } from './calibrate.ts';
 import { MODEL_STEPS, measurePrompts, type PromptTokens } from './prompts.ts';
 import {
+  batchLooks,
   DEFAULT_TIME_ASSUMPTIONS,
   defaultLatency,
   formatDuration,
+  itemsAtOnce,
   MODEL_QUOTAS,
   type ModelLatency,
   projectWallTime,
@@ -89,11 +93,16 @@ export interface EstimateInput {
   timeAssumptions?: Partial<Omit<TimeAssumptions, 'mapConcurrency'>>;
   /** Batch mode (run input `batch`): the instance calls at the batch price, and a job's wait per iteration. */
   batch?: boolean;
+  /** Batch mode: seconds between two looks at a job (run input `batchPollSeconds`). @default 60 */
+  batchPollSeconds?: number;
+  /** Batch mode: the job's assumed turnaround, submit to done, in seconds. @default BATCH_WAIT_SECONDS */
+  batchTurnaroundSeconds?: number;
 }
 
 /**
- * The wait for an iteration's batch job that an estimate assumes (batch mode): providers promise only
- * their 24 h window; Bedrock's and OpenAI's jobs of a few hundred records mostly finish within an hour.
+ * The turnaround of an iteration's batch job that an estimate assumes by default (batch mode): an
+ * assumption, not a measurement; providers promise only their 24 h window; Bedrock's and OpenAI's jobs
+ * of a few hundred records mostly finish within an hour.
  */
 export const BATCH_WAIT_SECONDS = 3600;
 
@@ -158,6 +167,8 @@ function runConfig(input: EstimateInput, maxIterations: number) {
       ...(input.maxPromptsPerIteration ? { maxPromptsPerIteration: input.maxPromptsPerIteration } : {}),
       ...(input.shardGateAbove !== undefined ? { shardGateAbove: input.shardGateAbove } : {}),
       ...(input.gateShards ? { gateShards: input.gateShards } : {}),
+      ...(input.batch ? { batch: true } : {}),
+      ...(input.batchPollSeconds !== undefined ? { batchPollSeconds: input.batchPollSeconds } : {}),
     },
     'estimate',
   );
@@ -260,9 +271,10 @@ function combineModelCosts(costs: readonly ModelCost[]): ModelCost {
   const priced = costs.filter((cost) => cost.priced);
   const total = (pick: (cost: (typeof priced)[number]) => number) => priced.reduce((s, c) => s + pick(c), 0);
   return {
-    modelId: costs.map((cost) => cost.modelId).join(' + '),
+    // One model at two prices (batch mode) is named once.
+    modelId: [...new Set(costs.map((cost) => cost.modelId))].join(' + '),
     priced: true,
-    priceId: priced.map((cost) => cost.priceId).join(' + '),
+    priceId: [...new Set(priced.map((cost) => cost.priceId))].join(' + '),
     usd: total((c) => c.usd),
     inputUsd: total((c) => c.inputUsd),
     outputUsd: total((c) => c.outputUsd),
@@ -304,7 +316,8 @@ export function estimateRun(input: EstimateInput): Estimate {
     ...DEFAULT_USAGE_ASSUMPTIONS,
     firstTokenSeconds: latency.firstTokenSeconds,
     outputTokensPerSecond: latency.outputTokensPerSecond,
-    ...(input.callConcurrency ? { callConcurrency: input.callConcurrency } : {}),
+    // The run input's `callConcurrency` (its default unless given), as "Save iteration" accounts a run.
+    callConcurrency: runConfig(input, 1).callConcurrency,
     ...input.assumptions,
   };
   const maxIterations = input.maxIterations ?? defaultCap(input, calibration);
@@ -344,6 +357,17 @@ export function estimateRun(input: EstimateInput): Estimate {
     judge: accepted * callsPerAccepted.judge,
     teach: accepted * callsPerAccepted.teach,
   };
+  // Batch mode: an iteration's instance calls go to a job when they make at least Bedrock's minimum of
+  // records (else they are made on demand, "Submit the instance batch" says so); only those get the
+  // batch price.
+  const minRecords = parseModelId(input.model).provider === 'bedrock' ? BEDROCK_MIN_RECORDS : 1;
+  const jobOf = (it: SimulatedIteration) =>
+    input.batch === true && it.accepted * callsPerAccepted['generate-instances'] >= minRecords;
+  const jobShare = accepted > 0 ? sum((it) => (jobOf(it) ? it.accepted : 0)) / accepted : 0;
+  const batchShare = (stage: ModelStage) => (stage === 'generate-instances' ? jobShare : 0);
+  // A step's tokens, the part at the batch price or the rest.
+  const part = (tokens: number, stage: ModelStage, batch: boolean) =>
+    tokens * (batch ? batchShare(stage) : 1 - batchShare(stage));
   const modelOf = (stage: ModelStage) =>
     stage === 'judge' && judge !== undefined
       ? judge
@@ -360,11 +384,20 @@ export function estimateRun(input: EstimateInput): Estimate {
       outputTokensPerCall: calibration.outputTokensPerCall[stage],
       inputTokens,
       outputTokens,
-      cost: modelCost(
-        input.prices,
-        modelOf(stage),
-        { inputTokens, outputTokens },
-        { batch: input.batch === true && stage === 'generate-instances' },
+      cost: combineModelCosts(
+        [false, true]
+          .filter((batch) => part(1, stage, batch) > 0 || (!batch && batchShare(stage) === 0))
+          .map((batch) =>
+            modelCost(
+              input.prices,
+              modelOf(stage),
+              {
+                inputTokens: part(inputTokens, stage, batch),
+                outputTokens: part(outputTokens, stage, batch),
+              },
+              { batch },
+            ),
+          ),
       ),
     };
   });
@@ -373,18 +406,17 @@ export function estimateRun(input: EstimateInput): Estimate {
     output: stages.reduce((s, st) => s + st.outputTokens, 0),
   };
   // Each model's tokens priced at its own price (the judge may be another model than the run's).
-  const batched = (stage: ModelStage) => input.batch === true && stage === 'generate-instances';
   const modelCosts = [...new Set(steps.map(modelOf))].flatMap((model) =>
     [false, true].flatMap((batch) => {
-      const own = stages.filter((st) => modelOf(st.stage) === model && batched(st.stage) === batch);
+      const own = stages.filter((st) => modelOf(st.stage) === model && part(1, st.stage, batch) > 0);
       if (own.length === 0) return [];
       return [
         modelCost(
           input.prices,
           model,
           {
-            inputTokens: own.reduce((s, st) => s + st.inputTokens, 0),
-            outputTokens: own.reduce((s, st) => s + st.outputTokens, 0),
+            inputTokens: own.reduce((s, st) => s + part(st.inputTokens, st.stage, batch), 0),
+            outputTokens: own.reduce((s, st) => s + part(st.outputTokens, st.stage, batch), 0),
           },
           { batch },
         ),
@@ -399,6 +431,12 @@ export function estimateRun(input: EstimateInput): Estimate {
     (s, stage) => s + callsPerAccepted[stage] * calibration.outputTokensPerCall[stage],
     0,
   );
+  // Batch mode: an iteration's instance calls go to a job (at least Bedrock's minimum of records, else
+  // on demand), the Map finds their replies recorded and waits only on its other calls.
+  const turnaround = input.batchTurnaroundSeconds ?? BATCH_WAIT_SECONDS;
+  const looks = batchLooks(turnaround, config.batchPollSeconds);
+  const instanceOutputPerAccepted =
+    callsPerAccepted['generate-instances'] * calibration.outputTokensPerCall['generate-instances'];
   const shapes: IterationShape[] = iterations.map((it) => ({
     instructionCalls: it.prompts * instructionCallsPerPrompt,
     instructionBatches: Math.ceil(it.prompts / config.instructionBatchSize),
@@ -407,24 +445,33 @@ export function estimateRun(input: EstimateInput): Estimate {
     candidates: it.candidates,
     acceptedInstructions: it.accepted,
     mapItems: it.mapItems,
-    mapCalls: it.accepted * mapCallsPerAccepted,
-    mapOutputTokens: it.accepted * mapOutputPerAccepted,
+    mapCalls: it.accepted * (mapCallsPerAccepted - (jobOf(it) ? callsPerAccepted['generate-instances'] : 0)),
+    mapOutputTokens: it.accepted * (mapOutputPerAccepted - (jobOf(it) ? instanceOutputPerAccepted : 0)),
     poolInstructions: it.poolInstructions,
     gateShards: it.gateShards,
+    batchLooks: jobOf(it) ? looks : 0,
   }));
-  const usage = runAwsUsage(
-    shapes,
-    { seedTasksAdded: input.seeds.length, poolItemsAtExport: input.seeds.length + accepted },
-    assumptions,
-  );
-  const aws = { ...awsCost(input.prices, usage), usage };
+  const jobs = shapes.filter((shape) => (shape.batchLooks ?? 0) > 0).length;
   const quota = MODEL_QUOTAS[input.model];
   const timeAssumptions: TimeAssumptions = {
     ...DEFAULT_TIME_ASSUMPTIONS,
     mapConcurrency: config.mapConcurrency,
     ...(quota ? { requestsPerMinute: quota.requestsPerMinute } : {}),
+    ...(input.batch ? { batchPollSeconds: config.batchPollSeconds, batchTurnaroundSeconds: turnaround } : {}),
     ...input.timeAssumptions,
   };
+  // Lambda bills the functions for as long as the model's quota holds their calls back.
+  const billed: UsageAssumptions = {
+    ...assumptions,
+    ...(timeAssumptions.requestsPerMinute ? { requestsPerMinute: timeAssumptions.requestsPerMinute } : {}),
+    itemsAtOnce: itemsAtOnce(timeAssumptions, assumptions.callConcurrency),
+  };
+  const usage = runAwsUsage(
+    shapes,
+    { seedTasksAdded: input.seeds.length, poolItemsAtExport: input.seeds.length + accepted },
+    billed,
+  );
+  const aws = { ...awsCost(input.prices, usage), usage };
   const exportSeconds = (input.seeds.length + accepted) * assumptions.exportSecondsPerItem;
   const time = projectWallTime(shapes, assumptions, timeAssumptions, exportSeconds);
   const [firstIteration, lastIteration] = [iterations[0], iterations.at(-1)];
@@ -472,13 +519,13 @@ export function estimateRun(input: EstimateInput): Estimate {
     `The run adds ${fmtInt(added)} tasks for a target of ${fmtInt(input.target)} (the last iteration aims 1.5× high); per-task figures divide by the tasks added.`,
     `A new pool seeded with the ${input.seeds.length} seed tasks; no retries (each retry adds a state transition and a Lambda invocation).`,
     `Model reply time: ${assumptions.firstTokenSeconds.toFixed(2)} s to the first token and ${fmtInt(assumptions.outputTokensPerSecond)} output tokens/s per call (${input.assumptions?.firstTokenSeconds || input.assumptions?.outputTokensPerSecond ? 'given' : latency.source}), the judge's too.`,
-    `Lambda durations: ${assumptions.invocationOverheadSeconds} s overhead per invocation besides the model calls, gate at ${(assumptions.gatePairsPerSecond / 1e6).toFixed(0)} M pairs/s; functions are billed while they wait on the model; memory from functions/stages.ts.`,
+    `Lambda durations: ${assumptions.invocationOverheadSeconds} s overhead per invocation besides the model calls, gate at ${(assumptions.gatePairsPerSecond / 1e6).toFixed(0)} M pairs/s; functions are billed while they wait on the model, and for as long as the model's quota holds their calls back (a Map whose calls at the quota's pace take longer than its waves: its items stretched to that pace); memory from functions/stages.ts.`,
     `Wall time: per iteration "Generate instructions" (Plan instructions, a Map of batches of ${config.instructionBatchSize} calls, ${time.itemsAtOnce} at once, ${assumptions.callConcurrency} calls at a time in each, then Collect instructions), the gate, the instances Map's chunks ${time.itemsAtOnce} at a time, "Save iteration", one after the other; Map items at once: mapConcurrency ${timeAssumptions.mapConcurrency} within the operator's caps (${fmtInt(timeAssumptions.maxModelCallsInFlight)} model calls in flight, ${timeAssumptions.modelFunctionConcurrency === undefined ? 'no reserved concurrency' : `reserved concurrency ${timeAssumptions.modelFunctionConcurrency}`}); ${timeAssumptions.requestsPerMinute ? `no step's calls faster than the model's quota of ${fmtInt(timeAssumptions.requestsPerMinute)} requests/min (${input.timeAssumptions?.requestsPerMinute ? 'given' : (quota?.source ?? 'given')}; tokens-per-minute quotas not modeled)` : 'no model quota known for this model (calls are not throttled)'}; ${timeAssumptions.stateTransitionSeconds} s per state transition, ${timeAssumptions.coldStartSeconds} s per cold start (the first iteration's functions, Prepare, Export); no retries. Projected ${formatDuration(time.totalSeconds)} in all; the bottleneck is ${TIME_STEP_LABELS[time.bottleneck.step]} (${pct(time.bottleneck.share)} of it)${time.bottleneck.limitedBy ? `, limited by ${time.bottleneck.limitedBy}` : ''}.`,
     shardedGateLine(config, sharded, iterations, assumptions),
     `DynamoDB: ${assumptions.pendingTaskWriteUnits} WRU per pending task item, ${assumptions.finishedTaskWriteUnits} WRU per finished one, ${assumptions.runItemWriteUnits} WRU per run-item write, eventually consistent reads (0.5 RRU per item up to 4 KB), task items of ${assumptions.taskItemKb} KB for the export's Query.`,
     ...(input.batch
       ? [
-          `Batch mode: the instance calls go to one batch job per iteration, priced at the batch rate (${((input.prices.models[input.model]?.batchFactor ?? BATCH_PRICE_FACTOR) * 100).toFixed(0)}% of on-demand); each iteration also waits for its job, assumed ${formatDuration(BATCH_WAIT_SECONDS)} (the provider promises only its 24 h window), ${formatDuration(BATCH_WAIT_SECONDS * iterations.length)} over the run, not in the projected wall time above.`,
+          `Batch mode: an iteration's instance calls go to one batch job, priced at the batch rate (${((input.prices.models[input.model]?.batchFactor ?? BATCH_PRICE_FACTOR) * 100).toFixed(0)}% of on-demand); ${plural(jobs, 'iteration')} of ${fmtInt(iterations.length)} ${jobs === 1 ? 'submits' : 'submit'} one${jobs < iterations.length ? ` (the others have fewer than Bedrock's ${minRecords} records a job: their calls are made on demand, at the on-demand price)` : ''} and wait for it: a turnaround of ${formatDuration(turnaround)} assumed${input.batchTurnaroundSeconds === undefined ? ' (the default; the provider promises only its 24 h window: --batch-turnaround-minutes)' : ' (given)'}, seen at the look every ${config.batchPollSeconds} s that follows it: ${looks} looks (a Wait, "Check the instance batch", "Batch done?" each) after "Submit the instance batch", ${formatDuration(time.iterations.reduce((s, it) => s + it.batch, 0))} over the run, in the projected wall time above.`,
         ]
       : []),
     'Not counted: S3 storage, CloudWatch Logs (the state machine logs at level ALL), X-Ray traces, data transfer.',

@@ -10,14 +10,25 @@
  * functions' reserved concurrency, `maxModelCallsInFlight / callConcurrency`: `functions/shared/limits.ts`),
  * and no step's calls go faster than the model's account quota allows (requests per minute): a step
  * takes the longer of the two.
+ *
+ * An iteration gated in shards (pool past `shardGateAbove`) waits on the Filter's three steps and one
+ * shard's two scans (the shards run at once: the shard Maps' concurrency is `gateShards`), plus the
+ * sharded path's extra states and one wave of each shard Map; the first sharded iteration pays the shard
+ * function's cold start. In batch mode an iteration whose instance calls go to a job waits for it: the
+ * submit, then looks `batchPollSeconds` apart until the job is done, its turnaround an assumption
+ * (`batchTurnaroundSeconds`: providers promise only a 24 h window).
  */
 import { z } from 'zod';
+import { maxPolls } from '../../../functions/shared/batch/jobs.ts';
 import { DEFAULT_OPERATOR_LIMITS } from '../../../functions/shared/limits.ts';
 import { parseModelId } from '../../../functions/shared/models/model-ids.ts';
 import {
+  CHILD_EXECUTION_TRANSITIONS,
   type IterationSeconds,
   type IterationShape,
   iterationSeconds,
+  SHARD_ITEM_STATES,
+  SHARDED_GATE_PATH_STATES,
   type UsageAssumptions,
 } from '../../../functions/shared/pricing/aws-usage.ts';
 
@@ -122,6 +133,23 @@ export interface TimeAssumptions {
   stateTransitionSeconds: number;
   /** Extra seconds of a function's first (cold) invocation: once per serial step of the first iteration. */
   coldStartSeconds: number;
+  /** Batch mode: seconds between two looks at a job (run input `batchPollSeconds`). */
+  batchPollSeconds?: number;
+  /**
+   * Batch mode: seconds from a job's submit until it is done, an assumption (providers promise only
+   * their 24 h window): it sets the looks (`batchLooks`).
+   */
+  batchTurnaroundSeconds?: number;
+}
+
+/**
+ * The looks the poll loop makes at a job that is done `turnaroundSeconds` after its submit, a look
+ * every `pollSeconds` (at least 1 s, as `maxPolls` counts them): the first look after one Wait, the
+ * last the first at or past the turnaround; at most the loop's cap for the provider's 24 h window.
+ */
+export function batchLooks(turnaroundSeconds: number, pollSeconds: number): number {
+  const poll = Math.max(1, pollSeconds);
+  return Math.min(maxPolls(pollSeconds), Math.max(1, Math.ceil(turnaroundSeconds / poll)));
 }
 
 /**
@@ -143,6 +171,8 @@ export interface IterationTime {
   /** Plan, the Map's waves of batches (or the quota's pace), Collect. */
   generate: number;
   filter: number;
+  /** Batch mode: the submit, the Waits and the looks until the job is done; else 0. */
+  batch: number;
   /** The Map: `ceil(items / mapConcurrency)` waves of one chunk's duration. */
   map: number;
   save: number;
@@ -163,6 +193,7 @@ export type TimeStep = Exclude<keyof IterationTime, 'total' | 'limits'>;
 export const TIME_STEP_LABELS: Readonly<Record<TimeStep, string>> = {
   generate: 'Generate instructions',
   filter: 'Filter and deduplicate',
+  batch: 'the instance batch job (submit, waits, looks)',
   map: 'Generate instances (Map)',
   save: 'Save iteration',
   workflow: 'transitions, cold starts',
@@ -195,12 +226,17 @@ export function itemsAtOnce(time: TimeAssumptions, callConcurrency: number): num
   );
 }
 
-/** One iteration's wall time: its functions one after the other, the Map's chunks in waves. */
+/**
+ * One iteration's wall time: its functions one after the other, the Map's chunks in waves. `first`: the
+ * run's first iteration (its functions start cold); `firstSharded`: the first gated in shards (the shard
+ * function starts cold).
+ */
 export function iterationTime(
   shape: IterationShape,
   usage: UsageAssumptions,
   time: TimeAssumptions,
   first: boolean,
+  firstSharded = false,
 ): IterationTime {
   const s: IterationSeconds = iterationSeconds(shape, usage);
   const atOnce = itemsAtOnce(time, usage.callConcurrency);
@@ -212,15 +248,31 @@ export function iterationTime(
   const chunks = { concurrency: waves * s.mapItem, quota: quota(shape.mapCalls) };
   const limit = (step: typeof batches): TimeLimit =>
     step.quota > step.concurrency ? 'quota' : 'concurrency';
-  // The states each iteration enters (7) and one per wave of each Map's items.
-  const transitions = 7 + batchWaves + waves;
+  const sharded = (shape.gateShards ?? 0) > 0;
+  const looks = shape.batchLooks ?? 0;
+  // The states each iteration enters (7) and one per wave of each Map's items; in shards the path's
+  // extra states and, for each of the two shard Maps, its one wave (a child's start and its state);
+  // in batch mode the submit and its Choice, then each look's Wait, check and Choice.
+  const transitions =
+    7 +
+    batchWaves +
+    waves +
+    (sharded
+      ? SHARDED_GATE_PATH_STATES.length - 1 + SHARD_ITEM_STATES.length * (CHILD_EXECUTION_TRANSITIONS + 1)
+      : 0) +
+    (looks > 0 ? 2 + 3 * looks : 0);
   const parts = {
     generate: s.planAndCollect + Math.max(batches.concurrency, batches.quota),
     filter: s.filter,
+    batch: looks > 0 ? s.batchSteps + looks * Math.max(0, time.batchPollSeconds ?? 60) : 0,
     map: Math.max(chunks.concurrency, chunks.quota),
     save: s.save,
-    // Cold starts in the first: plan, the batches (at once), filter, the chunks (at once), save.
-    workflow: transitions * time.stateTransitionSeconds + (first ? 5 * time.coldStartSeconds : 0),
+    // Cold starts in the first: plan, the batches (at once), filter, the chunks (at once), save; the
+    // shard function's in the first iteration gated in shards.
+    workflow:
+      transitions * time.stateTransitionSeconds +
+      (first ? 5 * time.coldStartSeconds : 0) +
+      (sharded && firstSharded ? time.coldStartSeconds : 0),
   };
   return {
     ...parts,
@@ -244,7 +296,8 @@ export function projectWallTime(
   time: TimeAssumptions,
   exportSeconds: number,
 ): WallTime {
-  const iterations = shapes.map((shape, i) => iterationTime(shape, usage, time, i === 0));
+  const firstSharded = shapes.findIndex((shape) => (shape.gateShards ?? 0) > 0);
+  const iterations = shapes.map((shape, i) => iterationTime(shape, usage, time, i === 0, i === firstSharded));
   // Start run, Prepare run (cold), Export dataset (cold), Done.
   const onceSeconds =
     4 * time.stateTransitionSeconds +
