@@ -134,7 +134,7 @@ export function formatEstimate(e: Estimate): string {
   const s = e.summary;
   const out = [
     `Estimate: a run adding ${fmtInt(e.target)} tasks, profile ${e.profile}${e.method === 'self-instruct' ? '' : `, method ${e.method}`}, model ${e.model}`,
-    `  ${plural(e.run.iterations, 'iteration')} (cap ${e.run.maxIterations}), ${plural(e.run.candidates, 'candidate')}, ${plural(e.run.acceptedInstructions, 'accepted instruction')}, ${plural(e.run.mapItems, 'Map item')}, ${plural(e.run.addedTasks, 'task')} added${e.run.reachesTarget ? '' : ' (BELOW the target: raise --iterations)'}`,
+    `  ${plural(e.run.iterations, 'iteration')} (cap ${e.run.maxIterations}${e.run.executions > 1 ? `; in ${e.run.executions} executions of at most ${e.run.iterationsPerExecution}` : ''}), ${plural(e.run.candidates, 'candidate')}, ${plural(e.run.acceptedInstructions, 'accepted instruction')}, ${plural(e.run.mapItems, 'Map item')}, ${plural(e.run.addedTasks, 'task')} added${e.run.reachesTarget ? '' : ' (BELOW the target: raise --iterations)'}`,
     `  acceptance ${percent(e.run.acceptance.start)} at the start (pool ${fmtInt(e.run.acceptance.poolAtStart)}), ${percent(e.run.acceptance.end)} in the last iteration (pool ${fmtInt(e.run.acceptance.poolAtEnd)}); ${percent(e.run.acceptedInstructions / Math.max(1, e.run.candidates))} over the run`,
     '',
     rows(

@@ -851,6 +851,9 @@ describe('wall time', () => {
     const instances = (e: Estimate) => e.stages.find((s) => s.stage === 'generate-instances')?.cost.usd ?? 0;
     const jobs = batch.time.iterations.filter((it) => it.batch > 0).length;
 
+    // 812 iterations: 3 executions of 389 on demand; one batch iteration (1,441 looks at worst) an execution.
+    expect(onDemand.run).toMatchObject({ iterations: 812, executions: 3, iterationsPerExecution: 389 });
+    expect(batch.run).toMatchObject({ executions: 812, iterationsPerExecution: 1 });
     // Acceptance falls with the pool: the late iterations accept too few for a job.
     expect(jobs).toBeGreaterThan(0);
     expect(jobs).toBeLessThan(batch.run.iterations);

@@ -2,6 +2,7 @@ import { promptsForIteration } from '../../../functions/generate-instructions/co
 import { GAIN_BATCH } from '../../../functions/generate-instructions/evol.ts';
 import { parseRunInput } from '../../../functions/prepare/core.ts';
 import { BEDROCK_MIN_RECORDS } from '../../../functions/shared/batch/jobs.ts';
+import { iterationsPerExecution, MAX_HISTORY_EVENTS } from '../../../functions/shared/execution-limits.ts';
 import { judgeModelOf, teacherModelOf } from '../../../functions/shared/models/judge-ids.ts';
 import { parseModelId } from '../../../functions/shared/models/model-ids.ts';
 import type { ModelStage } from '../../../functions/shared/ports.ts';
@@ -127,6 +128,9 @@ export interface Estimate {
   run: {
     iterations: number;
     maxIterations: number;
+    /** Executions of the state machine the run takes: each holds `iterationsPerExecution` at most. */
+    executions: number;
+    iterationsPerExecution: number;
     reachesTarget: boolean;
     instructionCalls: number;
     candidates: number;
@@ -530,6 +534,14 @@ export function estimateRun(input: EstimateInput): Estimate {
       : []),
     'Not counted: S3 storage, CloudWatch Logs (the state machine logs at level ALL), X-Ray traces, data transfer.',
   ];
+  // Each execution's history holds this many iterations at worst; the run goes on in the next.
+  const perExecution = Math.max(
+    1,
+    iterationsPerExecution(
+      { batch: input.batch, batchPollSeconds: input.batchPollSeconds },
+      MAX_HISTORY_EVENTS,
+    ),
+  );
   return {
     model: input.model,
     profile: input.profile,
@@ -544,6 +556,8 @@ export function estimateRun(input: EstimateInput): Estimate {
     run: {
       iterations: iterations.length,
       maxIterations,
+      executions: Math.ceil(iterations.length / perExecution),
+      iterationsPerExecution: perExecution,
       reachesTarget: added >= input.target,
       instructionCalls: calls['generate-instructions'],
       candidates: sum((it) => it.candidates),
