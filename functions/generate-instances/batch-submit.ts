@@ -19,6 +19,7 @@ import {
   type BatchJobs,
   type BatchRecord,
   type BatchState,
+  type BatchSubmission,
   batchJobName,
   maxPolls,
   recordId,
@@ -111,19 +112,34 @@ export async function submitBatch(input: SubmitBatchInput, deps: SubmitBatchDeps
   const loop = { polls: 0, maxPolls: maxPolls(waitSeconds), waitSeconds };
   await holdPool(pool, config.pool, runId, progress.fence);
   const planned = await planCalls(input, deps);
+  // What the submit did, for the iteration's batch figures ("Save iteration").
+  const note = (submission: Omit<BatchSubmission, 'provider' | 'records' | 'minRecords'>) =>
+    objects.put(
+      keys.submission,
+      JSON.stringify({
+        provider: jobs.provider,
+        records: planned.length,
+        minRecords: jobs.minRecords,
+        ...submission,
+      } satisfies BatchSubmission),
+      'application/json',
+    );
   if (planned.length < jobs.minRecords) {
     const reason = `${planned.length} instance calls, below the ${jobs.provider} minimum of ${jobs.minRecords} records per batch job: made on demand`;
     log?.('instance batch not submitted', { records: planned.length, minRecords: jobs.minRecords, reason });
+    await note({ reason });
     return { status: 'on-demand', records: planned.length, reason, ...loop };
   }
   await objects.put(keys.records, toJsonLines(planned.map(({ record }) => record)), 'application/jsonl');
   const jobId = await jobs.submit({
+    runId,
     name: batchJobName(runId, iteration),
     modelId: config.model.slice(config.model.indexOf(':') + 1),
     inputKey: keys.input,
     outputPrefix: keys.output,
     records: planned.map(({ record, request }) => ({ recordId: record.recordId, request })),
   });
+  await note({ jobId });
   log?.('instance batch submitted', { jobId, records: planned.length });
   return { status: 'submitted', jobId, records: planned.length, ...loop };
 }

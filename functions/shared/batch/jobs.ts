@@ -13,8 +13,10 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { ModelRequestFailed } from '../errors.ts';
+import { callKeyPrefix } from '../model-calls.ts';
 import { OPENAI_BASE_URL, type OpenAIEndpoint, parseModelId } from '../models/model-ids.ts';
 import type { ModelReply, ModelRequest } from '../ports.ts';
+import { IterationBatch } from '../records.ts';
 
 /** A provider's batch job window: Bedrock and OpenAI both give a job 24 hours (then it expires). */
 export const BATCH_WINDOW_HOURS = 24;
@@ -47,6 +49,10 @@ export const BatchRecord = z.object({
 });
 export type BatchRecord = z.infer<typeof BatchRecord>;
 
+/** The call key a record's reply is recorded under: the Map item's (its chunk's ledger scope). */
+export const recordCallKey = (iteration: number, record: Pick<BatchRecord, 'chunk' | 'key'>): string =>
+  `${callKeyPrefix({ iteration, scope: `chunk-${record.chunk}` })}${record.key}`;
+
 /**
  * The record id of a call: 11 alphanumeric characters (the form of Bedrock's examples) hashed from its
  * chunk and key, so a retried submit names every call as the first attempt did, whichever it plans.
@@ -78,6 +84,20 @@ export const BatchState = z.object({
 });
 export type BatchState = z.infer<typeof BatchState>;
 
+/**
+ * What "Submit the instance batch" did (`runs/<run>/iteration-<n>/batch/submission.json`): the job it
+ * started, or why it started none. "Save iteration" reads it for the iteration's batch figures.
+ */
+export const BatchSubmission = z.object({
+  provider: IterationBatch.shape.provider,
+  /** Absent when no job was started (fewer records than `minRecords`). */
+  jobId: z.string().min(1).optional(),
+  records: z.int().nonnegative(),
+  minRecords: z.int().nonnegative(),
+  reason: z.string().optional(),
+});
+export type BatchSubmission = z.infer<typeof BatchSubmission>;
+
 /** A job's state as the provider reports it. */
 export type BatchStatus =
   | { status: 'running'; providerStatus: string }
@@ -91,6 +111,7 @@ export type BatchResult =
 
 /** What a job is asked to do. */
 export interface BatchJobSpec {
+  runId: string;
   /** Deterministic per run and iteration: a retried submit names the same job. */
   name: string;
   /** The provider's model id (without the `bedrock:` prefix). */
