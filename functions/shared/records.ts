@@ -6,6 +6,7 @@
  * pool's snapshots), `summary.json` and the run record's per-iteration stats.
  */
 import { z } from 'zod';
+import { BatchProvider } from './batch/jobs.ts';
 import { Counts, Lineage, ProfileName, RunConfig, SeedTask, UsageByStage } from './schemas.ts';
 
 /**
@@ -145,7 +146,7 @@ export type IterationDiversity = z.infer<typeof IterationDiversity>;
  * below the provider's minimum of records per job.
  */
 export const IterationBatch = z.object({
-  provider: z.enum(['bedrock', 'openai']),
+  provider: BatchProvider,
   /** The provider's job id; absent when the iteration ran on demand. */
   jobId: z.string().optional(),
   /** Instance calls the iteration had for the job. */

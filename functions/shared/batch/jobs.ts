@@ -16,7 +16,6 @@ import { ModelRequestFailed } from '../errors.ts';
 import { callKeyPrefix } from '../model-calls.ts';
 import { OPENAI_BASE_URL, type OpenAIEndpoint, parseModelId } from '../models/model-ids.ts';
 import type { ModelReply, ModelRequest } from '../ports.ts';
-import { IterationBatch } from '../records.ts';
 
 /** A provider's batch job window: Bedrock and OpenAI both give a job 24 hours (then it expires). */
 export const BATCH_WINDOW_HOURS = 24;
@@ -84,12 +83,15 @@ export const BatchState = z.object({
 });
 export type BatchState = z.infer<typeof BatchState>;
 
+/** The providers with a batch API this project drives. */
+export const BatchProvider = z.enum(['bedrock', 'openai']);
+
 /**
  * What "Submit the instance batch" did (`runs/<run>/iteration-<n>/batch/submission.json`): the job it
  * started, or why it started none. "Save iteration" reads it for the iteration's batch figures.
  */
 export const BatchSubmission = z.object({
-  provider: IterationBatch.shape.provider,
+  provider: BatchProvider,
   /** Absent when no job was started (fewer records than `minRecords`). */
   jobId: z.string().min(1).optional(),
   records: z.int().nonnegative(),
@@ -125,7 +127,7 @@ export interface BatchJobSpec {
 /** A provider's batch API. */
 export interface BatchJobs {
   /** The provider, for messages. */
-  readonly provider: 'bedrock' | 'openai';
+  readonly provider: z.infer<typeof BatchProvider>;
   /** The fewest records a job may have. */
   readonly minRecords: number;
   /**
