@@ -10,9 +10,12 @@
  * instances are made on demand by the Map, and the stage says so (`status: 'on-demand'`, logged).
  *
  * Idempotent: a retry plans the same calls (the classification replies are recorded, the record ids are
- * hashed from the calls' keys) and starts the job under the same name and idempotency token, which the
- * provider answers with the job it already has: never a second job, and it needs no lookup (the
- * function may not list the bucket, so it could not tell a missing object from a forbidden one).
+ * hashed from the calls' keys) and starts the job under the same name: Bedrock answers the same
+ * idempotency token with the job it already has, and OpenAI's adapter finds the batch its note in the
+ * pool table names (`shared/batch/openai.ts`): never a second job.
+ *
+ * What it did (the job, or why none) goes to `batch/submission.json`, for the iteration's batch figures
+ * ("Save iteration", `save-iteration/batch.ts`).
  */
 import { z } from 'zod';
 import {
