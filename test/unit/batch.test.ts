@@ -28,6 +28,7 @@ import {
 } from '../../functions/shared/batch/jobs.ts';
 import { BatchJobFailed } from '../../functions/shared/errors.ts';
 import { toJsonLines } from '../../functions/shared/json-lines.ts';
+import { runKeys } from '../../functions/shared/keys.ts';
 import { promptHash } from '../../functions/shared/model-calls.ts';
 import { OfflineModel } from '../../functions/shared/models/offline.ts';
 import { modelCost, shippedPrices } from '../../functions/shared/pricing/pricing.ts';
@@ -220,6 +221,14 @@ describe('the batch steps', () => {
     expect(result.status).toBe('on-demand');
     expect(result.reason).toMatch(/below the bedrock minimum of 10000 records per batch job: made on demand/);
     expect(jobs.submitted).toHaveLength(0);
+    // Noted for the iteration's figures ("Save iteration"): no job, and why.
+    const noted = await objects.getText(runKeys('run-1', 1).batch.submission);
+    expect(JSON.parse(noted ?? '{}')).toEqual({
+      provider: 'bedrock',
+      records: result.records,
+      minRecords: 10_000,
+      reason: result.reason,
+    });
   });
 
   it('looks until the job is done, records its replies as batch calls, and the Map serves them', async () => {
