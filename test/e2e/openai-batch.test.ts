@@ -112,7 +112,7 @@ describe('a run with --batch on OpenAI', { timeout: 240_000 }, () => {
     expect(summary.batch).toEqual({ 1: figures });
 
     // The submit noted its start and its batch in the pool table: a retried submit finds it there.
-    const job = String((batch?.metadata as { selfinstruct_job?: string }).selfinstruct_job);
+    const job = String((batch?.metadata as { selfinstruct_job?: string } | undefined)?.selfinstruct_job);
     const note = await stack.pool.noteBatchSubmit(summary.runId, job, new Date().toISOString());
     expect(note).toMatchObject({ jobId: batch?.id, startedAt: expect.any(String) });
   });
