@@ -61,6 +61,10 @@ export async function exportDataset(
   const calls = await pool.listCalls(runId, '');
   const byStage = usageOfCalls(calls);
   const total = totalUsage(byStage);
+  const iterations = await pool.getIterations(runId);
+  const batch = Object.fromEntries(
+    Object.entries(iterations).flatMap(([n, stats]) => (stats.batch ? [[n, stats.batch]] : [])),
+  );
   const summary = {
     runId,
     pool: config.pool,
@@ -75,9 +79,10 @@ export async function exportDataset(
     exportedRecords: files.recordCount,
     counts: run?.counts ?? {},
     usage: { calls: total.calls, inputTokens: total.inputTokens, outputTokens: total.outputTokens },
-    cost: runCost(run, Object.values(await pool.getIterations(runId)), progress.added),
+    cost: runCost(run, Object.values(iterations), progress.added),
     exportPrefix: keys.prefix,
     files: { dataset: keys.dataset, alpaca: keys.alpaca, tasks: keys.tasks, summary: keys.summary },
+    ...(Object.keys(batch).length > 0 ? { batch } : {}),
   } satisfies RunSummary;
   await objects.put(keys.summary, `${JSON.stringify(summary, null, 2)}\n`, 'application/json');
   await pool.finishRun(runId, {

@@ -14,11 +14,17 @@
  * keeps the first write of a call id, so a retried look records nothing twice.
  */
 import { z } from 'zod';
-import { BATCH_WINDOW_HOURS, type BatchJobs, BatchRecord, BatchState } from '../shared/batch/jobs.ts';
+import {
+  BATCH_WINDOW_HOURS,
+  type BatchJobs,
+  BatchRecord,
+  BatchState,
+  recordCallKey,
+} from '../shared/batch/jobs.ts';
 import { BatchJobFailed } from '../shared/errors.ts';
 import { fromJsonLines } from '../shared/json-lines.ts';
 import { runKeys } from '../shared/keys.ts';
-import { callKeyPrefix, MAX_STORED_REPLY_CHARS } from '../shared/model-calls.ts';
+import { MAX_STORED_REPLY_CHARS } from '../shared/model-calls.ts';
 import { holdPool } from '../shared/pool-lease.ts';
 import type { ObjectStore, PoolStore } from '../shared/ports.ts';
 import { RunState } from '../shared/schemas.ts';
@@ -86,7 +92,7 @@ export async function checkBatch(
     answered++;
     const { reply } = result;
     await pool.putCall(runId, {
-      callKey: `${callKeyPrefix({ iteration, scope: `chunk-${record.chunk}` })}${record.key}`,
+      callKey: recordCallKey(iteration, record),
       callId: `batch-${jobKey}-${record.recordId}`,
       stage: record.stage,
       iteration,

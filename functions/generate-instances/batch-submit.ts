@@ -10,15 +10,19 @@
  * instances are made on demand by the Map, and the stage says so (`status: 'on-demand'`, logged).
  *
  * Idempotent: a retry plans the same calls (the classification replies are recorded, the record ids are
- * hashed from the calls' keys) and starts the job under the same name and idempotency token, which the
- * provider answers with the job it already has: never a second job, and it needs no lookup (the
- * function may not list the bucket, so it could not tell a missing object from a forbidden one).
+ * hashed from the calls' keys) and starts the job under the same name: Bedrock answers the same
+ * idempotency token with the job it already has, and OpenAI's adapter finds the batch its note in the
+ * pool table names (`shared/batch/openai.ts`): never a second job.
+ *
+ * What it did (the job, or why none) goes to `batch/submission.json`, for the iteration's batch figures
+ * ("Save iteration", `save-iteration/batch.ts`).
  */
 import { z } from 'zod';
 import {
   type BatchJobs,
   type BatchRecord,
   type BatchState,
+  type BatchSubmission,
   batchJobName,
   maxPolls,
   recordId,
@@ -111,19 +115,34 @@ export async function submitBatch(input: SubmitBatchInput, deps: SubmitBatchDeps
   const loop = { polls: 0, maxPolls: maxPolls(waitSeconds), waitSeconds };
   await holdPool(pool, config.pool, runId, progress.fence);
   const planned = await planCalls(input, deps);
+  // What the submit did, for the iteration's batch figures ("Save iteration").
+  const note = (submission: Omit<BatchSubmission, 'provider' | 'records' | 'minRecords'>) =>
+    objects.put(
+      keys.submission,
+      JSON.stringify({
+        provider: jobs.provider,
+        records: planned.length,
+        minRecords: jobs.minRecords,
+        ...submission,
+      } satisfies BatchSubmission),
+      'application/json',
+    );
   if (planned.length < jobs.minRecords) {
     const reason = `${planned.length} instance calls, below the ${jobs.provider} minimum of ${jobs.minRecords} records per batch job: made on demand`;
     log?.('instance batch not submitted', { records: planned.length, minRecords: jobs.minRecords, reason });
+    await note({ reason });
     return { status: 'on-demand', records: planned.length, reason, ...loop };
   }
   await objects.put(keys.records, toJsonLines(planned.map(({ record }) => record)), 'application/jsonl');
   const jobId = await jobs.submit({
+    runId,
     name: batchJobName(runId, iteration),
     modelId: config.model.slice(config.model.indexOf(':') + 1),
     inputKey: keys.input,
     outputPrefix: keys.output,
     records: planned.map(({ record, request }) => ({ recordId: record.recordId, request })),
   });
+  await note({ jobId });
   log?.('instance batch submitted', { jobId, records: planned.length });
   return { status: 'submitted', jobId, records: planned.length, ...loop };
 }

@@ -30,7 +30,7 @@ export const handler = stageHandler('generate-instances', Input, async (input, c
       objects,
       pool,
       model: await createTextModel(input.config.model, { seed: input.config.seed, pool }),
-      jobs: await createBatchJobs(input.config.model, objects),
+      jobs: await createBatchJobs(input.config.model, objects, pool),
       remainingMs: remainingTime(context),
       log,
     });
@@ -39,7 +39,7 @@ export const handler = stageHandler('generate-instances', Input, async (input, c
     return checkBatch(input, {
       objects,
       pool,
-      jobs: await createBatchJobs(input.config.model, objects),
+      jobs: await createBatchJobs(input.config.model, objects, pool),
       log,
     });
   }

@@ -40,6 +40,7 @@ import {
   taskCounts,
   type UsageByStage,
 } from '../shared/schemas.ts';
+import { iterationBatch } from './batch.ts';
 import { lowDiversityStreak, measureDiversity } from './diversity.ts';
 
 /**
@@ -145,8 +146,16 @@ export async function saveIteration(
     { generated, accepted: counts.accepted ?? 0, mapItems: gated.chunks.length },
     objects,
   );
+  const batch = await iterationBatch(objects, runId, iteration, calls);
   await pool.addIteration(runId, iteration, {
-    stats: { counts, usage: byStage, tokensEstimated: estimated, cost, diversity } satisfies IterationRecord,
+    stats: {
+      counts,
+      usage: byStage,
+      tokensEstimated: estimated,
+      cost,
+      diversity,
+      ...(batch === undefined ? {} : { batch }),
+    } satisfies IterationRecord,
     increments: {
       counts,
       usage: { calls: callCount, inputTokens, outputTokens },

@@ -143,12 +143,15 @@ export const runKeys = (runId: string, iteration: number) => {
     }),
     /**
      * The iteration's instance batch (batch mode, `shared/batch/`): the job's input file (the only object
-     * of the input folder the provider reads), the folder its output goes to, and which call each record is.
+     * of the input folder the provider reads), the folder its output goes to, which call each record is,
+     * and what the submit did.
      */
     batch: {
       input: `${base}/${BATCH_INPUT_FOLDER}instances.jsonl`,
       output: `${base}/${BATCH_OUTPUT_FOLDER}`,
       records: `${base}/batch/records.jsonl`,
+      /** What the submit did: the job it started, or why it started none (`BatchSubmission`). */
+      submission: `${base}/batch/submission.json`,
     },
     /** Raw model requests and replies of one stage (and Map item). */
     raw: (stage: string, chunk?: number) =>

@@ -273,6 +273,15 @@ export interface StoredCall {
   batch?: boolean;
 }
 
+/**
+ * Batch mode's note of one job's submit (`PoolStore.noteBatchSubmit`): when its first attempt began to
+ * start the job, and the job's id once started.
+ */
+export interface BatchSubmitNote {
+  startedAt: string;
+  jobId?: string;
+}
+
 /** A run's record: status, configuration and counters. */
 export interface RunRecord {
   runId: string;
@@ -347,6 +356,15 @@ export interface PoolStore {
   listStaged(pool: string): AsyncIterable<Pick<PoolTask, 'id' | 'staged' | 'status'>>;
   /** Number of complete tasks of the pool (seeds included), as committed. */
   countComplete(pool: string): Promise<number>;
+  /**
+   * Batch mode, for a provider without an idempotency token (OpenAI's Batch API): notes that a submit of
+   * job `job` (named per run and iteration) begins at `at`, unless an earlier attempt did: then it
+   * returns that attempt's note (its time, and the job id once `recordBatchJob` stored it) and changes
+   * nothing. Undefined for the first attempt.
+   */
+  noteBatchSubmit(runId: string, job: string, at: string): Promise<BatchSubmitNote | undefined>;
+  /** Stores the id of the job `job`'s submit started (see `noteBatchSubmit`). */
+  recordBatchJob(runId: string, job: string, jobId: string): Promise<void>;
   /** Records a billed call once (a repeated write of the same `callId` changes nothing). */
   putCall(runId: string, call: StoredCall): Promise<void>;
   /** The run's recorded calls whose `callKey` starts with `prefix` (all of them for `''`). */

@@ -6,6 +6,7 @@
  * pool's snapshots), `summary.json` and the run record's per-iteration stats.
  */
 import { z } from 'zod';
+import { BatchProvider } from './batch/jobs.ts';
 import { Counts, Lineage, ProfileName, RunConfig, SeedTask, UsageByStage } from './schemas.ts';
 
 /**
@@ -137,6 +138,32 @@ export const IterationDiversity = z.object({
 });
 export type IterationDiversity = z.infer<typeof IterationDiversity>;
 
+/**
+ * Batch mode's share of one iteration's instance calls (run input `batch`; see
+ * `functions/save-iteration/batch.ts`): the records sent to the provider's batch job, those it answered
+ * (served to the Map from the call ledger at the batch price), those it failed (or left out of its
+ * output) and, of these, the ones the Map then made on demand; or that the iteration ran on demand,
+ * below the provider's minimum of records per job.
+ */
+export const IterationBatch = z.object({
+  provider: BatchProvider,
+  /** The provider's job id; absent when the iteration ran on demand. */
+  jobId: z.string().optional(),
+  /** Instance calls the iteration had for the job. */
+  planned: z.int().nonnegative(),
+  /** Records sent to the job (0 when the iteration ran on demand). */
+  sent: z.int().nonnegative(),
+  /** Records the job answered, served to the Map from the call ledger. */
+  served: z.int().nonnegative(),
+  /** Records the job failed or left out, and of those the ones made on demand by the Map. */
+  failed: z.int().nonnegative(),
+  madeOnDemand: z.int().nonnegative(),
+  /** True when no job was started: fewer records than the provider's minimum; `reason` says so. */
+  belowMinimum: z.boolean(),
+  reason: z.string().optional(),
+});
+export type IterationBatch = z.infer<typeof IterationBatch>;
+
 /** What "Save iteration" stores under the run record's `iterations.<n>`. */
 export const IterationRecord = z.object({
   counts: Counts,
@@ -146,6 +173,8 @@ export const IterationRecord = z.object({
   cost: IterationCost,
   /** Its diversity (absent for iterations saved before it was measured). */
   diversity: IterationDiversity.optional(),
+  /** Batch mode's share of its instance calls (absent without batch mode). */
+  batch: IterationBatch.optional(),
 });
 export type IterationRecord = z.infer<typeof IterationRecord>;
 
@@ -182,6 +211,8 @@ export const RunSummary = z.object({
   }),
   exportPrefix: z.string(),
   files: z.object({ dataset: z.string(), alpaca: z.string(), tasks: z.string(), summary: z.string() }),
+  /** Batch mode: each iteration's share of its instance calls, by iteration number (absent without). */
+  batch: z.record(z.string(), IterationBatch).optional(),
 });
 export type RunSummary = z.infer<typeof RunSummary>;
 

@@ -123,6 +123,21 @@ describe('a run with --batch on Bedrock', { timeout: 240_000 }, () => {
     const calls = await stack.pool.listCalls(summary.runId, '');
     const instanceCalls = calls.filter((call) => call.stage === 'generate-instances');
     expect(instanceCalls.filter((call) => !call.batch)).toHaveLength(2);
+
+    // The iteration's record (and the export's summary) say so: sent, served, failed, made on demand.
+    const sent = batch.jobs[0]?.answered === undefined ? -1 : batch.jobs[0].answered + 2;
+    const figures = {
+      provider: 'bedrock',
+      jobId: batch.jobs[0]?.jobArn,
+      planned: sent,
+      sent,
+      served: sent - 2,
+      failed: 2,
+      madeOnDemand: 2,
+      belowMinimum: false,
+    };
+    expect((await stack.pool.getIterations(summary.runId))['1']?.batch).toEqual(figures);
+    expect(summary.batch).toEqual({ 1: figures });
   });
 
   it("falls back to on-demand calls below Bedrock's minimum of records per job, and says so", async () => {
@@ -141,6 +156,20 @@ describe('a run with --batch on Bedrock', { timeout: 240_000 }, () => {
     );
     expect(JSON.stringify(submitted)).toMatch(/below the bedrock minimum of 100 records per batch job/);
     expect(onDemandInstanceCalls()).toBeGreaterThan(0);
+
+    // The iteration's record says it ran on demand, and why.
+    const figures = (await stack.pool.getIterations(summary.runId))['1']?.batch;
+    expect(figures).toMatchObject({
+      provider: 'bedrock',
+      sent: 0,
+      served: 0,
+      failed: 0,
+      madeOnDemand: 0,
+      belowMinimum: true,
+      reason: expect.stringMatching(/^\d+ instance calls, below the bedrock minimum of 100 records/),
+    });
+    expect(figures?.planned).toBeGreaterThan(0);
+    expect(figures?.jobId).toBeUndefined();
   });
 
   it('fails the run with a readable cause when the job fails', async () => {

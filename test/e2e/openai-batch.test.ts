@@ -77,6 +77,25 @@ describe('a run with --batch on OpenAI', { timeout: 240_000 }, () => {
     const instanceCalls = calls.filter((call) => call.stage === 'generate-instances');
     expect(instanceCalls.filter((call) => call.batch === true)).toHaveLength(batch?.answered ?? -1);
     expect(instanceCalls.filter((call) => !call.batch)).toHaveLength(1);
+
+    // The iteration's record says so, as the export's summary does.
+    const figures = {
+      provider: 'openai',
+      jobId: batch?.id,
+      planned: batch?.lines.length,
+      sent: batch?.lines.length,
+      served: batch?.answered,
+      failed: 1,
+      madeOnDemand: 1,
+      belowMinimum: false,
+    };
+    expect((await stack.pool.getIterations(summary.runId))['1']?.batch).toEqual(figures);
+    expect(summary.batch).toEqual({ 1: figures });
+
+    // The submit noted its start and its batch in the pool table: a retried submit finds it there.
+    const job = String((batch?.metadata as { selfinstruct_job?: string } | undefined)?.selfinstruct_job);
+    const note = await stack.pool.noteBatchSubmit(summary.runId, job, new Date().toISOString());
+    expect(note).toMatchObject({ jobId: batch?.id, startedAt: expect.any(String) });
   });
 
   it('fails the run with a readable cause when the batch expires', async () => {

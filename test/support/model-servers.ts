@@ -67,6 +67,8 @@ export const MALFORMED_TEXT = '<|garbled|> ~~ %% ??';
 export interface RecordedRequest {
   method: string;
   path: string;
+  /** The query string (`?limit=…`), when there was one. */
+  query?: string;
   /** The model id: from the path (Bedrock) or the body (OpenAI). */
   model: string | undefined;
   /** The parsed JSON body, or `undefined` when there was none or it was not JSON. */
@@ -166,6 +168,8 @@ export interface OpenAIStandInBatch {
   endpoint: string;
   completionWindow: string;
   metadata: unknown;
+  /** Its `created_at`, in seconds since the epoch. */
+  createdAt: number;
   /** Input lines (records), their methods and URLs, and retrieves so far. */
   lines: { custom_id: string; method: string; url: string; body: Record<string, unknown> }[];
   polls: number;
@@ -314,6 +318,7 @@ class Recorder {
     const recorded: RecordedRequest = {
       method: req.method ?? 'GET',
       path: url.pathname,
+      ...(url.search === '' ? {} : { query: url.search }),
       model: modelFromPath ?? (typeof body?.model === 'string' ? body.model : undefined),
       body,
       ...(body === undefined && raw !== '' ? { raw } : {}),
@@ -909,6 +914,7 @@ class OpenAIBatchStandIn {
         endpoint: String(body.endpoint),
         completionWindow: String(body.completion_window),
         metadata: body.metadata,
+        createdAt: created_at,
         lines: fromJsonLines(input),
         polls: 0,
         answered: 0,
@@ -916,17 +922,22 @@ class OpenAIBatchStandIn {
       };
       this.batches.push(batch);
       this.outputs.set(batch.id, { status: 'validating' });
-      return ok(this.view(batch, created_at));
+      return ok(this.view(batch));
     }
     if (route === 'GET /v1/batches') {
-      // Newest first, one page (the stand-in's batches are few).
-      const data = [...this.batches].reverse().map((batch) => this.view(batch, created_at));
+      // Newest first, a page of `limit` (default 20, at most 100) after the batch `after`, as OpenAI pages.
+      const query = new URLSearchParams(recorded.query ?? '');
+      const limit = Math.min(100, Number(query.get('limit') ?? 20));
+      const newest = [...this.batches].reverse().sort((a, b) => b.createdAt - a.createdAt);
+      const after = query.get('after');
+      const from = after === null ? 0 : newest.findIndex((batch) => batch.id === after) + 1;
+      const data = newest.slice(from, from + limit).map((batch) => this.view(batch));
       return ok({
         object: 'list',
         data,
         first_id: data[0]?.id ?? null,
         last_id: data.at(-1)?.id ?? null,
-        has_more: false,
+        has_more: from + limit < newest.length,
       });
     }
     const id = /^GET \/v1\/batches\/([^/]+)$/.exec(route)?.[1] ?? '';
@@ -983,10 +994,10 @@ class OpenAIBatchStandIn {
     } else if (state.status === 'validating') {
       this.outputs.set(batch.id, { status: 'in_progress' });
     }
-    return ok(this.view(batch, created_at));
+    return ok(this.view(batch));
   }
 
-  private view(batch: OpenAIStandInBatch, created_at: number) {
+  private view(batch: OpenAIStandInBatch) {
     const state = this.outputs.get(batch.id) ?? { status: 'validating' };
     return {
       id: batch.id,
@@ -997,7 +1008,7 @@ class OpenAIBatchStandIn {
       status: state.status,
       output_file_id: state.output ?? null,
       error_file_id: state.errors ?? null,
-      created_at,
+      created_at: batch.createdAt,
       metadata: batch.metadata ?? null,
       errors:
         state.status === 'failed'

@@ -3,12 +3,13 @@
  * submit step (the same calls the Map would make, idempotent), the check step (its bound, the replies
  * into the call ledger at the batch price) and the Map serving them; with fake ports.
  */
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkBatch } from '../../functions/generate-instances/batch-check.ts';
 import { submitBatch } from '../../functions/generate-instances/batch-submit.ts';
 import { generateInstances } from '../../functions/generate-instances/core.ts';
 import { renderInstancesRequest } from '../../functions/generate-instances/prompt.ts';
 import {
+  BedrockBatchJobs,
   bedrockBatchLine,
   bedrockJobStatus,
   parseBedrockBatchOutput,
@@ -24,11 +25,14 @@ import {
 } from '../../functions/shared/batch/jobs.ts';
 import { BatchJobFailed } from '../../functions/shared/errors.ts';
 import { toJsonLines } from '../../functions/shared/json-lines.ts';
+import { runKeys } from '../../functions/shared/keys.ts';
 import { promptHash } from '../../functions/shared/model-calls.ts';
 import { OfflineModel } from '../../functions/shared/models/offline.ts';
 import { modelCost, shippedPrices } from '../../functions/shared/pricing/pricing.ts';
 import { describeRequest } from '../../infra/local/iam.ts';
+import { type BatchStandIn, startBedrockBatchStandIn } from '../support/batch-servers.ts';
 import { iterationToGate, useFastRetries } from '../support/stage-iteration.ts';
+import { MemoryObjects, MemoryPool } from './fakes.ts';
 
 useFastRetries();
 
@@ -203,6 +207,14 @@ describe('the batch steps', () => {
     expect(result.status).toBe('on-demand');
     expect(result.reason).toMatch(/below the bedrock minimum of 10000 records per batch job: made on demand/);
     expect(jobs.submitted).toHaveLength(0);
+    // Noted for the iteration's figures ("Save iteration"): no job, and why.
+    const noted = await objects.getText(runKeys('run-1', 1).batch.submission);
+    expect(JSON.parse(noted ?? '{}')).toEqual({
+      provider: 'bedrock',
+      records: result.records,
+      minRecords: 10_000,
+      reason: result.reason,
+    });
   });
 
   it('looks until the job is done, records its replies as batch calls, and the Map serves them', async () => {
@@ -316,5 +328,46 @@ describe('local IAM of the batch API', () => {
       operation: 'GetModelInvocationJob',
       authorizations: [{ action: 'bedrock:GetModelInvocationJob', resource: arn }],
     });
+  });
+});
+
+describe('a retried Bedrock submit', () => {
+  const objects = new MemoryObjects();
+  const saved = { ...process.env };
+  let standIn: BatchStandIn;
+  beforeAll(async () => {
+    standIn = await startBedrockBatchStandIn({
+      objects: () => objects,
+      region: 'us-east-1',
+      account: '000000000000',
+    });
+    Object.assign(process.env, {
+      AWS_ENDPOINT_URL_BEDROCK: standIn.url,
+      AWS_REGION: 'us-east-1',
+      AWS_ACCESS_KEY_ID: 'retried-submit',
+      AWS_SECRET_ACCESS_KEY: 'secret',
+    });
+  });
+  afterAll(async () => {
+    process.env = saved;
+    await standIn.close();
+  });
+
+  it('gets the job the first attempt started (same name and clientRequestToken), never a second job', async () => {
+    const jobs = new BedrockBatchJobs(objects, 'bucket', 'arn:aws:iam::000000000000:role/BatchRole');
+    const spec = {
+      runId: 'r',
+      name: 'selfinstruct-0123456789abcdef-i1',
+      modelId: 'amazon.nova-micro-v1:0',
+      inputKey: 'runs/r/iteration-1/batch/input/instances.jsonl',
+      outputPrefix: 'runs/r/iteration-1/batch/output/',
+      records: [{ recordId: 'a', request: renderInstancesRequest('default', 'Name a fruit.', false) }],
+    };
+    const first = await jobs.submit(spec);
+    const again = await jobs.submit(spec);
+    expect(again).toBe(first);
+    expect(standIn.jobs).toHaveLength(1);
+    expect(standIn.jobs[0]?.token).toBe(batchToken(spec.name));
+    expect(standIn.requests.filter((r) => r.method === 'POST')).toHaveLength(2);
   });
 });

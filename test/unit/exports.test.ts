@@ -537,6 +537,38 @@ describe('the dataset card', () => {
     expect(card).not.toContain(RESPONSE_STYLES.explained?.did);
   });
 
+  it("sums batch mode's records: sent, served, failed and made on demand, and iterations run on demand", () => {
+    const batch = {
+      '1': {
+        provider: 'bedrock' as const,
+        jobId: 'job-1',
+        planned: 120,
+        sent: 120,
+        served: 118,
+        failed: 2,
+        madeOnDemand: 2,
+        belowMinimum: false,
+      },
+      '2': {
+        provider: 'bedrock' as const,
+        planned: 40,
+        sent: 0,
+        served: 0,
+        failed: 0,
+        madeOnDemand: 0,
+        belowMinimum: true,
+        reason: '40 instance calls, below the bedrock minimum of 100 records per batch job: made on demand',
+      },
+    };
+    const card = cardOf(
+      source(many(3), { runs: [{ runId: 'run-a', iterations: 2, summary: runSummary({ batch }) }] }),
+    );
+    expect(card).toContain(
+      "| batch mode | 1 batch job (bedrock): 120 instance calls sent, 118 served from the jobs at the batch price, 2 failed by them (2 made on demand); 1 iteration run on demand, below the provider's minimum of records per job (40 instance calls) |",
+    );
+    expect(body).not.toContain('| batch mode |');
+  });
+
   it('names each method of a pool whose runs used several, and says when none is recorded', () => {
     const runs = (['self-instruct', 'evol'] as const).map((method, i) => ({
       runId: `run-${i}`,

@@ -2,6 +2,7 @@
 import { parseRunInput } from '../../functions/prepare/core.ts';
 import { OfflineModel } from '../../functions/shared/models/offline.ts';
 import type {
+  BatchSubmitNote,
   CommitResult,
   CounterMap,
   IterationUpdate,
@@ -94,6 +95,8 @@ export class MemoryPool implements PoolStore {
   readonly runs = new Map<string, RunRecord & { saved?: Set<number> }>();
   readonly metas = new Map<string, PoolMeta>();
   readonly calls = new Map<string, StoredCall>();
+  /** Batch mode's submit notes by `<run id>/<job name>`. */
+  readonly batchSubmits = new Map<string, BatchSubmitNote>();
   /** Iteration stats by `<run id>#<n>`. */
   readonly iterations = new Map<string, IterationRecord>();
   /** Every write to a pool's tasks and META, in order: what a test can count. */
@@ -213,6 +216,17 @@ export class MemoryPool implements PoolStore {
   }
   async countComplete(pool: string) {
     return this.metas.get(pool)?.taskCount ?? 0;
+  }
+  async noteBatchSubmit(runId: string, job: string, at: string) {
+    const key = `${runId}/${job}`;
+    const noted = this.batchSubmits.get(key);
+    if (noted) return structuredClone(noted);
+    this.batchSubmits.set(key, { startedAt: at });
+    return undefined;
+  }
+  async recordBatchJob(runId: string, job: string, jobId: string) {
+    const note = this.batchSubmits.get(`${runId}/${job}`);
+    if (note) note.jobId = jobId;
   }
   async putCall(runId: string, call: StoredCall) {
     const key = `${runId}/${call.callKey}#${call.callId}`;

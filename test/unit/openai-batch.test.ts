@@ -1,11 +1,13 @@
 /**
  * Batch mode on OpenAI's Batch API: the records (the on-demand adapter's chat bodies), the reading of a
  * batch's output and error files, its statuses, the models it accepts, its price, and the idempotent
- * submit (a batch named in its metadata, found again by a retried submit) against the OpenAI stand-in.
+ * submit (its batch id noted in the pool table; a batch named in its metadata found again after a crash
+ * between creating and noting it, past any number of newer batches) against the OpenAI stand-in.
  */
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { checkBatchModel, OPENAI_BATCH_ENDPOINTS_ENV } from '../../functions/shared/batch/jobs.ts';
 import {
+  CLOCK_SKEW_SECONDS,
   OpenAIBatchJobs,
   openAIBatchLine,
   openAIBatchStatus,
@@ -18,7 +20,7 @@ import type { ModelRequest } from '../../functions/shared/ports.ts';
 import { modelCost, shippedPrices } from '../../functions/shared/pricing/pricing.ts';
 import { useBatchStack } from '../support/batch-stack.ts';
 import { type StandIn, startOpenAIStandIn } from '../support/model-servers.ts';
-import { MemoryObjects } from './fakes.ts';
+import { MemoryObjects, MemoryPool } from './fakes.ts';
 
 const request: ModelRequest = {
   kind: 'chat',
@@ -124,20 +126,43 @@ describe('the OpenAI batch submit', () => {
     world.setEnv({ SELFINSTRUCT_API_KEY: 'sk-unit', SELFINSTRUCT_ALLOWED_MODEL_ENDPOINTS: server.url });
   });
 
+  beforeEach(() => server.reset());
+
+  const endpoint = () => parseModelId(`openai-compatible:stand-in-chat@${server.url}`) as OpenAIEndpoint;
+  const spec = {
+    runId: 'r',
+    name: 'selfinstruct-0123456789abcdef-i1',
+    modelId: 'stand-in-chat',
+    inputKey: 'runs/r/iteration-1/batch/input/instances.jsonl',
+    outputPrefix: 'runs/r/iteration-1/batch/output/',
+    records: [
+      { recordId: 'a', request },
+      { recordId: 'b', request: { ...request, prompt: 'Name a colour.' } },
+    ],
+  };
+  /** Batches of other jobs of the organization, created `ageSeconds` ago. */
+  const otherBatches = (count: number, ageSeconds: number, from = 0) => {
+    const createdAt = Math.floor(Date.now() / 1000) - ageSeconds;
+    server.batches?.push(
+      ...Array.from({ length: count }, (_, i) => ({
+        id: `other_${from + i}`,
+        inputFileId: 'file-other',
+        endpoint: '/v1/chat/completions',
+        completionWindow: '24h',
+        metadata: { selfinstruct_job: `someone-else-${from + i}` },
+        createdAt,
+        lines: [],
+        polls: 0,
+        answered: 0,
+        failed: 0,
+      })),
+    );
+  };
+  const created = () => server.requests.filter((r) => r.method === 'POST' && r.path === '/v1/batches');
+  const listed = () => server.requests.filter((r) => r.method === 'GET' && r.path === '/v1/batches');
+
   it('uploads one batch, and a retried submit gets the same batch back', async () => {
-    const endpoint = parseModelId(`openai-compatible:stand-in-chat@${server.url}`) as OpenAIEndpoint;
-    const objects = new MemoryObjects();
-    const jobs = new OpenAIBatchJobs(objects, endpoint);
-    const spec = {
-      name: 'selfinstruct-0123456789abcdef-i1',
-      modelId: 'stand-in-chat',
-      inputKey: 'runs/r/iteration-1/batch/input/instances.jsonl',
-      outputPrefix: 'runs/r/iteration-1/batch/output/',
-      records: [
-        { recordId: 'a', request },
-        { recordId: 'b', request: { ...request, prompt: 'Name a colour.' } },
-      ],
-    };
+    const jobs = new OpenAIBatchJobs(new MemoryObjects(), endpoint(), new MemoryPool());
     const first = await jobs.submit(spec);
     const again = await jobs.submit(spec);
     expect(again).toBe(first);
@@ -149,5 +174,64 @@ describe('the OpenAI batch submit', () => {
     expect(results.find((result) => result.recordId === 'b')).toMatchObject({
       promptHash: promptHash({ system: request.system, prompt: 'Name a colour.' }),
     });
+  });
+
+  it('a retried submit gets its batch from the noted id, however many batches are newer', async () => {
+    const pool = new MemoryPool();
+    const first = await new OpenAIBatchJobs(new MemoryObjects(), endpoint(), pool).submit(spec);
+    otherBatches(600, 0);
+    const again = await new OpenAIBatchJobs(new MemoryObjects(), endpoint(), pool).submit(spec);
+    expect(again).toBe(first);
+    expect(created()).toHaveLength(1);
+    expect(pool.batchSubmits.get(`r/${spec.name}`)?.jobId).toBe(first);
+  });
+
+  it('after a crash between creating the batch and noting its id, finds it past 600 newer batches, and no further back', async () => {
+    const pool = new MemoryPool();
+    // The first attempt creates its batch and dies before noting the id.
+    const crashing = Object.assign(Object.create(pool) as MemoryPool, {
+      recordBatchJob: async () => {
+        throw new Error('Lambda timed out');
+      },
+    });
+    await expect(new OpenAIBatchJobs(new MemoryObjects(), endpoint(), crashing).submit(spec)).rejects.toThrow(
+      'Lambda timed out',
+    );
+    const first = server.batches?.[0]?.id;
+    expect(created()).toHaveLength(1);
+    // Older batches than the first attempt (beyond the clock-skew margin), then 600 newer ones.
+    server.batches?.unshift(
+      ...Array.from({ length: 1000 }, (_, i) => ({
+        id: `old_${i}`,
+        inputFileId: 'file-old',
+        endpoint: '/v1/chat/completions',
+        completionWindow: '24h',
+        metadata: { selfinstruct_job: spec.name },
+        createdAt: Math.floor(Date.now() / 1000) - CLOCK_SKEW_SECONDS - 3600,
+        lines: [],
+        polls: 0,
+        answered: 0,
+        failed: 0,
+      })),
+    );
+    otherBatches(600, 0);
+    const again = await new OpenAIBatchJobs(new MemoryObjects(), endpoint(), pool).submit(spec);
+    expect(again).toBe(first);
+    expect(created()).toHaveLength(1);
+    expect(pool.batchSubmits.get(`r/${spec.name}`)?.jobId).toBe(first);
+    // 601 batches at 100 a page, and the page that reaches the older ones: the listing stops there.
+    expect(listed().length).toBeLessThanOrEqual(7);
+  });
+
+  it('a first submit lists nothing and creates one batch, noting its start before creating it', async () => {
+    const pool = new MemoryPool();
+    otherBatches(600, 0);
+    const before = new Date().toISOString();
+    const id = await new OpenAIBatchJobs(new MemoryObjects(), endpoint(), pool).submit(spec);
+    expect(created()).toHaveLength(1);
+    expect(listed()).toHaveLength(0);
+    const note = pool.batchSubmits.get(`r/${spec.name}`);
+    expect(note?.jobId).toBe(id);
+    expect((note?.startedAt ?? '') >= before).toBe(true);
   });
 });

@@ -587,6 +587,80 @@ describe("the quality section's numbers", () => {
   });
 });
 
+describe('batch mode in the report', () => {
+  /** Iteration 1 ran a Bedrock job that failed 2 records; iteration 2 ran on demand, below the minimum. */
+  function batchInput(): ReportInput {
+    const input = smallInput();
+    const iterations = input.run.iterations ?? {};
+    const batch: Record<string, IterationRecord['batch']> = {
+      '1': {
+        provider: 'bedrock',
+        jobId: 'arn:aws:bedrock:us-east-1:000000000000:model-invocation-job/abc',
+        planned: 120,
+        sent: 120,
+        served: 118,
+        failed: 2,
+        madeOnDemand: 2,
+        belowMinimum: false,
+      },
+      '2': {
+        provider: 'bedrock',
+        planned: 40,
+        sent: 0,
+        served: 0,
+        failed: 0,
+        madeOnDemand: 0,
+        belowMinimum: true,
+        reason: '40 instance calls, below the bedrock minimum of 100 records per batch job: made on demand',
+      },
+    };
+    const withBatch = Object.fromEntries(
+      Object.entries(iterations).map(([n, record]) => [n, { ...record, batch: batch[n] }]),
+    );
+    return { ...input, run: { ...input.run, iterations: withBatch } };
+  }
+
+  it("keeps each iteration's batch figures in stats.json, as the run record has them", () => {
+    const stats = computeStats(batchInput());
+    expect(stats.iterations.map((it) => [it.batch?.sent, it.batch?.served, it.batch?.madeOnDemand])).toEqual([
+      [120, 118, 2],
+      [0, 0, 0],
+    ]);
+    expect(stats.iterations[1]?.batch).toMatchObject({ belowMinimum: true, reason: expect.any(String) });
+    expect(ReportStats.safeParse(stats).success).toBe(true);
+  });
+
+  it('tabulates the records sent, served, failed and made on demand, and an iteration run on demand', () => {
+    const rows = tableRows(renderReport(computeStats(batchInput())), 'batch');
+    expect(rows).toEqual([
+      [
+        '1',
+        'bedrock job arn:aws:bedrock:us-east-1:000000000000:model-invocation-job/abc',
+        '120',
+        '120',
+        '118',
+        '2',
+        '2',
+      ],
+      [
+        '2',
+        'on demand: 40 instance calls, below the bedrock minimum of 100 records per batch job: made on demand',
+        '40',
+        '0',
+        '0',
+        '0',
+        '0',
+      ],
+    ]);
+  });
+
+  it('has no batch table for a run without batch mode', () => {
+    const stats = computeStats(smallInput());
+    expect(stats.iterations.map((it) => it.batch)).toEqual([null, null]);
+    expect(renderReport(stats)).not.toContain('id="batch"');
+  });
+});
+
 describe('the quality section of the page', () => {
   it("sets the judge's audit answers next to the paper's Table 2", () => {
     const stats = computeStats(checkedInput());

@@ -6,7 +6,8 @@
  *   until that iteration commits;
  * - a pool's commit point, lease and counters: `POOL#<pool>` / `META`;
  * - a run:        `RUN#<runId>` / `RUN`;
- * - a billed model call of a run: `RUN#<runId>` / `CALL#<callKey>#<callId>`.
+ * - a billed model call of a run: `RUN#<runId>` / `CALL#<callKey>#<callId>`;
+ * - batch mode's note of a job's submit: `RUN#<runId>` / `BATCHJOB#<job name>`.
  */
 import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
@@ -23,6 +24,7 @@ import {
 import pLimit from 'p-limit';
 import { awsClientConfig } from '../config.ts';
 import type {
+  BatchSubmitNote,
   CommitResult,
   IterationUpdate,
   PoolCommit,
@@ -48,6 +50,8 @@ const callKey = (runId: string, call: Pick<StoredCall, 'callKey' | 'callId'>) =>
   pk: `RUN#${runId}`,
   sk: `CALL#${call.callKey}#${call.callId}`,
 });
+
+const batchJobKey = (runId: string, job: string) => ({ pk: `RUN#${runId}`, sk: `BATCHJOB#${job}` });
 
 function stripKeys<T>(item: Record<string, unknown>): T {
   const { pk: _pk, sk: _sk, ...rest } = item;
@@ -373,6 +377,37 @@ export class DynamoPoolStore implements PoolStore {
 
   async countComplete(pool: string): Promise<number> {
     return (await this.getMeta(pool))?.taskCount ?? 0;
+  }
+
+  async noteBatchSubmit(runId: string, job: string, at: string): Promise<BatchSubmitNote | undefined> {
+    // Only the first attempt's time is stored: a retry reads it back.
+    const first = await conditionally(() =>
+      this.doc.send(
+        new PutCommand({
+          TableName: this.table,
+          Item: { ...batchJobKey(runId, job), startedAt: at },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      ),
+    );
+    if (first) return undefined;
+    const { Item } = await this.doc.send(
+      new GetCommand({ TableName: this.table, Key: batchJobKey(runId, job), ConsistentRead: true }),
+    );
+    if (!Item) throw new Error(`The batch submit note of job ${job} (run ${runId}) vanished`);
+    const { startedAt, jobId } = stripKeys<BatchSubmitNote>(Item);
+    return jobId === undefined ? { startedAt } : { startedAt, jobId };
+  }
+
+  async recordBatchJob(runId: string, job: string, jobId: string): Promise<void> {
+    await this.doc.send(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: batchJobKey(runId, job),
+        UpdateExpression: 'SET jobId = :jobId',
+        ExpressionAttributeValues: { ':jobId': jobId },
+      }),
+    );
   }
 
   async putCall(runId: string, call: StoredCall): Promise<void> {

@@ -4,18 +4,22 @@
  */
 import { requireEnv } from '../config.ts';
 import { ConfigurationError } from '../errors.ts';
-import type { ObjectStore } from '../ports.ts';
+import type { ObjectStore, PoolStore } from '../ports.ts';
 import { type BatchJobs, checkBatchModel, openAIBatchEndpoint } from './jobs.ts';
 
 /** The env variable holding the ARN of the service role Bedrock assumes for batch jobs. */
 export const BATCH_ROLE_ENV = 'BATCH_ROLE_ARN';
 
-export async function createBatchJobs(model: string, objects: ObjectStore): Promise<BatchJobs> {
+export async function createBatchJobs(
+  model: string,
+  objects: ObjectStore,
+  pool: PoolStore,
+): Promise<BatchJobs> {
   checkBatchModel(model);
   const openAI = openAIBatchEndpoint(model);
   if (openAI) {
     const { OpenAIBatchJobs } = await import('./openai.ts');
-    return new OpenAIBatchJobs(objects, openAI);
+    return new OpenAIBatchJobs(objects, openAI, pool);
   }
   const { BedrockBatchJobs } = await import('./bedrock.ts');
   const role = process.env[BATCH_ROLE_ENV];

@@ -13,6 +13,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { ModelRequestFailed } from '../errors.ts';
+import { callKeyPrefix } from '../model-calls.ts';
 import { OPENAI_BASE_URL, type OpenAIEndpoint, parseModelId } from '../models/model-ids.ts';
 import type { ModelReply, ModelRequest } from '../ports.ts';
 
@@ -47,6 +48,10 @@ export const BatchRecord = z.object({
 });
 export type BatchRecord = z.infer<typeof BatchRecord>;
 
+/** The call key a record's reply is recorded under: the Map item's (its chunk's ledger scope). */
+export const recordCallKey = (iteration: number, record: Pick<BatchRecord, 'chunk' | 'key'>): string =>
+  `${callKeyPrefix({ iteration, scope: `chunk-${record.chunk}` })}${record.key}`;
+
 /**
  * The record id of a call: 11 alphanumeric characters (the form of Bedrock's examples) hashed from its
  * chunk and key, so a retried submit names every call as the first attempt did, whichever it plans.
@@ -78,6 +83,23 @@ export const BatchState = z.object({
 });
 export type BatchState = z.infer<typeof BatchState>;
 
+/** The providers with a batch API this project drives. */
+export const BatchProvider = z.enum(['bedrock', 'openai']);
+
+/**
+ * What "Submit the instance batch" did (`runs/<run>/iteration-<n>/batch/submission.json`): the job it
+ * started, or why it started none. "Save iteration" reads it for the iteration's batch figures.
+ */
+export const BatchSubmission = z.object({
+  provider: BatchProvider,
+  /** Absent when no job was started (fewer records than `minRecords`). */
+  jobId: z.string().min(1).optional(),
+  records: z.int().nonnegative(),
+  minRecords: z.int().nonnegative(),
+  reason: z.string().optional(),
+});
+export type BatchSubmission = z.infer<typeof BatchSubmission>;
+
 /** A job's state as the provider reports it. */
 export type BatchStatus =
   | { status: 'running'; providerStatus: string }
@@ -91,6 +113,7 @@ export type BatchResult =
 
 /** What a job is asked to do. */
 export interface BatchJobSpec {
+  runId: string;
   /** Deterministic per run and iteration: a retried submit names the same job. */
   name: string;
   /** The provider's model id (without the `bedrock:` prefix). */
@@ -104,7 +127,7 @@ export interface BatchJobSpec {
 /** A provider's batch API. */
 export interface BatchJobs {
   /** The provider, for messages. */
-  readonly provider: 'bedrock' | 'openai';
+  readonly provider: z.infer<typeof BatchProvider>;
   /** The fewest records a job may have. */
   readonly minRecords: number;
   /**

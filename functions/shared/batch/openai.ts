@@ -6,23 +6,28 @@
  * `error_file_id` read through `files.content`. Output lines come in no particular order:
  * `{custom_id, response: {status_code, body}, error}`.
  *
- * Idempotent submit: OpenAI's Batch API takes no client token, so each batch carries its job's name in
- * `metadata` (`selfinstruct_job`, per run and iteration) and a submit first looks for it among the
- * organization's newest batches (`batches.list`, newest first, at most `LOOKUP_LIMIT`): a retried submit,
- * minutes after the first, finds the batch that attempt started. Recording the id in S3 instead would need
- * the function to tell a missing key from a denied one, that is `s3:ListBucket` on the whole bucket, which
- * "Generate instances" does not have (it reads by key only).
+ * Idempotent submit: OpenAI's Batch API takes no client token, so the submit keeps its own note in the
+ * pool table (`PoolStore.noteBatchSubmit`, per run and job name): before anything is created it notes
+ * when it begins (only the first attempt's time is kept), and right after `batches.create` it stores
+ * the batch id there. A retry that finds the id returns it. One that finds only the time (the first
+ * attempt died between creating the batch and storing its id) pages through `batches.list` (newest
+ * first, `after` cursor) for a batch carrying its job's name in `metadata` (`selfinstruct_job`), down
+ * to the batches created before that time (less `CLOCK_SKEW_SECONDS`): every batch the first attempt
+ * could have created is newer, however many other batches the organization created since. The note is
+ * in DynamoDB rather than S3 because "Generate instances" may not list the bucket, so S3 would answer a
+ * missing key with 403, which the submit could not tell from a denial.
  *
  * The input is also written to S3 (`inputKey`): the output holds no request, and a reply is recorded
  * under the hash of the prompt that was sent, read back from there.
  */
+import type OpenAI from 'openai';
 import { toFile } from 'openai';
 import { fromJsonLines } from '../json-lines.ts';
 import { promptHash } from '../model-calls.ts';
 import type { OpenAIEndpoint } from '../models/model-ids.ts';
 import { chatBody, openAIClient, openAIError } from '../models/openai.ts';
 import { estimatedUsage } from '../models/usage.ts';
-import type { ModelRequest, ObjectStore } from '../ports.ts';
+import type { ModelRequest, ObjectStore, PoolStore } from '../ports.ts';
 import type { BatchJobSpec, BatchJobs, BatchResult, BatchStatus } from './jobs.ts';
 
 /** The endpoint every record of a job calls. */
@@ -128,8 +133,14 @@ export function openAIBatchStatus(status: string | undefined, message: string | 
   }
 }
 
-/** The newest batches a submit looks through for one an earlier attempt started. */
-export const LOOKUP_LIMIT = 500;
+/**
+ * How far before the first attempt's noted start a retried submit still looks for its batch: the
+ * function's clock and OpenAI's `created_at` may disagree by this much.
+ */
+export const CLOCK_SKEW_SECONDS = 15 * 60;
+
+/** Where a submit notes its start and its batch id (the pool table). */
+export type BatchSubmitNotes = Pick<PoolStore, 'noteBatchSubmit' | 'recordBatchJob'>;
 
 export class OpenAIBatchJobs implements BatchJobs {
   readonly provider = 'openai' as const;
@@ -139,6 +150,7 @@ export class OpenAIBatchJobs implements BatchJobs {
   constructor(
     private readonly objects: ObjectStore,
     private readonly endpoint: OpenAIEndpoint,
+    private readonly notes: BatchSubmitNotes,
   ) {}
 
   async submit(spec: BatchJobSpec): Promise<string> {
@@ -148,27 +160,46 @@ export class OpenAIBatchJobs implements BatchJobs {
     const text = `${lines.join('\n')}\n`;
     await this.objects.put(spec.inputKey, text, 'application/jsonl');
     const { client, apiKey } = await openAIClient(this.endpoint);
+    const note = await this.notes.noteBatchSubmit(spec.runId, spec.name, new Date().toISOString());
+    if (note?.jobId !== undefined) return note.jobId;
+    let jobId: string;
     try {
-      let seen = 0;
-      for await (const batch of client.batches.list({ limit: 100 })) {
-        if ((batch.metadata as Record<string, string> | null)?.selfinstruct_job === spec.name)
-          return batch.id;
-        if (++seen >= LOOKUP_LIMIT) break;
-      }
-      const file = await client.files.create({
-        file: await toFile(Buffer.from(text), `${spec.name}.jsonl`),
-        purpose: 'batch',
-      });
-      const batch = await client.batches.create({
-        input_file_id: file.id,
-        endpoint: OPENAI_BATCH_URL,
-        completion_window: '24h',
-        metadata: { selfinstruct_job: spec.name },
-      });
-      return batch.id;
+      // An earlier attempt began and noted no batch: it may have died after creating one.
+      jobId =
+        (note && (await this.findBatch(client, spec.name, note.startedAt))) ??
+        (await this.create(client, spec.name, text));
     } catch (error) {
       throw openAIError(error, this.endpoint, apiKey);
     }
+    await this.notes.recordBatchJob(spec.runId, spec.name, jobId);
+    return jobId;
+  }
+
+  private async create(client: OpenAI, job: string, text: string): Promise<string> {
+    const file = await client.files.create({
+      file: await toFile(Buffer.from(text), `${job}.jsonl`),
+      purpose: 'batch',
+    });
+    const batch = await client.batches.create({
+      input_file_id: file.id,
+      endpoint: OPENAI_BATCH_URL,
+      completion_window: '24h',
+      metadata: { selfinstruct_job: job },
+    });
+    return batch.id;
+  }
+
+  /**
+   * The batch named `job` that a submit begun at `startedAt` created, looking through every batch
+   * created since (newest first), however many; undefined when there is none.
+   */
+  private async findBatch(client: OpenAI, job: string, startedAt: string): Promise<string | undefined> {
+    const since = Math.floor(Date.parse(startedAt) / 1000) - CLOCK_SKEW_SECONDS;
+    for await (const batch of client.batches.list({ limit: 100 })) {
+      if (batch.created_at < since) return undefined;
+      if ((batch.metadata as Record<string, string> | null)?.selfinstruct_job === job) return batch.id;
+    }
+    return undefined;
   }
 
   async status(jobId: string): Promise<BatchStatus> {

@@ -165,6 +165,8 @@ export function renderCard(input: CardInput): string {
   row('runs', runsText(source));
   row('iterations', String(source.runs.reduce((sum, run) => sum + run.iterations, 0)));
   row('cost (estimated)', costText(source));
+  const batch = batchText(source);
+  if (batch !== undefined) row('batch mode', batch);
   row(
     'export',
     [
@@ -468,6 +470,28 @@ function costText(source: TaskSource): string {
     (added > 0 ? `, ${usd((1000 * total) / added)} per 1,000 tasks added` : '') +
     (notes.length > 0 ? `; ${notes.join('; ')}` : '')
   );
+}
+
+/**
+ * Batch mode's share of the instance calls, summed over the runs' iterations (their `summary.json`'s
+ * `batch`); undefined when no run used it.
+ */
+function batchText(source: TaskSource): string | undefined {
+  const iterations = summaries(source).flatMap((summary) => Object.values(summary.batch ?? {}));
+  if (iterations.length === 0) return undefined;
+  const sum = (pick: (it: (typeof iterations)[number]) => number, of = iterations) =>
+    of.reduce((total, it) => total + pick(it), 0);
+  const jobs = iterations.filter((it) => !it.belowMinimum);
+  const below = iterations.filter((it) => it.belowMinimum);
+  const providers = unique(iterations.map((it) => it.provider));
+  return [
+    `${plural(jobs.length, 'batch job')} (${providers.join(', ')}): ${sum((it) => it.sent)} instance calls sent, ${sum((it) => it.served)} served from the jobs at the batch price, ${sum((it) => it.failed)} failed by them (${sum((it) => it.madeOnDemand)} made on demand)`,
+    below.length > 0
+      ? `${plural(below.length, 'iteration')} run on demand, below the provider's minimum of records per job (${sum((it) => it.planned, below)} instance calls)`
+      : '',
+  ]
+    .filter(Boolean)
+    .join('; ');
 }
 
 const plural = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`;

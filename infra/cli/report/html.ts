@@ -189,6 +189,26 @@ ${rows.join('\n')}
 </tbody></table>${unsaved}`;
 }
 
+/** Batch mode's share of each iteration's instance calls; empty without batch mode. */
+function batchTable(stats: ReportStats): string {
+  const rows = stats.iterations.flatMap(({ iteration, batch }) => {
+    if (batch === null) return [];
+    const job = batch.belowMinimum
+      ? `on demand: ${text(batch.reason ?? 'below the minimum of records per job', 200)}`
+      : `${escapeHtml(batch.provider)} job <code>${text(batch.jobId ?? '', 80)}</code>`;
+    return [
+      `<tr><td class="num">${iteration}</td><td>${job}</td><td class="num">${integer(batch.planned)}</td><td class="num">${integer(batch.sent)}</td><td class="num">${integer(batch.served)}</td><td class="num">${integer(batch.failed)}</td><td class="num">${integer(batch.madeOnDemand)}</td></tr>`,
+    ];
+  });
+  if (rows.length === 0) return '';
+  return `<table class="data" id="batch">
+<thead><tr><th>Iteration</th><th>Batch job</th><th>Instance calls</th><th>Sent to the job</th><th>Served from it</th><th>Failed by it</th><th>Of those, made on demand</th></tr></thead>
+<tbody>
+${rows.join('\n')}
+</tbody></table>
+<p class="note">Batch mode: each iteration's instance calls go to the provider's batch job at its batch price; a record the job failed is made on demand (on-demand price), and an iteration with fewer calls than the provider's minimum per job runs on demand entirely.</p>`;
+}
+
 function neighbourList(task: SampledTask): string {
   if (task.neighbours.length === 0) return '<span class="muted">–</span>';
   return `<ol class="neighbours">${task.neighbours
@@ -545,6 +565,7 @@ ${figure(
 ${figure('tokens-cost', 'Tokens and estimated cost per iteration', `Input and output tokens of every model call of the iteration${run.tokensEstimated ? ' (estimated)' : ''}, and its estimated cost in USD (model tokens at the price table’s rates, plus the AWS side), from the run record.`)}
 ${figure('per-1000', 'Per 1,000 added tasks', `The same per 1,000 tasks the iteration added with valid instances: what scaling the dataset up costs. Over the run: ${totals.per1000Added === null ? '–' : `${usd(totals.per1000Added.usd)} and ${integer(Math.round(totals.per1000Added.tokens))} tokens`}.`)}
 </div>
+${batchTable(stats)}
 </section>
 
 <section id="samples">

@@ -3,7 +3,7 @@
  * computes and `html.ts` draws): one zod schema, so the file can be read back and checked.
  */
 import { z } from 'zod';
-import { IterationDiversity } from '../../../functions/shared/records.ts';
+import { IterationBatch, IterationDiversity } from '../../../functions/shared/records.ts';
 import {
   EvolElimination,
   EvolOperation,
@@ -134,6 +134,8 @@ export const IterationStats = z.object({
   quality: QualityStats.nullable(),
   /** What the safety screen flagged in the iteration; null when the run had no screen. */
   safety: SafetyCounts.nullable(),
+  /** Batch mode's share of its instance calls (the run record's); null without batch mode. */
+  batch: IterationBatch.nullable(),
 });
 export type IterationStats = z.infer<typeof IterationStats>;
 

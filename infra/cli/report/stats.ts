@@ -387,6 +387,7 @@ export function computeStats(input: ReportInput): ReportStats {
       saved: record !== undefined,
       quality: quality(iteration) ?? null,
       safety: screened ? safetyCounts(rejected, record?.counts ?? {}) : null,
+      batch: record?.batch ?? null,
     };
   });
   const added = tasks.length;
