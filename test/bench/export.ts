@@ -57,7 +57,12 @@ function spilledBytes(folder: string): number {
 }
 
 /** The child: one size, one mode. */
-async function child(size: number, mode: 'stream' | 'whole', memoryChars?: number): Promise<Figures> {
+async function child(
+  size: number,
+  mode: 'stream' | 'whole',
+  text: 'seeds' | 'synthetic',
+  memoryChars?: number,
+): Promise<Figures> {
   const work = mkdtempSync(path.join(tmpdir(), 'bench-export-'));
   // The spilled text goes where the Lambda's would (its /tmp), inside this case's folder.
   process.env.TMPDIR = work;
@@ -106,6 +111,29 @@ async function child(size: number, mode: 'stream' | 'whole', memoryChars?: numbe
         { length: words },
         () => ['the', 'pool', 'export', 'answer', 'with', 'a', 'clear', 'step'][rng.int(8)],
       ).join(' ');
+    // Realistic text: each task takes the shape of a seed task (its instances, each input's and output's
+    // length, line breaks and words) with its words shuffled. The offline model writes its tasks by
+    // recombining seed demonstrations, so its lengths are the seeds'; shuffled words compress worse under
+    // gzip than prose does, so the spill measured is an upper bound for text like it.
+    const seedTasks = readFileSync(new URL('../../seeds/seed_tasks.jsonl', import.meta.url), 'utf8')
+      .split('\n')
+      .filter((line) => line.trim() !== '')
+      .map((line) => JSON.parse(line) as { instances: { input: string; output: string }[] });
+    const shuffled = (text: string) => {
+      const parts = text.split(/(\s+)/);
+      const words = rng.shuffle(parts.filter((_, i) => i % 2 === 0));
+      return parts.map((part, i) => (i % 2 === 0 ? (words[i / 2] ?? '') : part)).join('');
+    };
+    const instancesOf = (): { input: string; output: string }[] => {
+      if (text === 'synthetic') {
+        return Array.from({ length: 1 + rng.int(3) }, () => ({ input: sentence(12), output: sentence(50) }));
+      }
+      const seed = seedTasks[rng.int(seedTasks.length)] as (typeof seedTasks)[number];
+      return seed.instances.map(({ input, output }) => ({
+        input: shuffled(input),
+        output: shuffled(output),
+      }));
+    };
     async function* tasks(): AsyncGenerator<PoolTask> {
       const createdAt = new Date().toISOString();
       for (let from = 0; from < size; from += 1000) {
@@ -118,10 +146,7 @@ async function child(size: number, mode: 'stream' | 'whole', memoryChars?: numbe
             instruction,
             source: 'machine',
             status: 'complete',
-            instances: Array.from({ length: 1 + rng.int(3) }, () => ({
-              input: sentence(12),
-              output: sentence(50),
-            })),
+            instances: instancesOf(),
             isClassification: false,
             runId: `bench-run-${i % 5}`,
             iteration: 1 + (Math.floor(i / 5) % 4),
@@ -201,6 +226,11 @@ const program = new Command('bench:export')
     '--memory-chars <n>',
     'text the export keeps in memory before it spills to /tmp (default: the stage’s)',
   )
+  .option(
+    '--text <kind>',
+    'instances: seeds (the seed tasks’ lengths and words, shuffled) or synthetic (short sentences of 8 words)',
+    'seeds',
+  )
   .option('--json', 'print JSON')
   .option('--child <size:mode>', '(internal) run one case')
   .action(
@@ -208,14 +238,18 @@ const program = new Command('bench:export')
       sizes: string;
       whole?: boolean;
       memoryChars?: string;
+      text: string;
       json?: boolean;
       child?: string;
     }) => {
+      if (options.text !== 'seeds' && options.text !== 'synthetic')
+        throw new Error('--text: seeds or synthetic');
+      const text = options.text;
       const memoryChars = options.memoryChars === undefined ? undefined : Number(options.memoryChars);
       if (options.child) {
         const [size = '0', mode = 'stream'] = options.child.split(':');
         process.stdout.write(
-          `${JSON.stringify(await child(Number(size), mode as 'stream' | 'whole', memoryChars))}\n`,
+          `${JSON.stringify(await child(Number(size), mode as 'stream' | 'whole', text, memoryChars))}\n`,
         );
         return;
       }
@@ -232,6 +266,8 @@ const program = new Command('bench:export')
               HERE,
               '--child',
               `${size}:${mode}`,
+              '--text',
+              text,
               ...(memoryChars === undefined ? [] : ['--memory-chars', String(memoryChars)]),
             ],
             {
@@ -250,12 +286,12 @@ const program = new Command('bench:export')
         return;
       }
       process.stdout.write(
-        '| pool | mode | records | files | RSS before | peak RSS | peak heap | spilled (gzip) | wall | CPU |\n',
+        '| pool | mode | records | files | RSS before | peak RSS | peak heap | spilled (gzip) | spill/task | wall | CPU |\n',
       );
-      process.stdout.write('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n');
+      process.stdout.write('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n');
       for (const r of results) {
         process.stdout.write(
-          `| ${r.size.toLocaleString('en-US')} | ${r.mode} | ${r.exportedRecords.toLocaleString('en-US')} | ${(r.fileBytes / MB).toFixed(0)} MiB | ${r.beforeRssMb.toFixed(0)} MiB | ${r.peakRssMb.toFixed(0)} MiB | ${r.peakHeapMb.toFixed(0)} MiB | ${r.peakSpillMb.toFixed(0)} MiB | ${r.wallS.toFixed(1)} s | ${r.cpuS.toFixed(1)} s |\n`,
+          `| ${r.size.toLocaleString('en-US')} | ${r.mode} | ${r.exportedRecords.toLocaleString('en-US')} | ${(r.fileBytes / MB).toFixed(0)} MiB | ${r.beforeRssMb.toFixed(0)} MiB | ${r.peakRssMb.toFixed(0)} MiB | ${r.peakHeapMb.toFixed(0)} MiB | ${r.peakSpillMb.toFixed(0)} MiB | ${((r.peakSpillMb * MB) / r.size).toFixed(0)} B | ${r.wallS.toFixed(1)} s | ${r.cpuS.toFixed(1)} s |\n`,
         );
       }
     },
