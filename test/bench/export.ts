@@ -1,7 +1,7 @@
 /**
  * Memory of "Export dataset" as the pool grows: is it flat?
  *
- *   npm run bench:export -- [--sizes 10000,200000] [--whole] [--json]
+ *   npm run bench:export -- [--sizes 10000,200000] [--whole | --cli] [--text seeds|synthetic] [--json]
  *
  * Each case runs in a fresh Node.js process (`--expose-gc`) that starts the local S3 server (in a
  * process of its own, as S3 is apart from the function), and runs the stage's core
@@ -14,6 +14,9 @@
  * `--whole` also runs each size the way the stage wrote before it streamed (emulated: every line kept
  * in memory, never spilled, each file then joined into one string and written with one `PutObject`),
  * for comparison.
+ *
+ * `--cli` runs the `export` command instead (`infra/cli/export.ts`, every format, train and validation,
+ * into a local folder) on the run's `tasks.jsonl` of the same `size` tasks, put in the bucket first.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -25,9 +28,12 @@ import { Command } from 'commander';
 const HERE = fileURLToPath(import.meta.url);
 const MB = 1024 * 1024;
 
+/** The stage streaming, the stage as it wrote before it streamed, or the CLI's `export` command. */
+type Mode = 'stream' | 'whole' | 'cli';
+
 interface Figures {
   size: number;
-  mode: 'stream' | 'whole';
+  mode: Mode;
   exportedTasks: number;
   exportedRecords: number;
   /** Bytes of dataset.jsonl + alpaca.json + tasks.jsonl. */
@@ -56,10 +62,29 @@ function spilledBytes(folder: string): number {
   return bytes;
 }
 
+/** `selfinstruct export bench-export` in every format into `outDir`, as the command runs it. */
+async function cliExport(
+  objects: import('../../functions/shared/ports.ts').ObjectStore,
+  outDir: string,
+): Promise<{ exportedTasks: number; exportedRecords: number }> {
+  const { exportDataset } = await import('../../infra/cli/export.ts');
+  const { EXPORT_FORMATS } = await import('../../functions/shared/exports/schemas.ts');
+  const written = await exportDataset(objects, {
+    source: { run: 'bench-export' },
+    outDir,
+    formats: [...EXPORT_FORMATS],
+  });
+  const { train, validation } = written.counts;
+  return {
+    exportedTasks: train.tasks + validation.tasks,
+    exportedRecords: train.records + validation.records,
+  };
+}
+
 /** The child: one size, one mode. */
 async function child(
   size: number,
-  mode: 'stream' | 'whole',
+  mode: Mode,
   text: 'seeds' | 'synthetic',
   memoryChars?: number,
 ): Promise<Figures> {
@@ -164,6 +189,17 @@ async function child(
         }
       }
     }
+    const keys = exportKeys('bench-export');
+    if (mode === 'cli') {
+      // The run's export as the stage leaves it: its summary (of an empty pool), then the pool's tasks.jsonl,
+      // streamed up, which the command reads.
+      await exportDataset(state, { objects: s3, pool });
+      const { toSeedFormat } = await import('../../functions/shared/exports/formats.ts');
+      async function* lines() {
+        for await (const task of tasks()) yield `${JSON.stringify(toSeedFormat(task))}\n`;
+      }
+      await s3.upload(keys.tasks, lines(), 'application/jsonl');
+    }
     pool.listTasks = () => tasks();
 
     globalThis.gc?.();
@@ -181,12 +217,16 @@ async function child(
     }, 200);
     const cpu = process.cpuUsage();
     const wall = performance.now();
-    // Before streaming, every line stayed in memory until the files were joined.
-    const summary = await exportDataset(
-      state,
-      { objects, pool },
-      { memoryChars: mode === 'whole' ? Number.POSITIVE_INFINITY : memoryChars },
-    );
+    const outDir = path.join(work, 'out');
+    const summary =
+      mode === 'cli'
+        ? await cliExport(s3, outDir)
+        : // Before streaming, every line stayed in memory until the files were joined.
+          await exportDataset(
+            state,
+            { objects, pool },
+            { memoryChars: mode === 'whole' ? Number.POSITIVE_INFINITY : memoryChars },
+          );
     const wallS = (performance.now() - wall) / 1000;
     const used = process.cpuUsage(cpu);
     clearInterval(timer);
@@ -194,11 +234,17 @@ async function child(
     // The kernel's peak (kB): what sampling between event-loop turns can miss.
     peakRss = Math.max(peakRss, process.resourceUsage().maxRSS * 1024);
 
-    const keys = exportKeys('bench-export');
     let fileBytes = 0;
-    for (const key of [keys.dataset, keys.alpaca, keys.tasks]) {
-      fileBytes +=
-        (await client.send(new HeadObjectCommand({ Bucket: 'bench', Key: key }))).ContentLength ?? 0;
+    if (mode === 'cli') {
+      for (const file of readdirSync(outDir, { recursive: true, encoding: 'utf8' })) {
+        if (file.endsWith('.json') || file.endsWith('.jsonl'))
+          fileBytes += statSync(path.join(outDir, file)).size;
+      }
+    } else {
+      for (const key of [keys.dataset, keys.alpaca, keys.tasks]) {
+        fileBytes +=
+          (await client.send(new HeadObjectCommand({ Bucket: 'bench', Key: key }))).ContentLength ?? 0;
+      }
     }
     return {
       size,
@@ -231,6 +277,7 @@ const program = new Command('bench:export')
     'instances: seeds (the seed tasks’ lengths and words, shuffled) or synthetic (short sentences of 8 words)',
     'seeds',
   )
+  .option('--cli', 'run the `export` command (every format, from the run’s tasks.jsonl) instead of the stage')
   .option('--json', 'print JSON')
   .option('--child <size:mode>', '(internal) run one case')
   .action(
@@ -239,6 +286,7 @@ const program = new Command('bench:export')
       whole?: boolean;
       memoryChars?: string;
       text: string;
+      cli?: boolean;
       json?: boolean;
       child?: string;
     }) => {
@@ -249,11 +297,11 @@ const program = new Command('bench:export')
       if (options.child) {
         const [size = '0', mode = 'stream'] = options.child.split(':');
         process.stdout.write(
-          `${JSON.stringify(await child(Number(size), mode as 'stream' | 'whole', text, memoryChars))}\n`,
+          `${JSON.stringify(await child(Number(size), mode as Mode, text, memoryChars))}\n`,
         );
         return;
       }
-      const modes = options.whole ? ['stream', 'whole'] : ['stream'];
+      const modes = options.cli ? ['cli'] : options.whole ? ['stream', 'whole'] : ['stream'];
       const results: Figures[] = [];
       for (const size of options.sizes.split(',').map(Number)) {
         for (const mode of modes) {
