@@ -16,7 +16,13 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { createGunzip, gzip } from 'node:zlib';
 import { ExportTooLarge } from '../shared/errors.ts';
-import { toAlpacaRecord, toRecords, toSeedFormat } from '../shared/exports/formats.ts';
+import {
+  joinedChunks,
+  jsonArrayEntry,
+  toAlpacaRecord,
+  toRecords,
+  toSeedFormat,
+} from '../shared/exports/formats.ts';
 import type { PoolTask } from '../shared/ports.ts';
 
 const gzipAsync = promisify(gzip);
@@ -27,9 +33,6 @@ export type PoolFile = (typeof POOL_FILES)[number];
 
 /** Text kept in memory before it goes to disk: about 2 × this many bytes of heap at most. */
 export const POOL_FILES_MEMORY_CHARS = 8 * 1024 * 1024;
-
-/** Chunks a file is read back in (what an upload's part buffer gathers). */
-const CHUNK_CHARS = 256 * 1024;
 
 /** The gathered files: read each as a stream of text, then `dispose` of the spilled text. */
 export interface PoolFiles {
@@ -146,7 +149,7 @@ export async function gatherPoolFiles(
       for (const record of toRecords(task)) {
         keep('dataset', `${JSON.stringify(record)}\n`);
         // An entry of the pretty-printed array: its lines indented one level, after the separator.
-        keep('alpaca', `,\n  ${JSON.stringify(toAlpacaRecord(record), null, 2).replaceAll('\n', '\n  ')}`);
+        keep('alpaca', `,\n${jsonArrayEntry(toAlpacaRecord(record))}`);
         recordCount++;
       }
       if (keptChars > memoryChars) await spill();
@@ -167,7 +170,7 @@ export async function gatherPoolFiles(
         text.setEncoding('utf8');
         yield* text as AsyncIterable<string>;
       }
-      yield* chunks(group.kept[file]);
+      yield* joinedChunks(group.kept[file]);
     }
   }
 
@@ -204,22 +207,6 @@ export async function gatherPoolFiles(
 }
 
 const mib = (bytes: number) => `${(bytes / (1024 * 1024)).toFixed(0)} MiB`;
-
-/** Strings joined into chunks of about `CHUNK_CHARS`. */
-function* chunks(texts: readonly string[]): Iterable<string> {
-  let parts: string[] = [];
-  let size = 0;
-  for (const text of texts) {
-    parts.push(text);
-    size += text.length;
-    if (size >= CHUNK_CHARS) {
-      yield parts.join('');
-      parts = [];
-      size = 0;
-    }
-  }
-  if (parts.length > 0) yield parts.join('');
-}
 
 /** A file's whole text (tests, small pools). */
 export async function readPoolFile(files: PoolFiles, file: PoolFile): Promise<string> {
