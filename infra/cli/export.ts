@@ -16,12 +16,11 @@ import {
   ExportOptionsInvalid,
   SPLITS,
 } from '../../functions/shared/exports/schemas.ts';
-import type { ObjectStore } from '../../functions/shared/ports.ts';
 import { type BuiltExport, buildExport, dataPath, parseExportOptions } from './export/build.ts';
 import { CARD_MARKER } from './export/card.ts';
 import { LocalFolder } from './export/local-folder.ts';
 import { describePicked, qualityCandidates } from './export/select.ts';
-import { readTasks, type SourceRef, type TaskSource } from './export/sources.ts';
+import { readTasks, type SourceBucket, type SourceRef, type TaskSource } from './export/sources.ts';
 import type { SelectionVectorsOptions } from './export/vectors.ts';
 
 /** What to export, how, and where to write it. */
@@ -46,7 +45,7 @@ export interface WrittenExport extends BuiltExport {
  * that this one does not rewrite are removed, so the folder matches its card.
  */
 export async function exportDataset(
-  objects: ObjectStore,
+  objects: SourceBucket,
   request: ExportRequest,
   vectorOptions?: SelectionVectorsOptions,
 ): Promise<WrittenExport> {

@@ -64,7 +64,7 @@ function spilledBytes(folder: string): number {
 
 /** `selfinstruct export bench-export` in every format into `outDir`, as the command runs it. */
 async function cliExport(
-  objects: import('../../functions/shared/ports.ts').ObjectStore,
+  objects: import('../../functions/shared/adapters/s3.ts').S3ObjectStore,
   outDir: string,
 ): Promise<{ exportedTasks: number; exportedRecords: number }> {
   const { exportDataset } = await import('../../infra/cli/export.ts');
