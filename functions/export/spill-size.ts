@@ -11,8 +11,8 @@ export const LAMBDA_MAX_EPHEMERAL_MB = 10_240;
 
 /**
  * Spilled bytes per exported task (its three files' text, gzipped), measured with realistic text:
- * `npm run bench:export -- --sizes 100000` printed 622 B a task (the seed tasks' shapes and words,
- * shuffled; see README "Exports"), rounded up.
+ * `npm run bench:export -- --sizes 100000` printed 622 B a task, `--sizes 200000` 633 B (the seed
+ * tasks' shapes and words, shuffled; README "Iterations at scale"), rounded up.
  */
 export const SPILL_BYTES_PER_TASK = 700;
 
