@@ -9,6 +9,8 @@
  * The S3 access of a stage is the set of key prefixes (from `shared/keys.ts`) its code, and the shared
  * modules it calls, reads, writes and lists; nothing else in the bucket is granted to it.
  */
+
+import { EXPORT_SIZED_FOR_TASKS, ephemeralStorageMbFor } from './export/spill-size.ts';
 import {
   DOCUMENTS_PREFIX,
   EXPORTS_PREFIX,
@@ -66,6 +68,11 @@ export interface StageSpec {
   readonly memoryMb: number;
   /** Lambda timeout, and the Task's timeout, in seconds. */
   readonly timeoutSeconds: number;
+  /**
+   * Lambda ephemeral storage (`/tmp`) in MB, when more than the free 512 MB (billed per GB-second above
+   * it, `aws-usage.ts`).
+   */
+  readonly ephemeralStorageMb?: number;
   /**
    * Calls the text model: it alone may read the API key secret and invoke the deployed Bedrock model,
    * and it gets the operator's endpoint allow-list and concurrency cap.
@@ -235,6 +242,8 @@ export const STAGES = {
     description: 'Writes the dataset exports and the run summary',
     memoryMb: 2048,
     timeoutSeconds: 15 * 60,
+    // Its files spill to /tmp while it reads the pool: room for a pool of 1,000,000 tasks with headroom.
+    ephemeralStorageMb: ephemeralStorageMbFor(EXPORT_SIZED_FOR_TASKS),
     callsModel: false,
     callsJudgeModel: false,
     callsTeacherModel: false,

@@ -13,7 +13,7 @@
  *   an EventBridge rule on the execution's end runs Record failure (status, readable cause, lease back).
  */
 import * as path from 'node:path';
-import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Size, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
@@ -318,6 +318,8 @@ export class SelfInstructWorkflow extends Construct {
         architecture: lambda.Architecture.ARM_64,
         timeout: Duration.seconds(spec.timeoutSeconds),
         memorySize: spec.memoryMb,
+        ephemeralStorageSize:
+          spec.ephemeralStorageMb === undefined ? undefined : Size.mebibytes(spec.ephemeralStorageMb),
         reservedConcurrentExecutions: spec.callsModel ? limits.modelFunctionConcurrency : undefined,
         tracing: lambda.Tracing.ACTIVE,
         loggingFormat: lambda.LoggingFormat.JSON,

@@ -11,7 +11,7 @@ import type { ObjectStore, ObjectStreams, PoolStore, RunRecord } from '../shared
 import { formatUsd } from '../shared/pricing/money.ts';
 import type { IterationRecord, RunSummary } from '../shared/records.ts';
 import type { RunState } from '../shared/schemas.ts';
-import { gatherPoolFiles } from './pool-files.ts';
+import { type GatherOptions, gatherPoolFiles } from './pool-files.ts';
 
 /** Why the loop stopped, as the "Enough instructions?" choice decided. */
 export function stopReason({ config, progress }: RunState): string {
@@ -32,18 +32,19 @@ export function stopReason({ config, progress }: RunState): string {
  * Writes the export: one pass over the pool's committed tasks (`gatherPoolFiles`), then each file
  * streamed to the bucket (`ObjectStreams`: multipart on S3), so memory is bounded whatever the pool's
  * size; then the summary, the run's end and the pool's lease. A retry writes the same files again.
- * `memoryChars` is the text kept in memory before it goes to disk (tests make it small).
+ * `options`: the text kept in memory before it goes to disk (tests make it small), and the most that may
+ * go to disk (the function's ephemeral storage), past which it fails with `ExportTooLarge`.
  */
 export async function exportDataset(
   state: RunState,
   { objects, pool }: { objects: ObjectStore & ObjectStreams; pool: PoolStore },
-  { memoryChars }: { memoryChars?: number } = {},
+  options: GatherOptions = {},
 ): Promise<RunSummary> {
   const { runId, config, progress } = state;
   const keys = exportKeys(runId);
   await holdPool(pool, config.pool, runId, progress.fence);
   // Committed tasks only: staged work of an iteration that never committed is not part of the pool.
-  const files = await gatherPoolFiles(pool.listTasks(config.pool), { memoryChars });
+  const files = await gatherPoolFiles(pool.listTasks(config.pool), options);
   try {
     // All three settled before the spilled text goes: one failing must not cut the others' reads short.
     const writes = await Promise.allSettled([

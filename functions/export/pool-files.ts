@@ -10,12 +10,19 @@
  * what is still in memory. A pool whose files fit in `memoryChars` never touches the disk.
  */
 import { createReadStream } from 'node:fs';
-import { appendFile, mkdtemp, rm } from 'node:fs/promises';
+import { appendFile, mkdtemp, rm, statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { createGunzip, gzip } from 'node:zlib';
-import { toAlpacaRecord, toRecords, toSeedFormat } from '../shared/exports/formats.ts';
+import { ExportTooLarge } from '../shared/errors.ts';
+import {
+  joinedChunks,
+  jsonArrayEntry,
+  toAlpacaRecord,
+  toRecords,
+  toSeedFormat,
+} from '../shared/exports/formats.ts';
 import type { PoolTask } from '../shared/ports.ts';
 
 const gzipAsync = promisify(gzip);
@@ -27,19 +34,29 @@ export type PoolFile = (typeof POOL_FILES)[number];
 /** Text kept in memory before it goes to disk: about 2 × this many bytes of heap at most. */
 export const POOL_FILES_MEMORY_CHARS = 8 * 1024 * 1024;
 
-/** Chunks a file is read back in (what an upload's part buffer gathers). */
-const CHUNK_CHARS = 256 * 1024;
-
 /** The gathered files: read each as a stream of text, then `dispose` of the spilled text. */
 export interface PoolFiles {
   taskCount: number;
   recordCount: number;
   /** Whether some text went to disk (the pool's files were larger than the memory allowed). */
   spilled: boolean;
+  /** Bytes of gzipped text it wrote to disk. */
+  spilledBytes: number;
   /** The file's text, in chunks, from the start; may be read several times, and files at once. */
   read(file: PoolFile): AsyncIterable<string>;
   /** Removes the spilled text. */
   dispose(): Promise<void>;
+}
+
+/** How much text stays in memory, and how much may go to disk. */
+export interface GatherOptions {
+  /** Text kept in memory before it goes to disk. @default POOL_FILES_MEMORY_CHARS */
+  memoryChars?: number;
+  /**
+   * Gzipped bytes the spill may write (the function's ephemeral storage, `spill-size.ts`); past it, or
+   * past the free space of the temporary folder, the gathering stops with `ExportTooLarge`. @default no limit
+   */
+  spillLimitBytes?: number;
 }
 
 interface Group {
@@ -60,21 +77,44 @@ interface Group {
  */
 export async function gatherPoolFiles(
   items: AsyncIterable<PoolTask>,
-  { memoryChars = POOL_FILES_MEMORY_CHARS }: { memoryChars?: number } = {},
+  { memoryChars = POOL_FILES_MEMORY_CHARS, spillLimitBytes = Number.POSITIVE_INFINITY }: GatherOptions = {},
 ): Promise<PoolFiles> {
   const groups = new Map<string, Group>();
   let taskCount = 0;
   let recordCount = 0;
   let keptChars = 0;
+  let spilledBytes = 0;
   let folder: string | undefined;
+  /** The bytes the spill may reach: `spillLimitBytes`, or less when the disk has less room. */
+  let limit = spillLimitBytes;
+  let limitName = '';
   const spillPath = (group: Group, file: PoolFile) => path.join(folder ?? '', `${group.index}.${file}.gz`);
 
   const spill = async () => {
-    folder ??= await mkdtemp(path.join(tmpdir(), 'selfinstruct-export-'));
+    if (folder === undefined) {
+      folder = await mkdtemp(path.join(tmpdir(), 'selfinstruct-export-'));
+      const disk = await statfs(folder);
+      const free = disk.bavail * disk.bsize;
+      limitName =
+        free < limit
+          ? `the ${mib(free)} free in ${tmpdir()}`
+          : `the spill limit of ${mib(limit)} (the function's ephemeral storage)`;
+      limit = Math.min(limit, free);
+    }
     for (const group of groups.values()) {
       for (const file of POOL_FILES) {
         if (group.kept[file].length === 0) continue;
-        await appendFile(spillPath(group, file), await gzipAsync(group.kept[file].join('')));
+        const gzipped = await gzipAsync(group.kept[file].join(''));
+        if (spilledBytes + gzipped.length > limit) {
+          throw new ExportTooLarge(
+            `the export does not fit its temporary space: after ${taskCount} tasks its files take ` +
+              `${mib(spilledBytes + gzipped.length)} gzipped, over ${limitName}; ` +
+              'give "Export dataset" more ephemeral storage (functions/stages.ts, up to 10,240 MB) ' +
+              'or export the pool with the CLI (selfinstruct export <pool> --pool)',
+          );
+        }
+        await appendFile(spillPath(group, file), gzipped);
+        spilledBytes += gzipped.length;
         group.kept[file] = [];
         group.spilled.add(file);
       }
@@ -109,7 +149,7 @@ export async function gatherPoolFiles(
       for (const record of toRecords(task)) {
         keep('dataset', `${JSON.stringify(record)}\n`);
         // An entry of the pretty-printed array: its lines indented one level, after the separator.
-        keep('alpaca', `,\n  ${JSON.stringify(toAlpacaRecord(record), null, 2).replaceAll('\n', '\n  ')}`);
+        keep('alpaca', `,\n${jsonArrayEntry(toAlpacaRecord(record))}`);
         recordCount++;
       }
       if (keptChars > memoryChars) await spill();
@@ -130,7 +170,7 @@ export async function gatherPoolFiles(
         text.setEncoding('utf8');
         yield* text as AsyncIterable<string>;
       }
-      yield* chunks(group.kept[file]);
+      yield* joinedChunks(group.kept[file]);
     }
   }
 
@@ -158,6 +198,7 @@ export async function gatherPoolFiles(
     taskCount,
     recordCount,
     spilled: folder !== undefined,
+    spilledBytes,
     read,
     async dispose() {
       if (folder !== undefined) await rm(folder, { recursive: true, force: true });
@@ -165,21 +206,7 @@ export async function gatherPoolFiles(
   };
 }
 
-/** Strings joined into chunks of about `CHUNK_CHARS`. */
-function* chunks(texts: readonly string[]): Iterable<string> {
-  let parts: string[] = [];
-  let size = 0;
-  for (const text of texts) {
-    parts.push(text);
-    size += text.length;
-    if (size >= CHUNK_CHARS) {
-      yield parts.join('');
-      parts = [];
-      size = 0;
-    }
-  }
-  if (parts.length > 0) yield parts.join('');
-}
+const mib = (bytes: number) => `${(bytes / (1024 * 1024)).toFixed(0)} MiB`;
 
 /** A file's whole text (tests, small pools). */
 export async function readPoolFile(files: PoolFiles, file: PoolFile): Promise<string> {

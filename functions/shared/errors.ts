@@ -89,3 +89,9 @@ export class IterationIncomplete extends SelfInstructError {}
 
 /** A document under `documents/<pool>/` that can't be read as its file type says (a broken PDF, say). */
 export class DocumentInvalid extends SelfInstructError {}
+
+/**
+ * The export's files, spilled to the function's `/tmp` while the pool is read, would cross the space it
+ * has: names the limit and how far the export got.
+ */
+export class ExportTooLarge extends SelfInstructError {}

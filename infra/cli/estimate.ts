@@ -111,6 +111,7 @@ const AWS_LABELS: Record<keyof AwsUsage, string> = {
   stateTransitions: 'Step Functions state transitions',
   lambdaGbSeconds: 'Lambda GB-seconds (arm64)',
   lambdaRequests: 'Lambda requests',
+  lambdaEphemeralGbSeconds: 'Lambda ephemeral storage GB-seconds (above 512 MB)',
   dynamodbWriteUnits: 'DynamoDB write request units',
   dynamodbReadUnits: 'DynamoDB read request units',
   s3Puts: 'S3 PUT/COPY requests',

@@ -5,7 +5,7 @@
  * embedding model for the instructions the pool's stored vectors lack.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
+import { readFile, rm, rmdir } from 'node:fs/promises';
 import * as path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { S3ObjectStore } from '../../functions/shared/adapters/s3.ts';
@@ -16,11 +16,11 @@ import {
   ExportOptionsInvalid,
   SPLITS,
 } from '../../functions/shared/exports/schemas.ts';
-import type { ObjectStore } from '../../functions/shared/ports.ts';
 import { type BuiltExport, buildExport, dataPath, parseExportOptions } from './export/build.ts';
 import { CARD_MARKER } from './export/card.ts';
+import { LocalFolder } from './export/local-folder.ts';
 import { describePicked, qualityCandidates } from './export/select.ts';
-import { readTasks, type SourceRef, type TaskSource } from './export/sources.ts';
+import { readTasks, type SourceBucket, type SourceRef, type TaskSource } from './export/sources.ts';
 import type { SelectionVectorsOptions } from './export/vectors.ts';
 
 /** What to export, how, and where to write it. */
@@ -45,7 +45,7 @@ export interface WrittenExport extends BuiltExport {
  * that this one does not rewrite are removed, so the folder matches its card.
  */
 export async function exportDataset(
-  objects: ObjectStore,
+  objects: SourceBucket,
   request: ExportRequest,
   vectorOptions?: SelectionVectorsOptions,
 ): Promise<WrittenExport> {
@@ -64,11 +64,9 @@ export async function exportDataset(
         );
   const built = buildExport(source, options, vectors);
   const removed = await clearEarlierExport(outDir, new Set(built.files.map((file) => file.path)));
-  for (const file of built.files) {
-    const target = path.join(outDir, file.path);
-    await mkdir(path.dirname(target), { recursive: true });
-    await writeFile(target, file.content);
-  }
+  // Each file rendered as it is written, as the stage streams its uploads: memory holds the tasks, not the files.
+  const folder = new LocalFolder(outDir);
+  for (const file of built.files) await folder.upload(file.path, file.chunks());
   return { ...built, source, outDir, removed };
 }
 

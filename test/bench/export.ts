@@ -1,7 +1,7 @@
 /**
  * Memory of "Export dataset" as the pool grows: is it flat?
  *
- *   npm run bench:export -- [--sizes 10000,200000] [--whole] [--json]
+ *   npm run bench:export -- [--sizes 10000,200000] [--whole | --cli] [--text seeds|synthetic] [--json]
  *
  * Each case runs in a fresh Node.js process (`--expose-gc`) that starts the local S3 server (in a
  * process of its own, as S3 is apart from the function), and runs the stage's core
@@ -14,6 +14,9 @@
  * `--whole` also runs each size the way the stage wrote before it streamed (emulated: every line kept
  * in memory, never spilled, each file then joined into one string and written with one `PutObject`),
  * for comparison.
+ *
+ * `--cli` runs the `export` command instead (`infra/cli/export.ts`, every format, train and validation,
+ * into a local folder) on the run's `tasks.jsonl` of the same `size` tasks, put in the bucket first.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -25,9 +28,12 @@ import { Command } from 'commander';
 const HERE = fileURLToPath(import.meta.url);
 const MB = 1024 * 1024;
 
+/** The stage streaming, the stage as it wrote before it streamed, or the CLI's `export` command. */
+type Mode = 'stream' | 'whole' | 'cli';
+
 interface Figures {
   size: number;
-  mode: 'stream' | 'whole';
+  mode: Mode;
   exportedTasks: number;
   exportedRecords: number;
   /** Bytes of dataset.jsonl + alpaca.json + tasks.jsonl. */
@@ -56,8 +62,32 @@ function spilledBytes(folder: string): number {
   return bytes;
 }
 
+/** `selfinstruct export bench-export` in every format into `outDir`, as the command runs it. */
+async function cliExport(
+  objects: import('../../functions/shared/adapters/s3.ts').S3ObjectStore,
+  outDir: string,
+): Promise<{ exportedTasks: number; exportedRecords: number }> {
+  const { exportDataset } = await import('../../infra/cli/export.ts');
+  const { EXPORT_FORMATS } = await import('../../functions/shared/exports/schemas.ts');
+  const written = await exportDataset(objects, {
+    source: { run: 'bench-export' },
+    outDir,
+    formats: [...EXPORT_FORMATS],
+  });
+  const { train, validation } = written.counts;
+  return {
+    exportedTasks: train.tasks + validation.tasks,
+    exportedRecords: train.records + validation.records,
+  };
+}
+
 /** The child: one size, one mode. */
-async function child(size: number, mode: 'stream' | 'whole', memoryChars?: number): Promise<Figures> {
+async function child(
+  size: number,
+  mode: Mode,
+  text: 'seeds' | 'synthetic',
+  memoryChars?: number,
+): Promise<Figures> {
   const work = mkdtempSync(path.join(tmpdir(), 'bench-export-'));
   // The spilled text goes where the Lambda's would (its /tmp), inside this case's folder.
   process.env.TMPDIR = work;
@@ -106,6 +136,29 @@ async function child(size: number, mode: 'stream' | 'whole', memoryChars?: numbe
         { length: words },
         () => ['the', 'pool', 'export', 'answer', 'with', 'a', 'clear', 'step'][rng.int(8)],
       ).join(' ');
+    // Realistic text: each task takes the shape of a seed task (its instances, each input's and output's
+    // length, line breaks and words) with its words shuffled. The offline model writes its tasks by
+    // recombining seed demonstrations, so its lengths are the seeds'; shuffled words compress worse under
+    // gzip than prose does, so the spill measured is an upper bound for text like it.
+    const seedTasks = readFileSync(new URL('../../seeds/seed_tasks.jsonl', import.meta.url), 'utf8')
+      .split('\n')
+      .filter((line) => line.trim() !== '')
+      .map((line) => JSON.parse(line) as { instances: { input: string; output: string }[] });
+    const shuffled = (text: string) => {
+      const parts = text.split(/(\s+)/);
+      const words = rng.shuffle(parts.filter((_, i) => i % 2 === 0));
+      return parts.map((part, i) => (i % 2 === 0 ? (words[i / 2] ?? '') : part)).join('');
+    };
+    const instancesOf = (): { input: string; output: string }[] => {
+      if (text === 'synthetic') {
+        return Array.from({ length: 1 + rng.int(3) }, () => ({ input: sentence(12), output: sentence(50) }));
+      }
+      const seed = seedTasks[rng.int(seedTasks.length)] as (typeof seedTasks)[number];
+      return seed.instances.map(({ input, output }) => ({
+        input: shuffled(input),
+        output: shuffled(output),
+      }));
+    };
     async function* tasks(): AsyncGenerator<PoolTask> {
       const createdAt = new Date().toISOString();
       for (let from = 0; from < size; from += 1000) {
@@ -118,10 +171,7 @@ async function child(size: number, mode: 'stream' | 'whole', memoryChars?: numbe
             instruction,
             source: 'machine',
             status: 'complete',
-            instances: Array.from({ length: 1 + rng.int(3) }, () => ({
-              input: sentence(12),
-              output: sentence(50),
-            })),
+            instances: instancesOf(),
             isClassification: false,
             runId: `bench-run-${i % 5}`,
             iteration: 1 + (Math.floor(i / 5) % 4),
@@ -138,6 +188,17 @@ async function child(size: number, mode: 'stream' | 'whole', memoryChars?: numbe
           };
         }
       }
+    }
+    const keys = exportKeys('bench-export');
+    if (mode === 'cli') {
+      // The run's export as the stage leaves it: its summary (of an empty pool), then the pool's tasks.jsonl,
+      // streamed up, which the command reads.
+      await exportDataset(state, { objects: s3, pool });
+      const { toSeedFormat } = await import('../../functions/shared/exports/formats.ts');
+      async function* lines() {
+        for await (const task of tasks()) yield `${JSON.stringify(toSeedFormat(task))}\n`;
+      }
+      await s3.upload(keys.tasks, lines(), 'application/jsonl');
     }
     pool.listTasks = () => tasks();
 
@@ -156,12 +217,16 @@ async function child(size: number, mode: 'stream' | 'whole', memoryChars?: numbe
     }, 200);
     const cpu = process.cpuUsage();
     const wall = performance.now();
-    // Before streaming, every line stayed in memory until the files were joined.
-    const summary = await exportDataset(
-      state,
-      { objects, pool },
-      { memoryChars: mode === 'whole' ? Number.POSITIVE_INFINITY : memoryChars },
-    );
+    const outDir = path.join(work, 'out');
+    const summary =
+      mode === 'cli'
+        ? await cliExport(s3, outDir)
+        : // Before streaming, every line stayed in memory until the files were joined.
+          await exportDataset(
+            state,
+            { objects, pool },
+            { memoryChars: mode === 'whole' ? Number.POSITIVE_INFINITY : memoryChars },
+          );
     const wallS = (performance.now() - wall) / 1000;
     const used = process.cpuUsage(cpu);
     clearInterval(timer);
@@ -169,11 +234,17 @@ async function child(size: number, mode: 'stream' | 'whole', memoryChars?: numbe
     // The kernel's peak (kB): what sampling between event-loop turns can miss.
     peakRss = Math.max(peakRss, process.resourceUsage().maxRSS * 1024);
 
-    const keys = exportKeys('bench-export');
     let fileBytes = 0;
-    for (const key of [keys.dataset, keys.alpaca, keys.tasks]) {
-      fileBytes +=
-        (await client.send(new HeadObjectCommand({ Bucket: 'bench', Key: key }))).ContentLength ?? 0;
+    if (mode === 'cli') {
+      for (const file of readdirSync(outDir, { recursive: true, encoding: 'utf8' })) {
+        if (file.endsWith('.json') || file.endsWith('.jsonl'))
+          fileBytes += statSync(path.join(outDir, file)).size;
+      }
+    } else {
+      for (const key of [keys.dataset, keys.alpaca, keys.tasks]) {
+        fileBytes +=
+          (await client.send(new HeadObjectCommand({ Bucket: 'bench', Key: key }))).ContentLength ?? 0;
+      }
     }
     return {
       size,
@@ -201,6 +272,12 @@ const program = new Command('bench:export')
     '--memory-chars <n>',
     'text the export keeps in memory before it spills to /tmp (default: the stage’s)',
   )
+  .option(
+    '--text <kind>',
+    'instances: seeds (the seed tasks’ lengths and words, shuffled) or synthetic (short sentences of 8 words)',
+    'seeds',
+  )
+  .option('--cli', 'run the `export` command (every format, from the run’s tasks.jsonl) instead of the stage')
   .option('--json', 'print JSON')
   .option('--child <size:mode>', '(internal) run one case')
   .action(
@@ -208,18 +285,23 @@ const program = new Command('bench:export')
       sizes: string;
       whole?: boolean;
       memoryChars?: string;
+      text: string;
+      cli?: boolean;
       json?: boolean;
       child?: string;
     }) => {
+      if (options.text !== 'seeds' && options.text !== 'synthetic')
+        throw new Error('--text: seeds or synthetic');
+      const text = options.text;
       const memoryChars = options.memoryChars === undefined ? undefined : Number(options.memoryChars);
       if (options.child) {
         const [size = '0', mode = 'stream'] = options.child.split(':');
         process.stdout.write(
-          `${JSON.stringify(await child(Number(size), mode as 'stream' | 'whole', memoryChars))}\n`,
+          `${JSON.stringify(await child(Number(size), mode as Mode, text, memoryChars))}\n`,
         );
         return;
       }
-      const modes = options.whole ? ['stream', 'whole'] : ['stream'];
+      const modes = options.cli ? ['cli'] : options.whole ? ['stream', 'whole'] : ['stream'];
       const results: Figures[] = [];
       for (const size of options.sizes.split(',').map(Number)) {
         for (const mode of modes) {
@@ -232,6 +314,8 @@ const program = new Command('bench:export')
               HERE,
               '--child',
               `${size}:${mode}`,
+              '--text',
+              text,
               ...(memoryChars === undefined ? [] : ['--memory-chars', String(memoryChars)]),
             ],
             {
@@ -250,12 +334,12 @@ const program = new Command('bench:export')
         return;
       }
       process.stdout.write(
-        '| pool | mode | records | files | RSS before | peak RSS | peak heap | spilled (gzip) | wall | CPU |\n',
+        '| pool | mode | records | files | RSS before | peak RSS | peak heap | spilled (gzip) | spill/task | wall | CPU |\n',
       );
-      process.stdout.write('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n');
+      process.stdout.write('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n');
       for (const r of results) {
         process.stdout.write(
-          `| ${r.size.toLocaleString('en-US')} | ${r.mode} | ${r.exportedRecords.toLocaleString('en-US')} | ${(r.fileBytes / MB).toFixed(0)} MiB | ${r.beforeRssMb.toFixed(0)} MiB | ${r.peakRssMb.toFixed(0)} MiB | ${r.peakHeapMb.toFixed(0)} MiB | ${r.peakSpillMb.toFixed(0)} MiB | ${r.wallS.toFixed(1)} s | ${r.cpuS.toFixed(1)} s |\n`,
+          `| ${r.size.toLocaleString('en-US')} | ${r.mode} | ${r.exportedRecords.toLocaleString('en-US')} | ${(r.fileBytes / MB).toFixed(0)} MiB | ${r.beforeRssMb.toFixed(0)} MiB | ${r.peakRssMb.toFixed(0)} MiB | ${r.peakHeapMb.toFixed(0)} MiB | ${r.peakSpillMb.toFixed(0)} MiB | ${((r.peakSpillMb * MB) / r.size).toFixed(0)} B | ${r.wallS.toFixed(1)} s | ${r.cpuS.toFixed(1)} s |\n`,
         );
       }
     },

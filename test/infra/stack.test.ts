@@ -510,7 +510,7 @@ describe('storage', () => {
     });
   });
 
-  it('runs one Node 22 function per stage of the registry, with its memory and timeout', () => {
+  it('runs one Node 22 function per stage of the registry, with its memory, timeout and /tmp', () => {
     const functions = Object.values(template.findResources('AWS::Lambda::Function')).filter(
       (fn) => fn.Metadata?.['SelfInstruct:Entry'],
     );
@@ -528,17 +528,22 @@ describe('storage', () => {
     const sizes = Object.fromEntries(
       functions.map((fn) => [
         fn.Metadata['SelfInstruct:Entry'],
-        [fn.Properties.MemorySize, fn.Properties.Timeout],
+        [fn.Properties.MemorySize, fn.Properties.Timeout, fn.Properties.EphemeralStorage?.Size],
       ]),
     );
     expect(sizes).toEqual(
       Object.fromEntries(
         Object.values(STAGES).map((stage) => [
           `functions/${stage.folder}/handler.ts`,
-          [stage.memoryMb, stage.timeoutSeconds],
+          [
+            stage.memoryMb,
+            stage.timeoutSeconds,
+            'ephemeralStorageMb' in stage ? stage.ephemeralStorageMb : undefined,
+          ],
         ]),
       ),
     );
+    expect(sizes['functions/export/handler.ts']?.[2]).toBe(1536);
   });
 });
 

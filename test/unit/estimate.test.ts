@@ -422,7 +422,7 @@ describe('selfinstruct estimate', () => {
     expect(e.target).toBe(2000);
     expect(e.run.addedTasks).toBeGreaterThanOrEqual(2000);
     expect(e.summary.totalUsd).toBeCloseTo((e.summary.modelUsd ?? 0) + e.summary.awsUsd, 12);
-    expect(Object.keys(e.aws.breakdown)).toHaveLength(7);
+    expect(Object.keys(e.aws.breakdown)).toHaveLength(8);
     expect(e.assumptions.length).toBeGreaterThan(5);
   });
 

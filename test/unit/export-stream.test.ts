@@ -4,12 +4,20 @@ import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { exportDataset } from '../../functions/export/core.ts';
 import { gatherPoolFiles, POOL_FILES, readPoolFile } from '../../functions/export/pool-files.ts';
+import {
+  EXPORT_SIZED_FOR_TASKS,
+  ephemeralStorageMbFor,
+  SPILL_BYTES_PER_TASK,
+  spillLimitBytes,
+} from '../../functions/export/spill-size.ts';
 import { prepareRun } from '../../functions/prepare/core.ts';
+import { ExportTooLarge } from '../../functions/shared/errors.ts';
 import { toJsonLines } from '../../functions/shared/json-lines.ts';
 import { exportKeys } from '../../functions/shared/keys.ts';
 import { taskId } from '../../functions/shared/pool-ids.ts';
 import type { PoolTask } from '../../functions/shared/ports.ts';
 import { createRng } from '../../functions/shared/random.ts';
+import { STAGES } from '../../functions/stages.ts';
 import { materializedExport } from '../support/export-files.ts';
 import { MemoryObjects, MemoryPool, SEED_TASKS } from './fakes.ts';
 
@@ -87,6 +95,58 @@ describe('the streamed export', () => {
 
   it('writes an empty pool as the same empty files', async () => {
     expect((await streamed([])).files).toEqual(materialized([]));
+  });
+});
+
+describe('the export’s temporary space', () => {
+  it('sizes /tmp for the spill × headroom plus a reserve, in steps of 512 MB, never below the free 512 MB', () => {
+    // 1,000,000 × 700 B × 1.5 = 1,001 MiB, + 64 MiB reserve = 1,065 MiB → 1,536 MB
+    expect(ephemeralStorageMbFor(1_000_000, { bytesPerTask: 700, headroom: 1.5 })).toBe(1536);
+    expect(ephemeralStorageMbFor(10_000, { bytesPerTask: 700, headroom: 1.5 })).toBe(512);
+    // 400 MiB + 64 MiB = 464 MiB fits the free 512; 448 MiB + 64 = 512 MiB exactly, still 512
+    expect(ephemeralStorageMbFor(400 * 1024 * 1024, { bytesPerTask: 1, headroom: 1 })).toBe(512);
+    expect(ephemeralStorageMbFor(448 * 1024 * 1024 + 1, { bytesPerTask: 1, headroom: 1 })).toBe(1024);
+    expect(() => ephemeralStorageMbFor(10_000_000, { bytesPerTask: 1500, headroom: 1.5 })).toThrow(
+      /over Lambda's 10240 MB/,
+    );
+  });
+
+  it('gives "Export dataset" room for a pool of 1,000,000 tasks, which the free 512 MB would not hold', () => {
+    const spill = EXPORT_SIZED_FOR_TASKS * SPILL_BYTES_PER_TASK;
+    expect(EXPORT_SIZED_FOR_TASKS).toBe(1_000_000);
+    expect(spill).toBeGreaterThan(spillLimitBytes(512));
+    expect(spillLimitBytes(STAGES.exportDataset.ephemeralStorageMb)).toBeGreaterThan(spill * 1.4);
+    expect(STAGES.exportDataset.ephemeralStorageMb).toBeLessThanOrEqual(10_240);
+  });
+
+  it('stops with ExportTooLarge naming the limit when the spill would cross it, and leaves nothing on disk', async () => {
+    const spillRoot = mkdtempSync(path.join(tmpdir(), 'export-limit-'));
+    const tmp = process.env.TMPDIR;
+    process.env.TMPDIR = spillRoot;
+    try {
+      const gathering = gatherPoolFiles(pages(pool(400)), { memoryChars: 2_000, spillLimitBytes: 4_000 });
+      await expect(gathering).rejects.toThrow(ExportTooLarge);
+      await expect(gathering).rejects.toThrow(
+        /gzipped, over the spill limit of 0 MiB \(the function's ephemeral storage\).*up to 10,240 MB/,
+      );
+      expect(readdirSync(spillRoot)).toEqual([]);
+    } finally {
+      if (tmp === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = tmp;
+      rmSync(spillRoot, { recursive: true, force: true });
+    }
+  });
+
+  it('spills up to the limit and no further: the same files when they fit it', async () => {
+    const items = pool(400);
+    const files = await gatherPoolFiles(pages(items), { memoryChars: 2_000, spillLimitBytes: 1024 * 1024 });
+    try {
+      expect(files.spilledBytes).toBeGreaterThan(4_000);
+      expect(files.spilledBytes).toBeLessThanOrEqual(1024 * 1024);
+      expect(await readPoolFile(files, 'dataset')).toBe(materialized(items).dataset);
+    } finally {
+      await files.dispose();
+    }
   });
 });
 

@@ -11,9 +11,11 @@ import { parseRunInput } from '../../functions/prepare/core.ts';
 import { VectorIndex } from '../../functions/shared/engine/vector-index.ts';
 import { InputFileInvalid, NotFound } from '../../functions/shared/errors.ts';
 import {
+  convertRecord,
   FORMATS,
   type FormatRecord,
   parseExportFile,
+  renderRecordChunks,
   renderRecords,
   toBedrockRecord,
   toMessagesRecord,
@@ -109,6 +111,28 @@ function source(tasks: TaskLine[], overrides: Partial<TaskSource> = {}): TaskSou
 }
 
 const many = (n: number) => Array.from({ length: n }, (_, i) => task(i));
+
+/**
+ * A file as the command wrote it before it streamed: every record converted, then the whole file
+ * stringified at once (`JSON.stringify(records, null, 2)` for Alpaca's array). The reference for bytes.
+ */
+function wholeFile(format: ExportFormat, records: readonly JsonlRecord[], system?: string): string {
+  const converted = records.map((record) => convertRecord(format, record, { system }));
+  return FORMATS[format].ext === 'json'
+    ? `${JSON.stringify(converted, null, 2)}\n`
+    : converted.map((value) => `${JSON.stringify(value)}\n`).join('');
+}
+
+/** Tasks whose text is long (files of many chunks), in other scripts, with quotes, line breaks and tabs. */
+const awkward = (n: number) =>
+  many(n).map((t, i) =>
+    task(i, {
+      instances: t.instances.map((_instance, j) => ({
+        input: j === 0 ? '' : `第${i}行\n"quoted" \\ back\tslash ${'x'.repeat(i % 7)}`,
+        output: `${'Ünïcode 🙂 output '.repeat(20)}${i}.${j}\n  indented:\n- item`,
+      })),
+    }),
+  );
 
 /** The data files of one format and split, parsed back with the format's schema. */
 function parsed<F extends ExportFormat>(
@@ -631,6 +655,56 @@ describe('the dataset card', () => {
   it('keeps backticks in the data from breaking its code', () => {
     expect(code('a`b')).toBe('``a`b``');
     expect(fence('x\n```\ny', 'json')).toBe('````json\nx\n```\ny\n````');
+  });
+});
+
+describe('the streamed files', () => {
+  it('are the bytes of the whole-file rendering in every format, over many chunks, and when empty', () => {
+    const records = awkward(1500).flatMap(toRecords);
+    for (const format of EXPORT_FORMATS) {
+      const chunks = [...renderRecordChunks(format, records, { system: 'Be brief.' })];
+      expect(chunks.length, format).toBeGreaterThan(3);
+      expect(chunks.join(''), format).toBe(wholeFile(format, records, 'Be brief.'));
+      expect([...renderRecordChunks(format, [])].join(''), format).toBe(wholeFile(format, []));
+    }
+  });
+
+  it('are written by the command byte for byte as the whole-file rendering of each split', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'export-bytes-'));
+    try {
+      const tasks = awkward(1500);
+      // One output left empty: the files leave its record out, as before.
+      (tasks[3]?.instances[0] as { output: string }).output = '  ';
+      const written = await exportDataset(await bucket(tasks), {
+        source: { run: 'run-a' },
+        outDir: dir,
+        validation: 0.2,
+        system: 'Be brief.',
+        includeSeeds: true,
+      });
+      const selected = [...tasks, ...[0, 1, 2].map((n) => ({ ...seedLine(n), source: 'seed' as const }))];
+      const splits = splitTasks(selected, { validation: 0.2, splitSeed: '42' });
+      let compared = 0;
+      for (const format of EXPORT_FORMATS) {
+        for (const split of ['train', 'validation'] as const) {
+          const records = splits[split].flatMap(toRecords).filter((record) => record.output.trim() !== '');
+          const file = path.join(dir, format, `${split}.${FORMATS[format].ext}`);
+          expect(readFileSync(file, 'utf8'), `${format}/${split}`).toBe(
+            wholeFile(format, records, 'Be brief.'),
+          );
+          expect(written.counts[split]).toEqual({
+            tasks: new Set(records.map((record) => record.task_id)).size,
+            records: records.length,
+          });
+          compared++;
+        }
+      }
+      expect(compared).toBe(8);
+      expect(written.emptyOutputs).toBe(1);
+      expect(splits.validation).toHaveLength(Math.round(1503 * 0.2));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

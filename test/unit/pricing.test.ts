@@ -161,6 +161,7 @@ describe('awsCost', () => {
       stateTransitions: 1000,
       lambdaGbSeconds: 500,
       lambdaRequests: 10_000,
+      lambdaEphemeralGbSeconds: 1000,
       dynamodbWriteUnits: 2000,
       dynamodbReadUnits: 5000,
       s3Puts: 100,
@@ -172,11 +173,13 @@ describe('awsCost', () => {
     expect(cost.breakdown.stateTransitions).toEqual({ quantity: 1000, unitUsd: 0.00002, usd: 0.02 });
     expect(cost.breakdown.lambdaGbSeconds.usd).toBeCloseTo(0.005, 12);
     expect(cost.breakdown.lambdaRequests.usd).toBeCloseTo(0.002, 12);
+    // A table without an ephemeral storage price gets us-east-1's, $0.0000000309 per GB-second.
+    expect(cost.breakdown.lambdaEphemeralGbSeconds.usd).toBeCloseTo(0.0000309, 12);
     expect(cost.breakdown.dynamodbWriteUnits.usd).toBeCloseTo(0.002, 12);
     expect(cost.breakdown.dynamodbReadUnits.usd).toBeCloseTo(0.001, 12);
     expect(cost.breakdown.s3Puts.usd).toBeCloseTo(0.0005, 12);
     expect(cost.breakdown.s3Gets.usd).toBeCloseTo(0.0004, 12);
-    expect(cost.usd).toBeCloseTo(0.0309, 12);
+    expect(cost.usd).toBeCloseTo(0.0309 + 0.0000309, 12);
   });
 });
 
@@ -340,6 +343,8 @@ describe('the AWS usage model', () => {
     expect(once.lambdaRequests).toBe(2);
     // Prepare 1 GB × 0.5 + Export 2 GB × (0.5 + 100 × 0.001)
     expect(once.lambdaGbSeconds).toBeCloseTo(0.5 + 1.2, 9);
+    // Export's 1,536 MB of /tmp, 1 GB above the free 512 MB, × 0.6 s
+    expect(once.lambdaEphemeralGbSeconds).toBeCloseTo(0.6, 9);
     // run item twice + 10 seeds × 2 + META 1
     expect(once.dynamodbWriteUnits).toBe(25);
     // pool count 0.5 + run 0.5 + Query of 100 × 2 KB = 50 × 4 KB, eventually consistent

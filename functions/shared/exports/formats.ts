@@ -293,9 +293,63 @@ export function renderRecords(
   records: readonly JsonlRecord[],
   options: ChatOptions = {},
 ): string {
-  const converted = records.map((record) => convertRecord(format, record, options));
-  if (FORMATS[format].ext === 'json') return `${JSON.stringify(converted, null, 2)}\n`;
-  return converted.map((value) => `${JSON.stringify(value)}\n`).join('');
+  return [...renderRecordChunks(format, records, options)].join('');
+}
+
+/**
+ * The text `renderRecords` writes, in chunks of about 256K characters, converting each record as it is
+ * reached: a file of any size is written without holding it, or its records, whole.
+ */
+export function renderRecordChunks(
+  format: ExportFormat,
+  records: Iterable<JsonlRecord>,
+  options: ChatOptions = {},
+): Iterable<string> {
+  return joinedChunks(renderedRecords(format, records, options));
+}
+
+function* renderedRecords(
+  format: ExportFormat,
+  records: Iterable<JsonlRecord>,
+  options: ChatOptions,
+): Generator<string> {
+  if (FORMATS[format].ext === 'jsonl') {
+    for (const record of records) yield `${JSON.stringify(convertRecord(format, record, options))}\n`;
+    return;
+  }
+  let first = true;
+  for (const record of records) {
+    yield `${first ? '[\n' : ',\n'}${jsonArrayEntry(convertRecord(format, record, options))}`;
+    first = false;
+  }
+  yield first ? '[]\n' : '\n]\n';
+}
+
+/** Text gathered into one chunk of a streamed file (a write's or an upload part's worth). */
+const CHUNK_CHARS = 256 * 1024;
+
+/** Strings joined into chunks of about `CHUNK_CHARS`. */
+export function* joinedChunks(texts: Iterable<string>): Generator<string> {
+  let parts: string[] = [];
+  let size = 0;
+  for (const text of texts) {
+    parts.push(text);
+    size += text.length;
+    if (size >= CHUNK_CHARS) {
+      yield parts.join('');
+      parts = [];
+      size = 0;
+    }
+  }
+  if (parts.length > 0) yield parts.join('');
+}
+
+/**
+ * An entry of a JSON array as `JSON.stringify(array, null, 2)` writes it: its lines indented one level
+ * (JSON strings hold no raw line breaks, so every line break is the layout's). Without the separator.
+ */
+export function jsonArrayEntry(value: unknown): string {
+  return `  ${JSON.stringify(value, null, 2).replaceAll('\n', '\n  ')}`;
 }
 
 /**

@@ -49,6 +49,8 @@
  * consistency here), a Query sums the sizes of the items it returns before rounding. S3 COPY is billed
  * as a PUT. Storage, CloudWatch Logs, X-Ray and data transfer are not counted.
  */
+
+import { LAMBDA_FREE_EPHEMERAL_MB } from '../../export/spill-size.ts';
 import {
   BATCH_STATES,
   CONTROL_STATES,
@@ -56,6 +58,7 @@ import {
   SHARDED_GATE_STATES,
   STAGES,
   type StageKey,
+  type StageSpec,
 } from '../../stages.ts';
 import type { AwsUsage } from './pricing.ts';
 
@@ -247,6 +250,12 @@ export const DEFAULT_USAGE_ASSUMPTIONS: UsageAssumptions = {
 /** A stage function's memory in GB, as deployed (`functions/stages.ts`). */
 const GB = (stage: StageKey) => STAGES[stage].memoryMb / 1024;
 
+/** A stage function's billed ephemeral storage in GB: what it has above Lambda's free 512 MB. */
+const extraEphemeralGB = (stage: StageKey) => {
+  const spec: StageSpec = STAGES[stage];
+  return Math.max(0, (spec.ephemeralStorageMb ?? LAMBDA_FREE_EPHEMERAL_MB) - LAMBDA_FREE_EPHEMERAL_MB) / 1024;
+};
+
 /** Seconds `cpuSeconds` of work (on a full vCPU) take in a stage's function, whose CPU scales with memory. */
 const cpuSeconds = (stage: StageKey, cpu: number, a: UsageAssumptions) =>
   cpu * Math.max(1, a.fullCpuMemoryMb / STAGES[stage].memoryMb);
@@ -276,6 +285,7 @@ export function addAwsUsage(...usages: AwsUsage[]): AwsUsage {
     stateTransitions: 0,
     lambdaGbSeconds: 0,
     lambdaRequests: 0,
+    lambdaEphemeralGbSeconds: 0,
     dynamodbWriteUnits: 0,
     dynamodbReadUnits: 0,
     s3Puts: 0,
@@ -391,6 +401,7 @@ export function iterationAwsUsage(shape: IterationShape, assumptions: UsageAssum
     // Plan, Collect, Filter, Save + 1 per batch and per Map item; in shards 2 more Filter steps and 2 per shard.
     lambdaRequests:
       4 + batches + mapItems + sharded * (2 + SHARD_ITEM_STATES.length * shards) + batched * (1 + looks),
+    lambdaEphemeralGbSeconds: 0,
     lambdaGbSeconds:
       GB('generateInstructions') * (seconds.planAndCollect + batches * seconds.batch * batchStretch) +
       GB('filter') * (sharded ? seconds.filterSteps : seconds.filter) +
@@ -430,12 +441,13 @@ export function iterationAwsUsage(shape: IterationShape, assumptions: UsageAssum
 export function runOnceAwsUsage(shape: RunOnceShape, assumptions: UsageAssumptions): AwsUsage {
   const a = assumptions;
   const newPool = shape.seedTasksAdded > 0;
+  const exportSeconds = a.invocationOverheadSeconds + shape.poolItemsAtExport * a.exportSecondsPerItem;
   return {
     stateTransitions: RUN_ONCE_STATES.length,
     lambdaRequests: 2,
-    lambdaGbSeconds:
-      GB('prepare') * a.invocationOverheadSeconds +
-      GB('exportDataset') * (a.invocationOverheadSeconds + shape.poolItemsAtExport * a.exportSecondsPerItem),
+    lambdaGbSeconds: GB('prepare') * a.invocationOverheadSeconds + GB('exportDataset') * exportSeconds,
+    // Billed for as long as the function runs, whatever it spills.
+    lambdaEphemeralGbSeconds: extraEphemeralGB('exportDataset') * exportSeconds,
     dynamodbWriteUnits:
       a.runItemWriteUnits + // Prepare: the run item
       a.runItemWriteUnits + // Export: the run's end

@@ -41,6 +41,11 @@ export const AwsPrices = z
     /** Lambda duration on arm64, per GB-second. */
     lambdaPerGbSecond: z.number().nonnegative(),
     lambdaPerRequest: z.number().nonnegative(),
+    /**
+     * Lambda ephemeral storage above the free 512 MB, per GB-second (x86 and arm64 alike). A table
+     * without it gets us-east-1's price: the amounts are tiny (a GB for a minute is $0.0000019).
+     */
+    lambdaEphemeralPerGbSecond: z.number().nonnegative().default(0.0000000309),
     /** DynamoDB on demand, per write request unit (one write of up to 1 KB). */
     dynamodbPerWriteRequestUnit: z.number().nonnegative(),
     /** DynamoDB on demand, per read request unit (one strong or two eventual reads of up to 4 KB). */
@@ -217,6 +222,8 @@ export const AwsUsage = z.object({
   stateTransitions: z.number().nonnegative(),
   lambdaGbSeconds: z.number().nonnegative(),
   lambdaRequests: z.number().nonnegative(),
+  /** Ephemeral storage configured above the free 512 MB × duration ("Export dataset"'s `/tmp`). */
+  lambdaEphemeralGbSeconds: z.number().nonnegative(),
   dynamodbWriteUnits: z.number().nonnegative(),
   dynamodbReadUnits: z.number().nonnegative(),
   s3Puts: z.number().nonnegative(),
@@ -244,6 +251,7 @@ export function awsCost(table: PriceTable, usage: AwsUsage): AwsCost {
     stateTransitions: aws.stepFunctionsPerStateTransition,
     lambdaGbSeconds: aws.lambdaPerGbSecond,
     lambdaRequests: aws.lambdaPerRequest,
+    lambdaEphemeralGbSeconds: aws.lambdaEphemeralPerGbSecond,
     dynamodbWriteUnits: aws.dynamodbPerWriteRequestUnit,
     dynamodbReadUnits: aws.dynamodbPerReadRequestUnit,
     s3Puts: aws.s3PerPutRequest,

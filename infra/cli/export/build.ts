@@ -7,7 +7,7 @@
 
 import {
   FORMATS,
-  renderRecords,
+  renderRecordChunks,
   reservedKeywordRecords,
   toRecords,
 } from '../../../functions/shared/exports/formats.ts';
@@ -28,7 +28,10 @@ import type { SelectionVectors } from './vectors.ts';
 /** A file of the export: a path relative to the output folder and its text. */
 export interface ExportFile {
   path: string;
-  content: string;
+  /** Its text in chunks, rendered as they are read (each call starts again): what the command writes. */
+  chunks(): Iterable<string>;
+  /** Its whole text (`chunks` joined). */
+  readonly content: string;
   /** The data files carry their format, split and record count; the card has none. */
   data?: CardFile;
 }
@@ -90,15 +93,38 @@ export function buildExport(
   }
 
   const bySplit = splitTasks(selection.tasks, options);
+  // A split's records are made again from its tasks each time they are read, never held all at once.
+  const recordsOf = function* (split: Split): Generator<JsonlRecord> {
+    for (const task of bySplit[split]) {
+      for (const record of toRecords(task)) if (record.output.trim() !== '') yield record;
+    }
+  };
   let emptyOutputs = 0;
-  const records = {} as Record<Split, JsonlRecord[]>;
+  let reserved = 0;
+  const examples: JsonlRecord[] = [];
   const counts = {} as BuiltExport['counts'];
   for (const split of SPLITS) {
-    const all = bySplit[split].flatMap(toRecords);
-    records[split] = all.filter((record) => record.output.trim() !== '');
-    emptyOutputs += all.length - records[split].length;
-    const tasks = new Set(records[split].map((record) => record.task_id));
-    counts[split] = { tasks: tasks.size, records: records[split].length };
+    const tasks = new Set<string>();
+    let records = 0;
+    for (const task of bySplit[split]) {
+      const all = toRecords(task);
+      const kept = all.filter((record) => record.output.trim() !== '');
+      emptyOutputs += all.length - kept.length;
+      records += kept.length;
+      for (const record of kept) tasks.add(record.task_id);
+      if (options.formats.includes('bedrock')) reserved += reservedKeywordRecords(kept, options);
+      // The card's examples: the first record of each of the first three training tasks.
+      const first = kept[0];
+      if (
+        split === 'train' &&
+        first &&
+        examples.length < 3 &&
+        !examples.some((e) => e.task_id === first.task_id)
+      ) {
+        examples.push(first);
+      }
+    }
+    counts[split] = { tasks: tasks.size, records };
   }
   if (counts.train.records === 0) {
     throw new NothingToExport('nothing to export: every selected instance has an empty output');
@@ -125,7 +151,6 @@ export function buildExport(
     );
   }
   if (options.formats.includes('bedrock')) {
-    const reserved = SPLITS.reduce((n, split) => n + reservedKeywordRecords(records[split], options), 0);
     if (reserved > 0) {
       warnings.push(
         `${reserved} bedrock records start their prompt with a keyword Amazon Nova reserves (User:, Bot:, ` +
@@ -137,13 +162,16 @@ export function buildExport(
   const files: ExportFile[] = [];
   for (const format of options.formats) {
     for (const split of SPLITS) {
-      if (records[split].length === 0) continue;
+      if (counts[split].records === 0) continue;
       const path = dataPath(format, split, options.formats.length);
-      files.push({
-        path,
-        content: renderRecords(format, records[split], options),
-        data: { path, format, split, records: records[split].length },
-      });
+      files.push(
+        exportFile(path, () => renderRecordChunks(format, recordsOf(split), options), {
+          path,
+          format,
+          split,
+          records: counts[split].records,
+        }),
+      );
     }
   }
   const card = renderCard({
@@ -152,16 +180,21 @@ export function buildExport(
     selection,
     counts,
     files: files.flatMap((file) => (file.data ? [file.data] : [])),
-    examples: firstOfEachTask(records.train, 3),
+    examples,
     emptyOutputs,
     warnings,
   });
-  files.push({ path: 'README.md', content: card });
+  files.push(exportFile('README.md', () => [card]));
   return { options, files, counts, selection, emptyOutputs, warnings };
 }
 
-/** The first record of each of the first `count` tasks. */
-function firstOfEachTask(records: readonly JsonlRecord[], count: number): JsonlRecord[] {
-  const seen = new Set<string>();
-  return records.filter((record) => !seen.has(record.task_id) && seen.add(record.task_id)).slice(0, count);
+function exportFile(path: string, chunks: () => Iterable<string>, data?: CardFile): ExportFile {
+  return {
+    path,
+    chunks,
+    get content() {
+      return [...chunks()].join('');
+    },
+    ...(data ? { data } : {}),
+  };
 }

@@ -8,10 +8,10 @@ import { z } from 'zod';
 import { NotFound } from '../../../functions/shared/errors.ts';
 import { ExportOptionsInvalid } from '../../../functions/shared/exports/schemas.ts';
 import { exportKeys, poolKeys, SEED_UPLOAD_PREFIX } from '../../../functions/shared/keys.ts';
-import type { ObjectStore } from '../../../functions/shared/ports.ts';
+import type { ObjectStore, ObjectStreams } from '../../../functions/shared/ports.ts';
 import { RunSummary, TaskLine } from '../../../functions/shared/records.ts';
 import { PoolName } from '../../../functions/shared/schemas.ts';
-import { readStoredJson, readStoredLines } from '../stored.ts';
+import { readStoredJson, readStoredLinesStreamed } from '../stored.ts';
 
 /** What to export: one run's export, or a whole pool. */
 export type SourceRef = { run: string } | { pool: string };
@@ -40,6 +40,9 @@ export interface TaskSource {
   runs: SourceRun[];
 }
 
+/** A bucket the export reads: objects by key, and large ones streamed. */
+export type SourceBucket = ObjectStore & Pick<ObjectStreams, 'download'>;
+
 /** Object reads at once. */
 const limit = pLimit(16);
 
@@ -51,20 +54,21 @@ const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$/;
  * with its summary) or of a pool (`{ pool }`: every iteration snapshot of every run). Throws `NotFound`
  * when the bucket has nothing for it, and `InputFileInvalid` naming the object and line of a bad record.
  */
-export async function readTasks(objects: ObjectStore, ref: SourceRef): Promise<TaskSource> {
+export async function readTasks(objects: SourceBucket, ref: SourceRef): Promise<TaskSource> {
   return 'run' in ref ? readRun(objects, ref.run) : readPool(objects, ref.pool);
 }
 
-async function readRun(objects: ObjectStore, runId: string): Promise<TaskSource> {
+async function readRun(objects: SourceBucket, runId: string): Promise<TaskSource> {
   if (!RUN_ID.test(runId)) {
     throw new ExportOptionsInvalid(`"${runId}" is not a run id (letters, digits, "-", "_", ".")`);
   }
   const keys = exportKeys(runId);
-  const [summaryText, tasksText] = await Promise.all([
+  // The tasks parsed as they download: a large pool's file is never whole in memory.
+  const [summaryText, taskLines] = await Promise.all([
     objects.getText(keys.summary),
-    objects.getText(keys.tasks),
+    readLines(objects, keys.tasks, 'machine'),
   ]);
-  if (summaryText === undefined || tasksText === undefined) {
+  if (summaryText === undefined || taskLines === undefined) {
     const started = (await objects.list(`runs/${runId}/`)).length > 0;
     const known = await recentRuns(objects);
     throw new NotFound(
@@ -77,7 +81,7 @@ async function readRun(objects: ObjectStore, runId: string): Promise<TaskSource>
     );
   }
   const summary = readStoredJson(summaryText, RunSummary, keys.summary);
-  const tasks = dedupe(parseLines(tasksText, keys.tasks, 'machine'));
+  const tasks = dedupe(taskLines);
   // A run exports every machine task of its pool, earlier runs' too: describe each run they came from.
   const iterations = new Map([[runId, summary.iterations]]);
   for (const task of tasks) {
@@ -95,7 +99,7 @@ async function readRun(objects: ObjectStore, runId: string): Promise<TaskSource>
   };
 }
 
-async function readPool(objects: ObjectStore, pool: string): Promise<TaskSource> {
+async function readPool(objects: SourceBucket, pool: string): Promise<TaskSource> {
   const name = PoolName.safeParse(pool);
   if (!name.success) {
     throw new ExportOptionsInvalid(`"${pool}" is not a pool name: ${name.error.issues[0]?.message}`);
@@ -112,8 +116,8 @@ async function readPool(objects: ObjectStore, pool: string): Promise<TaskSource>
   if (snapshots.length === 0 && seeds.seeds.length === 0) {
     throw new NotFound(`no pool "${pool}" in the bucket (nothing under pools/${pool}/)`);
   }
-  const texts = await Promise.all(snapshots.map(({ key }) => limit(() => objects.getText(key))));
-  const tasks = dedupe(snapshots.flatMap(({ key }, i) => parseLines(texts[i], key, 'machine')));
+  const read = await Promise.all(snapshots.map(({ key }) => limit(() => readLines(objects, key, 'machine'))));
+  const tasks = dedupe(read.flatMap((lines) => lines ?? []));
   const iterations = new Map<string, number>();
   for (const { runId } of snapshots) iterations.set(runId, (iterations.get(runId) ?? 0) + 1);
   return { kind: 'pool', name: pool, pool, tasks, ...seeds, runs: await describeRuns(objects, iterations) };
@@ -139,14 +143,14 @@ async function describeRuns(
   return runs.sort((a, b) => a.runId.localeCompare(b.runId));
 }
 
-async function readPoolSeeds(objects: ObjectStore, pool: string) {
+async function readPoolSeeds(objects: SourceBucket, pool: string) {
   const seedKey = poolKeys(pool).seeds;
-  const [text, uploads] = await Promise.all([
-    objects.getText(seedKey),
+  const [seeds, uploads] = await Promise.all([
+    readLines(objects, seedKey, 'seed'),
     objects.list(`${SEED_UPLOAD_PREFIX}${pool}/`),
   ]);
   // Not deduplicated by id: "Prepare run" keeps seed files' own ids, which two seed files can share.
-  return { seeds: parseLines(text, seedKey, 'seed'), seedKey, seedUploads: uploads };
+  return { seeds: seeds ?? [], seedKey, seedUploads: uploads };
 }
 
 /** The last few run ids with an export, newest first, for a "did you mean" hint. */
@@ -156,10 +160,21 @@ async function recentRuns(objects: ObjectStore, count = 5): Promise<string[]> {
   return [...ids].sort().reverse().slice(0, count);
 }
 
-/** Every line of a JSON Lines object as a task; an absent or empty object (an iteration that added none) has none. */
-function parseLines(text: string | undefined, key: string, source: 'seed' | 'machine'): TaskLine[] {
+/**
+ * Every line of a JSON Lines object as a task, read as it downloads; an empty object (an iteration that
+ * added none) has none, an absent one is `undefined`.
+ */
+function readLines(
+  objects: SourceBucket,
+  key: string,
+  source: 'seed' | 'machine',
+): Promise<TaskLine[] | undefined> {
   // Seed lines carry no `source`; machine lines do, and theirs wins.
-  return readStoredLines(text, TaskLine.extend({ source: z.enum(['seed', 'machine']).default(source) }), key);
+  return readStoredLinesStreamed(
+    objects,
+    key,
+    TaskLine.extend({ source: z.enum(['seed', 'machine']).default(source) }),
+  );
 }
 
 /** Each task id once, at its first place (machine task ids are hashes of the instruction). */
