@@ -32,7 +32,7 @@ import { modelCost, shippedPrices } from '../../functions/shared/pricing/pricing
 import { describeRequest } from '../../infra/local/iam.ts';
 import { type BatchStandIn, startBedrockBatchStandIn } from '../support/batch-servers.ts';
 import { iterationToGate, useFastRetries } from '../support/stage-iteration.ts';
-import { MemoryObjects, MemoryPool } from './fakes.ts';
+import { MemoryObjects } from './fakes.ts';
 
 useFastRetries();
 
