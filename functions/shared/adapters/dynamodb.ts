@@ -182,8 +182,9 @@ export class DynamoPoolStore implements PoolStore {
         new UpdateCommand({
           TableName: this.table,
           Key: metaKey(pool),
-          UpdateExpression: 'SET leaseUntil = :until',
-          ConditionExpression: 'activeRun = :run AND fence = :fence',
+          // Ours, or given up (a redrive after "Record failure") and taken by no run since: the fence holds.
+          UpdateExpression: 'SET activeRun = :run, leaseUntil = :until',
+          ConditionExpression: 'fence = :fence AND (activeRun = :run OR attribute_not_exists(activeRun))',
           ExpressionAttributeValues: { ':run': runId, ':fence': fence, ':until': until.toISOString() },
         }),
       ),
