@@ -16,6 +16,7 @@
 import { z } from 'zod';
 import {
   BATCH_WINDOW_HOURS,
+  type BatchCompletion,
   type BatchJobs,
   BatchRecord,
   BatchState,
@@ -112,6 +113,12 @@ export async function checkBatch(
   }
   // Records the output left out are failed records too: the Map makes them on demand.
   failedRecords += Math.max(0, records.size - answered - failedRecords);
+  // For "Save iteration"'s AWS cost: the loop's looks (a retried last look writes the same).
+  await objects.put(
+    keys.completion,
+    JSON.stringify({ looks: polls } satisfies BatchCompletion),
+    'application/json',
+  );
   log?.('instance batch completed', {
     jobId,
     providerStatus: status.providerStatus,

@@ -6,7 +6,7 @@
  * out), and made on demand when the ledger also holds an on-demand call under that key (the Map's).
  * Counted from what is stored, so a retried save reaches the same figures.
  */
-import { BatchRecord, BatchSubmission, recordCallKey } from '../shared/batch/jobs.ts';
+import { BatchCompletion, BatchRecord, BatchSubmission, recordCallKey } from '../shared/batch/jobs.ts';
 import { fromJsonLines } from '../shared/json-lines.ts';
 import { runKeys } from '../shared/keys.ts';
 import type { ObjectStore, StoredCall } from '../shared/ports.ts';
@@ -35,6 +35,8 @@ export async function iterationBatch(
       ...(submission.reason === undefined ? {} : { reason: submission.reason }),
     };
   }
+  const completion = await objects.getText(keys.completion);
+  const looks = completion === undefined ? undefined : BatchCompletion.parse(JSON.parse(completion)).looks;
   const records = fromJsonLines<unknown>((await objects.getText(keys.records)) ?? '').map((line) =>
     BatchRecord.parse(line),
   );
@@ -53,5 +55,6 @@ export async function iterationBatch(
     failed: failed.length,
     madeOnDemand: failed.filter((key) => onDemand.has(key)).length,
     belowMinimum: false,
+    ...(looks === undefined ? {} : { looks }),
   };
 }

@@ -136,6 +136,7 @@ export async function saveIteration(
   const diversity = await saveDiversity({ runId, iteration, config, counts, tasks }, objects);
   const { calls: callCount, inputTokens, outputTokens, estimated } = totalUsage(byStage);
   const stageUsage = stageUsageCounters(byStage);
+  const batch = await iterationBatch(objects, runId, iteration, calls);
   const cost = await iterationCost(
     {
       config,
@@ -143,10 +144,14 @@ export async function saveIteration(
       batchByStage: usageOfCalls(calls.filter((call) => call.batch)),
       poolSize: progress.poolSize,
     },
-    { generated, accepted: counts.accepted ?? 0, mapItems: gated.chunks.length },
+    {
+      generated,
+      accepted: counts.accepted ?? 0,
+      mapItems: gated.chunks.length,
+      batchLooks: batch?.looks ?? 0,
+    },
     objects,
   );
-  const batch = await iterationBatch(objects, runId, iteration, calls);
   await pool.addIteration(runId, iteration, {
     stats: {
       counts,
@@ -274,7 +279,13 @@ async function iterationCost(
     batchByStage: UsageByStage;
     poolSize: number;
   },
-  shape: { generated: SaveInput['generated']; accepted: number; mapItems: number },
+  shape: {
+    generated: SaveInput['generated'];
+    accepted: number;
+    mapItems: number;
+    /** Batch mode: the poll loop's looks at the iteration's job (its submit, checks and states billed). */
+    batchLooks: number;
+  },
   objects: ObjectStore,
 ): Promise<IterationCost> {
   const table = await priceTable(config.priceTableKey, objects);
@@ -314,6 +325,7 @@ async function iterationCost(
         poolInstructions: poolSize,
         // The pool "Gate in shards?" saw when the iteration started.
         gateShards: gateShardsFor(config, poolSize),
+        batchLooks: shape.batchLooks,
       },
       { ...DEFAULT_USAGE_ASSUMPTIONS, callConcurrency: config.callConcurrency },
     ),

@@ -152,6 +152,8 @@ export const runKeys = (runId: string, iteration: number) => {
       records: `${base}/batch/records.jsonl`,
       /** What the submit did: the job it started, or why it started none (`BatchSubmission`). */
       submission: `${base}/batch/submission.json`,
+      /** The looks the poll loop took at the job, once it completed (`BatchCompletion`). */
+      completion: `${base}/batch/completion.json`,
     },
     /** Raw model requests and replies of one stage (and Map item). */
     raw: (stage: string, chunk?: number) =>

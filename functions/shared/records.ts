@@ -161,6 +161,8 @@ export const IterationBatch = z.object({
   /** True when no job was started: fewer records than the provider's minimum; `reason` says so. */
   belowMinimum: z.boolean(),
   reason: z.string().optional(),
+  /** Looks the poll loop took at the job until it completed (each a Wait, a check, a Choice). */
+  looks: z.int().nonnegative().optional(),
 });
 export type IterationBatch = z.infer<typeof IterationBatch>;
 

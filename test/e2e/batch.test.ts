@@ -135,6 +135,8 @@ describe('a run with --batch on Bedrock', { timeout: 240_000 }, () => {
       failed: 2,
       madeOnDemand: 2,
       belowMinimum: false,
+      // The poll loop's looks, which its AWS cost counts.
+      looks: entered(result, BATCH_STATES.check),
     };
     expect((await stack.pool.getIterations(summary.runId))['1']?.batch).toEqual(figures);
     expect(summary.batch).toEqual({ 1: figures });

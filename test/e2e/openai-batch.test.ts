@@ -88,6 +88,8 @@ describe('a run with --batch on OpenAI', { timeout: 240_000 }, () => {
       failed: 1,
       madeOnDemand: 1,
       belowMinimum: false,
+      // The poll loop's looks, which its AWS cost counts.
+      looks: entered(result, BATCH_STATES.check),
     };
     expect((await stack.pool.getIterations(summary.runId))['1']?.batch).toEqual(figures);
     expect(summary.batch).toEqual({ 1: figures });

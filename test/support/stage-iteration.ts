@@ -56,11 +56,11 @@ export async function iterationToGate(input: Record<string, unknown>, models: It
 }
 
 /**
- * Runs the iteration (see the module comment) and returns the pool, the iteration's tasks as stored, the
- * Map items' results and `save`, which runs "Save iteration" on them.
+ * Runs the iteration (see the module comment) and returns the ports, the iteration's tasks as stored,
+ * the Map items' results and `save`, which runs "Save iteration" on them.
  */
 export async function iterationToInstances(input: Record<string, unknown>, models: IterationModels) {
-  const { pool, deps, state, generated, gated } = await iterationToGate(input, models);
+  const { objects, pool, deps, state, generated, gated } = await iterationToGate(input, models);
   const instances: Awaited<ReturnType<typeof generateInstances>>[] = [];
   for (const chunk of gated.chunks) instances.push(await generateInstances({ ...state, chunk }, deps));
   const tasks = (await pool.getTasks(
@@ -68,5 +68,5 @@ export async function iterationToInstances(input: Record<string, unknown>, model
     gated.chunks.flatMap((chunk) => chunk.ids),
   )) as PoolTask[];
   const save = () => saveIteration({ ...state, generated, gated, instances }, deps);
-  return { pool, tasks, instances, save };
+  return { objects, pool, tasks, instances, save };
 }

@@ -19,6 +19,7 @@ import {
   type BatchJobs,
   type BatchResult,
   type BatchStatus,
+  type BatchSubmission,
   batchToken,
   maxPolls,
   recordId,
@@ -31,7 +32,7 @@ import { OfflineModel } from '../../functions/shared/models/offline.ts';
 import { modelCost, shippedPrices } from '../../functions/shared/pricing/pricing.ts';
 import { describeRequest } from '../../infra/local/iam.ts';
 import { type BatchStandIn, startBedrockBatchStandIn } from '../support/batch-servers.ts';
-import { iterationToGate, useFastRetries } from '../support/stage-iteration.ts';
+import { iterationToGate, iterationToInstances, useFastRetries } from '../support/stage-iteration.ts';
 import { MemoryObjects } from './fakes.ts';
 
 useFastRetries();
@@ -369,5 +370,28 @@ describe('a retried Bedrock submit', () => {
     expect(standIn.jobs).toHaveLength(1);
     expect(standIn.jobs[0]?.token).toBe(batchToken(spec.name));
     expect(standIn.requests.filter((r) => r.method === 'POST')).toHaveLength(2);
+  });
+});
+
+describe("the poll loop's looks", () => {
+  it('are stored by the last look and priced in the iteration\'s AWS cost by "Save iteration"', async () => {
+    const model = new OfflineModel({ seed: 'looks' });
+    const onDemand = await iterationToInstances({}, { model });
+    const plain = await onDemand.save();
+    const batched = await iterationToInstances({}, { model: new OfflineModel({ seed: 'looks' }) });
+    const keys = runKeys('run-1', 1).batch;
+    const submission: BatchSubmission = { provider: 'bedrock', jobId: 'job-1', records: 0, minRecords: 100 };
+    await batched.objects.put(keys.submission, JSON.stringify(submission));
+    await batched.objects.put(keys.completion, JSON.stringify({ looks: 5 }));
+    const looked = await batched.save();
+    const stored = (await batched.pool.getIterations('run-1'))['1'];
+    expect(stored?.batch?.looks).toBe(5);
+    // The same iteration but its job's submit and 5 looks: each look's check, its states and GB-seconds.
+    const awsUsd = async (pool: typeof batched.pool) =>
+      (await pool.getIterations('run-1'))['1']?.cost.awsUsd ?? 0;
+    const plainCost = await awsUsd(onDemand.pool);
+    const lookedCost = await awsUsd(batched.pool);
+    expect(lookedCost).toBeGreaterThan(plainCost);
+    expect(looked.progress.costUsd - plain.progress.costUsd).toBeCloseTo(lookedCost - plainCost, 12);
   });
 });

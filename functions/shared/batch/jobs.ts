@@ -61,6 +61,10 @@ export function recordId(chunk: number, key: string): string {
   return hash.toString(36).padStart(11, '0').slice(-11);
 }
 
+/** What the last look of the poll loop stores when the job has completed: how many looks it took. */
+export const BatchCompletion = z.object({ looks: z.int().positive() });
+export type BatchCompletion = z.infer<typeof BatchCompletion>;
+
 /** What the poll loop carries in the state (`$.batch`), from "Submit the instance batch" and each look. */
 export const BatchState = z.object({
   /**
