@@ -102,7 +102,7 @@ export interface StageSpec {
   readonly s3: S3Access;
   readonly dynamodb: TableAccess;
   /**
-   * Drives batch jobs (batch mode, `BATCH_STATES`): may start a Bedrock batch inference job of the
+   * Drives batch jobs (batch mode, `BATCH_JOB_STATES`): may start a Bedrock batch inference job of the
    * deployed models, pass the batch service role to Bedrock, and read a job's status.
    */
   readonly batchJobs?: boolean;
@@ -212,7 +212,7 @@ export const STAGES = {
     callsEmbeddingModel: false,
     screensSafety: true,
     // The run's templates (the files "Prepare run" found: it lists nothing); the chunk's raw calls;
-    // batch mode's steps (`BATCH_STATES`): the job's input and records, and its output by key.
+    // batch mode's steps (`BATCH_JOB_STATES`): the job's input and records, and its output by key.
     // Per-call records (which a `replay:` model reads) are in the table.
     s3: { read: [], get: [TEMPLATES_PREFIX, RUNS_PREFIX], write: [RUNS_PREFIX], list: [] },
     dynamodb: 'readWrite',
@@ -296,10 +296,12 @@ export const INSTRUCTION_BATCH_STATES = {
 } as const;
 
 /**
- * Batch mode's states before the instances Map: the "Generate instances" function's two steps (`submit`,
- * `check`) and the choices and wait around them (`infra/workflow.ts`).
+ * Batch mode's states before the instances Map (run input `batch`: the instance calls as one provider
+ * batch job; not to be confused with the instruction batches above, a Map's items): the "Generate
+ * instances" function's two steps (`submit`, `check`) and the choices and wait around them
+ * (`infra/workflow.ts`).
  */
-export const BATCH_STATES = {
+export const BATCH_JOB_STATES = {
   submit: 'Submit the instance batch',
   check: 'Check the instance batch',
   choice: 'Batch the instances?',

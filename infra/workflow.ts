@@ -33,7 +33,7 @@ import { BATCH_INPUT_FOLDER, BATCH_OUTPUT_FOLDER, RUNS_PREFIX } from '../functio
 import { DEFAULT_OPERATOR_LIMITS, LIMIT_SETTINGS, type OperatorLimits } from '../functions/shared/limits.ts';
 import { GUARDRAIL_ENV } from '../functions/shared/safety.ts';
 import {
-  BATCH_STATES,
+  BATCH_JOB_STATES,
   CONTROL_STATES,
   INSTRUCTION_BATCH_STATES,
   STAGES,
@@ -659,21 +659,21 @@ export class SelfInstructWorkflow extends Construct {
         },
         state,
       );
-    const submit = batchStep(BATCH_STATES.submit, { step: 'submit-batch', 'chunks.$': '$.gated.chunks' });
-    const check = batchStep(BATCH_STATES.check, { step: 'check-batch', 'batch.$': '$.batching.batch' });
-    const wait = new sfn.Wait(this, BATCH_STATES.wait, {
+    const submit = batchStep(BATCH_JOB_STATES.submit, { step: 'submit-batch', 'chunks.$': '$.gated.chunks' });
+    const check = batchStep(BATCH_JOB_STATES.check, { step: 'check-batch', 'batch.$': '$.batching.batch' });
+    const wait = new sfn.Wait(this, BATCH_JOB_STATES.wait, {
       time: sfn.WaitTime.secondsPath('$.batching.batch.waitSeconds'),
     });
     // The loop's bound is the look counter in the state: "Check the instance batch" fails the run
     // (`BatchJobFailed`) at `maxPolls` looks, so a redrive starts there and looks again (no Fail state).
-    const done = new sfn.Choice(this, BATCH_STATES.done)
+    const done = new sfn.Choice(this, BATCH_JOB_STATES.done)
       .when(sfn.Condition.stringEquals('$.batching.batch.status', 'completed'), next, {
         comment: 'The replies are in the call ledger: the Map serves them',
       })
       .otherwise(wait);
     wait.next(check).next(done);
-    const submitted = new sfn.Choice(this, BATCH_STATES.submitted);
-    return new sfn.Choice(this, BATCH_STATES.choice)
+    const submitted = new sfn.Choice(this, BATCH_JOB_STATES.submitted);
+    return new sfn.Choice(this, BATCH_JOB_STATES.choice)
       .when(
         // A run started before batch mode has no `batch` in its config.
         sfn.Condition.and(

@@ -9,7 +9,7 @@
 
 import { SaveInput } from '../../functions/shared/schemas.ts';
 import {
-  BATCH_STATES,
+  BATCH_JOB_STATES,
   CONTROL_STATES,
   INSTRUCTION_BATCH_STATES,
   SHARDED_GATE_STATES,
@@ -56,7 +56,7 @@ const LOOP_STATES = new Set<string | undefined>([
   CONTROL_STATES.shardGate,
   STAGES.filter.state,
   // Entered by every iteration, batch mode or not.
-  BATCH_STATES.choice,
+  BATCH_JOB_STATES.choice,
   // The gate in shards, its Maps' own events included.
   SHARDED_GATE_STATES.plan,
   STAGES.gateShard.mapState,
@@ -69,11 +69,14 @@ const LOOP_STATES = new Set<string | undefined>([
 ]);
 
 // Batch mode's states, counted apart: a job's submit once, and each look of the poll loop.
-const BATCH_SUBMIT_STATES = new Set<string | undefined>([BATCH_STATES.submit, BATCH_STATES.submitted]);
+const BATCH_SUBMIT_STATES = new Set<string | undefined>([
+  BATCH_JOB_STATES.submit,
+  BATCH_JOB_STATES.submitted,
+]);
 const BATCH_POLL_STATES = new Set<string | undefined>([
-  BATCH_STATES.wait,
-  BATCH_STATES.check,
-  BATCH_STATES.done,
+  BATCH_JOB_STATES.wait,
+  BATCH_JOB_STATES.check,
+  BATCH_JOB_STATES.done,
 ]);
 
 /** Splits a run's history into the parts that scale differently. */
@@ -118,8 +121,8 @@ export function profileHistory(history: readonly LocalHistoryEvent[]): HistoryPr
 
     const entered = event.stateEnteredEventDetails;
     const exited = event.stateExitedEventDetails;
-    if (entered?.name === BATCH_STATES.submit) batchJobs++;
-    if (entered?.name === BATCH_STATES.check) batchPolls++;
+    if (entered?.name === BATCH_JOB_STATES.submit) batchJobs++;
+    if (entered?.name === BATCH_JOB_STATES.check) batchPolls++;
     for (const payload of [entered?.input, exited?.output]) {
       if (payload !== undefined && bytes(payload) > largest.bytes)
         largest = { bytes: bytes(payload), state: entered?.name ?? exited?.name ?? '' };

@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { BEDROCK_MIN_RECORDS } from '../../functions/shared/batch/jobs.ts';
 import { HISTORY_EVENTS, HISTORY_EVENTS_ENV } from '../../functions/shared/execution-limits.ts';
 import { shippedPrices } from '../../functions/shared/pricing/pricing.ts';
-import { BATCH_STATES } from '../../functions/stages.ts';
+import { BATCH_JOB_STATES } from '../../functions/stages.ts';
 import { profileHistory } from '../../infra/local/history.ts';
 import { historyRecorder } from '../../infra/local/history-events.ts';
 import type { LocalStack } from '../../infra/local/stack.ts';
@@ -73,8 +73,8 @@ describe('a run with --batch on Bedrock', { timeout: 240_000 }, () => {
     expect(job?.roleArn).toMatch(/:role\/.*BatchInferenceRole/);
     expect(job?.answered).toBeGreaterThanOrEqual(BEDROCK_MIN_RECORDS);
     expect(job?.polls).toBe(2);
-    expect(entered(result, BATCH_STATES.wait)).toBe(2);
-    expect(entered(result, BATCH_STATES.check)).toBe(2);
+    expect(entered(result, BATCH_JOB_STATES.wait)).toBe(2);
+    expect(entered(result, BATCH_JOB_STATES.check)).toBe(2);
 
     // What "Prepare run" plans a batch iteration's history with is at least what this run measured.
     const record = historyRecorder(stack.distributed);
@@ -136,7 +136,7 @@ describe('a run with --batch on Bedrock', { timeout: 240_000 }, () => {
       madeOnDemand: 2,
       belowMinimum: false,
       // The poll loop's looks, which its AWS cost counts.
-      looks: entered(result, BATCH_STATES.check),
+      looks: entered(result, BATCH_JOB_STATES.check),
     };
     expect((await stack.pool.getIterations(summary.runId))['1']?.batch).toEqual(figures);
     expect(summary.batch).toEqual({ 1: figures });
@@ -152,9 +152,9 @@ describe('a run with --batch on Bedrock', { timeout: 240_000 }, () => {
     const summary = summaryOf(result);
     expect(summary.added).toBeGreaterThan(0);
     expect(batch.jobs).toHaveLength(0);
-    expect(entered(result, BATCH_STATES.wait)).toBe(0);
+    expect(entered(result, BATCH_JOB_STATES.wait)).toBe(0);
     const submitted = result.events.find(
-      (event) => event.type === 'StateExited' && event.state.name === BATCH_STATES.submit,
+      (event) => event.type === 'StateExited' && event.state.name === BATCH_JOB_STATES.submit,
     );
     expect(JSON.stringify(submitted)).toMatch(/below the bedrock minimum of 100 records per batch job/);
     expect(onDemandInstanceCalls()).toBeGreaterThan(0);

@@ -6,7 +6,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { OPENAI_BATCH_ENDPOINTS_ENV } from '../../functions/shared/batch/jobs.ts';
-import { BATCH_STATES } from '../../functions/stages.ts';
+import { BATCH_JOB_STATES } from '../../functions/stages.ts';
 import type { LocalStack } from '../../infra/local/stack.ts';
 import { instanceRequests, useBatchStack } from '../support/batch-stack.ts';
 import { timesEntered as entered, succeededSummary as summaryOf } from '../support/local-stack.ts';
@@ -64,7 +64,7 @@ describe('a run with --batch on OpenAI', { timeout: 240_000 }, () => {
     );
     expect(batch?.lines[0]?.body).toMatchObject({ model: 'stand-in-chat', max_tokens: expect.any(Number) });
     expect(batch?.polls).toBeGreaterThanOrEqual(2);
-    expect(entered(result, BATCH_STATES.check)).toBe(2);
+    expect(entered(result, BATCH_JOB_STATES.check)).toBe(2);
     // Named in its metadata, where a retried submit finds it.
     expect(batch?.metadata).toEqual({
       selfinstruct_job: expect.stringMatching(/^selfinstruct-[0-9a-f]{16}-i1$/),
@@ -89,7 +89,7 @@ describe('a run with --batch on OpenAI', { timeout: 240_000 }, () => {
       madeOnDemand: 1,
       belowMinimum: false,
       // The poll loop's looks, which its AWS cost counts.
-      looks: entered(result, BATCH_STATES.check),
+      looks: entered(result, BATCH_JOB_STATES.check),
     };
     expect((await stack.pool.getIterations(summary.runId))['1']?.batch).toEqual(figures);
     expect(summary.batch).toEqual({ 1: figures });

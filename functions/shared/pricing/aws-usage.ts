@@ -52,7 +52,7 @@
 
 import { LAMBDA_FREE_EPHEMERAL_MB } from '../../export/spill-size.ts';
 import {
-  BATCH_STATES,
+  BATCH_JOB_STATES,
   CONTROL_STATES,
   INSTRUCTION_BATCH_STATES,
   SHARDED_GATE_STATES,
@@ -69,7 +69,7 @@ export const ITERATION_STATES = [
   INSTRUCTION_BATCH_STATES.collect,
   CONTROL_STATES.shardGate,
   STAGES.filter.state,
-  BATCH_STATES.choice,
+  BATCH_JOB_STATES.choice,
   STAGES.generateInstances.mapState,
   STAGES.saveIteration.state,
   CONTROL_STATES.enough,
