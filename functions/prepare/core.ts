@@ -342,8 +342,8 @@ async function requirePrice(config: RunConfig, objects: ObjectStore): Promise<vo
 /**
  * "Prepare run" of a run's next execution (`execution` = its name): the run goes on where the last one
  * stopped, with the same configuration, progress and lease. Nothing is validated again but that the run
- * has not exported, still holds its pool (`holdPool`: a run that lost it stops here), and that this
- * execution is the one the last handed it to. A retry returns the same state.
+ * is still running and still holds its pool (a run that ended or lost its lease stops here), and that
+ * this execution is the one the last handed it to. A retry returns the same state.
  */
 export async function continueRun(
   state: RunState,
@@ -357,11 +357,10 @@ export async function continueRun(
       `Run input is invalid: run ${runId} goes on in execution ${expected}, not ${execution}`,
     );
   }
-  // A failed run may go on (a redrive of its hand-off); a run that has exported may not.
   const run = await pool.getRun(runId);
-  if (!run || run.status === 'SUCCEEDED') {
+  if (run?.status !== 'RUNNING') {
     throw new RunInputInvalid(
-      `Run input is invalid: run ${runId} ${run ? 'has ended (SUCCEEDED)' : 'does not exist'}: it can't go on in execution ${execution}`,
+      `Run input is invalid: run ${runId} ${run ? `has ended (${run.status})` : 'does not exist'}: it can't go on in execution ${execution}`,
     );
   }
   await holdPool(pool, config.pool, runId, progress.fence, now());

@@ -53,9 +53,7 @@ export async function takePool(
 
 /**
  * Renews the lease `runId` holds on `pool` with token `fence`, before a stage writes; throws `PoolBusy`
- * when the run has lost it, so it writes nothing more. A lease the run gave up when it failed ("Record
- * failure") is taken back when no run has taken the pool since (the fence is unchanged: taking a pool
- * moves it), so a redriven execution goes on where it failed.
+ * when the run has lost it, so it writes nothing more.
  */
 export async function holdPool(
   store: PoolStore,

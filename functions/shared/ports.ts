@@ -328,10 +328,7 @@ export interface PoolStore {
    * `abandoned` (the holder the caller knows has ended).
    */
   takeLease(pool: string, runId: string, until: Date, now: Date, abandoned?: string): Promise<PoolLease>;
-  /**
-   * Extends the lease while `runId` holds it with token `fence`, or takes it back when it is free and
-   * the token unchanged (no run took the pool since `runId` gave it up); false when it lost it.
-   */
+  /** Extends the lease while `runId` holds it with token `fence`; false when it lost it. */
   renewLease(pool: string, runId: string, fence: number, until: Date): Promise<boolean>;
   /** Gives the lease up if `runId` holds it; with `runId` undefined, whoever holds it. */
   releasePool(pool: string, runId: string | undefined): Promise<void>;

@@ -137,8 +137,8 @@ export class MemoryPool implements PoolStore {
   }
   async renewLease(pool: string, runId: string, fence: number, until: Date) {
     const meta = this.metas.get(pool);
-    if (!meta || meta.fence !== fence || (meta.lease && meta.lease.runId !== runId)) return false;
-    meta.lease = { runId, until: until.toISOString() };
+    if (meta?.lease?.runId !== runId || meta.fence !== fence) return false;
+    meta.lease.until = until.toISOString();
     return true;
   }
   async releasePool(pool: string, runId: string | undefined) {

@@ -182,9 +182,8 @@ export class DynamoPoolStore implements PoolStore {
         new UpdateCommand({
           TableName: this.table,
           Key: metaKey(pool),
-          // Ours, or given up (a redrive after "Record failure") and taken by no run since: the fence holds.
-          UpdateExpression: 'SET activeRun = :run, leaseUntil = :until',
-          ConditionExpression: 'fence = :fence AND (activeRun = :run OR attribute_not_exists(activeRun))',
+          UpdateExpression: 'SET leaseUntil = :until',
+          ConditionExpression: 'activeRun = :run AND fence = :fence',
           ExpressionAttributeValues: { ':run': runId, ':fence': fence, ':until': until.toISOString() },
         }),
       ),
