@@ -166,31 +166,23 @@ export async function startLocalStepFunctions(stack: LocalStack): Promise<LocalS
     DescribeMapRun(body) {
       const run = mapRuns.get(String(body.mapRunArn));
       if (!run) throw new ApiError('ResourceNotFound', `Map Run does not exist: '${String(body.mapRunArn)}'`);
-      const running = run.started - run.succeeded;
+      const counts = {
+        pending: 0,
+        running: run.started - run.succeeded,
+        succeeded: run.succeeded,
+        failed: 0,
+        timedOut: 0,
+        aborted: 0,
+        total: run.started,
+        resultsWritten: run.succeeded,
+      };
+      // Each item is a child execution: the two counts are the same.
       return {
         mapRunArn: body.mapRunArn,
         executionArn: run.executionArn,
         status: 'RUNNING',
-        itemCounts: {
-          pending: 0,
-          running,
-          succeeded: run.succeeded,
-          failed: 0,
-          timedOut: 0,
-          aborted: 0,
-          total: run.started,
-          resultsWritten: run.succeeded,
-        },
-        executionCounts: {
-          pending: 0,
-          running,
-          succeeded: run.succeeded,
-          failed: 0,
-          timedOut: 0,
-          aborted: 0,
-          total: run.started,
-          resultsWritten: run.succeeded,
-        },
+        itemCounts: counts,
+        executionCounts: counts,
       };
     },
     ListExecutions() {

@@ -456,13 +456,13 @@ export class LocalStack {
   private async executeOne(
     input: unknown,
     {
-      executionName = `local-${Date.now().toString(36)}`,
+      executionName,
       onEvent,
       retryIntervalMs,
       waitMs,
       signal,
       limits = {},
-    }: ExecuteOptions,
+    }: ExecuteOptions & { executionName: string },
     faults: FaultPlan,
   ): Promise<Started> {
     const running = new Set<Invocation>();
