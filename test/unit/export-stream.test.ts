@@ -48,6 +48,12 @@ function pool(n: number): PoolTask[] {
 
 const materialized = materializedExport;
 
+/** Puts `TMPDIR` back as a test found it: unset when it was (assigning undefined would set "undefined"). */
+function restoreTmpdir(tmp: string | undefined): void {
+  if (tmp === undefined) delete process.env.TMPDIR;
+  else process.env.TMPDIR = tmp;
+}
+
 async function* pages(items: readonly PoolTask[]) {
   for (const item of items) yield item;
 }
@@ -131,8 +137,7 @@ describe('the export’s temporary space', () => {
       );
       expect(readdirSync(spillRoot)).toEqual([]);
     } finally {
-      if (tmp === undefined) delete process.env.TMPDIR;
-      else process.env.TMPDIR = tmp;
+      restoreTmpdir(tmp);
       rmSync(spillRoot, { recursive: true, force: true });
     }
   });
@@ -159,7 +164,7 @@ describe('the export stage', () => {
     process.env.TMPDIR = spillRoot;
   });
   afterEach(() => {
-    process.env.TMPDIR = tmp;
+    restoreTmpdir(tmp);
     rmSync(spillRoot, { recursive: true, force: true });
   });
 
