@@ -640,38 +640,41 @@ describe('calibrating the acceptance curve from a recorded run', () => {
 });
 
 describe('wall time', () => {
-  it('adds the functions of an iteration one after the other, the Map in waves (hand-computed)', () => {
-    const usage = {
-      ...DEFAULT_USAGE_ASSUMPTIONS,
-      callConcurrency: 8,
-      firstTokenSeconds: 0.5,
-      outputTokensPerSecond: 100,
-      invocationOverheadSeconds: 0.2,
-      gatePairsPerSecond: 1_000_000,
-      dynamodbWriteSeconds: 0.01,
-      // CPU work besides the calls (stretched by memory): counted in test/unit/pricing.test.ts.
-      instructionCpuSecondsPerCall: 0,
-      instructionCpuSecondsPerPoolInstruction: 0,
-      chunkCpuSecondsPerCall: 0,
-    };
-    const time = {
-      mapConcurrency: 10,
-      maxModelCallsInFlight: 320,
-      stateTransitionSeconds: 0.1,
-      coldStartSeconds: 1,
-    };
-    const shape = {
-      instructionCalls: 40, // 2 batches of 20 at once, each 3 rounds of 8
-      instructionBatches: 2,
-      instructionOutputTokens: 40 * 300, // 3 s each: 0.5 + 300 / 100
-      candidates: 200,
-      acceptedInstructions: 100, // 7 rounds of 16 puts
-      mapItems: 25, // 3 waves of 10
-      mapCalls: 25 * 16, // 2 rounds of 8 per item
-      mapOutputTokens: 25 * 16 * 150, // 2 s each
-      poolInstructions: 5_000, // 1 M pairs
-    };
+  // A hand-computed iteration: functions and calls of known length, no CPU work.
+  const usage = {
+    ...DEFAULT_USAGE_ASSUMPTIONS,
+    callConcurrency: 8,
+    firstTokenSeconds: 0.5,
+    outputTokensPerSecond: 100,
+    invocationOverheadSeconds: 0.2,
+    gatePairsPerSecond: 1_000_000,
+    dynamodbWriteSeconds: 0.01,
+    // CPU work besides the calls (stretched by memory): counted in test/unit/pricing.test.ts. The
+    // sharded gate's decisions only count in shards (none in the first test's iteration).
+    instructionCpuSecondsPerCall: 0,
+    instructionCpuSecondsPerPoolInstruction: 0,
+    chunkCpuSecondsPerCall: 0,
+    gateDecisionCpuSecondsPerPair: 0,
+  };
+  const time = {
+    mapConcurrency: 10,
+    maxModelCallsInFlight: 320,
+    stateTransitionSeconds: 0.1,
+    coldStartSeconds: 1,
+  };
+  const shape = {
+    instructionCalls: 40, // 2 batches of 20 at once, each 3 rounds of 8
+    instructionBatches: 2,
+    instructionOutputTokens: 40 * 300, // 3 s each: 0.5 + 300 / 100
+    candidates: 200,
+    acceptedInstructions: 100, // 7 rounds of 16 puts
+    mapItems: 25, // 3 waves of 10
+    mapCalls: 25 * 16, // 2 rounds of 8 per item
+    mapOutputTokens: 25 * 16 * 150, // 2 s each
+    poolInstructions: 5_000, // 1 M pairs
+  };
 
+  it('adds the functions of an iteration one after the other, the Map in waves (hand-computed)', () => {
     const t = iterationTime(shape, usage, time, false);
 
     // Plan and Collect (0.2 each), then one wave of the two batches.
@@ -753,38 +756,6 @@ describe('wall time', () => {
     expect(latency?.outputTokensPerSecond).toBeCloseTo(200, 6);
     expect(fitLatency(calls.slice(0, 9), 'test')).toBeUndefined();
   });
-
-  // The hand-computed iteration of the first test: functions and calls of known length, no CPU work.
-  const usage = {
-    ...DEFAULT_USAGE_ASSUMPTIONS,
-    callConcurrency: 8,
-    firstTokenSeconds: 0.5,
-    outputTokensPerSecond: 100,
-    invocationOverheadSeconds: 0.2,
-    gatePairsPerSecond: 1_000_000,
-    dynamodbWriteSeconds: 0.01,
-    instructionCpuSecondsPerCall: 0,
-    instructionCpuSecondsPerPoolInstruction: 0,
-    chunkCpuSecondsPerCall: 0,
-    gateDecisionCpuSecondsPerPair: 0,
-  };
-  const time = {
-    mapConcurrency: 10,
-    maxModelCallsInFlight: 320,
-    stateTransitionSeconds: 0.1,
-    coldStartSeconds: 1,
-  };
-  const shape = {
-    instructionCalls: 40,
-    instructionBatches: 2,
-    instructionOutputTokens: 40 * 300,
-    candidates: 200,
-    acceptedInstructions: 100,
-    mapItems: 25,
-    mapCalls: 25 * 16,
-    mapOutputTokens: 25 * 16 * 150,
-    poolInstructions: 5_000,
-  };
 
   it("waits on the sharded gate's extra states and its two shard Maps, and the shard function's first cold start (hand-computed)", () => {
     const inProcess = iterationTime(shape, usage, time, false);
