@@ -36,7 +36,14 @@ import {
   readSummaryFile,
 } from './estimate/calibrate.ts';
 import { type Estimate, estimateRun, fmtInt } from './estimate/simulate.ts';
-import { formatDuration, TIME_STEP_LABELS, type TimeStep } from './estimate/timing.ts';
+import {
+  bottleneckLabel,
+  formatDuration,
+  type RunTokens,
+  TIME_STEP_LABELS,
+  type TimeAssumptions,
+  type TimeStep,
+} from './estimate/timing.ts';
 import { readTemplatesFolder } from './run-options.ts';
 
 /** The seed file the project ships (the one `npm start` seeds its pools with). */
@@ -72,6 +79,12 @@ export interface EstimateOptions {
   gateShards?: number;
   tokensPerSecond?: number;
   firstTokenSeconds?: number;
+  /** The model's quota of requests per minute (default: the known one for the model, else none). */
+  requestsPerMinute?: number;
+  /** The model's quota of tokens per minute, input + output (no default: the account's own). */
+  tokensPerMinute?: number;
+  /** The model's quota of tokens per day (default: tokens per minute × 1,440, as AWS sets it). */
+  tokensPerDay?: number;
   seeds: string;
   /** A folder of prompt templates replacing the shipped ones, as `run --templates` gives it. */
   templates?: string;
@@ -209,10 +222,10 @@ function formatTime(e: Estimate): string {
   const mean = its.length > 0 ? its.reduce((s, it) => s + it.total, 0) / its.length : 0;
   const picks = [...new Set([0, Math.floor(its.length / 2), its.length - 1])].filter((i) => i >= 0 && its[i]);
   const steps = Object.keys(TIME_STEP_LABELS) as TimeStep[];
-  const labels = TIME_STEP_LABELS;
   const lines = [
-    `Projected wall time (deployed): ${formatDuration(t.totalSeconds)}, ${formatDuration(mean)} per iteration on average; bottleneck: ${labels[t.bottleneck.step]} (${percent(t.bottleneck.share)})${t.bottleneck.limitedBy ? `, limited by ${t.bottleneck.limitedBy}` : ''}`,
+    `Projected wall time (deployed): ${formatDuration(t.totalSeconds)}, ${formatDuration(mean)} per iteration on average; bottleneck: ${bottleneckLabel(t.bottleneck.step)} (${percent(t.bottleneck.share)})${t.bottleneck.limitedBy ? `, limited by ${t.bottleneck.limitedBy}` : ''}`,
     `  model calls: ${t.latency.firstTokenSeconds.toFixed(2)} s + output tokens / ${fmtInt(t.latency.outputTokensPerSecond)} per second${t.assumptions.requestsPerMinute ? `, at most ${fmtInt(t.assumptions.requestsPerMinute)} a minute (the model's quota)` : ''}; Maps ${t.itemsAtOnce} items at once (batches of instruction calls, chunks of instances)`,
+    ...(t.tokens ? [tokenLine(t.tokens, t.assumptions)] : []),
     ...picks.map((i) => {
       const it = its[i];
       if (!it) return '';
@@ -224,6 +237,18 @@ function formatTime(e: Estimate): string {
     }),
   ];
   return lines.join('\n');
+}
+
+/** The run's tokens against the model's token quotas: in all, reserved, and where the quota stops binding. */
+function tokenLine(tokens: RunTokens, time: TimeAssumptions): string {
+  const free = tokens.tokensPerMinuteNotBinding;
+  const quota = time.tokensPerMinute
+    ? `; quota ${fmtInt(time.tokensPerMinute)} tokens/min (given)`
+    : '; no token quota given (--tokens-per-minute)';
+  const day = tokens.tokensPerDay
+    ? `, ${fmtInt(tokens.tokensPerDay)} tokens/day${tokens.dailyWaitSeconds > 0 ? `: the run waits ${formatDuration(tokens.dailyWaitSeconds)} more for it` : ' (does not bind)'}`
+    : '';
+  return `  model tokens: ${fmtInt(tokens.used)} (input + output of the run's model's on-demand calls), ${fmtInt(tokens.reserved)} reserved at call starts (input + maxTokens); the token quota binds below ${fmtInt(Math.ceil(free.withRequests))} tokens/min${time.requestsPerMinute ? ` (${fmtInt(Math.ceil(free.atConcurrency))} without the request quota)` : ''}${quota}${day}`;
 }
 
 /** Loads the price table: the shipped one, with the user's override merged over it. */
@@ -305,6 +330,21 @@ export function estimateCommand(io: EstimateIo = process): Command {
       '--first-token-seconds <x>',
       'seconds to the first token (default: as --tokens-per-second, else 0.6)',
       positiveNumber('--first-token-seconds'),
+    )
+    .option(
+      '--requests-per-minute <n>',
+      "the model's quota of requests per minute (default: 2,000 for Nova Micro, issue 14's figure, not in AWS's documentation; none for other models)",
+      positiveInt('--requests-per-minute'),
+    )
+    .option(
+      '--tokens-per-minute <n>',
+      'the account\'s quota of tokens per minute for the model, input + output (Service Quotas: "On-demand InvokeModel tokens per minute for <model>"; default: none, not modeled)',
+      positiveInt('--tokens-per-minute'),
+    )
+    .option(
+      '--tokens-per-day <n>',
+      'the account\'s quota of tokens per day for the model ("Model invocation max tokens per day"; default: --tokens-per-minute × 1,440, AWS\'s default)',
+      positiveInt('--tokens-per-day'),
     )
     .option('--seeds <file>', 'seed file whose tasks the prompts show', BUNDLED_SEEDS)
     .option('--templates <dir>', 'prompt templates replacing the shipped ones, as `run --templates`')
@@ -398,7 +438,12 @@ export function estimateCommand(io: EstimateIo = process): Command {
         shardGateAbove: options.shardGateAbove,
         gateShards: options.gateShards,
         // The operator's caps as a local run gets them (the environment, else the defaults).
-        timeAssumptions: timeLimits(operatorLimitsFromEnv()),
+        timeAssumptions: {
+          ...timeLimits(operatorLimitsFromEnv()),
+          ...(options.requestsPerMinute ? { requestsPerMinute: options.requestsPerMinute } : {}),
+          ...(options.tokensPerMinute ? { tokensPerMinute: options.tokensPerMinute } : {}),
+          ...(options.tokensPerDay ? { tokensPerDay: options.tokensPerDay } : {}),
+        },
         assumptions: {
           ...(options.tokensPerSecond ? { outputTokensPerSecond: options.tokensPerSecond } : {}),
           ...(options.firstTokenSeconds ? { firstTokenSeconds: options.firstTokenSeconds } : {}),

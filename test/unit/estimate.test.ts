@@ -703,10 +703,10 @@ describe('wall time', () => {
     const quota = iterationTime(shape, usage, { ...time, requestsPerMinute: 600 }, false);
     expect(quota.generate).toBeCloseTo(t.generate, 9); // 40 calls: 4 s at the quota's pace, less than a wave
     expect(quota.map).toBeCloseTo(40, 9);
-    expect(quota.limits).toEqual({ generate: 'concurrency', map: 'quota' });
+    expect(quota.limits).toEqual({ generate: 'concurrency', map: 'requests' });
     expect(projectWallTime([shape], usage, { ...time, requestsPerMinute: 600 }, 0).bottleneck).toMatchObject({
       step: 'map',
-      limit: 'quota',
+      limit: 'requests',
       limitedBy: "the model's quota of 600 requests/min",
     });
 

@@ -151,6 +151,29 @@ export interface IterationShape {
    * Choice); 0 or absent: no job (on demand).
    */
   batchLooks?: number;
+  /**
+   * An estimate's: the tokens the instruction calls count against the model's tokens-per-minute quota
+   * (`pacedSteps`); absent: no token quota modeled.
+   */
+  instructionQuotaTokens?: QuotaTokens;
+  /** The same for the calls inside the Map (on demand: a batch job's calls are not counted). */
+  mapQuotaTokens?: QuotaTokens;
+}
+
+/**
+ * A step's calls of the run's model as its tokens-per-minute quota counts them (Bedrock's
+ * `bedrock-runtime` quotas are per model, input and output combined): what they use, and what they
+ * reserve at their start (input plus the request's `maxTokens`, settled to what was used at the end).
+ */
+export interface QuotaTokens {
+  /** Calls of the run's model (a judge or teacher on another model counts against that model's quota). */
+  calls: number;
+  /** Their input tokens, in total. */
+  input: number;
+  /** Their output tokens, in total. */
+  output: number;
+  /** Output tokens they reserve at their start: each call's `maxTokens`, in total. */
+  reservedOutput: number;
 }
 
 /** What a run does once, outside its iterations. */
@@ -204,12 +227,13 @@ export interface UsageAssumptions {
   /** Average size of a task item in KB (for the export's Query). */
   taskItemKb: number;
   /**
-   * The model's quota of requests per minute, and the Map items that run at once: when a Map's calls at
-   * the quota's pace take longer than its waves, its functions wait that much longer (`quotaStretch`)
-   * and Lambda bills the wait. Absent (an account of a finished run, a model without a known quota): no
-   * stretch.
+   * The model's quotas (requests per minute; tokens per minute, with the shape's `QuotaTokens`), and the
+   * Map items that run at once: when a Map's calls at the quotas' pace take longer than its waves, its
+   * functions wait that much longer (`pacedSteps`) and Lambda bills the wait. Absent (an account of a
+   * finished run, a model without a known quota): no stretch.
    */
   requestsPerMinute?: number;
+  tokensPerMinute?: number;
   itemsAtOnce?: number;
 }
 
@@ -260,23 +284,127 @@ const extraEphemeralGB = (stage: StageKey) => {
 const cpuSeconds = (stage: StageKey, cpu: number, a: UsageAssumptions) =>
   cpu * Math.max(1, a.fullCpuMemoryMb / STAGES[stage].memoryMb);
 
+/** Seconds one of `calls` calls of `outputTokens` in total takes: to its first token, then its share. */
+export function callLength(
+  calls: number,
+  outputTokens: number,
+  a: Pick<UsageAssumptions, 'firstTokenSeconds' | 'outputTokensPerSecond'>,
+): number {
+  return calls > 0 ? a.firstTokenSeconds + outputTokens / calls / a.outputTokensPerSecond : 0;
+}
+
 /** Seconds a function spends on `calls` calls of `outputTokens` in total, `callConcurrency` at a time. */
 function callSeconds(calls: number, outputTokens: number, a: UsageAssumptions): number {
   if (calls <= 0) return 0;
-  const perCall = a.firstTokenSeconds + outputTokens / calls / a.outputTokensPerSecond;
-  return Math.ceil(calls / a.callConcurrency) * perCall;
+  return Math.ceil(calls / a.callConcurrency) * callLength(calls, outputTokens, a);
+}
+
+/** The model's quotas in an account (per model, per region); absent: not bounded by it. */
+export interface ModelQuotas {
+  requestsPerMinute?: number;
+  /** Input and output tokens combined, as Bedrock's `bedrock-runtime` quotas count them. */
+  tokensPerMinute?: number;
 }
 
 /**
- * How much the model's quota stretches the items of a Map of `items` items of `itemSeconds` each making
- * `calls` calls in all (≥ 1): the calls at the quota's pace over the Map's waves of `itemsAtOnce`. Past
- * the quota, Bedrock throttles; the function backs off and retries inside (`model-calls.ts`), so each
- * item runs about that much longer. Wall time takes the same longer of the two (`timing.ts`).
+ * Which quota sets a step's pace: its requests per minute (`requests`), the tokens its iteration uses
+ * per minute (`tokens`), or its tokens reserved at once (`reservations`).
  */
-export function quotaStretch(calls: number, items: number, itemSeconds: number, a: UsageAssumptions): number {
-  if (!a.requestsPerMinute || !a.itemsAtOnce || items <= 0 || itemSeconds <= 0) return 1;
-  const waves = Math.ceil(items / a.itemsAtOnce) * itemSeconds;
-  return Math.max(1, (calls * 60) / a.requestsPerMinute / waves);
+export type QuotaBound = 'requests' | 'tokens' | 'reservations';
+
+/** A step of model calls at its pace: its waves' seconds, the seconds it takes, and what sets them. */
+export interface PacedStep {
+  /** Its waves of Map items, at the items at once (no quota). */
+  waves: number;
+  seconds: number;
+  limit: 'concurrency' | QuotaBound;
+}
+
+/** Input + output tokens of a step's calls (0 without quota tokens). */
+const usedTokens = (q: QuotaTokens | undefined) => (q ? q.input + q.output : 0);
+
+/**
+ * Tokens-per-minute quota "work" of a step's calls: its seconds at a quota of one token a minute.
+ * `reserved`: each call holds its input + `maxTokens` from its start to its end (`callSeconds` long),
+ * and the reservations of the calls in flight fit in the quota, so at most `quota / (input + maxTokens)`
+ * calls run at once: `calls × callSeconds / thoseCalls = (input + reserved output) × callSeconds`.
+ * `used`: each call settles at its input + output, so the sustained rate is at most
+ * `quota / (input + output)` calls a minute: `(input + output) × 60`.
+ */
+export function tokenWork(
+  tokens: QuotaTokens | undefined,
+  callSeconds: number,
+): { reserved: number; used: number } {
+  if (!tokens) return { reserved: 0, used: 0 };
+  return { reserved: (tokens.input + tokens.reservedOutput) * callSeconds, used: usedTokens(tokens) * 60 };
+}
+
+/**
+ * An iteration's two steps of model calls ("Generate instructions"' batches, the instances Map's
+ * chunks) at the pace the model's quotas allow, `atOnce` items of a Map at a time:
+ *
+ * - each step takes at least its waves, and its calls at the request quota's pace
+ *   (`calls × 60 / requestsPerMinute`) and with no more calls in flight than the tokens-per-minute
+ *   quota holds reservations for (`tokenWork(...).reserved / tokensPerMinute`): the longest;
+ * - the iteration as a whole (the two steps and `restSeconds`, its other steps) uses tokens no faster
+ *   than the quota a minute, the steady state of a quota that refills all minute long (a step of a few
+ *   seconds draws on the minute's tokens: only the sustained rate binds): when its tokens
+ *   (`tokenWork(...).used / tokensPerMinute`) need longer, the two steps stretch by the difference, in
+ *   proportion to their tokens (throttled calls back off inside their functions).
+ *
+ * Wall time (`timing.ts`) and the Lambda bill (`iterationAwsUsage`) take the same paces.
+ */
+export function pacedSteps(
+  shape: IterationShape,
+  seconds: IterationSeconds,
+  a: Pick<UsageAssumptions, 'firstTokenSeconds' | 'outputTokensPerSecond'>,
+  atOnce: number,
+  quotas: ModelQuotas,
+  restSeconds: number,
+): { generate: PacedStep; map: PacedStep } {
+  const step = (
+    calls: number,
+    outputTokens: number,
+    tokens: QuotaTokens | undefined,
+    items: number,
+    itemSeconds: number,
+  ): PacedStep => {
+    const waves = Math.ceil(items / Math.max(1, atOnce)) * itemSeconds;
+    const bounds: [PacedStep['limit'], number][] = [['concurrency', waves]];
+    if (quotas.requestsPerMinute) bounds.push(['requests', (calls * 60) / quotas.requestsPerMinute]);
+    if (quotas.tokensPerMinute) {
+      bounds.push([
+        'reservations',
+        tokenWork(tokens, callLength(calls, outputTokens, a)).reserved / quotas.tokensPerMinute,
+      ]);
+    }
+    const [limit, paced] = bounds.reduce((x, y) => (y[1] > x[1] ? y : x));
+    return { waves, seconds: paced, limit };
+  };
+  const generate = step(
+    shape.instructionCalls,
+    shape.instructionOutputTokens,
+    shape.instructionQuotaTokens,
+    shape.instructionBatches,
+    seconds.batch,
+  );
+  const map = step(
+    shape.mapCalls,
+    shape.mapOutputTokens,
+    shape.mapQuotaTokens,
+    shape.mapItems,
+    seconds.mapItem,
+  );
+  const [genTokens, mapTokens] = [usedTokens(shape.instructionQuotaTokens), usedTokens(shape.mapQuotaTokens)];
+  if (!quotas.tokensPerMinute || genTokens + mapTokens <= 0) return { generate, map };
+  const short =
+    ((genTokens + mapTokens) * 60) / quotas.tokensPerMinute - (generate.seconds + map.seconds + restSeconds);
+  if (short <= 0) return { generate, map };
+  const stretch = (own: PacedStep, tokens: number): PacedStep =>
+    tokens > 0
+      ? { ...own, seconds: own.seconds + (short * tokens) / (genTokens + mapTokens), limit: 'tokens' }
+      : own;
+  return { generate: stretch(generate, genTokens), map: stretch(map, mapTokens) };
 }
 
 /** Adds usages field by field. */
@@ -383,8 +511,22 @@ export function iterationAwsUsage(shape: IterationShape, assumptions: UsageAssum
   const sharded = shards > 0 ? 1 : 0;
   const looks = shape.batchLooks ?? 0;
   const batched = looks > 0 ? 1 : 0;
-  const batchStretch = quotaStretch(shape.instructionCalls, batches, seconds.batch, a);
-  const mapStretch = quotaStretch(shape.mapCalls, mapItems, seconds.mapItem, a);
+  // Lambda bills the functions for as long as the model's quotas hold their calls back: each Map item
+  // stretched to its step's pace (the iteration's other functions as the rest; its transitions, which
+  // this module does not time, left out: the token quota's stretch errs long here by those seconds).
+  const paced = a.itemsAtOnce
+    ? pacedSteps(
+        shape,
+        seconds,
+        a,
+        a.itemsAtOnce,
+        a,
+        seconds.planAndCollect + seconds.filter + seconds.save + seconds.batchSteps,
+      )
+    : undefined;
+  const stretch = (step: PacedStep | undefined) => (step && step.waves > 0 ? step.seconds / step.waves : 1);
+  const batchStretch = stretch(paced?.generate);
+  const mapStretch = stretch(paced?.map);
   return {
     stateTransitions:
       ITERATION_STATES.length +

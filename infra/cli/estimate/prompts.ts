@@ -30,9 +30,9 @@ export const MODEL_STEPS: readonly ModelStage[] = [
 ];
 
 /**
- * `method: evol`: mean input tokens of an instruction-step call, the evolving prompts of every seed
- * instruction by every operation and the information-gain question over `GAIN_BATCH` seed pairs,
- * weighted by `gainCallsPerCall`.
+ * `method: evol`: mean input tokens and `maxTokens` of an instruction-step call, the evolving prompts of
+ * every seed instruction by every operation and the information-gain question over `GAIN_BATCH` seed
+ * pairs, weighted by `gainCallsPerCall`.
  */
 function evolPromptTokens(
   seeds: readonly SeedTask[],
@@ -40,18 +40,22 @@ function evolPromptTokens(
   gainCallsPerCall: number,
 ) {
   const evolving = seeds.flatMap((task) =>
-    OPERATION_NAMES.map((operation) =>
-      requestTokens(renderEvolveRequest(task.instruction, operation, templates)),
-    ),
+    OPERATION_NAMES.map((operation) => renderEvolveRequest(task.instruction, operation, templates)),
   );
-  const evolve = evolving.reduce((sum, n) => sum + n, 0) / Math.max(1, evolving.length);
   const pairs = seeds.slice(0, GAIN_BATCH).map((task, i) => ({
     parent: task.instruction,
     child: seeds[(i + 1) % seeds.length]?.instruction ?? '',
   }));
-  const gain = requestTokens(renderEqualRequest(pairs, templates));
-  return (evolve + gainCallsPerCall * gain) / (1 + gainCallsPerCall);
+  const gain = renderEqualRequest(pairs, templates);
+  const weighted = (evolve: number, equal: number) =>
+    (evolve + gainCallsPerCall * equal) / (1 + gainCallsPerCall);
+  return {
+    tokens: weighted(mean(evolving.map(requestTokens)), requestTokens(gain)),
+    maxTokens: weighted(mean(evolving.map((request) => request.maxTokens)), gain.maxTokens),
+  };
 }
+
+const mean = (values: number[]) => values.reduce((sum, v) => sum + v, 0) / Math.max(1, values.length);
 
 /** Tokens of a rendered request: system and user message (chat framing tokens not counted). */
 const requestTokens = (request: ModelRequest) => estimateTokens((request.system ?? '') + request.prompt);
@@ -64,6 +68,11 @@ export interface PromptTokens {
   judge: number;
   /** A teacher's request per seed instance, under its task's system message (explained responses). */
   teach: number;
+  /**
+   * Mean `maxTokens` per call of each model step, from the same rendered requests: what each call
+   * reserves of the model's tokens-per-minute quota at its start, besides its input.
+   */
+  maxTokens: Record<ModelStage, number>;
   /**
    * Explained responses: the tokens the teacher's reply adds to the judge's prompt per instance, over the
    * direct output it replaces (`judge` includes them, on `instancesPerTask` instances).
@@ -152,32 +161,33 @@ export function measurePrompts(
     output: task.instances[0]?.output,
   }));
   const machine = seeds.map((task) => ({ instruction: task.instruction }));
-  let instructionTokens = 0;
-  for (let i = 0; i < samples; i++) {
-    const chosen = selectDemonstrations(profile, demos, machine, rng);
-    instructionTokens += requestTokens(renderInstructionRequest(profile, chosen, templates));
-  }
-  const mean = (values: number[]) => values.reduce((sum, v) => sum + v, 0) / Math.max(1, values.length);
+  const instruction = Array.from({ length: samples }, () =>
+    renderInstructionRequest(profile, selectDemonstrations(profile, demos, machine, rng), templates),
+  );
+  const evol = method === 'evol' ? evolPromptTokens(seeds, templates, gainCallsPerCall) : undefined;
+  const classify = seeds.map((task) => renderClassifyRequest(profile, task.instruction, templates));
+  const instances = seeds.map((task) =>
+    renderInstancesRequest(profile, task.instruction, task.is_classification, templates),
+  );
+  const judge = seeds.map((task) => renderJudgeRequest(task.instruction, task.instances, templates));
+  const teach = seeds.flatMap((task) => {
+    const system = systemMessageFor(task.instruction, task.is_classification, task.instances).text;
+    return task.instances.map((instance) => renderTeacherRequest(system, task.instruction, instance));
+  });
+  const meanMax = (requests: ModelRequest[]) => mean(requests.map((request) => request.maxTokens));
   return {
-    'generate-instructions':
-      method === 'evol' ? evolPromptTokens(seeds, templates, gainCallsPerCall) : instructionTokens / samples,
-    classify: mean(
-      seeds.map((task) => requestTokens(renderClassifyRequest(profile, task.instruction, templates))),
-    ),
-    'generate-instances': mean(
-      seeds.map((task) =>
-        requestTokens(renderInstancesRequest(profile, task.instruction, task.is_classification, templates)),
-      ),
-    ),
+    'generate-instructions': evol?.tokens ?? mean(instruction.map(requestTokens)),
+    classify: mean(classify.map(requestTokens)),
+    'generate-instances': mean(instances.map(requestTokens)),
     ...judgeTokens(seeds, templates, explained),
-    teach: mean(
-      seeds.flatMap((task) => {
-        const system = systemMessageFor(task.instruction, task.is_classification, task.instances).text;
-        return task.instances.map((instance) =>
-          requestTokens(renderTeacherRequest(system, task.instruction, instance)),
-        );
-      }),
-    ),
+    teach: mean(teach.map(requestTokens)),
+    maxTokens: {
+      'generate-instructions': evol?.maxTokens ?? meanMax(instruction),
+      classify: meanMax(classify),
+      'generate-instances': meanMax(instances),
+      judge: meanMax(judge),
+      teach: meanMax(teach),
+    },
     samples,
     classificationShare: seeds.filter((task) => task.is_classification).length / Math.max(1, seeds.length),
   };

@@ -2,6 +2,7 @@ import { promptsForIteration } from '../../../functions/generate-instructions/co
 import { GAIN_BATCH } from '../../../functions/generate-instructions/evol.ts';
 import { parseRunInput } from '../../../functions/prepare/core.ts';
 import { BEDROCK_MIN_RECORDS } from '../../../functions/shared/batch/jobs.ts';
+import { SelfInstructError } from '../../../functions/shared/errors.ts';
 import { iterationsPerExecution, MAX_HISTORY_EVENTS } from '../../../functions/shared/execution-limits.ts';
 import { judgeModelOf, teacherModelOf } from '../../../functions/shared/models/judge-ids.ts';
 import { parseModelId } from '../../../functions/shared/models/model-ids.ts';
@@ -11,6 +12,7 @@ import {
   DEFAULT_USAGE_ASSUMPTIONS,
   gateShardsFor,
   type IterationShape,
+  type QuotaTokens,
   runAwsUsage,
   SHARD_ITEM_STATES,
   SHARDED_GATE_PATH_STATES,
@@ -42,14 +44,15 @@ import { type Calibration, EVOL_DEFAULTS, PROFILE_DEFAULTS } from './calibrate.t
 import { MODEL_STEPS, measurePrompts, type PromptTokens } from './prompts.ts';
 import {
   batchLooks,
+  bottleneckLabel,
   DEFAULT_TIME_ASSUMPTIONS,
   defaultLatency,
   formatDuration,
   itemsAtOnce,
+  MINUTES_PER_DAY,
   MODEL_QUOTAS,
   type ModelLatency,
   projectWallTime,
-  TIME_STEP_LABELS,
   type TimeAssumptions,
   type WallTime,
 } from './timing.ts';
@@ -106,6 +109,9 @@ export interface EstimateInput {
  * of a few hundred records mostly finish within an hour.
  */
 export const BATCH_WAIT_SECONDS = 3600;
+
+/** A tokens-per-minute quota below what one call of the run's model reserves: Bedrock throttles every such call. */
+export class TokenQuotaTooLow extends SelfInstructError {}
 
 /** One model step's share of the estimate. */
 export interface StageEstimate {
@@ -285,6 +291,34 @@ function combineModelCosts(costs: readonly ModelCost[]): ModelCost {
   };
 }
 
+/** The estimate's line on the token quotas: the model chosen for them, the run's tokens, what binds. */
+function tokenQuotaLine(
+  model: string,
+  time: TimeAssumptions,
+  wall: WallTime,
+  maxTokens: Record<ModelStage, number>,
+  stages: readonly ModelStage[],
+  { tokensPerDayGiven }: { tokensPerDayGiven: boolean },
+): string {
+  const tokens = wall.tokens;
+  if (!tokens) return 'Token quotas: not modeled (no model calls).';
+  const free = tokens.tokensPerMinuteNotBinding;
+  const counted = `${fmtInt(tokens.used)} tokens of ${model}'s on-demand calls (input + output; ${fmtInt(tokens.reserved)} reserved at their starts, input + maxTokens; a judge or teacher on another model counts against that model's quota, a batch job's calls against none)`;
+  const threshold = `the token quota would lengthen no iteration at ${fmtInt(Math.ceil(free.withRequests))} tokens/min or more${time.requestsPerMinute ? ` (${fmtInt(Math.ceil(free.atConcurrency))} without the request quota)` : ''}`;
+  if (!time.tokensPerMinute && !tokens.tokensPerDay) {
+    return `Token quotas: none given (--tokens-per-minute, --tokens-per-day; no documented default is known: see Service Quotas, "On-demand InvokeModel tokens per minute for" the model): the run's ${counted} are not throttled by them; ${threshold}.`;
+  }
+  const steps = wall.iterations.flatMap((it) => [it.limits.generate, it.limits.map]);
+  const bound = (limit: string) => fmtInt(steps.filter((l) => l === limit).length);
+  const perMinute = time.tokensPerMinute
+    ? `${fmtInt(time.tokensPerMinute)} tokens/min (given) for ${counted}. Bedrock reserves a call's input + maxTokens at its start and settles it to input + output at its end, so (1) no more calls are in flight than the quota over a call's input + maxTokens (maxTokens per call: ${stages.map((stage) => `${stage} ${fmtInt(maxTokens[stage])}`).join(', ')}, as the stages send them): a step takes at least its calls × their length over those calls; (2) tokens are used no faster than the quota a minute: an iteration lasts at least its tokens (input + output) over the quota, the steady state of a quota refilled all minute long (a step of a few seconds draws on the minute's tokens: only the sustained rate binds), and when it would not, its two steps of model calls stretch by the difference, in proportion to their tokens; Lambda bills the stretch. The tighter of the two, the request quota and the Map's items at once sets each step's pace: tokens used for ${bound('tokens')} and reservations for ${bound('reservations')} of the run's ${fmtInt(steps.length)} steps of model calls; ${threshold}.`
+    : `no tokens per minute given; the run's ${counted}; ${threshold}.`;
+  const day = tokens.tokensPerDay
+    ? ` Tokens per day: ${fmtInt(tokens.tokensPerDay)} (${tokensPerDayGiven ? 'given' : `tokens/min × ${fmtInt(MINUTES_PER_DAY)}, AWS's default; new accounts may get less: --tokens-per-day`}), spread over the day: the run's tokens need ${formatDuration((tokens.used / tokens.tokensPerDay) * 86_400)} of it, ${tokens.dailyWaitSeconds > 0 ? `longer than its projected ${formatDuration(wall.totalSeconds - tokens.dailyWaitSeconds)}: it waits ${formatDuration(tokens.dailyWaitSeconds)} more` : 'within its projected time: it does not bind'}.`
+    : '';
+  return `Token quotas: ${perMinute}${day}`;
+}
+
 /** The estimate's line on the sharded gate: from which pool, how many iterations, at what rates. */
 function shardedGateLine(
   config: { shardGateAbove?: number; gateShards: number },
@@ -441,6 +475,20 @@ export function estimateRun(input: EstimateInput): Estimate {
   const looks = batchLooks(turnaround, config.batchPollSeconds);
   const instanceOutputPerAccepted =
     callsPerAccepted['generate-instances'] * calibration.outputTokensPerCall['generate-instances'];
+  // The calls of the run's model, as its token quotas count them: input, output and reserved output
+  // (`maxTokens`) per call of each step; a batch job's calls are not on-demand calls.
+  const onQuota = (stage: ModelStage) => modelOf(stage) === input.model && steps.includes(stage);
+  const quotaTokens = (callsOf: Partial<Record<ModelStage, number>>): QuotaTokens => {
+    const own = (Object.keys(callsOf) as ModelStage[]).filter(onQuota);
+    const total = (per: (stage: ModelStage) => number) =>
+      own.reduce((sum, stage) => sum + (callsOf[stage] ?? 0) * per(stage), 0);
+    return {
+      calls: total(() => 1),
+      input: total((stage) => promptTokens[stage]),
+      output: total((stage) => calibration.outputTokensPerCall[stage]),
+      reservedOutput: total((stage) => promptTokens.maxTokens[stage]),
+    };
+  };
   const shapes: IterationShape[] = iterations.map((it) => ({
     instructionCalls: it.prompts * instructionCallsPerPrompt,
     instructionBatches: Math.ceil(it.prompts / config.instructionBatchSize),
@@ -454,6 +502,13 @@ export function estimateRun(input: EstimateInput): Estimate {
     poolInstructions: it.poolInstructions,
     gateShards: it.gateShards,
     batchLooks: jobOf(it) ? looks : 0,
+    instructionQuotaTokens: quotaTokens({ 'generate-instructions': it.prompts * instructionCallsPerPrompt }),
+    mapQuotaTokens: quotaTokens({
+      classify: it.accepted * callsPerAccepted.classify,
+      'generate-instances': jobOf(it) ? 0 : it.accepted * callsPerAccepted['generate-instances'],
+      judge: it.accepted * callsPerAccepted.judge,
+      teach: it.accepted * callsPerAccepted.teach,
+    }),
   }));
   const jobs = shapes.filter((shape) => (shape.batchLooks ?? 0) > 0).length;
   const quota = MODEL_QUOTAS[input.model];
@@ -464,10 +519,25 @@ export function estimateRun(input: EstimateInput): Estimate {
     ...(input.batch ? { batchPollSeconds: config.batchPollSeconds, batchTurnaroundSeconds: turnaround } : {}),
     ...input.timeAssumptions,
   };
-  // Lambda bills the functions for as long as the model's quota holds their calls back.
+  const tokensPerMinute = timeAssumptions.tokensPerMinute;
+  // A call reserves its input and maxTokens at its start: a quota below that throttles it every time.
+  const over = steps.find(
+    (stage) =>
+      tokensPerMinute !== undefined &&
+      onQuota(stage) &&
+      calls[stage] > 0 &&
+      promptTokens[stage] + promptTokens.maxTokens[stage] > tokensPerMinute,
+  );
+  if (over && tokensPerMinute !== undefined) {
+    throw new TokenQuotaTooLow(
+      `a quota of ${fmtInt(tokensPerMinute)} tokens per minute is below what one ${over} call reserves at its start (about ${fmtInt(promptTokens[over])} input tokens + maxTokens ${fmtInt(promptTokens.maxTokens[over])}): Bedrock would throttle every such call`,
+    );
+  }
+  // Lambda bills the functions for as long as the model's quotas hold their calls back.
   const billed: UsageAssumptions = {
     ...assumptions,
     ...(timeAssumptions.requestsPerMinute ? { requestsPerMinute: timeAssumptions.requestsPerMinute } : {}),
+    ...(tokensPerMinute ? { tokensPerMinute } : {}),
     itemsAtOnce: itemsAtOnce(timeAssumptions, assumptions.callConcurrency),
   };
   const usage = runAwsUsage(
@@ -523,8 +593,18 @@ export function estimateRun(input: EstimateInput): Estimate {
     `The run adds ${fmtInt(added)} tasks for a target of ${fmtInt(input.target)} (the last iteration aims 1.5× high); per-task figures divide by the tasks added.`,
     `A new pool seeded with the ${input.seeds.length} seed tasks; no retries (each retry adds a state transition and a Lambda invocation).`,
     `Model reply time: ${assumptions.firstTokenSeconds.toFixed(2)} s to the first token and ${fmtInt(assumptions.outputTokensPerSecond)} output tokens/s per call (${input.assumptions?.firstTokenSeconds || input.assumptions?.outputTokensPerSecond ? 'given' : latency.source}), the judge's too.`,
-    `Lambda durations: ${assumptions.invocationOverheadSeconds} s overhead per invocation besides the model calls, gate at ${(assumptions.gatePairsPerSecond / 1e6).toFixed(0)} M pairs/s; functions are billed while they wait on the model, and for as long as the model's quota holds their calls back (a Map whose calls at the quota's pace take longer than its waves: its items stretched to that pace); memory from functions/stages.ts.`,
-    `Wall time: per iteration "Generate instructions" (Plan instructions, a Map of batches of ${config.instructionBatchSize} calls, ${time.itemsAtOnce} at once, ${assumptions.callConcurrency} calls at a time in each, then Collect instructions), the gate, the instances Map's chunks ${time.itemsAtOnce} at a time, "Save iteration", one after the other; Map items at once: mapConcurrency ${timeAssumptions.mapConcurrency} within the operator's caps (${fmtInt(timeAssumptions.maxModelCallsInFlight)} model calls in flight, ${timeAssumptions.modelFunctionConcurrency === undefined ? 'no reserved concurrency' : `reserved concurrency ${timeAssumptions.modelFunctionConcurrency}`}); ${timeAssumptions.requestsPerMinute ? `no step's calls faster than the model's quota of ${fmtInt(timeAssumptions.requestsPerMinute)} requests/min (${input.timeAssumptions?.requestsPerMinute ? 'given' : (quota?.source ?? 'given')}; tokens-per-minute quotas not modeled)` : 'no model quota known for this model (calls are not throttled)'}; ${timeAssumptions.stateTransitionSeconds} s per state transition, ${timeAssumptions.coldStartSeconds} s per cold start (the first iteration's functions, Prepare, Export); no retries. Projected ${formatDuration(time.totalSeconds)} in all; the bottleneck is ${TIME_STEP_LABELS[time.bottleneck.step]} (${pct(time.bottleneck.share)} of it)${time.bottleneck.limitedBy ? `, limited by ${time.bottleneck.limitedBy}` : ''}.`,
+    `Lambda durations: ${assumptions.invocationOverheadSeconds} s overhead per invocation besides the model calls, gate at ${(assumptions.gatePairsPerSecond / 1e6).toFixed(0)} M pairs/s; functions are billed while they wait on the model, and for as long as the model's quotas hold their calls back (a Map whose calls at the quotas' pace take longer than its waves: its items stretched to that pace); memory from functions/stages.ts.`,
+    `Wall time: per iteration "Generate instructions" (Plan instructions, a Map of batches of ${config.instructionBatchSize} calls, ${time.itemsAtOnce} at once, ${assumptions.callConcurrency} calls at a time in each, then Collect instructions), the gate, the instances Map's chunks ${time.itemsAtOnce} at a time, "Save iteration", one after the other; Map items at once: mapConcurrency ${timeAssumptions.mapConcurrency} within the operator's caps (${fmtInt(timeAssumptions.maxModelCallsInFlight)} model calls in flight, ${timeAssumptions.modelFunctionConcurrency === undefined ? 'no reserved concurrency' : `reserved concurrency ${timeAssumptions.modelFunctionConcurrency}`}); ${timeAssumptions.requestsPerMinute ? `no step's calls faster than the model's quota of ${fmtInt(timeAssumptions.requestsPerMinute)} requests/min (${input.timeAssumptions?.requestsPerMinute ? 'given' : (quota?.source ?? 'given')})` : 'no request quota known or given for this model'}, nor than its token quotas allow (next line); ${timeAssumptions.stateTransitionSeconds} s per state transition, ${timeAssumptions.coldStartSeconds} s per cold start (the first iteration's functions, Prepare, Export); no retries. Projected ${formatDuration(time.totalSeconds)} in all; the bottleneck is ${bottleneckLabel(time.bottleneck.step)} (${pct(time.bottleneck.share)} of it)${time.bottleneck.limitedBy ? `, limited by ${time.bottleneck.limitedBy}` : ''}.`,
+    tokenQuotaLine(
+      input.model,
+      timeAssumptions,
+      time,
+      promptTokens.maxTokens,
+      steps.filter((stage) => onQuota(stage) && calls[stage] > 0),
+      {
+        tokensPerDayGiven: input.timeAssumptions?.tokensPerDay !== undefined,
+      },
+    ),
     shardedGateLine(config, sharded, iterations, assumptions),
     `DynamoDB: ${assumptions.pendingTaskWriteUnits} WRU per pending task item, ${assumptions.finishedTaskWriteUnits} WRU per finished one, ${assumptions.runItemWriteUnits} WRU per run-item write, eventually consistent reads (0.5 RRU per item up to 4 KB), task items of ${assumptions.taskItemKb} KB for the export's Query.`,
     ...(input.batch

@@ -8,8 +8,11 @@
  *
  * A Map's items run `mapConcurrency` at once, fewer when the operator's caps say so (the model-calling
  * functions' reserved concurrency, `maxModelCallsInFlight / callConcurrency`: `functions/shared/limits.ts`),
- * and no step's calls go faster than the model's account quota allows (requests per minute): a step
- * takes the longer of the two.
+ * and no step's calls go faster than the model's account quotas allow (requests per minute; tokens per
+ * minute, reserved by the calls in flight and used by the iteration: `pacedSteps`): a step takes the
+ * longest of these. A quota of tokens per
+ * day (by default Bedrock's, tokens per minute × 1,440) bounds the run as a whole: a run that needs
+ * more tokens than its projected days allow takes the days it needs.
  *
  * An iteration gated in shards (pool past `shardGateAbove`) waits on the Filter's three steps and one
  * shard's two scans (the shards run at once: the shard Maps' concurrency is `gateShards`), plus the
@@ -24,11 +27,18 @@ import { DEFAULT_OPERATOR_LIMITS } from '../../../functions/shared/limits.ts';
 import { parseModelId } from '../../../functions/shared/models/model-ids.ts';
 import {
   CHILD_EXECUTION_TRANSITIONS,
+  callLength,
   type IterationSeconds,
   type IterationShape,
   iterationSeconds,
+  type ModelQuotas,
+  type PacedStep,
+  pacedSteps,
+  type QuotaBound,
+  type QuotaTokens,
   SHARD_ITEM_STATES,
   SHARDED_GATE_PATH_STATES,
+  tokenWork,
   type UsageAssumptions,
 } from '../../../functions/shared/pricing/aws-usage.ts';
 
@@ -75,8 +85,10 @@ export interface ModelQuota {
 /**
  * Default quotas of the models a run is most often estimated for. Nova Micro: 2,000 on-demand requests
  * per minute (issue 14's figure for Bedrock's default "On-demand InvokeModel requests per minute for
- * Amazon Nova Micro"; quotas vary by region and account, check yours in Service Quotas). Bedrock also
- * caps tokens per minute: not modeled.
+ * Amazon Nova Micro"; not in AWS's documentation, whose quota page for `bedrock-runtime` lists only
+ * per-model token quotas; quotas vary by region and account, check yours in Service Quotas). No
+ * documented default of tokens per minute is known for it: the estimate models one only when given
+ * (`--tokens-per-minute`).
  */
 export const MODEL_QUOTAS: Readonly<Record<string, ModelQuota>> = {
   'bedrock:amazon.nova-micro-v1:0': {
@@ -129,6 +141,16 @@ export interface TimeAssumptions {
   modelFunctionConcurrency?: number;
   /** The model's quota of requests per minute in the account; none: unbounded. */
   requestsPerMinute?: number;
+  /**
+   * The model's quota of tokens per minute in the account (input + output; Bedrock's "On-demand
+   * InvokeModel tokens per minute for <model>"); none: unbounded.
+   */
+  tokensPerMinute?: number;
+  /**
+   * The model's quota of tokens per day ("Model invocation max tokens per day for <model>"); by
+   * default `tokensPerMinute × 1,440`, as AWS sets it (new accounts may get less); none: unbounded.
+   */
+  tokensPerDay?: number;
   /** Seconds Step Functions takes to move from one state to the next and invoke its function. */
   stateTransitionSeconds: number;
   /** Extra seconds of a function's first (cold) invocation: once per serial step of the first iteration. */
@@ -179,15 +201,23 @@ export interface IterationTime {
   /** State transitions of the iteration (its items' included) and, in the first, the cold starts. */
   workflow: number;
   total: number;
-  /** What set the pace of the two steps of model calls: Map items at once, or the model's quota. */
+  /** What set the pace of the two steps of model calls: Map items at once, or one of the model's quotas. */
   limits: { generate: TimeLimit; map: TimeLimit };
+  /**
+   * The least tokens per minute at which the token quota lengthens neither step of model calls (the
+   * larger of the two steps'), against their pace with and without the request quota (`RunTokens`).
+   */
+  tokensPerMinuteNotBinding: { withRequests: number; atConcurrency: number };
 }
 
-/** What bounds a step of model calls: the items (and calls) at once, or the model's requests per minute. */
-export type TimeLimit = 'concurrency' | 'quota';
+/**
+ * What bounds a step of model calls: the items (and calls) at once, or one of the model's quotas (its
+ * requests per minute, its iteration's tokens used per minute, its tokens reserved at once: `pacedSteps`).
+ */
+export type TimeLimit = 'concurrency' | QuotaBound;
 
 /** The steps a projection names as the bottleneck. */
-export type TimeStep = Exclude<keyof IterationTime, 'total' | 'limits'>;
+export type TimeStep = Exclude<keyof IterationTime, 'total' | 'limits' | 'tokensPerMinuteNotBinding'>;
 
 /** The steps of an iteration's wall time, as the estimate names them. */
 export const TIME_STEP_LABELS: Readonly<Record<TimeStep, string>> = {
@@ -209,10 +239,37 @@ export interface WallTime {
    * The step with the largest share of the total, that share, and for a step of model calls what bounds
    * it (in most of its time): `limitedBy` in words.
    */
-  bottleneck: { step: TimeStep; share: number; limit?: TimeLimit; limitedBy?: string };
+  bottleneck: { step: TimeStep | 'daily-tokens'; share: number; limit?: TimeLimit; limitedBy?: string };
   /** Map items (batches or chunks) that run at once: `mapConcurrency` within the operator's caps. */
   itemsAtOnce: number;
+  /** The run's tokens as the model's token quotas count them, when one is given. */
+  tokens?: RunTokens;
 }
+
+/** A run's tokens against the model's token quotas (`projectWallTime`). */
+export interface RunTokens {
+  /** Input + output tokens of the run's model's calls, in all. */
+  used: number;
+  /** Input + `maxTokens` of those calls, in all (each call's reservation at its start). */
+  reserved: number;
+  /**
+   * The least tokens per minute at which the token quota would lengthen no step: `withRequests`
+   * against each step's pace under its Map items at once and the request quota, `atConcurrency`
+   * against its pace under its Map items at once alone.
+   */
+  tokensPerMinuteNotBinding: { withRequests: number; atConcurrency: number };
+  /** The quota of tokens per day applied (`tokensPerDay`, else `tokensPerMinute × 1,440`). */
+  tokensPerDay?: number;
+  /** Seconds the run waits past its projected time for the daily quota (0: it does not bind). */
+  dailyWaitSeconds: number;
+}
+
+/** Bedrock's default of a model's tokens per day: its tokens per minute, all day long. */
+export const MINUTES_PER_DAY = 1_440;
+
+/** The bottleneck as the estimate names it: a step, or the wait for the daily token quota. */
+export const bottleneckLabel = (step: WallTime['bottleneck']['step']) =>
+  step === 'daily-tokens' ? "waiting on the model's daily token quota" : TIME_STEP_LABELS[step];
 
 /** Map items at once: the run's `mapConcurrency`, within the operator's caps on model calls. */
 export function itemsAtOnce(time: TimeAssumptions, callConcurrency: number): number {
@@ -242,12 +299,6 @@ export function iterationTime(
   const atOnce = itemsAtOnce(time, usage.callConcurrency);
   const batchWaves = Math.ceil(shape.instructionBatches / atOnce);
   const waves = Math.ceil(shape.mapItems / atOnce);
-  // Seconds the model's quota needs for `calls` requests, at its pace.
-  const quota = (calls: number) => (time.requestsPerMinute ? (calls * 60) / time.requestsPerMinute : 0);
-  const batches = { concurrency: batchWaves * s.batch, quota: quota(shape.instructionCalls) };
-  const chunks = { concurrency: waves * s.mapItem, quota: quota(shape.mapCalls) };
-  const limit = (step: typeof batches): TimeLimit =>
-    step.quota > step.concurrency ? 'quota' : 'concurrency';
   const sharded = (shape.gateShards ?? 0) > 0;
   const looks = shape.batchLooks ?? 0;
   // The states each iteration enters (7) and one per wave of each Map's items; in shards the path's
@@ -261,11 +312,11 @@ export function iterationTime(
       ? SHARDED_GATE_PATH_STATES.length - 1 + SHARD_ITEM_STATES.length * (CHILD_EXECUTION_TRANSITIONS + 1)
       : 0) +
     (looks > 0 ? 2 + 3 * looks : 0);
-  const parts = {
-    generate: s.planAndCollect + Math.max(batches.concurrency, batches.quota),
+  // Everything but the two Maps' items.
+  const rest = {
+    planAndCollect: s.planAndCollect,
     filter: s.filter,
     batch: looks > 0 ? s.batchSteps + looks * Math.max(0, time.batchPollSeconds ?? 60) : 0,
-    map: Math.max(chunks.concurrency, chunks.quota),
     save: s.save,
     // Cold starts in the first: plan, the batches (at once), filter, the chunks (at once), save; the
     // shard function's in the first iteration gated in shards.
@@ -274,19 +325,113 @@ export function iterationTime(
       (first ? 5 * time.coldStartSeconds : 0) +
       (sharded && firstSharded ? time.coldStartSeconds : 0),
   };
+  const restSeconds = Object.values(rest).reduce((a, b) => a + b, 0);
+  const pace = (quotas: ModelQuotas) => pacedSteps(shape, s, usage, atOnce, quotas, restSeconds);
+  const { generate, map } = pace(time);
+  const parts = {
+    generate: rest.planAndCollect + generate.seconds,
+    filter: rest.filter,
+    batch: rest.batch,
+    map: map.seconds,
+    save: rest.save,
+    workflow: rest.workflow,
+  };
   return {
     ...parts,
     total: Object.values(parts).reduce((a, b) => a + b, 0),
-    limits: { generate: limit(batches), map: limit(chunks) },
+    limits: { generate: generate.limit, map: map.limit },
+    tokensPerMinuteNotBinding: {
+      withRequests: notBinding(
+        shape,
+        usage,
+        pace({ requestsPerMinute: time.requestsPerMinute }),
+        restSeconds,
+      ),
+      atConcurrency: notBinding(shape, usage, pace({}), restSeconds),
+    },
   };
 }
 
-/** What bounds a step, in words. */
-function limitedBy(limit: TimeLimit, time: TimeAssumptions, atOnce: number, callConcurrency: number): string {
-  if (limit === 'quota')
-    return `the model's quota of ${time.requestsPerMinute?.toLocaleString('en-US')} requests/min`;
+/**
+ * The least tokens per minute at which the token quota sets the pace of neither step of an iteration
+ * whose steps take `paced` without it: each step's reservations within its seconds, the iteration's
+ * tokens used within its seconds (`pacedSteps`).
+ */
+function notBinding(
+  shape: IterationShape,
+  usage: UsageAssumptions,
+  paced: { generate: PacedStep; map: PacedStep },
+  restSeconds: number,
+): number {
+  const generate = tokenWork(
+    shape.instructionQuotaTokens,
+    callLength(shape.instructionCalls, shape.instructionOutputTokens, usage),
+  );
+  const map = tokenWork(shape.mapQuotaTokens, callLength(shape.mapCalls, shape.mapOutputTokens, usage));
+  const over = (work: number, seconds: number) => (work > 0 && seconds > 0 ? work / seconds : 0);
+  return Math.max(
+    over(generate.reserved, paced.generate.seconds),
+    over(map.reserved, paced.map.seconds),
+    over(generate.used + map.used, paced.generate.seconds + paced.map.seconds + restSeconds),
+  );
+}
+
+const fmt = (n: number | undefined) => Math.round(n ?? 0).toLocaleString('en-US');
+
+/** What bounds a step, in words; `reservation`: a call's mean input + `maxTokens` in that step. */
+function limitedBy(
+  limit: TimeLimit,
+  time: TimeAssumptions,
+  atOnce: number,
+  callConcurrency: number,
+  reservation: number,
+): string {
+  if (limit === 'requests') return `the model's quota of ${fmt(time.requestsPerMinute)} requests/min`;
+  if (limit === 'tokens')
+    return `the model's quota of ${fmt(time.tokensPerMinute)} tokens/min (input + output used)`;
+  if (limit === 'reservations') {
+    const calls = Math.floor((time.tokensPerMinute ?? 0) / Math.max(1, reservation));
+    return `the model's quota of ${fmt(time.tokensPerMinute)} tokens/min (reserved at once: input + maxTokens, ${fmt(reservation)} a call, ${fmt(calls)} calls in flight)`;
+  }
   const capped = atOnce < time.mapConcurrency ? " (the operator's caps)" : '';
   return `${atOnce} Map items at once${capped} × ${callConcurrency} calls each`;
+}
+
+/** The quota tokens of a step of an iteration (`generate`: the instruction calls, `map`: the Map's). */
+const stepTokens = (shape: IterationShape, step: 'generate' | 'map') =>
+  step === 'generate' ? shape.instructionQuotaTokens : shape.mapQuotaTokens;
+
+/**
+ * The run's tokens against the token quotas (undefined when its shapes carry none), and the seconds
+ * the daily quota adds to `totalSeconds`: a run whose tokens take more days than it lasts, at the
+ * quota's tokens per day (spread evenly over the day, as a bucket refilling all day long), lasts those
+ * days.
+ */
+function runTokens(
+  shapes: readonly IterationShape[],
+  iterations: readonly IterationTime[],
+  time: TimeAssumptions,
+  totalSeconds: number,
+): RunTokens | undefined {
+  const all = shapes.flatMap((shape) => [shape.instructionQuotaTokens, shape.mapQuotaTokens]);
+  if (all.every((q) => q === undefined)) return undefined;
+  const sum = (pick: (q: QuotaTokens) => number) => all.reduce((s, q) => s + (q ? pick(q) : 0), 0);
+  const used = sum((q) => q.input + q.output);
+  const tokensPerDay =
+    time.tokensPerDay ?? (time.tokensPerMinute ? time.tokensPerMinute * MINUTES_PER_DAY : undefined);
+  const daySeconds = tokensPerDay ? (used / tokensPerDay) * 86_400 : 0;
+  const most = (pick: (it: IterationTime) => number) =>
+    iterations.reduce((m, it) => Math.max(m, pick(it)), 0);
+  return {
+    used,
+    reserved: sum((q) => q.input + q.reservedOutput),
+    tokensPerMinuteNotBinding: {
+      withRequests: most((it) => it.tokensPerMinuteNotBinding.withRequests),
+      atConcurrency: most((it) => it.tokensPerMinuteNotBinding.atConcurrency),
+    },
+    ...(tokensPerDay ? { tokensPerDay } : {}),
+    dailyWaitSeconds: Math.max(0, daySeconds - totalSeconds),
+  };
 }
 
 /** Projects a run's wall time from its iterations' shapes (see the module comment). */
@@ -303,19 +448,48 @@ export function projectWallTime(
     4 * time.stateTransitionSeconds +
     2 * (time.coldStartSeconds + usage.invocationOverheadSeconds) +
     exportSeconds;
-  const totalSeconds = onceSeconds + iterations.reduce((s, it) => s + it.total, 0);
+  const projected = onceSeconds + iterations.reduce((s, it) => s + it.total, 0);
+  const tokens = runTokens(shapes, iterations, time, projected);
+  const dailyWait = tokens?.dailyWaitSeconds ?? 0;
+  const totalSeconds = projected + dailyWait;
   const steps = Object.keys(TIME_STEP_LABELS) as TimeStep[];
   const [step, seconds] = steps
     .map((step) => [step, iterations.reduce((s, it) => s + it[step], 0)] as const)
     .reduce((a, b) => (b[1] > a[1] ? b : a));
   const atOnce = itemsAtOnce(time, usage.callConcurrency);
-  const bottleneck: WallTime['bottleneck'] = { step, share: totalSeconds > 0 ? seconds / totalSeconds : 0 };
-  if (step === 'generate' || step === 'map') {
-    const quotaSeconds = iterations.reduce((s, it) => s + (it.limits[step] === 'quota' ? it[step] : 0), 0);
-    bottleneck.limit = quotaSeconds > seconds / 2 ? 'quota' : 'concurrency';
-    bottleneck.limitedBy = limitedBy(bottleneck.limit, time, atOnce, usage.callConcurrency);
+  const share = (s: number) => (totalSeconds > 0 ? s / totalSeconds : 0);
+  const bottleneck: WallTime['bottleneck'] =
+    dailyWait > seconds
+      ? {
+          step: 'daily-tokens',
+          share: share(dailyWait),
+          limitedBy: `its quota of ${fmt(tokens?.tokensPerDay)} tokens/day for the run's ${fmt(tokens?.used)} tokens`,
+        }
+      : { step, share: share(seconds) };
+  if (bottleneck.step === 'generate' || bottleneck.step === 'map') {
+    const own = bottleneck.step;
+    // The bound that set most of the step's seconds over the run.
+    const byLimit = new Map<TimeLimit, number>();
+    for (const it of iterations) byLimit.set(it.limits[own], (byLimit.get(it.limits[own]) ?? 0) + it[own]);
+    const [limit] = [...byLimit].reduce((a, b) => (b[1] > a[1] ? b : a));
+    const quota = shapes.map((shape) => stepTokens(shape, own));
+    const reservation =
+      quota.reduce((s, q) => s + (q ? q.input + q.reservedOutput : 0), 0) /
+      Math.max(
+        1,
+        quota.reduce((s, q) => s + (q?.calls ?? 0), 0),
+      );
+    bottleneck.limit = limit;
+    bottleneck.limitedBy = limitedBy(limit, time, atOnce, usage.callConcurrency, reservation);
   }
-  return { iterations, onceSeconds, totalSeconds, bottleneck, itemsAtOnce: atOnce };
+  return {
+    iterations,
+    onceSeconds,
+    totalSeconds,
+    bottleneck,
+    itemsAtOnce: atOnce,
+    ...(tokens ? { tokens } : {}),
+  };
 }
 
 /** Whether a model's recorded calls say anything about a deployed model's reply time. */
