@@ -2,13 +2,14 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { renderJudgeRequest } from '../../functions/generate-instances/judge.ts';
+import { JUDGE_PARAMETERS, renderJudgeRequest } from '../../functions/generate-instances/judge.ts';
 import { renderInstancesRequest } from '../../functions/generate-instances/prompt.ts';
 import { maxPolls } from '../../functions/shared/batch/jobs.ts';
 import { parseRecords } from '../../functions/shared/input-files.ts';
 import { estimateTokens } from '../../functions/shared/models/usage.ts';
 import { DEFAULT_USAGE_ASSUMPTIONS, iterationAwsUsage } from '../../functions/shared/pricing/aws-usage.ts';
 import { shippedPrices } from '../../functions/shared/pricing/pricing.ts';
+import { PROFILES } from '../../functions/shared/profiles.ts';
 import { SeedTask } from '../../functions/shared/schemas.ts';
 import {
   acceptanceAt,
@@ -17,7 +18,13 @@ import {
 } from '../../infra/cli/estimate/acceptance.ts';
 import { calibrate, gateOutcomes, PROFILE_DEFAULTS } from '../../infra/cli/estimate/calibrate.ts';
 import { measurePrompts } from '../../infra/cli/estimate/prompts.ts';
-import { type Estimate, type EstimateInput, estimateRun } from '../../infra/cli/estimate/simulate.ts';
+import {
+  type Estimate,
+  type EstimateInput,
+  estimateRun,
+  fmtInt,
+  TokenQuotaTooLow,
+} from '../../infra/cli/estimate/simulate.ts';
 import {
   batchLooks,
   DEFAULT_TIME_ASSUMPTIONS,
@@ -444,6 +451,54 @@ describe('selfinstruct estimate', () => {
     expect(e.assumptions.join('\n')).toMatch(/from a pool of 500 tasks .* gate in 4 shard Lambdas/);
   });
 
+  it("takes the model's quotas as flags, and carries them in its JSON", async () => {
+    await run(
+      ...['--model', nova, '--target', '500', '--json'],
+      ...['--requests-per-minute', '1000', '--tokens-per-minute', '300000', '--tokens-per-day', '100000000'],
+    );
+    const e = JSON.parse(stdout.join('')) as Estimate;
+
+    expect(e.time.assumptions).toMatchObject({
+      requestsPerMinute: 1_000,
+      tokensPerMinute: 300_000,
+      tokensPerDay: 100_000_000,
+    });
+    expect(e.time.tokens?.tokensPerDay).toBe(100_000_000);
+    expect(e.assumptions.join('\n')).toMatch(/Token quotas: 300,000 tokens\/min \(given\)/);
+    expect(e.assumptions.join('\n')).toMatch(/Tokens per day: 100,000,000 \(given\)/);
+  });
+
+  it("names the token quota as the bottleneck when it binds, and prints the run's tokens", async () => {
+    await run('--model', nova, '--target', '500', '--tokens-per-minute', '100000');
+    const text = stdout.join('');
+
+    expect(text).toMatch(
+      /^Projected wall time \(deployed\): .*bottleneck: .*, limited by the model's quota of 100,000 tokens\/min \(input \+ output used\)$/m,
+    );
+    expect(text).toMatch(
+      /^ {2}model tokens: [\d,]+ \(input \+ output of the run's model's on-demand calls\), [\d,]+ reserved at call starts \(input \+ maxTokens\); the token quota binds below [\d,]+ tokens\/min \([\d,]+ without the request quota\); quota 100,000 tokens\/min \(given\), 144,000,000 tokens\/day \(does not bind\)$/m,
+    );
+  });
+
+  it('refuses a quota flag that is not a positive integer, naming it', async () => {
+    for (const flag of ['--tokens-per-minute', '--tokens-per-day', '--requests-per-minute']) {
+      for (const value of ['0', '-5', '1.5', 'lots']) {
+        const errors: string[] = [];
+        const command = estimateCommand({ stdout: { write: () => true }, stderr: { write: () => true } })
+          .exitOverride()
+          .configureOutput({ writeErr: (text) => errors.push(text) });
+
+        await expect(
+          command.parseAsync(['--model', nova, '--target', '10', flag, value], { from: 'user' }),
+        ).rejects.toThrow(`${flag} must be a positive integer`);
+        expect(errors.join('')).toBe(
+          `error: option '${flag} <n>' argument '${value}' is invalid. ${flag} must be a positive integer\n`,
+        );
+      }
+    }
+    expect(stdout).toEqual([]);
+  });
+
   it('prints a table with the per-task figures and the assumptions', async () => {
     await run('--model', nova, '--target', '500');
     const text = stdout.join('');
@@ -665,7 +720,7 @@ describe('wall time', () => {
   const shape = {
     instructionCalls: 40, // 2 batches of 20 at once, each 3 rounds of 8
     instructionBatches: 2,
-    instructionOutputTokens: 40 * 300, // 3 s each: 0.5 + 300 / 100
+    instructionOutputTokens: 40 * 300, // 3.5 s each: 0.5 + 300 / 100
     candidates: 200,
     acceptedInstructions: 100, // 7 rounds of 16 puts
     mapItems: 25, // 3 waves of 10
@@ -813,6 +868,167 @@ describe('wall time', () => {
     // (512 MB) runs 40 / 12.6 times longer. The 40 instruction calls (4 s) fit within their wave (10.7 s).
     expect(held.lambdaGbSeconds - free.lambdaGbSeconds).toBeCloseTo(0.5 * 25 * 4.2 * (40 / 12.6 - 1), 9);
     expect(iterationAwsUsage(shape, { ...usage, requestsPerMinute: 6_000, itemsAtOnce: 10 })).toEqual(free);
+  });
+
+  // The fixture's calls as the token quota counts them: instruction calls of 500 input tokens (maxTokens
+  // 1,000), Map calls of 200 (maxTokens 300): 32,000 + 140,000 tokens used, in 26.27 s without a quota.
+  const withTokens = {
+    ...shape,
+    instructionQuotaTokens: { calls: 40, input: 40 * 500, output: 40 * 300, reservedOutput: 40 * 1_000 },
+    mapQuotaTokens: { calls: 400, input: 400 * 200, output: 400 * 150, reservedOutput: 400 * 300 },
+  };
+
+  it('stretches an iteration to its tokens at a low tokens-per-minute quota, and not at a high one (hand-computed)', () => {
+    const free = iterationTime(withTokens, usage, time, false);
+    expect(free.total).toBeCloseTo(26.27, 9);
+
+    const low = iterationTime(withTokens, usage, { ...time, tokensPerMinute: 200_000 }, false);
+    const high = iterationTime(withTokens, usage, { ...time, tokensPerMinute: 400_000 }, false);
+
+    // 172,000 tokens at 200,000 a minute take 51.6 s: the two steps of model calls stretch by the 25.33 s
+    // missing, in proportion to their tokens (the reservations, 60,000 × 3.5 s and 200,000 × 2 s over
+    // 200,000, fit within their waves of 10.7 and 12.6 s).
+    expect(low.total).toBeCloseTo(51.6, 9);
+    expect(low.generate).toBeCloseTo(11.1 + (25.33 * 32_000) / 172_000, 9);
+    expect(low.map).toBeCloseTo(12.6 + (25.33 * 140_000) / 172_000, 9);
+    expect(low.limits).toEqual({ generate: 'tokens', map: 'tokens' });
+    expect(
+      projectWallTime([withTokens], usage, { ...time, tokensPerMinute: 200_000 }, 0).bottleneck,
+    ).toMatchObject({
+      step: 'map',
+      limit: 'tokens',
+      limitedBy: "the model's quota of 200,000 tokens/min (input + output used)",
+    });
+    // At 400,000 a minute they take 25.8 s, within the iteration's 26.27 s.
+    expect(high).toEqual(free);
+    // The least quota that does not bind: 172,000 tokens a minute over 26.27 s.
+    expect(free.tokensPerMinuteNotBinding.atConcurrency).toBeCloseTo((172_000 * 60) / 26.27, 6);
+    expect(free.tokensPerMinuteNotBinding.withRequests).toBeCloseTo((172_000 * 60) / 26.27, 6);
+    // Without quota tokens in its shape (an account of a finished run) no token quota applies.
+    expect(iterationTime(shape, usage, { ...time, tokensPerMinute: 1 }, false).total).toBeCloseTo(26.27, 9);
+  });
+
+  it('holds no more calls in flight than the tokens-per-minute quota has reservations for (hand-computed)', () => {
+    // The Map's calls reserve input 50 + maxTokens 4,000 each and use 200: 400 × 4,050 reserved.
+    const reserving = {
+      ...shape,
+      mapQuotaTokens: { calls: 400, input: 400 * 50, output: 400 * 150, reservedOutput: 400 * 4_000 },
+    };
+    const quota = { ...time, tokensPerMinute: 200_000 };
+
+    const t = iterationTime(reserving, usage, quota, false);
+
+    // 200,000 / 4,050 = 49.4 calls of 2 s in flight: 400 calls take 16.2 s, longer than the 12.6 s of
+    // waves; the 80,000 tokens used need 24 s, less than the iteration's 29.87 s.
+    expect(t.map).toBeCloseTo(16.2, 9);
+    expect(t.limits).toEqual({ generate: 'concurrency', map: 'reservations' });
+    expect(t.total).toBeCloseTo(11.1 + 1.27 + 16.2 + 0.2 + 1.1, 9);
+    expect(projectWallTime([reserving], usage, quota, 0).bottleneck).toMatchObject({
+      step: 'map',
+      limit: 'reservations',
+      limitedBy:
+        "the model's quota of 200,000 tokens/min (reserved at once: input + maxTokens, 4,050 a call, 49 calls in flight)",
+    });
+    // The quota at which the reservations fit the waves: 400 × 4,050 × 2 s over 12.6 s.
+    expect(iterationTime(reserving, usage, time, false).tokensPerMinuteNotBinding.atConcurrency).toBeCloseTo(
+      (400 * 4_050 * 2) / 12.6,
+      6,
+    );
+  });
+
+  it('makes a run last the days its tokens need at the daily quota, by default tokens per minute × 1,440 (hand-computed)', () => {
+    // One iteration (the first: 5 cold starts) and the run's own states: 2.8 + 31.27 s.
+    const quota = { ...time, tokensPerMinute: 400_000 };
+    const projected = projectWallTime([withTokens], usage, quota, 0);
+    expect(projected.totalSeconds).toBeCloseTo(2.8 + 31.27, 9);
+    expect(projected.tokens).toMatchObject({ used: 172_000, tokensPerDay: 576_000_000, dailyWaitSeconds: 0 });
+
+    // 86,400 tokens a day: the run's 172,000 tokens take 172,000 s.
+    const daily = projectWallTime([withTokens], usage, { ...quota, tokensPerDay: 86_400 }, 0);
+
+    expect(daily.totalSeconds).toBeCloseTo(172_000, 9);
+    expect(daily.tokens?.dailyWaitSeconds).toBeCloseTo(172_000 - 34.07, 9);
+    expect(daily.bottleneck).toEqual({
+      step: 'daily-tokens',
+      share: expect.closeTo((172_000 - 34.07) / 172_000, 9),
+      limitedBy: "its quota of 86,400 tokens/day for the run's 172,000 tokens",
+    });
+    // The daily quota alone, without one per minute.
+    expect(
+      projectWallTime([withTokens], usage, { ...time, tokensPerDay: 86_400 }, 0).totalSeconds,
+    ).toBeCloseTo(172_000, 9);
+  });
+
+  it('bills the functions for as long as the token quota holds their calls back (hand-computed)', () => {
+    const free = iterationAwsUsage(withTokens, { ...usage, itemsAtOnce: 10 });
+
+    const held = iterationAwsUsage(withTokens, { ...usage, tokensPerMinute: 200_000, itemsAtOnce: 10 });
+
+    // The functions' 25.17 s (Plan and Collect 0.4, the batches' wave 10.7, Filter 1.27, the Map's waves
+    // 12.6, Save 0.2; transitions are not timed here) against the 51.6 s the tokens need: 26.43 s more,
+    // 32/172 of it on the batches' wave (2 batches of 512 MB), 140/172 on the Map's (25 items of 4.2 s
+    // over 12.6 s).
+    const [generate, map] = [(26.43 * 32) / 172, (26.43 * 140) / 172];
+    expect(held.lambdaGbSeconds - free.lambdaGbSeconds).toBeCloseTo(
+      0.5 * (2 * generate + ((25 * 4.2) / 12.6) * map),
+      9,
+    );
+    // At 420,000 a minute the tokens need 24.57 s: within the functions' time, no stretch.
+    expect(iterationAwsUsage(withTokens, { ...usage, tokensPerMinute: 420_000, itemsAtOnce: 10 })).toEqual(
+      free,
+    );
+  });
+
+  it("counts the run's tokens against the token quota with the maxTokens the stages send, and binds only below the printed threshold", () => {
+    const free = estimate(3_000);
+    const threshold = free.time.tokens?.tokensPerMinuteNotBinding.withRequests ?? 0;
+    const at = (tokensPerMinute: number) =>
+      estimate(3_000, 'default', nova, { timeAssumptions: { tokensPerMinute } });
+
+    // Each call reserves its input + the maxTokens its stage sends.
+    expect(free.promptTokens.maxTokens).toMatchObject({
+      'generate-instructions': PROFILES.default.parameters.instructions.maxTokens,
+      'generate-instances': PROFILES.default.parameters.instances.maxTokens,
+      judge: JUDGE_PARAMETERS.maxTokens,
+    });
+    const steps = free.stages.filter((st) => st.calls > 0);
+    expect(free.time.tokens?.used).toBeCloseTo(
+      steps.reduce((sum, st) => sum + st.inputTokens + st.outputTokens, 0),
+      3,
+    );
+    expect(free.time.tokens?.reserved).toBeCloseTo(
+      steps.reduce(
+        (sum, st) => sum + st.inputTokens + st.calls * (free.promptTokens.maxTokens[st.stage] ?? 0),
+        0,
+      ),
+      3,
+    );
+    // A judge on another model counts against that model's quota.
+    const otherJudge = estimate(3_000, 'default', nova, { judgeModel: 'openai:gpt-4o' });
+    const judge = free.stages.find((st) => st.stage === 'judge');
+    expect(otherJudge.time.tokens?.used).toBeCloseTo(
+      (free.time.tokens?.used ?? 0) - (judge?.inputTokens ?? 0) - (judge?.outputTokens ?? 0),
+      3,
+    );
+    // Just above the threshold nothing changes; below it the run takes longer, bound by the token quota.
+    expect(threshold).toBeGreaterThan(0);
+    expect(at(Math.ceil(threshold) + 1).time.totalSeconds).toBeCloseTo(free.time.totalSeconds, 9);
+    const bound = at(Math.floor(threshold / 4));
+    expect(bound.time.totalSeconds).toBeGreaterThan(free.time.totalSeconds * 2);
+    expect(bound.time.bottleneck.limitedBy).toBe(
+      `the model's quota of ${fmtInt(Math.floor(threshold / 4))} tokens/min (input + output used)`,
+    );
+    expect(bound.summary.awsUsd).toBeGreaterThan(free.summary.awsUsd);
+  });
+
+  it('refuses a tokens-per-minute quota below what one call reserves', () => {
+    // An instruction call reserves its ~490 input tokens and maxTokens 1,024.
+    expect(() => estimate(300, 'default', nova, { timeAssumptions: { tokensPerMinute: 1_000 } })).toThrow(
+      TokenQuotaTooLow,
+    );
+    expect(() => estimate(300, 'default', nova, { timeAssumptions: { tokensPerMinute: 1_000 } })).toThrow(
+      /1,000 tokens per minute is below what one generate-instructions call reserves at its start \(about \d+ input tokens \+ maxTokens 1,024\)/,
+    );
   });
 
   it("batch mode: a job for each iteration with at least Bedrock's 100 instance records, waited for as assumed; the rest on demand", () => {
