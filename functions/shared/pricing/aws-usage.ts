@@ -512,8 +512,9 @@ export function iterationAwsUsage(shape: IterationShape, assumptions: UsageAssum
   const looks = shape.batchLooks ?? 0;
   const batched = looks > 0 ? 1 : 0;
   // Lambda bills the functions for as long as the model's quotas hold their calls back: each Map item
-  // stretched to its step's pace (the iteration's other functions as the rest; its transitions, which
-  // this module does not time, left out: the token quota's stretch errs long here by those seconds).
+  // stretched to its step's pace (the iteration's other functions as the rest; its transitions and batch
+  // mode's Waits, which this module does not time, left out: the token quota's stretch errs long here by
+  // those seconds).
   const paced = a.itemsAtOnce
     ? pacedSteps(
         shape,

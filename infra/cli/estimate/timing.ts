@@ -10,9 +10,8 @@
  * functions' reserved concurrency, `maxModelCallsInFlight / callConcurrency`: `functions/shared/limits.ts`),
  * and no step's calls go faster than the model's account quotas allow (requests per minute; tokens per
  * minute, reserved by the calls in flight and used by the iteration: `pacedSteps`): a step takes the
- * longest of these. A quota of tokens per
- * day (by default Bedrock's, tokens per minute × 1,440) bounds the run as a whole: a run that needs
- * more tokens than its projected days allow takes the days it needs.
+ * longest of these. A quota of tokens per day (by default Bedrock's, tokens per minute × 1,440) bounds
+ * the run as a whole: a run that needs more tokens than its projected days allow takes the days it needs.
  *
  * An iteration gated in shards (pool past `shardGateAbove`) waits on the Filter's three steps and one
  * shard's two scans (the shards run at once: the shard Maps' concurrency is `gateShards`), plus the
@@ -204,8 +203,9 @@ export interface IterationTime {
   /** What set the pace of the two steps of model calls: Map items at once, or one of the model's quotas. */
   limits: { generate: TimeLimit; map: TimeLimit };
   /**
-   * The least tokens per minute at which the token quota lengthens neither step of model calls (the
-   * larger of the two steps'), against their pace with and without the request quota (`RunTokens`).
+   * The least tokens per minute at which the token quota does not lengthen the iteration (each step's
+   * reservations fit its seconds, the iteration's tokens used fit its seconds), against its pace with
+   * and without the request quota (`RunTokens`).
    */
   tokensPerMinuteNotBinding: { withRequests: number; atConcurrency: number };
 }
@@ -242,7 +242,7 @@ export interface WallTime {
   bottleneck: { step: TimeStep | 'daily-tokens'; share: number; limit?: TimeLimit; limitedBy?: string };
   /** Map items (batches or chunks) that run at once: `mapConcurrency` within the operator's caps. */
   itemsAtOnce: number;
-  /** The run's tokens as the model's token quotas count them, when one is given. */
+  /** The run's tokens as the model's token quotas count them (absent when its shapes carry none). */
   tokens?: RunTokens;
 }
 
@@ -253,9 +253,9 @@ export interface RunTokens {
   /** Input + `maxTokens` of those calls, in all (each call's reservation at its start). */
   reserved: number;
   /**
-   * The least tokens per minute at which the token quota would lengthen no step: `withRequests`
-   * against each step's pace under its Map items at once and the request quota, `atConcurrency`
-   * against its pace under its Map items at once alone.
+   * The least tokens per minute at which the token quota would lengthen no iteration (the largest of
+   * the iterations'): `withRequests` against their pace under the Map items at once and the request
+   * quota, `atConcurrency` under the Map items at once alone.
    */
   tokensPerMinuteNotBinding: { withRequests: number; atConcurrency: number };
   /** The quota of tokens per day applied (`tokensPerDay`, else `tokensPerMinute × 1,440`). */
