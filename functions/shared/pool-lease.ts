@@ -102,9 +102,12 @@ export async function holdPool(
     meta = await store.getMeta(pool);
   }
   const holder = meta?.lease;
+  const why = holder
+    ? ` to run ${holder.runId} (until ${holder.until})`
+    : meta?.fence === fence
+      ? ' (it gave the lease up when it ended)'
+      : ' (it gave the lease up when it ended, and another run has grown the pool since)';
   throw new PoolBusy(
-    `Run ${runId} lost the lease of pool "${pool}"` +
-      (holder ? ` to run ${holder.runId} (until ${holder.until})` : ' (it gave the lease up when it ended)') +
-      ': it stops here, writing nothing more',
+    `Run ${runId} lost the lease of pool "${pool}"${why}: it stops here, writing nothing more`,
   );
 }
