@@ -106,6 +106,12 @@ export interface StageSpec {
    * deployed models, pass the batch service role to Bedrock, and read a job's status.
    */
   readonly batchJobs?: boolean;
+  /**
+   * May be the first stage of a redriven execution, so take back the pool's lease the run gave up when
+   * it failed (`holdPool`): it may ask Step Functions about its own execution
+   * (`states:DescribeExecution` on this state machine's executions).
+   */
+  readonly takesLeaseBack: boolean;
 }
 
 /** The stage functions, in pipeline order, "Record failure" last. */
@@ -132,6 +138,7 @@ export const STAGES = {
       list: [TEMPLATES_PREFIX, DOCUMENTS_PREFIX],
     },
     dynamodb: 'readWrite',
+    takesLeaseBack: false,
   },
   generateInstructions: {
     state: 'Generate a batch of instructions',
@@ -155,6 +162,7 @@ export const STAGES = {
     s3: { read: [POOLS_PREFIX], get: [TEMPLATES_PREFIX, RUNS_PREFIX], write: [RUNS_PREFIX], list: [] },
     // Per-call records (usage, replies), which a `replay:` model reads too.
     dynamodb: 'readWrite',
+    takesLeaseBack: true,
   },
   filter: {
     state: 'Filter and deduplicate',
@@ -173,6 +181,7 @@ export const STAGES = {
     s3: { read: [POOLS_PREFIX, RUNS_PREFIX], get: [], write: [RUNS_PREFIX], list: [] },
     // The pool's tasks and lease; the embedding calls' records.
     dynamodb: 'readWrite',
+    takesLeaseBack: true,
   },
   gateShard: {
     state: 'Score a gate shard',
@@ -194,6 +203,7 @@ export const STAGES = {
     // it is given (it lists nothing); its results under the same folder.
     s3: { read: [], get: [POOLS_PREFIX, RUNS_PREFIX], write: [RUNS_PREFIX], list: [] },
     dynamodb: 'none',
+    takesLeaseBack: false,
   },
   generateInstances: {
     state: 'Generate instances for a chunk',
@@ -216,6 +226,7 @@ export const STAGES = {
     // Per-call records (which a `replay:` model reads) are in the table.
     s3: { read: [], get: [TEMPLATES_PREFIX, RUNS_PREFIX], write: [RUNS_PREFIX], list: [] },
     dynamodb: 'readWrite',
+    takesLeaseBack: true,
     batchJobs: true,
   },
   saveIteration: {
@@ -234,6 +245,7 @@ export const STAGES = {
     // the price table of the cost.
     s3: { read: [RUNS_PREFIX, PRICE_TABLE_PREFIX], get: [], write: [POOLS_PREFIX, RUNS_PREFIX], list: [] },
     dynamodb: 'readWrite',
+    takesLeaseBack: true,
   },
   exportDataset: {
     state: 'Export dataset',
@@ -251,6 +263,7 @@ export const STAGES = {
     screensSafety: false,
     s3: { read: [], get: [], write: [EXPORTS_PREFIX], list: [] },
     dynamodb: 'readWrite',
+    takesLeaseBack: true,
   },
   recordFailure: {
     state: 'Record failure',
@@ -269,6 +282,7 @@ export const STAGES = {
     // Reads the run item (its pool), marks it failed, releases the pool's lease.
     s3: { read: [], get: [], write: [], list: [] },
     dynamodb: 'readWrite',
+    takesLeaseBack: false,
   },
 } as const satisfies Record<string, StageSpec>;
 

@@ -153,6 +153,18 @@ export function applyNag(app: App, stack: SelfInstructStack): void {
     }
   }
 
+  // The stages' question to Step Functions about their own execution (`holdPool`, after a redrive):
+  // the execution's name is the run's, so only a wildcard on it names them.
+  const ownExecutionStatus = stack.workflow.node.tryFindChild('OwnExecutionStatus');
+  if (ownExecutionStatus) {
+    const machineName = `{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"${stack.getLogicalId(machine.node.defaultChild as CfnResource)}"}]}]}`;
+    ack(
+      ownExecutionStatus,
+      `IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:${machineName}:*]`,
+      'states:DescribeExecution on the executions of this state machine only (a redriven stage checks that its execution runs before it takes the pool back).',
+    );
+  }
+
   // CDK's own custom resources: the seed deployment and the bucket's EventBridge notification.
   for (const child of stack.node.children) {
     const id = child.node.id;

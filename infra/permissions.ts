@@ -35,6 +35,7 @@ export function permissionsTable(): string {
     code(stage.s3.write),
     code(stage.s3.list),
     TABLE_ACCESS[stage.dynamodb],
+    stage.takesLeaseBack ? '`states:DescribeExecution` (its own execution)' : '–',
     [
       ...(stage.callsModel
         ? [
@@ -45,7 +46,7 @@ export function permissionsTable(): string {
       ...(stage.screensSafety ? ['deployed Bedrock guardrail (`bedrock:ApplyGuardrail`)'] : []),
     ].join('; ') || '–',
   ]);
-  const header = ['stage', 'S3 read', 'S3 write', 'S3 list', 'DynamoDB table', 'model'];
+  const header = ['stage', 'S3 read', 'S3 write', 'S3 list', 'DynamoDB table', 'Step Functions', 'model'];
   return [header, header.map(() => '---'), ...rows].map((row) => `| ${row.join(' | ')} |`).join('\n');
 }
 

@@ -13,7 +13,7 @@
  *   an EventBridge rule on the execution's end runs Record failure (status, readable cause, lease back).
  */
 import * as path from 'node:path';
-import { Duration, RemovalPolicy, Size, Stack } from 'aws-cdk-lib';
+import { ArnFormat, Duration, RemovalPolicy, Size, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
@@ -392,8 +392,14 @@ export class SelfInstructWorkflow extends Construct {
       return task;
     };
 
-    // The run state that goes round the loop, read from the state and from a stage's reply.
-    const runState = { 'runId.$': '$.runId', 'config.$': '$.config', 'progress.$': '$.progress' };
+    // The run state that goes round the loop, read from the state and from a stage's reply, and the
+    // execution the stage runs in (a redriven stage asks Step Functions about it: see `holdPool`).
+    const runState = {
+      'runId.$': '$.runId',
+      'config.$': '$.config',
+      'progress.$': '$.progress',
+      'execution.$': '$$.Execution.Id',
+    };
     const runStateFromPayload = {
       'runId.$': '$.Payload.runId',
       'config.$': '$.Payload.config',
@@ -554,6 +560,33 @@ export class SelfInstructWorkflow extends Construct {
       tracingEnabled: true,
       timeout: Duration.days(7),
       logs: { destination: logGroup, level: sfn.LogLevel.ALL, includeExecutionData: false },
+    });
+
+    // A stage that may be the first of a redrive asks Step Functions whether its execution is running
+    // (`holdPool`). A policy of its own, attached once the state machine exists: in the functions'
+    // default policies it would make the state machine depend on itself through them.
+    const stack = Stack.of(this);
+    const machineName = stack.splitArn(
+      this.stateMachine.stateMachineArn,
+      ArnFormat.COLON_RESOURCE_NAME,
+    ).resourceName;
+    new iam.Policy(this, 'OwnExecutionStatus', {
+      roles: Object.entries(STAGES)
+        .filter(([, spec]) => spec.takesLeaseBack)
+        .map(([key]) => this.roles[key as StageKey]),
+      statements: [
+        new iam.PolicyStatement({
+          actions: ['states:DescribeExecution'],
+          resources: [
+            stack.formatArn({
+              service: 'states',
+              resource: 'execution',
+              resourceName: `${machineName}:*`,
+              arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+            }),
+          ],
+        }),
+      ],
     });
 
     for (const [name, metric] of [

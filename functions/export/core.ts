@@ -42,7 +42,7 @@ export async function exportDataset(
 ): Promise<RunSummary> {
   const { runId, config, progress } = state;
   const keys = exportKeys(runId);
-  await holdPool(pool, config.pool, runId, progress.fence);
+  await holdPool(pool, state);
   // Committed tasks only: staged work of an iteration that never committed is not part of the pool.
   const files = await gatherPoolFiles(pool.listTasks(config.pool), options);
   try {

@@ -84,7 +84,7 @@ export async function filterAndDeduplicate(
  * the filters, the gate (in-process, or from the shards' parts) and the staging of the accepted tasks.
  */
 export async function filterStep(
-  { runId, config, progress, candidatesKey, gateShards }: FilterInput,
+  { runId, config, progress, execution, candidatesKey, gateShards }: FilterInput,
   {
     objects,
     pool,
@@ -104,7 +104,7 @@ export async function filterStep(
     safety?: SafetyScreen;
   } & Partial<NearDuplicateDeps>,
 ): Promise<FilterResult | GateStepResult> {
-  await holdPool(pool, config.pool, runId, progress.fence);
+  await holdPool(pool, { runId, config, progress, execution });
   const candidates = fromJsonLines<Candidate>(await objects.getText(candidatesKey));
   // The pool's index as committed: this iteration's joins it only when "Save iteration" commits, so a
   // retry of this stage sees the same pool and reaches the same decisions.

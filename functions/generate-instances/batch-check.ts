@@ -30,7 +30,7 @@ import { holdPool } from '../shared/pool-lease.ts';
 import type { ObjectStore, PoolStore } from '../shared/ports.ts';
 import { RunState } from '../shared/schemas.ts';
 
-export const CheckBatchInput = RunState.pick({ runId: true, config: true, progress: true }).extend({
+export const CheckBatchInput = RunState.extend({
   step: z.literal('check-batch'),
   batch: BatchState,
 });
@@ -44,12 +44,12 @@ export interface CheckBatchDeps {
 }
 
 export async function checkBatch(
-  { runId, config, progress, batch }: CheckBatchInput,
+  { runId, config, progress, execution, batch }: CheckBatchInput,
   { objects, pool, jobs, log }: CheckBatchDeps,
 ): Promise<BatchState> {
   const iteration = progress.iteration + 1;
   const keys = runKeys(runId, iteration).batch;
-  await holdPool(pool, config.pool, runId, progress.fence);
+  await holdPool(pool, { runId, config, progress, execution });
   const polls = batch.polls + 1;
   const jobId = batch.jobId;
   if (jobId === undefined) {

@@ -38,7 +38,7 @@ import { Chunk, RunState } from '../shared/schemas.ts';
 import { classifyTask } from './core.ts';
 import { renderInstancesRequest } from './prompt.ts';
 
-export const SubmitBatchInput = RunState.pick({ runId: true, config: true, progress: true }).extend({
+export const SubmitBatchInput = RunState.extend({
   step: z.literal('submit-batch'),
   chunks: z.array(Chunk),
 });
@@ -113,7 +113,7 @@ export async function submitBatch(input: SubmitBatchInput, deps: SubmitBatchDeps
   const keys = runKeys(runId, iteration).batch;
   const waitSeconds = config.batchPollSeconds;
   const loop = { polls: 0, maxPolls: maxPolls(waitSeconds), waitSeconds };
-  await holdPool(pool, config.pool, runId, progress.fence);
+  await holdPool(pool, input);
   const planned = await planCalls(input, deps);
   // What the submit did, for the iteration's batch figures ("Save iteration").
   const note = (submission: Omit<BatchSubmission, 'provider' | 'records' | 'minRecords'>) =>

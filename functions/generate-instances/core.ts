@@ -64,7 +64,7 @@ import {
   renderInstancesRequest,
 } from './prompt.ts';
 
-export const InstancesInput = RunState.pick({ runId: true, config: true, progress: true }).extend({
+export const InstancesInput = RunState.extend({
   chunk: Chunk,
 });
 export type InstancesInput = z.infer<typeof InstancesInput>;
@@ -134,7 +134,7 @@ export async function classifyTask(
 }
 
 export async function generateInstances(
-  { runId, config, progress, chunk }: InstancesInput,
+  { runId, config, progress, execution, chunk }: InstancesInput,
   {
     objects,
     pool,
@@ -153,7 +153,7 @@ export async function generateInstances(
   const iteration = progress.iteration + 1;
   const keys = runKeys(runId, iteration);
   const staged = stagedBy(runId, iteration);
-  await holdPool(pool, config.pool, runId, progress.fence);
+  await holdPool(pool, { runId, config, progress, execution });
   const options = {
     sampling: config,
     ledger: { pool, runId, iteration, scope: `chunk-${chunk.index}` },

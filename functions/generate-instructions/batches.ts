@@ -83,8 +83,8 @@ export async function planInstructions(
   state: RunState,
   deps: GenerateInstructionsDeps,
 ): Promise<InstructionPlan> {
-  const { runId, config, progress } = state;
-  await holdPool(deps.pool, config.pool, runId, progress.fence);
+  const { config } = state;
+  await holdPool(deps.pool, state);
   const prompts = await iterationPrompts(state, deps);
   return { prompts, batches: planBatches(prompts, config.instructionBatchSize) };
 }
@@ -123,8 +123,8 @@ export async function collectInstructions(
   batches: readonly InstructionBatch[],
   { objects, pool }: Pick<GenerateInstructionsDeps, 'objects' | 'pool'>,
 ): Promise<GenerateInstructionsResult> {
-  const { runId, config, progress } = state;
-  await holdPool(pool, config.pool, runId, progress.fence);
+  const { runId, progress } = state;
+  await holdPool(pool, state);
   const keys = runKeys(runId, progress.iteration + 1);
   const read = await Promise.all(
     batches.map(async ({ batch }) => {

@@ -258,8 +258,8 @@ export async function makeInstructionCalls(
   deps: GenerateInstructionsDeps,
   slice?: CallSlice,
 ): Promise<{ calls: ModelCalls; made: MadeInstructions }> {
-  const { runId, config, progress } = state;
-  await holdPool(deps.pool, config.pool, runId, progress.fence);
+  const { config } = state;
+  await holdPool(deps.pool, state);
   const calls = instructionCalls(state, deps);
   return { calls, made: await GENERATORS[config.method](state, deps, calls, slice) };
 }

@@ -363,7 +363,7 @@ export async function continueRun(
       `Run input is invalid: run ${runId} ${run ? `has ended (${run.status})` : 'does not exist'}: it can't go on in execution ${execution}`,
     );
   }
-  await holdPool(pool, config.pool, runId, progress.fence, now());
+  await holdPool(pool, state, { now: now() });
   return {
     runId,
     config,

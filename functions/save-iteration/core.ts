@@ -74,13 +74,13 @@ export function iterationCounts(
 }
 
 export async function saveIteration(
-  { runId, config, progress, generated, gated, executionStartTime }: SaveInput,
+  { runId, config, progress, execution, generated, gated, executionStartTime }: SaveInput,
   { objects, pool, now = () => new Date() }: { objects: ObjectStore; pool: PoolStore; now?: () => Date },
 ): Promise<RunState> {
   const iteration = progress.iteration + 1;
   const staged = stagedBy(runId, iteration);
   const poolPaths = poolKeys(config.pool);
-  await holdPool(pool, config.pool, runId, progress.fence);
+  await holdPool(pool, { runId, config, progress, execution });
 
   // The iteration's tasks, as their items say (a duplicated Map item can't count one twice).
   const ids = gated.chunks.flatMap((chunk) => chunk.ids);

@@ -311,6 +311,12 @@ export interface RunRecord {
   repaired?: string[];
 }
 
+/** Step Functions' word on an execution (`DescribeExecution`): the ground truth of whether it runs. */
+export interface Executions {
+  /** The status of the execution `executionArn`: RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED … */
+  status(executionArn: string): Promise<string>;
+}
+
 /** The result of a conditional commit. */
 export type CommitResult = 'committed' | 'already-committed' | 'lease-lost';
 
@@ -332,6 +338,13 @@ export interface PoolStore {
   renewLease(pool: string, runId: string, fence: number, until: Date): Promise<boolean>;
   /** Gives the lease up if `runId` holds it; with `runId` undefined, whoever holds it. */
   releasePool(pool: string, runId: string | undefined): Promise<void>;
+  /**
+   * Takes back for `runId` a lease it gave up, while the pool is free and its token is still `fence`
+   * (no run has taken the pool since); false otherwise. Only for a redriven execution (see `holdPool`).
+   */
+  resumeLease(pool: string, runId: string, fence: number, until: Date): Promise<boolean>;
+  /** Marks an ended run RUNNING again (its execution was redriven), unless it has succeeded. */
+  reopenRun(runId: string): Promise<void>;
   /**
    * Commits an iteration: adds its complete tasks to the pool's count and points at its seeds and
    * index, in one conditional write that holds only while `runId` holds the lease with `fence` and has

@@ -541,6 +541,12 @@ export const RunState = z.object({
   runId: z.string().min(1),
   config: RunConfig,
   progress: Progress,
+  /**
+   * The ARN of the execution running the stage (`$$.Execution.Id`, set by the state machine in every
+   * stage's payload, never carried round the loop): a redriven stage asks Step Functions about it
+   * before it takes back the pool's lease (see `holdPool`).
+   */
+  execution: z.string().optional(),
 });
 export type RunState = z.infer<typeof RunState>;
 

@@ -110,6 +110,9 @@ export function reduce(view: RunView, event: HistoryEvent): RunView {
       return { ...view, status: 'ABORTED', endedAt: event.timestamp };
     case 'ExecutionTimedOut':
       return { ...view, status: 'TIMED_OUT', endedAt: event.timestamp };
+    // `RedriveExecution`: the execution goes on at its failed state, in the same history.
+    case 'ExecutionRedriven':
+      return { ...view, status: 'RUNNING', endedAt: undefined, error: undefined, cause: undefined };
     // A Distributed Map's run (a deployed history has its items' events in their own executions').
     case 'MapRunStarted':
       return { ...view, mapRun: event.mapRunStartedEventDetails?.mapRunArn };

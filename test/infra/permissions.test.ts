@@ -27,7 +27,7 @@ const glob = (pattern: string) =>
 
 /**
  * A template with its tokens written readably: `<id>` for a `Ref`, `<id>.Arn` for a `Fn::GetAtt`, joins
- * joined, and the local stack's account, region and partition for the pseudo parameters.
+ * joined, `<id>.ArnPart6` for a part of an ARN, and the local stack's account, region and partition for the pseudo parameters.
  */
 function readable(node: unknown): unknown {
   const pseudo: Record<string, string> = {
@@ -38,10 +38,25 @@ function readable(node: unknown): unknown {
   };
   if (Array.isArray(node)) return node.map(readable);
   if (node === null || typeof node !== 'object') return node;
-  const { Ref, 'Fn::GetAtt': getAtt, 'Fn::Join': join } = node as Record<string, unknown>;
+  const {
+    Ref,
+    'Fn::GetAtt': getAtt,
+    'Fn::Join': join,
+    'Fn::Select': select,
+  } = node as Record<string, unknown>;
   if (typeof Ref === 'string') return pseudo[Ref] ?? `<${Ref}>`;
   if (Array.isArray(getAtt)) return `<${getAtt[0]}>.${getAtt[1]}`;
   if (Array.isArray(join)) return (readable(join[1]) as unknown[]).join(join[0]);
+  // A part of an ARN (CDK's `splitArn`): `<id>.ArnPart6` for part 6 of the ARN `<id>` refers to.
+  if (Array.isArray(select)) {
+    const [
+      index,
+      {
+        'Fn::Split': [, of],
+      },
+    ] = select as [number, { 'Fn::Split': [string, unknown] }];
+    return `${readable(of)}.ArnPart${index}`;
+  }
   return Object.fromEntries(Object.entries(node).map(([key, value]) => [key, readable(value)]));
 }
 
@@ -216,6 +231,27 @@ describe('the stages in DynamoDB', () => {
         plain.folders.filter((folder) => folder !== 'gate-shard'),
       );
     }
+  });
+});
+
+describe('Step Functions', () => {
+  it('may be asked about the executions of this state machine by the stages that may start a redrive, and no other', () => {
+    const [machine] = Object.entries(plain.template.Resources).find(
+      ([, r]) => r.Type === 'AWS::StepFunctions::StateMachine',
+    ) ?? [''];
+    const executions = `arn:aws:states:us-east-1:000000000000:execution:<${machine}>.ArnPart6`;
+    expect(plain.who('states:DescribeExecution', `${executions}:run-1`)).toEqual([
+      'export',
+      'filter',
+      'generate-instances',
+      'generate-instructions',
+      'save-iteration',
+    ]);
+    // Not another state machine's executions, and nothing else of Step Functions.
+    expect(
+      plain.who('states:DescribeExecution', 'arn:aws:states:us-east-1:000000000000:execution:other:run-1'),
+    ).toEqual([]);
+    expect(plain.who('states:StopExecution', `${executions}:run-1`)).toEqual([]);
   });
 });
 

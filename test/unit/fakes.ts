@@ -141,6 +141,12 @@ export class MemoryPool implements PoolStore {
     meta.lease.until = until.toISOString();
     return true;
   }
+  async resumeLease(pool: string, runId: string, fence: number, until: Date) {
+    const meta = this.metas.get(pool);
+    if (!meta || meta.lease || meta.fence !== fence) return false;
+    meta.lease = { runId, until: until.toISOString() };
+    return true;
+  }
   async releasePool(pool: string, runId: string | undefined) {
     const meta = this.metas.get(pool);
     if (meta?.lease && (runId === undefined || meta.lease.runId === runId)) meta.lease = undefined;
@@ -266,6 +272,12 @@ export class MemoryPool implements PoolStore {
         .filter(([key]) => key.startsWith(prefix))
         .map(([key, stats]) => [key.slice(prefix.length), stats]),
     );
+  }
+  async reopenRun(runId: string) {
+    const run = this.runs.get(runId);
+    if (!run || run.status === 'SUCCEEDED') return;
+    const { error: _error, cause: _cause, endedAt: _endedAt, ...open } = run;
+    this.runs.set(runId, { ...open, status: 'RUNNING' });
   }
   async finishRun(runId: string, patch: Partial<RunRecord>) {
     const run = this.runs.get(runId) ?? ({ runId, pool: '', status: 'RUNNING', startedAt: '' } as RunRecord);

@@ -271,6 +271,22 @@ describe('the history reducer', () => {
     }
   });
 
+  it('runs again when the failed execution is redriven, in the same history, and ends with it', () => {
+    const h = history();
+    h.add(0, { type: 'ExecutionStarted' });
+    h.add(30, {
+      type: 'ExecutionFailed',
+      executionFailedEventDetails: { error: 'Runtime.ExitError', cause: 'crashed' },
+    });
+    h.add(90, { type: 'ExecutionRedriven', executionRedrivenEventDetails: { redriveCount: 1 } });
+    const redriven = fold(h.events);
+    expect(redriven).toMatchObject({ status: 'RUNNING', startedAt: at(0) });
+    expect(redriven).not.toHaveProperty('error', 'Runtime.ExitError');
+    expect(redriven.endedAt).toBeUndefined();
+    h.add(120, { type: 'ExecutionSucceeded', executionSucceededEventDetails: { output: '{"added":3}' } });
+    expect(fold(h.events)).toMatchObject({ status: 'SUCCEEDED', endedAt: at(120), output: { added: 3 } });
+  });
+
   it('keeps the summary a succeeded run outputs', () => {
     const h = history();
     h.add(0, { type: 'ExecutionStarted' });

@@ -14,7 +14,7 @@ import { MAX_SEED_RECORD_BYTES } from '../../functions/shared/input-files.ts';
 import { fromJsonLines, toJsonLines } from '../../functions/shared/json-lines.ts';
 import { poolKeys, runKeys } from '../../functions/shared/keys.ts';
 import { ModelCalls } from '../../functions/shared/model-calls.ts';
-import { POOL_LEASE_MS } from '../../functions/shared/pool-lease.ts';
+import { holdPool, POOL_LEASE_MS } from '../../functions/shared/pool-lease.ts';
 import type { ModelRequest, PoolTask, TextModel } from '../../functions/shared/ports.ts';
 import { GateRecord } from '../../functions/shared/records.ts';
 import type { RunState } from '../../functions/shared/schemas.ts';
@@ -620,6 +620,75 @@ describe('the pool lease', () => {
     expect((await pool.getMeta('demo'))?.lease?.runId).toBe('run-1');
     await recordFailure(statusChange('run-1', 'ABORTED'), { pool });
     expect((await pool.getMeta('demo'))?.lease).toBeUndefined();
+  });
+
+  describe('given up by a failed run', () => {
+    const execution = 'arn:aws:states:us-east-1:000000000000:execution:machine:run-1';
+    /** Step Functions' answer about the execution, and the executions asked about. */
+    const stepFunctions = (status: string) => {
+      const asked: string[] = [];
+      return {
+        asked,
+        executions: {
+          status: async (arn: string) => {
+            asked.push(arn);
+            return status;
+          },
+        },
+      };
+    };
+    const failed = async () => {
+      const run = await prepared();
+      await recordFailure(statusChange('run-1', 'FAILED', 'X', 'a stage failed'), { pool: run.pool });
+      return run;
+    };
+
+    it('is taken back by a stage of the redriven execution (Step Functions says it runs), the run running again', async () => {
+      const { pool, state } = await failed();
+      const { asked, executions } = stepFunctions('RUNNING');
+      await holdPool(pool, { ...state, execution }, { executions });
+      expect(asked).toEqual([execution]);
+      expect((await pool.getMeta('demo'))?.lease?.runId).toBe('run-1');
+      expect((await pool.getMeta('demo'))?.fence).toBe(state.progress.fence);
+      const run = pool.runs.get('run-1');
+      expect(run?.status).toBe('RUNNING');
+      expect(run).not.toHaveProperty('error');
+      // The next stage renews it as usual, without asking.
+      await holdPool(pool, { ...state, execution }, { executions });
+      expect(asked).toHaveLength(1);
+    });
+
+    it('is not taken back by a zombie: a Lambda of the failed or stopped execution, still running', async () => {
+      for (const status of ['FAILED', 'ABORTED', 'TIMED_OUT']) {
+        const { pool, state } = await failed();
+        const { executions } = stepFunctions(status);
+        await expect(holdPool(pool, { ...state, execution }, { executions })).rejects.toThrow(
+          /Run run-1 lost the lease of pool "demo" \(it gave the lease up when it ended\)/,
+        );
+        expect((await pool.getMeta('demo'))?.lease).toBeUndefined();
+        expect(pool.runs.get('run-1')?.status).toBe('FAILED');
+      }
+    });
+
+    it('is not taken back once another run has taken the pool, even by a redrive', async () => {
+      const { objects, pool, state } = await failed();
+      await prepareRun({ runId: 'run-2', input: { pool: 'demo' } }, { objects, pool });
+      await pool.releasePool('demo', 'run-2');
+      const { asked, executions } = stepFunctions('RUNNING');
+      // Free again, but its token moved on: run-2 may have changed the pool.
+      await expect(holdPool(pool, { ...state, execution }, { executions })).rejects.toThrow(
+        /lost the lease of pool "demo" \(it gave the lease up when it ended, and another run has grown the pool since\)/,
+      );
+      expect(asked).toEqual([]);
+      expect(pool.runs.get('run-1')?.status).toBe('FAILED');
+    });
+
+    it('is not taken back by a stage that does not name its execution', async () => {
+      const { pool, state } = await failed();
+      const { asked, executions } = stepFunctions('RUNNING');
+      await expect(holdPool(pool, state, { executions })).rejects.toThrow(/lost the lease/);
+      expect(asked).toEqual([]);
+    });
   });
 });
 

@@ -190,6 +190,35 @@ export class DynamoPoolStore implements PoolStore {
     );
   }
 
+  resumeLease(pool: string, runId: string, fence: number, until: Date): Promise<boolean> {
+    return conditionally(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: metaKey(pool),
+          UpdateExpression: 'SET activeRun = :run, leaseUntil = :until',
+          ConditionExpression: 'attribute_not_exists(activeRun) AND fence = :fence',
+          ExpressionAttributeValues: { ':run': runId, ':fence': fence, ':until': until.toISOString() },
+        }),
+      ),
+    );
+  }
+
+  async reopenRun(runId: string): Promise<void> {
+    await conditionally(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: runKey(runId),
+          UpdateExpression: 'SET #status = :running REMOVE #error, #cause, endedAt',
+          ConditionExpression: 'attribute_exists(pk) AND #status <> :succeeded',
+          ExpressionAttributeNames: { '#status': 'status', '#error': 'error', '#cause': 'cause' },
+          ExpressionAttributeValues: { ':running': 'RUNNING', ':succeeded': 'SUCCEEDED' },
+        }),
+      ),
+    );
+  }
+
   async releasePool(pool: string, runId: string | undefined): Promise<void> {
     // Not ours (or no pool yet): nothing to give up.
     await conditionally(() =>
