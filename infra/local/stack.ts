@@ -12,6 +12,10 @@
  * EventBridge rules that match its "Step Functions Execution Status Change" event run their Lambda
  * targets (see `rules.ts`). A fault plan
  * (`faults.ts`) injects crashes, duplicate deliveries and timeouts.
+ *
+ * Every execution is in one registry (`execution-registry.ts`), served for the stack's whole life by a
+ * local Step Functions endpoint (`sfn-server.ts`) that its Lambdas reach as their role
+ * (`DescribeExecution` says RUNNING, then how it ended); `redrive` is `RedriveExecution`.
  */
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
@@ -510,7 +514,8 @@ export class LocalStack {
    * definition's start with the execution's input if it entered none. A Distributed Map state runs
    * again whole: AWS redrives only its Map Run's unsuccessful children, so locally the successful ones
    * are delivered again, which is stricter (more duplicate deliveries of idempotent items), never
-   * more forgiving.
+   * more forgiving; its history records a new Map Run (`MapRunStarted`, a new ARN) where AWS redrives
+   * the same one.
    */
   private redriveStart(record: ExecutionRecord): RedriveStart {
     const topLevel = this.definition.States as Record<string, unknown>;
