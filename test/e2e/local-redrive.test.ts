@@ -22,7 +22,8 @@ import {
 } from '@aws-sdk/client-sfn';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { awsClientConfig } from '../../functions/shared/config.ts';
-import { STAGES } from '../../functions/stages.ts';
+import { HISTORY_EVENTS_ENV } from '../../functions/shared/execution-limits.ts';
+import { INSTRUCTION_BATCH_STATES, STAGES } from '../../functions/stages.ts';
 import type { Fault, InvocationInfo } from '../../infra/local/faults.ts';
 import { FaultPlan } from '../../infra/local/faults.ts';
 import type { ExecutionStatusChange } from '../../infra/local/rules.ts';
@@ -82,17 +83,27 @@ const failSave = (iteration: number): Fault => ({
     (invocation.input as { progress: { iteration: number } }).progress.iteration === iteration,
 });
 
-/** A fault that never strikes: it sees every invocation (its state and payload) and keeps them. */
-function watch(): { fault: Fault; seen: InvocationInfo[] } {
+/**
+ * A fault that never strikes: it sees every invocation (its state and payload) and keeps them, and what
+ * the stack's registry (which DescribeExecution answers from) said of each execution when a rule's
+ * target was invoked with the execution's status-change event.
+ */
+function watch(): { fault: Fault; seen: InvocationInfo[]; statusAtRules: string[] } {
   const seen: InvocationInfo[] = [];
+  const statusAtRules: string[] = [];
   const fault: Fault = {
     kind: 'zombie-timeout',
     invocation: (invocation) => {
-      if (!seen.includes(invocation)) seen.push(invocation);
+      if (seen.includes(invocation)) return false;
+      seen.push(invocation);
+      if (invocation.state.startsWith('Rule ')) {
+        const { name } = (invocation.input as ExecutionStatusChange).detail;
+        statusAtRules.push(stack.executions.get(name)?.status ?? 'unknown');
+      }
       return false;
     },
   };
-  return { fault, seen };
+  return { fault, seen, statusAtRules };
 }
 
 const describeExecution = (name: string) =>
@@ -154,6 +165,8 @@ describe('RedriveExecution on the local stack', { timeout: 240_000 }, () => {
     expect(earlier.at(-1)?.type).toBe('ExecutionFailed');
     const [failure] = ruleEvents(first.seen);
     expect(failure?.detail).toMatchObject({ status: 'FAILED', redriveCount: 0, redriveDate: null });
+    // DescribeExecution said FAILED before the event reached "Record failure".
+    expect(first.statusAtRules).toEqual(['FAILED']);
 
     // The redrive's first attempt at "Save iteration" crashes; while its retry waits, the execution runs.
     const second = watch();
@@ -214,6 +227,7 @@ describe('RedriveExecution on the local stack', { timeout: 240_000 }, () => {
     expect(redriven.deliveries.map((delivery) => delivery.functionName)).toEqual(
       failed.deliveries.map((delivery) => delivery.functionName),
     );
+    expect(second.statusAtRules).toEqual([redriven.status]);
     const [again] = ruleEvents(second.seen);
     expect(again?.detail).toMatchObject({
       status: redriven.status,
@@ -222,6 +236,49 @@ describe('RedriveExecution on the local stack', { timeout: 240_000 }, () => {
       input: failure?.detail.input,
     });
     expect(Math.abs((again?.detail.redriveDate ?? 0) - redriveDate.getTime())).toBeLessThan(2);
+  });
+
+  it("knows a run's next executions, and redrives the one that failed as itself", async () => {
+    // One iteration to an execution (see continue-as-new.test.ts); the second execution fails.
+    process.env[HISTORY_EVENTS_ENV] = '120';
+    try {
+      const limits = { historyEvents: 120 };
+      const failed = await stack.execute(input('chained', 3), {
+        executionName: 'run-chain',
+        retryIntervalMs: 10,
+        limits,
+        faults: [
+          {
+            kind: 'crash',
+            times: 7,
+            error: 'Runtime.ExitError',
+            invocation: (invocation) =>
+              invocation.state === INSTRUCTION_BATCH_STATES.plan &&
+              (invocation.input as { progress: { execution: number } }).progress.execution === 2,
+          },
+        ],
+      });
+      expect(failed.executions).toEqual(['run-chain', 'run-chain-2']);
+      expect(failed.status).toBe('FAILED');
+      expect(await describeExecution('run-chain')).toMatchObject({ status: 'SUCCEEDED' });
+      const second = await describeExecution('run-chain-2');
+      expect(second).toMatchObject({ status: 'FAILED', error: 'Runtime.ExitError', redriveCount: 0 });
+      expect(JSON.parse(second.input ?? '{}')).toHaveProperty('continueRun');
+
+      const redriven = await stack.redrive('run-chain-2', { retryIntervalMs: 10, limits });
+      expect(redriven.executions[0]).toBe('run-chain-2');
+      expect(enteredStates(redriven)[0]).toBe(INSTRUCTION_BATCH_STATES.plan);
+      expect(enteredStates(redriven)).not.toContain(STAGES.prepare.state);
+      expect(await describeExecution('run-chain-2')).toMatchObject({
+        status: redriven.status,
+        redriveCount: 1,
+        input: second.input,
+        startDate: second.startDate,
+      });
+      expect((await describeExecution('run-chain')).redriveCount).toBe(0);
+    } finally {
+      delete process.env[HISTORY_EVENTS_ENV];
+    }
   });
 
   it('counts the whole history, before and after the redrive, against the history event limit', async () => {
