@@ -25,12 +25,10 @@ import { awsClientConfig } from '../../functions/shared/config.ts';
 import { HISTORY_EVENTS_ENV } from '../../functions/shared/execution-limits.ts';
 import { INSTRUCTION_BATCH_STATES, STAGES } from '../../functions/stages.ts';
 import type { Fault, InvocationInfo } from '../../infra/local/faults.ts';
-import { FaultPlan } from '../../infra/local/faults.ts';
 import type { ExecutionStatusChange } from '../../infra/local/rules.ts';
-import { Invocation } from '../../infra/local/runtime.ts';
 import { type EventLog, LocalStack } from '../../infra/local/stack.ts';
 import type { CfnTemplate } from '../../infra/local/template.ts';
-import { roleWith } from '../support/iam-roles.ts';
+import { asFunction } from '../support/iam-roles.ts';
 import { enteredStates } from '../support/local-stack.ts';
 
 const work = mkdtempSync(path.join(tmpdir(), 'selfinstruct-local-redrive-'));
@@ -73,15 +71,31 @@ function passRedriveCount(template: CfnTemplate): void {
     throw new Error('"Save iteration" no longer passes $$.Execution.StartTime');
 }
 
-/** Crashes "Save iteration" at every attempt (its Retry's 7) once `iteration` iterations are done. */
-const failSave = (iteration: number): Fault => ({
+/** Crashes `state` at every attempt (its Retry's 7) once the run's progress is where `at` says. */
+const failAt = (
+  state: string,
+  at: (progress: { iteration: number; execution: number }) => boolean,
+): Fault => ({
   kind: 'crash',
   times: 7,
   error: 'Runtime.ExitError',
   invocation: (invocation) =>
-    invocation.state === SAVE &&
-    (invocation.input as { progress: { iteration: number } }).progress.iteration === iteration,
+    invocation.state === state &&
+    at((invocation.input as { progress: { iteration: number; execution: number } }).progress),
 });
+/** Crashes "Save iteration" at every attempt once `iteration` iterations are done. */
+const failSave = (iteration: number) => failAt(SAVE, (progress) => progress.iteration === iteration);
+
+/** Runs `pool` for up to `iterations` as execution `name`, which fails at "Save iteration" of its first. */
+async function failedRun(pool: string, name: string, iterations: number) {
+  const result = await stack.execute(input(pool, iterations), {
+    executionName: name,
+    retryIntervalMs: 10,
+    faults: [failSave(0)],
+  });
+  expect(result.status).toBe('FAILED');
+  return result;
+}
 
 /**
  * A fault that never strikes: it sees every invocation (its state and payload) and keeps them, and what
@@ -247,16 +261,7 @@ describe('RedriveExecution on the local stack', { timeout: 240_000 }, () => {
         executionName: 'run-chain',
         retryIntervalMs: 10,
         limits,
-        faults: [
-          {
-            kind: 'crash',
-            times: 7,
-            error: 'Runtime.ExitError',
-            invocation: (invocation) =>
-              invocation.state === INSTRUCTION_BATCH_STATES.plan &&
-              (invocation.input as { progress: { execution: number } }).progress.execution === 2,
-          },
-        ],
+        faults: [failAt(INSTRUCTION_BATCH_STATES.plan, (progress) => progress.execution === 2)],
       });
       expect(failed.executions).toEqual(['run-chain', 'run-chain-2']);
       expect(failed.status).toBe('FAILED');
@@ -282,12 +287,7 @@ describe('RedriveExecution on the local stack', { timeout: 240_000 }, () => {
   });
 
   it('counts the whole history, before and after the redrive, against the history event limit', async () => {
-    const failed = await stack.execute(input('limited', 2), {
-      executionName: 'run-limited',
-      retryIntervalMs: 10,
-      faults: [failSave(0)],
-    });
-    expect(failed.status).toBe('FAILED');
+    await failedRun('limited', 'run-limited', 2);
     const length = (await history('run-limited')).length;
 
     // No room for ExecutionRedriven and one more event: not redrivable.
@@ -352,12 +352,7 @@ describe('RedriveExecution on the local stack', { timeout: 240_000 }, () => {
   });
 
   it('redrives through the API: RedriveExecution answers the redrive date, the execution runs again', async () => {
-    const failed = await stack.execute(input('api', 2), {
-      executionName: 'run-api',
-      retryIntervalMs: 10,
-      faults: [failSave(0)],
-    });
-    expect(failed.status).toBe('FAILED');
+    await failedRun('api', 'run-api', 2);
     const { redriveDate } = await sfn.send(
       new RedriveExecutionCommand({ executionArn: stack.executionArn('run-api') }),
     );
@@ -373,21 +368,6 @@ describe('RedriveExecution on the local stack', { timeout: 240_000 }, () => {
 });
 
 describe("the stack's Lambdas and its Step Functions endpoint", () => {
-  /** Runs `act` as an invocation of a function whose role has only `statements`. */
-  function asFunction<T>(statements: object[], act: () => Promise<T>): Promise<T> {
-    const invocation = new Invocation(
-      { state: 'test', functionName: 'TestFunction', input: {}, attempt: 1 },
-      roleWith('TestFunction', 'TestRole', statements),
-      new FaultPlan(),
-    );
-    let result!: Promise<T>;
-    invocation.start(async () => {
-      result = act();
-      return result.catch(() => undefined);
-    });
-    return result;
-  }
-
   it('answers DescribeExecution to a role that may, and AccessDenied to one that may not', async () => {
     await stack.execute(input('iam', 1), { executionName: 'run-iam', retryIntervalMs: 10 });
     const executionArn = stack.executionArn('run-iam');
