@@ -243,6 +243,8 @@ export class LocalStack {
   readonly executions: ExecutionRegistry;
   /** The local Step Functions endpoint, for the stack's whole life (its Lambdas' SFN clients reach it). */
   stepFunctions?: LocalStepFunctions;
+  /** The time in the last default execution name. */
+  private lastNamed = 0;
   /** Executions an earlier process died with, ended as failed when this stack started. */
   abandoned: AbandonedExecution[] = [];
   /** The definition's Distributed Maps, whose items run as child executions of their own. */
@@ -456,11 +458,21 @@ export class LocalStack {
   /**
    * Starts an execution and waits for it (and every invocation it started), passing each event to
    * `onEvent`; when it hands the run to a next execution, waits for that one too, and so on (their
-   * events follow the first's: see `ExecutionResult.executions`).
+   * events follow the first's: see `ExecutionResult.executions`). A name the stack ran already is
+   * refused (`ExecutionAlreadyExists`), as StartExecution refuses it.
    */
   async execute(input: unknown, options: ExecuteOptions = {}): Promise<ExecutionResult> {
     const faults = new FaultPlan(options.faults ?? []);
-    const executionName = options.executionName ?? `local-${Date.now().toString(36)}`;
+    // Named by the time it starts, one name per millisecond at most (names are unique).
+    this.lastNamed = Math.max(Date.now(), this.lastNamed + 1);
+    const executionName = options.executionName ?? `local-${this.lastNamed.toString(36)}`;
+    // StartExecution: Step Functions keeps an execution's name (90 days); the stack, for its life.
+    if (this.executions.has(executionName)) {
+      throw new StepFunctionsApiError(
+        'ExecutionAlreadyExists',
+        `Execution Already Exists: '${this.executionArn(executionName)}'`,
+      );
+    }
     return this.follow(this.executeOne(input, { ...options, executionName }, faults), faults);
   }
 

@@ -19,6 +19,7 @@ import {
   RedriveExecutionCommand,
   SFNClient,
   StartExecutionCommand,
+  StopExecutionCommand,
 } from '@aws-sdk/client-sfn';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { awsClientConfig } from '../../functions/shared/config.ts';
@@ -286,6 +287,43 @@ describe('RedriveExecution on the local stack', { timeout: 240_000 }, () => {
     }
   });
 
+  it('redrives an execution StopExecution aborted, from the state it was stopped in', async () => {
+    let stopping: Promise<unknown> | undefined;
+    const aborted = await stack.execute(input('stopped', 2), {
+      executionName: 'run-stopped',
+      retryIntervalMs: 10,
+      onEvent: (event: EventLog) => {
+        if (event.type === 'StateEntered' && event.state.name === INSTRUCTION_BATCH_STATES.plan)
+          stopping ??= sfn.send(
+            new StopExecutionCommand({ executionArn: stack.executionArn('run-stopped') }),
+          );
+      },
+    });
+    await stopping;
+    expect(aborted.status).toBe('ABORTED');
+    expect(await describeExecution('run-stopped')).toMatchObject({
+      status: 'ABORTED',
+      redriveStatus: 'REDRIVABLE',
+    });
+    const topLevel = Object.keys(stack.definition.States);
+    const stoppedIn = aborted.events
+      .flatMap((event) =>
+        event.type === 'StateEntered' && event.index === undefined && topLevel.includes(event.state.name)
+          ? [event.state.name]
+          : [],
+      )
+      .at(-1);
+    expect(stoppedIn).toBeDefined();
+
+    const redriven = await stack.redrive('run-stopped', { retryIntervalMs: 10 });
+    expect(enteredStates(redriven)[0]).toBe(stoppedIn);
+    expect(enteredStates(redriven)).not.toContain(STAGES.prepare.state);
+    expect(await describeExecution('run-stopped')).toMatchObject({
+      status: redriven.status,
+      redriveCount: 1,
+    });
+  });
+
   it('counts the whole history, before and after the redrive, against the history event limit', async () => {
     await failedRun('limited', 'run-limited', 2);
     const length = (await history('run-limited')).length;
@@ -345,6 +383,10 @@ describe('RedriveExecution on the local stack', { timeout: 240_000 }, () => {
       message: expect.stringContaining('Execution is SUCCEEDED and cannot be redriven'),
     });
     await expect(stack.redrive('run-succeeds')).rejects.toMatchObject({ name: 'ExecutionNotRedrivable' });
+    // Its name is taken, as StartExecution's are.
+    await expect(
+      stack.execute(input('succeeds', 1), { executionName: 'run-succeeds' }),
+    ).rejects.toMatchObject({ name: 'ExecutionAlreadyExists' });
     const unknown = await sfn
       .send(new RedriveExecutionCommand({ executionArn: stack.executionArn('no-such-run') }))
       .catch((error: Error) => error);
