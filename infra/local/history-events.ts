@@ -228,11 +228,25 @@ const attempt = (input: unknown): Recorded[] => [
 export function historyRecorder(
   distributed: DistributedMaps = NO_DISTRIBUTED_MAPS,
   execution = 'local',
-): (event: EventLog) => LocalHistoryEvent[] {
+): HistoryRecorder {
   let id = 0;
   const chains = new Map<string, number>();
   const entries = new Map<string, number>();
-  return (event) => {
+  const redriven = (redriveCount: number, timestamp: Date): LocalHistoryEvent => {
+    id++;
+    const previousEventId = chains.get('') ?? 0;
+    // The redriven execution goes on from here: every chain (a Map item's too) starts again after it.
+    chains.clear();
+    chains.set('', id);
+    return {
+      type: 'ExecutionRedriven',
+      executionRedrivenEventDetails: { redriveCount },
+      id,
+      previousEventId,
+      timestamp,
+    };
+  };
+  const record = (event: EventLog): LocalHistoryEvent[] => {
     const chain = 'index' in event && event.index !== undefined ? String(event.index) : '';
     if (event.type === 'MapIterationStarted') chains.delete(chain);
     noteMapEntry(event, distributed, entries);
@@ -245,6 +259,16 @@ export function historyRecorder(
       return { ...details, id, previousEventId, timestamp, ...(child ? { childExecution: child } : {}) };
     });
   };
+  return Object.assign(record, { redriven });
+}
+
+/**
+ * Maps an execution's local events to its history (see `historyRecorder`); `redriven` records the
+ * `ExecutionRedriven` event a redrive appends (the history goes on, numbered after it).
+ */
+export interface HistoryRecorder {
+  (event: EventLog): LocalHistoryEvent[];
+  redriven(redriveCount: number, timestamp: Date): LocalHistoryEvent;
 }
 
 /** Counts a Distributed Map's entries, so that each entry's items are children of their own. */

@@ -31,6 +31,10 @@ export interface ExecutionStatusChange {
     outputDetails: { included: boolean } | null;
     error: string | null;
     cause: string | null;
+    /** How often the execution was redriven (0 before any redrive). */
+    redriveCount: number;
+    /** When it was last redriven (milliseconds since the epoch), null before any redrive. */
+    redriveDate: number | null;
   };
 }
 

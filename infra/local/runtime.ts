@@ -234,11 +234,16 @@ export function configureRuntime(update: Partial<RuntimeSettings> & Pick<Runtime
   };
 }
 
-/** Sets the endpoint of one local service (the Step Functions endpoint starts after the stack). */
-export function setLocalEndpoint(service: AwsService, url: string | undefined): void {
+/**
+ * Sets the endpoint of one local service (the Step Functions endpoint starts after the stack's
+ * servers); `url` undefined removes it, only if it is still `current` when that is given (another
+ * stack of the process may have set its own since).
+ */
+export function setLocalEndpoint(service: AwsService, url: string | undefined, current?: string): void {
   if (!settings) return;
-  if (url === undefined) delete settings.endpoints[service];
-  else settings.endpoints[service] = url;
+  if (url !== undefined) settings.endpoints[service] = url;
+  else if (current === undefined || settings.endpoints[service] === current)
+    delete settings.endpoints[service];
 }
 
 type SdkHandler = {

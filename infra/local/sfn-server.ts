@@ -1,162 +1,105 @@
 /**
  * A local endpoint speaking the Step Functions API (AWS JSON 1.0: StartExecution, StopExecution,
- * DescribeExecution, GetExecutionHistory, ListExecutions, DescribeMapRun) over the local stack's engine. Point the AWS SDK at it with
- * `AWS_ENDPOINT_URL_SFN` and the CLI's deployed-run code path (`run --deployed`, `status`, `watch`)
- * runs exactly as against AWS.
+ * RedriveExecution, DescribeExecution, GetExecutionHistory, ListExecutions, DescribeMapRun) over the
+ * local stack's engine and its registry of executions. The stack's Lambdas reach it through their
+ * client configuration (each request checked against the function's role, see `runtime.ts`); point
+ * the AWS SDK at it with `AWS_ENDPOINT_URL_SFN` and the CLI's deployed-run code path (`run --deployed`,
+ * `status`, `watch`) runs exactly as against AWS.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { HistoryEvent } from '@aws-sdk/client-sfn';
-import { mapRunArnOf } from './history-events.ts';
-import type { ExecutionStatus } from './rules.ts';
+import { type ExecutionRecord, StepFunctionsApiError } from './execution-registry.ts';
+import { MAX_HISTORY_EVENTS } from './history.ts';
 import { setLocalEndpoint } from './runtime.ts';
 import type { LocalStack } from './stack.ts';
-
-interface Execution {
-  name: string;
-  input: string;
-  startDate: Date;
-  stopDate?: Date;
-  status: 'RUNNING' | ExecutionStatus;
-  stop: AbortController;
-  output?: string;
-  error?: string;
-  cause?: string;
-  events: HistoryEvent[];
-}
-
-class ApiError extends Error {
-  constructor(
-    readonly type: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 export interface LocalStepFunctions {
   url: string;
   stateMachineArn: string;
-  /** Resolves when every execution started so far has ended. */
+  /** Resolves when every execution (and redrive) started through the endpoint so far has ended. */
   idle(): Promise<void>;
   close(): Promise<void>;
 }
 
-export async function startLocalStepFunctions(stack: LocalStack): Promise<LocalStepFunctions> {
+const seconds = (milliseconds: number | undefined) =>
+  milliseconds === undefined ? undefined : milliseconds / 1000;
+
+/**
+ * The local stack's Step Functions endpoint, for the stack's whole life (`LocalStack.start` starts it,
+ * `close` stops it): every execution of the stack, however it was started, as the stack's registry
+ * (`execution-registry.ts`) knows it.
+ */
+export async function serveStepFunctions(stack: LocalStack): Promise<LocalStepFunctions> {
   const stateMachineArn = stack.stateMachineArn;
   const executionArn = (name: string) => stack.executionArn(name);
-  const executions = new Map<string, Execution>();
-  const mapRuns = new Map<string, { started: number; succeeded: number; executionArn: string }>();
   const running = new Set<Promise<unknown>>();
+  const track = (done: Promise<unknown>) => {
+    const settled = done.then(
+      () => undefined,
+      () => undefined,
+    );
+    running.add(settled);
+    void settled.finally(() => running.delete(settled));
+  };
 
-  const find = (arn: unknown) => {
+  const find = (arn: unknown): ExecutionRecord => {
     const name = String(arn).split(':').at(-1) ?? '';
-    const execution = executions.get(name);
-    if (!execution) throw new ApiError('ExecutionDoesNotExist', `Execution does not exist: '${String(arn)}'`);
+    const execution = stack.executions.get(name);
+    if (!execution || executionArn(name) !== String(arn))
+      throw new StepFunctionsApiError('ExecutionDoesNotExist', `Execution Does Not Exist: '${String(arn)}'`);
     return execution;
   };
 
   const operations: Record<string, (body: Record<string, unknown>) => unknown> = {
     StartExecution(body) {
       if (body.stateMachineArn !== stateMachineArn) {
-        throw new ApiError(
+        throw new StepFunctionsApiError(
           'StateMachineDoesNotExist',
           `State Machine Does Not Exist: '${String(body.stateMachineArn)}'`,
         );
       }
       const name = String(body.name ?? crypto.randomUUID());
-      if (executions.has(name))
-        throw new ApiError('ExecutionAlreadyExists', `Execution Already Exists: '${name}'`);
-      const input = String(body.input ?? '{}');
-      const execution: Execution = {
-        name,
-        input,
-        startDate: new Date(),
-        status: 'RUNNING',
-        stop: new AbortController(),
-        events: [],
-      };
-      executions.set(name, execution);
-      const recorders = new Map<string, ReturnType<LocalStack['historyRecorder']>>();
-      const done = stack
-        .execute(JSON.parse(input), {
-          executionName: name,
-          signal: execution.stop.signal,
-          // Each execution's history, as AWS keeps it (a run's next executions are executions of their
-          // own), the parent's only: a Distributed Map item's events are its child's.
-          onEvent: (event, executionName) => {
-            let current = executions.get(executionName);
-            if (!current) {
-              current = {
-                name: executionName,
-                input: JSON.stringify(event.type === 'ExecutionStarted' ? event.input : {}),
-                startDate: new Date(event.timestamp),
-                status: 'RUNNING',
-                stop: execution.stop,
-                events: [],
-              };
-              executions.set(executionName, current);
-            }
-            const toHistory = recorders.get(executionName) ?? stack.historyRecorder(executionName);
-            recorders.set(executionName, toHistory);
-            for (const recorded of toHistory(event)) {
-              const child = recorded.childExecution;
-              if (!child) current.events.push(recorded);
-              else if (recorded.type === 'MapIterationStarted' || recorded.type === 'MapIterationSucceeded') {
-                // The Map Run's item counts, as DescribeMapRun reports them.
-                const arn = mapRunArnOf(executionName, child.map, child.entry);
-                const counts = mapRuns.get(arn) ?? {
-                  started: 0,
-                  succeeded: 0,
-                  executionArn: executionArn(executionName),
-                };
-                if (recorded.type === 'MapIterationStarted') counts.started++;
-                else counts.succeeded++;
-                mapRuns.set(arn, counts);
-              }
-            }
-            if (event.type === 'ExecutionSucceeded') {
-              current.status = 'SUCCEEDED';
-              current.stopDate = new Date(event.timestamp);
-              current.output = JSON.stringify(event.output);
-            }
-          },
-        })
-        .then((result) => {
-          const last = executions.get(result.executions.at(-1) ?? name) ?? execution;
-          last.status = result.status;
-          last.stopDate = new Date();
-          last.output = result.output === undefined ? undefined : JSON.stringify(result.output);
-          last.error = result.error;
-          last.cause = result.cause;
-        });
-      running.add(done);
-      void done.finally(() => running.delete(done));
-      return { executionArn: executionArn(name), startDate: execution.startDate.getTime() / 1000 };
+      if (stack.executions.has(name))
+        throw new StepFunctionsApiError('ExecutionAlreadyExists', `Execution Already Exists: '${name}'`);
+      track(stack.execute(JSON.parse(String(body.input ?? '{}')), { executionName: name }));
+      // The execution is registered as soon as it is started.
+      const execution = find(executionArn(name));
+      return { executionArn: executionArn(name), startDate: seconds(execution.startDate) };
     },
     StopExecution(body) {
-      const e = find(body.executionArn);
-      e.stop.abort();
+      find(body.executionArn).stop?.();
       return { stopDate: Date.now() / 1000 };
+    },
+    RedriveExecution(body) {
+      const { name } = find(body.executionArn);
+      const { redriveDate, result } = stack.startRedrive(name);
+      track(result);
+      return { redriveDate: seconds(redriveDate) };
     },
     DescribeExecution(body) {
       const e = find(body.executionArn);
+      const refusal = stack.executions.redriveRefusal(e, MAX_HISTORY_EVENTS);
       return {
         executionArn: executionArn(e.name),
         stateMachineArn: stateMachineArn,
         name: e.name,
         status: e.status,
-        startDate: e.startDate.getTime() / 1000,
-        stopDate: e.stopDate ? e.stopDate.getTime() / 1000 : undefined,
-        input: e.input,
-        output: e.output,
+        startDate: seconds(e.startDate),
+        stopDate: seconds(e.stopDate),
+        input: JSON.stringify(e.input),
+        inputDetails: { included: true },
+        output: e.status === 'SUCCEEDED' ? JSON.stringify(e.output) : undefined,
         error: e.error,
         cause: e.cause,
+        redriveCount: e.redriveCount,
+        redriveDate: seconds(e.redriveDate),
+        redriveStatus: refusal ? 'NOT_REDRIVABLE' : 'REDRIVABLE',
+        redriveStatusReason: refusal,
       };
     },
     GetExecutionHistory(body) {
       const e = find(body.executionArn);
-      const events = e.events.map((event) => ({
+      const events = e.history.map((event) => ({
         ...event,
         timestamp: (event.timestamp as Date).getTime() / 1000,
       }));
@@ -164,8 +107,12 @@ export async function startLocalStepFunctions(stack: LocalStack): Promise<LocalS
     },
     // Only the figures `watch` reads: the items started so far stand for the total.
     DescribeMapRun(body) {
-      const run = mapRuns.get(String(body.mapRunArn));
-      if (!run) throw new ApiError('ResourceNotFound', `Map Run does not exist: '${String(body.mapRunArn)}'`);
+      const run = stack.executions.mapRun(String(body.mapRunArn));
+      if (!run)
+        throw new StepFunctionsApiError(
+          'ResourceNotFound',
+          `Map Run does not exist: '${String(body.mapRunArn)}'`,
+        );
       const counts = {
         pending: 0,
         running: run.started - run.succeeded,
@@ -179,7 +126,7 @@ export async function startLocalStepFunctions(stack: LocalStack): Promise<LocalS
       // Each item is a child execution: the two counts are the same.
       return {
         mapRunArn: body.mapRunArn,
-        executionArn: run.executionArn,
+        executionArn: executionArn(run.executionName),
         status: 'RUNNING',
         itemCounts: counts,
         executionCounts: counts,
@@ -187,12 +134,15 @@ export async function startLocalStepFunctions(stack: LocalStack): Promise<LocalS
     },
     ListExecutions() {
       return {
-        executions: [...executions.values()].map((e) => ({
+        executions: stack.executions.list().map((e) => ({
           executionArn: executionArn(e.name),
           stateMachineArn: stateMachineArn,
           name: e.name,
           status: e.status,
-          startDate: e.startDate.getTime() / 1000,
+          startDate: seconds(e.startDate),
+          stopDate: seconds(e.stopDate),
+          redriveCount: e.redriveCount,
+          redriveDate: seconds(e.redriveDate),
         })),
       };
     },
@@ -210,10 +160,13 @@ export async function startLocalStepFunctions(stack: LocalStack): Promise<LocalS
       try {
         const handler = operations[operation];
         if (!handler)
-          throw new ApiError('UnknownOperationException', `Operation ${operation} is not served locally`);
+          throw new StepFunctionsApiError(
+            'UnknownOperationException',
+            `Operation ${operation} is not served locally`,
+          );
         reply(200, handler(JSON.parse(Buffer.concat(chunks).toString() || '{}')));
       } catch (error) {
-        const type = error instanceof ApiError ? error.type : 'InvalidParameterValue';
+        const type = error instanceof StepFunctionsApiError ? error.name : 'InvalidParameterValue';
         reply(400, { __type: type, message: (error as Error).message });
       }
     });
@@ -221,17 +174,32 @@ export async function startLocalStepFunctions(stack: LocalStack): Promise<LocalS
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   const url = `http://127.0.0.1:${port}`;
-  // This process's Step Functions clients (the CLI's) now reach this endpoint.
+  // This process's Step Functions clients (the CLI's, the stack's Lambdas') now reach this endpoint.
   setLocalEndpoint('sfn', url);
+  let closed: Promise<void> | undefined;
   return {
     url,
     stateMachineArn,
     idle: async () => {
-      await Promise.allSettled([...running]);
+      while (running.size > 0) await Promise.allSettled([...running]);
     },
     close: () => {
-      setLocalEndpoint('sfn', undefined);
-      return new Promise<void>((resolve) => server.close(() => resolve()));
+      closed ??= new Promise<void>((resolve) => {
+        setLocalEndpoint('sfn', undefined, url);
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      return closed;
     },
   };
+}
+
+/**
+ * The stack's Step Functions endpoint, for the CLI's deployed-run code path (`serve`, `run --deployed`
+ * tests): it runs as long as the stack, which closes it (closing this handle leaves it running).
+ */
+export async function startLocalStepFunctions(stack: LocalStack): Promise<LocalStepFunctions> {
+  const endpoint = stack.stepFunctions;
+  if (!endpoint) throw new Error('local stack: its Step Functions endpoint is not running');
+  return { ...endpoint, close: async () => undefined };
 }

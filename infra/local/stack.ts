@@ -12,6 +12,10 @@
  * EventBridge rules that match its "Step Functions Execution Status Change" event run their Lambda
  * targets (see `rules.ts`). A fault plan
  * (`faults.ts`) injects crashes, duplicate deliveries and timeouts.
+ *
+ * Every execution is in one registry (`execution-registry.ts`), served for the stack's whole life by a
+ * local Step Functions endpoint (`sfn-server.ts`) that its Lambdas reach as their role
+ * (`DescribeExecution` says RUNNING, then how it ended); `redrive` is `RedriveExecution`.
  */
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
@@ -23,6 +27,7 @@ import { DynamoPoolStore } from '../../functions/shared/adapters/dynamodb.ts';
 import { S3ObjectStore } from '../../functions/shared/adapters/s3.ts';
 import { awsClientConfig } from '../../functions/shared/config.ts';
 import { ENTRY_METADATA, PROJECT_ROOT } from '../project.ts';
+import { type ExecutionRecord, ExecutionRegistry, StepFunctionsApiError } from './execution-registry.ts';
 import { appendEnd, markClosed, markOpen, openExecutions } from './executions.ts';
 import { type Fault, FaultPlan, type InvocationInfo } from './faults.ts';
 import { MAX_HISTORY_EVENTS, MAX_PAYLOAD_BYTES } from './history.ts';
@@ -30,8 +35,8 @@ import {
   type DistributedMaps,
   distributedMapsOf,
   HistoryCounter,
+  type HistoryRecorder,
   historyRecorder,
-  type LocalHistoryEvent,
 } from './history-events.ts';
 import {
   type Denial,
@@ -45,6 +50,7 @@ import {
 import { type ExecutionStatus, type ExecutionStatusChange, targetsFor } from './rules.ts';
 import { configureRuntime, deferred, Invocation, LambdaError, registerRuntime } from './runtime.ts';
 import { LOCAL_CREDENTIALS, type LocalServers, startLocalServers } from './servers.ts';
+import { type LocalStepFunctions, serveStepFunctions } from './sfn-server.ts';
 import {
   type CfnTemplate,
   definitionChecked,
@@ -139,6 +145,22 @@ export interface ExecuteOptions {
   limits?: ExecutionLimits;
 }
 
+/** How a redrive runs: as an execution runs (its name is the redriven execution's). */
+export type RedriveOptions = Omit<ExecuteOptions, 'executionName'>;
+
+/** A redrive that started: when, and its result (the redriven execution's, and the run's next ones'). */
+export interface StartedRedrive {
+  redriveDate: number;
+  result: Promise<ExecutionResult>;
+}
+
+/** What a redriven execution starts from: its unsuccessful top-level state, with that state's input. */
+interface RedriveStart {
+  record: ExecutionRecord;
+  state: string;
+  stateInput: unknown;
+}
+
 /** What a rule's Lambda target did with the execution's status-change event. */
 export interface RuleDelivery {
   rule: string;
@@ -214,8 +236,15 @@ export class LocalStack {
   readonly objects: S3ObjectStore;
   readonly pool: DynamoPoolStore;
   private readonly handlers = new Map<string, Promise<Handler>>();
-  /** The executions this stack started (Step Functions keeps a name for 90 days). */
-  private readonly executionNames = new Set<string>();
+  /**
+   * Every execution of this stack (Step Functions keeps a name for 90 days): status, redrives, history.
+   * The local Step Functions endpoint serves it.
+   */
+  readonly executions: ExecutionRegistry;
+  /** The local Step Functions endpoint, for the stack's whole life (its Lambdas' SFN clients reach it). */
+  stepFunctions?: LocalStepFunctions;
+  /** The time in the last default execution name. */
+  private lastNamed = 0;
   /** Executions an earlier process died with, ended as failed when this stack started. */
   abandoned: AbandonedExecution[] = [];
   /** The definition's Distributed Maps, whose items run as child executions of their own. */
@@ -242,10 +271,11 @@ export class LocalStack {
     this.objects = new S3ObjectStore(bucketName);
     this.pool = new DynamoPoolStore(tableName);
     this.distributed = distributedMapsOf(definition);
+    this.executions = new ExecutionRegistry(this.distributed);
   }
 
   /** Maps this stack's engine events to the history AWS would record (see `history-events.ts`). */
-  historyRecorder(execution?: string): (event: EventLog) => LocalHistoryEvent[] {
+  historyRecorder(execution?: string): HistoryRecorder {
     return historyRecorder(this.distributed, execution);
   }
 
@@ -338,6 +368,7 @@ export class LocalStack {
       if (iam && machinePrincipal) stack.machineIam = { evaluator: iam, principal: machinePrincipal };
       await stack.deploySeeds();
       stack.abandoned = await stack.endAbandoned();
+      stack.stepFunctions = await serveStepFunctions(stack);
       return stack;
     } catch (error) {
       await servers.close();
@@ -427,12 +458,92 @@ export class LocalStack {
   /**
    * Starts an execution and waits for it (and every invocation it started), passing each event to
    * `onEvent`; when it hands the run to a next execution, waits for that one too, and so on (their
-   * events follow the first's: see `ExecutionResult.executions`).
+   * events follow the first's: see `ExecutionResult.executions`). A name the stack ran already is
+   * refused (`ExecutionAlreadyExists`), as StartExecution refuses it.
    */
   async execute(input: unknown, options: ExecuteOptions = {}): Promise<ExecutionResult> {
     const faults = new FaultPlan(options.faults ?? []);
-    const executionName = options.executionName ?? `local-${Date.now().toString(36)}`;
-    const first = await this.executeOne(input, { ...options, executionName }, faults);
+    // Named by the time it starts, one name per millisecond at most (names are unique).
+    this.lastNamed = Math.max(Date.now(), this.lastNamed + 1);
+    const executionName = options.executionName ?? `local-${this.lastNamed.toString(36)}`;
+    // StartExecution: Step Functions keeps an execution's name (90 days); the stack, for its life.
+    if (this.executions.has(executionName)) {
+      throw new StepFunctionsApiError(
+        'ExecutionAlreadyExists',
+        `Execution Already Exists: '${this.executionArn(executionName)}'`,
+      );
+    }
+    return this.follow(this.executeOne(input, { ...options, executionName }, faults), faults);
+  }
+
+  /**
+   * `RedriveExecution`: the execution `executionName`, which ended FAILED, ABORTED or TIMED_OUT, goes on
+   * from its unsuccessful top-level state with that state's original input (the earlier states are not
+   * run again), as the same execution: same name, `$$.Execution.Input` and `StartTime`, one more
+   * `$$.Execution.RedriveCount`, `$$.Execution.RedriveTime` now. Its history goes on after an
+   * `ExecutionRedriven` event (the limit counts all of it); when it ends, its status-change event is
+   * delivered to the rules again. Throws `ExecutionDoesNotExist` or `ExecutionNotRedrivable` (running,
+   * succeeded, or no room left in its history) at once, before anything runs.
+   */
+  startRedrive(executionName: string, options: RedriveOptions = {}): StartedRedrive {
+    const record = this.executions.get(executionName);
+    if (!record) {
+      throw new StepFunctionsApiError(
+        'ExecutionDoesNotExist',
+        `Execution Does Not Exist: '${this.executionArn(executionName)}'`,
+      );
+    }
+    const refusal = this.executions.redriveRefusal(
+      record,
+      options.limits?.historyEvents ?? MAX_HISTORY_EVENTS,
+    );
+    if (refusal) {
+      throw new StepFunctionsApiError(
+        'ExecutionNotRedrivable',
+        `${refusal}: '${this.executionArn(executionName)}'`,
+      );
+    }
+    const from = this.redriveStart(record);
+    // The previous attempt's end is delivered before the redrive runs.
+    const previous = record.settled;
+    const redriveDate = Date.now();
+    this.executions.redrive(record, redriveDate);
+    const faults = new FaultPlan(options.faults ?? []);
+    const started = previous.then(() =>
+      this.executeOne(record.input, { ...options, executionName }, faults, from),
+    );
+    return { redriveDate, result: this.follow(started, faults) };
+  }
+
+  /** `startRedrive`, waiting for the redriven execution (and the run's next ones) to end. */
+  async redrive(executionName: string, options: RedriveOptions = {}): Promise<ExecutionResult> {
+    return this.startRedrive(executionName, options).result;
+  }
+
+  /**
+   * Where a redrive starts: the last top-level state the execution entered (it did not exit it: it
+   * failed there, or was stopped there), with the input its `StateEntered` event recorded; the
+   * definition's start with the execution's input if it entered none. A Distributed Map state runs
+   * again whole: AWS redrives only its Map Run's unsuccessful children, so locally the successful ones
+   * are delivered again, which is stricter (more duplicate deliveries of idempotent items), never
+   * more forgiving; its history records a new Map Run (`MapRunStarted`, a new ARN) where AWS redrives
+   * the same one.
+   */
+  private redriveStart(record: ExecutionRecord): RedriveStart {
+    const topLevel = this.definition.States as Record<string, unknown>;
+    for (let i = record.history.length - 1; i >= 0; i--) {
+      const details = record.history[i]?.stateEnteredEventDetails;
+      if (details?.name !== undefined && details.name in topLevel) {
+        return { record, state: details.name, stateInput: JSON.parse(details.input ?? 'null') };
+      }
+    }
+    return { record, state: this.definition.StartAt, stateInput: record.input };
+  }
+
+  /** The run from its first execution on, each it handed the run to followed to its end, as one result. */
+  private async follow(started: Promise<Started>, faults: FaultPlan): Promise<ExecutionResult> {
+    const first = await started;
+    const { executionName } = first.result;
     let result: ExecutionResult = first.result;
     let next = first.next;
     while (next) {
@@ -450,8 +561,9 @@ export class LocalStack {
   }
 
   /**
-   * One execution; `next` is the execution it handed the run to, if any, whose events reach `onEvent`
-   * once this one's have all been passed.
+   * One execution (or, with `redrive`, its next attempt from its unsuccessful state); `next` is the
+   * execution it handed the run to, if any, whose events reach `onEvent` once this one's have all been
+   * passed.
    */
   private async executeOne(
     input: unknown,
@@ -464,7 +576,12 @@ export class LocalStack {
       limits = {},
     }: ExecuteOptions & { executionName: string },
     faults: FaultPlan,
+    redrive?: RedriveStart,
   ): Promise<Started> {
+    // Registered before anything is awaited: the execution exists (and is RUNNING) once it was started.
+    const record = redrive?.record ?? this.executions.start(executionName, input, Date.now());
+    const settled = deferred<void>();
+    record.settled = settled.promise;
     const running = new Set<Invocation>();
     const payloadLimit = limits.payloadBytes ?? MAX_PAYLOAD_BYTES;
     const historyLimit = limits.historyEvents ?? MAX_HISTORY_EVENTS;
@@ -474,12 +591,17 @@ export class LocalStack {
       this.distributed.maps.size > 0
         ? await this.machineRefused('states:StartExecution', this.stateMachineArn)
         : undefined;
-    const startDate = Date.now();
+    const { startDate } = record;
     markOpen(this.dataDir, { name: executionName, input, startDate });
     let limitFailure: { error: string; cause: string } | undefined;
+    let historyLimitReached = false;
     const mapInputs = new Map<string, unknown>();
     // Checked at start (see `start`); the engine would otherwise check it again on every execution.
-    const machine = new StateMachine(this.definition, { validationOptions: { noValidate: true } });
+    // A redrive runs the same definition from the state it failed at.
+    const machine = new StateMachine(
+      redrive ? { ...this.definition, StartAt: redrive.state } : this.definition,
+      { validationOptions: { noValidate: true } },
+    );
 
     const overLimit = (error: string, cause: string) => {
       if (limitFailure) return;
@@ -497,7 +619,7 @@ export class LocalStack {
       const text = JSON.stringify(nextInput);
       // The same name and input while it runs: the same execution (StartExecution is idempotent).
       if (next?.name === name && next.input === text && !next.ended) return;
-      if (next || this.executionNames.has(name)) {
+      if (next || this.executions.has(name)) {
         throw new ServiceError(
           'StepFunctions.ExecutionAlreadyExistsException',
           `Execution Already Exists: '${this.executionArn(name)}'`,
@@ -517,7 +639,6 @@ export class LocalStack {
         if (next) next.ended = true;
       });
     };
-    this.executionNames.add(executionName);
     const overrides = this.overrides(
       faults,
       running,
@@ -527,7 +648,7 @@ export class LocalStack {
       startRefused,
       startNext,
     );
-    const execution = machine.run(input as never, {
+    const execution = machine.run((redrive ? redrive.stateInput : input) as never, {
       overrides: {
         taskResourceLocalHandlers: overrides,
         ...(retryIntervalMs === undefined
@@ -555,6 +676,10 @@ export class LocalStack {
           Name: executionName,
           Input: input as never,
           StartTime: new Date(startDate).toISOString(),
+          RedriveCount: record.redriveCount,
+          ...(record.redriveDate === undefined
+            ? {}
+            : { RedriveTime: new Date(record.redriveDate).toISOString() }),
         },
       } as never,
     });
@@ -565,11 +690,17 @@ export class LocalStack {
     };
     if (signal?.aborted) aborted();
     signal?.addEventListener('abort', aborted, { once: true });
+    // StopExecution.
+    record.stop = aborted;
 
     const events: EventLog[] = [];
     const history = new HistoryCounter(this.distributed);
+    // A redrive's history goes on after the earlier attempts' (and its ExecutionRedriven): the limit counts all.
+    history.parent = record.history.length;
     const consume = (async () => {
       for await (const raw of execution.eventLogs) {
+        // A redriven execution does not start again: its history says ExecutionRedriven instead.
+        if (redrive && raw.type === 'ExecutionStarted') continue;
         let event = raw;
         // A limit crossed ends the execution as failed, even where the engine went on to finish it.
         if ((event.type === 'ExecutionAborted' || event.type === 'ExecutionSucceeded') && limitFailure) {
@@ -585,9 +716,11 @@ export class LocalStack {
         // events (the engine may enter the item before the Map's refusal aborts it).
         if (child && startRefused) continue;
         events.push(event);
+        this.executions.record(executionName, event);
         onEvent?.(event, executionName);
         if (limitFailure) continue;
         if (!child && historyEvents >= historyLimit && !event.type.startsWith('Execution')) {
+          historyLimitReached = true;
           overLimit(
             'States.Runtime',
             `The execution reached the maximum number of history events (${historyLimit}).`,
@@ -643,12 +776,31 @@ export class LocalStack {
           ? 'States.Timeout'
           : undefined;
     const cause = status === 'FAILED' ? String(last?.Cause ?? '') : undefined;
-    // Lambdas the execution started run to their end (a zombie keeps writing after a timeout).
-    await Promise.all([...running].map((invocation) => invocation.settled));
-
-    const event = this.statusChange(executionName, input, startDate, { status, output, error, cause });
-    const deliveries = await this.deliver(event, faults);
-    markClosed(this.dataDir, executionName);
+    // DescribeExecution says how it ended from now on, while zombie Lambdas may still run, and before
+    // the status-change event reaches the rules (AWS's order).
+    this.executions.end(executionName, {
+      status,
+      output,
+      error,
+      cause,
+      historyLimit: historyLimitReached,
+    });
+    let deliveries: RuleDelivery[];
+    try {
+      // Lambdas the execution started run to their end (a zombie keeps writing after a timeout).
+      await Promise.all([...running].map((invocation) => invocation.settled));
+      const event = this.statusChange(
+        executionName,
+        input,
+        startDate,
+        { status, output, error, cause },
+        record,
+      );
+      deliveries = await this.deliver(event, faults);
+      markClosed(this.dataDir, executionName);
+    } finally {
+      settled.resolve();
+    }
     for (const [event, execution] of held.splice(0)) onEvent?.(event, execution);
     relay = (event, execution) => onEvent?.(event, execution);
     return {
@@ -673,6 +825,7 @@ export class LocalStack {
     input: unknown,
     startDate: number,
     end: { status: ExecutionStatus; output?: unknown; error?: string; cause?: string },
+    redrives: { redriveCount: number; redriveDate?: number } = { redriveCount: 0 },
   ): ExecutionStatusChange {
     const succeeded = end.status === 'SUCCEEDED';
     return {
@@ -697,6 +850,9 @@ export class LocalStack {
         outputDetails: succeeded ? { included: true } : null,
         error: end.error ?? null,
         cause: end.cause ?? null,
+        // The detail is what DescribeExecution says (AWS's EventBridge documentation), its redrives included.
+        redriveCount: redrives.redriveCount,
+        redriveDate: redrives.redriveDate ?? null,
       },
     };
   }
@@ -885,6 +1041,7 @@ export class LocalStack {
   }
 
   async close(): Promise<void> {
+    await this.stepFunctions?.close();
     await this.servers.close();
   }
 }

@@ -11,11 +11,9 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BedrockModel } from '../../functions/shared/models/bedrock.ts';
 import type { RunSummary } from '../../functions/shared/records.ts';
-import { FaultPlan } from '../../infra/local/faults.ts';
-import { Invocation } from '../../infra/local/runtime.ts';
 import { LocalStack } from '../../infra/local/stack.ts';
 import type { CfnTemplate } from '../../infra/local/template.ts';
-import { GRANT_PUT_ACTIONS, roleWith } from '../support/iam-roles.ts';
+import { asFunction, GRANT_PUT_ACTIONS } from '../support/iam-roles.ts';
 import { type StandIn, startBedrockStandIn } from '../support/model-servers.ts';
 
 const work = mkdtempSync(path.join(tmpdir(), 'selfinstruct-iam-'));
@@ -46,21 +44,6 @@ function removeGrant(template: CfnTemplate, functionId: RegExp, action: string):
     }
   }
   if (removed === 0) throw new Error(`no ${action} granted to ${fnId}`);
-}
-
-/** Runs `act` as an invocation of a function whose role has only `policies`. */
-function asFunction<T>(statements: object[], act: () => Promise<T>): Promise<T> {
-  const invocation = new Invocation(
-    { state: 'test', functionName: 'TestFunction', input: {}, attempt: 1 },
-    roleWith('TestFunction', 'TestRole', statements),
-    new FaultPlan(),
-  );
-  let result!: Promise<T>;
-  invocation.start(async () => {
-    result = act();
-    return result.catch(() => undefined);
-  });
-  return result;
 }
 
 beforeAll(async () => {
