@@ -183,14 +183,16 @@ describe('RedriveExecution on the local stack', { timeout: 240_000 }, () => {
     // DescribeExecution said FAILED before the event reached "Record failure".
     expect(first.statusAtRules).toEqual(['FAILED']);
 
-    // The redrive's first attempt at "Save iteration" crashes; while its retry waits, the execution runs.
+    // Every attempt of the redrive at "Save iteration" crashes, so it fails again; while a retry waits,
+    // the execution runs.
     const second = watch();
     let running: Promise<DescribeExecutionCommandOutput> | undefined;
     const redriven = await stack.redrive('run-redriven', {
-      retryIntervalMs: 1500,
+      retryIntervalMs: 300,
       faults: [
         {
           kind: 'crash',
+          times: 7,
           error: 'Runtime.ExitError',
           invocation: (invocation) => invocation.state === SAVE,
         },
@@ -201,6 +203,7 @@ describe('RedriveExecution on the local stack', { timeout: 240_000 }, () => {
           running ??= describeExecution('run-redriven');
       },
     });
+    expect(redriven.status).toBe('FAILED');
     expect(redriven.executionName).toBe('run-redriven');
     expect(redriven.executions[0]).toBe('run-redriven');
     // Restarted at the failed state with its input: no state before it entered again.
@@ -251,6 +254,12 @@ describe('RedriveExecution on the local stack', { timeout: 240_000 }, () => {
       input: failure?.detail.input,
     });
     expect(Math.abs((again?.detail.redriveDate ?? 0) - redriveDate.getTime())).toBeLessThan(2);
+
+    // Redriven once more, without a fault: the run takes its pool back again and ends.
+    const third = await stack.redrive('run-redriven', { retryIntervalMs: 10 });
+    expect(third.status, `${third.error}: ${third.cause}`).toBe('SUCCEEDED');
+    expect(await describeExecution('run-redriven')).toMatchObject({ status: 'SUCCEEDED', redriveCount: 2 });
+    expect(await stack.pool.getRun('run-redriven')).toMatchObject({ status: 'SUCCEEDED' });
   });
 
   it("knows a run's next executions, and redrives the one that failed as itself", async () => {
@@ -271,10 +280,13 @@ describe('RedriveExecution on the local stack', { timeout: 240_000 }, () => {
       expect(second).toMatchObject({ status: 'FAILED', error: 'Runtime.ExitError', redriveCount: 0 });
       expect(JSON.parse(second.input ?? '{}')).toHaveProperty('continueRun');
 
+      // Redriven, it takes the pool back and hands the run on to its third execution, as before.
       const redriven = await stack.redrive('run-chain-2', { retryIntervalMs: 10, limits });
-      expect(redriven.executions[0]).toBe('run-chain-2');
+      expect(redriven.status, `${redriven.error}: ${redriven.cause}`).toBe('SUCCEEDED');
+      expect(redriven.executions).toEqual(['run-chain-2', 'run-chain-3']);
       expect(enteredStates(redriven)[0]).toBe(INSTRUCTION_BATCH_STATES.plan);
-      expect(enteredStates(redriven)).not.toContain(STAGES.prepare.state);
+      // "Prepare run" of run-chain-3 alone: run-chain-2's was not run again.
+      expect(enteredStates(redriven).filter((state) => state === STAGES.prepare.state)).toHaveLength(1);
       expect(await describeExecution('run-chain-2')).toMatchObject({
         status: redriven.status,
         redriveCount: 1,
