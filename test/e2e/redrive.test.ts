@@ -43,6 +43,16 @@ async function onStack<T>(name: string, use: (stack: LocalStack) => Promise<T>):
   }
 }
 
+/** Runs `input` as RUN until it fails in its second iteration. */
+async function failRun(stack: LocalStack): Promise<void> {
+  const failed = await stack.execute(input, {
+    executionName: RUN,
+    retryIntervalMs: 10,
+    faults: [failSecondIteration],
+  });
+  expect(failed.status).toBe('FAILED');
+}
+
 describe('a failed run, redriven', { timeout: 300_000 }, () => {
   it('takes its pool back and ends as the same run without the failure would have', async () => {
     const uninterrupted = await onStack('uninterrupted', async (stack) => {
@@ -54,12 +64,7 @@ describe('a failed run, redriven', { timeout: 300_000 }, () => {
     });
 
     await onStack('redriven', async (stack) => {
-      const failed = await stack.execute(input, {
-        executionName: RUN,
-        retryIntervalMs: 10,
-        faults: [failSecondIteration],
-      });
-      expect(failed.status).toBe('FAILED');
+      await failRun(stack);
       const fence = (await stack.pool.getMeta('default'))?.fence ?? 0;
       expect(await stack.pool.getRun(RUN)).toMatchObject({ status: 'FAILED' });
       expect((await stack.pool.getMeta('default'))?.lease).toBeUndefined();
@@ -91,12 +96,7 @@ describe('a failed run, redriven', { timeout: 300_000 }, () => {
 
   it('stops with PoolBusy, writing nothing, when another run took the pool meanwhile', async () => {
     await onStack('taken', async (stack) => {
-      const failed = await stack.execute(input, {
-        executionName: RUN,
-        retryIntervalMs: 10,
-        faults: [failSecondIteration],
-      });
-      expect(failed.status).toBe('FAILED');
+      await failRun(stack);
       succeededSummary(
         await stack.execute(
           { ...input, maxIterations: 1 },
