@@ -61,7 +61,8 @@ describe('the README', () => {
 
     expect(rows).toHaveLength(stages.length);
     expect(rows[stages.indexOf(STAGES.saveIteration)]).toBe(
-      '| Save iteration | `runs/` `prices/` | `pools/` `runs/` | – | read and write items | – |',
+      '| Save iteration | `runs/` `prices/` | `pools/` `runs/` | – | read and write items | `states:DescribeExecution` (its own execution) | – |',
     );
+    expect(rows[stages.indexOf(STAGES.gateShard)]).toMatch(/\| – \| – \| – \|$/);
   });
 });
