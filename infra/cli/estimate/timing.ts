@@ -92,7 +92,7 @@ export interface ModelQuota {
 export const MODEL_QUOTAS: Readonly<Record<string, ModelQuota>> = {
   'bedrock:amazon.nova-micro-v1:0': {
     requestsPerMinute: 2_000,
-    source: "Bedrock's default on-demand quota for Nova Micro",
+    source: 'assumed for Nova Micro, not in AWS’s documentation: give yours with --requests-per-minute',
   },
 };
 
