@@ -12,8 +12,9 @@ import * as path from 'node:path';
 import { DescribeExecutionCommand, GetExecutionHistoryCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { awsClientConfig } from '../../functions/shared/config.ts';
+import { HISTORY_EVENTS_ENV } from '../../functions/shared/execution-limits.ts';
 import { exportKeys } from '../../functions/shared/keys.ts';
-import { STAGES } from '../../functions/stages.ts';
+import { INSTRUCTION_BATCH_STATES, STAGES } from '../../functions/stages.ts';
 import { main } from '../../infra/cli/main.ts';
 import type { Fault } from '../../infra/local/faults.ts';
 import { type EventLog, LocalStack } from '../../infra/local/stack.ts';
@@ -111,6 +112,55 @@ describe('redrive <run>', { timeout: 240_000 }, () => {
         'error: Run run-cli-redriven succeeded (execution run-cli-redriven): there is nothing to redrive',
       ],
     });
+  });
+
+  it("redrives a run's last execution when the run went on in new ones, and follows it to its end", async () => {
+    // One iteration to an execution (see continue-as-new.test.ts); the second execution fails.
+    process.env[HISTORY_EVENTS_ENV] = '120';
+    try {
+      const failed = await stack.execute(input('chained', 3), {
+        executionName: 'run-cli-chain',
+        retryIntervalMs: 10,
+        limits: { historyEvents: 120 },
+        faults: [
+          {
+            kind: 'crash',
+            times: 7,
+            error: 'Runtime.ExitError',
+            invocation: (invocation) =>
+              invocation.state === INSTRUCTION_BATCH_STATES.plan &&
+              (invocation.input as { progress: { execution: number } }).progress.execution === 2,
+          },
+        ],
+      });
+      expect(failed.executions).toEqual(['run-cli-chain', 'run-cli-chain-2']);
+      expect(failed.status).toBe('FAILED');
+
+      const { code, out } = await redrive('run-cli-chain');
+
+      expect(code, out.join('\n')).toBe(0);
+      expect(out[0]).toBe(
+        `Redrove execution run-cli-chain-2 of run run-cli-chain (FAILED: Runtime.ExitError), restarting at "${INSTRUCTION_BATCH_STATES.plan}"; redrive count 1`,
+      );
+      expect(out.filter((line) => /^ {2}(status|iteration) {2,}/.test(line))).toEqual([
+        expect.stringMatching(/ SUCCEEDED$/),
+        expect.stringMatching(/ 3 of at most 3$/),
+      ]);
+      const described = await Promise.all(
+        ['run-cli-chain', 'run-cli-chain-2', 'run-cli-chain-3'].map((name) =>
+          sfn.send(new DescribeExecutionCommand({ executionArn: stack.executionArn(name) })),
+        ),
+      );
+      expect(described.map(({ status, redriveCount }) => ({ status, redriveCount }))).toEqual([
+        { status: 'SUCCEEDED', redriveCount: 0 },
+        { status: 'SUCCEEDED', redriveCount: 1 },
+        { status: 'SUCCEEDED', redriveCount: 0 },
+      ]);
+      expect(await stack.pool.getRun('run-cli-chain')).toMatchObject({ status: 'SUCCEEDED', iteration: 3 });
+      expect(await stack.objects.getText(exportKeys('run-cli-chain').dataset)).toBeDefined();
+    } finally {
+      delete process.env[HISTORY_EVENTS_ENV];
+    }
   });
 
   it('with --no-watch, redrives and returns', async () => {
