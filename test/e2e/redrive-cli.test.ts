@@ -16,8 +16,8 @@ import { HISTORY_EVENTS_ENV } from '../../functions/shared/execution-limits.ts';
 import { exportKeys } from '../../functions/shared/keys.ts';
 import { INSTRUCTION_BATCH_STATES, STAGES } from '../../functions/stages.ts';
 import { main } from '../../infra/cli/main.ts';
-import type { Fault } from '../../infra/local/faults.ts';
 import { type EventLog, LocalStack } from '../../infra/local/stack.ts';
+import { crashEveryAttempt } from '../support/local-stack.ts';
 
 const work = mkdtempSync(path.join(tmpdir(), 'selfinstruct-redrive-cli-'));
 const input = (pool: string, maxIterations: number) => ({
@@ -32,15 +32,10 @@ let stack: LocalStack;
 let sfn: SFNClient;
 
 /** Every attempt of the second iteration's first instances chunk crashes: the Map, so the run, fails. */
-const failSecondIteration: Fault = {
-  kind: 'crash',
-  times: 7,
-  error: 'Runtime.ExitError',
-  invocation: (invocation) =>
-    invocation.state === STAGES.generateInstances.state &&
-    (invocation.input as { progress: { iteration: number } }).progress.iteration === 1 &&
-    (invocation.input as { chunk: { index: number } }).chunk.index === 0,
-};
+const failSecondIteration = crashEveryAttempt(
+  STAGES.generateInstances.state,
+  ({ progress, chunk }) => progress.iteration === 1 && chunk?.index === 0,
+);
 
 /** The command as a user runs it (in this process, whose SFN clients reach the stack's endpoint). */
 async function cli(...args: string[]): Promise<{ code: number; out: string[] }> {
@@ -123,14 +118,7 @@ describe('redrive <run>', { timeout: 240_000 }, () => {
         retryIntervalMs: 10,
         limits: { historyEvents: 120 },
         faults: [
-          {
-            kind: 'crash',
-            times: 7,
-            error: 'Runtime.ExitError',
-            invocation: (invocation) =>
-              invocation.state === INSTRUCTION_BATCH_STATES.plan &&
-              (invocation.input as { progress: { execution: number } }).progress.execution === 2,
-          },
+          crashEveryAttempt(INSTRUCTION_BATCH_STATES.plan, ({ progress }) => progress.execution === 2),
         ],
       });
       expect(failed.executions).toEqual(['run-cli-chain', 'run-cli-chain-2']);
