@@ -5,14 +5,20 @@
  * README, "Resuming a failed run"). The command then follows the run like `watch`. A local run has no
  * execution left to redrive: its executions end with its process.
  */
+import { existsSync } from 'node:fs';
 import type { HistoryEvent, SFNClient } from '@aws-sdk/client-sfn';
 import { Command } from 'commander';
+import { z } from 'zod';
 import { awsClientConfig } from '../../functions/shared/config.ts';
 import { NotFound, SelfInstructError } from '../../functions/shared/errors.ts';
+import { PoolName } from '../../functions/shared/schemas.ts';
+import { STAGES } from '../../functions/stages.ts';
+import { executionLogPath } from '../local/executions.ts';
 import {
   deployedHistory,
   executionArnOf,
   formatStatus,
+  localHistory,
   type RunStatus,
   runExecutions,
   watch,
@@ -148,6 +154,26 @@ interface RedriveCommandOptions {
   stateMachineArn?: string;
   watch: boolean;
   interval: string;
+  dataDir: string;
+}
+
+const LOCAL_RUNS =
+  "A local run's executions end with its process, so there is none to redrive: start a new run on the same pool";
+const GOES_ON = "it goes on from the pool's last committed iteration";
+const PreparedPool = z.object({ config: z.object({ pool: PoolName }) });
+
+/**
+ * The refusal for local run `runId`, whose history is in `dataDir`: what to do instead, with its pool
+ * when "Prepare run" got as far as naming it.
+ */
+async function localRunRefusal(runId: string, dataDir: string): Promise<RunNotRedrivable> {
+  const prepared = (await localHistory(dataDir, runId).history()).find(
+    (event) => event.stateExitedEventDetails?.name === STAGES.prepare.state,
+  );
+  const pool = PreparedPool.safeParse(JSON.parse(prepared?.stateExitedEventDetails?.output ?? 'null'));
+  return new RunNotRedrivable(
+    `Run ${runId} is a local run (${executionLogPath(dataDir, runId)}). ${LOCAL_RUNS} (npm start -- --pool ${pool.success ? pool.data.config.pool : '<pool>'}), ${GOES_ON}`,
+  );
 }
 
 /** `redrive <run>`, for `program()` in main.ts; `resolveArn` finds the deployed state machine. */
@@ -159,14 +185,17 @@ export function redriveCommand(
     .option('--state-machine-arn <arn>', 'the deployed state machine (default: the stack outputs)')
     .option('--no-watch', 'redrive and return, without following the run')
     .option('--interval <seconds>', 'seconds between checks while following', '2')
+    .option('--data-dir <dir>', 'local data, where a local run of that id would be', '.local/data')
     .action(async (runId: string, options: RedriveCommandOptions) => {
+      if (!options.stateMachineArn && existsSync(executionLogPath(options.dataDir, runId)))
+        throw await localRunRefusal(runId, options.dataDir);
       let stateMachineArn: string;
       try {
         stateMachineArn = await resolveArn(options);
       } catch (error) {
         if (options.stateMachineArn || process.env.SELFINSTRUCT_STATE_MACHINE_ARN) throw error;
         throw new RunNotRedrivable(
-          `No deployed state machine (${(error as Error).message}). A local run's executions end with its process, so there is none to redrive: start a new run on the same pool (npm start -- --pool <pool>), it goes on from the pool's last committed iteration`,
+          `No deployed state machine (${(error as Error).message}). ${LOCAL_RUNS} (npm start -- --pool <pool>), ${GOES_ON}`,
         );
       }
       const result = await redriveRun(runId, stateMachineArn, {

@@ -6,7 +6,7 @@
  * pool back and succeeds; the command refuses a running, a succeeded and an unknown run, and a local
  * run, each with one `error:` line.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { DescribeExecutionCommand, GetExecutionHistoryCommand, SFNClient } from '@aws-sdk/client-sfn';
@@ -16,6 +16,7 @@ import { HISTORY_EVENTS_ENV } from '../../functions/shared/execution-limits.ts';
 import { exportKeys } from '../../functions/shared/keys.ts';
 import { INSTRUCTION_BATCH_STATES, STAGES } from '../../functions/stages.ts';
 import { main } from '../../infra/cli/main.ts';
+import { executionLogPath } from '../../infra/local/executions.ts';
 import { type EventLog, LocalStack } from '../../infra/local/stack.ts';
 import { crashEveryAttempt } from '../support/local-stack.ts';
 
@@ -229,6 +230,30 @@ describe('redrive <run>', { timeout: 240_000 }, () => {
       ],
     });
     expect(await sfn.send(new DescribeExecutionCommand({ executionArn }))).toMatchObject({ redriveCount: 1 });
+  });
+
+  it('tells a local run by its history, and names its pool to run again', async () => {
+    // The history a local run writes as it goes (`run`), from the same recorder.
+    const dataDir = path.join(work, 'local-run');
+    const file = executionLogPath(dataDir, 'run-cli-local');
+    mkdirSync(path.dirname(file), { recursive: true });
+    const toHistory = stack.historyRecorder();
+    const failed = await stack.execute(input('local-pool', 2), {
+      executionName: 'run-cli-local',
+      retryIntervalMs: 10,
+      faults: [failSecondIteration],
+      onEvent: (event: EventLog) => {
+        for (const recorded of toHistory(event)) appendFileSync(file, `${JSON.stringify(recorded)}\n`);
+      },
+    });
+    expect(failed.status).toBe('FAILED');
+
+    expect(await cli('redrive', 'run-cli-local', '--data-dir', dataDir)).toEqual({
+      code: 1,
+      out: [
+        `error: Run run-cli-local is a local run (${file}). A local run's executions end with its process, so there is none to redrive: start a new run on the same pool (npm start -- --pool local-pool), it goes on from the pool's last committed iteration`,
+      ],
+    });
   });
 
   it('says a local run has no execution to redrive, and how to go on', async () => {
