@@ -37,6 +37,12 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./status.ts')).watchCommand(stateMachineArn),
   },
   {
+    name: 'redrive',
+    description:
+      'Resume a failed deployed run where it failed (Step Functions RedriveExecution) and follow it',
+    load: async () => (await import('./redrive.ts')).redriveCommand(stateMachineArn),
+  },
+  {
     name: 'estimate',
     description: 'Estimate what a run that adds --target tasks costs (model and AWS), before any model call',
     load: async () => (await import('./estimate.ts')).estimateCommand(),

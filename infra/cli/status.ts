@@ -103,11 +103,50 @@ export function localHistory(dataDir: string, runId: string): HistorySource {
   };
 }
 
+/** One execution of a deployed run, with its history so far (oldest event first). */
+export interface RunExecution {
+  executionArn: string;
+  events: HistoryEvent[];
+}
+
+/**
+ * A deployed run's executions, in order: its first (`executionArn`), then each execution the one before
+ * handed the run to (it ended SUCCEEDED with `ContinuedAs`), each with its history. Throws `NotFound`
+ * when the first does not exist. `status`, `watch` and `redrive` all find a run's executions here.
+ */
+export async function runExecutions(client: SFNClient, executionArn: string): Promise<RunExecution[]> {
+  const { DescribeExecutionCommand, paginateGetExecutionHistory } = await import('@aws-sdk/client-sfn');
+  try {
+    await client.send(new DescribeExecutionCommand({ executionArn }));
+  } catch (error) {
+    if ((error as Error).name === 'ExecutionDoesNotExist') throw new NotFound(`No execution ${executionArn}`);
+    throw error;
+  }
+  const executions: RunExecution[] = [];
+  let arn: string | undefined = executionArn;
+  while (arn) {
+    const events: HistoryEvent[] = [];
+    for await (const page of paginateGetExecutionHistory(
+      { client },
+      { executionArn: arn, includeExecutionData: true },
+    )) {
+      events.push(...(page.events ?? []));
+    }
+    executions.push({ executionArn: arn, events });
+    const last = events.at(-1);
+    const handedOver =
+      last?.type === 'ExecutionSucceeded'
+        ? ContinuedAs.safeParse(JSON.parse(last.executionSucceededEventDetails?.output ?? 'null'))
+        : undefined;
+    arn = handedOver?.success ? executionArnOf(arn, handedOver.data.continuedAs, 'execution') : undefined;
+  }
+  return executions;
+}
+
 /**
  * A deployed run's history, from Step Functions (the local `serve` endpoint when the local runtime
- * points the SFN client at it): its first execution's, then, when that one handed the run to a next
- * execution (`ContinuedAs`), that one's, and so on, as one history. The SDK is loaded on the first
- * read, so that a local `status` never loads it.
+ * points the SFN client at it): its executions' (`runExecutions`), one after the other, as one
+ * history. The SDK is loaded on the first read, so that a local `status` never loads it.
  */
 export function deployedHistory(executionArn: string, given?: SFNClient): HistorySource {
   let made: SFNClient | undefined;
@@ -118,33 +157,7 @@ export function deployedHistory(executionArn: string, given?: SFNClient): Histor
   };
   return {
     async history() {
-      const { DescribeExecutionCommand, paginateGetExecutionHistory } = await sdk();
-      const client = await clientOf();
-      try {
-        await client.send(new DescribeExecutionCommand({ executionArn }));
-      } catch (error) {
-        if ((error as Error).name === 'ExecutionDoesNotExist')
-          throw new NotFound(`No execution ${executionArn}`);
-        throw error;
-      }
-      const events: HistoryEvent[] = [];
-      let arn: string | undefined = executionArn;
-      while (arn) {
-        const start = events.length;
-        for await (const page of paginateGetExecutionHistory(
-          { client },
-          { executionArn: arn, includeExecutionData: true },
-        )) {
-          events.push(...(page.events ?? []));
-        }
-        const last = events.at(-1);
-        const handedOver =
-          events.length > start && last?.type === 'ExecutionSucceeded'
-            ? ContinuedAs.safeParse(JSON.parse(last.executionSucceededEventDetails?.output ?? 'null'))
-            : undefined;
-        arn = handedOver?.success ? executionArnOf(arn, handedOver.data.continuedAs, 'execution') : undefined;
-      }
-      return events;
+      return (await runExecutions(await clientOf(), executionArn)).flatMap((execution) => execution.events);
     },
     async mapRunItemsDone(mapRunArn) {
       const { DescribeMapRunCommand } = await sdk();

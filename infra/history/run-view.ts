@@ -5,12 +5,14 @@
  * the bar) all render from it. The stages' outputs are read with the stages' own schemas.
  */
 import type { HistoryEvent } from '@aws-sdk/client-sfn';
+import { z } from 'zod';
 import { readableCause } from '../../functions/record-failure/core.ts';
 import { addUsageByStage } from '../../functions/shared/model-calls.ts';
 import {
   addCounts,
   ContinuedAs,
   type Counts,
+  Progress,
   RunState,
   SaveInput,
   type UsageByStage,
@@ -75,6 +77,7 @@ export const initialRunView: RunView = {
 const AfterGeneration = SaveInput.pick({ generated: true });
 const AfterGate = SaveInput.pick({ gated: true });
 const AfterInstances = SaveInput.pick({ instances: true });
+const IterationsDone = z.object({ progress: Progress.pick({ iteration: true }) });
 
 const json = (text: string | undefined): unknown => JSON.parse(text ?? 'null');
 const plus = (a: Counts, b: Counts) => addCounts(addCounts({}, a), b);
@@ -139,8 +142,13 @@ export function reduce(view: RunView, event: HistoryEvent): RunView {
 
 function enter(view: RunView, name: string, input: string | undefined): RunView {
   switch (name) {
-    case INSTRUCTION_BATCH_STATES.plan:
-      return { ...view, state: name, iteration: view.iteration + 1, current: {} };
+    // An iteration starts: the one after those its state says are done (a redrive enters the failed
+    // iteration's states again, and must not count it twice).
+    case INSTRUCTION_BATCH_STATES.plan: {
+      const done = IterationsDone.safeParse(json(input));
+      const iteration = done.success ? done.data.progress.iteration + 1 : view.iteration + 1;
+      return { ...view, state: name, iteration, current: {} };
+    }
     // A batch's state: the run is still in the Map of batches.
     case STAGES.generateInstructions.state:
       return view;

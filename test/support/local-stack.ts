@@ -10,6 +10,7 @@ import { afterAll, beforeAll, expect } from 'vitest';
 import { fromJsonLines } from '../../functions/shared/json-lines.ts';
 import { exportKeys } from '../../functions/shared/keys.ts';
 import { RunSummary, TaskLine } from '../../functions/shared/records.ts';
+import type { Fault } from '../../infra/local/faults.ts';
 import { type ExecutionResult, LocalStack } from '../../infra/local/stack.ts';
 
 /** A run that succeeded: its summary, and the names of the states it entered, in order. */
@@ -24,6 +25,23 @@ export interface TestStack {
   /** Runs the state machine with `input`; fails the test unless the run succeeded. */
   run(input: Record<string, unknown>): Promise<SucceededRun>;
 }
+
+/** What a stage's invocation carries that a fault picks it by: the run's progress, a Map item's chunk. */
+export interface FaultTarget {
+  progress: { iteration: number; execution: number };
+  chunk?: { index: number };
+}
+
+/**
+ * A fault that crashes every attempt of `state` (its Retry's 7) when `when` accepts the invocation's
+ * input: the state, so the execution, fails there.
+ */
+export const crashEveryAttempt = (state: string, when: (input: FaultTarget) => boolean): Fault => ({
+  kind: 'crash',
+  times: 7,
+  error: 'Runtime.ExitError',
+  invocation: (invocation) => invocation.state === state && when(invocation.input as FaultTarget),
+});
 
 /** The names of the states an execution entered, in order (Map items' states included). */
 export const enteredStates = (result: ExecutionResult): string[] =>

@@ -287,6 +287,17 @@ describe('the history reducer', () => {
     expect(fold(h.events)).toMatchObject({ status: 'SUCCEEDED', endedAt: at(120), output: { added: 3 } });
   });
 
+  it('counts an iteration once when a redrive enters its first state again', () => {
+    const h = history();
+    h.add(0, { type: 'ExecutionStarted' });
+    h.entered(1, 'Plan instructions', state({ added: 3, poolSize: 178, iteration: 1 }));
+    h.add(2, { type: 'ExecutionFailed', executionFailedEventDetails: { error: 'Runtime.ExitError' } });
+    expect(fold(h.events).iteration).toBe(2);
+    h.add(3, { type: 'ExecutionRedriven', executionRedrivenEventDetails: { redriveCount: 1 } });
+    h.entered(3, 'Plan instructions', state({ added: 3, poolSize: 178, iteration: 1 }));
+    expect(fold(h.events)).toMatchObject({ status: 'RUNNING', iteration: 2, state: 'Plan instructions' });
+  });
+
   it('keeps the summary a succeeded run outputs', () => {
     const h = history();
     h.add(0, { type: 'ExecutionStarted' });
