@@ -30,18 +30,11 @@ import type { ExecutionStatusChange } from '../../infra/local/rules.ts';
 import { type EventLog, LocalStack } from '../../infra/local/stack.ts';
 import type { CfnTemplate } from '../../infra/local/template.ts';
 import { asFunction } from '../support/iam-roles.ts';
-import { enteredStates } from '../support/local-stack.ts';
+import { crashEveryAttempt, enteredStates, type FaultTarget, smallRunInput } from '../support/local-stack.ts';
 
 const work = mkdtempSync(path.join(tmpdir(), 'selfinstruct-local-redrive-'));
 const SAVE = STAGES.saveIteration.state;
-const input = (pool: string, maxIterations: number) => ({
-  pool,
-  seed: `local-redrive-${pool}`,
-  target: 1000,
-  maxIterations,
-  promptsPerIteration: 3,
-  chunkSize: 10,
-});
+const input = (pool: string, maxIterations: number) => smallRunInput('local-redrive', pool, maxIterations);
 let stack: LocalStack;
 let sfn: SFNClient;
 
@@ -73,17 +66,8 @@ function passRedriveCount(template: CfnTemplate): void {
 }
 
 /** Crashes `state` at every attempt (its Retry's 7) once the run's progress is where `at` says. */
-const failAt = (
-  state: string,
-  at: (progress: { iteration: number; execution: number }) => boolean,
-): Fault => ({
-  kind: 'crash',
-  times: 7,
-  error: 'Runtime.ExitError',
-  invocation: (invocation) =>
-    invocation.state === state &&
-    at((invocation.input as { progress: { iteration: number; execution: number } }).progress),
-});
+const failAt = (state: string, at: (progress: FaultTarget['progress']) => boolean): Fault =>
+  crashEveryAttempt(state, ({ progress }) => at(progress));
 /** Crashes "Save iteration" at every attempt once `iteration` iterations are done. */
 const failSave = (iteration: number) => failAt(SAVE, (progress) => progress.iteration === iteration);
 

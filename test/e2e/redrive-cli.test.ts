@@ -18,17 +18,10 @@ import { INSTRUCTION_BATCH_STATES, STAGES } from '../../functions/stages.ts';
 import { main } from '../../infra/cli/main.ts';
 import { executionLogPath } from '../../infra/local/executions.ts';
 import { type EventLog, LocalStack } from '../../infra/local/stack.ts';
-import { crashEveryAttempt } from '../support/local-stack.ts';
+import { crashEveryAttempt, smallRunInput } from '../support/local-stack.ts';
 
 const work = mkdtempSync(path.join(tmpdir(), 'selfinstruct-redrive-cli-'));
-const input = (pool: string, maxIterations: number) => ({
-  pool,
-  seed: `redrive-cli-${pool}`,
-  target: 1000,
-  maxIterations,
-  promptsPerIteration: 3,
-  chunkSize: 10,
-});
+const input = (pool: string, maxIterations: number) => smallRunInput('redrive-cli', pool, maxIterations);
 let stack: LocalStack;
 let sfn: SFNClient;
 

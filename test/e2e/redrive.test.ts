@@ -12,25 +12,18 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { exportKeys } from '../../functions/shared/keys.ts';
 import { holdPool } from '../../functions/shared/pool-lease.ts';
 import { STAGES } from '../../functions/stages.ts';
-import type { Fault } from '../../infra/local/faults.ts';
 import { LocalStack } from '../../infra/local/stack.ts';
-import { succeededSummary } from '../support/local-stack.ts';
+import { crashEveryAttempt, succeededSummary } from '../support/local-stack.ts';
 
 const work = mkdtempSync(path.join(tmpdir(), 'selfinstruct-redrive-'));
 const RUN = 'run-redrive';
 const input = { seed: 'redrive-e2e', target: 1000, maxIterations: 3, promptsPerIteration: 4, chunkSize: 10 };
 
 /** Every attempt of the second iteration's first chunk crashes: the instances Map, so the run, fails. */
-const failSecondIteration: Fault = {
-  kind: 'crash',
-  times: 7,
-  error: 'Runtime.ExitError',
-  invocation: (invocation) =>
-    invocation.state === STAGES.generateInstances.state &&
-    (invocation.input as { progress: { iteration: number }; chunk: { index: number } }).progress.iteration ===
-      1 &&
-    (invocation.input as { chunk: { index: number } }).chunk.index === 0,
-};
+const failSecondIteration = crashEveryAttempt(
+  STAGES.generateInstances.state,
+  ({ progress, chunk }) => progress.iteration === 1 && chunk?.index === 0,
+);
 
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 

@@ -32,6 +32,16 @@ export interface FaultTarget {
   chunk?: { index: number };
 }
 
+/** A small run on its own pool (3 prompts an iteration, chunks of 10), seeded by `prefix` and the pool. */
+export const smallRunInput = (prefix: string, pool: string, maxIterations: number) => ({
+  pool,
+  seed: `${prefix}-${pool}`,
+  target: 1000,
+  maxIterations,
+  promptsPerIteration: 3,
+  chunkSize: 10,
+});
+
 /**
  * A fault that crashes every attempt of `state` (its Retry's 7) when `when` accepts the invocation's
  * input: the state, so the execution, fails there.
